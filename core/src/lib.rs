@@ -1,0 +1,26 @@
+//! `mesh-core`: the sans-io heart of Mesh.
+//!
+//! UDF fingerprints, key derivation from secret seeds, key co-generation,
+//! Shamir escrow shares, the Mesh objects (profiles, activations,
+//! connections, catalog entries) and the signed and encrypted envelopes
+//! that carry them. No tokio, no files, no network: every function takes
+//! bytes or values and returns values, so the portal, the agent and the
+//! plugins share one implementation. The wire forms are in `PROTOCOL.md`.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod b64;
+pub mod derive;
+pub mod envelope;
+mod error;
+pub mod keys;
+pub mod montgomery;
+pub mod objects;
+pub mod pin;
+pub mod shamir;
+pub mod udf;
+
+pub use error::Error;
+
+#[cfg(test)]
+mod vectors;

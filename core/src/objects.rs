@@ -1,0 +1,716 @@
+//! Mesh objects: profiles, activations, connections, catalog entries
+//! (mesh-schema; notes `mesh-spec.md` §1). JSON field names follow the
+//! schema where it has one; what we add (epochs, the SSH contribution,
+//! application entries) is marked and described in PROTOCOL.md.
+//!
+//! Key model: the account seed derives the account keys; each device seed
+//! derives that device's base keys; an administrator issues an activation
+//! seed per device, and the device's working keys are base + activation.
+
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::derive::{key_name, spec, Seed};
+use crate::envelope::{Encrypted, Signed};
+use crate::keys::{AgreementKey, KeyData, PublicKey, SigningKey};
+use crate::{udf, Error};
+
+/// Content types of the signed and encrypted objects.
+pub mod ct {
+    /// [`super::ProfileAccount`].
+    pub const PROFILE_ACCOUNT: &str = "ProfileAccount";
+    /// [`super::ProfileDevice`].
+    pub const PROFILE_DEVICE: &str = "ProfileDevice";
+    /// [`super::ActivationAccount`] (encrypted, then signed).
+    pub const ACTIVATION_ACCOUNT: &str = "ActivationAccount";
+    /// [`super::ConnectionDevice`].
+    pub const CONNECTION_DEVICE: &str = "ConnectionDevice";
+    /// [`super::CatalogedDevice`].
+    pub const CATALOGED_DEVICE: &str = "CatalogedDevice";
+    /// [`super::CatalogedApplication`].
+    pub const CATALOGED_APPLICATION: &str = "CatalogedApplication";
+}
+
+/// Device roles granted by an administrator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Holds the account seed; accepts, rotates and revokes devices.
+    Admin,
+    /// Holds an SSH key and certificate.
+    Ssh,
+    /// Holds an OpenPGP signing subkey and the shared decryption subkey.
+    Pgp,
+    /// Holds an S/MIME signing certificate and the shared decryption key.
+    Smime,
+}
+
+impl Role {
+    /// Every role.
+    pub const ALL: [Role; 4] = [Role::Admin, Role::Ssh, Role::Pgp, Role::Smime];
+
+    /// Lower-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Ssh => "ssh",
+            Role::Pgp => "pgp",
+            Role::Smime => "smime",
+        }
+    }
+
+    /// Parse a lower-case name.
+    pub fn parse(s: &str) -> Result<Role, Error> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.name() == s.trim())
+            .ok_or_else(|| Error::Malformed(format!("unknown role '{s}' (admin, ssh, pgp, smime)")))
+    }
+}
+
+/// Free-text description of a device (schema `DeviceDescription`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceDescription {
+    /// A name the user chose, e.g. "laptop".
+    #[serde(rename = "Name")]
+    pub name: String,
+    /// Operating system.
+    #[serde(rename = "Platform", default)]
+    pub platform: String,
+}
+
+/// The account profile (schema `ProfileUser`, a `ProfileAccount`). Signed by
+/// `ProfileSignature`, whose fingerprint is the account's identity.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileAccount {
+    /// `alice@example.com`.
+    #[serde(rename = "AccountAddress")]
+    pub account_address: String,
+    /// The portal URL that serves the account (ours; the schema has `ServiceUdf`).
+    #[serde(rename = "Service")]
+    pub service: String,
+    /// Optional display name.
+    #[serde(
+        rename = "Description",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub description: Option<String>,
+    /// UDFs of the root keys; the profile UDF is computed from them.
+    #[serde(rename = "RootUdfs")]
+    pub root_udfs: Vec<String>,
+    /// The root signature key.
+    #[serde(rename = "ProfileSignature")]
+    pub profile_signature: KeyData,
+    /// Signs connections, access lists and catalog entries.
+    #[serde(rename = "AdministratorSignature")]
+    pub administrator_signature: KeyData,
+    /// Administrators' shared encryption key.
+    #[serde(rename = "AdministratorEncryption")]
+    pub administrator_encryption: KeyData,
+    /// The account's encryption key.
+    #[serde(rename = "CommonEncryption")]
+    pub common_encryption: KeyData,
+    /// The account's authentication key.
+    #[serde(rename = "CommonAuthentication")]
+    pub common_authentication: KeyData,
+    /// The account's signature key.
+    #[serde(rename = "CommonSignature")]
+    pub common_signature: KeyData,
+    /// Escrow encryption key (application keys escrowed to it).
+    #[serde(rename = "EscrowEncryption")]
+    pub escrow_encryption: KeyData,
+    /// The account's SSH user CA (our extension).
+    #[serde(rename = "SshCertificationAuthority")]
+    pub ssh_ca: KeyData,
+}
+
+impl ProfileAccount {
+    /// The profile's UDF: the account's identity.
+    pub fn udf(&self) -> String {
+        udf::profile_udf(&[self.profile_signature.key.fingerprint()])
+    }
+
+    /// The 65-byte profile value (used in witnesses).
+    pub fn value(&self) -> Vec<u8> {
+        udf::profile_value(&[self.profile_signature.key.fingerprint()])
+    }
+
+    /// Verify a signed profile against the pinned profile UDF and return it.
+    /// Everything a client trusts about an account chains up to this check.
+    pub fn verify(env: &Signed, pinned_udf: &str) -> Result<ProfileAccount, Error> {
+        let p: ProfileAccount = env.unverified_object("account profile")?;
+        if !udf::udf_eq(&p.udf(), pinned_udf) {
+            return Err(Error::BadKey(format!(
+                "account profile has UDF {}, expected {pinned_udf}",
+                p.udf()
+            )));
+        }
+        p.check_roots()?;
+        env.verify_object(
+            "account profile",
+            ct::PROFILE_ACCOUNT,
+            &[p.profile_signature.key],
+        )
+    }
+
+    /// Verify a signed profile whose UDF is not yet pinned (first contact):
+    /// self-consistency only. Returns the profile; the caller pins its UDF.
+    pub fn verify_self_signed(env: &Signed) -> Result<ProfileAccount, Error> {
+        let p: ProfileAccount = env.unverified_object("account profile")?;
+        Self::verify(env, &p.udf())
+    }
+
+    fn check_roots(&self) -> Result<(), Error> {
+        let want = self.profile_signature.udf();
+        if self.root_udfs.len() != 1 || !udf::udf_eq(&self.root_udfs[0], &want) {
+            return Err(Error::Malformed(
+                "RootUdfs does not match ProfileSignature".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Every key of an account, derived from its seed. Held only by administrators.
+pub struct AccountKeys {
+    seed: Seed,
+    /// Root key.
+    pub profile: SigningKey,
+    /// Administrator signature key.
+    pub admin_sign: SigningKey,
+    /// Administrator encryption key.
+    pub admin_encrypt: AgreementKey,
+    /// Common encryption key.
+    pub encrypt: AgreementKey,
+    /// Common authentication key.
+    pub authenticate: SigningKey,
+    /// Common signature key.
+    pub sign: SigningKey,
+    /// Escrow key.
+    pub escrow: AgreementKey,
+    /// SSH user CA key.
+    pub ssh_ca: SigningKey,
+}
+
+impl std::fmt::Debug for AccountKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccountKeys")
+            .field("profile", &self.profile.public_key())
+            .finish_non_exhaustive()
+    }
+}
+
+impl AccountKeys {
+    /// A fresh account.
+    pub fn generate() -> AccountKeys {
+        AccountKeys::from_seed(Seed::generate(spec::MESH_PROFILE_ACCOUNT))
+            .unwrap_or_else(|_| unreachable!("a fresh seed has the account spec"))
+    }
+
+    /// Rebuild every account key from the seed (creation and recovery).
+    pub fn from_seed(seed: Seed) -> Result<AccountKeys, Error> {
+        if seed.spec() != spec::MESH_PROFILE_ACCOUNT {
+            return Err(Error::Malformed(format!(
+                "seed has key spec {:#06x}, not an account seed",
+                seed.spec()
+            )));
+        }
+        let n = |op: &str| key_name("Complete", "Account", op, 0);
+        Ok(AccountKeys {
+            profile: SigningKey::derive(&seed, &n("Profile")),
+            admin_sign: SigningKey::derive(&seed, &n("AdminSign")),
+            admin_encrypt: AgreementKey::derive(&seed, &n("AdminEncrypt")),
+            encrypt: AgreementKey::derive(&seed, &n("Encrypt")),
+            authenticate: SigningKey::derive(&seed, &n("Authenticate")),
+            sign: SigningKey::derive(&seed, &n("Sign")),
+            escrow: AgreementKey::derive(&seed, &n("Escrow")),
+            ssh_ca: SigningKey::derive(&seed, &n("SshCa")),
+            seed,
+        })
+    }
+
+    /// The seed (what escrow splits).
+    pub fn seed(&self) -> &Seed {
+        &self.seed
+    }
+
+    /// The account's profile UDF.
+    pub fn profile_udf(&self) -> String {
+        udf::profile_udf(&[self.profile.public_key().fingerprint()])
+    }
+
+    /// Build and sign the account profile.
+    pub fn profile(&self, address: &str, service: &str, description: Option<String>) -> Signed {
+        let root = KeyData::new(self.profile.public_key());
+        let p = ProfileAccount {
+            account_address: address.to_string(),
+            service: service.to_string(),
+            description,
+            root_udfs: vec![root.udf()],
+            profile_signature: root,
+            administrator_signature: KeyData::new(self.admin_sign.public_key()),
+            administrator_encryption: KeyData::new(self.admin_encrypt.public_key()),
+            common_encryption: KeyData::new(self.encrypt.public_key()),
+            common_authentication: KeyData::new(self.authenticate.public_key()),
+            common_signature: KeyData::new(self.sign.public_key()),
+            escrow_encryption: KeyData::new(self.escrow.public_key()),
+            ssh_ca: KeyData::new(self.ssh_ca.public_key()),
+        };
+        Signed::sign_object(ct::PROFILE_ACCOUNT, &p, &self.profile)
+    }
+}
+
+/// A device profile (schema `ProfileDevice`): the device's base key
+/// contributions, signed by its own root key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileDevice {
+    /// Root key UDFs.
+    #[serde(rename = "RootUdfs")]
+    pub root_udfs: Vec<String>,
+    /// The device's root key.
+    #[serde(rename = "ProfileSignature")]
+    pub profile_signature: KeyData,
+    /// Base encryption contribution.
+    #[serde(rename = "Encryption")]
+    pub encryption: KeyData,
+    /// Base signature contribution.
+    #[serde(rename = "Signature")]
+    pub signature: KeyData,
+    /// Base authentication contribution.
+    #[serde(rename = "Authentication")]
+    pub authentication: KeyData,
+    /// Base contribution for the device's SSH key (our extension).
+    #[serde(rename = "Ssh")]
+    pub ssh: KeyData,
+    /// What the device says about itself.
+    #[serde(rename = "Description")]
+    pub description: DeviceDescription,
+}
+
+impl ProfileDevice {
+    /// The device's UDF.
+    pub fn udf(&self) -> String {
+        udf::profile_udf(&[self.profile_signature.key.fingerprint()])
+    }
+
+    /// The 65-byte profile value.
+    pub fn value(&self) -> Vec<u8> {
+        udf::profile_value(&[self.profile_signature.key.fingerprint()])
+    }
+
+    /// Verify a self-signed device profile.
+    pub fn verify(env: &Signed) -> Result<ProfileDevice, Error> {
+        let p: ProfileDevice = env.unverified_object("device profile")?;
+        let root = p.profile_signature.udf();
+        if p.root_udfs.len() != 1 || !udf::udf_eq(&p.root_udfs[0], &root) {
+            return Err(Error::Malformed(
+                "RootUdfs does not match ProfileSignature".into(),
+            ));
+        }
+        env.verify_object(
+            "device profile",
+            ct::PROFILE_DEVICE,
+            &[p.profile_signature.key],
+        )
+    }
+}
+
+/// A device's base keys, from its own seed. Only the device holds them.
+pub struct DeviceBaseKeys {
+    seed: Seed,
+    /// Root key.
+    pub profile: SigningKey,
+    /// Base encryption key (activations are encrypted to it).
+    pub encrypt: AgreementKey,
+    /// Base signature contribution.
+    pub sign: SigningKey,
+    /// Base authentication key (signs the connection request).
+    pub authenticate: SigningKey,
+    /// Base SSH contribution.
+    pub ssh: SigningKey,
+}
+
+impl std::fmt::Debug for DeviceBaseKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceBaseKeys")
+            .field("profile", &self.profile.public_key())
+            .finish_non_exhaustive()
+    }
+}
+
+impl DeviceBaseKeys {
+    /// A fresh device.
+    pub fn generate() -> DeviceBaseKeys {
+        DeviceBaseKeys::from_seed(Seed::generate(spec::MESH_PROFILE_DEVICE))
+            .unwrap_or_else(|_| unreachable!("a fresh seed has the device spec"))
+    }
+
+    /// Derive from the device seed.
+    pub fn from_seed(seed: Seed) -> Result<DeviceBaseKeys, Error> {
+        if seed.spec() != spec::MESH_PROFILE_DEVICE {
+            return Err(Error::Malformed(format!(
+                "seed has key spec {:#06x}, not a device seed",
+                seed.spec()
+            )));
+        }
+        let n = |op: &str| key_name("Base", "Device", op, 0);
+        Ok(DeviceBaseKeys {
+            profile: SigningKey::derive(&seed, &n("Profile")),
+            encrypt: AgreementKey::derive(&seed, &n("Encrypt")),
+            sign: SigningKey::derive(&seed, &n("Sign")),
+            authenticate: SigningKey::derive(&seed, &n("Authenticate")),
+            ssh: SigningKey::derive(&seed, &n("Ssh")),
+            seed,
+        })
+    }
+
+    /// The seed (kept in the device store).
+    pub fn seed(&self) -> &Seed {
+        &self.seed
+    }
+
+    /// Build and sign the device profile.
+    pub fn profile(&self, description: DeviceDescription) -> Signed {
+        let root = KeyData::new(self.profile.public_key());
+        let p = ProfileDevice {
+            root_udfs: vec![root.udf()],
+            profile_signature: root,
+            encryption: KeyData::new(self.encrypt.public_key()),
+            signature: KeyData::new(self.sign.public_key()),
+            authentication: KeyData::new(self.authenticate.public_key()),
+            ssh: KeyData::new(self.ssh.public_key()),
+            description,
+        };
+        Signed::sign_object(ct::PROFILE_DEVICE, &p, &self.profile)
+    }
+
+    /// The device's UDF.
+    pub fn udf(&self) -> String {
+        udf::profile_udf(&[self.profile.public_key().fingerprint()])
+    }
+}
+
+/// The activation an administrator issues to a device (schema
+/// `ActivationAccount`): the seed of the device's activation contributions.
+/// Secret; travels encrypted to the device's base encryption key.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActivationAccount {
+    /// The account's profile UDF.
+    #[serde(rename = "AccountUdf")]
+    pub account_udf: String,
+    /// The device's UDF.
+    #[serde(rename = "DeviceUdf")]
+    pub device_udf: String,
+    /// `Z…` seed with key spec 0x0103.
+    #[serde(rename = "ActivationKey")]
+    pub activation_key: Zeroizing<String>,
+    /// Key epoch these contributions are for (our extension).
+    #[serde(rename = "Epoch", default)]
+    pub epoch: u32,
+}
+
+impl std::fmt::Debug for ActivationAccount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ActivationAccount")
+            .field("account_udf", &self.account_udf)
+            .field("device_udf", &self.device_udf)
+            .field("epoch", &self.epoch)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The activation contributions derived from an activation seed.
+pub struct ActivationKeys {
+    /// Encryption contribution.
+    pub encrypt: AgreementKey,
+    /// Signature contribution.
+    pub sign: SigningKey,
+    /// Authentication contribution.
+    pub authenticate: SigningKey,
+    /// SSH contribution.
+    pub ssh: SigningKey,
+}
+
+impl std::fmt::Debug for ActivationKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ActivationKeys").finish_non_exhaustive()
+    }
+}
+
+impl ActivationKeys {
+    /// Derive the contributions for `epoch`.
+    pub fn derive(seed: &Seed, epoch: u32) -> Result<ActivationKeys, Error> {
+        if seed.spec() != spec::MESH_ACTIVATION_ACCOUNT {
+            return Err(Error::Malformed(format!(
+                "seed has key spec {:#06x}, not an activation seed",
+                seed.spec()
+            )));
+        }
+        let n = |op: &str| key_name("Activation", "Device", op, epoch);
+        Ok(ActivationKeys {
+            encrypt: AgreementKey::derive(seed, &n("Encrypt")),
+            sign: SigningKey::derive(seed, &n("Sign")),
+            authenticate: SigningKey::derive(seed, &n("Authenticate")),
+            ssh: SigningKey::derive(seed, &n("Ssh")),
+        })
+    }
+}
+
+/// A device's working keys: base + activation. Only the device computes them.
+#[derive(Debug)]
+pub struct DeviceKeys {
+    /// Combined encryption key.
+    pub encrypt: AgreementKey,
+    /// Combined signature key.
+    pub sign: SigningKey,
+    /// Combined authentication key (signs portal requests).
+    pub authenticate: SigningKey,
+    /// Combined SSH key.
+    pub ssh: SigningKey,
+}
+
+impl DeviceKeys {
+    /// Combine the device's base keys with an activation.
+    pub fn combine(base: &DeviceBaseKeys, act: &ActivationKeys) -> DeviceKeys {
+        DeviceKeys {
+            encrypt: AgreementKey::combine(&base.encrypt, &act.encrypt),
+            sign: SigningKey::combine(&base.sign, &act.sign),
+            authenticate: SigningKey::combine(&base.authenticate, &act.authenticate),
+            ssh: SigningKey::combine(&base.ssh, &act.ssh),
+        }
+    }
+}
+
+/// The public half of a connection: the device's combined keys and roles,
+/// signed by the account's AdministratorSignature key (schema
+/// `ConnectionDevice`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionDevice {
+    /// The account's profile UDF.
+    #[serde(rename = "ProfileUdf")]
+    pub profile_udf: String,
+    /// The device's UDF.
+    #[serde(rename = "DeviceUdf")]
+    pub device_udf: String,
+    /// Roles granted.
+    #[serde(rename = "Roles")]
+    pub roles: Vec<Role>,
+    /// Combined authentication key.
+    #[serde(rename = "Authentication")]
+    pub authentication: KeyData,
+    /// Combined signature key.
+    #[serde(rename = "Signature")]
+    pub signature: KeyData,
+    /// Combined encryption key.
+    #[serde(rename = "Encryption")]
+    pub encryption: KeyData,
+    /// Combined SSH key (our extension).
+    #[serde(rename = "Ssh")]
+    pub ssh: KeyData,
+    /// Seconds since the Unix epoch at issue.
+    #[serde(rename = "Issued")]
+    pub issued: u64,
+}
+
+/// What an administrator issues when it accepts a device.
+#[derive(Debug)]
+pub struct Issued {
+    /// The signed connection (public).
+    pub connection: Signed,
+    /// The signed, encrypted activation (for the device only).
+    pub activation: Signed,
+}
+
+impl ConnectionDevice {
+    /// Administrator side: issue an activation for `device` and the
+    /// connection with the combined public keys, computed without any of the
+    /// device's private keys.
+    pub fn issue(
+        admin: &AccountKeys,
+        device: &ProfileDevice,
+        roles: &[Role],
+        epoch: u32,
+        now: u64,
+    ) -> Result<Issued, Error> {
+        let act_seed = Seed::generate(spec::MESH_ACTIVATION_ACCOUNT);
+        let act = ActivationKeys::derive(&act_seed, epoch)?;
+        let sum = |base: &KeyData, contribution: PublicKey| -> Result<KeyData, Error> {
+            Ok(KeyData::with_epoch(base.key.combine(&contribution)?, epoch))
+        };
+        let mut roles = roles.to_vec();
+        roles.sort();
+        roles.dedup();
+        let conn = ConnectionDevice {
+            profile_udf: admin.profile_udf(),
+            device_udf: device.udf(),
+            roles,
+            authentication: sum(&device.authentication, act.authenticate.public_key())?,
+            signature: sum(&device.signature, act.sign.public_key())?,
+            encryption: sum(&device.encryption, act.encrypt.public_key())?,
+            ssh: sum(&device.ssh, act.ssh.public_key())?,
+            issued: now,
+        };
+        let activation = ActivationAccount {
+            account_udf: admin.profile_udf(),
+            device_udf: device.udf(),
+            activation_key: act_seed.to_udf(),
+            epoch,
+        };
+        let enc = Encrypted::encrypt_object(
+            ct::ACTIVATION_ACCOUNT,
+            &activation,
+            &[device.encryption.key],
+        )?;
+        Ok(Issued {
+            connection: Signed::sign_object(ct::CONNECTION_DEVICE, &conn, &admin.admin_sign),
+            activation: Signed::sign_object(ct::ACTIVATION_ACCOUNT, &enc, &admin.admin_sign),
+        })
+    }
+
+    /// Verify a connection against the account profile.
+    pub fn verify(env: &Signed, account: &ProfileAccount) -> Result<ConnectionDevice, Error> {
+        let c: ConnectionDevice = env.verify_object(
+            "device connection",
+            ct::CONNECTION_DEVICE,
+            &[account.administrator_signature.key],
+        )?;
+        if !udf::udf_eq(&c.profile_udf, &account.udf()) {
+            return Err(Error::Malformed(format!(
+                "connection is for account {}, not {}",
+                c.profile_udf,
+                account.udf()
+            )));
+        }
+        Ok(c)
+    }
+
+    /// Whether the connection grants `role`.
+    pub fn has(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+}
+
+/// Device side: check the activation (admin signature, addressed to us),
+/// combine keys, and check that they match the signed connection.
+pub fn complete_activation(
+    account: &ProfileAccount,
+    base: &DeviceBaseKeys,
+    activation: &Signed,
+    connection: &ConnectionDevice,
+) -> Result<(DeviceKeys, ActivationAccount), Error> {
+    let enc: Encrypted = activation.verify_object(
+        "activation",
+        ct::ACTIVATION_ACCOUNT,
+        &[account.administrator_signature.key],
+    )?;
+    let act: ActivationAccount =
+        enc.decrypt_object("activation", ct::ACTIVATION_ACCOUNT, &base.encrypt)?;
+    if !udf::udf_eq(&act.device_udf, &base.udf()) || !udf::udf_eq(&act.account_udf, &account.udf())
+    {
+        return Err(Error::Malformed(
+            "activation is for another device or account".into(),
+        ));
+    }
+    let seed = Seed::from_udf(&act.activation_key)?;
+    let keys = DeviceKeys::combine(base, &ActivationKeys::derive(&seed, act.epoch)?);
+    let matches = keys.authenticate.public_key() == connection.authentication.key
+        && keys.sign.public_key() == connection.signature.key
+        && keys.encrypt.public_key() == connection.encryption.key
+        && keys.ssh.public_key() == connection.ssh.key;
+    if !matches {
+        return Err(Error::BadKey(
+            "combined keys do not match the administrator's connection".into(),
+        ));
+    }
+    Ok((keys, act))
+}
+
+/// A device's entry in the account's device catalog (schema `CatalogedDevice`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogedDevice {
+    /// The device's UDF.
+    #[serde(rename = "DeviceUdf")]
+    pub device_udf: String,
+    /// Name the user knows the device by.
+    #[serde(rename = "LocalName")]
+    pub local_name: String,
+    /// The device's own signed profile.
+    #[serde(rename = "EnvelopedProfileDevice")]
+    pub profile_device: Signed,
+    /// The administrator-signed connection.
+    #[serde(rename = "EnvelopedConnectionDevice")]
+    pub connection_device: Signed,
+    /// The activation, encrypted to the device.
+    #[serde(rename = "EnvelopedActivationAccount")]
+    pub activation_account: Signed,
+}
+
+/// An application's entry in the account's application catalog (schema
+/// `CatalogedApplication`): public, per-application data the plugins share.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogedApplication {
+    /// Unique id, e.g. `ssh`, `pgp`, `smime`.
+    #[serde(rename = "Uid")]
+    pub uid: String,
+    /// Application-defined, public JSON (e.g. SSH principals).
+    #[serde(rename = "Data")]
+    pub data: serde_json::Value,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connect_a_device_end_to_end() {
+        let admin = AccountKeys::generate();
+        let profile_env = admin.profile("alice@example.com", "http://127.0.0.1:1", None);
+        let profile = ProfileAccount::verify(&profile_env, &admin.profile_udf()).expect("profile");
+        assert!(profile.udf().starts_with("MBQ"));
+
+        let dev = DeviceBaseKeys::generate();
+        let dev_env = dev.profile(DeviceDescription {
+            name: "laptop".into(),
+            platform: "linux".into(),
+        });
+        let dev_profile = ProfileDevice::verify(&dev_env).expect("device profile");
+
+        let issued =
+            ConnectionDevice::issue(&admin, &dev_profile, &[Role::Ssh], 0, 1).expect("issue");
+        let conn = ConnectionDevice::verify(&issued.connection, &profile).expect("conn");
+        let (keys, act) =
+            complete_activation(&profile, &dev, &issued.activation, &conn).expect("complete");
+        assert_eq!(act.epoch, 0);
+        assert_eq!(keys.ssh.public_key(), conn.ssh.key);
+
+        // A second device cannot open the first one's activation.
+        let other = DeviceBaseKeys::generate();
+        assert!(complete_activation(&profile, &other, &issued.activation, &conn).is_err());
+    }
+
+    #[test]
+    fn profile_pinning_refuses_another_account() {
+        let a = AccountKeys::generate();
+        let b = AccountKeys::generate();
+        let env = b.profile("bob@example.com", "x", None);
+        let err = ProfileAccount::verify(&env, &a.profile_udf()).expect_err("pinned");
+        assert!(err.to_string().contains(&a.profile_udf()), "{err}");
+    }
+
+    #[test]
+    fn recovery_from_seed_rebuilds_the_same_identity() {
+        let a = AccountKeys::generate();
+        let seed = Seed::from_udf(&a.seed().to_udf()).expect("seed");
+        let b = AccountKeys::from_seed(seed).expect("from seed");
+        assert_eq!(a.profile_udf(), b.profile_udf());
+        assert_eq!(a.ssh_ca.public_key(), b.ssh_ca.public_key());
+    }
+}
