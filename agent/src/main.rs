@@ -1,1 +1,753 @@
-fn main() {}
+//! `mesh`: the command line of a Mesh device.
+//!
+//! Data goes to standard output, messages to standard error. Every command
+//! that reports takes `--json`. Errors print as `mesh: error: …`, with a
+//! `hint:` line when there is something to do about it, and exit non-zero.
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{CommandFactory, Parser, Subcommand};
+use mesh_agent::account::{self as acct, AccountError};
+use mesh_agent::device::{self, DeviceError};
+use mesh_agent::store::{self, Store, StoreError};
+use mesh_core::derive::{spec, Seed};
+use mesh_core::objects::Role;
+use mesh_core::udf::{self, DigestAlg};
+use mesh_core::{shamir, Error as CoreError};
+use serde_json::json;
+
+/// Mesh: your public keys on all your devices.
+#[derive(Debug, Parser)]
+#[command(name = "mesh", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    /// This device's home directory (default: $MESH_HOME, else the platform's data directory).
+    #[arg(long, global = true, value_name = "DIR")]
+    home: Option<PathBuf>,
+    /// Print results as JSON.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Show this device's home, key store and identity.
+    Status,
+    /// Fingerprints of data.
+    #[command(subcommand)]
+    Hash(HashCmd),
+    /// Random values, secret seeds and escrow shares.
+    #[command(subcommand)]
+    Key(KeyCmd),
+    /// The account: create, show, escrow, recover.
+    #[command(subcommand)]
+    Account(AccountCmd),
+    /// This device and the account's other devices.
+    #[command(subcommand)]
+    Device(DeviceCmd),
+    /// Pull what changed at the portal, verify it, and act on it.
+    Sync,
+    /// Print a shell completion script.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (or write one page per command to a directory).
+    Man {
+        /// Write mesh.1 and mesh-COMMAND.1 pages here instead of printing mesh.1.
+        #[arg(long, value_name = "DIR")]
+        output: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum HashCmd {
+    /// Print the UDF of a file's content ("-" for standard input).
+    Udf {
+        /// The file, or "-".
+        file: PathBuf,
+        /// Content type bound into the fingerprint.
+        #[arg(long, default_value = "application/octet-stream")]
+        content_type: String,
+        /// Use SHA-3-512 instead of SHA-2-512.
+        #[arg(long)]
+        sha3: bool,
+        /// Precision in bits (100 to 440, rounded up to a multiple of 20).
+        #[arg(long, default_value_t = udf::DEFAULT_BITS)]
+        bits: usize,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeyCmd {
+    /// Print a fresh nonce UDF (N).
+    Nonce {
+        /// Random bits.
+        #[arg(long, default_value_t = 128)]
+        bits: usize,
+    },
+    /// Print a fresh symmetric key UDF (E).
+    Secret {
+        /// Random bits.
+        #[arg(long, default_value_t = 256)]
+        bits: usize,
+    },
+    /// Print a fresh secret seed UDF (Z) for key derivation.
+    Seed {
+        /// What the seed derives: ed25519, x25519, device, account.
+        #[arg(long = "type", default_value = "ed25519")]
+        kind: String,
+        /// Random bits.
+        #[arg(long, default_value_t = 256)]
+        bits: usize,
+    },
+    /// Split a secret (hex) into N shares, any K of which recover it.
+    Share {
+        /// Shares needed to recover (2 to 15).
+        #[arg(long)]
+        threshold: u8,
+        /// Shares to make (threshold to 15).
+        #[arg(long)]
+        shares: u8,
+        /// The secret, in hex.
+        secret: String,
+    },
+    /// Recover a secret from shares; give more than the quorum to check them.
+    Recover {
+        /// S-UDF shares.
+        #[arg(required = true)]
+        shares: Vec<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AccountCmd {
+    /// Create an account at a portal, with this device as its first administrator.
+    Create {
+        /// The account's address, user@domain.
+        address: String,
+        /// The portal's URL.
+        #[arg(long)]
+        portal: String,
+        /// A display name for the account.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Show the account, this device and its roles.
+    Show,
+    /// Split the account seed into escrow shares (administrators).
+    Escrow {
+        /// Shares needed to recover (2 to 15).
+        #[arg(long)]
+        threshold: u8,
+        /// Shares to make.
+        #[arg(long)]
+        shares: u8,
+    },
+    /// Rebuild the account from escrow shares on a fresh home; this device becomes an administrator.
+    Recover {
+        /// The account's address.
+        address: String,
+        /// The portal's URL.
+        #[arg(long)]
+        portal: String,
+        /// A name for this device.
+        #[arg(long)]
+        name: Option<String>,
+        /// The shares.
+        #[arg(required = true)]
+        shares: Vec<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DeviceCmd {
+    /// Create this device's seed and profile in its home.
+    Init {
+        /// A name for this device (default: the host name).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Ask to join an account; prints the witness to compare on an administrator device.
+    Request {
+        /// The account's address.
+        address: String,
+        /// The portal's URL.
+        #[arg(long)]
+        portal: String,
+        /// A name for this device (default: the host name).
+        #[arg(long)]
+        name: Option<String>,
+        /// A one-time PIN from `mesh device pin`: the request is accepted without asking.
+        #[arg(long)]
+        pin: Option<String>,
+        /// Wait for the answer, then complete.
+        #[arg(long)]
+        wait: bool,
+        /// How long --wait waits.
+        #[arg(long, default_value = "5m", value_parser = parse_duration)]
+        timeout: u64,
+    },
+    /// List connection requests waiting for an answer (administrators).
+    Pending,
+    /// Accept a request by its witness or id (administrators).
+    Accept {
+        /// Witness or request id.
+        which: String,
+        /// Roles to grant (default: every role but admin).
+        #[arg(long, value_delimiter = ',', default_value = "ssh,pgp,smime")]
+        roles: Vec<String>,
+    },
+    /// Reject a request by its witness or id (administrators).
+    Reject {
+        /// Witness or request id.
+        which: String,
+    },
+    /// Print a one-time PIN; a request carrying it is accepted at the next sync (administrators).
+    Pin {
+        /// Roles the device will get.
+        #[arg(long, value_delimiter = ',', default_value = "ssh,pgp,smime")]
+        roles: Vec<String>,
+        /// How long the PIN is valid (e.g. 30m, 1h, 2d).
+        #[arg(long, default_value = "1h", value_parser = parse_duration)]
+        expires: u64,
+    },
+    /// Finish this device's connection once it is accepted (also done by `mesh sync`).
+    Complete,
+    /// List the account's devices.
+    List,
+    /// Revoke a device by name or UDF (administrators).
+    Revoke {
+        /// Name or device UDF.
+        which: String,
+    },
+}
+
+/// "90", "30s", "10m", "2h", "7d" as seconds.
+fn parse_duration(s: &str) -> std::result::Result<u64, String> {
+    let s = s.trim();
+    let (num, mult) = match s.char_indices().last() {
+        Some((i, 's')) => (&s[..i], 1),
+        Some((i, 'm')) => (&s[..i], 60),
+        Some((i, 'h')) => (&s[..i], 3600),
+        Some((i, 'd')) => (&s[..i], 86400),
+        _ => (s, 1),
+    };
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a duration (e.g. 90s, 10m, 2h, 7d)"))?;
+    n.checked_mul(mult)
+        .filter(|v| *v > 0)
+        .ok_or_else(|| format!("'{s}' is not a usable duration"))
+}
+
+fn roles(list: &[String]) -> Result<Vec<Role>> {
+    list.iter()
+        .filter(|r| !r.trim().is_empty())
+        .map(|r| {
+            Role::parse(r).map_err(|e| {
+                hinted(
+                    e.to_string(),
+                    "roles are admin, ssh, pgp, smime, comma-separated",
+                )
+            })
+        })
+        .collect()
+}
+
+/// An error with a hint for the user.
+#[derive(Debug)]
+struct Hinted {
+    message: String,
+    hint: String,
+}
+
+impl std::fmt::Display for Hinted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Hinted {}
+
+fn hinted(message: impl Into<String>, hint: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(Hinted {
+        message: message.into(),
+        hint: hint.into(),
+    })
+}
+
+fn hint_of(e: &anyhow::Error) -> Option<String> {
+    for cause in e.chain() {
+        if let Some(h) = cause.downcast_ref::<Hinted>() {
+            return Some(h.hint.clone());
+        }
+        if let Some(s) = cause.downcast_ref::<StoreError>() {
+            return s.hint();
+        }
+        if let Some(d) = cause.downcast_ref::<DeviceError>() {
+            return d.hint();
+        }
+        if let Some(a) = cause.downcast_ref::<AccountError>() {
+            return a.hint();
+        }
+        if let Some(CoreError::Shares(_)) = cause.downcast_ref::<CoreError>() {
+            return Some("check the shares against what was printed; give more than the quorum to find a wrong one".into());
+        }
+    }
+    None
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let mut err = std::io::stderr().lock();
+            let _ = writeln!(err, "mesh: error: {e:#}");
+            if let Some(h) = hint_of(&e) {
+                let _ = writeln!(err, "hint: {h}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Print a result: JSON when asked, else the text.
+fn emit(json_mode: bool, value: serde_json::Value, text: &str) {
+    if json_mode {
+        println!("{value}");
+    } else if !text.is_empty() {
+        println!("{text}");
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let home = cli.home.clone().unwrap_or_else(store::default_home);
+    let j = cli.json;
+    match cli.command {
+        Command::Status => status(&home, j),
+        Command::Hash(HashCmd::Udf {
+            file,
+            content_type,
+            sha3,
+            bits,
+        }) => {
+            let data = read_input(&file)?;
+            let alg = if sha3 {
+                DigestAlg::Sha3
+            } else {
+                DigestAlg::Sha2
+            };
+            let u = udf::content_digest_string(alg, &content_type, &data, bits)
+                .map_err(|e| hinted(e.to_string(), "use --bits between 100 and 440"))?;
+            emit(
+                j,
+                json!({"udf": u, "content_type": content_type, "alg": if sha3 {"sha3-512"} else {"sha2-512"}, "bits": bits}),
+                &u,
+            );
+            Ok(())
+        }
+        Command::Key(k) => key(k, j),
+        Command::Account(a) => account_cmd(&home, a, j),
+        Command::Device(d) => device_cmd(&home, d, j),
+        Command::Sync => {
+            let mut store = Store::open(&home, false)?;
+            let r = acct::sync(&mut store)?;
+            let mut lines = Vec::new();
+            if r.completed {
+                lines.push(
+                    "connection completed: this device is now part of the account".to_string(),
+                );
+            }
+            for d in &r.new_devices {
+                lines.push(format!("new device: {d}"));
+            }
+            for d in &r.revoked_devices {
+                lines.push(format!("revoked device: {d}"));
+            }
+            for d in &r.auto_accepted {
+                lines.push(format!("accepted by PIN: {d}"));
+            }
+            for w in &r.new_requests {
+                lines.push(format!(
+                    "new connection request: {w} (see `mesh device pending`)"
+                ));
+            }
+            if lines.is_empty() {
+                lines.push("up to date".into());
+            }
+            emit(j, serde_json::to_value(&r)?, &lines.join("\n"));
+            Ok(())
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "mesh", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Man { output } => man(output),
+    }
+}
+
+fn account_cmd(home: &std::path::Path, cmd: AccountCmd, j: bool) -> Result<()> {
+    match cmd {
+        AccountCmd::Create {
+            address,
+            portal,
+            name,
+        } => {
+            let mut store = Store::open(home, true)?;
+            let a = acct::create(&mut store, &address, &portal, name)?;
+            eprintln!(
+                "mesh: created account {} at {}; this device is its administrator",
+                a.address, a.portal
+            );
+            emit(
+                j,
+                json!({"address": a.address, "portal": a.portal, "profile_udf": a.profile_udf}),
+                &a.profile_udf,
+            );
+        }
+        AccountCmd::Show => {
+            let store = Store::open(home, false)?;
+            let a = acct::account(&store)?;
+            let dev = store.state().device.clone();
+            let roles: Vec<&str> = a.roles.iter().map(|r| r.name()).collect();
+            let membership = format!("{:?}", a.membership).to_lowercase();
+            emit(
+                j,
+                json!({
+                    "address": a.address, "portal": a.portal, "profile_udf": a.profile_udf,
+                    "device": dev.as_ref().map(|d| &d.udf), "device_name": dev.as_ref().map(|d| &d.name),
+                    "roles": roles, "membership": membership,
+                }),
+                &format!(
+                    "account:  {}\nportal:   {}\nprofile:  {}\ndevice:   {} ({})\nroles:    {}\nstate:    {}",
+                    a.address,
+                    a.portal,
+                    a.profile_udf,
+                    dev.as_ref().map(|d| d.udf.as_str()).unwrap_or("-"),
+                    dev.as_ref().map(|d| d.name.as_str()).unwrap_or("-"),
+                    if roles.is_empty() { "none".to_string() } else { roles.join(",") },
+                    membership
+                ),
+            );
+        }
+        AccountCmd::Escrow { threshold, shares } => {
+            let store = Store::open(home, false)?;
+            let list = acct::escrow(&store, threshold, shares).map_err(|e| match e {
+                AccountError::Core(c) => {
+                    hinted(c.to_string(), "use 2 <= --threshold <= --shares <= 15")
+                }
+                other => other.into(),
+            })?;
+            eprintln!("mesh: any {threshold} of these {shares} shares rebuild the account; keep them apart");
+            if j {
+                let v: Vec<&str> = list.iter().map(|s| s.as_str()).collect();
+                println!("{}", json!({"threshold": threshold, "shares": v}));
+            } else {
+                for s in &list {
+                    println!("{}", s.as_str());
+                }
+            }
+        }
+        AccountCmd::Recover {
+            address,
+            portal,
+            name,
+            shares,
+        } => {
+            let mut store = Store::open(home, true)?;
+            let a = acct::recover(&mut store, &address, &portal, &shares, name.as_deref())?;
+            eprintln!(
+                "mesh: recovered account {}; this device is an administrator",
+                a.address
+            );
+            emit(
+                j,
+                json!({"address": a.address, "profile_udf": a.profile_udf}),
+                &a.profile_udf,
+            );
+        }
+    }
+    Ok(())
+}
+
+fn device_cmd(home: &std::path::Path, cmd: DeviceCmd, j: bool) -> Result<()> {
+    match cmd {
+        DeviceCmd::Init { name } => {
+            let mut store = Store::open(home, true)?;
+            let name = name.unwrap_or_else(device::default_name);
+            let d = device::init(&mut store, &name)?;
+            eprintln!("mesh: created device {} in {}", d.name, home.display());
+            emit(
+                j,
+                json!({"device": d.udf, "name": d.name, "home": home}),
+                &d.udf,
+            );
+        }
+        DeviceCmd::Request {
+            address,
+            portal,
+            name,
+            pin,
+            wait,
+            timeout,
+        } => {
+            let mut store = Store::open(home, true)?;
+            let r = acct::request(
+                &mut store,
+                &address,
+                &portal,
+                name.as_deref(),
+                pin.as_deref(),
+            )?;
+            if pin.is_some() {
+                eprintln!("mesh: request sent with a PIN; it is accepted at the administrator's next sync");
+            } else {
+                eprintln!("mesh: request sent; on an administrator device check that `mesh device pending` shows this witness:");
+            }
+            emit(j, serde_json::to_value(&r)?, &r.witness);
+            if wait {
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(timeout);
+                loop {
+                    match acct::complete(&mut store) {
+                        Ok(_) => break,
+                        Err(AccountError::Pending(_)) if std::time::Instant::now() < deadline => {
+                            // Polling the portal for the answer (not a test synchronisation).
+                            std::thread::sleep(std::time::Duration::from_secs(1));
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                acct::sync(&mut store)?;
+                eprintln!("mesh: accepted; this device is now part of {address}");
+            }
+        }
+        DeviceCmd::Pending => {
+            let mut store = Store::open(home, false)?;
+            acct::sync(&mut store)?;
+            let list = acct::pending(&mut store)?;
+            if j {
+                println!("{}", serde_json::to_value(&list)?);
+            } else if list.is_empty() {
+                eprintln!("mesh: no pending requests");
+            } else {
+                for p in &list {
+                    println!(
+                        "{}  {}  {}{}",
+                        p.witness,
+                        p.name,
+                        p.request_id,
+                        if p.pin { "  (PIN)" } else { "" }
+                    );
+                }
+            }
+        }
+        DeviceCmd::Accept { which, roles: r } => {
+            let roles = roles(&r)?;
+            let mut store = Store::open(home, false)?;
+            let name = acct::accept(&mut store, &which, &roles)?;
+            eprintln!("mesh: accepted {name}");
+            emit(j, json!({"accepted": name}), "");
+        }
+        DeviceCmd::Reject { which } => {
+            let mut store = Store::open(home, false)?;
+            let name = acct::reject(&mut store, &which)?;
+            eprintln!("mesh: rejected {name}");
+            emit(j, json!({"rejected": name}), "");
+        }
+        DeviceCmd::Pin { roles: r, expires } => {
+            let roles = roles(&r)?;
+            let mut store = Store::open(home, false)?;
+            let (pin, until) = acct::new_pin(&mut store, &roles, expires)?;
+            eprintln!("mesh: one-time PIN, valid for {expires} s: give it to the new device's `mesh device request --pin`");
+            emit(j, json!({"pin": pin, "expires": until}), &pin);
+        }
+        DeviceCmd::Complete => {
+            let mut store = Store::open(home, false)?;
+            if acct::complete(&mut store)? {
+                acct::sync(&mut store)?;
+                eprintln!("mesh: connection completed");
+            } else {
+                eprintln!("mesh: nothing to complete: this device is connected");
+            }
+            emit(j, json!({"completed": true}), "");
+        }
+        DeviceCmd::List => {
+            let mut store = Store::open(home, false)?;
+            acct::sync(&mut store)?;
+            let list = acct::list(&store)?;
+            if j {
+                println!("{}", serde_json::to_value(&list)?);
+            } else {
+                for d in &list {
+                    let roles: Vec<&str> = d.roles.iter().map(|r| r.name()).collect();
+                    println!(
+                        "{:<16} {}  {:<20} {}{}",
+                        d.name,
+                        d.device,
+                        roles.join(","),
+                        d.state,
+                        if d.this { "  (this device)" } else { "" }
+                    );
+                }
+            }
+        }
+        DeviceCmd::Revoke { which } => {
+            let mut store = Store::open(home, false)?;
+            let name = acct::revoke(&mut store, &which)?;
+            eprintln!("mesh: revoked {name}: the portal refuses it from now on");
+            emit(j, json!({"revoked": name}), "");
+        }
+    }
+    Ok(())
+}
+
+fn read_input(file: &PathBuf) -> Result<Vec<u8>> {
+    let mut data = Vec::new();
+    if file.as_os_str() == "-" {
+        std::io::stdin()
+            .read_to_end(&mut data)
+            .context("reading standard input")?;
+    } else {
+        data = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    }
+    Ok(data)
+}
+
+fn status(home: &std::path::Path, j: bool) -> Result<()> {
+    let store = match Store::open(home, false) {
+        Err(StoreError::NoStore(_)) => {
+            emit(
+                j,
+                json!({"home": home, "device": null}),
+                &format!(
+                    "home:     {}\ndevice:   none (run `mesh device init`)",
+                    home.display()
+                ),
+            );
+            return Ok(());
+        }
+        other => other?,
+    };
+    let st = store.state();
+    let dev = st.device.as_ref();
+    emit(
+        j,
+        json!({
+            "home": home,
+            "keystore": store.backend().name(),
+            "device": dev.map(|d| &d.udf),
+            "name": dev.map(|d| &d.name),
+        }),
+        &format!(
+            "home:     {}\nkeystore: {} ({})\ndevice:   {}",
+            home.display(),
+            store.backend().name(),
+            store.backend().describe(),
+            dev.map(|d| format!("{} ({})", d.udf, d.name))
+                .unwrap_or_else(|| "none (run `mesh device init`)".into())
+        ),
+    );
+    Ok(())
+}
+
+fn key(cmd: KeyCmd, j: bool) -> Result<()> {
+    match cmd {
+        KeyCmd::Nonce { bits } => {
+            let n = udf::presentation_whole(&udf::nonce(bits)?);
+            emit(j, json!({"nonce": n}), &n);
+        }
+        KeyCmd::Secret { bits } => {
+            let s = zeroize::Zeroizing::new(udf::presentation_whole(&udf::encryption_key(bits)?));
+            emit(j, json!({"secret": &*s}), &s);
+        }
+        KeyCmd::Seed { kind, bits } => {
+            let code = match kind.as_str() {
+                "ed25519" => spec::ED25519,
+                "x25519" => spec::X25519,
+                "device" => spec::MESH_PROFILE_DEVICE,
+                "account" => spec::MESH_PROFILE_ACCOUNT,
+                other => {
+                    return Err(hinted(
+                        format!("'{other}' is not a seed type"),
+                        "use --type ed25519, x25519, device or account",
+                    ))
+                }
+            };
+            let s =
+                zeroize::Zeroizing::new(udf::presentation_whole(&udf::secret_seed(code, bits)?));
+            // Seeds parse back through the same code that derives keys.
+            Seed::from_udf(&s)?;
+            emit(j, json!({"seed": &*s, "type": kind}), &s);
+        }
+        KeyCmd::Share {
+            threshold,
+            shares,
+            secret,
+        } => {
+            let bytes = zeroize::Zeroizing::new(
+                data_encoding::HEXUPPER_PERMISSIVE
+                    .decode(secret.trim().as_bytes())
+                    .map_err(|e| {
+                        hinted(
+                            format!("the secret is not hex: {e}"),
+                            "give the secret as hex digits, e.g. 3D02BCFA…",
+                        )
+                    })?,
+            );
+            let list = shamir::split(&bytes, threshold, shares)
+                .map_err(|e| hinted(e.to_string(), "use 2 <= --threshold <= --shares <= 15"))?;
+            let texts: Vec<zeroize::Zeroizing<String>> = list.iter().map(|s| s.to_udf()).collect();
+            if j {
+                let v: Vec<&str> = texts.iter().map(|t| t.as_str()).collect();
+                println!("{}", json!({"threshold": threshold, "shares": v}));
+            } else {
+                for t in &texts {
+                    println!("{}", t.as_str());
+                }
+            }
+        }
+        KeyCmd::Recover { shares } => {
+            let mut parsed = Vec::with_capacity(shares.len());
+            for (i, s) in shares.iter().enumerate() {
+                parsed.push(
+                    shamir::Share::from_udf(s)
+                        .with_context(|| format!("share {} is not a valid share", i + 1))?,
+                );
+            }
+            let secret = shamir::recover(&parsed)?;
+            let hex = zeroize::Zeroizing::new(data_encoding::HEXUPPER.encode(&secret));
+            emit(j, json!({"secret": &*hex}), &hex);
+        }
+    }
+    Ok(())
+}
+
+fn man(output: Option<PathBuf>) -> Result<()> {
+    let cmd = Cli::command();
+    match output {
+        None => {
+            clap_mangen::Man::new(cmd).render(&mut std::io::stdout())?;
+        }
+        Some(dir) => {
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            let mut page = Vec::new();
+            clap_mangen::Man::new(cmd.clone()).render(&mut page)?;
+            store::write_atomic(&dir.join("mesh.1"), &page)?;
+            for sub in cmd.get_subcommands() {
+                let name = format!("mesh-{}", sub.get_name());
+                let mut page = Vec::new();
+                clap_mangen::Man::new(sub.clone().name(name.clone())).render(&mut page)?;
+                store::write_atomic(&dir.join(format!("{name}.1")), &page)?;
+            }
+            eprintln!("mesh: wrote manual pages to {}", dir.display());
+        }
+    }
+    Ok(())
+}

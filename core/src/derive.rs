@@ -124,7 +124,8 @@ impl Seed {
         self.spec
     }
 
-    /// The random part: what Shamir escrow splits.
+    /// The random part. (Escrow splits the whole binary UDF, [`Seed::to_bytes`],
+    /// as the reference does.)
     pub fn random(&self) -> &[u8] {
         &self.random
     }

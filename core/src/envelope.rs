@@ -45,7 +45,7 @@ pub struct SignatureEntry {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Signed {
-    /// What the payload is, e.g. `application/mesh-profile-account+json`.
+    /// What the payload is, e.g. `ProfileAccount` (see `objects::ct`).
     #[serde(rename = "ContentType")]
     pub content_type: String,
     /// The payload bytes exactly as signed.

@@ -17,6 +17,7 @@ pub mod keys;
 pub mod montgomery;
 pub mod objects;
 pub mod pin;
+pub mod portal;
 pub mod shamir;
 pub mod udf;
 

@@ -604,6 +604,13 @@ pub fn complete_activation(
     activation: &Signed,
     connection: &ConnectionDevice,
 ) -> Result<(DeviceKeys, ActivationAccount), Error> {
+    if !udf::udf_eq(&connection.device_udf, &base.udf())
+        || !udf::udf_eq(&connection.profile_udf, &account.udf())
+    {
+        return Err(Error::Malformed(
+            "connection is for another device or account".into(),
+        ));
+    }
     let enc: Encrypted = activation.verify_object(
         "activation",
         ct::ACTIVATION_ACCOUNT,
@@ -619,7 +626,16 @@ pub fn complete_activation(
     }
     let seed = Seed::from_udf(&act.activation_key)?;
     let keys = DeviceKeys::combine(base, &ActivationKeys::derive(&seed, act.epoch)?);
-    let matches = keys.authenticate.public_key() == connection.authentication.key
+    let epochs_match = [
+        &connection.authentication,
+        &connection.signature,
+        &connection.encryption,
+        &connection.ssh,
+    ]
+    .iter()
+    .all(|k| k.epoch == act.epoch);
+    let matches = epochs_match
+        && keys.authenticate.public_key() == connection.authentication.key
         && keys.sign.public_key() == connection.signature.key
         && keys.encrypt.public_key() == connection.encryption.key
         && keys.ssh.public_key() == connection.ssh.key;

@@ -48,6 +48,9 @@ pub fn pin_id(salted: &str, account: &str) -> Result<String, Error> {
 
 /// > PinWitness = HMAC-SHA512( key = BDS(saltedPIN),
 /// > UTF8(account) || ClientNonce || PayloadDigest(AuthenticatedData) )
+///
+/// The account is lower-cased, as for PinId, so that both sides agree
+/// whatever case the user typed.
 pub fn pin_witness(
     salted: &str,
     account: &str,
@@ -56,7 +59,11 @@ pub fn pin_witness(
 ) -> Result<[u8; 64], Error> {
     Ok(udf::hmac_sha512(
         &pin_key(salted)?,
-        &[account.as_bytes(), client_nonce, payload_digest],
+        &[
+            account.to_lowercase().as_bytes(),
+            client_nonce,
+            payload_digest,
+        ],
     ))
 }
 

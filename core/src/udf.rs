@@ -294,7 +294,7 @@ pub fn authenticator_of_mac(mac: &[u8]) -> Vec<u8> {
 }
 
 fn random_typed(t: u8, prefix: &[u8], bits: usize) -> Result<Vec<u8>, Error> {
-    if bits < 128 || bits % 8 != 0 || bits > 512 {
+    if bits < 128 || !bits.is_multiple_of(8) || bits > 512 {
         return Err(Error::Malformed(format!(
             "{bits} bits: a random value needs 128 to 512 bits, a multiple of 8"
         )));

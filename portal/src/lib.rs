@@ -1,11 +1,204 @@
 //! `mesh-portal`: the Mesh service. Devices join, sync and are revoked
-//! through it; it stores only signed objects and end-to-end encrypted data,
-//! and every client verifies what it returns up to the account's profile UDF.
+//! through it. It stores only signed objects and end-to-end encrypted
+//! data; clients verify whatever it returns up to the account's profile
+//! UDF, so the portal is not trusted with anything it could forge.
 //!
-//! The service itself (HTTP, SQLite, the transactions of PROTOCOL.md) is
-//! the subject of the portal issue; this crate holds its place in the
-//! dependency graph: it depends on `mesh-core` only.
+//! `serve` runs it on a listener (plain HTTP only on loopback, else TLS
+//! through rustls) until a shutdown signal; the `mesh-portal` binary and
+//! `mesh quickstart` both use it.
 #![forbid(unsafe_code)]
 
-/// The protocol version this portal speaks (PROTOCOL.md).
-pub const PROTOCOL_VERSION: &str = "mesh/1";
+pub mod server;
+pub mod storage;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Errors starting the service.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// Plain HTTP asked for on a non-loopback address.
+    #[error("refusing plain HTTP on {0}: it is not a loopback address")]
+    PlainHttpNotLoopback(SocketAddr),
+    /// Storage could not be opened.
+    #[error(transparent)]
+    Storage(#[from] storage::StorageError),
+    /// File or socket error.
+    #[error("{what}: {source}")]
+    Io {
+        /// What failed.
+        what: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// TLS configuration error.
+    #[error("TLS: {0}")]
+    Tls(String),
+}
+
+impl ServeError {
+    /// What the operator can do about it.
+    pub fn hint(&self) -> Option<&'static str> {
+        match self {
+            ServeError::PlainHttpNotLoopback(_) => {
+                Some("give --tls-cert and --tls-key, or listen on 127.0.0.1 or [::1]")
+            }
+            _ => None,
+        }
+    }
+}
+
+/// TLS certificate chain and key files (PEM).
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    /// Certificate chain.
+    pub cert: PathBuf,
+    /// Private key.
+    pub key: PathBuf,
+}
+
+/// A bound, ready portal.
+pub struct Portal {
+    listener: tokio::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    storage: Arc<storage::Sqlite>,
+}
+
+impl std::fmt::Debug for Portal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Portal")
+            .field("url", &self.url())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Portal {
+    /// Open the store in `data` and bind `listen`.
+    pub async fn bind(
+        listen: SocketAddr,
+        data: &Path,
+        tls: Option<TlsFiles>,
+    ) -> Result<Portal, ServeError> {
+        if tls.is_none() && !listen.ip().is_loopback() {
+            return Err(ServeError::PlainHttpNotLoopback(listen));
+        }
+        let acceptor = match tls {
+            Some(files) => Some(tls_acceptor(&files)?),
+            None => None,
+        };
+        std::fs::create_dir_all(data).map_err(|source| ServeError::Io {
+            what: format!("creating {}", data.display()),
+            source,
+        })?;
+        let storage = Arc::new(storage::Sqlite::open(data)?);
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|source| ServeError::Io {
+                what: format!("binding {listen}"),
+                source,
+            })?;
+        Ok(Portal {
+            listener,
+            tls: acceptor,
+            storage,
+        })
+    }
+
+    /// The URL clients use.
+    pub fn url(&self) -> String {
+        let addr = self
+            .listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        match self.tls {
+            Some(_) => format!("https://{addr}"),
+            None => format!("http://{addr}"),
+        }
+    }
+
+    /// Serve until `shutdown` resolves; in-flight requests finish first.
+    pub async fn run(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError> {
+        let app = server::router(self.storage);
+        match self.tls {
+            None => axum::serve(self.listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+                .map_err(|source| ServeError::Io {
+                    what: "serving".into(),
+                    source,
+                }),
+            Some(acceptor) => {
+                tokio::pin!(shutdown);
+                loop {
+                    let (tcp, _) = tokio::select! {
+                        r = self.listener.accept() => match r {
+                            Ok(v) => v,
+                            // Transient accept errors (EMFILE, ECONNABORTED) must not stop the service.
+                            Err(_) => continue,
+                        },
+                        _ = &mut shutdown => return Ok(()),
+                    };
+                    let acceptor = acceptor.clone();
+                    let app = app.clone();
+                    tokio::spawn(async move {
+                        let Ok(tls) = acceptor.accept(tcp).await else {
+                            return;
+                        };
+                        let svc = hyper_util::service::TowerToHyperService::new(app);
+                        let _ = hyper_util::server::conn::auto::Builder::new(
+                            hyper_util::rt::TokioExecutor::new(),
+                        )
+                        .serve_connection(hyper_util::rt::TokioIo::new(tls), svc)
+                        .await;
+                    });
+                }
+            }
+        }
+    }
+}
+
+fn tls_acceptor(files: &TlsFiles) -> Result<tokio_rustls::TlsAcceptor, ServeError> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_file_iter(&files.cert)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| ServeError::Tls(format!("{}: {e}", files.cert.display())))?;
+    let key = PrivateKeyDer::from_pem_file(&files.key)
+        .map_err(|e| ServeError::Tls(format!("{}: {e}", files.key.display())))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ServeError::Tls(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| ServeError::Tls(e.to_string()))?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

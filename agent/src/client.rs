@@ -1,0 +1,199 @@
+//! The portal client: signed requests over HTTP(S), JSON answers.
+//!
+//! Plain `http://` is accepted only for loopback hosts; anything else must
+//! be `https://` (rustls, with the platform's roots plus `MESH_PORTAL_CA`).
+
+use mesh_core::b64;
+use mesh_core::envelope::Signed;
+use mesh_core::keys::SigningKey;
+use mesh_core::portal::{self as p, ErrorBody};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// Errors talking to the portal.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// A portal URL we will not use.
+    #[error("portal URL {url}: {reason}")]
+    BadUrl {
+        /// The URL.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// Network failure.
+    #[error("cannot reach the portal at {url}: {reason}")]
+    Unreachable {
+        /// The URL.
+        url: String,
+        /// Cause.
+        reason: String,
+    },
+    /// The portal refused the request.
+    #[error("the portal refused the request ({code}): {reason}")]
+    Refused {
+        /// HTTP status.
+        status: u16,
+        /// Error code.
+        code: String,
+        /// Reason.
+        reason: String,
+        /// Signed access list sent with `DeviceRevoked`.
+        access_list: Option<Box<Signed>>,
+    },
+    /// The answer does not parse.
+    #[error("the portal's answer does not parse: {0}")]
+    BadAnswer(String),
+}
+
+impl ClientError {
+    /// The portal's error code, if it refused.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            ClientError::Refused { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+}
+
+/// A portal client.
+#[derive(Debug, Clone)]
+pub struct Client {
+    base: String,
+    http: reqwest::blocking::Client,
+}
+
+fn loopback_host(host: &str) -> bool {
+    let h = host.trim_start_matches('[').trim_end_matches(']');
+    h == "localhost"
+        || h.parse::<std::net::IpAddr>()
+            .map(|ip| ip.is_loopback())
+            .unwrap_or(false)
+}
+
+fn install_provider() {
+    // Once per process; a second install fails harmlessly.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// Seconds since the Unix epoch.
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl Client {
+    /// A client for the portal at `url`.
+    pub fn new(url: &str) -> Result<Client, ClientError> {
+        let url = url.trim_end_matches('/').to_string();
+        let bad = |reason: &str| ClientError::BadUrl {
+            url: url.clone(),
+            reason: reason.into(),
+        };
+        let (scheme, rest) = url.split_once("://").ok_or_else(|| bad("not a URL"))?;
+        let host = rest.split('/').next().unwrap_or("");
+        let host = match host.rsplit_once(':') {
+            Some((h, port)) if port.chars().all(|c| c.is_ascii_digit()) => h,
+            _ => host,
+        };
+        match scheme {
+            "https" => {}
+            "http" if loopback_host(host) => {}
+            "http" => return Err(bad("plain http is only for loopback portals; use https")),
+            _ => return Err(bad("the scheme must be https (or http on loopback)")),
+        }
+        install_provider();
+        let mut b = reqwest::blocking::Client::builder()
+            .timeout(std::time::Duration::from_secs(30))
+            .connect_timeout(std::time::Duration::from_secs(10));
+        if let Some(ca) = std::env::var_os("MESH_PORTAL_CA") {
+            let pem = std::fs::read(&ca).map_err(|e| bad(&format!("MESH_PORTAL_CA: {e}")))?;
+            let cert = reqwest::Certificate::from_pem(&pem)
+                .map_err(|e| bad(&format!("MESH_PORTAL_CA: {e}")))?;
+            b = b.add_root_certificate(cert);
+        }
+        let http = b.build().map_err(|e| bad(&e.to_string()))?;
+        Ok(Client { base: url, http })
+    }
+
+    /// The portal URL.
+    pub fn url(&self) -> &str {
+        &self.base
+    }
+
+    /// POST a JSON body to a transaction and parse the answer.
+    pub fn post<T: Serialize + ?Sized, R: DeserializeOwned>(
+        &self,
+        transaction: &str,
+        body: &T,
+    ) -> Result<R, ClientError> {
+        let url = format!("{}/mesh/v1/{transaction}", self.base);
+        let resp =
+            self.http
+                .post(&url)
+                .json(body)
+                .send()
+                .map_err(|e| ClientError::Unreachable {
+                    url: self.base.clone(),
+                    reason: e.to_string(),
+                })?;
+        let status = resp.status();
+        let bytes = resp.bytes().map_err(|e| ClientError::Unreachable {
+            url: self.base.clone(),
+            reason: e.to_string(),
+        })?;
+        if !status.is_success() {
+            let err: ErrorBody =
+                serde_json::from_slice(&bytes).map_err(|_| ClientError::Refused {
+                    status: status.as_u16(),
+                    code: status.to_string(),
+                    reason: String::from_utf8_lossy(&bytes).chars().take(200).collect(),
+                    access_list: None,
+                })?;
+            return Err(ClientError::Refused {
+                status: status.as_u16(),
+                code: err.error,
+                reason: err.reason,
+                access_list: err.access_list.map(Box::new),
+            });
+        }
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::BadAnswer(e.to_string()))
+    }
+
+    /// Sign a request with `key` and POST it.
+    pub fn signed<R: DeserializeOwned>(
+        &self,
+        transaction: &str,
+        account: &str,
+        device: &str,
+        body: serde_json::Value,
+        key: &SigningKey,
+    ) -> Result<R, ClientError> {
+        let env = sign_request(transaction, account, device, body, key);
+        self.post(transaction, &env)
+    }
+}
+
+/// Build a signed request envelope.
+pub fn sign_request(
+    transaction: &str,
+    account: &str,
+    device: &str,
+    body: serde_json::Value,
+    key: &SigningKey,
+) -> Signed {
+    let mut n = [0u8; 16];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut n);
+    let req = p::Request {
+        account: account.to_string(),
+        device: device.to_string(),
+        time: now(),
+        nonce: b64::encode(&n),
+        transaction: transaction.to_string(),
+        body,
+    };
+    Signed::sign_object(p::ct::REQUEST, &req, key)
+}

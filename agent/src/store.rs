@@ -1,0 +1,611 @@
+//! The device store: one device's state under its home directory.
+//!
+//! Layout of a home (0700):
+//! - `state.json`: public state (device profile, account, connection);
+//! - `secrets.enc`: the secrets (seeds), AES-256-GCM under the store key;
+//! - `keystore/store.key`: the store key, only with the file backend (0600 in 0700);
+//! - `lock`: held while a process uses the store.
+//!
+//! The store key lives in the OS keyring by default (`MESH_KEYSTORE=os`);
+//! `MESH_KEYSTORE=file` keeps it in a 0600 file instead, for headless
+//! machines and CI, and says so. Every write goes to a temporary file that
+//! is synced and renamed over the old one, so a crash leaves either the old
+//! or the new file, never half of one.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use mesh_core::b64;
+use rand_core::{OsRng, RngCore};
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+#[cfg(unix)]
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+
+/// Store format version.
+pub const STORE_VERSION: u32 = 1;
+const STATE: &str = "state.json";
+const SECRETS: &str = "secrets.enc";
+const KEY_DIR: &str = "keystore";
+const KEY_FILE: &str = "store.key";
+const KEYRING_SERVICE: &str = "mesh-device-store";
+
+/// Errors of the device store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// File system error on a named path.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// No store at this home.
+    #[error("no Mesh device at {0}")]
+    NoStore(PathBuf),
+    /// A store file that does not parse or decrypt.
+    #[error("{path} is damaged: {detail}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+    /// Unknown `MESH_KEYSTORE` value.
+    #[error("MESH_KEYSTORE={0} is not a key store (os, file)")]
+    BadBackend(String),
+    /// The home keeps its key elsewhere than `MESH_KEYSTORE` says.
+    #[error("this home keeps its store key in the {stored} backend, but MESH_KEYSTORE={asked}")]
+    BackendMismatch {
+        /// Recorded in the home.
+        stored: String,
+        /// Asked for.
+        asked: String,
+    },
+    /// The OS keyring cannot be used.
+    #[error("no OS keyring is available: {0}")]
+    NoKeyring(String),
+    /// A file or directory that others can read.
+    #[error("{path} has mode {mode:o}; it must not be accessible to other users")]
+    Permissions {
+        /// The path.
+        path: PathBuf,
+        /// Its mode.
+        mode: u32,
+    },
+}
+
+impl StoreError {
+    /// What the user can do about it.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            StoreError::NoStore(_) => {
+                Some("create one with `mesh device init`, `mesh account create` or `mesh device request`".into())
+            }
+            StoreError::NoKeyring(_) => Some(
+                "on a machine without a keyring, set MESH_KEYSTORE=file to keep the store key in a 0600 file in the home"
+                    .into(),
+            ),
+            StoreError::BackendMismatch { stored, .. } => Some(format!("set MESH_KEYSTORE={stored}")),
+            StoreError::Permissions { path, .. } => Some(format!("chmod go-rwx {}", path.display())),
+            StoreError::Corrupt { .. } => {
+                Some("restore the home from a backup, or recover the account from its escrow shares".into())
+            }
+            _ => None,
+        }
+    }
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Where the store key is kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// The OS keyring (Secret Service on Linux).
+    Os,
+    /// A 0600 file under the home.
+    File,
+}
+
+impl Backend {
+    /// From `MESH_KEYSTORE` (default `os`).
+    pub fn from_env() -> Result<Backend, StoreError> {
+        match std::env::var("MESH_KEYSTORE").ok().as_deref() {
+            None | Some("") | Some("os") => Ok(Backend::Os),
+            Some("file") => Ok(Backend::File),
+            Some(other) => Err(StoreError::BadBackend(other.to_string())),
+        }
+    }
+
+    /// Name as recorded and shown.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Os => "os",
+            Backend::File => "file",
+        }
+    }
+
+    /// A sentence for `mesh status`.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Backend::Os => "the store key is in the OS keyring",
+            Backend::File => "the store key is in a 0600 file in the home",
+        }
+    }
+}
+
+/// Public state of a device.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct State {
+    /// Format version.
+    pub version: u32,
+    /// Random id naming this store's key in the keyring.
+    pub store_id: String,
+    /// `os` or `file`.
+    pub keystore: String,
+    /// This device, once initialized.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<DeviceState>,
+    /// The account this device belongs to, once connected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<serde_json::Value>,
+}
+
+/// This device's public facts.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DeviceState {
+    /// The device UDF.
+    pub udf: String,
+    /// Its name.
+    pub name: String,
+    /// Its signed profile.
+    pub profile: mesh_core::envelope::Signed,
+}
+
+/// The secrets of a device. Never printed.
+#[derive(Clone, Default, Serialize, Deserialize)]
+pub struct Secrets {
+    /// The device seed (`Z…`, spec 0x0100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_seed: Option<Zeroizing<String>>,
+    /// The account seed, on administrators.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_seed: Option<Zeroizing<String>>,
+    /// The activation seed and its epoch, once connected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activation_seed: Option<Zeroizing<String>>,
+    /// Epoch of the activation.
+    #[serde(default)]
+    pub activation_epoch: u32,
+}
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Secrets").finish_non_exhaustive()
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct SealedFile {
+    #[serde(rename = "Version")]
+    version: u32,
+    #[serde(rename = "Nonce", with = "b64::serde_bytes")]
+    nonce: Vec<u8>,
+    #[serde(rename = "Ciphertext", with = "b64::serde_bytes")]
+    ciphertext: Vec<u8>,
+}
+
+/// An open store. Holds the home's lock until dropped.
+pub struct Store {
+    home: PathBuf,
+    backend: Backend,
+    state: State,
+    key: Zeroizing<[u8; 32]>,
+    _lock: File,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("home", &self.home)
+            .field("backend", &self.backend)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The default home: `MESH_HOME`, else the platform's data directory.
+pub fn default_home() -> PathBuf {
+    if let Some(h) = std::env::var_os("MESH_HOME") {
+        return PathBuf::from(h);
+    }
+    directories::ProjectDirs::from("org", "Mesh", "mesh")
+        .map(|d| d.data_dir().to_path_buf())
+        .unwrap_or_else(|| PathBuf::from(".mesh"))
+}
+
+fn make_private_dir(path: &Path) -> Result<(), StoreError> {
+    let mut b = fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    b.mode(0o700);
+    b.create(path).map_err(io(path))?;
+    check_private(path)
+}
+
+fn check_private(path: &Path) -> Result<(), StoreError> {
+    #[cfg(unix)]
+    {
+        let mode = fs::metadata(path).map_err(io(path))?.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(StoreError::Permissions {
+                path: path.to_path_buf(),
+                mode,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Write `data` to `path` atomically: a new 0600 file next to it, synced,
+/// then renamed over `path`, then the directory synced.
+pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), StoreError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let mut rnd = [0u8; 6];
+    OsRng.fill_bytes(&mut rnd);
+    let tmp = dir.join(format!(
+        ".{name}.{}.tmp",
+        data_encoding::HEXLOWER.encode(&rnd)
+    ));
+    let mut opts = OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    opts.mode(0o600);
+    let result = (|| {
+        let mut f = opts.open(&tmp).map_err(io(&tmp))?;
+        f.write_all(data).map_err(io(&tmp))?;
+        f.sync_all().map_err(io(&tmp))?;
+        fs::rename(&tmp, path).map_err(io(path))?;
+        if let Ok(d) = File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+fn keyring_entry(store_id: &str) -> Result<keyring_core::Entry, StoreError> {
+    #[cfg(target_os = "linux")]
+    {
+        if keyring_core::get_default_store().is_none() {
+            let store = zbus_secret_service_keyring_store::Store::new()
+                .map_err(|e| StoreError::NoKeyring(e.to_string()))?;
+            keyring_core::set_default_store(store);
+        }
+        keyring_core::Entry::new(KEYRING_SERVICE, store_id)
+            .map_err(|e| StoreError::NoKeyring(e.to_string()))
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = store_id;
+        Err(StoreError::NoKeyring(
+            "this build has an OS keyring backend only for Linux (Secret Service)".into(),
+        ))
+    }
+}
+
+fn new_key() -> Zeroizing<[u8; 32]> {
+    let mut k = Zeroizing::new([0u8; 32]);
+    OsRng.fill_bytes(&mut k[..]);
+    k
+}
+
+impl Store {
+    /// Open the store at `home`; with `create`, make a new (empty) one if
+    /// there is none. Takes the home's lock, waiting for another process.
+    pub fn open(home: &Path, create: bool) -> Result<Store, StoreError> {
+        let state_path = home.join(STATE);
+        if !state_path.exists() {
+            if !create {
+                return Err(StoreError::NoStore(home.to_path_buf()));
+            }
+            make_private_dir(home)?;
+        }
+        check_private(home)?;
+        let lock_path = home.join("lock");
+        let mut lo = OpenOptions::new();
+        lo.write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        lo.mode(0o600);
+        let lock = lo.open(&lock_path).map_err(io(&lock_path))?;
+        lock.lock().map_err(io(&lock_path))?;
+
+        let asked = Backend::from_env()?;
+        if !state_path.exists() {
+            return Store::create(home, asked, lock);
+        }
+        let raw = fs::read(&state_path).map_err(io(&state_path))?;
+        let state: State = serde_json::from_slice(&raw).map_err(|e| StoreError::Corrupt {
+            path: state_path.clone(),
+            detail: e.to_string(),
+        })?;
+        let backend = match state.keystore.as_str() {
+            "os" => Backend::Os,
+            "file" => Backend::File,
+            other => {
+                return Err(StoreError::Corrupt {
+                    path: state_path,
+                    detail: format!("unknown keystore '{other}'"),
+                })
+            }
+        };
+        if std::env::var_os("MESH_KEYSTORE").is_some() && backend != asked {
+            return Err(StoreError::BackendMismatch {
+                stored: backend.name().into(),
+                asked: asked.name().into(),
+            });
+        }
+        let key = Store::load_key(home, backend, &state.store_id)?;
+        Ok(Store {
+            home: home.to_path_buf(),
+            backend,
+            state,
+            key,
+            _lock: lock,
+        })
+    }
+
+    fn create(home: &Path, backend: Backend, lock: File) -> Result<Store, StoreError> {
+        let mut id = [0u8; 16];
+        OsRng.fill_bytes(&mut id);
+        let store_id = data_encoding::HEXLOWER.encode(&id);
+        let key = new_key();
+        match backend {
+            Backend::File => {
+                let dir = home.join(KEY_DIR);
+                make_private_dir(&dir)?;
+                write_atomic(&dir.join(KEY_FILE), &key[..])?;
+            }
+            Backend::Os => {
+                keyring_entry(&store_id)?
+                    .set_secret(&key[..])
+                    .map_err(|e| StoreError::NoKeyring(e.to_string()))?;
+            }
+        }
+        let mut s = Store {
+            home: home.to_path_buf(),
+            backend,
+            state: State {
+                version: STORE_VERSION,
+                store_id,
+                keystore: backend.name().into(),
+                device: None,
+                account: None,
+            },
+            key,
+            _lock: lock,
+        };
+        s.save_secrets(&Secrets::default())?;
+        s.save_state()?;
+        Ok(s)
+    }
+
+    fn load_key(
+        home: &Path,
+        backend: Backend,
+        store_id: &str,
+    ) -> Result<Zeroizing<[u8; 32]>, StoreError> {
+        let bytes = match backend {
+            Backend::File => {
+                let dir = home.join(KEY_DIR);
+                check_private(&dir)?;
+                let path = dir.join(KEY_FILE);
+                check_private(&path)?;
+                Zeroizing::new(fs::read(&path).map_err(io(&path))?)
+            }
+            Backend::Os => Zeroizing::new(
+                keyring_entry(store_id)?
+                    .get_secret()
+                    .map_err(|e| StoreError::NoKeyring(e.to_string()))?,
+            ),
+        };
+        let arr: [u8; 32] = bytes
+            .as_slice()
+            .try_into()
+            .map_err(|_| StoreError::Corrupt {
+                path: home.join(KEY_DIR).join(KEY_FILE),
+                detail: "the store key is not 32 bytes".into(),
+            })?;
+        Ok(Zeroizing::new(arr))
+    }
+
+    /// The home directory.
+    pub fn home(&self) -> &Path {
+        &self.home
+    }
+
+    /// The key backend in use.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The public state.
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// The public state, for changing; call [`Store::save_state`] after.
+    pub fn state_mut(&mut self) -> &mut State {
+        &mut self.state
+    }
+
+    /// Write the public state atomically.
+    pub fn save_state(&self) -> Result<(), StoreError> {
+        let path = self.home.join(STATE);
+        let json = serde_json::to_vec_pretty(&self.state).unwrap_or_default();
+        write_atomic(&path, &json)
+    }
+
+    fn aad(&self) -> Vec<u8> {
+        format!("mesh-store-v{STORE_VERSION}:{}", self.state.store_id).into_bytes()
+    }
+
+    /// Decrypt the secrets.
+    pub fn secrets(&self) -> Result<Secrets, StoreError> {
+        let path = self.home.join(SECRETS);
+        let corrupt = |detail: String| StoreError::Corrupt {
+            path: path.clone(),
+            detail,
+        };
+        let raw = fs::read(&path).map_err(io(&path))?;
+        let sealed: SealedFile =
+            serde_json::from_slice(&raw).map_err(|e| corrupt(e.to_string()))?;
+        if sealed.version != STORE_VERSION || sealed.nonce.len() != 12 {
+            return Err(corrupt("unknown format".into()));
+        }
+        let plain = Zeroizing::new(
+            Aes256Gcm::new_from_slice(&self.key[..])
+                .map_err(|_| corrupt("bad key".into()))?
+                .decrypt(
+                    Nonce::from_slice(&sealed.nonce),
+                    Payload {
+                        msg: &sealed.ciphertext,
+                        aad: &self.aad(),
+                    },
+                )
+                .map_err(|_| corrupt("it does not decrypt under the store key".into()))?,
+        );
+        serde_json::from_slice(&plain).map_err(|e| corrupt(e.to_string()))
+    }
+
+    /// Encrypt and write the secrets atomically.
+    pub fn save_secrets(&mut self, secrets: &Secrets) -> Result<(), StoreError> {
+        let path = self.home.join(SECRETS);
+        let plain = Zeroizing::new(serde_json::to_vec(secrets).unwrap_or_default());
+        let mut nonce = [0u8; 12];
+        OsRng.fill_bytes(&mut nonce);
+        let ciphertext = Aes256Gcm::new_from_slice(&self.key[..])
+            .map_err(|_| StoreError::Corrupt {
+                path: path.clone(),
+                detail: "bad key".into(),
+            })?
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: &plain,
+                    aad: &self.aad(),
+                },
+            )
+            .map_err(|_| StoreError::Corrupt {
+                path: path.clone(),
+                detail: "encryption failed".into(),
+            })?;
+        let sealed = SealedFile {
+            version: STORE_VERSION,
+            nonce: nonce.to_vec(),
+            ciphertext,
+        };
+        write_atomic(&path, &serde_json::to_vec(&sealed).unwrap_or_default())
+    }
+
+    /// Replace every secret with nothing (a revoked device wipes itself).
+    pub fn wipe_secrets(&mut self) -> Result<(), StoreError> {
+        self.save_secrets(&Secrets::default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmp_home(tag: &str) -> PathBuf {
+        let mut r = [0u8; 6];
+        OsRng.fill_bytes(&mut r);
+        std::env::temp_dir().join(format!(
+            "mesh-store-{tag}-{}",
+            data_encoding::HEXLOWER.encode(&r)
+        ))
+    }
+
+    #[test]
+    fn file_backend_round_trip_and_modes() {
+        std::env::set_var("MESH_KEYSTORE", "file");
+        let home = tmp_home("rt");
+        {
+            let mut s = Store::open(&home, true).expect("create");
+            let secrets = Secrets {
+                device_seed: Some(Zeroizing::new("Zsecret".into())),
+                ..Secrets::default()
+            };
+            s.save_secrets(&secrets).expect("save");
+        }
+        let s = Store::open(&home, false).expect("open");
+        assert_eq!(s.backend(), Backend::File);
+        assert_eq!(
+            s.secrets()
+                .expect("read")
+                .device_seed
+                .as_deref()
+                .map(String::as_str),
+            Some("Zsecret")
+        );
+        #[cfg(unix)]
+        {
+            let mode = |p: &Path| fs::metadata(p).expect("meta").permissions().mode() & 0o777;
+            assert_eq!(mode(&home), 0o700);
+            assert_eq!(mode(&home.join(KEY_DIR)), 0o700);
+            assert_eq!(mode(&home.join(KEY_DIR).join(KEY_FILE)), 0o600);
+            assert_eq!(mode(&home.join(SECRETS)), 0o600);
+        }
+        // The secrets file holds no plaintext.
+        let raw = fs::read(home.join(SECRETS)).expect("raw");
+        assert!(!raw.windows(7).any(|w| w == b"Zsecret"));
+        drop(s);
+        // A tampered secrets file is refused with its name, and nothing is lost.
+        let mut sealed: SealedFile = serde_json::from_slice(&raw).expect("sealed");
+        sealed.ciphertext[0] ^= 1;
+        fs::write(
+            home.join(SECRETS),
+            serde_json::to_vec(&sealed).expect("json"),
+        )
+        .expect("write");
+        let s = Store::open(&home, false).expect("open");
+        let err = s.secrets().expect_err("tampered");
+        assert!(err.to_string().contains("secrets.enc is damaged"), "{err}");
+        let _ = fs::remove_dir_all(&home);
+    }
+
+    #[test]
+    fn missing_store_and_loose_permissions() {
+        let home = tmp_home("none");
+        assert!(matches!(
+            Store::open(&home, false),
+            Err(StoreError::NoStore(_))
+        ));
+        #[cfg(unix)]
+        {
+            std::env::set_var("MESH_KEYSTORE", "file");
+            Store::open(&home, true).expect("create");
+            let key = home.join(KEY_DIR).join(KEY_FILE);
+            fs::set_permissions(&key, fs::Permissions::from_mode(0o644)).expect("chmod");
+            let err = Store::open(&home, false).expect_err("loose");
+            assert!(matches!(err, StoreError::Permissions { .. }), "{err}");
+            assert!(err.hint().expect("hint").contains("chmod"));
+        }
+        let _ = fs::remove_dir_all(&home);
+    }
+}

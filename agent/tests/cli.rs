@@ -1,0 +1,236 @@
+//! CLI tests of the `mesh` binary: the commands of the foundation issue,
+//! their output on stdout, their errors (`mesh: error:` plus `hint:`) on
+//! stderr, and their exit codes.
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+fn mesh(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mesh"))
+        .args(args)
+        .env("MESH_KEYSTORE", "file")
+        .env_remove("MESH_HOME")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run mesh")
+}
+
+fn ok(args: &[&str]) -> String {
+    let o = mesh(args);
+    assert!(
+        o.status.success(),
+        "mesh {args:?} failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout).expect("utf8")
+}
+
+fn fails(args: &[&str]) -> String {
+    let o = mesh(args);
+    assert!(!o.status.success(), "mesh {args:?} should fail");
+    assert!(o.stdout.is_empty(), "errors print nothing on stdout");
+    let e = String::from_utf8(o.stderr).expect("utf8");
+    assert!(e.starts_with("mesh: error: "), "{e}");
+    e
+}
+
+fn tmp(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("mesh-cli-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("tmp");
+    d
+}
+
+#[test]
+fn hash_udf_of_a_file() {
+    let d = tmp("hash");
+    let f = d.join("value.txt");
+    std::fs::write(&f, "UDF Data Value").expect("write");
+    let f = f.to_str().expect("path");
+    assert_eq!(
+        ok(&["hash", "udf", "--content-type", "text/plain", f]).trim(),
+        "MDDK-7N6A-727A-JZNO-STRX-XKS7-DJAF"
+    );
+    assert_eq!(
+        ok(&[
+            "hash",
+            "udf",
+            "--content-type",
+            "text/plain",
+            "--bits",
+            "100",
+            f
+        ])
+        .trim(),
+        "MDDK-7N6A-727A-JZNO-STRX"
+    );
+    assert_eq!(
+        ok(&["hash", "udf", "--content-type", "text/plain", "--sha3", f]).trim(),
+        "KCFI-NCQG-DRKG-47R7-OVPT-TCHZ-7UXY"
+    );
+    let j: serde_json::Value = serde_json::from_str(&ok(&[
+        "--json",
+        "hash",
+        "udf",
+        "--content-type",
+        "text/plain",
+        f,
+    ]))
+    .expect("json");
+    assert_eq!(j["udf"], "MDDK-7N6A-727A-JZNO-STRX-XKS7-DJAF");
+    let e = fails(&["hash", "udf", "--bits", "60", f]);
+    assert!(
+        e.contains("precision of 60 bits") && e.contains("hint: "),
+        "{e}"
+    );
+    let e = fails(&["hash", "udf", d.join("missing").to_str().expect("p")]);
+    assert!(e.contains("cannot read"), "{e}");
+}
+
+#[test]
+fn hash_udf_of_stdin() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mesh"))
+        .args(["hash", "udf", "--content-type", "text/plain", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"UDF Data Value")
+        .expect("write");
+    let o = child.wait_with_output().expect("wait");
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        "MDDK-7N6A-727A-JZNO-STRX-XKS7-DJAF"
+    );
+}
+
+#[test]
+fn random_values_have_their_types() {
+    let n = ok(&["key", "nonce"]);
+    assert!(n.starts_with('N') && n.trim().len() == 28 + 6, "{n}");
+    assert_ne!(n, ok(&["key", "nonce"]));
+    assert!(ok(&["key", "secret"]).starts_with('E'));
+    let z = ok(&["key", "seed", "--type", "account"]);
+    // 0xC8, then key spec 0x0102: "ZAAQ".
+    assert!(z.starts_with("ZAAQ"), "{z}");
+    let e = fails(&["key", "seed", "--type", "rsa"]);
+    assert!(e.contains("hint: use --type"), "{e}");
+}
+
+#[test]
+fn share_and_recover() {
+    let secret = "3D02BCFAE7576B0F6958C79E71EC3352";
+    let out = ok(&["key", "share", "--threshold", "3", "--shares", "5", secret]);
+    let shares: Vec<&str> = out.lines().collect();
+    assert_eq!(shares.len(), 5);
+    assert!(shares.iter().all(|s| s.starts_with("SA")));
+    for pick in [[0, 1, 2], [0, 2, 4], [4, 3, 1]] {
+        let args: Vec<&str> = ["key", "recover"]
+            .into_iter()
+            .chain(pick.iter().map(|i| shares[*i]))
+            .collect();
+        assert_eq!(ok(&args).trim(), secret);
+    }
+    // All five: the extra two are checked against the first three.
+    let mut all = vec!["key", "recover"];
+    all.extend(&shares);
+    assert_eq!(ok(&all).trim(), secret);
+
+    // Fewer than K.
+    let e = fails(&["key", "recover", shares[0], shares[1]]);
+    assert!(e.contains("2 share(s) given, 3 needed"), "{e}");
+    // A repeated share.
+    let e = fails(&["key", "recover", shares[0], shares[1], shares[0]]);
+    assert!(e.contains("same share"), "{e}");
+    // A malformed share (not Base32), a share of another type, a truncated share.
+    let e = fails(&["key", "recover", "SA1L-V73P", shares[1], shares[2]]);
+    assert!(e.contains("share 1 is not a valid share"), "{e}");
+    let e = fails(&[
+        "key",
+        "recover",
+        "MDDK-7N6A-727A-JZNO-STRX-XKS7-DJAF",
+        shares[1],
+        shares[2],
+    ]);
+    assert!(
+        e.contains("expected a share UDF, found a content digest UDF"),
+        "{e}"
+    );
+    let short = &shares[2][..shares[2].len() - 2];
+    let e = fails(&["key", "recover", shares[0], shares[1], short]);
+    assert!(e.contains("share 3 is not a valid share"), "{e}");
+    // A mistyped character: detected when more than K shares are given.
+    let typo = mistype(shares[1]);
+    let e = fails(&["key", "recover", shares[0], shares[2], shares[3], &typo]);
+    assert!(e.contains("does not agree"), "{e}");
+    // Bad arguments.
+    let e = fails(&["key", "share", "--threshold", "4", "--shares", "3", secret]);
+    assert!(e.contains("hint:"), "{e}");
+    let e = fails(&["key", "share", "--threshold", "2", "--shares", "3", "xyz"]);
+    assert!(e.contains("not hex"), "{e}");
+}
+
+/// Change one character in the middle of a share to another Base32 letter.
+fn mistype(share: &str) -> String {
+    let mut c: Vec<char> = share.chars().collect();
+    let i = 10;
+    c[i] = if c[i] == 'A' { 'B' } else { 'A' };
+    c.into_iter().collect()
+}
+
+#[test]
+fn device_init_and_status() {
+    let home = tmp("dev").join("home");
+    let h = home.to_str().expect("path");
+    let s = ok(&["--home", h, "status"]);
+    assert!(s.contains("device:   none"), "{s}");
+    let udf = ok(&["--home", h, "device", "init", "--name", "laptop"]);
+    assert!(udf.starts_with("MBQ"), "{udf}");
+    let s: serde_json::Value =
+        serde_json::from_str(&ok(&["--home", h, "--json", "status"])).expect("json");
+    assert_eq!(s["device"], udf.trim());
+    assert_eq!(s["keystore"], "file");
+    let e = fails(&["--home", h, "device", "init"]);
+    assert!(
+        e.contains("already holds device") && e.contains("hint:"),
+        "{e}"
+    );
+    // MESH_HOME is honoured.
+    let o = Command::new(env!("CARGO_BIN_EXE_mesh"))
+        .args(["--json", "status"])
+        .env("MESH_HOME", h)
+        .output()
+        .expect("run");
+    let s: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(s["device"], udf.trim());
+    // Asking for another key store than the home uses is refused with a hint.
+    let o = Command::new(env!("CARGO_BIN_EXE_mesh"))
+        .args(["--home", h, "status"])
+        .env("MESH_KEYSTORE", "os")
+        .output()
+        .expect("run");
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && e.contains("hint: set MESH_KEYSTORE=file"),
+        "{e}"
+    );
+}
+
+#[test]
+fn completions_and_manual() {
+    assert!(ok(&["completions", "bash"]).contains("mesh"));
+    let page = ok(&["man"]);
+    assert!(
+        page.contains(".TH mesh"),
+        "{}",
+        &page[..page.len().min(200)]
+    );
+    let d = tmp("man");
+    ok(&["man", "--output", d.to_str().expect("p")]);
+    assert!(d.join("mesh-key.1").is_file());
+}

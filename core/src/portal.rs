@@ -1,0 +1,523 @@
+//! Portal messages: our JSON binding of the Mesh protocol transactions
+//! (mesh-protocol §"Transactions"; notes `mesh-spec.md` §5) and the
+//! account's access list. Sans-io: the portal and the agent serialize
+//! these; PROTOCOL.md §10 specifies them.
+//!
+//! Every device request is a [`Signed`] envelope (content type
+//! [`ct::REQUEST`]) whose payload is a [`Request`]: the account, the
+//! device, a timestamp and a nonce (freshness), the transaction name and
+//! its body. Members sign with their combined authentication key; a device
+//! that is not yet a member (Connect, Complete) signs with the base
+//! authentication key of its own profile.
+
+use serde::{Deserialize, Serialize};
+
+use crate::envelope::Signed;
+use crate::keys::KeyData;
+use crate::objects::{ProfileAccount, Role};
+use crate::{udf, Error};
+
+/// Content types of portal objects.
+pub mod ct {
+    /// A signed device request.
+    pub const REQUEST: &str = "MeshRequest";
+    /// [`super::AccessList`].
+    pub const ACCESS_LIST: &str = "AccessList";
+    /// [`super::RequestConnection`].
+    pub const REQUEST_CONNECTION: &str = "RequestConnection";
+    /// [`super::RespondConnection`].
+    pub const RESPOND_CONNECTION: &str = "RespondConnection";
+    /// [`super::MessagePin`] (encrypted to the administrators, then signed).
+    pub const MESSAGE_PIN: &str = "MessagePin";
+}
+
+/// Store names (the reference code's bare names).
+pub mod store {
+    /// The access list: one signed [`super::AccessList`] per entry, the last one current.
+    pub const ACCESS: &str = "Access";
+    /// The device catalog: signed `CatalogedDevice` entries.
+    pub const DEVICE: &str = "Device";
+    /// The application catalog: signed `CatalogedApplication` entries.
+    pub const APPLICATION: &str = "Application";
+    /// Connection requests the portal received ([`super::InboundRequest`]).
+    pub const INBOUND: &str = "Inbound";
+    /// Administrators' records: PINs and responses.
+    pub const LOCAL: &str = "Local";
+    /// Every store, in sync order.
+    pub const ALL: [&str; 5] = [ACCESS, DEVICE, APPLICATION, INBOUND, LOCAL];
+    /// Stores anyone may read (public, signed data).
+    pub const PUBLIC: [&str; 2] = [ACCESS, DEVICE];
+}
+
+/// Transactions.
+pub mod tx {
+    /// Create an account at the portal.
+    pub const BIND: &str = "Bind";
+    /// A new device asks to join.
+    pub const CONNECT: &str = "Connect";
+    /// The new device polls for the answer.
+    pub const COMPLETE: &str = "Complete";
+    /// Store indices.
+    pub const STATUS: &str = "Status";
+    /// Entries since an index.
+    pub const DOWNLOAD: &str = "Download";
+    /// Append entries.
+    pub const TRANSACT: &str = "Transact";
+}
+
+/// Seconds a request's `Time` may differ from the portal's clock.
+pub const FRESHNESS_WINDOW: u64 = 300;
+/// Largest request body the portal accepts.
+pub const MAX_BODY: usize = 1 << 20;
+/// Most entries one Download returns per store.
+pub const MAX_RESULTS: usize = 256;
+/// Most entries one Transact may append.
+pub const MAX_UPDATES: usize = 64;
+
+/// A signed device request (payload of a [`ct::REQUEST`] envelope).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Request {
+    /// The account's profile UDF (empty for Connect and Complete).
+    #[serde(rename = "Account")]
+    pub account: String,
+    /// The device's UDF.
+    #[serde(rename = "Device")]
+    pub device: String,
+    /// Seconds since the Unix epoch.
+    #[serde(rename = "Time")]
+    pub time: u64,
+    /// 128 random bits, base64url; the portal refuses a nonce twice.
+    #[serde(rename = "Nonce")]
+    pub nonce: String,
+    /// Transaction name ([`tx`]).
+    #[serde(rename = "Transaction")]
+    pub transaction: String,
+    /// Transaction body.
+    #[serde(rename = "Body")]
+    pub body: serde_json::Value,
+}
+
+/// Device state in the access list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DeviceState {
+    /// May use the portal.
+    Active,
+    /// Revoked: the portal refuses it; its keys are revoked.
+    Revoked,
+}
+
+/// One device in the access list.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessEntry {
+    /// The device's UDF.
+    #[serde(rename = "DeviceUdf")]
+    pub device_udf: String,
+    /// Its name.
+    #[serde(rename = "Name")]
+    pub name: String,
+    /// Its combined authentication key: what its requests are signed with.
+    #[serde(rename = "Authentication")]
+    pub authentication: KeyData,
+    /// Its roles.
+    #[serde(rename = "Roles")]
+    pub roles: Vec<Role>,
+    /// Active or revoked.
+    #[serde(rename = "State")]
+    pub state: DeviceState,
+}
+
+/// The account's access list (schema: the Access catalog's capabilities),
+/// signed by AdministratorSignature. Serials increase by one per version.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessList {
+    /// The account's profile UDF.
+    #[serde(rename = "ProfileUdf")]
+    pub profile_udf: String,
+    /// Version number, from 1.
+    #[serde(rename = "Serial")]
+    pub serial: u64,
+    /// Every device ever connected.
+    #[serde(rename = "Devices")]
+    pub devices: Vec<AccessEntry>,
+    /// Seconds since the Unix epoch.
+    #[serde(rename = "Issued")]
+    pub issued: u64,
+}
+
+impl AccessList {
+    /// Verify a signed access list against the account profile.
+    pub fn verify(env: &Signed, account: &ProfileAccount) -> Result<AccessList, Error> {
+        let a: AccessList = env.verify_object(
+            "access list",
+            ct::ACCESS_LIST,
+            &[account.administrator_signature.key],
+        )?;
+        if !udf::udf_eq(&a.profile_udf, &account.udf()) {
+            return Err(Error::Malformed(format!(
+                "access list is for account {}, not {}",
+                a.profile_udf,
+                account.udf()
+            )));
+        }
+        Ok(a)
+    }
+
+    /// The entry of a device.
+    pub fn device(&self, device_udf: &str) -> Option<&AccessEntry> {
+        self.devices
+            .iter()
+            .find(|d| udf::udf_eq(&d.device_udf, device_udf))
+    }
+
+    /// The active entry whose authentication key has this UDF.
+    pub fn active_by_key(&self, key_udf: &str) -> Option<&AccessEntry> {
+        self.devices.iter().find(|d| {
+            d.state == DeviceState::Active && udf::udf_eq(&d.authentication.udf(), key_udf)
+        })
+    }
+}
+
+/// Bind: create an account. Signed by the first administrator device, whose
+/// combined authentication key the enclosed access list names.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BindRequest {
+    /// The self-signed account profile.
+    #[serde(rename = "EnvelopedProfileAccount")]
+    pub profile: Signed,
+    /// First entries: the access list (serial 1) and the first device.
+    #[serde(rename = "Updates")]
+    pub updates: Vec<StoreUpdate>,
+}
+
+/// Connect: a device asks to join an account.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestConnection {
+    /// The account's address.
+    #[serde(rename = "AccountAddress")]
+    pub account_address: String,
+    /// The device's self-signed profile; its base authentication key signs the request.
+    #[serde(rename = "EnvelopedProfileDevice")]
+    pub profile_device: Signed,
+    /// 128 random bits, base64url.
+    #[serde(rename = "ClientNonce")]
+    pub client_nonce: String,
+    /// With a PIN: the PIN's id.
+    #[serde(rename = "PinId", default, skip_serializing_if = "Option::is_none")]
+    pub pin_id: Option<String>,
+    /// With a PIN: HMAC proving knowledge of the PIN, base64url.
+    #[serde(
+        rename = "PinWitness",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub pin_witness: Option<String>,
+}
+
+/// What the portal appends to the Inbound spool for a connection request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InboundRequest {
+    /// Identifies the request and its answer.
+    #[serde(rename = "RequestId")]
+    pub request_id: String,
+    /// The device's signed request (a [`ct::REQUEST`] envelope carrying a
+    /// [`RequestConnection`]).
+    #[serde(rename = "EnvelopedRequest")]
+    pub request: Signed,
+    /// 128 random bits chosen by the portal, base64url.
+    #[serde(rename = "ServerNonce")]
+    pub server_nonce: String,
+    /// The witness both sides show.
+    #[serde(rename = "Witness")]
+    pub witness: String,
+    /// Seconds since the Unix epoch.
+    #[serde(rename = "Received")]
+    pub received: u64,
+}
+
+/// The portal's answer to Connect.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectResponse {
+    /// The account's profile, for the device to check the witness against.
+    #[serde(rename = "EnvelopedProfileAccount")]
+    pub profile: Signed,
+    /// Request id to poll with.
+    #[serde(rename = "RequestId")]
+    pub request_id: String,
+    /// Portal nonce.
+    #[serde(rename = "ServerNonce")]
+    pub server_nonce: String,
+    /// Witness as the portal computed it (the device recomputes it).
+    #[serde(rename = "Witness")]
+    pub witness: String,
+}
+
+/// Complete: the new device polls for the answer.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompleteRequest {
+    /// The account's address.
+    #[serde(rename = "AccountAddress")]
+    pub account_address: String,
+    /// From [`ConnectResponse`].
+    #[serde(rename = "RequestId")]
+    pub request_id: String,
+}
+
+/// Result of a connection request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ConnectResult {
+    /// No answer yet.
+    Pending,
+    /// Accepted.
+    Accept,
+    /// Rejected.
+    Reject,
+}
+
+/// An administrator's answer, signed by AdministratorSignature.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RespondConnection {
+    /// The request answered.
+    #[serde(rename = "RequestId")]
+    pub request_id: String,
+    /// Accept or Reject.
+    #[serde(rename = "Result")]
+    pub result: ConnectResult,
+    /// On accept, the signed `CatalogedDevice` (connection and activation).
+    #[serde(
+        rename = "EnvelopedCatalogedDevice",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub cataloged_device: Option<Signed>,
+    /// The PIN used, when accepted by PIN (each PIN works once).
+    #[serde(rename = "PinId", default, skip_serializing_if = "Option::is_none")]
+    pub pin_id: Option<String>,
+}
+
+/// The answer to Complete.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompleteResponse {
+    /// Pending, Accept or Reject.
+    #[serde(rename = "Result")]
+    pub result: ConnectResult,
+    /// The signed [`RespondConnection`], once answered.
+    #[serde(
+        rename = "EnvelopedRespondConnection",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub response: Option<Signed>,
+}
+
+/// A one-time PIN an administrator registered (encrypted to the
+/// administrators, then signed, in the Local spool).
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MessagePin {
+    /// The PIN's id.
+    #[serde(rename = "PinId")]
+    pub pin_id: String,
+    /// The salted PIN: the key of PinWitness.
+    #[serde(rename = "SaltedPin")]
+    pub salted_pin: zeroize::Zeroizing<String>,
+    /// Roles a device joining with it gets.
+    #[serde(rename = "Roles")]
+    pub roles: Vec<Role>,
+    /// Seconds since the Unix epoch after which it is void.
+    #[serde(rename = "Expires")]
+    pub expires: u64,
+    /// Accept without asking.
+    #[serde(rename = "Automatic")]
+    pub automatic: bool,
+}
+
+impl std::fmt::Debug for MessagePin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MessagePin")
+            .field("pin_id", &self.pin_id)
+            .field("roles", &self.roles)
+            .field("expires", &self.expires)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Status: the indices of the account's stores.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusResponse {
+    /// The account's profile.
+    #[serde(rename = "EnvelopedProfileAccount")]
+    pub profile: Signed,
+    /// Last index of each store.
+    #[serde(rename = "Stores")]
+    pub stores: Vec<StoreIndex>,
+}
+
+/// The last index of a store.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreIndex {
+    /// Store name.
+    #[serde(rename = "Store")]
+    pub store: String,
+    /// Last index (0: empty).
+    #[serde(rename = "Index")]
+    pub index: u64,
+}
+
+/// Download: entries after an index, per store.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DownloadRequest {
+    /// What to fetch.
+    #[serde(rename = "Select")]
+    pub select: Vec<StoreIndex>,
+}
+
+/// One stored entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Entry {
+    /// Its index in the store, from 1.
+    #[serde(rename = "Index")]
+    pub index: u64,
+    /// The entry: a signed envelope, or an [`InboundRequest`] in the Inbound spool.
+    #[serde(rename = "Envelope")]
+    pub envelope: serde_json::Value,
+}
+
+/// Entries of one store.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreEntries {
+    /// Store name.
+    #[serde(rename = "Store")]
+    pub store: String,
+    /// Entries in index order.
+    #[serde(rename = "Entries")]
+    pub entries: Vec<Entry>,
+    /// More entries follow: download again from the last index.
+    #[serde(rename = "Partial")]
+    pub partial: bool,
+}
+
+/// Download response.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DownloadResponse {
+    /// The account's profile.
+    #[serde(rename = "EnvelopedProfileAccount")]
+    pub profile: Signed,
+    /// One per selected store.
+    #[serde(rename = "Updates")]
+    pub updates: Vec<StoreEntries>,
+}
+
+/// Entries to append to one store.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreUpdate {
+    /// Store name.
+    #[serde(rename = "Store")]
+    pub store: String,
+    /// The store's last index as the writer knows it: if the store has moved
+    /// on, the whole transaction is answered Conflict and nothing is written.
+    #[serde(rename = "Expected")]
+    pub expected: u64,
+    /// Signed envelopes to append, in order.
+    #[serde(rename = "Envelopes")]
+    pub envelopes: Vec<Signed>,
+}
+
+/// Transact: append to stores, all or nothing.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransactRequest {
+    /// Appends.
+    #[serde(rename = "Updates")]
+    pub updates: Vec<StoreUpdate>,
+}
+
+/// Transact response: the new last index of each updated store.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransactResponse {
+    /// New indices.
+    #[serde(rename = "Stores")]
+    pub stores: Vec<StoreIndex>,
+}
+
+/// Public read of an account's public stores, by address or profile UDF.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublicRequest {
+    /// The account's address, or
+    #[serde(
+        rename = "AccountAddress",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub account_address: Option<String>,
+    /// its profile UDF.
+    #[serde(
+        rename = "ProfileUdf",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub profile_udf: Option<String>,
+    /// Public stores to read from index 0 ([`store::PUBLIC`]); empty for the profile only.
+    #[serde(rename = "Select", default)]
+    pub select: Vec<StoreIndex>,
+}
+
+/// Error codes in the JSON body of a 4xx/5xx answer.
+pub mod code {
+    /// Malformed request.
+    pub const BAD_REQUEST: &str = "BadRequest";
+    /// Bad or missing signature.
+    pub const NOT_AUTHENTICATED: &str = "NotAuthenticated";
+    /// The signer may not do this.
+    pub const NOT_AUTHORIZED: &str = "NotAuthorized";
+    /// The device is revoked (the body carries the signed access list).
+    pub const DEVICE_REVOKED: &str = "DeviceRevoked";
+    /// Nonce already seen, or time outside the window.
+    pub const REPLAY: &str = "Replay";
+    /// No such account.
+    pub const UNKNOWN_ACCOUNT: &str = "UnknownAccount";
+    /// Address or profile already bound.
+    pub const ACCOUNT_EXISTS: &str = "AccountExists";
+    /// A store moved on since the writer's index.
+    pub const CONFLICT: &str = "Conflict";
+    /// Portal failure.
+    pub const INTERNAL: &str = "Internal";
+}
+
+/// The JSON body of an error answer.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorBody {
+    /// One of [`code`].
+    #[serde(rename = "Error")]
+    pub error: String,
+    /// Human-readable reason.
+    #[serde(rename = "Reason")]
+    pub reason: String,
+    /// With `DeviceRevoked`: the current signed access list, so that the
+    /// device can check the revocation before acting on it.
+    #[serde(
+        rename = "EnvelopedAccessList",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub access_list: Option<Signed>,
+}

@@ -1,0 +1,669 @@
+//! The HTTP service: one POST route per transaction (PROTOCOL.md §10).
+//!
+//! The portal is untrusted by clients, but it still enforces what it can
+//! check: every device request is signed by a key the account's current,
+//! administrator-signed access list names, and is fresh; every entry an
+//! administrator appends is signed by the account's AdministratorSignature.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use mesh_core::envelope::Signed;
+use mesh_core::objects::{ProfileAccount, ProfileDevice, Role};
+use mesh_core::portal::{self as p, code, store, tx, AccessList, DeviceState, ErrorBody};
+use mesh_core::{b64, pin, udf};
+use rand_core::{OsRng, RngCore};
+
+use crate::storage::{AccountRecord, Append, RequestRecord, Storage, StorageError};
+
+/// Shared service state.
+#[derive(Clone)]
+pub struct AppState {
+    storage: Arc<dyn Storage>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").finish_non_exhaustive()
+    }
+}
+
+/// The router of the service.
+pub fn router(storage: Arc<dyn Storage>) -> Router {
+    Router::new()
+        .route("/health", get(|| async { "ok\n" }))
+        .route("/mesh/v1/Bind", post(bind))
+        .route("/mesh/v1/Connect", post(connect))
+        .route("/mesh/v1/Complete", post(complete))
+        .route("/mesh/v1/Status", post(status))
+        .route("/mesh/v1/Download", post(download))
+        .route("/mesh/v1/Transact", post(transact))
+        .route("/mesh/v1/Public", post(public))
+        .layer(DefaultBodyLimit::max(p::MAX_BODY))
+        .with_state(AppState { storage })
+}
+
+/// An error answer: status, code and reason (and the access list when a
+/// revoked device asks).
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    body: Box<ErrorBody>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &str, reason: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            body: Box::new(ErrorBody {
+                error: code.into(),
+                reason: reason.into(),
+                access_list: None,
+            }),
+        }
+    }
+    fn bad(reason: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, code::BAD_REQUEST, reason)
+    }
+    fn auth(reason: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::UNAUTHORIZED, code::NOT_AUTHENTICATED, reason)
+    }
+    fn forbidden(reason: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::FORBIDDEN, code::NOT_AUTHORIZED, reason)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(*self.body)).into_response()
+    }
+}
+
+impl From<StorageError> for ApiError {
+    fn from(e: StorageError) -> ApiError {
+        match e {
+            StorageError::Conflict { .. } => {
+                ApiError::new(StatusCode::CONFLICT, code::CONFLICT, e.to_string())
+            }
+            StorageError::Exists(_) => {
+                ApiError::new(StatusCode::CONFLICT, code::ACCOUNT_EXISTS, e.to_string())
+            }
+            // Details stay in the portal's log; the peer learns only that it failed.
+            StorageError::Db(err) => {
+                eprintln!("mesh-portal: database error: {err}");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    code::INTERNAL,
+                    "storage failure",
+                )
+            }
+        }
+    }
+}
+
+type ApiResult = Result<Response, ApiError>;
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StorageError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                code::INTERNAL,
+                "task failed",
+            )
+        })?
+        .map_err(ApiError::from)
+}
+
+fn parse<T: serde::de::DeserializeOwned>(what: &str, b: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(b).map_err(|e| ApiError::bad(format!("{what}: {e}")))
+}
+
+fn from_value<T: serde::de::DeserializeOwned>(
+    what: &str,
+    v: &serde_json::Value,
+) -> Result<T, ApiError> {
+    T::deserialize(v).map_err(|e| ApiError::bad(format!("{what}: {e}")))
+}
+
+/// Parse a signed request, check its transaction and its time.
+fn open_request(body: &[u8], transaction: &str) -> Result<(Signed, p::Request), ApiError> {
+    let env: Signed = parse("request envelope", body)?;
+    let req: p::Request = env
+        .unverified_object("request")
+        .map_err(|e| ApiError::bad(e.to_string()))?;
+    if req.transaction != transaction {
+        return Err(ApiError::bad(format!(
+            "request is for transaction {}, sent to {transaction}",
+            req.transaction
+        )));
+    }
+    let t = now();
+    if req.time + p::FRESHNESS_WINDOW < t || req.time > t + p::FRESHNESS_WINDOW {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            code::REPLAY,
+            "request time is outside the freshness window",
+        ));
+    }
+    let n = b64::decode(&req.nonce).map_err(|e| ApiError::bad(format!("nonce: {e}")))?;
+    if n.len() < 16 {
+        return Err(ApiError::bad("nonce is shorter than 128 bits"));
+    }
+    Ok((env, req))
+}
+
+async fn check_nonce(st: &AppState, req: &p::Request) -> Result<(), ApiError> {
+    let s = st.storage.clone();
+    let nonce = req.nonce.clone();
+    let t = now();
+    let fresh = blocking(move || s.use_nonce(&nonce, t, t + 2 * p::FRESHNESS_WINDOW)).await?;
+    if fresh {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            code::REPLAY,
+            "replayed request (nonce seen before)",
+        ))
+    }
+}
+
+/// The account a member request is for, with its profile and access list.
+struct Member {
+    account: AccountRecord,
+    profile: ProfileAccount,
+    access: AccessList,
+    access_index: u64,
+    device: p::AccessEntry,
+}
+
+async fn load_account(
+    st: &AppState,
+    udf_: &str,
+) -> Result<(AccountRecord, ProfileAccount, Signed, AccessList, u64), ApiError> {
+    let s = st.storage.clone();
+    let u = udf_.to_string();
+    let account = blocking(move || s.account_by_udf(&u))
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                code::UNKNOWN_ACCOUNT,
+                format!("no account {udf_}"),
+            )
+        })?;
+    let profile_env: Signed = parse("stored profile", account.profile.as_bytes())?;
+    let profile: ProfileAccount = profile_env
+        .unverified_object("profile")
+        .map_err(|e| ApiError::bad(e.to_string()))?;
+    let s = st.storage.clone();
+    let u = account.udf.clone();
+    let (idx, raw) = blocking(move || s.last(&u, store::ACCESS))
+        .await?
+        .ok_or_else(|| ApiError::forbidden("account has no access list"))?;
+    let access_env: Signed = parse("stored access list", raw.as_bytes())?;
+    let access: AccessList = access_env
+        .unverified_object("access list")
+        .map_err(|e| ApiError::bad(e.to_string()))?;
+    Ok((account, profile, access_env, access, idx))
+}
+
+/// Authenticate a member request: the device is active in the account's
+/// access list and signed with the key it names; the request is fresh.
+async fn member(
+    st: &AppState,
+    body: &[u8],
+    transaction: &str,
+) -> Result<(Member, p::Request), ApiError> {
+    let (env, req) = open_request(body, transaction)?;
+    let (account, profile, access_env, access, access_index) =
+        load_account(st, &req.account).await?;
+    let entry = access.device(&req.device).cloned().ok_or_else(|| {
+        ApiError::forbidden(format!(
+            "device {} is not a device of account {}",
+            req.device, account.udf
+        ))
+    })?;
+    if entry.state == DeviceState::Revoked {
+        let mut e = ApiError::new(
+            StatusCode::FORBIDDEN,
+            code::DEVICE_REVOKED,
+            format!(
+                "device {} was revoked from account {}",
+                req.device, account.udf
+            ),
+        );
+        e.body.access_list = Some(access_env);
+        return Err(e);
+    }
+    env.verify(mesh_core::portal::ct::REQUEST, &[entry.authentication.key])
+        .map_err(|e| ApiError::auth(e.to_string()))?;
+    check_nonce(st, &req).await?;
+    Ok((
+        Member {
+            account,
+            profile,
+            access,
+            access_index,
+            device: entry,
+        },
+        req,
+    ))
+}
+
+fn json<T: serde::Serialize>(v: &T) -> ApiResult {
+    Ok(Json(serde_json::to_value(v).unwrap_or_default()).into_response())
+}
+
+/// Check one envelope an administrator appends, and note responses to index.
+fn check_append(
+    profile: &ProfileAccount,
+    store_name: &str,
+    env: &Signed,
+    prev_access: &mut Option<AccessList>,
+    responses: &mut Vec<(String, String)>,
+) -> Result<(), ApiError> {
+    let admin = [profile.administrator_signature.key];
+    match store_name {
+        store::ACCESS => {
+            let a = AccessList::verify(env, profile)
+                .map_err(|e| ApiError::forbidden(format!("access list: {e}")))?;
+            let want = prev_access.as_ref().map(|p| p.serial + 1).unwrap_or(1);
+            if a.serial != want {
+                return Err(ApiError::bad(format!(
+                    "access list serial {} (expected {want})",
+                    a.serial
+                )));
+            }
+            *prev_access = Some(a);
+        }
+        store::DEVICE | store::APPLICATION | store::LOCAL => {
+            env.verify(&env.content_type, &admin)
+                .map_err(|e| ApiError::forbidden(format!("{store_name} entry: {e}")))?;
+            if store_name == store::LOCAL && env.content_type == p::ct::RESPOND_CONNECTION {
+                let r: p::RespondConnection = env
+                    .unverified_object("response")
+                    .map_err(|e| ApiError::bad(e.to_string()))?;
+                responses.push((r.request_id, serde_json::to_string(env).unwrap_or_default()));
+            }
+        }
+        other => {
+            return Err(ApiError::forbidden(format!(
+                "devices cannot write the {other} store"
+            )))
+        }
+    }
+    Ok(())
+}
+
+fn to_appends(updates: &[p::StoreUpdate]) -> Vec<Append> {
+    updates
+        .iter()
+        .map(|u| Append {
+            store: u.store.clone(),
+            expected: Some(u.expected),
+            entries: u
+                .envelopes
+                .iter()
+                .map(|e| serde_json::to_string(e).unwrap_or_default())
+                .collect(),
+        })
+        .collect()
+}
+
+async fn bind(State(st): State<AppState>, body: Bytes) -> ApiResult {
+    let (env, req) = open_request(&body, tx::BIND)?;
+    let b: p::BindRequest = from_value("bind request", &req.body)?;
+    let profile = ProfileAccount::verify_self_signed(&b.profile)
+        .map_err(|e| ApiError::bad(format!("profile: {e}")))?;
+    if !udf::udf_eq(&profile.udf(), &req.account) {
+        return Err(ApiError::bad(
+            "request names another account than the profile",
+        ));
+    }
+    if b.updates.len() > 4
+        || b.updates.iter().map(|u| u.envelopes.len()).sum::<usize>() > p::MAX_UPDATES
+    {
+        return Err(ApiError::bad("too many entries"));
+    }
+    let mut prev = None;
+    let mut responses = Vec::new();
+    for u in &b.updates {
+        if u.expected != 0 {
+            return Err(ApiError::bad("a new account's stores start at index 0"));
+        }
+        for e in &u.envelopes {
+            check_append(&profile, &u.store, e, &mut prev, &mut responses)?;
+        }
+    }
+    // The signer must be an administrator the first access list names.
+    let access = prev.ok_or_else(|| ApiError::bad("bind needs the first access list"))?;
+    let entry = access
+        .device(&req.device)
+        .filter(|d| d.state == DeviceState::Active && d.roles.contains(&Role::Admin))
+        .ok_or_else(|| {
+            ApiError::forbidden("the signer is not an administrator of the new account")
+        })?;
+    env.verify(p::ct::REQUEST, &[entry.authentication.key])
+        .map_err(|e| ApiError::auth(e.to_string()))?;
+    check_nonce(&st, &req).await?;
+    let rec = AccountRecord {
+        udf: profile.udf(),
+        address: profile.account_address.to_lowercase(),
+        profile: serde_json::to_string(&b.profile).unwrap_or_default(),
+    };
+    let appends = to_appends(&b.updates);
+    let s = st.storage.clone();
+    blocking(move || s.bind(&rec, &appends)).await?;
+    json(&serde_json::json!({"ProfileUdf": profile.udf()}))
+}
+
+async fn connect(State(st): State<AppState>, body: Bytes) -> ApiResult {
+    let (env, req) = open_request(&body, tx::CONNECT)?;
+    let c: p::RequestConnection = from_value("connection request", &req.body)?;
+    let device = ProfileDevice::verify(&c.profile_device)
+        .map_err(|e| ApiError::bad(format!("device profile: {e}")))?;
+    if !udf::udf_eq(&device.udf(), &req.device) {
+        return Err(ApiError::bad(
+            "request names another device than its profile",
+        ));
+    }
+    env.verify(p::ct::REQUEST, &[device.authentication.key])
+        .map_err(|e| ApiError::auth(e.to_string()))?;
+    let client_nonce =
+        b64::decode(&c.client_nonce).map_err(|e| ApiError::bad(format!("client nonce: {e}")))?;
+    check_nonce(&st, &req).await?;
+    let s = st.storage.clone();
+    let addr = c.account_address.clone();
+    let account = blocking(move || s.account_by_address(&addr))
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                code::UNKNOWN_ACCOUNT,
+                format!("no account {}", c.account_address),
+            )
+        })?;
+    let profile_env: Signed = parse("stored profile", account.profile.as_bytes())?;
+    let profile: ProfileAccount = profile_env
+        .unverified_object("profile")
+        .map_err(|e| ApiError::bad(e.to_string()))?;
+    let mut server_nonce = [0u8; 16];
+    OsRng.fill_bytes(&mut server_nonce);
+    let witness = pin::witness(
+        &profile.value(),
+        &server_nonce,
+        &device.value(),
+        &client_nonce,
+    );
+    let request_id =
+        udf::presentation_whole(&udf::nonce(128).map_err(|e| ApiError::bad(e.to_string()))?);
+    let inbound = p::InboundRequest {
+        request_id: request_id.clone(),
+        request: env,
+        server_nonce: b64::encode(&server_nonce),
+        witness: witness.clone(),
+        received: now(),
+    };
+    let rec = RequestRecord {
+        account: account.udf.clone(),
+        auth_key: serde_json::to_string(&device.authentication).unwrap_or_default(),
+        response: None,
+    };
+    let s = st.storage.clone();
+    let id = request_id.clone();
+    let inbound_json = serde_json::to_string(&inbound).unwrap_or_default();
+    blocking(move || s.add_request(&id, &rec, &inbound_json)).await?;
+    json(&p::ConnectResponse {
+        profile: profile_env,
+        request_id,
+        server_nonce: inbound.server_nonce,
+        witness,
+    })
+}
+
+async fn complete(State(st): State<AppState>, body: Bytes) -> ApiResult {
+    let (env, req) = open_request(&body, tx::COMPLETE)?;
+    let c: p::CompleteRequest = from_value("complete request", &req.body)?;
+    let s = st.storage.clone();
+    let id = c.request_id.clone();
+    let rec = blocking(move || s.request(&id)).await?.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            code::BAD_REQUEST,
+            format!("no request {}", c.request_id),
+        )
+    })?;
+    let s = st.storage.clone();
+    let a = rec.account.clone();
+    let account = blocking(move || s.account_by_udf(&a))
+        .await?
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, code::UNKNOWN_ACCOUNT, "no account"))?;
+    if account.address != c.account_address.to_lowercase() {
+        return Err(ApiError::forbidden("request is for another account"));
+    }
+    // Only the device that asked may poll: its base authentication key signs.
+    let key: mesh_core::keys::KeyData = parse("stored device key", rec.auth_key.as_bytes())?;
+    env.verify(p::ct::REQUEST, &[key.key])
+        .map_err(|_| ApiError::forbidden("only the requesting device may complete its request"))?;
+    check_nonce(&st, &req).await?;
+    let resp = match rec.response {
+        None => p::CompleteResponse {
+            result: p::ConnectResult::Pending,
+            response: None,
+        },
+        Some(r) => {
+            let env: Signed = parse("stored response", r.as_bytes())?;
+            let rc: p::RespondConnection = env
+                .unverified_object("response")
+                .map_err(|e| ApiError::bad(e.to_string()))?;
+            p::CompleteResponse {
+                result: rc.result,
+                response: Some(env),
+            }
+        }
+    };
+    json(&resp)
+}
+
+async fn status(State(st): State<AppState>, body: Bytes) -> ApiResult {
+    let (m, _) = member(&st, &body, tx::STATUS).await?;
+    let s = st.storage.clone();
+    let a = m.account.udf.clone();
+    let idx = blocking(move || s.indices(&a)).await?;
+    let profile: Signed = parse("stored profile", m.account.profile.as_bytes())?;
+    json(&p::StatusResponse {
+        profile,
+        stores: idx
+            .into_iter()
+            .map(|(store, index)| p::StoreIndex { store, index })
+            .collect(),
+    })
+}
+
+async fn read_stores(
+    st: &AppState,
+    account: &str,
+    select: &[p::StoreIndex],
+) -> Result<Vec<p::StoreEntries>, ApiError> {
+    let mut out = Vec::new();
+    for sel in select.iter().take(store::ALL.len()) {
+        let s = st.storage.clone();
+        let a = account.to_string();
+        let name = sel.store.clone();
+        let after = sel.index;
+        let (rows, partial) = blocking(move || s.read(&a, &name, after, p::MAX_RESULTS)).await?;
+        let mut entries = Vec::with_capacity(rows.len());
+        for (index, data) in rows {
+            entries.push(p::Entry {
+                index,
+                envelope: serde_json::from_str(&data).unwrap_or(serde_json::Value::Null),
+            });
+        }
+        out.push(p::StoreEntries {
+            store: sel.store.clone(),
+            entries,
+            partial,
+        });
+    }
+    Ok(out)
+}
+
+async fn download(State(st): State<AppState>, body: Bytes) -> ApiResult {
+    let (m, req) = member(&st, &body, tx::DOWNLOAD).await?;
+    let d: p::DownloadRequest = from_value("download request", &req.body)?;
+    for sel in &d.select {
+        if !store::ALL.contains(&sel.store.as_str()) {
+            return Err(ApiError::bad(format!("no store {}", sel.store)));
+        }
+        let admin_only = sel.store == store::INBOUND || sel.store == store::LOCAL;
+        if admin_only && !m.device.roles.contains(&Role::Admin) {
+            return Err(ApiError::forbidden(format!(
+                "only administrators read the {} spool",
+                sel.store
+            )));
+        }
+    }
+    let updates = read_stores(&st, &m.account.udf, &d.select).await?;
+    let profile: Signed = parse("stored profile", m.account.profile.as_bytes())?;
+    json(&p::DownloadResponse { profile, updates })
+}
+
+async fn transact(State(st): State<AppState>, body: Bytes) -> ApiResult {
+    let (m, req) = match member(&st, &body, tx::TRANSACT).await {
+        Ok(v) => v,
+        Err(e) if e.status == StatusCode::FORBIDDEN => {
+            return recover_transact(&st, &body, e).await
+        }
+        Err(e) => return Err(e),
+    };
+    if !m.device.roles.contains(&Role::Admin) {
+        return Err(ApiError::forbidden(
+            "only administrators write the account's stores",
+        ));
+    }
+    let t: p::TransactRequest = from_value("transact request", &req.body)?;
+    apply(
+        &st,
+        &m.account,
+        &m.profile,
+        Some((m.access, m.access_index)),
+        &t,
+    )
+    .await
+}
+
+/// Recovery: a device that is not (or no longer) in the access list may
+/// write when the transaction carries the next access list, signed by the
+/// administrator key, naming it an active administrator. Only a holder of
+/// the account seed can produce that.
+async fn recover_transact(st: &AppState, body: &[u8], original: ApiError) -> ApiResult {
+    let (env, req) = open_request(body, tx::TRANSACT)?;
+    let (account, profile, _, access, access_index) = load_account(st, &req.account).await?;
+    let t: p::TransactRequest = from_value("transact request", &req.body)?;
+    let next = t
+        .updates
+        .iter()
+        .filter(|u| u.store == store::ACCESS)
+        .flat_map(|u| u.envelopes.iter())
+        .next_back()
+        .and_then(|e| AccessList::verify(e, &profile).ok());
+    let Some(next) = next else {
+        return Err(original);
+    };
+    let entry = next
+        .device(&req.device)
+        .filter(|d| d.state == DeviceState::Active && d.roles.contains(&Role::Admin))
+        .cloned();
+    let Some(entry) = entry else {
+        return Err(original);
+    };
+    env.verify(p::ct::REQUEST, &[entry.authentication.key])
+        .map_err(|e| ApiError::auth(e.to_string()))?;
+    check_nonce(st, &req).await?;
+    apply(st, &account, &profile, Some((access, access_index)), &t).await
+}
+
+async fn apply(
+    st: &AppState,
+    account: &AccountRecord,
+    profile: &ProfileAccount,
+    access: Option<(AccessList, u64)>,
+    t: &p::TransactRequest,
+) -> ApiResult {
+    if t.updates.len() > store::ALL.len()
+        || t.updates.iter().map(|u| u.envelopes.len()).sum::<usize>() > p::MAX_UPDATES
+    {
+        return Err(ApiError::bad(format!(
+            "at most {} entries per transaction",
+            p::MAX_UPDATES
+        )));
+    }
+    let mut prev = access.map(|(a, _)| a);
+    let mut responses = Vec::new();
+    for u in &t.updates {
+        for e in &u.envelopes {
+            check_append(profile, &u.store, e, &mut prev, &mut responses)?;
+        }
+    }
+    let appends = to_appends(&t.updates);
+    let s = st.storage.clone();
+    let a = account.udf.clone();
+    let idx = blocking(move || s.append(&a, &appends, &responses)).await?;
+    json(&p::TransactResponse {
+        stores: idx
+            .into_iter()
+            .map(|(store, index)| p::StoreIndex { store, index })
+            .collect(),
+    })
+}
+
+async fn public(State(st): State<AppState>, body: Bytes) -> ApiResult {
+    let r: p::PublicRequest = parse("public request", &body)?;
+    let s = st.storage.clone();
+    let account = match (&r.account_address, &r.profile_udf) {
+        (Some(a), _) => {
+            let a = a.clone();
+            blocking(move || s.account_by_address(&a)).await?
+        }
+        (None, Some(u)) => {
+            let u = u.clone();
+            blocking(move || s.account_by_udf(&u)).await?
+        }
+        (None, None) => return Err(ApiError::bad("give AccountAddress or ProfileUdf")),
+    }
+    .ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            code::UNKNOWN_ACCOUNT,
+            "no such account",
+        )
+    })?;
+    for sel in &r.select {
+        if !store::PUBLIC.contains(&sel.store.as_str()) {
+            return Err(ApiError::forbidden(format!(
+                "the {} store is not public",
+                sel.store
+            )));
+        }
+    }
+    let updates = read_stores(&st, &account.udf, &r.select).await?;
+    let profile: Signed = parse("stored profile", account.profile.as_bytes())?;
+    json(&p::DownloadResponse { profile, updates })
+}

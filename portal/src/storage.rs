@@ -1,0 +1,403 @@
+//! Portal storage: accounts and their append-only stores.
+//!
+//! The [`Storage`] trait is what the service needs; [`Sqlite`] is the
+//! embedded default (one file, WAL, every call one transaction). A
+//! PostgreSQL backend implements the same trait for deployments that
+//! outgrow one machine.
+
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+/// Storage errors.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StorageError {
+    /// The database failed.
+    #[error("database: {0}")]
+    Db(#[from] rusqlite::Error),
+    /// A store moved on since the writer's index.
+    #[error("store {store} is at index {actual}, the writer expected {expected}")]
+    Conflict {
+        /// Store name.
+        store: String,
+        /// Writer's index.
+        expected: u64,
+        /// Actual index.
+        actual: u64,
+    },
+    /// The address or profile is bound already.
+    #[error("account {0} exists already")]
+    Exists(String),
+}
+
+/// An account as stored.
+#[derive(Clone, Debug)]
+pub struct AccountRecord {
+    /// Profile UDF (primary key).
+    pub udf: String,
+    /// Address, lower case.
+    pub address: String,
+    /// The signed profile, JSON.
+    pub profile: String,
+}
+
+/// Entries to append to one store.
+#[derive(Clone, Debug)]
+pub struct Append {
+    /// Store name.
+    pub store: String,
+    /// Expected last index; `None` appends wherever the store is.
+    pub expected: Option<u64>,
+    /// Entries, JSON.
+    pub entries: Vec<String>,
+}
+
+/// A connection request as the portal keeps it for Complete.
+#[derive(Clone, Debug)]
+pub struct RequestRecord {
+    /// Account UDF.
+    pub account: String,
+    /// The key (KeyData JSON) that must sign Complete.
+    pub auth_key: String,
+    /// The signed RespondConnection, once answered.
+    pub response: Option<String>,
+}
+
+/// What the service needs from storage. Every method is one transaction.
+pub trait Storage: Send + Sync + 'static {
+    /// Create an account with its first entries.
+    fn bind(&self, account: &AccountRecord, first: &[Append]) -> Result<(), StorageError>;
+    /// Look up by address (any case).
+    fn account_by_address(&self, address: &str) -> Result<Option<AccountRecord>, StorageError>;
+    /// Look up by profile UDF.
+    fn account_by_udf(&self, udf: &str) -> Result<Option<AccountRecord>, StorageError>;
+    /// Last index of each store that has entries.
+    fn indices(&self, account: &str) -> Result<Vec<(String, u64)>, StorageError>;
+    /// Up to `limit` entries after `after`; the flag says more follow.
+    fn read(
+        &self,
+        account: &str,
+        store: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<(Vec<(u64, String)>, bool), StorageError>;
+    /// The last entry of a store.
+    fn last(&self, account: &str, store: &str) -> Result<Option<(u64, String)>, StorageError>;
+    /// Append to several stores, all or nothing; returns the new last indices.
+    /// `responses` index answers to connection requests by request id.
+    fn append(
+        &self,
+        account: &str,
+        updates: &[Append],
+        responses: &[(String, String)],
+    ) -> Result<Vec<(String, u64)>, StorageError>;
+    /// Record a connection request (and its Inbound entry) in one transaction.
+    fn add_request(
+        &self,
+        request_id: &str,
+        record: &RequestRecord,
+        inbound: &str,
+    ) -> Result<(), StorageError>;
+    /// A connection request.
+    fn request(&self, request_id: &str) -> Result<Option<RequestRecord>, StorageError>;
+    /// Remember a nonce until `expires`; false if it was seen before.
+    fn use_nonce(&self, nonce: &str, now: u64, expires: u64) -> Result<bool, StorageError>;
+}
+
+/// The embedded SQLite store: a small pool of connections to one WAL file.
+#[derive(Debug)]
+pub struct Sqlite {
+    pool: Vec<Mutex<Connection>>,
+    next: std::sync::atomic::AtomicUsize,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS accounts (
+    udf TEXT PRIMARY KEY,
+    address TEXT NOT NULL UNIQUE,
+    profile TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS entries (
+    account TEXT NOT NULL,
+    store TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (account, store, idx)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS requests (
+    request_id TEXT PRIMARY KEY,
+    account TEXT NOT NULL,
+    auth_key TEXT NOT NULL,
+    response TEXT
+);
+CREATE TABLE IF NOT EXISTS nonces (
+    nonce TEXT PRIMARY KEY,
+    expires INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS nonces_expires ON nonces (expires);
+";
+
+impl Sqlite {
+    /// Open (or create) `dir/portal.sqlite`.
+    pub fn open(dir: &Path) -> Result<Sqlite, StorageError> {
+        let path = dir.join("portal.sqlite");
+        let mut pool = Vec::new();
+        for i in 0..4 {
+            let c = Connection::open(&path)?;
+            c.busy_timeout(Duration::from_secs(10))?;
+            c.pragma_update(None, "journal_mode", "WAL")?;
+            c.pragma_update(None, "synchronous", "NORMAL")?;
+            c.pragma_update(None, "foreign_keys", "ON")?;
+            if i == 0 {
+                c.execute_batch(SCHEMA)?;
+            }
+            pool.push(Mutex::new(c));
+        }
+        Ok(Sqlite {
+            pool,
+            next: std::sync::atomic::AtomicUsize::new(0),
+        })
+    }
+
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StorageError>,
+    ) -> Result<T, StorageError> {
+        let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % self.pool.len();
+        let mut c = self.pool[i].lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut c)
+    }
+}
+
+fn u(i: i64) -> u64 {
+    u64::try_from(i).unwrap_or(0)
+}
+
+fn i(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn last_index(
+    tx: &rusqlite::Transaction<'_>,
+    account: &str,
+    store: &str,
+) -> Result<u64, StorageError> {
+    let v: Option<i64> = tx.query_row(
+        "SELECT MAX(idx) FROM entries WHERE account = ?1 AND store = ?2",
+        params![account, store],
+        |r| r.get(0),
+    )?;
+    Ok(v.map(u).unwrap_or(0))
+}
+
+fn append_in(
+    tx: &rusqlite::Transaction<'_>,
+    account: &str,
+    updates: &[Append],
+) -> Result<Vec<(String, u64)>, StorageError> {
+    let mut out = Vec::new();
+    for up in updates {
+        let mut idx = last_index(tx, account, &up.store)?;
+        if let Some(expected) = up.expected {
+            if expected != idx {
+                return Err(StorageError::Conflict {
+                    store: up.store.clone(),
+                    expected,
+                    actual: idx,
+                });
+            }
+        }
+        for e in &up.entries {
+            idx += 1;
+            tx.execute(
+                "INSERT INTO entries (account, store, idx, data) VALUES (?1, ?2, ?3, ?4)",
+                params![account, up.store, i(idx), e],
+            )?;
+        }
+        out.push((up.store.clone(), idx));
+    }
+    Ok(out)
+}
+
+impl Storage for Sqlite {
+    fn bind(&self, account: &AccountRecord, first: &[Append]) -> Result<(), StorageError> {
+        self.with(|c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let exists: Option<String> = tx
+                .query_row(
+                    "SELECT udf FROM accounts WHERE udf = ?1 OR address = ?2",
+                    params![account.udf, account.address],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if exists.is_some() {
+                return Err(StorageError::Exists(account.address.clone()));
+            }
+            tx.execute(
+                "INSERT INTO accounts (udf, address, profile) VALUES (?1, ?2, ?3)",
+                params![account.udf, account.address, account.profile],
+            )?;
+            append_in(&tx, &account.udf, first)?;
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    fn account_by_address(&self, address: &str) -> Result<Option<AccountRecord>, StorageError> {
+        self.with(|c| {
+            Ok(c.query_row(
+                "SELECT udf, address, profile FROM accounts WHERE address = ?1",
+                params![address.to_lowercase()],
+                |r| {
+                    Ok(AccountRecord {
+                        udf: r.get(0)?,
+                        address: r.get(1)?,
+                        profile: r.get(2)?,
+                    })
+                },
+            )
+            .optional()?)
+        })
+    }
+
+    fn account_by_udf(&self, udf: &str) -> Result<Option<AccountRecord>, StorageError> {
+        self.with(|c| {
+            Ok(c.query_row(
+                "SELECT udf, address, profile FROM accounts WHERE udf = ?1",
+                params![udf],
+                |r| {
+                    Ok(AccountRecord {
+                        udf: r.get(0)?,
+                        address: r.get(1)?,
+                        profile: r.get(2)?,
+                    })
+                },
+            )
+            .optional()?)
+        })
+    }
+
+    fn indices(&self, account: &str) -> Result<Vec<(String, u64)>, StorageError> {
+        self.with(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT store, MAX(idx) FROM entries WHERE account = ?1 GROUP BY store",
+            )?;
+            let rows = st.query_map(params![account], |r| {
+                Ok((r.get::<_, String>(0)?, u(r.get(1)?)))
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    fn read(
+        &self,
+        account: &str,
+        store: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<(Vec<(u64, String)>, bool), StorageError> {
+        self.with(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT idx, data FROM entries WHERE account = ?1 AND store = ?2 AND idx > ?3 ORDER BY idx LIMIT ?4",
+            )?;
+            let want = i64::try_from(limit + 1).unwrap_or(i64::MAX);
+            let rows = st.query_map(params![account, store, i(after), want], |r| {
+                Ok((u(r.get(0)?), r.get::<_, String>(1)?))
+            })?;
+            let mut v = rows.collect::<Result<Vec<_>, _>>()?;
+            let partial = v.len() > limit;
+            v.truncate(limit);
+            Ok((v, partial))
+        })
+    }
+
+    fn last(&self, account: &str, store: &str) -> Result<Option<(u64, String)>, StorageError> {
+        self.with(|c| {
+            Ok(c.query_row(
+                "SELECT idx, data FROM entries WHERE account = ?1 AND store = ?2 ORDER BY idx DESC LIMIT 1",
+                params![account, store],
+                |r| Ok((u(r.get(0)?), r.get::<_, String>(1)?)),
+            )
+            .optional()?)
+        })
+    }
+
+    fn append(
+        &self,
+        account: &str,
+        updates: &[Append],
+        responses: &[(String, String)],
+    ) -> Result<Vec<(String, u64)>, StorageError> {
+        self.with(|c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let out = append_in(&tx, account, updates)?;
+            for (id, resp) in responses {
+                tx.execute(
+                    "UPDATE requests SET response = ?2 WHERE request_id = ?1 AND account = ?3",
+                    params![id, resp, account],
+                )?;
+            }
+            tx.commit()?;
+            Ok(out)
+        })
+    }
+
+    fn add_request(
+        &self,
+        request_id: &str,
+        record: &RequestRecord,
+        inbound: &str,
+    ) -> Result<(), StorageError> {
+        self.with(|c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute(
+                "INSERT INTO requests (request_id, account, auth_key, response) VALUES (?1, ?2, ?3, NULL)",
+                params![request_id, record.account, record.auth_key],
+            )?;
+            append_in(
+                &tx,
+                &record.account,
+                &[Append {
+                    store: mesh_core::portal::store::INBOUND.into(),
+                    expected: None,
+                    entries: vec![inbound.to_string()],
+                }],
+            )?;
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    fn request(&self, request_id: &str) -> Result<Option<RequestRecord>, StorageError> {
+        self.with(|c| {
+            Ok(c.query_row(
+                "SELECT account, auth_key, response FROM requests WHERE request_id = ?1",
+                params![request_id],
+                |r| {
+                    Ok(RequestRecord {
+                        account: r.get(0)?,
+                        auth_key: r.get(1)?,
+                        response: r.get(2)?,
+                    })
+                },
+            )
+            .optional()?)
+        })
+    }
+
+    fn use_nonce(&self, nonce: &str, now: u64, expires: u64) -> Result<bool, StorageError> {
+        self.with(|c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute("DELETE FROM nonces WHERE expires < ?1", params![i(now)])?;
+            let n = tx.execute(
+                "INSERT OR IGNORE INTO nonces (nonce, expires) VALUES (?1, ?2)",
+                params![nonce, i(expires)],
+            )?;
+            tx.commit()?;
+            Ok(n == 1)
+        })
+    }
+}
