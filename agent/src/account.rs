@@ -617,6 +617,16 @@ pub fn complete(store: &mut Store) -> Result<bool> {
             let mut secrets = store.secrets()?;
             secrets.activation_seed = Some(act.activation_key.clone());
             secrets.activation_epoch = act.epoch;
+            if let Some(seed) = &act.account_seed {
+                // An administrator: check the seed really is this account's.
+                let keys = AccountKeys::from_seed(Seed::from_udf(seed)?)?;
+                if !udf::udf_eq(&keys.profile_udf(), &a.profile_udf) {
+                    return Err(AccountError::Untrusted(
+                        "the activation carries another account's seed".into(),
+                    ));
+                }
+                secrets.account_seed = Some(seed.clone());
+            }
             store.save_secrets(&secrets)?;
             a.membership = Membership::Member;
             a.roles = conn.roles.clone();

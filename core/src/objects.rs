@@ -412,6 +412,14 @@ pub struct ActivationAccount {
     /// Key epoch these contributions are for (our extension).
     #[serde(rename = "Epoch", default)]
     pub epoch: u32,
+    /// The account seed, for devices granted the admin role (the
+    /// reference puts it in ActivationCommon for super-administrators).
+    #[serde(
+        rename = "AccountSeed",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub account_seed: Option<Zeroizing<String>>,
 }
 
 impl std::fmt::Debug for ActivationAccount {
@@ -546,6 +554,7 @@ impl ConnectionDevice {
         let mut roles = roles.to_vec();
         roles.sort();
         roles.dedup();
+        let admin_role = roles.contains(&Role::Admin);
         let conn = ConnectionDevice {
             profile_udf: admin.profile_udf(),
             device_udf: device.udf(),
@@ -561,6 +570,7 @@ impl ConnectionDevice {
             device_udf: device.udf(),
             activation_key: act_seed.to_udf(),
             epoch,
+            account_seed: admin_role.then(|| admin.seed().to_udf()),
         };
         let enc = Encrypted::encrypt_object(
             ct::ACTIVATION_ACCOUNT,

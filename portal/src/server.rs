@@ -286,10 +286,15 @@ fn check_append(
                 .map_err(|e| ApiError::forbidden(format!("access list: {e}")))?;
             let want = prev_access.as_ref().map(|p| p.serial + 1).unwrap_or(1);
             if a.serial != want {
-                return Err(ApiError::bad(format!(
-                    "access list serial {} (expected {want})",
-                    a.serial
-                )));
+                // A writer that built on an older list: the same as a stale index.
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    code::CONFLICT,
+                    format!(
+                        "access list serial {} does not follow the current list ({want} expected)",
+                        a.serial
+                    ),
+                ));
             }
             *prev_access = Some(a);
         }

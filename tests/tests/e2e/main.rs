@@ -1,0 +1,5 @@
+//! End-to-end tests: real binaries, a real portal over HTTP with a real
+//! SQLite file, one `--home` per device, and real peers where a plugin
+//! talks to one. One test binary, one module per capability.
+
+mod portal;

@@ -1,0 +1,609 @@
+//! The portal and the device life cycle (issue: portal and onboarding).
+
+use std::path::Path;
+
+use mesh_agent::client::{sign_request, Client};
+use mesh_agent::store::Store;
+use mesh_core::portal::{self as p, store as st};
+use mesh_tests::{Device, PortalProc, Scratch};
+
+const ADDR: &str = "alice@example.com";
+
+/// An account with an administrator `a` and a connected member `b`.
+fn account_with_member(dir: &Path, portal: &PortalProc) -> (Device, Device) {
+    let a = Device::new(dir, "a");
+    let b = Device::new(dir, "b");
+    a.ok(&["device", "init", "--name", "laptop"]);
+    a.ok(&[
+        "account",
+        "create",
+        ADDR,
+        "--portal",
+        &portal.url,
+        "--name",
+        "Alice",
+    ]);
+    let witness = b.ok(&[
+        "device",
+        "request",
+        ADDR,
+        "--portal",
+        &portal.url,
+        "--name",
+        "phone",
+    ]);
+    let pending = a.ok(&["device", "pending"]);
+    assert!(
+        pending.contains(witness.trim()) && pending.contains("phone"),
+        "{pending}"
+    );
+    a.ok(&["device", "accept", witness.trim()]);
+    let out = b.ok(&["sync"]);
+    assert!(out.contains("connection completed"), "{out}");
+    (a, b)
+}
+
+fn devices(d: &Device) -> Vec<(String, String, Vec<String>)> {
+    let v = d.json(&["device", "list"]);
+    v.as_array()
+        .expect("list")
+        .iter()
+        .map(|x| {
+            (
+                x["name"].as_str().unwrap_or_default().to_string(),
+                x["state"].as_str().unwrap_or_default().to_string(),
+                x["roles"]
+                    .as_array()
+                    .map(|r| {
+                        r.iter()
+                            .filter_map(|s| s.as_str().map(String::from))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+fn secrets_of(d: &Device) -> mesh_agent::store::Secrets {
+    std::env::set_var("MESH_KEYSTORE", "file");
+    Store::open(&d.home, false)
+        .expect("open store")
+        .secrets()
+        .expect("secrets")
+}
+
+#[test]
+fn create_connect_accept_pin_reject_revoke() {
+    let dir = Scratch::new("life");
+    let portal = PortalProc::start(&dir.path("portal"));
+    let (a, b) = account_with_member(&dir.0, &portal);
+
+    // account show on both.
+    let sa = a.json(&["account", "show"]);
+    let sb = b.json(&["account", "show"]);
+    assert_eq!(sa["profile_udf"], sb["profile_udf"]);
+    assert!(sa["profile_udf"].as_str().expect("udf").starts_with("MBQ"));
+    assert_eq!(
+        sa["roles"],
+        serde_json::json!(["admin", "ssh", "pgp", "smime"])
+    );
+    assert_eq!(sb["roles"], serde_json::json!(["ssh", "pgp", "smime"]));
+
+    // PIN: accepted at the administrator's next sync without asking.
+    let pin = a.ok(&["device", "pin", "--roles", "ssh", "--expires", "10m"]);
+    let c = Device::new(&dir.0, "c");
+    c.ok(&[
+        "device",
+        "request",
+        ADDR,
+        "--portal",
+        &portal.url,
+        "--name",
+        "tablet",
+        "--pin",
+        pin.trim(),
+    ]);
+    let out = a.ok(&["sync"]);
+    assert!(out.contains("accepted by PIN: tablet"), "{out}");
+    c.ok(&["sync"]);
+    assert_eq!(
+        c.json(&["account", "show"])["roles"],
+        serde_json::json!(["ssh"])
+    );
+    // The PIN works once.
+    let c2 = Device::new(&dir.0, "c2");
+    c2.ok(&[
+        "device",
+        "request",
+        ADDR,
+        "--portal",
+        &portal.url,
+        "--name",
+        "again",
+        "--pin",
+        pin.trim(),
+    ]);
+    a.ok(&["sync"]);
+    let e = c2.fails(&["sync"]);
+    assert!(e.contains("still pending"), "{e}");
+    // A wrong PIN is not accepted either; a malformed one is an error.
+    let c3 = Device::new(&dir.0, "c3");
+    let e = c3.fails(&[
+        "device",
+        "request",
+        ADDR,
+        "--portal",
+        &portal.url,
+        "--pin",
+        "not-a-pin",
+    ]);
+    assert!(e.contains("the PIN is not valid"), "{e}");
+    let wrong = a.ok(&["key", "nonce"]).replacen('N', "A", 1);
+    c3.ok(&[
+        "device",
+        "request",
+        ADDR,
+        "--portal",
+        &portal.url,
+        "--pin",
+        wrong.trim(),
+    ]);
+    let out = a.ok(&["sync"]);
+    assert!(!out.contains("accepted by PIN"), "{out}");
+    assert!(c3.fails(&["sync"]).contains("still pending"));
+
+    // Reject.
+    let d = Device::new(&dir.0, "d");
+    let w = d.ok(&[
+        "device",
+        "request",
+        ADDR,
+        "--portal",
+        &portal.url,
+        "--name",
+        "intruder",
+    ]);
+    a.ok(&["device", "reject", w.trim()]);
+    let e = d.fails(&["sync"]);
+    assert!(e.contains("rejected"), "{e}");
+    assert!(!a.ok(&["device", "pending"]).contains("intruder"));
+
+    // List on every device: the same signed list.
+    let list = devices(&b);
+    assert_eq!(list.len(), 3);
+    assert!(list.iter().all(|(_, state, _)| state == "active"));
+    assert_eq!(devices(&a), list);
+
+    // Revoke the phone: the portal refuses it, it learns so and wipes itself.
+    assert!(secrets_of(&b).activation_seed.is_some());
+    a.ok(&["device", "revoke", "phone"]);
+    let e = b.fails(&["sync"]);
+    assert!(
+        e.contains("revoked from account alice@example.com") && e.contains("wiped"),
+        "{e}"
+    );
+    let s = secrets_of(&b);
+    assert!(s.device_seed.is_none() && s.activation_seed.is_none() && s.account_seed.is_none());
+    assert_eq!(b.json(&["account", "show"])["membership"], "revoked");
+    let e = b.fails(&["sync"]);
+    assert!(e.contains("revoked"), "{e}");
+    // Others see it revoked; the rest stay active.
+    let list = devices(&c);
+    assert!(list.contains(&(
+        "phone".into(),
+        "revoked".into(),
+        vec!["ssh".into(), "pgp".into(), "smime".into()]
+    )));
+    assert!(list.contains(&("tablet".into(), "active".into(), vec!["ssh".into()])));
+    // An administrator cannot revoke itself, nor an unknown device.
+    assert!(a.fails(&["device", "revoke", "laptop"]).contains("itself"));
+    assert!(a
+        .fails(&["device", "revoke", "nosuch"])
+        .contains("no device named"));
+    // A member cannot administer.
+    assert!(c
+        .fails(&["device", "revoke", "laptop"])
+        .contains("not an administrator"));
+}
+
+#[test]
+fn escrow_and_recover() {
+    let dir = Scratch::new("escrow");
+    let portal = PortalProc::start(&dir.path("portal"));
+    let (a, b) = account_with_member(&dir.0, &portal);
+    let profile = a.json(&["account", "show"])["profile_udf"].clone();
+    let shares = a.ok(&["account", "escrow", "--threshold", "2", "--shares", "3"]);
+    let shares: Vec<&str> = shares.lines().collect();
+    assert_eq!(shares.len(), 3);
+
+    // Fewer than the quorum.
+    let r = Device::new(&dir.0, "r");
+    let e = r.fails(&[
+        "account",
+        "recover",
+        ADDR,
+        "--portal",
+        &portal.url,
+        shares[0],
+    ]);
+    assert!(e.contains("1 share(s) given, 2 needed"), "{e}");
+    // Shares of another account.
+    let other = Device::new(&dir.0, "other");
+    other.ok(&[
+        "account",
+        "create",
+        "bob@example.com",
+        "--portal",
+        &portal.url,
+    ]);
+    let bob_shares = other.ok(&["account", "escrow", "--threshold", "2", "--shares", "2"]);
+    let bob: Vec<&str> = bob_shares.lines().collect();
+    let e = r.fails(&[
+        "account",
+        "recover",
+        ADDR,
+        "--portal",
+        &portal.url,
+        bob[0],
+        bob[1],
+    ]);
+    assert!(e.contains("wrong shares"), "{e}");
+
+    // The right shares rebuild the account; this device is an administrator.
+    r.ok(&[
+        "account",
+        "recover",
+        ADDR,
+        "--portal",
+        &portal.url,
+        "--name",
+        "new-laptop",
+        shares[2],
+        shares[0],
+    ]);
+    let show = r.json(&["account", "show"]);
+    assert_eq!(show["profile_udf"], profile);
+    assert_eq!(show["roles"][0], "admin");
+    // The devices that were connected stay connected.
+    b.ok(&["sync"]);
+    let names: Vec<String> = devices(&b)
+        .into_iter()
+        .filter(|d| d.1 == "active")
+        .map(|d| d.0)
+        .collect();
+    assert_eq!(names, vec!["laptop", "phone", "new-laptop"]);
+    // The recovered administrator can administer.
+    let w = Device::new(&dir.0, "w");
+    let wit = w.ok(&[
+        "device",
+        "request",
+        ADDR,
+        "--portal",
+        &portal.url,
+        "--name",
+        "watch",
+    ]);
+    r.ok(&["device", "accept", wit.trim()]);
+    w.ok(&["sync"]);
+}
+
+/// Modify the payload of a stored entry: the signature no longer verifies.
+fn tamper(data: &Path, store: &str, index: i64) -> String {
+    let db = rusqlite::Connection::open(data.join("portal.sqlite")).expect("db");
+    let (account, raw): (String, String) = db
+        .query_row(
+            "SELECT account, data FROM entries WHERE store = ?1 AND idx = ?2",
+            rusqlite::params![store, index],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("entry");
+    let mut env: serde_json::Value = serde_json::from_str(&raw).expect("json");
+    let payload = data_encoding::BASE64URL_NOPAD
+        .decode(env["Payload"].as_str().expect("payload").as_bytes())
+        .expect("b64");
+    let changed = String::from_utf8(payload)
+        .expect("utf8")
+        .replace("tablet", "tablEt");
+    env["Payload"] = data_encoding::BASE64URL_NOPAD
+        .encode(changed.as_bytes())
+        .into();
+    db.execute(
+        "UPDATE entries SET data = ?1 WHERE account = ?2 AND store = ?3 AND idx = ?4",
+        rusqlite::params![env.to_string(), account, store, index],
+    )
+    .expect("update");
+    raw
+}
+
+fn restore(data: &Path, store: &str, index: i64, raw: &str) {
+    let db = rusqlite::Connection::open(data.join("portal.sqlite")).expect("db");
+    db.execute(
+        "UPDATE entries SET data = ?1 WHERE store = ?2 AND idx = ?3",
+        rusqlite::params![raw, store, index],
+    )
+    .expect("restore");
+}
+
+#[test]
+fn tampered_portal_entries_are_refused_and_nothing_is_lost() {
+    let dir = Scratch::new("tamper");
+    let portal = PortalProc::start(&dir.path("portal"));
+    let (a, b) = account_with_member(&dir.0, &portal);
+    let c = Device::new(&dir.0, "c");
+    let w = c.ok(&[
+        "device",
+        "request",
+        ADDR,
+        "--portal",
+        &portal.url,
+        "--name",
+        "tablet",
+    ]);
+    a.ok(&["device", "accept", w.trim()]);
+    // b has not seen the third access list yet; the portal's database is changed under it.
+    let state_before = std::fs::read(b.home.join("state.json")).expect("state");
+    let raw = tamper(&portal.data, st::ACCESS, 3);
+    let e = b.fails(&["sync"]);
+    assert!(
+        e.contains("refusing what the portal returned: Access entry 3"),
+        "{e}"
+    );
+    assert!(e.contains("hint:"), "{e}");
+    assert_eq!(
+        std::fs::read(b.home.join("state.json")).expect("state"),
+        state_before,
+        "local state intact"
+    );
+    assert!(secrets_of(&b).activation_seed.is_some());
+    // The same for a catalog entry, seen by a device syncing from scratch.
+    restore(&portal.data, st::ACCESS, 3, &raw);
+    let raw_dev = tamper(&portal.data, st::DEVICE, 3);
+    let e = b.fails(&["sync"]);
+    assert!(e.contains("Device entry 3"), "{e}");
+    restore(&portal.data, st::DEVICE, 3, &raw_dev);
+    let out = b.ok(&["sync"]);
+    assert!(out.contains("new device: tablet"), "{out}");
+}
+
+fn keys_of(d: &Device) -> mesh_core::objects::DeviceKeys {
+    std::env::set_var("MESH_KEYSTORE", "file");
+    let store = Store::open(&d.home, false).expect("store");
+    mesh_agent::account::device_keys(&store).expect("keys")
+}
+
+#[test]
+fn replays_revoked_devices_other_accounts_and_bad_input_are_refused() {
+    let dir = Scratch::new("refuse");
+    let portal = PortalProc::start(&dir.path("portal"));
+    let (a, b) = account_with_member(&dir.0, &portal);
+    let other = Device::new(&dir.0, "other");
+    let bob = other.json(&[
+        "account",
+        "create",
+        "bob@example.com",
+        "--portal",
+        &portal.url,
+    ]);
+    let alice = a.json(&["account", "show"]);
+    let client = Client::new(&portal.url).expect("client");
+    let bk = keys_of(&b);
+    let b_udf = b.json(&["account", "show"])["device"]
+        .as_str()
+        .expect("udf")
+        .to_string();
+    let alice_udf = alice["profile_udf"].as_str().expect("udf");
+    let status = sign_request(
+        p::tx::STATUS,
+        alice_udf,
+        &b_udf,
+        serde_json::json!({}),
+        &bk.authenticate,
+    );
+
+    // A fresh request works; the same bytes again are a replay.
+    let _: p::StatusResponse = client.post(p::tx::STATUS, &status).expect("first");
+    let e = client
+        .post::<_, serde_json::Value>(p::tx::STATUS, &status)
+        .expect_err("replay");
+    assert_eq!(e.code(), Some(p::code::REPLAY), "{e}");
+
+    // A device of one account asking about another.
+    let bob_udf = bob["profile_udf"].as_str().expect("udf");
+    let req = sign_request(
+        p::tx::STATUS,
+        bob_udf,
+        &b_udf,
+        serde_json::json!({}),
+        &bk.authenticate,
+    );
+    let e = client
+        .post::<_, serde_json::Value>(p::tx::STATUS, &req)
+        .expect_err("other account");
+    assert_eq!(e.code(), Some(p::code::NOT_AUTHORIZED), "{e}");
+    assert!(e.to_string().contains("is not a device of account"), "{e}");
+
+    // Signed with a key the access list does not name.
+    let ak = keys_of(&a);
+    let req = sign_request(
+        p::tx::STATUS,
+        alice_udf,
+        &b_udf,
+        serde_json::json!({}),
+        &ak.authenticate,
+    );
+    let e = client
+        .post::<_, serde_json::Value>(p::tx::STATUS, &req)
+        .expect_err("wrong key");
+    assert_eq!(e.code(), Some(p::code::NOT_AUTHENTICATED), "{e}");
+
+    // A member may not write the account's stores.
+    let req = sign_request(
+        p::tx::TRANSACT,
+        alice_udf,
+        &b_udf,
+        serde_json::json!({"Updates": []}),
+        &bk.authenticate,
+    );
+    let e = client
+        .post::<_, serde_json::Value>(p::tx::TRANSACT, &req)
+        .expect_err("member write");
+    assert_eq!(e.code(), Some(p::code::NOT_AUTHORIZED), "{e}");
+
+    // Malformed, unknown and oversized requests get a 4xx with a reason.
+    let e = client
+        .post::<_, serde_json::Value>(p::tx::STATUS, &serde_json::json!({"x": 1}))
+        .expect_err("junk");
+    assert_eq!(e.code(), Some(p::code::BAD_REQUEST), "{e}");
+    let req = sign_request(
+        p::tx::STATUS,
+        "MBQA-AAAA-AAAA-AAAA-AAAA-AAAA-AAAA",
+        &b_udf,
+        serde_json::json!({}),
+        &bk.authenticate,
+    );
+    let e = client
+        .post::<_, serde_json::Value>(p::tx::STATUS, &req)
+        .expect_err("unknown");
+    assert_eq!(e.code(), Some(p::code::UNKNOWN_ACCOUNT), "{e}");
+    let big = serde_json::json!({"Payload": "A".repeat(p::MAX_BODY + 10)});
+    let e = client
+        .post::<_, serde_json::Value>(p::tx::STATUS, &big)
+        .expect_err("big");
+    assert!(
+        matches!(
+            e,
+            mesh_agent::client::ClientError::Refused { status: 413, .. }
+        ),
+        "{e}"
+    );
+    let req = sign_request(
+        p::tx::DOWNLOAD,
+        alice_udf,
+        &b_udf,
+        serde_json::json!({}),
+        &bk.authenticate,
+    );
+    let e = client
+        .post::<_, serde_json::Value>(p::tx::STATUS, &req)
+        .expect_err("wrong transaction");
+    assert!(e.to_string().contains("sent to Status"), "{e}");
+
+    // None of that changed anything: b syncs to the same state.
+    let before = std::fs::read(b.home.join("state.json")).expect("state");
+    b.ok(&["sync"]);
+    let after = std::fs::read(b.home.join("state.json")).expect("state");
+    assert_eq!(before, after);
+
+    // Revoked: its requests are refused with the signed proof.
+    a.ok(&["device", "revoke", "phone"]);
+    let req = sign_request(
+        p::tx::STATUS,
+        alice_udf,
+        &b_udf,
+        serde_json::json!({}),
+        &bk.authenticate,
+    );
+    let e = client
+        .post::<_, serde_json::Value>(p::tx::STATUS, &req)
+        .expect_err("revoked");
+    assert_eq!(e.code(), Some(p::code::DEVICE_REVOKED), "{e}");
+    match e {
+        mesh_agent::client::ClientError::Refused { access_list, .. } => {
+            assert!(access_list.is_some())
+        }
+        other => panic!("{other}"),
+    }
+}
+
+#[test]
+fn two_administrators_writing_at_once_lose_no_update() {
+    let dir = Scratch::new("concurrent");
+    let portal = PortalProc::start(&dir.path("portal"));
+    let a = Device::new(&dir.0, "a");
+    a.ok(&["account", "create", ADDR, "--portal", &portal.url]);
+    let a2 = Device::new(&dir.0, "a2");
+    let w = a2.ok(&[
+        "device",
+        "request",
+        ADDR,
+        "--portal",
+        &portal.url,
+        "--name",
+        "admin2",
+    ]);
+    a.ok(&["device", "accept", w.trim(), "--roles", "admin,ssh"]);
+    a2.ok(&["sync"]);
+    assert_eq!(a2.json(&["account", "show"])["roles"][0], "admin");
+    for round in 0..3 {
+        let d1 = Device::new(&dir.0, &format!("d1-{round}"));
+        let d2 = Device::new(&dir.0, &format!("d2-{round}"));
+        let w1 = d1.ok(&[
+            "device",
+            "request",
+            ADDR,
+            "--portal",
+            &portal.url,
+            "--name",
+            &format!("one-{round}"),
+        ]);
+        let w2 = d2.ok(&[
+            "device",
+            "request",
+            ADDR,
+            "--portal",
+            &portal.url,
+            "--name",
+            &format!("two-{round}"),
+        ]);
+        a.ok(&["sync"]);
+        a2.ok(&["sync"]);
+        let spawn = |d: &Device, w: &str| {
+            d.command(&["device", "accept", w.trim()])
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawn")
+        };
+        let (p1, p2) = (spawn(&a, &w1), spawn(&a2, &w2));
+        for p in [p1, p2] {
+            let o = p.wait_with_output().expect("wait");
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        }
+        d1.ok(&["sync"]);
+        d2.ok(&["sync"]);
+    }
+    let names: Vec<String> = devices(&a).into_iter().map(|d| d.0).collect();
+    for round in 0..3 {
+        assert!(names.contains(&format!("one-{round}")), "{names:?}");
+        assert!(names.contains(&format!("two-{round}")), "{names:?}");
+    }
+    assert_eq!(names.len(), 2 + 6);
+}
+
+#[test]
+fn portal_serves_health_refuses_plain_http_off_loopback_and_stops_cleanly() {
+    let dir = Scratch::new("serve");
+    let o = std::process::Command::new(mesh_tests::workspace_bin("mesh-portal"))
+        .args(["serve", "--listen", "0.0.0.0:0", "--data"])
+        .arg(dir.path("p"))
+        .output()
+        .expect("run");
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && e.contains("refusing plain HTTP") && e.contains("hint:"),
+        "{e}"
+    );
+    let portal = PortalProc::start(&dir.path("p"));
+    let client = Client::new(&portal.url).expect("client");
+    let e = client
+        .post::<_, serde_json::Value>(
+            "Public",
+            &serde_json::json!({"AccountAddress": "nobody@example.com"}),
+        )
+        .expect_err("none");
+    assert_eq!(e.code(), Some(p::code::UNKNOWN_ACCOUNT));
+    assert!(portal.stop().success(), "clean shutdown on SIGTERM");
+    // The client refuses plain HTTP to a non-loopback portal.
+    let e = Client::new("http://portal.example.com").expect_err("plain");
+    assert!(e.to_string().contains("only for loopback"), "{e}");
+}
