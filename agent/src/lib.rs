@@ -9,4 +9,5 @@
 pub mod account;
 pub mod client;
 pub mod device;
+pub mod quickstart;
 pub mod store;

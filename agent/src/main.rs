@@ -19,6 +19,19 @@ use mesh_core::udf::{self, DigestAlg};
 use mesh_core::{shamir, Error as CoreError};
 use serde_json::json;
 
+/// `println!` that ends the program quietly when standard output is a
+/// closed pipe (`mesh … | head`), instead of panicking.
+macro_rules! out {
+    ($($t:tt)*) => {{
+        let mut o = std::io::stdout().lock();
+        if let Err(e) = writeln!(o, $($t)*) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+        }
+    }};
+}
+
 /// Mesh: your public keys on all your devices.
 #[derive(Debug, Parser)]
 #[command(name = "mesh", version, about, long_about = None, propagate_version = true)]
@@ -35,6 +48,21 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Start Mesh on an embedded default: a local portal, an account and two devices.
+    Quickstart {
+        /// Where the demo portal and device homes live.
+        #[arg(long, default_value = "mesh-quickstart", value_name = "DIR")]
+        dir: PathBuf,
+        /// The embedded portal's address.
+        #[arg(long, default_value = "127.0.0.1:8461")]
+        listen: std::net::SocketAddr,
+        /// The demo account's address.
+        #[arg(long, default_value = "alice@example.com")]
+        address: String,
+        /// Show it working, then stop (instead of serving until Ctrl-C).
+        #[arg(long)]
+        once: bool,
+    },
     /// Show this device's home, key store and identity.
     Status,
     /// Fingerprints of data.
@@ -320,9 +348,9 @@ fn main() -> ExitCode {
 /// Print a result: JSON when asked, else the text.
 fn emit(json_mode: bool, value: serde_json::Value, text: &str) {
     if json_mode {
-        println!("{value}");
+        out!("{value}");
     } else if !text.is_empty() {
-        println!("{text}");
+        out!("{text}");
     }
 }
 
@@ -330,6 +358,12 @@ fn run(cli: Cli) -> Result<()> {
     let home = cli.home.clone().unwrap_or_else(store::default_home);
     let j = cli.json;
     match cli.command {
+        Command::Quickstart {
+            dir,
+            listen,
+            address,
+            once,
+        } => quickstart(&dir, listen, &address, once, j),
         Command::Status => status(&home, j),
         Command::Hash(HashCmd::Udf {
             file,
@@ -447,10 +481,10 @@ fn account_cmd(home: &std::path::Path, cmd: AccountCmd, j: bool) -> Result<()> {
             eprintln!("mesh: any {threshold} of these {shares} shares rebuild the account; keep them apart");
             if j {
                 let v: Vec<&str> = list.iter().map(|s| s.as_str()).collect();
-                println!("{}", json!({"threshold": threshold, "shares": v}));
+                out!("{}", json!({"threshold": threshold, "shares": v}));
             } else {
                 for s in &list {
-                    println!("{}", s.as_str());
+                    out!("{}", s.as_str());
                 }
             }
         }
@@ -532,12 +566,12 @@ fn device_cmd(home: &std::path::Path, cmd: DeviceCmd, j: bool) -> Result<()> {
             acct::sync(&mut store)?;
             let list = acct::pending(&mut store)?;
             if j {
-                println!("{}", serde_json::to_value(&list)?);
+                out!("{}", serde_json::to_value(&list)?);
             } else if list.is_empty() {
                 eprintln!("mesh: no pending requests");
             } else {
                 for p in &list {
-                    println!(
+                    out!(
                         "{}  {}  {}{}",
                         p.witness,
                         p.name,
@@ -582,11 +616,11 @@ fn device_cmd(home: &std::path::Path, cmd: DeviceCmd, j: bool) -> Result<()> {
             acct::sync(&mut store)?;
             let list = acct::list(&store)?;
             if j {
-                println!("{}", serde_json::to_value(&list)?);
+                out!("{}", serde_json::to_value(&list)?);
             } else {
                 for d in &list {
                     let roles: Vec<&str> = d.roles.iter().map(|r| r.name()).collect();
-                    println!(
+                    out!(
                         "{:<16} {}  {:<20} {}{}",
                         d.name,
                         d.device,
@@ -604,6 +638,48 @@ fn device_cmd(home: &std::path::Path, cmd: DeviceCmd, j: bool) -> Result<()> {
             emit(j, json!({"revoked": name}), "");
         }
     }
+    Ok(())
+}
+
+fn quickstart(dir: &std::path::Path, listen: std::net::SocketAddr, address: &str, once: bool, j: bool) -> Result<()> {
+    // Demo homes keep their store keys in files: say so, and never touch the user's own home.
+    std::env::set_var("MESH_KEYSTORE", "file");
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let dir = dir.canonicalize().with_context(|| format!("cannot open {}", dir.display()))?;
+    let portal = mesh_agent::quickstart::EmbeddedPortal::start(listen, &dir.join("portal"))
+        .map_err(|e| hinted(e.to_string(), "another quickstart may be running; use --listen 127.0.0.1:0 or stop it"))?;
+    let q = mesh_agent::quickstart::run(&dir, &portal, address)?;
+    if j {
+        out!("{}", serde_json::to_value(&q)?);
+    } else {
+        out!("Mesh is running.");
+        out!("  portal:   {} (embedded, SQLite in {})", q.portal, dir.join("portal").display());
+        out!("  account:  {}  profile {}", q.address, q.profile_udf);
+        out!("  devices (as the phone verified them):");
+        for d in &q.devices {
+            let roles: Vec<&str> = d.roles.iter().map(|r| r.name()).collect();
+            out!("    {:<8} {}  {:<20} {}", d.name, d.device, roles.join(","), d.state);
+        }
+        out!("");
+        out!("Try, in another terminal (demo homes keep their keys in files):");
+        out!("  export MESH_KEYSTORE=file");
+        out!("  mesh --home {} device list", q.laptop.display());
+        out!("  mesh --home {} device pin", q.laptop.display());
+        out!("  mesh --home {} device revoke phone", q.laptop.display());
+        out!("  mesh --home {} sync", q.phone.display());
+    }
+    if once {
+        return Ok(());
+    }
+    eprintln!("mesh: serving the portal until Ctrl-C");
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(async {
+            let _ = tokio::signal::ctrl_c().await;
+        });
+    drop(portal);
+    eprintln!("mesh: stopped; run `mesh quickstart` again to continue where you left off");
     Ok(())
 }
 
@@ -705,10 +781,10 @@ fn key(cmd: KeyCmd, j: bool) -> Result<()> {
             let texts: Vec<zeroize::Zeroizing<String>> = list.iter().map(|s| s.to_udf()).collect();
             if j {
                 let v: Vec<&str> = texts.iter().map(|t| t.as_str()).collect();
-                println!("{}", json!({"threshold": threshold, "shares": v}));
+                out!("{}", json!({"threshold": threshold, "shares": v}));
             } else {
                 for t in &texts {
-                    println!("{}", t.as_str());
+                    out!("{}", t.as_str());
                 }
             }
         }

@@ -1,0 +1,128 @@
+//! `mesh quickstart`: Mesh on an embedded default, in one command.
+//!
+//! It starts a portal in this process (embedded SQLite under the quickstart
+//! directory), creates an account whose first administrator is a "laptop"
+//! home, connects a "phone" home with a one-time PIN, and shows the signed
+//! device list both devices agree on. The homes keep their store keys in
+//! files (`MESH_KEYSTORE=file`): this is a demonstration, not a key store
+//! for real keys. Run again, it reuses the directory and restarts the portal.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use mesh_core::objects::Role;
+
+use crate::account::{self, AccountError};
+use crate::store::Store;
+
+/// What the quickstart set up.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Quickstart {
+    /// The portal's URL.
+    pub portal: String,
+    /// The account's address.
+    pub address: String,
+    /// The account's profile UDF.
+    pub profile_udf: String,
+    /// The administrator's home.
+    pub laptop: PathBuf,
+    /// The second device's home.
+    pub phone: PathBuf,
+    /// Devices as the phone sees them.
+    pub devices: Vec<account::DeviceView>,
+}
+
+/// Errors of the quickstart.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum QuickstartError {
+    /// The embedded portal.
+    #[error("embedded portal: {0}")]
+    Portal(#[from] mesh_portal::ServeError),
+    /// The account steps.
+    #[error(transparent)]
+    Account(#[from] AccountError),
+    /// The runtime.
+    #[error("{0}")]
+    Runtime(String),
+}
+
+/// A running embedded portal; stops when dropped.
+#[derive(Debug)]
+pub struct EmbeddedPortal {
+    url: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl EmbeddedPortal {
+    /// Start a portal on `listen` with its data in `data`.
+    pub fn start(listen: SocketAddr, data: &Path) -> Result<EmbeddedPortal, QuickstartError> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| QuickstartError::Runtime(e.to_string()))?;
+        let portal = rt.block_on(mesh_portal::Portal::bind(listen, data, None))?;
+        let url = portal.url();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let _ = rt.block_on(portal.run(async {
+                let _ = rx.await;
+            }));
+        });
+        Ok(EmbeddedPortal {
+            url,
+            stop: Some(tx),
+            thread: Some(thread),
+        })
+    }
+
+    /// Its URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+impl Drop for EmbeddedPortal {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Set up (or reuse) the quickstart in `dir` against `portal`.
+pub fn run(dir: &Path, portal: &EmbeddedPortal, address: &str) -> Result<Quickstart, QuickstartError> {
+    let laptop = dir.join("laptop");
+    let phone = dir.join("phone");
+    {
+        let mut admin = Store::open(&laptop, true).map_err(AccountError::from)?;
+        if account::account(&admin).is_err() {
+            if admin.state().device.is_none() {
+                crate::device::init(&mut admin, "laptop").map_err(AccountError::from)?;
+            }
+            account::create(&mut admin, address, portal.url(), Some("Quickstart".into()))?;
+        }
+        let mut p = Store::open(&phone, true).map_err(AccountError::from)?;
+        if account::account(&p).is_err() {
+            let (pin, _) = account::new_pin(&mut admin, &[Role::Ssh, Role::Pgp, Role::Smime], 600)?;
+            account::request(&mut p, address, portal.url(), Some("phone"), Some(&pin))?;
+            account::sync(&mut admin)?;
+        }
+        account::sync(&mut p)?;
+    }
+    let p = Store::open(&phone, false).map_err(AccountError::from)?;
+    let a = account::account(&p)?;
+    Ok(Quickstart {
+        portal: portal.url().to_string(),
+        address: a.address.clone(),
+        profile_udf: a.profile_udf.clone(),
+        laptop,
+        phone,
+        devices: account::list(&p)?,
+    })
+}
