@@ -72,6 +72,18 @@ fn loopback_host(host: &str) -> bool {
             .unwrap_or(false)
 }
 
+/// An error and its causes, on one line.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
 fn install_provider() {
     // Once per process; a second install fails harmlessly.
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -138,7 +150,7 @@ impl Client {
                 .send()
                 .map_err(|e| ClientError::Unreachable {
                     url: self.base.clone(),
-                    reason: e.to_string(),
+                    reason: chain(&e),
                 })?;
         let status = resp.status();
         let bytes = resp.bytes().map_err(|e| ClientError::Unreachable {

@@ -641,24 +641,47 @@ fn device_cmd(home: &std::path::Path, cmd: DeviceCmd, j: bool) -> Result<()> {
     Ok(())
 }
 
-fn quickstart(dir: &std::path::Path, listen: std::net::SocketAddr, address: &str, once: bool, j: bool) -> Result<()> {
+fn quickstart(
+    dir: &std::path::Path,
+    listen: std::net::SocketAddr,
+    address: &str,
+    once: bool,
+    j: bool,
+) -> Result<()> {
     // Demo homes keep their store keys in files: say so, and never touch the user's own home.
     std::env::set_var("MESH_KEYSTORE", "file");
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let dir = dir.canonicalize().with_context(|| format!("cannot open {}", dir.display()))?;
+    let dir = dir
+        .canonicalize()
+        .with_context(|| format!("cannot open {}", dir.display()))?;
     let portal = mesh_agent::quickstart::EmbeddedPortal::start(listen, &dir.join("portal"))
-        .map_err(|e| hinted(e.to_string(), "another quickstart may be running; use --listen 127.0.0.1:0 or stop it"))?;
+        .map_err(|e| {
+            hinted(
+                e.to_string(),
+                "another quickstart may be running; use --listen 127.0.0.1:0 or stop it",
+            )
+        })?;
     let q = mesh_agent::quickstart::run(&dir, &portal, address)?;
     if j {
         out!("{}", serde_json::to_value(&q)?);
     } else {
         out!("Mesh is running.");
-        out!("  portal:   {} (embedded, SQLite in {})", q.portal, dir.join("portal").display());
+        out!(
+            "  portal:   {} (embedded, SQLite in {})",
+            q.portal,
+            dir.join("portal").display()
+        );
         out!("  account:  {}  profile {}", q.address, q.profile_udf);
         out!("  devices (as the phone verified them):");
         for d in &q.devices {
             let roles: Vec<&str> = d.roles.iter().map(|r| r.name()).collect();
-            out!("    {:<8} {}  {:<20} {}", d.name, d.device, roles.join(","), d.state);
+            out!(
+                "    {:<8} {}  {:<20} {}",
+                d.name,
+                d.device,
+                roles.join(","),
+                d.state
+            );
         }
         out!("");
         out!("Try, in another terminal (demo homes keep their keys in files):");

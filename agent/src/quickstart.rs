@@ -96,7 +96,11 @@ impl Drop for EmbeddedPortal {
 }
 
 /// Set up (or reuse) the quickstart in `dir` against `portal`.
-pub fn run(dir: &Path, portal: &EmbeddedPortal, address: &str) -> Result<Quickstart, QuickstartError> {
+pub fn run(
+    dir: &Path,
+    portal: &EmbeddedPortal,
+    address: &str,
+) -> Result<Quickstart, QuickstartError> {
     let laptop = dir.join("laptop");
     let phone = dir.join("phone");
     {

@@ -240,12 +240,25 @@ fn quickstart_shows_mesh_working_and_resumes() {
     let d = tmp("quick");
     let dir = d.join("q");
     let dir = dir.to_str().expect("path");
-    let out = ok(&["quickstart", "--dir", dir, "--listen", "127.0.0.1:0", "--once"]);
+    let out = ok(&[
+        "quickstart",
+        "--dir",
+        dir,
+        "--listen",
+        "127.0.0.1:0",
+        "--once",
+    ]);
     assert!(out.contains("Mesh is running."), "{out}");
     assert!(out.contains("laptop") && out.contains("phone"), "{out}");
     assert_eq!(out.matches(" active").count(), 2, "{out}");
     // The homes it made are real device homes.
-    let show = ok(&["--home", &format!("{dir}/phone"), "--json", "account", "show"]);
+    let show = ok(&[
+        "--home",
+        &format!("{dir}/phone"),
+        "--json",
+        "account",
+        "show",
+    ]);
     let v: serde_json::Value = serde_json::from_str(&show).expect("json");
     assert_eq!(v["roles"], serde_json::json!(["ssh", "pgp", "smime"]));
 }
