@@ -126,13 +126,19 @@ impl Portal {
     ) -> Result<(), ServeError> {
         let app = server::router(self.storage);
         match self.tls {
-            None => axum::serve(self.listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await
-                .map_err(|source| ServeError::Io {
-                    what: "serving".into(),
-                    source,
+            // Small JSON answers must not wait for Nagle and delayed ACKs.
+            None => axum::serve(
+                axum::serve::ListenerExt::tap_io(self.listener, |tcp| {
+                    let _ = tcp.set_nodelay(true);
                 }),
+                app,
+            )
+            .with_graceful_shutdown(shutdown)
+            .await
+            .map_err(|source| ServeError::Io {
+                what: "serving".into(),
+                source,
+            }),
             Some(acceptor) => {
                 tokio::pin!(shutdown);
                 loop {
@@ -144,6 +150,7 @@ impl Portal {
                         },
                         _ = &mut shutdown => return Ok(()),
                     };
+                    let _ = tcp.set_nodelay(true);
                     let acceptor = acceptor.clone();
                     let app = app.clone();
                     tokio::spawn(async move {

@@ -25,6 +25,9 @@ use crate::storage::{AccountRecord, Append, RequestRecord, Storage, StorageError
 #[derive(Clone)]
 pub struct AppState {
     storage: Arc<dyn Storage>,
+    /// Parsed accounts, keyed by profile UDF; an entry is used only while
+    /// the account's access list is at the same index.
+    cache: Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<AccountView>>>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -45,7 +48,10 @@ pub fn router(storage: Arc<dyn Storage>) -> Router {
         .route("/mesh/v1/Transact", post(transact))
         .route("/mesh/v1/Public", post(public))
         .layer(DefaultBodyLimit::max(p::MAX_BODY))
-        .with_state(AppState { storage })
+        .with_state(AppState {
+            storage,
+            cache: Arc::default(),
+        })
 }
 
 /// An error answer: status, code and reason (and the access list when a
@@ -193,35 +199,81 @@ struct Member {
     device: p::AccessEntry,
 }
 
+/// An account as requests need it, parsed once per access-list version.
+struct AccountView {
+    record: AccountRecord,
+    profile: ProfileAccount,
+    access_env: Signed,
+    access: AccessList,
+    access_index: u64,
+}
+
 async fn load_account(
     st: &AppState,
     udf_: &str,
 ) -> Result<(AccountRecord, ProfileAccount, Signed, AccessList, u64), ApiError> {
+    let unknown = || {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            code::UNKNOWN_ACCOUNT,
+            format!("no account {udf_}"),
+        )
+    };
     let s = st.storage.clone();
     let u = udf_.to_string();
-    let account = blocking(move || s.account_by_udf(&u))
-        .await?
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                code::UNKNOWN_ACCOUNT,
-                format!("no account {udf_}"),
-            )
-        })?;
-    let profile_env: Signed = parse("stored profile", account.profile.as_bytes())?;
-    let profile: ProfileAccount = profile_env
-        .unverified_object("profile")
-        .map_err(|e| ApiError::bad(e.to_string()))?;
-    let s = st.storage.clone();
-    let u = account.udf.clone();
-    let (idx, raw) = blocking(move || s.last(&u, store::ACCESS))
-        .await?
-        .ok_or_else(|| ApiError::forbidden("account has no access list"))?;
-    let access_env: Signed = parse("stored access list", raw.as_bytes())?;
-    let access: AccessList = access_env
-        .unverified_object("access list")
-        .map_err(|e| ApiError::bad(e.to_string()))?;
-    Ok((account, profile, access_env, access, idx))
+    let index = blocking(move || s.last_index(&u, store::ACCESS)).await?;
+    let Some(index) = index else {
+        return Err(unknown());
+    };
+    let cached = st
+        .cache
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(udf_)
+        .filter(|v| v.access_index == index)
+        .cloned();
+    let view = match cached {
+        Some(v) => v,
+        None => {
+            let s = st.storage.clone();
+            let u = udf_.to_string();
+            let record = blocking(move || s.account_by_udf(&u))
+                .await?
+                .ok_or_else(unknown)?;
+            let profile_env: Signed = parse("stored profile", record.profile.as_bytes())?;
+            let profile: ProfileAccount = profile_env
+                .unverified_object("profile")
+                .map_err(|e| ApiError::bad(e.to_string()))?;
+            let s = st.storage.clone();
+            let u = record.udf.clone();
+            let (access_index, raw) = blocking(move || s.last(&u, store::ACCESS))
+                .await?
+                .ok_or_else(|| ApiError::forbidden("account has no access list"))?;
+            let access_env: Signed = parse("stored access list", raw.as_bytes())?;
+            let access: AccessList = access_env
+                .unverified_object("access list")
+                .map_err(|e| ApiError::bad(e.to_string()))?;
+            let v = Arc::new(AccountView {
+                record,
+                profile,
+                access_env,
+                access,
+                access_index,
+            });
+            st.cache
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(udf_.to_string(), v.clone());
+            v
+        }
+    };
+    Ok((
+        view.record.clone(),
+        view.profile.clone(),
+        view.access_env.clone(),
+        view.access.clone(),
+        view.access_index,
+    ))
 }
 
 /// Authenticate a member request: the device is active in the account's

@@ -84,6 +84,8 @@ pub trait Storage: Send + Sync + 'static {
         after: u64,
         limit: usize,
     ) -> Result<(Vec<(u64, String)>, bool), StorageError>;
+    /// The last index of a store; `None` when the account does not exist.
+    fn last_index(&self, account: &str, store: &str) -> Result<Option<u64>, StorageError>;
     /// The last entry of a store.
     fn last(&self, account: &str, store: &str) -> Result<Option<(u64, String)>, StorageError>;
     /// Append to several stores, all or nothing; returns the new last indices.
@@ -311,6 +313,24 @@ impl Storage for Sqlite {
             let partial = v.len() > limit;
             v.truncate(limit);
             Ok((v, partial))
+        })
+    }
+
+    fn last_index(&self, account: &str, store: &str) -> Result<Option<u64>, StorageError> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            let exists: Option<i64> = tx
+                .query_row(
+                    "SELECT 1 FROM accounts WHERE udf = ?1",
+                    params![account],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if exists.is_none() {
+                return Ok(None);
+            }
+            let idx = last_index(&tx, account, store)?;
+            Ok(Some(idx))
         })
     }
 
