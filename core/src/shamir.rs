@@ -90,9 +90,9 @@ impl Share {
         let b = Zeroizing::new(udf::decode_typed(text, UdfType::Share)?);
         let chars = text.trim().chars().filter(|c| *c != '-').count();
         if chars != (b.len() * 8).div_ceil(5) {
+            // Messages never repeat the share: it is secret material.
             return Err(Error::Malformed(format!(
-                "share '{}' has {chars} characters; a share of {} bytes has {}",
-                text.trim(),
+                "the share has {chars} characters; a share of {} bytes has {}",
                 b.len(),
                 (b.len() * 8).div_ceil(5)
             )));
@@ -105,24 +105,17 @@ impl Share {
             .collect();
         if udf::presentation_whole(&b).replace('-', "") != given {
             // Same bytes, other text: the unused trailing bits are not zero.
-            return Err(Error::Malformed(format!(
-                "share '{}' is mistyped (its last character is not possible)",
-                text.trim()
-            )));
+            return Err(Error::Malformed(
+                "the share is mistyped (its last character is not possible)".into(),
+            ));
         }
         if b.len() < 3 || b.len() - 2 > PRIME_OFFSET.len() {
-            return Err(Error::Malformed(format!(
-                "share '{}' has a bad length",
-                text.trim()
-            )));
+            return Err(Error::Malformed("the share has a bad length".into()));
         }
         let threshold = b[1] >> 4;
         let x = (b[1] & 0x0f) + 1;
         if threshold == 0 {
-            return Err(Error::Malformed(format!(
-                "share '{}' has a quorum of 0",
-                text.trim()
-            )));
+            return Err(Error::Malformed("the share has a quorum of 0".into()));
         }
         Ok(Share {
             threshold,

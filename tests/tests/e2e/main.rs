@@ -2,4 +2,5 @@
 //! SQLite file, one `--home` per device, and real peers where a plugin
 //! talks to one. One test binary, one module per capability.
 
+mod core;
 mod portal;

@@ -679,3 +679,61 @@ fn over_tls_with_a_private_root() {
     let e = Client::new("http://portal.example.com").expect_err("plain");
     assert!(e.to_string().contains("only for loopback"), "{e}");
 }
+
+#[test]
+fn request_wait_and_complete() {
+    use std::io::BufRead;
+    let dir = Scratch::new("wait");
+    let portal = PortalProc::start(&dir.path("portal"));
+    let a = Device::new(&dir.0, "a");
+    a.ok(&["account", "create", ADDR, "--portal", &portal.url]);
+
+    // `device complete` before the answer: pending, said clearly.
+    let b = Device::new(&dir.0, "b");
+    let w = b.ok(&[
+        "device",
+        "request",
+        ADDR,
+        "--portal",
+        &portal.url,
+        "--name",
+        "b",
+    ]);
+    let e = b.fails(&["device", "complete"]);
+    assert!(e.contains("still pending") && e.contains("hint:"), "{e}");
+    a.ok(&["device", "accept", w.trim()]);
+    b.ok(&["device", "complete"]);
+    assert_eq!(b.json(&["account", "show"])["membership"], "member");
+
+    // `--wait` prints the witness, then returns once an administrator accepts.
+    let c = Device::new(&dir.0, "c");
+    let mut child = c
+        .command(&[
+            "device",
+            "request",
+            ADDR,
+            "--portal",
+            &portal.url,
+            "--name",
+            "c",
+            "--wait",
+            "--timeout",
+            "60s",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut witness = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut witness)
+        .expect("witness");
+    a.ok(&["device", "accept", witness.trim()]);
+    let o = child.wait_with_output().expect("wait");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        o.status.success() && err.contains("accepted; this device is now part of"),
+        "{err}"
+    );
+    assert_eq!(c.json(&["account", "show"])["membership"], "member");
+}

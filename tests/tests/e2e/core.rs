@@ -1,0 +1,128 @@
+//! The foundation against real peers: co-generated keys verified by
+//! OpenSSH, and the device store's OS key store backend on a real Secret
+//! Service.
+
+use mesh_core::keys::SigningKey;
+use mesh_tests::{require_tool, Device, Scratch};
+use ssh_key::{HashAlg, LineEnding, SshSig};
+
+/// A co-generated Ed25519 key's signature, wrapped as an SSHSIG, verifies
+/// with `ssh-keygen -Y verify`: OpenSSH accepts what the combined key signs.
+#[test]
+fn openssh_verifies_a_cogenerated_key() {
+    if !require_tool("ssh-keygen") {
+        return;
+    }
+    let dir = Scratch::new("sshsig");
+    for i in 0u8..4 {
+        let base = SigningKey::from_seed(&[i; 32]);
+        let act = SigningKey::from_seed(&[i.wrapping_add(100); 32]);
+        // The administrator's view of the public key: base + activation points.
+        let public = base
+            .public_key()
+            .combine(&act.public_key())
+            .expect("combine");
+        let key = SigningKey::combine(&base, &act);
+        assert_eq!(key.public_key(), public);
+        let msg = format!("message {i} signed by a co-generated key\n");
+        let data =
+            SshSig::signed_data("file", HashAlg::Sha512, msg.as_bytes()).expect("signed data");
+        let sig = key.sign(&data);
+        let ssh_pub = ssh_key::public::KeyData::Ed25519(ssh_key::public::Ed25519PublicKey(
+            key.verifying_key().to_bytes(),
+        ));
+        let ssh_sig = ssh_key::Signature::new(ssh_key::Algorithm::Ed25519, sig.to_bytes().to_vec())
+            .expect("sig");
+        let armored = SshSig::new(ssh_pub.clone(), "file", HashAlg::Sha512, ssh_sig)
+            .expect("sshsig")
+            .to_pem(LineEnding::LF)
+            .expect("pem");
+        let (sig_path, msg_path, allowed) = (dir.path("m.sig"), dir.path("m"), dir.path("allowed"));
+        std::fs::write(&sig_path, armored).expect("write");
+        std::fs::write(&msg_path, &msg).expect("write");
+        let line = ssh_key::PublicKey::from(ssh_pub)
+            .to_openssh()
+            .expect("openssh");
+        std::fs::write(&allowed, format!("device@example.com {line}\n")).expect("write");
+        let verify = || {
+            std::process::Command::new("ssh-keygen")
+                .args([
+                    "-Y",
+                    "verify",
+                    "-n",
+                    "file",
+                    "-I",
+                    "device@example.com",
+                    "-f",
+                ])
+                .arg(&allowed)
+                .arg("-s")
+                .arg(&sig_path)
+                .stdin(std::fs::File::open(&msg_path).expect("open"))
+                .output()
+                .expect("ssh-keygen")
+        };
+        let o = verify();
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            o.status.success(),
+            "{out}{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(
+            out.contains("Good \"file\" signature for device@example.com with ED25519 key"),
+            "{out}"
+        );
+        // A modified message does not verify.
+        std::fs::write(&msg_path, format!("{msg}x")).expect("write");
+        assert!(!verify().status.success());
+    }
+}
+
+/// The default key store backend keeps the store key in the OS keyring: a
+/// real Secret Service (gnome-keyring on a private D-Bus session).
+#[test]
+fn store_key_in_a_real_secret_service() {
+    if !require_tool("dbus-run-session") || !require_tool("gnome-keyring-daemon") {
+        return;
+    }
+    let dir = Scratch::new("keyring");
+    let d = Device::new(&dir.0, "home");
+    let mesh = mesh_tests::workspace_bin("mesh");
+    let script = format!(
+        "printf pw | gnome-keyring-daemon --unlock --components=secrets >/dev/null && \
+         {m} --home {h} device init --name k && {m} --home {h} --json status && \
+         {m} --home {h} key nonce >/dev/null",
+        m = mesh.display(),
+        h = d.home.display()
+    );
+    let o = std::process::Command::new("dbus-run-session")
+        .args(["--", "sh", "-c", &script])
+        .env_remove("MESH_KEYSTORE")
+        .output()
+        .expect("dbus-run-session");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let status: serde_json::Value =
+        serde_json::from_str(out.lines().nth(1).expect("status line")).expect("json");
+    assert_eq!(status["keystore"], "os");
+    assert!(status["device"].as_str().expect("udf").starts_with("MBQ"));
+    // No key file: the key is only in the keyring.
+    assert!(!d.home.join("keystore").exists());
+    // Without a Secret Service the same home says what is wrong and what to do.
+    let o = d
+        .command(&["status"])
+        .env_remove("MESH_KEYSTORE")
+        .env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent")
+        .output()
+        .expect("run");
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && e.contains("no OS keyring is available") && e.contains("hint:"),
+        "{e}"
+    );
+}
