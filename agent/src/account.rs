@@ -232,7 +232,7 @@ pub fn device_keys(store: &Store) -> Result<DeviceKeys> {
     ))
 }
 
-fn admin_keys(store: &Store, a: &AccountState) -> Result<AccountKeys> {
+pub(crate) fn admin_keys(store: &Store, a: &AccountState) -> Result<AccountKeys> {
     if !a.roles.contains(&Role::Admin) {
         return Err(AccountError::NotAdmin(a.address.clone()));
     }
@@ -249,7 +249,7 @@ fn admin_keys(store: &Store, a: &AccountState) -> Result<AccountKeys> {
     Ok(keys)
 }
 
-fn device_udf(store: &Store) -> Result<String> {
+pub(crate) fn device_udf(store: &Store) -> Result<String> {
     Ok(store
         .state()
         .device
@@ -423,7 +423,9 @@ pub fn create(
         pins_used: BTreeSet::new(),
     };
     save_account(store, &a)?;
-    Ok(a)
+    // The first device's SSH certificate.
+    crate::ssh::maintain(store)?;
+    account(store)
 }
 
 /// What `mesh device request` reports.
@@ -549,6 +551,8 @@ pub struct SyncReport {
     pub new_requests: Vec<String>,
     /// Entries downloaded.
     pub entries: usize,
+    /// Administrators: SSH certificates issued or renewed.
+    pub certificates: usize,
 }
 
 /// Complete a pending connection: poll the portal once.
@@ -836,6 +840,7 @@ pub fn sync(store: &mut Store) -> Result<SyncReport> {
         if !report.auto_accepted.is_empty() {
             pull(store, &mut SyncReport::default())?;
         }
+        report.certificates = crate::ssh::maintain(store)?;
         // Report only the requests that still wait for an answer.
         let a = account(store)?;
         report.new_requests.retain(|w| {
@@ -946,7 +951,7 @@ pub fn pending(store: &mut Store) -> Result<Vec<PendingView>> {
 /// Run an administrator's write: build updates from the freshly synced
 /// state and transact; on Conflict, sync again and rebuild. No update of
 /// another administrator is lost: the rebuild starts from what they wrote.
-fn admin_write<T>(
+pub(crate) fn admin_write<T>(
     store: &mut Store,
     mut build: impl FnMut(&AccountState, &AccountKeys) -> Result<(Vec<StoreUpdate>, T)>,
 ) -> Result<T> {
@@ -955,6 +960,9 @@ fn admin_write<T>(
         let a = account(store)?;
         let admin = admin_keys(store, &a)?;
         let (updates, out) = build(&a, &admin)?;
+        if updates.is_empty() {
+            return Ok(out);
+        }
         let client = Client::new(&a.portal)?;
         let keys = device_keys(store)?;
         let dev_udf = device_udf(store)?;
@@ -1039,10 +1047,13 @@ fn accept_updates(
 
 /// `mesh device accept`.
 pub fn accept(store: &mut Store, which: &str, roles: &[Role]) -> Result<String> {
-    admin_write(store, |a, admin| {
+    let name = admin_write(store, |a, admin| {
         let ib = find_request(a, which)?.clone();
         accept_updates(a, admin, &ib, roles, None)
-    })
+    })?;
+    // Its SSH certificate, so that it has one when it completes.
+    crate::ssh::maintain(store)?;
+    Ok(name)
 }
 
 /// `mesh device reject`.

@@ -8,6 +8,8 @@
 
 pub mod account;
 pub mod client;
+pub mod daemon;
 pub mod device;
 pub mod quickstart;
+pub mod ssh;
 pub mod store;

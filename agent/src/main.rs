@@ -79,6 +79,12 @@ enum Command {
     Device(DeviceCmd),
     /// Pull what changed at the portal, verify it, and act on it.
     Sync,
+    /// The background agent: ssh-agent socket, control socket, sync.
+    #[command(subcommand)]
+    Agent(AgentCmd),
+    /// SSH: this device's key and certificate, and what servers use.
+    #[command(subcommand)]
+    Ssh(SshCmd),
     /// Print a shell completion script.
     Completions {
         /// The shell.
@@ -255,6 +261,68 @@ enum DeviceCmd {
     },
 }
 
+#[derive(Debug, Subcommand)]
+enum AgentCmd {
+    /// Run the agent in the foreground.
+    Run {
+        /// Seconds between syncs with the portal.
+        #[arg(long, default_value = "5s", value_parser = parse_duration)]
+        interval: u64,
+    },
+    /// Start the agent in the background; returns once its socket accepts connections.
+    Start {
+        /// Seconds between syncs with the portal.
+        #[arg(long, default_value = "5s", value_parser = parse_duration)]
+        interval: u64,
+    },
+    /// Stop the running agent.
+    Stop,
+    /// Show the agent: socket, account, keys held, last sync, portal reachable.
+    Status,
+    /// Print `SSH_AUTH_SOCK=…; export SSH_AUTH_SOCK;` for `eval`.
+    Env,
+}
+
+#[derive(Debug, Subcommand)]
+enum SshCmd {
+    /// Print this device's SSH public key.
+    PublicKey,
+    /// Print this device's SSH certificate.
+    Cert,
+    /// Print the account's CA line for sshd's TrustedUserCAKeys.
+    Ca,
+    /// Write an OpenSSH KRL of every revoked device key and certificate (for RevokedKeys).
+    Krl {
+        /// The KRL file (replaced atomically).
+        #[arg(long)]
+        output: PathBuf,
+    },
+    /// Print authorized_keys lines for every active device (for sshd's AuthorizedKeysCommand).
+    AuthorizedKeys {
+        /// The account's profile UDF (pinned: everything is verified up to it).
+        #[arg(long)]
+        account: String,
+        /// The portal's URL.
+        #[arg(long)]
+        portal: String,
+        /// Keep the last verified answer here, for when the portal is unreachable.
+        #[arg(long)]
+        cache: Option<PathBuf>,
+        /// How old a cached answer may be before this fails closed.
+        #[arg(long, default_value = "1h", value_parser = parse_duration)]
+        max_stale: u64,
+    },
+    /// Set the login names certificates are valid for (administrators); re-issues every certificate.
+    Principals {
+        /// Login names.
+        #[arg(required = true)]
+        names: Vec<String>,
+        /// Certificate validity (e.g. 30d).
+        #[arg(long, value_parser = parse_duration)]
+        validity: Option<u64>,
+    },
+}
+
 /// "90", "30s", "10m", "2h", "7d" as seconds.
 fn parse_duration(s: &str) -> std::result::Result<u64, String> {
     let s = s.trim();
@@ -323,6 +391,9 @@ fn hint_of(e: &anyhow::Error) -> Option<String> {
         if let Some(a) = cause.downcast_ref::<AccountError>() {
             return a.hint();
         }
+        if let Some(d) = cause.downcast_ref::<mesh_agent::daemon::DaemonError>() {
+            return d.hint();
+        }
         if let Some(CoreError::Shares(_)) = cause.downcast_ref::<CoreError>() {
             return Some("check the shares against what was printed; give more than the quorum to find a wrong one".into());
         }
@@ -388,6 +459,8 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Key(k) => key(k, j),
         Command::Account(a) => account_cmd(&home, a, j),
+        Command::Agent(a) => agent_cmd(&home, a, j),
+        Command::Ssh(s) => ssh_cmd(&home, s, j),
         Command::Device(d) => device_cmd(&home, d, j),
         Command::Sync => {
             let mut store = Store::open(&home, false)?;
@@ -412,9 +485,15 @@ fn run(cli: Cli) -> Result<()> {
                     "new connection request: {w} (see `mesh device pending`)"
                 ));
             }
+            if r.certificates > 0 {
+                lines.push(format!("SSH certificates issued: {}", r.certificates));
+            }
             if lines.is_empty() {
                 lines.push("up to date".into());
             }
+            drop(store);
+            // A running agent reloads what this sync changed.
+            let _ = mesh_agent::daemon::query(&home, "sync");
             emit(j, serde_json::to_value(&r)?, &lines.join("\n"));
             Ok(())
         }
@@ -424,6 +503,121 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Man { output } => man(output),
     }
+}
+
+fn agent_cmd(home: &std::path::Path, cmd: AgentCmd, j: bool) -> Result<()> {
+    use mesh_agent::daemon;
+    match cmd {
+        AgentCmd::Run { interval } => {
+            let p = daemon::paths(home);
+            eprintln!("mesh: agent serving SSH_AUTH_SOCK={}", p.ssh.display());
+            daemon::run(home, std::time::Duration::from_secs(interval))?;
+            eprintln!("mesh: agent stopped");
+        }
+        AgentCmd::Start { interval } => {
+            let exe = std::env::current_exe().context("locating the mesh binary")?;
+            let s = daemon::start(home, &exe, std::time::Duration::from_secs(interval))?;
+            eprintln!("mesh: agent started (pid {})", s.pid);
+            emit(
+                j,
+                serde_json::to_value(&s)?,
+                &format!("SSH_AUTH_SOCK={}; export SSH_AUTH_SOCK;", s.ssh_auth_sock),
+            );
+        }
+        AgentCmd::Stop => {
+            daemon::stop(home)?;
+            eprintln!("mesh: agent stopped");
+        }
+        AgentCmd::Status => {
+            let s = daemon::query(home, "status")?;
+            let when = s
+                .last_sync
+                .map(|t| format!("{} s ago", mesh_agent::client::now().saturating_sub(t)));
+            emit(
+                j,
+                serde_json::to_value(&s)?,
+                &format!(
+                    "socket:   {}\naccount:  {}\nkeys:     {} from Mesh, {} added\nsync:     {}\nportal:   {}{}",
+                    s.ssh_auth_sock,
+                    s.account.as_deref().unwrap_or("none"),
+                    s.mesh_keys,
+                    s.added_keys,
+                    when.unwrap_or_else(|| "not yet".into()),
+                    match s.portal_reachable {
+                        Some(true) => "reachable",
+                        Some(false) => "unreachable",
+                        None => "not asked yet",
+                    },
+                    if s.revoked { "\nstate:    this device was revoked" } else { "" }
+                ),
+            );
+        }
+        AgentCmd::Env => {
+            let p = daemon::paths(home);
+            emit(
+                j,
+                json!({"SSH_AUTH_SOCK": p.ssh}),
+                &format!("SSH_AUTH_SOCK={}; export SSH_AUTH_SOCK;", p.ssh.display()),
+            );
+        }
+    }
+    Ok(())
+}
+
+fn ssh_cmd(home: &std::path::Path, cmd: SshCmd, j: bool) -> Result<()> {
+    use mesh_agent::ssh;
+    match cmd {
+        SshCmd::PublicKey => {
+            let store = Store::open(home, false)?;
+            let l = ssh::public_key_line(&store)?;
+            emit(j, json!({"public_key": l}), &l);
+        }
+        SshCmd::Cert => {
+            let store = Store::open(home, false)?;
+            let l = ssh::cert_line(&store)?;
+            emit(j, json!({"certificate": l}), &l);
+        }
+        SshCmd::Ca => {
+            let store = Store::open(home, false)?;
+            let l = ssh::ca_line(&store)?;
+            emit(j, json!({"ca": l}), &l);
+        }
+        SshCmd::Krl { output } => {
+            let mut store = Store::open(home, false)?;
+            // The KRL reflects the latest revocations the portal has.
+            acct::sync(&mut store)?;
+            let k = ssh::krl(&store)?;
+            store::write_atomic(&output, &k)?;
+            eprintln!("mesh: wrote {} ({} bytes)", output.display(), k.len());
+            emit(j, json!({"output": output, "bytes": k.len()}), "");
+        }
+        SshCmd::AuthorizedKeys {
+            account,
+            portal,
+            cache,
+            max_stale,
+        } => {
+            let lines = ssh::authorized_keys(&account, &portal, cache.as_deref(), max_stale)?;
+            if j {
+                out!("{}", json!({"keys": lines}));
+            } else {
+                for l in lines {
+                    out!("{l}");
+                }
+            }
+        }
+        SshCmd::Principals { names, validity } => {
+            let mut store = Store::open(home, false)?;
+            let p = ssh::set_principals(&mut store, &names, validity)?;
+            eprintln!(
+                "mesh: certificates are now for {} and valid {} s",
+                p.principals.join(","),
+                p.validity
+            );
+            emit(j, serde_json::to_value(&p)?, "");
+        }
+    }
+    Ok(())
 }
 
 fn account_cmd(home: &std::path::Path, cmd: AccountCmd, j: bool) -> Result<()> {

@@ -1,8 +1,12 @@
-//! `mesh-ssh`: the ssh plugin. It serves per-device SSH keys and certificates to ssh through SSH_AUTH_SOCK (RFC 9987).
-//!
-//! Its protocol work is the subject of its own issue; here it registers
-//! with the plugin host so the layout and the dependency graph are in place.
+//! `mesh-ssh`: the ssh-agent plugin. It serves the device's co-generated
+//! SSH key and its certificate on `SSH_AUTH_SOCK` (RFC 9987 with OpenSSH's
+//! extensions), holds keys added with `ssh-add`, and makes what servers
+//! use: authorized_keys lines, the CA line and KRLs.
 #![forbid(unsafe_code)]
+
+pub mod agent;
+pub mod cert;
+pub mod server;
 
 use mesh_core::objects::Role;
 use mesh_plugins::Plugin;

@@ -204,3 +204,212 @@ impl Device {
         serde_json::from_str(&self.ok(&a)).expect("json output")
     }
 }
+
+/// A private sshd on 127.0.0.1 (no PAM, public keys only), stopped on drop.
+#[derive(Debug)]
+pub struct Sshd {
+    child: Child,
+    /// Its port.
+    pub port: u16,
+    /// Its log.
+    pub log: PathBuf,
+    /// A known_hosts file pinning its host key.
+    pub known_hosts: PathBuf,
+    /// Its host public key line.
+    pub host_key: String,
+}
+
+/// Whether this process can run sshd (root).
+pub fn can_run_sshd() -> bool {
+    let root = std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false);
+    if !root {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "sshd tests need root under CI=true"
+        );
+        eprintln!("skipping: sshd tests need root");
+        return false;
+    }
+    require_tool("sshd")
+        && require_tool("ssh")
+        && require_tool("ssh-keygen")
+        && require_tool("ssh-add")
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+impl Sshd {
+    /// Start sshd in `dir` with extra `sshd_config` lines (AuthorizedKeysFile,
+    /// AuthorizedKeysCommand, TrustedUserCAKeys, RevokedKeys…).
+    pub fn start(dir: &Path, extra: &[String]) -> Sshd {
+        std::fs::create_dir_all(dir).expect("dir");
+        let _ = std::fs::create_dir_all("/run/sshd");
+        let host = dir.join("host_ed25519");
+        let o = Command::new("ssh-keygen")
+            .args([
+                "-q",
+                "-t",
+                "ed25519",
+                "-N",
+                "",
+                "-C",
+                "mesh-test-host",
+                "-f",
+            ])
+            .arg(&host)
+            .output()
+            .expect("ssh-keygen");
+        assert!(o.status.success());
+        let port = free_port();
+        let config = dir.join("sshd_config");
+        let mut c = format!(
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nPidFile {}\nStrictModes no\nUsePAM no\n\
+             PasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n\
+             AuthenticationMethods publickey\nPermitRootLogin prohibit-password\nAllowUsers root\nLogLevel VERBOSE\n",
+            host.display(),
+            dir.join("sshd.pid").display()
+        );
+        for l in extra {
+            c.push_str(l);
+            c.push('\n');
+        }
+        std::fs::write(&config, c).expect("config");
+        let t = Command::new("/usr/sbin/sshd")
+            .arg("-t")
+            .arg("-f")
+            .arg(&config)
+            .output()
+            .expect("sshd -t");
+        assert!(
+            t.status.success(),
+            "sshd -t: {}",
+            String::from_utf8_lossy(&t.stderr)
+        );
+        let log = dir.join("sshd.log");
+        let child = Command::new("/usr/sbin/sshd")
+            .arg("-D")
+            .arg("-f")
+            .arg(&config)
+            .arg("-E")
+            .arg(&log)
+            .spawn()
+            .expect("sshd");
+        let host_key = std::fs::read_to_string(host.with_extension("pub")).expect("host pub");
+        let known_hosts = dir.join("known_hosts");
+        let kh: Vec<&str> = host_key.split_whitespace().take(2).collect();
+        std::fs::write(
+            &known_hosts,
+            format!("[127.0.0.1]:{port} {}\n", kh.join(" ")),
+        )
+        .expect("known_hosts");
+        // Wait until it accepts connections.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "sshd did not start");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Sshd {
+            child,
+            port,
+            log,
+            known_hosts,
+            host_key,
+        }
+    }
+
+    /// Log in as root through the agent at `sock`, offering only the key or
+    /// certificate in `identity` (a public file); returns ssh's output.
+    pub fn login(&self, sock: &Path, identity: &Path, extra: &[&str]) -> Output {
+        let nonce = format!("mesh-login-{}", std::process::id());
+        Command::new("ssh")
+            .args([
+                "-F",
+                "/dev/null",
+                "-p",
+                &self.port.to_string(),
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "ConnectTimeout=10",
+            ])
+            .arg("-o")
+            .arg(format!("IdentityAgent={}", sock.display()))
+            .args(["-o", "IdentitiesOnly=yes"])
+            .arg("-o")
+            .arg(format!("IdentityFile={}", identity.display()))
+            .arg("-o")
+            .arg(format!("UserKnownHostsFile={}", self.known_hosts.display()))
+            .args([
+                "-o",
+                "GlobalKnownHostsFile=/dev/null",
+                "-o",
+                "StrictHostKeyChecking=yes",
+            ])
+            .args(extra)
+            .args(["root@127.0.0.1", "echo", &nonce])
+            .stdin(Stdio::null())
+            .output()
+            .expect("ssh")
+    }
+
+    /// Whether a login succeeded and ran the command.
+    pub fn logs_in(&self, sock: &Path, identity: &Path) -> bool {
+        let o = self.login(sock, identity, &[]);
+        o.status.success() && String::from_utf8_lossy(&o.stdout).contains("mesh-login-")
+    }
+
+    /// Wait (up to 5 s) until the log contains `needle`.
+    pub fn log_has(&self, needle: &str) -> bool {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            if std::fs::read_to_string(&self.log)
+                .unwrap_or_default()
+                .contains(needle)
+            {
+                return true;
+            }
+            if std::time::Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Run `ssh-add ARGS` against the agent at `sock`.
+pub fn ssh_add(sock: &Path, args: &[&str]) -> Output {
+    Command::new("ssh-add")
+        .args(args)
+        .env("SSH_AUTH_SOCK", sock)
+        .stdin(Stdio::null())
+        .output()
+        .expect("ssh-add")
+}
+
+/// Poll `f` until it is true or `secs` pass.
+pub fn eventually(secs: u64, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if f() {
+            return true;
+        }
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}

@@ -4,3 +4,4 @@
 
 mod core;
 mod portal;
+mod ssh;

@@ -1,0 +1,506 @@
+//! The agent daemon: one tokio process per home that serves the
+//! ssh-agent socket and a control socket for the CLI, and keeps syncing
+//! with the portal. New keys, rotations and revocations take effect
+//! without a restart; a revoked device drops its Mesh keys at once.
+//!
+//! Sockets are created 0600 in a 0700 directory private to the home
+//! (`$XDG_RUNTIME_DIR/mesh/<home hash>/`, else `/tmp/mesh-<uid>/<home
+//! hash>/`), and a connection from another user is closed unanswered.
+//! Unix only: `SSH_AUTH_SOCK` is a filesystem path; tokio's Unix sockets
+//! and `peer_cred` do what the control channel needs.
+
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use mesh_ssh::agent::Agent;
+use serde::{Deserialize, Serialize};
+use sha2::Digest;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{Notify, RwLock, Semaphore};
+
+use crate::account::{self, AccountError};
+use crate::store::Store;
+
+/// Most ssh-agent connections served at once.
+pub const MAX_CONNECTIONS: usize = 256;
+
+/// Errors of the daemon.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DaemonError {
+    /// A file or socket.
+    #[error("{what}: {source}")]
+    Io {
+        /// What failed.
+        what: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Already running.
+    #[error("an agent is already running for this home (pid {0})")]
+    Running(u32),
+    /// Not running.
+    #[error("no agent is running for this home")]
+    NotRunning,
+    /// The runtime directory is not private.
+    #[error("{0} is not a private directory of this user")]
+    Unsafe(PathBuf),
+    /// Did not come up.
+    #[error("the agent did not start: {0}")]
+    Start(String),
+}
+
+impl DaemonError {
+    /// What the user can do.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            DaemonError::Running(_) => {
+                Some("`mesh agent stop` stops it; `mesh agent env` prints its socket".into())
+            }
+            DaemonError::NotRunning => Some("start it with `mesh agent start`".into()),
+            DaemonError::Start(_) => {
+                Some("see the log in the agent's runtime directory (`mesh agent status`)".into())
+            }
+            _ => None,
+        }
+    }
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> DaemonError {
+    let what = what.into();
+    move |source| DaemonError::Io { what, source }
+}
+
+/// Where a home's agent keeps its sockets.
+#[derive(Clone, Debug)]
+pub struct Paths {
+    /// The private runtime directory.
+    pub dir: PathBuf,
+    /// `SSH_AUTH_SOCK`.
+    pub ssh: PathBuf,
+    /// The CLI's control socket.
+    pub control: PathBuf,
+    /// The daemon's log (started with `mesh agent start`).
+    pub log: PathBuf,
+}
+
+fn my_uid() -> u32 {
+    std::fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .unwrap_or(u32::MAX)
+}
+
+fn private_dir(path: &Path) -> Result<(), DaemonError> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .map_err(io(format!("creating {}", path.display())))?;
+    let m = std::fs::symlink_metadata(path).map_err(io(path.display().to_string()))?;
+    if !m.is_dir() || m.uid() != my_uid() || m.permissions().mode() & 0o077 != 0 {
+        return Err(DaemonError::Unsafe(path.to_path_buf()));
+    }
+    Ok(())
+}
+
+/// The runtime paths of `home`'s agent.
+pub fn paths(home: &Path) -> Paths {
+    let canon = home.canonicalize().unwrap_or_else(|_| home.to_path_buf());
+    let h = sha2::Sha256::digest(canon.as_os_str().as_encoded_bytes());
+    let tag = data_encoding::HEXLOWER.encode(&h[..6]);
+    let base = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .filter(|d| d.is_dir())
+        .map(|d| d.join("mesh"))
+        .unwrap_or_else(|| std::env::temp_dir().join(format!("mesh-{}", my_uid())));
+    let dir = base.join(tag);
+    Paths {
+        ssh: dir.join("ssh-agent.sock"),
+        control: dir.join("control.sock"),
+        log: dir.join("agent.log"),
+        dir,
+    }
+}
+
+/// What `mesh agent status` shows.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Status {
+    /// Daemon pid.
+    pub pid: u32,
+    /// The ssh-agent socket.
+    pub ssh_auth_sock: String,
+    /// The account's address.
+    pub account: Option<String>,
+    /// This device's UDF.
+    pub device: Option<String>,
+    /// Mesh identities held (key and certificate count separately).
+    pub mesh_keys: usize,
+    /// Keys added with ssh-add.
+    pub added_keys: usize,
+    /// Seconds since the Unix epoch of the last successful sync.
+    pub last_sync: Option<u64>,
+    /// Whether the portal answered the last attempt.
+    pub portal_reachable: Option<bool>,
+    /// The last sync error.
+    pub last_error: Option<String>,
+    /// This device was revoked.
+    pub revoked: bool,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct ControlRequest {
+    command: String,
+}
+
+struct Shared {
+    agent: Arc<Agent>,
+    status: RwLock<Status>,
+    sync_now: Notify,
+    synced: Notify,
+    stop: Notify,
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// One sync: pull, then load this device's identities. Blocking (store lock, HTTP).
+fn sync_once(
+    home: &Path,
+) -> (
+    Result<(), AccountError>,
+    Option<Vec<mesh_ssh::agent::MeshIdentity>>,
+    Status,
+) {
+    let mut st = Status::default();
+    let mut store = match Store::open(home, false) {
+        Ok(s) => s,
+        Err(e) => return (Err(e.into()), None, st),
+    };
+    st.device = store.state().device.as_ref().map(|d| d.udf.clone());
+    let Ok(a) = account::account(&store) else {
+        return (Ok(()), Some(Vec::new()), st);
+    };
+    st.account = Some(a.address.clone());
+    let r = account::sync(&mut store).map(|_| ());
+    if let Err(AccountError::Revoked(_)) = &r {
+        st.revoked = true;
+        return (r, Some(Vec::new()), st);
+    }
+    let ids = crate::ssh::identities(&store).ok();
+    (r, ids, st)
+}
+
+async fn sync_loop(home: PathBuf, shared: Arc<Shared>, interval: Duration) {
+    let mut wait = interval;
+    loop {
+        let h = home.clone();
+        let (r, ids, fresh) = tokio::task::spawn_blocking(move || sync_once(&h))
+            .await
+            .unwrap_or_else(|_| (Ok(()), None, Status::default()));
+        if let Some(ids) = ids {
+            shared.agent.set_mesh_identities(ids).await;
+        }
+        {
+            let (mesh, added) = shared.agent.count().await;
+            let mut s = shared.status.write().await;
+            s.account = fresh.account;
+            s.device = fresh.device;
+            s.revoked |= fresh.revoked;
+            s.mesh_keys = mesh;
+            s.added_keys = added;
+            match &r {
+                Ok(()) => {
+                    s.last_sync = Some(unix_now());
+                    s.portal_reachable = Some(true);
+                    s.last_error = None;
+                    wait = interval;
+                }
+                Err(e) => {
+                    s.portal_reachable = Some(!matches!(
+                        e,
+                        AccountError::Client(crate::client::ClientError::Unreachable { .. })
+                    ));
+                    s.last_error = Some(e.to_string());
+                    // Back off while the portal is away, up to a minute.
+                    wait = (wait * 2).min(Duration::from_secs(60)).max(interval);
+                }
+            }
+        }
+        shared.synced.notify_waiters();
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shared.sync_now.notified() => {}
+            _ = shared.stop.notified() => return,
+        }
+    }
+}
+
+async fn control(stream: UnixStream, shared: Arc<Shared>) {
+    let (r, mut w) = stream.into_split();
+    let mut line = String::new();
+    let mut reader = BufReader::new(r.take(4096));
+    if reader.read_line(&mut line).await.is_err() {
+        return;
+    }
+    let Ok(req) = serde_json::from_str::<ControlRequest>(&line) else {
+        let _ = w.write_all(b"{\"error\":\"bad request\"}\n").await;
+        return;
+    };
+    let answer = match req.command.as_str() {
+        "status" => {
+            let (mesh, added) = shared.agent.count().await;
+            let mut s = shared.status.read().await.clone();
+            s.mesh_keys = mesh;
+            s.added_keys = added;
+            serde_json::to_value(&s).unwrap_or_default()
+        }
+        "sync" => {
+            let done = shared.synced.notified();
+            shared.sync_now.notify_one();
+            done.await;
+            serde_json::to_value(&*shared.status.read().await).unwrap_or_default()
+        }
+        "stop" => {
+            shared.stop.notify_waiters();
+            serde_json::json!({"stopping": true})
+        }
+        _ => serde_json::json!({"error": "unknown command"}),
+    };
+    let _ = w.write_all(format!("{answer}\n").as_bytes()).await;
+}
+
+fn bind(path: &Path) -> Result<UnixListener, DaemonError> {
+    if path.exists() {
+        // A socket left by an agent that died; one that answers means a live agent.
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(DaemonError::Running(0));
+        }
+        std::fs::remove_file(path).map_err(io(format!("removing {}", path.display())))?;
+    }
+    let l = UnixListener::bind(path).map_err(io(format!("binding {}", path.display())))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .map_err(io(format!("chmod {}", path.display())))?;
+    Ok(l)
+}
+
+/// Serve until stopped (SIGTERM, SIGINT or `mesh agent stop`).
+pub fn run(home: &Path, interval: Duration) -> Result<(), DaemonError> {
+    let p = paths(home);
+    private_dir(&p.dir)?;
+    if let Ok(s) = query(home, "status") {
+        return Err(DaemonError::Running(s.pid));
+    }
+    // One agent per home, wherever its sockets are: a lock held for life.
+    let lock_path = home.join("agent.lock");
+    let mut lock = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&lock_path)
+        .map_err(io(format!("opening {}", lock_path.display())))?;
+    if lock.try_lock().is_err() {
+        let pid = std::fs::read_to_string(&lock_path)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0);
+        return Err(DaemonError::Running(pid));
+    }
+    {
+        use std::io::{Seek, Write};
+        let _ = lock.set_len(0);
+        let _ = lock.seek(std::io::SeekFrom::Start(0));
+        let _ = writeln!(lock, "{}", std::process::id());
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(io("starting the runtime"))?;
+    // The keys this device holds locally are served from the first
+    // connection on; the portal is asked afterwards.
+    let initial = Store::open(home, false)
+        .ok()
+        .and_then(|s| crate::ssh::identities(&s).ok())
+        .unwrap_or_default();
+    rt.block_on(async move {
+        let agent = Arc::new(Agent::default());
+        agent.set_mesh_identities(initial).await;
+        let ssh = bind(&p.ssh)?;
+        let ctl = bind(&p.control)?;
+        let uid = my_uid();
+        let shared = Arc::new(Shared {
+            agent,
+            status: RwLock::new(Status {
+                pid: std::process::id(),
+                ssh_auth_sock: p.ssh.display().to_string(),
+                ..Status::default()
+            }),
+            sync_now: Notify::new(),
+            synced: Notify::new(),
+            stop: Notify::new(),
+        });
+        let sync = tokio::spawn(sync_loop(home.to_path_buf(), shared.clone(), interval));
+        let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+        let term = async {
+            if let Ok(mut s) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            {
+                s.recv().await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::pin!(term);
+        let stopped = shared.stop.notified();
+        tokio::pin!(stopped);
+        loop {
+            tokio::select! {
+                r = ssh.accept() => {
+                    let Ok((stream, _)) = r else { continue };
+                    // Another user's process gets nothing, not even an answer.
+                    if stream.peer_cred().map(|c| c.uid()).ok() != Some(uid) {
+                        continue;
+                    }
+                    let Ok(permit) = limit.clone().try_acquire_owned() else { continue };
+                    let agent = shared.agent.clone();
+                    tokio::spawn(async move {
+                        mesh_ssh::server::serve(stream, agent).await;
+                        drop(permit);
+                    });
+                }
+                r = ctl.accept() => {
+                    let Ok((stream, _)) = r else { continue };
+                    if stream.peer_cred().map(|c| c.uid()).ok() != Some(uid) {
+                        continue;
+                    }
+                    tokio::spawn(control(stream, shared.clone()));
+                }
+                _ = &mut stopped => break,
+                _ = &mut term => break,
+                _ = tokio::signal::ctrl_c() => break,
+            }
+        }
+        shared.stop.notify_waiters();
+        sync.abort();
+        let _ = std::fs::remove_file(&p.ssh);
+        let _ = std::fs::remove_file(&p.control);
+        drop(lock);
+        Ok(())
+    })
+}
+
+/// Ask the running agent of `home`.
+pub fn query(home: &Path, command: &str) -> Result<Status, DaemonError> {
+    use std::io::{BufRead, Write};
+    let p = paths(home);
+    let mut s =
+        std::os::unix::net::UnixStream::connect(&p.control).map_err(|_| DaemonError::NotRunning)?;
+    s.set_read_timeout(Some(Duration::from_secs(60))).ok();
+    s.write_all(format!("{}\n", serde_json::json!({"command": command})).as_bytes())
+        .map_err(io("control socket"))?;
+    let mut line = String::new();
+    std::io::BufReader::new(s)
+        .read_line(&mut line)
+        .map_err(io("control socket"))?;
+    if command == "stop" {
+        return Ok(Status::default());
+    }
+    serde_json::from_str(&line).map_err(|e| DaemonError::Start(e.to_string()))
+}
+
+/// The pid of the agent holding `home`'s lock, if one runs.
+fn lock_holder(home: &Path) -> Option<u32> {
+    let path = home.join("agent.lock");
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .ok()?;
+    match f.try_lock() {
+        Ok(()) => None,
+        Err(_) => Some(
+            std::fs::read_to_string(&path)
+                .ok()?
+                .trim()
+                .parse()
+                .unwrap_or(0),
+        ),
+    }
+}
+
+/// Start the agent in the background; return once its socket accepts connections.
+pub fn start(home: &Path, exe: &Path, interval: Duration) -> Result<Status, DaemonError> {
+    use std::os::unix::process::CommandExt;
+    if let Ok(s) = query(home, "status") {
+        return Err(DaemonError::Running(s.pid));
+    }
+    if let Some(pid) = lock_holder(home) {
+        return Err(DaemonError::Running(pid));
+    }
+    let p = paths(home);
+    private_dir(&p.dir)?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(&p.log)
+        .map_err(io(format!("opening {}", p.log.display())))?;
+    let log2 = log.try_clone().map_err(io("log"))?;
+    let mut child = std::process::Command::new(exe)
+        .arg("--home")
+        .arg(home)
+        .args([
+            "agent",
+            "run",
+            "--interval",
+            &format!("{}s", interval.as_secs().max(1)),
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(log)
+        .stderr(log2)
+        // Its own process group: a Ctrl-C in the starting shell does not reach it.
+        .process_group(0)
+        .spawn()
+        .map_err(io("starting the agent"))?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Ok(s) = query(home, "status") {
+            if std::os::unix::net::UnixStream::connect(&p.ssh).is_ok() {
+                return Ok(s);
+            }
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(DaemonError::Start(format!("it exited with {status}")));
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(DaemonError::Start(
+                "its socket did not come up in 15 s".into(),
+            ));
+        }
+        // Waiting for the child's socket to appear.
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Stop the running agent; return once its socket is gone.
+pub fn stop(home: &Path) -> Result<(), DaemonError> {
+    query(home, "status")?;
+    query(home, "stop")?;
+    let p = paths(home);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while p.control.exists() || p.ssh.exists() {
+        if std::time::Instant::now() > deadline {
+            return Err(DaemonError::Start("the agent did not stop in 10 s".into()));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}

@@ -1,0 +1,68 @@
+//! The socket side: bounded frames over a Unix stream (RFC 9987 §3).
+//!
+//! > Messages are a uint32 length followed by the message: the agent MUST
+//! > NOT accept messages longer than it is prepared to handle.
+//!
+//! A frame over 256 KiB (OpenSSH's `AGENT_MAX_LEN`) closes the connection;
+//! a message that does not parse, has trailing bytes or an unknown type is
+//! answered `SSH_AGENT_FAILURE` and the connection goes on. One client's
+//! mistakes never reach another client.
+
+use std::sync::Arc;
+
+use ssh_agent_lib::proto::{Request, Response};
+use ssh_encoding::{Decode, Encode};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::agent::{Agent, Connection};
+
+/// Largest message accepted.
+pub const MAX_FRAME: usize = 256 * 1024;
+
+/// Decode one message body: the whole body, nothing left over.
+pub fn decode_request(body: &[u8]) -> Option<Request> {
+    let mut reader = body;
+    let req = Request::decode(&mut reader).ok()?;
+    reader.is_empty().then_some(req)
+}
+
+/// Encode a response with its length prefix.
+pub fn encode_response(resp: &Response) -> Vec<u8> {
+    let mut body = Vec::new();
+    if resp.encode(&mut body).is_err() {
+        body.clear();
+        // SSH_AGENT_FAILURE always encodes.
+        body.push(5);
+    }
+    let mut out = Vec::with_capacity(body.len() + 4);
+    out.extend_from_slice(&u32::try_from(body.len()).unwrap_or(0).to_be_bytes());
+    out.extend_from_slice(&body);
+    out
+}
+
+/// Serve one connection until the peer closes it or sends an oversized frame.
+pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, agent: Arc<Agent>) {
+    let mut conn = Connection::default();
+    let mut len = [0u8; 4];
+    loop {
+        if stream.read_exact(&mut len).await.is_err() {
+            return;
+        }
+        let n = usize::try_from(u32::from_be_bytes(len)).unwrap_or(usize::MAX);
+        if n == 0 || n > MAX_FRAME {
+            return;
+        }
+        let mut body = vec![0u8; n];
+        if stream.read_exact(&mut body).await.is_err() {
+            return;
+        }
+        let resp = match decode_request(&body) {
+            Some(req) => agent.handle(&mut conn, req).await,
+            None => Response::Failure,
+        };
+        zeroize::Zeroize::zeroize(&mut body);
+        if stream.write_all(&encode_response(&resp)).await.is_err() {
+            return;
+        }
+    }
+}
