@@ -347,6 +347,17 @@ fn ssh_add_lock_lifetime_confirm_and_sshsig() {
         );
         assert!(String::from_utf8_lossy(&o.stderr).contains(&format!("signing using {alg}")));
     }
+    // ECDSA keys sign too.
+    let ec = keygen(&dir.0, "foreign_ecdsa", &["-t", "ecdsa", "-b", "256"]);
+    assert!(ssh_add(&ag.sock, &[ec.to_str().expect("p")])
+        .status
+        .success());
+    assert!(ssh_add(
+        &ag.sock,
+        &["-T", ec.with_extension("pub").to_str().expect("p")]
+    )
+    .status
+    .success());
     // SHA-1 RSA signatures are refused (ssh-add -T asks for one).
     assert!(!ssh_add(
         &ag.sock,
@@ -527,6 +538,15 @@ fn malformed_frames_many_clients_and_other_users_do_not_disturb_the_agent() {
     // A well-formed request on the same agent still works.
     let ids = ask(&[0, 0, 0, 1, 11]);
     assert_eq!(ids[0], 12, "identities answer");
+    // The query extension lists what the agent supports.
+    let q = ask(&[0, 0, 0, 10, 27, 0, 0, 0, 5, b'q', b'u', b'e', b'r', b'y']);
+    assert_eq!(q[0], 29, "extension response");
+    let text = String::from_utf8_lossy(&q);
+    assert!(
+        text.contains("session-bind@openssh.com")
+            && text.contains("restrict-destination-v00@openssh.com"),
+        "{text}"
+    );
 
     // Many clients at once.
     if mesh_tests::require_tool("python3") {
@@ -600,4 +620,57 @@ fn malformed_frames_many_clients_and_other_users_do_not_disturb_the_agent() {
     assert!(e.contains("already running"), "{e}");
     let e = a.fails(&["agent", "run"]);
     assert!(e.contains("already running"), "{e}");
+}
+
+#[test]
+fn destination_constraints_are_enforced() {
+    if !can_run_sshd() {
+        return;
+    }
+    let dir = Scratch::new("dest");
+    let portal = PortalProc::start(&dir.path("portal"));
+    let a = Device::new(&dir.0, "a");
+    a.ok(&["account", "create", ADDR, "--portal", &portal.url]);
+    let ag = RunningAgent::start(&a);
+    let key = keygen(&dir.0, "restricted", &["-t", "ed25519"]);
+    let authorized = dir.path("authorized_keys");
+    std::fs::copy(key.with_extension("pub"), &authorized).expect("ak");
+    let extra = [format!("AuthorizedKeysFile {}", authorized.display())];
+    let allowed = Sshd::start(&dir.path("sshd-a"), &extra);
+    let other = Sshd::start(&dir.path("sshd-b"), &extra);
+    // Both hosts' keys are known; the key may only be used towards the first.
+    let known = dir.path("known_hosts");
+    let both = format!(
+        "{}{}",
+        std::fs::read_to_string(&allowed.known_hosts).expect("kh"),
+        std::fs::read_to_string(&other.known_hosts).expect("kh")
+    );
+    std::fs::write(&known, both).expect("known");
+    let o = ssh_add(
+        &ag.sock,
+        &[
+            "-H",
+            known.to_str().expect("p"),
+            "-h",
+            &format!("[127.0.0.1]:{}", allowed.port),
+            key.to_str().expect("p"),
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    std::fs::remove_file(&key).expect("remove private key");
+    assert!(
+        allowed.logs_in(&ag.sock, &key.with_extension("pub")),
+        "allowed destination"
+    );
+    assert!(
+        !other.logs_in(&ag.sock, &key.with_extension("pub")),
+        "other destination refused"
+    );
+    // Unbound use (no session-bind) of a constrained key is refused too.
+    assert!(!ssh_add(
+        &ag.sock,
+        &["-T", key.with_extension("pub").to_str().expect("p")]
+    )
+    .status
+    .success());
 }
