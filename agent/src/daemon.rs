@@ -87,10 +87,19 @@ pub struct Paths {
     pub log: PathBuf,
 }
 
+/// This process's user id, without libc: the owner of `/proc/self`, or of
+/// a file it creates where there is no `/proc`.
 fn my_uid() -> u32 {
-    std::fs::metadata("/proc/self")
+    if let Ok(m) = std::fs::metadata("/proc/self") {
+        return m.uid();
+    }
+    let p = std::env::temp_dir().join(format!(".mesh-uid-{}", std::process::id()));
+    let uid = std::fs::File::create(&p)
+        .and_then(|f| f.metadata())
         .map(|m| m.uid())
-        .unwrap_or(u32::MAX)
+        .unwrap_or(u32::MAX);
+    let _ = std::fs::remove_file(&p);
+    uid
 }
 
 fn private_dir(path: &Path) -> Result<(), DaemonError> {

@@ -885,7 +885,30 @@ fn quickstart(
         out!("  mesh --home {} device revoke phone", q.laptop.display());
         out!("  mesh --home {} sync", q.phone.display());
     }
+    // The laptop's agent: its Mesh SSH key and certificate on SSH_AUTH_SOCK.
+    let exe = std::env::current_exe().context("locating the mesh binary")?;
+    let agent = match mesh_agent::daemon::start(&q.laptop, &exe, std::time::Duration::from_secs(5))
+    {
+        Ok(s) => s,
+        Err(mesh_agent::daemon::DaemonError::Running(_)) => {
+            mesh_agent::daemon::query(&q.laptop, "status")?
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let key = {
+        let store = Store::open(&q.laptop, false)?;
+        mesh_agent::ssh::public_key_line(&store)?
+    };
+    if !j {
+        out!("");
+        out!("The laptop's agent is running; use it with:");
+        out!("  export SSH_AUTH_SOCK={}", agent.ssh_auth_sock);
+        out!("  ssh-add -l");
+        out!("Its SSH public key (for authorized_keys):");
+        out!("  {key}");
+    }
     if once {
+        let _ = mesh_agent::daemon::stop(&q.laptop);
         return Ok(());
     }
     eprintln!("mesh: serving the portal until Ctrl-C");
@@ -895,6 +918,7 @@ fn quickstart(
         .block_on(async {
             let _ = tokio::signal::ctrl_c().await;
         });
+    let _ = mesh_agent::daemon::stop(&q.laptop);
     drop(portal);
     eprintln!("mesh: stopped; run `mesh quickstart` again to continue where you left off");
     Ok(())

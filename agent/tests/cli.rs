@@ -251,6 +251,10 @@ fn quickstart_shows_mesh_working_and_resumes() {
     assert!(out.contains("Mesh is running."), "{out}");
     assert!(out.contains("laptop") && out.contains("phone"), "{out}");
     assert_eq!(out.matches(" active").count(), 2, "{out}");
+    assert!(
+        out.contains("export SSH_AUTH_SOCK=") && out.contains("ssh-ed25519 AAAA"),
+        "{out}"
+    );
     // The homes it made are real device homes.
     let show = ok(&[
         "--home",
