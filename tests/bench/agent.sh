@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Agent benchmark (docs/BENCHMARKS.md): the mesh agent against OpenSSH's
+# ssh-agent, same key type (Ed25519), same load client
+# (../shared/recipes/agent_load.py), same run; then the mesh agent's idle
+# resident memory and its CPU use over a minute of idling.
+# Usage: tests/bench/agent.sh   (N=5000 RUNS=3 IDLE=60 to change sizes)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+N=${N:-5000}; RUNS=${RUNS:-3}; IDLE=${IDLE:-60}
+LOAD=${LOAD:-../shared/recipes/agent_load.py}
+cargo build --release --bins -q
+M=target/release/mesh; P=target/release/mesh-portal
+W=$(mktemp -d /tmp/mesh-bench.XXXXXX)
+PP=""; OP=""
+cleanup() {
+  "$M" --home "$W/a" agent stop >/dev/null 2>&1 || true
+  [ -n "$OP" ] && kill "$OP" 2>/dev/null || true
+  [ -n "$PP" ] && kill "$PP" 2>/dev/null || true
+  rm -rf "$W"
+}
+trap cleanup EXIT
+export MESH_KEYSTORE=file
+"$P" serve --listen 127.0.0.1:0 --data "$W/portal" > "$W/url" 2>/dev/null & PP=$!
+for _ in $(seq 100); do [ -s "$W/url" ] && break; sleep 0.05; done
+"$M" --home "$W/a" account create bench@example.com --portal "$(cat "$W/url")" >/dev/null 2>&1
+MESH_SOCK=$("$M" --home "$W/a" --json agent start 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["ssh_auth_sock"])')
+MESH_PID=$("$M" --home "$W/a" --json agent status | python3 -c 'import json,sys; print(json.load(sys.stdin)["pid"])')
+eval "$(ssh-agent -s -a "$W/openssh.sock")" >/dev/null; OP=$SSH_AGENT_PID
+ssh-keygen -q -t ed25519 -N '' -f "$W/k"; SSH_AUTH_SOCK="$W/openssh.sock" ssh-add -q "$W/k"
+
+rss() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+echo "mesh agent idle RSS after start: $(rss "$MESH_PID") kB"
+echo "OpenSSH ssh-agent RSS after start: $(rss "$OP") kB"
+for c in 1 8; do
+  for agent in openssh mesh; do
+    sock="$W/openssh.sock"; [ "$agent" = mesh ] && sock="$MESH_SOCK"
+    python3 "$LOAD" --sock "$sock" -n "$N" -c "$c" -r "$RUNS" --key-type ssh-ed25519 --json |
+      python3 -c '
+import json, sys
+rs = [json.loads(l) for l in sys.stdin if l.strip()]
+mean = lambda k: sum(r[k] for r in rs) / len(rs)
+print("%-8s c=%d  %6.0f req/s  p50 %6.0f us  p99 %6.0f us  errors %d  (runs: %s)" % (
+    sys.argv[1], int(sys.argv[2]), mean("rps"), mean("p50_us"), mean("p99_us"),
+    sum(r["errors"] for r in rs), ", ".join("%.0f" % r["rps"] for r in rs)))' "$agent" "$c"
+  done
+done
+echo "mesh agent RSS after the load: $(rss "$MESH_PID") kB"
+t0=$(awk '{print $14+$15}' "/proc/$MESH_PID/stat")
+sleep "$IDLE"
+t1=$(awk '{print $14+$15}' "/proc/$MESH_PID/stat")
+echo "mesh agent CPU while idle for ${IDLE} s (syncing every 5 s): $((t1 - t0)) ticks of $(getconf CLK_TCK)/s"
+echo "mesh agent RSS after idling: $(rss "$MESH_PID") kB"
