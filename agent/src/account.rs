@@ -1438,3 +1438,57 @@ pub fn connection(a: &AccountState) -> Result<Option<ConnectionDevice>> {
         })
         .transpose()
 }
+
+/// What the agent keeps in memory to ask the portal cheaply whether
+/// anything changed, without opening the store.
+pub struct QuickView {
+    client: Client,
+    profile_udf: String,
+    device_udf: String,
+    auth: mesh_core::keys::SigningKey,
+    indices: BTreeMap<String, u64>,
+    admin: bool,
+}
+
+impl std::fmt::Debug for QuickView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QuickView")
+            .field("device_udf", &self.device_udf)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The quick view of a connected device, after a sync.
+pub fn quick_view(store: &Store) -> Result<QuickView> {
+    let a = account(store)?;
+    if a.membership != Membership::Member {
+        return Err(AccountError::NoAccount);
+    }
+    Ok(QuickView {
+        client: Client::new(&a.portal)?,
+        profile_udf: a.profile_udf.clone(),
+        device_udf: device_udf(store)?,
+        auth: device_keys(store)?.authenticate,
+        indices: a.indices.clone(),
+        admin: a.roles.contains(&Role::Admin),
+    })
+}
+
+impl QuickView {
+    /// Whether the account's stores are where the last sync left them (one
+    /// signed Status request).
+    pub fn unchanged(&self) -> std::result::Result<bool, ClientError> {
+        let r: p::StatusResponse = self.client.signed(
+            tx::STATUS,
+            &self.profile_udf,
+            &self.device_udf,
+            serde_json::json!({}),
+            &self.auth,
+        )?;
+        Ok(r.stores.iter().all(|s| {
+            let mine =
+                matches!(s.store.as_str(), st::ACCESS | st::DEVICE | st::APPLICATION) || self.admin;
+            !mine || self.indices.get(&s.store).copied().unwrap_or(0) == s.index
+        }))
+    }
+}

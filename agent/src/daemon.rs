@@ -4,8 +4,9 @@
 //! without a restart; a revoked device drops its Mesh keys at once.
 //!
 //! Sockets are created 0600 in a 0700 directory private to the home
-//! (`$XDG_RUNTIME_DIR/mesh/<home hash>/`, else `/tmp/mesh-<uid>/<home
-//! hash>/`), and a connection from another user is closed unanswered.
+//! (`$XDG_RUNTIME_DIR/mesh/<home hash>/`, else `<home>/run/`, else, when
+//! that path is too long for a socket, `/tmp/mesh-<uid>/<home hash>/`), and
+//! a connection from another user is closed unanswered.
 //! Unix only: `SSH_AUTH_SOCK` is a filesystem path; tokio's Unix sockets
 //! and `peer_cred` do what the control channel needs.
 
@@ -120,12 +121,23 @@ pub fn paths(home: &Path) -> Paths {
     let canon = home.canonicalize().unwrap_or_else(|_| home.to_path_buf());
     let h = sha2::Sha256::digest(canon.as_os_str().as_encoded_bytes());
     let tag = data_encoding::HEXLOWER.encode(&h[..6]);
-    let base = std::env::var_os("XDG_RUNTIME_DIR")
+    // $XDG_RUNTIME_DIR/mesh/<tag>, else <home>/run; where that path is too
+    // long for a Unix socket (sun_path is 108 bytes), a private directory
+    // under the system temp directory.
+    let dir = match std::env::var_os("XDG_RUNTIME_DIR")
         .map(PathBuf::from)
         .filter(|d| d.is_dir())
-        .map(|d| d.join("mesh"))
-        .unwrap_or_else(|| std::env::temp_dir().join(format!("mesh-{}", my_uid())));
-    let dir = base.join(tag);
+    {
+        Some(d) => d.join("mesh").join(&tag),
+        None => canon.join("run"),
+    };
+    let dir = if dir.join("ssh-agent.sock").as_os_str().len() < 100 {
+        dir
+    } else {
+        std::env::temp_dir()
+            .join(format!("mesh-{}", my_uid()))
+            .join(tag)
+    };
     Paths {
         ssh: dir.join("ssh-agent.sock"),
         control: dir.join("control.sock"),
@@ -179,14 +191,41 @@ fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
-/// One sync: pull, then load this device's identities. Blocking (store lock, HTTP).
-fn sync_once(
-    home: &Path,
-) -> (
+type SyncOutcome = (
     Result<(), AccountError>,
     Option<Vec<mesh_ssh::agent::MeshIdentity>>,
     Status,
-) {
+    Option<account::QuickView>,
+);
+
+/// One sync: pull, then load this device's identities. Blocking (store lock,
+/// HTTP). Between full syncs a signed Status request says whether anything
+/// changed, so an idle agent does almost nothing.
+fn sync_once(
+    home: &Path,
+    quick: Option<account::QuickView>,
+    full_due: bool,
+    last: &Status,
+) -> SyncOutcome {
+    if let (Some(q), false) = (&quick, full_due) {
+        if let Ok(true) = q.unchanged() {
+            return (Ok(()), None, last.clone(), quick);
+        }
+    }
+    let (r, ids, st) = full_sync(home);
+    let quick = Store::open(home, false)
+        .ok()
+        .and_then(|s| account::quick_view(&s).ok());
+    (r, ids, st, quick)
+}
+
+type FullOutcome = (
+    Result<(), AccountError>,
+    Option<Vec<mesh_ssh::agent::MeshIdentity>>,
+    Status,
+);
+
+fn full_sync(home: &Path) -> FullOutcome {
     let mut st = Status::default();
     let mut store = match Store::open(home, false) {
         Ok(s) => s,
@@ -206,13 +245,29 @@ fn sync_once(
     (r, ids, st)
 }
 
+/// A full sync at least this often, to renew certificates and catch what
+/// the quick check cannot see.
+const FULL_SYNC: Duration = Duration::from_secs(600);
+
 async fn sync_loop(home: PathBuf, shared: Arc<Shared>, interval: Duration) {
     let mut wait = interval;
+    let mut quick: Option<account::QuickView> = None;
+    let mut last_full = std::time::Instant::now();
+    let mut forced = true;
     loop {
         let h = home.clone();
-        let (r, ids, fresh) = tokio::task::spawn_blocking(move || sync_once(&h))
-            .await
-            .unwrap_or_else(|_| (Ok(()), None, Status::default()));
+        let due = forced || last_full.elapsed() >= FULL_SYNC;
+        let last = shared.status.read().await.clone();
+        let q = quick.take();
+        let (r, ids, fresh, next_quick) =
+            tokio::task::spawn_blocking(move || sync_once(&h, q, due, &last))
+                .await
+                .unwrap_or_else(|_| (Ok(()), None, Status::default(), None));
+        quick = next_quick;
+        if due || ids.is_some() {
+            last_full = std::time::Instant::now();
+        }
+        forced = false;
         if let Some(ids) = ids {
             shared.agent.set_mesh_identities(ids).await;
         }
@@ -245,7 +300,7 @@ async fn sync_loop(home: PathBuf, shared: Arc<Shared>, interval: Duration) {
         shared.synced.notify_waiters();
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
-            _ = shared.sync_now.notified() => {}
+            _ = shared.sync_now.notified() => forced = true,
             _ = shared.stop.notified() => return,
         }
     }
