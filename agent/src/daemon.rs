@@ -390,10 +390,14 @@ pub fn run(home: &Path, interval: Duration) -> Result<(), DaemonError> {
         .map_err(io("starting the runtime"))?;
     // The keys this device holds locally are served from the first
     // connection on; the portal is asked afterwards.
-    let initial = Store::open(home, false)
-        .ok()
-        .and_then(|s| crate::ssh::identities(&s).ok())
-        .unwrap_or_default();
+    let (initial, account_name, device) = match Store::open(home, false) {
+        Ok(s) => (
+            crate::ssh::identities(&s).unwrap_or_default(),
+            account::account(&s).ok().map(|a| a.address),
+            s.state().device.as_ref().map(|d| d.udf.clone()),
+        ),
+        Err(_) => (Vec::new(), None, None),
+    };
     rt.block_on(async move {
         let agent = Arc::new(Agent::default());
         agent.set_mesh_identities(initial).await;
@@ -405,6 +409,8 @@ pub fn run(home: &Path, interval: Duration) -> Result<(), DaemonError> {
             status: RwLock::new(Status {
                 pid: std::process::id(),
                 ssh_auth_sock: p.ssh.display().to_string(),
+                account: account_name,
+                device,
                 ..Status::default()
             }),
             sync_now: Notify::new(),
