@@ -413,3 +413,33 @@ pub fn eventually(secs: u64, mut f: impl FnMut() -> bool) -> bool {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
+
+/// A copy of a workspace binary where sshd accepts an AuthorizedKeysCommand:
+/// sshd refuses commands with a group- or world-writable path component
+/// (such as a checkout under /tmp). Removed on drop.
+#[derive(Debug)]
+pub struct SafeBin {
+    dir: PathBuf,
+    /// The copied binary.
+    pub path: PathBuf,
+}
+
+impl SafeBin {
+    /// Copy `name` to a root-owned 0755 directory under /usr/local/lib.
+    pub fn copy(name: &str) -> SafeBin {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = PathBuf::from(format!("/usr/local/lib/mesh-tests-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("safe dir");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let path = dir.join(name);
+        std::fs::copy(workspace_bin(name), &path).expect("copy binary");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        SafeBin { dir, path }
+    }
+}
+
+impl Drop for SafeBin {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -89,7 +89,8 @@ fn authorized_keys_command_and_revocation_seen_at_the_next_login() {
     let dir = Scratch::new("akc");
     let portal = PortalProc::start(&dir.path("portal"));
     let (a, b, udf) = two_devices(&dir.0, &portal);
-    let mesh = mesh_tests::workspace_bin("mesh");
+    let safe = mesh_tests::SafeBin::copy("mesh");
+    let mesh = &safe.path;
     let cache = dir.path("akc-cache");
     let sshd = Sshd::start(
         &dir.path("sshd"),
