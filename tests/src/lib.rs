@@ -428,7 +428,10 @@ impl SafeBin {
     /// Copy `name` to a root-owned 0755 directory under /usr/local/lib.
     pub fn copy(name: &str) -> SafeBin {
         use std::os::unix::fs::PermissionsExt;
-        let dir = PathBuf::from(format!("/usr/local/lib/mesh-tests-{}-{name}", std::process::id()));
+        let dir = PathBuf::from(format!(
+            "/usr/local/lib/mesh-tests-{}-{name}",
+            std::process::id()
+        ));
         std::fs::create_dir_all(&dir).expect("safe dir");
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
         let path = dir.join(name);
