@@ -313,6 +313,44 @@ fn next_access(
     Signed::sign_object(p::ct::ACCESS_LIST, &list, &admin.admin_sign)
 }
 
+/// This device connected to `admin`'s account as an administrator.
+struct SelfConnection {
+    catalog: Signed,
+    access: Signed,
+    keys: DeviceKeys,
+    connection: Signed,
+}
+
+/// Connect this device to `admin`'s account with every role: its catalog
+/// entry, the next access list naming it, and its activation completed
+/// here. The account seed and activation are saved before anything is sent,
+/// so that no crash can lose them once the portal knows the account.
+fn connect_self(
+    store: &mut Store,
+    admin: &AccountKeys,
+    profile: &ProfileAccount,
+    prev: Option<&AccessList>,
+) -> Result<SelfConnection> {
+    let dev = store.state().device.clone().ok_or(DeviceError::NoDevice)?;
+    let (catalog, conn, entry, connection) =
+        connect_device(admin, &dev.profile, &dev.name, &Role::ALL)?;
+    let access = next_access(admin, prev, |d| d.push(entry));
+    let base = device::base_keys(store)?;
+    let cat: CatalogedDevice = catalog.unverified_object("catalog entry")?;
+    let (keys, act) = complete_activation(profile, &base, &cat.activation_account, &conn)?;
+    let mut secrets = store.secrets()?;
+    secrets.account_seed = Some(admin.seed().to_udf());
+    secrets.activation_seed = Some(act.activation_key.clone());
+    secrets.activation_epoch = act.epoch;
+    store.save_secrets(&secrets)?;
+    Ok(SelfConnection {
+        catalog,
+        access,
+        keys,
+        connection,
+    })
+}
+
 /// `mesh account create`: a new account with this device as its first administrator.
 pub fn create(
     store: &mut Store,
@@ -343,35 +381,11 @@ pub fn create(
     ensure_device(store, None)?;
     let admin = AccountKeys::generate();
     let profile_env = admin.profile(address, client.url(), name);
-    let dev_env = store
-        .state()
-        .device
-        .as_ref()
-        .ok_or(DeviceError::NoDevice)?
-        .profile
-        .clone();
-    let dev_name = store
-        .state()
-        .device
-        .as_ref()
-        .map(|d| d.name.clone())
-        .unwrap_or_default();
-    let (cat_env, conn, entry, conn_env) = connect_device(&admin, &dev_env, &dev_name, &Role::ALL)?;
-    let access_env = next_access(&admin, None, |d| d.push(entry));
-
-    // Complete our own activation: the seed is in the catalog entry, encrypted to us.
-    let base = device::base_keys(store)?;
     let profile = ProfileAccount::verify(&profile_env, &admin.profile_udf())?;
-    let cat: CatalogedDevice = cat_env.unverified_object("catalog entry")?;
-    let (keys, act) = complete_activation(&profile, &base, &cat.activation_account, &conn)?;
-
     // Keep the seed before the portal knows the account: a crash after bind
     // must not lose the only copy of the account's keys.
-    let mut secrets = store.secrets()?;
-    secrets.account_seed = Some(admin.seed().to_udf());
-    secrets.activation_seed = Some(act.activation_key.clone());
-    secrets.activation_epoch = act.epoch;
-    store.save_secrets(&secrets)?;
+    let me = connect_self(store, &admin, &profile, None)?;
+    let (cat_env, access_env, keys, conn_env) = (me.catalog, me.access, me.keys, me.connection);
 
     let bind = p::BindRequest {
         profile: profile_env.clone(),
@@ -1323,29 +1337,8 @@ pub fn recover(
         .map(|e| e.index)
         .unwrap_or(0);
     ensure_device(store, name)?;
-    let dev_env = store
-        .state()
-        .device
-        .as_ref()
-        .ok_or(DeviceError::NoDevice)?
-        .profile
-        .clone();
-    let dev_name = store
-        .state()
-        .device
-        .as_ref()
-        .map(|d| d.name.clone())
-        .unwrap_or_default();
-    let (cat_env, conn, entry, conn_env) = connect_device(&admin, &dev_env, &dev_name, &Role::ALL)?;
-    let access_env = next_access(&admin, prev.as_ref(), |d| d.push(entry));
-    let base = device::base_keys(store)?;
-    let cat: CatalogedDevice = cat_env.unverified_object("catalog entry")?;
-    let (keys, act) = complete_activation(&published, &base, &cat.activation_account, &conn)?;
-    let mut secrets = store.secrets()?;
-    secrets.account_seed = Some(admin.seed().to_udf());
-    secrets.activation_seed = Some(act.activation_key.clone());
-    secrets.activation_epoch = act.epoch;
-    store.save_secrets(&secrets)?;
+    let me = connect_self(store, &admin, &published, prev.as_ref())?;
+    let (cat_env, access_env, keys, conn_env) = (me.catalog, me.access, me.keys, me.connection);
     let dev_udf = device_udf(store)?;
     let t = p::TransactRequest {
         updates: vec![

@@ -89,3 +89,13 @@ pub fn base_keys(store: &Store) -> Result<DeviceBaseKeys, DeviceError> {
     let seed: Zeroizing<String> = store.secrets()?.device_seed.ok_or(DeviceError::Wiped)?;
     Ok(DeviceBaseKeys::from_seed(Seed::from_udf(&seed)?)?)
 }
+
+/// This device's name (empty before `init`).
+pub fn name(store: &Store) -> String {
+    store
+        .state()
+        .device
+        .as_ref()
+        .map(|d| d.name.clone())
+        .unwrap_or_default()
+}

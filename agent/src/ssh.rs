@@ -263,12 +263,7 @@ pub fn identities(store: &Store) -> Result<Vec<MeshIdentity>> {
     let me = account::device_udf(store)?;
     let profile = a.profile()?;
     let cert = device_cert(&a, &profile, &me, &mesh_public(&key))?.map(|(c, _)| c);
-    let name = store
-        .state()
-        .device
-        .as_ref()
-        .map(|d| d.name.clone())
-        .unwrap_or_default();
+    let name = crate::device::name(store);
     Ok(vec![MeshIdentity {
         key,
         cert,
@@ -281,12 +276,7 @@ pub fn public_key_line(store: &Store) -> Result<String> {
     let a = account::account(store)?;
     let conn = account::connection(&a)?.ok_or(AccountError::NoAccount)?;
     let key = ssh_key_of(&conn.ssh).ok_or(AccountError::NoAccount)?;
-    let name = store
-        .state()
-        .device
-        .as_ref()
-        .map(|d| d.name.clone())
-        .unwrap_or_default();
+    let name = crate::device::name(store);
     Ok(cert::key_line(&key, &format!("{name}@{}", a.address)))
 }
 

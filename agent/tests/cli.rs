@@ -163,7 +163,12 @@ fn share_and_recover() {
     );
     let short = &shares[2][..shares[2].len() - 2];
     let e = fails(&["key", "recover", shares[0], shares[1], short]);
-    assert!(e.contains("share 3 is not a valid share"), "{e}");
+    // Depending on where the cut falls, the text is no share at all, or a
+    // share of a shorter secret: either way a clear error, never a secret.
+    assert!(
+        e.contains("share 3 is not a valid share") || e.contains("share 3 is for a 15-byte secret"),
+        "{e}"
+    );
     // A mistyped character: detected when more than K shares are given.
     let typo = mistype(shares[1]);
     let e = fails(&["key", "recover", shares[0], shares[2], shares[3], &typo]);

@@ -164,6 +164,25 @@ impl Sqlite {
         })
     }
 
+    /// The account whose `column` (a fixed column name, never user input) is `value`.
+    fn account_where(
+        &self,
+        column: &'static str,
+        value: &str,
+    ) -> Result<Option<AccountRecord>, StorageError> {
+        let sql = format!("SELECT udf, address, profile FROM accounts WHERE {column} = ?1");
+        self.with(|c| {
+            Ok(c.query_row(&sql, params![value], |r| {
+                Ok(AccountRecord {
+                    udf: r.get(0)?,
+                    address: r.get(1)?,
+                    profile: r.get(2)?,
+                })
+            })
+            .optional()?)
+        })
+    }
+
     fn with<T>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, StorageError>,
@@ -249,37 +268,11 @@ impl Storage for Sqlite {
     }
 
     fn account_by_address(&self, address: &str) -> Result<Option<AccountRecord>, StorageError> {
-        self.with(|c| {
-            Ok(c.query_row(
-                "SELECT udf, address, profile FROM accounts WHERE address = ?1",
-                params![address.to_lowercase()],
-                |r| {
-                    Ok(AccountRecord {
-                        udf: r.get(0)?,
-                        address: r.get(1)?,
-                        profile: r.get(2)?,
-                    })
-                },
-            )
-            .optional()?)
-        })
+        self.account_where("address", &address.to_lowercase())
     }
 
     fn account_by_udf(&self, udf: &str) -> Result<Option<AccountRecord>, StorageError> {
-        self.with(|c| {
-            Ok(c.query_row(
-                "SELECT udf, address, profile FROM accounts WHERE udf = ?1",
-                params![udf],
-                |r| {
-                    Ok(AccountRecord {
-                        udf: r.get(0)?,
-                        address: r.get(1)?,
-                        profile: r.get(2)?,
-                    })
-                },
-            )
-            .optional()?)
-        })
+        self.account_where("udf", udf)
     }
 
     fn indices(&self, account: &str) -> Result<Vec<(String, u64)>, StorageError> {

@@ -107,8 +107,11 @@ fn store_key_in_a_real_secret_service() {
         "{out}{}",
         String::from_utf8_lossy(&o.stderr)
     );
-    let status: serde_json::Value =
-        serde_json::from_str(out.lines().nth(1).expect("status line")).expect("json");
+    let line = out
+        .lines()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or_else(|| panic!("no status line in: {out}"));
+    let status: serde_json::Value = serde_json::from_str(line).expect("json");
     assert_eq!(status["keystore"], "os");
     assert!(status["device"].as_str().expect("udf").starts_with("MBQ"));
     // No key file: the key is only in the keyring.
