@@ -73,6 +73,8 @@ pub const MAX_BODY: usize = 1 << 20;
 pub const MAX_RESULTS: usize = 256;
 /// Most entries one Transact may append.
 pub const MAX_UPDATES: usize = 64;
+/// Most unanswered connection requests an account may have.
+pub const MAX_PENDING: u64 = 32;
 
 /// A signed device request (payload of a [`ct::REQUEST`] envelope).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -498,6 +500,8 @@ pub mod code {
     pub const ACCOUNT_EXISTS: &str = "AccountExists";
     /// A store moved on since the writer's index.
     pub const CONFLICT: &str = "Conflict";
+    /// Too many connection requests wait for an answer.
+    pub const TOO_MANY_PENDING: &str = "TooManyPending";
     /// Portal failure.
     pub const INTERNAL: &str = "Internal";
 }

@@ -457,6 +457,21 @@ async fn connect(State(st): State<AppState>, body: Bytes) -> ApiResult {
                 format!("no account {}", c.account_address),
             )
         })?;
+    // Unanswered requests are capped, so that nobody can flood the
+    // administrators' pending list.
+    let s = st.storage.clone();
+    let a = account.udf.clone();
+    if blocking(move || s.pending_requests(&a)).await? >= p::MAX_PENDING {
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            code::TOO_MANY_PENDING,
+            format!(
+                "account {} has {} unanswered connection requests; an administrator must accept or reject them first",
+                c.account_address,
+                p::MAX_PENDING
+            ),
+        ));
+    }
     let profile_env: Signed = parse("stored profile", account.profile.as_bytes())?;
     let profile: ProfileAccount = profile_env
         .unverified_object("profile")

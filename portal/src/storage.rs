@@ -105,6 +105,8 @@ pub trait Storage: Send + Sync + 'static {
     ) -> Result<(), StorageError>;
     /// A connection request.
     fn request(&self, request_id: &str) -> Result<Option<RequestRecord>, StorageError>;
+    /// Connection requests of an account still waiting for an answer.
+    fn pending_requests(&self, account: &str) -> Result<u64, StorageError>;
     /// Remember a nonce until `expires`; false if it was seen before.
     fn use_nonce(&self, nonce: &str, now: u64, expires: u64) -> Result<bool, StorageError>;
 }
@@ -381,6 +383,17 @@ impl Storage for Sqlite {
             )?;
             tx.commit()?;
             Ok(())
+        })
+    }
+
+    fn pending_requests(&self, account: &str) -> Result<u64, StorageError> {
+        self.with(|c| {
+            let n: i64 = c.query_row(
+                "SELECT COUNT(*) FROM requests WHERE account = ?1 AND response IS NULL",
+                params![account],
+                |r| r.get(0),
+            )?;
+            Ok(u(n))
         })
     }
 

@@ -737,3 +737,28 @@ fn request_wait_and_complete() {
     );
     assert_eq!(c.json(&["account", "show"])["membership"], "member");
 }
+
+#[test]
+fn unanswered_connection_requests_are_capped() {
+    let dir = Scratch::new("flood");
+    let portal = PortalProc::start(&dir.path("portal"));
+    let a = Device::new(&dir.0, "a");
+    a.ok(&["account", "create", ADDR, "--portal", &portal.url]);
+    std::env::set_var("MESH_KEYSTORE", "file");
+    for i in 0..p::MAX_PENDING {
+        let mut s = Store::open(&dir.path(&format!("flood-{i}")), true).expect("store");
+        mesh_agent::account::request(&mut s, ADDR, &portal.url, Some("flood"), None)
+            .expect("request");
+    }
+    let extra = Device::new(&dir.0, "extra");
+    let e = extra.fails(&["device", "request", ADDR, "--portal", &portal.url]);
+    assert!(
+        e.contains("TooManyPending") && e.contains("unanswered connection requests"),
+        "{e}"
+    );
+    // Answering one makes room again.
+    let pending = a.json(&["device", "pending"]);
+    let first = pending[0]["request_id"].as_str().expect("id").to_string();
+    a.ok(&["device", "reject", &first]);
+    extra.ok(&["device", "request", ADDR, "--portal", &portal.url]);
+}
