@@ -171,6 +171,9 @@ pub struct AccountState {
     /// Administrators: PIN ids used.
     #[serde(default)]
     pub pins_used: BTreeSet<String>,
+    /// SSH keys replaced by rotation (they go into KRLs).
+    #[serde(default)]
+    pub superseded_ssh: Vec<mesh_core::keys::KeyData>,
 }
 
 impl AccountState {
@@ -435,6 +438,7 @@ pub fn create(
         answered: BTreeSet::new(),
         pins: Vec::new(),
         pins_used: BTreeSet::new(),
+        superseded_ssh: Vec::new(),
     };
     save_account(store, &a)?;
     // The first device's SSH certificate.
@@ -541,6 +545,7 @@ pub fn request(
         answered: BTreeSet::new(),
         pins: Vec::new(),
         pins_used: BTreeSet::new(),
+        superseded_ssh: Vec::new(),
     };
     save_account(store, &a)?;
     Ok(RequestOutcome {
@@ -567,6 +572,8 @@ pub struct SyncReport {
     pub entries: usize,
     /// Administrators: SSH certificates issued or renewed.
     pub certificates: usize,
+    /// This device's keys were rotated and it now uses the new ones.
+    pub rotated: bool,
 }
 
 /// Complete a pending connection: poll the portal once.
@@ -741,7 +748,18 @@ fn apply_entries(
                             if !a.devices.contains_key(&cat.device_udf) {
                                 report.new_devices.push(cat.local_name.clone());
                             }
-                            a.devices.insert(cat.device_udf.clone(), env);
+                            // A rotated key stays revocable: remember the one it replaces.
+                            if let Some(old) = a.devices.insert(cat.device_udf.clone(), env) {
+                                let prev: CatalogedDevice =
+                                    old.unverified_object("catalog entry")?;
+                                let prev_conn: ConnectionDevice =
+                                    prev.connection_device.unverified_object("connection")?;
+                                let new_conn: ConnectionDevice =
+                                    cat.connection_device.unverified_object("connection")?;
+                                if prev_conn.ssh.key != new_conn.ssh.key {
+                                    a.superseded_ssh.push(prev_conn.ssh);
+                                }
+                            }
                         }
                         st::APPLICATION => {
                             let app: objects::CatalogedApplication = env
@@ -867,6 +885,90 @@ pub fn sync(store: &mut Store) -> Result<SyncReport> {
 }
 
 fn pull(store: &mut Store, report: &mut SyncReport) -> Result<()> {
+    match pull_once(store, report) {
+        // Our key is not the one the access list names: an administrator
+        // may have rotated this device's keys. Adopt the new activation (if
+        // there is one, signed by the administrators) and try again.
+        Err(AccountError::Client(e)) if e.code() == Some(code::NOT_AUTHENTICATED) => {
+            if adopt_rotation(store)? {
+                report.rotated = true;
+                pull_once(store, report)
+            } else {
+                Err(AccountError::Client(e))
+            }
+        }
+        other => other,
+    }
+}
+
+/// Look for a newer connection of this device in the public catalog and,
+/// when its activation (encrypted to this device, signed by the
+/// administrators) gives keys of a later epoch, switch to them.
+fn adopt_rotation(store: &mut Store) -> Result<bool> {
+    let mut a = account(store)?;
+    let profile = a.profile()?;
+    let me = device_udf(store)?;
+    let client = Client::new(&a.portal)?;
+    let mut index = 0;
+    let mut latest: Option<(Signed, CatalogedDevice)> = None;
+    loop {
+        let r: p::DownloadResponse = client.post(
+            "Public",
+            &p::PublicRequest {
+                account_address: None,
+                profile_udf: Some(a.profile_udf.clone()),
+                select: vec![StoreIndex {
+                    store: st::DEVICE.into(),
+                    index,
+                }],
+            },
+        )?;
+        let Some(u) = r.updates.into_iter().next() else {
+            break;
+        };
+        for e in &u.entries {
+            index = e.index;
+            let env: Signed = serde_json::from_value(e.envelope.clone())
+                .map_err(|x| AccountError::Untrusted(x.to_string()))?;
+            let cat: CatalogedDevice = env
+                .verify_object(
+                    "catalog entry",
+                    oct::CATALOGED_DEVICE,
+                    &[profile.administrator_signature.key],
+                )
+                .map_err(|x| AccountError::Untrusted(format!("Device entry {}: {x}", e.index)))?;
+            if udf::udf_eq(&cat.device_udf, &me) {
+                latest = Some((env, cat));
+            }
+        }
+        if !u.partial {
+            break;
+        }
+    }
+    let Some((env, cat)) = latest else {
+        return Ok(false);
+    };
+    let conn = ConnectionDevice::verify(&cat.connection_device, &profile)
+        .map_err(|e| AccountError::Untrusted(e.to_string()))?;
+    let current = store.secrets()?.activation_epoch;
+    if conn.authentication.epoch <= current {
+        return Ok(false);
+    }
+    let base = device::base_keys(store)?;
+    let (_, act) = complete_activation(&profile, &base, &cat.activation_account, &conn)
+        .map_err(|e| AccountError::Untrusted(format!("rotated activation: {e}")))?;
+    let mut secrets = store.secrets()?;
+    secrets.activation_seed = Some(act.activation_key.clone());
+    secrets.activation_epoch = act.epoch;
+    store.save_secrets(&secrets)?;
+    a.connection = Some(cat.connection_device.clone());
+    a.roles = conn.roles.clone();
+    a.devices.insert(me, env);
+    save_account(store, &a)?;
+    Ok(true)
+}
+
+fn pull_once(store: &mut Store, report: &mut SyncReport) -> Result<()> {
     let mut a = account(store)?;
     let client = Client::new(&a.portal)?;
     let keys = device_keys(store)?;
@@ -1277,6 +1379,87 @@ pub fn revoke(store: &mut Store, which: &str) -> Result<String> {
     })
 }
 
+/// `mesh device rotate NAME|UDF`: new keys for a device, computed here
+/// from its base public keys and a fresh activation at the next epoch (the
+/// device may be offline). Its identity (device UDF, name, roles) stays; the
+/// portal refuses its old authentication key at once, and the device
+/// switches to the new keys at its next sync.
+pub fn rotate(store: &mut Store, which: &str) -> Result<(String, u32)> {
+    let out = admin_write(store, |a, admin| {
+        let profile = a.profile()?;
+        let list = a.access_list()?.ok_or(AccountError::NoAccount)?;
+        let matches: Vec<&AccessEntry> = list
+            .devices
+            .iter()
+            .filter(|d| {
+                d.state == DeviceState::Active
+                    && (d.name == which || udf::udf_eq(&d.device_udf, which))
+            })
+            .collect();
+        let target = match matches.as_slice() {
+            [] => {
+                return Err(AccountError::NotFound(format!(
+                    "no active device named {which}"
+                )))
+            }
+            [one] => (*one).clone(),
+            _ => {
+                return Err(AccountError::Usage(format!(
+                    "{} devices are named {which}; give the device UDF",
+                    matches.len()
+                )))
+            }
+        };
+        let env = a
+            .devices
+            .get(&target.device_udf)
+            .ok_or_else(|| AccountError::NotFound(format!("no catalog entry for {which}")))?;
+        let cat: CatalogedDevice = env.unverified_object("catalog entry")?;
+        let conn = ConnectionDevice::verify(&cat.connection_device, &profile)?;
+        let dp = ProfileDevice::verify(&cat.profile_device)?;
+        let epoch = conn.authentication.epoch + 1;
+        let issued = ConnectionDevice::issue(admin, &dp, &conn.roles, epoch, now())?;
+        let new_conn: ConnectionDevice = issued.connection.unverified_object("connection")?;
+        let cataloged = CatalogedDevice {
+            device_udf: cat.device_udf.clone(),
+            local_name: cat.local_name.clone(),
+            profile_device: cat.profile_device.clone(),
+            connection_device: issued.connection,
+            activation_account: issued.activation,
+        };
+        let cat_env = Signed::sign_object(oct::CATALOGED_DEVICE, &cataloged, &admin.admin_sign);
+        let access_env = next_access(admin, Some(&list), |d| {
+            for e in d.iter_mut() {
+                if udf::udf_eq(&e.device_udf, &target.device_udf) {
+                    e.authentication = new_conn.authentication.clone();
+                }
+            }
+        });
+        Ok((
+            vec![
+                StoreUpdate {
+                    store: st::ACCESS.into(),
+                    expected: a.index(st::ACCESS),
+                    envelopes: vec![access_env],
+                },
+                StoreUpdate {
+                    store: st::DEVICE.into(),
+                    expected: a.index(st::DEVICE),
+                    envelopes: vec![cat_env],
+                },
+            ],
+            (target.name, epoch),
+        ))
+    })?;
+    // A certificate for the new SSH key.
+    crate::ssh::maintain(store)?;
+    // This device rotated itself: adopt the new keys now.
+    if adopt_rotation(store)? {
+        pull(store, &mut SyncReport::default())?;
+    }
+    Ok(out)
+}
+
 /// `mesh account escrow`: shares of the account seed (its binary Z-UDF, as
 /// the reference does).
 pub fn escrow(store: &Store, k: u8, n: u8) -> Result<Vec<Zeroizing<String>>> {
@@ -1378,6 +1561,7 @@ pub fn recover(
         answered: BTreeSet::new(),
         pins: Vec::new(),
         pins_used: BTreeSet::new(),
+        superseded_ssh: Vec::new(),
     };
     save_account(store, &a)?;
     pull(store, &mut SyncReport::default())?;

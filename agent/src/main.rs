@@ -259,6 +259,11 @@ enum DeviceCmd {
         /// Name or device UDF.
         which: String,
     },
+    /// Give a device new keys at the next epoch, keeping its identity (administrators).
+    Rotate {
+        /// Name or device UDF.
+        which: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -484,6 +489,9 @@ fn run(cli: Cli) -> Result<()> {
                 lines.push(format!(
                     "new connection request: {w} (see `mesh device pending`)"
                 ));
+            }
+            if r.rotated {
+                lines.push("this device's keys were rotated: it now uses the new ones".into());
             }
             if r.certificates > 0 {
                 lines.push(format!("SSH certificates issued: {}", r.certificates));
@@ -824,6 +832,14 @@ fn device_cmd(home: &std::path::Path, cmd: DeviceCmd, j: bool) -> Result<()> {
                     );
                 }
             }
+        }
+        DeviceCmd::Rotate { which } => {
+            let mut store = Store::open(home, false)?;
+            let (name, epoch) = acct::rotate(&mut store, &which)?;
+            eprintln!(
+                "mesh: {name} has new keys (epoch {epoch}); it switches to them at its next sync"
+            );
+            emit(j, json!({"rotated": name, "epoch": epoch}), "");
         }
         DeviceCmd::Revoke { which } => {
             let mut store = Store::open(home, false)?;

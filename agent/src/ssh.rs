@@ -312,6 +312,8 @@ pub fn krl(store: &Store) -> Result<Vec<u8>> {
     let list = a.access_list()?.ok_or(AccountError::NoAccount)?;
     let mut keys = Vec::new();
     let mut serials = Vec::new();
+    // Keys replaced by rotation are revoked too.
+    keys.extend(a.superseded_ssh.iter().filter_map(ssh_key_of));
     for d in list
         .devices
         .iter()

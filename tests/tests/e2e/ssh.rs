@@ -675,3 +675,84 @@ fn destination_constraints_are_enforced() {
     .status
     .success());
 }
+
+#[test]
+fn rotating_a_device_keeps_its_identity_and_takes_effect_without_a_restart() {
+    if !can_run_sshd() {
+        return;
+    }
+    let dir = Scratch::new("rotate");
+    let portal = PortalProc::start(&dir.path("portal"));
+    let (a, b, udf) = two_devices(&dir.0, &portal);
+    let safe = mesh_tests::SafeBin::copy("mesh");
+    let sshd = Sshd::start(
+        &dir.path("sshd"),
+        &[
+            "AuthorizedKeysFile none".into(),
+            format!(
+                "AuthorizedKeysCommand {} ssh authorized-keys --account {udf} --portal {}",
+                safe.path.display(),
+                portal.url
+            ),
+            "AuthorizedKeysCommandUser root".into(),
+        ],
+    );
+    let ag_b = RunningAgent::start(&b);
+    let device = b.json(&["account", "show"])["device"].clone();
+    let old_pub = write(&dir.0, "old.pub", &b.ok(&["ssh", "public-key"]));
+    assert!(sshd.logs_in(&ag_b.sock, &old_pub));
+
+    let r = a.json(&["device", "rotate", "phone"]);
+    assert_eq!(r["epoch"], 1);
+    // The old key is refused at once.
+    assert!(
+        !sshd.logs_in(&ag_b.sock, &old_pub),
+        "old key still accepted"
+    );
+    // The device's agent switches to the new keys by itself: a new key, same device.
+    let old_line = std::fs::read_to_string(&old_pub).expect("old");
+    let old_key: String = old_line
+        .split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        eventually(20, || {
+            let l = String::from_utf8_lossy(&ssh_add(&ag_b.sock, &["-L"]).stdout).to_string();
+            l.contains("ssh-ed25519 ") && !l.contains(&old_key)
+        }),
+        "agent still serves the old key"
+    );
+    let new_pub = write(&dir.0, "new.pub", &b.ok(&["ssh", "public-key"]));
+    assert_ne!(std::fs::read_to_string(&new_pub).expect("new"), old_line);
+    assert!(sshd.logs_in(&ag_b.sock, &new_pub), "new key logs in");
+    assert_eq!(
+        b.json(&["account", "show"])["device"],
+        device,
+        "same identity"
+    );
+    b.ok(&["sync"]);
+    // The replaced key goes into the KRL.
+    let krl = dir.path("rotated.krl");
+    a.ok(&["ssh", "krl", "--output", krl.to_str().expect("p")]);
+    let q = Command::new("ssh-keygen")
+        .arg("-Q")
+        .arg("-f")
+        .arg(&krl)
+        .arg(&old_pub)
+        .output()
+        .expect("-Q");
+    assert!(
+        String::from_utf8_lossy(&q.stdout).contains("REVOKED"),
+        "{}",
+        String::from_utf8_lossy(&q.stdout)
+    );
+    let q = Command::new("ssh-keygen")
+        .arg("-Q")
+        .arg("-f")
+        .arg(&krl)
+        .arg(&new_pub)
+        .output()
+        .expect("-Q");
+    assert!(q.status.success(), "the new key is not revoked");
+}
