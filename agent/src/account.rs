@@ -441,8 +441,9 @@ pub fn create(
         superseded_ssh: Vec::new(),
     };
     save_account(store, &a)?;
-    // The first device's SSH certificate.
+    // The first device's SSH and S/MIME certificates.
     crate::ssh::maintain(store)?;
+    crate::smime::maintain(store)?;
     account(store)
 }
 
@@ -872,7 +873,7 @@ pub fn sync(store: &mut Store) -> Result<SyncReport> {
         if !report.auto_accepted.is_empty() {
             pull(store, &mut SyncReport::default())?;
         }
-        report.certificates = crate::ssh::maintain(store)?;
+        report.certificates = crate::ssh::maintain(store)? + crate::smime::maintain(store)?;
         // Report only the requests that still wait for an answer.
         let a = account(store)?;
         report.new_requests.retain(|w| {
@@ -1167,8 +1168,9 @@ pub fn accept(store: &mut Store, which: &str, roles: &[Role]) -> Result<String> 
         let ib = find_request(a, which)?.clone();
         accept_updates(a, admin, &ib, roles, None)
     })?;
-    // Its SSH certificate, so that it has one when it completes.
+    // Its certificates, so that it has them when it completes.
     crate::ssh::maintain(store)?;
+    crate::smime::maintain(store)?;
     Ok(name)
 }
 

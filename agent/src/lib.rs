@@ -11,5 +11,6 @@ pub mod client;
 pub mod daemon;
 pub mod device;
 pub mod quickstart;
+pub mod smime;
 pub mod ssh;
 pub mod store;

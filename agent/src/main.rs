@@ -85,6 +85,9 @@ enum Command {
     /// SSH: this device's key and certificate, and what servers use.
     #[command(subcommand)]
     Ssh(SshCmd),
+    /// S/MIME: the account's CA and this device's signing certificate.
+    #[command(subcommand)]
+    Smime(SmimeCmd),
     /// Print a shell completion script.
     Completions {
         /// The shell.
@@ -289,6 +292,14 @@ enum AgentCmd {
 }
 
 #[derive(Debug, Subcommand)]
+enum SmimeCmd {
+    /// Print the account's personal CA certificate (PEM).
+    Ca,
+    /// Print this device's S/MIME signing certificate (PEM).
+    Cert,
+}
+
+#[derive(Debug, Subcommand)]
 enum SshCmd {
     /// Print this device's SSH public key.
     PublicKey,
@@ -466,6 +477,15 @@ fn run(cli: Cli) -> Result<()> {
         Command::Account(a) => account_cmd(&home, a, j),
         Command::Agent(a) => agent_cmd(&home, a, j),
         Command::Ssh(s) => ssh_cmd(&home, s, j),
+        Command::Smime(c) => {
+            let store = Store::open(&home, false)?;
+            let (field, pem) = match c {
+                SmimeCmd::Ca => ("ca", mesh_agent::smime::ca_pem(&store)?),
+                SmimeCmd::Cert => ("certificate", mesh_agent::smime::cert_pem(&store)?),
+            };
+            emit(j, json!({ field: pem }), pem.trim_end());
+            Ok(())
+        }
         Command::Device(d) => device_cmd(&home, d, j),
         Command::Sync => {
             let mut store = Store::open(&home, false)?;

@@ -29,3 +29,23 @@ pub mod serde_bytes {
         super::decode(&s).map_err(serde::de::Error::custom)
     }
 }
+
+/// Serde helper for `Option<Vec<u8>>` fields carried as base64url strings.
+pub mod serde_opt_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Serialize.
+    pub fn serialize<S: Serializer>(b: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+        match b {
+            Some(b) => s.serialize_some(&super::encode(b)),
+            None => s.serialize_none(),
+        }
+    }
+
+    /// Deserialize.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|s| super::decode(&s).map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}

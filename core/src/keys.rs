@@ -406,6 +406,24 @@ impl<'de> Deserialize<'de> for KeyData {
     }
 }
 
+/// An ECDSA P-256 key derived from a seed (for S/MIME, where clients need a
+/// NIST curve). HKDF output that is not a valid scalar (probability 2^-32)
+/// is derived again with `#N` appended to the key name.
+pub fn p256_signing_key(seed: &Seed, key_name: &str) -> p256::ecdsa::SigningKey {
+    for i in 0u32.. {
+        let name = if i == 0 {
+            key_name.to_string()
+        } else {
+            format!("{key_name}#{i}")
+        };
+        let okm = seed.derive(KeyAlg::Ed25519, &name);
+        if let Ok(k) = p256::ecdsa::SigningKey::from_slice(&okm[..]) {
+            return k;
+        }
+    }
+    unreachable!("a valid P-256 scalar is found after a few tries")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

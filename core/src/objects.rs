@@ -193,6 +193,8 @@ pub struct AccountKeys {
     pub escrow: AgreementKey,
     /// SSH user CA key.
     pub ssh_ca: SigningKey,
+    /// S/MIME CA key (P-256: what mail clients validate).
+    pub smime_ca: p256::ecdsa::SigningKey,
 }
 
 impl std::fmt::Debug for AccountKeys {
@@ -228,6 +230,7 @@ impl AccountKeys {
             sign: SigningKey::derive(&seed, &n("Sign")),
             escrow: AgreementKey::derive(&seed, &n("Escrow")),
             ssh_ca: SigningKey::derive(&seed, &n("SshCa")),
+            smime_ca: crate::keys::p256_signing_key(&seed, &n("SmimeCa")),
             seed,
         })
     }
@@ -286,6 +289,15 @@ pub struct ProfileDevice {
     /// Base contribution for the device's SSH key (our extension).
     #[serde(rename = "Ssh")]
     pub ssh: KeyData,
+    /// The device's S/MIME signing key: an uncompressed SEC1 P-256 point
+    /// (our extension; the account's CA certifies it).
+    #[serde(
+        rename = "SmimeSign",
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::b64::serde_opt_bytes"
+    )]
+    pub smime_sign: Option<Vec<u8>>,
     /// What the device says about itself.
     #[serde(rename = "Description")]
     pub description: DeviceDescription,
@@ -332,6 +344,8 @@ pub struct DeviceBaseKeys {
     pub authenticate: SigningKey,
     /// Base SSH contribution.
     pub ssh: SigningKey,
+    /// S/MIME signing key (P-256, the device's own).
+    pub smime_sign: p256::ecdsa::SigningKey,
 }
 
 impl std::fmt::Debug for DeviceBaseKeys {
@@ -364,6 +378,7 @@ impl DeviceBaseKeys {
             sign: SigningKey::derive(&seed, &n("Sign")),
             authenticate: SigningKey::derive(&seed, &n("Authenticate")),
             ssh: SigningKey::derive(&seed, &n("Ssh")),
+            smime_sign: crate::keys::p256_signing_key(&seed, &n("SmimeSign")),
             seed,
         })
     }
@@ -383,6 +398,13 @@ impl DeviceBaseKeys {
             signature: KeyData::new(self.sign.public_key()),
             authentication: KeyData::new(self.authenticate.public_key()),
             ssh: KeyData::new(self.ssh.public_key()),
+            smime_sign: Some(
+                self.smime_sign
+                    .verifying_key()
+                    .to_encoded_point(false)
+                    .as_bytes()
+                    .to_vec(),
+            ),
             description,
         };
         Signed::sign_object(ct::PROFILE_DEVICE, &p, &self.profile)

@@ -4,4 +4,5 @@
 
 mod core;
 mod portal;
+mod smime;
 mod ssh;
