@@ -296,7 +296,23 @@ enum SmimeCmd {
     /// Print the account's personal CA certificate (PEM).
     Ca,
     /// Print this device's S/MIME signing certificate (PEM).
-    Cert,
+    Cert {
+        /// The account's shared encryption certificate instead.
+        #[arg(long)]
+        encryption: bool,
+    },
+    /// Write this device's signing key and the shared encryption key, with their certificates, as PKCS#12.
+    Export {
+        /// The .p12 file (replaced atomically).
+        #[arg(long)]
+        output: PathBuf,
+        /// A file whose first line is the password (never empty).
+        #[arg(long)]
+        password_file: PathBuf,
+        /// modern (AES-256, SHA-256 MAC) or legacy (3DES, SHA-1 MAC) for older Windows and Outlook.
+        #[arg(long, default_value = "modern")]
+        profile: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -481,7 +497,45 @@ fn run(cli: Cli) -> Result<()> {
             let store = Store::open(&home, false)?;
             let (field, pem) = match c {
                 SmimeCmd::Ca => ("ca", mesh_agent::smime::ca_pem(&store)?),
-                SmimeCmd::Cert => ("certificate", mesh_agent::smime::cert_pem(&store)?),
+                SmimeCmd::Cert { encryption: false } => {
+                    ("certificate", mesh_agent::smime::cert_pem(&store)?)
+                }
+                SmimeCmd::Cert { encryption: true } => (
+                    "certificate",
+                    mesh_agent::smime::encryption_cert_pem(&store)?,
+                ),
+                SmimeCmd::Export {
+                    output,
+                    password_file,
+                    profile,
+                } => {
+                    let profile = match profile.as_str() {
+                        "modern" => mesh_smime::P12Profile::Modern,
+                        "legacy" => mesh_smime::P12Profile::Legacy,
+                        other => {
+                            return Err(hinted(
+                                format!("'{other}' is not a PKCS#12 profile"),
+                                "use --profile modern or --profile legacy",
+                            ))
+                        }
+                    };
+                    let raw = zeroize::Zeroizing::new(
+                        std::fs::read_to_string(&password_file)
+                            .with_context(|| format!("cannot read {}", password_file.display()))?,
+                    );
+                    let password =
+                        zeroize::Zeroizing::new(raw.lines().next().unwrap_or("").to_string());
+                    if password.is_empty() {
+                        return Err(hinted(
+                            format!("{} holds an empty password", password_file.display()),
+                            "PKCS#12 files are always protected: put a password on the file's first line",
+                        ));
+                    }
+                    let p12 = mesh_agent::smime::export(&store, &password, profile)?;
+                    store::write_atomic(&output, &p12)?;
+                    eprintln!("mesh: wrote {} ({} bytes)", output.display(), p12.len());
+                    ("output", output.display().to_string())
+                }
             };
             emit(j, json!({ field: pem }), pem.trim_end());
             Ok(())
@@ -514,7 +568,7 @@ fn run(cli: Cli) -> Result<()> {
                 lines.push("this device's keys were rotated: it now uses the new ones".into());
             }
             if r.certificates > 0 {
-                lines.push(format!("SSH certificates issued: {}", r.certificates));
+                lines.push(format!("certificates issued: {}", r.certificates));
             }
             if lines.is_empty() {
                 lines.push("up to date".into());

@@ -3,11 +3,15 @@
 //! issued by administrators at sync and kept in the Application store
 //! (PROTOCOL.md §12).
 
-use mesh_core::envelope::Signed;
-use mesh_core::objects::{ct as oct, CatalogedApplication, CatalogedDevice, ProfileDevice, Role};
+use mesh_core::envelope::{Encrypted, Signed};
+use mesh_core::keys::PublicKey;
+use mesh_core::objects::{
+    ct as oct, CatalogedApplication, CatalogedDevice, ConnectionDevice, ProfileDevice, Role,
+};
 use mesh_core::portal::{store as st, DeviceState, StoreUpdate};
 use mesh_smime::{P256Public, P256Signer, SigningCert};
 use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
 
 use crate::account::{self, AccountError, AccountState};
 use crate::client::now;
@@ -43,6 +47,44 @@ pub struct SmimeCert {
     /// The certificate, PEM.
     #[serde(rename = "Certificate")]
     pub certificate: String,
+}
+
+/// The account's shared encryption key and certificate at one epoch
+/// (`smime-enc:<epoch>`): the key (PKCS#8) encrypted to every `smime`
+/// device, the administrators and the escrow key.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SmimeEncryption {
+    /// Epoch: rotated when a device that held it is revoked.
+    #[serde(rename = "Epoch")]
+    pub epoch: u32,
+    /// Serial number.
+    #[serde(rename = "Serial")]
+    pub serial: u64,
+    /// The certificate, PEM.
+    #[serde(rename = "Certificate")]
+    pub certificate: String,
+    /// The private key, encrypted.
+    #[serde(rename = "EnvelopedKey")]
+    pub key: Encrypted,
+}
+
+/// Content type of the wrapped encryption key.
+const CT_SMIME_KEY: &str = "SmimeEncryptionKey";
+
+fn current_encryption(a: &AccountState) -> Result<Option<SmimeEncryption>> {
+    let mut best: Option<SmimeEncryption> = None;
+    for uid in a
+        .applications
+        .keys()
+        .filter(|u| u.starts_with("smime-enc:"))
+    {
+        if let Some(e) = app::<SmimeEncryption>(a, uid)? {
+            if best.as_ref().is_none_or(|b| e.epoch > b.epoch) {
+                best = Some(e);
+            }
+        }
+    }
+    Ok(best)
 }
 
 fn app<T: serde::de::DeserializeOwned>(a: &AccountState, uid: &str) -> Result<Option<T>> {
@@ -131,6 +173,89 @@ pub fn maintain(store: &mut Store) -> Result<usize> {
                 admin,
             ));
         }
+        // The shared encryption key: to every active smime device, the
+        // administrators and escrow. A new key when a holder was revoked;
+        // the same key, wrapped again, when a device joined.
+        let profile = a.profile()?;
+        let mut recipients: Vec<PublicKey> =
+            vec![admin.admin_encrypt.public_key(), admin.escrow.public_key()];
+        for d in list
+            .devices
+            .iter()
+            .filter(|d| d.state == DeviceState::Active && d.roles.contains(&Role::Smime))
+        {
+            let Some(env) = a.devices.get(&d.device_udf) else {
+                continue;
+            };
+            let cat: CatalogedDevice = env.unverified_object("catalog entry")?;
+            let conn = ConnectionDevice::verify(&cat.connection_device, &profile)?;
+            recipients.push(conn.encryption.key);
+        }
+        let kids: std::collections::BTreeSet<String> = recipients.iter().map(|k| k.udf()).collect();
+        let current = current_encryption(a)?;
+        let (epoch, key, cert, serial) = match &current {
+            Some(c) => {
+                let held: std::collections::BTreeSet<String> =
+                    c.key.recipients.iter().map(|r| r.kid.clone()).collect();
+                if held == kids {
+                    (c.epoch, None, None, c.serial)
+                } else if held.iter().all(|k| kids.contains(k)) {
+                    // Only additions: the same key for more devices.
+                    let pkcs8 = c.key.decrypt(CT_SMIME_KEY, &admin.admin_encrypt)?;
+                    (c.epoch, Some(pkcs8), Some(c.certificate.clone()), c.serial)
+                } else {
+                    (c.epoch + 1, None, None, 0)
+                }
+            }
+            None => (0, None, None, 0),
+        };
+        let rotate = current.as_ref().is_none_or(|c| epoch > c.epoch);
+        if rotate || key.is_some() {
+            let (pkcs8, certificate, serial) = match (key, cert) {
+                (Some(k), Some(c)) => (k, c, serial),
+                _ => {
+                    use rsa::pkcs8::EncodePrivateKey;
+                    let k = mesh_smime::new_encryption_key()
+                        .map_err(|e| AccountError::Usage(e.to_string()))?;
+                    let pkcs8 = Zeroizing::new(
+                        k.to_pkcs8_der()
+                            .map_err(|e| AccountError::Usage(e.to_string()))?
+                            .as_bytes()
+                            .to_vec(),
+                    );
+                    let mut sn = [0u8; 8];
+                    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut sn);
+                    let serial = u64::from_be_bytes(sn) >> 1;
+                    let t_i = i64::try_from(t).unwrap_or(i64::MAX);
+                    let public = mesh_smime::RsaPublic::new(&k.to_public_key())
+                        .map_err(|e| AccountError::Usage(e.to_string()))?;
+                    let pem = mesh_smime::encryption_certificate(
+                        &ca,
+                        &public,
+                        &SigningCert {
+                            address: &a.address,
+                            device_name: "encryption",
+                            serial,
+                            not_before: t_i - 300,
+                            not_after: t_i + i64::try_from(SIGNING_VALIDITY).unwrap_or(0),
+                        },
+                    )
+                    .map_err(|e| AccountError::Usage(e.to_string()))?;
+                    (pkcs8, pem, serial)
+                }
+            };
+            let key = Encrypted::encrypt(CT_SMIME_KEY, &pkcs8, &recipients)?;
+            envelopes.push(entry(
+                format!("smime-enc:{epoch}"),
+                &SmimeEncryption {
+                    epoch,
+                    serial,
+                    certificate,
+                    key,
+                },
+                admin,
+            ));
+        }
         let n = envelopes.len();
         if n == 0 {
             return Ok((Vec::new(), 0));
@@ -144,6 +269,53 @@ pub fn maintain(store: &mut Store) -> Result<usize> {
             n,
         ))
     })
+}
+
+/// `mesh smime cert --encryption`: the account's current encryption certificate.
+pub fn encryption_cert_pem(store: &Store) -> Result<String> {
+    let a = account::account(store)?;
+    current_encryption(&a)?
+        .map(|e| e.certificate)
+        .ok_or_else(|| AccountError::NotFound("no S/MIME encryption certificate yet".into()))
+}
+
+/// `mesh smime export`: this device's signing key and certificate and the
+/// shared encryption key and certificate, with the CA, in one
+/// password-protected PKCS#12 file.
+pub fn export(store: &Store, password: &str, profile: mesh_smime::P12Profile) -> Result<Vec<u8>> {
+    use p256::pkcs8::EncodePrivateKey as _;
+    let a = account::account(store)?;
+    let der =
+        |pem: &str| mesh_smime::pem_to_der(pem).map_err(|e| AccountError::Untrusted(e.to_string()));
+    let ca = der(&ca_pem(store)?)?;
+    let base = crate::device::base_keys(store)?;
+    let sign_key = Zeroizing::new(
+        base.smime_sign
+            .to_pkcs8_der()
+            .map_err(|e| AccountError::Usage(e.to_string()))?
+            .as_bytes()
+            .to_vec(),
+    );
+    let enc = current_encryption(&a)?
+        .ok_or_else(|| AccountError::NotFound("no S/MIME encryption key yet".into()))?;
+    let keys = account::device_keys(store)?;
+    let enc_key = enc
+        .key
+        .decrypt(CT_SMIME_KEY, &keys.encrypt)
+        .map_err(|e| AccountError::Untrusted(format!("S/MIME encryption key: {e}")))?;
+    let entries = vec![
+        mesh_smime::P12Entry {
+            name: format!("{} (signing)", a.address),
+            key_pkcs8: sign_key,
+            chain: vec![der(&cert_pem(store)?)?, ca.clone()],
+        },
+        mesh_smime::P12Entry {
+            name: format!("{} (encryption)", a.address),
+            key_pkcs8: enc_key,
+            chain: vec![der(&enc.certificate)?, ca],
+        },
+    ];
+    mesh_smime::pkcs12(&entries, password, profile).map_err(|e| AccountError::Usage(e.to_string()))
 }
 
 /// `mesh smime ca`: the CA certificate, PEM.

@@ -43,6 +43,12 @@ pub enum SmimeError {
     /// A public key that is not a P-256 point.
     #[error("not a P-256 public key")]
     BadKey,
+    /// PKCS#12 files are always protected.
+    #[error("an empty PKCS#12 password is refused")]
+    EmptyPassword,
+    /// The PKCS#12 writer failed.
+    #[error("PKCS#12: {0}")]
+    Pkcs12(String),
     /// A validity time out of range.
     #[error("certificate validity {0} is out of range")]
     Time(i64),
@@ -137,6 +143,38 @@ fn ca_params(address: &str) -> CertificateParams {
     p
 }
 
+/// An RSA public key (PKCS#1 RSAPublicKey DER) as a certificate subject.
+#[derive(Debug, Clone)]
+pub struct RsaPublic(Vec<u8>);
+
+impl RsaPublic {
+    /// From an `rsa` public key.
+    pub fn new(k: &rsa::RsaPublicKey) -> Result<RsaPublic, SmimeError> {
+        use rsa::pkcs1::EncodeRsaPublicKey;
+        Ok(RsaPublic(
+            k.to_pkcs1_der()
+                .map_err(|_| SmimeError::BadKey)?
+                .as_bytes()
+                .to_vec(),
+        ))
+    }
+}
+
+impl PublicKeyData for RsaPublic {
+    fn der_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    fn algorithm(&self) -> &'static SignatureAlgorithm {
+        &rcgen::PKCS_RSA_SHA256
+    }
+}
+
+/// A fresh RSA-2048 key for the account's shared encryption certificate.
+pub fn new_encryption_key() -> Result<rsa::RsaPrivateKey, SmimeError> {
+    rsa::RsaPrivateKey::new(&mut rand_core::OsRng, 2048).map_err(|_| SmimeError::BadKey)
+}
+
 /// The account's CA certificate (PEM).
 pub fn ca_certificate(ca: &P256Signer, address: &str) -> Result<String, SmimeError> {
     Ok(ca_params(address).self_signed(ca)?.pem())
@@ -183,6 +221,114 @@ pub fn signing_certificate(
         .map_err(|_| SmimeError::Time(c.not_after))?;
     let issuer = Issuer::new(ca_params(c.address), ca);
     Ok(p.signed_by(device, &issuer)?.pem())
+}
+
+/// The account's shared encryption certificate (PEM): RSA key transport,
+/// keyEncipherment, emailProtection, the account address.
+pub fn encryption_certificate(
+    ca: &P256Signer,
+    key: &RsaPublic,
+    c: &SigningCert<'_>,
+) -> Result<String, SmimeError> {
+    let mut p = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, format!("{} (encryption)", c.address));
+    p.distinguished_name = dn;
+    p.subject_alt_names = vec![SanType::Rfc822Name(c.address.try_into()?)];
+    p.key_usages = vec![KeyUsagePurpose::KeyEncipherment];
+    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::EmailProtection];
+    p.is_ca = IsCa::ExplicitNoCa;
+    p.use_authority_key_identifier_extension = true;
+    p.key_identifier_method = KeyIdMethod::Sha256;
+    p.serial_number = Some(SerialNumber::from_slice(&c.serial.to_be_bytes()));
+    p.not_before = time::OffsetDateTime::from_unix_timestamp(c.not_before)
+        .map_err(|_| SmimeError::Time(c.not_before))?;
+    p.not_after = time::OffsetDateTime::from_unix_timestamp(c.not_after)
+        .map_err(|_| SmimeError::Time(c.not_after))?;
+    let issuer = Issuer::new(ca_params(c.address), ca);
+    Ok(p.signed_by(key, &issuer)?.pem())
+}
+
+/// DER of the first PEM block.
+pub fn pem_to_der(pem: &str) -> Result<Vec<u8>, SmimeError> {
+    let body: String = pem
+        .lines()
+        .skip_while(|l| !l.starts_with("-----BEGIN"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("-----END"))
+        .collect();
+    data_encoding::BASE64
+        .decode(body.trim().as_bytes())
+        .map_err(|_| SmimeError::BadKey)
+}
+
+/// PKCS#12 encodings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum P12Profile {
+    /// PBES2 (PBKDF2-SHA256, AES-256-CBC), HMAC-SHA256 MAC: NSS, OpenSSL 3, current Windows.
+    Modern,
+    /// 3DES, HMAC-SHA1 MAC: older Windows and Outlook.
+    Legacy,
+}
+
+/// One key with its certificate chain, for a PKCS#12 file.
+#[derive(Clone)]
+pub struct P12Entry {
+    /// The friendly name mail clients show.
+    pub name: String,
+    /// The private key, PKCS#8 DER.
+    pub key_pkcs8: zeroize::Zeroizing<Vec<u8>>,
+    /// The certificate, then the CA, DER.
+    pub chain: Vec<Vec<u8>>,
+}
+
+impl std::fmt::Debug for P12Entry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("P12Entry")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A password-protected PKCS#12 file with every entry.
+pub fn pkcs12(
+    entries: &[P12Entry],
+    password: &str,
+    profile: P12Profile,
+) -> Result<Vec<u8>, SmimeError> {
+    use p12_keystore::{
+        EncryptionAlgorithm, KeyStore, KeyStoreEntry, MacAlgorithm, PrivateKeyChain,
+    };
+    if password.is_empty() {
+        return Err(SmimeError::EmptyPassword);
+    }
+    let mut ks = KeyStore::new();
+    for (i, e) in entries.iter().enumerate() {
+        let chain = e
+            .chain
+            .iter()
+            .map(|d| p12_keystore::Certificate::from_der(d).map_err(|_| SmimeError::BadKey))
+            .collect::<Result<Vec<_>, _>>()?;
+        let id = [u8::try_from(i + 1).unwrap_or(u8::MAX)];
+        ks.add_entry(
+            &e.name,
+            KeyStoreEntry::PrivateKeyChain(PrivateKeyChain::new(e.key_pkcs8.as_slice(), id, chain)),
+        );
+    }
+    let w = ks.writer(password);
+    let w = match profile {
+        P12Profile::Modern => w
+            .encryption_algorithm(EncryptionAlgorithm::PbeWithHmacSha256AndAes256)
+            .mac_algorithm(MacAlgorithm::HmacSha256)
+            .encryption_iterations(600_000)
+            .mac_iterations(600_000),
+        P12Profile::Legacy => w
+            .encryption_algorithm(EncryptionAlgorithm::PbeWithShaAnd3KeyTripleDesCbc)
+            .mac_algorithm(MacAlgorithm::HmacSha1)
+            .encryption_iterations(2048)
+            .mac_iterations(2048),
+    };
+    w.write().map_err(|e| SmimeError::Pkcs12(e.to_string()))
 }
 
 #[cfg(test)]

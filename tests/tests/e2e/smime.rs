@@ -117,3 +117,177 @@ fn ca_and_device_signing_certificates_validate_in_openssl_and_nss() {
     let v = run(Command::new("certutil").args(["-V", "-d", &sql, "-n", "phone", "-u", "S"]));
     assert!(v.contains("certificate is valid"), "{v}");
 }
+
+#[test]
+fn shared_encryption_certificate_pkcs12_exports_and_rotation_on_revoke() {
+    if !require_tool("openssl") || !require_tool("pk12util") || !require_tool("certutil") {
+        return;
+    }
+    let dir = Scratch::new("p12");
+    let portal = PortalProc::start(&dir.path("portal"));
+    let a = Device::new(&dir.0, "a");
+    a.ok(&["account", "create", ADDR, "--portal", &portal.url]);
+    let b = Device::new(&dir.0, "b");
+    let w = b.ok(&[
+        "device",
+        "request",
+        ADDR,
+        "--portal",
+        &portal.url,
+        "--name",
+        "phone",
+    ]);
+    a.ok(&["device", "accept", w.trim()]);
+    b.ok(&["sync"]);
+    let ca = dir.path("ca.pem");
+    std::fs::write(&ca, a.ok(&["smime", "ca"])).expect("ca");
+    let enc = dir.path("enc.pem");
+    std::fs::write(&enc, b.ok(&["smime", "cert", "--encryption"])).expect("enc");
+    assert_eq!(
+        a.ok(&["smime", "cert", "--encryption"]),
+        b.ok(&["smime", "cert", "--encryption"]),
+        "one encryption certificate"
+    );
+    let out = run(Command::new("openssl")
+        .args(["verify", "-purpose", "smimeencrypt", "-CAfile"])
+        .arg(&ca)
+        .arg(&enc));
+    assert!(out.contains(": OK"), "{out}");
+    let text = run(Command::new("openssl")
+        .args(["x509", "-noout", "-ext", "keyUsage", "-in"])
+        .arg(&enc));
+    assert!(text.contains("Key Encipherment"), "{text}");
+
+    let pw = dir.path("pw");
+    std::fs::write(&pw, "correct horse\n").expect("pw");
+    let pw_s = pw.to_str().expect("p");
+    let (modern, legacy) = (dir.path("b.p12"), dir.path("b-legacy.p12"));
+    b.ok(&[
+        "smime",
+        "export",
+        "--output",
+        modern.to_str().expect("p"),
+        "--password-file",
+        pw_s,
+    ]);
+    b.ok(&[
+        "smime",
+        "export",
+        "--output",
+        legacy.to_str().expect("p"),
+        "--password-file",
+        pw_s,
+        "--profile",
+        "legacy",
+    ]);
+    let info = run(Command::new("openssl")
+        .args([
+            "pkcs12",
+            "-info",
+            "-noout",
+            "-passin",
+            &format!("file:{pw_s}"),
+            "-in",
+        ])
+        .arg(&modern));
+    assert!(
+        info.contains("MAC: sha256") && info.contains("PBES2, PBKDF2, AES-256-CBC"),
+        "{info}"
+    );
+    let info = run(Command::new("openssl")
+        .args([
+            "pkcs12",
+            "-legacy",
+            "-info",
+            "-noout",
+            "-passin",
+            &format!("file:{pw_s}"),
+            "-in",
+        ])
+        .arg(&legacy));
+    assert!(
+        info.contains("MAC: sha1") && info.contains("pbeWithSHA1And3-KeyTripleDES-CBC"),
+        "{info}"
+    );
+    let keys = run(Command::new("openssl")
+        .args([
+            "pkcs12",
+            "-nocerts",
+            "-nodes",
+            "-passin",
+            &format!("file:{pw_s}"),
+            "-in",
+        ])
+        .arg(&modern));
+    assert_eq!(
+        keys.matches("BEGIN PRIVATE KEY").count(),
+        2,
+        "signing and encryption keys"
+    );
+    // NSS imports both profiles, as Thunderbird does.
+    for (i, f) in [&modern, &legacy].into_iter().enumerate() {
+        let db = dir.path(&format!("nss{i}"));
+        std::fs::create_dir_all(&db).expect("db");
+        let sql = format!("sql:{}", db.display());
+        run(Command::new("certutil").args(["-N", "-d", &sql, "--empty-password"]));
+        run(Command::new("certutil")
+            .args(["-A", "-d", &sql, "-n", "mesh-ca", "-t", "C,C,C", "-a", "-i"])
+            .arg(&ca));
+        let o = run(Command::new("pk12util")
+            .args(["-d", &sql, "-W", "correct horse", "-K", "", "-i"])
+            .arg(f));
+        assert!(o.contains("PKCS12 IMPORT SUCCESSFUL"), "{o}");
+        let l = run(Command::new("certutil").args(["-L", "-d", &sql]));
+        // p12-keystore names certificate bags by subject: NSS shows these nicknames.
+        assert!(
+            l.contains("alice@example.com (encryption)") && l.contains("alice@example.com (phone)"),
+            "{l}"
+        );
+    }
+    // No empty passwords, no unknown profiles.
+    std::fs::write(&pw, "\n").expect("pw");
+    let e = b.fails(&[
+        "smime",
+        "export",
+        "--output",
+        dir.path("x.p12").to_str().expect("p"),
+        "--password-file",
+        pw_s,
+    ]);
+    assert!(e.contains("empty password") && e.contains("hint:"), "{e}");
+    assert!(!dir.path("x.p12").exists(), "nothing half-written");
+    std::fs::write(&pw, "x\n").expect("pw");
+    let e = b.fails(&[
+        "smime",
+        "export",
+        "--output",
+        dir.path("x.p12").to_str().expect("p"),
+        "--password-file",
+        pw_s,
+        "--profile",
+        "rc2",
+    ]);
+    assert!(e.contains("not a PKCS#12 profile"), "{e}");
+
+    // Revoking the phone rotates the shared encryption certificate.
+    a.ok(&["device", "revoke", "phone"]);
+    a.ok(&["sync"]);
+    let new_enc = a.ok(&["smime", "cert", "--encryption"]);
+    assert_ne!(new_enc, std::fs::read_to_string(&enc).expect("old"));
+    let new_path = dir.path("enc2.pem");
+    std::fs::write(&new_path, &new_enc).expect("new");
+    let out = run(Command::new("openssl")
+        .args(["verify", "-purpose", "smimeencrypt", "-CAfile"])
+        .arg(&ca)
+        .arg(&new_path));
+    assert!(out.contains(": OK"), "{out}");
+    // The remaining device exports the new key.
+    a.ok(&[
+        "smime",
+        "export",
+        "--output",
+        dir.path("a.p12").to_str().expect("p"),
+        "--password-file",
+        pw_s,
+    ]);
+}
