@@ -1337,7 +1337,7 @@ pub fn list(store: &Store) -> Result<Vec<DeviceView>> {
 /// `mesh device revoke NAME|UDF`.
 pub fn revoke(store: &mut Store, which: &str) -> Result<String> {
     let me = device_udf(store)?;
-    admin_write(store, |a, admin| {
+    let name = admin_write(store, |a, admin| {
         let list = a.access_list()?.ok_or(AccountError::NoAccount)?;
         let matches: Vec<&AccessEntry> = list
             .devices
@@ -1378,7 +1378,10 @@ pub fn revoke(store: &mut Store, which: &str) -> Result<String> {
             }],
             target.name,
         ))
-    })
+    })?;
+    // The CRL and the shared S/MIME encryption key follow at once.
+    crate::smime::maintain(store)?;
+    Ok(name)
 }
 
 /// `mesh device rotate NAME|UDF`: new keys for a device, computed here

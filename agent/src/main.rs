@@ -301,6 +301,12 @@ enum SmimeCmd {
         #[arg(long)]
         encryption: bool,
     },
+    /// Write the CA's current CRL (PEM).
+    Crl {
+        /// The CRL file (replaced atomically).
+        #[arg(long)]
+        output: PathBuf,
+    },
     /// Write this device's signing key and the shared encryption key, with their certificates, as PKCS#12.
     Export {
         /// The .p12 file (replaced atomically).
@@ -504,6 +510,12 @@ fn run(cli: Cli) -> Result<()> {
                     "certificate",
                     mesh_agent::smime::encryption_cert_pem(&store)?,
                 ),
+                SmimeCmd::Crl { output } => {
+                    let pem = mesh_agent::smime::crl_pem(&store)?;
+                    store::write_atomic(&output, pem.as_bytes())?;
+                    eprintln!("mesh: wrote {}", output.display());
+                    ("output", output.display().to_string())
+                }
                 SmimeCmd::Export {
                     output,
                     password_file,

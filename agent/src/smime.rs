@@ -68,6 +68,20 @@ pub struct SmimeEncryption {
     pub key: Encrypted,
 }
 
+/// Application entry with the current CRL.
+pub const APP_CRL: &str = "smime-crl";
+
+/// The published CRL.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SmimeCrl {
+    /// CRL number: the access list's serial it reflects.
+    #[serde(rename = "Number")]
+    pub number: u64,
+    /// The CRL, PEM.
+    #[serde(rename = "Crl")]
+    pub crl: String,
+}
+
 /// Content type of the wrapped encryption key.
 const CT_SMIME_KEY: &str = "SmimeEncryptionKey";
 
@@ -256,6 +270,57 @@ pub fn maintain(store: &mut Store) -> Result<usize> {
                 admin,
             ));
         }
+        // The CRL, whenever the access list moved on since the published one.
+        let published: Option<SmimeCrl> = app(a, APP_CRL)?;
+        if rotate || published.as_ref().is_none_or(|c| c.number != list.serial) {
+            let mut revoked = Vec::new();
+            for d in list
+                .devices
+                .iter()
+                .filter(|d| d.state == DeviceState::Revoked)
+            {
+                if let Some(c) = app::<SmimeCert>(a, &format!("smime-cert:{}", d.device_udf))? {
+                    revoked.push(mesh_smime::Revoked {
+                        serial: c.serial,
+                        when: i64::try_from(list.issued).unwrap_or(0),
+                        compromised: true,
+                    });
+                }
+            }
+            // Every encryption certificate before the one being published is superseded.
+            for uid in a
+                .applications
+                .keys()
+                .filter(|u| u.starts_with("smime-enc:"))
+            {
+                if let Some(e) = app::<SmimeEncryption>(a, uid)? {
+                    if e.epoch < epoch {
+                        revoked.push(mesh_smime::Revoked {
+                            serial: e.serial,
+                            when: i64::try_from(t).unwrap_or(0),
+                            compromised: false,
+                        });
+                    }
+                }
+            }
+            let pem = mesh_smime::crl(
+                &ca,
+                &a.address,
+                list.serial,
+                i64::try_from(t).unwrap_or(0),
+                30 * 86400,
+                &revoked,
+            )
+            .map_err(|e| AccountError::Usage(e.to_string()))?;
+            envelopes.push(entry(
+                APP_CRL.into(),
+                &SmimeCrl {
+                    number: list.serial,
+                    crl: pem,
+                },
+                admin,
+            ));
+        }
         let n = envelopes.len();
         if n == 0 {
             return Ok((Vec::new(), 0));
@@ -268,6 +333,14 @@ pub fn maintain(store: &mut Store) -> Result<usize> {
             }],
             n,
         ))
+    })
+}
+
+/// `mesh smime crl`: the CA's current CRL, PEM.
+pub fn crl_pem(store: &Store) -> Result<String> {
+    let a = account::account(store)?;
+    app::<SmimeCrl>(&a, APP_CRL)?.map(|c| c.crl).ok_or_else(|| {
+        AccountError::NotFound("no CRL yet: an administrator's sync publishes it".into())
     })
 }
 

@@ -249,6 +249,54 @@ pub fn encryption_certificate(
     Ok(p.signed_by(key, &issuer)?.pem())
 }
 
+/// A revoked certificate for the CRL.
+#[derive(Debug, Clone, Copy)]
+pub struct Revoked {
+    /// Its serial.
+    pub serial: u64,
+    /// Seconds since the Unix epoch.
+    pub when: i64,
+    /// Key compromise (a revoked device) or superseded (a rotated key).
+    pub compromised: bool,
+}
+
+/// The CA's CRL (PEM), valid for `valid_for` seconds from `now`.
+pub fn crl(
+    ca: &P256Signer,
+    address: &str,
+    number: u64,
+    now: i64,
+    valid_for: i64,
+    revoked: &[Revoked],
+) -> Result<String, SmimeError> {
+    use rcgen::{CertificateRevocationListParams, RevocationReason, RevokedCertParams};
+    let t = |s: i64| time::OffsetDateTime::from_unix_timestamp(s).map_err(|_| SmimeError::Time(s));
+    let params = CertificateRevocationListParams {
+        this_update: t(now - 300)?,
+        next_update: t(now + valid_for)?,
+        crl_number: SerialNumber::from_slice(&number.to_be_bytes()),
+        issuing_distribution_point: None,
+        revoked_certs: revoked
+            .iter()
+            .map(|r| {
+                Ok(RevokedCertParams {
+                    serial_number: SerialNumber::from_slice(&r.serial.to_be_bytes()),
+                    revocation_time: t(r.when)?,
+                    reason_code: Some(if r.compromised {
+                        RevocationReason::KeyCompromise
+                    } else {
+                        RevocationReason::Superseded
+                    }),
+                    invalidity_date: None,
+                })
+            })
+            .collect::<Result<Vec<_>, SmimeError>>()?,
+        key_identifier_method: KeyIdMethod::Sha256,
+    };
+    let issuer = Issuer::new(ca_params(address), ca);
+    Ok(params.signed_by(&issuer)?.pem()?)
+}
+
 /// DER of the first PEM block.
 pub fn pem_to_der(pem: &str) -> Result<Vec<u8>, SmimeError> {
     let body: String = pem

@@ -269,9 +269,47 @@ fn shared_encryption_certificate_pkcs12_exports_and_rotation_on_revoke() {
     ]);
     assert!(e.contains("not a PKCS#12 profile"), "{e}");
 
-    // Revoking the phone rotates the shared encryption certificate.
+    // Revoking the phone rotates the shared encryption certificate and puts
+    // its signing certificate in the CRL.
+    let phone_cert = dir.path("phone.pem");
+    std::fs::write(&phone_cert, b.ok(&["smime", "cert"])).expect("phone");
+    let laptop_cert = dir.path("laptop.pem");
+    std::fs::write(&laptop_cert, a.ok(&["smime", "cert"])).expect("laptop");
     a.ok(&["device", "revoke", "phone"]);
-    a.ok(&["sync"]);
+    let crl = dir.path("crl.pem");
+    a.ok(&["smime", "crl", "--output", crl.to_str().expect("p")]);
+    let check = |cert: &std::path::Path| {
+        Command::new("openssl")
+            .args(["verify", "-crl_check", "-CRLfile"])
+            .arg(&crl)
+            .arg("-CAfile")
+            .arg(&ca)
+            .arg(cert)
+            .output()
+            .expect("openssl")
+    };
+    let o = check(&phone_cert);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        !o.status.success() && text.contains("certificate revoked"),
+        "{text}"
+    );
+    let o = check(&laptop_cert);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = check(&enc);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        !o.status.success() && text.contains("certificate revoked"),
+        "old encryption certificate: {text}"
+    );
     let new_enc = a.ok(&["smime", "cert", "--encryption"]);
     assert_ne!(new_enc, std::fs::read_to_string(&enc).expect("old"));
     let new_path = dir.path("enc2.pem");
