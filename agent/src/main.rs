@@ -301,6 +301,12 @@ enum SmimeCmd {
         #[arg(long)]
         encryption: bool,
     },
+    /// Import this device's S/MIME keys and the CA (trusted for e-mail) into an NSS database, as Thunderbird keeps one.
+    Install {
+        /// The NSS database directory (Thunderbird's profile directory).
+        #[arg(long)]
+        nssdb: PathBuf,
+    },
     /// Write the CA's current CRL (PEM).
     Crl {
         /// The CRL file (replaced atomically).
@@ -510,6 +516,14 @@ fn run(cli: Cli) -> Result<()> {
                     "certificate",
                     mesh_agent::smime::encryption_cert_pem(&store)?,
                 ),
+                SmimeCmd::Install { nssdb } => {
+                    mesh_agent::smime::install(&store, &nssdb)?;
+                    eprintln!(
+                        "mesh: installed the S/MIME keys and the CA into {}",
+                        nssdb.display()
+                    );
+                    ("nssdb", nssdb.display().to_string())
+                }
                 SmimeCmd::Crl { output } => {
                     let pem = mesh_agent::smime::crl_pem(&store)?;
                     store::write_atomic(&output, pem.as_bytes())?;

@@ -413,3 +413,66 @@ pub fn cert_pem(store: &Store) -> Result<String> {
             )
         })
 }
+
+/// `mesh smime install --nssdb DIR`: import this device's S/MIME keys into
+/// an NSS database as Thunderbird keeps one, with the account's CA trusted
+/// for e-mail. The PKCS#12 file in between lives in the 0700 home, under a
+/// random password, and is removed whatever happens.
+pub fn install(store: &Store, nssdb: &std::path::Path) -> Result<String> {
+    let run = |cmd: &mut std::process::Command| -> Result<String> {
+        let o = cmd.output().map_err(|e| {
+            AccountError::Usage(format!(
+                "cannot run {:?}: {e} (install the NSS tools, e.g. apt-get install libnss3-tools)",
+                cmd.get_program()
+            ))
+        })?;
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        if o.status.success() {
+            Ok(text)
+        } else {
+            Err(AccountError::Usage(format!(
+                "{:?} failed: {}",
+                cmd.get_program(),
+                text.trim()
+            )))
+        }
+    };
+    let sql = format!("sql:{}", nssdb.display());
+    if !nssdb.join("cert9.db").exists() {
+        std::fs::create_dir_all(nssdb)
+            .map_err(|e| AccountError::Usage(format!("{}: {e}", nssdb.display())))?;
+        run(std::process::Command::new("certutil").args(["-N", "-d", &sql, "--empty-password"]))?;
+    }
+    let ca = store.home().join(".smime-ca.pem");
+    crate::store::write_atomic(&ca, ca_pem(store)?.as_bytes())?;
+    let r = run(std::process::Command::new("certutil")
+        .args([
+            "-A",
+            "-d",
+            &sql,
+            "-n",
+            "Mesh personal CA",
+            "-t",
+            "C,C,C",
+            "-a",
+            "-i",
+        ])
+        .arg(&ca));
+    let _ = std::fs::remove_file(&ca);
+    r?;
+    let mut pw = [0u8; 18];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut pw);
+    let pw = Zeroizing::new(mesh_core::b64::encode(&pw));
+    let p12 = export(store, &pw, mesh_smime::P12Profile::Modern)?;
+    let file = store.home().join(".smime-install.p12");
+    crate::store::write_atomic(&file, &p12)?;
+    let r = run(std::process::Command::new("pk12util")
+        .args(["-d", &sql, "-K", "", "-W", pw.as_str(), "-i"])
+        .arg(&file));
+    let _ = std::fs::remove_file(&file);
+    r
+}

@@ -244,6 +244,25 @@ fn shared_encryption_certificate_pkcs12_exports_and_rotation_on_revoke() {
             "{l}"
         );
     }
+    // `mesh smime install` does the same into a Thunderbird-style database.
+    let tb = dir.path("thunderbird");
+    b.ok(&["smime", "install", "--nssdb", tb.to_str().expect("p")]);
+    let sql = format!("sql:{}", tb.display());
+    let l = run(Command::new("certutil").args(["-L", "-d", &sql]));
+    assert!(
+        l.contains("Mesh personal CA") && l.contains("C,C,C") && l.contains("(encryption)"),
+        "{l}"
+    );
+    let keys = run(Command::new("certutil").args(["-K", "-d", &sql]));
+    assert_eq!(
+        keys.lines().filter(|l| l.starts_with('<')).count(),
+        2,
+        "{keys}"
+    );
+    assert!(
+        !b.home.join(".smime-install.p12").exists(),
+        "no PKCS#12 left behind"
+    );
     // No empty passwords, no unknown profiles.
     std::fs::write(&pw, "\n").expect("pw");
     let e = b.fails(&[
