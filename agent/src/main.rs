@@ -307,6 +307,45 @@ enum SmimeCmd {
         #[arg(long)]
         nssdb: PathBuf,
     },
+    /// Sign (CMS SignedData, DER) with this device's signing key.
+    Sign {
+        /// Input (default: standard input).
+        #[arg(long)]
+        input: Option<PathBuf>,
+        /// Output (default: standard output).
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+    /// Verify a CMS SignedData message signed under the account's CA; writes its content.
+    Verify {
+        /// Input (default: standard input).
+        #[arg(long)]
+        input: Option<PathBuf>,
+        /// Output (default: standard output).
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+    /// Encrypt (CMS EnvelopedData, AES-256-CBC, DER) to a certificate (default: the account's own).
+    Encrypt {
+        /// Input (default: standard input).
+        #[arg(long)]
+        input: Option<PathBuf>,
+        /// Output (default: standard output).
+        #[arg(long)]
+        output: Option<PathBuf>,
+        /// The recipient's certificate (PEM).
+        #[arg(long)]
+        recipient: Option<PathBuf>,
+    },
+    /// Decrypt a CMS EnvelopedData message with the account's encryption key.
+    Decrypt {
+        /// Input (default: standard input).
+        #[arg(long)]
+        input: Option<PathBuf>,
+        /// Output (default: standard output).
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
     /// Write the CA's current CRL (PEM).
     Crl {
         /// The CRL file (replaced atomically).
@@ -505,6 +544,45 @@ fn run(cli: Cli) -> Result<()> {
         Command::Account(a) => account_cmd(&home, a, j),
         Command::Agent(a) => agent_cmd(&home, a, j),
         Command::Ssh(s) => ssh_cmd(&home, s, j),
+        Command::Smime(SmimeCmd::Sign { input, output }) => {
+            let store = Store::open(&home, false)?;
+            let data = read_opt(input.as_deref())?;
+            write_opt(output.as_deref(), &mesh_agent::smime::sign(&store, &data)?)
+        }
+        Command::Smime(SmimeCmd::Verify { input, output }) => {
+            let store = Store::open(&home, false)?;
+            let data = read_opt(input.as_deref())?;
+            let v = mesh_agent::smime::verify(&store, &data)?;
+            eprintln!("mesh: good signature by {}", v.signer);
+            write_opt(output.as_deref(), &v.content)
+        }
+        Command::Smime(SmimeCmd::Encrypt {
+            input,
+            output,
+            recipient,
+        }) => {
+            let store = Store::open(&home, false)?;
+            let data = read_opt(input.as_deref())?;
+            let pem = match recipient {
+                Some(r) => Some(
+                    std::fs::read_to_string(&r)
+                        .with_context(|| format!("cannot read {}", r.display()))?,
+                ),
+                None => None,
+            };
+            write_opt(
+                output.as_deref(),
+                &mesh_agent::smime::encrypt(&store, &data, pem.as_deref())?,
+            )
+        }
+        Command::Smime(SmimeCmd::Decrypt { input, output }) => {
+            let store = Store::open(&home, false)?;
+            let data = read_opt(input.as_deref())?;
+            write_opt(
+                output.as_deref(),
+                &mesh_agent::smime::decrypt(&store, &data)?,
+            )
+        }
         Command::Smime(c) => {
             let store = Store::open(&home, false)?;
             let (field, pem) = match c {
@@ -516,6 +594,12 @@ fn run(cli: Cli) -> Result<()> {
                     "certificate",
                     mesh_agent::smime::encryption_cert_pem(&store)?,
                 ),
+                SmimeCmd::Sign { .. }
+                | SmimeCmd::Verify { .. }
+                | SmimeCmd::Encrypt { .. }
+                | SmimeCmd::Decrypt { .. } => {
+                    unreachable!("handled above")
+                }
                 SmimeCmd::Install { nssdb } => {
                     mesh_agent::smime::install(&store, &nssdb)?;
                     eprintln!(
@@ -1038,6 +1122,26 @@ fn quickstart(
     drop(portal);
     eprintln!("mesh: stopped; run `mesh quickstart` again to continue where you left off");
     Ok(())
+}
+
+/// A file's bytes, or standard input.
+fn read_opt(file: Option<&std::path::Path>) -> Result<Vec<u8>> {
+    match file {
+        Some(f) => read_input(&f.to_path_buf()),
+        None => read_input(&PathBuf::from("-")),
+    }
+}
+
+/// Bytes to a file (atomically) or to standard output.
+fn write_opt(file: Option<&std::path::Path>, data: &[u8]) -> Result<()> {
+    match file {
+        Some(f) => Ok(store::write_atomic(f, data)?),
+        None => {
+            let mut o = std::io::stdout().lock();
+            o.write_all(data).context("writing standard output")?;
+            Ok(o.flush()?)
+        }
+    }
 }
 
 fn read_input(file: &PathBuf) -> Result<Vec<u8>> {

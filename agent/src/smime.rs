@@ -476,3 +476,68 @@ pub fn install(store: &Store, nssdb: &std::path::Path) -> Result<String> {
     let _ = std::fs::remove_file(&file);
     r
 }
+
+fn der_of(pem: &str) -> Result<Vec<u8>> {
+    mesh_smime::pem_to_der(pem).map_err(|e| AccountError::Untrusted(e.to_string()))
+}
+
+fn cms_err(e: mesh_smime::SmimeError) -> AccountError {
+    AccountError::Usage(e.to_string())
+}
+
+/// `mesh smime sign`: CMS SignedData (DER) by this device's signing key.
+pub fn sign(store: &Store, content: &[u8]) -> Result<Vec<u8>> {
+    let base = crate::device::base_keys(store)?;
+    mesh_smime::message::sign(
+        content,
+        &base.smime_sign,
+        &der_of(&cert_pem(store)?)?,
+        &der_of(&ca_pem(store)?)?,
+    )
+    .map_err(cms_err)
+}
+
+/// `mesh smime verify`: the content of a SignedData message signed under the account's CA.
+pub fn verify(store: &Store, message: &[u8]) -> Result<mesh_smime::message::Verified> {
+    mesh_smime::message::verify(message, &der_of(&ca_pem(store)?)?).map_err(cms_err)
+}
+
+/// `mesh smime encrypt`: EnvelopedData (DER) to `recipient` (PEM), by
+/// default the account's own encryption certificate.
+pub fn encrypt(store: &Store, content: &[u8], recipient: Option<&str>) -> Result<Vec<u8>> {
+    let pem = match recipient {
+        Some(p) => p.to_string(),
+        None => encryption_cert_pem(store)?,
+    };
+    mesh_smime::message::encrypt(content, &der_of(&pem)?).map_err(cms_err)
+}
+
+/// `mesh smime decrypt`: with any epoch of the shared encryption key this device holds.
+pub fn decrypt(store: &Store, message: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+    use rsa::pkcs8::DecodePrivateKey;
+    let a = account::account(store)?;
+    let keys = account::device_keys(store)?;
+    let mut held = Vec::new();
+    for uid in a
+        .applications
+        .keys()
+        .filter(|u| u.starts_with("smime-enc:"))
+    {
+        let Some(e) = app::<SmimeEncryption>(&a, uid)? else {
+            continue;
+        };
+        // Epochs issued before this device joined are not for it.
+        let Ok(pkcs8) = e.key.decrypt(CT_SMIME_KEY, &keys.encrypt) else {
+            continue;
+        };
+        let k = rsa::RsaPrivateKey::from_pkcs8_der(&pkcs8)
+            .map_err(|e| AccountError::Untrusted(e.to_string()))?;
+        held.push((k, der_of(&e.certificate)?));
+    }
+    if held.is_empty() {
+        return Err(AccountError::NotFound(
+            "this device holds no S/MIME decryption key (it needs the smime role)".into(),
+        ));
+    }
+    mesh_smime::message::decrypt(message, &held).map_err(cms_err)
+}

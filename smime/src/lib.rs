@@ -10,6 +10,8 @@
 //! remaining work of the S/MIME issue (docs/DESIGN.md).
 #![forbid(unsafe_code)]
 
+pub mod message;
+
 use mesh_core::objects::Role;
 use mesh_plugins::Plugin;
 use p256::ecdsa::signature::Signer;
@@ -43,6 +45,9 @@ pub enum SmimeError {
     /// A public key that is not a P-256 point.
     #[error("not a P-256 public key")]
     BadKey,
+    /// A CMS message that is malformed, not for us, or does not verify.
+    #[error("CMS: {0}")]
+    Cms(String),
     /// PKCS#12 files are always protected.
     #[error("an empty PKCS#12 password is refused")]
     EmptyPassword,

@@ -348,3 +348,199 @@ fn shared_encryption_certificate_pkcs12_exports_and_rotation_on_revoke() {
         pw_s,
     ]);
 }
+
+#[test]
+fn cms_sign_verify_encrypt_decrypt_with_openssl_and_nss() {
+    if !require_tool("openssl") || !require_tool("cmsutil") || !require_tool("pk12util") {
+        return;
+    }
+    let dir = Scratch::new("cms");
+    let portal = PortalProc::start(&dir.path("portal"));
+    let a = Device::new(&dir.0, "a");
+    a.ok(&["account", "create", ADDR, "--portal", &portal.url]);
+    let b = Device::new(&dir.0, "b");
+    let w = b.ok(&[
+        "device",
+        "request",
+        ADDR,
+        "--portal",
+        &portal.url,
+        "--name",
+        "phone",
+    ]);
+    a.ok(&["device", "accept", w.trim()]);
+    b.ok(&["sync"]);
+    let p = |n: &str| dir.path(n);
+    let s = |x: &std::path::Path| x.to_str().expect("path").to_string();
+    std::fs::write(p("ca.pem"), a.ok(&["smime", "ca"])).expect("ca");
+    std::fs::write(p("enc.pem"), a.ok(&["smime", "cert", "--encryption"])).expect("enc");
+    std::fs::write(p("b.pem"), b.ok(&["smime", "cert"])).expect("b");
+    std::fs::write(p("msg"), "a message for every device\n").expect("msg");
+    std::fs::write(p("pw"), "pw\n").expect("pw");
+    b.ok(&[
+        "smime",
+        "export",
+        "--output",
+        &s(&p("b.p12")),
+        "--password-file",
+        &s(&p("pw")),
+    ]);
+    // The exported keys as PEM, one file per key type.
+    let keys = run(Command::new("openssl")
+        .args([
+            "pkcs12",
+            "-nocerts",
+            "-nodes",
+            "-passin",
+            &format!("file:{}", s(&p("pw"))),
+            "-in",
+        ])
+        .arg(p("b.p12")));
+    let blocks: Vec<String> = keys
+        .split("-----BEGIN PRIVATE KEY-----")
+        .skip(1)
+        .map(|b| {
+            format!(
+                "-----BEGIN PRIVATE KEY-----{}",
+                b.split("-----END PRIVATE KEY-----").next().unwrap_or("")
+            ) + "-----END PRIVATE KEY-----\n"
+        })
+        .collect();
+    assert_eq!(blocks.len(), 2);
+    for (i, k) in blocks.iter().enumerate() {
+        std::fs::write(p(&format!("k{i}.pem")), k).expect("key");
+    }
+    let is_rsa = |i: usize| {
+        run(Command::new("openssl")
+            .args(["pkey", "-noout", "-text", "-in"])
+            .arg(p(&format!("k{i}.pem"))))
+        .contains("2048 bit")
+    };
+    let (rsa_key, ec_key) = if is_rsa(0) {
+        (p("k0.pem"), p("k1.pem"))
+    } else {
+        (p("k1.pem"), p("k0.pem"))
+    };
+
+    // mesh signs; OpenSSL verifies.
+    b.ok(&[
+        "smime",
+        "sign",
+        "--input",
+        &s(&p("msg")),
+        "--output",
+        &s(&p("signed.der")),
+    ]);
+    let out = run(Command::new("openssl")
+        .args([
+            "cms",
+            "-verify",
+            "-inform",
+            "DER",
+            "-CAfile",
+            &s(&p("ca.pem")),
+            "-in",
+        ])
+        .arg(p("signed.der")));
+    assert!(
+        out.contains("CMS Verification successful") && out.contains("a message for every device"),
+        "{out}"
+    );
+    // OpenSSL signs with the exported key; mesh verifies (on the other device).
+    run(Command::new("openssl")
+        .args([
+            "cms",
+            "-sign",
+            "-nodetach",
+            "-outform",
+            "DER",
+            "-md",
+            "sha256",
+            "-signer",
+            &s(&p("b.pem")),
+            "-inkey",
+            &s(&ec_key),
+            "-in",
+            &s(&p("msg")),
+            "-out",
+        ])
+        .arg(p("osigned.der")));
+    let o = a
+        .command(&["smime", "verify", "--input", &s(&p("osigned.der"))])
+        .output()
+        .expect("verify");
+    assert!(
+        o.status.success()
+            && String::from_utf8_lossy(&o.stdout).contains("a message for every device")
+    );
+    assert!(String::from_utf8_lossy(&o.stderr)
+        .contains("good signature by CN=alice@example.com (phone)"));
+    // A modified message is refused.
+    let mut bad = std::fs::read(p("signed.der")).expect("signed");
+    let i = bad
+        .windows(9)
+        .position(|w| w == b"a message")
+        .expect("content");
+    bad[i] ^= 1;
+    std::fs::write(p("bad.der"), bad).expect("bad");
+    assert!(a
+        .fails(&["smime", "verify", "--input", &s(&p("bad.der"))])
+        .contains("does not match its digest"));
+
+    // OpenSSL encrypts to the account; both devices decrypt.
+    run(Command::new("openssl")
+        .args([
+            "cms",
+            "-encrypt",
+            "-aes-256-cbc",
+            "-binary",
+            "-outform",
+            "DER",
+            "-in",
+            &s(&p("msg")),
+            "-out",
+            &s(&p("enc.der")),
+        ])
+        .arg(p("enc.pem")));
+    for d in [&a, &b] {
+        assert_eq!(
+            d.ok(&["smime", "decrypt", "--input", &s(&p("enc.der"))]),
+            "a message for every device\n"
+        );
+    }
+    // mesh encrypts; OpenSSL and NSS decrypt with the exported key.
+    a.ok(&[
+        "smime",
+        "encrypt",
+        "--input",
+        &s(&p("msg")),
+        "--output",
+        &s(&p("menc.der")),
+    ]);
+    let out = run(Command::new("openssl")
+        .args([
+            "cms",
+            "-decrypt",
+            "-inform",
+            "DER",
+            "-in",
+            &s(&p("menc.der")),
+            "-recip",
+            &s(&p("enc.pem")),
+            "-inkey",
+        ])
+        .arg(&rsa_key));
+    assert!(out.contains("a message for every device"), "{out}");
+
+    let db = p("nss");
+    b.ok(&["smime", "install", "--nssdb", &s(&db)]);
+    let sql = format!("sql:{}", db.display());
+    let out = run(Command::new("cmsutil")
+        .args(["-D", "-d", &sql, "-p", "", "-i"])
+        .arg(p("menc.der")));
+    assert!(out.contains("a message for every device"), "{out}");
+    let out = run(Command::new("cmsutil")
+        .args(["-D", "-d", &sql, "-h", "2", "-n", "-i"])
+        .arg(p("signed.der")));
+    assert!(out.contains("signer0.status=GoodSignature"), "{out}");
+}
