@@ -174,6 +174,10 @@ pub struct AccountState {
     /// SSH keys replaced by rotation (they go into KRLs).
     #[serde(default)]
     pub superseded_ssh: Vec<mesh_core::keys::KeyData>,
+    /// An S/MIME signing certificate (and chain, PEM) an organisation's CA
+    /// issued for this device, used instead of the account CA's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smime_external: Option<Vec<String>>,
 }
 
 impl AccountState {
@@ -439,6 +443,7 @@ pub fn create(
         pins: Vec::new(),
         pins_used: BTreeSet::new(),
         superseded_ssh: Vec::new(),
+        smime_external: None,
     };
     save_account(store, &a)?;
     // The first device's SSH and S/MIME certificates.
@@ -547,6 +552,7 @@ pub fn request(
         pins: Vec::new(),
         pins_used: BTreeSet::new(),
         superseded_ssh: Vec::new(),
+        smime_external: None,
     };
     save_account(store, &a)?;
     Ok(RequestOutcome {
@@ -1567,6 +1573,7 @@ pub fn recover(
         pins: Vec::new(),
         pins_used: BTreeSet::new(),
         superseded_ssh: Vec::new(),
+        smime_external: None,
     };
     save_account(store, &a)?;
     pull(store, &mut SyncReport::default())?;

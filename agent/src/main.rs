@@ -346,6 +346,13 @@ enum SmimeCmd {
         #[arg(long)]
         output: Option<PathBuf>,
     },
+    /// Print a certificate signing request for this device's signing key (for an organisation's CA).
+    Csr,
+    /// Use a signing certificate (PEM, with its chain) an organisation's CA issued for this device.
+    ImportCert {
+        /// The PEM file: the certificate first, then its chain.
+        file: PathBuf,
+    },
     /// Write the CA's current CRL (PEM).
     Crl {
         /// The CRL file (replaced atomically).
@@ -599,6 +606,16 @@ fn run(cli: Cli) -> Result<()> {
                 | SmimeCmd::Encrypt { .. }
                 | SmimeCmd::Decrypt { .. } => {
                     unreachable!("handled above")
+                }
+                SmimeCmd::Csr => ("csr", mesh_agent::smime::csr(&store)?),
+                SmimeCmd::ImportCert { file } => {
+                    let pem = std::fs::read_to_string(&file)
+                        .with_context(|| format!("cannot read {}", file.display()))?;
+                    drop(store);
+                    let mut store = Store::open(&home, false)?;
+                    let n = mesh_agent::smime::import_cert(&mut store, &pem)?;
+                    eprintln!("mesh: imported {n}; `mesh smime cert` now prints it");
+                    ("imported", n)
                 }
                 SmimeCmd::Install { nssdb } => {
                     mesh_agent::smime::install(&store, &nssdb)?;

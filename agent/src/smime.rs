@@ -380,7 +380,11 @@ pub fn export(store: &Store, password: &str, profile: mesh_smime::P12Profile) ->
         mesh_smime::P12Entry {
             name: format!("{} (signing)", a.address),
             key_pkcs8: sign_key,
-            chain: vec![der(&cert_pem(store)?)?, ca.clone()],
+            chain: {
+                let mut c = vec![der(&cert_pem(store)?)?];
+                c.extend(signing_chain(store)?);
+                c
+            },
         },
         mesh_smime::P12Entry {
             name: format!("{} (encryption)", a.address),
@@ -401,9 +405,15 @@ pub fn ca_pem(store: &Store) -> Result<String> {
         })
 }
 
-/// `mesh smime cert`: this device's signing certificate, PEM.
+/// `mesh smime cert`: this device's signing certificate, PEM (one an
+/// organisation's CA issued, once imported, else the account CA's).
 pub fn cert_pem(store: &Store) -> Result<String> {
     let a = account::account(store)?;
+    if let Some(chain) = &a.smime_external {
+        if let Some(leaf) = chain.first() {
+            return Ok(leaf.clone());
+        }
+    }
     let me = account::device_udf(store)?;
     app::<SmimeCert>(&a, &format!("smime-cert:{me}"))?
         .map(|c| c.certificate)
@@ -488,11 +498,12 @@ fn cms_err(e: mesh_smime::SmimeError) -> AccountError {
 /// `mesh smime sign`: CMS SignedData (DER) by this device's signing key.
 pub fn sign(store: &Store, content: &[u8]) -> Result<Vec<u8>> {
     let base = crate::device::base_keys(store)?;
+    let chain = signing_chain(store)?;
     mesh_smime::message::sign(
         content,
         &base.smime_sign,
         &der_of(&cert_pem(store)?)?,
-        &der_of(&ca_pem(store)?)?,
+        &chain,
     )
     .map_err(cms_err)
 }
@@ -540,4 +551,67 @@ pub fn decrypt(store: &Store, message: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
         ));
     }
     mesh_smime::message::decrypt(message, &held).map_err(cms_err)
+}
+
+/// The chain that goes with this device's signing certificate.
+fn signing_chain(store: &Store) -> Result<Vec<Vec<u8>>> {
+    let a = account::account(store)?;
+    match &a.smime_external {
+        Some(chain) if chain.len() > 1 => chain[1..].iter().map(|p| der_of(p)).collect(),
+        Some(_) => Ok(Vec::new()),
+        None => Ok(vec![der_of(&ca_pem(store)?)?]),
+    }
+}
+
+/// `mesh smime csr`: a CSR for this device's signing key.
+pub fn csr(store: &Store) -> Result<String> {
+    let a = account::account(store)?;
+    let base = crate::device::base_keys(store)?;
+    mesh_smime::csr(
+        &P256Signer::new(base.smime_sign.clone()),
+        &a.address,
+        &crate::device::name(store),
+    )
+    .map_err(cms_err)
+}
+
+/// `mesh smime import-cert`: use a certificate (and its chain) an
+/// organisation's CA issued for this device's signing key.
+pub fn import_cert(store: &mut Store, pem: &str) -> Result<String> {
+    let certs = mesh_smime::pem_certificates(pem).map_err(cms_err)?;
+    let leaf = certs
+        .first()
+        .ok_or_else(|| AccountError::Usage("the file holds no PEM certificate".into()))?;
+    let base = crate::device::base_keys(store)?;
+    let ours = base
+        .smime_sign
+        .verifying_key()
+        .to_encoded_point(false)
+        .as_bytes()
+        .to_vec();
+    if mesh_smime::certificate_key(leaf).map_err(cms_err)? != ours {
+        return Err(AccountError::Usage(
+            "the certificate is not for this device's signing key (see `mesh smime csr`)".into(),
+        ));
+    }
+    let mut a = account::account(store)?;
+    let pems: Vec<String> = certs
+        .iter()
+        .map(|d| {
+            let b64 = data_encoding::BASE64.encode(d);
+            let lines: Vec<&str> = b64
+                .as_bytes()
+                .chunks(64)
+                .map(|c| std::str::from_utf8(c).unwrap_or(""))
+                .collect();
+            format!(
+                "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+                lines.join("\n")
+            )
+        })
+        .collect();
+    a.smime_external = Some(pems);
+    store.state_mut().account = Some(serde_json::to_value(&a).unwrap_or_default());
+    store.save_state()?;
+    Ok(format!("{} certificate(s)", certs.len()))
 }

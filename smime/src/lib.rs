@@ -302,6 +302,47 @@ pub fn crl(
     Ok(params.signed_by(&issuer)?.pem()?)
 }
 
+/// A certificate signing request (PEM) for a device's signing key, for an
+/// organisation's CA to issue instead of the account's.
+pub fn csr(key: &P256Signer, address: &str, device_name: &str) -> Result<String, SmimeError> {
+    let mut p = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, format!("{address} ({device_name})"));
+    p.distinguished_name = dn;
+    p.subject_alt_names = vec![SanType::Rfc822Name(address.try_into()?)];
+    p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::EmailProtection];
+    Ok(p.serialize_request(key)?.pem()?)
+}
+
+/// The public key (uncompressed point, or PKCS#1 for RSA) of a certificate.
+pub fn certificate_key(cert_der: &[u8]) -> Result<Vec<u8>, SmimeError> {
+    use der::Decode;
+    let c =
+        x509_cert::Certificate::from_der(cert_der).map_err(|e| SmimeError::Cms(e.to_string()))?;
+    Ok(c.tbs_certificate
+        .subject_public_key_info
+        .subject_public_key
+        .raw_bytes()
+        .to_vec())
+}
+
+/// Every PEM certificate block of a text, as DER.
+pub fn pem_certificates(text: &str) -> Result<Vec<Vec<u8>>, SmimeError> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("-----BEGIN CERTIFICATE-----") {
+        let block = &rest[i..];
+        let end = block
+            .find("-----END CERTIFICATE-----")
+            .ok_or(SmimeError::BadKey)?
+            + "-----END CERTIFICATE-----".len();
+        out.push(pem_to_der(&block[..end])?);
+        rest = &block[end..];
+    }
+    Ok(out)
+}
+
 /// DER of the first PEM block.
 pub fn pem_to_der(pem: &str) -> Result<Vec<u8>, SmimeError> {
     let body: String = pem

@@ -59,15 +59,14 @@ fn issuer_serial(cert: &Certificate) -> IssuerAndSerialNumber {
 }
 
 /// Sign `content` (encapsulated, SHA-256, ECDSA P-256) with the device's
-/// signing key; the certificate and the CA travel in the message. DER.
+/// signing key; the certificate and its chain travel in the message. DER.
 pub fn sign(
     content: &[u8],
     key: &p256::ecdsa::SigningKey,
     cert_der: &[u8],
-    ca_der: &[u8],
+    chain: &[Vec<u8>],
 ) -> Result<Vec<u8>, SmimeError> {
     let cert = Certificate::from_der(cert_der).map_err(der_err)?;
-    let ca = Certificate::from_der(ca_der).map_err(der_err)?;
     let eci = EncapsulatedContentInfo {
         econtent_type: ID_DATA,
         econtent: Some(Any::new(der::Tag::OctetString, content).map_err(der_err)?),
@@ -91,8 +90,11 @@ pub fn sign(
     b.add_digest_algorithm(digest).map_err(der_err)?;
     b.add_certificate(CertificateChoices::Certificate(cert))
         .map_err(der_err)?;
-    b.add_certificate(CertificateChoices::Certificate(ca))
-        .map_err(der_err)?;
+    for c in chain {
+        let c = Certificate::from_der(c).map_err(der_err)?;
+        b.add_certificate(CertificateChoices::Certificate(c))
+            .map_err(der_err)?;
+    }
     b.add_signer_info::<_, p256::ecdsa::DerSignature>(signer)
         .map_err(der_err)?;
     let ci = b.build().map_err(der_err)?;

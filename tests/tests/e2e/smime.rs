@@ -338,6 +338,49 @@ fn shared_encryption_certificate_pkcs12_exports_and_rotation_on_revoke() {
         .arg(&ca)
         .arg(&new_path));
     assert!(out.contains(": OK"), "{out}");
+    // Mail to the old certificate still decrypts on the remaining device; new mail goes to the new key.
+    std::fs::write(dir.path("m"), "old mail\n").expect("m");
+    run(Command::new("openssl")
+        .args([
+            "cms",
+            "-encrypt",
+            "-aes-256-cbc",
+            "-binary",
+            "-outform",
+            "DER",
+            "-in",
+        ])
+        .arg(dir.path("m"))
+        .arg("-out")
+        .arg(dir.path("old.der"))
+        .arg(&enc));
+    assert_eq!(
+        a.ok(&[
+            "smime",
+            "decrypt",
+            "--input",
+            dir.path("old.der").to_str().expect("p")
+        ]),
+        "old mail\n"
+    );
+    let new_mail = a.ok(&[
+        "smime",
+        "encrypt",
+        "--input",
+        dir.path("m").to_str().expect("p"),
+        "--output",
+        dir.path("new.der").to_str().expect("p"),
+    ]);
+    let _ = new_mail;
+    assert_eq!(
+        a.ok(&[
+            "smime",
+            "decrypt",
+            "--input",
+            dir.path("new.der").to_str().expect("p")
+        ]),
+        "old mail\n"
+    );
     // The remaining device exports the new key.
     a.ok(&[
         "smime",
@@ -543,4 +586,101 @@ fn cms_sign_verify_encrypt_decrypt_with_openssl_and_nss() {
         .args(["-D", "-d", &sql, "-h", "2", "-n", "-i"])
         .arg(p("signed.der")));
     assert!(out.contains("signer0.status=GoodSignature"), "{out}");
+}
+
+#[test]
+fn an_organisations_ca_can_issue_the_signing_certificate() {
+    if !require_tool("openssl") {
+        return;
+    }
+    let dir = Scratch::new("csr");
+    let portal = PortalProc::start(&dir.path("portal"));
+    let a = Device::new(&dir.0, "a");
+    a.ok(&["device", "init", "--name", "laptop"]);
+    a.ok(&["account", "create", ADDR, "--portal", &portal.url]);
+    let p = |n: &str| dir.path(n);
+    let s = |x: &std::path::Path| x.to_str().expect("path").to_string();
+    std::fs::write(p("req.csr"), a.ok(&["smime", "csr"])).expect("csr");
+    let text = run(Command::new("openssl")
+        .args(["req", "-noout", "-verify", "-text", "-in"])
+        .arg(p("req.csr")));
+    assert!(
+        text.contains("alice@example.com (laptop)") && text.contains("email:alice@example.com"),
+        "{text}"
+    );
+    // An organisation's CA issues the certificate.
+    run(Command::new("openssl").args([
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/O=Example Corp/CN=Example Corp CA",
+        "-keyout",
+        &s(&p("org.key")),
+        "-out",
+        &s(&p("org.pem")),
+    ]));
+    run(Command::new("openssl").args([
+        "x509",
+        "-req",
+        "-in",
+        &s(&p("req.csr")),
+        "-CA",
+        &s(&p("org.pem")),
+        "-CAkey",
+        &s(&p("org.key")),
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-copy_extensions",
+        "copy",
+        "-out",
+        &s(&p("issued.pem")),
+    ]));
+    let bundle = format!(
+        "{}{}",
+        std::fs::read_to_string(p("issued.pem")).expect("issued"),
+        std::fs::read_to_string(p("org.pem")).expect("org")
+    );
+    std::fs::write(p("bundle.pem"), bundle).expect("bundle");
+    // A certificate for another key is refused.
+    let e = a.fails(&["smime", "import-cert", &s(&p("org.pem"))]);
+    assert!(e.contains("not for this device's signing key"), "{e}");
+    a.ok(&["smime", "import-cert", &s(&p("bundle.pem"))]);
+    assert!(a.ok(&["smime", "cert"]).contains(
+        &std::fs::read_to_string(p("issued.pem"))
+            .expect("issued")
+            .lines()
+            .nth(1)
+            .expect("line")
+            .to_string()
+    ));
+    // Messages it signs verify under the organisation's CA.
+    std::fs::write(p("msg"), "signed under Example Corp\n").expect("msg");
+    a.ok(&[
+        "smime",
+        "sign",
+        "--input",
+        &s(&p("msg")),
+        "--output",
+        &s(&p("signed.der")),
+    ]);
+    let out = run(Command::new("openssl")
+        .args([
+            "cms",
+            "-verify",
+            "-inform",
+            "DER",
+            "-CAfile",
+            &s(&p("org.pem")),
+            "-in",
+        ])
+        .arg(p("signed.der")));
+    assert!(out.contains("CMS Verification successful"), "{out}");
 }
