@@ -1,13 +1,32 @@
-//! `mesh-pgp`: the pgp plugin. It builds the account's OpenPGP certificate with per-device signing subkeys and provisions GnuPG.
+//! `mesh-pgp`: the OpenPGP plugin (first part of its issue): the account's
+//! certificate, built with Sequoia.
 //!
-//! Its protocol work is the subject of its own issue; here it registers
-//! with the plugin host so the layout and the dependency graph are in place.
+//! - Primary key: Ed25519, certification only, from 32 bytes the account
+//!   seed derives, with a fixed creation time, so that its fingerprint never
+//!   changes and escrow rebuilds it.
+//! - One signing subkey per device (Ed25519), issued by an administrator:
+//!   the binding carries the subkey's own back-signature (RFC 9580 §5.2.3.7,
+//!   primary key binding), which is why the administrator makes the subkey.
+//! - One encryption subkey (Cv25519) shared by the account's devices: mail
+//!   clients encrypt to a single subkey.
+//! - Revoked subkeys keep their binding and get a revocation signature.
+//!
+//! Provisioning into GnuPG, secret export, WKD and the agent's updates are
+//! the rest of the issue (docs/DESIGN.md).
 #![forbid(unsafe_code)]
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use mesh_core::objects::Role;
 use mesh_plugins::Plugin;
+use openpgp::packet::key::{Key4, PrimaryRole, SecretParts, SubordinateRole};
+use openpgp::packet::signature::SignatureBuilder;
+use openpgp::packet::{Key, UserID};
+use openpgp::types::{KeyFlags, ReasonForRevocation, SignatureType};
+use openpgp::{Cert, Packet};
+use sequoia_openpgp as openpgp;
 
-/// The pgp plugin.
+/// The OpenPGP plugin.
 #[derive(Debug, Default)]
 pub struct PgpPlugin;
 
@@ -18,5 +37,313 @@ impl Plugin for PgpPlugin {
 
     fn role(&self) -> Role {
         Role::Pgp
+    }
+}
+
+/// Errors building certificates.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PgpError {
+    /// Sequoia refused.
+    #[error("OpenPGP: {0}")]
+    Openpgp(String),
+}
+
+fn err(e: impl std::fmt::Display) -> PgpError {
+    PgpError::Openpgp(e.to_string())
+}
+
+/// The primary key's creation time: fixed, so that the fingerprint is a
+/// function of the seed alone.
+pub const PRIMARY_CREATED: u64 = 1_767_225_600; // 2026-01-01T00:00:00Z
+
+fn at(secs: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(secs)
+}
+
+fn secs(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The primary key from 32 bytes of seed material.
+pub fn primary_key(secret: &[u8; 32]) -> Result<Key<SecretParts, PrimaryRole>, PgpError> {
+    Ok(Key4::import_secret_ed25519(secret, at(PRIMARY_CREATED))
+        .map_err(err)?
+        .into())
+}
+
+/// A signing subkey from 32 bytes of key material, created at `created`.
+pub fn signing_subkey(
+    secret: &[u8; 32],
+    created: u64,
+) -> Result<Key<SecretParts, SubordinateRole>, PgpError> {
+    Ok(Key4::import_secret_ed25519(secret, at(created))
+        .map_err(err)?
+        .into())
+}
+
+/// An encryption subkey (Cv25519) from 32 bytes of key material.
+pub fn encryption_subkey(
+    secret: &[u8; 32],
+    created: u64,
+) -> Result<Key<SecretParts, SubordinateRole>, PgpError> {
+    Ok(Key4::import_secret_cv25519(secret, None, None, at(created))
+        .map_err(err)?
+        .into())
+}
+
+/// A subkey in the certificate.
+#[derive(Debug)]
+pub struct Subkey {
+    /// The key, with its secret (the administrator makes the back-signature
+    /// and the binding; the secret is not part of the certificate).
+    pub key: Key<SecretParts, SubordinateRole>,
+    /// Revoked at this time (seconds since the epoch), with this reason.
+    pub revoked: Option<(u64, Revocation)>,
+}
+
+/// Why a subkey was revoked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Revocation {
+    /// Its device was revoked: hard revocation.
+    Compromised,
+    /// A newer encryption subkey replaced it.
+    Superseded,
+}
+
+/// Build the account's certificate: the primary with the user ID, every
+/// device's signing subkey and every encryption subkey, with their
+/// revocations. Signatures are made at `now`.
+pub fn build(
+    primary: &Key<SecretParts, PrimaryRole>,
+    user_id: &str,
+    signing: &[Subkey],
+    encryption: &[Subkey],
+    now: u64,
+) -> Result<Cert, PgpError> {
+    let mut signer = primary.clone().into_keypair().map_err(err)?;
+    let t = at(now.max(PRIMARY_CREATED));
+    let mut packets: Vec<Packet> = Vec::new();
+    let direct = SignatureBuilder::new(SignatureType::DirectKey)
+        .set_signature_creation_time(t)
+        .map_err(err)?
+        .set_key_flags(KeyFlags::empty().set_certification())
+        .map_err(err)?
+        .sign_direct_key(&mut signer, primary.parts_as_public())
+        .map_err(err)?;
+    // `take_secret` strips the secret; `parts_into_public` would only retag it.
+    packets.push(primary.clone().take_secret().0.into());
+    packets.push(direct.into());
+    let uid = UserID::from(user_id);
+    let uid_sig = SignatureBuilder::new(SignatureType::PositiveCertification)
+        .set_signature_creation_time(t)
+        .map_err(err)?
+        .set_key_flags(KeyFlags::empty().set_certification())
+        .map_err(err)?
+        .set_primary_userid(true)
+        .map_err(err)?
+        .sign_userid_binding(&mut signer, primary.parts_as_public(), &uid)
+        .map_err(err)?;
+    packets.push(uid.into());
+    packets.push(uid_sig.into());
+    for (sub, flags, back_sig) in signing
+        .iter()
+        .map(|s| (s, KeyFlags::empty().set_signing(), true))
+        .chain(encryption.iter().map(|s| {
+            (
+                s,
+                KeyFlags::empty()
+                    .set_transport_encryption()
+                    .set_storage_encryption(),
+                false,
+            )
+        }))
+    {
+        let mut b = SignatureBuilder::new(SignatureType::SubkeyBinding)
+            .set_signature_creation_time(sub.key.creation_time())
+            .map_err(err)?
+            .set_key_flags(flags)
+            .map_err(err)?;
+        if back_sig {
+            let mut sub_signer = sub.key.clone().into_keypair().map_err(err)?;
+            let back = SignatureBuilder::new(SignatureType::PrimaryKeyBinding)
+                .set_signature_creation_time(sub.key.creation_time())
+                .map_err(err)?
+                .sign_primary_key_binding(
+                    &mut sub_signer,
+                    primary.parts_as_public(),
+                    sub.key.parts_as_public(),
+                )
+                .map_err(err)?;
+            b = b.set_embedded_signature(back).map_err(err)?;
+        }
+        let binding = b
+            .sign_subkey_binding(
+                &mut signer,
+                primary.parts_as_public(),
+                sub.key.parts_as_public(),
+            )
+            .map_err(err)?;
+        packets.push(sub.key.clone().take_secret().0.into());
+        packets.push(binding.into());
+        if let Some((when, why)) = sub.revoked {
+            let (code, text) = match why {
+                Revocation::Compromised => (ReasonForRevocation::KeyCompromised, "device revoked"),
+                Revocation::Superseded => (
+                    ReasonForRevocation::KeySuperseded,
+                    "replaced by a newer encryption subkey",
+                ),
+            };
+            let rev = SignatureBuilder::new(SignatureType::SubkeyRevocation)
+                .set_signature_creation_time(at(when.max(secs(sub.key.creation_time()))))
+                .map_err(err)?
+                .set_reason_for_revocation(code, text.as_bytes())
+                .map_err(err)?
+                .sign_subkey_binding(
+                    &mut signer,
+                    primary.parts_as_public(),
+                    sub.key.parts_as_public(),
+                )
+                .map_err(err)?;
+            packets.push(rev.into());
+        }
+    }
+    Cert::from_packets(packets.into_iter()).map_err(err)
+}
+
+/// ASCII-armored certificate.
+pub fn armor(cert: &Cert) -> Result<String, PgpError> {
+    use openpgp::serialize::SerializeInto;
+    String::from_utf8(cert.armored().to_vec().map_err(err)?).map_err(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openpgp::policy::StandardPolicy;
+
+    #[test]
+    fn certificate_structure_and_stable_fingerprint() {
+        let p = primary_key(&[1; 32]).expect("primary");
+        let d1 = signing_subkey(&[2; 32], PRIMARY_CREATED + 10).expect("d1");
+        let d2 = signing_subkey(&[3; 32], PRIMARY_CREATED + 20).expect("d2");
+        let e = encryption_subkey(&[4; 32], PRIMARY_CREATED + 10).expect("e");
+        let now = PRIMARY_CREATED + 100;
+        let cert = build(
+            &p,
+            "Alice <alice@example.com>",
+            &[
+                Subkey {
+                    key: d1,
+                    revoked: None,
+                },
+                Subkey {
+                    key: d2,
+                    revoked: Some((now, Revocation::Compromised)),
+                },
+            ],
+            &[Subkey {
+                key: e,
+                revoked: None,
+            }],
+            now,
+        )
+        .expect("cert");
+        let policy = StandardPolicy::new();
+        let vc = cert.with_policy(&policy, at(now + 1)).expect("valid");
+        assert_eq!(
+            vc.keys().subkeys().for_signing().revoked(false).count(),
+            1,
+            "one usable device subkey"
+        );
+        assert_eq!(
+            vc.keys().subkeys().for_signing().revoked(true).count(),
+            1,
+            "the revoked device's subkey"
+        );
+        assert_eq!(vc.keys().subkeys().for_transport_encryption().count(), 1);
+        assert!(vc.primary_key().for_certification());
+        assert!(!cert.is_tsk(), "no secrets in the certificate");
+        // The fingerprint depends on the seed only.
+        let again = build(
+            &primary_key(&[1; 32]).expect("p"),
+            "Alice <alice@example.com>",
+            &[],
+            &[],
+            now + 999,
+        )
+        .expect("cert");
+        assert_eq!(cert.fingerprint(), again.fingerprint());
+        let armored = armor(&cert).expect("armor");
+        assert!(armored.starts_with("-----BEGIN PGP PUBLIC KEY BLOCK-----"));
+
+        // GnuPG reads it as we mean it: one primary, a live and a revoked
+        // signing subkey, an encryption subkey.
+        let gpg_present = std::process::Command::new("gpg")
+            .arg("--version")
+            .output()
+            .is_ok();
+        if !gpg_present {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "gpg is required under CI=true"
+            );
+            return;
+        }
+        let home = std::env::temp_dir().join(format!("mesh-pgp-unit-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&home);
+        std::fs::create_dir_all(&home).expect("home");
+        std::fs::set_permissions(&home, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .expect("chmod");
+        let file = home.join("cert.asc");
+        std::fs::write(&file, &armored).expect("write");
+        let gpg = |args: &[&str]| {
+            std::process::Command::new("gpg")
+                .arg("--homedir")
+                .arg(&home)
+                .args([
+                    "--batch",
+                    "--no-tty",
+                    "--faked-system-time",
+                    &format!("{}!", now + 10),
+                ])
+                .args(args)
+                .output()
+                .expect("gpg")
+        };
+        let o = gpg(&["--import", file.to_str().expect("p")]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let o = gpg(&["--with-colons", "--list-keys"]);
+        let listing = String::from_utf8_lossy(&o.stdout).to_string();
+        let _ = gpg_agent_stop(&home);
+        let _ = std::fs::remove_dir_all(&home);
+        assert!(
+            listing.contains(&format!("fpr:::::::::{}:", cert.fingerprint().to_hex())),
+            "{listing}"
+        );
+        assert_eq!(
+            listing.lines().filter(|l| l.starts_with("sub:r:")).count(),
+            1,
+            "{listing}"
+        );
+        assert_eq!(
+            listing
+                .lines()
+                .filter(|l| l.starts_with("sub:u:") || l.starts_with("sub:-:"))
+                .count(),
+            2,
+            "{listing}"
+        );
+        assert!(listing.contains("Alice <alice@example.com>"), "{listing}");
+    }
+
+    fn gpg_agent_stop(home: &std::path::Path) -> std::io::Result<std::process::Output> {
+        std::process::Command::new("gpgconf")
+            .arg("--homedir")
+            .arg(home)
+            .args(["--kill", "all"])
+            .output()
     }
 }
