@@ -449,6 +449,7 @@ pub fn create(
     // The first device's SSH and S/MIME certificates.
     crate::ssh::maintain(store)?;
     crate::smime::maintain(store)?;
+    crate::pgp::maintain(store)?;
     account(store)
 }
 
@@ -879,7 +880,9 @@ pub fn sync(store: &mut Store) -> Result<SyncReport> {
         if !report.auto_accepted.is_empty() {
             pull(store, &mut SyncReport::default())?;
         }
-        report.certificates = crate::ssh::maintain(store)? + crate::smime::maintain(store)?;
+        report.certificates = crate::ssh::maintain(store)?
+            + crate::smime::maintain(store)?
+            + crate::pgp::maintain(store)?;
         // Report only the requests that still wait for an answer.
         let a = account(store)?;
         report.new_requests.retain(|w| {
@@ -1177,6 +1180,7 @@ pub fn accept(store: &mut Store, which: &str, roles: &[Role]) -> Result<String> 
     // Its certificates, so that it has them when it completes.
     crate::ssh::maintain(store)?;
     crate::smime::maintain(store)?;
+    crate::pgp::maintain(store)?;
     Ok(name)
 }
 
@@ -1385,8 +1389,9 @@ pub fn revoke(store: &mut Store, which: &str) -> Result<String> {
             target.name,
         ))
     })?;
-    // The CRL and the shared S/MIME encryption key follow at once.
+    // The CRL, the shared encryption keys and the certificate follow at once.
     crate::smime::maintain(store)?;
+    crate::pgp::maintain(store)?;
     Ok(name)
 }
 

@@ -10,6 +10,7 @@ pub mod account;
 pub mod client;
 pub mod daemon;
 pub mod device;
+pub mod pgp;
 pub mod quickstart;
 pub mod smime;
 pub mod ssh;

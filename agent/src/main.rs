@@ -88,6 +88,9 @@ enum Command {
     /// S/MIME: the account's CA and this device's signing certificate.
     #[command(subcommand)]
     Smime(SmimeCmd),
+    /// OpenPGP: the account's certificate, this device's secrets, GnuPG.
+    #[command(subcommand)]
+    Pgp(PgpCmd),
     /// Print a shell completion script.
     Completions {
         /// The shell.
@@ -289,6 +292,24 @@ enum AgentCmd {
     Status,
     /// Print `SSH_AUTH_SOCK=…; export SSH_AUTH_SOCK;` for `eval`.
     Env,
+}
+
+#[derive(Debug, Subcommand)]
+enum PgpCmd {
+    /// Print the account's certificate (armored).
+    Cert,
+    /// Write the certificate with this device's signing subkey and the encryption subkeys (no primary secret).
+    ExportSecret {
+        /// The file (replaced atomically; 0600).
+        #[arg(long)]
+        output: PathBuf,
+    },
+    /// Import the certificate and this device's secrets into GnuPG and trust the account's key.
+    Install {
+        /// The GnuPG home (default: GnuPG's own).
+        #[arg(long)]
+        gnupghome: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -551,6 +572,27 @@ fn run(cli: Cli) -> Result<()> {
         Command::Account(a) => account_cmd(&home, a, j),
         Command::Agent(a) => agent_cmd(&home, a, j),
         Command::Ssh(s) => ssh_cmd(&home, s, j),
+        Command::Pgp(c) => {
+            let store = Store::open(&home, false)?;
+            match c {
+                PgpCmd::Cert => {
+                    let a = mesh_agent::pgp::cert(&store)?;
+                    emit(j, json!({"certificate": a}), a.trim_end());
+                }
+                PgpCmd::ExportSecret { output } => {
+                    let a = zeroize::Zeroizing::new(mesh_agent::pgp::export_secret(&store)?);
+                    store::write_atomic(&output, a.as_bytes())?;
+                    eprintln!("mesh: wrote {}", output.display());
+                    emit(j, json!({"output": output}), "");
+                }
+                PgpCmd::Install { gnupghome } => {
+                    let fpr = mesh_agent::pgp::install(&store, gnupghome.as_deref())?;
+                    eprintln!("mesh: imported the account's certificate {fpr} and this device's secrets into GnuPG");
+                    emit(j, json!({"fingerprint": fpr}), &fpr);
+                }
+            }
+            Ok(())
+        }
         Command::Smime(SmimeCmd::Sign { input, output }) => {
             let store = Store::open(&home, false)?;
             let data = read_opt(input.as_deref())?;
