@@ -387,7 +387,15 @@ pub fn create(
     let client = Client::new(portal)?;
     ensure_device(store, None)?;
     let admin = AccountKeys::generate();
-    let profile_env = admin.profile(address, client.url(), name);
+    let profile_env = admin.profile_with(
+        address,
+        client.url(),
+        name,
+        Some(
+            crate::pgp::fingerprint(admin.seed())
+                .map_err(|e| AccountError::Usage(e.to_string()))?,
+        ),
+    );
     let profile = ProfileAccount::verify(&profile_env, &admin.profile_udf())?;
     // Keep the seed before the portal knows the account: a crash after bind
     // must not lose the only copy of the account's keys.

@@ -309,6 +309,15 @@ enum PgpCmd {
         /// The GnuPG home (default: GnuPG's own).
         #[arg(long)]
         gnupghome: Option<PathBuf>,
+        /// Import this export (from `export-secret`) instead; it must be this account's.
+        #[arg(long)]
+        from: Option<PathBuf>,
+    },
+    /// Write a Web Key Directory tree for the account's domain (direct method).
+    Wkd {
+        /// The web root to write `.well-known/openpgpkey/` under.
+        #[arg(long)]
+        output: PathBuf,
     },
 }
 
@@ -585,8 +594,24 @@ fn run(cli: Cli) -> Result<()> {
                     eprintln!("mesh: wrote {}", output.display());
                     emit(j, json!({"output": output}), "");
                 }
-                PgpCmd::Install { gnupghome } => {
-                    let fpr = mesh_agent::pgp::install(&store, gnupghome.as_deref())?;
+                PgpCmd::Wkd { output } => {
+                    let path = mesh_agent::pgp::wkd(&store, &output)?;
+                    eprintln!("mesh: wrote {}", path.display());
+                    emit(j, json!({"path": path}), &path.display().to_string());
+                }
+                PgpCmd::Install { gnupghome, from } => {
+                    let data = match &from {
+                        Some(f) => Some(zeroize::Zeroizing::new(
+                            std::fs::read(f)
+                                .with_context(|| format!("cannot read {}", f.display()))?,
+                        )),
+                        None => None,
+                    };
+                    let fpr = mesh_agent::pgp::install(
+                        &store,
+                        gnupghome.as_deref(),
+                        data.as_ref().map(|d| d.as_slice()),
+                    )?;
                     eprintln!("mesh: imported the account's certificate {fpr} and this device's secrets into GnuPG");
                     emit(j, json!({"fingerprint": fpr}), &fpr);
                 }

@@ -68,6 +68,46 @@ fn primary_secret(seed: &Seed) -> Zeroizing<[u8; 32]> {
     )
 }
 
+/// The fingerprint of the account's OpenPGP primary key (in the profile).
+pub fn fingerprint(seed: &Seed) -> std::result::Result<String, mesh_pgp::PgpError> {
+    Ok(mesh_pgp::primary_key(&primary_secret(seed))?
+        .fingerprint()
+        .to_hex())
+}
+
+/// Parse and check a certificate: it must be the account's (the primary
+/// key the signed profile names), every signature must hold under
+/// Sequoia's standard policy, and it must carry the account's address.
+pub fn check_cert(a: &AccountState, data: &[u8]) -> Result<sequoia_openpgp::Cert> {
+    use sequoia_openpgp::parse::Parse;
+    let profile = a.profile()?;
+    let want = profile.openpgp_fingerprint.ok_or_else(|| {
+        AccountError::NotFound("this account's profile names no OpenPGP key".into())
+    })?;
+    let c = sequoia_openpgp::Cert::from_bytes(data)
+        .map_err(|e| AccountError::Untrusted(format!("OpenPGP certificate: {e}")))?;
+    if c.fingerprint().to_hex() != want {
+        return Err(AccountError::Untrusted(format!(
+            "OpenPGP certificate {} is not this account's ({want})",
+            c.fingerprint().to_hex()
+        )));
+    }
+    let policy = sequoia_openpgp::policy::StandardPolicy::new();
+    let vc = c
+        .with_policy(&policy, None)
+        .map_err(|e| AccountError::Untrusted(format!("OpenPGP certificate {want}: {e}")))?;
+    if !vc
+        .userids()
+        .any(|u| String::from_utf8_lossy(u.userid().value()).contains(&a.address))
+    {
+        return Err(AccountError::Untrusted(format!(
+            "OpenPGP certificate {want} lacks {}",
+            a.address
+        )));
+    }
+    Ok(c)
+}
+
 fn signing_secret(seed: &Seed, device: &str) -> Zeroizing<[u8; 32]> {
     seed.derive(
         KeyAlg::Ed25519,
@@ -245,14 +285,12 @@ pub fn cert(store: &Store) -> Result<String> {
 /// subkey and the encryption subkeys it holds, the primary as a stub
 /// (GnuPG shows `sec#`). Armored.
 pub fn export_secret(store: &Store) -> Result<String> {
-    use sequoia_openpgp::parse::Parse;
     use sequoia_openpgp::serialize::SerializeInto;
     let a = account::account(store)?;
     let me = account::device_udf(store)?;
     let keys = account::device_keys(store)?;
     let armored = cert(store)?;
-    let c = sequoia_openpgp::Cert::from_bytes(armored.as_bytes())
-        .map_err(|e| AccountError::Untrusted(e.to_string()))?;
+    let c = check_cert(&a, armored.as_bytes())?;
     let mut secrets: Vec<sequoia_openpgp::Packet> = Vec::new();
     let open = |sub: &PgpSubkey| -> Option<Zeroizing<[u8; 32]>> {
         let plain = sub.key.decrypt(CT_PGP_KEY, &keys.encrypt).ok()?;
@@ -298,16 +336,24 @@ pub fn export_secret(store: &Store) -> Result<String> {
 
 /// `mesh pgp install`: import the certificate and this device's secrets
 /// into GnuPG (batch, no prompts) and trust the account's own key.
-pub fn install(store: &Store, gnupghome: Option<&std::path::Path>) -> Result<String> {
+pub fn install(
+    store: &Store,
+    gnupghome: Option<&std::path::Path>,
+    from: Option<&[u8]>,
+) -> Result<String> {
     use std::io::Write;
-    let tsk = Zeroizing::new(export_secret(store)?);
-    let fpr = {
-        use sequoia_openpgp::parse::Parse;
-        sequoia_openpgp::Cert::from_bytes(cert(store)?.as_bytes())
-            .map_err(|e| AccountError::Untrusted(e.to_string()))?
-            .fingerprint()
-            .to_hex()
-    };
+    let a = account::account(store)?;
+    let tsk = Zeroizing::new(match from {
+        // An export made elsewhere: it must be this account's, untampered.
+        Some(data) => {
+            check_cert(&a, data)?;
+            String::from_utf8_lossy(data).to_string()
+        }
+        None => export_secret(store)?,
+    });
+    let fpr = check_cert(&a, cert(store)?.as_bytes())?
+        .fingerprint()
+        .to_hex();
     let gpg = |args: &[&str], input: &[u8]| -> Result<String> {
         let mut c = std::process::Command::new("gpg");
         if let Some(h) = gnupghome {
@@ -345,4 +391,61 @@ pub fn install(store: &Store, gnupghome: Option<&std::path::Path>) -> Result<Str
     gpg(&["--import"], tsk.as_bytes())?;
     gpg(&["--import-ownertrust"], format!("{fpr}:6:\n").as_bytes())?;
     Ok(fpr)
+}
+
+/// z-base-32 (the WKD encoding of the local part's SHA-1), hand-written: 12 lines.
+fn zbase32(data: &[u8]) -> String {
+    const ALPHABET: &[u8; 32] = b"ybndrfg8ejkmcpqxot1uwisza345h769";
+    let mut out = String::new();
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for b in data {
+        acc = (acc << 8) | u32::from(*b);
+        bits += 8;
+        while bits >= 5 {
+            bits -= 5;
+            out.push(char::from(
+                ALPHABET[usize::try_from((acc >> bits) & 31).unwrap_or(0)],
+            ));
+        }
+    }
+    if bits > 0 {
+        out.push(char::from(
+            ALPHABET[usize::try_from((acc << (5 - bits)) & 31).unwrap_or(0)],
+        ));
+    }
+    out
+}
+
+/// `mesh pgp wkd`: `.well-known/openpgpkey/hu/<zbase32(SHA-1(local part))>`
+/// holding the binary certificate, and an empty `policy` file
+/// (draft-koch-openpgp-webkey-service, direct method).
+pub fn wkd(store: &Store, root: &std::path::Path) -> Result<std::path::PathBuf> {
+    use sequoia_openpgp::serialize::SerializeInto;
+    use sha1::Digest;
+    let a = account::account(store)?;
+    let c = check_cert(&a, cert(store)?.as_bytes())?;
+    let local = a.address.split('@').next().unwrap_or("").to_lowercase();
+    let hu = root.join(".well-known/openpgpkey/hu");
+    std::fs::create_dir_all(&hu)
+        .map_err(|e| AccountError::Usage(format!("{}: {e}", hu.display())))?;
+    crate::store::write_atomic(&root.join(".well-known/openpgpkey/policy"), b"")?;
+    let path = hu.join(zbase32(&sha1::Sha1::digest(local.as_bytes())));
+    crate::store::write_atomic(
+        &path,
+        &c.to_vec().map_err(|e| AccountError::Usage(e.to_string()))?,
+    )?;
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn zbase32_matches_the_wkd_draft_example() {
+        // draft-koch-openpgp-webkey-service §3.1: "Joe.Doe" -> iy9q119eutrkn8s1mk4r39qejnbu3n5q
+        use sha1::Digest;
+        assert_eq!(
+            super::zbase32(&sha1::Sha1::digest(b"joe.doe")),
+            "iy9q119eutrkn8s1mk4r39qejnbu3n5q"
+        );
+    }
 }

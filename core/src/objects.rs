@@ -125,6 +125,14 @@ pub struct ProfileAccount {
     /// The account's SSH user CA (our extension).
     #[serde(rename = "SshCertificationAuthority")]
     pub ssh_ca: KeyData,
+    /// Fingerprint of the account's OpenPGP primary key (our extension):
+    /// what devices check the OpenPGP certificate against.
+    #[serde(
+        rename = "OpenpgpFingerprint",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub openpgp_fingerprint: Option<String>,
 }
 
 impl ProfileAccount {
@@ -247,6 +255,17 @@ impl AccountKeys {
 
     /// Build and sign the account profile.
     pub fn profile(&self, address: &str, service: &str, description: Option<String>) -> Signed {
+        self.profile_with(address, service, description, None)
+    }
+
+    /// Build and sign the account profile, naming the OpenPGP primary key.
+    pub fn profile_with(
+        &self,
+        address: &str,
+        service: &str,
+        description: Option<String>,
+        openpgp_fingerprint: Option<String>,
+    ) -> Signed {
         let root = KeyData::new(self.profile.public_key());
         let p = ProfileAccount {
             account_address: address.to_string(),
@@ -261,6 +280,7 @@ impl AccountKeys {
             common_signature: KeyData::new(self.sign.public_key()),
             escrow_encryption: KeyData::new(self.escrow.public_key()),
             ssh_ca: KeyData::new(self.ssh_ca.public_key()),
+            openpgp_fingerprint,
         };
         Signed::sign_object(ct::PROFILE_ACCOUNT, &p, &self.profile)
     }

@@ -245,5 +245,75 @@ fn gnupg_devices_sign_decrypt_and_see_revocation() {
     // Old mail still decrypts on the remaining device.
     let o = gpg(&ga, &["--decrypt", enc.to_str().expect("p")], None);
     assert!(o.status.success());
+    // WKD: the certificate where senders look for it.
+    let web = dir.path("web");
+    let path = a.ok(&["pgp", "wkd", "--output", web.to_str().expect("p")]);
+    assert!(
+        path.trim()
+            .ends_with(".well-known/openpgpkey/hu/kei1q4tipxxu1yj79k9kfukdhfy631xe"),
+        "{path}"
+    );
+    assert!(web.join(".well-known/openpgpkey/policy").is_file());
+    let o = Command::new("sq")
+        .arg("inspect")
+        .arg(path.trim())
+        .output()
+        .expect("sq");
+    assert!(String::from_utf8_lossy(&o.stdout).contains(&fpr));
+
+    // A secret export of another account, or a tampered certificate, is refused.
+    let other = Device::new(&dir.0, "other");
+    other.ok(&[
+        "account",
+        "create",
+        "bob@example.com",
+        "--portal",
+        &portal.url,
+    ]);
+    let bob = dir.path("bob.asc");
+    other.ok(&["pgp", "export-secret", "--output", bob.to_str().expect("p")]);
+    let e = a.fails(&[
+        "pgp",
+        "install",
+        "--gnupghome",
+        ga.to_str().expect("p"),
+        "--from",
+        bob.to_str().expect("p"),
+    ]);
+    assert!(e.contains("is not this account's"), "{e}");
+    let mine = dir.path("mine.asc");
+    a.ok(&[
+        "pgp",
+        "export-secret",
+        "--output",
+        mine.to_str().expect("p"),
+    ]);
+    let text = std::fs::read_to_string(&mine).expect("mine");
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    let flip = lines
+        .iter()
+        .position(|l| l.len() > 60)
+        .expect("a base64 line");
+    let c = lines[flip].remove(10);
+    lines[flip].insert(10, if c == 'A' { 'B' } else { 'A' });
+    std::fs::write(dir.path("tampered.asc"), lines.join("\n") + "\n").expect("tampered");
+    let e = a.fails(&[
+        "pgp",
+        "install",
+        "--gnupghome",
+        ga.to_str().expect("p"),
+        "--from",
+        dir.path("tampered.asc").to_str().expect("p"),
+    ]);
+    assert!(e.contains("OpenPGP certificate"), "{e}");
+    // The untampered export installs.
+    a.ok(&[
+        "pgp",
+        "install",
+        "--gnupghome",
+        ga.to_str().expect("p"),
+        "--from",
+        mine.to_str().expect("p"),
+    ]);
     stop_agents(&[&ga, &gb, &gc]);
 }
