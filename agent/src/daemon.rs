@@ -242,6 +242,10 @@ fn full_sync(home: &Path) -> FullOutcome {
         return (r, Some(Vec::new()), st);
     }
     let ids = crate::ssh::identities(&store).ok();
+    // GnuPG follows the certificate (a device joined, a key rotated, one was revoked).
+    if let Err(e) = crate::pgp::refresh(&store) {
+        st.last_error = Some(format!("updating GnuPG: {e}"));
+    }
     (r, ids, st)
 }
 

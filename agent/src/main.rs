@@ -296,13 +296,20 @@ enum AgentCmd {
 
 #[derive(Debug, Subcommand)]
 enum PgpCmd {
-    /// Print the account's certificate (armored).
-    Cert,
+    /// Print the account's certificate, with every binding and revocation.
+    Cert {
+        /// ASCII armor instead of binary.
+        #[arg(long)]
+        armor: bool,
+    },
     /// Write the certificate with this device's signing subkey and the encryption subkeys (no primary secret).
     ExportSecret {
         /// The file (replaced atomically; 0600).
         #[arg(long)]
         output: PathBuf,
+        /// ASCII armor instead of binary.
+        #[arg(long)]
+        armor: bool,
     },
     /// Import the certificate and this device's secrets into GnuPG and trust the account's key.
     Install {
@@ -584,13 +591,16 @@ fn run(cli: Cli) -> Result<()> {
         Command::Pgp(c) => {
             let store = Store::open(&home, false)?;
             match c {
-                PgpCmd::Cert => {
-                    let a = mesh_agent::pgp::cert(&store)?;
-                    emit(j, json!({"certificate": a}), a.trim_end());
+                PgpCmd::Cert { armor } => {
+                    if j {
+                        out!("{}", json!({"certificate": mesh_agent::pgp::cert(&store)?}));
+                    } else {
+                        write_opt(None, &mesh_agent::pgp::cert_bytes(&store, armor)?)?;
+                    }
                 }
-                PgpCmd::ExportSecret { output } => {
-                    let a = zeroize::Zeroizing::new(mesh_agent::pgp::export_secret(&store)?);
-                    store::write_atomic(&output, a.as_bytes())?;
+                PgpCmd::ExportSecret { output, armor } => {
+                    let a = mesh_agent::pgp::export_secret_bytes(&store, armor)?;
+                    store::write_atomic(&output, &a)?;
                     eprintln!("mesh: wrote {}", output.display());
                     emit(j, json!({"output": output}), "");
                 }

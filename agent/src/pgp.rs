@@ -285,6 +285,12 @@ pub fn cert(store: &Store) -> Result<String> {
 /// subkey and the encryption subkeys it holds, the primary as a stub
 /// (GnuPG shows `sec#`). Armored.
 pub fn export_secret(store: &Store) -> Result<String> {
+    String::from_utf8(export_secret_bytes(store, true)?.to_vec())
+        .map_err(|e| AccountError::Usage(e.to_string()))
+}
+
+/// The same, binary or armored.
+pub fn export_secret_bytes(store: &Store, armor: bool) -> Result<Zeroizing<Vec<u8>>> {
     use sequoia_openpgp::serialize::SerializeInto;
     let a = account::account(store)?;
     let me = account::device_udf(store)?;
@@ -325,13 +331,27 @@ pub fn export_secret(store: &Store) -> Result<String> {
         .insert_packets(secrets)
         .map_err(|e| AccountError::Usage(e.to_string()))?
         .0;
-    let out = tsk
-        .as_tsk()
-        .emit_secret_key_stubs(true)
-        .armored()
+    let t = tsk.as_tsk().emit_secret_key_stubs(true);
+    let out = if armor {
+        t.armored().to_vec()
+    } else {
+        t.to_vec()
+    };
+    out.map(Zeroizing::new)
+        .map_err(|e| AccountError::Usage(e.to_string()))
+}
+
+/// `mesh pgp cert`: binary, or armored.
+pub fn cert_bytes(store: &Store, armored: bool) -> Result<Vec<u8>> {
+    use sequoia_openpgp::serialize::SerializeInto;
+    let a = account::account(store)?;
+    let text = cert(store)?;
+    if armored {
+        return Ok(text.into_bytes());
+    }
+    check_cert(&a, text.as_bytes())?
         .to_vec()
-        .map_err(|e| AccountError::Usage(e.to_string()))?;
-    String::from_utf8(out).map_err(|e| AccountError::Usage(e.to_string()))
+        .map_err(|e| AccountError::Usage(e.to_string()))
 }
 
 /// `mesh pgp install`: import the certificate and this device's secrets
@@ -390,7 +410,45 @@ pub fn install(
     };
     gpg(&["--import"], tsk.as_bytes())?;
     gpg(&["--import-ownertrust"], format!("{fpr}:6:\n").as_bytes())?;
+    // Remember where, so that the agent keeps this GnuPG home current.
+    let marker = InstallMarker {
+        gnupghome: gnupghome.map(|p| p.to_path_buf()),
+        certificate: cert(store)?,
+    };
+    crate::store::write_atomic(
+        &store.home().join(INSTALLED),
+        &serde_json::to_vec(&marker).unwrap_or_default(),
+    )?;
     Ok(fpr)
+}
+
+const INSTALLED: &str = "pgp-installed.json";
+
+/// Where `mesh pgp install` put the keys, and which certificate.
+#[derive(Debug, Serialize, Deserialize)]
+struct InstallMarker {
+    gnupghome: Option<std::path::PathBuf>,
+    certificate: String,
+}
+
+/// For the agent: after a sync, re-run `install` into the GnuPG home the
+/// user installed into, if the account's certificate changed since.
+pub fn refresh(store: &Store) -> Result<bool> {
+    let Ok(raw) = std::fs::read(store.home().join(INSTALLED)) else {
+        return Ok(false);
+    };
+    let Ok(marker) = serde_json::from_slice::<InstallMarker>(&raw) else {
+        return Ok(false);
+    };
+    let current = match cert(store) {
+        Ok(c) => c,
+        Err(_) => return Ok(false),
+    };
+    if current == marker.certificate {
+        return Ok(false);
+    }
+    install(store, marker.gnupghome.as_deref(), None)?;
+    Ok(true)
 }
 
 /// z-base-32 (the WKD encoding of the local part's SHA-1), hand-written: 12 lines.

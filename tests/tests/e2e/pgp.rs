@@ -123,7 +123,7 @@ fn gnupg_devices_sign_decrypt_and_see_revocation() {
     }
     // sq shows the structure.
     let cert = dir.path("cert.asc");
-    std::fs::write(&cert, a.ok(&["pgp", "cert"])).expect("cert");
+    std::fs::write(&cert, a.ok(&["pgp", "cert", "--armor"])).expect("cert");
     let o = Command::new("sq")
         .arg("inspect")
         .arg(&cert)
@@ -203,7 +203,7 @@ fn gnupg_devices_sign_decrypt_and_see_revocation() {
 
     // Revoke the phone: its subkey is revoked, a new encryption subkey takes over.
     a.ok(&["device", "revoke", "phone"]);
-    std::fs::write(&cert, a.ok(&["pgp", "cert"])).expect("cert");
+    std::fs::write(&cert, a.ok(&["pgp", "cert", "--armor"])).expect("cert");
     assert!(gpg(&gc, &["--import", cert.to_str().expect("p")], None)
         .status
         .success());
@@ -271,7 +271,13 @@ fn gnupg_devices_sign_decrypt_and_see_revocation() {
         &portal.url,
     ]);
     let bob = dir.path("bob.asc");
-    other.ok(&["pgp", "export-secret", "--output", bob.to_str().expect("p")]);
+    other.ok(&[
+        "pgp",
+        "export-secret",
+        "--armor",
+        "--output",
+        bob.to_str().expect("p"),
+    ]);
     let e = a.fails(&[
         "pgp",
         "install",
@@ -285,6 +291,7 @@ fn gnupg_devices_sign_decrypt_and_see_revocation() {
     a.ok(&[
         "pgp",
         "export-secret",
+        "--armor",
         "--output",
         mine.to_str().expect("p"),
     ]);
@@ -315,5 +322,35 @@ fn gnupg_devices_sign_decrypt_and_see_revocation() {
         "--from",
         mine.to_str().expect("p"),
     ]);
+
+    // The agent keeps GnuPG current: a device joins, and the laptop's home
+    // gets its subkey without anyone running install.
+    a.ok(&["pgp", "install", "--gnupghome", ga.to_str().expect("p")]);
+    a.ok(&["agent", "start", "--interval", "1s"]);
+    let signing_subkeys = || {
+        colons(&ga, true)
+            .lines()
+            .filter(|l| l.starts_with("ssb:") && l.contains(":s:::"))
+            .count()
+    };
+    let before = signing_subkeys();
+    let c = Device::new(&dir.0, "c");
+    let w = c.ok(&[
+        "device",
+        "request",
+        ADDR,
+        "--portal",
+        &portal.url,
+        "--name",
+        "tablet",
+    ]);
+    a.ok(&["device", "accept", w.trim()]);
+    let updated = mesh_tests::eventually(20, || signing_subkeys() == before + 1);
+    let _ = a.run(&["agent", "stop"]);
+    assert!(
+        updated,
+        "the agent did not update GnuPG: {}",
+        colons(&ga, true)
+    );
     stop_agents(&[&ga, &gb, &gc]);
 }
