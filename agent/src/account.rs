@@ -1694,3 +1694,45 @@ impl QuickView {
         }))
     }
 }
+
+/// The data of an application entry, parsed (the entry itself was verified at sync).
+pub(crate) fn app_entry<T: serde::de::DeserializeOwned>(
+    a: &AccountState,
+    uid: &str,
+) -> Result<Option<T>> {
+    let Some(env) = a.applications.get(uid) else {
+        return Ok(None);
+    };
+    let e: objects::CatalogedApplication = env.unverified_object("application entry")?;
+    serde_json::from_value(e.data)
+        .map(Some)
+        .map_err(|x| AccountError::Untrusted(format!("application entry {uid}: {x}")))
+}
+
+/// An application entry signed by the administrators.
+pub(crate) fn app_envelope<T: Serialize>(uid: String, data: &T, admin: &AccountKeys) -> Signed {
+    let e = objects::CatalogedApplication {
+        uid,
+        data: serde_json::to_value(data).unwrap_or_default(),
+    };
+    Signed::sign_object(oct::CATALOGED_APPLICATION, &e, &admin.admin_sign)
+}
+
+/// Append `envelopes` to the Application store at the index this state knows.
+pub(crate) fn application_update(
+    a: &AccountState,
+    envelopes: Vec<Signed>,
+) -> (Vec<StoreUpdate>, usize) {
+    let n = envelopes.len();
+    if n == 0 {
+        return (Vec::new(), 0);
+    }
+    (
+        vec![StoreUpdate {
+            store: st::APPLICATION.into(),
+            expected: a.index(st::APPLICATION),
+            envelopes,
+        }],
+        n,
+    )
+}

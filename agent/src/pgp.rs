@@ -3,17 +3,15 @@
 //! provision GnuPG (docs/DESIGN.md, PROTOCOL.md §13).
 
 use mesh_core::derive::{key_name, KeyAlg, Seed};
-use mesh_core::envelope::{Encrypted, Signed};
+use mesh_core::envelope::Encrypted;
 use mesh_core::keys::PublicKey;
-use mesh_core::objects::{
-    ct as oct, AccountKeys, CatalogedApplication, CatalogedDevice, ConnectionDevice, Role,
-};
-use mesh_core::portal::{store as st, DeviceState, StoreUpdate};
+use mesh_core::objects::{CatalogedDevice, ConnectionDevice, Role};
+use mesh_core::portal::DeviceState;
 use mesh_pgp::{Revocation, Subkey};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::account::{self, AccountError, AccountState};
+use crate::account::{self, app_entry as app, app_envelope as entry, AccountError, AccountState};
 use crate::client::now;
 use crate::store::Store;
 
@@ -41,24 +39,6 @@ pub struct PgpSubkey {
     /// The 32-byte secret, encrypted.
     #[serde(rename = "EnvelopedKey")]
     pub key: Encrypted,
-}
-
-fn app<T: serde::de::DeserializeOwned>(a: &AccountState, uid: &str) -> Result<Option<T>> {
-    let Some(env) = a.applications.get(uid) else {
-        return Ok(None);
-    };
-    let e: CatalogedApplication = env.unverified_object("application entry")?;
-    serde_json::from_value(e.data)
-        .map(Some)
-        .map_err(|x| AccountError::Untrusted(format!("application entry {uid}: {x}")))
-}
-
-fn entry<T: Serialize>(uid: String, data: &T, admin: &AccountKeys) -> Signed {
-    let e = CatalogedApplication {
-        uid,
-        data: serde_json::to_value(data).unwrap_or_default(),
-    };
-    Signed::sign_object(oct::CATALOGED_APPLICATION, &e, &admin.admin_sign)
 }
 
 fn primary_secret(seed: &Seed) -> Zeroizing<[u8; 32]> {
@@ -254,18 +234,7 @@ pub fn maintain(store: &mut Store) -> Result<usize> {
                 admin,
             ));
         }
-        let n = envelopes.len();
-        if n == 0 {
-            return Ok((Vec::new(), 0));
-        }
-        Ok((
-            vec![StoreUpdate {
-                store: st::APPLICATION.into(),
-                expected: a.indices.get(st::APPLICATION).copied().unwrap_or(0),
-                envelopes,
-            }],
-            n,
-        ))
+        Ok(account::application_update(a, envelopes))
     })
 }
 

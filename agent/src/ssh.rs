@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use ssh_key::public::KeyData;
 use ssh_key::{Certificate, HashAlg};
 
-use crate::account::{self, AccountError, AccountState};
+use crate::account::{self, app_entry as app, AccountError, AccountState};
 use crate::client::{now, Client, ClientError};
 use crate::store::Store;
 
@@ -56,16 +56,6 @@ pub struct SshCertEntry {
 
 fn cert_uid(device: &str) -> String {
     format!("ssh-cert:{device}")
-}
-
-fn app<T: serde::de::DeserializeOwned>(a: &AccountState, uid: &str) -> Result<Option<T>> {
-    let Some(env) = a.applications.get(uid) else {
-        return Ok(None);
-    };
-    let e: CatalogedApplication = env.unverified_object("application entry")?;
-    serde_json::from_value(e.data)
-        .map(Some)
-        .map_err(|x| AccountError::Untrusted(format!("application entry {uid}: {x}")))
 }
 
 /// The SSH policy in force.
@@ -194,18 +184,7 @@ pub fn maintain(store: &mut Store) -> Result<usize> {
                 &admin.admin_sign,
             ));
         }
-        let n = envelopes.len();
-        if n == 0 {
-            return Ok((Vec::new(), 0));
-        }
-        Ok((
-            vec![StoreUpdate {
-                store: st::APPLICATION.into(),
-                expected: a.indices.get(st::APPLICATION).copied().unwrap_or(0),
-                envelopes,
-            }],
-            n,
-        ))
+        Ok(account::application_update(a, envelopes))
     })
 }
 

@@ -206,26 +206,13 @@ pub fn signing_certificate(
     device: &P256Public,
     c: &SigningCert<'_>,
 ) -> Result<String, SmimeError> {
-    let mut p = CertificateParams::default();
-    let mut dn = DistinguishedName::new();
-    dn.push(
-        DnType::CommonName,
+    let p = email_params(
+        c,
         format!("{} ({})", c.address, c.device_name),
-    );
-    p.distinguished_name = dn;
-    p.subject_alt_names = vec![SanType::Rfc822Name(c.address.try_into()?)];
-    p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::EmailProtection];
-    p.is_ca = IsCa::ExplicitNoCa;
-    p.use_authority_key_identifier_extension = true;
-    p.key_identifier_method = KeyIdMethod::Sha256;
-    p.serial_number = Some(SerialNumber::from_slice(&c.serial.to_be_bytes()));
-    p.not_before = time::OffsetDateTime::from_unix_timestamp(c.not_before)
-        .map_err(|_| SmimeError::Time(c.not_before))?;
-    p.not_after = time::OffsetDateTime::from_unix_timestamp(c.not_after)
-        .map_err(|_| SmimeError::Time(c.not_after))?;
-    let issuer = Issuer::new(ca_params(c.address), ca);
-    Ok(p.signed_by(device, &issuer)?.pem())
+        KeyUsagePurpose::DigitalSignature,
+    )?;
+    Ok(p.signed_by(device, &Issuer::new(ca_params(c.address), ca))?
+        .pem())
 }
 
 /// The account's shared encryption certificate (PEM): RSA key transport,
@@ -235,12 +222,28 @@ pub fn encryption_certificate(
     key: &RsaPublic,
     c: &SigningCert<'_>,
 ) -> Result<String, SmimeError> {
+    let p = email_params(
+        c,
+        format!("{} (encryption)", c.address),
+        KeyUsagePurpose::KeyEncipherment,
+    )?;
+    Ok(p.signed_by(key, &Issuer::new(ca_params(c.address), ca))?
+        .pem())
+}
+
+/// What every certificate the CA issues for the address has: the rfc822Name,
+/// emailProtection, one key usage, the serial and validity.
+fn email_params(
+    c: &SigningCert<'_>,
+    cn: String,
+    usage: KeyUsagePurpose,
+) -> Result<CertificateParams, SmimeError> {
     let mut p = CertificateParams::default();
     let mut dn = DistinguishedName::new();
-    dn.push(DnType::CommonName, format!("{} (encryption)", c.address));
+    dn.push(DnType::CommonName, cn);
     p.distinguished_name = dn;
     p.subject_alt_names = vec![SanType::Rfc822Name(c.address.try_into()?)];
-    p.key_usages = vec![KeyUsagePurpose::KeyEncipherment];
+    p.key_usages = vec![usage];
     p.extended_key_usages = vec![ExtendedKeyUsagePurpose::EmailProtection];
     p.is_ca = IsCa::ExplicitNoCa;
     p.use_authority_key_identifier_extension = true;
@@ -250,8 +253,7 @@ pub fn encryption_certificate(
         .map_err(|_| SmimeError::Time(c.not_before))?;
     p.not_after = time::OffsetDateTime::from_unix_timestamp(c.not_after)
         .map_err(|_| SmimeError::Time(c.not_after))?;
-    let issuer = Issuer::new(ca_params(c.address), ca);
-    Ok(p.signed_by(key, &issuer)?.pem())
+    Ok(p)
 }
 
 /// A revoked certificate for the CRL.
