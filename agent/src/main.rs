@@ -1209,9 +1209,7 @@ fn quickstart(
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?
-        .block_on(async {
-            let _ = tokio::signal::ctrl_c().await;
-        });
+        .block_on(mesh_portal::shutdown_signal());
     let _ = mesh_agent::daemon::stop(&q.laptop);
     drop(portal);
     eprintln!("mesh: stopped; run `mesh quickstart` again to continue where you left off");
