@@ -212,41 +212,35 @@ fn sync_once(
             return (Ok(()), None, last.clone(), quick);
         }
     }
-    let (r, ids, st) = full_sync(home);
-    let quick = Store::open(home, false)
-        .ok()
-        .and_then(|s| account::quick_view(&s).ok());
-    (r, ids, st, quick)
+    full_sync(home)
 }
 
-type FullOutcome = (
-    Result<(), AccountError>,
-    Option<Vec<mesh_ssh::agent::MeshIdentity>>,
-    Status,
-);
-
-fn full_sync(home: &Path) -> FullOutcome {
+/// A full sync under the store's lock. The quick view is taken under the
+/// same lock: indices a concurrent `mesh` command writes later show up as
+/// changes at the next quick check, never as "already seen".
+fn full_sync(home: &Path) -> SyncOutcome {
     let mut st = Status::default();
     let mut store = match Store::open(home, false) {
         Ok(s) => s,
-        Err(e) => return (Err(e.into()), None, st),
+        Err(e) => return (Err(e.into()), None, st, None),
     };
     st.device = store.state().device.as_ref().map(|d| d.udf.clone());
     let Ok(a) = account::account(&store) else {
-        return (Ok(()), Some(Vec::new()), st);
+        return (Ok(()), Some(Vec::new()), st, None);
     };
     st.account = Some(a.address.clone());
     let r = account::sync(&mut store).map(|_| ());
     if let Err(AccountError::Revoked(_)) = &r {
         st.revoked = true;
-        return (r, Some(Vec::new()), st);
+        return (r, Some(Vec::new()), st, None);
     }
     let ids = crate::ssh::identities(&store).ok();
     // GnuPG follows the certificate (a device joined, a key rotated, one was revoked).
     if let Err(e) = crate::pgp::refresh(&store) {
         st.last_error = Some(format!("updating GnuPG: {e}"));
     }
-    (r, ids, st)
+    let quick = account::quick_view(&store).ok();
+    (r, ids, st, quick)
 }
 
 /// A full sync at least this often, to renew certificates and catch what
@@ -296,8 +290,15 @@ async fn sync_loop(home: PathBuf, shared: Arc<Shared>, interval: Duration) {
                         AccountError::Client(crate::client::ClientError::Unreachable { .. })
                     ));
                     s.last_error = Some(e.to_string());
-                    // Back off while the portal is away, up to a minute.
-                    wait = (wait * 2).min(Duration::from_secs(60)).max(interval);
+                    // Back off while the portal is away, up to a minute; other
+                    // errors (a write that met another administrator's) retry
+                    // at the usual pace, with a full sync.
+                    if s.portal_reachable == Some(false) {
+                        wait = (wait * 2).min(Duration::from_secs(60)).max(interval);
+                    } else {
+                        wait = interval;
+                        forced = true;
+                    }
                 }
             }
         }

@@ -345,8 +345,14 @@ fn gnupg_devices_sign_decrypt_and_see_revocation() {
         "tablet",
     ]);
     a.ok(&["device", "accept", w.trim()]);
-    let updated = mesh_tests::eventually(20, || signing_subkeys() == before + 1);
+    let updated = mesh_tests::eventually(30, || signing_subkeys() == before + 1);
+    let status = String::from_utf8_lossy(&a.run(&["--json", "agent", "status"]).stdout).to_string();
     let _ = a.run(&["agent", "stop"]);
+    assert!(
+        updated,
+        "agent status: {status}; before {before}, now {}",
+        signing_subkeys()
+    );
     assert!(
         updated,
         "the agent did not update GnuPG: {}",
