@@ -201,6 +201,15 @@ impl AccountState {
     fn index(&self, store: &str) -> u64 {
         self.indices.get(store).copied().unwrap_or(0)
     }
+
+    /// Entries to append to `store`, expected at the index this state knows.
+    pub(crate) fn append(&self, store: &str, envelopes: Vec<Signed>) -> StoreUpdate {
+        StoreUpdate {
+            store: store.into(),
+            expected: self.index(store),
+            envelopes,
+        }
+    }
 }
 
 /// Read the account state of a store.
@@ -1159,21 +1168,9 @@ fn accept_updates(
     let resp_env = Signed::sign_object(p::ct::RESPOND_CONNECTION, &response, &admin.admin_sign);
     Ok((
         vec![
-            StoreUpdate {
-                store: st::ACCESS.into(),
-                expected: a.index(st::ACCESS),
-                envelopes: vec![access_env],
-            },
-            StoreUpdate {
-                store: st::DEVICE.into(),
-                expected: a.index(st::DEVICE),
-                envelopes: vec![cat_env],
-            },
-            StoreUpdate {
-                store: st::LOCAL.into(),
-                expected: a.index(st::LOCAL),
-                envelopes: vec![resp_env],
-            },
+            a.append(st::ACCESS, vec![access_env]),
+            a.append(st::DEVICE, vec![cat_env]),
+            a.append(st::LOCAL, vec![resp_env]),
         ],
         name,
     ))
@@ -1204,14 +1201,7 @@ pub fn reject(store: &mut Store, which: &str) -> Result<String> {
             pin_id: None,
         };
         let env = Signed::sign_object(p::ct::RESPOND_CONNECTION, &response, &admin.admin_sign);
-        Ok((
-            vec![StoreUpdate {
-                store: st::LOCAL.into(),
-                expected: a.index(st::LOCAL),
-                envelopes: vec![env],
-            }],
-            dp.description.name,
-        ))
+        Ok((vec![a.append(st::LOCAL, vec![env])], dp.description.name))
     })
 }
 
@@ -1236,14 +1226,7 @@ pub fn new_pin(store: &mut Store, roles: &[Role], valid_for: u64) -> Result<(Str
     )?;
     let env = Signed::sign_object(p::ct::MESSAGE_PIN, &enc, &admin.admin_sign);
     admin_write(store, |a, _| {
-        Ok((
-            vec![StoreUpdate {
-                store: st::LOCAL.into(),
-                expected: a.index(st::LOCAL),
-                envelopes: vec![env.clone()],
-            }],
-            (),
-        ))
+        Ok((vec![a.append(st::LOCAL, vec![env.clone()])], ()))
     })?;
     Ok((pin_text, expires))
 }
@@ -1388,14 +1371,7 @@ pub fn revoke(store: &mut Store, which: &str) -> Result<String> {
                 }
             }
         });
-        Ok((
-            vec![StoreUpdate {
-                store: st::ACCESS.into(),
-                expected: a.index(st::ACCESS),
-                envelopes: vec![env],
-            }],
-            target.name,
-        ))
+        Ok((vec![a.append(st::ACCESS, vec![env])], target.name))
     })?;
     // The CRL, the shared encryption keys and the certificate follow at once.
     crate::smime::maintain(store)?;
@@ -1461,16 +1437,8 @@ pub fn rotate(store: &mut Store, which: &str) -> Result<(String, u32)> {
         });
         Ok((
             vec![
-                StoreUpdate {
-                    store: st::ACCESS.into(),
-                    expected: a.index(st::ACCESS),
-                    envelopes: vec![access_env],
-                },
-                StoreUpdate {
-                    store: st::DEVICE.into(),
-                    expected: a.index(st::DEVICE),
-                    envelopes: vec![cat_env],
-                },
+                a.append(st::ACCESS, vec![access_env]),
+                a.append(st::DEVICE, vec![cat_env]),
             ],
             (target.name, epoch),
         ))
@@ -1727,12 +1695,5 @@ pub(crate) fn application_update(
     if n == 0 {
         return (Vec::new(), 0);
     }
-    (
-        vec![StoreUpdate {
-            store: st::APPLICATION.into(),
-            expected: a.index(st::APPLICATION),
-            envelopes,
-        }],
-        n,
-    )
+    (vec![a.append(st::APPLICATION, envelopes)], n)
 }

@@ -10,7 +10,7 @@ use mesh_core::envelope::Signed;
 use mesh_core::objects::{
     ct as oct, CatalogedApplication, CatalogedDevice, ConnectionDevice, ProfileAccount, Role,
 };
-use mesh_core::portal::{self as p, store as st, AccessList, DeviceState, StoreIndex, StoreUpdate};
+use mesh_core::portal::{self as p, store as st, AccessList, DeviceState, StoreIndex};
 use mesh_core::udf;
 use mesh_ssh::agent::{mesh_public, MeshIdentity};
 use mesh_ssh::cert::{self, CertRequest};
@@ -209,20 +209,11 @@ pub fn set_principals(
             principals: principals.to_vec(),
             validity: validity.unwrap_or(old.validity),
         };
-        let data = CatalogedApplication {
-            uid: APP_SSH.into(),
-            data: serde_json::to_value(&pol).unwrap_or_default(),
-        };
         Ok((
-            vec![StoreUpdate {
-                store: st::APPLICATION.into(),
-                expected: a.indices.get(st::APPLICATION).copied().unwrap_or(0),
-                envelopes: vec![Signed::sign_object(
-                    oct::CATALOGED_APPLICATION,
-                    &data,
-                    &admin.admin_sign,
-                )],
-            }],
+            vec![a.append(
+                st::APPLICATION,
+                vec![account::app_envelope(APP_SSH.into(), &pol, admin)],
+            )],
             pol,
         ))
     })?;
