@@ -181,6 +181,36 @@ pub struct AccountState {
 }
 
 impl AccountState {
+    /// A new account state with nothing downloaded yet.
+    fn empty(
+        address: String,
+        portal: String,
+        profile_udf: String,
+        profile: Signed,
+        membership: Membership,
+    ) -> Self {
+        AccountState {
+            address,
+            portal,
+            profile_udf,
+            profile,
+            membership,
+            roles: Vec::new(),
+            connection: None,
+            pending: None,
+            indices: BTreeMap::new(),
+            access: None,
+            devices: BTreeMap::new(),
+            applications: BTreeMap::new(),
+            inbound: Vec::new(),
+            answered: BTreeSet::new(),
+            pins: Vec::new(),
+            pins_used: BTreeSet::new(),
+            superseded_ssh: Vec::new(),
+            smime_external: None,
+        }
+    }
+
     /// The verified profile.
     pub fn profile(&self) -> Result<ProfileAccount> {
         ProfileAccount::verify(&self.profile, &self.profile_udf)
@@ -443,24 +473,18 @@ pub fn create(
         return Err(e.into());
     }
     let a = AccountState {
-        address: address.to_string(),
-        portal: client.url().to_string(),
-        profile_udf: admin.profile_udf(),
-        profile: profile_env,
-        membership: Membership::Member,
         roles: Role::ALL.to_vec(),
         connection: Some(conn_env),
-        pending: None,
         indices: BTreeMap::from([(st::ACCESS.to_string(), 1), (st::DEVICE.to_string(), 1)]),
         access: Some(access_env),
         devices: BTreeMap::from([(dev_udf, cat_env)]),
-        applications: BTreeMap::new(),
-        inbound: Vec::new(),
-        answered: BTreeSet::new(),
-        pins: Vec::new(),
-        pins_used: BTreeSet::new(),
-        superseded_ssh: Vec::new(),
-        smime_external: None,
+        ..AccountState::empty(
+            address.to_string(),
+            client.url().to_string(),
+            admin.profile_udf(),
+            profile_env,
+            Membership::Member,
+        )
     };
     save_account(store, &a)?;
     // The first device's SSH and S/MIME certificates.
@@ -550,27 +574,17 @@ pub fn request(
         ));
     }
     let a = AccountState {
-        address: address.to_string(),
-        portal: client.url().to_string(),
-        profile_udf: profile.udf(),
-        profile: resp.profile,
-        membership: Membership::Pending,
-        roles: Vec::new(),
-        connection: None,
         pending: Some(PendingRequest {
             request_id: resp.request_id.clone(),
             witness: witness.clone(),
         }),
-        indices: BTreeMap::new(),
-        access: None,
-        devices: BTreeMap::new(),
-        applications: BTreeMap::new(),
-        inbound: Vec::new(),
-        answered: BTreeSet::new(),
-        pins: Vec::new(),
-        pins_used: BTreeSet::new(),
-        superseded_ssh: Vec::new(),
-        smime_external: None,
+        ..AccountState::empty(
+            address.to_string(),
+            client.url().to_string(),
+            profile.udf(),
+            resp.profile,
+            Membership::Pending,
+        )
     };
     save_account(store, &a)?;
     Ok(RequestOutcome {
@@ -1537,24 +1551,15 @@ pub fn recover(
         &keys.authenticate,
     )?;
     let a = AccountState {
-        address: published.account_address.clone(),
-        portal: client.url().to_string(),
-        profile_udf: admin.profile_udf(),
-        profile: profile_env,
-        membership: Membership::Member,
         roles: Role::ALL.to_vec(),
         connection: Some(conn_env),
-        pending: None,
-        indices: BTreeMap::new(),
-        access: None,
-        devices: BTreeMap::new(),
-        applications: BTreeMap::new(),
-        inbound: Vec::new(),
-        answered: BTreeSet::new(),
-        pins: Vec::new(),
-        pins_used: BTreeSet::new(),
-        superseded_ssh: Vec::new(),
-        smime_external: None,
+        ..AccountState::empty(
+            published.account_address.clone(),
+            client.url().to_string(),
+            admin.profile_udf(),
+            profile_env,
+            Membership::Member,
+        )
     };
     save_account(store, &a)?;
     pull(store, &mut SyncReport::default())?;
