@@ -395,8 +395,8 @@ pub fn cert_pem(store: &Store) -> Result<String> {
 
 /// `mesh smime install --nssdb DIR`: import this device's S/MIME keys into
 /// an NSS database as Thunderbird keeps one, with the account's CA trusted
-/// for e-mail. The PKCS#12 file in between lives in the 0700 home, under a
-/// random password, and is removed whatever happens.
+/// for e-mail. The PKCS#12 file in between and its random password live in
+/// the 0700 home and are removed whatever happens.
 pub fn install(store: &Store, nssdb: &std::path::Path) -> Result<String> {
     let run = |cmd: &mut std::process::Command| -> Result<String> {
         let o = cmd.output().map_err(|e| {
@@ -448,11 +448,18 @@ pub fn install(store: &Store, nssdb: &std::path::Path) -> Result<String> {
     let pw = Zeroizing::new(mesh_core::b64::encode(&pw));
     let p12 = export(store, &pw, mesh_smime::P12Profile::Modern)?;
     let file = store.home().join(".smime-install.p12");
+    // The password goes through a 0600 file, not the command line (which
+    // other processes can read).
+    let pwfile = store.home().join(".smime-install.pw");
     crate::store::write_atomic(&file, &p12)?;
+    crate::store::write_atomic(&pwfile, pw.as_bytes())?;
     let r = run(std::process::Command::new("pk12util")
-        .args(["-d", &sql, "-K", "", "-W", pw.as_str(), "-i"])
+        .args(["-d", &sql, "-K", "", "-w"])
+        .arg(&pwfile)
+        .arg("-i")
         .arg(&file));
     let _ = std::fs::remove_file(&file);
+    let _ = std::fs::remove_file(&pwfile);
     r
 }
 
