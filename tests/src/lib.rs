@@ -197,6 +197,16 @@ impl Device {
         err
     }
 
+    /// Join `admin`'s account: request, accept on the administrator (default
+    /// roles), complete with a sync.
+    pub fn join(&self, admin: &Device, address: &str, portal: &str, name: &str) {
+        let w = self.ok(&[
+            "device", "request", address, "--portal", portal, "--name", name,
+        ]);
+        admin.ok(&["device", "accept", w.trim()]);
+        self.ok(&["sync"]);
+    }
+
     /// `--json` output parsed.
     pub fn json(&self, args: &[&str]) -> serde_json::Value {
         let mut a = vec!["--json"];

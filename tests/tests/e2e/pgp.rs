@@ -82,17 +82,7 @@ fn gnupg_devices_sign_decrypt_and_see_revocation() {
         "Alice",
     ]);
     let b = Device::new(&dir.0, "b");
-    let w = b.ok(&[
-        "device",
-        "request",
-        ADDR,
-        "--portal",
-        &portal.url,
-        "--name",
-        "phone",
-    ]);
-    a.ok(&["device", "accept", w.trim()]);
-    b.ok(&["sync"]);
+    b.join(&a, ADDR, &portal.url, "phone");
     let (ga, gb, gc) = (
         home(&dir.0, "gnupg-a"),
         home(&dir.0, "gnupg-b"),

@@ -33,17 +33,7 @@ fn ca_and_device_signing_certificates_validate_in_openssl_and_nss() {
     a.ok(&["device", "init", "--name", "laptop"]);
     a.ok(&["account", "create", ADDR, "--portal", &portal.url]);
     let b = Device::new(&dir.0, "b");
-    let w = b.ok(&[
-        "device",
-        "request",
-        ADDR,
-        "--portal",
-        &portal.url,
-        "--name",
-        "phone",
-    ]);
-    a.ok(&["device", "accept", w.trim()]);
-    b.ok(&["sync"]);
+    b.join(&a, ADDR, &portal.url, "phone");
     // A device without the smime role gets no certificate.
     let c = Device::new(&dir.0, "c");
     let w = c.ok(&[
@@ -128,17 +118,7 @@ fn shared_encryption_certificate_pkcs12_exports_and_rotation_on_revoke() {
     let a = Device::new(&dir.0, "a");
     a.ok(&["account", "create", ADDR, "--portal", &portal.url]);
     let b = Device::new(&dir.0, "b");
-    let w = b.ok(&[
-        "device",
-        "request",
-        ADDR,
-        "--portal",
-        &portal.url,
-        "--name",
-        "phone",
-    ]);
-    a.ok(&["device", "accept", w.trim()]);
-    b.ok(&["sync"]);
+    b.join(&a, ADDR, &portal.url, "phone");
     let ca = dir.path("ca.pem");
     std::fs::write(&ca, a.ok(&["smime", "ca"])).expect("ca");
     let enc = dir.path("enc.pem");
@@ -402,17 +382,7 @@ fn cms_sign_verify_encrypt_decrypt_with_openssl_and_nss() {
     let a = Device::new(&dir.0, "a");
     a.ok(&["account", "create", ADDR, "--portal", &portal.url]);
     let b = Device::new(&dir.0, "b");
-    let w = b.ok(&[
-        "device",
-        "request",
-        ADDR,
-        "--portal",
-        &portal.url,
-        "--name",
-        "phone",
-    ]);
-    a.ok(&["device", "accept", w.trim()]);
-    b.ok(&["sync"]);
+    b.join(&a, ADDR, &portal.url, "phone");
     let p = |n: &str| dir.path(n);
     let s = |x: &std::path::Path| x.to_str().expect("path").to_string();
     std::fs::write(p("ca.pem"), a.ok(&["smime", "ca"])).expect("ca");

@@ -67,17 +67,7 @@ fn two_devices(dir: &Path, portal: &PortalProc) -> (Device, Device, String) {
     // Certificates for "root", the user the tests log in as.
     a.ok(&["ssh", "principals", "root", "alice"]);
     let b = Device::new(dir, "b");
-    let w = b.ok(&[
-        "device",
-        "request",
-        ADDR,
-        "--portal",
-        &portal.url,
-        "--name",
-        "phone",
-    ]);
-    a.ok(&["device", "accept", w.trim()]);
-    b.ok(&["sync"]);
+    b.join(&a, ADDR, &portal.url, "phone");
     (a, b, udf)
 }
 
