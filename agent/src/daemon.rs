@@ -22,8 +22,9 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{Notify, RwLock, Semaphore};
 
-use crate::account::{self, AccountError};
-use crate::store::Store;
+use mesh_account::store::Store;
+use mesh_account::sync::QuickView;
+use mesh_account::{AccountError, Membership};
 
 /// Most ssh-agent connections served at once.
 pub const MAX_CONNECTIONS: usize = 256;
@@ -52,6 +53,9 @@ pub enum DaemonError {
     /// Did not come up.
     #[error("the agent did not start: {0}")]
     Start(String),
+    /// This home was revoked from its account.
+    #[error("this device was revoked from {0}; its keys were wiped and the agent will not start")]
+    Revoked(String),
 }
 
 impl DaemonError {
@@ -62,6 +66,9 @@ impl DaemonError {
                 Some("`mesh agent stop` stops it; `mesh agent env` prints its socket".into())
             }
             DaemonError::NotRunning => Some("start it with `mesh agent start`".into()),
+            DaemonError::Revoked(_) => {
+                Some("join the account again from a new home (`mesh device request` with another --home)".into())
+            }
             DaemonError::Start(_) => {
                 Some("see the log in the agent's runtime directory (`mesh agent status`)".into())
             }
@@ -195,18 +202,13 @@ type SyncOutcome = (
     Result<(), AccountError>,
     Option<Vec<mesh_ssh::agent::MeshIdentity>>,
     Status,
-    Option<account::QuickView>,
+    Option<QuickView>,
 );
 
 /// One sync: pull, then load this device's identities. Blocking (store lock,
 /// HTTP). Between full syncs a signed Status request says whether anything
 /// changed, so an idle agent does almost nothing.
-fn sync_once(
-    home: &Path,
-    quick: Option<account::QuickView>,
-    full_due: bool,
-    last: &Status,
-) -> SyncOutcome {
+fn sync_once(home: &Path, quick: Option<QuickView>, full_due: bool, last: &Status) -> SyncOutcome {
     if let (Some(q), false) = (&quick, full_due) {
         if let Ok(true) = q.unchanged() {
             return (Ok(()), None, last.clone(), quick);
@@ -225,22 +227,39 @@ fn full_sync(home: &Path) -> SyncOutcome {
         Err(e) => return (Err(e.into()), None, st, None),
     };
     st.device = store.state().device.as_ref().map(|d| d.udf.clone());
-    let Ok(a) = account::account(&store) else {
+    let Ok(a) = mesh_account::account(&store) else {
         return (Ok(()), Some(Vec::new()), st, None);
     };
     st.account = Some(a.address.clone());
-    let r = account::sync(&mut store).map(|_| ());
+    let host = crate::host();
+    // The sync also lets every channel bring this device up to date
+    // (GnuPG homes, NSS databases follow a join, a rotation, a revocation).
+    let r = mesh_account::sync::sync(&mut store, &host).map(|report| {
+        if !report.warnings.is_empty() {
+            st.last_error = Some(report.warnings.join("; "));
+        }
+    });
     if let Err(AccountError::Revoked(_)) = &r {
         st.revoked = true;
         return (r, Some(Vec::new()), st, None);
     }
-    let ids = crate::ssh::identities(&store).ok();
-    // GnuPG follows the certificate (a device joined, a key rotated, one was revoked).
-    if let Err(e) = crate::pgp::refresh(&store) {
-        st.last_error = Some(format!("updating GnuPG: {e}"));
-    }
-    let quick = account::quick_view(&store).ok();
+    let ids = identities(&store, &host).ok();
+    let quick = mesh_account::sync::quick_view(&store).ok();
     (r, ids, st, quick)
+}
+
+/// The Mesh identities this device serves (none unless an active member).
+fn identities(
+    store: &Store,
+    host: &mesh_account::Host,
+) -> Result<Vec<mesh_ssh::agent::MeshIdentity>, AccountError> {
+    let a = mesh_account::account(store)?;
+    if a.membership != Membership::Member {
+        return Ok(Vec::new());
+    }
+    let view = host.view(&a)?;
+    let dh = mesh_account::StoreHost::new(store)?;
+    Ok(mesh_ssh::channel::identities(&dh, &view)?)
 }
 
 /// A full sync at least this often, to renew certificates and catch what
@@ -249,7 +268,7 @@ const FULL_SYNC: Duration = Duration::from_secs(600);
 
 async fn sync_loop(home: PathBuf, shared: Arc<Shared>, interval: Duration) {
     let mut wait = interval;
-    let mut quick: Option<account::QuickView> = None;
+    let mut quick: Option<QuickView> = None;
     let mut last_full = std::time::Instant::now();
     let mut forced = true;
     loop {
@@ -287,7 +306,7 @@ async fn sync_loop(home: PathBuf, shared: Arc<Shared>, interval: Duration) {
                 Err(e) => {
                     s.portal_reachable = Some(!matches!(
                         e,
-                        AccountError::Client(crate::client::ClientError::Unreachable { .. })
+                        AccountError::Client(mesh_account::client::ClientError::Unreachable { .. })
                     ));
                     s.last_error = Some(e.to_string());
                     // Back off while the portal is away, up to a minute; other
@@ -359,8 +378,20 @@ fn bind(path: &Path) -> Result<UnixListener, DaemonError> {
     Ok(l)
 }
 
+/// A revoked home serves nothing: refuse to start.
+fn refuse_revoked(home: &Path) -> Result<(), DaemonError> {
+    let Ok(store) = Store::open(home, false) else {
+        return Ok(());
+    };
+    match mesh_account::account(&store) {
+        Ok(a) if a.membership == Membership::Revoked => Err(DaemonError::Revoked(a.address)),
+        _ => Ok(()),
+    }
+}
+
 /// Serve until stopped (SIGTERM, SIGINT or `mesh agent stop`).
 pub fn run(home: &Path, interval: Duration) -> Result<(), DaemonError> {
+    refuse_revoked(home)?;
     let p = paths(home);
     private_dir(&p.dir)?;
     if let Ok(s) = query(home, "status") {
@@ -397,8 +428,8 @@ pub fn run(home: &Path, interval: Duration) -> Result<(), DaemonError> {
     // connection on; the portal is asked afterwards.
     let (initial, account_name, device) = match Store::open(home, false) {
         Ok(s) => (
-            crate::ssh::identities(&s).unwrap_or_default(),
-            account::account(&s).ok().map(|a| a.address),
+            identities(&s, &crate::host()).unwrap_or_default(),
+            mesh_account::account(&s).ok().map(|a| a.address),
             s.state().device.as_ref().map(|d| d.udf.clone()),
         ),
         Err(_) => (Vec::new(), None, None),
@@ -514,6 +545,7 @@ fn lock_holder(home: &Path) -> Option<u32> {
 /// Start the agent in the background; return once its socket accepts connections.
 pub fn start(home: &Path, exe: &Path, interval: Duration) -> Result<Status, DaemonError> {
     use std::os::unix::process::CommandExt;
+    refuse_revoked(home)?;
     if let Ok(s) = query(home, "status") {
         return Err(DaemonError::Running(s.pid));
     }

@@ -1,17 +1,21 @@
-//! `mesh-agent`: the `mesh` command and the per-device agent.
-//!
-//! This library holds what the binary and the tests share: the device
-//! store, the device life cycle on top of it, and (with the portal and
-//! agent issues) the portal client, sync and the plugin host. The binary
-//! in `main.rs` is the CLI; it alone uses `anyhow`.
+//! `mesh-agent`: the `mesh` binary's library: a thin host over the account
+//! life cycle (`mesh-account`) and the channels (`mesh-ssh`, `mesh-pgp`,
+//! `mesh-smime`): the daemon, the quick start, and what servers run
+//! (`authorized-keys`). The binary in `main.rs` is the CLI; it alone uses
+//! `anyhow`.
 #![forbid(unsafe_code)]
 
-pub mod account;
-pub mod client;
 pub mod daemon;
-pub mod device;
-pub mod pgp;
 pub mod quickstart;
-pub mod smime;
-pub mod ssh;
-pub mod store;
+pub mod servers;
+
+pub use mesh_account as account;
+
+/// The host with every channel this build has, in the order they react.
+pub fn host() -> mesh_account::Host {
+    mesh_account::Host::new(vec![
+        Box::new(mesh_ssh::SshPlugin),
+        Box::new(mesh_smime::SmimePlugin),
+        Box::new(mesh_pgp::PgpPlugin),
+    ])
+}

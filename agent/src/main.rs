@@ -10,13 +10,14 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{CommandFactory, Parser, Subcommand};
-use mesh_agent::account::{self as acct, AccountError};
-use mesh_agent::device::{self, DeviceError};
-use mesh_agent::store::{self, Store, StoreError};
+use mesh_account::device::{self, DeviceError};
+use mesh_account::store::{self, Store, StoreError};
+use mesh_account::{admin, join, AccountError, StoreHost};
 use mesh_core::derive::{spec, Seed};
 use mesh_core::objects::Role;
 use mesh_core::udf::{self, DigestAlg};
 use mesh_core::{shamir, Error as CoreError};
+use mesh_plugins::{AccountView, PluginError};
 use serde_json::json;
 
 /// `println!` that ends the program quietly when standard output is a
@@ -176,6 +177,9 @@ enum AccountCmd {
         /// A display name for the account.
         #[arg(long)]
         name: Option<String>,
+        /// A name for this, the first, device (default: the host name).
+        #[arg(long)]
+        device: Option<String>,
     },
     /// Show the account, this device and its roles.
     Show,
@@ -518,6 +522,9 @@ fn hint_of(e: &anyhow::Error) -> Option<String> {
         if let Some(a) = cause.downcast_ref::<AccountError>() {
             return a.hint();
         }
+        if let Some(p) = cause.downcast_ref::<PluginError>() {
+            return p.hint();
+        }
         if let Some(d) = cause.downcast_ref::<mesh_agent::daemon::DaemonError>() {
             return d.hint();
         }
@@ -541,6 +548,47 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Run `f` with this device's verified view of its account.
+fn with_view<T>(
+    home: &std::path::Path,
+    f: impl FnOnce(&StoreHost, &AccountView) -> Result<T>,
+) -> Result<T> {
+    with_view_of(&Store::open(home, false)?, f)
+}
+
+/// [`with_view`] on an open store.
+fn with_view_of<T>(
+    store: &Store,
+    f: impl FnOnce(&StoreHost, &AccountView) -> Result<T>,
+) -> Result<T> {
+    let a = mesh_account::account(store)?;
+    if a.membership == mesh_account::Membership::Revoked {
+        return Err(AccountError::Revoked(a.address).into());
+    }
+    let view = mesh_agent::host().view(&a)?;
+    let dh = StoreHost::new(store)?;
+    f(&dh, &view)
+}
+
+/// `mesh pgp wkd`: the direct-method tree, readable by a web server
+/// (directories 0755, files 0644).
+fn write_wkd(view: &AccountView, root: &std::path::Path) -> Result<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let (name, cert) = mesh_pgp::gnupg::wkd(view)?;
+    let base = root.join(".well-known/openpgpkey");
+    let hu = base.join("hu");
+    std::fs::create_dir_all(&hu).with_context(|| format!("cannot create {}", hu.display()))?;
+    for d in [root.join(".well-known"), base.clone(), hu.clone()] {
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755))?;
+    }
+    let path = hu.join(name);
+    for (f, data) in [(base.join("policy"), &b""[..]), (path.clone(), &cert[..])] {
+        store::write_atomic(&f, data)?;
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644))?;
+    }
+    Ok(path)
 }
 
 /// Print a result: JSON when asked, else the text.
@@ -588,24 +636,23 @@ fn run(cli: Cli) -> Result<()> {
         Command::Account(a) => account_cmd(&home, a, j),
         Command::Agent(a) => agent_cmd(&home, a, j),
         Command::Ssh(s) => ssh_cmd(&home, s, j),
-        Command::Pgp(c) => {
-            let store = Store::open(&home, false)?;
+        Command::Pgp(c) => with_view(&home, |dh, view| {
             match c {
                 PgpCmd::Cert { armor } => {
                     if j {
-                        out!("{}", json!({"certificate": mesh_agent::pgp::cert(&store)?}));
+                        out!("{}", json!({"certificate": mesh_pgp::channel::cert(view)?}));
                     } else {
-                        write_opt(None, &mesh_agent::pgp::cert_bytes(&store, armor)?)?;
+                        write_opt(None, &mesh_pgp::channel::cert_bytes(view, armor)?)?;
                     }
                 }
                 PgpCmd::ExportSecret { output, armor } => {
-                    let a = mesh_agent::pgp::export_secret_bytes(&store, armor)?;
+                    let a = mesh_pgp::channel::export_secret_bytes(dh, view, armor)?;
                     store::write_atomic(&output, &a)?;
                     eprintln!("mesh: wrote {}", output.display());
                     emit(j, json!({"output": output}), "");
                 }
                 PgpCmd::Wkd { output } => {
-                    let path = mesh_agent::pgp::wkd(&store, &output)?;
+                    let path = write_wkd(view, &output)?;
                     eprintln!("mesh: wrote {}", path.display());
                     emit(j, json!({"path": path}), &path.display().to_string());
                 }
@@ -617,8 +664,9 @@ fn run(cli: Cli) -> Result<()> {
                         )),
                         None => None,
                     };
-                    let fpr = mesh_agent::pgp::install(
-                        &store,
+                    let fpr = mesh_pgp::gnupg::install(
+                        dh,
+                        view,
                         gnupghome.as_deref(),
                         data.as_ref().map(|d| d.as_slice()),
                     )?;
@@ -627,25 +675,25 @@ fn run(cli: Cli) -> Result<()> {
                 }
             }
             Ok(())
-        }
-        Command::Smime(SmimeCmd::Sign { input, output }) => {
-            let store = Store::open(&home, false)?;
+        }),
+        Command::Smime(SmimeCmd::Sign { input, output }) => with_view(&home, |dh, view| {
             let data = read_opt(input.as_deref())?;
-            write_opt(output.as_deref(), &mesh_agent::smime::sign(&store, &data)?)
-        }
-        Command::Smime(SmimeCmd::Verify { input, output }) => {
-            let store = Store::open(&home, false)?;
+            write_opt(
+                output.as_deref(),
+                &mesh_smime::device::sign(dh, view, &data)?,
+            )
+        }),
+        Command::Smime(SmimeCmd::Verify { input, output }) => with_view(&home, |_, view| {
             let data = read_opt(input.as_deref())?;
-            let v = mesh_agent::smime::verify(&store, &data)?;
+            let v = mesh_smime::device::verify(view, &data)?;
             eprintln!("mesh: good signature by {}", v.signer);
             write_opt(output.as_deref(), &v.content)
-        }
+        }),
         Command::Smime(SmimeCmd::Encrypt {
             input,
             output,
             recipient,
-        }) => {
-            let store = Store::open(&home, false)?;
+        }) => with_view(&home, |_, view| {
             let data = read_opt(input.as_deref())?;
             let pem = match recipient {
                 Some(r) => Some(
@@ -656,27 +704,25 @@ fn run(cli: Cli) -> Result<()> {
             };
             write_opt(
                 output.as_deref(),
-                &mesh_agent::smime::encrypt(&store, &data, pem.as_deref())?,
+                &mesh_smime::device::encrypt(view, &data, pem.as_deref())?,
             )
-        }
-        Command::Smime(SmimeCmd::Decrypt { input, output }) => {
-            let store = Store::open(&home, false)?;
+        }),
+        Command::Smime(SmimeCmd::Decrypt { input, output }) => with_view(&home, |dh, view| {
             let data = read_opt(input.as_deref())?;
             write_opt(
                 output.as_deref(),
-                &mesh_agent::smime::decrypt(&store, &data)?,
+                &mesh_smime::device::decrypt(dh, view, &data)?,
             )
-        }
-        Command::Smime(c) => {
-            let store = Store::open(&home, false)?;
+        }),
+        Command::Smime(c) => with_view(&home, |dh, view| {
             let (field, pem) = match c {
-                SmimeCmd::Ca => ("ca", mesh_agent::smime::ca_pem(&store)?),
+                SmimeCmd::Ca => ("ca", mesh_smime::device::ca_pem(view)?),
                 SmimeCmd::Cert { encryption: false } => {
-                    ("certificate", mesh_agent::smime::cert_pem(&store)?)
+                    ("certificate", mesh_smime::device::cert_pem(dh, view)?)
                 }
                 SmimeCmd::Cert { encryption: true } => (
                     "certificate",
-                    mesh_agent::smime::encryption_cert_pem(&store)?,
+                    mesh_smime::device::encryption_cert_pem(view)?,
                 ),
                 SmimeCmd::Sign { .. }
                 | SmimeCmd::Verify { .. }
@@ -684,18 +730,16 @@ fn run(cli: Cli) -> Result<()> {
                 | SmimeCmd::Decrypt { .. } => {
                     unreachable!("handled above")
                 }
-                SmimeCmd::Csr => ("csr", mesh_agent::smime::csr(&store)?),
+                SmimeCmd::Csr => ("csr", mesh_smime::device::csr(dh, view)?),
                 SmimeCmd::ImportCert { file } => {
                     let pem = std::fs::read_to_string(&file)
                         .with_context(|| format!("cannot read {}", file.display()))?;
-                    drop(store);
-                    let mut store = Store::open(&home, false)?;
-                    let n = mesh_agent::smime::import_cert(&mut store, &pem)?;
+                    let n = mesh_smime::device::import_cert(dh, &pem)?;
                     eprintln!("mesh: imported {n}; `mesh smime cert` now prints it");
                     ("imported", n)
                 }
                 SmimeCmd::Install { nssdb } => {
-                    mesh_agent::smime::install(&store, &nssdb)?;
+                    mesh_smime::nss::install(dh, view, &nssdb)?;
                     eprintln!(
                         "mesh: installed the S/MIME keys and the CA into {}",
                         nssdb.display()
@@ -703,7 +747,7 @@ fn run(cli: Cli) -> Result<()> {
                     ("nssdb", nssdb.display().to_string())
                 }
                 SmimeCmd::Crl { output } => {
-                    let pem = mesh_agent::smime::crl_pem(&store)?;
+                    let pem = mesh_smime::device::crl_pem(view)?;
                     store::write_atomic(&output, pem.as_bytes())?;
                     eprintln!("mesh: wrote {}", output.display());
                     ("output", output.display().to_string())
@@ -735,7 +779,7 @@ fn run(cli: Cli) -> Result<()> {
                             "PKCS#12 files are always protected: put a password on the file's first line",
                         ));
                     }
-                    let p12 = mesh_agent::smime::export(&store, &password, profile)?;
+                    let p12 = mesh_smime::device::export(dh, view, &password, profile)?;
                     store::write_atomic(&output, &p12)?;
                     eprintln!("mesh: wrote {} ({} bytes)", output.display(), p12.len());
                     ("output", output.display().to_string())
@@ -743,11 +787,11 @@ fn run(cli: Cli) -> Result<()> {
             };
             emit(j, json!({ field: pem }), pem.trim_end());
             Ok(())
-        }
+        }),
         Command::Device(d) => device_cmd(&home, d, j),
         Command::Sync => {
             let mut store = Store::open(&home, false)?;
-            let r = acct::sync(&mut store)?;
+            let r = mesh_account::sync::sync(&mut store, &mesh_agent::host())?;
             let mut lines = Vec::new();
             if r.completed {
                 lines.push(
@@ -763,6 +807,9 @@ fn run(cli: Cli) -> Result<()> {
             for d in &r.auto_accepted {
                 lines.push(format!("accepted by PIN: {d}"));
             }
+            for (d, why) in &r.pin_refused {
+                lines.push(format!("refused a PIN request from {d}: {why}"));
+            }
             for w in &r.new_requests {
                 lines.push(format!(
                     "new connection request: {w} (see `mesh device pending`)"
@@ -771,8 +818,15 @@ fn run(cli: Cli) -> Result<()> {
             if r.rotated {
                 lines.push("this device's keys were rotated: it now uses the new ones".into());
             }
-            if r.certificates > 0 {
-                lines.push(format!("certificates issued: {}", r.certificates));
+            if r.entries_published > 0 {
+                lines.push(format!(
+                    "channel entries published: {}",
+                    r.entries_published
+                ));
+            }
+            lines.extend(r.applied.iter().cloned());
+            for w in &r.warnings {
+                eprintln!("mesh: warning: {w}");
             }
             if lines.is_empty() {
                 lines.push("up to date".into());
@@ -818,7 +872,7 @@ fn agent_cmd(home: &std::path::Path, cmd: AgentCmd, j: bool) -> Result<()> {
             let s = daemon::query(home, "status")?;
             let when = s
                 .last_sync
-                .map(|t| format!("{} s ago", mesh_agent::client::now().saturating_sub(t)));
+                .map(|t| format!("{} s ago", mesh_account::client::now().saturating_sub(t)));
             emit(
                 j,
                 serde_json::to_value(&s)?,
@@ -851,28 +905,27 @@ fn agent_cmd(home: &std::path::Path, cmd: AgentCmd, j: bool) -> Result<()> {
 }
 
 fn ssh_cmd(home: &std::path::Path, cmd: SshCmd, j: bool) -> Result<()> {
-    use mesh_agent::ssh;
+    use mesh_ssh::channel as ssh;
     match cmd {
         SshCmd::PublicKey => {
-            let store = Store::open(home, false)?;
-            let l = ssh::public_key_line(&store)?;
+            let l = with_view(home, |dh, view| Ok(ssh::public_key_line(dh, view)?))?;
             emit(j, json!({"public_key": l}), &l);
         }
         SshCmd::Cert => {
-            let store = Store::open(home, false)?;
-            let l = ssh::cert_line(&store)?;
+            let l = with_view(home, |dh, view| Ok(ssh::cert_line(dh, view)?))?;
             emit(j, json!({"certificate": l}), &l);
         }
         SshCmd::Ca => {
-            let store = Store::open(home, false)?;
-            let l = ssh::ca_line(&store)?;
+            let l = with_view(home, |_, view| Ok(ssh::ca_line(view)?))?;
             emit(j, json!({"ca": l}), &l);
         }
         SshCmd::Krl { output } => {
-            let mut store = Store::open(home, false)?;
-            // The KRL reflects the latest revocations the portal has.
-            acct::sync(&mut store)?;
-            let k = ssh::krl(&store)?;
+            {
+                // The KRL reflects the latest revocations the portal has.
+                let mut store = Store::open(home, false)?;
+                mesh_account::sync::sync(&mut store, &mesh_agent::host())?;
+            }
+            let k = with_view(home, |_, view| Ok(ssh::krl(view)?))?;
             store::write_atomic(&output, &k)?;
             eprintln!("mesh: wrote {} ({} bytes)", output.display(), k.len());
             emit(j, json!({"output": output, "bytes": k.len()}), "");
@@ -883,7 +936,12 @@ fn ssh_cmd(home: &std::path::Path, cmd: SshCmd, j: bool) -> Result<()> {
             cache,
             max_stale,
         } => {
-            let lines = ssh::authorized_keys(&account, &portal, cache.as_deref(), max_stale)?;
+            let lines = mesh_agent::servers::authorized_keys(
+                &account,
+                &portal,
+                cache.as_deref(),
+                max_stale,
+            )?;
             if j {
                 out!("{}", json!({"keys": lines}));
             } else {
@@ -894,7 +952,10 @@ fn ssh_cmd(home: &std::path::Path, cmd: SshCmd, j: bool) -> Result<()> {
         }
         SshCmd::Principals { names, validity } => {
             let mut store = Store::open(home, false)?;
-            let p = ssh::set_principals(&mut store, &names, validity)?;
+            admin::publish(&mut store, &mesh_agent::host(), |view| {
+                ssh::principals_entry(view, &names, validity)
+            })?;
+            let p = with_view_of(&store, |_, view| Ok(ssh::policy(view)?))?;
             eprintln!(
                 "mesh: certificates are now for {} and valid {} s",
                 p.principals.join(","),
@@ -912,9 +973,17 @@ fn account_cmd(home: &std::path::Path, cmd: AccountCmd, j: bool) -> Result<()> {
             address,
             portal,
             name,
+            device,
         } => {
             let mut store = Store::open(home, true)?;
-            let a = acct::create(&mut store, &address, &portal, name)?;
+            let a = join::create(
+                &mut store,
+                &mesh_agent::host(),
+                &address,
+                &portal,
+                name,
+                device.as_deref(),
+            )?;
             eprintln!(
                 "mesh: created account {} at {}; this device is its administrator",
                 a.address, a.portal
@@ -927,7 +996,7 @@ fn account_cmd(home: &std::path::Path, cmd: AccountCmd, j: bool) -> Result<()> {
         }
         AccountCmd::Show => {
             let store = Store::open(home, false)?;
-            let a = acct::account(&store)?;
+            let a = mesh_account::account(&store)?;
             let dev = store.state().device.clone();
             let roles: Vec<&str> = a.roles.iter().map(|r| r.name()).collect();
             let membership = format!("{:?}", a.membership).to_lowercase();
@@ -952,7 +1021,7 @@ fn account_cmd(home: &std::path::Path, cmd: AccountCmd, j: bool) -> Result<()> {
         }
         AccountCmd::Escrow { threshold, shares } => {
             let store = Store::open(home, false)?;
-            let list = acct::escrow(&store, threshold, shares).map_err(|e| match e {
+            let list = admin::escrow(&store, threshold, shares).map_err(|e| match e {
                 AccountError::Core(c) => {
                     hinted(c.to_string(), "use 2 <= --threshold <= --shares <= 15")
                 }
@@ -975,7 +1044,14 @@ fn account_cmd(home: &std::path::Path, cmd: AccountCmd, j: bool) -> Result<()> {
             shares,
         } => {
             let mut store = Store::open(home, true)?;
-            let a = acct::recover(&mut store, &address, &portal, &shares, name.as_deref())?;
+            let a = join::recover(
+                &mut store,
+                &mesh_agent::host(),
+                &address,
+                &portal,
+                &shares,
+                name.as_deref(),
+            )?;
             eprintln!(
                 "mesh: recovered account {}; this device is an administrator",
                 a.address
@@ -1012,7 +1088,7 @@ fn device_cmd(home: &std::path::Path, cmd: DeviceCmd, j: bool) -> Result<()> {
             timeout,
         } => {
             let mut store = Store::open(home, true)?;
-            let r = acct::request(
+            let r = join::request(
                 &mut store,
                 &address,
                 &portal,
@@ -1028,7 +1104,7 @@ fn device_cmd(home: &std::path::Path, cmd: DeviceCmd, j: bool) -> Result<()> {
             if wait {
                 let deadline = std::time::Instant::now() + std::time::Duration::from_secs(timeout);
                 loop {
-                    match acct::complete(&mut store) {
+                    match join::complete(&mut store) {
                         Ok(_) => break,
                         Err(AccountError::Pending(_)) if std::time::Instant::now() < deadline => {
                             // Polling the portal for the answer (not a test synchronisation).
@@ -1037,14 +1113,20 @@ fn device_cmd(home: &std::path::Path, cmd: DeviceCmd, j: bool) -> Result<()> {
                         Err(e) => return Err(e.into()),
                     }
                 }
-                acct::sync(&mut store)?;
+                mesh_account::sync::sync(&mut store, &mesh_agent::host())?;
                 eprintln!("mesh: accepted; this device is now part of {address}");
             }
         }
         DeviceCmd::Pending => {
             let mut store = Store::open(home, false)?;
-            acct::sync(&mut store)?;
-            let list = acct::pending(&mut store)?;
+            let r = mesh_account::sync::sync(&mut store, &mesh_agent::host())?;
+            for d in &r.auto_accepted {
+                eprintln!("mesh: accepted by PIN: {d}");
+            }
+            for (d, why) in &r.pin_refused {
+                eprintln!("mesh: refused a PIN request from {d}: {why}");
+            }
+            let list = admin::pending(&mut store)?;
             if j {
                 out!("{}", serde_json::to_value(&list)?);
             } else if list.is_empty() {
@@ -1064,27 +1146,27 @@ fn device_cmd(home: &std::path::Path, cmd: DeviceCmd, j: bool) -> Result<()> {
         DeviceCmd::Accept { which, roles: r } => {
             let roles = roles(&r)?;
             let mut store = Store::open(home, false)?;
-            let name = acct::accept(&mut store, &which, &roles)?;
+            let name = admin::accept(&mut store, &mesh_agent::host(), &which, &roles)?;
             eprintln!("mesh: accepted {name}");
             emit(j, json!({"accepted": name}), "");
         }
         DeviceCmd::Reject { which } => {
             let mut store = Store::open(home, false)?;
-            let name = acct::reject(&mut store, &which)?;
+            let name = admin::reject(&mut store, &mesh_agent::host(), &which)?;
             eprintln!("mesh: rejected {name}");
             emit(j, json!({"rejected": name}), "");
         }
         DeviceCmd::Pin { roles: r, expires } => {
             let roles = roles(&r)?;
             let mut store = Store::open(home, false)?;
-            let (pin, until) = acct::new_pin(&mut store, &roles, expires)?;
+            let (pin, until) = admin::new_pin(&mut store, &mesh_agent::host(), &roles, expires)?;
             eprintln!("mesh: one-time PIN, valid for {expires} s: give it to the new device's `mesh device request --pin`");
             emit(j, json!({"pin": pin, "expires": until}), &pin);
         }
         DeviceCmd::Complete => {
             let mut store = Store::open(home, false)?;
-            if acct::complete(&mut store)? {
-                acct::sync(&mut store)?;
+            if join::complete(&mut store)? {
+                mesh_account::sync::sync(&mut store, &mesh_agent::host())?;
                 eprintln!("mesh: connection completed");
             } else {
                 eprintln!("mesh: nothing to complete: this device is connected");
@@ -1093,8 +1175,8 @@ fn device_cmd(home: &std::path::Path, cmd: DeviceCmd, j: bool) -> Result<()> {
         }
         DeviceCmd::List => {
             let mut store = Store::open(home, false)?;
-            acct::sync(&mut store)?;
-            let list = acct::list(&store)?;
+            mesh_account::sync::sync(&mut store, &mesh_agent::host())?;
+            let list = admin::list(&store)?;
             if j {
                 out!("{}", serde_json::to_value(&list)?);
             } else {
@@ -1113,7 +1195,7 @@ fn device_cmd(home: &std::path::Path, cmd: DeviceCmd, j: bool) -> Result<()> {
         }
         DeviceCmd::Rotate { which } => {
             let mut store = Store::open(home, false)?;
-            let (name, epoch) = acct::rotate(&mut store, &which)?;
+            let (name, epoch) = admin::rotate(&mut store, &mesh_agent::host(), &which)?;
             eprintln!(
                 "mesh: {name} has new keys (epoch {epoch}); it switches to them at its next sync"
             );
@@ -1121,7 +1203,7 @@ fn device_cmd(home: &std::path::Path, cmd: DeviceCmd, j: bool) -> Result<()> {
         }
         DeviceCmd::Revoke { which } => {
             let mut store = Store::open(home, false)?;
-            let name = acct::revoke(&mut store, &which)?;
+            let name = admin::revoke(&mut store, &mesh_agent::host(), &which)?;
             eprintln!("mesh: revoked {name}: the portal refuses it from now on");
             emit(j, json!({"revoked": name}), "");
         }
@@ -1190,8 +1272,9 @@ fn quickstart(
         Err(e) => return Err(e.into()),
     };
     let key = {
-        let store = Store::open(&q.laptop, false)?;
-        mesh_agent::ssh::public_key_line(&store)?
+        with_view(&q.laptop, |dh, view| {
+            Ok(mesh_ssh::channel::public_key_line(dh, view)?)
+        })?
     };
     if !j {
         out!("");

@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 
 use mesh_core::objects::Role;
 
-use crate::account::{self, AccountError};
-use crate::store::Store;
+use mesh_account::store::Store;
+use mesh_account::{admin, join, sync, AccountError};
 
 /// What the quickstart set up.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -29,7 +29,7 @@ pub struct Quickstart {
     /// The second device's home.
     pub phone: PathBuf,
     /// Devices as the phone sees them.
-    pub devices: Vec<account::DeviceView>,
+    pub devices: Vec<admin::DeviceView>,
 }
 
 /// Errors of the quickstart.
@@ -103,30 +103,39 @@ pub fn run(
 ) -> Result<Quickstart, QuickstartError> {
     let laptop = dir.join("laptop");
     let phone = dir.join("phone");
+    let host = crate::host();
     {
         let mut admin = Store::open(&laptop, true).map_err(AccountError::from)?;
-        if account::account(&admin).is_err() {
+        if mesh_account::account(&admin).is_err() {
             if admin.state().device.is_none() {
-                crate::device::init(&mut admin, "laptop").map_err(AccountError::from)?;
+                mesh_account::device::init(&mut admin, "laptop").map_err(AccountError::from)?;
             }
-            account::create(&mut admin, address, portal.url(), Some("Quickstart".into()))?;
+            join::create(
+                &mut admin,
+                &host,
+                address,
+                portal.url(),
+                Some("Quickstart".into()),
+                Some("laptop"),
+            )?;
         }
         let mut p = Store::open(&phone, true).map_err(AccountError::from)?;
-        if account::account(&p).is_err() {
-            let (pin, _) = account::new_pin(&mut admin, &[Role::Ssh, Role::Pgp, Role::Smime], 600)?;
-            account::request(&mut p, address, portal.url(), Some("phone"), Some(&pin))?;
-            account::sync(&mut admin)?;
+        if mesh_account::account(&p).is_err() {
+            let (pin, _) =
+                admin::new_pin(&mut admin, &host, &[Role::Ssh, Role::Pgp, Role::Smime], 600)?;
+            join::request(&mut p, address, portal.url(), Some("phone"), Some(&pin))?;
+            sync::sync(&mut admin, &host)?;
         }
-        account::sync(&mut p)?;
+        sync::sync(&mut p, &host)?;
     }
     let p = Store::open(&phone, false).map_err(AccountError::from)?;
-    let a = account::account(&p)?;
+    let a = mesh_account::account(&p)?;
     Ok(Quickstart {
         portal: portal.url().to_string(),
         address: a.address.clone(),
         profile_udf: a.profile_udf.clone(),
         laptop,
         phone,
-        devices: account::list(&p)?,
+        devices: admin::list(&p)?,
     })
 }

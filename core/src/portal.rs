@@ -303,6 +303,10 @@ pub struct RespondConnection {
     /// The PIN used, when accepted by PIN (each PIN works once).
     #[serde(rename = "PinId", default, skip_serializing_if = "Option::is_none")]
     pub pin_id: Option<String>,
+    /// On reject, why, for the device to tell its user (a PIN that is
+    /// expired, wrong or used already).
+    #[serde(rename = "Reason", default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// The answer to Complete.

@@ -11,34 +11,23 @@
 //!   clients encrypt to a single subkey.
 //! - Revoked subkeys keep their binding and get a revocation signature.
 //!
-//! Provisioning into GnuPG, secret export, WKD and the agent's updates are
-//! the rest of the issue (docs/DESIGN.md).
+//! [`channel`] is the channel (the account's entries, the secret export);
+//! [`gnupg`] provisions GnuPG homes, keeps them current and wipes them.
 #![forbid(unsafe_code)]
+
+pub mod channel;
+pub mod gnupg;
+
+pub use channel::PgpPlugin;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use mesh_core::objects::Role;
-use mesh_plugins::Plugin;
 use openpgp::packet::key::{Key4, PrimaryRole, SecretParts, SubordinateRole};
 use openpgp::packet::signature::SignatureBuilder;
 use openpgp::packet::{Key, UserID};
 use openpgp::types::{KeyFlags, ReasonForRevocation, SignatureType};
 use openpgp::{Cert, Packet};
 use sequoia_openpgp as openpgp;
-
-/// The OpenPGP plugin.
-#[derive(Debug, Default)]
-pub struct PgpPlugin;
-
-impl Plugin for PgpPlugin {
-    fn name(&self) -> &'static str {
-        "pgp"
-    }
-
-    fn role(&self) -> Role {
-        Role::Pgp
-    }
-}
 
 /// Errors building certificates.
 #[derive(Debug, thiserror::Error)]

@@ -1,15 +1,148 @@
-//! `mesh-plugins`: the trait through which the agent hosts its plugins
-//! (ssh-agent, OpenPGP, S/MIME), in process. A plugin turns the device's
-//! Mesh keys and the account's catalog into what one tool needs, and redoes
-//! that whenever a device joins, a key rotates or a device is revoked.
+//! `mesh-plugins`: the plugin SDK, the contract between the host (the
+//! account life cycle in `mesh-account`, driven by the `mesh` binary) and a
+//! channel (ssh-agent, OpenPGP, S/MIME).
+//!
+//! A channel turns the account into what one tool needs. The host drives it
+//! with [`Event`]s and hands it one [`AccountView`], verified once up to the
+//! profile UDF:
+//!
+//! - administrator side, [`Plugin::entries`]: the Application entries the
+//!   channel needs for the state *after* the event, computed without I/O.
+//!   The host puts them in the same portal transaction as the life-cycle
+//!   entries (access list, device catalog), so every account event is one
+//!   transaction: the portal holds the old state or the new one.
+//! - [`Plugin::verify`]: checks of the entries the channel owns.
+//! - device side, [`Plugin::apply`]: bring what the channel provisioned on
+//!   this device (GnuPG homes, NSS databases) up to the view.
+//! - [`Plugin::wipe`]: on a signed revocation proof, remove everything the
+//!   channel put on this device.
+//!
+//! Shared secrets (mail decryption keys) follow one epoch policy, written
+//! once in [`shared`].
 #![forbid(unsafe_code)]
 
-use mesh_core::objects::Role;
+pub mod error;
+pub mod host;
+pub mod shared;
+pub mod view;
 
-/// What every plugin provides to the agent.
-pub trait Plugin {
-    /// Short name used in commands and logs (`ssh`, `pgp`, `smime`).
+pub use error::PluginError;
+pub use host::DeviceHost;
+pub use view::{AccountView, DeviceEntry};
+
+use mesh_core::objects::{AccountKeys, Role};
+use serde::{Deserialize, Serialize};
+
+/// What happened to the account. Plugins compute their entries for the
+/// state after it; most derive what they need from the view alone (the
+/// state, not the event, decides), and use the event for reporting.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum Event {
+    /// The account was created; the first device is its administrator.
+    Created,
+    /// A device joined (accepted by witness or PIN).
+    Joined {
+        /// Its device UDF.
+        device: String,
+    },
+    /// A device got keys of a new epoch.
+    Rotated {
+        /// Its device UDF.
+        device: String,
+    },
+    /// A device was revoked.
+    Revoked {
+        /// Its device UDF.
+        device: String,
+    },
+    /// The account was recovered onto a new administrator device.
+    Recovered,
+    /// An administrator's routine sync (renewals), or a policy change.
+    Periodic,
+}
+
+/// One Application entry a plugin asks the host to publish: `uid` names
+/// it (the plugin owns the uids with its prefix), `data` is public JSON.
+/// The host signs it with the administrator key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppEntry {
+    /// The entry's unique id, e.g. `ssh-cert:<device UDF>`.
+    pub uid: String,
+    /// Its data.
+    pub data: serde_json::Value,
+}
+
+impl AppEntry {
+    /// An entry from any serializable value.
+    pub fn new<T: Serialize>(uid: impl Into<String>, data: &T) -> AppEntry {
+        AppEntry {
+            uid: uid.into(),
+            data: serde_json::to_value(data).unwrap_or_default(),
+        }
+    }
+}
+
+/// What channels claim in the account profile when the account is created
+/// (the profile is signed once, by the root key).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ProfileClaims {
+    /// The OpenPGP primary key's fingerprint (hex), so that devices can
+    /// check the account's certificate against the profile.
+    pub openpgp_fingerprint: Option<String>,
+}
+
+/// What one plugin did on a device, for the report a command prints.
+pub type Actions = Vec<String>;
+
+/// A channel. The host holds a list of them and calls each for every event.
+pub trait Plugin: std::fmt::Debug + Send + Sync {
+    /// Short name used in commands, reports and local records (`ssh`, `pgp`, `smime`).
     fn name(&self) -> &'static str;
-    /// The device role this plugin serves.
+
+    /// The device role this channel serves.
     fn role(&self) -> Role;
+
+    /// Claims for the profile of a new account.
+    fn claims(&self, _admin: &AccountKeys, _claims: &mut ProfileClaims) -> Result<(), PluginError> {
+        Ok(())
+    }
+
+    /// Administrator side: the entries this channel needs for the state
+    /// after `event`, given the view that already includes the event's
+    /// life-cycle entries. No I/O. Returns nothing when all is current, so
+    /// that a sync with nothing new publishes nothing.
+    fn entries(
+        &self,
+        event: &Event,
+        view: &AccountView,
+        admin: &AccountKeys,
+    ) -> Result<Vec<AppEntry>, PluginError>;
+
+    /// Check the entries this channel owns (beyond the administrator
+    /// signature the view already checked).
+    fn verify(&self, _view: &AccountView) -> Result<(), PluginError> {
+        Ok(())
+    }
+
+    /// Device side: bring what this channel provisioned on the device up to
+    /// the view. Returns what it did.
+    fn apply(&self, _device: &dyn DeviceHost, _view: &AccountView) -> Result<Actions, PluginError> {
+        Ok(Vec::new())
+    }
+
+    /// The device was revoked (the host checked the signed proof): remove
+    /// every secret this channel put anywhere. Returns what it removed.
+    fn wipe(&self, _device: &dyn DeviceHost) -> Result<Actions, PluginError> {
+        Ok(Vec::new())
+    }
+}
+
+/// Seconds since the Unix epoch (certificate validity, entry times).
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }

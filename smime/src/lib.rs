@@ -10,30 +10,19 @@
 //! remaining work of the S/MIME issue (docs/DESIGN.md).
 #![forbid(unsafe_code)]
 
+pub mod channel;
+pub mod device;
 pub mod message;
+pub mod nss;
 
-use mesh_core::objects::Role;
-use mesh_plugins::Plugin;
+pub use channel::SmimePlugin;
+
 use p256::ecdsa::signature::Signer;
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyIdMethod, KeyUsagePurpose, PublicKeyData, SanType, SerialNumber, SignatureAlgorithm,
     PKCS_ECDSA_P256_SHA256,
 };
-
-/// The S/MIME plugin.
-#[derive(Debug, Default)]
-pub struct SmimePlugin;
-
-impl Plugin for SmimePlugin {
-    fn name(&self) -> &'static str {
-        "smime"
-    }
-
-    fn role(&self) -> Role {
-        Role::Smime
-    }
-}
 
 /// Errors issuing certificates.
 #[derive(Debug, thiserror::Error)]

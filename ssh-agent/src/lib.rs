@@ -6,21 +6,7 @@
 
 pub mod agent;
 pub mod cert;
+pub mod channel;
 pub mod server;
 
-use mesh_core::objects::Role;
-use mesh_plugins::Plugin;
-
-/// The ssh plugin.
-#[derive(Debug, Default)]
-pub struct SshPlugin;
-
-impl Plugin for SshPlugin {
-    fn name(&self) -> &'static str {
-        "ssh"
-    }
-
-    fn role(&self) -> Role {
-        Role::Ssh
-    }
-}
+pub use channel::SshPlugin;

@@ -11,9 +11,9 @@
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use mesh_agent::account;
-use mesh_agent::client::Client;
-use mesh_agent::store::Store;
+use mesh_account as account;
+use mesh_account::client::Client;
+use mesh_account::store::Store;
 use mesh_core::portal::{self as p, store as st};
 use mesh_tests::{Device, PortalProc, Scratch};
 
@@ -78,8 +78,13 @@ fn main() {
     // 2. Many devices, connected with a PIN through the library (faster set-up).
     let devices = env_usize("MESH_BENCH_DEVICES", 64);
     let mut admin_store = Store::open(&admin.home, false).expect("admin store");
-    let (pin, _) =
-        account::new_pin(&mut admin_store, &[mesh_core::objects::Role::Ssh], 3600).expect("pin");
+    let (pin, _) = account::admin::new_pin(
+        &mut admin_store,
+        &mesh_agent::host(),
+        &[mesh_core::objects::Role::Ssh],
+        3600,
+    )
+    .expect("pin");
     drop(admin_store);
     let mut homes = Vec::new();
     for i in 0..devices {
@@ -90,11 +95,16 @@ fn main() {
             pin.clone()
         } else {
             let mut a = Store::open(&admin.home, false).expect("admin");
-            account::new_pin(&mut a, &[mesh_core::objects::Role::Ssh], 3600)
-                .expect("pin")
-                .0
+            account::admin::new_pin(
+                &mut a,
+                &mesh_agent::host(),
+                &[mesh_core::objects::Role::Ssh],
+                3600,
+            )
+            .expect("pin")
+            .0
         };
-        account::request(
+        account::join::request(
             &mut s,
             "bench@example.com",
             &portal.url,
@@ -104,15 +114,15 @@ fn main() {
         .expect("request");
         {
             let mut a = Store::open(&admin.home, false).expect("admin");
-            account::sync(&mut a).expect("admin sync");
+            account::sync::sync(&mut a, &mesh_agent::host()).expect("admin sync");
         }
-        account::sync(&mut s).expect("device sync");
+        account::sync::sync(&mut s, &mesh_agent::host()).expect("device sync");
         homes.push(home);
     }
     // Bring every device up to date, so that the measured syncs find nothing new.
     for home in &homes {
         let mut s = Store::open(home, false).expect("store");
-        account::sync(&mut s).expect("sync");
+        account::sync::sync(&mut s, &mesh_agent::host()).expect("sync");
     }
     let per_client = env_usize("MESH_BENCH_REQUESTS", 400);
     for clients in [1usize, 8, 32, 64].into_iter().filter(|c| *c <= devices) {
@@ -126,7 +136,7 @@ fn main() {
             handles.push(std::thread::spawn(move || {
                 let store = Store::open(&home, false).expect("store");
                 let a = account::account(&store).expect("account");
-                let keys = account::device_keys(&store).expect("keys");
+                let keys = account::state::device_keys(&store).expect("keys");
                 let dev = store.state().device.as_ref().expect("device").udf.clone();
                 let select: Vec<p::StoreIndex> = [st::ACCESS, st::DEVICE, st::APPLICATION]
                     .iter()

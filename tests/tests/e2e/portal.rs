@@ -2,8 +2,8 @@
 
 use std::path::Path;
 
-use mesh_agent::client::{sign_request, Client};
-use mesh_agent::store::Store;
+use mesh_account::client::{sign_request, Client};
+use mesh_account::store::Store;
 use mesh_core::portal::{self as p, store as st};
 use mesh_tests::{Device, PortalProc, Scratch};
 
@@ -65,7 +65,7 @@ fn devices(d: &Device) -> Vec<(String, String, Vec<String>)> {
         .collect()
 }
 
-fn secrets_of(d: &Device) -> mesh_agent::store::Secrets {
+fn secrets_of(d: &Device) -> mesh_account::store::Secrets {
     std::env::set_var("MESH_KEYSTORE", "file");
     Store::open(&d.home, false)
         .expect("open store")
@@ -124,9 +124,21 @@ fn create_connect_accept_pin_reject_revoke() {
         "--pin",
         pin.trim(),
     ]);
-    a.ok(&["sync"]);
+    let out = a.ok(&["sync"]);
+    assert!(
+        out.contains("refused a PIN request from again: the PIN was used already"),
+        "{out}"
+    );
+    // The device is told why, and stops waiting.
     let e = c2.fails(&["sync"]);
-    assert!(e.contains("still pending"), "{e}");
+    assert!(
+        e.contains("rejected this device's request: the PIN was used already"),
+        "{e}"
+    );
+    assert!(
+        e.contains("hint: ask an administrator for a new PIN"),
+        "{e}"
+    );
     // A wrong PIN is not accepted either; a malformed one is an error.
     let c3 = Device::new(&dir.0, "c3");
     let e = c3.fails(&[
@@ -151,7 +163,12 @@ fn create_connect_accept_pin_reject_revoke() {
     ]);
     let out = a.ok(&["sync"]);
     assert!(!out.contains("accepted by PIN"), "{out}");
-    assert!(c3.fails(&["sync"]).contains("still pending"));
+    assert!(out.contains("the PIN is wrong"), "{out}");
+    let e = c3.fails(&["sync"]);
+    assert!(
+        e.contains("rejected this device's request: the PIN is wrong"),
+        "{e}"
+    );
 
     // Reject.
     let d = Device::new(&dir.0, "d");
@@ -369,7 +386,7 @@ fn tampered_portal_entries_are_refused_and_nothing_is_lost() {
 fn keys_of(d: &Device) -> mesh_core::objects::DeviceKeys {
     std::env::set_var("MESH_KEYSTORE", "file");
     let store = Store::open(&d.home, false).expect("store");
-    mesh_agent::account::device_keys(&store).expect("keys")
+    mesh_account::state::device_keys(&store).expect("keys")
 }
 
 #[test]
@@ -473,7 +490,7 @@ fn replays_revoked_devices_other_accounts_and_bad_input_are_refused() {
     assert!(
         matches!(
             e,
-            mesh_agent::client::ClientError::Refused { status: 413, .. }
+            mesh_account::client::ClientError::Refused { status: 413, .. }
         ),
         "{e}"
     );
@@ -509,7 +526,7 @@ fn replays_revoked_devices_other_accounts_and_bad_input_are_refused() {
         .expect_err("revoked");
     assert_eq!(e.code(), Some(p::code::DEVICE_REVOKED), "{e}");
     match e {
-        mesh_agent::client::ClientError::Refused { access_list, .. } => {
+        mesh_account::client::ClientError::Refused { access_list, .. } => {
             assert!(access_list.is_some())
         }
         other => panic!("{other}"),
@@ -747,7 +764,7 @@ fn unanswered_connection_requests_are_capped() {
     std::env::set_var("MESH_KEYSTORE", "file");
     for i in 0..p::MAX_PENDING {
         let mut s = Store::open(&dir.path(&format!("flood-{i}")), true).expect("store");
-        mesh_agent::account::request(&mut s, ADDR, &portal.url, Some("flood"), None)
+        mesh_account::join::request(&mut s, ADDR, &portal.url, Some("flood"), None)
             .expect("request");
     }
     let extra = Device::new(&dir.0, "extra");

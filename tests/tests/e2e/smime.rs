@@ -230,7 +230,7 @@ fn shared_encryption_certificate_pkcs12_exports_and_rotation_on_revoke() {
     let sql = format!("sql:{}", tb.display());
     let l = run(Command::new("certutil").args(["-L", "-d", &sql]));
     assert!(
-        l.contains("Mesh personal CA") && l.contains("C,C,C") && l.contains("(encryption)"),
+        l.contains("Mesh personal CA") && l.contains(" ,C, ") && l.contains("(encryption)"),
         "{l}"
     );
     let keys = run(Command::new("certutil").args(["-K", "-d", &sql]));

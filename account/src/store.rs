@@ -160,6 +160,9 @@ pub struct State {
     /// The account this device belongs to, once connected.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account: Option<serde_json::Value>,
+    /// The device was revoked: its secrets and store key are destroyed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub wiped: bool,
 }
 
 /// This device's public facts.
@@ -234,7 +237,7 @@ pub fn default_home() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(".mesh"))
 }
 
-fn make_private_dir(path: &Path) -> Result<(), StoreError> {
+pub(crate) fn make_private_dir(path: &Path) -> Result<(), StoreError> {
     let mut b = fs::DirBuilder::new();
     b.recursive(true);
     #[cfg(unix)]
@@ -359,7 +362,12 @@ impl Store {
                 asked: asked.name().into(),
             });
         }
-        let key = Store::load_key(home, backend, &state.store_id)?;
+        // A wiped store has no key left; its public state stays readable.
+        let key = if state.wiped {
+            Zeroizing::new([0u8; 32])
+        } else {
+            Store::load_key(home, backend, &state.store_id)?
+        };
         Ok(Store {
             home: home.to_path_buf(),
             backend,
@@ -395,6 +403,7 @@ impl Store {
                 keystore: backend.name().into(),
                 device: None,
                 account: None,
+                wiped: false,
             },
             key,
             _lock: lock,
@@ -466,6 +475,9 @@ impl Store {
 
     /// Decrypt the secrets.
     pub fn secrets(&self) -> Result<Secrets, StoreError> {
+        if self.state.wiped {
+            return Ok(Secrets::default());
+        }
         let path = self.home.join(SECRETS);
         let corrupt = |detail: String| StoreError::Corrupt {
             path: path.clone(),
@@ -522,9 +534,36 @@ impl Store {
         write_atomic(&path, &serde_json::to_vec(&sealed).unwrap_or_default())
     }
 
-    /// Replace every secret with nothing (a revoked device wipes itself).
+    /// Destroy every secret (a revoked device wipes itself): the sealed
+    /// secrets are overwritten with an empty set, then removed, and the
+    /// store key is deleted from the keyring or its file. The public state
+    /// stays, marked wiped, so that commands can say what happened.
     pub fn wipe_secrets(&mut self) -> Result<(), StoreError> {
-        self.save_secrets(&Secrets::default())
+        if self.state.wiped {
+            return Ok(());
+        }
+        self.save_secrets(&Secrets::default())?;
+        let secrets = self.home.join(SECRETS);
+        fs::remove_file(&secrets).map_err(io(&secrets))?;
+        match self.backend {
+            Backend::File => {
+                let path = self.home.join(KEY_DIR).join(KEY_FILE);
+                fs::remove_file(&path).map_err(io(&path))?;
+            }
+            Backend::Os => {
+                keyring_entry(&self.state.store_id)?
+                    .delete_credential()
+                    .map_err(|e| StoreError::NoKeyring(e.to_string()))?;
+            }
+        }
+        self.key = Zeroizing::new([0u8; 32]);
+        self.state.wiped = true;
+        self.save_state()
+    }
+
+    /// Whether this store was wiped.
+    pub fn wiped(&self) -> bool {
+        self.state.wiped
     }
 }
 

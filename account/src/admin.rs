@@ -1,0 +1,498 @@
+//! Administrator events: accept, reject, PINs, revoke, rotate, escrow.
+
+use mesh_core::envelope::{Encrypted, Signed};
+use mesh_core::objects::{
+    ct as oct, AccountKeys, CatalogedDevice, ConnectionDevice, ProfileDevice, Role,
+};
+use mesh_core::portal::{
+    self as p, store as st, AccessEntry, AccessList, ConnectResult, DeviceState, InboundRequest,
+    MessagePin, RespondConnection,
+};
+use mesh_core::{b64, pin, shamir, udf};
+use serde::Serialize;
+use zeroize::Zeroizing;
+
+use crate::client::now;
+use crate::error::{AccountError, Result};
+use crate::host::{admin_event, Draft, Host};
+use crate::state::*;
+use crate::store::Store;
+use crate::sync::{adopt_rotation, pull, SyncReport};
+use mesh_plugins::{AccountView, AppEntry, Event, PluginError};
+
+/// A pending request as `mesh device pending` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PendingView {
+    /// Witness.
+    pub witness: String,
+    /// Device name.
+    pub name: String,
+    /// Device UDF.
+    pub device: String,
+    /// Request id.
+    pub request_id: String,
+    /// Carries a PIN.
+    pub pin: bool,
+}
+
+fn request_parts(ib: &InboundRequest) -> Result<(p::RequestConnection, ProfileDevice)> {
+    let req: p::Request = ib.request.unverified_object("request")?;
+    let rc: p::RequestConnection =
+        serde_json::from_value(req.body).map_err(|e| AccountError::Untrusted(e.to_string()))?;
+    let dp = ProfileDevice::verify(&rc.profile_device)?;
+    Ok((rc, dp))
+}
+
+/// Requests without an answer.
+pub fn pending(store: &mut Store) -> Result<Vec<PendingView>> {
+    let a = account(store)?;
+    if !a.roles.contains(&Role::Admin) {
+        return Err(AccountError::NotAdmin(a.address));
+    }
+    let mut out = Vec::new();
+    for ib in a
+        .inbound
+        .iter()
+        .filter(|i| !a.answered.contains(&i.request_id))
+    {
+        let (rc, dp) = request_parts(ib)?;
+        out.push(PendingView {
+            witness: ib.witness.clone(),
+            name: dp.description.name.clone(),
+            device: dp.udf(),
+            request_id: ib.request_id.clone(),
+            pin: rc.pin_id.is_some(),
+        });
+    }
+    Ok(out)
+}
+
+fn find_request<'a>(a: &'a AccountState, which: &str) -> Result<&'a InboundRequest> {
+    a.inbound
+        .iter()
+        .filter(|i| !a.answered.contains(&i.request_id))
+        .find(|i| udf::udf_eq(&i.witness, which) || udf::udf_eq(&i.request_id, which))
+        .ok_or_else(|| {
+            AccountError::NotFound(format!("no pending request with witness or id {which}"))
+        })
+}
+
+/// The draft of an acceptance: the device's catalog entry, the next access
+/// list naming it, and the signed response, for one transaction.
+fn accept_draft(
+    a: &AccountState,
+    admin: &AccountKeys,
+    ib: &InboundRequest,
+    roles: &[Role],
+    pin_id: Option<String>,
+) -> Result<(Draft, String)> {
+    let (rc, dp) = request_parts(ib)?;
+    let name = dp.description.name.clone();
+    let (cat_env, _, entry, _) =
+        crate::join::connect_device(admin, &rc.profile_device, &name, roles)?;
+    let prev = a.access_list()?;
+    if let Some(old) = prev.as_ref().and_then(|l| l.device(&entry.device_udf)) {
+        if old.state == DeviceState::Revoked {
+            return Err(AccountError::Usage(format!(
+                "{name} ({}) was revoked; a revoked device cannot join again (it needs a new home)",
+                entry.device_udf
+            )));
+        }
+    }
+    let device = entry.device_udf.clone();
+    let access_env = crate::join::next_access(admin, prev.as_ref(), |d| {
+        d.retain(|x| !udf::udf_eq(&x.device_udf, &entry.device_udf));
+        d.push(entry);
+    });
+    let response = RespondConnection {
+        request_id: ib.request_id.clone(),
+        result: ConnectResult::Accept,
+        cataloged_device: Some(cat_env.clone()),
+        pin_id,
+        reason: None,
+    };
+    let resp_env = Signed::sign_object(p::ct::RESPOND_CONNECTION, &response, &admin.admin_sign);
+    let draft = Draft {
+        access: Some(access_env),
+        devices: vec![cat_env],
+        local: vec![resp_env],
+        event: Some(Event::Joined { device }),
+        ..Draft::default()
+    };
+    Ok((draft, name))
+}
+
+/// `mesh device accept`: one transaction with the device's entries and
+/// every channel's (its certificates and wrapped keys are there when it completes).
+pub fn accept(store: &mut Store, host: &Host, which: &str, roles: &[Role]) -> Result<String> {
+    admin_event(store, host, |a, _, admin| {
+        let ib = find_request(a, which)?.clone();
+        accept_draft(a, admin, &ib, roles, None)
+    })
+}
+
+fn reject_draft(admin: &AccountKeys, request_id: &str, reason: Option<String>) -> Draft {
+    let response = RespondConnection {
+        request_id: request_id.to_string(),
+        result: ConnectResult::Reject,
+        cataloged_device: None,
+        pin_id: None,
+        reason,
+    };
+    Draft {
+        local: vec![Signed::sign_object(
+            p::ct::RESPOND_CONNECTION,
+            &response,
+            &admin.admin_sign,
+        )],
+        ..Draft::default()
+    }
+}
+
+/// `mesh device reject`.
+pub fn reject(store: &mut Store, host: &Host, which: &str) -> Result<String> {
+    admin_event(store, host, |a, _, admin| {
+        let ib = find_request(a, which)?;
+        let (_, dp) = request_parts(ib)?;
+        Ok((
+            reject_draft(admin, &ib.request_id, None),
+            dp.description.name,
+        ))
+    })
+}
+
+/// `mesh device pin`: register a one-time PIN; returns it.
+pub fn new_pin(
+    store: &mut Store,
+    host: &Host,
+    roles: &[Role],
+    valid_for: u64,
+) -> Result<(Zeroizing<String>, u64)> {
+    let pin_text = Zeroizing::new(pin::new_pin());
+    let expires = now() + valid_for;
+    let a = account(store)?;
+    let admin = admin_keys(store, &a)?;
+    let salted = Zeroizing::new(pin::salted_pin(&pin_text, pin::ACTION_DEVICE)?);
+    let record = MessagePin {
+        pin_id: pin::pin_id(&salted, &a.address)?,
+        salted_pin: salted,
+        roles: roles.to_vec(),
+        expires,
+        automatic: true,
+    };
+    let enc = Encrypted::encrypt_object(
+        p::ct::MESSAGE_PIN,
+        &record,
+        &[admin.admin_encrypt.public_key()],
+    )?;
+    let env = Signed::sign_object(p::ct::MESSAGE_PIN, &enc, &admin.admin_sign);
+    admin_event(store, host, |_, _, _| {
+        Ok((
+            Draft {
+                local: vec![env.clone()],
+                ..Draft::default()
+            },
+            (),
+        ))
+    })?;
+    Ok((pin_text, expires))
+}
+
+/// What the administrator decided about a request that carries a PIN.
+enum PinVerdict {
+    Accept { roles: Vec<Role>, pin_id: String },
+    Refuse(String),
+}
+
+/// Judge one request that carries a PIN against the PIN records.
+fn judge_pin(
+    a: &AccountState,
+    admin: &AccountKeys,
+    rc: &p::RequestConnection,
+    id: &str,
+    w: &str,
+) -> Result<PinVerdict> {
+    if a.pins_used.contains(id) {
+        return Ok(PinVerdict::Refuse("the PIN was used already".into()));
+    }
+    let mut expired = false;
+    for penv in &a.pins {
+        let enc: Encrypted = penv.unverified_object("PIN record")?;
+        let rec: MessagePin =
+            enc.decrypt_object("PIN record", p::ct::MESSAGE_PIN, &admin.admin_encrypt)?;
+        if !udf::udf_eq(&rec.pin_id, id) || !rec.automatic {
+            continue;
+        }
+        if rec.expires < now() {
+            expired = true;
+            continue;
+        }
+        let nonce = b64::decode(&rc.client_nonce)?;
+        let want = pin::pin_witness(
+            &rec.salted_pin,
+            &a.address,
+            &nonce,
+            &crate::join::payload_digest(&rc.profile_device),
+        )?;
+        let got = b64::decode(w)?;
+        if subtle::ConstantTimeEq::ct_eq(&want[..], &got[..]).into() {
+            return Ok(PinVerdict::Accept {
+                roles: rec.roles.clone(),
+                pin_id: id.to_string(),
+            });
+        }
+        return Ok(PinVerdict::Refuse(
+            "the PIN witness does not match the request (wrong PIN)".into(),
+        ));
+    }
+    Ok(PinVerdict::Refuse(if expired {
+        "the PIN has expired".into()
+    } else {
+        "the PIN is wrong (no such PIN was issued)".into()
+    }))
+}
+
+/// What `accept_by_pin` did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PinOutcome {
+    /// Devices accepted by PIN.
+    pub accepted: Vec<String>,
+    /// Devices refused, with the reason they were told.
+    pub refused: Vec<(String, String)>,
+}
+
+/// Answer every pending request that carries a PIN: accept those whose PIN
+/// is valid, unused and unexpired; refuse the others with the reason, so
+/// that the device stops waiting. Each answer is one transaction.
+pub(crate) fn accept_by_pin(store: &mut Store, host: &Host) -> Result<PinOutcome> {
+    let mut out = PinOutcome::default();
+    loop {
+        let a = account(store)?;
+        let admin = admin_keys(store, &a)?;
+        let mut next = None;
+        for ib in a
+            .inbound
+            .iter()
+            .filter(|i| !a.answered.contains(&i.request_id))
+        {
+            let (rc, dp) = request_parts(ib)?;
+            let (Some(id), Some(w)) = (&rc.pin_id, &rc.pin_witness) else {
+                continue;
+            };
+            let verdict = judge_pin(&a, &admin, &rc, id, w)?;
+            next = Some((ib.request_id.clone(), dp.description.name.clone(), verdict));
+            break;
+        }
+        let Some((rid, name, verdict)) = next else {
+            return Ok(out);
+        };
+        admin_event(store, host, |a, _, admin| {
+            let Some(ib) = a.inbound.iter().find(|i| i.request_id == rid) else {
+                return Err(AccountError::NotFound(rid.clone()));
+            };
+            if a.answered.contains(&rid) {
+                return Ok((Draft::default(), ()));
+            }
+            match &verdict {
+                PinVerdict::Accept { roles, pin_id } if !a.pins_used.contains(pin_id) => {
+                    accept_draft(a, admin, ib, roles, Some(pin_id.clone())).map(|(d, _)| (d, ()))
+                }
+                PinVerdict::Accept { .. } => Ok((
+                    reject_draft(admin, &rid, Some("the PIN was used already".into())),
+                    (),
+                )),
+                PinVerdict::Refuse(why) => Ok((reject_draft(admin, &rid, Some(why.clone())), ())),
+            }
+        })?;
+        match verdict {
+            PinVerdict::Accept { .. } => out.accepted.push(name),
+            PinVerdict::Refuse(why) => out.refused.push((name, why)),
+        }
+    }
+}
+
+/// Administrators' routine: every channel publishes what the current state
+/// needs (renewals, new holders); nothing when all is current. Returns how
+/// many entries were published.
+pub(crate) fn maintain(store: &mut Store, host: &Host) -> Result<usize> {
+    let before = account(store)?.index(st::APPLICATION);
+    admin_event(store, host, |_, _, _| {
+        Ok((
+            Draft {
+                event: Some(Event::Periodic),
+                ..Draft::default()
+            },
+            (),
+        ))
+    })?;
+    let after = account(store)?.index(st::APPLICATION);
+    Ok(usize::try_from(after.saturating_sub(before)).unwrap_or(0))
+}
+
+/// Publish application entries the user asked for (a channel's policy)
+/// and whatever the channels derive from them, in one transaction.
+pub fn publish(
+    store: &mut Store,
+    host: &Host,
+    build: impl Fn(&AccountView) -> std::result::Result<Vec<AppEntry>, PluginError>,
+) -> Result<()> {
+    admin_event(store, host, |_, view, _| {
+        Ok((
+            Draft {
+                apps: build(view)?,
+                event: Some(Event::Periodic),
+                ..Draft::default()
+            },
+            (),
+        ))
+    })
+}
+
+/// A device as `mesh device list` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeviceView {
+    /// Name.
+    pub name: String,
+    /// Device UDF.
+    pub device: String,
+    /// Roles.
+    pub roles: Vec<Role>,
+    /// active or revoked.
+    pub state: String,
+    /// This device.
+    pub this: bool,
+}
+
+/// Every device of the account.
+pub fn list(store: &Store) -> Result<Vec<DeviceView>> {
+    let a = account(store)?;
+    let me = device_udf(store)?;
+    let list = a.access_list()?.ok_or(AccountError::NoAccount)?;
+    Ok(list
+        .devices
+        .iter()
+        .map(|d| DeviceView {
+            name: d.name.clone(),
+            device: d.device_udf.clone(),
+            roles: d.roles.clone(),
+            state: match d.state {
+                DeviceState::Active => "active".into(),
+                DeviceState::Revoked => "revoked".into(),
+            },
+            this: udf::udf_eq(&d.device_udf, &me),
+        })
+        .collect())
+}
+
+/// The one active or revoked device named `which` (name or UDF).
+fn target<'a>(list: &'a AccessList, which: &str, active_only: bool) -> Result<&'a AccessEntry> {
+    let matches: Vec<&AccessEntry> = list
+        .devices
+        .iter()
+        .filter(|d| !active_only || d.state == DeviceState::Active)
+        .filter(|d| d.name == which || udf::udf_eq(&d.device_udf, which))
+        .collect();
+    match matches.as_slice() {
+        [] => Err(AccountError::NotFound(format!(
+            "no {}device named {which}",
+            if active_only { "active " } else { "" }
+        ))),
+        [one] => Ok(one),
+        _ => Err(AccountError::Usage(format!(
+            "{} devices are named {which}; give the device UDF",
+            matches.len()
+        ))),
+    }
+}
+
+/// `mesh device revoke NAME|UDF`: one transaction with the next access list
+/// and every channel's entries (CRL, rotated shared keys, revoked subkey).
+pub fn revoke(store: &mut Store, host: &Host, which: &str) -> Result<String> {
+    let me = device_udf(store)?;
+    admin_event(store, host, |a, _, admin| {
+        let list = a.access_list()?.ok_or(AccountError::NoAccount)?;
+        let target = target(&list, which, false)?.clone();
+        if udf::udf_eq(&target.device_udf, &me) {
+            return Err(AccountError::Usage(
+                "refusing to revoke this device itself; revoke it from another administrator"
+                    .into(),
+            ));
+        }
+        if target.state == DeviceState::Revoked {
+            return Err(AccountError::Usage(format!("{which} is revoked already")));
+        }
+        let env = crate::join::next_access(admin, Some(&list), |d| {
+            for e in d.iter_mut() {
+                if udf::udf_eq(&e.device_udf, &target.device_udf) {
+                    e.state = DeviceState::Revoked;
+                }
+            }
+        });
+        let draft = Draft {
+            access: Some(env),
+            event: Some(Event::Revoked {
+                device: target.device_udf.clone(),
+            }),
+            ..Draft::default()
+        };
+        Ok((draft, target.name))
+    })
+}
+
+/// `mesh device rotate NAME|UDF`: new keys for a device, computed here
+/// from its base public keys and a fresh activation at the next epoch (the
+/// device may be offline). Its identity (device UDF, name, roles) stays; the
+/// portal refuses its old authentication key at once, and the device
+/// switches to the new keys at its next sync. One transaction, with every
+/// channel's entries for the new keys (its certificate, its wrapped keys).
+pub fn rotate(store: &mut Store, host: &Host, which: &str) -> Result<(String, u32)> {
+    let out = admin_event(store, host, |a, view, admin| {
+        let list = a.access_list()?.ok_or(AccountError::NoAccount)?;
+        let target = target(&list, which, true)?.clone();
+        let d = view
+            .devices
+            .get(&target.device_udf)
+            .ok_or_else(|| AccountError::NotFound(format!("no catalog entry for {which}")))?;
+        let epoch = d.connection.authentication.epoch + 1;
+        let issued = ConnectionDevice::issue(admin, &d.profile, &d.connection.roles, epoch, now())?;
+        let new_conn: ConnectionDevice = issued.connection.unverified_object("connection")?;
+        let cataloged = CatalogedDevice {
+            device_udf: d.catalog.device_udf.clone(),
+            local_name: d.catalog.local_name.clone(),
+            profile_device: d.catalog.profile_device.clone(),
+            connection_device: issued.connection,
+            activation_account: issued.activation,
+        };
+        let cat_env = Signed::sign_object(oct::CATALOGED_DEVICE, &cataloged, &admin.admin_sign);
+        let access_env = crate::join::next_access(admin, Some(&list), |d| {
+            for e in d.iter_mut() {
+                if udf::udf_eq(&e.device_udf, &target.device_udf) {
+                    e.authentication = new_conn.authentication.clone();
+                }
+            }
+        });
+        let draft = Draft {
+            access: Some(access_env),
+            devices: vec![cat_env],
+            event: Some(Event::Rotated {
+                device: target.device_udf.clone(),
+            }),
+            ..Draft::default()
+        };
+        Ok((draft, (target.name, epoch)))
+    })?;
+    // This device rotated itself: adopt the new keys now.
+    if adopt_rotation(store)? {
+        pull(store, host, &mut SyncReport::default())?;
+    }
+    Ok(out)
+}
+
+/// `mesh account escrow`: shares of the account seed (its binary Z-UDF, as
+/// the reference does).
+pub fn escrow(store: &Store, k: u8, n: u8) -> Result<Vec<Zeroizing<String>>> {
+    let a = account(store)?;
+    let admin = admin_keys(store, &a)?;
+    let shares = shamir::split(&admin.seed().to_bytes(), k, n)?;
+    Ok(shares.iter().map(|s| s.to_udf()).collect())
+}

@@ -1,0 +1,92 @@
+//! Errors of the account layer.
+
+use crate::client::ClientError;
+use crate::device::DeviceError;
+use crate::store::StoreError;
+
+/// Errors of the account layer, each naming what is wrong.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AccountError {
+    /// Device layer.
+    #[error(transparent)]
+    Device(#[from] DeviceError),
+    /// Store layer.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Portal.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// Core (crypto, parsing).
+    #[error(transparent)]
+    Core(#[from] mesh_core::Error),
+    /// A channel.
+    #[error(transparent)]
+    Plugin(#[from] mesh_plugins::PluginError),
+    /// Something the portal returned does not verify.
+    #[error("refusing what the portal returned: {0}")]
+    Untrusted(String),
+    /// No account on this device.
+    #[error("this device is not connected to an account")]
+    NoAccount,
+    /// Already connected.
+    #[error("this device already belongs to account {0}")]
+    HasAccount(String),
+    /// Needs the administrator role.
+    #[error("this device is not an administrator of {0}")]
+    NotAdmin(String),
+    /// Revoked.
+    #[error("this device was revoked from account {0}; its secrets have been wiped")]
+    Revoked(String),
+    /// Not yet accepted.
+    #[error("the connection request to {0} is still pending")]
+    Pending(String),
+    /// Rejected, with the administrator's reason when it gave one.
+    #[error("the administrator of {0} rejected this device's request{reason}", reason = .1.as_ref().map(|r| format!(": {r}")).unwrap_or_default())]
+    Rejected(String, Option<String>),
+    /// A pending request or device that does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// Bad argument.
+    #[error("{0}")]
+    Usage(String),
+    /// Too many concurrent writers.
+    #[error("the account changed under every retry (another administrator is writing); try again")]
+    Busy,
+}
+
+impl AccountError {
+    /// What the user can do about it.
+    pub fn hint(&self) -> Option<String> {
+        Some(match self {
+            AccountError::Device(e) => return e.hint(),
+            AccountError::Plugin(e) => return e.hint(),
+            AccountError::Rejected(_, Some(_)) => {
+                "ask an administrator for a new PIN (`mesh device pin`), then run `mesh device request` again".into()
+            }
+            AccountError::Revoked(_) => {
+                "this home can no longer be used; join the account again from a new home".into()
+            }
+            AccountError::Store(e) => return e.hint(),
+            AccountError::Client(ClientError::Unreachable { .. }) => {
+                "check the portal URL and that the portal is running".into()
+            }
+            AccountError::NoAccount => {
+                "create one with `mesh account create` or join one with `mesh device request`".into()
+            }
+            AccountError::HasAccount(_) => "use another --home for another account".into(),
+            AccountError::NotAdmin(_) => "run this on an administrator device".into(),
+            AccountError::Pending(_) => {
+                "an administrator runs `mesh device pending` and `mesh device accept WITNESS`".into()
+            }
+            AccountError::Untrusted(_) => {
+                "the portal (or its database) returned data that is not signed by this account; local state was kept as it was"
+                    .into()
+            }
+            _ => return None,
+        })
+    }
+}
+
+/// Results of the account layer.
+pub type Result<T> = std::result::Result<T, AccountError>;

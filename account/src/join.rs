@@ -1,0 +1,516 @@
+//! Joining: create an account, ask to join one (witness or PIN), complete
+//! the connection once accepted, and recover an account from escrow.
+
+use mesh_core::derive::Seed;
+use mesh_core::envelope::Signed;
+use mesh_core::objects::{
+    complete_activation, ct as oct, AccountKeys, CatalogedDevice, ConnectionDevice, DeviceKeys,
+    ProfileAccount, ProfileDevice, Role,
+};
+use mesh_core::portal::{
+    self as p, store as st, tx, AccessEntry, AccessList, ConnectResult, DeviceState,
+    RespondConnection, StoreIndex, StoreUpdate,
+};
+use mesh_core::{b64, pin, shamir, udf};
+use serde::Serialize;
+use zeroize::Zeroizing;
+
+use crate::client::{now, Client, ClientError};
+use crate::device::{self, DeviceError};
+use crate::error::{AccountError, Result};
+use crate::host::{Draft, Host};
+use crate::state::*;
+use crate::store::Store;
+use crate::sync::{pull, SyncReport};
+use mesh_plugins::{Event, ProfileClaims};
+
+/// Build a catalog entry and access-list entry for a device being connected.
+pub(crate) fn connect_device(
+    admin: &AccountKeys,
+    device_profile_env: &Signed,
+    name: &str,
+    roles: &[Role],
+) -> Result<(Signed, ConnectionDevice, AccessEntry, Signed)> {
+    let dp = ProfileDevice::verify(device_profile_env)?;
+    let issued = ConnectionDevice::issue(admin, &dp, roles, 0, now())?;
+    let conn: ConnectionDevice = issued.connection.unverified_object("connection")?;
+    let cataloged = CatalogedDevice {
+        device_udf: dp.udf(),
+        local_name: name.to_string(),
+        profile_device: device_profile_env.clone(),
+        connection_device: issued.connection.clone(),
+        activation_account: issued.activation,
+    };
+    let entry = AccessEntry {
+        device_udf: dp.udf(),
+        name: name.to_string(),
+        authentication: conn.authentication.clone(),
+        roles: conn.roles.clone(),
+        state: DeviceState::Active,
+    };
+    let cat_env = Signed::sign_object(oct::CATALOGED_DEVICE, &cataloged, &admin.admin_sign);
+    Ok((cat_env, conn, entry, issued.connection))
+}
+
+pub(crate) fn next_access(
+    admin: &AccountKeys,
+    prev: Option<&AccessList>,
+    edit: impl FnOnce(&mut Vec<AccessEntry>),
+) -> Signed {
+    let mut devices = prev.map(|a| a.devices.clone()).unwrap_or_default();
+    edit(&mut devices);
+    let list = AccessList {
+        profile_udf: admin.profile_udf(),
+        serial: prev.map(|a| a.serial + 1).unwrap_or(1),
+        devices,
+        issued: now(),
+    };
+    Signed::sign_object(p::ct::ACCESS_LIST, &list, &admin.admin_sign)
+}
+
+/// This device connected to `admin`'s account as an administrator.
+struct SelfConnection {
+    catalog: Signed,
+    access: Signed,
+    keys: DeviceKeys,
+    connection: Signed,
+}
+
+/// Connect this device to `admin`'s account with every role: its catalog
+/// entry, the next access list naming it, and its activation completed
+/// here. The account seed and activation are saved before anything is sent,
+/// so that no crash can lose them once the portal knows the account.
+fn connect_self(
+    store: &mut Store,
+    admin: &AccountKeys,
+    profile: &ProfileAccount,
+    prev: Option<&AccessList>,
+) -> Result<SelfConnection> {
+    let dev = store.state().device.clone().ok_or(DeviceError::NoDevice)?;
+    let (catalog, conn, entry, connection) =
+        connect_device(admin, &dev.profile, &dev.name, &Role::ALL)?;
+    let access = next_access(admin, prev, |d| d.push(entry));
+    let base = device::base_keys(store)?;
+    let cat: CatalogedDevice = catalog.unverified_object("catalog entry")?;
+    let (keys, act) = complete_activation(profile, &base, &cat.activation_account, &conn)?;
+    let mut secrets = store.secrets()?;
+    secrets.account_seed = Some(admin.seed().to_udf());
+    secrets.activation_seed = Some(act.activation_key.clone());
+    secrets.activation_epoch = act.epoch;
+    store.save_secrets(&secrets)?;
+    Ok(SelfConnection {
+        catalog,
+        access,
+        keys,
+        connection,
+    })
+}
+
+/// `mesh account create`: a new account with this device as its first
+/// administrator. One Bind carries the first access list, this device's
+/// catalog entry and every channel's entries for the new account.
+pub fn create(
+    store: &mut Store,
+    host: &Host,
+    address: &str,
+    portal: &str,
+    name: Option<String>,
+    device_name: Option<&str>,
+) -> Result<AccountState> {
+    if let Some(a) = store
+        .state()
+        .account
+        .as_ref()
+        .and_then(|v| v.get("address"))
+    {
+        return Err(AccountError::HasAccount(
+            a.as_str().unwrap_or_default().to_string(),
+        ));
+    }
+    check_address(address)?;
+    let client = Client::new(portal)?;
+    ensure_device(store, device_name)?;
+    let admin = AccountKeys::generate();
+    let mut claims = ProfileClaims::default();
+    for pl in host.plugins() {
+        pl.claims(&admin, &mut claims)?;
+    }
+    let profile_env = admin.profile_with(address, client.url(), name, claims.openpgp_fingerprint);
+    let profile = ProfileAccount::verify(&profile_env, &admin.profile_udf())?;
+    // Keep the seed before the portal knows the account: a crash after bind
+    // must not lose the only copy of the account's keys.
+    let me = connect_self(store, &admin, &profile, None)?;
+    let a = AccountState {
+        roles: Role::ALL.to_vec(),
+        connection: Some(me.connection),
+        ..AccountState::empty(
+            address.to_string(),
+            client.url().to_string(),
+            admin.profile_udf(),
+            profile_env.clone(),
+            Membership::Member,
+        )
+    };
+    let view = crate::host::view_of(&a)?;
+    let draft = Draft {
+        access: Some(me.access),
+        devices: vec![me.catalog],
+        event: Some(Event::Created),
+        ..Draft::default()
+    };
+    let bind = p::BindRequest {
+        profile: profile_env,
+        updates: crate::host::event_updates(host, &a, &view, &admin, draft)?,
+    };
+    let dev_udf = device_udf(store)?;
+    let r: std::result::Result<serde_json::Value, ClientError> = client.signed(
+        tx::BIND,
+        &admin.profile_udf(),
+        &dev_udf,
+        serde_json::to_value(&bind).unwrap_or_default(),
+        &me.keys.authenticate,
+    );
+    if let Err(e) = r {
+        // Nothing was bound: forget the account so that the user can retry.
+        let mut s = store.secrets()?;
+        s.account_seed = None;
+        s.activation_seed = None;
+        store.save_secrets(&s)?;
+        return Err(e.into());
+    }
+    save_account(store, &a)?;
+    // What was bound comes back verified, as any sync.
+    pull(store, host, &mut SyncReport::default())?;
+    account(store)
+}
+
+fn check_address(address: &str) -> Result<()> {
+    if !address.contains('@')
+        || address.starts_with('@')
+        || address.ends_with('@')
+        || address.contains(char::is_whitespace)
+    {
+        return Err(AccountError::Usage(format!(
+            "'{address}' is not an account address (user@domain)"
+        )));
+    }
+    Ok(())
+}
+
+/// What `mesh device request` reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct RequestOutcome {
+    /// The witness to compare on an administrator device.
+    pub witness: String,
+    /// The account's profile UDF (pinned now).
+    pub profile_udf: String,
+    /// Request id.
+    pub request_id: String,
+}
+
+pub(crate) fn payload_digest(env: &Signed) -> Vec<u8> {
+    <sha2::Sha512 as sha2::Digest>::digest(&env.payload).to_vec()
+}
+
+/// `mesh device request`: ask to join an account.
+pub fn request(
+    store: &mut Store,
+    address: &str,
+    portal: &str,
+    name: Option<&str>,
+    pin_text: Option<&str>,
+) -> Result<RequestOutcome> {
+    if let Ok(a) = account(store) {
+        return Err(AccountError::HasAccount(a.address));
+    }
+    let client = Client::new(portal)?;
+    ensure_device(store, name)?;
+    let base = device::base_keys(store)?;
+    let dev = store.state().device.clone().ok_or(DeviceError::NoDevice)?;
+    let mut nonce = [0u8; 16];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut nonce);
+    let (pin_id, pin_witness) = match pin_text {
+        None => (None, None),
+        Some(pt) => {
+            let salted = Zeroizing::new(
+                pin::salted_pin(pt, pin::ACTION_DEVICE)
+                    .map_err(|e| AccountError::Usage(format!("the PIN is not valid: {e}")))?,
+            );
+            let id = pin::pin_id(&salted, address)?;
+            let w = pin::pin_witness(&salted, address, &nonce, &payload_digest(&dev.profile))?;
+            (Some(id), Some(b64::encode(&w)))
+        }
+    };
+    let body = p::RequestConnection {
+        account_address: address.to_string(),
+        profile_device: dev.profile.clone(),
+        client_nonce: b64::encode(&nonce),
+        pin_id,
+        pin_witness,
+    };
+    let resp: p::ConnectResponse = client.signed(
+        tx::CONNECT,
+        "",
+        &dev.udf,
+        serde_json::to_value(&body).unwrap_or_default(),
+        &base.authenticate,
+    )?;
+    let profile = ProfileAccount::verify_self_signed(&resp.profile)
+        .map_err(|e| AccountError::Untrusted(e.to_string()))?;
+    if profile.account_address.to_lowercase() != address.to_lowercase() {
+        return Err(AccountError::Untrusted(format!(
+            "asked for {address}, the portal answered with the profile of {}",
+            profile.account_address
+        )));
+    }
+    let server_nonce = b64::decode(&resp.server_nonce)?;
+    let device_profile = ProfileDevice::verify(&dev.profile)?;
+    let witness = pin::witness(
+        &profile.value(),
+        &server_nonce,
+        &device_profile.value(),
+        &nonce,
+    );
+    if !udf::udf_eq(&witness, &resp.witness) {
+        return Err(AccountError::Untrusted(
+            "the portal's witness does not match the one computed here".into(),
+        ));
+    }
+    let a = AccountState {
+        pending: Some(PendingRequest {
+            request_id: resp.request_id.clone(),
+            witness: witness.clone(),
+        }),
+        ..AccountState::empty(
+            address.to_string(),
+            client.url().to_string(),
+            profile.udf(),
+            resp.profile,
+            Membership::Pending,
+        )
+    };
+    save_account(store, &a)?;
+    Ok(RequestOutcome {
+        witness,
+        profile_udf: a.profile_udf,
+        request_id: resp.request_id,
+    })
+}
+
+/// Complete a pending connection: poll the portal once.
+pub fn complete(store: &mut Store) -> Result<bool> {
+    let mut a = account(store)?;
+    let Some(pending) = a.pending.clone() else {
+        return Ok(false);
+    };
+    let client = Client::new(&a.portal)?;
+    let base = device::base_keys(store)?;
+    let dev_udf = device_udf(store)?;
+    let body = p::CompleteRequest {
+        account_address: a.address.clone(),
+        request_id: pending.request_id.clone(),
+    };
+    let resp: p::CompleteResponse = client.signed(
+        tx::COMPLETE,
+        "",
+        &dev_udf,
+        serde_json::to_value(&body).unwrap_or_default(),
+        &base.authenticate,
+    )?;
+    let profile = a.profile()?;
+    match resp.result {
+        ConnectResult::Pending => Err(AccountError::Pending(a.address)),
+        ConnectResult::Reject | ConnectResult::Accept => {
+            let env = resp.response.ok_or_else(|| {
+                AccountError::Untrusted("an answer without its signed response".into())
+            })?;
+            let rc: RespondConnection = env
+                .verify_object(
+                    "connection response",
+                    p::ct::RESPOND_CONNECTION,
+                    &[profile.administrator_signature.key],
+                )
+                .map_err(|e| AccountError::Untrusted(format!("connection response: {e}")))?;
+            if rc.request_id != pending.request_id {
+                return Err(AccountError::Untrusted(
+                    "the response answers another request".into(),
+                ));
+            }
+            if rc.result == ConnectResult::Reject {
+                store.state_mut().account = None;
+                store.save_state()?;
+                return Err(AccountError::Rejected(a.address, rc.reason));
+            }
+            let cat_env = rc.cataloged_device.ok_or_else(|| {
+                AccountError::Untrusted("an acceptance without the device's catalog entry".into())
+            })?;
+            let cat: CatalogedDevice = cat_env
+                .verify_object(
+                    "catalog entry",
+                    oct::CATALOGED_DEVICE,
+                    &[profile.administrator_signature.key],
+                )
+                .map_err(|e| AccountError::Untrusted(format!("catalog entry: {e}")))?;
+            let conn = ConnectionDevice::verify(&cat.connection_device, &profile)
+                .map_err(|e| AccountError::Untrusted(format!("connection: {e}")))?;
+            if !udf::udf_eq(&conn.device_udf, &dev_udf) {
+                return Err(AccountError::Untrusted(
+                    "the connection is for another device".into(),
+                ));
+            }
+            let (_, act) = complete_activation(&profile, &base, &cat.activation_account, &conn)
+                .map_err(|e| AccountError::Untrusted(format!("activation: {e}")))?;
+            let mut secrets = store.secrets()?;
+            secrets.activation_seed = Some(act.activation_key.clone());
+            secrets.activation_epoch = act.epoch;
+            if let Some(seed) = &act.account_seed {
+                // An administrator: check the seed really is this account's.
+                let keys = AccountKeys::from_seed(Seed::from_udf(seed)?)?;
+                if !udf::udf_eq(&keys.profile_udf(), &a.profile_udf) {
+                    return Err(AccountError::Untrusted(
+                        "the activation carries another account's seed".into(),
+                    ));
+                }
+                secrets.account_seed = Some(seed.clone());
+            }
+            store.save_secrets(&secrets)?;
+            a.membership = Membership::Member;
+            a.roles = conn.roles.clone();
+            a.connection = Some(cat.connection_device.clone());
+            a.pending = None;
+            save_account(store, &a)?;
+            Ok(true)
+        }
+    }
+}
+
+/// `mesh account recover`: rebuild the account from shares on a fresh home
+/// and make this device an administrator; other devices stay connected.
+pub fn recover(
+    store: &mut Store,
+    host: &Host,
+    address: &str,
+    portal: &str,
+    shares: &[String],
+    name: Option<&str>,
+) -> Result<AccountState> {
+    if let Ok(a) = account(store) {
+        return Err(AccountError::HasAccount(a.address));
+    }
+    let mut parsed = Vec::new();
+    for (i, s) in shares.iter().enumerate() {
+        parsed.push(shamir::Share::from_udf(s).map_err(|e| {
+            AccountError::Usage(format!("share {} is not a valid share: {e}", i + 1))
+        })?);
+    }
+    let bytes = shamir::recover(&parsed)?;
+    let seed = Seed::from_udf(&udf::presentation_whole(&bytes)).map_err(|_| {
+        AccountError::Usage("the shares do not give an account seed: wrong shares".into())
+    })?;
+    let admin = AccountKeys::from_seed(seed).map_err(|_| {
+        AccountError::Usage("the shares do not give an account seed: wrong shares".into())
+    })?;
+    let client = Client::new(portal)?;
+    let (profile_env, access_tail) = public_tail(&client, address, st::ACCESS)?;
+    let published = ProfileAccount::verify_self_signed(&profile_env)
+        .map_err(|e| AccountError::Untrusted(e.to_string()))?;
+    if !udf::udf_eq(&published.udf(), &admin.profile_udf()) {
+        return Err(AccountError::Usage(format!(
+            "the shares give account {}, but {address} is account {}: wrong shares",
+            admin.profile_udf(),
+            published.udf()
+        )));
+    }
+    let (access_index, prev) = match access_tail {
+        Some(e) => {
+            let env: Signed = serde_json::from_value(e.envelope.clone())
+                .map_err(|x| AccountError::Untrusted(x.to_string()))?;
+            let list = AccessList::verify(&env, &published)
+                .map_err(|x| AccountError::Untrusted(format!("Access entry {}: {x}", e.index)))?;
+            (e.index, Some(list))
+        }
+        None => (0, None),
+    };
+    let device_index = public_tail(&client, address, st::DEVICE)?
+        .1
+        .map(|e| e.index)
+        .unwrap_or(0);
+    ensure_device(store, name)?;
+    let me = connect_self(store, &admin, &published, prev.as_ref())?;
+    let (cat_env, access_env, keys, conn_env) = (me.catalog, me.access, me.keys, me.connection);
+    let dev_udf = device_udf(store)?;
+    let t = p::TransactRequest {
+        updates: vec![
+            StoreUpdate {
+                store: st::ACCESS.into(),
+                expected: access_index,
+                envelopes: vec![access_env],
+            },
+            StoreUpdate {
+                store: st::DEVICE.into(),
+                expected: device_index,
+                envelopes: vec![cat_env],
+            },
+        ],
+    };
+    let _: p::TransactResponse = client.signed(
+        tx::TRANSACT,
+        &admin.profile_udf(),
+        &dev_udf,
+        serde_json::to_value(&t).unwrap_or_default(),
+        &keys.authenticate,
+    )?;
+    let a = AccountState {
+        roles: Role::ALL.to_vec(),
+        connection: Some(conn_env),
+        ..AccountState::empty(
+            published.account_address.clone(),
+            client.url().to_string(),
+            admin.profile_udf(),
+            profile_env,
+            Membership::Member,
+        )
+    };
+    save_account(store, &a)?;
+    pull(store, host, &mut SyncReport::default())?;
+    // The channels catch up (their entries need the Application store,
+    // which only a member can read): the same routine as any sync.
+    crate::admin::maintain(store, host)?;
+    account(store)
+}
+
+/// The profile and the last entry of a public store.
+fn public_tail(
+    client: &Client,
+    address: &str,
+    store_name: &str,
+) -> Result<(Signed, Option<p::Entry>)> {
+    let mut index = 0;
+    let mut last = None;
+    loop {
+        let r: p::DownloadResponse = client.post(
+            "Public",
+            &p::PublicRequest {
+                account_address: Some(address.to_string()),
+                profile_udf: None,
+                select: vec![StoreIndex {
+                    store: store_name.into(),
+                    index,
+                }],
+            },
+        )?;
+        let partial = r.updates.first().map(|u| u.partial).unwrap_or(false);
+        if let Some(e) = r
+            .updates
+            .into_iter()
+            .next()
+            .and_then(|u| u.entries.into_iter().last())
+        {
+            index = e.index;
+            last = Some(e);
+        }
+        if !partial {
+            return Ok((r.profile, last));
+        }
+    }
+}

@@ -1,0 +1,28 @@
+//! `mesh-account`: the account life cycle of a Mesh device, and the host
+//! that drives the channels through the plugin SDK (`mesh-plugins`).
+//!
+//! It knows no channel: the `mesh` binary hands it the plugins. Each
+//! account event an administrator makes (accept, revoke, rotate, recover,
+//! a policy change, a routine sync) is one portal transaction carrying the
+//! life-cycle entries and every channel's entries ([`host`]).
+//!
+//! Trust: the portal is not trusted. The account profile is pinned by its
+//! UDF when the device joins (the witness comparison or the PIN
+//! authenticates that first contact); everything downloaded afterwards is
+//! verified up to that profile before any of it is kept. A sync either
+//! verifies and keeps everything it downloaded, or keeps nothing.
+#![forbid(unsafe_code)]
+
+pub mod admin;
+pub mod client;
+pub mod device;
+pub mod error;
+pub mod host;
+pub mod join;
+pub mod state;
+pub mod store;
+pub mod sync;
+
+pub use error::AccountError;
+pub use host::{Host, StoreHost};
+pub use state::{account, AccountState, Membership};

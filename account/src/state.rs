@@ -1,0 +1,238 @@
+//! What a device keeps of its account, and the keys it derives from it.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use mesh_core::derive::Seed;
+use mesh_core::envelope::Signed;
+use mesh_core::objects::{
+    AccountKeys, ActivationKeys, ConnectionDevice, DeviceKeys, ProfileAccount, Role,
+};
+use mesh_core::portal::{AccessList, InboundRequest, StoreUpdate};
+use mesh_core::udf;
+use serde::{Deserialize, Serialize};
+
+use crate::device::{self, DeviceError};
+use crate::error::{AccountError, Result};
+use crate::store::{Store, StoreError};
+
+/// Where this device stands with its account.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Membership {
+    /// Asked to join; no answer yet.
+    Pending,
+    /// A connected device.
+    Member,
+    /// Revoked (secrets wiped).
+    Revoked,
+}
+
+/// A connection request this device sent.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PendingRequest {
+    /// Request id.
+    pub request_id: String,
+    /// The witness.
+    pub witness: String,
+}
+
+/// What this device knows of its account. Every envelope here was verified
+/// up to `profile_udf` before it was kept.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AccountState {
+    /// Address.
+    pub address: String,
+    /// Portal URL.
+    pub portal: String,
+    /// The pinned profile UDF.
+    pub profile_udf: String,
+    /// The signed profile.
+    pub profile: Signed,
+    /// Where this device stands.
+    pub membership: Membership,
+    /// This device's roles.
+    #[serde(default)]
+    pub roles: Vec<Role>,
+    /// This device's connection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection: Option<Signed>,
+    /// The request, while pending.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<PendingRequest>,
+    /// Last index of each store.
+    #[serde(default)]
+    pub indices: BTreeMap<String, u64>,
+    /// The current access list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access: Option<Signed>,
+    /// Latest catalog entry per device UDF.
+    #[serde(default)]
+    pub devices: BTreeMap<String, Signed>,
+    /// Latest application entry per id.
+    #[serde(default)]
+    pub applications: BTreeMap<String, Signed>,
+    /// Administrators: connection requests received.
+    #[serde(default)]
+    pub inbound: Vec<InboundRequest>,
+    /// Administrators: request ids answered.
+    #[serde(default)]
+    pub answered: BTreeSet<String>,
+    /// Administrators: PINs registered (signed, encrypted to the administrators).
+    #[serde(default)]
+    pub pins: Vec<Signed>,
+    /// Administrators: PIN ids used.
+    #[serde(default)]
+    pub pins_used: BTreeSet<String>,
+    /// SSH keys replaced by rotation (they go into KRLs).
+    #[serde(default)]
+    pub superseded_ssh: Vec<mesh_core::keys::KeyData>,
+    /// What the channels removed when this device was revoked.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub wiped: Vec<String>,
+}
+
+impl AccountState {
+    /// A new account state with nothing downloaded yet.
+    pub(crate) fn empty(
+        address: String,
+        portal: String,
+        profile_udf: String,
+        profile: Signed,
+        membership: Membership,
+    ) -> Self {
+        AccountState {
+            address,
+            portal,
+            profile_udf,
+            profile,
+            membership,
+            roles: Vec::new(),
+            connection: None,
+            pending: None,
+            indices: BTreeMap::new(),
+            access: None,
+            devices: BTreeMap::new(),
+            applications: BTreeMap::new(),
+            inbound: Vec::new(),
+            answered: BTreeSet::new(),
+            pins: Vec::new(),
+            pins_used: BTreeSet::new(),
+            superseded_ssh: Vec::new(),
+            wiped: Vec::new(),
+        }
+    }
+
+    /// The verified profile.
+    pub fn profile(&self) -> Result<ProfileAccount> {
+        ProfileAccount::verify(&self.profile, &self.profile_udf)
+            .map_err(|e| AccountError::Untrusted(e.to_string()))
+    }
+
+    /// The verified access list.
+    pub fn access_list(&self) -> Result<Option<AccessList>> {
+        let profile = self.profile()?;
+        self.access
+            .as_ref()
+            .map(|a| {
+                AccessList::verify(a, &profile).map_err(|e| AccountError::Untrusted(e.to_string()))
+            })
+            .transpose()
+    }
+
+    pub(crate) fn index(&self, store: &str) -> u64 {
+        self.indices.get(store).copied().unwrap_or(0)
+    }
+
+    /// Entries to append to `store`, expected at the index this state knows.
+    pub(crate) fn append(&self, store: &str, envelopes: Vec<Signed>) -> StoreUpdate {
+        StoreUpdate {
+            store: store.into(),
+            expected: self.index(store),
+            envelopes,
+        }
+    }
+}
+
+/// Read the account state of a store.
+pub fn account(store: &Store) -> Result<AccountState> {
+    let v = store
+        .state()
+        .account
+        .clone()
+        .ok_or(AccountError::NoAccount)?;
+    serde_json::from_value(v).map_err(|e| {
+        AccountError::Store(StoreError::Corrupt {
+            path: store.home().join("state.json"),
+            detail: e.to_string(),
+        })
+    })
+}
+
+pub(crate) fn save_account(store: &mut Store, a: &AccountState) -> Result<()> {
+    store.state_mut().account = Some(serde_json::to_value(a).unwrap_or_default());
+    store.save_state()?;
+    Ok(())
+}
+
+/// This device's combined keys (from its base seed and activation).
+pub fn device_keys(store: &Store) -> Result<DeviceKeys> {
+    let base = device::base_keys(store)?;
+    let secrets = store.secrets()?;
+    let act = secrets
+        .activation_seed
+        .as_ref()
+        .ok_or(AccountError::Device(DeviceError::Wiped))?;
+    let seed = Seed::from_udf(act)?;
+    Ok(DeviceKeys::combine(
+        &base,
+        &ActivationKeys::derive(&seed, secrets.activation_epoch)?,
+    ))
+}
+
+pub(crate) fn admin_keys(store: &Store, a: &AccountState) -> Result<AccountKeys> {
+    if !a.roles.contains(&Role::Admin) {
+        return Err(AccountError::NotAdmin(a.address.clone()));
+    }
+    let seed = store
+        .secrets()?
+        .account_seed
+        .ok_or_else(|| AccountError::NotAdmin(a.address.clone()))?;
+    let keys = AccountKeys::from_seed(Seed::from_udf(&seed)?)?;
+    if !udf::udf_eq(&keys.profile_udf(), &a.profile_udf) {
+        return Err(AccountError::Untrusted(
+            "the stored account seed is for another account".into(),
+        ));
+    }
+    Ok(keys)
+}
+
+pub(crate) fn device_udf(store: &Store) -> Result<String> {
+    Ok(store
+        .state()
+        .device
+        .as_ref()
+        .ok_or(DeviceError::NoDevice)?
+        .udf
+        .clone())
+}
+
+pub(crate) fn ensure_device(store: &mut Store, name: Option<&str>) -> Result<()> {
+    if store.state().device.is_none() {
+        let n = name
+            .map(str::to_string)
+            .unwrap_or_else(device::default_name);
+        device::init(store, &n)?;
+    }
+    Ok(())
+}
+
+/// The verified public key data of a device's connection (for plugins).
+pub fn connection(a: &AccountState) -> Result<Option<ConnectionDevice>> {
+    let profile = a.profile()?;
+    a.connection
+        .as_ref()
+        .map(|c| {
+            ConnectionDevice::verify(c, &profile)
+                .map_err(|e| AccountError::Untrusted(e.to_string()))
+        })
+        .transpose()
+}

@@ -1,0 +1,416 @@
+//! The OpenPGP channel of a Mesh account: administrators keep the account
+//! certificate current in the Application store (per-device signing
+//! subkeys, the shared encryption subkey); devices export their secrets
+//! (docs/DESIGN.md, PROTOCOL.md §13).
+
+use std::collections::BTreeMap;
+
+use mesh_core::derive::{key_name, KeyAlg, Seed};
+use mesh_core::envelope::Encrypted;
+use mesh_core::objects::{AccountKeys, Role};
+use mesh_plugins::shared::{self, Holders, Plan};
+use mesh_plugins::{
+    now, AccountView, AppEntry, DeviceHost, Event, Plugin, PluginError, ProfileClaims,
+};
+use serde::{Deserialize, Serialize};
+use sha2::Digest;
+use zeroize::Zeroizing;
+
+use crate::{Revocation, Subkey};
+
+type Result<T> = std::result::Result<T, PluginError>;
+
+pub(crate) const CT_PGP_KEY: &str = "OpenpgpSubkey";
+
+/// The published certificate (`pgp`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PgpCert {
+    /// ASCII-armored certificate.
+    #[serde(rename = "Certificate")]
+    pub certificate: String,
+    /// Digest of what the certificate says (user ID, subkeys, their
+    /// creation and revocation times). Sequoia salts every signature, so
+    /// the bytes differ on each build: this, not the bytes, decides whether
+    /// to republish.
+    #[serde(rename = "Content", default)]
+    pub content: String,
+    /// When each revoked device's subkey was revoked (kept, so that the
+    /// content does not move with later access lists).
+    #[serde(rename = "Revoked", default)]
+    pub revoked: BTreeMap<String, u64>,
+}
+
+/// A wrapped subkey secret (`pgp-key:<device UDF>` or `pgp-enc:<epoch>`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PgpSubkey {
+    /// Creation time of the subkey (seconds since the epoch).
+    #[serde(rename = "Created")]
+    pub created: u64,
+    /// Encryption epoch (encryption subkeys).
+    #[serde(rename = "Epoch", default)]
+    pub epoch: u32,
+    /// The 32-byte secret, encrypted.
+    #[serde(rename = "EnvelopedKey")]
+    pub key: Encrypted,
+    /// Who holds it under which key.
+    #[serde(rename = "Holders", default)]
+    pub holders: Holders,
+}
+
+fn primary_secret(seed: &Seed) -> Zeroizing<[u8; 32]> {
+    seed.derive(
+        KeyAlg::Ed25519,
+        &key_name("Complete", "Account", "Openpgp", 0),
+    )
+}
+
+fn signing_secret(seed: &Seed, device: &str) -> Zeroizing<[u8; 32]> {
+    seed.derive(
+        KeyAlg::Ed25519,
+        &format!("CompleteAccountOpenpgpSign.{device}"),
+    )
+}
+
+fn encryption_secret(seed: &Seed, epoch: u32) -> Zeroizing<[u8; 32]> {
+    seed.derive(
+        KeyAlg::X25519,
+        &key_name("Complete", "Account", "OpenpgpEncrypt", epoch),
+    )
+}
+
+pub(crate) fn pgp_err(e: impl std::fmt::Display) -> PluginError {
+    PluginError::Internal(e.to_string())
+}
+
+/// The fingerprint of the account's OpenPGP primary key (in the profile).
+pub fn fingerprint(seed: &Seed) -> Result<String> {
+    Ok(crate::primary_key(&primary_secret(seed))
+        .map_err(pgp_err)?
+        .fingerprint()
+        .to_hex())
+}
+
+fn user_id(view: &AccountView) -> String {
+    match &view.profile.description {
+        Some(name) => format!("{name} <{}>", view.address),
+        None => format!("<{}>", view.address),
+    }
+}
+
+/// The OpenPGP channel.
+#[derive(Debug, Default)]
+pub struct PgpPlugin;
+
+impl Plugin for PgpPlugin {
+    fn name(&self) -> &'static str {
+        "pgp"
+    }
+
+    fn role(&self) -> Role {
+        Role::Pgp
+    }
+
+    fn claims(&self, admin: &AccountKeys, claims: &mut ProfileClaims) -> Result<()> {
+        claims.openpgp_fingerprint = Some(fingerprint(admin.seed())?);
+        Ok(())
+    }
+
+    /// Signing subkeys for new `pgp` devices (re-wrapped when a device's
+    /// keys were rotated), the shared encryption subkey by the shared-key
+    /// policy, and the certificate when its content changed.
+    fn entries(&self, _: &Event, view: &AccountView, admin: &AccountKeys) -> Result<Vec<AppEntry>> {
+        let mut out = signing_entries(view, admin)?;
+        out.extend(encryption_entries(view, admin)?);
+        let mut next = view.clone();
+        for e in &out {
+            next.put_app(e.uid.clone(), e.data.clone());
+        }
+        out.extend(cert_entry(&next, admin)?);
+        Ok(out)
+    }
+
+    fn verify(&self, view: &AccountView) -> Result<()> {
+        if let Some(c) = view.app::<PgpCert>("pgp")? {
+            crate::gnupg::check_cert(view, c.certificate.as_bytes())?;
+        }
+        Ok(())
+    }
+
+    fn apply(&self, device: &dyn DeviceHost, view: &AccountView) -> Result<Vec<String>> {
+        crate::gnupg::refresh(device, view)
+    }
+
+    fn wipe(&self, device: &dyn DeviceHost) -> Result<Vec<String>> {
+        crate::gnupg::wipe(device)
+    }
+}
+
+/// A device's signing subkey: issued once; wrapped again (same secret,
+/// same creation time) when the device's encryption key changed.
+fn signing_entries(view: &AccountView, admin: &AccountKeys) -> Result<Vec<AppEntry>> {
+    let mut out = Vec::new();
+    for (e, d) in view.active(Role::Pgp) {
+        let uid = format!("pgp-key:{}", e.device_udf);
+        let current = view.app::<PgpSubkey>(&uid)?;
+        let key = d.connection.encryption.key;
+        let wanted: Holders = [
+            (e.device_udf.clone(), key.udf()),
+            (
+                shared::ADMIN.to_string(),
+                admin.admin_encrypt.public_key().udf(),
+            ),
+        ]
+        .into();
+        let created = match &current {
+            Some(c) if c.holders == wanted => continue,
+            // Written before holders were recorded: current if its device key is a recipient.
+            Some(c) if c.holders.is_empty() && c.key.is_for(&key) => continue,
+            Some(c) => c.created,
+            None => now(),
+        };
+        let targets = [
+            (e.device_udf.clone(), key),
+            (shared::ADMIN.to_string(), admin.admin_encrypt.public_key()),
+        ]
+        .into();
+        let secret = signing_secret(admin.seed(), &e.device_udf);
+        let (wrapped, holders) = shared::wrap(CT_PGP_KEY, &secret[..], &targets)?;
+        let sub = PgpSubkey {
+            created,
+            epoch: 0,
+            key: wrapped,
+            holders,
+        };
+        out.push(AppEntry::new(uid, &sub));
+    }
+    Ok(out)
+}
+
+fn encryption_subkeys(view: &AccountView) -> Result<Vec<PgpSubkey>> {
+    let mut encs: Vec<PgpSubkey> = view
+        .apps::<PgpSubkey>("pgp-enc:")?
+        .into_iter()
+        .map(|(_, e)| e)
+        .collect();
+    encs.sort_by_key(|e| e.epoch);
+    Ok(encs)
+}
+
+/// The shared encryption subkey, by the shared-key policy: every epoch
+/// re-wrapped for holders whose keys changed, a new epoch when a holder
+/// must lose it.
+fn encryption_entries(view: &AccountView, admin: &AccountKeys) -> Result<Vec<AppEntry>> {
+    let targets = shared::targets(view, admin, Role::Pgp);
+    let encs = encryption_subkeys(view)?;
+    let mut out = Vec::new();
+    let mut wrap = |epoch: u32, created: u64, to: &shared::Targets| -> Result<()> {
+        let secret = encryption_secret(admin.seed(), epoch);
+        let (key, holders) = shared::wrap(CT_PGP_KEY, &secret[..], to)?;
+        out.push(AppEntry::new(
+            format!("pgp-enc:{epoch}"),
+            &PgpSubkey {
+                created,
+                epoch,
+                key,
+                holders,
+            },
+        ));
+        Ok(())
+    };
+    let Some((last, older)) = encs.split_last() else {
+        return wrap(0, now(), &targets).map(|_| out);
+    };
+    for e in older {
+        if let Plan::Rewrap(to) =
+            shared::plan_old(&shared::holders_of(&e.holders, &e.key, &targets), &targets)
+        {
+            wrap(e.epoch, e.created, &to)?;
+        }
+    }
+    let held = shared::holders_of(&last.holders, &last.key, &targets);
+    match shared::plan_current(&held, &targets) {
+        Plan::Keep => {}
+        Plan::Rewrap(to) => wrap(last.epoch, last.created, &to)?,
+        Plan::Rotate(to) => {
+            // The holders that stay keep the old epoch under their current keys.
+            if let Plan::Rewrap(old) = shared::plan_old(&held, &targets) {
+                wrap(last.epoch, last.created, &old)?;
+            }
+            wrap(last.epoch + 1, now(), &to)?;
+        }
+    }
+    Ok(out)
+}
+
+/// What the certificate says, and when revoked devices were revoked.
+struct Content {
+    signing: Vec<(String, u64, Option<u64>)>,
+    encryption: Vec<(u32, u64, Option<u64>)>,
+    revoked: BTreeMap<String, u64>,
+    digest: String,
+}
+
+fn content(view: &AccountView) -> Result<Content> {
+    let published: Option<PgpCert> = view.app("pgp")?;
+    let mut revoked = published.map(|p| p.revoked).unwrap_or_default();
+    let mut signing = Vec::new();
+    for e in view.entries() {
+        let Some(sub) = view.app::<PgpSubkey>(&format!("pgp-key:{}", e.device_udf))? else {
+            continue;
+        };
+        let when = (e.state == mesh_core::portal::DeviceState::Revoked).then(|| {
+            *revoked
+                .entry(e.device_udf.clone())
+                .or_insert_with(|| now().max(sub.created))
+        });
+        signing.push((e.device_udf.clone(), sub.created, when));
+    }
+    let encs = encryption_subkeys(view)?;
+    let encryption: Vec<(u32, u64, Option<u64>)> = encs
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            (
+                e.epoch,
+                e.created,
+                encs.get(i + 1).map(|n| n.created.max(e.created)),
+            )
+        })
+        .collect();
+    let canonical =
+        serde_json::json!({"uid": user_id(view), "signing": signing, "encryption": encryption});
+    let digest =
+        data_encoding::HEXLOWER.encode(&sha2::Sha256::digest(canonical.to_string().as_bytes()));
+    Ok(Content {
+        signing,
+        encryption,
+        revoked,
+        digest,
+    })
+}
+
+/// The certificate, rebuilt and republished only when its content changed.
+fn cert_entry(view: &AccountView, admin: &AccountKeys) -> Result<Option<AppEntry>> {
+    let c = content(view)?;
+    if view
+        .app::<PgpCert>("pgp")?
+        .is_some_and(|p| p.content == c.digest)
+    {
+        return Ok(None);
+    }
+    let seed = admin.seed();
+    let primary = crate::primary_key(&primary_secret(seed)).map_err(pgp_err)?;
+    let mut signing = Vec::new();
+    for (device, created, revoked) in &c.signing {
+        let key =
+            crate::signing_subkey(&signing_secret(seed, device), *created).map_err(pgp_err)?;
+        signing.push(Subkey {
+            key,
+            revoked: revoked.map(|t| (t, Revocation::Compromised)),
+        });
+    }
+    let mut encryption = Vec::new();
+    for (epoch, created, revoked) in &c.encryption {
+        let key = crate::encryption_subkey(&encryption_secret(seed, *epoch), *created)
+            .map_err(pgp_err)?;
+        encryption.push(Subkey {
+            key,
+            revoked: revoked.map(|t| (t, Revocation::Superseded)),
+        });
+    }
+    // Signature times are the keys' own: the certificate is a function of its content.
+    let cert = crate::build(
+        &primary,
+        &user_id(view),
+        &signing,
+        &encryption,
+        crate::PRIMARY_CREATED,
+    )
+    .map_err(pgp_err)?;
+    let entry = PgpCert {
+        certificate: crate::armor(&cert).map_err(pgp_err)?,
+        content: c.digest,
+        revoked: c.revoked,
+    };
+    Ok(Some(AppEntry::new("pgp", &entry)))
+}
+
+/// `mesh pgp cert`: the account's certificate, armored.
+pub fn cert(view: &AccountView) -> Result<String> {
+    view.app::<PgpCert>("pgp")?
+        .map(|c| c.certificate)
+        .ok_or_else(|| {
+            PluginError::NotFound(
+                "no OpenPGP certificate yet: an administrator's sync publishes it".into(),
+            )
+        })
+}
+
+/// The certificate with this device's signing subkey and the encryption
+/// subkeys it holds, the primary as a stub (GnuPG shows `sec#`).
+pub fn export_secret_bytes(
+    device: &dyn DeviceHost,
+    view: &AccountView,
+    armor: bool,
+) -> Result<Zeroizing<Vec<u8>>> {
+    use sequoia_openpgp::serialize::SerializeInto;
+    let keys = device.keys()?;
+    let c = crate::gnupg::check_cert(view, cert(view)?.as_bytes())?;
+    let open = |sub: &PgpSubkey| -> Option<Zeroizing<[u8; 32]>> {
+        let plain = sub.key.decrypt(CT_PGP_KEY, &keys.encrypt).ok()?;
+        let arr: [u8; 32] = plain.as_slice().try_into().ok()?;
+        Some(Zeroizing::new(arr))
+    };
+    let mine = view
+        .app::<PgpSubkey>(&format!("pgp-key:{}", device.device_udf()))?
+        .ok_or_else(|| {
+            PluginError::NotFound(
+                "this device has no OpenPGP signing subkey (it needs the pgp role)".into(),
+            )
+        })?;
+    let s = open(&mine).ok_or_else(|| {
+        PluginError::Untrusted("this device's OpenPGP subkey does not decrypt".into())
+    })?;
+    let mut secrets: Vec<sequoia_openpgp::Packet> = vec![crate::signing_subkey(&s, mine.created)
+        .map_err(pgp_err)?
+        .into()];
+    for sub in encryption_subkeys(view)? {
+        let Some(s) = open(&sub) else { continue };
+        secrets.push(
+            crate::encryption_subkey(&s, sub.created)
+                .map_err(pgp_err)?
+                .into(),
+        );
+    }
+    let tsk = c.insert_packets(secrets).map_err(pgp_err)?.0;
+    let t = tsk.as_tsk().emit_secret_key_stubs(true);
+    let out = if armor {
+        t.armored().to_vec()
+    } else {
+        t.to_vec()
+    };
+    out.map(Zeroizing::new).map_err(pgp_err)
+}
+
+/// `mesh pgp cert`: binary, or armored.
+pub fn cert_bytes(view: &AccountView, armored: bool) -> Result<Vec<u8>> {
+    use sequoia_openpgp::serialize::SerializeInto;
+    let text = cert(view)?;
+    if armored {
+        return Ok(text.into_bytes());
+    }
+    crate::gnupg::check_cert(view, text.as_bytes())?
+        .to_vec()
+        .map_err(pgp_err)
+}
+
+/// The certificate's content digest as published (what GnuPG homes are kept at).
+pub(crate) fn published_content(view: &AccountView) -> Result<Option<String>> {
+    Ok(view.app::<PgpCert>("pgp")?.map(|c| {
+        if c.content.is_empty() {
+            c.certificate
+        } else {
+            c.content
+        }
+    }))
+}

@@ -1,0 +1,260 @@
+//! GnuPG: provision the account's certificate and this device's secrets
+//! into GnuPG homes, keep every home Mesh installed to current, remove the
+//! secrets on revocation; and the Web Key Directory.
+
+use std::path::{Path, PathBuf};
+
+use mesh_plugins::{AccountView, DeviceHost, PluginError};
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::channel::{cert, export_secret_bytes, pgp_err, published_content};
+
+type Result<T> = std::result::Result<T, PluginError>;
+
+/// Parse and check a certificate: it must be the account's (the primary
+/// key the signed profile names), every signature must hold under
+/// Sequoia's standard policy, and it must carry the account's address.
+pub fn check_cert(view: &AccountView, data: &[u8]) -> Result<sequoia_openpgp::Cert> {
+    use sequoia_openpgp::parse::Parse;
+    let want = view.profile.openpgp_fingerprint.clone().ok_or_else(|| {
+        PluginError::NotFound("this account's profile names no OpenPGP key".into())
+    })?;
+    let c = sequoia_openpgp::Cert::from_bytes(data)
+        .map_err(|e| PluginError::Untrusted(format!("OpenPGP certificate: {e}")))?;
+    if c.fingerprint().to_hex() != want {
+        return Err(PluginError::Untrusted(format!(
+            "OpenPGP certificate {} is not this account's ({want})",
+            c.fingerprint().to_hex()
+        )));
+    }
+    let policy = sequoia_openpgp::policy::StandardPolicy::new();
+    let vc = c
+        .with_policy(&policy, None)
+        .map_err(|e| PluginError::Untrusted(format!("OpenPGP certificate {want}: {e}")))?;
+    if !vc
+        .userids()
+        .any(|u| String::from_utf8_lossy(u.userid().value()).contains(&view.address))
+    {
+        return Err(PluginError::Untrusted(format!(
+            "OpenPGP certificate {want} lacks {}",
+            view.address
+        )));
+    }
+    Ok(c)
+}
+
+/// One GnuPG home Mesh installed to, and the content it holds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct Home {
+    /// `None`: GnuPG's default home.
+    gnupghome: Option<PathBuf>,
+    content: String,
+}
+
+/// The channel's local record: every home, and the primary fingerprint
+/// (what a wipe removes, when the account's data is gone).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct Record {
+    primary: String,
+    homes: Vec<Home>,
+}
+
+const RECORD: &str = "pgp";
+
+fn record(device: &dyn DeviceHost) -> Record {
+    device
+        .local(RECORD)
+        .and_then(|v| serde_json::from_value(v).ok())
+        .unwrap_or_default()
+}
+
+fn save(device: &dyn DeviceHost, r: &Record) -> Result<()> {
+    device.set_local(RECORD, Some(&serde_json::to_value(r).unwrap_or_default()))
+}
+
+fn gpg(home: Option<&Path>, args: &[&str], input: &[u8]) -> Result<String> {
+    use std::io::Write;
+    let tool = |detail: String| PluginError::Tool {
+        tool: "gpg".into(),
+        detail,
+    };
+    let mut c = std::process::Command::new("gpg");
+    if let Some(h) = home {
+        c.arg("--homedir").arg(h);
+    }
+    let mut child = c
+        .args([
+            "--batch",
+            "--no-tty",
+            "--yes",
+            "--pinentry-mode",
+            "loopback",
+            "--passphrase",
+            "",
+        ])
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| tool(format!("cannot run gpg: {e}")))?;
+    if let Some(mut i) = child.stdin.take() {
+        i.write_all(input).map_err(|e| tool(e.to_string()))?;
+    }
+    let o = child.wait_with_output().map_err(|e| tool(e.to_string()))?;
+    let text = String::from_utf8_lossy(&o.stderr).to_string();
+    if o.status.success() {
+        Ok(text)
+    } else {
+        Err(tool(text.trim().to_string()))
+    }
+}
+
+/// `mesh pgp install`: import the certificate and this device's secrets
+/// (or, with `from`, an export made elsewhere, binary or armored) into
+/// GnuPG, batch, and trust the account's own key. The home is remembered,
+/// with every other one, so that the agent keeps all of them current.
+pub fn install(
+    device: &dyn DeviceHost,
+    view: &AccountView,
+    gnupghome: Option<&Path>,
+    from: Option<&[u8]>,
+) -> Result<String> {
+    let tsk: Zeroizing<Vec<u8>> = match from {
+        // An export made elsewhere: it must be this account's, untampered.
+        Some(data) => {
+            check_cert(view, data).map_err(|e| match e {
+                PluginError::Untrusted(d) => {
+                    PluginError::BadInput(format!("not an OpenPGP export of this account: {d}"))
+                }
+                other => other,
+            })?;
+            Zeroizing::new(data.to_vec())
+        }
+        None => export_secret_bytes(device, view, false)?,
+    };
+    let fpr = check_cert(view, cert(view)?.as_bytes())?
+        .fingerprint()
+        .to_hex();
+    gpg(gnupghome, &["--import"], &tsk)?;
+    gpg(
+        gnupghome,
+        &["--import-ownertrust"],
+        format!("{fpr}:6:\n").as_bytes(),
+    )?;
+    let mut r = record(device);
+    r.primary = fpr.clone();
+    let home = Home {
+        gnupghome: gnupghome.map(Path::to_path_buf),
+        content: published_content(view)?.unwrap_or_default(),
+    };
+    r.homes.retain(|h| h.gnupghome != home.gnupghome);
+    r.homes.push(home);
+    save(device, &r)?;
+    Ok(fpr)
+}
+
+/// After a sync: re-install into every home whose content is behind.
+pub fn refresh(device: &dyn DeviceHost, view: &AccountView) -> Result<Vec<String>> {
+    let r = record(device);
+    let Some(current) = published_content(view)? else {
+        return Ok(Vec::new());
+    };
+    let mut done = Vec::new();
+    for h in r.homes.iter().filter(|h| h.content != current) {
+        install(device, view, h.gnupghome.as_deref(), None)?;
+        done.push(format!(
+            "GnuPG home {} updated",
+            show(h.gnupghome.as_deref())
+        ));
+    }
+    Ok(done)
+}
+
+fn show(home: Option<&Path>) -> String {
+    home.map(|p| p.display().to_string())
+        .unwrap_or_else(|| "(default)".into())
+}
+
+/// On revocation: delete the account's secret keys (this device's signing
+/// subkey and every shared decryption subkey) from every home Mesh
+/// installed to. The public certificate stays, so that signatures still
+/// verify and the revocations show.
+pub fn wipe(device: &dyn DeviceHost) -> Result<Vec<String>> {
+    let r = record(device);
+    let mut done = Vec::new();
+    let mut failed = Vec::new();
+    for h in &r.homes {
+        match gpg(
+            h.gnupghome.as_deref(),
+            &["--delete-secret-keys", &r.primary],
+            b"",
+        ) {
+            Ok(_) => done.push(format!(
+                "secret keys deleted from GnuPG home {}",
+                show(h.gnupghome.as_deref())
+            )),
+            Err(e) => failed.push(format!("{}: {e}", show(h.gnupghome.as_deref()))),
+        }
+    }
+    if !failed.is_empty() {
+        // Keep the record: the next attempt tries again.
+        return Err(PluginError::Tool {
+            tool: "gpg".into(),
+            detail: failed.join("; "),
+        });
+    }
+    device.set_local(RECORD, None)?;
+    Ok(done)
+}
+
+/// z-base-32 (the WKD encoding of the local part's SHA-1), hand-written: 12 lines.
+fn zbase32(data: &[u8]) -> String {
+    const ALPHABET: &[u8; 32] = b"ybndrfg8ejkmcpqxot1uwisza345h769";
+    let mut out = String::new();
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for b in data {
+        acc = (acc << 8) | u32::from(*b);
+        bits += 8;
+        while bits >= 5 {
+            bits -= 5;
+            out.push(char::from(
+                ALPHABET[usize::try_from((acc >> bits) & 31).unwrap_or(0)],
+            ));
+        }
+    }
+    if bits > 0 {
+        out.push(char::from(
+            ALPHABET[usize::try_from((acc << (5 - bits)) & 31).unwrap_or(0)],
+        ));
+    }
+    out
+}
+
+/// `mesh pgp wkd`: the file name under `.well-known/openpgpkey/hu/` for
+/// the account's address, and the binary certificate to put there
+/// (draft-koch-openpgp-webkey-service, direct method).
+pub fn wkd(view: &AccountView) -> Result<(String, Vec<u8>)> {
+    use sequoia_openpgp::serialize::SerializeInto;
+    use sha1::Digest;
+    let c = check_cert(view, cert(view)?.as_bytes())?;
+    let local = view.address.split('@').next().unwrap_or("").to_lowercase();
+    Ok((
+        zbase32(&sha1::Sha1::digest(local.as_bytes())),
+        c.to_vec().map_err(pgp_err)?,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn zbase32_matches_the_wkd_draft_example() {
+        // draft-koch-openpgp-webkey-service §3.1: "Joe.Doe" -> iy9q119eutrkn8s1mk4r39qejnbu3n5q
+        use sha1::Digest;
+        assert_eq!(
+            super::zbase32(&sha1::Sha1::digest(b"joe.doe")),
+            "iy9q119eutrkn8s1mk4r39qejnbu3n5q"
+        );
+    }
+}

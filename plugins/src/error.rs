@@ -1,0 +1,68 @@
+//! Errors of a channel, classified by who is at fault.
+
+/// What went wrong in a channel.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PluginError {
+    /// Data the portal served does not verify (the portal, or its database, is at fault).
+    #[error("refusing what the portal returned: {0}")]
+    Untrusted(String),
+    /// A local file the user gave is not what it should be.
+    #[error("{0}")]
+    BadInput(String),
+    /// Something the account does not have yet.
+    #[error("{0}")]
+    NotFound(String),
+    /// A tool this channel drives (gpg, certutil, pk12util) failed or is missing.
+    #[error("{tool} failed: {detail}")]
+    Tool {
+        /// The program.
+        tool: String,
+        /// What it said.
+        detail: String,
+    },
+    /// This device's own keys are gone (it was revoked and wiped).
+    #[error("this device holds no keys (it was revoked and wiped)")]
+    Wiped,
+    /// Core (crypto, parsing).
+    #[error(transparent)]
+    Core(#[from] mesh_core::Error),
+    /// A local file.
+    #[error("{what}: {source}")]
+    Io {
+        /// What failed.
+        what: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A bug or a limit of the channel's own code.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl PluginError {
+    /// What the user can do about it.
+    pub fn hint(&self) -> Option<String> {
+        Some(match self {
+            PluginError::Untrusted(_) => {
+                "the portal (or its database) returned data that is not signed by this account; local state was kept as it was".into()
+            }
+            PluginError::Tool { tool, .. } => match tool.as_str() {
+                "gpg" => "install GnuPG (apt-get install gnupg) and check the GnuPG home".into(),
+                "certutil" | "pk12util" => {
+                    "install the NSS tools (apt-get install libnss3-tools) and check the database directory".into()
+                }
+                _ => return None,
+            },
+            PluginError::NotFound(_) => "an administrator's `mesh sync` publishes it; then run `mesh sync` here".into(),
+            PluginError::Wiped => "this home was revoked; join again with a new home".into(),
+            _ => return None,
+        })
+    }
+
+    /// An error for a file at `path`.
+    pub fn io(what: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> PluginError {
+        let what = what.to_string();
+        move |source| PluginError::Io { what, source }
+    }
+}

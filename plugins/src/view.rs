@@ -1,0 +1,203 @@
+//! One verified view of the account, shared by every plugin of a command.
+//!
+//! Built once per command from the envelopes the device keeps: the profile
+//! is checked against the pinned UDF, the access list and every catalog and
+//! application entry against the profile's administrator key. Plugins read
+//! parsed objects and never verify the same signature again.
+
+use std::collections::BTreeMap;
+
+use mesh_core::envelope::Signed;
+use mesh_core::keys::KeyData;
+use mesh_core::objects::{
+    ct as oct, CatalogedApplication, CatalogedDevice, ConnectionDevice, ProfileAccount,
+    ProfileDevice, Role,
+};
+use mesh_core::portal::{AccessEntry, AccessList, DeviceState};
+use serde::de::DeserializeOwned;
+
+use crate::PluginError;
+
+/// A device's latest catalog entry, verified.
+#[derive(Clone, Debug)]
+pub struct DeviceEntry {
+    /// The catalog entry.
+    pub catalog: CatalogedDevice,
+    /// Its connection (combined public keys, roles, epoch).
+    pub connection: ConnectionDevice,
+    /// The device's own profile (base keys, S/MIME signing key).
+    pub profile: ProfileDevice,
+}
+
+impl DeviceEntry {
+    /// Verify a catalog entry signed by the administrators of `profile`.
+    pub fn verify(env: &Signed, profile: &ProfileAccount) -> Result<DeviceEntry, PluginError> {
+        let catalog: CatalogedDevice = env.verify_object(
+            "catalog entry",
+            oct::CATALOGED_DEVICE,
+            &[profile.administrator_signature.key],
+        )?;
+        DeviceEntry::from_catalog(catalog, profile)
+    }
+
+    /// Parse a catalog entry the host itself just made (no outer signature
+    /// to check); the connection is still verified.
+    pub fn from_catalog(
+        catalog: CatalogedDevice,
+        profile: &ProfileAccount,
+    ) -> Result<DeviceEntry, PluginError> {
+        let connection = ConnectionDevice::verify(&catalog.connection_device, profile)?;
+        let device = ProfileDevice::verify(&catalog.profile_device)?;
+        if connection.device_udf != catalog.device_udf || device.udf() != catalog.device_udf {
+            return Err(PluginError::Untrusted(format!(
+                "catalog entry {} names another device's connection or profile",
+                catalog.local_name
+            )));
+        }
+        Ok(DeviceEntry {
+            catalog,
+            connection,
+            profile: device,
+        })
+    }
+}
+
+/// The account as this device knows it, verified.
+#[derive(Clone, Debug)]
+pub struct AccountView {
+    /// The account's address.
+    pub address: String,
+    /// The pinned profile UDF.
+    pub profile_udf: String,
+    /// The verified profile.
+    pub profile: ProfileAccount,
+    /// The current access list (none before the first one is seen).
+    pub access: Option<AccessList>,
+    /// The latest catalog entry per device UDF.
+    pub devices: BTreeMap<String, DeviceEntry>,
+    /// The latest data per application entry uid.
+    pub applications: BTreeMap<String, serde_json::Value>,
+    /// SSH keys replaced by rotation (they stay revoked).
+    pub superseded_ssh: Vec<KeyData>,
+}
+
+impl AccountView {
+    /// Verify everything up to `pinned` (the profile UDF).
+    pub fn verify<'a>(
+        pinned: &str,
+        profile: &Signed,
+        access: Option<&Signed>,
+        devices: impl IntoIterator<Item = &'a Signed>,
+        applications: impl IntoIterator<Item = &'a Signed>,
+    ) -> Result<AccountView, PluginError> {
+        let untrusted =
+            |what: &str, e: mesh_core::Error| PluginError::Untrusted(format!("{what}: {e}"));
+        let profile =
+            ProfileAccount::verify(profile, pinned).map_err(|e| untrusted("account profile", e))?;
+        let access = access
+            .map(|a| AccessList::verify(a, &profile).map_err(|e| untrusted("access list", e)))
+            .transpose()?;
+        let mut view = AccountView {
+            address: profile.account_address.clone(),
+            profile_udf: pinned.to_string(),
+            access,
+            devices: BTreeMap::new(),
+            applications: BTreeMap::new(),
+            superseded_ssh: Vec::new(),
+            profile,
+        };
+        for env in devices {
+            let d = DeviceEntry::verify(env, &view.profile)?;
+            view.devices.insert(d.catalog.device_udf.clone(), d);
+        }
+        let admin = [view.profile.administrator_signature.key];
+        for env in applications {
+            let app: CatalogedApplication = env
+                .verify_object("application entry", oct::CATALOGED_APPLICATION, &admin)
+                .map_err(|e| untrusted("application entry", e))?;
+            view.applications.insert(app.uid, app.data);
+        }
+        Ok(view)
+    }
+
+    /// The access list's serial (0 before there is one).
+    pub fn serial(&self) -> u64 {
+        self.access.as_ref().map(|a| a.serial).unwrap_or(0)
+    }
+
+    /// Every access entry, in the list's order.
+    pub fn entries(&self) -> &[AccessEntry] {
+        self.access
+            .as_ref()
+            .map(|a| a.devices.as_slice())
+            .unwrap_or(&[])
+    }
+
+    /// Active devices with `role` that have a catalog entry.
+    pub fn active(&self, role: Role) -> Vec<(&AccessEntry, &DeviceEntry)> {
+        self.entries()
+            .iter()
+            .filter(|e| e.state == DeviceState::Active && e.roles.contains(&role))
+            .filter_map(|e| self.devices.get(&e.device_udf).map(|d| (e, d)))
+            .collect()
+    }
+
+    /// Revoked devices that have a catalog entry.
+    pub fn revoked(&self) -> Vec<(&AccessEntry, &DeviceEntry)> {
+        self.entries()
+            .iter()
+            .filter(|e| e.state == DeviceState::Revoked)
+            .filter_map(|e| self.devices.get(&e.device_udf).map(|d| (e, d)))
+            .collect()
+    }
+
+    /// The access entry of a device.
+    pub fn entry(&self, device_udf: &str) -> Option<&AccessEntry> {
+        self.access.as_ref().and_then(|a| a.device(device_udf))
+    }
+
+    /// The parsed data of an application entry.
+    pub fn app<T: DeserializeOwned>(&self, uid: &str) -> Result<Option<T>, PluginError> {
+        self.applications
+            .get(uid)
+            .map(|v| {
+                serde_json::from_value(v.clone())
+                    .map_err(|e| PluginError::Untrusted(format!("application entry {uid}: {e}")))
+            })
+            .transpose()
+    }
+
+    /// Every application entry whose uid starts with `prefix`, parsed.
+    pub fn apps<T: DeserializeOwned>(&self, prefix: &str) -> Result<Vec<(String, T)>, PluginError> {
+        self.applications
+            .iter()
+            .filter(|(k, _)| k.starts_with(prefix))
+            .map(|(k, v)| {
+                serde_json::from_value(v.clone())
+                    .map(|t| (k.clone(), t))
+                    .map_err(|e| PluginError::Untrusted(format!("application entry {k}: {e}")))
+            })
+            .collect()
+    }
+
+    /// The view after the host's own new entries (a projection, to compute
+    /// the plugins' entries for the same transaction).
+    pub fn set_access(&mut self, list: AccessList) {
+        self.access = Some(list);
+    }
+
+    /// See [`AccountView::set_access`].
+    pub fn put_device(&mut self, d: DeviceEntry) {
+        if let Some(old) = self.devices.get(&d.catalog.device_udf) {
+            if old.connection.ssh.key != d.connection.ssh.key {
+                self.superseded_ssh.push(old.connection.ssh.clone());
+            }
+        }
+        self.devices.insert(d.catalog.device_udf.clone(), d);
+    }
+
+    /// See [`AccountView::set_access`].
+    pub fn put_app(&mut self, uid: String, data: serde_json::Value) {
+        self.applications.insert(uid, data);
+    }
+}

@@ -1,0 +1,331 @@
+//! The S/MIME channel of a Mesh account: the personal CA certificate, each
+//! device's signing certificate, the shared encryption key and certificate
+//! and the CRL, kept by administrators in the Application store
+//! (PROTOCOL.md §12); and what a device does with them (export, CMS).
+
+use mesh_core::envelope::Encrypted;
+use mesh_core::objects::{AccountKeys, Role};
+use mesh_plugins::shared::{self, Holders, Plan, Targets};
+use mesh_plugins::{now, AccountView, AppEntry, DeviceHost, Event, Plugin, PluginError};
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::{P256Public, P256Signer, SigningCert};
+
+type Result<T> = std::result::Result<T, PluginError>;
+
+/// Application entry with the CA certificate.
+pub const APP_SMIME: &str = "smime";
+/// Application entry with the current CRL.
+pub const APP_CRL: &str = "smime-crl";
+/// Signing certificates are valid for a year.
+pub const SIGNING_VALIDITY: u64 = 365 * 86400;
+/// Content type of the wrapped encryption key.
+pub(crate) const CT_SMIME_KEY: &str = "SmimeEncryptionKey";
+
+/// The `smime` application entry.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SmimeCa {
+    /// The CA certificate, PEM.
+    #[serde(rename = "CaCertificate")]
+    pub ca_certificate: String,
+}
+
+/// A device's signing certificate (`smime-cert:<device UDF>`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SmimeCert {
+    /// The device.
+    #[serde(rename = "DeviceUdf")]
+    pub device_udf: String,
+    /// The certified key (uncompressed P-256 point, base64url).
+    #[serde(rename = "Key")]
+    pub key: String,
+    /// Serial number.
+    #[serde(rename = "Serial")]
+    pub serial: u64,
+    /// The certificate, PEM.
+    #[serde(rename = "Certificate")]
+    pub certificate: String,
+}
+
+/// The account's shared encryption key and certificate at one epoch
+/// (`smime-enc:<epoch>`): the key (PKCS#8) wrapped to its holders.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SmimeEncryption {
+    /// Epoch: a new one when a holder must lose the key.
+    #[serde(rename = "Epoch")]
+    pub epoch: u32,
+    /// Serial number.
+    #[serde(rename = "Serial")]
+    pub serial: u64,
+    /// The certificate, PEM.
+    #[serde(rename = "Certificate")]
+    pub certificate: String,
+    /// The private key, encrypted.
+    #[serde(rename = "EnvelopedKey")]
+    pub key: Encrypted,
+    /// Who holds it under which key.
+    #[serde(rename = "Holders", default)]
+    pub holders: Holders,
+}
+
+/// The published CRL.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SmimeCrl {
+    /// CRL number: the access list's serial it reflects.
+    #[serde(rename = "Number")]
+    pub number: u64,
+    /// The CRL, PEM.
+    #[serde(rename = "Crl")]
+    pub crl: String,
+}
+
+pub(crate) fn internal(e: impl std::fmt::Display) -> PluginError {
+    PluginError::Internal(e.to_string())
+}
+
+fn random_serial() -> u64 {
+    let mut sn = [0u8; 8];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut sn);
+    u64::from_be_bytes(sn) >> 1
+}
+
+fn secs(t: u64) -> i64 {
+    i64::try_from(t).unwrap_or(i64::MAX)
+}
+
+/// Every epoch of the shared encryption key, oldest first.
+pub fn encryption_epochs(view: &AccountView) -> Result<Vec<SmimeEncryption>> {
+    let mut v: Vec<SmimeEncryption> = view
+        .apps::<SmimeEncryption>("smime-enc:")?
+        .into_iter()
+        .map(|(_, e)| e)
+        .collect();
+    v.sort_by_key(|e| e.epoch);
+    Ok(v)
+}
+
+/// The S/MIME channel.
+#[derive(Debug, Default)]
+pub struct SmimePlugin;
+
+impl Plugin for SmimePlugin {
+    fn name(&self) -> &'static str {
+        "smime"
+    }
+
+    fn role(&self) -> Role {
+        Role::Smime
+    }
+
+    fn entries(&self, _: &Event, view: &AccountView, admin: &AccountKeys) -> Result<Vec<AppEntry>> {
+        let ca = P256Signer::new(admin.smime_ca.clone());
+        let mut out = Vec::new();
+        if view.app::<SmimeCa>(APP_SMIME)?.is_none() {
+            let pem = crate::ca_certificate(&ca, &view.address).map_err(internal)?;
+            out.push(AppEntry::new(
+                APP_SMIME,
+                &SmimeCa {
+                    ca_certificate: pem,
+                },
+            ));
+        }
+        out.extend(signing_entries(view, &ca)?);
+        let (enc, rotated) = encryption_entries(view, admin, &ca)?;
+        out.extend(enc);
+        let mut next = view.clone();
+        for e in &out {
+            next.put_app(e.uid.clone(), e.data.clone());
+        }
+        out.extend(crl_entry(&next, &ca, rotated)?);
+        Ok(out)
+    }
+
+    fn apply(&self, device: &dyn DeviceHost, view: &AccountView) -> Result<Vec<String>> {
+        crate::nss::refresh(device, view)
+    }
+
+    fn wipe(&self, device: &dyn DeviceHost) -> Result<Vec<String>> {
+        crate::nss::wipe(device)
+    }
+}
+
+/// Certify every active `smime` device's signing key that has no
+/// certificate for its key yet.
+fn signing_entries(view: &AccountView, ca: &P256Signer) -> Result<Vec<AppEntry>> {
+    let t = now();
+    let mut out = Vec::new();
+    for (e, d) in view.active(Role::Smime) {
+        let Some(sec1) = d.profile.smime_sign.clone() else {
+            continue;
+        };
+        let key_b64 = mesh_core::b64::encode(&sec1);
+        let uid = format!("smime-cert:{}", e.device_udf);
+        if view
+            .app::<SmimeCert>(&uid)?
+            .is_some_and(|c| c.key == key_b64)
+        {
+            continue;
+        }
+        let public = P256Public::new(&sec1)
+            .map_err(|x| PluginError::Untrusted(format!("{}: {x}", e.name)))?;
+        let serial = random_serial();
+        let pem = crate::signing_certificate(
+            ca,
+            &public,
+            &SigningCert {
+                address: &view.address,
+                device_name: &e.name,
+                serial,
+                not_before: secs(t) - 300,
+                not_after: secs(t + SIGNING_VALIDITY),
+            },
+        )
+        .map_err(internal)?;
+        out.push(AppEntry::new(
+            uid,
+            &SmimeCert {
+                device_udf: e.device_udf.clone(),
+                key: key_b64,
+                serial,
+                certificate: pem,
+            },
+        ));
+    }
+    Ok(out)
+}
+
+fn rewrap(e: &SmimeEncryption, admin: &AccountKeys, to: &Targets) -> Result<AppEntry> {
+    let pkcs8 = e.key.decrypt(CT_SMIME_KEY, &admin.admin_encrypt)?;
+    let (key, holders) = shared::wrap(CT_SMIME_KEY, &pkcs8, to)?;
+    let next = SmimeEncryption {
+        key,
+        holders,
+        ..e.clone()
+    };
+    Ok(AppEntry::new(format!("smime-enc:{}", e.epoch), &next))
+}
+
+fn new_epoch(view: &AccountView, ca: &P256Signer, epoch: u32, to: &Targets) -> Result<AppEntry> {
+    use rsa::pkcs8::EncodePrivateKey;
+    let k = crate::new_encryption_key().map_err(internal)?;
+    let pkcs8 = Zeroizing::new(k.to_pkcs8_der().map_err(internal)?.as_bytes().to_vec());
+    let serial = random_serial();
+    let t = now();
+    let public = crate::RsaPublic::new(&k.to_public_key()).map_err(internal)?;
+    let certificate = crate::encryption_certificate(
+        ca,
+        &public,
+        &SigningCert {
+            address: &view.address,
+            device_name: "encryption",
+            serial,
+            not_before: secs(t) - 300,
+            not_after: secs(t + SIGNING_VALIDITY),
+        },
+    )
+    .map_err(internal)?;
+    let (key, holders) = shared::wrap(CT_SMIME_KEY, &pkcs8, to)?;
+    Ok(AppEntry::new(
+        format!("smime-enc:{epoch}"),
+        &SmimeEncryption {
+            epoch,
+            serial,
+            certificate,
+            key,
+            holders,
+        },
+    ))
+}
+
+/// The shared encryption key by the shared-key policy. Returns the entries
+/// and whether a new epoch began.
+fn encryption_entries(
+    view: &AccountView,
+    admin: &AccountKeys,
+    ca: &P256Signer,
+) -> Result<(Vec<AppEntry>, bool)> {
+    let targets = shared::targets(view, admin, Role::Smime);
+    let epochs = encryption_epochs(view)?;
+    let Some((last, older)) = epochs.split_last() else {
+        return Ok((vec![new_epoch(view, ca, 0, &targets)?], true));
+    };
+    let mut out = Vec::new();
+    for e in older {
+        if let Plan::Rewrap(to) =
+            shared::plan_old(&shared::holders_of(&e.holders, &e.key, &targets), &targets)
+        {
+            out.push(rewrap(e, admin, &to)?);
+        }
+    }
+    let held = shared::holders_of(&last.holders, &last.key, &targets);
+    let rotated = match shared::plan_current(&held, &targets) {
+        Plan::Keep => false,
+        Plan::Rewrap(to) => {
+            out.push(rewrap(last, admin, &to)?);
+            false
+        }
+        Plan::Rotate(to) => {
+            if let Plan::Rewrap(old) = shared::plan_old(&held, &targets) {
+                out.push(rewrap(last, admin, &old)?);
+            }
+            out.push(new_epoch(view, ca, last.epoch + 1, &to)?);
+            true
+        }
+    };
+    Ok((out, rotated))
+}
+
+/// The CRL, whenever the access list moved on since the published one or
+/// the encryption key rotated: revoked devices' signing certificates
+/// (keyCompromise) and superseded encryption certificates.
+fn crl_entry(view: &AccountView, ca: &P256Signer, rotated: bool) -> Result<Option<AppEntry>> {
+    let published: Option<SmimeCrl> = view.app(APP_CRL)?;
+    if !rotated
+        && published
+            .as_ref()
+            .is_some_and(|c| c.number == view.serial())
+    {
+        return Ok(None);
+    }
+    let Some(list) = &view.access else {
+        return Ok(None);
+    };
+    let t = now();
+    let mut revoked = Vec::new();
+    for (e, _) in view.revoked() {
+        if let Some(c) = view.app::<SmimeCert>(&format!("smime-cert:{}", e.device_udf))? {
+            revoked.push(crate::Revoked {
+                serial: c.serial,
+                when: secs(list.issued),
+                compromised: true,
+            });
+        }
+    }
+    let epochs = encryption_epochs(view)?;
+    if let Some((_, older)) = epochs.split_last() {
+        for e in older {
+            revoked.push(crate::Revoked {
+                serial: e.serial,
+                when: secs(t),
+                compromised: false,
+            });
+        }
+    }
+    let pem = crate::crl(
+        ca,
+        &view.address,
+        list.serial,
+        secs(t),
+        30 * 86400,
+        &revoked,
+    )
+    .map_err(internal)?;
+    Ok(Some(AppEntry::new(
+        APP_CRL,
+        &SmimeCrl {
+            number: list.serial,
+            crl: pem,
+        },
+    )))
+}

@@ -1,0 +1,242 @@
+//! What a device does with the account's S/MIME material: its
+//! certificates, the PKCS#12 export, CMS sign/verify/encrypt/decrypt, and
+//! a certificate from an organisation's CA instead of the account's.
+
+use mesh_plugins::{AccountView, DeviceHost, PluginError};
+use zeroize::Zeroizing;
+
+use crate::channel::{
+    encryption_epochs, internal, SmimeCa, SmimeCert, SmimeCrl, APP_CRL, APP_SMIME, CT_SMIME_KEY,
+};
+use crate::P256Signer;
+
+type Result<T> = std::result::Result<T, PluginError>;
+
+/// The local record of a certificate an organisation's CA issued.
+const EXTERNAL: &str = "smime-external";
+
+fn der(pem: &str) -> Result<Vec<u8>> {
+    crate::pem_to_der(pem).map_err(|e| PluginError::Untrusted(e.to_string()))
+}
+
+fn cms_err(e: crate::SmimeError) -> PluginError {
+    PluginError::BadInput(e.to_string())
+}
+
+/// `mesh smime crl`: the CA's current CRL, PEM.
+pub fn crl_pem(view: &AccountView) -> Result<String> {
+    view.app::<SmimeCrl>(APP_CRL)?
+        .map(|c| c.crl)
+        .ok_or_else(|| {
+            PluginError::NotFound("no CRL yet: an administrator's sync publishes it".into())
+        })
+}
+
+/// `mesh smime cert --encryption`: the account's current encryption certificate.
+pub fn encryption_cert_pem(view: &AccountView) -> Result<String> {
+    encryption_epochs(view)?
+        .pop()
+        .map(|e| e.certificate)
+        .ok_or_else(|| PluginError::NotFound("no S/MIME encryption certificate yet".into()))
+}
+
+/// `mesh smime ca`: the CA certificate, PEM.
+pub fn ca_pem(view: &AccountView) -> Result<String> {
+    view.app::<SmimeCa>(APP_SMIME)?
+        .map(|c| c.ca_certificate)
+        .ok_or_else(|| {
+            PluginError::NotFound("no S/MIME CA yet: an administrator's sync publishes it".into())
+        })
+}
+
+fn external(device: &dyn DeviceHost) -> Option<Vec<String>> {
+    device
+        .local(EXTERNAL)
+        .and_then(|v| serde_json::from_value(v).ok())
+}
+
+/// `mesh smime cert`: this device's signing certificate, PEM (one an
+/// organisation's CA issued, once imported, else the account CA's).
+pub fn cert_pem(device: &dyn DeviceHost, view: &AccountView) -> Result<String> {
+    if let Some(leaf) = external(device).and_then(|c| c.first().cloned()) {
+        return Ok(leaf);
+    }
+    view.app::<SmimeCert>(&format!("smime-cert:{}", device.device_udf()))?
+        .map(|c| c.certificate)
+        .ok_or_else(|| {
+            PluginError::NotFound(
+                "no S/MIME certificate for this device yet (it needs the smime role)".into(),
+            )
+        })
+}
+
+/// The chain that goes with this device's signing certificate.
+fn signing_chain(device: &dyn DeviceHost, view: &AccountView) -> Result<Vec<Vec<u8>>> {
+    match external(device) {
+        Some(chain) if chain.len() > 1 => chain[1..].iter().map(|p| der(p)).collect(),
+        Some(_) => Ok(Vec::new()),
+        None => Ok(vec![der(&ca_pem(view)?)?]),
+    }
+}
+
+/// Every epoch of the shared encryption key this device holds: (key, certificate DER).
+pub fn held_keys(
+    device: &dyn DeviceHost,
+    view: &AccountView,
+) -> Result<Vec<(rsa::RsaPrivateKey, Vec<u8>)>> {
+    use rsa::pkcs8::DecodePrivateKey;
+    let keys = device.keys()?;
+    let mut held = Vec::new();
+    for e in encryption_epochs(view)? {
+        // Epochs issued before this device joined are not for it.
+        let Ok(pkcs8) = e.key.decrypt(CT_SMIME_KEY, &keys.encrypt) else {
+            continue;
+        };
+        let k = rsa::RsaPrivateKey::from_pkcs8_der(&pkcs8)
+            .map_err(|x| PluginError::Untrusted(x.to_string()))?;
+        held.push((k, der(&e.certificate)?));
+    }
+    Ok(held)
+}
+
+/// `mesh smime export`: this device's signing key and certificate and the
+/// shared encryption keys it holds, with their certificates and the CA, in
+/// one password-protected PKCS#12 file.
+pub fn export(
+    device: &dyn DeviceHost,
+    view: &AccountView,
+    password: &str,
+    profile: crate::P12Profile,
+) -> Result<Vec<u8>> {
+    use p256::pkcs8::EncodePrivateKey as _;
+    let ca = der(&ca_pem(view)?)?;
+    let base = device.base_keys()?;
+    let sign_key = Zeroizing::new(
+        base.smime_sign
+            .to_pkcs8_der()
+            .map_err(internal)?
+            .as_bytes()
+            .to_vec(),
+    );
+    let held = held_keys(device, view)?;
+    if held.is_empty() {
+        return Err(PluginError::NotFound(
+            "this device holds no S/MIME encryption key yet".into(),
+        ));
+    }
+    let mut chain = vec![der(&cert_pem(device, view)?)?];
+    chain.extend(signing_chain(device, view)?);
+    let mut entries = vec![crate::P12Entry {
+        name: format!("{} (signing)", view.address),
+        key_pkcs8: sign_key,
+        chain,
+    }];
+    // Every epoch this device holds, so that old mail still decrypts in the client.
+    let last = held.len() - 1;
+    for (i, (k, cert)) in held.iter().enumerate() {
+        entries.push(crate::P12Entry {
+            name: if i == last {
+                format!("{} (encryption)", view.address)
+            } else {
+                format!("{} (encryption {i})", view.address)
+            },
+            key_pkcs8: Zeroizing::new(k.to_pkcs8_der().map_err(internal)?.as_bytes().to_vec()),
+            chain: vec![cert.clone(), ca.clone()],
+        });
+    }
+    crate::pkcs12(&entries, password, profile).map_err(internal)
+}
+
+/// `mesh smime sign`: CMS SignedData (DER) by this device's signing key.
+pub fn sign(device: &dyn DeviceHost, view: &AccountView, content: &[u8]) -> Result<Vec<u8>> {
+    let base = device.base_keys()?;
+    let chain = signing_chain(device, view)?;
+    crate::message::sign(
+        content,
+        &base.smime_sign,
+        &der(&cert_pem(device, view)?)?,
+        &chain,
+    )
+    .map_err(cms_err)
+}
+
+/// `mesh smime verify`: the content of a SignedData message signed under the account's CA.
+pub fn verify(view: &AccountView, message: &[u8]) -> Result<crate::message::Verified> {
+    crate::message::verify(message, &der(&ca_pem(view)?)?).map_err(cms_err)
+}
+
+/// `mesh smime encrypt`: EnvelopedData (DER) to `recipient` (PEM), by
+/// default the account's own encryption certificate.
+pub fn encrypt(view: &AccountView, content: &[u8], recipient: Option<&str>) -> Result<Vec<u8>> {
+    let pem = match recipient {
+        Some(p) => p.to_string(),
+        None => encryption_cert_pem(view)?,
+    };
+    crate::message::encrypt(content, &der(&pem)?).map_err(cms_err)
+}
+
+/// `mesh smime decrypt`: with any epoch of the shared encryption key this device holds.
+pub fn decrypt(
+    device: &dyn DeviceHost,
+    view: &AccountView,
+    message: &[u8],
+) -> Result<Zeroizing<Vec<u8>>> {
+    let held = held_keys(device, view)?;
+    if held.is_empty() {
+        return Err(PluginError::NotFound(
+            "this device holds no S/MIME decryption key (it needs the smime role)".into(),
+        ));
+    }
+    crate::message::decrypt(message, &held).map_err(cms_err)
+}
+
+/// `mesh smime csr`: a CSR for this device's signing key.
+pub fn csr(device: &dyn DeviceHost, view: &AccountView) -> Result<String> {
+    let base = device.base_keys()?;
+    crate::csr(
+        &P256Signer::new(base.smime_sign.clone()),
+        &view.address,
+        device.device_name(),
+    )
+    .map_err(cms_err)
+}
+
+/// `mesh smime import-cert`: use a certificate (and its chain) an
+/// organisation's CA issued for this device's signing key.
+pub fn import_cert(device: &dyn DeviceHost, pem: &str) -> Result<String> {
+    let certs = crate::pem_certificates(pem).map_err(cms_err)?;
+    let leaf = certs
+        .first()
+        .ok_or_else(|| PluginError::BadInput("the file holds no PEM certificate".into()))?;
+    let base = device.base_keys()?;
+    let ours = base
+        .smime_sign
+        .verifying_key()
+        .to_encoded_point(false)
+        .as_bytes()
+        .to_vec();
+    if crate::certificate_key(leaf).map_err(cms_err)? != ours {
+        return Err(PluginError::BadInput(
+            "the certificate is not for this device's signing key (see `mesh smime csr`)".into(),
+        ));
+    }
+    let pems: Vec<String> = certs.iter().map(|d| pem_of(d)).collect();
+    device.set_local(
+        EXTERNAL,
+        Some(&serde_json::to_value(&pems).unwrap_or_default()),
+    )?;
+    Ok(format!("{} certificate(s)", certs.len()))
+}
+
+fn pem_of(d: &[u8]) -> String {
+    let b64 = data_encoding::BASE64.encode(d);
+    let lines: Vec<&str> = b64
+        .as_bytes()
+        .chunks(64)
+        .map(|c| std::str::from_utf8(c).unwrap_or(""))
+        .collect();
+    format!(
+        "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+        lines.join("\n")
+    )
+}

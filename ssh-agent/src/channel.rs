@@ -1,0 +1,308 @@
+//! The SSH channel of a Mesh account: certificates for every active `ssh`
+//! device (administrator side), the device's key and certificate for the
+//! agent, and what servers use (authorized_keys lines verified up to the
+//! pinned profile, the CA line, KRLs). PROTOCOL.md §11 describes the
+//! Application entries.
+
+use std::sync::Arc;
+
+use mesh_core::envelope::Signed;
+use mesh_core::objects::{AccountKeys, ProfileAccount, Role};
+use mesh_core::portal::{AccessList, DeviceState};
+use mesh_core::udf;
+use mesh_plugins::{
+    now, AccountView, AppEntry, DeviceEntry, DeviceHost, Event, Plugin, PluginError,
+};
+use serde::{Deserialize, Serialize};
+use ssh_key::public::KeyData;
+use ssh_key::{Certificate, HashAlg};
+
+use crate::agent::{mesh_public, MeshIdentity};
+use crate::cert::{self, CertRequest};
+
+type Result<T> = std::result::Result<T, PluginError>;
+
+/// Application entry with the account's SSH policy.
+pub const APP_SSH: &str = "ssh";
+/// Default certificate validity: 30 days.
+pub const DEFAULT_VALIDITY: u64 = 30 * 86400;
+
+/// The account's SSH policy (application entry `ssh`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SshPolicy {
+    /// Login names the certificates are valid for.
+    #[serde(rename = "Principals")]
+    pub principals: Vec<String>,
+    /// Certificate validity in seconds.
+    #[serde(rename = "Validity")]
+    pub validity: u64,
+}
+
+/// A device's certificate (application entry `ssh-cert:<device UDF>`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SshCertEntry {
+    /// The device.
+    #[serde(rename = "DeviceUdf")]
+    pub device_udf: String,
+    /// OpenSSH certificate line.
+    #[serde(rename = "Certificate")]
+    pub certificate: String,
+    /// Its serial.
+    #[serde(rename = "Serial")]
+    pub serial: u64,
+}
+
+fn cert_uid(device: &str) -> String {
+    format!("ssh-cert:{device}")
+}
+
+fn internal(e: impl std::fmt::Display) -> PluginError {
+    PluginError::Internal(e.to_string())
+}
+
+/// The SSH policy in force.
+pub fn policy(view: &AccountView) -> Result<SshPolicy> {
+    Ok(view.app(APP_SSH)?.unwrap_or_else(|| SshPolicy {
+        principals: vec![view.address.split('@').next().unwrap_or("user").to_string()],
+        validity: DEFAULT_VALIDITY,
+    }))
+}
+
+/// An SSH public key from a Mesh key (Ed25519 only).
+pub fn ssh_key_of(k: &mesh_core::keys::KeyData) -> Option<KeyData> {
+    match k.key {
+        mesh_core::keys::PublicKey::Ed25519(v) => Some(KeyData::Ed25519(
+            ssh_key::public::Ed25519PublicKey(v.to_bytes()),
+        )),
+        mesh_core::keys::PublicKey::X25519(_) => None,
+    }
+}
+
+fn ca_key(profile: &ProfileAccount) -> Result<KeyData> {
+    ssh_key_of(&profile.ssh_ca)
+        .ok_or_else(|| PluginError::Untrusted("no SSH CA in the profile".into()))
+}
+
+/// A device's certificate, verified: issued by the account's CA, for its key.
+fn device_cert(
+    view: &AccountView,
+    device: &str,
+    key: &KeyData,
+) -> Result<Option<(Certificate, u64)>> {
+    let Some(entry) = view.app::<SshCertEntry>(&cert_uid(device))? else {
+        return Ok(None);
+    };
+    let bad = |e: String| PluginError::Untrusted(format!("certificate of {device}: {e}"));
+    let c = Certificate::from_openssh(&entry.certificate).map_err(|e| bad(e.to_string()))?;
+    let fp = ca_key(&view.profile)?.fingerprint(HashAlg::Sha256);
+    // Signature and CA checked at issue time (valid_after); expiry is sshd's business.
+    c.validate_at(c.valid_after(), [&fp])
+        .map_err(|e| bad(e.to_string()))?;
+    if c.public_key() != key {
+        return Err(bad("it is for another key".into()));
+    }
+    Ok(Some((c, entry.serial)))
+}
+
+fn random_serial() -> u64 {
+    let mut serial = [0u8; 8];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut serial);
+    u64::from_be_bytes(serial) >> 1
+}
+
+/// The ssh channel.
+#[derive(Debug, Default)]
+pub struct SshPlugin;
+
+impl Plugin for SshPlugin {
+    fn name(&self) -> &'static str {
+        "ssh"
+    }
+
+    fn role(&self) -> Role {
+        Role::Ssh
+    }
+
+    /// A certificate for every active `ssh` device that has none for its
+    /// current key, whose principals changed, or that is past two thirds
+    /// of its validity.
+    fn entries(&self, _: &Event, view: &AccountView, admin: &AccountKeys) -> Result<Vec<AppEntry>> {
+        let pol = policy(view)?;
+        let t = now();
+        let mut out = Vec::new();
+        for (e, d) in view.active(Role::Ssh) {
+            let Some(key) = ssh_key_of(&d.connection.ssh) else {
+                continue;
+            };
+            let current = device_cert(view, &e.device_udf, &key).ok().flatten();
+            let fresh = current.as_ref().is_some_and(|(c, _)| {
+                let life = c.valid_before().saturating_sub(c.valid_after());
+                c.valid_principals() == pol.principals.as_slice() && c.valid_before() > t + life / 3
+            });
+            if fresh {
+                continue;
+            }
+            let serial = random_serial();
+            let c = cert::issue(
+                &admin.ssh_ca,
+                &CertRequest {
+                    key,
+                    serial,
+                    key_id: format!("{}@{}", e.name, view.address),
+                    principals: pol.principals.clone(),
+                    // Five minutes of slack for clocks that disagree.
+                    valid_after: t.saturating_sub(300),
+                    valid_before: t + pol.validity,
+                },
+            )
+            .map_err(internal)?;
+            let entry = SshCertEntry {
+                device_udf: e.device_udf.clone(),
+                certificate: c.to_openssh().map_err(internal)?,
+                serial,
+            };
+            out.push(AppEntry::new(cert_uid(&e.device_udf), &entry));
+        }
+        Ok(out)
+    }
+}
+
+/// The policy entry that sets the principals (and the validity); the
+/// plugin then re-issues every certificate in the same transaction.
+pub fn principals_entry(
+    view: &AccountView,
+    principals: &[String],
+    validity: Option<u64>,
+) -> Result<Vec<AppEntry>> {
+    if principals.is_empty()
+        || principals
+            .iter()
+            .any(|p| p.is_empty() || p.contains(char::is_whitespace) || p.contains(','))
+    {
+        return Err(PluginError::BadInput(
+            "principals are login names without spaces or commas".into(),
+        ));
+    }
+    let pol = SshPolicy {
+        principals: principals.to_vec(),
+        validity: validity.unwrap_or(policy(view)?.validity),
+    };
+    Ok(vec![AppEntry::new(APP_SSH, &pol)])
+}
+
+/// The identities the agent serves for this device: its SSH key and
+/// certificate, when it is an active member with the ssh role.
+pub fn identities(device: &dyn DeviceHost, view: &AccountView) -> Result<Vec<MeshIdentity>> {
+    let active = view
+        .entry(device.device_udf())
+        .is_some_and(|e| e.state == DeviceState::Active && e.roles.contains(&Role::Ssh));
+    if !active {
+        return Ok(Vec::new());
+    }
+    let key = Arc::new(device.keys()?.ssh);
+    let cert = device_cert(view, device.device_udf(), &mesh_public(&key))?.map(|(c, _)| c);
+    Ok(vec![MeshIdentity {
+        key,
+        cert,
+        comment: format!("{}@{} (mesh)", device.device_name(), view.address),
+    }])
+}
+
+fn my_key(device: &dyn DeviceHost, view: &AccountView) -> Result<KeyData> {
+    let d = view.devices.get(device.device_udf()).ok_or_else(|| {
+        PluginError::NotFound("this device is not in the account's catalog yet".into())
+    })?;
+    ssh_key_of(&d.connection.ssh).ok_or_else(|| PluginError::Internal("no SSH key".into()))
+}
+
+/// This device's public key line.
+pub fn public_key_line(device: &dyn DeviceHost, view: &AccountView) -> Result<String> {
+    let key = my_key(device, view)?;
+    Ok(cert::key_line(
+        &key,
+        &format!("{}@{}", device.device_name(), view.address),
+    ))
+}
+
+/// This device's certificate line.
+pub fn cert_line(device: &dyn DeviceHost, view: &AccountView) -> Result<String> {
+    let key = my_key(device, view)?;
+    let (c, _) = device_cert(view, device.device_udf(), &key)?.ok_or_else(|| {
+        PluginError::NotFound("no certificate yet: an administrator's sync issues it".into())
+    })?;
+    c.to_openssh().map_err(internal)
+}
+
+/// The CA line for `TrustedUserCAKeys`.
+pub fn ca_line(view: &AccountView) -> Result<String> {
+    Ok(cert::ca_line(
+        &ca_key(&view.profile)?,
+        &format!("mesh-ca:{}", view.address),
+    ))
+}
+
+/// A KRL of every revoked device's key and certificate, and of every key
+/// replaced by rotation.
+pub fn krl(view: &AccountView) -> Result<Vec<u8>> {
+    let ca = ca_key(&view.profile)?;
+    let mut keys: Vec<KeyData> = view.superseded_ssh.iter().filter_map(ssh_key_of).collect();
+    let mut serials = Vec::new();
+    for (e, d) in view.revoked() {
+        let Some(key) = ssh_key_of(&d.connection.ssh) else {
+            continue;
+        };
+        if let Ok(Some((_, serial))) = device_cert(view, &e.device_udf, &key) {
+            serials.push(serial);
+        }
+        keys.push(key);
+    }
+    Ok(cert::krl(
+        &ca,
+        &serials,
+        &keys,
+        view.serial(),
+        now(),
+        &format!("mesh: {}", view.address),
+    ))
+}
+
+/// Verify a server's fetch of the public stores up to the pinned profile
+/// UDF; return the authorized_keys lines of the active ssh devices.
+pub fn authorized_lines(
+    pinned: &str,
+    profile: &Signed,
+    access: &Signed,
+    devices: &[Signed],
+) -> Result<Vec<String>> {
+    let untrusted = |what: String| PluginError::Untrusted(what);
+    let profile =
+        ProfileAccount::verify(profile, pinned).map_err(|e| untrusted(format!("profile: {e}")))?;
+    let list =
+        AccessList::verify(access, &profile).map_err(|e| untrusted(format!("access list: {e}")))?;
+    let mut latest: std::collections::BTreeMap<String, DeviceEntry> = Default::default();
+    for (i, env) in devices.iter().enumerate() {
+        let d = DeviceEntry::verify(env, &profile)
+            .map_err(|e| untrusted(format!("Device entry {}: {e}", i + 1)))?;
+        latest.insert(d.catalog.device_udf.clone(), d);
+    }
+    let mut lines = Vec::new();
+    for e in list
+        .devices
+        .iter()
+        .filter(|d| d.state == DeviceState::Active && d.roles.contains(&Role::Ssh))
+    {
+        let Some(d) = latest.get(&e.device_udf) else {
+            continue;
+        };
+        if !udf::udf_eq(&d.connection.device_udf, &e.device_udf) || !d.connection.has(Role::Ssh) {
+            continue;
+        }
+        if let Some(k) = ssh_key_of(&d.connection.ssh) {
+            lines.push(cert::key_line(
+                &k,
+                &format!("mesh:{}@{}", e.name, profile.account_address),
+            ));
+        }
+    }
+    Ok(lines)
+}
