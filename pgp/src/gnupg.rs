@@ -103,11 +103,10 @@ fn gpg(home: Option<&Path>, args: &[&str], input: &[u8]) -> Result<String> {
         i.write_all(input).map_err(|e| tool(e.to_string()))?;
     }
     let o = child.wait_with_output().map_err(|e| tool(e.to_string()))?;
-    let text = String::from_utf8_lossy(&o.stderr).to_string();
     if o.status.success() {
-        Ok(text)
+        Ok(String::from_utf8_lossy(&o.stdout).to_string())
     } else {
-        Err(tool(text.trim().to_string()))
+        Err(tool(String::from_utf8_lossy(&o.stderr).trim().to_string()))
     }
 }
 
@@ -178,24 +177,21 @@ fn show(home: Option<&Path>) -> String {
 }
 
 /// On revocation: delete the account's secret keys (this device's signing
-/// subkey and every shared decryption subkey) from every home Mesh
-/// installed to. The public certificate stays, so that signatures still
-/// verify and the revocations show.
+/// subkey and every shared decryption subkey; the primary is only a stub)
+/// from every home Mesh installed to. The public certificate stays, so
+/// that signatures still verify and the revocations show.
 pub fn wipe(device: &dyn DeviceHost) -> Result<Vec<String>> {
     let r = record(device);
     let mut done = Vec::new();
     let mut failed = Vec::new();
     for h in &r.homes {
-        match gpg(
-            h.gnupghome.as_deref(),
-            &["--delete-secret-keys", &r.primary],
-            b"",
-        ) {
-            Ok(_) => done.push(format!(
-                "secret keys deleted from GnuPG home {}",
-                show(h.gnupghome.as_deref())
+        let home = h.gnupghome.as_deref();
+        match delete_secret_subkeys(home, &r.primary) {
+            Ok(n) => done.push(format!(
+                "{n} secret subkey(s) deleted from GnuPG home {}",
+                show(home)
             )),
-            Err(e) => failed.push(format!("{}: {e}", show(h.gnupghome.as_deref()))),
+            Err(e) => failed.push(format!("{}: {e}", show(home))),
         }
     }
     if !failed.is_empty() {
@@ -207,6 +203,40 @@ pub fn wipe(device: &dyn DeviceHost) -> Result<Vec<String>> {
     }
     device.set_local(RECORD, None)?;
     Ok(done)
+}
+
+/// Delete every secret subkey of `primary` in a home (GnuPG cannot delete
+/// a key whose primary is a stub as a whole: each subkey goes by its
+/// fingerprint with `!`).
+fn delete_secret_subkeys(home: Option<&Path>, primary: &str) -> Result<usize> {
+    let listing = match gpg(home, &["--with-colons", "--list-secret-keys", primary], b"") {
+        Ok(l) => l,
+        Err(PluginError::Tool { detail, .. })
+            if detail.contains("No secret key") || detail.contains("not found") =>
+        {
+            return Ok(0)
+        }
+        Err(e) => return Err(e),
+    };
+    // An `ssb` record whose field 15 is `#` is a stub; its `fpr` follows it.
+    let mut secret = false;
+    let mut subkeys = Vec::new();
+    for line in listing.lines() {
+        let f: Vec<&str> = line.split(':').collect();
+        match f.first() {
+            Some(&"ssb") => secret = f.get(14).is_some_and(|t| *t != "#"),
+            Some(&"sec") => secret = false,
+            Some(&"fpr") if secret => {
+                subkeys.extend(f.get(9).map(|x| format!("{x}!")));
+                secret = false;
+            }
+            _ => {}
+        }
+    }
+    for s in &subkeys {
+        gpg(home, &["--delete-secret-keys", s], b"")?;
+    }
+    Ok(subkeys.len())
 }
 
 /// z-base-32 (the WKD encoding of the local part's SHA-1), hand-written: 12 lines.

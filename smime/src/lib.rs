@@ -354,6 +354,10 @@ pub enum P12Profile {
     Modern,
     /// 3DES, HMAC-SHA1 MAC: older Windows and Outlook.
     Legacy,
+    /// As `Modern`, with few PBKDF2 iterations: only for a file handed at
+    /// once to a local tool under a random 144-bit password, where the
+    /// iteration count adds nothing and costs seconds (`smime install`).
+    Transient,
 }
 
 /// One key with its certificate chain, for a PKCS#12 file.
@@ -407,6 +411,11 @@ pub fn pkcs12(
             .mac_algorithm(MacAlgorithm::HmacSha256)
             .encryption_iterations(600_000)
             .mac_iterations(600_000),
+        P12Profile::Transient => w
+            .encryption_algorithm(EncryptionAlgorithm::PbeWithHmacSha256AndAes256)
+            .mac_algorithm(MacAlgorithm::HmacSha256)
+            .encryption_iterations(1000)
+            .mac_iterations(1000),
         P12Profile::Legacy => w
             .encryption_algorithm(EncryptionAlgorithm::PbeWithShaAnd3KeyTripleDesCbc)
             .mac_algorithm(MacAlgorithm::HmacSha1)

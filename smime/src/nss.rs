@@ -82,6 +82,8 @@ fn content(device: &dyn DeviceHost, view: &AccountView) -> Result<String> {
 /// The PKCS#12 file in between and its random password live in the 0700
 /// home and are removed whatever happens.
 pub fn install(device: &dyn DeviceHost, view: &AccountView, nssdb: &Path) -> Result<String> {
+    // The agent runs elsewhere: remember where, absolutely.
+    let nssdb = &std::path::absolute(nssdb).map_err(PluginError::io(nssdb.display()))?;
     let db = sql(nssdb);
     if !nssdb.join("cert9.db").exists() {
         std::fs::create_dir_all(nssdb).map_err(PluginError::io(nssdb.display()))?;
@@ -97,7 +99,7 @@ pub fn install(device: &dyn DeviceHost, view: &AccountView, nssdb: &Path) -> Res
     let mut pw = [0u8; 18];
     rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut pw);
     let pw = Zeroizing::new(mesh_core::b64::encode(&pw));
-    let p12 = crate::device::export(device, view, &pw, crate::P12Profile::Modern)?;
+    let p12 = crate::device::export(device, view, &pw, crate::P12Profile::Transient)?;
     let file = device.home().join(".smime-install.p12");
     // The password goes through a 0600 file, not the command line (which
     // other processes can read).
@@ -179,7 +181,8 @@ fn our_certs(db: &str, address: &str) -> Result<Vec<String>> {
         .lines()
         .filter(|l| l.contains(address) || l.starts_with(CA_NICK))
         .filter_map(|l| {
-            l.rsplit_once(char::is_whitespace)
+            l.trim_end()
+                .rsplit_once(char::is_whitespace)
                 .map(|(n, _)| n.trim().to_string())
         })
         .collect())

@@ -8,6 +8,8 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
+pub mod proxy;
+
 /// Path of a workspace binary next to the running test executable
 /// (`target/<profile>/NAME`). `cargo test --workspace` builds the `mesh`
 /// and `mesh-portal` binaries before running tests, because their crates
@@ -195,6 +197,15 @@ impl Device {
         );
         assert!(err.contains("mesh: error: "), "{err}");
         err
+    }
+
+    /// `dir/a`, the first administrator (device `laptop`) of a new account.
+    pub fn create_account(dir: &Path, address: &str, portal: &str) -> Device {
+        let a = Device::new(dir, "a");
+        a.ok(&[
+            "account", "create", address, "--portal", portal, "--device", "laptop",
+        ]);
+        a
     }
 
     /// Join `admin`'s account: request, accept on the administrator (default
@@ -454,5 +465,54 @@ impl SafeBin {
 impl Drop for SafeBin {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A running agent for a device, stopped on drop.
+#[derive(Debug)]
+pub struct RunningAgent {
+    /// The device.
+    pub dev: Device,
+    /// Its SSH_AUTH_SOCK.
+    pub sock: PathBuf,
+    env: Vec<(String, String)>,
+}
+
+impl RunningAgent {
+    /// Start `dev`'s agent (sync every second).
+    pub fn start(dev: &Device) -> RunningAgent {
+        Self::start_with(dev, &[])
+    }
+
+    /// The same, with extra environment.
+    pub fn start_with(dev: &Device, env: &[(&str, &str)]) -> RunningAgent {
+        let mut c = dev.command(&["--json", "agent", "start", "--interval", "1s"]);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let o = c.output().expect("agent start");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+        RunningAgent {
+            dev: dev.clone(),
+            sock: PathBuf::from(v["ssh_auth_sock"].as_str().expect("sock")),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    /// `ssh-add -l`.
+    pub fn identities(&self) -> String {
+        String::from_utf8_lossy(&ssh_add(&self.sock, &["-l"]).stdout).to_string()
+    }
+}
+
+impl Drop for RunningAgent {
+    fn drop(&mut self) {
+        let mut c = self.dev.command(&["agent", "stop"]);
+        c.envs(self.env.iter().map(|(k, v)| (k, v)));
+        let _ = c.output();
     }
 }

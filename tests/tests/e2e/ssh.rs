@@ -3,52 +3,11 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use mesh_tests::{can_run_sshd, eventually, ssh_add, Device, PortalProc, Scratch, Sshd};
+use mesh_tests::{
+    can_run_sshd, eventually, ssh_add, Device, PortalProc, RunningAgent, Scratch, Sshd,
+};
 
 const ADDR: &str = "alice@example.com";
-
-/// A running agent for a device, stopped on drop.
-struct RunningAgent {
-    dev: Device,
-    sock: PathBuf,
-    env: Vec<(String, String)>,
-}
-
-impl RunningAgent {
-    fn start(dev: &Device) -> RunningAgent {
-        Self::start_with(dev, &[])
-    }
-
-    fn start_with(dev: &Device, env: &[(&str, &str)]) -> RunningAgent {
-        let mut c = dev.command(&["--json", "agent", "start", "--interval", "1s"]);
-        for (k, v) in env {
-            c.env(k, v);
-        }
-        let o = c.output().expect("agent start");
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
-        RunningAgent {
-            dev: dev.clone(),
-            sock: PathBuf::from(v["ssh_auth_sock"].as_str().expect("sock")),
-            env: env
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        }
-    }
-
-    fn identities(&self) -> String {
-        String::from_utf8_lossy(&ssh_add(&self.sock, &["-l"]).stdout).to_string()
-    }
-}
-
-impl Drop for RunningAgent {
-    fn drop(&mut self) {
-        let mut c = self.dev.command(&["agent", "stop"]);
-        c.envs(self.env.iter().map(|(k, v)| (k, v)));
-        let _ = c.output();
-    }
-}
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let p = dir.join(name);

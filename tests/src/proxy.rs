@@ -1,0 +1,140 @@
+//! A TCP proxy between real clients and a real portal that plays the
+//! faults of a network or a crash: it drops a chosen request before the
+//! portal sees it, or drops the portal's answer after the portal committed.
+//! It also counts the transactions that pass, so a test can assert that
+//! an account event is one transaction.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// What the proxy does to the next request of the armed kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Close the connection before the portal sees the request (the
+    /// client's process, or the network, died before sending).
+    DropRequest,
+    /// Forward the request, let the portal commit, then close the
+    /// connection instead of answering (the answer was lost).
+    DropResponse,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    armed: Option<(String, Fault)>,
+    seen: Vec<String>,
+}
+
+/// A running proxy; it stops with the test process.
+#[derive(Debug, Clone)]
+pub struct FaultProxy {
+    /// The URL clients use instead of the portal's.
+    pub url: String,
+    state: Arc<Mutex<State>>,
+}
+
+fn request_of(chunk: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(chunk.get(..64.min(chunk.len()))?);
+    let rest = text.strip_prefix("POST /mesh/v1/")?;
+    Some(rest.split(' ').next()?.to_string())
+}
+
+impl FaultProxy {
+    /// Listen on a free loopback port and forward to `portal_url` (http).
+    pub fn start(portal_url: &str) -> FaultProxy {
+        let target = portal_url
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_string();
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let state = Arc::new(Mutex::new(State::default()));
+        let st = state.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let Ok(server) = TcpStream::connect(&target) else {
+                    continue;
+                };
+                let st = st.clone();
+                std::thread::spawn(move || relay(client, server, st));
+            }
+        });
+        FaultProxy { url, state }
+    }
+
+    /// The next `transaction` request (e.g. "Transact") gets `fault`, once.
+    pub fn arm(&self, transaction: &str, fault: Fault) {
+        self.state.lock().expect("state").armed = Some((transaction.to_string(), fault));
+    }
+
+    /// Forget what was seen.
+    pub fn reset(&self) {
+        self.state.lock().expect("state").seen.clear();
+    }
+
+    /// How many `transaction` requests reached the proxy since the last reset.
+    pub fn count(&self, transaction: &str) -> usize {
+        self.state
+            .lock()
+            .expect("state")
+            .seen
+            .iter()
+            .filter(|t| *t == transaction)
+            .count()
+    }
+}
+
+fn relay(mut client: TcpStream, server: TcpStream, st: Arc<Mutex<State>>) {
+    let suppress = Arc::new(AtomicBool::new(false));
+    let (mut s_read, mut c_write) = (
+        server.try_clone().expect("clone"),
+        client.try_clone().expect("clone"),
+    );
+    let sup = suppress.clone();
+    let back = std::thread::spawn(move || {
+        let mut buf = [0u8; 65536];
+        loop {
+            let n = match s_read.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            if sup.load(Ordering::SeqCst) {
+                // The portal answered: the client never hears it.
+                break;
+            }
+            if c_write.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
+        let _ = c_write.shutdown(Shutdown::Both);
+    });
+    let mut server = server;
+    let mut buf = [0u8; 65536];
+    loop {
+        let n = match client.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if let Some(tx) = request_of(&buf[..n]) {
+            let mut s = st.lock().expect("state");
+            s.seen.push(tx.clone());
+            if s.armed.as_ref().is_some_and(|(t, _)| *t == tx) {
+                let (_, fault) = s.armed.take().expect("armed");
+                match fault {
+                    Fault::DropRequest => {
+                        let _ = client.shutdown(Shutdown::Both);
+                        let _ = server.shutdown(Shutdown::Both);
+                        break;
+                    }
+                    Fault::DropResponse => suppress.store(true, Ordering::SeqCst),
+                }
+            }
+        }
+        if server.write_all(&buf[..n]).is_err() {
+            break;
+        }
+    }
+    let _ = server.shutdown(Shutdown::Write);
+    let _ = back.join();
+}

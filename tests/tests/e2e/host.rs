@@ -1,0 +1,395 @@
+//! The plugin host (issue: plugin host): every account event is one portal
+//! transaction; rotation keeps every channel working on the rotated
+//! device; revocation reaches GnuPG, NSS and the agent on the revoked
+//! device and re-provisions the others; routine syncs publish nothing.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use mesh_tests::proxy::{Fault, FaultProxy};
+use mesh_tests::{eventually, require_tool, Device, PortalProc, RunningAgent, Scratch};
+
+const ADDR: &str = "alice@example.com";
+const MAIL: &str = "a message for every device";
+
+fn private_dir(dir: &Path, name: &str) -> PathBuf {
+    let h = dir.join(name);
+    std::fs::create_dir_all(&h).expect("dir");
+    std::fs::set_permissions(&h, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .expect("chmod");
+    h
+}
+
+fn out(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn run(cmd: &mut Command) -> String {
+    let o = cmd.output().expect("run");
+    assert!(o.status.success(), "{cmd:?}: {}", out(&o));
+    out(&o)
+}
+
+fn gpg(home: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new("gpg");
+    c.arg("--homedir").arg(home).args([
+        "--batch",
+        "--no-tty",
+        "--pinentry-mode",
+        "loopback",
+        "--passphrase",
+        "",
+    ]);
+    c.args(args);
+    c
+}
+
+fn stop_gpg(homes: &[&Path]) {
+    for h in homes {
+        let _ = Command::new("gpgconf")
+            .arg("--homedir")
+            .arg(h)
+            .args(["--kill", "all"])
+            .output();
+    }
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf8 path")
+}
+
+/// `mesh smime cert --encryption` of `d`, written to a file.
+fn encryption_cert(d: &Device, file: &Path) -> String {
+    let pem = d.ok(&["smime", "cert", "--encryption"]);
+    std::fs::write(file, &pem).expect("write");
+    pem
+}
+
+/// S/MIME mail to the account as any sender writes it (OpenSSL).
+fn smime_mail(cert: &Path, out_file: &Path, msg: &Path) {
+    run(Command::new("openssl")
+        .args([
+            "cms",
+            "-encrypt",
+            "-aes-256-cbc",
+            "-binary",
+            "-outform",
+            "DER",
+            "-in",
+        ])
+        .arg(msg)
+        .arg("-out")
+        .arg(out_file)
+        .arg(cert));
+}
+
+fn cmsutil_decrypts(nssdb: &Path, file: &Path) -> bool {
+    let o = Command::new("cmsutil")
+        .args([
+            "-D",
+            "-d",
+            &format!("sql:{}", nssdb.display()),
+            "-p",
+            "",
+            "-i",
+        ])
+        .arg(file)
+        .output()
+        .expect("cmsutil");
+    o.status.success() && out(&o).contains(MAIL)
+}
+
+/// OpenPGP mail to the account, from a third party's GnuPG home.
+fn pgp_mail(sender: &Path, a: &Device, dir: &Path, name: &str) -> PathBuf {
+    let cert = dir.join(format!("{name}.cert"));
+    std::fs::write(&cert, a.ok(&["pgp", "cert", "--armor"])).expect("cert");
+    run(gpg(sender, &["--import"]).arg(&cert));
+    let file = dir.join(format!("{name}.pgp"));
+    run(gpg(
+        sender,
+        &[
+            "--trust-model",
+            "always",
+            "--encrypt",
+            "-r",
+            ADDR,
+            "--output",
+            s(&file),
+        ],
+    )
+    .arg(dir.join("msg.txt")));
+    file
+}
+
+fn tools() -> bool {
+    [
+        "gpg", "openssl", "cmsutil", "certutil", "pk12util", "ssh-add",
+    ]
+    .iter()
+    .all(|t| require_tool(t))
+}
+
+#[test]
+fn rotation_keeps_openpgp_and_smime_working_on_the_rotated_device() {
+    if !tools() {
+        return;
+    }
+    let dir = Scratch::new("host-rotate");
+    let portal = PortalProc::start(&dir.path("portal"));
+    let a = Device::create_account(&dir.0, ADDR, &portal.url);
+    let b = Device::new(&dir.0, "b");
+    b.join(&a, ADDR, &portal.url, "phone");
+    let (bg, xg, bn) = (
+        private_dir(&dir.0, "b-gnupg"),
+        private_dir(&dir.0, "x-gnupg"),
+        dir.path("b-nss"),
+    );
+    b.ok(&["pgp", "install", "--gnupghome", s(&bg)]);
+    b.ok(&["smime", "install", "--nssdb", s(&bn)]);
+    std::fs::write(dir.path("msg.txt"), MAIL).expect("msg");
+    let enc_before = encryption_cert(&b, &dir.path("enc.pem"));
+    let old_pgp = pgp_mail(&xg, &a, &dir.0, "old");
+    smime_mail(
+        &dir.path("enc.pem"),
+        &dir.path("old.p7m"),
+        &dir.path("msg.txt"),
+    );
+    let key_before = b.ok(&["ssh", "public-key"]);
+
+    a.ok(&["device", "rotate", "phone"]);
+    assert!(b.ok(&["sync"]).contains("rotated"));
+    assert_ne!(
+        b.ok(&["ssh", "public-key"]),
+        key_before,
+        "the SSH key is new"
+    );
+    // Rotation is not revocation: the shared encryption key stays.
+    assert_eq!(encryption_cert(&b, &dir.path("enc.pem")), enc_before);
+    let new_pgp = pgp_mail(&xg, &a, &dir.0, "new");
+    smime_mail(
+        &dir.path("enc.pem"),
+        &dir.path("new.p7m"),
+        &dir.path("msg.txt"),
+    );
+    for f in ["old.p7m", "new.p7m"] {
+        let clear = b.ok(&["smime", "decrypt", "--input", s(&dir.path(f))]);
+        assert_eq!(clear, MAIL, "{f} with mesh on the rotated device");
+        assert!(
+            cmsutil_decrypts(&bn, &dir.path(f)),
+            "{f} with NSS on the rotated device"
+        );
+    }
+    // Its OpenPGP secrets open under its new key: a fresh export works.
+    let bg2 = private_dir(&dir.0, "b-gnupg-2");
+    b.ok(&["pgp", "export-secret", "--output", s(&dir.path("b.pgp"))]);
+    b.ok(&[
+        "pgp",
+        "install",
+        "--gnupghome",
+        s(&bg2),
+        "--from",
+        s(&dir.path("b.pgp")),
+    ]);
+    for home in [&bg, &bg2] {
+        for f in [&old_pgp, &new_pgp] {
+            let clear = run(gpg(home, &["--decrypt"]).arg(f));
+            assert!(clear.contains(MAIL), "{}: {clear}", f.display());
+        }
+    }
+    // It signs; a third party verifies against the account's certificate.
+    run(gpg(&bg, &["--sign", "--output", s(&dir.path("signed.gpg"))]).arg(dir.path("msg.txt")));
+    run(gpg(&xg, &["--import"]).arg(dir.path("new.cert")));
+    let v = run(gpg(&xg, &["--status-fd", "1", "--verify"]).arg(dir.path("signed.gpg")));
+    assert!(v.contains("VALIDSIG"), "{v}");
+    stop_gpg(&[&bg, &bg2, &xg]);
+}
+
+#[test]
+fn revocation_wipes_the_revoked_device_and_reprovisions_the_others() {
+    if !tools() {
+        return;
+    }
+    let dir = Scratch::new("host-revoke");
+    let portal = PortalProc::start(&dir.path("portal"));
+    let a = Device::create_account(&dir.0, ADDR, &portal.url);
+    let (b, c) = (Device::new(&dir.0, "b"), Device::new(&dir.0, "c"));
+    b.join(&a, ADDR, &portal.url, "phone");
+    c.join(&a, ADDR, &portal.url, "tablet");
+    let (bg, bn, cn) = (
+        private_dir(&dir.0, "b-gnupg"),
+        dir.path("b-nss"),
+        dir.path("c-nss"),
+    );
+    b.ok(&["pgp", "install", "--gnupghome", s(&bg)]);
+    b.ok(&["smime", "install", "--nssdb", s(&bn)]);
+    c.ok(&["smime", "install", "--nssdb", s(&cn)]);
+    let fpr = a.json(&[
+        "pgp",
+        "install",
+        "--gnupghome",
+        s(&private_dir(&dir.0, "a-gnupg")),
+    ])["fingerprint"]
+        .as_str()
+        .expect("fpr")
+        .to_string();
+    let enc_before = encryption_cert(&c, &dir.path("enc-old.pem"));
+    let (ag_b, _ag_c) = (RunningAgent::start(&b), RunningAgent::start(&c));
+    assert!(
+        ag_b.identities().contains("phone@"),
+        "{}",
+        ag_b.identities()
+    );
+    assert!(out(&gpg(&bg, &["-K", "--with-colons"]).output().expect("gpg")).contains(&fpr));
+
+    a.ok(&["device", "revoke", "phone"]);
+
+    // The revoked device, at its agent's next contact: no Mesh key served,
+    // no secret key of the account in GnuPG, no key in NSS.
+    assert!(
+        eventually(30, || ag_b.identities().contains("no identities")),
+        "{}",
+        ag_b.identities()
+    );
+    assert!(eventually(10, || {
+        let k = out(&gpg(&bg, &["-K", "--with-colons"]).output().expect("gpg"));
+        !k.contains(&fpr)
+            && !k
+                .lines()
+                .any(|l| l.starts_with("ssb") || l.starts_with("sec"))
+    }));
+    let keys = out(&Command::new("certutil")
+        .args(["-K", "-d", &format!("sql:{}", bn.display())])
+        .output()
+        .expect("certutil"));
+    assert!(!keys.contains(ADDR), "{keys}");
+    let certs = out(&Command::new("certutil")
+        .args(["-L", "-d", &format!("sql:{}", bn.display())])
+        .output()
+        .expect("certutil"));
+    assert!(
+        !certs.contains(ADDR) && !certs.contains("Mesh personal CA"),
+        "{certs}"
+    );
+    // The public certificate stays: the revocation shows.
+    let pubs = out(&gpg(&bg, &["--with-colons", "--list-keys", &fpr])
+        .output()
+        .expect("gpg"));
+    assert!(pubs.contains(&fpr), "{pubs}");
+    let e = b.fails(&["agent", "start"]);
+    assert!(e.contains("revoked"), "{e}");
+    assert!(!b.home.join("secrets.enc").exists());
+    assert!(!b.home.join("keystore").join("store.key").exists());
+    assert!(b.json(&["account", "show"])["membership"] == "revoked");
+
+    // A surviving device's NSS database decrypts mail to the new key.
+    assert!(eventually(30, || encryption_cert(
+        &c,
+        &dir.path("enc-new.pem")
+    ) != enc_before));
+    smime_mail(&dir.path("enc-new.pem"), &dir.path("new.p7m"), &{
+        std::fs::write(dir.path("msg.txt"), MAIL).expect("msg");
+        dir.path("msg.txt")
+    });
+    assert!(eventually(30, || cmsutil_decrypts(
+        &cn,
+        &dir.path("new.p7m")
+    )));
+    stop_gpg(&[&bg, &dir.path("a-gnupg")]);
+}
+
+#[test]
+fn routine_administrator_syncs_publish_nothing() {
+    let dir = Scratch::new("host-idle");
+    let portal = PortalProc::start(&dir.path("portal"));
+    let a = Device::create_account(&dir.0, ADDR, &portal.url);
+    let b = Device::new(&dir.0, "b");
+    b.join(&a, ADDR, &portal.url, "phone");
+    a.ok(&["sync"]);
+    let cert = a.ok(&["pgp", "cert", "--armor"]);
+    for _ in 0..3 {
+        let r = a.json(&["sync"]);
+        assert_eq!(r["entries_published"], 0, "{r}");
+        assert_eq!(a.ok(&["pgp", "cert", "--armor"]), cert);
+    }
+    let r = b.json(&["sync"]);
+    assert_eq!(r["entries"], 0, "a member has nothing new: {r}");
+}
+
+/// The state another device sees: device states, the encryption
+/// certificate, the OpenPGP certificate.
+fn observed(c: &Device) -> (String, String, String) {
+    c.ok(&["sync"]);
+    (
+        c.ok(&["device", "list"]),
+        c.ok(&["smime", "cert", "--encryption"]),
+        c.ok(&["pgp", "cert", "--armor"]),
+    )
+}
+
+#[test]
+fn every_account_event_is_one_transaction_and_a_fault_leaves_old_or_new() {
+    let dir = Scratch::new("host-fault");
+    let portal = PortalProc::start(&dir.path("portal"));
+    let proxy = FaultProxy::start(&portal.url);
+    let a = Device::new(&dir.0, "a");
+    a.ok(&[
+        "account", "create", ADDR, "--portal", &proxy.url, "--device", "laptop",
+    ]);
+    let (b, c) = (Device::new(&dir.0, "b"), Device::new(&dir.0, "c"));
+    // Accepting a device: one transaction with its catalog entry, the access
+    // list and every channel's entries (certificates, wrapped keys).
+    let w = b.ok(&[
+        "device", "request", ADDR, "--portal", &proxy.url, "--name", "phone",
+    ]);
+    proxy.reset();
+    a.ok(&["device", "accept", w.trim()]);
+    assert_eq!(proxy.count("Transact"), 1, "accept");
+    b.ok(&["sync"]);
+    assert!(
+        b.ok(&["smime", "cert"]).contains("BEGIN CERTIFICATE"),
+        "its certificate came with the acceptance"
+    );
+    c.join(&a, ADDR, &proxy.url, "tablet");
+
+    // Rotation: one transaction.
+    proxy.reset();
+    a.ok(&["device", "rotate", "tablet"]);
+    assert_eq!(proxy.count("Transact"), 1, "rotate");
+    c.ok(&["sync"]);
+
+    // A revocation whose request never reached the portal: nothing changed.
+    let before = observed(&c);
+    proxy.arm("Transact", Fault::DropRequest);
+    a.fails(&["device", "revoke", "phone"]);
+    assert_eq!(observed(&c), before, "the old state, whole");
+
+    // A revocation whose answer was lost: everything changed at once.
+    proxy.reset();
+    proxy.arm("Transact", Fault::DropResponse);
+    a.fails(&["device", "revoke", "phone"]);
+    assert_eq!(proxy.count("Transact"), 1, "revoke");
+    let after = observed(&c);
+    assert!(
+        after
+            .0
+            .lines()
+            .any(|l| l.contains("phone") && l.contains("revoked")),
+        "{}",
+        after.0
+    );
+    assert_ne!(
+        after.1, before.1,
+        "the encryption certificate rotated in the same transaction"
+    );
+    assert_ne!(
+        after.2, before.2,
+        "the OpenPGP certificate changed in the same transaction"
+    );
+    // The administrator converges at its next sync; nothing is left to publish.
+    assert_eq!(a.json(&["sync"])["entries_published"], 0);
+    assert_eq!(observed(&c), after);
+}
