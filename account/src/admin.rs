@@ -72,9 +72,7 @@ fn find_request<'a>(a: &'a AccountState, which: &str) -> Result<&'a InboundReque
         .iter()
         .filter(|i| !a.answered.contains(&i.request_id))
         .find(|i| udf::udf_eq(&i.witness, which) || udf::udf_eq(&i.request_id, which))
-        .ok_or_else(|| {
-            AccountError::NotFound(format!("no pending request with witness or id {which}"))
-        })
+        .ok_or_else(|| AccountError::UnknownRequest(which.to_string()))
 }
 
 /// The draft of an acceptance: the device's catalog entry, the next access
@@ -93,10 +91,13 @@ fn accept_draft(
     let prev = a.access_list()?;
     if let Some(old) = prev.as_ref().and_then(|l| l.device(&entry.device_udf)) {
         if old.state == DeviceState::Revoked {
-            return Err(AccountError::Usage(format!(
-                "{name} ({}) was revoked; a revoked device cannot join again (it needs a new home)",
-                entry.device_udf
-            )));
+            return Err(AccountError::usage(
+                format!(
+                    "{name} ({}) was revoked; a revoked device cannot join again",
+                    entry.device_udf
+                ),
+                "reject the request (`mesh device reject`); the device joins again from a new home",
+            ));
         }
     }
     let device = entry.device_udf.clone();
@@ -393,15 +394,15 @@ fn target<'a>(list: &'a AccessList, which: &str, active_only: bool) -> Result<&'
         .filter(|d| d.name == which || udf::udf_eq(&d.device_udf, which))
         .collect();
     match matches.as_slice() {
-        [] => Err(AccountError::NotFound(format!(
-            "no {}device named {which}",
-            if active_only { "active " } else { "" }
-        ))),
+        [] => Err(AccountError::UnknownDevice(
+            which.to_string(),
+            if active_only { "active " } else { "" },
+        )),
         [one] => Ok(one),
-        _ => Err(AccountError::Usage(format!(
-            "{} devices are named {which}; give the device UDF",
-            matches.len()
-        ))),
+        _ => Err(AccountError::usage(
+            format!("{} devices are named {which}", matches.len()),
+            "give the device UDF (`mesh device list` shows them)",
+        )),
     }
 }
 
@@ -413,13 +414,16 @@ pub fn revoke(store: &mut Store, host: &Host, which: &str) -> Result<String> {
         let list = a.access_list()?.ok_or(AccountError::NoAccount)?;
         let target = target(&list, which, false)?.clone();
         if udf::udf_eq(&target.device_udf, &me) {
-            return Err(AccountError::Usage(
-                "refusing to revoke this device itself; revoke it from another administrator"
-                    .into(),
+            return Err(AccountError::usage(
+                "refusing to revoke this device itself",
+                "revoke it from another administrator device",
             ));
         }
         if target.state == DeviceState::Revoked {
-            return Err(AccountError::Usage(format!("{which} is revoked already")));
+            return Err(AccountError::usage(
+                format!("{which} is revoked already"),
+                "`mesh device list` shows each device's state",
+            ));
         }
         let env = crate::join::next_access(admin, Some(&list), |d| {
             for e in d.iter_mut() {

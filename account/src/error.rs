@@ -47,15 +47,34 @@ pub enum AccountError {
     /// A pending request or device that does not exist.
     #[error("{0}")]
     NotFound(String),
-    /// Bad argument.
-    #[error("{0}")]
-    Usage(String),
+    /// No pending request has this witness or id.
+    #[error("no pending request with witness or id {0}")]
+    UnknownRequest(String),
+    /// No device of the account has this name or UDF.
+    #[error("no {1}device named {0}")]
+    UnknownDevice(String, &'static str),
+    /// Bad argument, with what to do instead.
+    #[error("{message}")]
+    Usage {
+        /// What is wrong.
+        message: String,
+        /// What to do.
+        hint: String,
+    },
     /// Too many concurrent writers.
     #[error("the account changed under every retry (another administrator is writing); try again")]
     Busy,
 }
 
 impl AccountError {
+    /// A bad argument and what to do instead.
+    pub fn usage(message: impl Into<String>, hint: impl Into<String>) -> AccountError {
+        AccountError::Usage {
+            message: message.into(),
+            hint: hint.into(),
+        }
+    }
+
     /// What the user can do about it.
     pub fn hint(&self) -> Option<String> {
         Some(match self {
@@ -71,6 +90,14 @@ impl AccountError {
             AccountError::Client(ClientError::Unreachable { .. }) => {
                 "check the portal URL and that the portal is running".into()
             }
+            AccountError::UnknownRequest(_) => {
+                "`mesh device pending` lists the requests waiting for an answer, with their witnesses".into()
+            }
+            AccountError::UnknownDevice(..) => {
+                "`mesh device list` shows the account's devices, their names and UDFs".into()
+            }
+            AccountError::Busy => "run the command again".into(),
+            AccountError::Usage { hint, .. } => hint.clone(),
             AccountError::NoAccount => {
                 "create one with `mesh account create` or join one with `mesh device request`".into()
             }

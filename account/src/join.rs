@@ -190,9 +190,10 @@ fn check_address(address: &str) -> Result<()> {
         || address.ends_with('@')
         || address.contains(char::is_whitespace)
     {
-        return Err(AccountError::Usage(format!(
-            "'{address}' is not an account address (user@domain)"
-        )));
+        return Err(AccountError::usage(
+            format!("'{address}' is not an account address"),
+            "an account address looks like user@domain",
+        ));
     }
     Ok(())
 }
@@ -232,10 +233,12 @@ pub fn request(
     let (pin_id, pin_witness) = match pin_text {
         None => (None, None),
         Some(pt) => {
-            let salted = Zeroizing::new(
-                pin::salted_pin(pt, pin::ACTION_DEVICE)
-                    .map_err(|e| AccountError::Usage(format!("the PIN is not valid: {e}")))?,
-            );
+            let salted = Zeroizing::new(pin::salted_pin(pt, pin::ACTION_DEVICE).map_err(|e| {
+                AccountError::usage(
+                    format!("the PIN is not valid: {e}"),
+                    "copy the PIN exactly as `mesh device pin` printed it",
+                )
+            })?);
             let id = pin::pin_id(&salted, address)?;
             let w = pin::pin_witness(&salted, address, &nonce, &payload_digest(&dev.profile))?;
             (Some(id), Some(b64::encode(&w)))
@@ -400,26 +403,38 @@ pub fn recover(
     let mut parsed = Vec::new();
     for (i, s) in shares.iter().enumerate() {
         parsed.push(shamir::Share::from_udf(s).map_err(|e| {
-            AccountError::Usage(format!("share {} is not a valid share: {e}", i + 1))
+            AccountError::usage(
+                format!("share {} is not a valid share: {e}", i + 1),
+                "copy each share exactly as `mesh account escrow` printed it",
+            )
         })?);
     }
     let bytes = shamir::recover(&parsed)?;
     let seed = Seed::from_udf(&udf::presentation_whole(&bytes)).map_err(|_| {
-        AccountError::Usage("the shares do not give an account seed: wrong shares".into())
+        AccountError::usage(
+            "the shares do not give an account seed",
+            "these are not shares of one account's escrow; check each against what was printed",
+        )
     })?;
     let admin = AccountKeys::from_seed(seed).map_err(|_| {
-        AccountError::Usage("the shares do not give an account seed: wrong shares".into())
+        AccountError::usage(
+            "the shares do not give an account seed",
+            "these are not shares of one account's escrow; check each against what was printed",
+        )
     })?;
     let client = Client::new(portal)?;
     let (profile_env, access_tail) = public_tail(&client, address, st::ACCESS)?;
     let published = ProfileAccount::verify_self_signed(&profile_env)
         .map_err(|e| AccountError::Untrusted(e.to_string()))?;
     if !udf::udf_eq(&published.udf(), &admin.profile_udf()) {
-        return Err(AccountError::Usage(format!(
-            "the shares give account {}, but {address} is account {}: wrong shares",
-            admin.profile_udf(),
-            published.udf()
-        )));
+        return Err(AccountError::usage(
+            format!(
+                "the shares give account {}, but {address} is account {}",
+                admin.profile_udf(),
+                published.udf()
+            ),
+            "use the shares of this address's escrow, or the address they belong to",
+        ));
     }
     let (access_index, prev) = match access_tail {
         Some(e) => {

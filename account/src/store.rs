@@ -46,6 +46,9 @@ pub enum StoreError {
         /// The cause.
         source: std::io::Error,
     },
+    /// The home is not a directory.
+    #[error("{0} is not a directory")]
+    NotADirectory(PathBuf),
     /// No store at this home.
     #[error("no Mesh device at {0}")]
     NoStore(PathBuf),
@@ -85,6 +88,13 @@ impl StoreError {
     /// What the user can do about it.
     pub fn hint(&self) -> Option<String> {
         match self {
+            StoreError::NotADirectory(_) => Some(
+                "--home (or $MESH_HOME) names a device's home: a directory, or a path that does not exist yet"
+                    .into(),
+            ),
+            StoreError::Io { .. } => {
+                Some("check that the path exists and that this user may write there".into())
+            }
             StoreError::NoStore(_) => {
                 Some("create one with `mesh device init`, `mesh account create` or `mesh device request`".into())
             }
@@ -276,9 +286,10 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), StoreError> {
     #[cfg(unix)]
     opts.mode(0o600);
     let result = (|| {
-        let mut f = opts.open(&tmp).map_err(io(&tmp))?;
-        f.write_all(data).map_err(io(&tmp))?;
-        f.sync_all().map_err(io(&tmp))?;
+        // Errors name the file being replaced, never the temporary one.
+        let mut f = opts.open(&tmp).map_err(io(path))?;
+        f.write_all(data).map_err(io(path))?;
+        f.sync_all().map_err(io(path))?;
         fs::rename(&tmp, path).map_err(io(path))?;
         if let Ok(d) = File::open(dir) {
             let _ = d.sync_all();
@@ -321,6 +332,9 @@ impl Store {
     /// Open the store at `home`; with `create`, make a new (empty) one if
     /// there is none. Takes the home's lock, waiting for another process.
     pub fn open(home: &Path, create: bool) -> Result<Store, StoreError> {
+        if home.exists() && !home.is_dir() {
+            return Err(StoreError::NotADirectory(home.to_path_buf()));
+        }
         let state_path = home.join(STATE);
         if !state_path.exists() {
             if !create {

@@ -597,17 +597,33 @@ pub fn start(home: &Path, exe: &Path, interval: Duration) -> Result<Status, Daem
     }
 }
 
-/// Stop the running agent; return once its socket is gone.
+/// Stop the running agent; return once its process has exited.
 pub fn stop(home: &Path) -> Result<(), DaemonError> {
-    query(home, "status")?;
+    let pid = query(home, "status")?.pid;
     query(home, "stop")?;
     let p = paths(home);
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while p.control.exists() || p.ssh.exists() {
+    while alive(pid) || lock_holder(home).is_some() || p.control.exists() || p.ssh.exists() {
         if std::time::Instant::now() > deadline {
-            return Err(DaemonError::Start("the agent did not stop in 10 s".into()));
+            return Err(DaemonError::Start(format!(
+                "the agent (pid {pid}) did not stop in 10 s"
+            )));
         }
+        // Waiting for another process to exit: nothing to be notified by.
         std::thread::sleep(Duration::from_millis(20));
     }
     Ok(())
+}
+
+/// Whether process `pid` still runs (a zombie has exited). Where there is
+/// no /proc, the agent's lock tells instead.
+fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the command name in parentheses.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) => false,
+    }
 }

@@ -76,6 +76,19 @@ fn lines(ans: &PublicAnswer, pinned: &str) -> Result<Vec<String>> {
     )?)
 }
 
+/// A profile UDF given on a command line is checked here, before anything
+/// is asked of the portal.
+pub fn check_profile_udf(text: &str) -> Result<()> {
+    mesh_core::udf::decode_typed(text, mesh_core::udf::UdfType::DigestSha2)
+        .map(|_| ())
+        .map_err(|e| {
+            AccountError::usage(
+                format!("'{text}' is not a profile UDF: {e}"),
+                "give the account's profile UDF, as `mesh account show` prints it (MB…)",
+            )
+        })
+}
+
 /// `mesh ssh authorized-keys`: lines for every active device of the
 /// account, verified up to the pinned profile UDF. When the portal cannot
 /// be reached, the last verified answer in `cache` is used while it is
@@ -86,6 +99,7 @@ pub fn authorized_keys(
     cache: Option<&Path>,
     max_stale: u64,
 ) -> Result<Vec<String>> {
+    check_profile_udf(profile_udf)?;
     let cache_file = cache.map(|d| d.join(format!("{}.json", profile_udf.replace('-', ""))));
     match fetch_public(portal, profile_udf) {
         Ok(ans) => {
@@ -109,13 +123,17 @@ pub fn authorized_keys(
                 return Err(e.into());
             };
             let ans: PublicAnswer = serde_json::from_slice(&raw).map_err(|x| {
-                AccountError::Usage(format!("the cache {} is damaged: {x}", f.display()))
+                AccountError::usage(
+                    format!("the cache {} is damaged: {x}", f.display()),
+                    "remove the file; the next login with the portal reachable writes it again",
+                )
             })?;
             let age = now().saturating_sub(ans.fetched);
             if age > max_stale {
-                return Err(AccountError::Usage(format!(
-                    "the portal is unreachable and the cached answer is {age} s old (more than --max-stale {max_stale} s): refusing"
-                )));
+                return Err(AccountError::usage(
+                    format!("the portal is unreachable and the cached answer is {age} s old (more than --max-stale {max_stale} s): refusing"),
+                    "bring the portal back, or allow older answers with a larger --max-stale",
+                ));
             }
             // The cache is re-verified: a file is no more trusted than the portal.
             lines(&ans, profile_udf)

@@ -237,7 +237,77 @@ fn completions_and_manual() {
     );
     let d = tmp("man");
     ok(&["man", "--output", d.to_str().expect("p")]);
-    assert!(d.join("mesh-key.1").is_file());
+    // A page for every subcommand, nested ones too, readable by man(1).
+    for page in [
+        "mesh.1",
+        "mesh-key.1",
+        "mesh-device-request.1",
+        "mesh-smime-install.1",
+        "mesh-agent-start.1",
+    ] {
+        let m = std::fs::metadata(d.join(page)).unwrap_or_else(|_| panic!("{page}"));
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777,
+            0o644,
+            "{page}"
+        );
+    }
+}
+
+#[test]
+fn a_closed_pipe_ends_quietly() {
+    for cmd in ["completions bash", "man", "key nonce"] {
+        let o = Command::new("bash")
+            .args([
+                "-o",
+                "pipefail",
+                "-c",
+                &format!("\"$MESH\" {cmd} | head -c 10 >/dev/null"),
+            ])
+            .env("MESH", env!("CARGO_BIN_EXE_mesh"))
+            .output()
+            .expect("bash");
+        assert!(
+            o.status.success(),
+            "{cmd}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(
+            o.stderr.is_empty(),
+            "{cmd}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+}
+
+#[test]
+fn bad_arguments_are_named_with_a_hint_before_anything_is_asked() {
+    let d = tmp("args");
+    let file = d.join("not-a-dir");
+    std::fs::write(&file, "x").expect("file");
+    let e = fails(&["--home", file.to_str().expect("p"), "device", "init"]);
+    assert!(
+        e.contains("is not a directory") && e.contains("hint: --home"),
+        "{e}"
+    );
+    assert!(!e.contains("os error"), "{e}");
+    // A profile UDF is checked here; the portal is never asked (port 1 is closed).
+    let nonce = ok(&["key", "nonce"]);
+    for bad in ["not a udf", nonce.trim()] {
+        let e = fails(&[
+            "ssh",
+            "authorized-keys",
+            "--account",
+            bad,
+            "--portal",
+            "http://127.0.0.1:1",
+        ]);
+        assert!(
+            e.contains("is not a profile UDF")
+                && e.contains("hint: give the account's profile UDF"),
+            "{e}"
+        );
+    }
 }
 
 #[test]
@@ -259,6 +329,23 @@ fn quickstart_shows_mesh_working_and_resumes() {
     assert!(
         out.contains("export SSH_AUTH_SOCK=") && out.contains("ssh-ed25519 AAAA"),
         "{out}"
+    );
+    // The commands it suggests run as printed: the binary by its own path.
+    let bin = env!("CARGO_BIN_EXE_mesh");
+    let line = out
+        .lines()
+        .find(|l| l.trim_start().starts_with(bin) && l.contains("device list"))
+        .unwrap_or_else(|| panic!("{out}"));
+    let args: Vec<&str> = line.split_whitespace().skip(1).collect();
+    let listed = Command::new(bin)
+        .args(&args)
+        .env("MESH_KEYSTORE", "file")
+        .output()
+        .expect("run");
+    assert!(
+        listed.status.success(),
+        "{line}: {}",
+        String::from_utf8_lossy(&listed.stderr)
     );
     // The homes it made are real device homes.
     let show = ok(&[

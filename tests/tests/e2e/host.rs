@@ -393,3 +393,49 @@ fn every_account_event_is_one_transaction_and_a_fault_leaves_old_or_new() {
     assert_eq!(a.json(&["sync"])["entries_published"], 0);
     assert_eq!(observed(&c), after);
 }
+
+fn process_gone(pid: u64) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state == "Z" || state == "X"),
+        Err(_) => true,
+    }
+}
+
+#[test]
+fn agent_start_is_idempotent_stop_waits_and_errors_carry_hints() {
+    let dir = Scratch::new("host-cli");
+    let portal = PortalProc::start(&dir.path("portal"));
+    let a = Device::create_account(&dir.0, ADDR, &portal.url);
+    // `eval "$(mesh agent start)"` twice: the same lines, success both times.
+    let first = a.ok(&["agent", "start", "--interval", "1s"]);
+    assert!(first.starts_with("SSH_AUTH_SOCK="), "{first}");
+    let again = a.run(&["agent", "start"]);
+    assert!(again.status.success(), "{}", out(&again));
+    assert_eq!(String::from_utf8_lossy(&again.stdout), first);
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already running"));
+    let pid = a.json(&["agent", "status"])["pid"].as_u64().expect("pid");
+    a.ok(&["agent", "stop"]);
+    assert!(
+        process_gone(pid),
+        "`agent stop` returned before pid {pid} exited"
+    );
+
+    let e = a.fails(&["device", "accept", "NOSUCHWITNESS"]);
+    assert!(
+        e.contains("no pending request") && e.contains("hint: `mesh device pending`"),
+        "{e}"
+    );
+    let e = a.fails(&["device", "revoke", "nosuch"]);
+    assert!(
+        e.contains("no device named nosuch") && e.contains("hint: `mesh device list`"),
+        "{e}"
+    );
+    let e = a.fails(&["device", "revoke", "laptop"]);
+    assert!(
+        e.contains("hint: revoke it from another administrator"),
+        "{e}"
+    );
+}

@@ -265,7 +265,11 @@ fn escrow_and_recover() {
         bob[0],
         bob[1],
     ]);
-    assert!(e.contains("wrong shares"), "{e}");
+    assert!(e.contains("but alice@example.com is account"), "{e}");
+    assert!(
+        e.contains("hint: use the shares of this address's escrow"),
+        "{e}"
+    );
 
     // The right shares rebuild the account; this device is an administrator.
     r.ok(&[

@@ -1,0 +1,446 @@
+//! The command line: every command and option, in one place (completions
+//! and man pages are generated from it).
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use mesh_core::udf;
+
+/// Mesh: your public keys on all your devices.
+#[derive(Debug, Parser)]
+#[command(name = "mesh", version, about, long_about = None, propagate_version = true)]
+pub(crate) struct Cli {
+    /// This device's home directory (default: $MESH_HOME, else the platform's data directory).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub home: Option<PathBuf>,
+    /// Print results as JSON.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Start Mesh on an embedded default: a local portal, an account and two devices.
+    Quickstart {
+        /// Where the demo portal and device homes live.
+        #[arg(long, default_value = "mesh-quickstart", value_name = "DIR")]
+        dir: PathBuf,
+        /// The embedded portal's address.
+        #[arg(long, default_value = "127.0.0.1:8461")]
+        listen: std::net::SocketAddr,
+        /// The demo account's address.
+        #[arg(long, default_value = "alice@example.com")]
+        address: String,
+        /// Show it working, then stop (instead of serving until Ctrl-C).
+        #[arg(long)]
+        once: bool,
+    },
+    /// Show this device's home, key store and identity.
+    Status,
+    /// Fingerprints of data.
+    #[command(subcommand)]
+    Hash(HashCmd),
+    /// Random values, secret seeds and escrow shares.
+    #[command(subcommand)]
+    Key(KeyCmd),
+    /// The account: create, show, escrow, recover.
+    #[command(subcommand)]
+    Account(AccountCmd),
+    /// This device and the account's other devices.
+    #[command(subcommand)]
+    Device(DeviceCmd),
+    /// Pull what changed at the portal, verify it, and act on it.
+    Sync,
+    /// The background agent: ssh-agent socket, control socket, sync.
+    #[command(subcommand)]
+    Agent(AgentCmd),
+    /// SSH: this device's key and certificate, and what servers use.
+    #[command(subcommand)]
+    Ssh(SshCmd),
+    /// S/MIME: the account's CA and this device's signing certificate.
+    #[command(subcommand)]
+    Smime(SmimeCmd),
+    /// OpenPGP: the account's certificate, this device's secrets, GnuPG.
+    #[command(subcommand)]
+    Pgp(PgpCmd),
+    /// Print a shell completion script.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (or write one page per command to a directory).
+    Man {
+        /// Write mesh.1 and mesh-COMMAND.1 pages here instead of printing mesh.1.
+        #[arg(long, value_name = "DIR")]
+        output: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum HashCmd {
+    /// Print the UDF of a file's content ("-" for standard input).
+    Udf {
+        /// The file, or "-".
+        file: PathBuf,
+        /// Content type bound into the fingerprint.
+        #[arg(long, default_value = "application/octet-stream")]
+        content_type: String,
+        /// Use SHA-3-512 instead of SHA-2-512.
+        #[arg(long)]
+        sha3: bool,
+        /// Precision in bits (100 to 440, rounded up to a multiple of 20).
+        #[arg(long, default_value_t = udf::DEFAULT_BITS)]
+        bits: usize,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum KeyCmd {
+    /// Print a fresh nonce UDF (N).
+    Nonce {
+        /// Random bits.
+        #[arg(long, default_value_t = 128)]
+        bits: usize,
+    },
+    /// Print a fresh symmetric key UDF (E).
+    Secret {
+        /// Random bits.
+        #[arg(long, default_value_t = 256)]
+        bits: usize,
+    },
+    /// Print a fresh secret seed UDF (Z) for key derivation.
+    Seed {
+        /// What the seed derives: ed25519, x25519, device, account.
+        #[arg(long = "type", default_value = "ed25519")]
+        kind: String,
+        /// Random bits.
+        #[arg(long, default_value_t = 256)]
+        bits: usize,
+    },
+    /// Split a secret (hex) into N shares, any K of which recover it.
+    Share {
+        /// Shares needed to recover (2 to 15).
+        #[arg(long)]
+        threshold: u8,
+        /// Shares to make (threshold to 15).
+        #[arg(long)]
+        shares: u8,
+        /// The secret, in hex.
+        secret: String,
+    },
+    /// Recover a secret from shares; give more than the quorum to check them.
+    Recover {
+        /// S-UDF shares.
+        #[arg(required = true)]
+        shares: Vec<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AccountCmd {
+    /// Create an account at a portal, with this device as its first administrator.
+    Create {
+        /// The account's address, user@domain.
+        address: String,
+        /// The portal's URL.
+        #[arg(long)]
+        portal: String,
+        /// A display name for the account.
+        #[arg(long)]
+        name: Option<String>,
+        /// A name for this, the first, device (default: the host name).
+        #[arg(long)]
+        device: Option<String>,
+    },
+    /// Show the account, this device and its roles.
+    Show,
+    /// Split the account seed into escrow shares (administrators).
+    Escrow {
+        /// Shares needed to recover (2 to 15).
+        #[arg(long)]
+        threshold: u8,
+        /// Shares to make.
+        #[arg(long)]
+        shares: u8,
+    },
+    /// Rebuild the account from escrow shares on a fresh home; this device becomes an administrator.
+    Recover {
+        /// The account's address.
+        address: String,
+        /// The portal's URL.
+        #[arg(long)]
+        portal: String,
+        /// A name for this device.
+        #[arg(long)]
+        name: Option<String>,
+        /// The shares.
+        #[arg(required = true)]
+        shares: Vec<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum DeviceCmd {
+    /// Create this device's seed and profile in its home.
+    Init {
+        /// A name for this device (default: the host name).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Ask to join an account; prints the witness to compare on an administrator device.
+    Request {
+        /// The account's address.
+        address: String,
+        /// The portal's URL.
+        #[arg(long)]
+        portal: String,
+        /// A name for this device (default: the host name).
+        #[arg(long)]
+        name: Option<String>,
+        /// A one-time PIN from `mesh device pin`: the request is accepted without asking.
+        #[arg(long)]
+        pin: Option<String>,
+        /// Wait for the answer, then complete.
+        #[arg(long)]
+        wait: bool,
+        /// How long --wait waits.
+        #[arg(long, default_value = "5m", value_parser = parse_duration)]
+        timeout: u64,
+    },
+    /// List connection requests waiting for an answer (administrators).
+    Pending,
+    /// Accept a request by its witness or id (administrators).
+    Accept {
+        /// Witness or request id.
+        which: String,
+        /// Roles to grant (default: every role but admin).
+        #[arg(long, value_delimiter = ',', default_value = "ssh,pgp,smime")]
+        roles: Vec<String>,
+    },
+    /// Reject a request by its witness or id (administrators).
+    Reject {
+        /// Witness or request id.
+        which: String,
+    },
+    /// Print a one-time PIN; a request carrying it is accepted at the next sync (administrators).
+    Pin {
+        /// Roles the device will get.
+        #[arg(long, value_delimiter = ',', default_value = "ssh,pgp,smime")]
+        roles: Vec<String>,
+        /// How long the PIN is valid (e.g. 30m, 1h, 2d).
+        #[arg(long, default_value = "1h", value_parser = parse_duration)]
+        expires: u64,
+    },
+    /// Finish this device's connection once it is accepted (also done by `mesh sync`).
+    Complete,
+    /// List the account's devices.
+    List,
+    /// Revoke a device by name or UDF (administrators).
+    Revoke {
+        /// Name or device UDF.
+        which: String,
+    },
+    /// Give a device new keys at the next epoch, keeping its identity (administrators).
+    Rotate {
+        /// Name or device UDF.
+        which: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AgentCmd {
+    /// Run the agent in the foreground.
+    Run {
+        /// Seconds between syncs with the portal.
+        #[arg(long, default_value = "5s", value_parser = parse_duration)]
+        interval: u64,
+    },
+    /// Start the agent in the background; returns once its socket accepts connections.
+    Start {
+        /// Seconds between syncs with the portal.
+        #[arg(long, default_value = "5s", value_parser = parse_duration)]
+        interval: u64,
+    },
+    /// Stop the running agent.
+    Stop,
+    /// Show the agent: socket, account, keys held, last sync, portal reachable.
+    Status,
+    /// Print `SSH_AUTH_SOCK=…; export SSH_AUTH_SOCK;` for `eval`.
+    Env,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum PgpCmd {
+    /// Print the account's certificate, with every binding and revocation.
+    Cert {
+        /// ASCII armor instead of binary.
+        #[arg(long)]
+        armor: bool,
+    },
+    /// Write the certificate with this device's signing subkey and the encryption subkeys (no primary secret).
+    ExportSecret {
+        /// The file (replaced atomically; 0600).
+        #[arg(long)]
+        output: PathBuf,
+        /// ASCII armor instead of binary.
+        #[arg(long)]
+        armor: bool,
+    },
+    /// Import the certificate and this device's secrets into GnuPG and trust the account's key.
+    Install {
+        /// The GnuPG home (default: GnuPG's own).
+        #[arg(long)]
+        gnupghome: Option<PathBuf>,
+        /// Import this export (from `export-secret`) instead; it must be this account's.
+        #[arg(long)]
+        from: Option<PathBuf>,
+    },
+    /// Write a Web Key Directory tree for the account's domain (direct method).
+    Wkd {
+        /// The web root to write `.well-known/openpgpkey/` under.
+        #[arg(long)]
+        output: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum SmimeCmd {
+    /// Print the account's personal CA certificate (PEM).
+    Ca,
+    /// Print this device's S/MIME signing certificate (PEM).
+    Cert {
+        /// The account's shared encryption certificate instead.
+        #[arg(long)]
+        encryption: bool,
+    },
+    /// Import this device's S/MIME keys and the CA (trusted for e-mail) into an NSS database, as Thunderbird keeps one.
+    Install {
+        /// The NSS database directory (Thunderbird's profile directory).
+        #[arg(long)]
+        nssdb: PathBuf,
+    },
+    /// Sign (CMS SignedData, DER) with this device's signing key.
+    Sign {
+        /// Input (default: standard input).
+        #[arg(long)]
+        input: Option<PathBuf>,
+        /// Output (default: standard output).
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+    /// Verify a CMS SignedData message signed under the account's CA; writes its content.
+    Verify {
+        /// Input (default: standard input).
+        #[arg(long)]
+        input: Option<PathBuf>,
+        /// Output (default: standard output).
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+    /// Encrypt (CMS EnvelopedData, AES-256-CBC, DER) to a certificate (default: the account's own).
+    Encrypt {
+        /// Input (default: standard input).
+        #[arg(long)]
+        input: Option<PathBuf>,
+        /// Output (default: standard output).
+        #[arg(long)]
+        output: Option<PathBuf>,
+        /// The recipient's certificate (PEM).
+        #[arg(long)]
+        recipient: Option<PathBuf>,
+    },
+    /// Decrypt a CMS EnvelopedData message with the account's encryption key.
+    Decrypt {
+        /// Input (default: standard input).
+        #[arg(long)]
+        input: Option<PathBuf>,
+        /// Output (default: standard output).
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+    /// Print a certificate signing request for this device's signing key (for an organisation's CA).
+    Csr,
+    /// Use a signing certificate (PEM, with its chain) an organisation's CA issued for this device.
+    ImportCert {
+        /// The PEM file: the certificate first, then its chain.
+        file: PathBuf,
+    },
+    /// Write the CA's current CRL (PEM).
+    Crl {
+        /// The CRL file (replaced atomically).
+        #[arg(long)]
+        output: PathBuf,
+    },
+    /// Write this device's signing key and the shared encryption key, with their certificates, as PKCS#12.
+    Export {
+        /// The .p12 file (replaced atomically).
+        #[arg(long)]
+        output: PathBuf,
+        /// A file whose first line is the password (never empty).
+        #[arg(long)]
+        password_file: PathBuf,
+        /// modern (AES-256, SHA-256 MAC) or legacy (3DES, SHA-1 MAC) for older Windows and Outlook.
+        #[arg(long, default_value = "modern")]
+        profile: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum SshCmd {
+    /// Print this device's SSH public key.
+    PublicKey,
+    /// Print this device's SSH certificate.
+    Cert,
+    /// Print the account's CA line for sshd's TrustedUserCAKeys.
+    Ca,
+    /// Write an OpenSSH KRL of every revoked device key and certificate (for RevokedKeys).
+    Krl {
+        /// The KRL file (replaced atomically).
+        #[arg(long)]
+        output: PathBuf,
+    },
+    /// Print authorized_keys lines for every active device (for sshd's AuthorizedKeysCommand).
+    AuthorizedKeys {
+        /// The account's profile UDF (pinned: everything is verified up to it).
+        #[arg(long)]
+        account: String,
+        /// The portal's URL.
+        #[arg(long)]
+        portal: String,
+        /// Keep the last verified answer here, for when the portal is unreachable.
+        #[arg(long)]
+        cache: Option<PathBuf>,
+        /// How old a cached answer may be before this fails closed.
+        #[arg(long, default_value = "1h", value_parser = parse_duration)]
+        max_stale: u64,
+    },
+    /// Set the login names certificates are valid for (administrators); re-issues every certificate.
+    Principals {
+        /// Login names.
+        #[arg(required = true)]
+        names: Vec<String>,
+        /// Certificate validity (e.g. 30d).
+        #[arg(long, value_parser = parse_duration)]
+        validity: Option<u64>,
+    },
+}
+
+/// "90", "30s", "10m", "2h", "7d" as seconds.
+pub(crate) fn parse_duration(s: &str) -> std::result::Result<u64, String> {
+    let s = s.trim();
+    let (num, mult) = match s.char_indices().last() {
+        Some((i, 's')) => (&s[..i], 1),
+        Some((i, 'm')) => (&s[..i], 60),
+        Some((i, 'h')) => (&s[..i], 3600),
+        Some((i, 'd')) => (&s[..i], 86400),
+        _ => (s, 1),
+    };
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a duration (e.g. 90s, 10m, 2h, 7d)"))?;
+    n.checked_mul(mult)
+        .filter(|v| *v > 0)
+        .ok_or_else(|| format!("'{s}' is not a usable duration"))
+}

@@ -1,0 +1,165 @@
+//! `mesh device`: this device and the account's other devices.
+
+use anyhow::Result;
+use serde_json::json;
+
+use super::*;
+use crate::cli::*;
+use mesh_account::device;
+use mesh_account::store::Store;
+use mesh_account::{admin, join, AccountError};
+
+pub(crate) fn run(home: &std::path::Path, cmd: DeviceCmd, j: bool) -> Result<()> {
+    match cmd {
+        DeviceCmd::Init { name } => {
+            let mut store = Store::open(home, true)?;
+            let name = name.unwrap_or_else(device::default_name);
+            let d = device::init(&mut store, &name)?;
+            eprintln!("mesh: created device {} in {}", d.name, home.display());
+            emit(
+                j,
+                json!({"device": d.udf, "name": d.name, "home": home}),
+                &d.udf,
+            );
+        }
+        DeviceCmd::Request {
+            address,
+            portal,
+            name,
+            pin,
+            wait,
+            timeout,
+        } => {
+            let mut store = Store::open(home, true)?;
+            let r = join::request(
+                &mut store,
+                &address,
+                &portal,
+                name.as_deref(),
+                pin.as_deref(),
+            )?;
+            if pin.is_some() {
+                eprintln!("mesh: request sent with a PIN; it is accepted at the administrator's next sync");
+            } else {
+                eprintln!("mesh: request sent; on an administrator device check that `mesh device pending` shows this witness:");
+            }
+            emit(j, serde_json::to_value(&r)?, &r.witness);
+            if wait {
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(timeout);
+                loop {
+                    match join::complete(&mut store) {
+                        Ok(_) => break,
+                        Err(AccountError::Pending(_)) if std::time::Instant::now() < deadline => {
+                            // Polling the portal for the answer (not a test synchronisation).
+                            std::thread::sleep(std::time::Duration::from_secs(1));
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                mesh_account::sync::sync(&mut store, &mesh_agent::host())?;
+                eprintln!("mesh: accepted; this device is now part of {address}");
+            }
+        }
+        DeviceCmd::Pending => {
+            let mut store = Store::open(home, false)?;
+            let r = mesh_account::sync::sync(&mut store, &mesh_agent::host())?;
+            for d in &r.auto_accepted {
+                eprintln!("mesh: accepted by PIN: {d}");
+            }
+            for (d, why) in &r.pin_refused {
+                eprintln!("mesh: refused a PIN request from {d}: {why}");
+            }
+            let list = admin::pending(&mut store)?;
+            if j {
+                out!("{}", serde_json::to_value(&list)?);
+            } else if list.is_empty() {
+                eprintln!("mesh: no pending requests");
+            } else {
+                for p in &list {
+                    out!(
+                        "{}  {}  {}{}",
+                        p.witness,
+                        p.name,
+                        p.request_id,
+                        if p.pin { "  (PIN)" } else { "" }
+                    );
+                }
+            }
+        }
+        DeviceCmd::Accept { which, roles: r } => {
+            let roles = roles(&r)?;
+            let mut store = Store::open(home, false)?;
+            let name = admin::accept(&mut store, &mesh_agent::host(), &which, &roles)?;
+            eprintln!("mesh: accepted {name}");
+            emit(j, json!({"accepted": name}), "");
+        }
+        DeviceCmd::Reject { which } => {
+            let mut store = Store::open(home, false)?;
+            let name = admin::reject(&mut store, &mesh_agent::host(), &which)?;
+            eprintln!("mesh: rejected {name}");
+            emit(j, json!({"rejected": name}), "");
+        }
+        DeviceCmd::Pin { roles: r, expires } => {
+            let roles = roles(&r)?;
+            let mut store = Store::open(home, false)?;
+            let (pin, until) = admin::new_pin(&mut store, &mesh_agent::host(), &roles, expires)?;
+            eprintln!("mesh: one-time PIN, valid for {expires} s: give it to the new device's `mesh device request --pin`");
+            emit(j, json!({"pin": pin, "expires": until}), &pin);
+        }
+        DeviceCmd::Complete => {
+            let mut store = Store::open(home, false)?;
+            if join::complete(&mut store)? {
+                mesh_account::sync::sync(&mut store, &mesh_agent::host())?;
+                eprintln!("mesh: connection completed");
+            } else {
+                eprintln!("mesh: nothing to complete: this device is connected");
+            }
+            emit(j, json!({"completed": true}), "");
+        }
+        DeviceCmd::List => {
+            let mut store = Store::open(home, false)?;
+            // Offline, the list is the last one this device verified, and says so.
+            match mesh_account::sync::sync(&mut store, &mesh_agent::host()) {
+                Err(AccountError::Client(
+                    e @ mesh_account::client::ClientError::Unreachable { .. },
+                )) => {
+                    eprintln!("mesh: warning: {e}; showing the list as of the last sync");
+                }
+                r => {
+                    r?;
+                }
+            }
+            let list = admin::list(&store)?;
+            if j {
+                out!("{}", serde_json::to_value(&list)?);
+            } else {
+                for d in &list {
+                    let roles: Vec<&str> = d.roles.iter().map(|r| r.name()).collect();
+                    out!(
+                        "{:<16} {}  {:<20} {}{}",
+                        d.name,
+                        d.device,
+                        roles.join(","),
+                        d.state,
+                        if d.this { "  (this device)" } else { "" }
+                    );
+                }
+            }
+        }
+        DeviceCmd::Rotate { which } => {
+            let mut store = Store::open(home, false)?;
+            let (name, epoch) = admin::rotate(&mut store, &mesh_agent::host(), &which)?;
+            eprintln!(
+                "mesh: {name} has new keys (epoch {epoch}); it switches to them at its next sync"
+            );
+            emit(j, json!({"rotated": name, "epoch": epoch}), "");
+        }
+        DeviceCmd::Revoke { which } => {
+            let mut store = Store::open(home, false)?;
+            let name = admin::revoke(&mut store, &mesh_agent::host(), &which)?;
+            eprintln!("mesh: revoked {name}: the portal refuses it from now on");
+            emit(j, json!({"revoked": name}), "");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,70 @@
+//! `mesh ssh`: this device's key and certificate, and what servers use.
+
+use anyhow::Result;
+use serde_json::json;
+
+use super::*;
+use crate::cli::*;
+
+pub(crate) fn run(home: &std::path::Path, cmd: SshCmd, j: bool) -> Result<()> {
+    use mesh_ssh::channel as ssh;
+    match cmd {
+        SshCmd::PublicKey => {
+            let l = with_view(home, |dh, view| Ok(ssh::public_key_line(dh, view)?))?;
+            emit(j, json!({"public_key": l}), &l);
+        }
+        SshCmd::Cert => {
+            let l = with_view(home, |dh, view| Ok(ssh::cert_line(dh, view)?))?;
+            emit(j, json!({"certificate": l}), &l);
+        }
+        SshCmd::Ca => {
+            let l = with_view(home, |_, view| Ok(ssh::ca_line(view)?))?;
+            emit(j, json!({"ca": l}), &l);
+        }
+        SshCmd::Krl { output } => {
+            {
+                // The KRL reflects the latest revocations the portal has.
+                let mut store = Store::open(home, false)?;
+                mesh_account::sync::sync(&mut store, &mesh_agent::host())?;
+            }
+            let k = with_view(home, |_, view| Ok(ssh::krl(view)?))?;
+            store::write_atomic(&output, &k)?;
+            eprintln!("mesh: wrote {} ({} bytes)", output.display(), k.len());
+            emit(j, json!({"output": output, "bytes": k.len()}), "");
+        }
+        SshCmd::AuthorizedKeys {
+            account,
+            portal,
+            cache,
+            max_stale,
+        } => {
+            let lines = mesh_agent::servers::authorized_keys(
+                &account,
+                &portal,
+                cache.as_deref(),
+                max_stale,
+            )?;
+            if j {
+                out!("{}", json!({"keys": lines}));
+            } else {
+                for l in lines {
+                    out!("{l}");
+                }
+            }
+        }
+        SshCmd::Principals { names, validity } => {
+            let mut store = Store::open(home, false)?;
+            mesh_account::admin::publish(&mut store, &mesh_agent::host(), |view| {
+                ssh::principals_entry(view, &names, validity)
+            })?;
+            let p = with_view_of(&store, |_, view| Ok(ssh::policy(view)?))?;
+            eprintln!(
+                "mesh: certificates are now for {} and valid {} s",
+                p.principals.join(","),
+                p.validity
+            );
+            emit(j, serde_json::to_value(&p)?, "");
+        }
+    }
+    Ok(())
+}
