@@ -213,6 +213,24 @@ pub(crate) fn payload_digest(env: &Signed) -> Vec<u8> {
     <sha2::Sha512 as sha2::Digest>::digest(&env.payload).to_vec()
 }
 
+/// The PIN id and witness a request carries (mesh-protocol, PIN flow).
+fn pin_fields(
+    pin_text: &str,
+    address: &str,
+    nonce: &[u8],
+    device_profile: &Signed,
+) -> Result<(Option<String>, Option<String>)> {
+    let salted = Zeroizing::new(pin::salted_pin(pin_text, pin::ACTION_DEVICE).map_err(|e| {
+        AccountError::usage(
+            format!("the PIN is not valid: {e}"),
+            "copy the PIN exactly as `mesh device pin` printed it",
+        )
+    })?);
+    let id = pin::pin_id(&salted, address)?;
+    let w = pin::pin_witness(&salted, address, nonce, &payload_digest(device_profile))?;
+    Ok((Some(id), Some(b64::encode(&w))))
+}
+
 /// `mesh device request`: ask to join an account.
 pub fn request(
     store: &mut Store,
@@ -232,17 +250,7 @@ pub fn request(
     rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut nonce);
     let (pin_id, pin_witness) = match pin_text {
         None => (None, None),
-        Some(pt) => {
-            let salted = Zeroizing::new(pin::salted_pin(pt, pin::ACTION_DEVICE).map_err(|e| {
-                AccountError::usage(
-                    format!("the PIN is not valid: {e}"),
-                    "copy the PIN exactly as `mesh device pin` printed it",
-                )
-            })?);
-            let id = pin::pin_id(&salted, address)?;
-            let w = pin::pin_witness(&salted, address, &nonce, &payload_digest(&dev.profile))?;
-            (Some(id), Some(b64::encode(&w)))
-        }
+        Some(pt) => pin_fields(pt, address, &nonce, &dev.profile)?,
     };
     let body = p::RequestConnection {
         account_address: address.to_string(),
@@ -347,44 +355,57 @@ pub fn complete(store: &mut Store) -> Result<bool> {
             let cat_env = rc.cataloged_device.ok_or_else(|| {
                 AccountError::Untrusted("an acceptance without the device's catalog entry".into())
             })?;
-            let cat: CatalogedDevice = cat_env
-                .verify_object(
-                    "catalog entry",
-                    oct::CATALOGED_DEVICE,
-                    &[profile.administrator_signature.key],
-                )
-                .map_err(|e| AccountError::Untrusted(format!("catalog entry: {e}")))?;
-            let conn = ConnectionDevice::verify(&cat.connection_device, &profile)
-                .map_err(|e| AccountError::Untrusted(format!("connection: {e}")))?;
-            if !udf::udf_eq(&conn.device_udf, &dev_udf) {
-                return Err(AccountError::Untrusted(
-                    "the connection is for another device".into(),
-                ));
-            }
-            let (_, act) = complete_activation(&profile, &base, &cat.activation_account, &conn)
-                .map_err(|e| AccountError::Untrusted(format!("activation: {e}")))?;
-            let mut secrets = store.secrets()?;
-            secrets.activation_seed = Some(act.activation_key.clone());
-            secrets.activation_epoch = act.epoch;
-            if let Some(seed) = &act.account_seed {
-                // An administrator: check the seed really is this account's.
-                let keys = AccountKeys::from_seed(Seed::from_udf(seed)?)?;
-                if !udf::udf_eq(&keys.profile_udf(), &a.profile_udf) {
-                    return Err(AccountError::Untrusted(
-                        "the activation carries another account's seed".into(),
-                    ));
-                }
-                secrets.account_seed = Some(seed.clone());
-            }
-            store.save_secrets(&secrets)?;
-            a.membership = Membership::Member;
-            a.roles = conn.roles.clone();
-            a.connection = Some(cat.connection_device.clone());
-            a.pending = None;
-            save_account(store, &a)?;
+            adopt_acceptance(store, &mut a, &profile, &cat_env)?;
             Ok(true)
         }
     }
+}
+
+/// The administrators accepted this device: check the catalog entry and the
+/// connection are for it, complete the activation, keep its keys.
+fn adopt_acceptance(
+    store: &mut Store,
+    a: &mut AccountState,
+    profile: &ProfileAccount,
+    cat_env: &Signed,
+) -> Result<()> {
+    let base = device::base_keys(store)?;
+    let cat: CatalogedDevice = cat_env
+        .verify_object(
+            "catalog entry",
+            oct::CATALOGED_DEVICE,
+            &[profile.administrator_signature.key],
+        )
+        .map_err(|e| AccountError::Untrusted(format!("catalog entry: {e}")))?;
+    let conn = ConnectionDevice::verify(&cat.connection_device, profile)
+        .map_err(|e| AccountError::Untrusted(format!("connection: {e}")))?;
+    if !udf::udf_eq(&conn.device_udf, &device_udf(store)?) {
+        return Err(AccountError::Untrusted(
+            "the connection is for another device".into(),
+        ));
+    }
+    let (_, act) = complete_activation(profile, &base, &cat.activation_account, &conn)
+        .map_err(|e| AccountError::Untrusted(format!("activation: {e}")))?;
+    let mut secrets = store.secrets()?;
+    secrets.activation_seed = Some(act.activation_key.clone());
+    secrets.activation_epoch = act.epoch;
+    if let Some(seed) = &act.account_seed {
+        // An administrator: check the seed really is this account's.
+        let keys = AccountKeys::from_seed(Seed::from_udf(seed)?)?;
+        if !udf::udf_eq(&keys.profile_udf(), &a.profile_udf) {
+            return Err(AccountError::Untrusted(
+                "the activation carries another account's seed".into(),
+            ));
+        }
+        secrets.account_seed = Some(seed.clone());
+    }
+    store.save_secrets(&secrets)?;
+    a.membership = Membership::Member;
+    a.roles = conn.roles.clone();
+    a.connection = Some(cat.connection_device.clone());
+    a.pending = None;
+    save_account(store, a)?;
+    Ok(())
 }
 
 /// `mesh account recover`: rebuild the account from shares on a fresh home
@@ -400,28 +421,7 @@ pub fn recover(
     if let Ok(a) = account(store) {
         return Err(AccountError::HasAccount(a.address));
     }
-    let mut parsed = Vec::new();
-    for (i, s) in shares.iter().enumerate() {
-        parsed.push(shamir::Share::from_udf(s).map_err(|e| {
-            AccountError::usage(
-                format!("share {} is not a valid share: {e}", i + 1),
-                "copy each share exactly as `mesh account escrow` printed it",
-            )
-        })?);
-    }
-    let bytes = shamir::recover(&parsed)?;
-    let seed = Seed::from_udf(&udf::presentation_whole(&bytes)).map_err(|_| {
-        AccountError::usage(
-            "the shares do not give an account seed",
-            "these are not shares of one account's escrow; check each against what was printed",
-        )
-    })?;
-    let admin = AccountKeys::from_seed(seed).map_err(|_| {
-        AccountError::usage(
-            "the shares do not give an account seed",
-            "these are not shares of one account's escrow; check each against what was printed",
-        )
-    })?;
+    let admin = keys_from_shares(shares)?;
     let client = Client::new(portal)?;
     let (profile_env, access_tail) = public_tail(&client, address, st::ACCESS)?;
     let published = ProfileAccount::verify_self_signed(&profile_env)
@@ -492,6 +492,28 @@ pub fn recover(
     // which only a member can read): the same routine as any sync.
     crate::admin::maintain(store, host)?;
     account(store)
+}
+
+/// The account keys escrow shares rebuild.
+fn keys_from_shares(shares: &[String]) -> Result<AccountKeys> {
+    let mut parsed = Vec::new();
+    for (i, s) in shares.iter().enumerate() {
+        parsed.push(shamir::Share::from_udf(s).map_err(|e| {
+            AccountError::usage(
+                format!("share {} is not a valid share: {e}", i + 1),
+                "copy each share exactly as `mesh account escrow` printed it",
+            )
+        })?);
+    }
+    let bytes = shamir::recover(&parsed)?;
+    let not_a_seed = |_| {
+        AccountError::usage(
+            "the shares do not give an account seed",
+            "these are not shares of one account's escrow; check each against what was printed",
+        )
+    };
+    let seed = Seed::from_udf(&udf::presentation_whole(&bytes)).map_err(not_a_seed)?;
+    AccountKeys::from_seed(seed).map_err(not_a_seed)
 }
 
 /// The profile and the last entry of a public store.

@@ -51,146 +51,151 @@ pub struct SyncReport {
 }
 
 /// Verified view of downloaded entries, applied to a copy of the state.
+/// Entries must continue each store without a gap; any entry that does not
+/// verify refuses the whole download.
 pub(crate) fn apply_entries(
     a: &mut AccountState,
     profile: &ProfileAccount,
     updates: &[p::StoreEntries],
     report: &mut SyncReport,
 ) -> Result<()> {
-    let admin = [profile.administrator_signature.key];
     let mut access = a.access_list()?;
-    let known_revoked: BTreeSet<String> = access
-        .as_ref()
-        .map(|l| {
-            l.devices
-                .iter()
-                .filter(|d| d.state == DeviceState::Revoked)
-                .map(|d| d.device_udf.clone())
-                .collect()
-        })
-        .unwrap_or_default();
+    let known_revoked = revoked_set(access.as_ref());
     for up in updates {
         let mut expect = a.index(&up.store) + 1;
         for e in &up.entries {
             let name = format!("{} entry {}", up.store, e.index);
+            let untrusted = |detail: String| AccountError::Untrusted(format!("{name}: {detail}"));
             if e.index != expect {
-                return Err(AccountError::Untrusted(format!(
-                    "{name}: expected entry {expect}"
-                )));
+                return Err(untrusted(format!("expected entry {expect}")));
             }
             expect += 1;
-            let untrusted = |detail: String| AccountError::Untrusted(format!("{name}: {detail}"));
-            match up.store.as_str() {
-                st::INBOUND => {
-                    let ib: InboundRequest = serde_json::from_value(e.envelope.clone())
-                        .map_err(|x| untrusted(x.to_string()))?;
-                    let req: p::Request = ib
-                        .request
-                        .unverified_object("request")
-                        .map_err(|x| untrusted(x.to_string()))?;
-                    let rc: p::RequestConnection =
-                        serde_json::from_value(req.body).map_err(|x| untrusted(x.to_string()))?;
-                    let dp = ProfileDevice::verify(&rc.profile_device)
-                        .map_err(|x| untrusted(x.to_string()))?;
-                    ib.request
-                        .verify(p::ct::REQUEST, &[dp.authentication.key])
-                        .map_err(|x| untrusted(x.to_string()))?;
-                    // The witness binds both profiles and both nonces: recompute it.
-                    let w = pin::witness(
-                        &profile.value(),
-                        &b64::decode(&ib.server_nonce).map_err(|x| untrusted(x.to_string()))?,
-                        &dp.value(),
-                        &b64::decode(&rc.client_nonce).map_err(|x| untrusted(x.to_string()))?,
-                    );
-                    if !udf::udf_eq(&w, &ib.witness) {
-                        return Err(untrusted("witness does not match the request".into()));
-                    }
-                    report.new_requests.push(ib.witness.clone());
-                    a.inbound.push(ib);
-                }
-                store_name => {
-                    let env: Signed = serde_json::from_value(e.envelope.clone())
-                        .map_err(|x| untrusted(x.to_string()))?;
-                    match store_name {
-                        st::ACCESS => {
-                            let list = AccessList::verify(&env, profile)
-                                .map_err(|x| untrusted(x.to_string()))?;
-                            if let Some(prev) = &access {
-                                if list.serial != prev.serial + 1 {
-                                    return Err(untrusted(format!(
-                                        "access list serial {} after {}",
-                                        list.serial, prev.serial
-                                    )));
-                                }
-                            }
-                            access = Some(list);
-                            a.access = Some(env);
-                        }
-                        st::DEVICE => {
-                            let cat: CatalogedDevice = env
-                                .verify_object("catalog entry", oct::CATALOGED_DEVICE, &admin)
-                                .map_err(|x| untrusted(x.to_string()))?;
-                            ConnectionDevice::verify(&cat.connection_device, profile)
-                                .map_err(|x| untrusted(x.to_string()))?;
-                            if !a.devices.contains_key(&cat.device_udf) {
-                                report.new_devices.push(cat.local_name.clone());
-                            }
-                            // A rotated key stays revocable: remember the one it replaces.
-                            if let Some(old) = a.devices.insert(cat.device_udf.clone(), env) {
-                                let prev: CatalogedDevice =
-                                    old.unverified_object("catalog entry")?;
-                                let prev_conn: ConnectionDevice =
-                                    prev.connection_device.unverified_object("connection")?;
-                                let new_conn: ConnectionDevice =
-                                    cat.connection_device.unverified_object("connection")?;
-                                if prev_conn.ssh.key != new_conn.ssh.key {
-                                    a.superseded_ssh.push(prev_conn.ssh);
-                                }
-                            }
-                        }
-                        st::APPLICATION => {
-                            let app: mesh_core::objects::CatalogedApplication = env
-                                .verify_object(
-                                    "application entry",
-                                    oct::CATALOGED_APPLICATION,
-                                    &admin,
-                                )
-                                .map_err(|x| untrusted(x.to_string()))?;
-                            a.applications.insert(app.uid, env);
-                        }
-                        st::LOCAL => {
-                            env.verify(&env.content_type, &admin)
-                                .map_err(|x| untrusted(x.to_string()))?;
-                            match env.content_type.as_str() {
-                                p::ct::RESPOND_CONNECTION => {
-                                    let rc: RespondConnection =
-                                        env.unverified_object("response")
-                                            .map_err(|x| untrusted(x.to_string()))?;
-                                    a.answered.insert(rc.request_id);
-                                    if let Some(pid) = rc.pin_id {
-                                        a.pins_used.insert(pid);
-                                    }
-                                }
-                                p::ct::MESSAGE_PIN => a.pins.push(env),
-                                other => {
-                                    return Err(untrusted(format!("unknown record type {other}")))
-                                }
-                            }
-                        }
-                        other => return Err(untrusted(format!("unknown store {other}"))),
-                    }
-                }
+            if up.store == st::INBOUND {
+                let ib = verify_inbound(profile, &e.envelope).map_err(untrusted)?;
+                report.new_requests.push(ib.witness.clone());
+                a.inbound.push(ib);
+            } else {
+                let env: Signed = serde_json::from_value(e.envelope.clone())
+                    .map_err(|x| untrusted(x.to_string()))?;
+                apply_signed(a, profile, &mut access, &up.store, env, report).map_err(untrusted)?;
             }
             report.entries += 1;
         }
         a.indices.insert(up.store.clone(), expect - 1);
     }
-    if let Some(list) = &access {
-        for d in &list.devices {
-            if d.state == DeviceState::Revoked && !known_revoked.contains(&d.device_udf) {
-                report.revoked_devices.push(d.name.clone());
+    let now_revoked = revoked_set(access.as_ref());
+    for d in access.iter().flat_map(|l| &l.devices) {
+        if now_revoked.contains(&d.device_udf) && !known_revoked.contains(&d.device_udf) {
+            report.revoked_devices.push(d.name.clone());
+        }
+    }
+    Ok(())
+}
+
+fn revoked_set(list: Option<&AccessList>) -> BTreeSet<String> {
+    list.iter()
+        .flat_map(|l| &l.devices)
+        .filter(|d| d.state == DeviceState::Revoked)
+        .map(|d| d.device_udf.clone())
+        .collect()
+}
+
+/// A connection request: signed by the device it names, with the witness
+/// that binds both profiles and both nonces (recomputed here).
+fn verify_inbound(
+    profile: &ProfileAccount,
+    envelope: &serde_json::Value,
+) -> std::result::Result<InboundRequest, String> {
+    let s = |x: &dyn std::fmt::Display| x.to_string();
+    let ib: InboundRequest = serde_json::from_value(envelope.clone()).map_err(|x| s(&x))?;
+    let req: p::Request = ib.request.unverified_object("request").map_err(|x| s(&x))?;
+    let rc: p::RequestConnection = serde_json::from_value(req.body).map_err(|x| s(&x))?;
+    let dp = ProfileDevice::verify(&rc.profile_device).map_err(|x| s(&x))?;
+    ib.request
+        .verify(p::ct::REQUEST, &[dp.authentication.key])
+        .map_err(|x| s(&x))?;
+    let w = pin::witness(
+        &profile.value(),
+        &b64::decode(&ib.server_nonce).map_err(|x| s(&x))?,
+        &dp.value(),
+        &b64::decode(&rc.client_nonce).map_err(|x| s(&x))?,
+    );
+    if !udf::udf_eq(&w, &ib.witness) {
+        return Err("witness does not match the request".into());
+    }
+    Ok(ib)
+}
+
+/// One administrator-signed entry of the Access, Device, Application or
+/// Local store.
+fn apply_signed(
+    a: &mut AccountState,
+    profile: &ProfileAccount,
+    access: &mut Option<AccessList>,
+    store: &str,
+    env: Signed,
+    report: &mut SyncReport,
+) -> std::result::Result<(), String> {
+    let s = |x: &dyn std::fmt::Display| x.to_string();
+    let admin = [profile.administrator_signature.key];
+    match store {
+        st::ACCESS => {
+            let list = AccessList::verify(&env, profile).map_err(|x| s(&x))?;
+            if let Some(prev) = access.as_ref() {
+                if list.serial != prev.serial + 1 {
+                    return Err(format!(
+                        "access list serial {} after {}",
+                        list.serial, prev.serial
+                    ));
+                }
+            }
+            *access = Some(list);
+            a.access = Some(env);
+        }
+        st::DEVICE => {
+            let cat: CatalogedDevice = env
+                .verify_object("catalog entry", oct::CATALOGED_DEVICE, &admin)
+                .map_err(|x| s(&x))?;
+            let conn =
+                ConnectionDevice::verify(&cat.connection_device, profile).map_err(|x| s(&x))?;
+            if !a.devices.contains_key(&cat.device_udf) {
+                report.new_devices.push(cat.local_name.clone());
+            }
+            // A rotated key stays revocable: remember the one it replaces.
+            if let Some(old) = a.devices.insert(cat.device_udf.clone(), env) {
+                let prev: CatalogedDevice =
+                    old.unverified_object("catalog entry").map_err(|x| s(&x))?;
+                let prev_conn: ConnectionDevice = prev
+                    .connection_device
+                    .unverified_object("connection")
+                    .map_err(|x| s(&x))?;
+                if prev_conn.ssh.key != conn.ssh.key {
+                    a.superseded_ssh.push(prev_conn.ssh);
+                }
             }
         }
+        st::APPLICATION => {
+            let app: mesh_core::objects::CatalogedApplication = env
+                .verify_object("application entry", oct::CATALOGED_APPLICATION, &admin)
+                .map_err(|x| s(&x))?;
+            a.applications.insert(app.uid, env);
+        }
+        st::LOCAL => {
+            env.verify(&env.content_type, &admin).map_err(|x| s(&x))?;
+            match env.content_type.as_str() {
+                p::ct::RESPOND_CONNECTION => {
+                    let rc: RespondConnection =
+                        env.unverified_object("response").map_err(|x| s(&x))?;
+                    a.answered.insert(rc.request_id);
+                    if let Some(pid) = rc.pin_id {
+                        a.pins_used.insert(pid);
+                    }
+                }
+                p::ct::MESSAGE_PIN => a.pins.push(env),
+                other => return Err(format!("unknown record type {other}")),
+            }
+        }
+        other => return Err(format!("unknown store {other}")),
     }
     Ok(())
 }

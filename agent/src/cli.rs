@@ -112,9 +112,9 @@ pub(crate) enum KeyCmd {
     },
     /// Print a fresh secret seed UDF (Z) for key derivation.
     Seed {
-        /// What the seed derives: ed25519, x25519, device, account.
-        #[arg(long = "type", default_value = "ed25519")]
-        kind: String,
+        /// What the seed derives.
+        #[arg(long = "type", value_enum, default_value_t = SeedKind::Ed25519)]
+        kind: SeedKind,
         /// Random bits.
         #[arg(long, default_value_t = 256)]
         bits: usize,
@@ -216,8 +216,13 @@ pub(crate) enum DeviceCmd {
         /// Witness or request id.
         which: String,
         /// Roles to grant (default: every role but admin).
-        #[arg(long, value_delimiter = ',', default_value = "ssh,pgp,smime")]
-        roles: Vec<String>,
+        #[arg(
+            long,
+            value_enum,
+            value_delimiter = ',',
+            default_value = "ssh,pgp,smime"
+        )]
+        roles: Vec<RoleArg>,
     },
     /// Reject a request by its witness or id (administrators).
     Reject {
@@ -227,8 +232,13 @@ pub(crate) enum DeviceCmd {
     /// Print a one-time PIN; a request carrying it is accepted at the next sync (administrators).
     Pin {
         /// Roles the device will get.
-        #[arg(long, value_delimiter = ',', default_value = "ssh,pgp,smime")]
-        roles: Vec<String>,
+        #[arg(
+            long,
+            value_enum,
+            value_delimiter = ',',
+            default_value = "ssh,pgp,smime"
+        )]
+        roles: Vec<RoleArg>,
         /// How long the PIN is valid (e.g. 30m, 1h, 2d).
         #[arg(long, default_value = "1h", value_parser = parse_duration)]
         expires: u64,
@@ -382,8 +392,8 @@ pub(crate) enum SmimeCmd {
         #[arg(long)]
         password_file: PathBuf,
         /// modern (AES-256, SHA-256 MAC) or legacy (3DES, SHA-1 MAC) for older Windows and Outlook.
-        #[arg(long, default_value = "modern")]
-        profile: String,
+        #[arg(long, value_enum, default_value_t = P12Arg::Modern)]
+        profile: P12Arg,
     },
 }
 
@@ -416,6 +426,11 @@ pub(crate) enum SshCmd {
         #[arg(long, default_value = "1h", value_parser = parse_duration)]
         max_stale: u64,
     },
+    /// Whether every use of a device's Mesh key asks first, through SSH_ASKPASS (administrators).
+    Confirm {
+        /// on or off.
+        state: Toggle,
+    },
     /// Set the login names certificates are valid for (administrators); re-issues every certificate.
     Principals {
         /// Login names.
@@ -425,6 +440,62 @@ pub(crate) enum SshCmd {
         #[arg(long, value_parser = parse_duration)]
         validity: Option<u64>,
     },
+}
+
+/// PKCS#12 encodings a user can ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum P12Arg {
+    /// PBES2 (AES-256, PBKDF2-SHA256), HMAC-SHA256 MAC.
+    Modern,
+    /// 3DES, HMAC-SHA1 MAC: older Windows and Outlook.
+    Legacy,
+}
+
+/// What a secret seed derives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum SeedKind {
+    /// An Ed25519 key.
+    Ed25519,
+    /// An X25519 key.
+    X25519,
+    /// A device profile.
+    Device,
+    /// An account profile.
+    Account,
+}
+
+/// A device role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum RoleArg {
+    /// Administrator: accepts, revokes and rotates devices.
+    Admin,
+    /// The ssh-agent channel.
+    Ssh,
+    /// The OpenPGP channel.
+    Pgp,
+    /// The S/MIME channel.
+    Smime,
+}
+
+impl From<RoleArg> for mesh_core::objects::Role {
+    fn from(r: RoleArg) -> Self {
+        use mesh_core::objects::Role;
+        match r {
+            RoleArg::Admin => Role::Admin,
+            RoleArg::Ssh => Role::Ssh,
+            RoleArg::Pgp => Role::Pgp,
+            RoleArg::Smime => Role::Smime,
+        }
+    }
+}
+
+/// A switch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Toggle {
+    /// Enabled.
+    On,
+    /// Disabled.
+    Off,
 }
 
 /// "90", "30s", "10m", "2h", "7d" as seconds.

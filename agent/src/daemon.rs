@@ -439,7 +439,6 @@ pub fn run(home: &Path, interval: Duration) -> Result<(), DaemonError> {
         agent.set_mesh_identities(initial).await;
         let ssh = bind(&p.ssh)?;
         let ctl = bind(&p.control)?;
-        let uid = my_uid();
         let shared = Arc::new(Shared {
             agent,
             status: RwLock::new(Status {
@@ -454,46 +453,7 @@ pub fn run(home: &Path, interval: Duration) -> Result<(), DaemonError> {
             stop: Notify::new(),
         });
         let sync = tokio::spawn(sync_loop(home.to_path_buf(), shared.clone(), interval));
-        let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-        let term = async {
-            if let Ok(mut s) =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            {
-                s.recv().await;
-            } else {
-                std::future::pending::<()>().await;
-            }
-        };
-        tokio::pin!(term);
-        let stopped = shared.stop.notified();
-        tokio::pin!(stopped);
-        loop {
-            tokio::select! {
-                r = ssh.accept() => {
-                    let Ok((stream, _)) = r else { continue };
-                    // Another user's process gets nothing, not even an answer.
-                    if stream.peer_cred().map(|c| c.uid()).ok() != Some(uid) {
-                        continue;
-                    }
-                    let Ok(permit) = limit.clone().try_acquire_owned() else { continue };
-                    let agent = shared.agent.clone();
-                    tokio::spawn(async move {
-                        mesh_ssh::server::serve(stream, agent).await;
-                        drop(permit);
-                    });
-                }
-                r = ctl.accept() => {
-                    let Ok((stream, _)) = r else { continue };
-                    if stream.peer_cred().map(|c| c.uid()).ok() != Some(uid) {
-                        continue;
-                    }
-                    tokio::spawn(control(stream, shared.clone()));
-                }
-                _ = &mut stopped => break,
-                _ = &mut term => break,
-                _ = tokio::signal::ctrl_c() => break,
-            }
-        }
+        serve(&ssh, &ctl, &shared).await;
         shared.stop.notify_waiters();
         sync.abort();
         let _ = std::fs::remove_file(&p.ssh);
@@ -501,6 +461,50 @@ pub fn run(home: &Path, interval: Duration) -> Result<(), DaemonError> {
         drop(lock);
         Ok(())
     })
+}
+
+/// Accept on both sockets until stopped (SIGTERM, SIGINT or a stop request).
+async fn serve(ssh: &UnixListener, ctl: &UnixListener, shared: &Arc<Shared>) {
+    let uid = my_uid();
+    let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::pin!(term);
+    let stopped = shared.stop.notified();
+    tokio::pin!(stopped);
+    loop {
+        tokio::select! {
+            r = ssh.accept() => {
+                let Ok((stream, _)) = r else { continue };
+                // Another user's process gets nothing, not even an answer.
+                if stream.peer_cred().map(|c| c.uid()).ok() != Some(uid) {
+                    continue;
+                }
+                let Ok(permit) = limit.clone().try_acquire_owned() else { continue };
+                let agent = shared.agent.clone();
+                tokio::spawn(async move {
+                    mesh_ssh::server::serve(stream, agent).await;
+                    drop(permit);
+                });
+            }
+            r = ctl.accept() => {
+                let Ok((stream, _)) = r else { continue };
+                if stream.peer_cred().map(|c| c.uid()).ok() != Some(uid) {
+                    continue;
+                }
+                tokio::spawn(control(stream, shared.clone()));
+            }
+            _ = &mut stopped => break,
+            _ = &mut term => break,
+            _ = tokio::signal::ctrl_c() => break,
+        }
+    }
 }
 
 /// Ask the running agent of `home`.

@@ -8,7 +8,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use clap::Parser;
+use clap::Parser as _;
 
 /// `println!` that ends the program quietly when standard output is a
 /// closed pipe (`mesh … | head`), instead of panicking.
@@ -30,7 +30,10 @@ use cli::{Cli, Command};
 use commands::{account, agent, device, local, pgp, smime, ssh};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => return usage_error(e),
+    };
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -42,6 +45,36 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Help and version print as clap prints them; a bad command line prints
+/// as every other error: `mesh: error:` and a `hint:`, exit status 2.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        e.exit();
+    }
+    let text = e.render().to_string();
+    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+    let first = lines.next().unwrap_or("bad command line");
+    let rest: Vec<&str> = lines
+        .filter(|l| !l.starts_with("For more information"))
+        .map(|l| l.trim_start_matches('[').trim_end_matches(']'))
+        .collect();
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "mesh: error: {}", first.trim_start_matches("error: "));
+    let hint = if rest.is_empty() {
+        "see `mesh help` and `mesh COMMAND --help`".to_string()
+    } else {
+        format!("{}; see `--help`", rest.join("; "))
+    };
+    let _ = writeln!(err, "hint: {hint}");
+    ExitCode::from(2)
 }
 
 fn run(cli: Cli) -> Result<()> {

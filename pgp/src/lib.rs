@@ -105,6 +105,8 @@ pub enum Revocation {
 /// Build the account's certificate: the primary with the user ID, every
 /// device's signing subkey and every encryption subkey, with their
 /// revocations. Signatures are made at `now`.
+// Longer than most functions here: one certificate, packet by packet in
+// the order RFC 9580 §10.1 lists them, reads best in one place.
 pub fn build(
     primary: &Key<SecretParts, PrimaryRole>,
     user_id: &str,

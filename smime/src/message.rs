@@ -141,6 +141,7 @@ fn verify_with(
 }
 
 /// Verify a SignedData message (DER) whose signer certificate the CA issued.
+// One pass over RFC 5652 §5.6's checks, in the order the RFC gives them.
 pub fn verify(message: &[u8], ca_der: &[u8]) -> Result<Verified, SmimeError> {
     let ca = Certificate::from_der(ca_der).map_err(der_err)?;
     let ci = ContentInfo::from_der(message).map_err(der_err)?;

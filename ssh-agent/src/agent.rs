@@ -82,6 +82,8 @@ pub struct MeshIdentity {
     pub cert: Option<Certificate>,
     /// Comment shown by `ssh-add -l`.
     pub comment: String,
+    /// Ask the user (`SSH_ASKPASS`) before each use (the account's policy).
+    pub confirm: bool,
 }
 
 impl std::fmt::Debug for MeshIdentity {
@@ -139,7 +141,18 @@ fn pbkdf(pass: &[u8], salt: &[u8]) -> Zeroizing<[u8; 32]> {
 
 impl Default for Agent {
     fn default() -> Self {
-        Agent::new(std::env::var_os("SSH_ASKPASS").map(Into::into))
+        // As OpenSSH's agent: SSH_ASKPASS, else the system's ssh-askpass.
+        let askpass = std::env::var_os("SSH_ASKPASS").map(Into::into).or_else(|| {
+            [
+                "/usr/bin/ssh-askpass",
+                "/usr/lib/ssh/ssh-askpass",
+                "/usr/libexec/openssh/ssh-askpass",
+            ]
+            .iter()
+            .map(std::path::PathBuf::from)
+            .find(|p| p.is_file())
+        });
+        Agent::new(askpass)
     }
 }
 
@@ -168,7 +181,7 @@ impl Agent {
                     signer: signer.clone(),
                     from_mesh: true,
                     expires: None,
-                    confirm: false,
+                    confirm: id.confirm,
                     destinations: Vec::new(),
                 });
             }
@@ -179,7 +192,7 @@ impl Agent {
                 signer,
                 from_mesh: true,
                 expires: None,
-                confirm: false,
+                confirm: id.confirm,
                 destinations: Vec::new(),
             });
         }

@@ -36,6 +36,10 @@ pub struct SshPolicy {
     /// Certificate validity in seconds.
     #[serde(rename = "Validity")]
     pub validity: u64,
+    /// Every use of a device's Mesh key asks its user first (as `ssh-add
+    /// -c` does for added keys), through `SSH_ASKPASS`.
+    #[serde(rename = "Confirm", default)]
+    pub confirm: bool,
 }
 
 /// A device's certificate (application entry `ssh-cert:<device UDF>`).
@@ -65,6 +69,7 @@ pub fn policy(view: &AccountView) -> Result<SshPolicy> {
     Ok(view.app(APP_SSH)?.unwrap_or_else(|| SshPolicy {
         principals: vec![view.address.split('@').next().unwrap_or("user").to_string()],
         validity: DEFAULT_VALIDITY,
+        confirm: false,
     }))
 }
 
@@ -183,9 +188,21 @@ pub fn principals_entry(
             "principals are login names without spaces or commas".into(),
         ));
     }
+    let old = policy(view)?;
     let pol = SshPolicy {
         principals: principals.to_vec(),
-        validity: validity.unwrap_or(policy(view)?.validity),
+        validity: validity.unwrap_or(old.validity),
+        ..old
+    };
+    Ok(vec![AppEntry::new(APP_SSH, &pol)])
+}
+
+/// The policy entry that makes every device's agent confirm each use of
+/// its Mesh key (or stop doing so).
+pub fn confirm_entry(view: &AccountView, confirm: bool) -> Result<Vec<AppEntry>> {
+    let pol = SshPolicy {
+        confirm,
+        ..policy(view)?
     };
     Ok(vec![AppEntry::new(APP_SSH, &pol)])
 }
@@ -205,6 +222,7 @@ pub fn identities(device: &dyn DeviceHost, view: &AccountView) -> Result<Vec<Mes
         key,
         cert,
         comment: format!("{}@{} (mesh)", device.device_name(), view.address),
+        confirm: policy(view)?.confirm,
     }])
 }
 

@@ -35,31 +35,7 @@ pub(crate) fn run(home: &std::path::Path, cmd: AccountCmd, j: bool) -> Result<()
                 &a.profile_udf,
             );
         }
-        AccountCmd::Show => {
-            let store = Store::open(home, false)?;
-            let a = mesh_account::account(&store)?;
-            let dev = store.state().device.clone();
-            let roles: Vec<&str> = a.roles.iter().map(|r| r.name()).collect();
-            let membership = format!("{:?}", a.membership).to_lowercase();
-            emit(
-                j,
-                json!({
-                    "address": a.address, "portal": a.portal, "profile_udf": a.profile_udf,
-                    "device": dev.as_ref().map(|d| &d.udf), "device_name": dev.as_ref().map(|d| &d.name),
-                    "roles": roles, "membership": membership,
-                }),
-                &format!(
-                    "account:  {}\nportal:   {}\nprofile:  {}\ndevice:   {} ({})\nroles:    {}\nstate:    {}",
-                    a.address,
-                    a.portal,
-                    a.profile_udf,
-                    dev.as_ref().map(|d| d.udf.as_str()).unwrap_or("-"),
-                    dev.as_ref().map(|d| d.name.as_str()).unwrap_or("-"),
-                    if roles.is_empty() { "none".to_string() } else { roles.join(",") },
-                    membership
-                ),
-            );
-        }
+        AccountCmd::Show => show(home, j)?,
         AccountCmd::Escrow { threshold, shares } => {
             let store = Store::open(home, false)?;
             let list = admin::escrow(&store, threshold, shares).map_err(|e| match e {
@@ -104,5 +80,33 @@ pub(crate) fn run(home: &std::path::Path, cmd: AccountCmd, j: bool) -> Result<()
             );
         }
     }
+    Ok(())
+}
+
+/// `mesh account show`.
+fn show(home: &std::path::Path, j: bool) -> Result<()> {
+    let store = Store::open(home, false)?;
+    let a = mesh_account::account(&store)?;
+    let dev = store.state().device.clone();
+    let roles: Vec<&str> = a.roles.iter().map(|r| r.name()).collect();
+    let membership = format!("{:?}", a.membership).to_lowercase();
+    emit(
+        j,
+        json!({
+            "address": a.address, "portal": a.portal, "profile_udf": a.profile_udf,
+            "device": dev.as_ref().map(|d| &d.udf), "device_name": dev.as_ref().map(|d| &d.name),
+            "roles": roles, "membership": membership,
+        }),
+        &format!(
+            "account:  {}\nportal:   {}\nprofile:  {}\ndevice:   {} ({})\nroles:    {}\nstate:    {}",
+            a.address,
+            a.portal,
+            a.profile_udf,
+            dev.as_ref().map(|d| d.udf.as_str()).unwrap_or("-"),
+            dev.as_ref().map(|d| d.name.as_str()).unwrap_or("-"),
+            if roles.is_empty() { "none".to_string() } else { roles.join(",") },
+            membership
+        ),
+    );
     Ok(())
 }

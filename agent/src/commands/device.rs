@@ -29,63 +29,16 @@ pub(crate) fn run(home: &std::path::Path, cmd: DeviceCmd, j: bool) -> Result<()>
             pin,
             wait,
             timeout,
-        } => {
-            let mut store = Store::open(home, true)?;
-            let r = join::request(
-                &mut store,
-                &address,
-                &portal,
-                name.as_deref(),
-                pin.as_deref(),
-            )?;
-            if pin.is_some() {
-                eprintln!("mesh: request sent with a PIN; it is accepted at the administrator's next sync");
-            } else {
-                eprintln!("mesh: request sent; on an administrator device check that `mesh device pending` shows this witness:");
-            }
-            emit(j, serde_json::to_value(&r)?, &r.witness);
-            if wait {
-                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(timeout);
-                loop {
-                    match join::complete(&mut store) {
-                        Ok(_) => break,
-                        Err(AccountError::Pending(_)) if std::time::Instant::now() < deadline => {
-                            // Polling the portal for the answer (not a test synchronisation).
-                            std::thread::sleep(std::time::Duration::from_secs(1));
-                        }
-                        Err(e) => return Err(e.into()),
-                    }
-                }
-                mesh_account::sync::sync(&mut store, &mesh_agent::host())?;
-                eprintln!("mesh: accepted; this device is now part of {address}");
-            }
-        }
-        DeviceCmd::Pending => {
-            let mut store = Store::open(home, false)?;
-            let r = mesh_account::sync::sync(&mut store, &mesh_agent::host())?;
-            for d in &r.auto_accepted {
-                eprintln!("mesh: accepted by PIN: {d}");
-            }
-            for (d, why) in &r.pin_refused {
-                eprintln!("mesh: refused a PIN request from {d}: {why}");
-            }
-            let list = admin::pending(&mut store)?;
-            if j {
-                out!("{}", serde_json::to_value(&list)?);
-            } else if list.is_empty() {
-                eprintln!("mesh: no pending requests");
-            } else {
-                for p in &list {
-                    out!(
-                        "{}  {}  {}{}",
-                        p.witness,
-                        p.name,
-                        p.request_id,
-                        if p.pin { "  (PIN)" } else { "" }
-                    );
-                }
-            }
-        }
+        } => request(
+            home,
+            &address,
+            &portal,
+            name.as_deref(),
+            pin.as_deref(),
+            wait.then_some(timeout),
+            j,
+        )?,
+        DeviceCmd::Pending => pending(home, j)?,
         DeviceCmd::Accept { which, roles: r } => {
             let roles = roles(&r)?;
             let mut store = Store::open(home, false)?;
@@ -116,36 +69,7 @@ pub(crate) fn run(home: &std::path::Path, cmd: DeviceCmd, j: bool) -> Result<()>
             }
             emit(j, json!({"completed": true}), "");
         }
-        DeviceCmd::List => {
-            let mut store = Store::open(home, false)?;
-            // Offline, the list is the last one this device verified, and says so.
-            match mesh_account::sync::sync(&mut store, &mesh_agent::host()) {
-                Err(AccountError::Client(
-                    e @ mesh_account::client::ClientError::Unreachable { .. },
-                )) => {
-                    eprintln!("mesh: warning: {e}; showing the list as of the last sync");
-                }
-                r => {
-                    r?;
-                }
-            }
-            let list = admin::list(&store)?;
-            if j {
-                out!("{}", serde_json::to_value(&list)?);
-            } else {
-                for d in &list {
-                    let roles: Vec<&str> = d.roles.iter().map(|r| r.name()).collect();
-                    out!(
-                        "{:<16} {}  {:<20} {}{}",
-                        d.name,
-                        d.device,
-                        roles.join(","),
-                        d.state,
-                        if d.this { "  (this device)" } else { "" }
-                    );
-                }
-            }
-        }
+        DeviceCmd::List => list(home, j)?,
         DeviceCmd::Rotate { which } => {
             let mut store = Store::open(home, false)?;
             let (name, epoch) = admin::rotate(&mut store, &mesh_agent::host(), &which)?;
@@ -159,6 +83,103 @@ pub(crate) fn run(home: &std::path::Path, cmd: DeviceCmd, j: bool) -> Result<()>
             let name = admin::revoke(&mut store, &mesh_agent::host(), &which)?;
             eprintln!("mesh: revoked {name}: the portal refuses it from now on");
             emit(j, json!({"revoked": name}), "");
+        }
+    }
+    Ok(())
+}
+
+/// `mesh device request`, and with `--wait`, until it is answered.
+fn request(
+    home: &std::path::Path,
+    address: &str,
+    portal: &str,
+    name: Option<&str>,
+    pin: Option<&str>,
+    wait: Option<u64>,
+    j: bool,
+) -> Result<()> {
+    let mut store = Store::open(home, true)?;
+    let r = join::request(&mut store, address, portal, name, pin)?;
+    if pin.is_some() {
+        eprintln!("mesh: request sent with a PIN; it is accepted at the administrator's next sync");
+    } else {
+        eprintln!("mesh: request sent; on an administrator device check that `mesh device pending` shows this witness:");
+    }
+    emit(j, serde_json::to_value(&r)?, &r.witness);
+    if let Some(timeout) = wait {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(timeout);
+        loop {
+            match join::complete(&mut store) {
+                Ok(_) => break,
+                Err(AccountError::Pending(_)) if std::time::Instant::now() < deadline => {
+                    // Polling the portal for the answer (not a test synchronisation).
+                    std::thread::sleep(std::time::Duration::from_secs(1));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        mesh_account::sync::sync(&mut store, &mesh_agent::host())?;
+        eprintln!("mesh: accepted; this device is now part of {address}");
+    }
+    Ok(())
+}
+
+/// `mesh device pending`: after a sync (which answers PIN requests), the
+/// requests still waiting, and what was answered by PIN.
+fn pending(home: &std::path::Path, j: bool) -> Result<()> {
+    let mut store = Store::open(home, false)?;
+    let r = mesh_account::sync::sync(&mut store, &mesh_agent::host())?;
+    for d in &r.auto_accepted {
+        eprintln!("mesh: accepted by PIN: {d}");
+    }
+    for (d, why) in &r.pin_refused {
+        eprintln!("mesh: refused a PIN request from {d}: {why}");
+    }
+    let list = admin::pending(&mut store)?;
+    if j {
+        out!("{}", serde_json::to_value(&list)?);
+    } else if list.is_empty() {
+        eprintln!("mesh: no pending requests");
+    } else {
+        for p in &list {
+            out!(
+                "{}  {}  {}{}",
+                p.witness,
+                p.name,
+                p.request_id,
+                if p.pin { "  (PIN)" } else { "" }
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `mesh device list`.
+fn list(home: &std::path::Path, j: bool) -> Result<()> {
+    let mut store = Store::open(home, false)?;
+    // Offline, the list is the last one this device verified, and says so.
+    match mesh_account::sync::sync(&mut store, &mesh_agent::host()) {
+        Err(AccountError::Client(e @ mesh_account::client::ClientError::Unreachable { .. })) => {
+            eprintln!("mesh: warning: {e}; showing the list as of the last sync");
+        }
+        r => {
+            r?;
+        }
+    }
+    let list = admin::list(&store)?;
+    if j {
+        out!("{}", serde_json::to_value(&list)?);
+    } else {
+        for d in &list {
+            let roles: Vec<&str> = d.roles.iter().map(|r| r.name()).collect();
+            out!(
+                "{:<16} {}  {:<20} {}{}",
+                d.name,
+                d.device,
+                roles.join(","),
+                d.state,
+                if d.this { "  (this device)" } else { "" }
+            );
         }
     }
     Ok(())

@@ -38,36 +38,7 @@ pub(crate) fn quickstart(
     if j {
         out!("{}", serde_json::to_value(&q)?);
     } else {
-        out!("Mesh is running.");
-        out!(
-            "  portal:   {} (embedded, SQLite in {})",
-            q.portal,
-            dir.join("portal").display()
-        );
-        out!("  account:  {}  profile {}", q.address, q.profile_udf);
-        out!("  devices (as the phone verified them):");
-        for d in &q.devices {
-            let roles: Vec<&str> = d.roles.iter().map(|r| r.name()).collect();
-            out!(
-                "    {:<8} {}  {:<20} {}",
-                d.name,
-                d.device,
-                roles.join(","),
-                d.state
-            );
-        }
-        out!("");
-        out!("Try, in another terminal (demo homes keep their keys in files):");
-        // The binary by a path that works as printed (after `cargo run`,
-        // `mesh` is not on PATH).
-        let mesh = std::env::current_exe()
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|_| "mesh".into());
-        out!("  export MESH_KEYSTORE=file");
-        out!("  {mesh} --home {} device list", q.laptop.display());
-        out!("  {mesh} --home {} device pin", q.laptop.display());
-        out!("  {mesh} --home {} device revoke phone", q.laptop.display());
-        out!("  {mesh} --home {} sync", q.phone.display());
+        print_quickstart(&q, &dir);
     }
     // The laptop's agent: its Mesh SSH key and certificate on SSH_AUTH_SOCK.
     let exe = std::env::current_exe().context("locating the mesh binary")?;
@@ -105,6 +76,40 @@ pub(crate) fn quickstart(
     drop(portal);
     eprintln!("mesh: stopped; run `mesh quickstart` again to continue where you left off");
     Ok(())
+}
+
+/// What the quick start shows, and the commands to try next.
+fn print_quickstart(q: &mesh_agent::quickstart::Quickstart, dir: &Path) {
+    out!("Mesh is running.");
+    out!(
+        "  portal:   {} (embedded, SQLite in {})",
+        q.portal,
+        dir.join("portal").display()
+    );
+    out!("  account:  {}  profile {}", q.address, q.profile_udf);
+    out!("  devices (as the phone verified them):");
+    for d in &q.devices {
+        let roles: Vec<&str> = d.roles.iter().map(|r| r.name()).collect();
+        out!(
+            "    {:<8} {}  {:<20} {}",
+            d.name,
+            d.device,
+            roles.join(","),
+            d.state
+        );
+    }
+    out!("");
+    out!("Try, in another terminal (demo homes keep their keys in files):");
+    // The binary by a path that works as printed (after `cargo run`,
+    // `mesh` is not on PATH).
+    let mesh = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "mesh".into());
+    out!("  export MESH_KEYSTORE=file");
+    out!("  {mesh} --home {} device list", q.laptop.display());
+    out!("  {mesh} --home {} device pin", q.laptop.display());
+    out!("  {mesh} --home {} device revoke phone", q.laptop.display());
+    out!("  {mesh} --home {} sync", q.phone.display());
 }
 
 pub(crate) fn status(home: &std::path::Path, j: bool) -> Result<()> {
@@ -155,22 +160,17 @@ pub(crate) fn key(cmd: KeyCmd, j: bool) -> Result<()> {
             emit(j, json!({"secret": &*s}), &s);
         }
         KeyCmd::Seed { kind, bits } => {
-            let code = match kind.as_str() {
-                "ed25519" => spec::ED25519,
-                "x25519" => spec::X25519,
-                "device" => spec::MESH_PROFILE_DEVICE,
-                "account" => spec::MESH_PROFILE_ACCOUNT,
-                other => {
-                    return Err(hinted(
-                        format!("'{other}' is not a seed type"),
-                        "use --type ed25519, x25519, device or account",
-                    ))
-                }
+            let code = match kind {
+                SeedKind::Ed25519 => spec::ED25519,
+                SeedKind::X25519 => spec::X25519,
+                SeedKind::Device => spec::MESH_PROFILE_DEVICE,
+                SeedKind::Account => spec::MESH_PROFILE_ACCOUNT,
             };
             let s =
                 zeroize::Zeroizing::new(udf::presentation_whole(&udf::secret_seed(code, bits)?));
             // Seeds parse back through the same code that derives keys.
             Seed::from_udf(&s)?;
+            let kind = clap::ValueEnum::to_possible_value(&kind).map(|v| v.get_name().to_string());
             emit(j, json!({"seed": &*s, "type": kind}), &s);
         }
         KeyCmd::Share {

@@ -20,18 +20,8 @@ use mesh_core::objects::Role;
 use mesh_core::Error as CoreError;
 use mesh_plugins::{AccountView, PluginError};
 
-pub(crate) fn roles(list: &[String]) -> Result<Vec<Role>> {
-    list.iter()
-        .filter(|r| !r.trim().is_empty())
-        .map(|r| {
-            Role::parse(r).map_err(|e| {
-                hinted(
-                    e.to_string(),
-                    "roles are admin, ssh, pgp, smime, comma-separated",
-                )
-            })
-        })
-        .collect()
+pub(crate) fn roles(list: &[crate::cli::RoleArg]) -> Result<Vec<Role>> {
+    Ok(list.iter().map(|r| Role::from(*r)).collect())
 }
 
 /// An error with a hint for the user.

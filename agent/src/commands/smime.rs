@@ -49,79 +49,82 @@ pub(crate) fn run(home: &Path, cmd: SmimeCmd, j: bool) -> Result<()> {
                 &mesh_smime::device::decrypt(dh, view, &data)?,
             )
         }),
-        c => with_view(home, |dh, view| {
-            let (field, pem) = match c {
-                SmimeCmd::Ca => ("ca", mesh_smime::device::ca_pem(view)?),
-                SmimeCmd::Cert { encryption: false } => {
-                    ("certificate", mesh_smime::device::cert_pem(dh, view)?)
-                }
-                SmimeCmd::Cert { encryption: true } => (
-                    "certificate",
-                    mesh_smime::device::encryption_cert_pem(view)?,
-                ),
-                SmimeCmd::Sign { .. }
-                | SmimeCmd::Verify { .. }
-                | SmimeCmd::Encrypt { .. }
-                | SmimeCmd::Decrypt { .. } => {
-                    unreachable!("handled above")
-                }
-                SmimeCmd::Csr => ("csr", mesh_smime::device::csr(dh, view)?),
-                SmimeCmd::ImportCert { file } => {
-                    let pem = std::fs::read_to_string(&file)
-                        .with_context(|| format!("cannot read {}", file.display()))?;
-                    let n = mesh_smime::device::import_cert(dh, &pem)?;
-                    eprintln!("mesh: imported {n}; `mesh smime cert` now prints it");
-                    ("imported", n)
-                }
-                SmimeCmd::Install { nssdb } => {
-                    mesh_smime::nss::install(dh, view, &nssdb)?;
-                    eprintln!(
-                        "mesh: installed the S/MIME keys and the CA into {}",
-                        nssdb.display()
-                    );
-                    ("nssdb", nssdb.display().to_string())
-                }
-                SmimeCmd::Crl { output } => {
-                    let pem = mesh_smime::device::crl_pem(view)?;
-                    store::write_atomic(&output, pem.as_bytes())?;
-                    eprintln!("mesh: wrote {}", output.display());
-                    ("output", output.display().to_string())
-                }
-                SmimeCmd::Export {
-                    output,
-                    password_file,
-                    profile,
-                } => {
-                    let profile = match profile.as_str() {
-                        "modern" => mesh_smime::P12Profile::Modern,
-                        "legacy" => mesh_smime::P12Profile::Legacy,
-                        other => {
-                            return Err(hinted(
-                                format!("'{other}' is not a PKCS#12 profile"),
-                                "use --profile modern or --profile legacy",
-                            ))
-                        }
-                    };
-                    let raw = zeroize::Zeroizing::new(
-                        std::fs::read_to_string(&password_file)
-                            .with_context(|| format!("cannot read {}", password_file.display()))?,
-                    );
-                    let password =
-                        zeroize::Zeroizing::new(raw.lines().next().unwrap_or("").to_string());
-                    if password.is_empty() {
-                        return Err(hinted(
-                            format!("{} holds an empty password", password_file.display()),
-                            "PKCS#12 files are always protected: put a password on the file's first line",
-                        ));
-                    }
-                    let p12 = mesh_smime::device::export(dh, view, &password, profile)?;
-                    store::write_atomic(&output, &p12)?;
-                    eprintln!("mesh: wrote {} ({} bytes)", output.display(), p12.len());
-                    ("output", output.display().to_string())
-                }
-            };
-            emit(j, json!({ field: pem }), pem.trim_end());
-            Ok(())
-        }),
+        c => other(home, c, j),
     }
+}
+
+/// The commands that print or write one thing.
+fn other(home: &Path, c: SmimeCmd, j: bool) -> Result<()> {
+    with_view(home, |dh, view| {
+        let (field, pem) = match c {
+            SmimeCmd::Ca => ("ca", mesh_smime::device::ca_pem(view)?),
+            SmimeCmd::Cert { encryption: false } => {
+                ("certificate", mesh_smime::device::cert_pem(dh, view)?)
+            }
+            SmimeCmd::Cert { encryption: true } => (
+                "certificate",
+                mesh_smime::device::encryption_cert_pem(view)?,
+            ),
+            SmimeCmd::Sign { .. }
+            | SmimeCmd::Verify { .. }
+            | SmimeCmd::Encrypt { .. }
+            | SmimeCmd::Decrypt { .. } => {
+                unreachable!("handled above")
+            }
+            SmimeCmd::Csr => ("csr", mesh_smime::device::csr(dh, view)?),
+            SmimeCmd::ImportCert { file } => {
+                let pem = std::fs::read_to_string(&file)
+                    .with_context(|| format!("cannot read {}", file.display()))?;
+                let n = mesh_smime::device::import_cert(dh, &pem)?;
+                eprintln!("mesh: imported {n}; `mesh smime cert` now prints it");
+                ("imported", n)
+            }
+            SmimeCmd::Install { nssdb } => {
+                mesh_smime::nss::install(dh, view, &nssdb)?;
+                eprintln!(
+                    "mesh: installed the S/MIME keys and the CA into {}",
+                    nssdb.display()
+                );
+                ("nssdb", nssdb.display().to_string())
+            }
+            SmimeCmd::Crl { output } => {
+                let pem = mesh_smime::device::crl_pem(view)?;
+                store::write_atomic(&output, pem.as_bytes())?;
+                eprintln!("mesh: wrote {}", output.display());
+                ("output", output.display().to_string())
+            }
+            SmimeCmd::Export {
+                output,
+                password_file,
+                profile,
+            } => {
+                let profile = match profile {
+                    P12Arg::Modern => mesh_smime::P12Profile::Modern,
+                    P12Arg::Legacy => mesh_smime::P12Profile::Legacy,
+                };
+                let password = read_password(&password_file)?;
+                let p12 = mesh_smime::device::export(dh, view, &password, profile)?;
+                store::write_atomic(&output, &p12)?;
+                eprintln!("mesh: wrote {} ({} bytes)", output.display(), p12.len());
+                ("output", output.display().to_string())
+            }
+        };
+        emit(j, json!({ field: pem }), pem.trim_end());
+        Ok(())
+    })
+}
+
+/// The first line of a password file; never empty.
+fn read_password(file: &Path) -> Result<zeroize::Zeroizing<String>> {
+    let raw = zeroize::Zeroizing::new(
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?,
+    );
+    let password = zeroize::Zeroizing::new(raw.lines().next().unwrap_or("").to_string());
+    if password.is_empty() {
+        return Err(hinted(
+            format!("{} holds an empty password", file.display()),
+            "PKCS#12 files are always protected: put a password on the file's first line",
+        ));
+    }
+    Ok(password)
 }

@@ -52,6 +52,25 @@ pub(crate) fn run(home: &std::path::Path, cmd: SshCmd, j: bool) -> Result<()> {
                 }
             }
         }
+        SshCmd::Confirm { state } => {
+            let mut store = Store::open(home, false)?;
+            let on = state == Toggle::On;
+            mesh_account::admin::publish(&mut store, &mesh_agent::host(), |view| {
+                ssh::confirm_entry(view, on)
+            })?;
+            drop(store);
+            // A running agent here takes the policy at once; others at their next sync.
+            let _ = mesh_agent::daemon::query(home, "sync");
+            eprintln!(
+                "mesh: Mesh keys {} before each use",
+                if on {
+                    "now ask (SSH_ASKPASS)"
+                } else {
+                    "no longer ask"
+                }
+            );
+            emit(j, json!({ "confirm": on }), "");
+        }
         SshCmd::Principals { names, validity } => {
             let mut store = Store::open(home, false)?;
             mesh_account::admin::publish(&mut store, &mesh_agent::host(), |view| {

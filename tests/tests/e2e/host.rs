@@ -439,3 +439,62 @@ fn agent_start_is_idempotent_stop_waits_and_errors_carry_hints() {
         "{e}"
     );
 }
+
+#[test]
+fn the_policy_can_make_mesh_keys_ask_before_each_use() {
+    if !require_tool("ssh-add") {
+        return;
+    }
+    let dir = Scratch::new("host-confirm");
+    let portal = PortalProc::start(&dir.path("portal"));
+    let a = Device::create_account(&dir.0, ADDR, &portal.url);
+    // A scripted askpass: it answers what the file says, and counts its calls.
+    let answer = dir.path("answer");
+    let calls = dir.path("calls");
+    let askpass = dir.path("askpass.sh");
+    std::fs::write(
+        &askpass,
+        format!(
+            "#!/bin/sh\necho \"$1\" >> {}\n[ \"$(cat {})\" = yes ]\n",
+            calls.display(),
+            answer.display()
+        ),
+    )
+    .expect("askpass");
+    std::fs::set_permissions(
+        &askpass,
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .expect("chmod");
+    let ag = RunningAgent::start_with(&a, &[("SSH_ASKPASS", s(&askpass))]);
+    let key = dir.path("mesh.pub");
+    std::fs::write(&key, a.ok(&["ssh", "public-key"])).expect("key");
+    let test_sign = || {
+        mesh_tests::ssh_add(&ag.sock, &["-T", s(&key)])
+            .status
+            .success()
+    };
+    assert!(test_sign(), "no confirmation by default");
+    assert!(!calls.exists());
+
+    a.ok(&["ssh", "confirm", "on"]);
+    std::fs::write(&answer, "no").expect("answer");
+    assert!(
+        eventually(10, || !test_sign()),
+        "refused when the user says no"
+    );
+    std::fs::write(&answer, "yes").expect("answer");
+    assert!(test_sign(), "allowed when the user says yes");
+    let asked = std::fs::read_to_string(&calls).expect("calls");
+    assert!(
+        asked.contains("Allow use of key laptop@alice@example.com (mesh)?"),
+        "{asked}"
+    );
+
+    a.ok(&["ssh", "confirm", "off"]);
+    std::fs::write(&answer, "no").expect("answer");
+    assert!(
+        eventually(10, test_sign),
+        "no confirmation once the policy is off"
+    );
+}
