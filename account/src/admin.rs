@@ -14,10 +14,11 @@ use zeroize::Zeroizing;
 
 use crate::client::now;
 use crate::error::{AccountError, Result};
-use crate::host::{admin_event, Draft, Host};
+use crate::event::{admin_event, Draft};
+use crate::host::Host;
+use crate::pull::{adopt_rotation, pull, SyncReport};
 use crate::state::*;
 use crate::store::Store;
-use crate::sync::{adopt_rotation, pull, SyncReport};
 use mesh_plugins::{AccountView, AppEntry, Event, PluginError};
 
 /// A pending request as `mesh device pending` shows it.
@@ -87,7 +88,7 @@ fn accept_draft(
     let (rc, dp) = request_parts(ib)?;
     let name = dp.description.name.clone();
     let (cat_env, _, entry, _) =
-        crate::join::connect_device(admin, &rc.profile_device, &name, roles)?;
+        crate::entries::connect_device(admin, &rc.profile_device, &name, roles)?;
     let prev = a.access_list()?;
     if let Some(old) = prev.as_ref().and_then(|l| l.device(&entry.device_udf)) {
         if old.state == DeviceState::Revoked {
@@ -101,7 +102,7 @@ fn accept_draft(
         }
     }
     let device = entry.device_udf.clone();
-    let access_env = crate::join::next_access(admin, prev.as_ref(), |d| {
+    let access_env = crate::entries::next_access(admin, prev.as_ref(), |d| {
         d.retain(|x| !udf::udf_eq(&x.device_udf, &entry.device_udf));
         d.push(entry);
     });
@@ -233,7 +234,7 @@ fn judge_pin(
             &rec.salted_pin,
             &a.address,
             &nonce,
-            &crate::join::payload_digest(&rc.profile_device),
+            &crate::entries::payload_digest(&rc.profile_device),
         )?;
         let got = b64::decode(w)?;
         if subtle::ConstantTimeEq::ct_eq(&want[..], &got[..]).into() {
@@ -425,7 +426,7 @@ pub fn revoke(store: &mut Store, host: &Host, which: &str) -> Result<String> {
                 "`mesh device list` shows each device's state",
             ));
         }
-        let env = crate::join::next_access(admin, Some(&list), |d| {
+        let env = crate::entries::next_access(admin, Some(&list), |d| {
             for e in d.iter_mut() {
                 if udf::udf_eq(&e.device_udf, &target.device_udf) {
                     e.state = DeviceState::Revoked;
@@ -468,7 +469,7 @@ pub fn rotate(store: &mut Store, host: &Host, which: &str) -> Result<(String, u3
             activation_account: issued.activation,
         };
         let cat_env = Signed::sign_object(oct::CATALOGED_DEVICE, &cataloged, &admin.admin_sign);
-        let access_env = crate::join::next_access(admin, Some(&list), |d| {
+        let access_env = crate::entries::next_access(admin, Some(&list), |d| {
             for e in d.iter_mut() {
                 if udf::udf_eq(&e.device_udf, &target.device_udf) {
                     e.authentication = new_conn.authentication.clone();

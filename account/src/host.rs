@@ -3,20 +3,12 @@
 
 use std::path::Path;
 
-use mesh_core::envelope::Signed;
-use mesh_core::objects::{
-    ct as oct, AccountKeys, CatalogedApplication, CatalogedDevice, DeviceBaseKeys, DeviceKeys,
-};
-use mesh_core::portal::{self as p, code, store as st, tx, AccessList, StoreUpdate};
-use mesh_plugins::{
-    AccountView, Actions, AppEntry, DeviceEntry, DeviceHost, Event, Plugin, PluginError,
-};
+use mesh_core::objects::{DeviceBaseKeys, DeviceKeys};
+use mesh_plugins::{AccountView, Actions, DeviceHost, Plugin, PluginError};
 
-use crate::client::{Client, ClientError};
-use crate::error::{AccountError, Result};
-use crate::state::{account, admin_keys, device_keys, device_udf, AccountState};
+use crate::error::Result;
+use crate::state::{account, device_keys, device_udf, AccountState};
 use crate::store::Store;
-use crate::sync::{handle_revoked, pull, SyncReport};
 
 /// The channels a host drives, in order.
 #[derive(Debug, Default)]
@@ -62,121 +54,6 @@ pub fn view_of(a: &AccountState) -> Result<AccountView> {
 /// The view of the account kept in `store`.
 pub fn view(store: &Store, host: &Host) -> Result<AccountView> {
     host.view(&account(store)?)
-}
-
-/// What an administrator's event writes before the channels add theirs.
-#[derive(Debug, Default)]
-pub(crate) struct Draft {
-    /// The next access list.
-    pub access: Option<Signed>,
-    /// New or replaced catalog entries.
-    pub devices: Vec<Signed>,
-    /// Records in the administrators' Local store.
-    pub local: Vec<Signed>,
-    /// Application entries of the host's own (e.g. a policy the user set).
-    pub apps: Vec<AppEntry>,
-    /// The event the channels react to; `None` for writes that concern
-    /// no channel (a PIN, a rejection).
-    pub event: Option<Event>,
-}
-
-fn app_envelope(e: &AppEntry, admin: &AccountKeys) -> Signed {
-    let entry = CatalogedApplication {
-        uid: e.uid.clone(),
-        data: e.data.clone(),
-    };
-    Signed::sign_object(oct::CATALOGED_APPLICATION, &entry, &admin.admin_sign)
-}
-
-/// Every store update of an event: the draft's own entries, then each
-/// channel's entries for the state after them (computed on a projection
-/// of the view, without I/O).
-pub(crate) fn event_updates(
-    host: &Host,
-    a: &AccountState,
-    view: &AccountView,
-    admin: &AccountKeys,
-    d: Draft,
-) -> Result<Vec<StoreUpdate>> {
-    let mut next = view.clone();
-    if let Some(env) = &d.access {
-        next.set_access(AccessList::verify(env, &view.profile)?);
-    }
-    for env in &d.devices {
-        let cat: CatalogedDevice = env.unverified_object("catalog entry")?;
-        next.put_device(DeviceEntry::from_catalog(cat, &view.profile)?);
-    }
-    let mut apps = d.apps;
-    for e in &apps {
-        next.put_app(e.uid.clone(), e.data.clone());
-    }
-    if let Some(event) = &d.event {
-        for pl in host.plugins() {
-            for e in pl.entries(event, &next, admin)? {
-                next.put_app(e.uid.clone(), e.data.clone());
-                apps.push(e);
-            }
-        }
-    }
-    let mut updates = Vec::new();
-    if let Some(env) = d.access {
-        updates.push(a.append(st::ACCESS, vec![env]));
-    }
-    if !d.devices.is_empty() {
-        updates.push(a.append(st::DEVICE, d.devices));
-    }
-    if !apps.is_empty() {
-        let envs = apps.iter().map(|e| app_envelope(e, admin)).collect();
-        updates.push(a.append(st::APPLICATION, envs));
-    }
-    if !d.local.is_empty() {
-        updates.push(a.append(st::LOCAL, d.local));
-    }
-    Ok(updates)
-}
-
-/// Run an administrator's event as one portal transaction: build it from
-/// the freshly synced state, add every channel's entries, transact; on
-/// Conflict, sync again and rebuild. No update of another administrator is
-/// lost: the rebuild starts from what they wrote.
-pub(crate) fn admin_event<T>(
-    store: &mut Store,
-    host: &Host,
-    mut build: impl FnMut(&AccountState, &AccountView, &AccountKeys) -> Result<(Draft, T)>,
-) -> Result<T> {
-    for _ in 0..8 {
-        pull(store, host, &mut SyncReport::default())?;
-        let a = account(store)?;
-        let admin = admin_keys(store, &a)?;
-        let view = host.view(&a)?;
-        let (draft, out) = build(&a, &view, &admin)?;
-        let updates = event_updates(host, &a, &view, &admin, draft)?;
-        if updates.is_empty() {
-            return Ok(out);
-        }
-        let client = Client::new(&a.portal)?;
-        let keys = device_keys(store)?;
-        let dev_udf = device_udf(store)?;
-        let r: std::result::Result<p::TransactResponse, ClientError> = client.signed(
-            tx::TRANSACT,
-            &a.profile_udf,
-            &dev_udf,
-            serde_json::to_value(p::TransactRequest { updates }).unwrap_or_default(),
-            &keys.authenticate,
-        );
-        match r {
-            Ok(_) => {
-                pull(store, host, &mut SyncReport::default())?;
-                return Ok(out);
-            }
-            Err(e) if e.code() == Some(code::CONFLICT) => continue,
-            Err(e) => {
-                let mut a = a;
-                return Err(handle_revoked(store, host, &mut a, e));
-            }
-        }
-    }
-    Err(AccountError::Busy)
 }
 
 /// The device side of the host, over the store.

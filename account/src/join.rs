@@ -8,65 +8,23 @@ use mesh_core::objects::{
     ProfileAccount, ProfileDevice, Role,
 };
 use mesh_core::portal::{
-    self as p, store as st, tx, AccessEntry, AccessList, ConnectResult, DeviceState,
-    RespondConnection, StoreIndex, StoreUpdate,
+    self as p, store as st, tx, AccessList, ConnectResult, RespondConnection, StoreIndex,
+    StoreUpdate,
 };
 use mesh_core::{b64, pin, shamir, udf};
 use serde::Serialize;
 use zeroize::Zeroizing;
 
-use crate::client::{now, Client, ClientError};
+use crate::client::{Client, ClientError};
 use crate::device::{self, DeviceError};
+use crate::entries::{connect_device, next_access, payload_digest};
 use crate::error::{AccountError, Result};
-use crate::host::{Draft, Host};
+use crate::event::Draft;
+use crate::host::Host;
+use crate::pull::{pull, SyncReport};
 use crate::state::*;
 use crate::store::Store;
-use crate::sync::{pull, SyncReport};
 use mesh_plugins::{Event, ProfileClaims};
-
-/// Build a catalog entry and access-list entry for a device being connected.
-pub(crate) fn connect_device(
-    admin: &AccountKeys,
-    device_profile_env: &Signed,
-    name: &str,
-    roles: &[Role],
-) -> Result<(Signed, ConnectionDevice, AccessEntry, Signed)> {
-    let dp = ProfileDevice::verify(device_profile_env)?;
-    let issued = ConnectionDevice::issue(admin, &dp, roles, 0, now())?;
-    let conn: ConnectionDevice = issued.connection.unverified_object("connection")?;
-    let cataloged = CatalogedDevice {
-        device_udf: dp.udf(),
-        local_name: name.to_string(),
-        profile_device: device_profile_env.clone(),
-        connection_device: issued.connection.clone(),
-        activation_account: issued.activation,
-    };
-    let entry = AccessEntry {
-        device_udf: dp.udf(),
-        name: name.to_string(),
-        authentication: conn.authentication.clone(),
-        roles: conn.roles.clone(),
-        state: DeviceState::Active,
-    };
-    let cat_env = Signed::sign_object(oct::CATALOGED_DEVICE, &cataloged, &admin.admin_sign);
-    Ok((cat_env, conn, entry, issued.connection))
-}
-
-pub(crate) fn next_access(
-    admin: &AccountKeys,
-    prev: Option<&AccessList>,
-    edit: impl FnOnce(&mut Vec<AccessEntry>),
-) -> Signed {
-    let mut devices = prev.map(|a| a.devices.clone()).unwrap_or_default();
-    edit(&mut devices);
-    let list = AccessList {
-        profile_udf: admin.profile_udf(),
-        serial: prev.map(|a| a.serial + 1).unwrap_or(1),
-        devices,
-        issued: now(),
-    };
-    Signed::sign_object(p::ct::ACCESS_LIST, &list, &admin.admin_sign)
-}
 
 /// This device connected to `admin`'s account as an administrator.
 struct SelfConnection {
@@ -160,7 +118,7 @@ pub fn create(
     };
     let bind = p::BindRequest {
         profile: profile_env,
-        updates: crate::host::event_updates(host, &a, &view, &admin, draft)?,
+        updates: crate::event::event_updates(host, &a, &view, &admin, draft)?,
     };
     let dev_udf = device_udf(store)?;
     let r: std::result::Result<serde_json::Value, ClientError> = client.signed(
@@ -207,10 +165,6 @@ pub struct RequestOutcome {
     pub profile_udf: String,
     /// Request id.
     pub request_id: String,
-}
-
-pub(crate) fn payload_digest(env: &Signed) -> Vec<u8> {
-    <sha2::Sha512 as sha2::Digest>::digest(&env.payload).to_vec()
 }
 
 /// The PIN id and witness a request carries (mesh-protocol, PIN flow).

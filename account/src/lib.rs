@@ -6,6 +6,12 @@
 //! a policy change, a routine sync) is one portal transaction carrying the
 //! life-cycle entries and every channel's entries ([`host`]).
 //!
+//! Modules depend one way: `store`, `client`, `device`, `error` ← `state`
+//! ← `host` (the channels, the view, the device side) ← `pull` (download,
+//! verify, adopt rotations, wipe on a proven revocation) ← `event` (one
+//! transaction per administrator event) ← `entries`, `admin` ← `join` ←
+//! `sync`.
+//!
 //! Trust: the portal is not trusted. The account profile is pinned by its
 //! UDF when the device joins (the witness comparison or the PIN
 //! authenticates that first contact); everything downloaded afterwards is
@@ -16,9 +22,12 @@
 pub mod admin;
 pub mod client;
 pub mod device;
+pub mod entries;
 pub mod error;
+pub mod event;
 pub mod host;
 pub mod join;
+pub mod pull;
 pub mod state;
 pub mod store;
 pub mod sync;

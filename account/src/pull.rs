@@ -1,0 +1,388 @@
+//! Pull: download what is new, verify it up to the pinned profile, keep
+//! all of it or nothing; adopt rotated keys; wipe on a proven revocation.
+
+use std::collections::BTreeSet;
+
+use mesh_core::envelope::Signed;
+use mesh_core::objects::{
+    complete_activation, ct as oct, CatalogedDevice, ConnectionDevice, ProfileAccount,
+    ProfileDevice, Role,
+};
+use mesh_core::portal::{
+    self as p, code, store as st, tx, AccessList, DeviceState, InboundRequest, RespondConnection,
+    StoreIndex,
+};
+use mesh_core::{b64, pin, udf};
+use serde::Serialize;
+
+use crate::client::{Client, ClientError};
+use crate::device::{self};
+use crate::error::{AccountError, Result};
+use crate::host::Host;
+use crate::state::*;
+use crate::store::Store;
+
+/// What a sync changed.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SyncReport {
+    /// This device's connection completed.
+    pub completed: bool,
+    /// Devices seen for the first time.
+    pub new_devices: Vec<String>,
+    /// Devices newly revoked.
+    pub revoked_devices: Vec<String>,
+    /// Requests accepted automatically by PIN.
+    pub auto_accepted: Vec<String>,
+    /// Requests with a PIN that was refused (device name, reason).
+    pub pin_refused: Vec<(String, String)>,
+    /// New pending requests (administrators).
+    pub new_requests: Vec<String>,
+    /// Entries downloaded.
+    pub entries: usize,
+    /// Administrators: channel entries published (certificates issued or
+    /// renewed, keys wrapped or rotated, CRLs).
+    pub entries_published: usize,
+    /// What the channels did on this device.
+    pub applied: Vec<String>,
+    /// Channels that could not bring this device up to date.
+    pub warnings: Vec<String>,
+    /// This device's keys were rotated and it now uses the new ones.
+    pub rotated: bool,
+}
+
+/// Verified view of downloaded entries, applied to a copy of the state.
+/// Entries must continue each store without a gap; any entry that does not
+/// verify refuses the whole download.
+pub(crate) fn apply_entries(
+    a: &mut AccountState,
+    profile: &ProfileAccount,
+    updates: &[p::StoreEntries],
+    report: &mut SyncReport,
+) -> Result<()> {
+    let mut access = a.access_list()?;
+    let known_revoked = revoked_set(access.as_ref());
+    for up in updates {
+        let mut expect = a.index(&up.store) + 1;
+        for e in &up.entries {
+            let name = format!("{} entry {}", up.store, e.index);
+            let untrusted = |detail: String| AccountError::Untrusted(format!("{name}: {detail}"));
+            if e.index != expect {
+                return Err(untrusted(format!("expected entry {expect}")));
+            }
+            expect += 1;
+            if up.store == st::INBOUND {
+                let ib = verify_inbound(profile, &e.envelope).map_err(untrusted)?;
+                report.new_requests.push(ib.witness.clone());
+                a.inbound.push(ib);
+            } else {
+                let env: Signed = serde_json::from_value(e.envelope.clone())
+                    .map_err(|x| untrusted(x.to_string()))?;
+                apply_signed(a, profile, &mut access, &up.store, env, report).map_err(untrusted)?;
+            }
+            report.entries += 1;
+        }
+        a.indices.insert(up.store.clone(), expect - 1);
+    }
+    let now_revoked = revoked_set(access.as_ref());
+    for d in access.iter().flat_map(|l| &l.devices) {
+        if now_revoked.contains(&d.device_udf) && !known_revoked.contains(&d.device_udf) {
+            report.revoked_devices.push(d.name.clone());
+        }
+    }
+    Ok(())
+}
+
+fn revoked_set(list: Option<&AccessList>) -> BTreeSet<String> {
+    list.iter()
+        .flat_map(|l| &l.devices)
+        .filter(|d| d.state == DeviceState::Revoked)
+        .map(|d| d.device_udf.clone())
+        .collect()
+}
+
+/// A connection request: signed by the device it names, with the witness
+/// that binds both profiles and both nonces (recomputed here).
+fn verify_inbound(
+    profile: &ProfileAccount,
+    envelope: &serde_json::Value,
+) -> std::result::Result<InboundRequest, String> {
+    let s = |x: &dyn std::fmt::Display| x.to_string();
+    let ib: InboundRequest = serde_json::from_value(envelope.clone()).map_err(|x| s(&x))?;
+    let req: p::Request = ib.request.unverified_object("request").map_err(|x| s(&x))?;
+    let rc: p::RequestConnection = serde_json::from_value(req.body).map_err(|x| s(&x))?;
+    let dp = ProfileDevice::verify(&rc.profile_device).map_err(|x| s(&x))?;
+    ib.request
+        .verify(p::ct::REQUEST, &[dp.authentication.key])
+        .map_err(|x| s(&x))?;
+    let w = pin::witness(
+        &profile.value(),
+        &b64::decode(&ib.server_nonce).map_err(|x| s(&x))?,
+        &dp.value(),
+        &b64::decode(&rc.client_nonce).map_err(|x| s(&x))?,
+    );
+    if !udf::udf_eq(&w, &ib.witness) {
+        return Err("witness does not match the request".into());
+    }
+    Ok(ib)
+}
+
+/// One administrator-signed entry of the Access, Device, Application or
+/// Local store.
+fn apply_signed(
+    a: &mut AccountState,
+    profile: &ProfileAccount,
+    access: &mut Option<AccessList>,
+    store: &str,
+    env: Signed,
+    report: &mut SyncReport,
+) -> std::result::Result<(), String> {
+    let s = |x: &dyn std::fmt::Display| x.to_string();
+    let admin = [profile.administrator_signature.key];
+    match store {
+        st::ACCESS => {
+            let list = AccessList::verify(&env, profile).map_err(|x| s(&x))?;
+            if let Some(prev) = access.as_ref() {
+                if list.serial != prev.serial + 1 {
+                    return Err(format!(
+                        "access list serial {} after {}",
+                        list.serial, prev.serial
+                    ));
+                }
+            }
+            *access = Some(list);
+            a.access = Some(env);
+        }
+        st::DEVICE => {
+            let cat: CatalogedDevice = env
+                .verify_object("catalog entry", oct::CATALOGED_DEVICE, &admin)
+                .map_err(|x| s(&x))?;
+            let conn =
+                ConnectionDevice::verify(&cat.connection_device, profile).map_err(|x| s(&x))?;
+            if !a.devices.contains_key(&cat.device_udf) {
+                report.new_devices.push(cat.local_name.clone());
+            }
+            // A rotated key stays revocable: remember the one it replaces.
+            if let Some(old) = a.devices.insert(cat.device_udf.clone(), env) {
+                let prev: CatalogedDevice =
+                    old.unverified_object("catalog entry").map_err(|x| s(&x))?;
+                let prev_conn: ConnectionDevice = prev
+                    .connection_device
+                    .unverified_object("connection")
+                    .map_err(|x| s(&x))?;
+                if prev_conn.ssh.key != conn.ssh.key {
+                    a.superseded_ssh.push(prev_conn.ssh);
+                }
+            }
+        }
+        st::APPLICATION => {
+            let app: mesh_core::objects::CatalogedApplication = env
+                .verify_object("application entry", oct::CATALOGED_APPLICATION, &admin)
+                .map_err(|x| s(&x))?;
+            a.applications.insert(app.uid, env);
+        }
+        st::LOCAL => {
+            env.verify(&env.content_type, &admin).map_err(|x| s(&x))?;
+            match env.content_type.as_str() {
+                p::ct::RESPOND_CONNECTION => {
+                    let rc: RespondConnection =
+                        env.unverified_object("response").map_err(|x| s(&x))?;
+                    a.answered.insert(rc.request_id);
+                    if let Some(pid) = rc.pin_id {
+                        a.pins_used.insert(pid);
+                    }
+                }
+                p::ct::MESSAGE_PIN => a.pins.push(env),
+                other => return Err(format!("unknown record type {other}")),
+            }
+        }
+        other => return Err(format!("unknown store {other}")),
+    }
+    Ok(())
+}
+
+/// If the portal says this device is revoked, check its proof; if it
+/// holds, wipe the secrets and remember the revocation.
+pub(crate) fn handle_revoked(
+    store: &mut Store,
+    host: &Host,
+    a: &mut AccountState,
+    err: ClientError,
+) -> AccountError {
+    let ClientError::Refused {
+        code: c,
+        access_list: Some(proof),
+        ..
+    } = &err
+    else {
+        return err.into();
+    };
+    if c != code::DEVICE_REVOKED {
+        return err.into();
+    }
+    let Ok(profile) = a.profile() else {
+        return err.into();
+    };
+    let Ok(dev_udf) = device_udf(store) else {
+        return err.into();
+    };
+    let revoked = AccessList::verify(proof, &profile)
+        .ok()
+        .and_then(|l| l.device(&dev_udf).map(|d| d.state == DeviceState::Revoked))
+        .unwrap_or(false);
+    if !revoked {
+        return AccountError::Untrusted(
+            "the portal says this device is revoked but cannot prove it".into(),
+        );
+    }
+    wipe(store, host, a, proof)
+}
+
+fn wipe(store: &mut Store, host: &Host, a: &mut AccountState, proof: &Signed) -> AccountError {
+    // The channels first (GnuPG homes, NSS databases): they need their
+    // local records, not the secrets.
+    let removed = crate::host::wipe_channels(store, host);
+    if let Err(e) = store.wipe_secrets() {
+        return e.into();
+    }
+    a.membership = Membership::Revoked;
+    a.access = Some(proof.clone());
+    a.roles.clear();
+    a.wiped = removed;
+    if let Err(e) = save_account(store, a) {
+        return e;
+    }
+    AccountError::Revoked(a.address.clone())
+}
+
+pub(crate) fn pull(store: &mut Store, host: &Host, report: &mut SyncReport) -> Result<()> {
+    match pull_once(store, host, report) {
+        // Our key is not the one the access list names: an administrator
+        // may have rotated this device's keys. Adopt the new activation (if
+        // there is one, signed by the administrators) and try again.
+        Err(AccountError::Client(e)) if e.code() == Some(code::NOT_AUTHENTICATED) => {
+            if adopt_rotation(store)? {
+                report.rotated = true;
+                pull_once(store, host, report)
+            } else {
+                Err(AccountError::Client(e))
+            }
+        }
+        other => other,
+    }
+}
+
+/// Look for a newer connection of this device in the public catalog and,
+/// when its activation (encrypted to this device, signed by the
+/// administrators) gives keys of a later epoch, switch to them.
+pub(crate) fn adopt_rotation(store: &mut Store) -> Result<bool> {
+    let mut a = account(store)?;
+    let profile = a.profile()?;
+    let me = device_udf(store)?;
+    let client = Client::new(&a.portal)?;
+    let mut index = 0;
+    let mut latest: Option<(Signed, CatalogedDevice)> = None;
+    loop {
+        let r: p::DownloadResponse = client.post(
+            "Public",
+            &p::PublicRequest {
+                account_address: None,
+                profile_udf: Some(a.profile_udf.clone()),
+                select: vec![StoreIndex {
+                    store: st::DEVICE.into(),
+                    index,
+                }],
+            },
+        )?;
+        let Some(u) = r.updates.into_iter().next() else {
+            break;
+        };
+        for e in &u.entries {
+            index = e.index;
+            let env: Signed = serde_json::from_value(e.envelope.clone())
+                .map_err(|x| AccountError::Untrusted(x.to_string()))?;
+            let cat: CatalogedDevice = env
+                .verify_object(
+                    "catalog entry",
+                    oct::CATALOGED_DEVICE,
+                    &[profile.administrator_signature.key],
+                )
+                .map_err(|x| AccountError::Untrusted(format!("Device entry {}: {x}", e.index)))?;
+            if udf::udf_eq(&cat.device_udf, &me) {
+                latest = Some((env, cat));
+            }
+        }
+        if !u.partial {
+            break;
+        }
+    }
+    let Some((env, cat)) = latest else {
+        return Ok(false);
+    };
+    let conn = ConnectionDevice::verify(&cat.connection_device, &profile)
+        .map_err(|e| AccountError::Untrusted(e.to_string()))?;
+    let current = store.secrets()?.activation_epoch;
+    if conn.authentication.epoch <= current {
+        return Ok(false);
+    }
+    let base = device::base_keys(store)?;
+    let (_, act) = complete_activation(&profile, &base, &cat.activation_account, &conn)
+        .map_err(|e| AccountError::Untrusted(format!("rotated activation: {e}")))?;
+    let mut secrets = store.secrets()?;
+    secrets.activation_seed = Some(act.activation_key.clone());
+    secrets.activation_epoch = act.epoch;
+    store.save_secrets(&secrets)?;
+    a.connection = Some(cat.connection_device.clone());
+    a.roles = conn.roles.clone();
+    a.devices.insert(me, env);
+    save_account(store, &a)?;
+    Ok(true)
+}
+
+fn pull_once(store: &mut Store, host: &Host, report: &mut SyncReport) -> Result<()> {
+    let mut a = account(store)?;
+    let client = Client::new(&a.portal)?;
+    let keys = device_keys(store)?;
+    let dev_udf = device_udf(store)?;
+    let admin = a.roles.contains(&Role::Admin);
+    let mut next = a.clone();
+    loop {
+        let select: Vec<StoreIndex> = st::ALL
+            .iter()
+            .filter(|s| admin || !matches!(**s, st::INBOUND | st::LOCAL))
+            .map(|s| StoreIndex {
+                store: s.to_string(),
+                index: next.index(s),
+            })
+            .collect();
+        let r: std::result::Result<p::DownloadResponse, ClientError> = client.signed(
+            tx::DOWNLOAD,
+            &a.profile_udf,
+            &dev_udf,
+            serde_json::to_value(p::DownloadRequest { select }).unwrap_or_default(),
+            &keys.authenticate,
+        );
+        let resp = match r {
+            Ok(v) => v,
+            Err(e) => return Err(handle_revoked(store, host, &mut a, e)),
+        };
+        let profile = ProfileAccount::verify(&resp.profile, &a.profile_udf)
+            .map_err(|e| AccountError::Untrusted(format!("account profile: {e}")))?;
+        apply_entries(&mut next, &profile, &resp.updates, report)?;
+        next.profile = resp.profile;
+        if !resp.updates.iter().any(|u| u.partial) {
+            break;
+        }
+    }
+    // Our own standing, from the verified list.
+    if let Some(list) = next.access_list()? {
+        if let Some(me) = list.device(&dev_udf) {
+            if me.state == DeviceState::Revoked {
+                let proof = next.access.clone().unwrap_or_else(|| a.profile.clone());
+                return Err(wipe(store, host, &mut next, &proof));
+            }
+            next.roles = me.roles.clone();
+        }
+    }
+    save_account(store, &next)?;
+    Ok(())
+}
