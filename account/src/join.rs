@@ -9,7 +9,6 @@ use mesh_core::objects::{
 };
 use mesh_core::portal::{
     self as p, store as st, tx, AccessList, ConnectResult, RespondConnection, StoreIndex,
-    StoreUpdate,
 };
 use mesh_core::{b64, pin, shamir, udf};
 use serde::Serialize;
@@ -377,7 +376,7 @@ pub fn recover(
     }
     let admin = keys_from_shares(shares)?;
     let client = Client::new(portal)?;
-    let (profile_env, access_tail) = public_tail(&client, address, st::ACCESS)?;
+    let (profile_env, _) = public_tail(&client, address, st::ACCESS)?;
     let published = ProfileAccount::verify_self_signed(&profile_env)
         .map_err(|e| AccountError::Untrusted(e.to_string()))?;
     if !udf::udf_eq(&published.udf(), &admin.profile_udf()) {
@@ -390,63 +389,84 @@ pub fn recover(
             "use the shares of this address's escrow, or the address they belong to",
         ));
     }
-    let (access_index, prev) = match access_tail {
-        Some(e) => {
-            let env: Signed = serde_json::from_value(e.envelope.clone())
-                .map_err(|x| AccountError::Untrusted(x.to_string()))?;
-            let list = AccessList::verify(&env, &published)
-                .map_err(|x| AccountError::Untrusted(format!("Access entry {}: {x}", e.index)))?;
-            (e.index, Some(list))
-        }
-        None => (0, None),
-    };
-    let device_index = public_tail(&client, address, st::DEVICE)?
-        .1
-        .map(|e| e.index)
-        .unwrap_or(0);
     ensure_device(store, name)?;
-    let me = connect_self(store, &admin, &published, prev.as_ref())?;
-    let (cat_env, access_env, keys, conn_env) = (me.catalog, me.access, me.keys, me.connection);
     let dev_udf = device_udf(store)?;
+    let mut a = AccountState::empty(
+        published.account_address.clone(),
+        client.url().to_string(),
+        admin.profile_udf(),
+        profile_env,
+        Membership::Member,
+    );
+    // Everything the account holds, read with the administrator key (the
+    // seed is the proof), verified as any sync verifies it: the channels
+    // need it to put their entries in the same transaction.
+    recovery_download(&client, &admin, &dev_udf, &mut a, &published)?;
+    let me = connect_self(store, &admin, &published, a.access_list()?.as_ref())?;
+    let view = host.view(&a)?;
+    let draft = Draft {
+        access: Some(me.access),
+        devices: vec![me.catalog],
+        event: Some(Event::Recovered),
+        ..Draft::default()
+    };
     let t = p::TransactRequest {
-        updates: vec![
-            StoreUpdate {
-                store: st::ACCESS.into(),
-                expected: access_index,
-                envelopes: vec![access_env],
-            },
-            StoreUpdate {
-                store: st::DEVICE.into(),
-                expected: device_index,
-                envelopes: vec![cat_env],
-            },
-        ],
+        updates: crate::event::event_updates(host, &a, &view, &admin, draft)?,
     };
     let _: p::TransactResponse = client.signed(
         tx::TRANSACT,
         &admin.profile_udf(),
         &dev_udf,
         serde_json::to_value(&t).unwrap_or_default(),
-        &keys.authenticate,
+        &me.keys.authenticate,
     )?;
-    let a = AccountState {
-        roles: Role::ALL.to_vec(),
-        connection: Some(conn_env),
-        ..AccountState::empty(
-            published.account_address.clone(),
-            client.url().to_string(),
-            admin.profile_udf(),
-            profile_env,
-            Membership::Member,
-        )
-    };
+    a.roles = Role::ALL.to_vec();
+    a.connection = Some(me.connection);
     save_account(store, &a)?;
     pull(store, host, &mut SyncReport::default())?;
-    // The channels catch up (their entries need the Application store,
-    // which only a member can read): the same routine as any sync.
-    crate::admin::maintain(store, host)?;
     account(store)
 }
+
+/// Download every store with a request signed by the administrator key
+/// (the portal's recovery read), into `a`, verified entry by entry.
+fn recovery_download(
+    client: &Client,
+    admin: &AccountKeys,
+    dev_udf: &str,
+    a: &mut AccountState,
+    profile: &ProfileAccount,
+) -> Result<()> {
+    let mut report = SyncReport::default();
+    // A bound on pages: a portal that answers `Partial` for ever is refused.
+    for _ in 0..MAX_PAGES {
+        let select = st::ALL
+            .iter()
+            .map(|s| StoreIndex {
+                store: s.to_string(),
+                index: a.index(s),
+            })
+            .collect();
+        let resp: p::DownloadResponse = client.signed(
+            tx::DOWNLOAD,
+            &admin.profile_udf(),
+            dev_udf,
+            serde_json::to_value(p::DownloadRequest { select }).unwrap_or_default(),
+            &admin.admin_sign,
+        )?;
+        ProfileAccount::verify(&resp.profile, &admin.profile_udf())
+            .map_err(|e| AccountError::Untrusted(format!("account profile: {e}")))?;
+        crate::pull::apply_entries(a, profile, &resp.updates, &mut report)?;
+        if !resp.updates.iter().any(|u| u.partial) {
+            return Ok(());
+        }
+    }
+    Err(AccountError::Untrusted(format!(
+        "the portal kept answering 'partial' after {MAX_PAGES} pages"
+    )))
+}
+
+/// Most pages one download follows.
+const MAX_PAGES: usize = 4096;
 
 /// The account keys escrow shares rebuild.
 fn keys_from_shares(shares: &[String]) -> Result<AccountKeys> {

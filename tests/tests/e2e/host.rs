@@ -392,6 +392,25 @@ fn every_account_event_is_one_transaction_and_a_fault_leaves_old_or_new() {
     // The administrator converges at its next sync; nothing is left to publish.
     assert_eq!(a.json(&["sync"])["entries_published"], 0);
     assert_eq!(observed(&c), after);
+
+    // Recovery from escrow: one transaction too, and the recovered device
+    // has its certificates and wrapped keys at once.
+    let shares = a.ok(&["account", "escrow", "--threshold", "2", "--shares", "3"]);
+    let shares: Vec<&str> = shares.lines().collect();
+    let r = Device::new(&dir.0, "r");
+    proxy.reset();
+    r.ok(&[
+        "account", "recover", ADDR, "--portal", &proxy.url, "--name", "spare", shares[0], shares[2],
+    ]);
+    assert_eq!(proxy.count("Transact"), 1, "recover");
+    assert!(r.ok(&["smime", "cert"]).contains("BEGIN CERTIFICATE"));
+    assert!(r.ok(&["ssh", "cert"]).contains("-cert-v01@openssh.com"));
+    r.ok(&["pgp", "export-secret", "--output", s(&dir.path("r.pgp"))]);
+    assert_eq!(
+        a.json(&["sync"])["entries_published"],
+        0,
+        "nothing left for the others to publish"
+    );
 }
 
 fn process_gone(pid: u64) -> bool {

@@ -471,6 +471,21 @@ fn replays_revoked_devices_other_accounts_and_bad_input_are_refused() {
         .expect_err("member write");
     assert_eq!(e.code(), Some(p::code::NOT_AUTHORIZED), "{e}");
 
+    // A device outside the account may not read its stores, whatever
+    // device key signs (only the administrator key opens the recovery read).
+    let other_udf = other.json(&["account", "show"])["device"]
+        .as_str()
+        .expect("udf")
+        .to_string();
+    for key in [&keys_of(&other).authenticate, &bk.authenticate] {
+        let body = serde_json::to_value(p::DownloadRequest { select: Vec::new() }).expect("json");
+        let req = sign_request(p::tx::DOWNLOAD, alice_udf, &other_udf, body, key);
+        let e = client
+            .post::<_, serde_json::Value>(p::tx::DOWNLOAD, &req)
+            .expect_err("outsider read");
+        assert_eq!(e.code(), Some(p::code::NOT_AUTHORIZED), "{e}");
+    }
+
     // Malformed, unknown and oversized requests get a 4xx with a reason.
     let e = client
         .post::<_, serde_json::Value>(p::tx::STATUS, &serde_json::json!({"x": 1}))
