@@ -225,7 +225,7 @@ fn judge_pin(
         if !udf::udf_eq(&rec.pin_id, id) || !rec.automatic {
             continue;
         }
-        if rec.expires < now() {
+        if rec.expires <= now() {
             expired = true;
             continue;
         }

@@ -513,5 +513,5 @@ pub(crate) fn parse_duration(s: &str) -> std::result::Result<u64, String> {
         .map_err(|_| format!("'{s}' is not a duration (e.g. 90s, 10m, 2h, 7d)"))?;
     n.checked_mul(mult)
         .filter(|v| *v > 0)
-        .ok_or_else(|| format!("'{s}' is not a usable duration"))
+        .ok_or_else(|| format!("'{s}' is not a usable duration (a positive number with s, m, h or d: 90s, 30m, 1h, 2d)"))
 }

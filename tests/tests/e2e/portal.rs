@@ -104,8 +104,13 @@ fn create_connect_accept_pin_reject_revoke() {
         "--pin",
         pin.trim(),
     ]);
-    let out = a.ok(&["sync"]);
-    assert!(out.contains("accepted by PIN: tablet"), "{out}");
+    // The administrator is told: `device pending` answers PIN requests and says so.
+    let o = a.run(&["device", "pending"]);
+    let told = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        o.status.success() && told.contains("mesh: accepted by PIN: tablet"),
+        "{told}"
+    );
     c.ok(&["sync"]);
     assert_eq!(
         c.json(&["account", "show"])["roles"],
@@ -139,6 +144,33 @@ fn create_connect_accept_pin_reject_revoke() {
         e.contains("hint: ask an administrator for a new PIN"),
         "{e}"
     );
+    // An expired PIN is refused with that reason.
+    let expired = a.ok(&["device", "pin", "--expires", "1s"]);
+    // Time itself is what is tested here: let the PIN's second pass.
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let c5 = Device::new(&dir.0, "c5");
+    c5.ok(&[
+        "device",
+        "request",
+        ADDR,
+        "--portal",
+        &portal.url,
+        "--name",
+        "late",
+        "--pin",
+        expired.trim(),
+    ]);
+    let out = a.ok(&["sync"]);
+    assert!(
+        out.contains("refused a PIN request from late: the PIN has expired"),
+        "{out}"
+    );
+    let e = c5.fails(&["sync"]);
+    assert!(
+        e.contains("rejected this device's request: the PIN has expired"),
+        "{e}"
+    );
+
     // A wrong PIN is not accepted either; a malformed one is an error.
     let c3 = Device::new(&dir.0, "c3");
     let e = c3.fails(&[
