@@ -317,7 +317,8 @@ pub(crate) fn accept_by_pin(store: &mut Store, host: &Host) -> Result<PinOutcome
 /// needs (renewals, new holders); nothing when all is current. Returns how
 /// many entries were published.
 pub(crate) fn maintain(store: &mut Store, host: &Host) -> Result<usize> {
-    let before = account(store)?.index(st::APPLICATION);
+    let count = |a: &AccountState| a.index(st::APPLICATION) + a.index(st::PUBLISHED);
+    let before = count(&account(store)?);
     admin_event(store, host, |_, _, _| {
         Ok((
             Draft {
@@ -327,7 +328,7 @@ pub(crate) fn maintain(store: &mut Store, host: &Host) -> Result<usize> {
             (),
         ))
     })?;
-    let after = account(store)?.index(st::APPLICATION);
+    let after = count(&account(store)?);
     Ok(usize::try_from(after.saturating_sub(before)).unwrap_or(0))
 }
 

@@ -75,9 +75,15 @@ pub(crate) fn event_updates(
     if !d.devices.is_empty() {
         updates.push(a.append(st::DEVICE, d.devices));
     }
-    if !apps.is_empty() {
-        let envs = apps.iter().map(|e| app_envelope(e, admin)).collect();
-        updates.push(a.append(st::APPLICATION, envs));
+    for (store, public) in [(st::APPLICATION, false), (st::PUBLISHED, true)] {
+        let envs: Vec<Signed> = apps
+            .iter()
+            .filter(|e| e.public == public)
+            .map(|e| app_envelope(e, admin))
+            .collect();
+        if !envs.is_empty() {
+            updates.push(a.append(store, envs));
+        }
     }
     if !d.local.is_empty() {
         updates.push(a.append(st::LOCAL, d.local));

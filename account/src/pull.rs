@@ -174,7 +174,8 @@ fn apply_signed(
                 }
             }
         }
-        st::APPLICATION => {
+        // One uid lives in one of the two: the view merges them.
+        st::APPLICATION | st::PUBLISHED => {
             let app: mesh_core::objects::CatalogedApplication = env
                 .verify_object("application entry", oct::CATALOGED_APPLICATION, &admin)
                 .map_err(|x| s(&x))?;

@@ -102,8 +102,10 @@ impl QuickView {
             &self.auth,
         )?;
         Ok(r.stores.iter().all(|s| {
-            let mine =
-                matches!(s.store.as_str(), st::ACCESS | st::DEVICE | st::APPLICATION) || self.admin;
+            let mine = matches!(
+                s.store.as_str(),
+                st::ACCESS | st::DEVICE | st::APPLICATION | st::PUBLISHED
+            ) || self.admin;
             !mine || self.indices.get(&s.store).copied().unwrap_or(0) == s.index
         }))
     }

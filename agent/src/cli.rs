@@ -405,26 +405,40 @@ pub(crate) enum SshCmd {
     Cert,
     /// Print the account's CA line for sshd's TrustedUserCAKeys.
     Ca,
-    /// Write an OpenSSH KRL of every revoked device key and certificate (for RevokedKeys).
+    /// Write an OpenSSH KRL of every revoked or replaced device key and certificate (for RevokedKeys).
+    ///
+    /// On a device: from its own verified view. On a server, with --account
+    /// and --portal: the KRL the account published, verified, never
+    /// replacing a newer one with an older one.
     Krl {
         /// The KRL file (replaced atomically).
         #[arg(long)]
         output: PathBuf,
+        /// On a server: the account's profile UDF (pinned).
+        #[arg(long, requires = "portal")]
+        account: Option<String>,
+        /// On a server: the portal's URL.
+        #[arg(long, requires = "account")]
+        portal: Option<String>,
     },
     /// Print authorized_keys lines for every active device (for sshd's AuthorizedKeysCommand).
     AuthorizedKeys {
-        /// The account's profile UDF (pinned: everything is verified up to it).
+        #[command(flatten)]
+        lookup: LookupArgs,
+        /// The login name (sshd's %u): nothing is printed unless it is one of the account's.
         #[arg(long)]
-        account: String,
-        /// The portal's URL.
+        user: Option<String>,
+    },
+    /// Print the login name when a certificate is for an active device (for sshd's AuthorizedPrincipalsCommand).
+    AuthorizedPrincipals {
+        #[command(flatten)]
+        lookup: LookupArgs,
+        /// The login name (sshd's %u).
         #[arg(long)]
-        portal: String,
-        /// Keep the last verified answer here, for when the portal is unreachable.
+        user: String,
+        /// The certificate, base64 (sshd's %k).
         #[arg(long)]
-        cache: Option<PathBuf>,
-        /// How old a cached answer may be before this fails closed.
-        #[arg(long, default_value = "1h", value_parser = parse_duration)]
-        max_stale: u64,
+        cert: String,
     },
     /// Whether every use of a device's Mesh key asks first, through SSH_ASKPASS (administrators).
     Confirm {
@@ -485,6 +499,34 @@ impl From<RoleArg> for mesh_core::objects::Role {
             RoleArg::Ssh => Role::Ssh,
             RoleArg::Pgp => Role::Pgp,
             RoleArg::Smime => Role::Smime,
+        }
+    }
+}
+
+/// Where a server finds the account, and how long a cached answer serves.
+#[derive(Debug, clap::Args)]
+pub(crate) struct LookupArgs {
+    /// The account's profile UDF (pinned: everything is verified up to it).
+    #[arg(long)]
+    pub account: String,
+    /// The portal's URL.
+    #[arg(long)]
+    pub portal: String,
+    /// Keep the last verified answer here, for when the portal is unreachable.
+    #[arg(long)]
+    pub cache: Option<PathBuf>,
+    /// How old a cached answer may be before this fails closed.
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    pub max_stale: u64,
+}
+
+impl LookupArgs {
+    pub(crate) fn lookup(&self) -> mesh_agent::servers::Lookup<'_> {
+        mesh_agent::servers::Lookup {
+            profile_udf: &self.account,
+            portal: &self.portal,
+            cache: self.cache.as_deref(),
+            max_stale: self.max_stale,
         }
     }
 }

@@ -43,10 +43,13 @@ pub mod store {
     pub const INBOUND: &str = "Inbound";
     /// Administrators' records: PINs and responses.
     pub const LOCAL: &str = "Local";
+    /// Signed `CatalogedApplication` entries that servers read without
+    /// being devices of the account: the SSH policy (login names), the KRL.
+    pub const PUBLISHED: &str = "Published";
     /// Every store, in sync order.
-    pub const ALL: [&str; 5] = [ACCESS, DEVICE, APPLICATION, INBOUND, LOCAL];
+    pub const ALL: [&str; 6] = [ACCESS, DEVICE, APPLICATION, PUBLISHED, INBOUND, LOCAL];
     /// Stores anyone may read (public, signed data).
-    pub const PUBLIC: [&str; 2] = [ACCESS, DEVICE];
+    pub const PUBLIC: [&str; 3] = [ACCESS, DEVICE, PUBLISHED];
 }
 
 /// Transactions.

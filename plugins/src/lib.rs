@@ -63,14 +63,19 @@ pub enum Event {
 }
 
 /// One Application entry a plugin asks the host to publish: `uid` names
-/// it (the plugin owns the uids with its prefix), `data` is public JSON.
-/// The host signs it with the administrator key.
+/// it (the plugin owns the uids with its prefix), `data` is JSON (secrets in
+/// it are encrypted envelopes). The host signs it with the administrator
+/// key and appends it to the Application store, or, when `public`, to the
+/// Published store that servers read without being devices of the account.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppEntry {
     /// The entry's unique id, e.g. `ssh-cert:<device UDF>`.
     pub uid: String,
     /// Its data.
     pub data: serde_json::Value,
+    /// For servers too (the Published store).
+    #[serde(default)]
+    pub public: bool,
 }
 
 impl AppEntry {
@@ -79,6 +84,15 @@ impl AppEntry {
         AppEntry {
             uid: uid.into(),
             data: serde_json::to_value(data).unwrap_or_default(),
+            public: false,
+        }
+    }
+
+    /// An entry servers read too (the Published store).
+    pub fn public<T: Serialize>(uid: impl Into<String>, data: &T) -> AppEntry {
+        AppEntry {
+            public: true,
+            ..AppEntry::new(uid, data)
         }
     }
 }

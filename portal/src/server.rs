@@ -350,7 +350,7 @@ fn check_append(
             }
             *prev_access = Some(a);
         }
-        store::DEVICE | store::APPLICATION | store::LOCAL => {
+        store::DEVICE | store::APPLICATION | store::PUBLISHED | store::LOCAL => {
             env.verify(&env.content_type, &admin)
                 .map_err(|e| ApiError::forbidden(format!("{store_name} entry: {e}")))?;
             if store_name == store::LOCAL && env.content_type == p::ct::RESPOND_CONNECTION {
@@ -394,7 +394,7 @@ async fn bind(State(st): State<AppState>, body: Bytes) -> ApiResult {
             "request names another account than the profile",
         ));
     }
-    if b.updates.len() > 4
+    if b.updates.len() > store::ALL.len()
         || b.updates.iter().map(|u| u.envelopes.len()).sum::<usize>() > p::MAX_UPDATES
     {
         return Err(ApiError::bad("too many entries"));

@@ -6,13 +6,10 @@
 
 use std::sync::Arc;
 
-use mesh_core::envelope::Signed;
 use mesh_core::objects::{AccountKeys, ProfileAccount, Role};
-use mesh_core::portal::{AccessList, DeviceState};
+use mesh_core::portal::DeviceState;
 use mesh_core::udf;
-use mesh_plugins::{
-    now, AccountView, AppEntry, DeviceEntry, DeviceHost, Event, Plugin, PluginError,
-};
+use mesh_plugins::{now, AccountView, AppEntry, DeviceHost, Event, Plugin, PluginError};
 use serde::{Deserialize, Serialize};
 use ssh_key::public::KeyData;
 use ssh_key::{Certificate, HashAlg};
@@ -168,8 +165,97 @@ impl Plugin for SshPlugin {
             };
             out.push(AppEntry::new(cert_uid(&e.device_udf), &entry));
         }
+        out.extend(krl_entry(view)?);
         Ok(out)
     }
+}
+
+/// Application entry (Published store) with the account's signed KRL.
+pub const APP_KRL: &str = "ssh-krl";
+
+/// The published KRL: what servers fetch (`mesh ssh krl --account`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SshKrlEntry {
+    /// The KRL's version: the access list serial it reflects.
+    #[serde(rename = "Version")]
+    pub version: u64,
+    /// What it revokes (sorted key fingerprints and serials), to publish
+    /// only when that changes.
+    #[serde(rename = "Content")]
+    pub content: String,
+    /// The KRL (OpenSSH format), base64.
+    #[serde(rename = "Krl")]
+    pub krl: String,
+}
+
+/// What the KRL revokes: every revoked device's key and certificate
+/// serial, and every key replaced by rotation.
+fn revocations(view: &AccountView) -> (Vec<KeyData>, Vec<u64>) {
+    let mut keys: Vec<KeyData> = view.superseded_ssh.iter().filter_map(ssh_key_of).collect();
+    let mut serials = Vec::new();
+    for (e, d) in view.revoked() {
+        let Some(key) = ssh_key_of(&d.connection.ssh) else {
+            continue;
+        };
+        if let Ok(Some((_, serial))) = device_cert(view, &e.device_udf, &key) {
+            serials.push(serial);
+        }
+        keys.push(key);
+    }
+    (keys, serials)
+}
+
+fn krl_content(keys: &[KeyData], serials: &[u64]) -> String {
+    let mut items: Vec<String> = keys.iter().map(cert::fingerprint).collect();
+    items.extend(serials.iter().map(|s| format!("serial:{s}")));
+    items.sort();
+    items.dedup();
+    items.join(",")
+}
+
+/// A new signed KRL when what it must revoke changed.
+fn krl_entry(view: &AccountView) -> Result<Option<AppEntry>> {
+    let (keys, serials) = revocations(view);
+    let content = krl_content(&keys, &serials);
+    let published: Option<SshKrlEntry> = view.app(APP_KRL)?;
+    if published.as_ref().map(|k| k.content.as_str()).unwrap_or("") == content {
+        return Ok(None);
+    }
+    let bytes = krl(view)?;
+    Ok(Some(AppEntry::public(
+        APP_KRL,
+        &SshKrlEntry {
+            version: view.serial(),
+            content,
+            krl: data_encoding::BASE64.encode(&bytes),
+        },
+    )))
+}
+
+/// The published KRL of a verified view: its version and bytes.
+pub fn published_krl(view: &AccountView) -> Result<Option<(u64, Vec<u8>)>> {
+    let Some(k) = view.app::<SshKrlEntry>(APP_KRL)? else {
+        return Ok(None);
+    };
+    let bytes = data_encoding::BASE64
+        .decode(k.krl.as_bytes())
+        .map_err(|e| PluginError::Untrusted(format!("the published KRL: {e}")))?;
+    if krl_version(&bytes) != Some(k.version) {
+        return Err(PluginError::Untrusted(
+            "the published KRL's version is not the one its entry names".into(),
+        ));
+    }
+    Ok(Some((k.version, bytes)))
+}
+
+/// The version field of an OpenSSH KRL (PROTOCOL.krl: magic, format
+/// version, then the KRL version), if the bytes are one.
+pub fn krl_version(bytes: &[u8]) -> Option<u64> {
+    const MAGIC: &[u8] = b"SSHKRL\n\0";
+    if bytes.len() < 20 || !bytes.starts_with(MAGIC) {
+        return None;
+    }
+    Some(u64::from_be_bytes(bytes[12..20].try_into().ok()?))
 }
 
 /// The policy entry that sets the principals (and the validity); the
@@ -194,7 +280,7 @@ pub fn principals_entry(
         validity: validity.unwrap_or(old.validity),
         ..old
     };
-    Ok(vec![AppEntry::new(APP_SSH, &pol)])
+    Ok(vec![AppEntry::public(APP_SSH, &pol)])
 }
 
 /// The policy entry that makes every device's agent confirm each use of
@@ -204,7 +290,7 @@ pub fn confirm_entry(view: &AccountView, confirm: bool) -> Result<Vec<AppEntry>>
         confirm,
         ..policy(view)?
     };
-    Ok(vec![AppEntry::new(APP_SSH, &pol)])
+    Ok(vec![AppEntry::public(APP_SSH, &pol)])
 }
 
 /// The identities the agent serves for this device: its SSH key and
@@ -263,17 +349,7 @@ pub fn ca_line(view: &AccountView) -> Result<String> {
 /// replaced by rotation.
 pub fn krl(view: &AccountView) -> Result<Vec<u8>> {
     let ca = ca_key(&view.profile)?;
-    let mut keys: Vec<KeyData> = view.superseded_ssh.iter().filter_map(ssh_key_of).collect();
-    let mut serials = Vec::new();
-    for (e, d) in view.revoked() {
-        let Some(key) = ssh_key_of(&d.connection.ssh) else {
-            continue;
-        };
-        if let Ok(Some((_, serial))) = device_cert(view, &e.device_udf, &key) {
-            serials.push(serial);
-        }
-        keys.push(key);
-    }
+    let (keys, serials) = revocations(view);
     Ok(cert::krl(
         &ca,
         &serials,
@@ -284,43 +360,59 @@ pub fn krl(view: &AccountView) -> Result<Vec<u8>> {
     ))
 }
 
-/// Verify a server's fetch of the public stores up to the pinned profile
-/// UDF; return the authorized_keys lines of the active ssh devices.
-pub fn authorized_lines(
-    pinned: &str,
-    profile: &Signed,
-    access: &Signed,
-    devices: &[Signed],
+/// Whether `user` is one of the account's login names (the published policy).
+pub fn allows(view: &AccountView, user: &str) -> Result<bool> {
+    Ok(policy(view)?.principals.iter().any(|p| p == user))
+}
+
+/// The authorized_keys lines of the active ssh devices of a verified view
+/// of the public stores: none when `user` is given and is not one of the
+/// account's login names.
+pub fn authorized_lines(view: &AccountView, user: Option<&str>) -> Result<Vec<String>> {
+    if let Some(u) = user {
+        if !allows(view, u)? {
+            return Ok(Vec::new());
+        }
+    }
+    Ok(view
+        .active(Role::Ssh)
+        .into_iter()
+        .filter(|(e, d)| {
+            udf::udf_eq(&d.connection.device_udf, &e.device_udf) && d.connection.has(Role::Ssh)
+        })
+        .filter_map(|(e, d)| {
+            ssh_key_of(&d.connection.ssh)
+                .map(|k| cert::key_line(&k, &format!("mesh:{}@{}", e.name, view.address)))
+        })
+        .collect())
+}
+
+/// For sshd's `AuthorizedPrincipalsCommand`: `user`, when the certificate
+/// (`%k`, base64) was issued by the account's CA for the current key of an
+/// active ssh device and `user` is one of the account's login names;
+/// otherwise nothing. sshd still checks the certificate's own principals
+/// and validity.
+pub fn authorized_principals(
+    view: &AccountView,
+    user: &str,
+    cert_b64: &str,
 ) -> Result<Vec<String>> {
-    let untrusted = |what: String| PluginError::Untrusted(what);
-    let profile =
-        ProfileAccount::verify(profile, pinned).map_err(|e| untrusted(format!("profile: {e}")))?;
-    let list =
-        AccessList::verify(access, &profile).map_err(|e| untrusted(format!("access list: {e}")))?;
-    let mut latest: std::collections::BTreeMap<String, DeviceEntry> = Default::default();
-    for (i, env) in devices.iter().enumerate() {
-        let d = DeviceEntry::verify(env, &profile)
-            .map_err(|e| untrusted(format!("Device entry {}: {e}", i + 1)))?;
-        latest.insert(d.catalog.device_udf.clone(), d);
+    let bad = |e: String| PluginError::BadInput(format!("the certificate sshd passed: {e}"));
+    let blob = data_encoding::BASE64
+        .decode(cert_b64.trim().as_bytes())
+        .map_err(|e| bad(e.to_string()))?;
+    let c = Certificate::from_bytes(&blob).map_err(|e| bad(e.to_string()))?;
+    let ca = ca_key(&view.profile)?;
+    if c.signature_key() != &ca || !allows(view, user)? {
+        return Ok(Vec::new());
     }
-    let mut lines = Vec::new();
-    for e in list
-        .devices
-        .iter()
-        .filter(|d| d.state == DeviceState::Active && d.roles.contains(&Role::Ssh))
-    {
-        let Some(d) = latest.get(&e.device_udf) else {
-            continue;
-        };
-        if !udf::udf_eq(&d.connection.device_udf, &e.device_udf) || !d.connection.has(Role::Ssh) {
-            continue;
-        }
-        if let Some(k) = ssh_key_of(&d.connection.ssh) {
-            lines.push(cert::key_line(
-                &k,
-                &format!("mesh:{}@{}", e.name, profile.account_address),
-            ));
-        }
-    }
-    Ok(lines)
+    let current = view
+        .active(Role::Ssh)
+        .into_iter()
+        .any(|(_, d)| ssh_key_of(&d.connection.ssh).as_ref() == Some(c.public_key()));
+    Ok(if current {
+        vec![user.to_string()]
+    } else {
+        Vec::new()
+    })
 }

@@ -21,7 +21,28 @@ pub(crate) fn run(home: &std::path::Path, cmd: SshCmd, j: bool) -> Result<()> {
             let l = with_view(home, |_, view| Ok(ssh::ca_line(view)?))?;
             emit(j, json!({"ca": l}), &l);
         }
-        SshCmd::Krl { output } => {
+        SshCmd::Krl {
+            output,
+            account: Some(account),
+            portal: Some(portal),
+        } => {
+            let f = mesh_agent::servers::fetch_krl(&account, &portal, &output)?;
+            if f.replaced {
+                eprintln!(
+                    "mesh: wrote {} (KRL version {})",
+                    output.display(),
+                    f.version
+                );
+            } else {
+                eprintln!(
+                    "mesh: {} is current (KRL version {})",
+                    output.display(),
+                    f.version
+                );
+            }
+            emit(j, serde_json::to_value(&f)?, "");
+        }
+        SshCmd::Krl { output, .. } => {
             {
                 // The KRL reflects the latest revocations the portal has.
                 let mut store = Store::open(home, false)?;
@@ -32,25 +53,13 @@ pub(crate) fn run(home: &std::path::Path, cmd: SshCmd, j: bool) -> Result<()> {
             eprintln!("mesh: wrote {} ({} bytes)", output.display(), k.len());
             emit(j, json!({"output": output, "bytes": k.len()}), "");
         }
-        SshCmd::AuthorizedKeys {
-            account,
-            portal,
-            cache,
-            max_stale,
-        } => {
-            let lines = mesh_agent::servers::authorized_keys(
-                &account,
-                &portal,
-                cache.as_deref(),
-                max_stale,
-            )?;
-            if j {
-                out!("{}", json!({"keys": lines}));
-            } else {
-                for l in lines {
-                    out!("{l}");
-                }
-            }
+        SshCmd::AuthorizedKeys { lookup, user } => {
+            let lines = mesh_agent::servers::authorized_keys(&lookup.lookup(), user.as_deref())?;
+            print_lines(j, "keys", &lines);
+        }
+        SshCmd::AuthorizedPrincipals { lookup, user, cert } => {
+            let lines = mesh_agent::servers::authorized_principals(&lookup.lookup(), &user, &cert)?;
+            print_lines(j, "principals", &lines);
         }
         SshCmd::Confirm { state } => {
             let mut store = Store::open(home, false)?;
@@ -86,4 +95,15 @@ pub(crate) fn run(home: &std::path::Path, cmd: SshCmd, j: bool) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// One item a line, or a JSON list under `field`.
+fn print_lines(j: bool, field: &str, lines: &[String]) {
+    if j {
+        out!("{}", json!({ field: lines }));
+    } else {
+        for l in lines {
+            out!("{l}");
+        }
+    }
 }

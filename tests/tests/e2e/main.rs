@@ -3,6 +3,7 @@
 //! talks to one. One test binary, one module per capability.
 
 mod core;
+mod drill;
 mod host;
 mod pgp;
 mod portal;
