@@ -2,8 +2,6 @@
 //! answer PIN requests and publish what the channels need, then let every
 //! channel bring this device up to date.
 
-use std::collections::BTreeMap;
-
 use mesh_core::objects::Role;
 use mesh_core::portal::{self as p, store as st, tx};
 
@@ -62,8 +60,8 @@ pub struct QuickView {
     profile_udf: String,
     device_udf: String,
     auth: mesh_core::keys::SigningKey,
-    indices: BTreeMap<String, u64>,
-    admin: bool,
+    known: Vec<p::StoreIndex>,
+    serial: u64,
 }
 
 impl std::fmt::Debug for QuickView {
@@ -80,33 +78,51 @@ pub fn quick_view(store: &Store) -> Result<QuickView> {
     if a.membership != Membership::Member {
         return Err(AccountError::NoAccount);
     }
+    let admin = a.roles.contains(&Role::Admin);
+    // The stores this device reads: members do not read the spools.
+    let known = st::ALL
+        .iter()
+        .filter(|s| admin || !matches!(**s, st::INBOUND | st::LOCAL))
+        .map(|s| p::StoreIndex {
+            store: s.to_string(),
+            index: a.index(s),
+        })
+        .collect();
     Ok(QuickView {
         client: Client::new(&a.portal)?,
         profile_udf: a.profile_udf.clone(),
         device_udf: device_udf(store)?,
         auth: device_keys(store)?.authenticate,
-        indices: a.indices.clone(),
-        admin: a.roles.contains(&Role::Admin),
+        known,
+        serial: a.access_list()?.map(|l| l.serial).unwrap_or(0),
     })
 }
 
 impl QuickView {
-    /// Whether the account's stores are where the last sync left them (one
-    /// signed Status request).
-    pub fn unchanged(&self) -> std::result::Result<bool, ClientError> {
+    /// Whether the account's stores moved since the last sync: one signed
+    /// Status request, held by the portal up to `wait` seconds until they
+    /// do (a long-poll). It also reports the access list serial this device
+    /// applied.
+    pub fn changed(&self, wait: u64) -> std::result::Result<bool, ClientError> {
+        let body = p::StatusRequest {
+            wait,
+            known: self.known.clone(),
+            applied: Some(self.serial),
+        };
         let r: p::StatusResponse = self.client.signed(
             tx::STATUS,
             &self.profile_udf,
             &self.device_udf,
-            serde_json::json!({}),
+            serde_json::to_value(&body).unwrap_or_default(),
             &self.auth,
         )?;
-        Ok(r.stores.iter().all(|s| {
-            let mine = matches!(
-                s.store.as_str(),
-                st::ACCESS | st::DEVICE | st::APPLICATION | st::PUBLISHED
-            ) || self.admin;
-            !mine || self.indices.get(&s.store).copied().unwrap_or(0) == s.index
+        Ok(self.known.iter().any(|k| {
+            r.stores
+                .iter()
+                .find(|s| s.store == k.store)
+                .map(|s| s.index)
+                .unwrap_or(0)
+                != k.index
         }))
     }
 }

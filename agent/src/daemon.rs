@@ -53,6 +53,9 @@ pub enum DaemonError {
     /// Did not come up.
     #[error("the agent did not start: {0}")]
     Start(String),
+    /// Did not exit.
+    #[error("the agent did not stop: {0}")]
+    Stop(String),
     /// This home was revoked from its account.
     #[error("this device was revoked from {0}; its keys were wiped and the agent will not start")]
     Revoked(String),
@@ -66,6 +69,9 @@ impl DaemonError {
                 Some("`mesh agent stop` stops it; `mesh agent env` prints its socket".into())
             }
             DaemonError::NotRunning => Some("start it with `mesh agent start`".into()),
+            DaemonError::Stop(_) => {
+                Some("see the agent's log (`mesh agent status`); `kill` it by its pid".into())
+            }
             DaemonError::Revoked(_) => {
                 Some("join the account again from a new home (`mesh device request` with another --home)".into())
             }
@@ -205,12 +211,17 @@ type SyncOutcome = (
     Option<QuickView>,
 );
 
+/// How long one long-poll waits at the portal (seconds).
+const LONG_POLL: u64 = mesh_core::portal::MAX_WAIT;
+
 /// One sync: pull, then load this device's identities. Blocking (store lock,
-/// HTTP). Between full syncs a signed Status request says whether anything
-/// changed, so an idle agent does almost nothing.
+/// HTTP). Between full syncs a long-poll (a signed Status request the portal
+/// holds until the account changes) waits for the next change, so an idle
+/// agent sends one request every 20 s and learns of a change at once.
 fn sync_once(home: &Path, quick: Option<QuickView>, full_due: bool, last: &Status) -> SyncOutcome {
     if let (Some(q), false) = (&quick, full_due) {
-        if let Ok(true) = q.unchanged() {
+        // A change, or a refusal (revoked, rotated), is the full sync's to handle.
+        if let Ok(false) = q.changed(LONG_POLL) {
             return (Ok(()), None, last.clone(), quick);
         }
     }
@@ -276,10 +287,16 @@ async fn sync_loop(home: PathBuf, shared: Arc<Shared>, interval: Duration) {
         let due = forced || last_full.elapsed() >= FULL_SYNC;
         let last = shared.status.read().await.clone();
         let q = quick.take();
-        let (r, ids, fresh, next_quick) =
-            tokio::task::spawn_blocking(move || sync_once(&h, q, due, &last))
-                .await
-                .unwrap_or_else(|_| (Ok(()), None, Status::default(), None));
+        let task = tokio::task::spawn_blocking(move || sync_once(&h, q, due, &last));
+        // A `mesh sync` or a stop does not wait for the long-poll to end.
+        let (r, ids, fresh, next_quick) = tokio::select! {
+            r = task => r.unwrap_or_else(|_| (Ok(()), None, Status::default(), None)),
+            _ = shared.sync_now.notified() => {
+                forced = true;
+                continue;
+            }
+            _ = shared.stop.notified() => return,
+        };
         quick = next_quick;
         if due || ids.is_some() {
             last_full = std::time::Instant::now();
@@ -322,6 +339,10 @@ async fn sync_loop(home: PathBuf, shared: Arc<Shared>, interval: Duration) {
             }
         }
         shared.synced.notify_waiters();
+        if r.is_ok() && quick.is_some() {
+            // The next long-poll is the wait.
+            continue;
+        }
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = shared.sync_now.notified() => forced = true,
@@ -434,7 +455,7 @@ pub fn run(home: &Path, interval: Duration) -> Result<(), DaemonError> {
         ),
         Err(_) => (Vec::new(), None, None),
     };
-    rt.block_on(async move {
+    let served = rt.block_on(async move {
         let agent = Arc::new(Agent::default());
         agent.set_mesh_identities(initial).await;
         let ssh = bind(&p.ssh)?;
@@ -460,7 +481,11 @@ pub fn run(home: &Path, interval: Duration) -> Result<(), DaemonError> {
         let _ = std::fs::remove_file(&p.control);
         drop(lock);
         Ok(())
-    })
+    });
+    // A long-poll may still be waiting at the portal in a blocking thread:
+    // do not wait for it to exit.
+    rt.shutdown_background();
+    served
 }
 
 /// Accept on both sockets until stopped (SIGTERM, SIGINT or a stop request).
@@ -609,8 +634,8 @@ pub fn stop(home: &Path) -> Result<(), DaemonError> {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while alive(pid) || lock_holder(home).is_some() || p.control.exists() || p.ssh.exists() {
         if std::time::Instant::now() > deadline {
-            return Err(DaemonError::Start(format!(
-                "the agent (pid {pid}) did not stop in 10 s"
+            return Err(DaemonError::Stop(format!(
+                "pid {pid} still runs after 10 s"
             )));
         }
         // Waiting for another process to exit: nothing to be notified by.

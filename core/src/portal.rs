@@ -360,6 +360,43 @@ impl std::fmt::Debug for MessagePin {
     }
 }
 
+/// Longest a Status request is held (seconds): below the clients' 30 s
+/// request timeout.
+pub const MAX_WAIT: u64 = 20;
+
+/// Status request body. With `Wait`, the portal holds the request until the
+/// last index of a store listed in `Known` differs from the one given, or
+/// `Wait` seconds (at most [`MAX_WAIT`]) pass: a long-poll.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusRequest {
+    /// Seconds to hold the request; 0 answers at once.
+    #[serde(rename = "Wait", default)]
+    pub wait: u64,
+    /// The last index of each store this device has.
+    #[serde(rename = "Known", default)]
+    pub known: Vec<StoreIndex>,
+    /// The access list serial this device applied (for administrators'
+    /// `revoke --wait`).
+    #[serde(rename = "Applied", default, skip_serializing_if = "Option::is_none")]
+    pub applied: Option<u64>,
+}
+
+/// What a device reported it applied.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppliedSerial {
+    /// The device.
+    #[serde(rename = "DeviceUdf")]
+    pub device_udf: String,
+    /// The access list serial it applied.
+    #[serde(rename = "Serial")]
+    pub serial: u64,
+    /// When it said so (seconds since the epoch).
+    #[serde(rename = "Time")]
+    pub time: u64,
+}
+
 /// Status: the indices of the account's stores.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -370,6 +407,9 @@ pub struct StatusResponse {
     /// Last index of each store.
     #[serde(rename = "Stores")]
     pub stores: Vec<StoreIndex>,
+    /// Administrators: what each device reported it applied.
+    #[serde(rename = "Applied", default, skip_serializing_if = "Vec::is_empty")]
+    pub applied: Vec<AppliedSerial>,
 }
 
 /// The last index of a store.

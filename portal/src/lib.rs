@@ -10,6 +10,7 @@
 
 pub mod server;
 pub mod storage;
+pub mod watch;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

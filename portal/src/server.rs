@@ -28,6 +28,8 @@ pub struct AppState {
     /// Parsed accounts, keyed by profile UDF; an entry is used only while
     /// the account's access list is at the same index.
     cache: Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<AccountView>>>>,
+    /// Waiting devices and what they applied.
+    watch: Arc<crate::watch::Watch>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -51,6 +53,7 @@ pub fn router(storage: Arc<dyn Storage>) -> Router {
         .with_state(AppState {
             storage,
             cache: Arc::default(),
+            watch: Arc::default(),
         })
 }
 
@@ -427,7 +430,9 @@ async fn bind(State(st): State<AppState>, body: Bytes) -> ApiResult {
     };
     let appends = to_appends(&b.updates);
     let s = st.storage.clone();
+    let account_udf = rec.udf.clone();
     blocking(move || s.bind(&rec, &appends)).await?;
+    st.watch.changed(&account_udf);
     json(&serde_json::json!({"ProfileUdf": profile.udf()}))
 }
 
@@ -501,7 +506,9 @@ async fn connect(State(st): State<AppState>, body: Bytes) -> ApiResult {
     let s = st.storage.clone();
     let id = request_id.clone();
     let inbound_json = serde_json::to_string(&inbound).unwrap_or_default();
+    let account_udf = rec.account.clone();
     blocking(move || s.add_request(&id, &rec, &inbound_json)).await?;
+    st.watch.changed(&account_udf);
     json(&p::ConnectResponse {
         profile: profile_env,
         request_id,
@@ -554,11 +561,56 @@ async fn complete(State(st): State<AppState>, body: Bytes) -> ApiResult {
     json(&resp)
 }
 
+/// Status, and the long-poll (`watch.rs`): with `Wait`, held until a store
+/// the device names in `Known` moves past what it knows.
 async fn status(State(st): State<AppState>, body: Bytes) -> ApiResult {
-    let (m, _) = member(&st, &body, tx::STATUS).await?;
-    let s = st.storage.clone();
-    let a = m.account.udf.clone();
-    let idx = blocking(move || s.indices(&a)).await?;
+    let (m, req) = member(&st, &body, tx::STATUS).await?;
+    let r: p::StatusRequest = if req.body == serde_json::json!({}) {
+        p::StatusRequest::default()
+    } else {
+        from_value("status request", &req.body)?
+    };
+    let account = m.account.udf.clone();
+    if let Some(serial) = r.applied {
+        st.watch
+            .applied(&account, &m.device.device_udf, serial, now());
+    }
+    // Listen before reading, so that no append between the two is missed.
+    let notify = st.watch.of(&account);
+    let woken = notify.notified();
+    tokio::pin!(woken);
+    woken.as_mut().enable();
+    let mut idx = indices(&st, &account).await?;
+    // Only the stores the device names count: members do not read the
+    // administrators' spools.
+    let moved = |idx: &[(String, u64)]| {
+        r.known.iter().any(|k| {
+            let now = idx
+                .iter()
+                .find(|(s, _)| *s == k.store)
+                .map(|(_, i)| *i)
+                .unwrap_or(0);
+            now != k.index
+        })
+    };
+    if r.wait > 0 && !moved(&idx) {
+        let wait = std::time::Duration::from_secs(r.wait.min(p::MAX_WAIT));
+        let _ = tokio::time::timeout(wait, woken).await;
+        idx = indices(&st, &account).await?;
+    }
+    let applied = if m.device.roles.contains(&Role::Admin) {
+        st.watch
+            .applied_of(&account)
+            .into_iter()
+            .map(|(device_udf, serial, time)| p::AppliedSerial {
+                device_udf,
+                serial,
+                time,
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     let profile: Signed = parse("stored profile", m.account.profile.as_bytes())?;
     json(&p::StatusResponse {
         profile,
@@ -566,7 +618,14 @@ async fn status(State(st): State<AppState>, body: Bytes) -> ApiResult {
             .into_iter()
             .map(|(store, index)| p::StoreIndex { store, index })
             .collect(),
+        applied,
     })
+}
+
+async fn indices(st: &AppState, account: &str) -> Result<Vec<(String, u64)>, ApiError> {
+    let s = st.storage.clone();
+    let a = account.to_string();
+    blocking(move || s.indices(&a)).await
 }
 
 async fn read_stores(
@@ -732,6 +791,7 @@ async fn apply(
     let s = st.storage.clone();
     let a = account.udf.clone();
     let idx = blocking(move || s.append(&a, &appends, &responses)).await?;
+    st.watch.changed(&account.udf);
     json(&p::TransactResponse {
         stores: idx
             .into_iter()
