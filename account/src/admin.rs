@@ -388,7 +388,11 @@ pub fn list(store: &Store) -> Result<Vec<DeviceView>> {
 }
 
 /// The one active or revoked device named `which` (name or UDF).
-fn target<'a>(list: &'a AccessList, which: &str, active_only: bool) -> Result<&'a AccessEntry> {
+pub(crate) fn target<'a>(
+    list: &'a AccessList,
+    which: &str,
+    active_only: bool,
+) -> Result<&'a AccessEntry> {
     let matches: Vec<&AccessEntry> = list
         .devices
         .iter()
@@ -406,43 +410,6 @@ fn target<'a>(list: &'a AccessList, which: &str, active_only: bool) -> Result<&'
             "give the device UDF (`mesh device list` shows them)",
         )),
     }
-}
-
-/// `mesh device revoke NAME|UDF`: one transaction with the next access list
-/// and every channel's entries (CRL, rotated shared keys, revoked subkey).
-pub fn revoke(store: &mut Store, host: &Host, which: &str) -> Result<String> {
-    let me = device_udf(store)?;
-    admin_event(store, host, |a, _, admin| {
-        let list = a.access_list()?.ok_or(AccountError::NoAccount)?;
-        let target = target(&list, which, false)?.clone();
-        if udf::udf_eq(&target.device_udf, &me) {
-            return Err(AccountError::usage(
-                "refusing to revoke this device itself",
-                "revoke it from another administrator device",
-            ));
-        }
-        if target.state == DeviceState::Revoked {
-            return Err(AccountError::usage(
-                format!("{which} is revoked already"),
-                "`mesh device list` shows each device's state",
-            ));
-        }
-        let env = crate::entries::next_access(admin, Some(&list), |d| {
-            for e in d.iter_mut() {
-                if udf::udf_eq(&e.device_udf, &target.device_udf) {
-                    e.state = DeviceState::Revoked;
-                }
-            }
-        });
-        let draft = Draft {
-            access: Some(env),
-            event: Some(Event::Revoked {
-                device: target.device_udf.clone(),
-            }),
-            ..Draft::default()
-        };
-        Ok((draft, target.name))
-    })
 }
 
 /// `mesh device rotate NAME|UDF`: new keys for a device, computed here

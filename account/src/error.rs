@@ -61,6 +61,11 @@ pub enum AccountError {
         /// What to do.
         hint: String,
     },
+    /// The portal's answer was lost and it cannot be asked now.
+    #[error(
+        "the outcome is unknown: the portal's answer was lost ({0}) and it cannot be asked now"
+    )]
+    OutcomeUnknown(String),
     /// Too many concurrent writers.
     #[error("the account changed under every retry (another administrator is writing); try again")]
     Busy,
@@ -97,6 +102,10 @@ impl AccountError {
                 "`mesh device list` shows the account's devices, their names and UDFs".into()
             }
             AccountError::Busy => "run the command again".into(),
+            AccountError::OutcomeUnknown(_) => {
+                "when the portal is back, `mesh device list` shows whether it took effect; running the same command again is safe"
+                    .into()
+            }
             AccountError::Usage { hint, .. } => hint.clone(),
             AccountError::NoAccount => {
                 "create one with `mesh account create` or join one with `mesh device request`".into()

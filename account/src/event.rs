@@ -106,6 +106,7 @@ pub(crate) fn admin_event<T>(
         let admin = admin_keys(store, &a)?;
         let view = host.view(&a)?;
         let (draft, out) = build(&a, &view, &admin)?;
+        let access = draft.access.clone();
         let updates = event_updates(host, &a, &view, &admin, draft)?;
         if updates.is_empty() {
             return Ok(out);
@@ -126,6 +127,15 @@ pub(crate) fn admin_event<T>(
                 return Ok(out);
             }
             Err(e) if e.code() == Some(code::CONFLICT) => continue,
+            // The request may have been committed and only the answer lost:
+            // what the portal holds now says which.
+            Err(e @ ClientError::Unreachable { .. }) => {
+                return match landed(store, host, access.as_ref()) {
+                    Some(true) => Ok(out),
+                    Some(false) => Err(e.into()),
+                    None => Err(AccountError::OutcomeUnknown(e.to_string())),
+                };
+            }
             Err(e) => {
                 let mut a = a;
                 return Err(handle_revoked(store, host, &mut a, e));
@@ -133,4 +143,18 @@ pub(crate) fn admin_event<T>(
         }
     }
     Err(AccountError::Busy)
+}
+
+/// After a transport error: whether the event's access list is now the
+/// account's (`None`: the portal cannot be asked, or the event had no
+/// access list to look for).
+fn landed(store: &mut Store, host: &Host, access: Option<&Signed>) -> Option<bool> {
+    let access = access?;
+    pull(store, host, &mut SyncReport::default()).ok()?;
+    let a = account(store).ok()?;
+    Some(
+        a.access
+            .as_ref()
+            .is_some_and(|now| now.payload == access.payload),
+    )
 }

@@ -28,6 +28,7 @@ pub mod event;
 pub mod host;
 pub mod join;
 pub mod pull;
+pub mod revoke;
 pub mod state;
 pub mod store;
 pub mod sync;

@@ -251,6 +251,9 @@ pub(crate) enum DeviceCmd {
     Revoke {
         /// Name or device UDF.
         which: String,
+        /// Then wait until every other device applied it (default 30s), and report each one's time.
+        #[arg(long, value_name = "TIMEOUT", num_args = 0..=1, default_missing_value = "30s", value_parser = parse_duration)]
+        wait: Option<u64>,
     },
     /// Give a device new keys at the next epoch, keeping its identity (administrators).
     Rotate {

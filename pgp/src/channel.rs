@@ -129,6 +129,35 @@ impl Plugin for PgpPlugin {
         Ok(out)
     }
 
+    fn describe(&self, event: &Event, before: &AccountView, after: &AccountView) -> Vec<String> {
+        let Event::Revoked { device } = event else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        if after
+            .app::<PgpSubkey>(&format!("pgp-key:{device}"))
+            .ok()
+            .flatten()
+            .is_some()
+        {
+            out.push(
+                "its signing subkey revoked (key compromised) in the republished certificate"
+                    .to_string(),
+            );
+        }
+        let epoch = |v: &AccountView| {
+            encryption_subkeys(v)
+                .ok()
+                .and_then(|e| e.last().map(|k| k.epoch))
+        };
+        if let (Some(a), Some(b)) = (epoch(before), epoch(after)) {
+            if b > a {
+                out.push(format!("encryption subkey rotated: epoch {a} → {b} (the old one revoked as superseded)"));
+            }
+        }
+        out
+    }
+
     fn verify(&self, view: &AccountView) -> Result<()> {
         if let Some(c) = view.app::<PgpCert>("pgp")? {
             crate::gnupg::check_cert(view, c.certificate.as_bytes())?;

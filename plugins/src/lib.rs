@@ -140,6 +140,12 @@ pub trait Plugin: std::fmt::Debug + Send + Sync {
         Ok(())
     }
 
+    /// What this channel did for `event`, from the account before and
+    /// after it: the report an administrator reads (`mesh device revoke`).
+    fn describe(&self, _event: &Event, _before: &AccountView, _after: &AccountView) -> Vec<String> {
+        Vec::new()
+    }
+
     /// Device side: bring what this channel provisioned on the device up to
     /// the view. Returns what it did.
     fn apply(&self, _device: &dyn DeviceHost, _view: &AccountView) -> Result<Actions, PluginError> {

@@ -141,6 +141,40 @@ impl Plugin for SmimePlugin {
         Ok(out)
     }
 
+    fn describe(&self, event: &Event, before: &AccountView, after: &AccountView) -> Vec<String> {
+        let Event::Revoked { device } = event else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        let crl = after
+            .app::<SmimeCrl>(APP_CRL)
+            .ok()
+            .flatten()
+            .map(|c| c.number);
+        if let Some(c) = after
+            .app::<SmimeCert>(&format!("smime-cert:{device}"))
+            .ok()
+            .flatten()
+        {
+            out.push(format!(
+                "signing certificate serial {} in the CRL{}",
+                c.serial,
+                crl.map(|n| format!(", number {n}")).unwrap_or_default()
+            ));
+        }
+        let epoch = |v: &AccountView| {
+            encryption_epochs(v)
+                .ok()
+                .and_then(|e| e.last().map(|k| k.epoch))
+        };
+        if let (Some(a), Some(b)) = (epoch(before), epoch(after)) {
+            if b > a {
+                out.push(format!("encryption certificate rotated: epoch {a} → {b} (the old one in the CRL as superseded)"));
+            }
+        }
+        out
+    }
+
     fn apply(&self, device: &dyn DeviceHost, view: &AccountView) -> Result<Vec<String>> {
         crate::nss::refresh(device, view)
     }

@@ -168,6 +168,35 @@ impl Plugin for SshPlugin {
         out.extend(krl_entry(view)?);
         Ok(out)
     }
+
+    fn describe(&self, event: &Event, before: &AccountView, after: &AccountView) -> Vec<String> {
+        let Event::Revoked { device } = event else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        if let Some(key) = after
+            .devices
+            .get(device)
+            .and_then(|d| ssh_key_of(&d.connection.ssh))
+        {
+            out.push(format!(
+                "key {} refused by authorized-keys and authorized-principals at the next login",
+                cert::fingerprint(&key)
+            ));
+        }
+        let version = |v: &AccountView| {
+            v.app::<SshKrlEntry>(APP_KRL)
+                .ok()
+                .flatten()
+                .map(|k| k.version)
+        };
+        if let Some(v) = version(after).filter(|v| Some(*v) != version(before)) {
+            out.push(format!(
+                "key and certificate in the published KRL, version {v}"
+            ));
+        }
+        out
+    }
 }
 
 /// Application entry (Published store) with the account's signed KRL.

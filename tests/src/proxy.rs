@@ -18,12 +18,16 @@ pub enum Fault {
     /// Forward the request, let the portal commit, then close the
     /// connection instead of answering (the answer was lost).
     DropResponse,
+    /// As `DropResponse`, then refuse every connection until `heal` (the
+    /// portal went away right after it committed).
+    DropResponseThenDown,
 }
 
 #[derive(Debug, Default)]
 struct State {
     armed: Option<(String, Fault)>,
     seen: Vec<String>,
+    down: bool,
 }
 
 /// A running proxy; it stops with the test process.
@@ -53,6 +57,10 @@ impl FaultProxy {
         let st = state.clone();
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
+                if st.lock().expect("state").down {
+                    drop(client);
+                    continue;
+                }
                 let Ok(server) = TcpStream::connect(&target) else {
                     continue;
                 };
@@ -66,6 +74,11 @@ impl FaultProxy {
     /// The next `transaction` request (e.g. "Transact") gets `fault`, once.
     pub fn arm(&self, transaction: &str, fault: Fault) {
         self.state.lock().expect("state").armed = Some((transaction.to_string(), fault));
+    }
+
+    /// Forward connections again after `DropResponseThenDown`.
+    pub fn heal(&self) {
+        self.state.lock().expect("state").down = false;
     }
 
     /// Forget what was seen.
@@ -128,6 +141,10 @@ fn relay(mut client: TcpStream, server: TcpStream, st: Arc<Mutex<State>>) {
                         break;
                     }
                     Fault::DropResponse => suppress.store(true, Ordering::SeqCst),
+                    Fault::DropResponseThenDown => {
+                        suppress.store(true, Ordering::SeqCst);
+                        s.down = true;
+                    }
                 }
             }
         }

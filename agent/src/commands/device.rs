@@ -78,12 +78,7 @@ pub(crate) fn run(home: &std::path::Path, cmd: DeviceCmd, j: bool) -> Result<()>
             );
             emit(j, json!({"rotated": name, "epoch": epoch}), "");
         }
-        DeviceCmd::Revoke { which } => {
-            let mut store = Store::open(home, false)?;
-            let name = admin::revoke(&mut store, &mesh_agent::host(), &which)?;
-            eprintln!("mesh: revoked {name}: the portal refuses it from now on");
-            emit(j, json!({"revoked": name}), "");
-        }
+        DeviceCmd::Revoke { which, wait } => revoke(home, &which, wait, j)?,
     }
     Ok(())
 }
@@ -182,5 +177,52 @@ fn list(home: &std::path::Path, j: bool) -> Result<()> {
             );
         }
     }
+    Ok(())
+}
+
+/// `mesh device revoke`: what each channel did, then (`--wait`) each other
+/// device's time to apply it.
+fn revoke(home: &std::path::Path, which: &str, wait: Option<u64>, j: bool) -> Result<()> {
+    let mut store = Store::open(home, false)?;
+    let r = mesh_account::revoke::revoke(&mut store, &mesh_agent::host(), which)?;
+    let mut text = Vec::new();
+    if r.already {
+        eprintln!(
+            "mesh: {} was revoked already (access list {})",
+            r.name, r.serial
+        );
+    } else {
+        eprintln!("mesh: revoked {} ({})", r.name, r.device);
+        for c in &r.channels {
+            for line in &c.done {
+                text.push(format!("{:<7} {line}", c.channel));
+            }
+        }
+    }
+    let waited = match wait {
+        Some(secs) => {
+            let w = mesh_account::revoke::wait_applied(
+                &store,
+                r.serial,
+                std::time::Duration::from_secs(secs),
+            )?;
+            for d in &w {
+                text.push(match d.seconds {
+                    Some(s) => format!("{:<7} {} applied it after {s:.2} s", "device", d.name),
+                    None => format!(
+                        "{:<7} {} has not applied it (offline?): it will at its next contact",
+                        "device", d.name
+                    ),
+                });
+            }
+            Some(w)
+        }
+        None => None,
+    };
+    emit(
+        j,
+        json!({"revoked": r, "devices": waited}),
+        &text.join("\n"),
+    );
     Ok(())
 }

@@ -367,11 +367,21 @@ fn every_account_event_is_one_transaction_and_a_fault_leaves_old_or_new() {
     a.fails(&["device", "revoke", "phone"]);
     assert_eq!(observed(&c), before, "the old state, whole");
 
-    // A revocation whose answer was lost: everything changed at once.
+    // A revocation whose answer was lost, with the portal gone right after:
+    // the outcome is unknown, and said so.
     proxy.reset();
-    proxy.arm("Transact", Fault::DropResponse);
-    a.fails(&["device", "revoke", "phone"]);
+    proxy.arm("Transact", Fault::DropResponseThenDown);
+    let e = a.fails(&["device", "revoke", "phone"]);
+    assert!(
+        e.contains("the outcome is unknown") && e.contains("hint: when the portal is back"),
+        "{e}"
+    );
     assert_eq!(proxy.count("Transact"), 1, "revoke");
+    proxy.heal();
+    // Everything changed at once; a retry of the committed revocation succeeds.
+    let retry = a.run(&["device", "revoke", "phone"]);
+    assert!(retry.status.success(), "{}", out(&retry));
+    assert!(String::from_utf8_lossy(&retry.stderr).contains("was revoked already"));
     let after = observed(&c);
     assert!(
         after
@@ -515,5 +525,56 @@ fn the_policy_can_make_mesh_keys_ask_before_each_use() {
     assert!(
         eventually(10, test_sign),
         "no confirmation once the policy is off"
+    );
+}
+
+#[test]
+fn a_revocation_whose_answer_was_lost_is_resolved_and_reported_channel_by_channel() {
+    let dir = Scratch::new("host-report");
+    let portal = PortalProc::start(&dir.path("portal"));
+    let proxy = FaultProxy::start(&portal.url);
+    let a = Device::create_account(&dir.0, ADDR, &proxy.url);
+    let (b, c) = (Device::new(&dir.0, "b"), Device::new(&dir.0, "c"));
+    b.join(&a, ADDR, &proxy.url, "phone");
+    c.join(&a, ADDR, &proxy.url, "tablet");
+    let _agent_c = RunningAgent::start(&c);
+    proxy.arm("Transact", Fault::DropResponse);
+    let r = a.json(&["device", "revoke", "phone", "--wait", "20s"]);
+    assert_eq!(r["revoked"]["already"], false, "{r}");
+    let channels = r["revoked"]["channels"].as_array().expect("channels");
+    let said = |name: &str| -> String {
+        channels
+            .iter()
+            .find(|c| c["channel"] == name)
+            .map(|c| c["done"].to_string())
+            .unwrap_or_default()
+    };
+    assert!(said("portal").contains("revokes it"), "{r}");
+    assert!(said("ssh").contains("published KRL"), "{r}");
+    assert!(
+        said("pgp").contains("subkey revoked") && said("pgp").contains("epoch 0 → 1"),
+        "{r}"
+    );
+    assert!(
+        said("smime").contains("in the CRL") && said("smime").contains("epoch 0 → 1"),
+        "{r}"
+    );
+    let devices = r["devices"].as_array().expect("devices");
+    assert_eq!(devices.len(), 1, "{r}");
+    assert_eq!(devices[0]["name"], "tablet");
+    assert!(
+        devices[0]["seconds"].as_f64().is_some(),
+        "the tablet's agent applied it: {r}"
+    );
+    // Devices that do not apply it in time (offline) are named.
+    let d = Device::new(&dir.0, "d");
+    d.join(&a, ADDR, &proxy.url, "desk");
+    let r = a.json(&["device", "revoke", "tablet", "--wait", "1s"]);
+    let devices = r["devices"].as_array().expect("devices");
+    assert!(
+        devices
+            .iter()
+            .any(|x| x["name"] == "desk" && x["seconds"].is_null()),
+        "{r}"
     );
 }
