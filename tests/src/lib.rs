@@ -93,6 +93,11 @@ pub struct PortalProc {
 }
 
 impl PortalProc {
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Start a portal with its data in `data`; returns once it listens
     /// (it prints its URL only after binding).
     pub fn start(data: &Path) -> PortalProc {

@@ -6,7 +6,14 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use mesh_tests::{can_run_sshd, Device, PortalProc, RunningAgent, SafeBin, Scratch, Sshd};
+use mesh_tests::{
+    can_run_sshd, eventually, require_tool, Device, PortalProc, RunningAgent, SafeBin, Scratch,
+    Sshd,
+};
+
+use crate::host::{
+    cmsutil_decrypts, encryption_cert, gpg, private_dir, smime_mail, stop_gpg, MAIL,
+};
 
 const ADDR: &str = "alice@example.com";
 
@@ -63,7 +70,7 @@ fn servers(dir: &Path, mesh: &Path, udf: &str, portal: &str, ca: &Path) -> (Sshd
 
 #[test]
 fn servers_see_login_names_and_revocations_both_ways_and_from_a_fetched_krl() {
-    if !can_run_sshd() {
+    if !can_run_sshd() || !require_tool("gpg") || !require_tool("cmsutil") {
         return;
     }
     let dir = Scratch::new("drill-ssh");
@@ -79,6 +86,30 @@ fn servers_see_login_names_and_revocations_both_ways_and_from_a_fetched_krl() {
     let safe = SafeBin::copy("mesh");
     let ca = write(&dir.0, "ca.pub", &a.ok(&["ssh", "ca"]));
     let (keys, certs) = servers(&dir.0, &safe.path, &udf, &portal.url, &ca);
+    // Every device provisioned GnuPG and NSS, and runs its agent.
+    let homes: Vec<(PathBuf, PathBuf)> = ["a", "b", "c"]
+        .iter()
+        .map(|h| {
+            (
+                private_dir(&dir.0, &format!("{h}-gnupg")),
+                dir.path(&format!("{h}-nss")),
+            )
+        })
+        .collect();
+    for (d, (g, n)) in [&a, &b, &c].iter().zip(&homes) {
+        d.ok(&["pgp", "install", "--gnupghome", s(g)]);
+        d.ok(&["smime", "install", "--nssdb", s(n)]);
+    }
+    let revoked_subkeys = |g: &Path| {
+        let o = gpg(g, &["--with-colons", "-k"]).output().expect("gpg");
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .filter(|l| l.starts_with("sub:r:"))
+            .count()
+    };
+    let before: Vec<usize> = homes.iter().map(|(g, _)| revoked_subkeys(g)).collect();
+    let enc_before = encryption_cert(&c, &dir.path("enc-old.pem"));
+    let _ag_a = RunningAgent::start(&a);
     let (ag_b, ag_c) = (RunningAgent::start(&b), RunningAgent::start(&c));
     let key_b = write(&dir.0, "b.pub", &b.ok(&["ssh", "public-key"]));
     let key_c = write(&dir.0, "c.pub", &c.ok(&["ssh", "public-key"]));
@@ -114,6 +145,37 @@ fn servers_see_login_names_and_revocations_both_ways_and_from_a_fetched_krl() {
         "revoked certificate logged in"
     );
     assert!(keys.logs_in(&ag_c.sock, &key_c) && certs.logs_in(&ag_c.sock, &cert_c));
+    // The phone's agent drops its keys; the others' GnuPG shows its subkey
+    // revoked and their NSS databases read mail to the new encryption key.
+    assert!(
+        eventually(10, || ag_b.identities().contains("no identities")),
+        "{}",
+        ag_b.identities()
+    );
+    for (i, (g, _)) in homes.iter().enumerate().filter(|(i, _)| *i != 1) {
+        assert!(
+            eventually(10, || revoked_subkeys(g) > before[i]),
+            "GnuPG home {i}"
+        );
+    }
+    assert!(eventually(10, || encryption_cert(
+        &c,
+        &dir.path("enc-new.pem")
+    ) != enc_before));
+    std::fs::write(dir.path("msg.txt"), MAIL).expect("msg");
+    smime_mail(
+        &dir.path("enc-new.pem"),
+        &dir.path("new.p7m"),
+        &dir.path("msg.txt"),
+    );
+    for i in [0, 2] {
+        let nss = &homes[i].1;
+        assert!(
+            eventually(10, || cmsutil_decrypts(nss, &dir.path("new.p7m"))),
+            "NSS database {i}"
+        );
+    }
+    stop_gpg(&homes.iter().map(|(g, _)| g.as_path()).collect::<Vec<_>>());
 
     // A server that cannot reach the portal at login: the KRL the account
     // published, fetched and verified.

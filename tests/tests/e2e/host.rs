@@ -10,9 +10,9 @@ use mesh_tests::proxy::{Fault, FaultProxy};
 use mesh_tests::{eventually, require_tool, Device, PortalProc, RunningAgent, Scratch};
 
 const ADDR: &str = "alice@example.com";
-const MAIL: &str = "a message for every device";
+pub(crate) const MAIL: &str = "a message for every device";
 
-fn private_dir(dir: &Path, name: &str) -> PathBuf {
+pub(crate) fn private_dir(dir: &Path, name: &str) -> PathBuf {
     let h = dir.join(name);
     std::fs::create_dir_all(&h).expect("dir");
     std::fs::set_permissions(&h, std::os::unix::fs::PermissionsExt::from_mode(0o700))
@@ -20,7 +20,7 @@ fn private_dir(dir: &Path, name: &str) -> PathBuf {
     h
 }
 
-fn out(o: &Output) -> String {
+pub(crate) fn out(o: &Output) -> String {
     format!(
         "{}{}",
         String::from_utf8_lossy(&o.stdout),
@@ -28,13 +28,13 @@ fn out(o: &Output) -> String {
     )
 }
 
-fn run(cmd: &mut Command) -> String {
+pub(crate) fn run(cmd: &mut Command) -> String {
     let o = cmd.output().expect("run");
     assert!(o.status.success(), "{cmd:?}: {}", out(&o));
     out(&o)
 }
 
-fn gpg(home: &Path, args: &[&str]) -> Command {
+pub(crate) fn gpg(home: &Path, args: &[&str]) -> Command {
     let mut c = Command::new("gpg");
     c.arg("--homedir").arg(home).args([
         "--batch",
@@ -48,7 +48,7 @@ fn gpg(home: &Path, args: &[&str]) -> Command {
     c
 }
 
-fn stop_gpg(homes: &[&Path]) {
+pub(crate) fn stop_gpg(homes: &[&Path]) {
     for h in homes {
         let _ = Command::new("gpgconf")
             .arg("--homedir")
@@ -63,14 +63,14 @@ fn s(p: &Path) -> &str {
 }
 
 /// `mesh smime cert --encryption` of `d`, written to a file.
-fn encryption_cert(d: &Device, file: &Path) -> String {
+pub(crate) fn encryption_cert(d: &Device, file: &Path) -> String {
     let pem = d.ok(&["smime", "cert", "--encryption"]);
     std::fs::write(file, &pem).expect("write");
     pem
 }
 
 /// S/MIME mail to the account as any sender writes it (OpenSSL).
-fn smime_mail(cert: &Path, out_file: &Path, msg: &Path) {
+pub(crate) fn smime_mail(cert: &Path, out_file: &Path, msg: &Path) {
     run(Command::new("openssl")
         .args([
             "cms",
@@ -87,7 +87,7 @@ fn smime_mail(cert: &Path, out_file: &Path, msg: &Path) {
         .arg(cert));
 }
 
-fn cmsutil_decrypts(nssdb: &Path, file: &Path) -> bool {
+pub(crate) fn cmsutil_decrypts(nssdb: &Path, file: &Path) -> bool {
     let o = Command::new("cmsutil")
         .args([
             "-D",
