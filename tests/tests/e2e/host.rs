@@ -162,6 +162,38 @@ fn rotation_keeps_openpgp_and_smime_working_on_the_rotated_device() {
 
     a.ok(&["device", "rotate", "phone"]);
     assert!(b.ok(&["sync"]).contains("rotated"));
+    // The rotation published a KRL with the replaced key; servers fetch it.
+    let udf = a.json(&["account", "show"])["profile_udf"]
+        .as_str()
+        .expect("udf")
+        .to_string();
+    let krl = dir.path("rotated.krl");
+    a.ok(&[
+        "ssh",
+        "krl",
+        "--account",
+        &udf,
+        "--portal",
+        &portal.url,
+        "--output",
+        s(&krl),
+    ]);
+    std::fs::write(dir.path("old.pub"), &key_before).expect("old key");
+    std::fs::write(dir.path("new.pub"), b.ok(&["ssh", "public-key"])).expect("new key");
+    let revoked = |k: &str| {
+        let o = Command::new("ssh-keygen")
+            .arg("-Q")
+            .arg("-f")
+            .arg(&krl)
+            .arg(dir.path(k))
+            .output()
+            .expect("ssh-keygen");
+        String::from_utf8_lossy(&o.stdout).contains("REVOKED")
+    };
+    assert!(
+        revoked("old.pub") && !revoked("new.pub"),
+        "the old key, not the new one"
+    );
     assert_ne!(
         b.ok(&["ssh", "public-key"]),
         key_before,
