@@ -24,12 +24,12 @@ use crate::storage::{AccountRecord, Append, RequestRecord, Storage, StorageError
 /// Shared service state.
 #[derive(Clone)]
 pub struct AppState {
-    storage: Arc<dyn Storage>,
+    pub(crate) storage: Arc<dyn Storage>,
     /// Parsed accounts, keyed by profile UDF; an entry is used only while
     /// the account's access list is at the same index.
     cache: Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<AccountView>>>>,
     /// Waiting devices and what they applied.
-    watch: Arc<crate::watch::Watch>,
+    pub(crate) watch: Arc<crate::watch::Watch>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -45,7 +45,7 @@ pub fn router(storage: Arc<dyn Storage>) -> Router {
         .route("/mesh/v1/Bind", post(bind))
         .route("/mesh/v1/Connect", post(connect))
         .route("/mesh/v1/Complete", post(complete))
-        .route("/mesh/v1/Status", post(status))
+        .route("/mesh/v1/Status", post(crate::watch::status))
         .route("/mesh/v1/Download", post(download))
         .route("/mesh/v1/Transact", post(transact))
         .route("/mesh/v1/Public", post(public))
@@ -115,16 +115,16 @@ impl From<StorageError> for ApiError {
     }
 }
 
-type ApiResult = Result<Response, ApiError>;
+pub(crate) type ApiResult = Result<Response, ApiError>;
 
-fn now() -> u64 {
+pub(crate) fn now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
 }
 
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, StorageError> + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f)
@@ -139,11 +139,11 @@ async fn blocking<T: Send + 'static>(
         .map_err(ApiError::from)
 }
 
-fn parse<T: serde::de::DeserializeOwned>(what: &str, b: &[u8]) -> Result<T, ApiError> {
+pub(crate) fn parse<T: serde::de::DeserializeOwned>(what: &str, b: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(b).map_err(|e| ApiError::bad(format!("{what}: {e}")))
 }
 
-fn from_value<T: serde::de::DeserializeOwned>(
+pub(crate) fn from_value<T: serde::de::DeserializeOwned>(
     what: &str,
     v: &serde_json::Value,
 ) -> Result<T, ApiError> {
@@ -194,12 +194,12 @@ async fn check_nonce(st: &AppState, req: &p::Request) -> Result<(), ApiError> {
 }
 
 /// The account a member request is for, with its profile and access list.
-struct Member {
-    account: AccountRecord,
+pub(crate) struct Member {
+    pub(crate) account: AccountRecord,
     profile: ProfileAccount,
     access: AccessList,
     access_index: u64,
-    device: p::AccessEntry,
+    pub(crate) device: p::AccessEntry,
 }
 
 /// An account as requests need it, parsed once per access-list version.
@@ -281,7 +281,7 @@ async fn load_account(
 
 /// Authenticate a member request: the device is active in the account's
 /// access list and signed with the key it names; the request is fresh.
-async fn member(
+pub(crate) async fn member(
     st: &AppState,
     body: &[u8],
     transaction: &str,
@@ -322,7 +322,7 @@ async fn member(
     ))
 }
 
-fn json<T: serde::Serialize>(v: &T) -> ApiResult {
+pub(crate) fn json<T: serde::Serialize>(v: &T) -> ApiResult {
     Ok(Json(serde_json::to_value(v).unwrap_or_default()).into_response())
 }
 
@@ -559,73 +559,6 @@ async fn complete(State(st): State<AppState>, body: Bytes) -> ApiResult {
         }
     };
     json(&resp)
-}
-
-/// Status, and the long-poll (`watch.rs`): with `Wait`, held until a store
-/// the device names in `Known` moves past what it knows.
-async fn status(State(st): State<AppState>, body: Bytes) -> ApiResult {
-    let (m, req) = member(&st, &body, tx::STATUS).await?;
-    let r: p::StatusRequest = if req.body == serde_json::json!({}) {
-        p::StatusRequest::default()
-    } else {
-        from_value("status request", &req.body)?
-    };
-    let account = m.account.udf.clone();
-    if let Some(serial) = r.applied {
-        st.watch
-            .applied(&account, &m.device.device_udf, serial, now());
-    }
-    // Listen before reading, so that no append between the two is missed.
-    let notify = st.watch.of(&account);
-    let woken = notify.notified();
-    tokio::pin!(woken);
-    woken.as_mut().enable();
-    let mut idx = indices(&st, &account).await?;
-    // Only the stores the device names count: members do not read the
-    // administrators' spools.
-    let moved = |idx: &[(String, u64)]| {
-        r.known.iter().any(|k| {
-            let now = idx
-                .iter()
-                .find(|(s, _)| *s == k.store)
-                .map(|(_, i)| *i)
-                .unwrap_or(0);
-            now != k.index
-        })
-    };
-    if r.wait > 0 && !moved(&idx) {
-        let wait = std::time::Duration::from_secs(r.wait.min(p::MAX_WAIT));
-        let _ = tokio::time::timeout(wait, woken).await;
-        idx = indices(&st, &account).await?;
-    }
-    let applied = if m.device.roles.contains(&Role::Admin) {
-        st.watch
-            .applied_of(&account)
-            .into_iter()
-            .map(|(device_udf, serial, time)| p::AppliedSerial {
-                device_udf,
-                serial,
-                time,
-            })
-            .collect()
-    } else {
-        Vec::new()
-    };
-    let profile: Signed = parse("stored profile", m.account.profile.as_bytes())?;
-    json(&p::StatusResponse {
-        profile,
-        stores: idx
-            .into_iter()
-            .map(|(store, index)| p::StoreIndex { store, index })
-            .collect(),
-        applied,
-    })
-}
-
-async fn indices(st: &AppState, account: &str) -> Result<Vec<(String, u64)>, ApiError> {
-    let s = st.storage.clone();
-    let a = account.to_string();
-    blocking(move || s.indices(&a)).await
 }
 
 async fn read_stores(

@@ -9,3 +9,4 @@ mod pgp;
 mod portal;
 mod smime;
 mod ssh;
+mod tls;
