@@ -83,7 +83,7 @@ fn accept_draft(
     admin: &AccountKeys,
     ib: &InboundRequest,
     roles: &[Role],
-    pin_id: Option<String>,
+    pin: Option<(&str, &str)>,
 ) -> Result<(Draft, String)> {
     let (rc, dp) = request_parts(ib)?;
     let name = dp.description.name.clone();
@@ -106,12 +106,26 @@ fn accept_draft(
         d.retain(|x| !udf::udf_eq(&x.device_udf, &entry.device_udf));
         d.push(entry);
     });
+    // Accepted by PIN: prove the PIN over this account and this request,
+    // so that the device knows the answer is its administrators'.
+    let pin_proof = pin
+        .map(|(_, salted)| {
+            pin::pin_proof(
+                salted,
+                &a.profile_udf,
+                &ib.request_id,
+                &crate::entries::payload_digest(&rc.profile_device),
+            )
+            .map(|m| b64::encode(&m))
+        })
+        .transpose()?;
     let response = RespondConnection {
         request_id: ib.request_id.clone(),
         result: ConnectResult::Accept,
         cataloged_device: Some(cat_env.clone()),
-        pin_id,
+        pin_id: pin.map(|(id, _)| id.to_string()),
         reason: None,
+        pin_proof,
     };
     let resp_env = Signed::sign_object(p::ct::RESPOND_CONNECTION, &response, &admin.admin_sign);
     let draft = Draft {
@@ -140,6 +154,7 @@ fn reject_draft(admin: &AccountKeys, request_id: &str, reason: Option<String>) -
         cataloged_device: None,
         pin_id: None,
         reason,
+        pin_proof: None,
     };
     Draft {
         local: vec![Signed::sign_object(
@@ -202,7 +217,11 @@ pub fn new_pin(
 
 /// What the administrator decided about a request that carries a PIN.
 enum PinVerdict {
-    Accept { roles: Vec<Role>, pin_id: String },
+    Accept {
+        roles: Vec<Role>,
+        pin_id: String,
+        salted: Zeroizing<String>,
+    },
     Refuse(String),
 }
 
@@ -241,6 +260,7 @@ fn judge_pin(
             return Ok(PinVerdict::Accept {
                 roles: rec.roles.clone(),
                 pin_id: id.to_string(),
+                salted: rec.salted_pin.clone(),
             });
         }
         return Ok(PinVerdict::Refuse(
@@ -296,8 +316,12 @@ pub(crate) fn accept_by_pin(store: &mut Store, host: &Host) -> Result<PinOutcome
                 return Ok((Draft::default(), ()));
             }
             match &verdict {
-                PinVerdict::Accept { roles, pin_id } if !a.pins_used.contains(pin_id) => {
-                    accept_draft(a, admin, ib, roles, Some(pin_id.clone())).map(|(d, _)| (d, ()))
+                PinVerdict::Accept {
+                    roles,
+                    pin_id,
+                    salted,
+                } if !a.pins_used.contains(pin_id) => {
+                    accept_draft(a, admin, ib, roles, Some((pin_id, salted))).map(|(d, _)| (d, ()))
                 }
                 PinVerdict::Accept { .. } => Ok((
                     reject_draft(admin, &rid, Some("the PIN was used already".into())),

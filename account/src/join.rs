@@ -172,7 +172,7 @@ fn pin_fields(
     address: &str,
     nonce: &[u8],
     device_profile: &Signed,
-) -> Result<(Option<String>, Option<String>)> {
+) -> Result<(Option<String>, Option<String>, Zeroizing<String>)> {
     let salted = Zeroizing::new(pin::salted_pin(pin_text, pin::ACTION_DEVICE).map_err(|e| {
         AccountError::usage(
             format!("the PIN is not valid: {e}"),
@@ -181,7 +181,7 @@ fn pin_fields(
     })?);
     let id = pin::pin_id(&salted, address)?;
     let w = pin::pin_witness(&salted, address, nonce, &payload_digest(device_profile))?;
-    Ok((Some(id), Some(b64::encode(&w))))
+    Ok((Some(id), Some(b64::encode(&w)), salted))
 }
 
 /// `mesh device request`: ask to join an account.
@@ -201,9 +201,12 @@ pub fn request(
     let dev = store.state().device.clone().ok_or(DeviceError::NoDevice)?;
     let mut nonce = [0u8; 16];
     rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut nonce);
-    let (pin_id, pin_witness) = match pin_text {
-        None => (None, None),
-        Some(pt) => pin_fields(pt, address, &nonce, &dev.profile)?,
+    let (pin_id, pin_witness, salted) = match pin_text {
+        None => (None, None, None),
+        Some(pt) => {
+            let (id, w, salted) = pin_fields(pt, address, &nonce, &dev.profile)?;
+            (id, w, Some(salted))
+        }
     };
     let body = p::RequestConnection {
         account_address: address.to_string(),
@@ -253,6 +256,10 @@ pub fn request(
             Membership::Pending,
         )
     };
+    // The salted PIN checks the administrators' answer (§6, PinProof).
+    let mut secrets = store.secrets()?;
+    secrets.pending_pin = salted;
+    store.save_secrets(&secrets)?;
     save_account(store, &a)?;
     Ok(RequestOutcome {
         witness,
@@ -301,17 +308,54 @@ pub fn complete(store: &mut Store) -> Result<bool> {
                 ));
             }
             if rc.result == ConnectResult::Reject {
+                let mut secrets = store.secrets()?;
+                secrets.pending_pin = None;
+                store.save_secrets(&secrets)?;
                 store.state_mut().account = None;
                 store.save_state()?;
                 return Err(AccountError::Rejected(a.address, rc.reason));
             }
+            check_pin_proof(store, &a, &rc)?;
             let cat_env = rc.cataloged_device.ok_or_else(|| {
                 AccountError::Untrusted("an acceptance without the device's catalog entry".into())
             })?;
             adopt_acceptance(store, &mut a, &profile, &cat_env)?;
+            let mut secrets = store.secrets()?;
+            secrets.pending_pin = None;
+            store.save_secrets(&secrets)?;
             Ok(true)
         }
     }
+}
+
+/// A request made with a PIN is accepted only with the administrators'
+/// proof of the PIN over the pinned profile and the request: a portal that
+/// answered for another account (a substituted profile) cannot make it.
+/// Nothing is kept when it fails.
+fn check_pin_proof(store: &Store, a: &AccountState, rc: &RespondConnection) -> Result<()> {
+    let Some(salted) = store.secrets()?.pending_pin else {
+        return Ok(());
+    };
+    let dev = store.state().device.clone().ok_or(DeviceError::NoDevice)?;
+    let want = pin::pin_proof(
+        &salted,
+        &a.profile_udf,
+        &rc.request_id,
+        &payload_digest(&dev.profile),
+    )?;
+    let got = rc
+        .pin_proof
+        .as_deref()
+        .map(b64::decode)
+        .transpose()?
+        .unwrap_or_default();
+    if subtle::ConstantTimeEq::ct_eq(&want[..], &got[..]).into() {
+        return Ok(());
+    }
+    Err(AccountError::Untrusted(format!(
+        "the acceptance does not prove the PIN for account {}: the portal may have answered for another account of {}",
+        a.profile_udf, a.address
+    )))
 }
 
 /// The administrators accepted this device: check the catalog entry and the

@@ -201,6 +201,10 @@ pub struct Secrets {
     /// Epoch of the activation.
     #[serde(default)]
     pub activation_epoch: u32,
+    /// While a request made with a PIN waits: the salted PIN, to check the
+    /// administrators' proof that the answer comes from the account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_pin: Option<Zeroizing<String>>,
 }
 
 impl std::fmt::Debug for Secrets {

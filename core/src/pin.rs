@@ -67,6 +67,31 @@ pub fn pin_witness(
     ))
 }
 
+/// Ours (PROTOCOL.md §6): the administrator's proof, in an acceptance by
+/// PIN, that it knows the PIN, bound to the account and the request:
+///
+/// `HMAC-SHA512(PinKey(SaltedPin), "MeshPinProof" || UTF8(ProfileUdf) ||
+/// UTF8(RequestId) || PayloadDigest(device profile))`
+///
+/// A portal that answers with another account's profile cannot make it,
+/// so the device refuses the substituted profile before it keeps anything.
+pub fn pin_proof(
+    salted: &str,
+    profile_udf: &str,
+    request_id: &str,
+    payload_digest: &[u8],
+) -> Result<[u8; 64], Error> {
+    Ok(udf::hmac_sha512(
+        &pin_key(salted)?,
+        &[
+            b"MeshPinProof",
+            profile_udf.as_bytes(),
+            request_id.as_bytes(),
+            payload_digest,
+        ],
+    ))
+}
+
 /// > W = Base32_140( SHA512( SHA512(AccountProfileUdfBytes || ServerNonce)
 /// > || SHA512(DeviceProfileUdfBytes || ClientNonce) ) )
 ///

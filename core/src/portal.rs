@@ -310,6 +310,9 @@ pub struct RespondConnection {
     /// expired, wrong or used already).
     #[serde(rename = "Reason", default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// On accept by PIN: [`crate::pin::pin_proof`], base64url.
+    #[serde(rename = "PinProof", default, skip_serializing_if = "Option::is_none")]
+    pub pin_proof: Option<String>,
 }
 
 /// The answer to Complete.

@@ -5,6 +5,7 @@
 mod core;
 mod drill;
 mod host;
+mod hostile;
 mod pgp;
 mod portal;
 mod smime;
