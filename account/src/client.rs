@@ -120,7 +120,10 @@ impl Client {
         install_provider();
         let mut b = reqwest::blocking::Client::builder()
             .timeout(std::time::Duration::from_secs(30))
-            .connect_timeout(std::time::Duration::from_secs(10));
+            .connect_timeout(std::time::Duration::from_secs(10))
+            // A portal answers; it never sends a client elsewhere (an https
+            // portal redirecting to http would otherwise be followed).
+            .redirect(reqwest::redirect::Policy::none());
         if let Some(ca) = std::env::var_os("MESH_PORTAL_CA") {
             let pem = std::fs::read(&ca).map_err(|e| bad(&format!("MESH_PORTAL_CA: {e}")))?;
             let cert = reqwest::Certificate::from_pem(&pem)
@@ -153,9 +156,19 @@ impl Client {
                     reason: chain(&e),
                 })?;
         let status = resp.status();
-        let bytes = resp.bytes().map_err(|e| ClientError::Unreachable {
-            url: self.base.clone(),
-            reason: e.to_string(),
+        if status.is_redirection() {
+            return Err(ClientError::BadAnswer(format!(
+                "the portal answered {status} (a redirect): a portal never redirects; check the URL"
+            )));
+        }
+        let bytes = read_bounded(resp).map_err(|e| match e {
+            Bounded::TooLarge => ClientError::BadAnswer(format!(
+                "the portal's answer is larger than {MAX_ANSWER} bytes"
+            )),
+            Bounded::Io(reason) => ClientError::Unreachable {
+                url: self.base.clone(),
+                reason,
+            },
         })?;
         if !status.is_success() {
             let err: ErrorBody =
@@ -187,6 +200,31 @@ impl Client {
         let env = sign_request(transaction, account, device, body, key);
         self.post(transaction, &env)
     }
+}
+
+/// The largest answer a client reads: a page of at most 256 entries of
+/// at most the portal's request size each would be far above it; a portal
+/// that sends more is refused rather than held in memory.
+pub const MAX_ANSWER: u64 = 32 << 20;
+
+enum Bounded {
+    TooLarge,
+    Io(String),
+}
+
+fn read_bounded(resp: reqwest::blocking::Response) -> Result<Vec<u8>, Bounded> {
+    use std::io::Read;
+    if resp.content_length().is_some_and(|n| n > MAX_ANSWER) {
+        return Err(Bounded::TooLarge);
+    }
+    let mut out = Vec::new();
+    resp.take(MAX_ANSWER + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| Bounded::Io(e.to_string()))?;
+    if out.len() as u64 > MAX_ANSWER {
+        return Err(Bounded::TooLarge);
+    }
+    Ok(out)
 }
 
 /// Build a signed request envelope.

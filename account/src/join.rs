@@ -500,7 +500,7 @@ fn recovery_download(
         ProfileAccount::verify(&resp.profile, &admin.profile_udf())
             .map_err(|e| AccountError::Untrusted(format!("account profile: {e}")))?;
         crate::pull::apply_entries(a, profile, &resp.updates, &mut report)?;
-        if !resp.updates.iter().any(|u| u.partial) {
+        if !crate::pull::more_pages(&resp.updates)? {
             return Ok(());
         }
     }
@@ -554,7 +554,7 @@ fn public_tail(
                 }],
             },
         )?;
-        let partial = r.updates.first().map(|u| u.partial).unwrap_or(false);
+        let partial = crate::pull::more_pages(&r.updates)?;
         if let Some(e) = r
             .updates
             .into_iter()

@@ -312,7 +312,7 @@ pub(crate) fn adopt_rotation(store: &mut Store) -> Result<bool> {
                 latest = Some((env, cat));
             }
         }
-        if !u.partial {
+        if !more_pages(std::slice::from_ref(&u))? {
             break;
         }
     }
@@ -370,7 +370,7 @@ fn pull_once(store: &mut Store, host: &Host, report: &mut SyncReport) -> Result<
             .map_err(|e| AccountError::Untrusted(format!("account profile: {e}")))?;
         apply_entries(&mut next, &profile, &resp.updates, report)?;
         next.profile = resp.profile;
-        if !resp.updates.iter().any(|u| u.partial) {
+        if !more_pages(&resp.updates)? {
             break;
         }
     }
@@ -386,4 +386,21 @@ fn pull_once(store: &mut Store, host: &Host, report: &mut SyncReport) -> Result<
     }
     save_account(store, &next)?;
     Ok(())
+}
+
+/// Whether a page says more follow. A page that says so must bring
+/// entries (and `apply_entries` checks they continue the store): a portal
+/// that answers `Partial` with nothing would keep a client asking for ever.
+pub(crate) fn more_pages(updates: &[p::StoreEntries]) -> Result<bool> {
+    let mut more = false;
+    for u in updates.iter().filter(|u| u.partial) {
+        if u.entries.is_empty() {
+            return Err(AccountError::Untrusted(format!(
+                "the {} store answered 'more follow' with no entries",
+                u.store
+            )));
+        }
+        more = true;
+    }
+    Ok(more)
 }

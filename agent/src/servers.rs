@@ -63,6 +63,11 @@ fn fetch_store(
         if !u.partial {
             return Ok((r.profile, out));
         }
+        if u.entries.is_empty() {
+            return Err(ClientError::BadAnswer(format!(
+                "the {store_name} store answered 'more follow' with no entries"
+            )));
+        }
     }
     Err(ClientError::BadAnswer(format!(
         "the {store_name} store kept answering 'partial' after {MAX_PAGES} pages"

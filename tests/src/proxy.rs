@@ -155,3 +155,68 @@ fn relay(mut client: TcpStream, server: TcpStream, st: Arc<Mutex<State>>) {
     let _ = server.shutdown(Shutdown::Write);
     let _ = back.join();
 }
+
+/// A fake portal: answers every request with what `answer` returns for its
+/// path (a whole HTTP response), one request per connection. It plays a
+/// portal that lies in ways no real one can be made to.
+#[derive(Debug, Clone)]
+pub struct FakePortal {
+    /// Its URL.
+    pub url: String,
+}
+
+impl FakePortal {
+    /// Listen on a free loopback port.
+    pub fn start(answer: impl Fn(&str) -> Vec<u8> + Send + Sync + 'static) -> FakePortal {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind fake portal");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let answer = Arc::new(answer);
+        std::thread::spawn(move || {
+            for mut c in listener.incoming().flatten() {
+                let answer = answer.clone();
+                std::thread::spawn(move || {
+                    let path = read_request(&mut c).unwrap_or_default();
+                    let _ = c.write_all(&answer(&path));
+                    let _ = c.shutdown(Shutdown::Both);
+                });
+            }
+        });
+        FakePortal { url }
+    }
+
+    /// An HTTP response with a JSON body.
+    pub fn json(status: &str, body: &[u8]) -> Vec<u8> {
+        let mut r = format!(
+            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        r.extend_from_slice(body);
+        r
+    }
+}
+
+/// Read one request (headers and a Content-Length body); return its path.
+fn read_request(c: &mut TcpStream) -> Option<String> {
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") && buf.len() < 65536 {
+        if c.read(&mut byte).ok()? == 0 {
+            return None;
+        }
+        buf.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&buf).to_string();
+    let len: usize = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().to_string())
+        })
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0u8; len.min(1 << 20)];
+    c.read_exact(&mut body).ok()?;
+    head.split_whitespace().nth(1).map(str::to_string)
+}
