@@ -150,6 +150,9 @@ pub(crate) fn from_value<T: serde::de::DeserializeOwned>(
     T::deserialize(v).map_err(|e| ApiError::bad(format!("{what}: {e}")))
 }
 
+/// Longest request nonce kept (bytes): 128 bits are required, 256 are plenty.
+const MAX_NONCE: usize = 32;
+
 /// Parse a signed request, check its transaction and its time.
 fn open_request(body: &[u8], transaction: &str) -> Result<(Signed, p::Request), ApiError> {
     let env: Signed = parse("request envelope", body)?;
@@ -163,7 +166,10 @@ fn open_request(body: &[u8], transaction: &str) -> Result<(Signed, p::Request), 
         )));
     }
     let t = now();
-    if req.time + p::FRESHNESS_WINDOW < t || req.time > t + p::FRESHNESS_WINDOW {
+    // Checked arithmetic: a `Time` near u64::MAX must not overflow.
+    if req.time.saturating_add(p::FRESHNESS_WINDOW) < t
+        || req.time > t.saturating_add(p::FRESHNESS_WINDOW)
+    {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             code::REPLAY,
@@ -173,6 +179,12 @@ fn open_request(body: &[u8], transaction: &str) -> Result<(Signed, p::Request), 
     let n = b64::decode(&req.nonce).map_err(|e| ApiError::bad(format!("nonce: {e}")))?;
     if n.len() < 16 {
         return Err(ApiError::bad("nonce is shorter than 128 bits"));
+    }
+    // The nonce table keeps what anyone sends: bounded.
+    if n.len() > MAX_NONCE {
+        return Err(ApiError::bad(format!(
+            "nonce is longer than {MAX_NONCE} bytes"
+        )));
     }
     Ok((env, req))
 }

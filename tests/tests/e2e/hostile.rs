@@ -121,3 +121,73 @@ fn a_portal_that_redirects_loops_or_floods_is_refused_within_seconds() {
         );
     }
 }
+
+#[test]
+fn requests_with_extreme_times_or_nonces_are_refused_and_the_portal_keeps_serving() {
+    use mesh_core::portal as p;
+    let dir = Scratch::new("hostile-requests");
+    let portal = PortalProc::start(&dir.path("portal"));
+    let a = Device::create_account(&dir.0, ADDR, &portal.url);
+    let show = a.json(&["account", "show"]);
+    let (udf, dev) = (
+        show["profile_udf"].as_str().expect("udf"),
+        show["device"].as_str().expect("dev"),
+    );
+    let keys = {
+        let store = mesh_account::store::Store::open(&a.home, false).expect("store");
+        mesh_account::state::device_keys(&store).expect("keys")
+    };
+    let client = mesh_account::client::Client::new(&portal.url).expect("client");
+    let now = mesh_account::client::now();
+    let b64 = |n: usize| mesh_core::b64::encode(&vec![7u8; n]);
+    let cases: Vec<(&str, u64, String, &str, &str)> = vec![
+        (
+            "time at u64::MAX",
+            u64::MAX,
+            b64(16),
+            p::code::REPLAY,
+            "freshness window",
+        ),
+        ("time zero", 0, b64(16), p::code::REPLAY, "freshness window"),
+        (
+            "time an hour ahead",
+            now + 3600,
+            b64(16),
+            p::code::REPLAY,
+            "freshness window",
+        ),
+        (
+            "short nonce",
+            now,
+            b64(8),
+            p::code::BAD_REQUEST,
+            "shorter than 128 bits",
+        ),
+        (
+            "oversized nonce",
+            now,
+            b64(1024),
+            p::code::BAD_REQUEST,
+            "longer than 32 bytes",
+        ),
+    ];
+    for (name, time, nonce, code, says) in cases {
+        let req = p::Request {
+            account: udf.to_string(),
+            device: dev.to_string(),
+            time,
+            nonce,
+            transaction: p::tx::STATUS.into(),
+            body: serde_json::json!({}),
+        };
+        let env =
+            mesh_core::envelope::Signed::sign_object(p::ct::REQUEST, &req, &keys.authenticate);
+        let e = client
+            .post::<_, serde_json::Value>(p::tx::STATUS, &env)
+            .expect_err(name);
+        assert_eq!(e.code(), Some(code), "{name}: {e}");
+        assert!(e.to_string().contains(says), "{name}: {e}");
+    }
+    // Still serving, and nothing changed for the device.
+    a.ok(&["sync"]);
+}
