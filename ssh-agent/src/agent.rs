@@ -125,6 +125,9 @@ pub struct Connection {
 pub struct Agent {
     state: Mutex<State>,
     askpass: Option<std::path::PathBuf>,
+    /// Unlock attempts take turns, across every connection, delay included:
+    /// parallel connections do not multiply the guessing rate.
+    unlock_gate: Mutex<()>,
 }
 
 impl std::fmt::Debug for Agent {
@@ -162,6 +165,7 @@ impl Agent {
         Agent {
             state: Mutex::new(State::default()),
             askpass,
+            unlock_gate: Mutex::new(()),
         }
     }
 
@@ -450,6 +454,7 @@ impl Agent {
     }
 
     async fn unlock(&self, pass: Zeroizing<String>) -> Response {
+        let _turn = self.unlock_gate.lock().await;
         let (salt, want) = {
             let st = self.state.lock().await;
             let Some(l) = &st.lock else {
@@ -470,7 +475,8 @@ impl Agent {
         st.failed_unlocks = st.failed_unlocks.saturating_add(1);
         let delay = Duration::from_millis(100u64 << st.failed_unlocks.min(6));
         drop(st);
-        // A growing delay on each wrong passphrase (only this connection waits).
+        // A growing delay on each wrong passphrase; the next attempt, on any
+        // connection, waits for it (the gate is held).
         tokio::time::sleep(delay).await;
         Response::Failure
     }
@@ -606,5 +612,42 @@ fn sign_with(signer: &Signer, key: &KeyData, data: &[u8], flags: u32) -> Option<
             };
             Signature::new(Algorithm::Rsa { hash: Some(hash) }, bytes).ok()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrong_unlocks_take_turns_across_connections() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let agent = Arc::new(Agent::new(None));
+            let ok = |r: Response| matches!(r, Response::Success);
+            assert!(ok(agent.lock(Zeroizing::new("right".into())).await));
+            let start = std::time::Instant::now();
+            let tries: Vec<_> = (0..3)
+                .map(|_| {
+                    let a = agent.clone();
+                    tokio::spawn(async move { a.unlock(Zeroizing::new("wrong".into())).await })
+                })
+                .collect();
+            for t in tries {
+                assert!(!ok(t.await.expect("join")), "a wrong passphrase unlocked");
+            }
+            // 200 + 400 + 800 ms one after the other; in parallel they took
+            // about 800 ms, however many connections guessed at once.
+            assert!(
+                start.elapsed() >= Duration::from_millis(1400),
+                "{:?}",
+                start.elapsed()
+            );
+            assert!(ok(agent.unlock(Zeroizing::new("right".into())).await));
+        });
     }
 }
