@@ -1,6 +1,10 @@
 //! End-to-end tests: real binaries, a real portal over HTTP with a real
 //! SQLite file, one `--home` per device, and real peers where a plugin
 //! talks to one. One test binary, one module per capability.
+//!
+//! Many tests here are longer than the ~80 lines the code keeps to: each is
+//! one scenario, acted out step by step as a user (or an attacker) would,
+//! and reads best top to bottom.
 
 mod core;
 mod drill;
