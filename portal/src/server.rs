@@ -462,7 +462,6 @@ async fn connect(State(st): State<AppState>, body: Bytes) -> ApiResult {
         .map_err(|e| ApiError::auth(e.to_string()))?;
     let client_nonce =
         b64::decode(&c.client_nonce).map_err(|e| ApiError::bad(format!("client nonce: {e}")))?;
-    check_nonce(&st, &req).await?;
     let s = st.storage.clone();
     let addr = c.account_address.clone();
     let account = blocking(move || s.account_by_address(&addr))
@@ -489,6 +488,10 @@ async fn connect(State(st): State<AppState>, body: Bytes) -> ApiResult {
             ),
         ));
     }
+    // Only now is the nonce kept: a request for no account, or one past
+    // the cap, costs the portal nothing (anyone can sign a Connect with a
+    // key of their own).
+    check_nonce(&st, &req).await?;
     let profile_env: Signed = parse("stored profile", account.profile.as_bytes())?;
     let profile: ProfileAccount = profile_env
         .unverified_object("profile")

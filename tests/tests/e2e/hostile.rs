@@ -191,3 +191,34 @@ fn requests_with_extreme_times_or_nonces_are_refused_and_the_portal_keeps_servin
     // Still serving, and nothing changed for the device.
     a.ok(&["sync"]);
 }
+
+#[test]
+fn a_connect_for_no_account_costs_the_portal_no_nonce() {
+    use mesh_core::portal as p;
+    let dir = Scratch::new("hostile-connect");
+    let portal = PortalProc::start(&dir.path("portal"));
+    let d = Device::new(&dir.0, "stranger");
+    d.ok(&["device", "init", "--name", "stranger"]);
+    let store = mesh_account::store::Store::open(&d.home, false).expect("store");
+    let base = mesh_account::device::base_keys(&store).expect("keys");
+    let dev = store.state().device.clone().expect("device");
+    let body = serde_json::to_value(p::RequestConnection {
+        account_address: "nobody@example.com".into(),
+        profile_device: dev.profile.clone(),
+        client_nonce: mesh_core::b64::encode(&[9u8; 16]),
+        pin_id: None,
+        pin_witness: None,
+    })
+    .expect("json");
+    let env =
+        mesh_account::client::sign_request(p::tx::CONNECT, "", &dev.udf, body, &base.authenticate);
+    let client = mesh_account::client::Client::new(&portal.url).expect("client");
+    // The same request twice: unknown both times, never a replay, so its
+    // nonce was not kept.
+    for _ in 0..2 {
+        let e = client
+            .post::<_, serde_json::Value>(p::tx::CONNECT, &env)
+            .expect_err("no account");
+        assert_eq!(e.code(), Some(p::code::UNKNOWN_ACCOUNT), "{e}");
+    }
+}
