@@ -29,8 +29,7 @@ impl Host {
 
     /// The verified view of a state, with every channel's own checks.
     pub fn view(&self, a: &AccountState) -> Result<AccountView> {
-        let mut v = view_of(a)?;
-        v.superseded_ssh = a.superseded_ssh.clone();
+        let v = view_of(a)?;
         for pl in &self.plugins {
             pl.verify(&v)?;
         }
@@ -74,6 +73,16 @@ impl<'a> StoreHost<'a> {
         })
     }
 
+    /// Keys that cannot be had: wiped (revoked), or another failure
+    /// (a keyring that does not answer), named as it is.
+    fn key_error(&self, detail: String) -> PluginError {
+        if self.store.wiped() {
+            PluginError::Wiped
+        } else {
+            PluginError::Internal(detail)
+        }
+    }
+
     fn record(&self, plugin: &str) -> std::path::PathBuf {
         self.store
             .home()
@@ -96,11 +105,11 @@ impl DeviceHost for StoreHost<'_> {
     }
 
     fn keys(&self) -> std::result::Result<DeviceKeys, PluginError> {
-        device_keys(self.store).map_err(|_| PluginError::Wiped)
+        device_keys(self.store).map_err(|e| self.key_error(e.to_string()))
     }
 
     fn base_keys(&self) -> std::result::Result<DeviceBaseKeys, PluginError> {
-        crate::device::base_keys(self.store).map_err(|_| PluginError::Wiped)
+        crate::device::base_keys(self.store).map_err(|e| self.key_error(e.to_string()))
     }
 
     fn local(&self, plugin: &str) -> Option<serde_json::Value> {

@@ -320,9 +320,6 @@ pub fn complete(store: &mut Store) -> Result<bool> {
                 AccountError::Untrusted("an acceptance without the device's catalog entry".into())
             })?;
             adopt_acceptance(store, &mut a, &profile, &cat_env)?;
-            let mut secrets = store.secrets()?;
-            secrets.pending_pin = None;
-            store.save_secrets(&secrets)?;
             Ok(true)
         }
     }
@@ -384,6 +381,8 @@ fn adopt_acceptance(
     let (_, act) = complete_activation(profile, &base, &cat.activation_account, &conn)
         .map_err(|e| AccountError::Untrusted(format!("activation: {e}")))?;
     let mut secrets = store.secrets()?;
+    // Answered: the salted PIN goes in the same write as the activation.
+    secrets.pending_pin = None;
     secrets.activation_seed = Some(act.activation_key.clone());
     secrets.activation_epoch = act.epoch;
     if let Some(seed) = &act.account_seed {

@@ -386,13 +386,19 @@ impl Store {
         } else {
             Store::load_key(home, backend, &state.store_id)?
         };
-        Ok(Store {
+        let store = Store {
             home: home.to_path_buf(),
             backend,
             state,
             key,
             _lock: lock,
-        })
+        };
+        if store.state.wiped {
+            // A wipe a crash interrupted: finish it (best effort; the next
+            // open tries again).
+            let _ = store.finish_wipe();
+        }
+        Ok(store)
     }
 
     fn create(home: &Path, backend: Backend, lock: File) -> Result<Store, StoreError> {
@@ -553,30 +559,39 @@ impl Store {
     }
 
     /// Destroy every secret (a revoked device wipes itself): the sealed
-    /// secrets are overwritten with an empty set, then removed, and the
-    /// store key is deleted from the keyring or its file. The public state
-    /// stays, marked wiped, so that commands can say what happened.
+    /// secrets are overwritten with an empty set, the state is marked
+    /// wiped, then the sealed file and the store key (keyring entry or key
+    /// file) are deleted. The public state stays, so that commands can say
+    /// what happened. A crash between two steps leaves a store that opens
+    /// as wiped and finishes the deletion (`open`, or this again).
     pub fn wipe_secrets(&mut self) -> Result<(), StoreError> {
-        if self.state.wiped {
-            return Ok(());
+        if !self.state.wiped {
+            self.save_secrets(&Secrets::default())?;
+            self.state.wiped = true;
+            self.save_state()?;
+            self.key = Zeroizing::new([0u8; 32]);
         }
-        self.save_secrets(&Secrets::default())?;
+        self.finish_wipe()
+    }
+
+    /// Delete what a wipe leaves to delete; what is gone already is fine.
+    fn finish_wipe(&self) -> Result<(), StoreError> {
+        let gone = |path: &Path, r: std::io::Result<()>| match r {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(path)(e)),
+            _ => Ok(()),
+        };
         let secrets = self.home.join(SECRETS);
-        fs::remove_file(&secrets).map_err(io(&secrets))?;
+        gone(&secrets, fs::remove_file(&secrets))?;
         match self.backend {
             Backend::File => {
                 let path = self.home.join(KEY_DIR).join(KEY_FILE);
-                fs::remove_file(&path).map_err(io(&path))?;
+                gone(&path, fs::remove_file(&path))
             }
-            Backend::Os => {
-                keyring_entry(&self.state.store_id)?
-                    .delete_credential()
-                    .map_err(|e| StoreError::NoKeyring(e.to_string()))?;
-            }
+            Backend::Os => match keyring_entry(&self.state.store_id)?.delete_credential() {
+                Ok(()) | Err(keyring_core::Error::NoEntry) => Ok(()),
+                Err(e) => Err(StoreError::NoKeyring(e.to_string())),
+            },
         }
-        self.key = Zeroizing::new([0u8; 32]);
-        self.state.wiped = true;
-        self.save_state()
     }
 
     /// Whether this store was wiped.
@@ -596,6 +611,38 @@ mod tests {
             "mesh-store-{tag}-{}",
             data_encoding::HEXLOWER.encode(&r)
         ))
+    }
+
+    #[test]
+    fn a_wipe_interrupted_after_marking_the_state_is_finished_at_the_next_open() {
+        std::env::set_var("MESH_KEYSTORE", "file");
+        let home = tmp_home("wipe");
+        {
+            let mut s = Store::open(&home, true).expect("create");
+            let secrets = Secrets {
+                device_seed: Some(Zeroizing::new("Zsecret".into())),
+                ..Secrets::default()
+            };
+            s.save_secrets(&secrets).expect("save");
+            // The crash: the state says wiped, the key and the sealed file remain.
+            s.state_mut().wiped = true;
+            s.save_state().expect("state");
+        }
+        assert!(home.join(KEY_DIR).join(KEY_FILE).exists() && home.join(SECRETS).exists());
+        let mut s = Store::open(&home, false).expect("open a wiped store");
+        assert!(
+            !home.join(KEY_DIR).join(KEY_FILE).exists(),
+            "the key is deleted"
+        );
+        assert!(
+            !home.join(SECRETS).exists(),
+            "the sealed secrets are deleted"
+        );
+        assert!(s.secrets().expect("secrets").device_seed.is_none());
+        // Wiping again is harmless.
+        s.wipe_secrets().expect("again");
+        drop(s);
+        let _ = fs::remove_dir_all(&home);
     }
 
     #[test]

@@ -119,6 +119,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn pin_proof_binds_the_pin_the_account_and_the_request() {
+        let salted = salted_pin("AAAA-BBBB-CCCC-DDDD", ACTION_DEVICE).expect("salted");
+        let other = salted_pin("AAAA-BBBB-CCCC-DDDE", ACTION_DEVICE).expect("salted");
+        let p = |s: &str, u: &str, r: &str| pin_proof(s, u, r, b"digest").expect("proof");
+        let base = p(&salted, "MBQA", "R1");
+        assert_eq!(base, p(&salted, "MBQA", "R1"));
+        assert_ne!(base, p(&other, "MBQA", "R1"), "another PIN");
+        assert_ne!(base, p(&salted, "MBQB", "R1"), "another account");
+        assert_ne!(base, p(&salted, "MBQA", "R2"), "another request");
+    }
+
+    #[test]
     fn pin_chain_is_deterministic_and_keyed() {
         let pin = new_pin();
         assert_eq!(pin.len(), 28 + 6);

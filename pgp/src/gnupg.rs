@@ -136,22 +136,41 @@ pub fn install(
     let fpr = check_cert(view, cert(view)?.as_bytes())?
         .fingerprint()
         .to_hex();
+    // Recorded before the import, as not current: a crash in between still
+    // leaves the home known, so that a revocation wipes it and the next sync
+    // completes it.
+    remember(device, &fpr, gnupghome, String::new())?;
     gpg(gnupghome, &["--import"], &tsk)?;
     gpg(
         gnupghome,
         &["--import-ownertrust"],
         format!("{fpr}:6:\n").as_bytes(),
     )?;
+    remember(
+        device,
+        &fpr,
+        gnupghome,
+        published_content(view)?.unwrap_or_default(),
+    )?;
+    Ok(fpr)
+}
+
+/// Record a home and the content it holds (replacing its earlier record).
+fn remember(
+    device: &dyn DeviceHost,
+    fpr: &str,
+    gnupghome: Option<&Path>,
+    content: String,
+) -> Result<()> {
     let mut r = record(device);
-    r.primary = fpr.clone();
+    r.primary = fpr.to_string();
     let home = Home {
         gnupghome: gnupghome.map(Path::to_path_buf),
-        content: published_content(view)?.unwrap_or_default(),
+        content,
     };
     r.homes.retain(|h| h.gnupghome != home.gnupghome);
     r.homes.push(home);
-    save(device, &r)?;
-    Ok(fpr)
+    save(device, &r)
 }
 
 /// After a sync: re-install into every home whose content is behind.

@@ -121,3 +121,40 @@ pub fn devices(held: &Holders) -> BTreeSet<&str> {
         .filter(|h| *h != ADMIN && *h != ESCROW && !h.starts_with('?'))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mesh_core::keys::AgreementKey;
+
+    fn key() -> PublicKey {
+        AgreementKey::generate().public_key()
+    }
+
+    #[test]
+    fn the_epoch_policy_by_holder() {
+        let (admin, phone, tablet, phone2) = (key(), key(), key(), key());
+        let t = |v: &[(&str, PublicKey)]| -> Targets {
+            v.iter().map(|(h, k)| (h.to_string(), *k)).collect()
+        };
+        let held = |v: &[(&str, PublicKey)]| -> Holders {
+            v.iter().map(|(h, k)| (h.to_string(), k.udf())).collect()
+        };
+        let now = held(&[("admin", admin), ("phone", phone)]);
+        // Same holders, same keys: keep. A device joined: the same secret for it too.
+        assert_eq!(
+            plan_current(&now, &t(&[("admin", admin), ("phone", phone)])),
+            Plan::Keep
+        );
+        let joined = t(&[("admin", admin), ("phone", phone), ("tablet", tablet)]);
+        assert_eq!(plan_current(&now, &joined), Plan::Rewrap(joined.clone()));
+        // Rotated: same holder, new key: re-wrapped, not rotated; older epochs too.
+        let rotated = t(&[("admin", admin), ("phone", phone2)]);
+        assert_eq!(plan_current(&now, &rotated), Plan::Rewrap(rotated.clone()));
+        assert_eq!(plan_old(&now, &rotated), Plan::Rewrap(rotated.clone()));
+        // Revoked: a holder must lose it: a new epoch; older ones gain nobody.
+        let revoked = t(&[("admin", admin), ("tablet", tablet)]);
+        assert_eq!(plan_current(&now, &revoked), Plan::Rotate(revoked.clone()));
+        assert_eq!(plan_old(&now, &revoked), Plan::Keep);
+    }
+}

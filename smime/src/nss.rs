@@ -89,6 +89,10 @@ pub fn install(device: &dyn DeviceHost, view: &AccountView, nssdb: &Path) -> Res
         std::fs::create_dir_all(nssdb).map_err(PluginError::io(nssdb.display()))?;
         run(Command::new("certutil").args(["-N", "-d", &db, "--empty-password"]))?;
     }
+    // Recorded before anything is imported, as not current: a crash in
+    // between still leaves the database known, so that a revocation wipes
+    // it and the next sync completes it.
+    remember(device, view, nssdb, String::new())?;
     let ca = device.home().join(".smime-ca.pem");
     write_private(&ca, ca_pem(view)?.as_bytes())?;
     let r = run(Command::new("certutil")
@@ -114,19 +118,28 @@ pub fn install(device: &dyn DeviceHost, view: &AccountView, nssdb: &Path) -> Res
     let _ = std::fs::remove_file(&file);
     let _ = std::fs::remove_file(&pwfile);
     let out = r?;
+    remember(device, view, nssdb, content(device, view)?)?;
+    Ok(out)
+}
+
+/// Record a database and the content it holds (replacing its earlier record).
+fn remember(
+    device: &dyn DeviceHost,
+    view: &AccountView,
+    path: &Path,
+    content: String,
+) -> Result<()> {
     let mut rec = record(device);
     rec.address = view.address.clone();
-    let entry = Db {
-        path: nssdb.to_path_buf(),
-        content: content(device, view)?,
-    };
-    rec.dbs.retain(|d| d.path != entry.path);
-    rec.dbs.push(entry);
+    rec.dbs.retain(|d| d.path != path);
+    rec.dbs.push(Db {
+        path: path.to_path_buf(),
+        content,
+    });
     device.set_local(
         RECORD,
         Some(&serde_json::to_value(&rec).unwrap_or_default()),
-    )?;
-    Ok(out)
+    )
 }
 
 fn write_private(path: &Path, data: &[u8]) -> Result<()> {
