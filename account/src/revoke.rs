@@ -14,7 +14,6 @@ use crate::client::Client;
 use crate::error::{AccountError, Result};
 use crate::event::{admin_event, Draft};
 use crate::host::Host;
-use crate::pull::{pull, SyncReport};
 use crate::state::{account, device_keys, device_udf};
 use crate::store::Store;
 
@@ -44,70 +43,69 @@ pub struct RevokeReport {
 
 /// Revoke `which`: one transaction, then the report.
 pub fn revoke(store: &mut Store, host: &Host, which: &str) -> Result<RevokeReport> {
-    pull(store, host, &mut SyncReport::default())?;
-    let before = host.view(&account(store)?)?;
     let me = device_udf(store)?;
-    let list = account(store)?
-        .access_list()?
-        .ok_or(AccountError::NoAccount)?;
-    let t = target(&list, which, false)?.clone();
-    if udf::udf_eq(&t.device_udf, &me) {
-        return Err(AccountError::usage(
-            "refusing to revoke this device itself",
-            "revoke it from another administrator device",
-        ));
-    }
-    if t.state == DeviceState::Revoked {
-        // A retry after a lost answer, or a second administrator: done already.
-        return Ok(RevokeReport {
-            name: t.name,
-            device: t.device_udf,
-            serial: list.serial,
-            already: true,
-            channels: Vec::new(),
-        });
-    }
-    let device = t.device_udf.clone();
-    admin_event(store, host, |a, _, admin| {
+    // The account as the event was built on (the last attempt's, after a conflict).
+    let mut before = None;
+    let (t, already) = admin_event(store, host, |a, view, admin| {
         let list = a.access_list()?.ok_or(AccountError::NoAccount)?;
+        let t = target(&list, which, false)?.clone();
+        if udf::udf_eq(&t.device_udf, &me) {
+            return Err(AccountError::usage(
+                "refusing to revoke this device itself",
+                "revoke it from another administrator device",
+            ));
+        }
+        if t.state == DeviceState::Revoked {
+            // A retry after a lost answer, or a second administrator: done
+            // already, nothing to write.
+            return Ok((Draft::default(), (t, true)));
+        }
         let env = crate::entries::next_access(admin, Some(&list), |d| {
-            for e in d.iter_mut().filter(|e| udf::udf_eq(&e.device_udf, &device)) {
+            for e in d
+                .iter_mut()
+                .filter(|e| udf::udf_eq(&e.device_udf, &t.device_udf))
+            {
                 e.state = DeviceState::Revoked;
             }
         });
+        before = Some(view.clone());
         let draft = Draft {
             access: Some(env),
             event: Some(Event::Revoked {
-                device: device.clone(),
+                device: t.device_udf.clone(),
             }),
             ..Draft::default()
         };
-        Ok((draft, ()))
+        Ok((draft, (t, false)))
     })?;
     let after = host.view(&account(store)?)?;
-    let event = Event::Revoked {
-        device: device.clone(),
+    let mut report = RevokeReport {
+        name: t.name,
+        device: t.device_udf,
+        serial: after.serial(),
+        already,
+        channels: Vec::new(),
     };
-    let mut channels = vec![ChannelReport {
+    let Some(before) = before.filter(|_| !already) else {
+        return Ok(report);
+    };
+    let event = Event::Revoked {
+        device: report.device.clone(),
+    };
+    report.channels.push(ChannelReport {
         channel: "portal".into(),
         done: vec![format!(
             "access list {} revokes it: every request it makes is refused",
             after.serial()
         )],
-    }];
+    });
     for pl in host.plugins() {
-        channels.push(ChannelReport {
+        report.channels.push(ChannelReport {
             channel: pl.name().into(),
             done: pl.describe(&event, &before, &after),
         });
     }
-    Ok(RevokeReport {
-        name: t.name,
-        device,
-        serial: after.serial(),
-        already: false,
-        channels,
-    })
+    Ok(report)
 }
 
 /// One other device, waited for.

@@ -254,21 +254,20 @@ fn full_sync(home: &Path) -> SyncOutcome {
         st.revoked = true;
         return (r, Some(Vec::new()), st, None);
     }
-    let ids = identities(&store, &host).ok();
+    let ids = identities(&store).ok();
     let quick = mesh_account::sync::quick_view(&store).ok();
     (r, ids, st, quick)
 }
 
 /// The Mesh identities this device serves (none unless an active member).
-fn identities(
-    store: &Store,
-    host: &mesh_account::Host,
-) -> Result<Vec<mesh_ssh::agent::MeshIdentity>, AccountError> {
+fn identities(store: &Store) -> Result<Vec<mesh_ssh::agent::MeshIdentity>, AccountError> {
     let a = mesh_account::account(store)?;
     if a.membership != Membership::Member {
         return Ok(Vec::new());
     }
-    let view = host.view(&a)?;
+    // The SSH identity needs no other channel's checks: a damaged OpenPGP
+    // entry must not take the device's SSH key away.
+    let view = mesh_account::host::view_of(&a)?;
     let dh = mesh_account::StoreHost::new(store)?;
     Ok(mesh_ssh::channel::identities(&dh, &view)?)
 }
@@ -449,7 +448,7 @@ pub fn run(home: &Path, interval: Duration) -> Result<(), DaemonError> {
     // connection on; the portal is asked afterwards.
     let (initial, account_name, device) = match Store::open(home, false) {
         Ok(s) => (
-            identities(&s, &crate::host()).unwrap_or_default(),
+            identities(&s).unwrap_or_default(),
             mesh_account::account(&s).ok().map(|a| a.address),
             s.state().device.as_ref().map(|d| d.udf.clone()),
         ),

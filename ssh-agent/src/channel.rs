@@ -8,7 +8,6 @@ use std::sync::Arc;
 
 use mesh_core::objects::{AccountKeys, ProfileAccount, Role};
 use mesh_core::portal::DeviceState;
-use mesh_core::udf;
 use mesh_plugins::{now, AccountView, AppEntry, DeviceHost, Event, Plugin, PluginError};
 use serde::{Deserialize, Serialize};
 use ssh_key::public::KeyData;
@@ -406,9 +405,9 @@ pub fn authorized_lines(view: &AccountView, user: Option<&str>) -> Result<Vec<St
     Ok(view
         .active(Role::Ssh)
         .into_iter()
-        .filter(|(e, d)| {
-            udf::udf_eq(&d.connection.device_udf, &e.device_udf) && d.connection.has(Role::Ssh)
-        })
+        // The catalog entry's connection is for its device (checked when the
+        // view was built); the connection must grant the role too.
+        .filter(|(_, d)| d.connection.has(Role::Ssh))
         .filter_map(|(e, d)| {
             ssh_key_of(&d.connection.ssh)
                 .map(|k| cert::key_line(&k, &format!("mesh:{}@{}", e.name, view.address)))

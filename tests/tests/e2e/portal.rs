@@ -145,9 +145,11 @@ fn create_connect_accept_pin_reject_revoke() {
         "{e}"
     );
     // An expired PIN is refused with that reason.
-    let expired = a.ok(&["device", "pin", "--expires", "1s"]);
-    // Time itself is what is tested here: let the PIN's second pass.
-    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let issued = a.json(&["device", "pin", "--expires", "1s"]);
+    let expired = issued["pin"].as_str().expect("pin").to_string();
+    let until = issued["expires"].as_u64().expect("expires");
+    // Wait for the condition itself: the clock past the PIN's expiry.
+    assert!(mesh_tests::eventually(5, || mesh_account::client::now() >= until));
     let c5 = Device::new(&dir.0, "c5");
     c5.ok(&[
         "device",
