@@ -26,6 +26,9 @@ pub enum AccountError {
     /// Something the portal returned does not verify.
     #[error("refusing what the portal returned: {0}")]
     Untrusted(String),
+    /// The portal served a history the administrators did not sign.
+    #[error("refusing what the portal returned: {0}")]
+    History(#[from] mesh_core::history::HistoryError),
     /// No account on this device.
     #[error("this device is not connected to an account")]
     NoAccount,
@@ -114,6 +117,10 @@ impl AccountError {
             AccountError::NotAdmin(_) => "run this on an administrator device".into(),
             AccountError::Pending(_) => {
                 "an administrator runs `mesh device pending` and `mesh device accept WITNESS`".into()
+            }
+            AccountError::History(_) => {
+                "the portal (or its database) served an account history that its administrators did not sign: nothing was changed here; tell the portal's operator, and do not trust what it serves until it is restored"
+                    .into()
             }
             AccountError::Untrusted(_) => {
                 "the portal (or its database) returned data that is not signed by this account; local state was kept as it was"

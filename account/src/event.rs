@@ -88,6 +88,14 @@ pub(crate) fn event_updates(
     if !d.local.is_empty() {
         updates.push(a.append(st::LOCAL, d.local));
     }
+    // The next checkpoint signs where this transaction leaves every store.
+    if !updates.is_empty() {
+        let cp = a
+            .history
+            .next(&a.profile_udf, &updates, crate::client::now());
+        let env = Signed::sign_object(p::ct::CHECKPOINT, &cp, &admin.admin_sign);
+        updates.push(a.append(st::CHECKPOINT, vec![env]));
+    }
     Ok(updates)
 }
 

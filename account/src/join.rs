@@ -500,6 +500,7 @@ fn recovery_download(
             .map_err(|e| AccountError::Untrusted(format!("account profile: {e}")))?;
         crate::pull::apply_entries(a, profile, &resp.updates, &mut report)?;
         if !crate::pull::more_pages(&resp.updates)? {
+            a.history.settle(st::ALL)?;
             return Ok(());
         }
     }

@@ -62,6 +62,10 @@ pub(crate) fn apply_entries(
     let mut access = a.access_list()?;
     let known_revoked = revoked_set(access.as_ref());
     for up in updates {
+        a.history.behind(&[StoreIndex {
+            store: up.store.clone(),
+            index: up.last,
+        }])?;
         let mut expect = a.index(&up.store) + 1;
         for e in &up.entries {
             let name = format!("{} entry {}", up.store, e.index);
@@ -77,7 +81,13 @@ pub(crate) fn apply_entries(
             } else {
                 let env: Signed = serde_json::from_value(e.envelope.clone())
                     .map_err(|x| untrusted(x.to_string()))?;
-                apply_signed(a, profile, &mut access, &up.store, env, report).map_err(untrusted)?;
+                if up.store == st::CHECKPOINT {
+                    a.history.checkpoint(e.index, &env, profile)?;
+                } else {
+                    a.history.entry(&up.store, e.index, &env)?;
+                    apply_signed(a, profile, &mut access, &up.store, env, report)
+                        .map_err(untrusted)?;
+                }
             }
             report.entries += 1;
         }
@@ -346,10 +356,13 @@ fn pull_once(store: &mut Store, host: &Host, report: &mut SyncReport) -> Result<
     let dev_udf = device_udf(store)?;
     let admin = a.roles.contains(&Role::Admin);
     let mut next = a.clone();
+    let read: Vec<&str> = st::ALL
+        .into_iter()
+        .filter(|s| admin || !matches!(*s, st::INBOUND | st::LOCAL))
+        .collect();
     loop {
-        let select: Vec<StoreIndex> = st::ALL
+        let select: Vec<StoreIndex> = read
             .iter()
-            .filter(|s| admin || !matches!(**s, st::INBOUND | st::LOCAL))
             .map(|s| StoreIndex {
                 store: s.to_string(),
                 index: next.index(s),
@@ -374,6 +387,7 @@ fn pull_once(store: &mut Store, host: &Host, report: &mut SyncReport) -> Result<
             break;
         }
     }
+    next.history.settle(read)?;
     // Our own standing, from the verified list.
     if let Some(list) = next.access_list()? {
         if let Some(me) = list.device(&dev_udf) {
@@ -391,7 +405,7 @@ fn pull_once(store: &mut Store, host: &Host, report: &mut SyncReport) -> Result<
 /// Whether a page says more follow. A page that says so must bring
 /// entries (and `apply_entries` checks they continue the store): a portal
 /// that answers `Partial` with nothing would keep a client asking for ever.
-pub(crate) fn more_pages(updates: &[p::StoreEntries]) -> Result<bool> {
+pub fn more_pages(updates: &[p::StoreEntries]) -> Result<bool> {
     let mut more = false;
     for u in updates.iter().filter(|u| u.partial) {
         if u.entries.is_empty() {

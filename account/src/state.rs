@@ -85,6 +85,9 @@ pub struct AccountState {
     /// SSH keys replaced by rotation (they go into KRLs).
     #[serde(default)]
     pub superseded_ssh: Vec<mesh_core::keys::KeyData>,
+    /// The verified history: the lower bound of every later answer.
+    #[serde(default)]
+    pub history: mesh_core::history::History,
     /// What the channels removed when this device was revoked.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub wiped: Vec<String>,
@@ -117,6 +120,7 @@ impl AccountState {
             pins: Vec::new(),
             pins_used: BTreeSet::new(),
             superseded_ssh: Vec::new(),
+            history: Default::default(),
             wiped: Vec::new(),
         }
     }

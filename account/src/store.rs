@@ -251,7 +251,7 @@ pub fn default_home() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(".mesh"))
 }
 
-pub(crate) fn make_private_dir(path: &Path) -> Result<(), StoreError> {
+pub fn make_private_dir(path: &Path) -> Result<(), StoreError> {
     let mut b = fs::DirBuilder::new();
     b.recursive(true);
     #[cfg(unix)]

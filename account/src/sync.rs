@@ -116,13 +116,22 @@ impl QuickView {
             serde_json::to_value(&body).unwrap_or_default(),
             &self.auth,
         )?;
-        Ok(self.known.iter().any(|k| {
+        let now = |k: &p::StoreIndex| {
             r.stores
                 .iter()
                 .find(|s| s.store == k.store)
-                .map(|s| s.index)
-                .unwrap_or(0)
-                != k.index
-        }))
+                .map_or(0, |s| s.index)
+        };
+        // Behind what this device has: a rollback, for the full sync to
+        // prove and refuse.
+        if let Some(k) = self.known.iter().find(|k| now(k) < k.index) {
+            return Err(ClientError::BadAnswer(format!(
+                "the portal says the {} store is at {}, behind the {} this device has",
+                k.store,
+                now(k),
+                k.index
+            )));
+        }
+        Ok(self.known.iter().any(|k| now(k) != k.index))
     }
 }

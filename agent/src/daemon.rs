@@ -103,7 +103,7 @@ pub struct Paths {
 
 /// This process's user id, without libc: the owner of `/proc/self`, or of
 /// a file it creates where there is no `/proc`.
-fn my_uid() -> u32 {
+pub(crate) fn my_uid() -> u32 {
     if let Ok(m) = std::fs::metadata("/proc/self") {
         return m.uid();
     }

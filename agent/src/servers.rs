@@ -5,11 +5,14 @@
 //! portal's public stores and verified up to the pinned profile UDF; a
 //! cache serves logins while the portal is away, for a bounded time.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use mesh_account::client::{now, Client, ClientError};
 use mesh_account::AccountError;
 use mesh_core::envelope::Signed;
+use mesh_core::history::History;
+use mesh_core::objects::{CatalogedApplication, CatalogedDevice, ProfileAccount};
 use mesh_core::portal::{self as p, store as st, StoreIndex};
 use mesh_plugins::AccountView;
 use serde::{Deserialize, Serialize};
@@ -20,85 +23,119 @@ type Result<T> = std::result::Result<T, AccountError>;
 /// ever is refused).
 const MAX_PAGES: usize = 4096;
 
-/// The public state of an account, as servers fetch it.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// Seconds a cached answer's fetch time may lie ahead of the clock.
+const MAX_SKEW: u64 = 300;
+
+/// The public state of an account, as servers fetch it: the latest entry
+/// per device and per published uid, and the verified history, which is
+/// the lower bound of every later answer.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct PublicAnswer {
     fetched: u64,
-    profile: Signed,
-    access: Signed,
-    devices: Vec<Signed>,
+    profile: Option<Signed>,
+    access: Option<Signed>,
+    devices: BTreeMap<String, Signed>,
     #[serde(default)]
-    published: Vec<Signed>,
+    published: BTreeMap<String, Signed>,
+    #[serde(default)]
+    history: History,
 }
 
-fn fetch_store(
-    client: &Client,
-    profile_udf: &str,
-    store_name: &str,
-) -> std::result::Result<(Signed, Vec<Signed>), ClientError> {
-    let mut index = 0;
-    let mut out = Vec::new();
+impl PublicAnswer {
+    /// One page of the public stores, continuing this answer.
+    fn apply(&mut self, profile: &ProfileAccount, updates: &[p::StoreEntries]) -> Result<()> {
+        for u in updates {
+            self.history.behind(&[StoreIndex {
+                store: u.store.clone(),
+                index: u.last,
+            }])?;
+            for e in &u.entries {
+                let env: Signed = serde_json::from_value(e.envelope.clone()).map_err(|x| {
+                    AccountError::Untrusted(format!("{} entry {}: {x}", u.store, e.index))
+                })?;
+                if u.store == st::CHECKPOINT {
+                    self.history.checkpoint(e.index, &env, profile)?;
+                    continue;
+                }
+                self.history.entry(&u.store, e.index, &env)?;
+                self.keep(&u.store, env).map_err(|x| {
+                    AccountError::Untrusted(format!("{} entry {}: {x}", u.store, e.index))
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Keep an entry as the latest of its kind (verified with the view).
+    fn keep(&mut self, store_name: &str, env: Signed) -> std::result::Result<(), mesh_core::Error> {
+        match store_name {
+            st::ACCESS => self.access = Some(env),
+            st::DEVICE => {
+                let c: CatalogedDevice = env.unverified_object("catalog entry")?;
+                self.devices.insert(c.device_udf, env);
+            }
+            _ => {
+                let a: CatalogedApplication = env.unverified_object("application entry")?;
+                self.published.insert(a.uid, env);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Read what is new in the public stores after `known` (one snapshot per
+/// page), and check it continues the history `known` holds.
+fn fetch_public(portal: &str, profile_udf: &str, known: PublicAnswer) -> Result<PublicAnswer> {
+    let client = Client::new(portal)?;
+    let mut ans = known;
     for _ in 0..MAX_PAGES {
+        let select = st::PUBLIC
+            .iter()
+            .map(|s| StoreIndex {
+                store: s.to_string(),
+                index: if *s == st::CHECKPOINT {
+                    ans.history.serial()
+                } else {
+                    ans.history.position(s).index
+                },
+            })
+            .collect();
         let r: p::DownloadResponse = client.post(
             "Public",
             &p::PublicRequest {
                 account_address: None,
                 profile_udf: Some(profile_udf.to_string()),
-                select: vec![StoreIndex {
-                    store: store_name.into(),
-                    index,
-                }],
+                select,
             },
         )?;
-        let Some(u) = r.updates.into_iter().next() else {
-            return Ok((r.profile, out));
-        };
-        for e in &u.entries {
-            index = e.index;
-            out.push(
-                serde_json::from_value(e.envelope.clone())
-                    .map_err(|x| ClientError::BadAnswer(x.to_string()))?,
-            );
-        }
-        if !u.partial {
-            return Ok((r.profile, out));
-        }
-        if u.entries.is_empty() {
-            return Err(ClientError::BadAnswer(format!(
-                "the {store_name} store answered 'more follow' with no entries"
-            )));
+        let profile = ProfileAccount::verify(&r.profile, profile_udf)
+            .map_err(|e| AccountError::Untrusted(format!("account profile: {e}")))?;
+        ans.apply(&profile, &r.updates)?;
+        ans.profile = Some(r.profile);
+        if !mesh_account::pull::more_pages(&r.updates)? {
+            ans.history.settle(st::PUBLIC)?;
+            ans.fetched = now();
+            return Ok(ans);
         }
     }
-    Err(ClientError::BadAnswer(format!(
-        "the {store_name} store kept answering 'partial' after {MAX_PAGES} pages"
+    Err(AccountError::Untrusted(format!(
+        "the portal kept answering 'partial' after {MAX_PAGES} pages"
     )))
-}
-
-fn fetch_public(portal: &str, profile_udf: &str) -> std::result::Result<PublicAnswer, ClientError> {
-    let client = Client::new(portal)?;
-    let (profile, access) = fetch_store(&client, profile_udf, st::ACCESS)?;
-    let (_, devices) = fetch_store(&client, profile_udf, st::DEVICE)?;
-    let (_, published) = fetch_store(&client, profile_udf, st::PUBLISHED)?;
-    Ok(PublicAnswer {
-        fetched: now(),
-        profile,
-        access: access
-            .last()
-            .cloned()
-            .ok_or_else(|| ClientError::BadAnswer("no access list".into()))?,
-        devices,
-        published,
-    })
 }
 
 /// Everything the answer says, verified up to the pinned profile UDF.
 fn verified(ans: &PublicAnswer, pinned: &str) -> Result<AccountView> {
+    let (Some(profile), Some(access)) = (&ans.profile, &ans.access) else {
+        return Err(AccountError::Untrusted(
+            "the account has no access list".into(),
+        ));
+    };
     Ok(AccountView::verify(
         pinned,
-        &ans.profile,
-        Some(&ans.access),
-        &ans.devices,
-        &ans.published,
+        profile,
+        Some(access),
+        ans.devices.values(),
+        ans.published.values(),
     )?)
 }
 
@@ -129,41 +166,32 @@ pub struct Lookup<'a> {
     pub max_stale: u64,
 }
 
-/// The verified public view: fresh from the portal (and cached), or, when
-/// the portal cannot be reached, the cached answer while it is younger than
-/// `max_stale`; then it fails closed.
+/// The verified public view: fresh from the portal (continuing, and
+/// checked against, the cached answer), or, when the portal cannot be
+/// reached, the cached answer while it is younger than `max_stale`; then
+/// it fails closed. A portal that serves a history behind or beside the
+/// cached one is refused and the cache is kept.
 fn public_view(l: &Lookup) -> Result<AccountView> {
     check_profile_udf(l.profile_udf)?;
     let cache_file = l
         .cache
         .map(|d| d.join(format!("{}.json", l.profile_udf.replace('-', ""))));
-    match fetch_public(l.portal, l.profile_udf) {
+    let cached = match &cache_file {
+        Some(f) => read_cache(f)?,
+        None => None,
+    };
+    match fetch_public(l.portal, l.profile_udf, cached.clone().unwrap_or_default()) {
         Ok(ans) => {
             let view = verified(&ans, l.profile_udf)?;
             if let Some(f) = &cache_file {
-                if let Some(dir) = f.parent() {
-                    let _ = std::fs::create_dir_all(dir);
-                }
-                mesh_account::store::write_atomic(
-                    f,
-                    &serde_json::to_vec(&ans).unwrap_or_default(),
-                )?;
+                write_cache(f, &ans)?;
             }
             Ok(view)
         }
-        Err(e @ ClientError::Unreachable { .. }) => {
-            let Some(f) = cache_file else {
+        Err(AccountError::Client(e @ ClientError::Unreachable { .. })) => {
+            let Some(ans) = cached else {
                 return Err(e.into());
             };
-            let Ok(raw) = std::fs::read(&f) else {
-                return Err(e.into());
-            };
-            let ans: PublicAnswer = serde_json::from_slice(&raw).map_err(|x| {
-                AccountError::usage(
-                    format!("the cache {} is damaged: {x}", f.display()),
-                    "remove the file; the next login with the portal reachable writes it again",
-                )
-            })?;
             let age = now().saturating_sub(ans.fetched);
             if age > l.max_stale {
                 return Err(AccountError::usage(
@@ -174,8 +202,54 @@ fn public_view(l: &Lookup) -> Result<AccountView> {
             // The cache is re-verified: a file is no more trusted than the portal.
             verified(&ans, l.profile_udf)
         }
-        Err(e) => Err(e.into()),
+        Err(e) => Err(e),
     }
+}
+
+/// The cached answer, if any. The cache holds signed data (re-verified)
+/// and a fetch time that nothing signs: only a private directory and file
+/// of this user are read, and a time ahead of the clock is refused.
+fn read_cache(f: &Path) -> Result<Option<PublicAnswer>> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::metadata(f) else {
+        return Ok(None);
+    };
+    let dir = f.parent().unwrap_or(Path::new("."));
+    let uid = crate::daemon::my_uid();
+    for (path, m) in [(dir, std::fs::metadata(dir).ok()), (f, Some(meta))] {
+        let Some(m) = m else { continue };
+        if m.uid() != uid || m.mode() & 0o022 != 0 {
+            return Err(AccountError::usage(
+                format!(
+                    "the cache {} is writable by others or not owned by this user: not reading it",
+                    path.display()
+                ),
+                "give --cache a directory only this user can write (mode 0700)",
+            ));
+        }
+    }
+    let damaged = |detail: String| {
+        AccountError::usage(
+            format!("the cache {} is damaged: {detail}", f.display()),
+            "remove the file; the next login with the portal reachable writes it again",
+        )
+    };
+    let raw = std::fs::read(f).map_err(|e| damaged(e.to_string()))?;
+    let ans: PublicAnswer = serde_json::from_slice(&raw).map_err(|e| damaged(e.to_string()))?;
+    if ans.fetched > now() + MAX_SKEW {
+        return Err(damaged("its fetch time is in the future".into()));
+    }
+    Ok(Some(ans))
+}
+
+fn write_cache(f: &Path, ans: &PublicAnswer) -> Result<()> {
+    if let Some(dir) = f.parent() {
+        if !dir.exists() {
+            mesh_account::store::make_private_dir(dir)?;
+        }
+    }
+    mesh_account::store::write_atomic(f, &serde_json::to_vec(ans).unwrap_or_default())?;
+    Ok(())
 }
 
 /// `mesh ssh authorized-keys`: lines for every active ssh device of the
@@ -208,7 +282,10 @@ pub struct KrlFetch {
 /// that rolls back is refused).
 pub fn fetch_krl(profile_udf: &str, portal: &str, output: &Path) -> Result<KrlFetch> {
     check_profile_udf(profile_udf)?;
-    let view = verified(&fetch_public(portal, profile_udf)?, profile_udf)?;
+    let view = verified(
+        &fetch_public(portal, profile_udf, PublicAnswer::default())?,
+        profile_udf,
+    )?;
     let Some((version, bytes)) = mesh_ssh::channel::published_krl(&view)? else {
         return Err(AccountError::NotFound(
             "the account has published no KRL yet (none of its devices was revoked or rotated)"

@@ -157,6 +157,13 @@ impl Signed {
         from_json(what, self.verify(content_type, authorized)?)
     }
 
+    /// SHA-256 of what the signatures cover (content type and payload, not
+    /// the signatures): the entry's identity in a store's hash chain.
+    pub fn content_digest(&self) -> [u8; 32] {
+        use sha2::Digest;
+        sha2::Sha256::digest(to_be_signed(&self.content_type, &self.payload)).into()
+    }
+
     /// Parse the payload without checking signatures: only for reading the
     /// self-describing fields (e.g. the keys of a profile) that a caller then
     /// checks against a pinned fingerprint before trusting anything.

@@ -13,6 +13,7 @@ pub mod b64;
 pub mod derive;
 pub mod envelope;
 mod error;
+pub mod history;
 pub mod keys;
 pub mod montgomery;
 pub mod objects;

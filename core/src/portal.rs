@@ -29,6 +29,8 @@ pub mod ct {
     pub const RESPOND_CONNECTION: &str = "RespondConnection";
     /// [`super::MessagePin`] (encrypted to the administrators, then signed).
     pub const MESSAGE_PIN: &str = "MessagePin";
+    /// [`crate::history::Checkpoint`].
+    pub const CHECKPOINT: &str = "Checkpoint";
 }
 
 /// Store names (the reference code's bare names).
@@ -46,10 +48,24 @@ pub mod store {
     /// Signed `CatalogedApplication` entries that servers read without
     /// being devices of the account: the SSH policy (login names), the KRL.
     pub const PUBLISHED: &str = "Published";
+    /// The account's signed history: one [`crate::history::Checkpoint`] per
+    /// administrator transaction, binding every other store's position.
+    pub const CHECKPOINT: &str = "Checkpoint";
     /// Every store, in sync order.
-    pub const ALL: [&str; 6] = [ACCESS, DEVICE, APPLICATION, PUBLISHED, INBOUND, LOCAL];
+    pub const ALL: [&str; 7] = [
+        ACCESS,
+        DEVICE,
+        APPLICATION,
+        PUBLISHED,
+        INBOUND,
+        LOCAL,
+        CHECKPOINT,
+    ];
     /// Stores anyone may read (public, signed data).
-    pub const PUBLIC: [&str; 3] = [ACCESS, DEVICE, PUBLISHED];
+    pub const PUBLIC: [&str; 4] = [ACCESS, DEVICE, PUBLISHED, CHECKPOINT];
+    /// Stores whose every entry an administrator signs, and that each
+    /// checkpoint covers.
+    pub const COVERED: [&str; 5] = [ACCESS, DEVICE, APPLICATION, PUBLISHED, LOCAL];
 }
 
 /// Transactions.
@@ -461,6 +477,10 @@ pub struct StoreEntries {
     /// More entries follow: download again from the last index.
     #[serde(rename = "Partial")]
     pub partial: bool,
+    /// The store's last index when this page was read (a reader that has
+    /// seen more knows the portal rolled it back).
+    #[serde(rename = "Last", default)]
+    pub last: u64,
 }
 
 /// Download response.

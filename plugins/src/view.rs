@@ -110,6 +110,7 @@ impl AccountView {
             let d = DeviceEntry::verify(env, &view.profile)?;
             view.devices.insert(d.catalog.device_udf.clone(), d);
         }
+        view.check_bound()?;
         let admin = [view.profile.administrator_signature.key];
         for env in applications {
             let app: CatalogedApplication = env
@@ -118,6 +119,28 @@ impl AccountView {
             view.applications.insert(app.uid, app.data);
         }
         Ok(view)
+    }
+
+    /// Catalog entries are bound to the access list: an active device's
+    /// latest entry carries the authentication key (and so the epoch) the
+    /// access list names. A stale entry served as the latest (which would
+    /// bring back a rotated-away SSH key) is refused.
+    fn check_bound(&self) -> Result<(), PluginError> {
+        for a in self.access.iter().flat_map(|l| &l.devices) {
+            if a.state != DeviceState::Active {
+                continue;
+            }
+            let Some(d) = self.devices.get(&a.device_udf) else {
+                continue;
+            };
+            if d.connection.authentication != a.authentication {
+                return Err(PluginError::Untrusted(format!(
+                    "the catalog entry of {} carries epoch {} keys, the access list epoch {}: a stale entry",
+                    a.name, d.connection.authentication.epoch, a.authentication.epoch
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// The access list's serial (0 before there is one).

@@ -8,6 +8,7 @@
 //! `mesh quickstart` both use it.
 #![forbid(unsafe_code)]
 
+mod history;
 pub mod server;
 pub mod storage;
 pub mod watch;

@@ -66,7 +66,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &str, reason: impl Into<String>) -> ApiError {
+    pub(crate) fn new(status: StatusCode, code: &str, reason: impl Into<String>) -> ApiError {
         ApiError {
             status,
             body: Box::new(ErrorBody {
@@ -76,13 +76,13 @@ impl ApiError {
             }),
         }
     }
-    fn bad(reason: impl Into<String>) -> ApiError {
+    pub(crate) fn bad(reason: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, code::BAD_REQUEST, reason)
     }
-    fn auth(reason: impl Into<String>) -> ApiError {
+    pub(crate) fn auth(reason: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::UNAUTHORIZED, code::NOT_AUTHENTICATED, reason)
     }
-    fn forbidden(reason: impl Into<String>) -> ApiError {
+    pub(crate) fn forbidden(reason: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::FORBIDDEN, code::NOT_AUTHORIZED, reason)
     }
 }
@@ -365,6 +365,8 @@ fn check_append(
             }
             *prev_access = Some(a);
         }
+        // Checked as a whole by `history::check`.
+        store::CHECKPOINT => {}
         store::DEVICE | store::APPLICATION | store::PUBLISHED | store::LOCAL => {
             env.verify(&env.content_type, &admin)
                 .map_err(|e| ApiError::forbidden(format!("{store_name} entry: {e}")))?;
@@ -434,6 +436,7 @@ async fn bind(State(st): State<AppState>, body: Bytes) -> ApiResult {
         })?;
     env.verify(p::ct::REQUEST, &[entry.authentication.key])
         .map_err(|e| ApiError::auth(e.to_string()))?;
+    crate::history::check(&st, None, &profile, &b.updates).await?;
     check_nonce(&st, &req).await?;
     let rec = AccountRecord {
         udf: profile.udf(),
@@ -581,27 +584,32 @@ async fn read_stores(
     account: &str,
     select: &[p::StoreIndex],
 ) -> Result<Vec<p::StoreEntries>, ApiError> {
-    let mut out = Vec::new();
-    for sel in select.iter().take(store::ALL.len()) {
-        let s = st.storage.clone();
-        let a = account.to_string();
-        let name = sel.store.clone();
-        let after = sel.index;
-        let (rows, partial) = blocking(move || s.read(&a, &name, after, p::MAX_RESULTS)).await?;
-        let mut entries = Vec::with_capacity(rows.len());
-        for (index, data) in rows {
-            entries.push(p::Entry {
-                index,
-                envelope: serde_json::from_str(&data).unwrap_or(serde_json::Value::Null),
-            });
-        }
-        out.push(p::StoreEntries {
-            store: sel.store.clone(),
-            entries,
-            partial,
-        });
-    }
-    Ok(out)
+    let select: Vec<(String, u64)> = select
+        .iter()
+        .take(store::ALL.len())
+        .map(|s| (s.store.clone(), s.index))
+        .collect();
+    let s = st.storage.clone();
+    let a = account.to_string();
+    let names: Vec<String> = select.iter().map(|(n, _)| n.clone()).collect();
+    let reads = blocking(move || s.read(&a, &select, p::MAX_RESULTS)).await?;
+    Ok(names
+        .into_iter()
+        .zip(reads)
+        .map(|(store, r)| p::StoreEntries {
+            store,
+            entries: r
+                .entries
+                .into_iter()
+                .map(|(index, data)| p::Entry {
+                    index,
+                    envelope: serde_json::from_str(&data).unwrap_or(serde_json::Value::Null),
+                })
+                .collect(),
+            partial: r.partial,
+            last: r.last,
+        })
+        .collect())
 }
 
 async fn download(State(st): State<AppState>, body: Bytes) -> ApiResult {
@@ -735,6 +743,7 @@ async fn apply(
             check_append(profile, &u.store, e, &mut prev, &mut responses)?;
         }
     }
+    crate::history::check(st, Some(&account.udf), profile, &t.updates).await?;
     let appends = to_appends(&t.updates);
     let s = st.storage.clone();
     let a = account.udf.clone();

@@ -55,6 +55,17 @@ pub struct Append {
     pub entries: Vec<String>,
 }
 
+/// What one store gave in a read.
+#[derive(Clone, Debug, Default)]
+pub struct StoreRead {
+    /// Entries (index, JSON), in index order.
+    pub entries: Vec<(u64, String)>,
+    /// More entries follow.
+    pub partial: bool,
+    /// The store's last index in the same snapshot.
+    pub last: u64,
+}
+
 /// A connection request as the portal keeps it for Complete.
 #[derive(Clone, Debug)]
 pub struct RequestRecord {
@@ -76,14 +87,15 @@ pub trait Storage: Send + Sync + 'static {
     fn account_by_udf(&self, udf: &str) -> Result<Option<AccountRecord>, StorageError>;
     /// Last index of each store that has entries.
     fn indices(&self, account: &str) -> Result<Vec<(String, u64)>, StorageError>;
-    /// Up to `limit` entries after `after`; the flag says more follow.
+    /// Up to `limit` entries after the given index of each store, all read
+    /// in one snapshot (a reader checks them against each other: the
+    /// checkpoint against the stores it signs).
     fn read(
         &self,
         account: &str,
-        store: &str,
-        after: u64,
+        select: &[(String, u64)],
         limit: usize,
-    ) -> Result<(Vec<(u64, String)>, bool), StorageError>;
+    ) -> Result<Vec<StoreRead>, StorageError>;
     /// The last index of a store; `None` when the account does not exist.
     fn last_index(&self, account: &str, store: &str) -> Result<Option<u64>, StorageError>;
     /// The last entry of a store.
@@ -292,22 +304,31 @@ impl Storage for Sqlite {
     fn read(
         &self,
         account: &str,
-        store: &str,
-        after: u64,
+        select: &[(String, u64)],
         limit: usize,
-    ) -> Result<(Vec<(u64, String)>, bool), StorageError> {
+    ) -> Result<Vec<StoreRead>, StorageError> {
         self.with(|c| {
-            let mut st = c.prepare_cached(
-                "SELECT idx, data FROM entries WHERE account = ?1 AND store = ?2 AND idx > ?3 ORDER BY idx LIMIT ?4",
-            )?;
-            let want = i64::try_from(limit + 1).unwrap_or(i64::MAX);
-            let rows = st.query_map(params![account, store, i(after), want], |r| {
-                Ok((u(r.get(0)?), r.get::<_, String>(1)?))
-            })?;
-            let mut v = rows.collect::<Result<Vec<_>, _>>()?;
-            let partial = v.len() > limit;
-            v.truncate(limit);
-            Ok((v, partial))
+            let tx = c.transaction()?;
+            let mut out = Vec::with_capacity(select.len());
+            for (store, after) in select {
+                let mut st = tx.prepare_cached(
+                    "SELECT idx, data FROM entries WHERE account = ?1 AND store = ?2 AND idx > ?3 ORDER BY idx LIMIT ?4",
+                )?;
+                let want = i64::try_from(limit + 1).unwrap_or(i64::MAX);
+                let rows = st.query_map(params![account, store, i(*after), want], |r| {
+                    Ok((u(r.get(0)?), r.get::<_, String>(1)?))
+                })?;
+                let mut entries = rows.collect::<Result<Vec<_>, _>>()?;
+                let partial = entries.len() > limit;
+                entries.truncate(limit);
+                let last = last_index(&tx, account, store)?;
+                out.push(StoreRead {
+                    entries,
+                    partial,
+                    last,
+                });
+            }
+            Ok(out)
         })
     }
 
