@@ -28,7 +28,7 @@ pub enum AccountError {
     Untrusted(String),
     /// The portal served a history the administrators did not sign.
     #[error("refusing what the portal returned: {0}")]
-    History(#[from] mesh_core::history::HistoryError),
+    History(mesh_core::history::HistoryError),
     /// No account on this device.
     #[error("this device is not connected to an account")]
     NoAccount,
@@ -72,6 +72,14 @@ pub enum AccountError {
     /// Too many concurrent writers.
     #[error("the account changed under every retry (another administrator is writing); try again")]
     Busy,
+}
+
+// Not a `#[from]`: the message carries the detail, and a source would
+// print it twice.
+impl From<mesh_core::history::HistoryError> for AccountError {
+    fn from(e: mesh_core::history::HistoryError) -> AccountError {
+        AccountError::History(e)
+    }
 }
 
 impl AccountError {

@@ -8,6 +8,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
+pub mod liar;
 pub mod proxy;
 
 /// Path of a workspace binary next to the running test executable

@@ -8,6 +8,7 @@
 
 mod core;
 mod drill;
+mod history;
 mod host;
 mod hostile;
 mod pgp;

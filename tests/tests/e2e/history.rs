@@ -1,0 +1,678 @@
+//! History a portal cannot rewrite (issue: a lying portal cannot undo a
+//! revocation). A lying portal in front of a real one rewrites what real
+//! clients download; an edited database plays a portal whose storage was
+//! changed. Every case must be refused with an error that blames the
+//! portal, and leave the victim's state as it was.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use mesh_core::portal::store as st;
+use mesh_tests::liar::LyingPortal;
+use mesh_tests::{eventually, Device, PortalProc, RunningAgent, Scratch};
+use serde_json::Value;
+
+const ADDR: &str = "alice@example.com";
+
+/// Signed material a liar can replay: older entries of the account, and
+/// another account's (valid, but not this account's).
+#[derive(Debug, Clone, Default)]
+struct Olds {
+    access1: Value,
+    device1: Value,
+    published1: Value,
+    checkpoint1: Value,
+    other_profile: Value,
+    other_checkpoint: Value,
+    other_published: Value,
+}
+
+struct World {
+    dir: Scratch,
+    portal: PortalProc,
+    liar: LyingPortal,
+    a: Device,
+    c: Device,
+    udf: String,
+    olds: Olds,
+}
+
+fn entry(data: &std::path::Path, account: &str, store: &str, index: i64) -> Value {
+    let db = rusqlite::Connection::open(data.join("portal.sqlite")).expect("db");
+    let raw: String = db
+        .query_row(
+            "SELECT data FROM entries WHERE account = ?1 AND store = ?2 AND idx = ?3",
+            rusqlite::params![account, store, index],
+            |r| r.get(0),
+        )
+        .expect("entry");
+    serde_json::from_str(&raw).expect("json")
+}
+
+/// An account with an administrator `a`, a revoked `phone` and a member
+/// `c` that syncs through the liar and has seen the revocation; then two
+/// changes (`c` has not seen them) that give it something to download.
+fn world(tag: &str) -> World {
+    let dir = Scratch::new(tag);
+    let portal = PortalProc::start(&dir.path("portal"));
+    let liar = LyingPortal::start(&portal.url);
+    let a = Device::new(&dir.0, "a");
+    a.ok(&["device", "init", "--name", "laptop"]);
+    let udf = a
+        .ok(&["account", "create", ADDR, "--portal", &portal.url])
+        .trim()
+        .to_string();
+    let b = Device::new(&dir.0, "b");
+    b.join(&a, ADDR, &portal.url, "phone");
+    let c = Device::new(&dir.0, "c");
+    c.join(&a, ADDR, &liar.url, "tablet");
+    a.ok(&["device", "revoke", "phone"]);
+    c.ok(&["sync"]);
+    let z = Device::new(&dir.0, "z");
+    z.ok(&["device", "init", "--name", "zed"]);
+    let zudf = z
+        .ok(&[
+            "account",
+            "create",
+            "zed@example.com",
+            "--portal",
+            &portal.url,
+        ])
+        .trim()
+        .to_string();
+    z.ok(&["ssh", "principals", "zed"]);
+    let p = &portal.data;
+    let db = rusqlite::Connection::open(p.join("portal.sqlite")).expect("db");
+    let profile: String = db
+        .query_row(
+            "SELECT profile FROM accounts WHERE udf = ?1",
+            [&zudf],
+            |r| r.get(0),
+        )
+        .expect("profile");
+    let olds = Olds {
+        access1: entry(p, &udf, st::ACCESS, 1),
+        device1: entry(p, &udf, st::DEVICE, 1),
+        published1: entry(p, &udf, st::PUBLISHED, 1),
+        checkpoint1: entry(p, &udf, st::CHECKPOINT, 1),
+        other_profile: serde_json::from_str(&profile).expect("profile"),
+        other_checkpoint: entry(p, &zudf, st::CHECKPOINT, 1),
+        other_published: entry(p, &zudf, st::PUBLISHED, 1),
+    };
+    a.ok(&["ssh", "principals", "alice", "carol"]);
+    a.ok(&["ssh", "confirm", "on"]);
+    World {
+        dir,
+        portal,
+        liar,
+        a,
+        c,
+        udf,
+        olds,
+    }
+}
+
+/// The update object of `store` in a Download or Public answer.
+fn update<'a>(v: &'a mut Value, store: &str) -> Option<&'a mut Value> {
+    v.get_mut("Updates")?
+        .as_array_mut()?
+        .iter_mut()
+        .find(|u| u["Store"] == store)
+}
+
+fn entries<'a>(v: &'a mut Value, store: &str) -> Option<&'a mut Vec<Value>> {
+    update(v, store)?["Entries"].as_array_mut()
+}
+
+/// Replace the envelope of the newest entry of `store`.
+fn newest_is(v: &mut Value, store: &str, env: &Value) -> bool {
+    match entries(v, store).and_then(|e| e.last_mut()) {
+        Some(e) => {
+            e["Envelope"] = env.clone();
+            true
+        }
+        None => false,
+    }
+}
+
+/// Append `env` as the store's next entry (after its `Last`).
+fn append(v: &mut Value, store: &str, env: &Value) -> bool {
+    let Some(u) = update(v, store) else {
+        return false;
+    };
+    let next = u["Last"].as_u64().unwrap_or(0) + 1;
+    u["Last"] = next.into();
+    match u["Entries"].as_array_mut() {
+        Some(e) => {
+            e.push(serde_json::json!({"Index": next, "Envelope": env}));
+            true
+        }
+        None => false,
+    }
+}
+
+fn drop_newest(v: &mut Value, store: &str) -> bool {
+    entries(v, store).and_then(|e| e.pop()).is_some()
+}
+
+fn swap_two_newest(v: &mut Value, store: &str) -> bool {
+    match entries(v, store) {
+        Some(e) if e.len() >= 2 => {
+            let n = e.len();
+            let x = e[n - 1]["Envelope"].clone();
+            e[n - 1]["Envelope"] = e[n - 2]["Envelope"].clone();
+            e[n - 2]["Envelope"] = x;
+            true
+        }
+        _ => false,
+    }
+}
+
+fn say_behind(v: &mut Value, store: &str) -> bool {
+    match update(v, store) {
+        Some(u) => {
+            u["Last"] = 1.into();
+            u["Entries"] = Value::Array(Vec::new());
+            true
+        }
+        None => false,
+    }
+}
+
+type Lie = fn(&Olds, &mut Value) -> bool;
+
+/// What a device's `mesh sync` downloads, rewritten.
+fn device_cases() -> Vec<(&'static str, Lie, &'static str)> {
+    vec![
+        (
+            "withholds the newest entry",
+            |_, v| drop_newest(v, st::PUBLISHED),
+            "withheld",
+        ),
+        (
+            "withholds the newest checkpoint",
+            |_, v| drop_newest(v, st::CHECKPOINT),
+            "past the",
+        ),
+        (
+            "leaves a store out of its answer",
+            |_, v| {
+                let u = v["Updates"].as_array_mut().expect("updates");
+                let n = u.len();
+                u.retain(|x| x["Store"] != st::PUBLISHED);
+                u.len() < n
+            },
+            "withheld",
+        ),
+        (
+            "replays an old entry as the newest",
+            |o, v| newest_is(v, st::PUBLISHED, &o.published1),
+            "not the history",
+        ),
+        (
+            "replays an old catalog entry as a new one",
+            |o, v| append(v, st::DEVICE, &o.device1),
+            "past the",
+        ),
+        (
+            "replays the first access list after the revoking one",
+            |o, v| append(v, st::ACCESS, &o.access1),
+            "refusing what the portal returned",
+        ),
+        (
+            "reorders two entries",
+            |_, v| swap_two_newest(v, st::PUBLISHED),
+            "not the history",
+        ),
+        (
+            "reorders two checkpoints",
+            |_, v| swap_two_newest(v, st::CHECKPOINT),
+            "serial",
+        ),
+        (
+            "renumbers an entry",
+            |_, v| {
+                let Some(e) = entries(v, st::PUBLISHED).and_then(|e| e.last_mut()) else {
+                    return false;
+                };
+                e["Index"] = (e["Index"].as_u64().unwrap_or(0) + 1).into();
+                true
+            },
+            "expected entry",
+        ),
+        (
+            "serves an entry twice",
+            |_, v| {
+                let Some(e) = entries(v, st::PUBLISHED) else {
+                    return false;
+                };
+                let Some(last) = e.last().cloned() else {
+                    return false;
+                };
+                e.push(last);
+                true
+            },
+            "expected entry",
+        ),
+        (
+            "says the access list store is behind the device",
+            |_, v| say_behind(v, st::ACCESS),
+            "rolled the Access store back",
+        ),
+        (
+            "says the checkpoints are behind the device",
+            |_, v| say_behind(v, st::CHECKPOINT),
+            "rolled the Checkpoint store back",
+        ),
+        (
+            "serves another account's checkpoint",
+            |o, v| newest_is(v, st::CHECKPOINT, &o.other_checkpoint),
+            "not authorized",
+        ),
+        (
+            "replays the first checkpoint at a new index",
+            |o, v| newest_is(v, st::CHECKPOINT, &o.checkpoint1),
+            "serial 1",
+        ),
+        (
+            "serves another account's entry",
+            |o, v| newest_is(v, st::PUBLISHED, &o.other_published),
+            "not authorized",
+        ),
+        (
+            "substitutes another account's profile",
+            |o, v| {
+                v["EnvelopedProfileAccount"] = o.other_profile.clone();
+                true
+            },
+            "account profile",
+        ),
+        (
+            "alters a signed payload",
+            |_, v| {
+                let Some(e) = entries(v, st::PUBLISHED).and_then(|e| e.last_mut()) else {
+                    return false;
+                };
+                let p = e["Envelope"]["Payload"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                let flipped = if p.starts_with('e') { "f" } else { "e" };
+                e["Envelope"]["Payload"] = format!("{flipped}{}", &p[1..]).into();
+                true
+            },
+            "refusing what the portal returned",
+        ),
+        (
+            "says more follow with nothing",
+            |_, v| {
+                let Some(u) = update(v, st::PUBLISHED) else {
+                    return false;
+                };
+                u["Partial"] = true.into();
+                u["Entries"] = Value::Array(Vec::new());
+                true
+            },
+            "more follow",
+        ),
+        (
+            "says more follow for ever",
+            |_, v| {
+                let Some(u) = update(v, st::APPLICATION) else {
+                    return false;
+                };
+                u["Partial"] = true.into();
+                true
+            },
+            "more follow",
+        ),
+        (
+            "moves an entry to another store",
+            |_, v| {
+                let Some(moved) = entries(v, st::PUBLISHED).and_then(|e| e.pop()) else {
+                    return false;
+                };
+                let Some(app) = entries(v, st::APPLICATION) else {
+                    return false;
+                };
+                let next = app.last().and_then(|e| e["Index"].as_u64()).unwrap_or(0) + 1;
+                app.push(serde_json::json!({"Index": next, "Envelope": moved["Envelope"]}));
+                true
+            },
+            "refusing what the portal returned",
+        ),
+    ]
+}
+
+/// Run `case` with the liar rewriting `tx` answers; the case must apply.
+fn lying(w: &World, txs: &'static [&'static str], lie: Lie) -> Arc<AtomicBool> {
+    let applied = Arc::new(AtomicBool::new(false));
+    let (flag, olds) = (applied.clone(), w.olds.clone());
+    w.liar.lie(move |tx, v| {
+        if txs.contains(&tx) && lie(&olds, v) {
+            flag.store(true, Ordering::SeqCst);
+        }
+    });
+    applied
+}
+
+#[test]
+fn a_lying_portal_is_refused_and_nothing_changes() {
+    let w = world("history-liar");
+    let state = w.c.home.join("state.json");
+    let mut count = 0;
+    for (name, lie, want) in device_cases() {
+        let before = std::fs::read(&state).expect("state");
+        let applied = lying(&w, &["Download"], lie);
+        let e = w.c.fails(&["sync"]);
+        assert!(
+            applied.load(Ordering::SeqCst),
+            "{name}: the lie was not told"
+        );
+        assert!(e.contains(want), "{name}: {e}");
+        assert!(e.contains("hint:"), "{name}: {e}");
+        assert_eq!(
+            std::fs::read(&state).expect("state"),
+            before,
+            "{name}: state changed"
+        );
+        count += 1;
+    }
+    count += servers_refuse(&w);
+    assert!(count >= 27, "{count} cases");
+    // Told the truth again, every victim reads it.
+    w.liar.honest();
+    w.c.ok(&["sync"]);
+    let keys = authorized_keys(&w, Some(&w.dir.path("cache")));
+    assert_eq!(
+        keys.lines().count(),
+        2,
+        "laptop and tablet, not the phone: {keys}"
+    );
+}
+
+fn authorized_keys_cmd(w: &World, cache: Option<&PathBuf>) -> std::process::Output {
+    let mut args = vec![
+        "ssh".to_string(),
+        "authorized-keys".into(),
+        "--account".into(),
+        w.udf.clone(),
+        "--portal".into(),
+        w.liar.url.clone(),
+    ];
+    if let Some(c) = cache {
+        args.extend(["--cache".into(), c.display().to_string()]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    w.a.run(&args)
+}
+
+fn authorized_keys(w: &World, cache: Option<&PathBuf>) -> String {
+    let o = authorized_keys_cmd(w, cache);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+/// sshd's `AuthorizedKeysCommand` (with a cache that saw the revocation,
+/// and fresh) and the KRL fetch, lied to. Returns the number of cases.
+fn servers_refuse(w: &World) -> usize {
+    w.liar.honest();
+    let cache = w.dir.path("cache");
+    std::fs::create_dir(&cache).expect("cache dir");
+    std::fs::set_permissions(&cache, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .expect("mode");
+    authorized_keys(w, Some(&cache));
+    let cached = std::fs::read_dir(&cache)
+        .expect("cache")
+        .flatten()
+        .next()
+        .expect("cache file")
+        .path();
+    let cases: Vec<(&str, bool, Lie, &str)> = vec![
+        (
+            "cached: says the access lists are behind",
+            true,
+            |_, v| say_behind(v, st::ACCESS),
+            "rolled the Access store back",
+        ),
+        (
+            "cached: replays the first access list as the newest",
+            true,
+            |o, v| append(v, st::ACCESS, &o.access1),
+            "refusing what the portal returned",
+        ),
+        (
+            "fresh: withholds the revoking access list",
+            false,
+            |_, v| drop_newest(v, st::ACCESS),
+            "withheld",
+        ),
+        (
+            "fresh: serves the first access list in its place",
+            false,
+            |o, v| newest_is(v, st::ACCESS, &o.access1),
+            "not the history",
+        ),
+        (
+            "fresh: serves an old catalog entry as the latest",
+            false,
+            |o, v| newest_is(v, st::DEVICE, &o.device1),
+            "not the history",
+        ),
+    ];
+    let mut n = 0;
+    for (name, with_cache, lie, want) in cases {
+        let before = std::fs::read(&cached).expect("cache");
+        let applied = lying(w, &["Public"], lie);
+        let o = authorized_keys_cmd(w, with_cache.then_some(&cache));
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            applied.load(Ordering::SeqCst),
+            "{name}: the lie was not told"
+        );
+        assert!(
+            !o.status.success() && o.stdout.is_empty(),
+            "{name}: printed keys"
+        );
+        assert!(e.contains(want) && e.contains("hint:"), "{name}: {e}");
+        assert_eq!(
+            std::fs::read(&cached).expect("cache"),
+            before,
+            "{name}: cache changed"
+        );
+        n += 1;
+    }
+    // The KRL a server fetches: never an older or withheld one.
+    let krl = w.dir.path("revoked.krl");
+    w.liar.honest();
+    let args = [
+        "ssh",
+        "krl",
+        "--account",
+        &w.udf,
+        "--portal",
+        &w.liar.url,
+        "--output",
+    ];
+    let mut full = args.to_vec();
+    let krl_s = krl.display().to_string();
+    full.push(&krl_s);
+    w.a.ok(&full);
+    let krl_cases: Vec<(&str, Lie, &str)> = vec![
+        (
+            "KRL: withholds the newest published entry",
+            |_, v| drop_newest(v, st::PUBLISHED),
+            "withheld",
+        ),
+        (
+            "KRL: serves an older published entry as the newest",
+            |o, v| newest_is(v, st::PUBLISHED, &o.published1),
+            "not the history",
+        ),
+    ];
+    for (name, lie, want) in krl_cases {
+        let before = std::fs::read(&krl).expect("krl");
+        let applied = lying(w, &["Public"], lie);
+        let e = w.a.fails(&full);
+        assert!(
+            applied.load(Ordering::SeqCst),
+            "{name}: the lie was not told"
+        );
+        assert!(e.contains(want), "{name}: {e}");
+        assert_eq!(
+            std::fs::read(&krl).expect("krl"),
+            before,
+            "{name}: KRL changed"
+        );
+        n += 1;
+    }
+    n
+}
+
+/// The daemon of a device that saw the revocation, lied to by Status and
+/// Download alike: it reports the refusal and keeps its state.
+#[test]
+fn the_daemon_refuses_a_rollback_and_keeps_its_state() {
+    let w = world("history-daemon");
+    let agent = RunningAgent::start(&w.c);
+    let state = w.c.home.join("state.json");
+    assert!(eventually(20, || w.c.json(&["agent", "status"])
+        ["last_error"]
+        .is_null()));
+    w.c.ok(&["sync"]);
+    let before = std::fs::read(&state).expect("state");
+    let applied = lying(&w, &["Status", "Download"], |_, v| {
+        let mut told = false;
+        if let Some(s) = v.get_mut("Stores").and_then(Value::as_array_mut) {
+            for x in s.iter_mut() {
+                x["Index"] = 0.into();
+            }
+            told = true;
+        }
+        told | say_behind(v, st::ACCESS)
+    });
+    // Something for the daemon to hear of.
+    w.a.ok(&["ssh", "confirm", "off"]);
+    assert!(
+        eventually(30, || {
+            w.c.json(&["agent", "status"])["last_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("rolled the Access store back"))
+        }),
+        "{}",
+        w.c.json(&["agent", "status"])
+    );
+    assert!(applied.load(Ordering::SeqCst));
+    assert_eq!(
+        std::fs::read(&state).expect("state"),
+        before,
+        "state changed"
+    );
+    drop(agent);
+    // Told the truth, the device reads on; the phone stays revoked.
+    w.liar.honest();
+    let list = w.c.json(&["device", "list"]);
+    let phone = list
+        .as_array()
+        .expect("list")
+        .iter()
+        .find(|d| d["name"] == "phone")
+        .cloned()
+        .expect("phone");
+    assert_eq!(phone["state"], "revoked", "{phone}");
+    let _ = &w.portal;
+}
+
+/// Run SQL on the real portal's database (a portal whose storage was
+/// changed under it).
+fn edit(w: &World, sql: &str, params: &[&dyn rusqlite::ToSql]) {
+    let db = rusqlite::Connection::open(w.portal.data.join("portal.sqlite")).expect("db");
+    db.execute(sql, params).expect("edit");
+}
+
+/// Every victim that saw the revocation refuses what the edited portal
+/// serves, with `want` in its error, and keeps its state.
+fn victims_refuse(w: &World, cache: &PathBuf, want: &str) {
+    let state = w.c.home.join("state.json");
+    let before = std::fs::read(&state).expect("state");
+    let cached: Vec<Vec<u8>> = std::fs::read_dir(cache)
+        .expect("cache")
+        .flatten()
+        .map(|f| std::fs::read(f.path()).expect("cache file"))
+        .collect();
+    let e = w.c.fails(&["sync"]);
+    assert!(e.contains(want) && e.contains("hint:"), "device: {e}");
+    let o = authorized_keys_cmd(w, Some(cache));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && o.stdout.is_empty(),
+        "cache: printed keys"
+    );
+    assert!(e.contains(want), "cache: {e}");
+    assert!(
+        // A database edit wakes no held long-poll: up to one wait (20 s).
+        eventually(45, || w.c.json(&["agent", "status"])["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains(want))),
+        "daemon: {}",
+        w.c.json(&["agent", "status"])
+    );
+    assert_eq!(
+        std::fs::read(&state).expect("state"),
+        before,
+        "device state"
+    );
+    let after: Vec<Vec<u8>> = std::fs::read_dir(cache)
+        .expect("cache")
+        .flatten()
+        .map(|f| std::fs::read(f.path()).expect("cache file"))
+        .collect();
+    assert_eq!(after, cached, "cache changed");
+}
+
+#[test]
+fn an_edited_database_cannot_undo_a_revocation() {
+    let w = world("history-db");
+    w.c.ok(&["sync"]);
+    let _agent = RunningAgent::start(&w.c);
+    let cache = w.dir.path("cache");
+    mesh_account::store::make_private_dir(&cache).expect("cache dir");
+    let keys = authorized_keys(&w, Some(&cache));
+    assert_eq!(keys.lines().count(), 2, "{keys}");
+    let (udf, db) = (w.udf.as_str(), &w.portal.data);
+    // Access 1: created, 2: phone, 3: tablet, 4: the revocation.
+    let revoking = entry(db, udf, st::ACCESS, 4);
+    let phone_active = entry(db, udf, st::ACCESS, 3);
+
+    // The revoking entry removed from the database.
+    let del = "DELETE FROM entries WHERE account = ?1 AND store = 'Access' AND idx = 4";
+    edit(&w, del, &[&udf]);
+    victims_refuse(&w, &cache, "rolled the Access store back to 3");
+    // A fresh server (no cache) sees the checkpoint sign an entry that is gone.
+    let o = authorized_keys_cmd(&w, None);
+    assert!(!o.status.success() && o.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("withheld"));
+    let ins = "INSERT INTO entries (account, store, idx, data) VALUES (?1, 'Access', ?2, ?3)";
+    edit(&w, ins, &[&udf, &4, &revoking.to_string()]);
+    assert!(eventually(20, || w.c.json(&["agent", "status"])
+        ["last_error"]
+        .is_null()));
+
+    // An older entry (the phone still active) served as the latest.
+    edit(&w, ins, &[&udf, &5, &phone_active.to_string()]);
+    victims_refuse(&w, &cache, "refusing what the portal returned");
+    let o = authorized_keys_cmd(&w, None);
+    assert!(!o.status.success() && o.stdout.is_empty());
+    edit(
+        &w,
+        "DELETE FROM entries WHERE account = ?1 AND store = 'Access' AND idx = 5",
+        &[&udf],
+    );
+    // Restored, everyone reads on, and the phone stays revoked.
+    w.c.ok(&["sync"]);
+    assert!(eventually(20, || w.c.json(&["agent", "status"])
+        ["last_error"]
+        .is_null()));
+    assert_eq!(authorized_keys(&w, Some(&cache)).lines().count(), 2);
+}
