@@ -119,7 +119,7 @@ pub(crate) enum KeyCmd {
         #[arg(long, default_value_t = 256)]
         bits: usize,
     },
-    /// Split a secret (hex) into N shares, any K of which recover it.
+    /// Split a secret (hex, read from standard input or --from) into N shares, any K of which recover it.
     Share {
         /// Shares needed to recover (2 to 15).
         #[arg(long)]
@@ -127,13 +127,20 @@ pub(crate) enum KeyCmd {
         /// Shares to make (threshold to 15).
         #[arg(long)]
         shares: u8,
-        /// The secret, in hex.
-        secret: String,
+        /// Read the secret from this file instead of standard input.
+        #[arg(long)]
+        from: Option<PathBuf>,
+        /// Refused: a secret on the command line is visible to other users.
+        #[arg(hide = true)]
+        secret: Option<String>,
     },
-    /// Recover a secret from shares; give more than the quorum to check them.
+    /// Recover a secret from S-UDF shares, one per line on standard input (or --from); give more than the quorum to check them.
     Recover {
-        /// S-UDF shares.
-        #[arg(required = true)]
+        /// Read the shares from this file instead of standard input.
+        #[arg(long)]
+        from: Option<PathBuf>,
+        /// Refused: shares on the command line are visible to other users.
+        #[arg(hide = true)]
         shares: Vec<String>,
     },
 }
@@ -165,7 +172,7 @@ pub(crate) enum AccountCmd {
         #[arg(long)]
         shares: u8,
     },
-    /// Rebuild the account from escrow shares on a fresh home; this device becomes an administrator.
+    /// Rebuild the account from escrow shares (one per line on standard input, or --from) on a fresh home; this device becomes an administrator.
     Recover {
         /// The account's address.
         address: String,
@@ -175,8 +182,11 @@ pub(crate) enum AccountCmd {
         /// A name for this device.
         #[arg(long)]
         name: Option<String>,
-        /// The shares.
-        #[arg(required = true)]
+        /// Read the shares from this file instead of standard input.
+        #[arg(long)]
+        from: Option<PathBuf>,
+        /// Refused: shares on the command line are visible to other users.
+        #[arg(hide = true)]
         shares: Vec<String>,
     },
 }
@@ -199,8 +209,8 @@ pub(crate) enum DeviceCmd {
         /// A name for this device (default: the host name).
         #[arg(long)]
         name: Option<String>,
-        /// A one-time PIN from `mesh device pin`: the request is accepted without asking.
-        #[arg(long)]
+        /// Read a one-time PIN from `mesh device pin` on standard input: the request is accepted without asking.
+        #[arg(long, num_args = 0..=1, default_missing_value = "-", value_name = "-")]
         pin: Option<String>,
         /// Wait for the answer, then complete.
         #[arg(long)]

@@ -192,6 +192,44 @@ impl Device {
         String::from_utf8(o.stdout).expect("utf8")
     }
 
+    /// Run with `input` on standard input (secrets never go on argv) and
+    /// require success; returns stdout.
+    pub fn ok_input(&self, args: &[&str], input: &str) -> String {
+        let o = self.run_input(args, input);
+        assert!(
+            o.status.success(),
+            "mesh {args:?} failed:\n{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8(o.stdout).expect("utf8")
+    }
+
+    /// Run with `input` on standard input and require failure; returns stderr.
+    pub fn fails_input(&self, args: &[&str], input: &str) -> String {
+        let o = self.run_input(args, input);
+        let err = String::from_utf8_lossy(&o.stderr).to_string();
+        assert!(!o.status.success(), "mesh {args:?} should fail");
+        assert!(err.contains("mesh: error: "), "{err}");
+        err
+    }
+
+    /// Run with `input` on standard input.
+    pub fn run_input(&self, args: &[&str], input: &str) -> Output {
+        use std::io::Write;
+        let mut c = self.command(args);
+        c.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().expect("run mesh");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("write stdin");
+        child.wait_with_output().expect("wait mesh")
+    }
+
     /// Run and require failure; returns stderr.
     pub fn fails(&self, args: &[&str]) -> String {
         let o = self.run(args);

@@ -58,8 +58,16 @@ pub(crate) fn run(home: &std::path::Path, cmd: AccountCmd, j: bool) -> Result<()
             address,
             portal,
             name,
+            from,
             shares,
         } => {
+            if !shares.is_empty() {
+                return Err(secrets::on_argv(
+                    "escrow shares",
+                    "mesh account recover ADDRESS --portal URL < shares.txt",
+                ));
+            }
+            let shares = secrets::read_lines(from.as_deref(), "escrow shares")?;
             let mut store = Store::open(home, true)?;
             let a = join::recover(
                 &mut store,

@@ -34,7 +34,7 @@ pub(crate) fn run(home: &std::path::Path, cmd: DeviceCmd, j: bool) -> Result<()>
             &address,
             &portal,
             name.as_deref(),
-            pin.as_deref(),
+            read_pin(pin.as_deref())?.as_deref().map(|p| p.as_str()),
             wait.then_some(timeout),
             j,
         )?,
@@ -225,4 +225,17 @@ fn revoke(home: &std::path::Path, which: &str, wait: Option<u64>, j: bool) -> Re
         &text.join("\n"),
     );
     Ok(())
+}
+
+/// `--pin` reads the PIN from standard input; a PIN given on the command
+/// line (the old form) is refused.
+fn read_pin(arg: Option<&str>) -> Result<Option<zeroize::Zeroizing<String>>> {
+    match arg {
+        None => Ok(None),
+        Some("-") => Ok(Some(secrets::read_one(None, "PIN")?)),
+        Some(_) => Err(secrets::on_argv(
+            "a PIN",
+            "echo \"$PIN\" | mesh device request ADDRESS --portal URL --pin",
+        )),
+    }
 }

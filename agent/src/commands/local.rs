@@ -176,8 +176,16 @@ pub(crate) fn key(cmd: KeyCmd, j: bool) -> Result<()> {
         KeyCmd::Share {
             threshold,
             shares,
+            from,
             secret,
         } => {
+            if secret.is_some() {
+                return Err(secrets::on_argv(
+                    "the secret",
+                    "mesh key share --threshold 2 --shares 3 < secret.hex",
+                ));
+            }
+            let secret = secrets::read_one(from.as_deref(), "secret (hex)")?;
             let bytes = zeroize::Zeroizing::new(
                 data_encoding::HEXUPPER_PERMISSIVE
                     .decode(secret.trim().as_bytes())
@@ -200,7 +208,11 @@ pub(crate) fn key(cmd: KeyCmd, j: bool) -> Result<()> {
                 }
             }
         }
-        KeyCmd::Recover { shares } => {
+        KeyCmd::Recover { from, shares } => {
+            if !shares.is_empty() {
+                return Err(secrets::on_argv("shares", "mesh key recover < shares.txt"));
+            }
+            let shares = secrets::read_lines(from.as_deref(), "shares")?;
             let mut parsed = Vec::with_capacity(shares.len());
             for (i, s) in shares.iter().enumerate() {
                 parsed.push(

@@ -129,3 +129,50 @@ fn store_key_in_a_real_secret_service() {
         "{e}"
     );
 }
+
+/// Secrets never go on the command line: `key share` reads the secret and
+/// `key recover` the shares from standard input or a file; the old argv
+/// forms are refused with a hint, and nothing secret is printed for them.
+#[test]
+fn secrets_come_from_stdin_or_a_file_never_argv() {
+    let dir = Scratch::new("secrets");
+    let d = Device::new(&dir.0, "d");
+    let secret = "3D02BCFA0011223344556677889900AABBCCDDEEFF";
+    let shares = d.ok_input(
+        &["key", "share", "--threshold", "2", "--shares", "3"],
+        secret,
+    );
+    let lines: Vec<&str> = shares.lines().collect();
+    assert_eq!(lines.len(), 3, "{shares}");
+    let two = format!("{}\n{}\n", lines[2], lines[0]);
+    let back = d.ok_input(&["key", "recover"], &two);
+    assert_eq!(back.trim(), secret);
+    let file = dir.path("shares.txt");
+    std::fs::write(&file, &two).expect("write");
+    let back = d.ok(&["key", "recover", "--from", file.to_str().expect("path")]);
+    assert_eq!(back.trim(), secret);
+    // The old forms.
+    for args in [
+        vec!["key", "share", "--threshold", "2", "--shares", "3", secret],
+        vec!["key", "recover", lines[0], lines[1]],
+    ] {
+        let o = d.run(&args);
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success() && o.stdout.is_empty(), "{args:?}");
+        assert!(
+            e.contains("visible to other users") && e.contains("hint:"),
+            "{e}"
+        );
+        assert!(!e.contains(secret), "the error repeats the secret: {e}");
+    }
+    // Nothing, too much, or a second line where one is expected.
+    let e = d.fails_input(&["key", "recover"], "");
+    assert!(e.contains("no shares given"), "{e}");
+    let e = d.fails_input(
+        &["key", "share", "--threshold", "2", "--shares", "3"],
+        "AB\nCD\n",
+    );
+    assert!(e.contains("one expected"), "{e}");
+    let e = d.fails_input(&["key", "recover"], &"x\n".repeat(100));
+    assert!(e.contains("at most 64"), "{e}");
+}

@@ -441,9 +441,12 @@ fn every_account_event_is_one_transaction_and_a_fault_leaves_old_or_new() {
     let shares: Vec<&str> = shares.lines().collect();
     let r = Device::new(&dir.0, "r");
     proxy.reset();
-    r.ok(&[
-        "account", "recover", ADDR, "--portal", &proxy.url, "--name", "spare", shares[0], shares[2],
-    ]);
+    r.ok_input(
+        &[
+            "account", "recover", ADDR, "--portal", &proxy.url, "--name", "spare",
+        ],
+        &format!("{}\n{}\n", shares[0], shares[2]),
+    );
     assert_eq!(proxy.count("Transact"), 1, "recover");
     assert!(r.ok(&["smime", "cert"]).contains("BEGIN CERTIFICATE"));
     assert!(r.ok(&["ssh", "cert"]).contains("-cert-v01@openssh.com"));

@@ -25,17 +25,19 @@ fn a_portal_that_substitutes_the_profile_in_the_pin_flow_is_refused() {
         "evil",
     ]);
     let d = Device::new(&dir.0, "d");
-    let w = d.ok(&[
-        "device",
-        "request",
-        ADDR,
-        "--portal",
-        &hostile.url,
-        "--name",
-        "new",
-        "--pin",
+    let w = d.ok_input(
+        &[
+            "device",
+            "request",
+            ADDR,
+            "--portal",
+            &hostile.url,
+            "--name",
+            "new",
+            "--pin",
+        ],
         pin.trim(),
-    ]);
+    );
     m.ok(&["device", "accept", w.trim()]);
     let e = d.fails(&["sync"]);
     assert!(e.contains("does not prove the PIN"), "{e}");
@@ -48,17 +50,12 @@ fn a_portal_that_substitutes_the_profile_in_the_pin_flow_is_refused() {
 
     // With the real portal the same PIN works, and the proof holds.
     let d2 = Device::new(&dir.0, "d2");
-    d2.ok(&[
-        "device",
-        "request",
-        ADDR,
-        "--portal",
-        &real.url,
-        "--name",
-        "new",
-        "--pin",
+    d2.ok_input(
+        &[
+            "device", "request", ADDR, "--portal", &real.url, "--name", "new", "--pin",
+        ],
         pin.trim(),
-    ]);
+    );
     a.ok(&["sync"]);
     d2.ok(&["sync"]);
     assert_eq!(d2.json(&["account", "show"])["membership"], "member");

@@ -93,17 +93,19 @@ fn create_connect_accept_pin_reject_revoke() {
     // PIN: accepted at the administrator's next sync without asking.
     let pin = a.ok(&["device", "pin", "--roles", "ssh", "--expires", "10m"]);
     let c = Device::new(&dir.0, "c");
-    c.ok(&[
-        "device",
-        "request",
-        ADDR,
-        "--portal",
-        &portal.url,
-        "--name",
-        "tablet",
-        "--pin",
+    c.ok_input(
+        &[
+            "device",
+            "request",
+            ADDR,
+            "--portal",
+            &portal.url,
+            "--name",
+            "tablet",
+            "--pin",
+        ],
         pin.trim(),
-    ]);
+    );
     // The administrator is told: `device pending` answers PIN requests and says so.
     let o = a.run(&["device", "pending"]);
     let told = String::from_utf8_lossy(&o.stderr);
@@ -118,17 +120,19 @@ fn create_connect_accept_pin_reject_revoke() {
     );
     // The PIN works once.
     let c2 = Device::new(&dir.0, "c2");
-    c2.ok(&[
-        "device",
-        "request",
-        ADDR,
-        "--portal",
-        &portal.url,
-        "--name",
-        "again",
-        "--pin",
+    c2.ok_input(
+        &[
+            "device",
+            "request",
+            ADDR,
+            "--portal",
+            &portal.url,
+            "--name",
+            "again",
+            "--pin",
+        ],
         pin.trim(),
-    ]);
+    );
     let out = a.ok(&["sync"]);
     assert!(
         out.contains("refused a PIN request from again: the PIN was used already"),
@@ -151,17 +155,19 @@ fn create_connect_accept_pin_reject_revoke() {
     // Wait for the condition itself: the clock past the PIN's expiry.
     assert!(mesh_tests::eventually(5, || mesh_account::client::now() >= until));
     let c5 = Device::new(&dir.0, "c5");
-    c5.ok(&[
-        "device",
-        "request",
-        ADDR,
-        "--portal",
-        &portal.url,
-        "--name",
-        "late",
-        "--pin",
+    c5.ok_input(
+        &[
+            "device",
+            "request",
+            ADDR,
+            "--portal",
+            &portal.url,
+            "--name",
+            "late",
+            "--pin",
+        ],
         expired.trim(),
-    ]);
+    );
     let out = a.ok(&["sync"]);
     assert!(
         out.contains("refused a PIN request from late: the PIN has expired"),
@@ -175,18 +181,14 @@ fn create_connect_accept_pin_reject_revoke() {
 
     // A wrong PIN is not accepted either; a malformed one is an error.
     let c3 = Device::new(&dir.0, "c3");
-    let e = c3.fails(&[
-        "device",
-        "request",
-        ADDR,
-        "--portal",
-        &portal.url,
-        "--pin",
-        "not-a-pin",
-    ]);
-    assert!(e.contains("the PIN is not valid"), "{e}");
     let wrong = a.ok(&["key", "nonce"]).replacen('N', "A", 1);
-    c3.ok(&[
+    let e = c3.fails_input(
+        &["device", "request", ADDR, "--portal", &portal.url, "--pin"],
+        "not-a-pin\n",
+    );
+    assert!(e.contains("the PIN is not valid"), "{e}");
+    // The old form, a PIN on the command line, is refused with a hint.
+    let e = c3.fails(&[
         "device",
         "request",
         ADDR,
@@ -195,6 +197,14 @@ fn create_connect_accept_pin_reject_revoke() {
         "--pin",
         wrong.trim(),
     ]);
+    assert!(
+        e.contains("visible to other users") && e.contains("hint:"),
+        "{e}"
+    );
+    c3.ok_input(
+        &["device", "request", ADDR, "--portal", &portal.url, "--pin"],
+        wrong.trim(),
+    );
     let out = a.ok(&["sync"]);
     assert!(!out.contains("accepted by PIN"), "{out}");
     assert!(out.contains("the PIN is wrong"), "{out}");
@@ -270,6 +280,12 @@ fn escrow_and_recover() {
 
     // Fewer than the quorum.
     let r = Device::new(&dir.0, "r");
+    let e = r.fails_input(
+        &["account", "recover", ADDR, "--portal", &portal.url],
+        shares[0],
+    );
+    assert!(e.contains("1 share(s) given, 2 needed"), "{e}");
+    // The old form, shares on the command line, is refused with a hint.
     let e = r.fails(&[
         "account",
         "recover",
@@ -277,8 +293,12 @@ fn escrow_and_recover() {
         "--portal",
         &portal.url,
         shares[0],
+        shares[1],
     ]);
-    assert!(e.contains("1 share(s) given, 2 needed"), "{e}");
+    assert!(
+        e.contains("visible to other users") && e.contains("hint:"),
+        "{e}"
+    );
     // Shares of another account.
     let other = Device::new(&dir.0, "other");
     other.ok(&[
@@ -289,16 +309,10 @@ fn escrow_and_recover() {
         &portal.url,
     ]);
     let bob_shares = other.ok(&["account", "escrow", "--threshold", "2", "--shares", "2"]);
-    let bob: Vec<&str> = bob_shares.lines().collect();
-    let e = r.fails(&[
-        "account",
-        "recover",
-        ADDR,
-        "--portal",
-        &portal.url,
-        bob[0],
-        bob[1],
-    ]);
+    let e = r.fails_input(
+        &["account", "recover", ADDR, "--portal", &portal.url],
+        &bob_shares,
+    );
     assert!(e.contains("but alice@example.com is account"), "{e}");
     assert!(
         e.contains("hint: use the shares of this address's escrow"),
@@ -306,17 +320,18 @@ fn escrow_and_recover() {
     );
 
     // The right shares rebuild the account; this device is an administrator.
-    r.ok(&[
-        "account",
-        "recover",
-        ADDR,
-        "--portal",
-        &portal.url,
-        "--name",
-        "new-laptop",
-        shares[2],
-        shares[0],
-    ]);
+    r.ok_input(
+        &[
+            "account",
+            "recover",
+            ADDR,
+            "--portal",
+            &portal.url,
+            "--name",
+            "new-laptop",
+        ],
+        &format!("{}\n{}\n", shares[2], shares[0]),
+    );
     let show = r.json(&["account", "show"]);
     assert_eq!(show["profile_udf"], profile);
     assert_eq!(show["roles"][0], "admin");
