@@ -106,6 +106,12 @@ impl AccountError {
             AccountError::Client(ClientError::Unreachable { .. }) => {
                 "check the portal URL and that the portal is running".into()
             }
+            AccountError::Client(e) if e.code() == Some(mesh_core::portal::code::QUOTA_EXCEEDED) => {
+                "the portal's operator sets its quotas (mesh-portal serve --max-accounts, --max-account-bytes); ask them, or use another portal".into()
+            }
+            AccountError::Client(e) if e.code() == Some(mesh_core::portal::code::TOO_MANY_PENDING) => {
+                "an administrator answers the waiting requests first (`mesh device pending`, then accept or reject); then ask again".into()
+            }
             AccountError::UnknownRequest(_) => {
                 "`mesh device pending` lists the requests waiting for an answer, with their witnesses".into()
             }

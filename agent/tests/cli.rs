@@ -34,6 +34,45 @@ fn fails(args: &[&str]) -> String {
     e
 }
 
+fn mesh_in(args: &[&str], input: &str) -> Output {
+    use std::io::Write;
+    let mut c = Command::new(env!("CARGO_BIN_EXE_mesh"))
+        .args(args)
+        .env("MESH_KEYSTORE", "file")
+        .env_remove("MESH_HOME")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run mesh");
+    c.stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("stdin");
+    c.wait_with_output().expect("wait mesh")
+}
+
+/// Secrets go on standard input, never argv.
+fn ok_in(args: &[&str], input: &str) -> String {
+    let o = mesh_in(args, input);
+    assert!(
+        o.status.success(),
+        "mesh {args:?} failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout).expect("utf8")
+}
+
+fn fails_in(args: &[&str], input: &str) -> String {
+    let o = mesh_in(args, input);
+    assert!(!o.status.success(), "mesh {args:?} should fail");
+    assert!(o.stdout.is_empty(), "errors print nothing on stdout");
+    let e = String::from_utf8(o.stderr).expect("utf8");
+    assert!(e.starts_with("mesh: error: "), "{e}");
+    e
+}
+
 fn tmp(tag: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("mesh-cli-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
@@ -129,44 +168,51 @@ fn random_values_have_their_types() {
 #[test]
 fn share_and_recover() {
     let secret = "3D02BCFAE7576B0F6958C79E71EC3352";
-    let out = ok(&["key", "share", "--threshold", "3", "--shares", "5", secret]);
+    let out = ok_in(
+        &["key", "share", "--threshold", "3", "--shares", "5"],
+        secret,
+    );
     let shares: Vec<&str> = out.lines().collect();
     assert_eq!(shares.len(), 5);
     assert!(shares.iter().all(|s| s.starts_with("SA")));
     for pick in [[0, 1, 2], [0, 2, 4], [4, 3, 1]] {
-        let args: Vec<&str> = ["key", "recover"]
-            .into_iter()
-            .chain(pick.iter().map(|i| shares[*i]))
-            .collect();
-        assert_eq!(ok(&args).trim(), secret);
+        let input: Vec<&str> = pick.iter().map(|i| shares[*i]).collect();
+        assert_eq!(ok_in(&["key", "recover"], &input.join("\n")).trim(), secret);
     }
     // All five: the extra two are checked against the first three.
-    let mut all = vec!["key", "recover"];
-    all.extend(&shares);
-    assert_eq!(ok(&all).trim(), secret);
+    assert_eq!(
+        ok_in(&["key", "recover"], &shares.join("\n")).trim(),
+        secret
+    );
 
     // Fewer than K.
-    let e = fails(&["key", "recover", shares[0], shares[1]]);
+    let e = fails_in(&["key", "recover"], &[shares[0], shares[1]].join("\n"));
     assert!(e.contains("2 share(s) given, 3 needed"), "{e}");
     // A repeated share.
-    let e = fails(&["key", "recover", shares[0], shares[1], shares[0]]);
+    let e = fails_in(
+        &["key", "recover"],
+        &[shares[0], shares[1], shares[0]].join("\n"),
+    );
     assert!(e.contains("same share"), "{e}");
     // A malformed share (not Base32), a share of another type, a truncated share.
-    let e = fails(&["key", "recover", "SA1L-V73P", shares[1], shares[2]]);
+    let e = fails_in(
+        &["key", "recover"],
+        &["SA1L-V73P", shares[1], shares[2]].join("\n"),
+    );
     assert!(e.contains("share 1 is not a valid share"), "{e}");
-    let e = fails(&[
-        "key",
-        "recover",
-        "MDDK-7N6A-727A-JZNO-STRX-XKS7-DJAF",
-        shares[1],
-        shares[2],
-    ]);
+    let e = fails_in(
+        &["key", "recover"],
+        &["MDDK-7N6A-727A-JZNO-STRX-XKS7-DJAF", shares[1], shares[2]].join("\n"),
+    );
     assert!(
         e.contains("expected a share UDF, found a content digest UDF"),
         "{e}"
     );
     let short = &shares[2][..shares[2].len() - 2];
-    let e = fails(&["key", "recover", shares[0], shares[1], short]);
+    let e = fails_in(
+        &["key", "recover"],
+        &[shares[0], shares[1], short].join("\n"),
+    );
     // Depending on where the cut falls, the text is no share at all, or a
     // share of a shorter secret: either way a clear error, never a secret.
     assert!(
@@ -175,12 +221,21 @@ fn share_and_recover() {
     );
     // A mistyped character: detected when more than K shares are given.
     let typo = mistype(shares[1]);
-    let e = fails(&["key", "recover", shares[0], shares[2], shares[3], &typo]);
+    let e = fails_in(
+        &["key", "recover"],
+        &[shares[0], shares[2], shares[3], &typo].join("\n"),
+    );
     assert!(e.contains("does not agree"), "{e}");
     // Bad arguments.
-    let e = fails(&["key", "share", "--threshold", "4", "--shares", "3", secret]);
+    let e = fails_in(
+        &["key", "share", "--threshold", "4", "--shares", "3"],
+        secret,
+    );
     assert!(e.contains("hint:"), "{e}");
-    let e = fails(&["key", "share", "--threshold", "2", "--shares", "3", "xyz"]);
+    let e = fails_in(
+        &["key", "share", "--threshold", "2", "--shares", "3"],
+        "xyz",
+    );
     assert!(e.contains("not hex"), "{e}");
 }
 

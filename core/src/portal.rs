@@ -572,6 +572,8 @@ pub mod code {
     pub const CONFLICT: &str = "Conflict";
     /// Too many connection requests wait for an answer.
     pub const TOO_MANY_PENDING: &str = "TooManyPending";
+    /// A quota of the portal (accounts, bytes per account) is reached.
+    pub const QUOTA_EXCEEDED: &str = "QuotaExceeded";
     /// Portal failure.
     pub const INTERNAL: &str = "Internal";
 }

@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 mod history;
+pub mod limits;
 pub mod server;
 pub mod storage;
 pub mod watch;
@@ -66,6 +67,7 @@ pub struct Portal {
     listener: tokio::net::TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
     storage: Arc<storage::Sqlite>,
+    timeouts: Timeouts,
 }
 
 impl std::fmt::Debug for Portal {
@@ -83,6 +85,16 @@ impl Portal {
         data: &Path,
         tls: Option<TlsFiles>,
     ) -> Result<Portal, ServeError> {
+        Portal::bind_with(listen, data, tls, storage::Limits::default()).await
+    }
+
+    /// The same, with the quotas an operator chose.
+    pub async fn bind_with(
+        listen: SocketAddr,
+        data: &Path,
+        tls: Option<TlsFiles>,
+        limits: storage::Limits,
+    ) -> Result<Portal, ServeError> {
         if tls.is_none() && !listen.ip().is_loopback() {
             return Err(ServeError::PlainHttpNotLoopback(listen));
         }
@@ -94,7 +106,7 @@ impl Portal {
             what: format!("creating {}", data.display()),
             source,
         })?;
-        let storage = Arc::new(storage::Sqlite::open(data)?);
+        let storage = Arc::new(storage::Sqlite::open(data)?.with_limits(limits));
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .map_err(|source| ServeError::Io {
@@ -105,7 +117,14 @@ impl Portal {
             listener,
             tls: acceptor,
             storage,
+            timeouts: Timeouts::default(),
         })
+    }
+
+    /// The same portal with other timeouts.
+    pub fn with_timeouts(mut self, timeouts: Timeouts) -> Portal {
+        self.timeouts = timeouts;
+        self
     }
 
     /// The URL clients use.
@@ -121,56 +140,89 @@ impl Portal {
         }
     }
 
-    /// Serve until `shutdown` resolves; in-flight requests finish first.
+    /// Serve until `shutdown` resolves; in-flight requests finish first
+    /// (for at most [`DRAIN`]).
     pub async fn run(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
-        let app = server::router(self.storage);
-        match self.tls {
+        let timeouts = self.timeouts;
+        let app = server::router(self.storage, timeouts.request);
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        let limit = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+        tokio::pin!(shutdown);
+        loop {
+            let (tcp, _) = tokio::select! {
+                r = self.listener.accept() => match r {
+                    Ok(v) => v,
+                    // Transient accept errors (EMFILE, ECONNABORTED) must not stop the service.
+                    Err(_) => continue,
+                },
+                _ = &mut shutdown => break,
+            };
+            // Past the cap a connection is closed at once, not queued.
+            let Ok(permit) = limit.clone().try_acquire_owned() else {
+                continue;
+            };
             // Small JSON answers must not wait for Nagle and delayed ACKs.
-            None => axum::serve(
-                axum::serve::ListenerExt::tap_io(self.listener, |tcp| {
-                    let _ = tcp.set_nodelay(true);
-                }),
-                app,
-            )
-            .with_graceful_shutdown(shutdown)
-            .await
-            .map_err(|source| ServeError::Io {
-                what: "serving".into(),
-                source,
-            }),
-            Some(acceptor) => {
-                tokio::pin!(shutdown);
-                loop {
-                    let (tcp, _) = tokio::select! {
-                        r = self.listener.accept() => match r {
-                            Ok(v) => v,
-                            // Transient accept errors (EMFILE, ECONNABORTED) must not stop the service.
-                            Err(_) => continue,
-                        },
-                        _ = &mut shutdown => return Ok(()),
-                    };
-                    let _ = tcp.set_nodelay(true);
-                    let acceptor = acceptor.clone();
-                    let app = app.clone();
-                    tokio::spawn(async move {
-                        let Ok(tls) = acceptor.accept(tcp).await else {
+            let _ = tcp.set_nodelay(true);
+            let (tls, app, watcher) = (self.tls.clone(), app.clone(), graceful.watcher());
+            tokio::spawn(async move {
+                let _permit = permit;
+                let svc = hyper_util::service::TowerToHyperService::new(app);
+                let mut builder = hyper_util::server::conn::auto::Builder::new(
+                    hyper_util::rt::TokioExecutor::new(),
+                );
+                // A client that sends its request head slowly is cut off.
+                builder
+                    .http1()
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(timeouts.handshake);
+                match tls {
+                    Some(acceptor) => {
+                        let Ok(Ok(stream)) =
+                            tokio::time::timeout(timeouts.handshake, acceptor.accept(tcp)).await
+                        else {
                             return;
                         };
-                        let svc = hyper_util::service::TowerToHyperService::new(app);
-                        let _ = hyper_util::server::conn::auto::Builder::new(
-                            hyper_util::rt::TokioExecutor::new(),
-                        )
-                        .serve_connection(hyper_util::rt::TokioIo::new(tls), svc)
-                        .await;
-                    });
+                        let io = hyper_util::rt::TokioIo::new(stream);
+                        let _ = watcher.watch(builder.serve_connection(io, svc)).await;
+                    }
+                    None => {
+                        let io = hyper_util::rt::TokioIo::new(tcp);
+                        let _ = watcher.watch(builder.serve_connection(io, svc)).await;
+                    }
                 }
-            }
+            });
+        }
+        let _ = tokio::time::timeout(DRAIN, graceful.shutdown()).await;
+        Ok(())
+    }
+}
+
+/// Most connections served at once (each held long-poll is one).
+pub const MAX_CONNECTIONS: usize = 16_384;
+
+/// How long a client may take: to finish a TLS handshake, to send a
+/// request head, to send a whole request and get its answer.
+#[derive(Clone, Copy, Debug)]
+pub struct Timeouts {
+    /// TLS handshake and request head (each).
+    pub handshake: std::time::Duration,
+    /// A whole request, body and long-poll included.
+    pub request: std::time::Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Timeouts {
+        Timeouts {
+            handshake: std::time::Duration::from_secs(10),
+            request: limits::REQUEST_TIMEOUT,
         }
     }
 }
+/// Time in-flight requests get to finish at shutdown.
+pub const DRAIN: std::time::Duration = std::time::Duration::from_secs(30);
 
 fn tls_acceptor(files: &TlsFiles) -> Result<tokio_rustls::TlsAcceptor, ServeError> {
     use rustls_pki_types::pem::PemObject;

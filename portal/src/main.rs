@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use mesh_portal::storage::Limits;
 use mesh_portal::{Portal, TlsFiles};
 
 /// The Mesh service (portal).
@@ -31,6 +32,18 @@ enum Command {
         /// TLS private key (PEM).
         #[arg(long, requires = "tls_cert", value_name = "FILE")]
         tls_key: Option<PathBuf>,
+        /// Most accounts this portal holds (anyone may create one).
+        #[arg(long, default_value_t = Limits::default().max_accounts)]
+        max_accounts: u64,
+        /// Most bytes of entries one account may hold.
+        #[arg(long, default_value_t = Limits::default().max_account_bytes)]
+        max_account_bytes: u64,
+        /// Seconds a client gets for a TLS handshake and for a request head.
+        #[arg(long, default_value_t = 10)]
+        handshake_timeout: u64,
+        /// Seconds a whole request may take (more than the 20 s long-poll).
+        #[arg(long, default_value_t = mesh_portal::limits::REQUEST_TIMEOUT.as_secs())]
+        request_timeout: u64,
     },
 }
 
@@ -42,8 +55,21 @@ fn main() -> ExitCode {
                 data,
                 tls_cert,
                 tls_key,
+                max_accounts,
+                max_account_bytes,
+                handshake_timeout,
+                request_timeout,
             },
     } = Cli::parse();
+    let timeouts = mesh_portal::Timeouts {
+        handshake: std::time::Duration::from_secs(handshake_timeout),
+        request: std::time::Duration::from_secs(request_timeout),
+    };
+    let limits = Limits {
+        max_accounts,
+        max_account_bytes,
+        ..Limits::default()
+    };
     let tls = match (tls_cert, tls_key) {
         (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
         _ => None,
@@ -56,8 +82,8 @@ fn main() -> ExitCode {
         }
     };
     rt.block_on(async move {
-        let portal = match Portal::bind(listen, &data, tls).await {
-            Ok(p) => p,
+        let portal = match Portal::bind_with(listen, &data, tls, limits).await {
+            Ok(p) => p.with_timeouts(timeouts),
             Err(e) => {
                 eprintln!("mesh-portal: error: {e}");
                 if let Some(h) = e.hint() {

@@ -39,7 +39,7 @@ impl std::fmt::Debug for AppState {
 }
 
 /// The router of the service.
-pub fn router(storage: Arc<dyn Storage>) -> Router {
+pub fn router(storage: Arc<dyn Storage>, request_timeout: std::time::Duration) -> Router {
     Router::new()
         .route("/health", get(|| async { "ok\n" }))
         .route("/mesh/v1/Bind", post(bind))
@@ -50,6 +50,9 @@ pub fn router(storage: Arc<dyn Storage>) -> Router {
         .route("/mesh/v1/Transact", post(transact))
         .route("/mesh/v1/Public", post(public))
         .layer(DefaultBodyLimit::max(p::MAX_BODY))
+        .layer(axum::middleware::from_fn(move |req, next| {
+            crate::limits::deadline(req, next, request_timeout)
+        }))
         .with_state(AppState {
             storage,
             cache: Arc::default(),
@@ -101,6 +104,9 @@ impl From<StorageError> for ApiError {
             }
             StorageError::Exists(_) => {
                 ApiError::new(StatusCode::CONFLICT, code::ACCOUNT_EXISTS, e.to_string())
+            }
+            StorageError::Quota { code: c, reason } => {
+                ApiError::new(StatusCode::TOO_MANY_REQUESTS, c, reason)
             }
             // Details stay in the portal's log; the peer learns only that it failed.
             StorageError::Db(err) => {
@@ -275,10 +281,13 @@ async fn load_account(
                 access,
                 access_index,
             });
-            st.cache
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(udf_.to_string(), v.clone());
+            let mut cache = st.cache.lock().unwrap_or_else(|p| p.into_inner());
+            crate::limits::insert_bounded(
+                &mut cache,
+                udf_.to_string(),
+                v.clone(),
+                crate::limits::MAX_CACHED,
+            );
             v
         }
     };

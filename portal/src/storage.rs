@@ -31,6 +31,36 @@ pub enum StorageError {
     /// The address or profile is bound already.
     #[error("account {0} exists already")]
     Exists(String),
+    /// A quota of the portal ([`Limits`]) would be exceeded.
+    #[error("{reason}")]
+    Quota {
+        /// The error code the client gets (`portal::code`).
+        code: &'static str,
+        /// What is full.
+        reason: String,
+    },
+}
+
+/// What one portal lets clients store: checked inside the transaction that
+/// would exceed it, so concurrent requests cannot pass it together.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Accounts (Bind is open to anyone).
+    pub max_accounts: u64,
+    /// Bytes of entries per account.
+    pub max_account_bytes: u64,
+    /// Unanswered connection requests per account.
+    pub max_pending: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_accounts: 100_000,
+            max_account_bytes: 256 << 20,
+            max_pending: mesh_core::portal::MAX_PENDING,
+        }
+    }
 }
 
 /// An account as stored.
@@ -128,13 +158,31 @@ pub trait Storage: Send + Sync + 'static {
 pub struct Sqlite {
     pool: Vec<Mutex<Connection>>,
     next: std::sync::atomic::AtomicUsize,
+    limits: Limits,
+}
+
+/// Databases made before per-account byte counts get the column, filled.
+fn migrate(c: &Connection) -> Result<(), StorageError> {
+    let has: bool = c
+        .prepare("SELECT 1 FROM pragma_table_info('accounts') WHERE name = 'bytes'")?
+        .exists([])?;
+    if !has {
+        c.execute_batch(
+            "BEGIN IMMEDIATE;
+             ALTER TABLE accounts ADD COLUMN bytes INTEGER NOT NULL DEFAULT 0;
+             UPDATE accounts SET bytes = (SELECT COALESCE(SUM(length(data)), 0) FROM entries WHERE account = udf);
+             COMMIT;",
+        )?;
+    }
+    Ok(())
 }
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS accounts (
     udf TEXT PRIMARY KEY,
     address TEXT NOT NULL UNIQUE,
-    profile TEXT NOT NULL
+    profile TEXT NOT NULL,
+    bytes INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS entries (
     account TEXT NOT NULL,
@@ -169,13 +217,21 @@ impl Sqlite {
             c.pragma_update(None, "foreign_keys", "ON")?;
             if i == 0 {
                 c.execute_batch(SCHEMA)?;
+                migrate(&c)?;
             }
             pool.push(Mutex::new(c));
         }
         Ok(Sqlite {
             pool,
             next: std::sync::atomic::AtomicUsize::new(0),
+            limits: Limits::default(),
         })
+    }
+
+    /// The same store with other quotas.
+    pub fn with_limits(mut self, limits: Limits) -> Sqlite {
+        self.limits = limits;
+        self
     }
 
     /// The account whose `column` (a fixed column name, never user input) is `value`.
@@ -232,7 +288,31 @@ fn append_in(
     tx: &rusqlite::Transaction<'_>,
     account: &str,
     updates: &[Append],
+    max_bytes: u64,
 ) -> Result<Vec<(String, u64)>, StorageError> {
+    let added: u64 = updates
+        .iter()
+        .flat_map(|u| &u.entries)
+        .map(|e| e.len() as u64)
+        .sum();
+    let used: i64 = tx.query_row(
+        "SELECT bytes FROM accounts WHERE udf = ?1",
+        params![account],
+        |r| r.get(0),
+    )?;
+    if u(used).saturating_add(added) > max_bytes {
+        return Err(StorageError::Quota {
+            code: mesh_core::portal::code::QUOTA_EXCEEDED,
+            reason: format!(
+                "the account holds {} bytes; {added} more would pass this portal's limit of {max_bytes}",
+                u(used)
+            ),
+        });
+    }
+    tx.execute(
+        "UPDATE accounts SET bytes = bytes + ?2 WHERE udf = ?1",
+        params![account, i(added)],
+    )?;
     let mut out = Vec::new();
     for up in updates {
         let mut idx = last_index(tx, account, &up.store)?;
@@ -271,11 +351,21 @@ impl Storage for Sqlite {
             if exists.is_some() {
                 return Err(StorageError::Exists(account.address.clone()));
             }
+            let n: i64 = tx.query_row("SELECT COUNT(*) FROM accounts", [], |r| r.get(0))?;
+            if u(n) >= self.limits.max_accounts {
+                return Err(StorageError::Quota {
+                    code: mesh_core::portal::code::QUOTA_EXCEEDED,
+                    reason: format!(
+                        "this portal holds its limit of {} accounts",
+                        self.limits.max_accounts
+                    ),
+                });
+            }
             tx.execute(
                 "INSERT INTO accounts (udf, address, profile) VALUES (?1, ?2, ?3)",
                 params![account.udf, account.address, account.profile],
             )?;
-            append_in(&tx, &account.udf, first)?;
+            append_in(&tx, &account.udf, first, self.limits.max_account_bytes)?;
             tx.commit()?;
             Ok(())
         })
@@ -369,7 +459,7 @@ impl Storage for Sqlite {
     ) -> Result<Vec<(String, u64)>, StorageError> {
         self.with(|c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let out = append_in(&tx, account, updates)?;
+            let out = append_in(&tx, account, updates, self.limits.max_account_bytes)?;
             for (id, resp) in responses {
                 tx.execute(
                     "UPDATE requests SET response = ?2 WHERE request_id = ?1 AND account = ?3",
@@ -389,6 +479,20 @@ impl Storage for Sqlite {
     ) -> Result<(), StorageError> {
         self.with(|c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let pending: i64 = tx.query_row(
+                "SELECT COUNT(*) FROM requests WHERE account = ?1 AND response IS NULL",
+                params![record.account],
+                |r| r.get(0),
+            )?;
+            if u(pending) >= self.limits.max_pending {
+                return Err(StorageError::Quota {
+                    code: mesh_core::portal::code::TOO_MANY_PENDING,
+                    reason: format!(
+                        "the account has {} unanswered connection requests; an administrator must accept or reject them first",
+                        self.limits.max_pending
+                    ),
+                });
+            }
             tx.execute(
                 "INSERT INTO requests (request_id, account, auth_key, response) VALUES (?1, ?2, ?3, NULL)",
                 params![request_id, record.account, record.auth_key],
@@ -401,6 +505,7 @@ impl Storage for Sqlite {
                     expected: None,
                     entries: vec![inbound.to_string()],
                 }],
+                self.limits.max_account_bytes,
             )?;
             tx.commit()?;
             Ok(())

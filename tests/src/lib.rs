@@ -107,8 +107,13 @@ impl PortalProc {
 
     /// Start with extra arguments (e.g. TLS files).
     pub fn start_with(data: &Path, extra: &[&str]) -> PortalProc {
+        Self::start_on(data, "127.0.0.1:0", extra)
+    }
+
+    /// Start on `listen` (e.g. the port of a portal stopped before).
+    pub fn start_on(data: &Path, listen: &str, extra: &[&str]) -> PortalProc {
         let mut child = Command::new(workspace_bin("mesh-portal"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .args(["serve", "--listen", listen, "--data"])
             .arg(data)
             .args(extra)
             .stdout(Stdio::piped())
@@ -558,5 +563,26 @@ impl Drop for RunningAgent {
         let mut c = self.dev.command(&["agent", "stop"]);
         c.envs(self.env.iter().map(|(k, v)| (k, v)));
         let _ = c.output();
+    }
+}
+
+/// Connect to the portal at `url`, send `partial` (a request that never
+/// ends) and return whether the portal closes the connection within 8 s
+/// (a blocking read, not a sleep).
+pub fn closed_by_peer(url: &str, partial: &[u8]) -> bool {
+    use std::io::{Read, Write};
+    let addr = url.rsplit('/').next().unwrap_or_default();
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.write_all(partial).expect("write");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(8)))
+        .expect("timeout");
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            // An answer (e.g. 408) is read on to the close.
+            Ok(_) => continue,
+            Err(e) => return e.kind() == std::io::ErrorKind::ConnectionReset,
+        }
     }
 }

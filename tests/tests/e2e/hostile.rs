@@ -219,3 +219,100 @@ fn a_connect_for_no_account_costs_the_portal_no_nonce() {
         assert_eq!(e.code(), Some(p::code::UNKNOWN_ACCOUNT), "{e}");
     }
 }
+
+/// Quotas hold inside the transaction that would pass them: a second
+/// account past `--max-accounts`, a transaction past `--max-account-bytes`
+/// (nothing written), and at most 32 pending requests however many
+/// devices ask at once.
+#[test]
+fn the_portal_enforces_its_quotas_inside_each_transaction() {
+    let dir = Scratch::new("quotas");
+    let data = dir.path("portal");
+    let portal = PortalProc::start_with(&data, &["--max-accounts", "1"]);
+    let a = Device::create_account(&dir.0, ADDR, &portal.url);
+    let b = Device::new(&dir.0, "b");
+    let e = b.fails(&[
+        "account",
+        "create",
+        "bob@example.com",
+        "--portal",
+        &portal.url,
+    ]);
+    assert!(
+        e.contains("limit of 1 accounts") && e.contains("hint:"),
+        "{e}"
+    );
+
+    let children: Vec<_> = (0..40)
+        .map(|i| {
+            let name = format!("d{i}");
+            Device::new(&dir.0, &name)
+                .command(&[
+                    "device",
+                    "request",
+                    ADDR,
+                    "--portal",
+                    &portal.url,
+                    "--name",
+                    &name,
+                ])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawn")
+        })
+        .collect();
+    let outs: Vec<_> = children
+        .into_iter()
+        .map(|c| c.wait_with_output().expect("wait"))
+        .collect();
+    let kept = outs.iter().filter(|o| o.status.success()).count();
+    assert_eq!(kept, 32, "pending requests kept");
+    for o in outs.iter().filter(|o| !o.status.success()) {
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert!(e.contains("unanswered connection requests"), "{e}");
+    }
+    let pending = a.json(&["device", "pending"]);
+    assert_eq!(pending.as_array().map(Vec::len), Some(32), "{pending}");
+
+    // The byte quota: the same portal again, its limit just above what the
+    // account holds; the next administrator event does not fit.
+    let db = || rusqlite::Connection::open(data.join("portal.sqlite")).expect("db");
+    let held = || -> (i64, i64) {
+        db().query_row(
+            "SELECT bytes, (SELECT COUNT(*) FROM entries) FROM accounts",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("bytes")
+    };
+    let (bytes, entries) = held();
+    let listen = portal.url.trim_start_matches("http://").to_string();
+    portal.stop();
+    let limit = (bytes + 200).to_string();
+    let _portal = PortalProc::start_on(&data, &listen, &["--max-account-bytes", &limit]);
+    let e = a.fails(&["ssh", "principals", "root", "alice"]);
+    assert!(e.contains("would pass this portal's limit"), "{e}");
+    assert_eq!(held(), (bytes, entries), "nothing was written");
+}
+
+/// A request head that never ends, and a body that never comes, are cut
+/// off by the portal's timeouts.
+#[test]
+fn slow_clients_are_cut_off() {
+    let dir = Scratch::new("slow");
+    let portal = PortalProc::start_with(
+        &dir.path("portal"),
+        &["--handshake-timeout", "1", "--request-timeout", "2"],
+    );
+    assert!(mesh_tests::closed_by_peer(
+        &portal.url,
+        b"POST /mesh/v1/Status HTTP/1.1\r\nHost: x\r\n"
+    ));
+    assert!(mesh_tests::closed_by_peer(
+        &portal.url,
+        b"POST /mesh/v1/Status HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{"
+    ));
+    // The portal serves on.
+    Device::create_account(&dir.0, ADDR, &portal.url);
+}

@@ -101,6 +101,19 @@ fn over_tls_with_a_private_root() {
         .output()
         .expect("run");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // A client that never finishes its handshake is cut off.
+    let slow = PortalProc::start_with(
+        &dir.path("slow"),
+        &[
+            "--tls-cert",
+            cert.to_str().expect("p"),
+            "--tls-key",
+            key.to_str().expect("p"),
+            "--handshake-timeout",
+            "1",
+        ],
+    );
+    assert!(mesh_tests::closed_by_peer(&slow.url, b"\x16\x03\x01"));
     // The client refuses plain HTTP to a portal that is not on loopback.
     let e = Client::new("http://portal.example.com").expect_err("plain");
     assert!(e.to_string().contains("only for loopback"), "{e}");
