@@ -384,12 +384,39 @@ fn a_lying_portal_is_refused_and_nothing_changes() {
     // Told the truth again, every victim reads it.
     w.liar.honest();
     w.c.ok(&["sync"]);
-    let keys = authorized_keys(&w, Some(&w.dir.path("cache")));
+    let cache = w.dir.path("cache");
+    let keys = authorized_keys(&w, Some(&cache));
     assert_eq!(
         keys.lines().count(),
         2,
         "laptop and tablet, not the phone: {keys}"
     );
+    cache_is_trusted_only_when_private(&w, &cache);
+}
+
+/// The cache's fetch time is signed by nothing: a cache others can write
+/// is not read, and a fetch time in the future is refused.
+fn cache_is_trusted_only_when_private(w: &World, cache: &PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |m| std::fs::set_permissions(cache, std::fs::Permissions::from_mode(m));
+    mode(0o777).expect("chmod");
+    let e = String::from_utf8_lossy(&authorized_keys_cmd(w, Some(cache)).stderr).to_string();
+    assert!(
+        e.contains("writable by others") && e.contains("hint:"),
+        "{e}"
+    );
+    mode(0o700).expect("chmod");
+    let file = std::fs::read_dir(cache)
+        .expect("cache")
+        .flatten()
+        .next()
+        .expect("file")
+        .path();
+    let mut v: Value = serde_json::from_slice(&std::fs::read(&file).expect("read")).expect("json");
+    v["fetched"] = (mesh_account::client::now() + 86_400).into();
+    std::fs::write(&file, v.to_string()).expect("write");
+    let e = String::from_utf8_lossy(&authorized_keys_cmd(w, Some(cache)).stderr).to_string();
+    assert!(e.contains("in the future"), "{e}");
 }
 
 fn authorized_keys_cmd(w: &World, cache: Option<&PathBuf>) -> std::process::Output {
