@@ -10,10 +10,15 @@
 //! remaining work of the S/MIME issue (docs/DESIGN.md).
 #![forbid(unsafe_code)]
 
+pub mod ber;
 pub mod channel;
+pub mod decrypt;
 pub mod device;
+pub mod mail;
 pub mod message;
+pub mod mime;
 pub mod nss;
+pub mod verify;
 
 pub use channel::SmimePlugin;
 

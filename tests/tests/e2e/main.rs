@@ -10,6 +10,7 @@ mod core;
 mod drill;
 mod host;
 mod hostile;
+mod mail;
 mod pgp;
 mod portal;
 mod smime;
