@@ -137,7 +137,15 @@ fn other(home: &Path, c: SmimeCmd, j: bool) -> Result<()> {
                 ("imported", n)
             }
             SmimeCmd::Install { nssdb } => {
+                let slow = Slow::after(
+                    std::time::Duration::from_secs(1),
+                    format!(
+                        "mesh: importing into the NSS database {} (certutil, pk12util)…",
+                        nssdb.display()
+                    ),
+                );
                 mesh_smime::nss::install(dh, view, &nssdb)?;
+                drop(slow);
                 eprintln!(
                     "mesh: installed the S/MIME keys and the CA into {}",
                     nssdb.display()
@@ -184,4 +192,35 @@ fn read_password(file: &Path) -> Result<zeroize::Zeroizing<String>> {
         ));
     }
     Ok(password)
+}
+
+/// A progress line on stderr for a step that takes over a second: printed
+/// once the time has passed, never for a quick step.
+struct Slow {
+    done: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Slow {
+    fn after(wait: std::time::Duration, line: String) -> Slow {
+        let (done, rx) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(wait) {
+                eprintln!("{line}");
+            }
+        });
+        Slow {
+            done: Some(done),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Slow {
+    fn drop(&mut self) {
+        drop(self.done.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }

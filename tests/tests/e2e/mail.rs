@@ -603,3 +603,50 @@ fn mail_install_trusts_the_ca_for_email_and_exports_each_certificate_once() {
     assert_eq!(blocks.len(), 3, "signing, encryption, CA: {certs}");
     assert_eq!(unique.len(), blocks.len(), "a certificate twice: {certs}");
 }
+
+#[test]
+fn mail_install_says_what_it_does_only_when_it_is_slow() {
+    let Some(m) = Mail::new("mail-slow") else {
+        return;
+    };
+    let quick = m.a.run(&["smime", "install", "--nssdb", &m.ps("quick")]);
+    assert!(quick.status.success(), "{}", text(&quick));
+    assert!(!text(&quick).contains("importing into"), "{}", text(&quick));
+    // A certutil that takes 1.5 s, first on PATH.
+    let bin = m.p("slowbin");
+    std::fs::create_dir_all(&bin).expect("bin");
+    let real = String::from_utf8(
+        Command::new("sh")
+            .args(["-c", "command -v certutil"])
+            .output()
+            .expect("sh")
+            .stdout,
+    )
+    .expect("utf8");
+    let shim = bin.join("certutil");
+    std::fs::write(
+        &shim,
+        format!("#!/bin/sh\nsleep 1.5\nexec {} \"$@\"\n", real.trim()),
+    )
+    .expect("shim");
+    std::fs::set_permissions(&shim, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let slow =
+        m.a.command(&["smime", "install", "--nssdb", &m.ps("slow")])
+            .env("PATH", path)
+            .output()
+            .expect("install");
+    assert!(slow.status.success(), "{}", text(&slow));
+    let err = String::from_utf8_lossy(&slow.stderr);
+    assert!(
+        err.lines()
+            .next()
+            .is_some_and(|l| l.starts_with("mesh: importing into the NSS database")),
+        "{err}"
+    );
+}
