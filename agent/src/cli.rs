@@ -310,9 +310,9 @@ pub(crate) enum PgpCmd {
         #[arg(long)]
         from: Option<PathBuf>,
     },
-    /// Write a Web Key Directory tree for the account's domain (direct method).
+    /// Write a Web Key Directory tree for the account's domain (direct and advanced methods).
     Wkd {
-        /// The web root to write `.well-known/openpgpkey/` under.
+        /// The web root to write `.well-known/openpgpkey/` (and `…/<domain>/`) under.
         #[arg(long)]
         output: PathBuf,
     },
