@@ -168,14 +168,24 @@ fn content_type(der: &[u8]) -> Result<der::oid::ObjectIdentifier> {
 }
 
 /// What a layer is. The outermost must be S/MIME; an inner layer that is
-/// not (or does not parse as CMS) is the content.
+/// not (or does not parse as CMS) is the content, unless its MIME headers
+/// say it is S/MIME: then it must be read as such.
 fn classify(data: &[u8], outer: bool) -> Result<Layer> {
-    let r = classify_strict(data);
-    match r {
+    match classify_strict(data) {
         Ok(l) => Ok(l),
-        Err(_) if !outer => Ok(Layer::Plain),
+        Err(_) if !outer && !declares_smime(data) => Ok(Layer::Plain),
         Err(e) => Err(e),
     }
+}
+
+/// Whether a MIME entity's Content-Type is S/MIME.
+fn declares_smime(data: &[u8]) -> bool {
+    mime::parse(data).is_ok_and(|e| {
+        matches!(
+            e.content_type().mime.as_str(),
+            "multipart/signed" | "application/pkcs7-mime" | "application/x-pkcs7-mime"
+        )
+    })
 }
 
 fn classify_strict(data: &[u8]) -> Result<Layer> {
@@ -285,4 +295,124 @@ pub fn encrypt(input: &[u8], recipient: &[u8], cipher: Cipher, der: bool) -> Res
         Cipher::Aes256Gcm => "authEnveloped-data",
     };
     Ok(mime::write_pkcs7_mime(&outer, smime_type, &cms))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{P256Public, P256Signer, SigningCert};
+
+    struct Fixture {
+        device: p256::ecdsa::SigningKey,
+        cert: Vec<u8>,
+        ca: Vec<u8>,
+        keys: Vec<HeldKey>,
+    }
+
+    fn fixture() -> Fixture {
+        let addr = "alice@example.com";
+        let ca_key = p256::ecdsa::SigningKey::from_slice(&[3u8; 32]).expect("ca key");
+        let device = p256::ecdsa::SigningKey::from_slice(&[5u8; 32]).expect("device key");
+        let ca_signer = P256Signer::new(ca_key);
+        let now = 1_790_000_000;
+        let c = |serial| SigningCert {
+            address: addr,
+            device_name: "laptop",
+            serial,
+            not_before: now - 86_400,
+            not_after: now + 100 * 365 * 86_400,
+        };
+        let public = device.verifying_key().to_encoded_point(false);
+        let cert = crate::signing_certificate(
+            &ca_signer,
+            &P256Public::new(public.as_bytes()).expect("public"),
+            &c(2),
+        )
+        .expect("cert");
+        let rsa = crate::new_encryption_key().expect("rsa");
+        let enc = crate::encryption_certificate(
+            &ca_signer,
+            &crate::RsaPublic::new(&rsa.to_public_key()).expect("rsa public"),
+            &c(3),
+        )
+        .expect("enc");
+        let der = |pem: &str| crate::pem_to_der(pem).expect("der");
+        Fixture {
+            device,
+            cert: der(&cert),
+            ca: der(&crate::ca_certificate(&ca_signer, addr).expect("ca")),
+            keys: vec![(rsa, der(&enc))],
+        }
+    }
+
+    fn open_with(f: &Fixture, msg: &[u8]) -> Result<Opened> {
+        let keys = || Ok(f.keys.clone());
+        open(
+            msg,
+            &Context {
+                trust: Trust {
+                    anchors: vec![f.ca.clone()],
+                    system: None,
+                },
+                keys: &keys,
+            },
+        )
+    }
+
+    #[test]
+    fn every_form_opens_and_layers_nest() {
+        let f = fixture();
+        let chain = [f.ca.clone()];
+        let s = Signer {
+            key: &f.device,
+            cert: &f.cert,
+            chain: &chain,
+        };
+        let input = b"Subject: hi\nContent-Type: text/plain\n\nhello\n";
+        let entity = b"Content-Type: text/plain\r\n\r\nhello\r\n";
+        for form in [SignForm::Multipart, SignForm::Opaque] {
+            let o = open_with(&f, &sign(input, &s, form).expect("sign")).expect("open");
+            assert_eq!(o.content.as_slice(), entity, "{form:?}");
+            assert_eq!(o.signers[0].email.as_deref(), Some("alice@example.com"));
+        }
+        let o = open_with(&f, &sign(b"bare", &s, SignForm::Der).expect("sign")).expect("open");
+        assert_eq!(o.content.as_slice(), b"bare");
+        let enc = f.keys[0].1.clone();
+        for cipher in [Cipher::Aes256Cbc, Cipher::Aes256Gcm] {
+            let o =
+                open_with(&f, &encrypt(input, &enc, cipher, false).expect("enc")).expect("open");
+            assert_eq!((o.content.as_slice(), o.decrypted), (&entity[..], 1));
+        }
+        let signed = sign(input, &s, SignForm::Multipart).expect("sign");
+        let both = encrypt(&signed, &enc, Cipher::Aes256Gcm, false).expect("enc");
+        let o = open_with(&f, &both).expect("open");
+        assert_eq!((o.signers.len(), o.decrypted), (1, 1));
+        assert_eq!(o.content.as_slice(), entity);
+    }
+
+    #[test]
+    fn altered_and_damaged_layers_are_refused() {
+        let f = fixture();
+        let chain = [f.ca.clone()];
+        let s = Signer {
+            key: &f.device,
+            cert: &f.cert,
+            chain: &chain,
+        };
+        let signed = sign(b"hello\n", &s, SignForm::Multipart).expect("sign");
+        let text = String::from_utf8(signed.clone()).expect("utf8");
+        let altered = text.replacen("hello", "jello", 1);
+        assert!(matches!(
+            open_with(&f, altered.as_bytes()),
+            Err(MailError::Cms(CmsError::ContentMismatch))
+        ));
+        // An inner layer that says it is S/MIME but is damaged is not taken as content.
+        let cut = &signed[..signed.len() - 30];
+        let enc = encrypt(cut, &f.keys[0].1, Cipher::Aes256Cbc, false).expect("enc");
+        assert!(open_with(&f, &enc).is_err());
+        assert!(matches!(
+            open_with(&f, b"plain words"),
+            Err(MailError::Mime(MimeError::NotMime))
+        ));
+    }
 }

@@ -22,6 +22,8 @@ use crate::message::{damaged, CmsError, Hash, ID_EC_PUBLIC_KEY, ID_RSA, ID_SIGNE
 
 const ID_MESSAGE_DIGEST: Oid = Oid::new_unwrap("1.2.840.113549.1.9.4");
 const ID_EMAIL_ADDRESS: Oid = Oid::new_unwrap("1.2.840.113549.1.9.1");
+/// RFC 4055 §3.1: id-RSASSA-PSS (not read here).
+const ID_RSASSA_PSS: Oid = Oid::new_unwrap("1.2.840.113549.1.1.10");
 /// Where Debian (and most Linux systems) keep the system's trusted CAs.
 pub const SYSTEM_TRUST_STORE: &str = "/etc/ssl/certs/ca-certificates.crt";
 /// The longest chain followed from the signer to an anchor.
@@ -138,6 +140,11 @@ fn check_signer_info(
     content: &[u8],
 ) -> Result<(), CmsError> {
     let hash = Hash::from_oid(&si.digest_alg.oid)?;
+    if si.signature_algorithm.oid == ID_RSASSA_PSS {
+        return Err(CmsError::Unsupported(
+            "signature algorithm RSASSA-PSS".into(),
+        ));
+    }
     let signed = match &si.signed_attrs {
         Some(attrs) => {
             let md = attrs
