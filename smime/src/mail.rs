@@ -391,6 +391,47 @@ mod tests {
     }
 
     #[test]
+    fn signers_chain_to_a_system_store_bundle_and_nothing_else() {
+        let f = fixture();
+        let chain = [f.ca.clone()];
+        let s = Signer {
+            key: &f.device,
+            cert: &f.cert,
+            chain: &[],
+        };
+        let msg = sign(b"hello\n", &s, SignForm::Opaque).expect("sign");
+        let bundle = std::env::temp_dir().join(format!("mesh-trust-{}.pem", std::process::id()));
+        let pem = format!(
+            "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+            data_encoding::BASE64.encode(&chain[0])
+        );
+        std::fs::write(&bundle, pem).expect("bundle");
+        let keys = || Ok(Vec::new());
+        let with = |anchors: Vec<Vec<u8>>, system: Option<std::path::PathBuf>| {
+            open(
+                &msg,
+                &Context {
+                    trust: Trust { anchors, system },
+                    keys: &keys,
+                },
+            )
+        };
+        assert!(with(Vec::new(), Some(bundle.clone())).is_ok());
+        assert!(matches!(
+            with(Vec::new(), Some(bundle.with_extension("missing"))),
+            Err(MailError::Cms(CmsError::Untrusted(_)))
+        ));
+        assert!(
+            matches!(
+                with(vec![f.cert.clone()], None).map(|o| o.signers.len()),
+                Ok(1)
+            ),
+            "the signer's own certificate as an anchor"
+        );
+        let _ = std::fs::remove_file(&bundle);
+    }
+
+    #[test]
     fn altered_and_damaged_layers_are_refused() {
         let f = fixture();
         let chain = [f.ca.clone()];
