@@ -94,9 +94,9 @@ pub struct Opened {
 /// One layer as read.
 enum Layer {
     /// CMS (DER), encapsulating its content.
-    Cms(Vec<u8>),
+    Cms(Zeroizing<Vec<u8>>),
     /// A detached signature (DER) and the content it signs, as sent.
-    Detached(Vec<u8>, Vec<u8>),
+    Detached(Zeroizing<Vec<u8>>, Zeroizing<Vec<u8>>),
     /// Not S/MIME: the content.
     Plain,
 }
@@ -118,16 +118,14 @@ pub fn open(input: &[u8], ctx: &Context<'_>) -> Result<Opened> {
                 })
             }
             Layer::Detached(sig, content) => {
-                let v = verify_detached(&sig, &content, &ctx.trust)?;
-                let content = Zeroizing::new(v.content.clone());
-                signers.push(v);
+                let (content, who) = verify_detached(&sig, &content, &ctx.trust)?;
+                signers.push(who);
                 content
             }
             Layer::Cms(der) => match content_type(&der)? {
                 t if t == ID_SIGNED_DATA => {
-                    let v = verify::verify(&der, None, &ctx.trust)?;
-                    let content = Zeroizing::new(v.content.clone());
-                    signers.push(v);
+                    let (content, who) = verify::verify(&der, None, &ctx.trust)?;
+                    signers.push(who);
                     content
                 }
                 _ => {
@@ -146,10 +144,14 @@ pub fn open(input: &[u8], ctx: &Context<'_>) -> Result<Opened> {
 
 /// RFC 8551 §3.1.1 makes the signed part canonical (CRLF); a message saved
 /// with LF line endings is checked in canonical form first, then as it is.
-fn verify_detached(sig: &[u8], content: &[u8], trust: &Trust) -> Result<Verified> {
-    let canonical = mime::canonical(content);
+fn verify_detached(
+    sig: &[u8],
+    content: &[u8],
+    trust: &Trust,
+) -> Result<(Zeroizing<Vec<u8>>, Verified)> {
+    let canonical = Zeroizing::new(mime::canonical(content));
     match verify::verify(sig, Some(&canonical), trust) {
-        Err(CmsError::ContentMismatch) if canonical != content => {
+        Err(CmsError::ContentMismatch) if canonical.as_slice() != content => {
             Ok(verify::verify(sig, Some(content), trust)?)
         }
         r => Ok(r?),
@@ -211,7 +213,7 @@ fn classify_strict(data: &[u8]) -> Result<Layer> {
                 .ok_or(MimeError::Damaged("multipart/signed without a boundary"))?;
             let (first, sig) = mime::signed_parts(e.body, boundary)?;
             let sig = cms_der(&mime::decoded_body(&sig)?)?;
-            Ok(Layer::Detached(sig, first.to_vec()))
+            Ok(Layer::Detached(sig, Zeroizing::new(first.to_vec())))
         }
         "application/pkcs7-mime" | "application/x-pkcs7-mime" => {
             Ok(Layer::Cms(cms_der(&mime::decoded_body(&e)?)?))
@@ -221,8 +223,8 @@ fn classify_strict(data: &[u8]) -> Result<Layer> {
 }
 
 /// BER (or DER) to DER, checked to be S/MIME CMS.
-fn cms_der(data: &[u8]) -> Result<Vec<u8>> {
-    let der = ber::to_der(data)?;
+fn cms_der(data: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+    let der = Zeroizing::new(ber::to_der(data)?);
     content_type(&der)?;
     Ok(der)
 }

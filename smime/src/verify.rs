@@ -17,6 +17,7 @@ use der::oid::ObjectIdentifier as Oid;
 use der::{Decode, Encode};
 use x509_cert::spki::SubjectPublicKeyInfoOwned;
 use x509_cert::Certificate;
+use zeroize::Zeroizing;
 
 use crate::message::{damaged, CmsError, Hash, ID_EC_PUBLIC_KEY, ID_RSA, ID_SIGNED_DATA};
 
@@ -38,11 +39,9 @@ pub struct Trust {
     pub system: Option<std::path::PathBuf>,
 }
 
-/// What a verified layer says.
+/// Who signed a verified layer.
 #[derive(Debug, Clone)]
 pub struct Verified {
-    /// The content (for a detached signature, the content given).
-    pub content: Vec<u8>,
     /// The signer certificate's subject.
     pub signer: String,
     /// The signer's e-mail address (rfc822Name, else the subject's emailAddress).
@@ -50,18 +49,19 @@ pub struct Verified {
 }
 
 /// Verify SignedData (DER). `detached` is the content when the message
-/// carries none (`multipart/signed`).
+/// carries none (`multipart/signed`). Returns the content (for a detached
+/// signature, the content given) and the signer.
 pub fn verify(
     message: &[u8],
     detached: Option<&[u8]>,
     trust: &Trust,
-) -> Result<Verified, CmsError> {
+) -> Result<(Zeroizing<Vec<u8>>, Verified), CmsError> {
     let ci = ContentInfo::from_der(message).map_err(damaged)?;
     if ci.content_type != ID_SIGNED_DATA {
         return Err(CmsError::Damaged("not a CMS SignedData message".into()));
     }
     let sd: SignedData = ci.content.decode_as().map_err(damaged)?;
-    let content = match (&sd.encap_content_info.econtent, detached) {
+    let content = Zeroizing::new(match (&sd.encap_content_info.econtent, detached) {
         (Some(c), _) => OctetString::from_der(&c.to_der().map_err(damaged)?)
             .map_err(damaged)?
             .as_bytes()
@@ -72,7 +72,7 @@ pub fn verify(
                 "a detached signature without its content".into(),
             ))
         }
-    };
+    });
     let si = sd
         .signer_infos
         .0
@@ -94,11 +94,11 @@ pub fn verify(
     let signer = find_signer(si, &certs)?;
     check_signer_info(si, signer, &content)?;
     chain_to_anchor(signer, &certs, trust)?;
-    Ok(Verified {
-        content,
+    let who = Verified {
         signer: signer.tbs_certificate.subject.to_string(),
         email: email_of(signer),
-    })
+    };
+    Ok((content, who))
 }
 
 fn find_signer<'a>(
