@@ -320,9 +320,9 @@ pub(crate) enum PgpCmd {
         #[arg(long)]
         from: Option<PathBuf>,
     },
-    /// Write a Web Key Directory tree for the account's domain (direct method).
+    /// Write a Web Key Directory tree for the account's domain (direct and advanced methods).
     Wkd {
-        /// The web root to write `.well-known/openpgpkey/` under.
+        /// The web root to write `.well-known/openpgpkey/` (and `…/<domain>/`) under.
         #[arg(long)]
         output: PathBuf,
     },
@@ -344,7 +344,10 @@ pub(crate) enum SmimeCmd {
         #[arg(long)]
         nssdb: PathBuf,
     },
-    /// Sign (CMS SignedData, DER) with this device's signing key.
+    /// Sign a message with this device's signing key: multipart/signed (RFC 8551) by default.
+    ///
+    /// The input is a whole message (its From, To, Subject stay outside the
+    /// signature), a MIME entity, or plain content (signed as text/plain).
     Sign {
         /// Input (default: standard input).
         #[arg(long)]
@@ -352,17 +355,29 @@ pub(crate) enum SmimeCmd {
         /// Output (default: standard output).
         #[arg(long)]
         output: Option<PathBuf>,
+        /// application/pkcs7-mime; smime-type=signed-data (the content inside the signature).
+        #[arg(long, conflicts_with = "der")]
+        opaque: bool,
+        /// Bare CMS SignedData (DER) over the input as it is.
+        #[arg(long)]
+        der: bool,
     },
-    /// Verify a CMS SignedData message signed under the account's CA; writes its content.
+    /// Verify a signed message (S/MIME mail, or CMS in DER, BER or PEM); prints the signer's e-mail address.
+    ///
+    /// The signer must chain to the account's CA, a --ca certificate or the
+    /// system trust store. Encrypted layers are decrypted on the way.
     Verify {
         /// Input (default: standard input).
         #[arg(long)]
         input: Option<PathBuf>,
-        /// Output (default: standard output).
+        /// Write the signed content here.
         #[arg(long)]
         output: Option<PathBuf>,
+        /// Also trust signers under this CA certificate (PEM); repeatable.
+        #[arg(long = "ca", value_name = "FILE")]
+        ca: Vec<PathBuf>,
     },
-    /// Encrypt (CMS EnvelopedData, AES-256-CBC, DER) to a certificate (default: the account's own).
+    /// Encrypt to a certificate (default: the account's own): application/pkcs7-mime, AES-256-CBC.
     Encrypt {
         /// Input (default: standard input).
         #[arg(long)]
@@ -373,8 +388,16 @@ pub(crate) enum SmimeCmd {
         /// The recipient's certificate (PEM).
         #[arg(long)]
         recipient: Option<PathBuf>,
+        /// AES-256-GCM (AuthEnvelopedData, RFC 5083) instead of AES-256-CBC.
+        #[arg(long)]
+        gcm: bool,
+        /// Bare CMS (DER) over the input as it is.
+        #[arg(long)]
+        der: bool,
     },
-    /// Decrypt a CMS EnvelopedData message with the account's encryption key.
+    /// Decrypt a message (S/MIME mail, or CMS in DER, BER or PEM) with the account's encryption key.
+    ///
+    /// Signed layers inside are verified as `verify` does.
     Decrypt {
         /// Input (default: standard input).
         #[arg(long)]
@@ -382,6 +405,9 @@ pub(crate) enum SmimeCmd {
         /// Output (default: standard output).
         #[arg(long)]
         output: Option<PathBuf>,
+        /// Also trust signers under this CA certificate (PEM); repeatable.
+        #[arg(long = "ca", value_name = "FILE")]
+        ca: Vec<PathBuf>,
     },
     /// Print a certificate signing request for this device's signing key (for an organisation's CA).
     Csr,

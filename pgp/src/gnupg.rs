@@ -123,12 +123,7 @@ pub fn install(
     let tsk: Zeroizing<Vec<u8>> = match from {
         // An export made elsewhere: it must be this account's, untampered.
         Some(data) => {
-            check_cert(view, data).map_err(|e| match e {
-                PluginError::Untrusted(d) => {
-                    PluginError::BadInput(format!("not an OpenPGP export of this account: {d}"))
-                }
-                other => other,
-            })?;
+            check_export(view, data)?;
             Zeroizing::new(data.to_vec())
         }
         None => export_secret_bytes(device, view, false)?,
@@ -153,6 +148,26 @@ pub fn install(
         published_content(view)?.unwrap_or_default(),
     )?;
     Ok(fpr)
+}
+
+/// An export made elsewhere (binary or armored): it must parse as
+/// OpenPGP, hold secret keys, and be this account's, untampered.
+fn check_export(view: &AccountView, data: &[u8]) -> Result<()> {
+    use sequoia_openpgp::parse::Parse;
+    let c = sequoia_openpgp::Cert::from_bytes(data)
+        .map_err(|e| PluginError::BadInput(format!("not an OpenPGP export: {e}")))?;
+    if !c.is_tsk() {
+        return Err(PluginError::BadInput(
+            "not an OpenPGP export: it holds no secret keys (a certificate only)".into(),
+        ));
+    }
+    check_cert(view, data).map_err(|e| match e {
+        PluginError::Untrusted(d) => {
+            PluginError::BadInput(format!("not an OpenPGP export of this account: {d}"))
+        }
+        other => other,
+    })?;
+    Ok(())
 }
 
 /// Record a home and the content it holds (replacing its earlier record).

@@ -8,6 +8,7 @@ use zeroize::Zeroizing;
 use crate::channel::{
     encryption_epochs, internal, SmimeCa, SmimeCert, SmimeCrl, APP_CRL, APP_SMIME, CT_SMIME_KEY,
 };
+use crate::mail::MailError;
 use crate::P256Signer;
 
 type Result<T> = std::result::Result<T, PluginError>;
@@ -144,50 +145,94 @@ pub fn export(
             chain: vec![cert.clone(), ca.clone()],
         });
     }
+    // Each certificate once in the file: the CA goes with the first chain
+    // that needs it (clients import every certificate bag; a duplicate
+    // shows twice in Windows and some NSS versions).
+    let mut seen: Vec<Vec<u8>> = Vec::new();
+    for e in &mut entries {
+        let mut chain = Vec::with_capacity(e.chain.len());
+        for (i, c) in e.chain.drain(..).enumerate() {
+            if i == 0 || !seen.contains(&c) {
+                seen.push(c.clone());
+                chain.push(c);
+            }
+        }
+        e.chain = chain;
+    }
     crate::pkcs12(&entries, password, profile).map_err(internal)
 }
 
-/// `mesh smime sign`: CMS SignedData (DER) by this device's signing key.
-pub fn sign(device: &dyn DeviceHost, view: &AccountView, content: &[u8]) -> Result<Vec<u8>> {
+/// `mesh smime sign`: this device's signature over a message, in `form`.
+pub fn sign(
+    device: &dyn DeviceHost,
+    view: &AccountView,
+    input: &[u8],
+    form: crate::mail::SignForm,
+) -> std::result::Result<Vec<u8>, MailError> {
     let base = device.base_keys()?;
     let chain = signing_chain(device, view)?;
-    crate::message::sign(
-        content,
-        &base.smime_sign,
-        &der(&cert_pem(device, view)?)?,
-        &chain,
-    )
-    .map_err(cms_err)
+    let cert = der(&cert_pem(device, view)?)?;
+    let signer = crate::mail::Signer {
+        key: &base.smime_sign,
+        cert: &cert,
+        chain: &chain,
+    };
+    crate::mail::sign(input, &signer, form)
 }
 
-/// `mesh smime verify`: the content of a SignedData message signed under the account's CA.
-pub fn verify(view: &AccountView, message: &[u8]) -> Result<crate::message::Verified> {
-    crate::message::verify(message, &der(&ca_pem(view)?)?).map_err(cms_err)
+/// What `verify` and `decrypt` trust: the account's CA, the `--ca`
+/// certificates (PEM files' contents), and the system trust store.
+pub fn trust(view: &AccountView, ca_pems: &[String]) -> Result<crate::verify::Trust> {
+    let mut anchors = vec![der(&ca_pem(view)?)?];
+    for pem in ca_pems {
+        let certs = crate::pem_certificates(pem).map_err(cms_err)?;
+        if certs.is_empty() {
+            return Err(PluginError::BadInput(
+                "a --ca file holds no PEM certificate".into(),
+            ));
+        }
+        anchors.extend(certs);
+    }
+    Ok(crate::verify::Trust {
+        anchors,
+        system: Some(crate::verify::SYSTEM_TRUST_STORE.into()),
+    })
 }
 
-/// `mesh smime encrypt`: EnvelopedData (DER) to `recipient` (PEM), by
-/// default the account's own encryption certificate.
-pub fn encrypt(view: &AccountView, content: &[u8], recipient: Option<&str>) -> Result<Vec<u8>> {
+/// `mesh smime verify` and `decrypt`: open every layer of a message, with
+/// this device's keys for encrypted layers and `trust` for signed ones.
+pub fn open(
+    device: &dyn DeviceHost,
+    view: &AccountView,
+    message: &[u8],
+    trust: crate::verify::Trust,
+) -> std::result::Result<crate::mail::Opened, MailError> {
+    let keys = || {
+        let held = held_keys(device, view)?;
+        if held.is_empty() {
+            return Err(PluginError::NotFound(
+                "this device holds no S/MIME decryption key (it needs the smime role)".into(),
+            ));
+        }
+        Ok(held)
+    };
+    crate::mail::open(message, &crate::mail::Context { trust, keys: &keys })
+}
+
+/// `mesh smime encrypt`: to `recipient` (PEM), by default the account's
+/// own encryption certificate.
+pub fn encrypt(
+    view: &AccountView,
+    content: &[u8],
+    recipient: Option<&str>,
+    cipher: crate::message::Cipher,
+    bare: bool,
+) -> std::result::Result<Vec<u8>, MailError> {
     let pem = match recipient {
         Some(p) => p.to_string(),
         None => encryption_cert_pem(view)?,
     };
-    crate::message::encrypt(content, &der(&pem)?).map_err(cms_err)
-}
-
-/// `mesh smime decrypt`: with any epoch of the shared encryption key this device holds.
-pub fn decrypt(
-    device: &dyn DeviceHost,
-    view: &AccountView,
-    message: &[u8],
-) -> Result<Zeroizing<Vec<u8>>> {
-    let held = held_keys(device, view)?;
-    if held.is_empty() {
-        return Err(PluginError::NotFound(
-            "this device holds no S/MIME decryption key (it needs the smime role)".into(),
-        ));
-    }
-    crate::message::decrypt(message, &held).map_err(cms_err)
+    crate::mail::encrypt(content, &der(&pem)?, cipher, bare)
 }
 
 /// `mesh smime csr`: a CSR for this device's signing key.

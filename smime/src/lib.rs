@@ -10,10 +10,15 @@
 //! remaining work of the S/MIME issue (docs/DESIGN.md).
 #![forbid(unsafe_code)]
 
+pub mod ber;
 pub mod channel;
+pub mod decrypt;
 pub mod device;
+pub mod mail;
 pub mod message;
+pub mod mime;
 pub mod nss;
+pub mod verify;
 
 pub use channel::SmimePlugin;
 
@@ -436,5 +441,34 @@ mod tests {
             ca_certificate(&k(), "alice@example.com").expect("ca"),
             ca_certificate(&k(), "alice@example.com").expect("ca")
         );
+    }
+
+    /// The MAC iteration count of a PKCS#12 file (RFC 7292 §4: PFX's
+    /// `macData`, `iterations INTEGER DEFAULT 1`).
+    fn mac_iterations(pfx: &[u8]) -> u32 {
+        use der::{Any, Decode, Encode};
+        let pfx = Vec::<Any>::from_der(pfx).expect("PFX");
+        let mac = Vec::<Any>::from_der(&pfx[2].to_der().expect("der")).expect("MacData");
+        mac[2].decode_as::<u32>().expect("iterations")
+    }
+
+    #[test]
+    fn transient_pkcs12_uses_1000_iterations() {
+        use p256::pkcs8::EncodePrivateKey;
+        let key = p256::ecdsa::SigningKey::from_slice(&[7u8; 32]).expect("key");
+        let ca =
+            pem_to_der(&ca_certificate(&P256Signer::new(key.clone()), "a@b.example").expect("ca"))
+                .expect("der");
+        let entry = P12Entry {
+            name: "a".into(),
+            key_pkcs8: zeroize::Zeroizing::new(
+                key.to_pkcs8_der().expect("pkcs8").as_bytes().to_vec(),
+            ),
+            chain: vec![ca],
+        };
+        let p12 = |p| pkcs12(std::slice::from_ref(&entry), "pw", p).expect("p12");
+        assert_eq!(mac_iterations(&p12(P12Profile::Transient)), 1000);
+        // (The modern profile's 600 000 take seconds in a debug build; not run here.)
+        assert_eq!(mac_iterations(&p12(P12Profile::Legacy)), 2048);
     }
 }

@@ -1,54 +1,191 @@
-//! CMS messages (RFC 5652, RFC 8551): sign, verify, encrypt, decrypt.
+//! CMS messages (RFC 5652, RFC 5083, RFC 8551): sign and encrypt, and the
+//! error type the CMS layer reports. Verification is in [`crate::verify`],
+//! decryption in [`crate::decrypt`]; both take DER ([`crate::ber`] makes
+//! it from what mail clients send).
 //!
 //! The `cms` crate builds SignedData and EnvelopedData; it has no
-//! verification or decryption, so those are written here on its types:
-//! verification recomputes the message digest and checks the signature
-//! over the DER SET OF signed attributes (RFC 5652 §5.4) with the signer's
-//! certificate, which must be issued by the account's CA; decryption finds
-//! our KeyTransRecipientInfo by issuer and serial, unwraps the content key
-//! with RSA PKCS#1 v1.5 and decrypts AES-CBC.
+//! AuthEnvelopedData (RFC 5083), so that structure is declared here on its
+//! types, and sealed with AES-GCM (RFC 5084).
 
 use cms::builder::{
     create_signing_time_attribute, ContentEncryptionAlgorithm, EnvelopedDataBuilder,
-    KeyEncryptionInfo, KeyTransRecipientInfoBuilder, SignedDataBuilder, SignerInfoBuilder,
+    KeyEncryptionInfo, KeyTransRecipientInfoBuilder, RecipientInfoBuilder, SignedDataBuilder,
+    SignerInfoBuilder,
 };
 use cms::cert::{CertificateChoices, IssuerAndSerialNumber};
-use cms::content_info::ContentInfo;
-use cms::enveloped_data::{EnvelopedData, RecipientIdentifier, RecipientInfo};
-use cms::signed_data::{EncapsulatedContentInfo, SignedData, SignerIdentifier};
-use der::asn1::OctetString;
-use der::{Any, Decode, Encode};
-use sha2::{Digest, Sha256};
+use cms::content_info::{CmsVersion, ContentInfo};
+use cms::enveloped_data::{
+    EncryptedContentInfo, OriginatorInfo, RecipientIdentifier, RecipientInfos,
+};
+use cms::signed_data::{EncapsulatedContentInfo, SignerIdentifier};
+use der::asn1::{OctetString, SetOfVec};
+use der::oid::ObjectIdentifier as Oid;
+use der::{Any, Decode, Encode, Sequence};
+use sha2::Digest;
+use x509_cert::attr::Attributes;
 use x509_cert::spki::AlgorithmIdentifierOwned;
 use x509_cert::Certificate;
 
-use crate::SmimeError;
+pub(crate) const ID_DATA: Oid = Oid::new_unwrap("1.2.840.113549.1.7.1");
+pub(crate) const ID_SIGNED_DATA: Oid = Oid::new_unwrap("1.2.840.113549.1.7.2");
+pub(crate) const ID_ENVELOPED_DATA: Oid = Oid::new_unwrap("1.2.840.113549.1.7.3");
+/// RFC 5083 §1: id-ct-authEnvelopedData.
+pub(crate) const ID_AUTH_ENVELOPED_DATA: Oid = Oid::new_unwrap("1.2.840.113549.1.9.16.1.23");
+pub(crate) const ID_SHA1: Oid = Oid::new_unwrap("1.3.14.3.2.26");
+pub(crate) const ID_SHA256: Oid = Oid::new_unwrap("2.16.840.1.101.3.4.2.1");
+pub(crate) const ID_SHA384: Oid = Oid::new_unwrap("2.16.840.1.101.3.4.2.2");
+pub(crate) const ID_SHA512: Oid = Oid::new_unwrap("2.16.840.1.101.3.4.2.3");
+pub(crate) const ID_RSA: Oid = Oid::new_unwrap("1.2.840.113549.1.1.1");
+pub(crate) const ID_EC_PUBLIC_KEY: Oid = Oid::new_unwrap("1.2.840.10045.2.1");
+/// RFC 5084 §3.2: AES-GCM content encryption.
+pub(crate) const ID_AES128_GCM: Oid = Oid::new_unwrap("2.16.840.1.101.3.4.1.6");
+pub(crate) const ID_AES192_GCM: Oid = Oid::new_unwrap("2.16.840.1.101.3.4.1.26");
+pub(crate) const ID_AES256_GCM: Oid = Oid::new_unwrap("2.16.840.1.101.3.4.1.46");
 
-const ID_DATA: der::oid::ObjectIdentifier =
-    der::oid::ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.1");
-const ID_SIGNED_DATA: der::oid::ObjectIdentifier =
-    der::oid::ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.2");
-const ID_ENVELOPED_DATA: der::oid::ObjectIdentifier =
-    der::oid::ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.3");
-const ID_SHA256: der::oid::ObjectIdentifier =
-    der::oid::ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.1");
-const ID_MESSAGE_DIGEST: der::oid::ObjectIdentifier =
-    der::oid::ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.4");
-const ID_EC_PUBLIC_KEY: der::oid::ObjectIdentifier =
-    der::oid::ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
-const ID_RSA: der::oid::ObjectIdentifier =
-    der::oid::ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
-const ID_AES128_CBC: der::oid::ObjectIdentifier =
-    der::oid::ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.1.2");
-const ID_AES256_CBC: der::oid::ObjectIdentifier =
-    der::oid::ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.1.42");
-
-fn bad(what: impl Into<String>) -> SmimeError {
-    SmimeError::Cms(what.into())
+/// Why a CMS message is refused: each names the real cause.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CmsError {
+    /// Not valid CMS once decoded (truncated, altered, or not CMS at all).
+    #[error("damaged message: {0}")]
+    Damaged(String),
+    /// An algorithm or structure Mesh does not implement.
+    #[error("unsupported {0}")]
+    Unsupported(String),
+    /// No recipient info names a certificate this device holds the key of.
+    #[error("the message is not encrypted to this account's encryption certificate")]
+    NotRecipient,
+    /// Our certificate is named, but the key does not unwrap the content key.
+    #[error("the content key does not decrypt with this account's key")]
+    WrongKey,
+    /// The content key unwrapped, but the content does not decrypt or authenticate.
+    #[error("the encrypted content does not decrypt: {0}")]
+    Content(&'static str),
+    /// The signature does not verify under the signer's certificate.
+    #[error("bad signature: {0}")]
+    BadSignature(String),
+    /// The message digest attribute does not match the content.
+    #[error("the content does not match its digest")]
+    ContentMismatch,
+    /// The signer's certificate does not chain to a trusted CA.
+    #[error("untrusted signer: {0}")]
+    Untrusted(String),
+    /// A message Mesh cannot build (the recipient certificate, the key).
+    #[error("{0}")]
+    Build(String),
 }
 
-fn der_err<E: std::fmt::Display>(e: E) -> SmimeError {
-    SmimeError::Cms(e.to_string())
+impl CmsError {
+    /// What the user can do about it.
+    pub fn hint(&self) -> &'static str {
+        match self {
+            CmsError::Damaged(_) => "the message was truncated or altered in transit: ask the sender for it again, or check that the whole message was saved",
+            CmsError::Unsupported(_) => "Mesh reads SHA-1/SHA-2 with ECDSA P-256 or RSA signatures, and AES-CBC or AES-GCM content with RSA PKCS#1 v1.5 or RSA-OAEP key transport: ask the sender's client for one of those",
+            CmsError::NotRecipient => "the sender encrypted to another certificate: `mesh smime cert --encryption` prints the one to give senders",
+            CmsError::WrongKey => "the message names this account's certificate but its key does not open it: it was altered, or encrypted to a certificate that only looks like ours",
+            CmsError::Content(_) => "the encrypted content was altered or truncated: ask the sender for the message again",
+            CmsError::BadSignature(_) => "the message was changed after it was signed, or the signature is not the certificate's key's",
+            CmsError::ContentMismatch => "the content was changed after signing (line endings count: keep the message exactly as received)",
+            CmsError::Untrusted(_) => "if you trust the signer's CA, pass its certificate with --ca FILE",
+            CmsError::Build(_) => "check the certificate given with --recipient (PEM, an RSA key)",
+        }
+    }
+}
+
+pub(crate) fn damaged<E: std::fmt::Display>(e: E) -> CmsError {
+    CmsError::Damaged(e.to_string())
+}
+
+fn build<E: std::fmt::Display>(e: E) -> CmsError {
+    CmsError::Build(e.to_string())
+}
+
+/// The digest algorithms a signature may use (RFC 5754, RFC 3370 §2.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Hash {
+    Sha1,
+    Sha256,
+    Sha384,
+    Sha512,
+}
+
+impl Hash {
+    pub(crate) fn from_oid(oid: &Oid) -> Result<Hash, CmsError> {
+        match *oid {
+            ID_SHA1 => Ok(Hash::Sha1),
+            ID_SHA256 => Ok(Hash::Sha256),
+            ID_SHA384 => Ok(Hash::Sha384),
+            ID_SHA512 => Ok(Hash::Sha512),
+            _ => Err(CmsError::Unsupported(format!("digest algorithm {oid}"))),
+        }
+    }
+
+    pub(crate) fn digest(self, data: &[u8]) -> Vec<u8> {
+        match self {
+            Hash::Sha1 => sha1::Sha1::digest(data).to_vec(),
+            Hash::Sha256 => sha2::Sha256::digest(data).to_vec(),
+            Hash::Sha384 => sha2::Sha384::digest(data).to_vec(),
+            Hash::Sha512 => sha2::Sha512::digest(data).to_vec(),
+        }
+    }
+
+    pub(crate) fn pkcs1v15(self) -> rsa::Pkcs1v15Sign {
+        match self {
+            Hash::Sha1 => rsa::Pkcs1v15Sign::new::<sha1::Sha1>(),
+            Hash::Sha256 => rsa::Pkcs1v15Sign::new::<sha2::Sha256>(),
+            Hash::Sha384 => rsa::Pkcs1v15Sign::new::<sha2::Sha384>(),
+            Hash::Sha512 => rsa::Pkcs1v15Sign::new::<sha2::Sha512>(),
+        }
+    }
+}
+
+/// RFC 5083 §2.1:
+///
+/// ```text
+/// AuthEnvelopedData ::= SEQUENCE {
+///   version CMSVersion,
+///   originatorInfo [0] IMPLICIT OriginatorInfo OPTIONAL,
+///   recipientInfos RecipientInfos,
+///   authEncryptedContentInfo EncryptedContentInfo,
+///   authAttrs [1] IMPLICIT AuthAttributes OPTIONAL,
+///   mac MessageAuthenticationCode,
+///   unauthAttrs [2] IMPLICIT UnauthAttributes OPTIONAL }
+/// ```
+#[derive(Clone, Debug, Eq, PartialEq, Sequence)]
+pub(crate) struct AuthEnvelopedData {
+    pub version: CmsVersion,
+    #[asn1(
+        context_specific = "0",
+        tag_mode = "IMPLICIT",
+        constructed = "true",
+        optional = "true"
+    )]
+    pub originator_info: Option<OriginatorInfo>,
+    pub recip_infos: RecipientInfos,
+    pub auth_encrypted_content: EncryptedContentInfo,
+    #[asn1(
+        context_specific = "1",
+        tag_mode = "IMPLICIT",
+        constructed = "true",
+        optional = "true"
+    )]
+    pub auth_attrs: Option<Attributes>,
+    pub mac: OctetString,
+    #[asn1(
+        context_specific = "2",
+        tag_mode = "IMPLICIT",
+        constructed = "true",
+        optional = "true"
+    )]
+    pub unauth_attrs: Option<Attributes>,
+}
+
+/// RFC 5084 §3.2: `GCMParameters ::= SEQUENCE { aes-nonce OCTET STRING,
+/// aes-ICVlen AES-GCM-ICVlen DEFAULT 12 }`.
+#[derive(Clone, Debug, Eq, PartialEq, Sequence)]
+pub(crate) struct GcmParameters {
+    pub nonce: OctetString,
+    pub icv_len: Option<u8>,
 }
 
 fn issuer_serial(cert: &Certificate) -> IssuerAndSerialNumber {
@@ -58,268 +195,151 @@ fn issuer_serial(cert: &Certificate) -> IssuerAndSerialNumber {
     }
 }
 
-/// Sign `content` (encapsulated, SHA-256, ECDSA P-256) with the device's
-/// signing key; the certificate and its chain travel in the message. DER.
+/// Sign `content` (SHA-256, ECDSA P-256) with the device's signing key; the
+/// certificate and its chain travel in the message. Encapsulated, or
+/// `detached` (no eContent: the content travels beside it, as in
+/// `multipart/signed`). DER.
 pub fn sign(
     content: &[u8],
     key: &p256::ecdsa::SigningKey,
     cert_der: &[u8],
     chain: &[Vec<u8>],
-) -> Result<Vec<u8>, SmimeError> {
-    let cert = Certificate::from_der(cert_der).map_err(der_err)?;
+    detached: bool,
+) -> Result<Vec<u8>, CmsError> {
+    let cert = Certificate::from_der(cert_der).map_err(build)?;
     let eci = EncapsulatedContentInfo {
         econtent_type: ID_DATA,
-        econtent: Some(Any::new(der::Tag::OctetString, content).map_err(der_err)?),
+        econtent: if detached {
+            None
+        } else {
+            Some(Any::new(der::Tag::OctetString, content).map_err(build)?)
+        },
     };
     let digest = AlgorithmIdentifierOwned {
         oid: ID_SHA256,
         parameters: None,
     };
+    let external = sha2::Sha256::digest(content);
     let mut signer = SignerInfoBuilder::new(
         key,
         SignerIdentifier::IssuerAndSerialNumber(issuer_serial(&cert)),
         digest.clone(),
         &eci,
-        None,
+        detached.then_some(external.as_slice()),
     )
-    .map_err(der_err)?;
+    .map_err(build)?;
     signer
-        .add_signed_attribute(create_signing_time_attribute().map_err(der_err)?)
-        .map_err(der_err)?;
+        .add_signed_attribute(create_signing_time_attribute().map_err(build)?)
+        .map_err(build)?;
     let mut b = SignedDataBuilder::new(&eci);
-    b.add_digest_algorithm(digest).map_err(der_err)?;
+    b.add_digest_algorithm(digest).map_err(build)?;
     b.add_certificate(CertificateChoices::Certificate(cert))
-        .map_err(der_err)?;
+        .map_err(build)?;
     for c in chain {
-        let c = Certificate::from_der(c).map_err(der_err)?;
+        let c = Certificate::from_der(c).map_err(build)?;
         b.add_certificate(CertificateChoices::Certificate(c))
-            .map_err(der_err)?;
+            .map_err(build)?;
     }
     b.add_signer_info::<_, p256::ecdsa::DerSignature>(signer)
-        .map_err(der_err)?;
-    let ci = b.build().map_err(der_err)?;
-    ci.to_der().map_err(der_err)
+        .map_err(build)?;
+    b.build().map_err(build)?.to_der().map_err(build)
 }
 
-/// What a verified message says.
-#[derive(Debug, Clone)]
-pub struct Verified {
-    /// The content.
-    pub content: Vec<u8>,
-    /// The signer certificate's subject.
-    pub signer: String,
+/// How content is encrypted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cipher {
+    /// EnvelopedData, AES-256-CBC (RFC 3565): what every client reads, Outlook included.
+    Aes256Cbc,
+    /// AuthEnvelopedData, AES-256-GCM (RFC 5083, RFC 5084).
+    Aes256Gcm,
 }
 
-fn verify_with(
-    spki: &x509_cert::spki::SubjectPublicKeyInfoOwned,
-    msg: &[u8],
-    sig: &[u8],
-    sig_alg: &der::oid::ObjectIdentifier,
-) -> Result<(), SmimeError> {
-    let key = spki.subject_public_key.raw_bytes();
-    if spki.algorithm.oid == ID_EC_PUBLIC_KEY {
-        use p256::ecdsa::signature::Verifier;
-        let vk = p256::ecdsa::VerifyingKey::from_sec1_bytes(key)
-            .map_err(|_| bad("signer key is not P-256"))?;
-        let s =
-            p256::ecdsa::Signature::from_der(sig).map_err(|_| bad("malformed ECDSA signature"))?;
-        vk.verify(msg, &s)
-            .map_err(|_| bad("the signature does not verify"))
-    } else if spki.algorithm.oid == ID_RSA {
-        use rsa::pkcs1::DecodeRsaPublicKey;
-        use rsa::signature::Verifier;
-        let pk = rsa::RsaPublicKey::from_pkcs1_der(key).map_err(|_| bad("bad RSA key"))?;
-        let _ = sig_alg;
-        let vk = rsa::pkcs1v15::VerifyingKey::<Sha256>::new(pk);
-        let s =
-            rsa::pkcs1v15::Signature::try_from(sig).map_err(|_| bad("malformed RSA signature"))?;
-        vk.verify(msg, &s)
-            .map_err(|_| bad("the signature does not verify"))
-    } else {
-        Err(bad("unsupported signer key algorithm"))
-    }
-}
-
-/// Verify a SignedData message (DER) whose signer certificate the CA issued.
-// One pass over RFC 5652 §5.6's checks, in the order the RFC gives them.
-pub fn verify(message: &[u8], ca_der: &[u8]) -> Result<Verified, SmimeError> {
-    let ca = Certificate::from_der(ca_der).map_err(der_err)?;
-    let ci = ContentInfo::from_der(message).map_err(der_err)?;
-    if ci.content_type != ID_SIGNED_DATA {
-        return Err(bad("not a CMS SignedData message"));
-    }
-    let sd: SignedData = ci.content.decode_as().map_err(der_err)?;
-    let content = sd
-        .encap_content_info
-        .econtent
-        .as_ref()
-        .ok_or_else(|| bad("detached signatures need the content"))?;
-    let content = OctetString::from_der(&content.to_der().map_err(der_err)?)
-        .map_err(der_err)?
-        .as_bytes()
-        .to_vec();
-    let si = sd
-        .signer_infos
-        .0
-        .iter()
-        .next()
-        .ok_or_else(|| bad("no signer"))?;
-    if si.digest_alg.oid != ID_SHA256 {
-        return Err(bad("only SHA-256 digests are accepted"));
-    }
-    let SignerIdentifier::IssuerAndSerialNumber(isn) = &si.sid else {
-        return Err(bad("signer identified by key id, not issuer and serial"));
-    };
-    let certs = sd
-        .certificates
-        .as_ref()
-        .ok_or_else(|| bad("the signer's certificate is missing"))?;
-    let signer = certs
-        .0
-        .iter()
-        .filter_map(|c| match c {
-            CertificateChoices::Certificate(c) => Some(c),
-            _ => None,
-        })
-        .find(|c| {
-            c.tbs_certificate.issuer == isn.issuer
-                && c.tbs_certificate.serial_number == isn.serial_number
-        })
-        .ok_or_else(|| bad("the signer's certificate is missing"))?;
-    // The signer certificate must be the CA's.
-    if signer.tbs_certificate.issuer != ca.tbs_certificate.subject {
-        return Err(bad(
-            "the signer's certificate is not issued by the account's CA",
-        ));
-    }
-    let tbs = signer.tbs_certificate.to_der().map_err(der_err)?;
-    verify_with(
-        &ca.tbs_certificate.subject_public_key_info,
-        &tbs,
-        signer.signature.raw_bytes(),
-        &signer.signature_algorithm.oid,
-    )
-    .map_err(|_| bad("the signer's certificate does not verify under the account's CA"))?;
-    // Signed attributes: message digest over the content, signature over their SET OF DER.
-    let attrs = si
-        .signed_attrs
-        .as_ref()
-        .ok_or_else(|| bad("no signed attributes"))?;
-    let md = attrs
-        .iter()
-        .find(|a| a.oid == ID_MESSAGE_DIGEST)
-        .and_then(|a| a.values.iter().next())
-        .ok_or_else(|| bad("no message digest"))?;
-    let md = OctetString::from_der(&md.to_der().map_err(der_err)?).map_err(der_err)?;
-    if md.as_bytes() != Sha256::digest(&content).as_slice() {
-        return Err(bad("the content does not match its digest"));
-    }
-    let signed = attrs.to_der().map_err(der_err)?;
-    verify_with(
-        &signer.tbs_certificate.subject_public_key_info,
-        &signed,
-        si.signature.as_bytes(),
-        &si.signature_algorithm.oid,
-    )?;
-    Ok(Verified {
-        content,
-        signer: signer.tbs_certificate.subject.to_string(),
-    })
-}
-
-/// Encrypt `content` to a recipient certificate (RSA key transport,
-/// AES-256-CBC). DER.
-pub fn encrypt(content: &[u8], recipient_der: &[u8]) -> Result<Vec<u8>, SmimeError> {
+/// Encrypt `content` to a recipient certificate (RSA PKCS#1 v1.5 key
+/// transport). DER.
+pub fn encrypt(content: &[u8], recipient_der: &[u8], cipher: Cipher) -> Result<Vec<u8>, CmsError> {
     use rsa::pkcs1::DecodeRsaPublicKey;
-    let cert = Certificate::from_der(recipient_der).map_err(der_err)?;
+    let cert = Certificate::from_der(recipient_der).map_err(build)?;
     let spki = &cert.tbs_certificate.subject_public_key_info;
     if spki.algorithm.oid != ID_RSA {
-        return Err(bad("the recipient certificate has no RSA key"));
+        return Err(CmsError::Build(
+            "the recipient certificate has no RSA key".into(),
+        ));
     }
     let pk = rsa::RsaPublicKey::from_pkcs1_der(spki.subject_public_key.raw_bytes())
-        .map_err(|_| bad("bad RSA key"))?;
+        .map_err(|_| CmsError::Build("the recipient certificate's RSA key is malformed".into()))?;
     let mut rng = rand_core::OsRng;
-    let mut rng2 = rand_core::OsRng;
-    let mut b =
-        EnvelopedDataBuilder::new(None, content, ContentEncryptionAlgorithm::Aes256Cbc, None)
-            .map_err(der_err)?;
-    b.add_recipient_info(
-        KeyTransRecipientInfoBuilder::new(
-            RecipientIdentifier::IssuerAndSerialNumber(issuer_serial(&cert)),
-            KeyEncryptionInfo::Rsa(pk),
-            &mut rng2,
-        )
-        .map_err(der_err)?,
+    let mut ktri = KeyTransRecipientInfoBuilder::new(
+        RecipientIdentifier::IssuerAndSerialNumber(issuer_serial(&cert)),
+        KeyEncryptionInfo::Rsa(pk),
+        &mut rng,
     )
-    .map_err(der_err)?;
-    let ed = b.build_with_rng(&mut rng).map_err(der_err)?;
-    let ci = ContentInfo {
-        content_type: ID_ENVELOPED_DATA,
-        content: Any::encode_from(&ed).map_err(der_err)?,
+    .map_err(build)?;
+    let (content_type, inner) = match cipher {
+        Cipher::Aes256Cbc => {
+            let mut rng = rand_core::OsRng;
+            let mut b = EnvelopedDataBuilder::new(
+                None,
+                content,
+                ContentEncryptionAlgorithm::Aes256Cbc,
+                None,
+            )
+            .map_err(build)?;
+            b.add_recipient_info(ktri).map_err(build)?;
+            let ed = b.build_with_rng(&mut rng).map_err(build)?;
+            (ID_ENVELOPED_DATA, Any::encode_from(&ed).map_err(build)?)
+        }
+        Cipher::Aes256Gcm => {
+            let aed = seal_gcm(content, &mut ktri)?;
+            (
+                ID_AUTH_ENVELOPED_DATA,
+                Any::encode_from(&aed).map_err(build)?,
+            )
+        }
     };
-    ci.to_der().map_err(der_err)
+    ContentInfo {
+        content_type,
+        content: inner,
+    }
+    .to_der()
+    .map_err(build)
 }
 
-/// Decrypt an EnvelopedData message (DER) with whichever of `keys` (RSA
-/// key and its certificate, every epoch) it is for.
-pub fn decrypt(
-    message: &[u8],
-    keys: &[(rsa::RsaPrivateKey, Vec<u8>)],
-) -> Result<zeroize::Zeroizing<Vec<u8>>, SmimeError> {
-    use aes::cipher::{BlockDecryptMut, KeyIvInit};
-    let ci = ContentInfo::from_der(message).map_err(der_err)?;
-    if ci.content_type != ID_ENVELOPED_DATA {
-        return Err(bad("not a CMS EnvelopedData message"));
-    }
-    let ed: EnvelopedData = ci.content.decode_as().map_err(der_err)?;
-    let mut cek = None;
-    'find: for ri in ed.recip_infos.0.iter() {
-        let RecipientInfo::Ktri(k) = ri else { continue };
-        let RecipientIdentifier::IssuerAndSerialNumber(isn) = &k.rid else {
-            continue;
-        };
-        for (key, cert_der) in keys {
-            let cert = Certificate::from_der(cert_der).map_err(der_err)?;
-            if cert.tbs_certificate.issuer == isn.issuer
-                && cert.tbs_certificate.serial_number == isn.serial_number
-            {
-                let c = key
-                    .decrypt(rsa::Pkcs1v15Encrypt, k.enc_key.as_bytes())
-                    .map_err(|_| bad("the content key does not decrypt"))?;
-                cek = Some(zeroize::Zeroizing::new(c));
-                break 'find;
-            }
-        }
-    }
-    let cek = cek.ok_or_else(|| {
-        bad("the message is not encrypted to this account's encryption certificate")
-    })?;
-    let eci = &ed.encrypted_content;
-    let iv = eci
-        .content_enc_alg
-        .parameters
-        .as_ref()
-        .ok_or_else(|| bad("no IV"))?;
-    let iv = OctetString::from_der(&iv.to_der().map_err(der_err)?).map_err(der_err)?;
-    let ct = eci
-        .encrypted_content
-        .as_ref()
-        .ok_or_else(|| bad("no encrypted content"))?
-        .as_bytes()
-        .to_vec();
-    let out = if eci.content_enc_alg.oid == ID_AES256_CBC {
-        cbc::Decryptor::<aes::Aes256>::new_from_slices(&cek, iv.as_bytes())
-            .map_err(|_| bad("bad key or IV"))?
-            .decrypt_padded_vec_mut::<aes::cipher::block_padding::Pkcs7>(&ct)
-    } else if eci.content_enc_alg.oid == ID_AES128_CBC {
-        cbc::Decryptor::<aes::Aes128>::new_from_slices(&cek, iv.as_bytes())
-            .map_err(|_| bad("bad key or IV"))?
-            .decrypt_padded_vec_mut::<aes::cipher::block_padding::Pkcs7>(&ct)
-    } else {
-        return Err(bad(
-            "unsupported content encryption (AES-128-CBC or AES-256-CBC)",
-        ));
+/// AES-256-GCM under a fresh key, 12-byte nonce, 16-byte tag (RFC 5084 §3.2).
+fn seal_gcm(
+    content: &[u8],
+    ktri: &mut impl RecipientInfoBuilder,
+) -> Result<AuthEnvelopedData, CmsError> {
+    use aes_gcm::aead::{AeadInPlace, KeyInit};
+    let mut key = zeroize::Zeroizing::new([0u8; 32]);
+    let mut nonce = [0u8; 12];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, key.as_mut());
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut nonce);
+    let ri = ktri.build(key.as_ref()).map_err(build)?;
+    let mut buf = content.to_vec();
+    let tag = aes_gcm::Aes256Gcm::new_from_slice(key.as_ref())
+        .map_err(build)?
+        .encrypt_in_place_detached(&nonce.into(), b"", &mut buf)
+        .map_err(build)?;
+    let params = GcmParameters {
+        nonce: OctetString::new(nonce.to_vec()).map_err(build)?,
+        icv_len: Some(16),
     };
-    out.map(zeroize::Zeroizing::new)
-        .map_err(|_| bad("the content does not decrypt"))
+    let mut ris = SetOfVec::new();
+    ris.insert(ri).map_err(build)?;
+    Ok(AuthEnvelopedData {
+        version: CmsVersion::V0,
+        originator_info: None,
+        recip_infos: RecipientInfos(ris),
+        auth_encrypted_content: EncryptedContentInfo {
+            content_type: ID_DATA,
+            content_enc_alg: AlgorithmIdentifierOwned {
+                oid: ID_AES256_GCM,
+                parameters: Some(Any::encode_from(&params).map_err(build)?),
+            },
+            encrypted_content: Some(OctetString::new(buf).map_err(build)?),
+        },
+        auth_attrs: None,
+        mac: OctetString::new(tag.to_vec()).map_err(build)?,
+        unauth_attrs: None,
+    })
 }

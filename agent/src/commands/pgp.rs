@@ -26,9 +26,17 @@ pub(crate) fn run(home: &Path, c: PgpCmd, j: bool) -> Result<()> {
                 emit(j, json!({"output": output}), "");
             }
             PgpCmd::Wkd { output } => {
-                let path = write_wkd(view, &output)?;
-                eprintln!("mesh: wrote {}", path.display());
-                emit(j, json!({"path": path}), &path.display().to_string());
+                let [direct, advanced] = write_wkd(view, &output)?;
+                eprintln!(
+                    "mesh: wrote {} (direct method) and {} (advanced method)",
+                    direct.display(),
+                    advanced.display()
+                );
+                emit(
+                    j,
+                    json!({"path": direct, "advanced": advanced}),
+                    &format!("{}\n{}", direct.display(), advanced.display()),
+                );
             }
             PgpCmd::Install { gnupghome, from } => {
                 let data = match &from {
@@ -42,7 +50,14 @@ pub(crate) fn run(home: &Path, c: PgpCmd, j: bool) -> Result<()> {
                     view,
                     gnupghome.as_deref(),
                     data.as_ref().map(|d| d.as_slice()),
-                )?;
+                )
+                .map_err(|e| match (&from, e) {
+                    (Some(f), mesh_plugins::PluginError::BadInput(m)) => hinted(
+                        format!("{}: {m}", f.display()),
+                        "make it with `mesh pgp export-secret --output FILE` (binary, or --armor) on a device of this account, and copy it unchanged",
+                    ),
+                    (_, e) => e.into(),
+                })?;
                 eprintln!("mesh: imported the account's certificate {fpr} and this device's secrets into GnuPG");
                 emit(j, json!({"fingerprint": fpr}), &fpr);
             }
@@ -51,21 +66,46 @@ pub(crate) fn run(home: &Path, c: PgpCmd, j: bool) -> Result<()> {
     })
 }
 
-/// `mesh pgp wkd`: the direct-method tree, readable by a web server
-/// (directories 0755, files 0644).
-pub(crate) fn write_wkd(view: &AccountView, root: &std::path::Path) -> Result<PathBuf> {
+/// `mesh pgp wkd`: the Web Key Directory tree for both methods
+/// (draft-koch-openpgp-webkey-service §3.1), readable by a web server
+/// (directories 0755, files 0644): the direct method's
+/// `.well-known/openpgpkey/hu/<hash>` (served as the domain itself), and
+/// the advanced method's `.well-known/openpgpkey/<domain>/hu/<hash>`
+/// (served as `openpgpkey.<domain>`), each with its `policy` file.
+/// Returns both certificate paths, direct first.
+pub(crate) fn write_wkd(view: &AccountView, root: &std::path::Path) -> Result<[PathBuf; 2]> {
     use std::os::unix::fs::PermissionsExt;
     let (name, cert) = mesh_pgp::gnupg::wkd(view)?;
-    let base = root.join(".well-known/openpgpkey");
-    let hu = base.join("hu");
-    std::fs::create_dir_all(&hu).with_context(|| format!("cannot create {}", hu.display()))?;
-    for d in [root.join(".well-known"), base.clone(), hu.clone()] {
-        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755))?;
+    let domain = view
+        .address
+        .rsplit_once('@')
+        .map(|(_, d)| d.to_ascii_lowercase())
+        .unwrap_or_default();
+    let well_known = root.join(".well-known");
+    let direct = well_known.join("openpgpkey");
+    let advanced = direct.join(&domain);
+    let mut paths = Vec::new();
+    for base in [&direct, &advanced] {
+        let hu = base.join("hu");
+        std::fs::create_dir_all(&hu).with_context(|| format!("cannot create {}", hu.display()))?;
+        let path = hu.join(&name);
+        for (f, data) in [(base.join("policy"), &b""[..]), (path.clone(), &cert[..])] {
+            store::write_atomic(&f, data)?;
+            std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644))?;
+        }
+        paths.push(path);
     }
-    let path = hu.join(name);
-    for (f, data) in [(base.join("policy"), &b""[..]), (path.clone(), &cert[..])] {
-        store::write_atomic(&f, data)?;
-        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644))?;
+    for d in [
+        &well_known,
+        &direct,
+        &direct.join("hu"),
+        &advanced,
+        &advanced.join("hu"),
+    ] {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755))?;
     }
-    Ok(path)
+    let [d, a]: [PathBuf; 2] = paths
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("two WKD paths"))?;
+    Ok([d, a])
 }

@@ -10,24 +10,53 @@ use crate::cli::*;
 
 /// Run `mesh smime …`.
 pub(crate) fn run(home: &Path, cmd: SmimeCmd, j: bool) -> Result<()> {
+    use mesh_smime::mail::SignForm;
     match cmd {
-        SmimeCmd::Sign { input, output } => with_view(home, |dh, view| {
+        SmimeCmd::Sign {
+            input,
+            output,
+            opaque,
+            der,
+        } => with_view(home, |dh, view| {
             let data = read_opt(input.as_deref())?;
-            write_opt(
-                output.as_deref(),
-                &mesh_smime::device::sign(dh, view, &data)?,
-            )
+            let form = match (opaque, der) {
+                (_, true) => SignForm::Der,
+                (true, _) => SignForm::Opaque,
+                _ => SignForm::Multipart,
+            };
+            let out = mesh_smime::device::sign(dh, view, &data, form).map_err(mail_err)?;
+            write_opt(output.as_deref(), &out)
         }),
-        SmimeCmd::Verify { input, output } => with_view(home, |_, view| {
+        SmimeCmd::Verify { input, output, ca } => with_view(home, |dh, view| {
             let data = read_opt(input.as_deref())?;
-            let v = mesh_smime::device::verify(view, &data)?;
-            eprintln!("mesh: good signature by {}", v.signer);
-            write_opt(output.as_deref(), &v.content)
+            let trust = mesh_smime::device::trust(view, &read_cas(&ca)?)?;
+            let opened = mesh_smime::device::open(dh, view, &data, trust).map_err(mail_err)?;
+            if opened.signers.is_empty() {
+                return Err(mail_err(mesh_smime::mail::MailError::NotSigned));
+            }
+            report_signers(&opened);
+            if let Some(o) = output.as_deref() {
+                write_opt(Some(o), &opened.content)?;
+            }
+            let emails: Vec<String> = opened
+                .signers
+                .iter()
+                .map(|s| s.email.clone().unwrap_or_else(|| s.signer.clone()))
+                .collect();
+            let signers: Vec<serde_json::Value> = opened
+                .signers
+                .iter()
+                .map(|s| json!({"email": s.email, "subject": s.signer}))
+                .collect();
+            emit(j, json!({ "signers": signers }), &emails.join("\n"));
+            Ok(())
         }),
         SmimeCmd::Encrypt {
             input,
             output,
             recipient,
+            gcm,
+            der,
         } => with_view(home, |_, view| {
             let data = read_opt(input.as_deref())?;
             let pem = match recipient {
@@ -37,19 +66,47 @@ pub(crate) fn run(home: &Path, cmd: SmimeCmd, j: bool) -> Result<()> {
                 ),
                 None => None,
             };
-            write_opt(
-                output.as_deref(),
-                &mesh_smime::device::encrypt(view, &data, pem.as_deref())?,
-            )
+            let cipher = if gcm {
+                mesh_smime::message::Cipher::Aes256Gcm
+            } else {
+                mesh_smime::message::Cipher::Aes256Cbc
+            };
+            let out = mesh_smime::device::encrypt(view, &data, pem.as_deref(), cipher, der)
+                .map_err(mail_err)?;
+            write_opt(output.as_deref(), &out)
         }),
-        SmimeCmd::Decrypt { input, output } => with_view(home, |dh, view| {
+        SmimeCmd::Decrypt { input, output, ca } => with_view(home, |dh, view| {
             let data = read_opt(input.as_deref())?;
-            write_opt(
-                output.as_deref(),
-                &mesh_smime::device::decrypt(dh, view, &data)?,
-            )
+            let trust = mesh_smime::device::trust(view, &read_cas(&ca)?)?;
+            let opened = mesh_smime::device::open(dh, view, &data, trust).map_err(mail_err)?;
+            if opened.decrypted == 0 {
+                return Err(mail_err(mesh_smime::mail::MailError::NotEncrypted));
+            }
+            report_signers(&opened);
+            write_opt(output.as_deref(), &opened.content)
         }),
         c => other(home, c, j),
+    }
+}
+
+/// A mail error, with its hint.
+fn mail_err(e: mesh_smime::mail::MailError) -> anyhow::Error {
+    match e.hint() {
+        Some(h) => hinted(e.to_string(), h),
+        None => e.into(),
+    }
+}
+
+fn read_cas(files: &[std::path::PathBuf]) -> Result<Vec<String>> {
+    files
+        .iter()
+        .map(|f| std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display())))
+        .collect()
+}
+
+fn report_signers(opened: &mesh_smime::mail::Opened) {
+    for s in &opened.signers {
+        eprintln!("mesh: good signature by {}", s.signer);
     }
 }
 
@@ -80,7 +137,15 @@ fn other(home: &Path, c: SmimeCmd, j: bool) -> Result<()> {
                 ("imported", n)
             }
             SmimeCmd::Install { nssdb } => {
+                let slow = Slow::after(
+                    std::time::Duration::from_secs(1),
+                    format!(
+                        "mesh: importing into the NSS database {} (certutil, pk12util)…",
+                        nssdb.display()
+                    ),
+                );
                 mesh_smime::nss::install(dh, view, &nssdb)?;
+                drop(slow);
                 eprintln!(
                     "mesh: installed the S/MIME keys and the CA into {}",
                     nssdb.display()
@@ -127,4 +192,35 @@ fn read_password(file: &Path) -> Result<zeroize::Zeroizing<String>> {
         ));
     }
     Ok(password)
+}
+
+/// A progress line on stderr for a step that takes over a second: printed
+/// once the time has passed, never for a quick step.
+struct Slow {
+    done: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Slow {
+    fn after(wait: std::time::Duration, line: String) -> Slow {
+        let (done, rx) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(wait) {
+                eprintln!("{line}");
+            }
+        });
+        Slow {
+            done: Some(done),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Slow {
+    fn drop(&mut self) {
+        drop(self.done.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }

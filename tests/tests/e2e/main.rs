@@ -11,6 +11,7 @@ mod drill;
 mod history;
 mod host;
 mod hostile;
+mod mail;
 mod pgp;
 mod portal;
 mod smime;

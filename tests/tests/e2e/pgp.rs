@@ -238,9 +238,9 @@ fn gnupg_devices_sign_decrypt_and_see_revocation() {
     // WKD: the certificate where senders look for it.
     let web = dir.path("web");
     let path = a.ok(&["pgp", "wkd", "--output", web.to_str().expect("p")]);
+    let path = path.lines().next().unwrap_or("").to_string();
     assert!(
-        path.trim()
-            .ends_with(".well-known/openpgpkey/hu/kei1q4tipxxu1yj79k9kfukdhfy631xe"),
+        path.ends_with(".well-known/openpgpkey/hu/kei1q4tipxxu1yj79k9kfukdhfy631xe"),
         "{path}"
     );
     assert!(web.join(".well-known/openpgpkey/policy").is_file());
@@ -302,7 +302,10 @@ fn gnupg_devices_sign_decrypt_and_see_revocation() {
         "--from",
         dir.path("tampered.asc").to_str().expect("p"),
     ]);
-    assert!(e.contains("OpenPGP certificate"), "{e}");
+    assert!(
+        e.contains("tampered.asc: not an OpenPGP export") && e.contains("hint:"),
+        "{e}"
+    );
     // The untampered export installs.
     a.ok(&[
         "pgp",
@@ -349,4 +352,190 @@ fn gnupg_devices_sign_decrypt_and_see_revocation() {
         colons(&ga, true)
     );
     stop_agents(&[&ga, &gb, &gc]);
+}
+
+/// `GET path` over HTTP/1.0 from 127.0.0.1:port: (status line, body).
+fn http_get(port: u16, path: &str) -> (String, Vec<u8>) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    write!(
+        s,
+        "GET {path} HTTP/1.0\r\nHost: openpgpkey.example.com\r\n\r\n"
+    )
+    .expect("send");
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).expect("read");
+    let at = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a header block");
+    let status = String::from_utf8_lossy(&raw[..at])
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string();
+    (status, raw[at + 4..].to_vec())
+}
+
+/// A plain static web server (`python3 -m http.server`) over `root`, stopped on drop.
+struct StaticServer(std::process::Child, u16);
+
+impl StaticServer {
+    fn start(root: &Path) -> StaticServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("port");
+        let child = Command::new("python3")
+            .args([
+                "-m",
+                "http.server",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--directory",
+            ])
+            .arg(root)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("python3");
+        assert!(
+            mesh_tests::eventually(10, || std::net::TcpStream::connect(("127.0.0.1", port))
+                .is_ok()),
+            "the web server did not start"
+        );
+        StaticServer(child, port)
+    }
+}
+
+impl Drop for StaticServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn pgp_exports_install_in_both_formats_stay_current_and_wkd_serves_both_layouts() {
+    if !require_tool("gpg") || !require_tool("python3") {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let dir = Scratch::new("pgp-formats");
+    let portal = PortalProc::start(&dir.path("portal"));
+    let a = Device::create_account(&dir.0, ADDR, &portal.url);
+    let s = |p: &Path| p.to_str().expect("utf8").to_string();
+    let (bin, asc) = (dir.path("export.pgp"), dir.path("export.asc"));
+    a.ok(&["pgp", "export-secret", "--output", &s(&bin)]);
+    a.ok(&["pgp", "export-secret", "--armor", "--output", &s(&asc)]);
+    assert_ne!(std::fs::read(&bin).expect("bin")[0], b'-', "binary");
+    assert!(std::fs::read_to_string(&asc)
+        .expect("asc")
+        .starts_with("-----BEGIN PGP PRIVATE KEY BLOCK-----"));
+    let (g1, g2) = (home(&dir.0, "gnupg-bin"), home(&dir.0, "gnupg-asc"));
+    let fpr = a.ok(&["pgp", "install", "--from", &s(&bin), "--gnupghome", &s(&g1)]);
+    assert_eq!(
+        a.ok(&["pgp", "install", "--from", &s(&asc), "--gnupghome", &s(&g2)]),
+        fpr
+    );
+    let signing = |g: &Path| {
+        colons(g, true)
+            .lines()
+            .filter(|l| l.starts_with("ssb:") && l.contains(":s:::"))
+            .count()
+    };
+    for g in [&g1, &g2] {
+        assert_eq!(signing(g), 1, "{}", colons(g, true));
+        assert!(colons(g, true)
+            .lines()
+            .any(|l| l.starts_with("ssb:") && l.contains(":s:::+:")));
+        assert!(colons(g, true)
+            .lines()
+            .any(|l| l.starts_with("ssb:") && l.contains(":e:::+:")));
+    }
+    // Damaged files, and a certificate without secrets, are not exports.
+    let b = std::fs::read(&bin).expect("bin");
+    std::fs::write(dir.path("cut.pgp"), &b[..b.len() / 2]).expect("cut");
+    std::fs::write(dir.path("junk.pgp"), "not OpenPGP at all\n").expect("junk");
+    std::fs::write(dir.path("public.asc"), a.ok(&["pgp", "cert", "--armor"])).expect("public");
+    for (f, why) in [
+        ("cut.pgp", "not an OpenPGP export"),
+        ("junk.pgp", "not an OpenPGP export"),
+        ("public.asc", "holds no secret keys"),
+    ] {
+        let p = dir.path(f);
+        let e = a.fails(&["pgp", "install", "--from", &s(&p), "--gnupghome", &s(&g1)]);
+        assert!(
+            e.contains(&format!("{}: not an OpenPGP export", p.display()))
+                && e.contains(why)
+                && e.contains("\nhint: "),
+            "{f}: {e}"
+        );
+    }
+    // Every home it installed to is kept current: a device joins, a sync updates both.
+    let b = Device::new(&dir.0, "b");
+    b.join(&a, ADDR, &portal.url, "phone");
+    a.ok(&["sync"]);
+    for g in [&g1, &g2] {
+        assert_eq!(
+            signing(g),
+            2,
+            "the new device's subkey: {}",
+            colons(g, true)
+        );
+    }
+
+    // WKD, both methods, served by a plain static web server.
+    let web = dir.path("web");
+    let paths = a.ok(&["pgp", "wkd", "--output", &s(&web)]);
+    let hash = "kei1q4tipxxu1yj79k9kfukdhfy631xe";
+    let direct = format!(".well-known/openpgpkey/hu/{hash}");
+    let advanced = format!(".well-known/openpgpkey/example.com/hu/{hash}");
+    let lines: Vec<&str> = paths.lines().collect();
+    assert!(
+        lines.len() == 2 && lines[0].ends_with(&direct) && lines[1].ends_with(&advanced),
+        "{paths}"
+    );
+    let mut stack = vec![web.join(".well-known")];
+    while let Some(p) = stack.pop() {
+        let mode = std::fs::metadata(&p).expect("meta").permissions().mode() & 0o777;
+        if p.is_dir() {
+            assert_eq!(mode, 0o755, "{}", p.display());
+            stack.extend(
+                std::fs::read_dir(&p)
+                    .expect("dir")
+                    .map(|e| e.expect("entry").path()),
+            );
+        } else {
+            assert_eq!(mode, 0o644, "{}", p.display());
+        }
+    }
+    let cert = a.run(&["pgp", "cert"]).stdout;
+    let server = StaticServer::start(&web);
+    for (path, want) in [
+        (format!("/{direct}?l=alice"), cert.clone()),
+        (format!("/{advanced}?l=alice"), cert.clone()),
+        ("/.well-known/openpgpkey/policy".to_string(), Vec::new()),
+        (
+            "/.well-known/openpgpkey/example.com/policy".to_string(),
+            Vec::new(),
+        ),
+    ] {
+        let (status, body) = http_get(server.1, &path);
+        assert!(status.contains(" 200 "), "{path}: {status}");
+        assert_eq!(body, want, "{path}: byte for byte");
+    }
+    // What a WKD client fetched imports into GnuPG.
+    let (_, fetched) = http_get(server.1, &format!("/{advanced}?l=alice"));
+    std::fs::write(dir.path("fetched.pgp"), fetched).expect("fetched");
+    let g3 = home(&dir.0, "gnupg-wkd");
+    let o = gpg(&g3, &["--import", &s(&dir.path("fetched.pgp"))], None);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        colons(&g3, false).contains(fpr.trim()),
+        "{}",
+        colons(&g3, false)
+    );
+    stop_agents(&[&g1, &g2, &g3]);
 }

@@ -349,6 +349,7 @@ fn shared_encryption_certificate_pkcs12_exports_and_rotation_on_revoke() {
     let new_mail = a.ok(&[
         "smime",
         "encrypt",
+        "--der",
         "--input",
         dir.path("m").to_str().expect("p"),
         "--output",
@@ -442,6 +443,7 @@ fn cms_sign_verify_encrypt_decrypt_with_openssl_and_nss() {
     b.ok(&[
         "smime",
         "sign",
+        "--der",
         "--input",
         &s(&p("msg")),
         "--output",
@@ -482,12 +484,21 @@ fn cms_sign_verify_encrypt_decrypt_with_openssl_and_nss() {
         ])
         .arg(p("osigned.der")));
     let o = a
-        .command(&["smime", "verify", "--input", &s(&p("osigned.der"))])
+        .command(&[
+            "smime",
+            "verify",
+            "--input",
+            &s(&p("osigned.der")),
+            "--output",
+            &s(&p("osigned.out")),
+        ])
         .output()
         .expect("verify");
-    assert!(
-        o.status.success()
-            && String::from_utf8_lossy(&o.stdout).contains("a message for every device")
+    assert!(o.status.success() && String::from_utf8_lossy(&o.stdout) == "alice@example.com\n");
+    assert_eq!(
+        std::fs::read_to_string(p("osigned.out")).expect("content"),
+        "a message for every device\r\n",
+        "OpenSSL signs text in canonical form"
     );
     assert!(String::from_utf8_lossy(&o.stderr)
         .contains("good signature by CN=alice@example.com (phone)"));
@@ -528,6 +539,7 @@ fn cms_sign_verify_encrypt_decrypt_with_openssl_and_nss() {
     a.ok(&[
         "smime",
         "encrypt",
+        "--der",
         "--input",
         &s(&p("msg")),
         "--output",
@@ -639,6 +651,7 @@ fn an_organisations_ca_can_issue_the_signing_certificate() {
     a.ok(&[
         "smime",
         "sign",
+        "--der",
         "--input",
         &s(&p("msg")),
         "--output",

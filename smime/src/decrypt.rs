@@ -1,0 +1,272 @@
+//! Decrypting CMS EnvelopedData (RFC 5652 §6) and AuthEnvelopedData
+//! (RFC 5083): find our KeyTransRecipientInfo (by issuer and serial, or
+//! by subject key identifier), unwrap the content key with RSA PKCS#1 v1.5
+//! or RSA-OAEP (RFC 8017, RFC 4055 §4.1), and decrypt AES-CBC (RFC 3565)
+//! or AES-GCM (RFC 5084) content.
+
+use cms::content_info::ContentInfo;
+use cms::enveloped_data::{
+    EncryptedContentInfo, EnvelopedData, KeyTransRecipientInfo, RecipientIdentifier, RecipientInfo,
+    RecipientInfos,
+};
+use der::asn1::OctetString;
+use der::oid::ObjectIdentifier as Oid;
+use der::{Decode, Encode};
+use x509_cert::spki::AlgorithmIdentifierOwned;
+use x509_cert::Certificate;
+use zeroize::Zeroizing;
+
+use crate::message::{
+    damaged, AuthEnvelopedData, CmsError, GcmParameters, Hash, ID_AES128_GCM, ID_AES192_GCM,
+    ID_AES256_GCM, ID_AUTH_ENVELOPED_DATA, ID_ENVELOPED_DATA, ID_RSA,
+};
+
+const ID_AES128_CBC: Oid = Oid::new_unwrap("2.16.840.1.101.3.4.1.2");
+const ID_AES192_CBC: Oid = Oid::new_unwrap("2.16.840.1.101.3.4.1.22");
+const ID_AES256_CBC: Oid = Oid::new_unwrap("2.16.840.1.101.3.4.1.42");
+const ID_DES_EDE3_CBC: Oid = Oid::new_unwrap("1.2.840.113549.3.7");
+/// RFC 8017 A.2.1: id-RSAES-OAEP.
+const ID_RSAES_OAEP: Oid = Oid::new_unwrap("1.2.840.113549.1.1.7");
+const ID_MGF1: Oid = Oid::new_unwrap("1.2.840.113549.1.1.8");
+
+/// A key this device holds, with its certificate (DER).
+pub type HeldKey = (rsa::RsaPrivateKey, Vec<u8>);
+
+/// RFC 8017 A.2.1: `RSAES-OAEP-params ::= SEQUENCE { hashAlgorithm [0]
+/// DEFAULT sha1, maskGenAlgorithm [1] DEFAULT mgf1SHA1, pSourceAlgorithm
+/// [2] DEFAULT pSpecifiedEmpty }`.
+#[derive(Clone, Debug, Eq, PartialEq, der::Sequence)]
+struct OaepParams {
+    #[asn1(context_specific = "0", tag_mode = "EXPLICIT", optional = "true")]
+    hash: Option<AlgorithmIdentifierOwned>,
+    #[asn1(context_specific = "1", tag_mode = "EXPLICIT", optional = "true")]
+    mgf: Option<AlgorithmIdentifierOwned>,
+    #[asn1(context_specific = "2", tag_mode = "EXPLICIT", optional = "true")]
+    label: Option<AlgorithmIdentifierOwned>,
+}
+
+/// Decrypt EnvelopedData or AuthEnvelopedData (DER) with whichever of
+/// `keys` (every epoch this device holds) it is for.
+pub fn decrypt(message: &[u8], keys: &[HeldKey]) -> Result<Zeroizing<Vec<u8>>, CmsError> {
+    let ci = ContentInfo::from_der(message).map_err(damaged)?;
+    if ci.content_type == ID_ENVELOPED_DATA {
+        let ed: EnvelopedData = ci.content.decode_as().map_err(damaged)?;
+        let cek = content_key(&ed.recip_infos, keys)?;
+        decrypt_cbc(&ed.encrypted_content, &cek)
+    } else if ci.content_type == ID_AUTH_ENVELOPED_DATA {
+        let aed: AuthEnvelopedData = ci.content.decode_as().map_err(damaged)?;
+        let cek = content_key(&aed.recip_infos, keys)?;
+        let aad = match &aed.auth_attrs {
+            // RFC 5083 §2.2: the authAttrs' DER, as a SET OF, is the AAD.
+            Some(a) => a.to_der().map_err(damaged)?,
+            None => Vec::new(),
+        };
+        decrypt_gcm(&aed.auth_encrypted_content, &cek, &aad, aed.mac.as_bytes())
+    } else {
+        Err(CmsError::Damaged(format!(
+            "not a CMS EnvelopedData or AuthEnvelopedData message (content type {})",
+            ci.content_type
+        )))
+    }
+}
+
+fn names(rid: &RecipientIdentifier, cert: &Certificate) -> bool {
+    match rid {
+        RecipientIdentifier::IssuerAndSerialNumber(isn) => {
+            cert.tbs_certificate.issuer == isn.issuer
+                && cert.tbs_certificate.serial_number == isn.serial_number
+        }
+        RecipientIdentifier::SubjectKeyIdentifier(ski) => {
+            crate::verify::subject_key_id(cert).as_deref() == Some(ski.0.as_bytes())
+        }
+    }
+}
+
+/// The content-encryption key from our recipient info.
+fn content_key(ris: &RecipientInfos, keys: &[HeldKey]) -> Result<Zeroizing<Vec<u8>>, CmsError> {
+    let mut others = Vec::new();
+    for ri in ris.0.iter() {
+        let RecipientInfo::Ktri(k) = ri else {
+            others.push(match ri {
+                RecipientInfo::Kari(_) => "key agreement",
+                RecipientInfo::Kekri(_) => "key-encryption key",
+                RecipientInfo::Pwri(_) => "password",
+                _ => "other",
+            });
+            continue;
+        };
+        for (key, cert_der) in keys {
+            let cert = Certificate::from_der(cert_der).map_err(damaged)?;
+            if names(&k.rid, &cert) {
+                return unwrap_key(k, key);
+            }
+        }
+    }
+    if !others.is_empty() && ris.0.iter().all(|r| !matches!(r, RecipientInfo::Ktri(_))) {
+        return Err(CmsError::Unsupported(format!(
+            "recipient type ({}): only RSA key transport is read",
+            others.join(", ")
+        )));
+    }
+    Err(CmsError::NotRecipient)
+}
+
+/// Unwrap with RSA PKCS#1 v1.5 or RSA-OAEP.
+fn unwrap_key(
+    k: &KeyTransRecipientInfo,
+    key: &rsa::RsaPrivateKey,
+) -> Result<Zeroizing<Vec<u8>>, CmsError> {
+    let alg = &k.key_enc_alg;
+    let out = if alg.oid == ID_RSA {
+        key.decrypt(rsa::Pkcs1v15Encrypt, k.enc_key.as_bytes())
+    } else if alg.oid == ID_RSAES_OAEP {
+        let params = match &alg.parameters {
+            Some(p) => OaepParams::from_der(&p.to_der().map_err(damaged)?).map_err(damaged)?,
+            None => OaepParams {
+                hash: None,
+                mgf: None,
+                label: None,
+            },
+        };
+        key.decrypt(oaep(&params)?, k.enc_key.as_bytes())
+    } else {
+        return Err(CmsError::Unsupported(format!(
+            "key transport algorithm {}",
+            alg.oid
+        )));
+    };
+    out.map(Zeroizing::new).map_err(|_| CmsError::WrongKey)
+}
+
+fn oaep(p: &OaepParams) -> Result<rsa::Oaep, CmsError> {
+    if p.label.is_some() {
+        return Err(CmsError::Unsupported("RSA-OAEP with a label".into()));
+    }
+    let hash = match &p.hash {
+        Some(h) => Hash::from_oid(&h.oid)?,
+        None => Hash::Sha1,
+    };
+    let mgf_hash = match &p.mgf {
+        None => Hash::Sha1,
+        Some(m) if m.oid == ID_MGF1 => {
+            let inner = m
+                .parameters
+                .as_ref()
+                .ok_or_else(|| CmsError::Damaged("MGF1 without its hash".into()))?;
+            let inner = AlgorithmIdentifierOwned::from_der(&inner.to_der().map_err(damaged)?)
+                .map_err(damaged)?;
+            Hash::from_oid(&inner.oid)?
+        }
+        Some(m) => {
+            return Err(CmsError::Unsupported(format!(
+                "RSA-OAEP mask generation {}",
+                m.oid
+            )))
+        }
+    };
+    use sha1::Sha1;
+    use sha2::{Sha256, Sha384, Sha512};
+    macro_rules! pick {
+        ($h:ty) => {
+            match mgf_hash {
+                Hash::Sha1 => rsa::Oaep::new_with_mgf_hash::<$h, Sha1>(),
+                Hash::Sha256 => rsa::Oaep::new_with_mgf_hash::<$h, Sha256>(),
+                Hash::Sha384 => rsa::Oaep::new_with_mgf_hash::<$h, Sha384>(),
+                Hash::Sha512 => rsa::Oaep::new_with_mgf_hash::<$h, Sha512>(),
+            }
+        };
+    }
+    Ok(match hash {
+        Hash::Sha1 => pick!(Sha1),
+        Hash::Sha256 => pick!(Sha256),
+        Hash::Sha384 => pick!(Sha384),
+        Hash::Sha512 => pick!(Sha512),
+    })
+}
+
+fn parts(eci: &EncryptedContentInfo) -> Result<(Vec<u8>, &[u8]), CmsError> {
+    let params = eci
+        .content_enc_alg
+        .parameters
+        .as_ref()
+        .ok_or_else(|| CmsError::Damaged("no content encryption parameters".into()))?
+        .to_der()
+        .map_err(damaged)?;
+    let ct = eci
+        .encrypted_content
+        .as_ref()
+        .ok_or_else(|| CmsError::Damaged("no encrypted content".into()))?
+        .as_bytes();
+    Ok((params, ct))
+}
+
+fn decrypt_cbc(eci: &EncryptedContentInfo, cek: &[u8]) -> Result<Zeroizing<Vec<u8>>, CmsError> {
+    use aes::cipher::block_padding::Pkcs7;
+    use aes::cipher::{BlockDecryptMut, KeyIvInit};
+    let oid = eci.content_enc_alg.oid;
+    if oid == ID_DES_EDE3_CBC {
+        return Err(CmsError::Unsupported("content encryption 3DES-CBC".into()));
+    }
+    if oid != ID_AES128_CBC && oid != ID_AES192_CBC && oid != ID_AES256_CBC {
+        return Err(CmsError::Unsupported(format!("content encryption {oid}")));
+    }
+    let (params, ct) = parts(eci)?;
+    let iv = OctetString::from_der(&params).map_err(damaged)?;
+    let bad_key = |_| CmsError::Content("the content key or IV has the wrong length");
+    let out = match cek.len() {
+        16 => cbc::Decryptor::<aes::Aes128>::new_from_slices(cek, iv.as_bytes())
+            .map_err(bad_key)?
+            .decrypt_padded_vec_mut::<Pkcs7>(ct),
+        24 => cbc::Decryptor::<aes::Aes192>::new_from_slices(cek, iv.as_bytes())
+            .map_err(bad_key)?
+            .decrypt_padded_vec_mut::<Pkcs7>(ct),
+        32 => cbc::Decryptor::<aes::Aes256>::new_from_slices(cek, iv.as_bytes())
+            .map_err(bad_key)?
+            .decrypt_padded_vec_mut::<Pkcs7>(ct),
+        _ => return Err(CmsError::WrongKey),
+    };
+    out.map(Zeroizing::new)
+        .map_err(|_| CmsError::Content("bad padding (altered, or the wrong key)"))
+}
+
+fn decrypt_gcm(
+    eci: &EncryptedContentInfo,
+    cek: &[u8],
+    aad: &[u8],
+    tag: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, CmsError> {
+    use aes_gcm::aead::{AeadInPlace, KeyInit};
+    let oid = eci.content_enc_alg.oid;
+    if oid != ID_AES128_GCM && oid != ID_AES192_GCM && oid != ID_AES256_GCM {
+        return Err(CmsError::Unsupported(format!(
+            "authenticated content encryption {oid}"
+        )));
+    }
+    let (params, ct) = parts(eci)?;
+    let params = GcmParameters::from_der(&params).map_err(damaged)?;
+    if params.nonce.as_bytes().len() != 12 || params.icv_len.unwrap_or(12) != 16 || tag.len() != 16
+    {
+        return Err(CmsError::Unsupported(
+            "AES-GCM other than a 12-byte nonce and a 16-byte tag".into(),
+        ));
+    }
+    let nonce = aes_gcm::Nonce::from_slice(params.nonce.as_bytes());
+    let tag = aes_gcm::Tag::from_slice(tag);
+    let mut buf = Zeroizing::new(ct.to_vec());
+    let r = match cek.len() {
+        16 => aes_gcm::Aes128Gcm::new_from_slice(cek)
+            .map_err(|_| CmsError::WrongKey)?
+            .decrypt_in_place_detached(nonce, aad, &mut buf, tag),
+        24 => aes_gcm::AesGcm::<aes::Aes192, aes_gcm::aead::consts::U12>::new_from_slice(cek)
+            .map_err(|_| CmsError::WrongKey)?
+            .decrypt_in_place_detached(nonce, aad, &mut buf, tag),
+        32 => aes_gcm::Aes256Gcm::new_from_slice(cek)
+            .map_err(|_| CmsError::WrongKey)?
+            .decrypt_in_place_detached(nonce, aad, &mut buf, tag),
+        _ => return Err(CmsError::WrongKey),
+    };
+    r.map_err(|_| {
+        CmsError::Content("the authentication tag does not match (altered, or the wrong key)")
+    })?;
+    Ok(buf)
+}
