@@ -80,7 +80,7 @@ impl CmsError {
     pub fn hint(&self) -> &'static str {
         match self {
             CmsError::Damaged(_) => "the message was truncated or altered in transit: ask the sender for it again, or check that the whole message was saved",
-            CmsError::Unsupported(_) => "Mesh reads SHA-1/SHA-2 with ECDSA P-256 or RSA signatures, and AES-CBC or AES-GCM content with RSA PKCS#1 v1.5 or RSA-OAEP key transport: ask the sender's client for one of those",
+            CmsError::Unsupported(_) => "Mesh reads SHA-2 with ECDSA P-256 or RSA signatures, and AES-CBC or AES-GCM content with RSA PKCS#1 v1.5 or RSA-OAEP key transport: ask the sender's client for one of those",
             CmsError::NotRecipient => "the sender encrypted to another certificate: `mesh smime cert --encryption` prints the one to give senders",
             CmsError::WrongKey => "the message names this account's certificate but its key does not open it: it was altered, or encrypted to a certificate that only looks like ours",
             CmsError::Content(_) => "the encrypted content was altered or truncated: ask the sender for the message again",

@@ -140,6 +140,12 @@ fn check_signer_info(
     content: &[u8],
 ) -> Result<(), CmsError> {
     let hash = Hash::from_oid(&si.digest_alg.oid)?;
+    // SHA-1 collisions are practical: a SHA-1 signature proves nothing.
+    if hash == Hash::Sha1 {
+        return Err(CmsError::Unsupported(
+            "a signature over a SHA-1 digest (collisions are practical)".into(),
+        ));
+    }
     if si.signature_algorithm.oid == ID_RSASSA_PSS {
         return Err(CmsError::Unsupported(
             "signature algorithm RSASSA-PSS".into(),
@@ -210,7 +216,11 @@ fn cert_sig_hash(oid: &Oid) -> Result<Hash, CmsError> {
         "1.2.840.10045.4.3.2" | "1.2.840.113549.1.1.11" => Hash::Sha256,
         "1.2.840.10045.4.3.3" | "1.2.840.113549.1.1.12" => Hash::Sha384,
         "1.2.840.10045.4.3.4" | "1.2.840.113549.1.1.13" => Hash::Sha512,
-        "1.2.840.113549.1.1.5" => Hash::Sha1,
+        "1.2.840.113549.1.1.5" => {
+            return Err(CmsError::Unsupported(
+                "a certificate signed with SHA-1 (collisions are practical)".into(),
+            ))
+        }
         _ => {
             return Err(CmsError::Unsupported(format!(
                 "certificate signature algorithm {oid}"

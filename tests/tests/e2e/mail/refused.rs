@@ -134,6 +134,25 @@ fn mail_tampered_truncated_and_mismatched_messages_are_refused_with_the_reason()
         "-out",
         "bob.der",
     ]);
+    // Bob again, over a SHA-1 digest: refused even with his CA given.
+    m.openssl(&[
+        "cms",
+        "-sign",
+        "-nodetach",
+        "-binary",
+        "-md",
+        "sha1",
+        "-outform",
+        "DER",
+        "-in",
+        "msg.txt",
+        "-signer",
+        "bob.pem",
+        "-inkey",
+        "bob.key",
+        "-out",
+        "sha1.der",
+    ]);
     m.openssl(&[
         "req",
         "-x509",
@@ -256,4 +275,13 @@ fn mail_tampered_truncated_and_mismatched_messages_are_refused_with_the_reason()
         &m.ps("bob.der"),
     ]);
     assert_eq!(o.trim(), "bob@example.org");
+    let e = m.a.fails(&[
+        "smime",
+        "verify",
+        "--ca",
+        &m.ps("other.pem"),
+        "--input",
+        &m.ps("sha1.der"),
+    ]);
+    assert!(e.contains("SHA-1") && e.contains("\nhint: "), "{e}");
 }
