@@ -152,12 +152,7 @@ fn apply_signed(
         st::ACCESS => {
             let list = AccessList::verify(&env, profile).map_err(|x| s(&x))?;
             if let Some(prev) = access.as_ref() {
-                if list.serial != prev.serial + 1 {
-                    return Err(format!(
-                        "access list serial {} after {}",
-                        list.serial, prev.serial
-                    ));
-                }
+                prev.check_successor(&list).map_err(|x| s(&x))?;
             }
             *access = Some(list);
             a.access = Some(env);

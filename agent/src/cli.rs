@@ -459,6 +459,10 @@ pub(crate) enum SshCmd {
         /// On a server: the portal's URL.
         #[arg(long, requires = "account")]
         portal: Option<String>,
+        /// On a server: a private directory where the verified history is
+        /// kept, so that a portal that rolls the account back is refused.
+        #[arg(long, requires = "account")]
+        cache: Option<PathBuf>,
     },
     /// Print authorized_keys lines for every active device (for sshd's AuthorizedKeysCommand).
     AuthorizedKeys {

@@ -13,7 +13,7 @@ use mesh_account::AccountError;
 use mesh_core::envelope::Signed;
 use mesh_core::history::History;
 use mesh_core::objects::{CatalogedApplication, CatalogedDevice, ProfileAccount};
-use mesh_core::portal::{self as p, store as st, StoreIndex};
+use mesh_core::portal::{self as p, store as st, AccessList, StoreIndex};
 use mesh_plugins::AccountView;
 use serde::{Deserialize, Serialize};
 
@@ -69,7 +69,14 @@ impl PublicAnswer {
     /// Keep an entry as the latest of its kind (verified with the view).
     fn keep(&mut self, store_name: &str, env: Signed) -> std::result::Result<(), mesh_core::Error> {
         match store_name {
-            st::ACCESS => self.access = Some(env),
+            st::ACCESS => {
+                // A revoked device stays revoked in every later list.
+                if let Some(prev) = &self.access {
+                    let p: AccessList = prev.unverified_object("access list")?;
+                    p.check_successor(&env.unverified_object("access list")?)?;
+                }
+                self.access = Some(env);
+            }
             st::DEVICE => {
                 let c: CatalogedDevice = env.unverified_object("catalog entry")?;
                 self.devices.insert(c.device_udf, env);
@@ -189,7 +196,7 @@ fn public_view(l: &Lookup) -> Result<AccountView> {
             Ok(view)
         }
         Err(AccountError::Client(e @ ClientError::Unreachable { .. })) => {
-            let Some(ans) = cached else {
+            let Some(ans) = cached.filter(|_| l.max_stale > 0) else {
                 return Err(e.into());
             };
             let age = now().saturating_sub(ans.fetched);
@@ -280,12 +287,20 @@ pub struct KrlFetch {
 /// Fetch the account's published KRL, verify it, and write it to `output`
 /// atomically, never replacing a newer KRL with an older one (a portal
 /// that rolls back is refused).
-pub fn fetch_krl(profile_udf: &str, portal: &str, output: &Path) -> Result<KrlFetch> {
-    check_profile_udf(profile_udf)?;
-    let view = verified(
-        &fetch_public(portal, profile_udf, PublicAnswer::default())?,
+pub fn fetch_krl(
+    profile_udf: &str,
+    portal: &str,
+    output: &Path,
+    cache: Option<&Path>,
+) -> Result<KrlFetch> {
+    // No stale answers here: a portal that cannot be reached leaves the
+    // KRL on disk as it is.
+    let view = public_view(&Lookup {
         profile_udf,
-    )?;
+        portal,
+        cache,
+        max_stale: 0,
+    })?;
     let Some((version, bytes)) = mesh_ssh::channel::published_krl(&view)? else {
         return Err(AccountError::NotFound(
             "the account has published no KRL yet (none of its devices was revoked or rotated)"

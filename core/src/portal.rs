@@ -186,6 +186,40 @@ impl AccessList {
         Ok(a)
     }
 
+    /// Whether `next` may follow this list: the next serial, and every
+    /// device revoked here still in it and still revoked. Revocation is
+    /// irreversible: a device that comes back gets a new UDF.
+    pub fn check_successor(&self, next: &AccessList) -> Result<(), Error> {
+        if next.serial != self.serial.saturating_add(1) {
+            return Err(Error::Malformed(format!(
+                "access list serial {} after {}",
+                next.serial, self.serial
+            )));
+        }
+        for d in self
+            .devices
+            .iter()
+            .filter(|d| d.state == DeviceState::Revoked)
+        {
+            match next.device(&d.device_udf) {
+                Some(n) if n.state == DeviceState::Revoked => {}
+                Some(_) => {
+                    return Err(Error::Malformed(format!(
+                        "access list {} makes revoked device {} ({}) active again; revocation is irreversible",
+                        next.serial, d.name, d.device_udf
+                    )))
+                }
+                None => {
+                    return Err(Error::Malformed(format!(
+                        "access list {} drops revoked device {} ({}); revocation is irreversible",
+                        next.serial, d.name, d.device_udf
+                    )))
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The entry of a device.
     pub fn device(&self, device_udf: &str) -> Option<&AccessEntry> {
         self.devices
@@ -596,4 +630,70 @@ pub struct ErrorBody {
         skip_serializing_if = "Option::is_none"
     )]
     pub access_list: Option<Signed>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::KeyData;
+    use crate::objects::{AccountKeys, Role};
+
+    fn list(serial: u64, devices: &[(&str, DeviceState)]) -> AccessList {
+        let k = KeyData::new(AccountKeys::generate().authenticate.public_key());
+        AccessList {
+            profile_udf: "MB".into(),
+            serial,
+            issued: 0,
+            devices: devices
+                .iter()
+                .map(|(udf, state)| AccessEntry {
+                    device_udf: udf.to_string(),
+                    name: udf.to_string(),
+                    authentication: k.clone(),
+                    roles: vec![Role::Ssh],
+                    state: *state,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn revocation_is_irreversible() {
+        use DeviceState::{Active, Revoked};
+        let now = list(4, &[("MA", Active), ("MB", Revoked)]);
+        let cases: [(&str, AccessList, Option<&str>); 5] = [
+            (
+                "keeps it revoked",
+                list(5, &[("MA", Active), ("MB", Revoked)]),
+                None,
+            ),
+            (
+                "adds a device",
+                list(5, &[("MA", Active), ("MB", Revoked), ("MC", Active)]),
+                None,
+            ),
+            (
+                "makes it active",
+                list(5, &[("MA", Active), ("MB", Active)]),
+                Some("active again"),
+            ),
+            (
+                "drops it",
+                list(5, &[("MA", Active)]),
+                Some("drops revoked"),
+            ),
+            (
+                "skips a serial",
+                list(6, &[("MA", Active), ("MB", Revoked)]),
+                Some("serial 6 after 4"),
+            ),
+        ];
+        for (name, next, want) in cases {
+            match (now.check_successor(&next), want) {
+                (Ok(()), None) => {}
+                (Err(e), Some(w)) => assert!(e.to_string().contains(w), "{name}: {e}"),
+                (r, _) => panic!("{name}: {r:?}"),
+            }
+        }
+    }
 }

@@ -361,6 +361,10 @@ fn check_append(
             let a = AccessList::verify(env, profile)
                 .map_err(|e| ApiError::forbidden(format!("access list: {e}")))?;
             let want = prev_access.as_ref().map(|p| p.serial + 1).unwrap_or(1);
+            if let Some(prev) = prev_access.as_ref().filter(|_| a.serial == want) {
+                prev.check_successor(&a)
+                    .map_err(|e| ApiError::forbidden(format!("access list: {e}")))?;
+            }
             if a.serial != want {
                 // A writer that built on an older list: the same as a stale index.
                 return Err(ApiError::new(
@@ -485,6 +489,17 @@ async fn connect(State(st): State<AppState>, body: Bytes) -> ApiResult {
                 format!("no account {}", c.account_address),
             )
         })?;
+    // A revoked device never rejoins: it would need a new UDF (a new home).
+    let (_, _, _, access, _) = load_account(&st, &account.udf).await?;
+    if let Some(d) = access
+        .device(&req.device)
+        .filter(|d| d.state == DeviceState::Revoked)
+    {
+        return Err(ApiError::forbidden(format!(
+            "device {} was revoked from this account; a revoked device never rejoins",
+            d.name
+        )));
+    }
     // Unanswered requests are capped, so that nobody can flood the
     // administrators' pending list.
     let s = st.storage.clone();

@@ -25,8 +25,9 @@ pub(crate) fn run(home: &std::path::Path, cmd: SshCmd, j: bool) -> Result<()> {
             output,
             account: Some(account),
             portal: Some(portal),
+            cache,
         } => {
-            let f = mesh_agent::servers::fetch_krl(&account, &portal, &output)?;
+            let f = mesh_agent::servers::fetch_krl(&account, &portal, &output, cache.as_deref())?;
             if f.replaced {
                 eprintln!(
                     "mesh: wrote {} (KRL version {})",

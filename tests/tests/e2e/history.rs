@@ -479,7 +479,7 @@ fn servers_refuse(w: &World) -> usize {
             "fresh: serves the first access list in its place",
             false,
             |o, v| newest_is(v, st::ACCESS, &o.access1),
-            "not the history",
+            "serial 1 after 3",
         ),
         (
             "fresh: serves an old catalog entry as the latest",
@@ -554,7 +554,20 @@ fn servers_refuse(w: &World) -> usize {
         );
         n += 1;
     }
-    n
+    // With its cache, the fetch also refuses a rollback.
+    w.liar.honest();
+    let krl_cache = w.dir.path("krl-cache");
+    let cache_s = krl_cache.display().to_string();
+    let mut cached = full.clone();
+    cached.extend(["--cache", cache_s.as_str()]);
+    w.a.ok(&cached);
+    let before = std::fs::read(&krl).expect("krl");
+    let applied = lying(w, &["Public"], |_, v| say_behind(v, st::PUBLISHED));
+    let e = w.a.fails(&cached);
+    assert!(applied.load(Ordering::SeqCst));
+    assert!(e.contains("rolled the Published store back"), "{e}");
+    assert_eq!(std::fs::read(&krl).expect("krl"), before, "KRL changed");
+    n + 1
 }
 
 /// The daemon of a device that saw the revocation, lied to by Status and

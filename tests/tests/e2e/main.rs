@@ -6,6 +6,7 @@
 //! one scenario, acted out step by step as a user (or an attacker) would,
 //! and reads best top to bottom.
 
+mod admin;
 mod core;
 mod drill;
 mod history;
