@@ -464,6 +464,37 @@ async fn bind(State(st): State<AppState>, body: Bytes) -> ApiResult {
     json(&serde_json::json!({"ProfileUdf": profile.udf()}))
 }
 
+/// Whether the account takes a connection request from `device`: never
+/// from a revoked device (it would need a new UDF, a new home), and not
+/// past the pending cap (nobody may flood the administrators' list; the
+/// storage checks the cap again atomically).
+async fn admit(st: &AppState, account: &AccountRecord, device: &str) -> Result<(), ApiError> {
+    let (_, _, _, access, _) = load_account(st, &account.udf).await?;
+    if let Some(d) = access
+        .device(device)
+        .filter(|d| d.state == DeviceState::Revoked)
+    {
+        return Err(ApiError::forbidden(format!(
+            "device {} was revoked from this account; a revoked device never rejoins",
+            d.name
+        )));
+    }
+    let s = st.storage.clone();
+    let a = account.udf.clone();
+    if blocking(move || s.pending_requests(&a)).await? >= p::MAX_PENDING {
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            code::TOO_MANY_PENDING,
+            format!(
+                "account {} has {} unanswered connection requests; an administrator must accept or reject them first",
+                account.address,
+                p::MAX_PENDING
+            ),
+        ));
+    }
+    Ok(())
+}
+
 async fn connect(State(st): State<AppState>, body: Bytes) -> ApiResult {
     let (env, req) = open_request(&body, tx::CONNECT)?;
     let c: p::RequestConnection = from_value("connection request", &req.body)?;
@@ -489,32 +520,7 @@ async fn connect(State(st): State<AppState>, body: Bytes) -> ApiResult {
                 format!("no account {}", c.account_address),
             )
         })?;
-    // A revoked device never rejoins: it would need a new UDF (a new home).
-    let (_, _, _, access, _) = load_account(&st, &account.udf).await?;
-    if let Some(d) = access
-        .device(&req.device)
-        .filter(|d| d.state == DeviceState::Revoked)
-    {
-        return Err(ApiError::forbidden(format!(
-            "device {} was revoked from this account; a revoked device never rejoins",
-            d.name
-        )));
-    }
-    // Unanswered requests are capped, so that nobody can flood the
-    // administrators' pending list.
-    let s = st.storage.clone();
-    let a = account.udf.clone();
-    if blocking(move || s.pending_requests(&a)).await? >= p::MAX_PENDING {
-        return Err(ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            code::TOO_MANY_PENDING,
-            format!(
-                "account {} has {} unanswered connection requests; an administrator must accept or reject them first",
-                c.account_address,
-                p::MAX_PENDING
-            ),
-        ));
-    }
+    admit(&st, &account, &req.device).await?;
     // Only now is the nonce kept: a request for no account, or one past
     // the cap, costs the portal nothing (anyone can sign a Connect with a
     // key of their own).

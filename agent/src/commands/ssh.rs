@@ -26,23 +26,7 @@ pub(crate) fn run(home: &std::path::Path, cmd: SshCmd, j: bool) -> Result<()> {
             account: Some(account),
             portal: Some(portal),
             cache,
-        } => {
-            let f = mesh_agent::servers::fetch_krl(&account, &portal, &output, cache.as_deref())?;
-            if f.replaced {
-                eprintln!(
-                    "mesh: wrote {} (KRL version {})",
-                    output.display(),
-                    f.version
-                );
-            } else {
-                eprintln!(
-                    "mesh: {} is current (KRL version {})",
-                    output.display(),
-                    f.version
-                );
-            }
-            emit(j, serde_json::to_value(&f)?, "");
-        }
+        } => server_krl(&account, &portal, &output, cache.as_deref(), j)?,
         SshCmd::Krl { output, .. } => {
             {
                 // The KRL reflects the latest revocations the portal has.
@@ -107,4 +91,23 @@ fn print_lines(j: bool, field: &str, lines: &[String]) {
             out!("{l}");
         }
     }
+}
+
+/// `mesh ssh krl --account --portal`: what a server fetches.
+fn server_krl(
+    account: &str,
+    portal: &str,
+    output: &std::path::Path,
+    cache: Option<&std::path::Path>,
+    j: bool,
+) -> Result<()> {
+    let f = mesh_agent::servers::fetch_krl(account, portal, output, cache)?;
+    let (path, v) = (output.display(), f.version);
+    if f.replaced {
+        eprintln!("mesh: wrote {path} (KRL version {v})");
+    } else {
+        eprintln!("mesh: {path} is current (KRL version {v})");
+    }
+    emit(j, serde_json::to_value(&f)?, "");
+    Ok(())
 }
