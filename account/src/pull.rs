@@ -163,6 +163,14 @@ fn apply_signed(
                 .map_err(|x| s(&x))?;
             let conn =
                 ConnectionDevice::verify(&cat.connection_device, profile).map_err(|x| s(&x))?;
+            // Verified once, here: views of the state do not check it again.
+            let dp = ProfileDevice::verify(&cat.profile_device).map_err(|x| s(&x))?;
+            if conn.device_udf != cat.device_udf || dp.udf() != cat.device_udf {
+                return Err(format!(
+                    "catalog entry {} names another device's connection or profile",
+                    cat.local_name
+                ));
+            }
             if !a.devices.contains_key(&cat.device_udf) {
                 report.new_devices.push(cat.local_name.clone());
             }

@@ -12,9 +12,9 @@ use mesh_account::client::{now, Client, ClientError};
 use mesh_account::AccountError;
 use mesh_core::envelope::Signed;
 use mesh_core::history::History;
-use mesh_core::objects::{CatalogedApplication, CatalogedDevice, ProfileAccount};
+use mesh_core::objects::{CatalogedApplication, ProfileAccount};
 use mesh_core::portal::{self as p, store as st, AccessList, StoreIndex};
-use mesh_plugins::AccountView;
+use mesh_plugins::{AccountView, DeviceEntry};
 use serde::{Deserialize, Serialize};
 
 type Result<T> = std::result::Result<T, AccountError>;
@@ -58,7 +58,7 @@ impl PublicAnswer {
                     continue;
                 }
                 self.history.entry(&u.store, e.index, &env)?;
-                self.keep(&u.store, env).map_err(|x| {
+                self.keep(profile, &u.store, env).map_err(|x| {
                     AccountError::Untrusted(format!("{} entry {}: {x}", u.store, e.index))
                 })?;
             }
@@ -66,23 +66,38 @@ impl PublicAnswer {
         Ok(())
     }
 
-    /// Keep an entry as the latest of its kind (verified with the view).
-    fn keep(&mut self, store_name: &str, env: Signed) -> std::result::Result<(), mesh_core::Error> {
+    /// Verify an entry as it arrives and keep it as the latest of its kind:
+    /// what the cache holds was verified once, and a view of it checks no
+    /// signature again.
+    fn keep(
+        &mut self,
+        profile: &ProfileAccount,
+        store_name: &str,
+        env: Signed,
+    ) -> std::result::Result<(), String> {
+        let s = |e: &dyn std::fmt::Display| e.to_string();
         match store_name {
             st::ACCESS => {
+                let next = AccessList::verify(&env, profile).map_err(|e| s(&e))?;
                 // A revoked device stays revoked in every later list.
                 if let Some(prev) = &self.access {
-                    let p: AccessList = prev.unverified_object("access list")?;
-                    p.check_successor(&env.unverified_object("access list")?)?;
+                    let p: AccessList = prev.unverified_object("access list").map_err(|e| s(&e))?;
+                    p.check_successor(&next).map_err(|e| s(&e))?;
                 }
                 self.access = Some(env);
             }
             st::DEVICE => {
-                let c: CatalogedDevice = env.unverified_object("catalog entry")?;
-                self.devices.insert(c.device_udf, env);
+                let d = DeviceEntry::verify(&env, profile).map_err(|e| s(&e))?;
+                self.devices.insert(d.catalog.device_udf, env);
             }
             _ => {
-                let a: CatalogedApplication = env.unverified_object("application entry")?;
+                let a: CatalogedApplication = env
+                    .verify_object(
+                        "application entry",
+                        mesh_core::objects::ct::CATALOGED_APPLICATION,
+                        &[profile.administrator_signature.key],
+                    )
+                    .map_err(|e| s(&e))?;
                 self.published.insert(a.uid, env);
             }
         }
@@ -137,7 +152,7 @@ fn verified(ans: &PublicAnswer, pinned: &str) -> Result<AccountView> {
             "the account has no access list".into(),
         ));
     };
-    Ok(AccountView::verify(
+    Ok(AccountView::from_verified(
         pinned,
         profile,
         Some(access),
@@ -206,14 +221,15 @@ fn public_view(l: &Lookup) -> Result<AccountView> {
                     "bring the portal back, or allow older answers with a larger --max-stale",
                 ));
             }
-            // The cache is re-verified: a file is no more trusted than the portal.
+            // Verified when it was kept, in a directory only this user writes.
             verified(&ans, l.profile_udf)
         }
         Err(e) => Err(e),
     }
 }
 
-/// The cached answer, if any. The cache holds signed data (re-verified)
+/// The cached answer, if any. The cache holds data verified when it was
+/// kept (signatures are not checked again)
 /// and a fetch time that nothing signs: only a private directory and file
 /// of this user are read, and a time ahead of the clock is refused.
 fn read_cache(f: &Path) -> Result<Option<PublicAnswer>> {

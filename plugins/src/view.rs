@@ -40,14 +40,22 @@ impl DeviceEntry {
         DeviceEntry::from_catalog(catalog, profile)
     }
 
-    /// Parse a catalog entry the host itself just made (no outer signature
-    /// to check); the connection is still verified.
-    pub fn from_catalog(
+    /// Parse an entry that was verified when it was kept (a device's own
+    /// state, a server's private cache): no signature is checked again, so
+    /// that building a view costs no signature per device.
+    pub fn trusted(env: &Signed) -> Result<DeviceEntry, PluginError> {
+        let catalog: CatalogedDevice = env.unverified_object("catalog entry")?;
+        let connection: ConnectionDevice =
+            catalog.connection_device.unverified_object("connection")?;
+        let device: ProfileDevice = catalog.profile_device.unverified_object("device profile")?;
+        DeviceEntry::assemble(catalog, connection, device)
+    }
+
+    fn assemble(
         catalog: CatalogedDevice,
-        profile: &ProfileAccount,
+        connection: ConnectionDevice,
+        device: ProfileDevice,
     ) -> Result<DeviceEntry, PluginError> {
-        let connection = ConnectionDevice::verify(&catalog.connection_device, profile)?;
-        let device = ProfileDevice::verify(&catalog.profile_device)?;
         if connection.device_udf != catalog.device_udf || device.udf() != catalog.device_udf {
             return Err(PluginError::Untrusted(format!(
                 "catalog entry {} names another device's connection or profile",
@@ -59,6 +67,17 @@ impl DeviceEntry {
             connection,
             profile: device,
         })
+    }
+
+    /// Parse a catalog entry the host itself just made (no outer signature
+    /// to check); the connection is still verified.
+    pub fn from_catalog(
+        catalog: CatalogedDevice,
+        profile: &ProfileAccount,
+    ) -> Result<DeviceEntry, PluginError> {
+        let connection = ConnectionDevice::verify(&catalog.connection_device, profile)?;
+        let device = ProfileDevice::verify(&catalog.profile_device)?;
+        DeviceEntry::assemble(catalog, connection, device)
     }
 }
 
@@ -90,6 +109,32 @@ impl AccountView {
         devices: impl IntoIterator<Item = &'a Signed>,
         applications: impl IntoIterator<Item = &'a Signed>,
     ) -> Result<AccountView, PluginError> {
+        Self::build(pinned, profile, access, devices, applications, true)
+    }
+
+    /// The view of entries verified when they were kept (a device's state,
+    /// a server's private cache). The profile and the access list are still
+    /// verified (one signature each); catalog and application entries are
+    /// parsed without checking their signatures again, so that a view costs
+    /// no signature per device.
+    pub fn from_verified<'a>(
+        pinned: &str,
+        profile: &Signed,
+        access: Option<&Signed>,
+        devices: impl IntoIterator<Item = &'a Signed>,
+        applications: impl IntoIterator<Item = &'a Signed>,
+    ) -> Result<AccountView, PluginError> {
+        Self::build(pinned, profile, access, devices, applications, false)
+    }
+
+    fn build<'a>(
+        pinned: &str,
+        profile: &Signed,
+        access: Option<&Signed>,
+        devices: impl IntoIterator<Item = &'a Signed>,
+        applications: impl IntoIterator<Item = &'a Signed>,
+        check: bool,
+    ) -> Result<AccountView, PluginError> {
         let untrusted =
             |what: &str, e: mesh_core::Error| PluginError::Untrusted(format!("{what}: {e}"));
         let profile =
@@ -107,15 +152,22 @@ impl AccountView {
             profile,
         };
         for env in devices {
-            let d = DeviceEntry::verify(env, &view.profile)?;
+            let d = if check {
+                DeviceEntry::verify(env, &view.profile)?
+            } else {
+                DeviceEntry::trusted(env)?
+            };
             view.devices.insert(d.catalog.device_udf.clone(), d);
         }
         view.check_bound()?;
         let admin = [view.profile.administrator_signature.key];
         for env in applications {
-            let app: CatalogedApplication = env
-                .verify_object("application entry", oct::CATALOGED_APPLICATION, &admin)
-                .map_err(|e| untrusted("application entry", e))?;
+            let app: CatalogedApplication = if check {
+                env.verify_object("application entry", oct::CATALOGED_APPLICATION, &admin)
+            } else {
+                env.unverified_object("application entry")
+            }
+            .map_err(|e| untrusted("application entry", e))?;
             view.applications.insert(app.uid, app.data);
         }
         Ok(view)
