@@ -276,3 +276,66 @@ impl AccountView {
         self.applications.insert(uid, data);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mesh_core::objects::{
+        AccountKeys, ConnectionDevice, DeviceBaseKeys, DeviceDescription, Role,
+    };
+    use mesh_core::portal::AccessEntry;
+
+    /// A catalog entry of `device` at `epoch`, and its connection.
+    fn entry(admin: &AccountKeys, device: &Signed, epoch: u32) -> (Signed, ConnectionDevice) {
+        let p = ProfileDevice::verify(device).expect("device profile");
+        let issued = ConnectionDevice::issue(admin, &p, &[Role::Ssh], epoch, 0).expect("issue");
+        let conn: ConnectionDevice = issued.connection.unverified_object("c").expect("c");
+        let cat = CatalogedDevice {
+            device_udf: p.udf(),
+            local_name: "phone".into(),
+            profile_device: device.clone(),
+            connection_device: issued.connection,
+            activation_account: issued.activation,
+        };
+        let env = Signed::sign_object(oct::CATALOGED_DEVICE, &cat, &admin.admin_sign);
+        (env, conn)
+    }
+
+    /// A stale catalog entry (epoch 1) beside an access list that names the
+    /// rotated key (epoch 2) is refused, verified or from the local state.
+    #[test]
+    fn a_catalog_entry_must_carry_the_access_lists_key() {
+        let admin = AccountKeys::generate();
+        let profile = admin.profile("alice@example.com", "https://portal", None);
+        let device = DeviceBaseKeys::generate().profile(DeviceDescription {
+            name: "phone".into(),
+            platform: String::new(),
+        });
+        let (old, _) = entry(&admin, &device, 1);
+        let (new, conn) = entry(&admin, &device, 2);
+        let list = AccessList {
+            profile_udf: admin.profile_udf(),
+            serial: 2,
+            issued: 0,
+            devices: vec![AccessEntry {
+                device_udf: conn.device_udf.clone(),
+                name: "phone".into(),
+                authentication: conn.authentication.clone(),
+                roles: vec![Role::Ssh],
+                state: DeviceState::Active,
+            }],
+        };
+        let access =
+            Signed::sign_object(mesh_core::portal::ct::ACCESS_LIST, &list, &admin.admin_sign);
+        let pinned = admin.profile_udf();
+        let none: [&Signed; 0] = [];
+        AccountView::verify(&pinned, &profile, Some(&access), [&new], none).expect("current");
+        for stale in [
+            AccountView::verify(&pinned, &profile, Some(&access), [&old], none),
+            AccountView::from_verified(&pinned, &profile, Some(&access), [&old], none),
+        ] {
+            let e = stale.expect_err("stale").to_string();
+            assert!(e.contains("epoch 1 keys, the access list epoch 2"), "{e}");
+        }
+    }
+}
