@@ -23,6 +23,10 @@ type Result<T> = std::result::Result<T, AccountError>;
 /// ever is refused).
 const MAX_PAGES: usize = 4096;
 
+/// Seconds after which an unchanged cache is written again, to renew its
+/// fetch time (what `--max-stale` counts from).
+const CACHE_RENEW: u64 = 60;
+
 /// Seconds a cached answer's fetch time may lie ahead of the clock.
 const MAX_SKEW: u64 = 300;
 
@@ -205,7 +209,12 @@ fn public_view(l: &Lookup) -> Result<AccountView> {
     match fetch_public(l.portal, l.profile_udf, cached.clone().unwrap_or_default()) {
         Ok(ans) => {
             let view = verified(&ans, l.profile_udf)?;
-            if let Some(f) = &cache_file {
+            // Rewritten when something arrived, or to renew its fetch time
+            // once a minute: most logins read the cache and write nothing.
+            let fresh = cached.as_ref().is_some_and(|c| {
+                c.history == ans.history && ans.fetched.saturating_sub(c.fetched) < CACHE_RENEW
+            });
+            if let (Some(f), false) = (&cache_file, fresh) {
                 write_cache(f, &ans)?;
             }
             Ok(view)
