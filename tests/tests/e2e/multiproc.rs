@@ -360,3 +360,54 @@ fn a_killed_portal_loses_no_acknowledged_transaction(backend: Backend) {
 }
 
 mesh_tests::on_both_backends!(a_killed_portal_loses_no_acknowledged_transaction);
+
+/// `--database`: migrations run at every start and change nothing the
+/// second time; an unreachable database and a schema newer than the
+/// binary stop the portal with the reason and a hint.
+#[test]
+fn the_portal_explains_an_unreachable_or_newer_database() {
+    let serve = |url: &str| {
+        std::process::Command::new(mesh_tests::workspace_bin("mesh-portal"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--database", url])
+            .output()
+            .expect("mesh-portal")
+    };
+    let port = mesh_tests::free_port();
+    let o = serve(&format!("postgres://mesh:secret@127.0.0.1:{port}/mesh"));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        e.contains("mesh-portal: error: cannot reach the database at postgres://mesh:…@127.0.0.1")
+            && e.contains("hint: check that PostgreSQL runs")
+            && !e.contains("secret"),
+        "{e}"
+    );
+    if !Backend::postgres_available() {
+        return;
+    }
+    let dir = Scratch::new("schema");
+    let db = PortalDb::new(Backend::Postgres, &dir.path("unused"));
+    let version = || db.row("SELECT MAX(version), COUNT(*) FROM mesh_schema", &[]);
+    let p1 = PortalProc::start_db(&db, "127.0.0.1:0", &[]);
+    let after_first = version();
+    let a = Device::create_account(&dir.0, ADDR, &p1.url);
+    let listen = p1.url.trim_start_matches("http://").to_string();
+    p1.stop();
+    // Again: nothing migrated twice, nothing lost.
+    let p2 = PortalProc::start_db(&db, &listen, &[]);
+    assert_eq!(version(), after_first);
+    let _ = p2;
+    a.ok(&["sync"]);
+    db.execute("INSERT INTO mesh_schema (version) VALUES (999)", &[]);
+    let mesh_tests::PortalDb::Postgres(url) = &db else {
+        unreachable!()
+    };
+    let o = serve(url);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        e.contains("the database's schema is version 999")
+            && e.contains("hint: run the mesh-portal version that migrated this database"),
+        "{e}"
+    );
+}
