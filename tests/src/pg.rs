@@ -360,6 +360,12 @@ fn start() -> Option<PgServer> {
             "-c",
             "max_connections=300",
         ])
+        // The scale benchmark counts the statements the portal sends.
+        .args(if std::env::var_os("MESH_PG_LOG_STATEMENTS").is_some() {
+            &["-c", "log_statement=all"][..]
+        } else {
+            &[][..]
+        })
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log);
@@ -395,6 +401,15 @@ fn start() -> Option<PgServer> {
 }
 
 impl PgServer {
+    /// Statements logged so far (with `MESH_PG_LOG_STATEMENTS` set).
+    pub fn statements(&self) -> usize {
+        std::fs::read_to_string(self.dir.join("log"))
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("LOG:  statement: ") || l.contains("LOG:  execute "))
+            .count()
+    }
+
     /// A new, empty database; returns its URL.
     pub fn database(&self) -> String {
         let mut n = self.made.lock().unwrap_or_else(|p| p.into_inner());
