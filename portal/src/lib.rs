@@ -25,9 +25,12 @@ pub enum ServeError {
     /// Plain HTTP asked for on a non-loopback address.
     #[error("refusing plain HTTP on {0}: it is not a loopback address")]
     PlainHttpNotLoopback(SocketAddr),
-    /// Storage could not be opened.
+    /// Storage failed.
     #[error(transparent)]
     Storage(#[from] storage::StorageError),
+    /// Storage could not be opened (unreachable, newer schema).
+    #[error(transparent)]
+    Open(#[from] storage::OpenError),
     /// File or socket error.
     #[error("{what}: {source}")]
     Io {
@@ -48,6 +51,7 @@ impl ServeError {
             ServeError::PlainHttpNotLoopback(_) => {
                 Some("give --tls-cert and --tls-key, or listen on 127.0.0.1 or [::1]")
             }
+            ServeError::Open(e) => e.hint(),
             _ => None,
         }
     }
@@ -66,7 +70,7 @@ pub struct TlsFiles {
 pub struct Portal {
     listener: tokio::net::TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
-    storage: Arc<storage::Sqlite>,
+    storage: Arc<dyn storage::Storage>,
     timeouts: Timeouts,
 }
 
@@ -95,6 +99,18 @@ impl Portal {
         tls: Option<TlsFiles>,
         limits: storage::Limits,
     ) -> Result<Portal, ServeError> {
+        let backend = storage::Backend::Sqlite(data.to_path_buf());
+        Portal::bind_on(listen, &backend, tls, limits).await
+    }
+
+    /// Open `backend` (an SQLite directory or a PostgreSQL database,
+    /// migrating its schema) and bind `listen`.
+    pub async fn bind_on(
+        listen: SocketAddr,
+        backend: &storage::Backend,
+        tls: Option<TlsFiles>,
+        limits: storage::Limits,
+    ) -> Result<Portal, ServeError> {
         if tls.is_none() && !listen.ip().is_loopback() {
             return Err(ServeError::PlainHttpNotLoopback(listen));
         }
@@ -102,11 +118,20 @@ impl Portal {
             Some(files) => Some(tls_acceptor(&files)?),
             None => None,
         };
-        std::fs::create_dir_all(data).map_err(|source| ServeError::Io {
-            what: format!("creating {}", data.display()),
-            source,
-        })?;
-        let storage = Arc::new(storage::Sqlite::open(data)?.with_limits(limits));
+        if let storage::Backend::Sqlite(data) = backend {
+            std::fs::create_dir_all(data).map_err(|source| ServeError::Io {
+                what: format!("creating {}", data.display()),
+                source,
+            })?;
+        }
+        // The drivers block (the PostgreSQL one runs a runtime of its own).
+        let b = backend.clone();
+        let storage = tokio::task::spawn_blocking(move || storage::open(&b, limits))
+            .await
+            .map_err(|e| ServeError::Io {
+                what: "opening the store".into(),
+                source: std::io::Error::other(e.to_string()),
+            })??;
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .map_err(|source| ServeError::Io {

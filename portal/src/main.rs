@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use mesh_portal::storage::Limits;
+use mesh_portal::storage::{Backend, Limits};
 use mesh_portal::{Portal, TlsFiles};
 
 /// The Mesh service (portal).
@@ -23,9 +23,19 @@ enum Command {
         /// Address to listen on (port 0 picks a free port).
         #[arg(long, default_value = "127.0.0.1:8461")]
         listen: SocketAddr,
-        /// Directory of the embedded SQLite store.
-        #[arg(long, value_name = "DIR")]
-        data: PathBuf,
+        /// Directory of the embedded SQLite store (the default store).
+        #[arg(long, value_name = "DIR", required_unless_present = "database")]
+        data: Option<PathBuf>,
+        /// A PostgreSQL database instead (postgres://USER[:PASSWORD]@HOST[:PORT]/DB);
+        /// several portal processes may serve one. Its schema is created or
+        /// migrated at start.
+        #[arg(
+            long,
+            value_name = "URL",
+            env = "MESH_PORTAL_DATABASE",
+            conflicts_with = "data"
+        )]
+        database: Option<String>,
         /// TLS certificate chain (PEM); required off loopback.
         #[arg(long, requires = "tls_key", value_name = "FILE")]
         tls_cert: Option<PathBuf>,
@@ -53,6 +63,7 @@ fn main() -> ExitCode {
             Command::Serve {
                 listen,
                 data,
+                database,
                 tls_cert,
                 tls_key,
                 max_accounts,
@@ -82,7 +93,15 @@ fn main() -> ExitCode {
         }
     };
     rt.block_on(async move {
-        let portal = match Portal::bind_with(listen, &data, tls, limits).await {
+        let backend = match (database, data) {
+            (Some(url), _) => Backend::Postgres(url),
+            (None, Some(dir)) => Backend::Sqlite(dir),
+            (None, None) => {
+                eprintln!("mesh-portal: error: give --data DIR or --database URL");
+                return ExitCode::FAILURE;
+            }
+        };
+        let portal = match Portal::bind_on(listen, &backend, tls, limits).await {
             Ok(p) => p.with_timeouts(timeouts),
             Err(e) => {
                 eprintln!("mesh-portal: error: {e}");
@@ -93,11 +112,11 @@ fn main() -> ExitCode {
             }
         };
         println!("{}", portal.url());
-        eprintln!(
-            "mesh-portal: serving {} from {}",
-            portal.url(),
-            data.display()
-        );
+        let from = match &backend {
+            Backend::Sqlite(dir) => dir.display().to_string(),
+            Backend::Postgres(url) => mesh_portal::storage::redact(url),
+        };
+        eprintln!("mesh-portal: serving {} from {from}", portal.url());
         match portal.run(mesh_portal::shutdown_signal()).await {
             Ok(()) => {
                 eprintln!("mesh-portal: stopped");

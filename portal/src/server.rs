@@ -40,6 +40,11 @@ impl std::fmt::Debug for AppState {
 
 /// The router of the service.
 pub fn router(storage: Arc<dyn Storage>, request_timeout: std::time::Duration) -> Router {
+    let watch = Arc::new(crate::watch::Watch::default());
+    // Other portal processes' writes (PostgreSQL) wake this one's long-polls.
+    if let Err(e) = storage.listen(watch.hook()) {
+        eprintln!("mesh-portal: cannot listen for other processes' changes: {e}");
+    }
     Router::new()
         .route("/health", get(|| async { "ok\n" }))
         .route("/mesh/v1/Bind", post(bind))
@@ -56,7 +61,7 @@ pub fn router(storage: Arc<dyn Storage>, request_timeout: std::time::Duration) -
         .with_state(AppState {
             storage,
             cache: Arc::default(),
-            watch: Arc::default(),
+            watch,
         })
 }
 

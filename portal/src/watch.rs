@@ -4,9 +4,10 @@
 //! here the access list serial they applied, so that an administrator can
 //! wait until a revocation reached every device.
 //!
-//! In memory, per process: waiters and applied serials are not shared
-//! between portal processes (the PostgreSQL issue moves them to the
-//! database's notifications).
+//! Waiters are per process; what wakes them crosses processes: a write in
+//! this process wakes them directly, and with PostgreSQL the writes of
+//! other processes arrive as notifications (`Storage::listen`). Applied
+//! serials are a table of the store, so every process answers the same.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -22,19 +23,11 @@ use crate::server::{
     blocking, from_value, json, member, now, parse, ApiError, ApiResult, AppState,
 };
 
-/// Most accounts whose applied serials are remembered, and most devices
-/// per account: bounded like everything a client can make the portal keep.
-const MAX_ACCOUNTS: usize = 100_000;
-const MAX_DEVICES: usize = 4096;
-
-/// Device UDF → (serial applied, when), for one account.
-type Applied = HashMap<String, (u64, u64)>;
-
-/// The account → waiters map, and the serials devices applied.
+/// The account → waiters map. It holds only accounts with a waiting
+/// device, each of which holds one connection: bounded by the connection cap.
 #[derive(Debug, Default)]
 pub struct Watch {
     waiters: Mutex<HashMap<String, Arc<Notify>>>,
-    applied: Mutex<HashMap<String, Applied>>,
 }
 
 impl Watch {
@@ -56,24 +49,23 @@ impl Watch {
         }
     }
 
-    /// A device reports the access list serial it applied, at `time`.
-    pub fn applied(&self, account: &str, device: &str, serial: u64, time: u64) {
-        let mut m = self.applied.lock().unwrap_or_else(|e| e.into_inner());
-        if m.len() >= MAX_ACCOUNTS && !m.contains_key(account) {
-            return;
+    /// Changes may have been missed (the notification connection was
+    /// lost): wake every waiter to look again.
+    pub fn changed_all(&self) {
+        let mut m = self.waiters.lock().unwrap_or_else(|e| e.into_inner());
+        for n in m.values() {
+            n.notify_waiters();
         }
-        let devices = m.entry(account.to_string()).or_default();
-        if devices.len() < MAX_DEVICES || devices.contains_key(device) {
-            devices.insert(device.to_string(), (serial, time));
-        }
+        m.retain(|_, n| Arc::strong_count(n) > 1);
     }
 
-    /// What the devices of an account reported: device UDF → (serial, time).
-    pub fn applied_of(&self, account: &str) -> Vec<(String, u64, u64)> {
-        let m = self.applied.lock().unwrap_or_else(|e| e.into_inner());
-        m.get(account)
-            .map(|d| d.iter().map(|(k, (s, t))| (k.clone(), *s, *t)).collect())
-            .unwrap_or_default()
+    /// The hook a store calls with other processes' changes.
+    pub fn hook(self: &Arc<Watch>) -> crate::storage::ChangeFn {
+        let w = self.clone();
+        Arc::new(move |account: Option<&str>| match account {
+            Some(a) => w.changed(a),
+            None => w.changed_all(),
+        })
     }
 }
 
@@ -88,8 +80,13 @@ pub(crate) async fn status(State(st): State<AppState>, body: Bytes) -> ApiResult
     };
     let account = m.account.udf.clone();
     if let Some(serial) = r.applied {
-        st.watch
-            .applied(&account, &m.device.device_udf, serial, now());
+        let (s, a, d, t) = (
+            st.storage.clone(),
+            account.clone(),
+            m.device.device_udf.clone(),
+            now(),
+        );
+        blocking(move || s.set_applied(&a, &d, serial, t)).await?;
     }
     // Listen before reading, so that no append between the two is missed.
     let notify = st.watch.of(&account);
@@ -115,8 +112,9 @@ pub(crate) async fn status(State(st): State<AppState>, body: Bytes) -> ApiResult
         idx = indices(&st, &account).await?;
     }
     let applied = if m.device.roles.contains(&Role::Admin) {
-        st.watch
-            .applied_of(&account)
+        let (s, a) = (st.storage.clone(), account.clone());
+        blocking(move || s.applied(&a))
+            .await?
             .into_iter()
             .map(|(device_udf, serial, time)| p::AppliedSerial {
                 device_udf,

@@ -9,7 +9,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
 pub mod liar;
+pub mod pg;
 pub mod proxy;
+
+pub use pg::{Backend, PortalDb, Val};
 
 /// Path of a workspace binary next to the running test executable
 /// (`target/<profile>/NAME`). `cargo test --workspace` builds the `mesh`
@@ -91,6 +94,8 @@ pub struct PortalProc {
     pub url: String,
     /// Its data directory.
     pub data: PathBuf,
+    /// Its database (the SQLite file in `data`, or a PostgreSQL database).
+    pub db: PortalDb,
 }
 
 impl PortalProc {
@@ -112,9 +117,29 @@ impl PortalProc {
 
     /// Start on `listen` (e.g. the port of a portal stopped before).
     pub fn start_on(data: &Path, listen: &str, extra: &[&str]) -> PortalProc {
+        Self::start_db(&PortalDb::Sqlite(data.to_path_buf()), listen, extra)
+    }
+
+    /// Start a portal on `backend`: for SQLite its data in `data`, for
+    /// PostgreSQL a new database of the shared test server.
+    pub fn on(backend: Backend, data: &Path) -> PortalProc {
+        Self::on_with(backend, data, &[])
+    }
+
+    /// The same with extra arguments.
+    pub fn on_with(backend: Backend, data: &Path, extra: &[&str]) -> PortalProc {
+        Self::start_db(&PortalDb::new(backend, data), "127.0.0.1:0", extra)
+    }
+
+    /// Start a portal process on `db` (another process may serve it too).
+    pub fn start_db(db: &PortalDb, listen: &str, extra: &[&str]) -> PortalProc {
+        let data = match db {
+            PortalDb::Sqlite(d) => d.clone(),
+            PortalDb::Postgres(_) => PathBuf::new(),
+        };
         let mut child = Command::new(workspace_bin("mesh-portal"))
-            .args(["serve", "--listen", listen, "--data"])
-            .arg(data)
+            .args(["serve", "--listen", listen])
+            .args(db.args())
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -128,8 +153,15 @@ impl PortalProc {
         PortalProc {
             child,
             url: line.trim().to_string(),
-            data: data.to_path_buf(),
+            data,
+            db: db.clone(),
         }
+    }
+
+    /// Kill with SIGKILL (no shutdown, no drain) and wait for it.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// Stop with SIGTERM and return the exit status.
@@ -308,7 +340,8 @@ pub fn can_run_sshd() -> bool {
         && require_tool("ssh-add")
 }
 
-fn free_port() -> u16 {
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())

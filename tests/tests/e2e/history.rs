@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use mesh_core::portal::store as st;
 use mesh_tests::liar::LyingPortal;
-use mesh_tests::{eventually, Device, PortalProc, RunningAgent, Scratch};
+use mesh_tests::{eventually, Backend, Device, PortalDb, PortalProc, RunningAgent, Scratch, Val};
 use serde_json::Value;
 
 const ADDR: &str = "alice@example.com";
@@ -38,24 +38,21 @@ struct World {
     olds: Olds,
 }
 
-fn entry(data: &std::path::Path, account: &str, store: &str, index: i64) -> Value {
-    let db = rusqlite::Connection::open(data.join("portal.sqlite")).expect("db");
-    let raw: String = db
-        .query_row(
-            "SELECT data FROM entries WHERE account = ?1 AND store = ?2 AND idx = ?3",
-            rusqlite::params![account, store, index],
-            |r| r.get(0),
-        )
-        .expect("entry");
+fn entry(db: &PortalDb, account: &str, store: &str, index: i64) -> Value {
+    let raw = db.row(
+        "SELECT data FROM entries WHERE account = $1 AND store = $2 AND idx = $3",
+        &[account.into(), store.into(), index.into()],
+    )[0]
+    .text();
     serde_json::from_str(&raw).expect("json")
 }
 
 /// An account with an administrator `a`, a revoked `phone` and a member
 /// `c` that syncs through the liar and has seen the revocation; then two
 /// changes (`c` has not seen them) that give it something to download.
-fn world(tag: &str) -> World {
+fn world(tag: &str, backend: Backend) -> World {
     let dir = Scratch::new(tag);
-    let portal = PortalProc::start(&dir.path("portal"));
+    let portal = PortalProc::on(backend, &dir.path("portal"));
     let liar = LyingPortal::start(&portal.url);
     let a = Device::new(&dir.0, "a");
     a.ok(&["device", "init", "--name", "laptop"]);
@@ -82,15 +79,12 @@ fn world(tag: &str) -> World {
         .trim()
         .to_string();
     z.ok(&["ssh", "principals", "zed"]);
-    let p = &portal.data;
-    let db = rusqlite::Connection::open(p.join("portal.sqlite")).expect("db");
-    let profile: String = db
-        .query_row(
-            "SELECT profile FROM accounts WHERE udf = ?1",
-            [&zudf],
-            |r| r.get(0),
-        )
-        .expect("profile");
+    let p = &portal.db;
+    let profile = p.row(
+        "SELECT profile FROM accounts WHERE udf = $1",
+        &[(&zudf).into()],
+    )[0]
+    .text();
     let olds = Olds {
         access1: entry(p, &udf, st::ACCESS, 1),
         device1: entry(p, &udf, st::DEVICE, 1),
@@ -357,9 +351,8 @@ fn lying(w: &World, txs: &'static [&'static str], lie: Lie) -> Arc<AtomicBool> {
     applied
 }
 
-#[test]
-fn a_lying_portal_is_refused_and_nothing_changes() {
-    let w = world("history-liar");
+fn a_lying_portal_is_refused_and_nothing_changes(backend: Backend) {
+    let w = world("history-liar", backend);
     let state = w.c.home.join("state.json");
     let mut count = 0;
     for (name, lie, want) in device_cases() {
@@ -572,9 +565,8 @@ fn servers_refuse(w: &World) -> usize {
 
 /// The daemon of a device that saw the revocation, lied to by Status and
 /// Download alike: it reports the refusal and keeps its state.
-#[test]
-fn the_daemon_refuses_a_rollback_and_keeps_its_state() {
-    let w = world("history-daemon");
+fn the_daemon_refuses_a_rollback_and_keeps_its_state(backend: Backend) {
+    let w = world("history-daemon", backend);
     let agent = RunningAgent::start(&w.c);
     let state = w.c.home.join("state.json");
     assert!(eventually(20, || w.c.json(&["agent", "status"])
@@ -625,10 +617,9 @@ fn the_daemon_refuses_a_rollback_and_keeps_its_state() {
 }
 
 /// Run SQL on the real portal's database (a portal whose storage was
-/// changed under it).
-fn edit(w: &World, sql: &str, params: &[&dyn rusqlite::ToSql]) {
-    let db = rusqlite::Connection::open(w.portal.data.join("portal.sqlite")).expect("db");
-    db.execute(sql, params).expect("edit");
+/// changed under it), on either backend.
+fn edit(w: &World, sql: &str, params: &[Val]) {
+    w.portal.db.execute(sql, params);
 }
 
 /// Every victim that saw the revocation refuses what the edited portal
@@ -671,43 +662,50 @@ fn victims_refuse(w: &World, cache: &PathBuf, want: &str) {
     assert_eq!(after, cached, "cache changed");
 }
 
-#[test]
-fn an_edited_database_cannot_undo_a_revocation() {
-    let w = world("history-db");
+fn an_edited_database_cannot_undo_a_revocation(backend: Backend) {
+    let w = world("history-db", backend);
     w.c.ok(&["sync"]);
     let _agent = RunningAgent::start(&w.c);
     let cache = w.dir.path("cache");
     mesh_account::store::make_private_dir(&cache).expect("cache dir");
     let keys = authorized_keys(&w, Some(&cache));
     assert_eq!(keys.lines().count(), 2, "{keys}");
-    let (udf, db) = (w.udf.as_str(), &w.portal.data);
+    let (udf, db) = (w.udf.as_str(), &w.portal.db);
     // Access 1: created, 2: phone, 3: tablet, 4: the revocation.
     let revoking = entry(db, udf, st::ACCESS, 4);
     let phone_active = entry(db, udf, st::ACCESS, 3);
 
     // The revoking entry removed from the database.
-    let del = "DELETE FROM entries WHERE account = ?1 AND store = 'Access' AND idx = 4";
-    edit(&w, del, &[&udf]);
+    let del = "DELETE FROM entries WHERE account = $1 AND store = 'Access' AND idx = 4";
+    edit(&w, del, &[udf.into()]);
     victims_refuse(&w, &cache, "rolled the Access store back to 3");
     // A fresh server (no cache) sees the checkpoint sign an entry that is gone.
     let o = authorized_keys_cmd(&w, None);
     assert!(!o.status.success() && o.stdout.is_empty());
     assert!(String::from_utf8_lossy(&o.stderr).contains("withheld"));
-    let ins = "INSERT INTO entries (account, store, idx, data) VALUES (?1, 'Access', ?2, ?3)";
-    edit(&w, ins, &[&udf, &4, &revoking.to_string()]);
+    let ins = "INSERT INTO entries (account, store, idx, data) VALUES ($1, 'Access', $2, $3)";
+    edit(
+        &w,
+        ins,
+        &[udf.into(), Val::Int(4), revoking.to_string().into()],
+    );
     assert!(eventually(20, || w.c.json(&["agent", "status"])
         ["last_error"]
         .is_null()));
 
     // An older entry (the phone still active) served as the latest.
-    edit(&w, ins, &[&udf, &5, &phone_active.to_string()]);
+    edit(
+        &w,
+        ins,
+        &[udf.into(), Val::Int(5), phone_active.to_string().into()],
+    );
     victims_refuse(&w, &cache, "refusing what the portal returned");
     let o = authorized_keys_cmd(&w, None);
     assert!(!o.status.success() && o.stdout.is_empty());
     edit(
         &w,
-        "DELETE FROM entries WHERE account = ?1 AND store = 'Access' AND idx = 5",
-        &[&udf],
+        "DELETE FROM entries WHERE account = $1 AND store = 'Access' AND idx = 5",
+        &[udf.into()],
     );
     // Restored, everyone reads on, and the phone stays revoked.
     w.c.ok(&["sync"]);
@@ -716,3 +714,9 @@ fn an_edited_database_cannot_undo_a_revocation() {
         .is_null()));
     assert_eq!(authorized_keys(&w, Some(&cache)).lines().count(), 2);
 }
+
+mesh_tests::on_both_backends!(
+    a_lying_portal_is_refused_and_nothing_changes,
+    the_daemon_refuses_a_rollback_and_keeps_its_state,
+    an_edited_database_cannot_undo_a_revocation,
+);

@@ -224,11 +224,10 @@ fn a_connect_for_no_account_costs_the_portal_no_nonce() {
 /// account past `--max-accounts`, a transaction past `--max-account-bytes`
 /// (nothing written), and at most 32 pending requests however many
 /// devices ask at once.
-#[test]
-fn the_portal_enforces_its_quotas_inside_each_transaction() {
+fn the_portal_enforces_its_quotas_inside_each_transaction(backend: mesh_tests::Backend) {
     let dir = Scratch::new("quotas");
     let data = dir.path("portal");
-    let portal = PortalProc::start_with(&data, &["--max-accounts", "1"]);
+    let portal = PortalProc::on_with(backend, &data, &["--max-accounts", "1"]);
     let a = Device::create_account(&dir.0, ADDR, &portal.url);
     let b = Device::new(&dir.0, "b");
     let e = b.fails(&[
@@ -277,20 +276,19 @@ fn the_portal_enforces_its_quotas_inside_each_transaction() {
 
     // The byte quota: the same portal again, its limit just above what the
     // account holds; the next administrator event does not fit.
-    let db = || rusqlite::Connection::open(data.join("portal.sqlite")).expect("db");
+    let db = portal.db.clone();
     let held = || -> (i64, i64) {
-        db().query_row(
+        let r = db.row(
             "SELECT bytes, (SELECT COUNT(*) FROM entries) FROM accounts",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .expect("bytes")
+            &[],
+        );
+        (r[0].int(), r[1].int())
     };
     let (bytes, entries) = held();
     let listen = portal.url.trim_start_matches("http://").to_string();
     portal.stop();
     let limit = (bytes + 200).to_string();
-    let _portal = PortalProc::start_on(&data, &listen, &["--max-account-bytes", &limit]);
+    let _portal = PortalProc::start_db(&db, &listen, &["--max-account-bytes", &limit]);
     let e = a.fails(&["ssh", "principals", "root", "alice"]);
     assert!(e.contains("would pass this portal's limit"), "{e}");
     assert_eq!(held(), (bytes, entries), "nothing was written");
@@ -316,3 +314,5 @@ fn slow_clients_are_cut_off() {
     // The portal serves on.
     Device::create_account(&dir.0, ADDR, &portal.url);
 }
+
+mesh_tests::on_both_backends!(the_portal_enforces_its_quotas_inside_each_transaction);

@@ -13,6 +13,7 @@ mod history;
 mod host;
 mod hostile;
 mod mail;
+mod multiproc;
 mod pgp;
 mod portal;
 mod smime;

@@ -5,7 +5,7 @@ use std::path::Path;
 use mesh_account::client::{sign_request, Client};
 use mesh_account::store::Store;
 use mesh_core::portal::{self as p, store as st};
-use mesh_tests::{Device, PortalProc, Scratch};
+use mesh_tests::{Backend, Device, PortalDb, PortalProc, Scratch, Val};
 
 const ADDR: &str = "alice@example.com";
 
@@ -73,10 +73,9 @@ fn secrets_of(d: &Device) -> mesh_account::store::Secrets {
         .expect("secrets")
 }
 
-#[test]
-fn create_connect_accept_pin_reject_revoke() {
+fn create_connect_accept_pin_reject_revoke(backend: Backend) {
     let dir = Scratch::new("life");
-    let portal = PortalProc::start(&dir.path("portal"));
+    let portal = PortalProc::on(backend, &dir.path("portal"));
     let (a, b) = account_with_member(&dir.0, &portal);
 
     // account show on both.
@@ -268,10 +267,9 @@ fn create_connect_accept_pin_reject_revoke() {
         .contains("not an administrator"));
 }
 
-#[test]
-fn escrow_and_recover() {
+fn escrow_and_recover(backend: Backend) {
     let dir = Scratch::new("escrow");
-    let portal = PortalProc::start(&dir.path("portal"));
+    let portal = PortalProc::on(backend, &dir.path("portal"));
     let (a, b) = account_with_member(&dir.0, &portal);
     let profile = a.json(&["account", "show"])["profile_udf"].clone();
     let shares = a.ok(&["account", "escrow", "--threshold", "2", "--shares", "3"]);
@@ -359,15 +357,12 @@ fn escrow_and_recover() {
 }
 
 /// Modify the payload of a stored entry: the signature no longer verifies.
-fn tamper(data: &Path, store: &str, index: i64) -> String {
-    let db = rusqlite::Connection::open(data.join("portal.sqlite")).expect("db");
-    let (account, raw): (String, String) = db
-        .query_row(
-            "SELECT account, data FROM entries WHERE store = ?1 AND idx = ?2",
-            rusqlite::params![store, index],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .expect("entry");
+fn tamper(db: &PortalDb, store: &str, index: i64) -> String {
+    let row = db.row(
+        "SELECT account, data FROM entries WHERE store = $1 AND idx = $2",
+        &[store.into(), index.into()],
+    );
+    let (account, raw) = (row[0].text(), row[1].text());
     let mut env: serde_json::Value = serde_json::from_str(&raw).expect("json");
     let payload = data_encoding::BASE64URL_NOPAD
         .decode(env["Payload"].as_str().expect("payload").as_bytes())
@@ -379,26 +374,27 @@ fn tamper(data: &Path, store: &str, index: i64) -> String {
         .encode(changed.as_bytes())
         .into();
     db.execute(
-        "UPDATE entries SET data = ?1 WHERE account = ?2 AND store = ?3 AND idx = ?4",
-        rusqlite::params![env.to_string(), account, store, index],
-    )
-    .expect("update");
+        "UPDATE entries SET data = $1 WHERE account = $2 AND store = $3 AND idx = $4",
+        &[
+            env.to_string().into(),
+            account.into(),
+            store.into(),
+            index.into(),
+        ],
+    );
     raw
 }
 
-fn restore(data: &Path, store: &str, index: i64, raw: &str) {
-    let db = rusqlite::Connection::open(data.join("portal.sqlite")).expect("db");
+fn restore(db: &PortalDb, store: &str, index: i64, raw: &str) {
     db.execute(
-        "UPDATE entries SET data = ?1 WHERE store = ?2 AND idx = ?3",
-        rusqlite::params![raw, store, index],
-    )
-    .expect("restore");
+        "UPDATE entries SET data = $1 WHERE store = $2 AND idx = $3",
+        &[raw.into(), store.into(), Val::Int(index)],
+    );
 }
 
-#[test]
-fn tampered_portal_entries_are_refused_and_nothing_is_lost() {
+fn tampered_portal_entries_are_refused_and_nothing_is_lost(backend: Backend) {
     let dir = Scratch::new("tamper");
-    let portal = PortalProc::start(&dir.path("portal"));
+    let portal = PortalProc::on(backend, &dir.path("portal"));
     let (a, b) = account_with_member(&dir.0, &portal);
     let c = Device::new(&dir.0, "c");
     let w = c.ok(&[
@@ -413,7 +409,7 @@ fn tampered_portal_entries_are_refused_and_nothing_is_lost() {
     a.ok(&["device", "accept", w.trim()]);
     // b has not seen the third access list yet; the portal's database is changed under it.
     let state_before = std::fs::read(b.home.join("state.json")).expect("state");
-    let raw = tamper(&portal.data, st::ACCESS, 3);
+    let raw = tamper(&portal.db, st::ACCESS, 3);
     let e = b.fails(&["sync"]);
     assert!(
         e.contains("refusing what the portal returned: Access entry 3"),
@@ -427,11 +423,11 @@ fn tampered_portal_entries_are_refused_and_nothing_is_lost() {
     );
     assert!(secrets_of(&b).activation_seed.is_some());
     // The same for a catalog entry, seen by a device syncing from scratch.
-    restore(&portal.data, st::ACCESS, 3, &raw);
-    let raw_dev = tamper(&portal.data, st::DEVICE, 3);
+    restore(&portal.db, st::ACCESS, 3, &raw);
+    let raw_dev = tamper(&portal.db, st::DEVICE, 3);
     let e = b.fails(&["sync"]);
     assert!(e.contains("Device entry 3"), "{e}");
-    restore(&portal.data, st::DEVICE, 3, &raw_dev);
+    restore(&portal.db, st::DEVICE, 3, &raw_dev);
     let out = b.ok(&["sync"]);
     assert!(out.contains("new device: tablet"), "{out}");
 }
@@ -442,10 +438,9 @@ fn keys_of(d: &Device) -> mesh_core::objects::DeviceKeys {
     mesh_account::state::device_keys(&store).expect("keys")
 }
 
-#[test]
-fn replays_revoked_devices_other_accounts_and_bad_input_are_refused() {
+fn replays_revoked_devices_other_accounts_and_bad_input_are_refused(backend: Backend) {
     let dir = Scratch::new("refuse");
-    let portal = PortalProc::start(&dir.path("portal"));
+    let portal = PortalProc::on(backend, &dir.path("portal"));
     let (a, b) = account_with_member(&dir.0, &portal);
     let other = Device::new(&dir.0, "other");
     let bob = other.json(&[
@@ -601,10 +596,9 @@ fn replays_revoked_devices_other_accounts_and_bad_input_are_refused() {
     }
 }
 
-#[test]
-fn two_administrators_writing_at_once_lose_no_update() {
+fn two_administrators_writing_at_once_lose_no_update(backend: Backend) {
     let dir = Scratch::new("concurrent");
-    let portal = PortalProc::start(&dir.path("portal"));
+    let portal = PortalProc::on(backend, &dir.path("portal"));
     let a = Device::new(&dir.0, "a");
     a.ok(&["account", "create", ADDR, "--portal", &portal.url]);
     let a2 = Device::new(&dir.0, "a2");
@@ -665,11 +659,10 @@ fn two_administrators_writing_at_once_lose_no_update() {
     assert_eq!(names.len(), 2 + 6);
 }
 
-#[test]
-fn request_wait_and_complete() {
+fn request_wait_and_complete(backend: Backend) {
     use std::io::BufRead;
     let dir = Scratch::new("wait");
-    let portal = PortalProc::start(&dir.path("portal"));
+    let portal = PortalProc::on(backend, &dir.path("portal"));
     let a = Device::new(&dir.0, "a");
     a.ok(&["account", "create", ADDR, "--portal", &portal.url]);
 
@@ -723,10 +716,9 @@ fn request_wait_and_complete() {
     assert_eq!(c.json(&["account", "show"])["membership"], "member");
 }
 
-#[test]
-fn unanswered_connection_requests_are_capped() {
+fn unanswered_connection_requests_are_capped(backend: Backend) {
     let dir = Scratch::new("flood");
-    let portal = PortalProc::start(&dir.path("portal"));
+    let portal = PortalProc::on(backend, &dir.path("portal"));
     let a = Device::new(&dir.0, "a");
     a.ok(&["account", "create", ADDR, "--portal", &portal.url]);
     std::env::set_var("MESH_KEYSTORE", "file");
@@ -747,3 +739,13 @@ fn unanswered_connection_requests_are_capped() {
     a.ok(&["device", "reject", &first]);
     extra.ok(&["device", "request", ADDR, "--portal", &portal.url]);
 }
+
+mesh_tests::on_both_backends!(
+    create_connect_accept_pin_reject_revoke,
+    escrow_and_recover,
+    tampered_portal_entries_are_refused_and_nothing_is_lost,
+    replays_revoked_devices_other_accounts_and_bad_input_are_refused,
+    two_administrators_writing_at_once_lose_no_update,
+    request_wait_and_complete,
+    unanswered_connection_requests_are_capped,
+);

@@ -1,9 +1,10 @@
-//! Portal storage: accounts and their append-only stores.
-//!
-//! The [`Storage`] trait is what the service needs; [`Sqlite`] is the
-//! embedded default (one file, WAL, every call one transaction). A
-//! PostgreSQL backend implements the same trait for deployments that
-//! outgrow one machine.
+//! The embedded store: one SQLite file in WAL mode. Every method is one
+//! transaction; writers take the write lock first (`BEGIN IMMEDIATE`), so
+//! quotas and store indices are checked and changed under it. A process
+//! killed at any point leaves each transaction whole or absent (SQLite's
+//! journal), and `synchronous = NORMAL` in WAL mode loses nothing a killed
+//! process acknowledged (only an operating-system crash can lose the last
+//! commits).
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -11,147 +12,9 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
-/// Storage errors.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum StorageError {
-    /// The database failed.
-    #[error("database: {0}")]
-    Db(#[from] rusqlite::Error),
-    /// A store moved on since the writer's index.
-    #[error("store {store} is at index {actual}, the writer expected {expected}")]
-    Conflict {
-        /// Store name.
-        store: String,
-        /// Writer's index.
-        expected: u64,
-        /// Actual index.
-        actual: u64,
-    },
-    /// The address or profile is bound already.
-    #[error("account {0} exists already")]
-    Exists(String),
-    /// A quota of the portal ([`Limits`]) would be exceeded.
-    #[error("{reason}")]
-    Quota {
-        /// The error code the client gets (`portal::code`).
-        code: &'static str,
-        /// What is full.
-        reason: String,
-    },
-}
-
-/// What one portal lets clients store: checked inside the transaction that
-/// would exceed it, so concurrent requests cannot pass it together.
-#[derive(Clone, Copy, Debug)]
-pub struct Limits {
-    /// Accounts (Bind is open to anyone).
-    pub max_accounts: u64,
-    /// Bytes of entries per account.
-    pub max_account_bytes: u64,
-    /// Unanswered connection requests per account.
-    pub max_pending: u64,
-}
-
-impl Default for Limits {
-    fn default() -> Limits {
-        Limits {
-            max_accounts: 100_000,
-            max_account_bytes: 256 << 20,
-            max_pending: mesh_core::portal::MAX_PENDING,
-        }
-    }
-}
-
-/// An account as stored.
-#[derive(Clone, Debug)]
-pub struct AccountRecord {
-    /// Profile UDF (primary key).
-    pub udf: String,
-    /// Address, lower case.
-    pub address: String,
-    /// The signed profile, JSON.
-    pub profile: String,
-}
-
-/// Entries to append to one store.
-#[derive(Clone, Debug)]
-pub struct Append {
-    /// Store name.
-    pub store: String,
-    /// Expected last index; `None` appends wherever the store is.
-    pub expected: Option<u64>,
-    /// Entries, JSON.
-    pub entries: Vec<String>,
-}
-
-/// What one store gave in a read.
-#[derive(Clone, Debug, Default)]
-pub struct StoreRead {
-    /// Entries (index, JSON), in index order.
-    pub entries: Vec<(u64, String)>,
-    /// More entries follow.
-    pub partial: bool,
-    /// The store's last index in the same snapshot.
-    pub last: u64,
-}
-
-/// A connection request as the portal keeps it for Complete.
-#[derive(Clone, Debug)]
-pub struct RequestRecord {
-    /// Account UDF.
-    pub account: String,
-    /// The key (KeyData JSON) that must sign Complete.
-    pub auth_key: String,
-    /// The signed RespondConnection, once answered.
-    pub response: Option<String>,
-}
-
-/// What the service needs from storage. Every method is one transaction.
-pub trait Storage: Send + Sync + 'static {
-    /// Create an account with its first entries.
-    fn bind(&self, account: &AccountRecord, first: &[Append]) -> Result<(), StorageError>;
-    /// Look up by address (any case).
-    fn account_by_address(&self, address: &str) -> Result<Option<AccountRecord>, StorageError>;
-    /// Look up by profile UDF.
-    fn account_by_udf(&self, udf: &str) -> Result<Option<AccountRecord>, StorageError>;
-    /// Last index of each store that has entries.
-    fn indices(&self, account: &str) -> Result<Vec<(String, u64)>, StorageError>;
-    /// Up to `limit` entries after the given index of each store, all read
-    /// in one snapshot (a reader checks them against each other: the
-    /// checkpoint against the stores it signs).
-    fn read(
-        &self,
-        account: &str,
-        select: &[(String, u64)],
-        limit: usize,
-    ) -> Result<Vec<StoreRead>, StorageError>;
-    /// The last index of a store; `None` when the account does not exist.
-    fn last_index(&self, account: &str, store: &str) -> Result<Option<u64>, StorageError>;
-    /// The last entry of a store.
-    fn last(&self, account: &str, store: &str) -> Result<Option<(u64, String)>, StorageError>;
-    /// Append to several stores, all or nothing; returns the new last indices.
-    /// `responses` index answers to connection requests by request id.
-    fn append(
-        &self,
-        account: &str,
-        updates: &[Append],
-        responses: &[(String, String)],
-    ) -> Result<Vec<(String, u64)>, StorageError>;
-    /// Record a connection request (and its Inbound entry) in one transaction.
-    fn add_request(
-        &self,
-        request_id: &str,
-        record: &RequestRecord,
-        inbound: &str,
-    ) -> Result<(), StorageError>;
-    /// A connection request.
-    fn request(&self, request_id: &str) -> Result<Option<RequestRecord>, StorageError>;
-    /// Connection requests of an account still waiting for an answer.
-    fn pending_requests(&self, account: &str) -> Result<u64, StorageError>;
-    /// Remember a nonce until `expires`; false if it was seen before.
-    fn use_nonce(&self, nonce: &str, now: u64, expires: u64) -> Result<bool, StorageError>;
-}
+use super::{
+    AccountRecord, Append, Limits, OpenError, RequestRecord, Storage, StorageError, StoreRead,
+};
 
 /// The embedded SQLite store: a small pool of connections to one WAL file.
 #[derive(Debug)]
@@ -161,8 +24,31 @@ pub struct Sqlite {
     limits: Limits,
 }
 
+/// The schema version this binary writes (`PRAGMA user_version`): 1 was
+/// the first file, 2 added per-account byte counts and the applied serials.
+pub(crate) const SCHEMA_VERSION: i64 = 2;
+
+/// Bring a file to [`SCHEMA_VERSION`]; refuse one a newer portal wrote.
+/// Idempotent: every step checks what is there first.
+fn migrate(c: &Connection) -> Result<(), OpenError> {
+    let version: i64 = c
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(StorageError::from)?;
+    if version > SCHEMA_VERSION {
+        return Err(OpenError::SchemaNewer {
+            found: version,
+            known: SCHEMA_VERSION,
+        });
+    }
+    c.execute_batch(SCHEMA).map_err(StorageError::from)?;
+    add_bytes(c)?;
+    c.pragma_update(None, "user_version", SCHEMA_VERSION)
+        .map_err(StorageError::from)?;
+    Ok(())
+}
+
 /// Databases made before per-account byte counts get the column, filled.
-fn migrate(c: &Connection) -> Result<(), StorageError> {
+fn add_bytes(c: &Connection) -> Result<(), StorageError> {
     let has: bool = c
         .prepare("SELECT 1 FROM pragma_table_info('accounts') WHERE name = 'bytes'")?
         .exists([])?;
@@ -202,21 +88,31 @@ CREATE TABLE IF NOT EXISTS nonces (
     expires INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS nonces_expires ON nonces (expires);
+CREATE TABLE IF NOT EXISTS applied (
+    account TEXT NOT NULL,
+    device TEXT NOT NULL,
+    serial INTEGER NOT NULL,
+    time INTEGER NOT NULL,
+    PRIMARY KEY (account, device)
+) WITHOUT ROWID;
 ";
 
 impl Sqlite {
-    /// Open (or create) `dir/portal.sqlite`.
-    pub fn open(dir: &Path) -> Result<Sqlite, StorageError> {
+    /// Open (or create) `dir/portal.sqlite`, migrating it.
+    pub fn open(dir: &Path) -> Result<Sqlite, OpenError> {
         let path = dir.join("portal.sqlite");
         let mut pool = Vec::new();
         for i in 0..4 {
-            let c = Connection::open(&path)?;
-            c.busy_timeout(Duration::from_secs(10))?;
-            c.pragma_update(None, "journal_mode", "WAL")?;
-            c.pragma_update(None, "synchronous", "NORMAL")?;
-            c.pragma_update(None, "foreign_keys", "ON")?;
+            let c = Connection::open(&path).map_err(StorageError::from)?;
+            c.busy_timeout(Duration::from_secs(10))
+                .map_err(StorageError::from)?;
+            c.pragma_update(None, "journal_mode", "WAL")
+                .map_err(StorageError::from)?;
+            c.pragma_update(None, "synchronous", "NORMAL")
+                .map_err(StorageError::from)?;
+            c.pragma_update(None, "foreign_keys", "ON")
+                .map_err(StorageError::from)?;
             if i == 0 {
-                c.execute_batch(SCHEMA)?;
                 migrate(&c)?;
             }
             pool.push(Mutex::new(c));
@@ -381,13 +277,15 @@ impl Storage for Sqlite {
 
     fn indices(&self, account: &str) -> Result<Vec<(String, u64)>, StorageError> {
         self.with(|c| {
-            let mut st = c.prepare_cached(
-                "SELECT store, MAX(idx) FROM entries WHERE account = ?1 GROUP BY store",
-            )?;
-            let rows = st.query_map(params![account], |r| {
-                Ok((r.get::<_, String>(0)?, u(r.get(1)?)))
-            })?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            let tx = c.transaction()?;
+            let mut out = Vec::new();
+            for store in mesh_core::portal::store::ALL {
+                let idx = last_index(&tx, account, store)?;
+                if idx > 0 {
+                    out.push((store.to_string(), idx));
+                }
+            }
+            Ok(out)
         })
     }
 
@@ -550,6 +448,41 @@ impl Storage for Sqlite {
             )?;
             tx.commit()?;
             Ok(n == 1)
+        })
+    }
+
+    fn set_applied(
+        &self,
+        account: &str,
+        device: &str,
+        serial: u64,
+        time: u64,
+    ) -> Result<(), StorageError> {
+        self.with(|c| {
+            // Most reports repeat the last one: read first, write only a change.
+            let had: Option<i64> = c
+                .prepare_cached("SELECT serial FROM applied WHERE account = ?1 AND device = ?2")?
+                .query_row(params![account, device], |r| r.get(0))
+                .optional()?;
+            if had != Some(i(serial)) {
+                c.prepare_cached(
+                    "INSERT INTO applied (account, device, serial, time) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (account, device) DO UPDATE SET serial = excluded.serial, time = excluded.time",
+                )?
+                .execute(params![account, device, i(serial), i(time)])?;
+            }
+            Ok(())
+        })
+    }
+
+    fn applied(&self, account: &str) -> Result<Vec<(String, u64, u64)>, StorageError> {
+        self.with(|c| {
+            let mut st =
+                c.prepare_cached("SELECT device, serial, time FROM applied WHERE account = ?1")?;
+            let rows = st.query_map(params![account], |r| {
+                Ok((r.get::<_, String>(0)?, u(r.get(1)?), u(r.get(2)?)))
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
     }
 }

@@ -1,0 +1,265 @@
+//! Portal storage: accounts and their append-only stores.
+//!
+//! The [`Storage`] trait is what the service needs. [`Sqlite`] is the
+//! embedded default (one file, WAL, every call one transaction);
+//! [`Postgres`] serves deployments with several portal processes on one
+//! database (replay detection, serial conflicts, quotas and change
+//! notifications then cross processes through the database).
+
+mod postgres;
+mod sqlite;
+
+pub use self::postgres::{redact, Postgres};
+pub use self::sqlite::Sqlite;
+
+/// Storage errors.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StorageError {
+    /// The database failed.
+    #[error("database: {0}")]
+    Db(DbError),
+    /// A store moved on since the writer's index.
+    #[error("store {store} is at index {actual}, the writer expected {expected}")]
+    Conflict {
+        /// Store name.
+        store: String,
+        /// Writer's index.
+        expected: u64,
+        /// Actual index.
+        actual: u64,
+    },
+    /// The address or profile is bound already.
+    #[error("account {0} exists already")]
+    Exists(String),
+    /// A quota of the portal ([`Limits`]) would be exceeded.
+    #[error("{reason}")]
+    Quota {
+        /// The error code the client gets (`portal::code`).
+        code: &'static str,
+        /// What is full.
+        reason: String,
+    },
+}
+
+/// What one portal lets clients store: checked inside the transaction that
+/// would exceed it, so concurrent requests cannot pass it together.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Accounts (Bind is open to anyone).
+    pub max_accounts: u64,
+    /// Bytes of entries per account.
+    pub max_account_bytes: u64,
+    /// Unanswered connection requests per account.
+    pub max_pending: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_accounts: 100_000,
+            max_account_bytes: 256 << 20,
+            max_pending: mesh_core::portal::MAX_PENDING,
+        }
+    }
+}
+
+/// An account as stored.
+#[derive(Clone, Debug)]
+pub struct AccountRecord {
+    /// Profile UDF (primary key).
+    pub udf: String,
+    /// Address, lower case.
+    pub address: String,
+    /// The signed profile, JSON.
+    pub profile: String,
+}
+
+/// Entries to append to one store.
+#[derive(Clone, Debug)]
+pub struct Append {
+    /// Store name.
+    pub store: String,
+    /// Expected last index; `None` appends wherever the store is.
+    pub expected: Option<u64>,
+    /// Entries, JSON.
+    pub entries: Vec<String>,
+}
+
+/// What one store gave in a read.
+#[derive(Clone, Debug, Default)]
+pub struct StoreRead {
+    /// Entries (index, JSON), in index order.
+    pub entries: Vec<(u64, String)>,
+    /// More entries follow.
+    pub partial: bool,
+    /// The store's last index in the same snapshot.
+    pub last: u64,
+}
+
+/// A connection request as the portal keeps it for Complete.
+#[derive(Clone, Debug)]
+pub struct RequestRecord {
+    /// Account UDF.
+    pub account: String,
+    /// The key (KeyData JSON) that must sign Complete.
+    pub auth_key: String,
+    /// The signed RespondConnection, once answered.
+    pub response: Option<String>,
+}
+
+/// What the service needs from storage. Every method is one transaction.
+pub trait Storage: Send + Sync + 'static {
+    /// Create an account with its first entries.
+    fn bind(&self, account: &AccountRecord, first: &[Append]) -> Result<(), StorageError>;
+    /// Look up by address (any case).
+    fn account_by_address(&self, address: &str) -> Result<Option<AccountRecord>, StorageError>;
+    /// Look up by profile UDF.
+    fn account_by_udf(&self, udf: &str) -> Result<Option<AccountRecord>, StorageError>;
+    /// Last index of each store that has entries (one indexed look-up per
+    /// store name, so its cost does not grow with the account).
+    fn indices(&self, account: &str) -> Result<Vec<(String, u64)>, StorageError>;
+    /// Up to `limit` entries after the given index of each store, all read
+    /// in one snapshot (a reader checks them against each other: the
+    /// checkpoint against the stores it signs).
+    fn read(
+        &self,
+        account: &str,
+        select: &[(String, u64)],
+        limit: usize,
+    ) -> Result<Vec<StoreRead>, StorageError>;
+    /// The last index of a store; `None` when the account does not exist.
+    fn last_index(&self, account: &str, store: &str) -> Result<Option<u64>, StorageError>;
+    /// The last entry of a store.
+    fn last(&self, account: &str, store: &str) -> Result<Option<(u64, String)>, StorageError>;
+    /// Append to several stores, all or nothing; returns the new last indices.
+    /// `responses` index answers to connection requests by request id.
+    fn append(
+        &self,
+        account: &str,
+        updates: &[Append],
+        responses: &[(String, String)],
+    ) -> Result<Vec<(String, u64)>, StorageError>;
+    /// Record a connection request (and its Inbound entry) in one transaction.
+    fn add_request(
+        &self,
+        request_id: &str,
+        record: &RequestRecord,
+        inbound: &str,
+    ) -> Result<(), StorageError>;
+    /// A connection request.
+    fn request(&self, request_id: &str) -> Result<Option<RequestRecord>, StorageError>;
+    /// Connection requests of an account still waiting for an answer.
+    fn pending_requests(&self, account: &str) -> Result<u64, StorageError>;
+    /// Remember a nonce until `expires`; false if it was seen before.
+    fn use_nonce(&self, nonce: &str, now: u64, expires: u64) -> Result<bool, StorageError>;
+    /// A device of `account` reports the access list serial it applied, at
+    /// `time` (kept once per serial: the time is when it first said so).
+    fn set_applied(
+        &self,
+        account: &str,
+        device: &str,
+        serial: u64,
+        time: u64,
+    ) -> Result<(), StorageError>;
+    /// What the devices of an account reported: (device UDF, serial, time).
+    fn applied(&self, account: &str) -> Result<Vec<(String, u64, u64)>, StorageError>;
+    /// Deliver the changes other processes make: `on_change(Some(account))`
+    /// after each of their commits that moves an account's stores, and
+    /// `on_change(None)` when some may have been missed (wake everyone).
+    /// The embedded store has no other writers, so the default does nothing.
+    fn listen(&self, on_change: ChangeFn) -> std::io::Result<()> {
+        let _ = on_change;
+        Ok(())
+    }
+}
+
+/// What [`Storage::listen`] calls.
+pub type ChangeFn = std::sync::Arc<dyn Fn(Option<&str>) + Send + Sync>;
+
+/// What the database driver said (either backend).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DbError {
+    /// SQLite.
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+    /// PostgreSQL.
+    #[error(transparent)]
+    Postgres(#[from] ::postgres::Error),
+}
+
+impl From<rusqlite::Error> for StorageError {
+    fn from(e: rusqlite::Error) -> StorageError {
+        StorageError::Db(DbError::Sqlite(e))
+    }
+}
+
+impl From<::postgres::Error> for StorageError {
+    fn from(e: ::postgres::Error) -> StorageError {
+        StorageError::Db(DbError::Postgres(e))
+    }
+}
+
+/// Why a store could not be opened: what the operator must fix.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// The database server did not answer (or refused the login).
+    #[error("cannot reach the database at {url}: {reason}")]
+    Unreachable {
+        /// The URL, its password elided.
+        url: String,
+        /// The driver's error and its causes.
+        reason: String,
+    },
+    /// The database was migrated by a newer portal.
+    #[error(
+        "the database's schema is version {found}; this mesh-portal knows versions up to {known}"
+    )]
+    SchemaNewer {
+        /// The database's version.
+        found: i64,
+        /// The newest this binary knows.
+        known: i64,
+    },
+    /// The URL is not one this portal takes.
+    #[error("{0}")]
+    BadUrl(String),
+    /// Opening or migrating failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+impl OpenError {
+    /// What the operator can do about it.
+    pub fn hint(&self) -> Option<&'static str> {
+        match self {
+            OpenError::Unreachable { .. } => Some(
+                "check that PostgreSQL runs and that --database names its host, port, user and database (postgres://USER@HOST:PORT/DB)",
+            ),
+            OpenError::SchemaNewer { .. } => Some(
+                "run the mesh-portal version that migrated this database, or a newer one; schemas are never migrated down",
+            ),
+            OpenError::BadUrl(_) => Some("give --database postgres://USER[:PASSWORD]@HOST[:PORT]/DB"),
+            OpenError::Storage(_) => None,
+        }
+    }
+}
+
+/// Where a portal keeps its data.
+#[derive(Clone, Debug)]
+pub enum Backend {
+    /// `DIR/portal.sqlite`.
+    Sqlite(std::path::PathBuf),
+    /// A PostgreSQL database URL.
+    Postgres(String),
+}
+
+/// Open the store a portal was given.
+pub fn open(backend: &Backend, limits: Limits) -> Result<std::sync::Arc<dyn Storage>, OpenError> {
+    Ok(match backend {
+        Backend::Sqlite(dir) => std::sync::Arc::new(Sqlite::open(dir)?.with_limits(limits)),
+        Backend::Postgres(url) => std::sync::Arc::new(Postgres::open(url)?.with_limits(limits)),
+    })
+}

@@ -1,0 +1,635 @@
+//! The PostgreSQL store, for several portal processes on one database.
+//!
+//! The processes share nothing but the database, so everything that must
+//! hold across them is decided inside it:
+//! - a write locks its account's row first (`SELECT … FOR UPDATE`), so the
+//!   writes of one account are serial whichever process makes them: the
+//!   expected indices, the byte quota and the pending-request cap are
+//!   checked and changed under that lock, with statements that (at READ
+//!   COMMITTED) see every transaction committed before it was taken;
+//! - account creation takes a transaction-scoped advisory lock, so the
+//!   account quota holds too;
+//! - nonces are a primary key: of two processes given the same request,
+//!   one inserts it and the other finds it;
+//! - a read of several stores is one REPEATABLE READ snapshot;
+//! - every write sends `NOTIFY mesh_change, '<account UDF>'` inside its
+//!   transaction (delivered on commit, never for a rolled-back one), and
+//!   each process LISTENs on a connection of its own to wake its held
+//!   long-polls; the serials devices applied are a table.
+//!
+//! Durability is PostgreSQL's: a transaction is acknowledged after its
+//! commit is flushed to the WAL, and a killed portal process leaves an
+//! open transaction to be rolled back by the server.
+//!
+//! The driver is the synchronous `postgres` crate (the trait is blocking
+//! and called through `spawn_blocking`); it speaks plain TCP or a Unix
+//! socket, without TLS: keep the database on loopback, a socket or a
+//! private network.
+
+use std::sync::{Condvar, Mutex};
+use std::time::Duration;
+
+use ::postgres::{Client, IsolationLevel, NoTls, Transaction};
+
+use super::{
+    AccountRecord, Append, ChangeFn, Limits, OpenError, RequestRecord, Storage, StorageError,
+    StoreRead,
+};
+
+/// Most connections one portal process opens (PostgreSQL's default
+/// `max_connections` is 100; several processes share it).
+const MAX_POOL: usize = 16;
+
+/// The channel of change notices; the payload is the account's UDF.
+const CHANNEL: &str = "mesh_change";
+
+/// The advisory lock taken while migrating and while creating an account
+/// (an arbitrary constant: "mesh" in ASCII).
+const LOCK_MIGRATE: i64 = 0x6d65_7368_0001;
+const LOCK_BIND: i64 = 0x6d65_7368_0002;
+
+/// The schema, one step per version; version N is `MIGRATIONS[N - 1]`.
+/// Each step runs once, in a transaction that also records it.
+const MIGRATIONS: &[&str] = &[
+    // 1: the tables the SQLite store has, under the same names.
+    "CREATE TABLE accounts (
+        udf TEXT PRIMARY KEY,
+        address TEXT NOT NULL UNIQUE,
+        profile TEXT NOT NULL,
+        bytes BIGINT NOT NULL DEFAULT 0
+    );
+    CREATE TABLE entries (
+        account TEXT NOT NULL,
+        store TEXT NOT NULL,
+        idx BIGINT NOT NULL,
+        data TEXT NOT NULL,
+        PRIMARY KEY (account, store, idx)
+    );
+    CREATE TABLE requests (
+        request_id TEXT PRIMARY KEY,
+        account TEXT NOT NULL,
+        auth_key TEXT NOT NULL,
+        response TEXT
+    );
+    CREATE INDEX requests_pending ON requests (account) WHERE response IS NULL;
+    CREATE TABLE nonces (
+        nonce TEXT PRIMARY KEY,
+        expires BIGINT NOT NULL
+    );
+    CREATE INDEX nonces_expires ON nonces (expires);
+    CREATE TABLE applied (
+        account TEXT NOT NULL,
+        device TEXT NOT NULL,
+        serial BIGINT NOT NULL,
+        time BIGINT NOT NULL,
+        PRIMARY KEY (account, device)
+    );",
+];
+
+/// The newest schema version this binary knows.
+pub(crate) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// A pool of connections to one PostgreSQL database.
+pub struct Postgres {
+    url: String,
+    pool: Mutex<Pool>,
+    freed: Condvar,
+    limits: Limits,
+}
+
+#[derive(Default)]
+struct Pool {
+    idle: Vec<Client>,
+    open: usize,
+}
+
+impl std::fmt::Debug for Postgres {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Postgres")
+            .field("url", &redact(&self.url))
+            .finish_non_exhaustive()
+    }
+}
+
+/// The URL without its password, for messages and logs.
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    match rest.split_once('@') {
+        Some((user, host)) if user.contains(':') => {
+            let name = user.split(':').next().unwrap_or_default();
+            format!("{scheme}://{name}:…@{host}")
+        }
+        _ => url.to_string(),
+    }
+}
+
+fn connect(url: &str) -> Result<Client, ::postgres::Error> {
+    let mut config: ::postgres::Config = url.parse()?;
+    config.connect_timeout(Duration::from_secs(10));
+    config.application_name("mesh-portal");
+    config.connect(NoTls)
+}
+
+impl Postgres {
+    /// Connect to `url` (`postgres://USER[:PASSWORD]@HOST[:PORT]/DB`) and
+    /// bring its schema to this binary's version.
+    pub fn open(url: &str) -> Result<Postgres, OpenError> {
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(OpenError::BadUrl(format!(
+                "{} is not a postgres:// URL",
+                redact(url)
+            )));
+        }
+        let mut c = connect(url).map_err(|e| {
+            let mut reason = e.to_string();
+            let mut cause = std::error::Error::source(&e);
+            while let Some(c) = cause {
+                reason.push_str(&format!(": {c}"));
+                cause = c.source();
+            }
+            OpenError::Unreachable {
+                url: redact(url),
+                reason,
+            }
+        })?;
+        migrate(&mut c)?;
+        Ok(Postgres {
+            url: url.to_string(),
+            pool: Mutex::new(Pool {
+                idle: vec![c],
+                open: 1,
+            }),
+            freed: Condvar::new(),
+            limits: Limits::default(),
+        })
+    }
+
+    /// The same store with other quotas.
+    pub fn with_limits(mut self, limits: Limits) -> Postgres {
+        self.limits = limits;
+        self
+    }
+
+    /// Run `f` on a pooled connection. A connection the server closed is
+    /// dropped and the next call opens a new one.
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&mut Client) -> Result<T, StorageError>,
+    ) -> Result<T, StorageError> {
+        let mut c = self.take()?;
+        let r = f(&mut c);
+        let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
+        if c.is_closed() {
+            pool.open -= 1;
+        } else {
+            pool.idle.push(c);
+        }
+        drop(pool);
+        self.freed.notify_one();
+        r
+    }
+
+    fn take(&self) -> Result<Client, StorageError> {
+        let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if let Some(c) = pool.idle.pop() {
+                return Ok(c);
+            }
+            if pool.open < MAX_POOL {
+                pool.open += 1;
+                drop(pool);
+                return connect(&self.url).map_err(|e| {
+                    let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
+                    pool.open -= 1;
+                    StorageError::from(e)
+                });
+            }
+            pool = self.freed.wait(pool).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    /// A write transaction (READ COMMITTED: each statement sees what was
+    /// committed before it; the account lock orders the writers).
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&mut Transaction<'_>) -> Result<T, StorageError>,
+    ) -> Result<T, StorageError> {
+        self.with(|c| {
+            let mut tx = c.transaction()?;
+            let v = f(&mut tx)?;
+            tx.commit()?;
+            Ok(v)
+        })
+    }
+}
+
+/// Create the tables, or bring them up to date; refuse a newer schema.
+/// Several processes starting at once migrate one after the other (an
+/// advisory lock), and a step already recorded is not run again.
+fn migrate(c: &mut Client) -> Result<(), OpenError> {
+    let mut tx = c.transaction().map_err(StorageError::from)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_MIGRATE])
+        .map_err(StorageError::from)?;
+    tx.batch_execute("CREATE TABLE IF NOT EXISTS mesh_schema (version BIGINT NOT NULL)")
+        .map_err(StorageError::from)?;
+    let version: i64 = tx
+        .query_opt("SELECT MAX(version) FROM mesh_schema", &[])
+        .map_err(StorageError::from)?
+        .and_then(|r| r.get::<_, Option<i64>>(0))
+        .unwrap_or(0);
+    if version > SCHEMA_VERSION {
+        return Err(OpenError::SchemaNewer {
+            found: version,
+            known: SCHEMA_VERSION,
+        });
+    }
+    for (n, step) in MIGRATIONS
+        .iter()
+        .enumerate()
+        .skip(usize::try_from(version).unwrap_or(0))
+    {
+        tx.batch_execute(step).map_err(StorageError::from)?;
+        let v = i64::try_from(n + 1).unwrap_or(i64::MAX);
+        tx.execute("INSERT INTO mesh_schema (version) VALUES ($1)", &[&v])
+            .map_err(StorageError::from)?;
+    }
+    tx.commit().map_err(StorageError::from)?;
+    Ok(())
+}
+
+fn u(i: i64) -> u64 {
+    u64::try_from(i).unwrap_or(0)
+}
+
+fn i(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn last_index(
+    c: &mut impl ::postgres::GenericClient,
+    account: &str,
+    store: &str,
+) -> Result<u64, StorageError> {
+    let row = c.query_one(
+        "SELECT MAX(idx) FROM entries WHERE account = $1 AND store = $2",
+        &[&account, &store],
+    )?;
+    Ok(row.get::<_, Option<i64>>(0).map(u).unwrap_or(0))
+}
+
+/// Lock the account's row for this transaction; returns its byte count.
+fn lock_account(tx: &mut Transaction<'_>, account: &str) -> Result<u64, StorageError> {
+    let row = tx.query_opt(
+        "SELECT bytes FROM accounts WHERE udf = $1 FOR UPDATE",
+        &[&account],
+    )?;
+    // An account that does not exist has no stores to write: the callers
+    // looked it up first, so this is a database that lost it meanwhile.
+    Ok(row.map(|r| u(r.get(0))).unwrap_or(0))
+}
+
+fn notify(tx: &mut Transaction<'_>, account: &str) -> Result<(), StorageError> {
+    tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &account])?;
+    Ok(())
+}
+
+fn append_in(
+    tx: &mut Transaction<'_>,
+    account: &str,
+    updates: &[Append],
+    max_bytes: u64,
+) -> Result<Vec<(String, u64)>, StorageError> {
+    let used = lock_account(tx, account)?;
+    let added: u64 = updates
+        .iter()
+        .flat_map(|u| &u.entries)
+        .map(|e| e.len() as u64)
+        .sum();
+    if used.saturating_add(added) > max_bytes {
+        return Err(StorageError::Quota {
+            code: mesh_core::portal::code::QUOTA_EXCEEDED,
+            reason: format!(
+                "the account holds {used} bytes; {added} more would pass this portal's limit of {max_bytes}"
+            ),
+        });
+    }
+    tx.execute(
+        "UPDATE accounts SET bytes = bytes + $2 WHERE udf = $1",
+        &[&account, &i(added)],
+    )?;
+    let insert =
+        tx.prepare("INSERT INTO entries (account, store, idx, data) VALUES ($1, $2, $3, $4)")?;
+    let mut out = Vec::new();
+    for up in updates {
+        let mut idx = last_index(tx, account, &up.store)?;
+        if let Some(expected) = up.expected {
+            if expected != idx {
+                return Err(StorageError::Conflict {
+                    store: up.store.clone(),
+                    expected,
+                    actual: idx,
+                });
+            }
+        }
+        for e in &up.entries {
+            idx += 1;
+            tx.execute(&insert, &[&account, &up.store, &i(idx), e])?;
+        }
+        out.push((up.store.clone(), idx));
+    }
+    notify(tx, account)?;
+    Ok(out)
+}
+
+fn account_of(r: &::postgres::Row) -> AccountRecord {
+    AccountRecord {
+        udf: r.get(0),
+        address: r.get(1),
+        profile: r.get(2),
+    }
+}
+
+impl Storage for Postgres {
+    fn bind(&self, account: &AccountRecord, first: &[Append]) -> Result<(), StorageError> {
+        self.write(|tx| {
+            // One account creation at a time across processes: the count is the quota.
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_BIND])?;
+            let exists = tx.query_opt(
+                "SELECT udf FROM accounts WHERE udf = $1 OR address = $2",
+                &[&account.udf, &account.address],
+            )?;
+            if exists.is_some() {
+                return Err(StorageError::Exists(account.address.clone()));
+            }
+            let n: i64 = tx.query_one("SELECT COUNT(*) FROM accounts", &[])?.get(0);
+            if u(n) >= self.limits.max_accounts {
+                return Err(StorageError::Quota {
+                    code: mesh_core::portal::code::QUOTA_EXCEEDED,
+                    reason: format!(
+                        "this portal holds its limit of {} accounts",
+                        self.limits.max_accounts
+                    ),
+                });
+            }
+            tx.execute(
+                "INSERT INTO accounts (udf, address, profile) VALUES ($1, $2, $3)",
+                &[&account.udf, &account.address, &account.profile],
+            )?;
+            append_in(tx, &account.udf, first, self.limits.max_account_bytes)?;
+            Ok(())
+        })
+    }
+
+    fn account_by_address(&self, address: &str) -> Result<Option<AccountRecord>, StorageError> {
+        let address = address.to_lowercase();
+        self.with(|c| {
+            Ok(c.query_opt(
+                "SELECT udf, address, profile FROM accounts WHERE address = $1",
+                &[&address],
+            )?
+            .map(|r| account_of(&r)))
+        })
+    }
+
+    fn account_by_udf(&self, udf: &str) -> Result<Option<AccountRecord>, StorageError> {
+        self.with(|c| {
+            Ok(c.query_opt(
+                "SELECT udf, address, profile FROM accounts WHERE udf = $1",
+                &[&udf],
+            )?
+            .map(|r| account_of(&r)))
+        })
+    }
+
+    fn indices(&self, account: &str) -> Result<Vec<(String, u64)>, StorageError> {
+        let stores: Vec<&str> = mesh_core::portal::store::ALL.to_vec();
+        self.with(|c| {
+            // One index probe per store name, in one statement (one snapshot).
+            let rows = c.query(
+                "SELECT s, (SELECT MAX(idx) FROM entries WHERE account = $1 AND store = s)
+                 FROM unnest($2::text[]) AS s",
+                &[&account, &stores],
+            )?;
+            Ok(rows
+                .iter()
+                .filter_map(|r| {
+                    let idx: Option<i64> = r.get(1);
+                    idx.map(|i| (r.get::<_, String>(0), u(i)))
+                })
+                .collect())
+        })
+    }
+
+    fn read(
+        &self,
+        account: &str,
+        select: &[(String, u64)],
+        limit: usize,
+    ) -> Result<Vec<StoreRead>, StorageError> {
+        self.with(|c| {
+            let mut tx = c
+                .build_transaction()
+                .isolation_level(IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()?;
+            let st = tx.prepare(
+                "SELECT idx, data FROM entries WHERE account = $1 AND store = $2 AND idx > $3 ORDER BY idx LIMIT $4",
+            )?;
+            let want = i64::try_from(limit + 1).unwrap_or(i64::MAX);
+            let mut out = Vec::with_capacity(select.len());
+            for (store, after) in select {
+                let rows = tx.query(&st, &[&account, store, &i(*after), &want])?;
+                let mut entries: Vec<(u64, String)> =
+                    rows.iter().map(|r| (u(r.get(0)), r.get(1))).collect();
+                let partial = entries.len() > limit;
+                entries.truncate(limit);
+                let last = last_index(&mut tx, account, store)?;
+                out.push(StoreRead {
+                    entries,
+                    partial,
+                    last,
+                });
+            }
+            tx.commit()?;
+            Ok(out)
+        })
+    }
+
+    fn last_index(&self, account: &str, store: &str) -> Result<Option<u64>, StorageError> {
+        self.with(|c| {
+            let row = c.query_opt(
+                "SELECT (SELECT MAX(idx) FROM entries WHERE account = $1 AND store = $2)
+                 FROM accounts WHERE udf = $1",
+                &[&account, &store],
+            )?;
+            Ok(row.map(|r| r.get::<_, Option<i64>>(0).map(u).unwrap_or(0)))
+        })
+    }
+
+    fn last(&self, account: &str, store: &str) -> Result<Option<(u64, String)>, StorageError> {
+        self.with(|c| {
+            Ok(c.query_opt(
+                "SELECT idx, data FROM entries WHERE account = $1 AND store = $2 ORDER BY idx DESC LIMIT 1",
+                &[&account, &store],
+            )?
+            .map(|r| (u(r.get(0)), r.get(1))))
+        })
+    }
+
+    fn append(
+        &self,
+        account: &str,
+        updates: &[Append],
+        responses: &[(String, String)],
+    ) -> Result<Vec<(String, u64)>, StorageError> {
+        self.write(|tx| {
+            let out = append_in(tx, account, updates, self.limits.max_account_bytes)?;
+            for (id, resp) in responses {
+                tx.execute(
+                    "UPDATE requests SET response = $2 WHERE request_id = $1 AND account = $3",
+                    &[id, resp, &account],
+                )?;
+            }
+            Ok(out)
+        })
+    }
+
+    fn add_request(
+        &self,
+        request_id: &str,
+        record: &RequestRecord,
+        inbound: &str,
+    ) -> Result<(), StorageError> {
+        self.write(|tx| {
+            // The account lock first: two processes cannot both see 31 pending.
+            lock_account(tx, &record.account)?;
+            let pending: i64 = tx
+                .query_one(
+                    "SELECT COUNT(*) FROM requests WHERE account = $1 AND response IS NULL",
+                    &[&record.account],
+                )?
+                .get(0);
+            if u(pending) >= self.limits.max_pending {
+                return Err(StorageError::Quota {
+                    code: mesh_core::portal::code::TOO_MANY_PENDING,
+                    reason: format!(
+                        "the account has {} unanswered connection requests; an administrator must accept or reject them first",
+                        self.limits.max_pending
+                    ),
+                });
+            }
+            tx.execute(
+                "INSERT INTO requests (request_id, account, auth_key, response) VALUES ($1, $2, $3, NULL)",
+                &[&request_id, &record.account, &record.auth_key],
+            )?;
+            append_in(
+                tx,
+                &record.account,
+                &[Append {
+                    store: mesh_core::portal::store::INBOUND.into(),
+                    expected: None,
+                    entries: vec![inbound.to_string()],
+                }],
+                self.limits.max_account_bytes,
+            )?;
+            Ok(())
+        })
+    }
+
+    fn request(&self, request_id: &str) -> Result<Option<RequestRecord>, StorageError> {
+        self.with(|c| {
+            Ok(c.query_opt(
+                "SELECT account, auth_key, response FROM requests WHERE request_id = $1",
+                &[&request_id],
+            )?
+            .map(|r| RequestRecord {
+                account: r.get(0),
+                auth_key: r.get(1),
+                response: r.get(2),
+            }))
+        })
+    }
+
+    fn pending_requests(&self, account: &str) -> Result<u64, StorageError> {
+        self.with(|c| {
+            let n: i64 = c
+                .query_one(
+                    "SELECT COUNT(*) FROM requests WHERE account = $1 AND response IS NULL",
+                    &[&account],
+                )?
+                .get(0);
+            Ok(u(n))
+        })
+    }
+
+    fn use_nonce(&self, nonce: &str, now: u64, expires: u64) -> Result<bool, StorageError> {
+        self.with(|c| {
+            // Two statements, each its own transaction: no lock is held
+            // across them, so processes cannot deadlock on the nonce table.
+            c.execute("DELETE FROM nonces WHERE expires < $1", &[&i(now)])?;
+            let n = c.execute(
+                "INSERT INTO nonces (nonce, expires) VALUES ($1, $2) ON CONFLICT (nonce) DO NOTHING",
+                &[&nonce, &i(expires)],
+            )?;
+            Ok(n == 1)
+        })
+    }
+
+    fn set_applied(
+        &self,
+        account: &str,
+        device: &str,
+        serial: u64,
+        time: u64,
+    ) -> Result<(), StorageError> {
+        self.with(|c| {
+            // The time is when the device first reported this serial.
+            c.execute(
+                "INSERT INTO applied (account, device, serial, time) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (account, device) DO UPDATE SET serial = excluded.serial, time = excluded.time
+                 WHERE applied.serial <> excluded.serial",
+                &[&account, &device, &i(serial), &i(time)],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn applied(&self, account: &str) -> Result<Vec<(String, u64, u64)>, StorageError> {
+        self.with(|c| {
+            Ok(c.query(
+                "SELECT device, serial, time FROM applied WHERE account = $1",
+                &[&account],
+            )?
+            .iter()
+            .map(|r| (r.get(0), u(r.get(1)), u(r.get(2))))
+            .collect())
+        })
+    }
+
+    fn listen(&self, on_change: ChangeFn) -> std::io::Result<()> {
+        let url = self.url.clone();
+        // Its own connection and thread: LISTEN holds the connection.
+        std::thread::Builder::new()
+            .name("mesh-portal-listen".into())
+            .spawn(move || loop {
+                if let Ok(mut c) = connect(&url) {
+                    if c.batch_execute(&format!("LISTEN {CHANNEL}")).is_ok() {
+                        // Changes made while not listening were missed.
+                        on_change(None);
+                        let mut notes = c.notifications();
+                        let mut it = notes.blocking_iter();
+                        while let Ok(Some(n)) =
+                            ::postgres::fallible_iterator::FallibleIterator::next(&mut it)
+                        {
+                            on_change(Some(n.payload()));
+                        }
+                    }
+                }
+                eprintln!("mesh-portal: the change listener lost the database; reconnecting");
+                std::thread::sleep(Duration::from_secs(1));
+            })
+            .map(|_| ())
+    }
+}

@@ -1,0 +1,434 @@
+//! Scale benchmark (issue 14, docs/BENCHMARKS.md "Scale"): accounts of N
+//! devices on each backend; for each, the time, bytes on the wire, HTTP
+//! requests and (PostgreSQL) SQL statements of
+//! (a) a device's sync when nothing changed, (b) a sync after one change,
+//! (c) `mesh ssh authorized-keys` cold and with its cache,
+//! (d) `mesh device revoke`, (e) the agent's idle quick check (one Status);
+//! then signed-request throughput on one and two portal processes.
+//!
+//! Run: `tests/bench/scale.sh` (sizes: `MESH_SCALE_SIZES=10,100`).
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use mesh_account as account;
+use mesh_account::client::Client;
+use mesh_account::store::Store;
+use mesh_core::objects::Role;
+use mesh_core::portal::{self as p, store as st};
+use mesh_tests::{Backend, PortalProc, Scratch};
+
+/// A TCP proxy that counts bytes both ways and HTTP requests.
+#[derive(Clone)]
+struct Meter {
+    url: String,
+    up: Arc<AtomicU64>,
+    down: Arc<AtomicU64>,
+    requests: Arc<AtomicU64>,
+}
+
+impl Meter {
+    fn start(target: &str) -> Meter {
+        let addr = target.trim_start_matches("http://").to_string();
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let m = Meter {
+            url: format!("http://{}", l.local_addr().expect("addr")),
+            up: Arc::default(),
+            down: Arc::default(),
+            requests: Arc::default(),
+        };
+        let mm = m.clone();
+        std::thread::spawn(move || {
+            for c in l.incoming().flatten() {
+                let Ok(s) = TcpStream::connect(&addr) else {
+                    continue;
+                };
+                let _ = (c.set_nodelay(true), s.set_nodelay(true));
+                let (c2, s2) = (c.try_clone().expect("clone"), s.try_clone().expect("clone"));
+                let (up, req) = (mm.up.clone(), mm.requests.clone());
+                std::thread::spawn(move || pipe(c, s, &up, Some(&req)));
+                let down = mm.down.clone();
+                std::thread::spawn(move || pipe(s2, c2, &down, None));
+            }
+        });
+        m
+    }
+
+    fn read(&self) -> (u64, u64, u64) {
+        (
+            self.up.load(Ordering::SeqCst),
+            self.down.load(Ordering::SeqCst),
+            self.requests.load(Ordering::SeqCst),
+        )
+    }
+}
+
+fn pipe(mut from: TcpStream, mut to: TcpStream, n: &AtomicU64, req: Option<&AtomicU64>) {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(k) => {
+                n.fetch_add(k as u64, Ordering::SeqCst);
+                if let Some(r) = req {
+                    let hits = buf[..k].windows(5).filter(|w| w == b"POST ").count();
+                    r.fetch_add(hits as u64, Ordering::SeqCst);
+                }
+                if to.write_all(&buf[..k]).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = to.shutdown(Shutdown::Write);
+}
+
+/// What one measured operation cost: median time, and per operation the
+/// bytes up and down, requests and statements.
+struct Cost {
+    median: Duration,
+    up: u64,
+    down: u64,
+    requests: u64,
+    statements: Option<u64>,
+}
+
+fn statements(backend: Backend) -> Option<u64> {
+    match backend {
+        Backend::Sqlite => None,
+        Backend::Postgres => mesh_tests::pg::server().map(|s| s.statements() as u64),
+    }
+}
+
+/// Run `op` `reps` times (each after `prepare`, untimed and unmetered).
+fn measure(
+    backend: Backend,
+    meter: &Meter,
+    reps: usize,
+    mut prepare: impl FnMut(usize),
+    mut op: impl FnMut(usize),
+) -> Cost {
+    let mut times = Vec::new();
+    let (mut up, mut down, mut reqs, mut stmts) = (0, 0, 0, 0);
+    for i in 0..reps {
+        prepare(i);
+        // Let the statements of the preparation reach the log.
+        std::thread::sleep(Duration::from_millis(50));
+        let (u0, d0, r0) = meter.read();
+        let s0 = statements(backend);
+        let t = Instant::now();
+        op(i);
+        times.push(t.elapsed());
+        std::thread::sleep(Duration::from_millis(50));
+        let (u1, d1, r1) = meter.read();
+        up += u1 - u0;
+        down += d1 - d0;
+        reqs += r1 - r0;
+        if let (Some(a), Some(b)) = (s0, statements(backend)) {
+            stmts += b - a;
+        }
+    }
+    times.sort();
+    let n = reps as u64;
+    Cost {
+        median: times[times.len() / 2],
+        up: up / n,
+        down: down / n,
+        requests: reqs / n,
+        statements: (backend == Backend::Postgres).then_some(stmts / n),
+    }
+}
+
+fn row(backend: Backend, devices: usize, what: &str, c: &Cost) {
+    println!(
+        "| {} | {devices} | {what} | {:.2} ms | {} | {} | {} | {} |",
+        match backend {
+            Backend::Sqlite => "SQLite",
+            Backend::Postgres => "PostgreSQL",
+        },
+        c.median.as_secs_f64() * 1000.0,
+        c.up,
+        c.down,
+        c.requests,
+        c.statements
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| "–".into())
+    );
+}
+
+fn mesh(home: &Path, args: &[&str]) -> String {
+    let o = std::process::Command::new(mesh_tests::workspace_bin("mesh"))
+        .arg("--home")
+        .arg(home)
+        .args(args)
+        .env("MESH_KEYSTORE", "file")
+        .output()
+        .expect("mesh");
+    assert!(
+        o.status.success(),
+        "mesh {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+const ADDR: &str = "scale@example.com";
+
+/// An account of `n` devices behind a meter: (admin home, probe home, other homes, profile UDF).
+fn account_of(dir: &Scratch, url: &str, n: usize) -> (PathBuf, PathBuf, Vec<PathBuf>, String) {
+    let host = mesh_agent::host();
+    let admin = dir.path("admin");
+    let udf = mesh(&admin, &["account", "create", ADDR, "--portal", url])
+        .trim()
+        .to_string();
+    let mut homes = Vec::new();
+    let started = Instant::now();
+    for i in 1..n {
+        let home = dir.path(&format!("d{i}"));
+        let mut s = Store::open(&home, true).expect("store");
+        let r = account::join::request(&mut s, ADDR, url, Some(&format!("d{i}")), None)
+            .expect("request");
+        let mut a = Store::open(&admin, false).expect("admin");
+        account::admin::accept(&mut a, &host, &r.request_id, &[Role::Ssh]).expect("accept");
+        if i == 1 {
+            account::sync::sync(&mut s, &host).expect("probe completes");
+        }
+        homes.push(home);
+        if i % 100 == 0 {
+            eprintln!("  {i} devices, {:.0} s", started.elapsed().as_secs_f64());
+        }
+    }
+    let probe = homes.remove(0);
+    // The probe catches up once (the whole history), then is current.
+    let t = Instant::now();
+    let mut s = Store::open(&probe, false).expect("probe");
+    account::sync::sync(&mut s, &host).expect("probe sync");
+    eprintln!(
+        "  account of {n} devices made in {:.1} s; the probe caught up in {:.2} s",
+        started.elapsed().as_secs_f64(),
+        t.elapsed().as_secs_f64()
+    );
+    (admin, probe, homes, udf)
+}
+
+fn scale(backend: Backend, n: usize) {
+    let dir = Scratch::new("scale");
+    let portal = PortalProc::on(backend, &dir.path("portal"));
+    let meter = Meter::start(&portal.url);
+    let (admin, probe, others, udf) = account_of(&dir, &meter.url, n);
+    let host = mesh_agent::host();
+
+    // (a) nothing changed.
+    let c = measure(
+        backend,
+        &meter,
+        20,
+        |_| {},
+        |_| {
+            let mut s = Store::open(&probe, false).expect("probe");
+            account::sync::sync(&mut s, &host).expect("sync");
+        },
+    );
+    row(backend, n, "(a) sync, nothing changed", &c);
+    // (b) one change (the administrator sets the ssh login names).
+    let c = measure(
+        backend,
+        &meter,
+        5,
+        |i| {
+            mesh(&admin, &["ssh", "principals", &format!("user{i}")]);
+        },
+        |_| {
+            let mut s = Store::open(&probe, false).expect("probe");
+            account::sync::sync(&mut s, &host).expect("sync");
+        },
+    );
+    row(backend, n, "(b) sync after one change", &c);
+    // (c) authorized-keys, cold then cached.
+    let cache = dir.path("cache");
+    mesh_account::store::make_private_dir(&cache).expect("cache");
+    let cache_s = cache.display().to_string();
+    let ak = |with_cache: bool| {
+        let mut args = vec![
+            "ssh",
+            "authorized-keys",
+            "--account",
+            &udf,
+            "--portal",
+            &meter.url,
+        ];
+        if with_cache {
+            args.extend(["--cache", &cache_s]);
+        }
+        let out = mesh(&admin, &args);
+        assert!(out.lines().count() >= n.min(2), "{out}");
+    };
+    let c = measure(backend, &meter, 5, |_| {}, |_| ak(false));
+    row(backend, n, "(c) ssh authorized-keys, cold", &c);
+    ak(true);
+    let c = measure(backend, &meter, 10, |_| {}, |_| ak(true));
+    row(backend, n, "(c) ssh authorized-keys, cached", &c);
+    // (d) revoke (three devices that never synced).
+    let names: Vec<String> = others
+        .iter()
+        .rev()
+        .take(3)
+        .map(|h| {
+            h.file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        })
+        .collect();
+    let c = measure(
+        backend,
+        &meter,
+        names.len(),
+        |_| {},
+        |i| {
+            mesh(&admin, &["device", "revoke", &names[i]]);
+        },
+    );
+    row(backend, n, "(d) device revoke", &c);
+    {
+        let mut s = Store::open(&probe, false).expect("probe");
+        account::sync::sync(&mut s, &host).expect("sync");
+    }
+    // (e) the agent's idle quick check.
+    let view = {
+        let s = Store::open(&probe, false).expect("probe");
+        account::sync::quick_view(&s).expect("view")
+    };
+    let c = measure(
+        backend,
+        &meter,
+        50,
+        |_| {},
+        |_| {
+            assert!(!view.changed(0).expect("status"));
+        },
+    );
+    row(backend, n, "(e) agent quick check (Status)", &c);
+}
+
+/// Signed Downloads (what a sync sends when nothing changed) from
+/// `clients` threads, spread over `urls`; returns requests per second.
+fn throughput(urls: &[String], devices: &[PathBuf], clients: usize) -> f64 {
+    let per_client = 300;
+    let barrier = Arc::new(Barrier::new(clients + 1));
+    let handles: Vec<_> = (0..clients)
+        .map(|i| {
+            let home = devices[i % devices.len()].clone();
+            let url = urls[i % urls.len()].clone();
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                let store = Store::open(&home, false).expect("store");
+                let a = account::account(&store).expect("account");
+                let keys = account::state::device_keys(&store).expect("keys");
+                let dev = store.state().device.as_ref().expect("device").udf.clone();
+                let select: Vec<p::StoreIndex> = [st::ACCESS, st::DEVICE, st::APPLICATION]
+                    .iter()
+                    .map(|s| p::StoreIndex {
+                        store: s.to_string(),
+                        index: a.indices.get(*s).copied().unwrap_or(0),
+                    })
+                    .collect();
+                let body = serde_json::to_value(p::DownloadRequest { select }).expect("json");
+                let client = Client::new(&url).expect("client");
+                barrier.wait();
+                for _ in 0..per_client {
+                    let _: p::DownloadResponse = client
+                        .signed(
+                            p::tx::DOWNLOAD,
+                            &a.profile_udf,
+                            &dev,
+                            body.clone(),
+                            &keys.authenticate,
+                        )
+                        .expect("download");
+                }
+            })
+        })
+        .collect();
+    barrier.wait();
+    let t = Instant::now();
+    for h in handles {
+        h.join().expect("client");
+    }
+    (clients * per_client) as f64 / t.elapsed().as_secs_f64()
+}
+
+fn throughputs(backend: Backend) {
+    let dir = Scratch::new("scale-tp");
+    let portal = PortalProc::on(backend, &dir.path("portal"));
+    let (_, probe, _, _) = account_of(&dir, &portal.url, 9);
+    let mut devices = vec![probe];
+    // Eight synced devices for the clients.
+    let host = mesh_agent::host();
+    for i in 0..7 {
+        let home = dir.path(&format!("t{i}"));
+        let mut s = Store::open(&home, true).expect("store");
+        let r = account::join::request(&mut s, ADDR, &portal.url, Some(&format!("t{i}")), None)
+            .expect("request");
+        let mut a = Store::open(&dir.path("admin"), false).expect("admin");
+        account::admin::accept(&mut a, &host, &r.request_id, &[Role::Ssh]).expect("accept");
+        account::sync::sync(&mut s, &host).expect("sync");
+        devices.push(home);
+    }
+    for d in &devices {
+        let mut s = Store::open(d, false).expect("store");
+        account::sync::sync(&mut s, &host).expect("sync");
+    }
+    let one = [portal.url.clone()];
+    for clients in [1, 8, 32] {
+        let r = throughput(&one, &devices, clients);
+        println!(
+            "| {:?} | 1 process | {clients} clients | {r:.0} req/s |",
+            backend
+        );
+    }
+    if backend == Backend::Postgres {
+        let second = PortalProc::start_db(&portal.db, "127.0.0.1:0", &[]);
+        let two = [portal.url.clone(), second.url.clone()];
+        for clients in [8, 32] {
+            let r = throughput(&two, &devices, clients);
+            println!(
+                "| {:?} | 2 processes | {clients} clients | {r:.0} req/s |",
+                backend
+            );
+        }
+    }
+}
+
+fn main() {
+    std::env::set_var("MESH_KEYSTORE", "file");
+    let sizes: Vec<usize> = std::env::var("MESH_SCALE_SIZES")
+        .unwrap_or_else(|_| "10,100".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let mut backends = vec![Backend::Sqlite];
+    if Backend::postgres_available() {
+        backends.push(Backend::Postgres);
+    }
+    if std::env::var_os("MESH_SCALE_SKIP_OPS").is_none() {
+        println!("| backend | devices | operation | median | bytes up | bytes down | requests | SQL statements |");
+        println!("|---|---|---|---|---|---|---|---|");
+        for &n in &sizes {
+            for &b in &backends {
+                scale(b, n);
+            }
+        }
+    }
+    if std::env::var_os("MESH_SCALE_SKIP_THROUGHPUT").is_none() {
+        println!();
+        println!("| backend | processes | clients | signed Downloads |");
+        println!("|---|---|---|---|");
+        for &b in &backends {
+            throughputs(b);
+        }
+    }
+}
