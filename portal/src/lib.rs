@@ -12,6 +12,7 @@ mod history;
 pub mod limits;
 pub mod server;
 pub mod storage;
+mod stores;
 pub mod watch;
 
 use std::net::SocketAddr;

@@ -19,7 +19,7 @@ use mesh_core::portal::{self as p, code, store, tx, AccessList, DeviceState, Err
 use mesh_core::{b64, pin, udf};
 use rand_core::{OsRng, RngCore};
 
-use crate::storage::{AccountRecord, Append, RequestRecord, Storage, StorageError};
+use crate::storage::{AccountRecord, RequestRecord, Storage, StorageError};
 
 /// Shared service state.
 #[derive(Clone)]
@@ -51,9 +51,9 @@ pub fn router(storage: Arc<dyn Storage>, request_timeout: std::time::Duration) -
         .route("/mesh/v1/Connect", post(connect))
         .route("/mesh/v1/Complete", post(complete))
         .route("/mesh/v1/Status", post(crate::watch::status))
-        .route("/mesh/v1/Download", post(download))
-        .route("/mesh/v1/Transact", post(transact))
-        .route("/mesh/v1/Public", post(public))
+        .route("/mesh/v1/Download", post(crate::stores::download))
+        .route("/mesh/v1/Transact", post(crate::stores::transact))
+        .route("/mesh/v1/Public", post(crate::stores::public))
         .layer(DefaultBodyLimit::max(p::MAX_BODY))
         .layer(axum::middleware::from_fn(move |req, next| {
             crate::limits::deadline(req, next, request_timeout)
@@ -69,7 +69,7 @@ pub fn router(storage: Arc<dyn Storage>, request_timeout: std::time::Duration) -
 /// revoked device asks).
 #[derive(Debug)]
 pub struct ApiError {
-    status: StatusCode,
+    pub(crate) status: StatusCode,
     body: Box<ErrorBody>,
 }
 
@@ -165,7 +165,10 @@ pub(crate) fn from_value<T: serde::de::DeserializeOwned>(
 const MAX_NONCE: usize = 32;
 
 /// Parse a signed request, check its transaction and its time.
-fn open_request(body: &[u8], transaction: &str) -> Result<(Signed, p::Request), ApiError> {
+pub(crate) fn open_request(
+    body: &[u8],
+    transaction: &str,
+) -> Result<(Signed, p::Request), ApiError> {
     let env: Signed = parse("request envelope", body)?;
     let req: p::Request = env
         .unverified_object("request")
@@ -200,7 +203,7 @@ fn open_request(body: &[u8], transaction: &str) -> Result<(Signed, p::Request), 
     Ok((env, req))
 }
 
-async fn check_nonce(st: &AppState, req: &p::Request) -> Result<(), ApiError> {
+pub(crate) async fn check_nonce(st: &AppState, req: &p::Request) -> Result<(), ApiError> {
     let s = st.storage.clone();
     let nonce = req.nonce.clone();
     let t = now();
@@ -219,9 +222,9 @@ async fn check_nonce(st: &AppState, req: &p::Request) -> Result<(), ApiError> {
 /// The account a member request is for, with its profile and access list.
 pub(crate) struct Member {
     pub(crate) account: AccountRecord,
-    profile: ProfileAccount,
-    access: AccessList,
-    access_index: u64,
+    pub(crate) profile: ProfileAccount,
+    pub(crate) access: AccessList,
+    pub(crate) access_index: u64,
     pub(crate) device: p::AccessEntry,
 }
 
@@ -234,7 +237,7 @@ struct AccountView {
     access_index: u64,
 }
 
-async fn load_account(
+pub(crate) async fn load_account(
     st: &AppState,
     udf_: &str,
 ) -> Result<(AccountRecord, ProfileAccount, Signed, AccessList, u64), ApiError> {
@@ -352,73 +355,6 @@ pub(crate) fn json<T: serde::Serialize>(v: &T) -> ApiResult {
     Ok(Json(serde_json::to_value(v).unwrap_or_default()).into_response())
 }
 
-/// Check one envelope an administrator appends, and note responses to index.
-fn check_append(
-    profile: &ProfileAccount,
-    store_name: &str,
-    env: &Signed,
-    prev_access: &mut Option<AccessList>,
-    responses: &mut Vec<(String, String)>,
-) -> Result<(), ApiError> {
-    let admin = [profile.administrator_signature.key];
-    match store_name {
-        store::ACCESS => {
-            let a = AccessList::verify(env, profile)
-                .map_err(|e| ApiError::forbidden(format!("access list: {e}")))?;
-            let want = prev_access.as_ref().map(|p| p.serial + 1).unwrap_or(1);
-            if let Some(prev) = prev_access.as_ref().filter(|_| a.serial == want) {
-                prev.check_successor(&a)
-                    .map_err(|e| ApiError::forbidden(format!("access list: {e}")))?;
-            }
-            if a.serial != want {
-                // A writer that built on an older list: the same as a stale index.
-                return Err(ApiError::new(
-                    StatusCode::CONFLICT,
-                    code::CONFLICT,
-                    format!(
-                        "access list serial {} does not follow the current list ({want} expected)",
-                        a.serial
-                    ),
-                ));
-            }
-            *prev_access = Some(a);
-        }
-        // Checked as a whole by `history::check`.
-        store::CHECKPOINT => {}
-        store::DEVICE | store::APPLICATION | store::PUBLISHED | store::LOCAL => {
-            env.verify(&env.content_type, &admin)
-                .map_err(|e| ApiError::forbidden(format!("{store_name} entry: {e}")))?;
-            if store_name == store::LOCAL && env.content_type == p::ct::RESPOND_CONNECTION {
-                let r: p::RespondConnection = env
-                    .unverified_object("response")
-                    .map_err(|e| ApiError::bad(e.to_string()))?;
-                responses.push((r.request_id, serde_json::to_string(env).unwrap_or_default()));
-            }
-        }
-        other => {
-            return Err(ApiError::forbidden(format!(
-                "devices cannot write the {other} store"
-            )))
-        }
-    }
-    Ok(())
-}
-
-fn to_appends(updates: &[p::StoreUpdate]) -> Vec<Append> {
-    updates
-        .iter()
-        .map(|u| Append {
-            store: u.store.clone(),
-            expected: Some(u.expected),
-            entries: u
-                .envelopes
-                .iter()
-                .map(|e| serde_json::to_string(e).unwrap_or_default())
-                .collect(),
-        })
-        .collect()
-}
-
 async fn bind(State(st): State<AppState>, body: Bytes) -> ApiResult {
     let (env, req) = open_request(&body, tx::BIND)?;
     let b: p::BindRequest = from_value("bind request", &req.body)?;
@@ -441,7 +377,7 @@ async fn bind(State(st): State<AppState>, body: Bytes) -> ApiResult {
             return Err(ApiError::bad("a new account's stores start at index 0"));
         }
         for e in &u.envelopes {
-            check_append(&profile, &u.store, e, &mut prev, &mut responses)?;
+            crate::stores::check_append(&profile, &u.store, e, &mut prev, &mut responses)?;
         }
     }
     // The signer must be an administrator the first access list names.
@@ -461,7 +397,7 @@ async fn bind(State(st): State<AppState>, body: Bytes) -> ApiResult {
         address: profile.account_address.to_lowercase(),
         profile: serde_json::to_string(&b.profile).unwrap_or_default(),
     };
-    let appends = to_appends(&b.updates);
+    let appends = crate::stores::to_appends(&b.updates);
     let s = st.storage.clone();
     let account_udf = rec.udf.clone();
     blocking(move || s.bind(&rec, &appends)).await?;
@@ -612,216 +548,4 @@ async fn complete(State(st): State<AppState>, body: Bytes) -> ApiResult {
         }
     };
     json(&resp)
-}
-
-async fn read_stores(
-    st: &AppState,
-    account: &str,
-    select: &[p::StoreIndex],
-) -> Result<Vec<p::StoreEntries>, ApiError> {
-    let select: Vec<(String, u64)> = select
-        .iter()
-        .take(store::ALL.len())
-        .map(|s| (s.store.clone(), s.index))
-        .collect();
-    let s = st.storage.clone();
-    let a = account.to_string();
-    let names: Vec<String> = select.iter().map(|(n, _)| n.clone()).collect();
-    let reads = blocking(move || s.read(&a, &select, p::MAX_RESULTS)).await?;
-    Ok(names
-        .into_iter()
-        .zip(reads)
-        .map(|(store, r)| p::StoreEntries {
-            store,
-            entries: r
-                .entries
-                .into_iter()
-                .map(|(index, data)| p::Entry {
-                    index,
-                    envelope: serde_json::from_str(&data).unwrap_or(serde_json::Value::Null),
-                })
-                .collect(),
-            partial: r.partial,
-            last: r.last,
-        })
-        .collect())
-}
-
-async fn download(State(st): State<AppState>, body: Bytes) -> ApiResult {
-    let (m, req) = match member(&st, &body, tx::DOWNLOAD).await {
-        Ok(v) => v,
-        Err(e) if e.status == StatusCode::FORBIDDEN => {
-            return recover_download(&st, &body, e).await
-        }
-        Err(e) => return Err(e),
-    };
-    let d: p::DownloadRequest = from_value("download request", &req.body)?;
-    for sel in &d.select {
-        if !store::ALL.contains(&sel.store.as_str()) {
-            return Err(ApiError::bad(format!("no store {}", sel.store)));
-        }
-        let admin_only = sel.store == store::INBOUND || sel.store == store::LOCAL;
-        if admin_only && !m.device.roles.contains(&Role::Admin) {
-            return Err(ApiError::forbidden(format!(
-                "only administrators read the {} spool",
-                sel.store
-            )));
-        }
-    }
-    let updates = read_stores(&st, &m.account.udf, &d.select).await?;
-    let profile: Signed = parse("stored profile", m.account.profile.as_bytes())?;
-    json(&p::DownloadResponse { profile, updates })
-}
-
-async fn transact(State(st): State<AppState>, body: Bytes) -> ApiResult {
-    let (m, req) = match member(&st, &body, tx::TRANSACT).await {
-        Ok(v) => v,
-        Err(e) if e.status == StatusCode::FORBIDDEN => {
-            return recover_transact(&st, &body, e).await
-        }
-        Err(e) => return Err(e),
-    };
-    if !m.device.roles.contains(&Role::Admin) {
-        return Err(ApiError::forbidden(
-            "only administrators write the account's stores",
-        ));
-    }
-    let t: p::TransactRequest = from_value("transact request", &req.body)?;
-    apply(
-        &st,
-        &m.account,
-        &m.profile,
-        Some((m.access, m.access_index)),
-        &t,
-    )
-    .await
-}
-
-/// Recovery: a device that is not (or no longer) in the access list may
-/// write when the transaction carries the next access list, signed by the
-/// administrator key, naming it an active administrator. Only a holder of
-/// the account seed can produce that.
-async fn recover_transact(st: &AppState, body: &[u8], original: ApiError) -> ApiResult {
-    let (env, req) = open_request(body, tx::TRANSACT)?;
-    let (account, profile, _, access, access_index) = load_account(st, &req.account).await?;
-    let t: p::TransactRequest = from_value("transact request", &req.body)?;
-    let next = t
-        .updates
-        .iter()
-        .filter(|u| u.store == store::ACCESS)
-        .flat_map(|u| u.envelopes.iter())
-        .next_back()
-        .and_then(|e| AccessList::verify(e, &profile).ok());
-    let Some(next) = next else {
-        return Err(original);
-    };
-    let entry = next
-        .device(&req.device)
-        .filter(|d| d.state == DeviceState::Active && d.roles.contains(&Role::Admin))
-        .cloned();
-    let Some(entry) = entry else {
-        return Err(original);
-    };
-    env.verify(p::ct::REQUEST, &[entry.authentication.key])
-        .map_err(|e| ApiError::auth(e.to_string()))?;
-    check_nonce(st, &req).await?;
-    apply(st, &account, &profile, Some((access, access_index)), &t).await
-}
-
-/// Recovery: a device that is not (or no longer) in the access list may
-/// read every store when its request is signed by the account's
-/// administrator key, so that it can make the recovery one transaction
-/// with every channel's entries. Only a holder of the account seed can
-/// sign so.
-async fn recover_download(st: &AppState, body: &[u8], original: ApiError) -> ApiResult {
-    let (env, req) = open_request(body, tx::DOWNLOAD)?;
-    let (account, profile, _, _, _) = load_account(st, &req.account).await?;
-    if env
-        .verify(p::ct::REQUEST, &[profile.administrator_signature.key])
-        .is_err()
-    {
-        return Err(original);
-    }
-    check_nonce(st, &req).await?;
-    let d: p::DownloadRequest = from_value("download request", &req.body)?;
-    if let Some(sel) = d
-        .select
-        .iter()
-        .find(|s| !store::ALL.contains(&s.store.as_str()))
-    {
-        return Err(ApiError::bad(format!("no store {}", sel.store)));
-    }
-    let updates = read_stores(st, &account.udf, &d.select).await?;
-    let profile: Signed = parse("stored profile", account.profile.as_bytes())?;
-    json(&p::DownloadResponse { profile, updates })
-}
-
-async fn apply(
-    st: &AppState,
-    account: &AccountRecord,
-    profile: &ProfileAccount,
-    access: Option<(AccessList, u64)>,
-    t: &p::TransactRequest,
-) -> ApiResult {
-    if t.updates.len() > store::ALL.len()
-        || t.updates.iter().map(|u| u.envelopes.len()).sum::<usize>() > p::MAX_UPDATES
-    {
-        return Err(ApiError::bad(format!(
-            "at most {} entries per transaction",
-            p::MAX_UPDATES
-        )));
-    }
-    let mut prev = access.map(|(a, _)| a);
-    let mut responses = Vec::new();
-    for u in &t.updates {
-        for e in &u.envelopes {
-            check_append(profile, &u.store, e, &mut prev, &mut responses)?;
-        }
-    }
-    crate::history::check(st, Some(&account.udf), profile, &t.updates).await?;
-    let appends = to_appends(&t.updates);
-    let s = st.storage.clone();
-    let a = account.udf.clone();
-    let idx = blocking(move || s.append(&a, &appends, &responses)).await?;
-    st.watch.changed(&account.udf);
-    json(&p::TransactResponse {
-        stores: idx
-            .into_iter()
-            .map(|(store, index)| p::StoreIndex { store, index })
-            .collect(),
-    })
-}
-
-async fn public(State(st): State<AppState>, body: Bytes) -> ApiResult {
-    let r: p::PublicRequest = parse("public request", &body)?;
-    let s = st.storage.clone();
-    let account = match (&r.account_address, &r.profile_udf) {
-        (Some(a), _) => {
-            let a = a.clone();
-            blocking(move || s.account_by_address(&a)).await?
-        }
-        (None, Some(u)) => {
-            let u = u.clone();
-            blocking(move || s.account_by_udf(&u)).await?
-        }
-        (None, None) => return Err(ApiError::bad("give AccountAddress or ProfileUdf")),
-    }
-    .ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            code::UNKNOWN_ACCOUNT,
-            "no such account",
-        )
-    })?;
-    for sel in &r.select {
-        if !store::PUBLIC.contains(&sel.store.as_str()) {
-            return Err(ApiError::forbidden(format!(
-                "the {} store is not public",
-                sel.store
-            )));
-        }
-    }
-    let updates = read_stores(&st, &account.udf, &r.select).await?;
-    let profile: Signed = parse("stored profile", account.profile.as_bytes())?;
-    json(&p::DownloadResponse { profile, updates })
 }

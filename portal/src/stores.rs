@@ -1,0 +1,292 @@
+//! Reading and writing an account's stores: Download, Transact and the
+//! public read (PROTOCOL.md §10.3), the recovery read and write, and the
+//! checks on every entry an administrator appends.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use mesh_core::envelope::Signed;
+use mesh_core::objects::{ProfileAccount, Role};
+use mesh_core::portal::{self as p, code, store, tx, AccessList, DeviceState};
+
+use crate::server::*;
+use crate::storage::{AccountRecord, Append};
+
+/// Check one envelope an administrator appends, and note responses to index.
+pub(crate) fn check_append(
+    profile: &ProfileAccount,
+    store_name: &str,
+    env: &Signed,
+    prev_access: &mut Option<AccessList>,
+    responses: &mut Vec<(String, String)>,
+) -> Result<(), ApiError> {
+    let admin = [profile.administrator_signature.key];
+    match store_name {
+        store::ACCESS => {
+            let a = AccessList::verify(env, profile)
+                .map_err(|e| ApiError::forbidden(format!("access list: {e}")))?;
+            let want = prev_access.as_ref().map(|p| p.serial + 1).unwrap_or(1);
+            if let Some(prev) = prev_access.as_ref().filter(|_| a.serial == want) {
+                prev.check_successor(&a)
+                    .map_err(|e| ApiError::forbidden(format!("access list: {e}")))?;
+            }
+            if a.serial != want {
+                // A writer that built on an older list: the same as a stale index.
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    code::CONFLICT,
+                    format!(
+                        "access list serial {} does not follow the current list ({want} expected)",
+                        a.serial
+                    ),
+                ));
+            }
+            *prev_access = Some(a);
+        }
+        // Checked as a whole by `history::check`.
+        store::CHECKPOINT => {}
+        store::DEVICE | store::APPLICATION | store::PUBLISHED | store::LOCAL => {
+            env.verify(&env.content_type, &admin)
+                .map_err(|e| ApiError::forbidden(format!("{store_name} entry: {e}")))?;
+            if store_name == store::LOCAL && env.content_type == p::ct::RESPOND_CONNECTION {
+                let r: p::RespondConnection = env
+                    .unverified_object("response")
+                    .map_err(|e| ApiError::bad(e.to_string()))?;
+                responses.push((r.request_id, serde_json::to_string(env).unwrap_or_default()));
+            }
+        }
+        other => {
+            return Err(ApiError::forbidden(format!(
+                "devices cannot write the {other} store"
+            )))
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn to_appends(updates: &[p::StoreUpdate]) -> Vec<Append> {
+    updates
+        .iter()
+        .map(|u| Append {
+            store: u.store.clone(),
+            expected: Some(u.expected),
+            entries: u
+                .envelopes
+                .iter()
+                .map(|e| serde_json::to_string(e).unwrap_or_default())
+                .collect(),
+        })
+        .collect()
+}
+
+async fn read_stores(
+    st: &AppState,
+    account: &str,
+    select: &[p::StoreIndex],
+) -> Result<Vec<p::StoreEntries>, ApiError> {
+    let select: Vec<(String, u64)> = select
+        .iter()
+        .take(store::ALL.len())
+        .map(|s| (s.store.clone(), s.index))
+        .collect();
+    let s = st.storage.clone();
+    let a = account.to_string();
+    let names: Vec<String> = select.iter().map(|(n, _)| n.clone()).collect();
+    let reads = blocking(move || s.read(&a, &select, p::MAX_RESULTS)).await?;
+    Ok(names
+        .into_iter()
+        .zip(reads)
+        .map(|(store, r)| p::StoreEntries {
+            store,
+            entries: r
+                .entries
+                .into_iter()
+                .map(|(index, data)| p::Entry {
+                    index,
+                    envelope: serde_json::from_str(&data).unwrap_or(serde_json::Value::Null),
+                })
+                .collect(),
+            partial: r.partial,
+            last: r.last,
+        })
+        .collect())
+}
+
+pub(crate) async fn download(State(st): State<AppState>, body: Bytes) -> ApiResult {
+    let (m, req) = match member(&st, &body, tx::DOWNLOAD).await {
+        Ok(v) => v,
+        Err(e) if e.status == StatusCode::FORBIDDEN => {
+            return recover_download(&st, &body, e).await
+        }
+        Err(e) => return Err(e),
+    };
+    let d: p::DownloadRequest = from_value("download request", &req.body)?;
+    for sel in &d.select {
+        if !store::ALL.contains(&sel.store.as_str()) {
+            return Err(ApiError::bad(format!("no store {}", sel.store)));
+        }
+        let admin_only = sel.store == store::INBOUND || sel.store == store::LOCAL;
+        if admin_only && !m.device.roles.contains(&Role::Admin) {
+            return Err(ApiError::forbidden(format!(
+                "only administrators read the {} spool",
+                sel.store
+            )));
+        }
+    }
+    let updates = read_stores(&st, &m.account.udf, &d.select).await?;
+    let profile: Signed = parse("stored profile", m.account.profile.as_bytes())?;
+    json(&p::DownloadResponse { profile, updates })
+}
+
+pub(crate) async fn transact(State(st): State<AppState>, body: Bytes) -> ApiResult {
+    let (m, req) = match member(&st, &body, tx::TRANSACT).await {
+        Ok(v) => v,
+        Err(e) if e.status == StatusCode::FORBIDDEN => {
+            return recover_transact(&st, &body, e).await
+        }
+        Err(e) => return Err(e),
+    };
+    if !m.device.roles.contains(&Role::Admin) {
+        return Err(ApiError::forbidden(
+            "only administrators write the account's stores",
+        ));
+    }
+    let t: p::TransactRequest = from_value("transact request", &req.body)?;
+    apply(
+        &st,
+        &m.account,
+        &m.profile,
+        Some((m.access, m.access_index)),
+        &t,
+    )
+    .await
+}
+
+/// Recovery: a device that is not (or no longer) in the access list may
+/// write when the transaction carries the next access list, signed by the
+/// administrator key, naming it an active administrator. Only a holder of
+/// the account seed can produce that.
+async fn recover_transact(st: &AppState, body: &[u8], original: ApiError) -> ApiResult {
+    let (env, req) = open_request(body, tx::TRANSACT)?;
+    let (account, profile, _, access, access_index) = load_account(st, &req.account).await?;
+    let t: p::TransactRequest = from_value("transact request", &req.body)?;
+    let next = t
+        .updates
+        .iter()
+        .filter(|u| u.store == store::ACCESS)
+        .flat_map(|u| u.envelopes.iter())
+        .next_back()
+        .and_then(|e| AccessList::verify(e, &profile).ok());
+    let Some(next) = next else {
+        return Err(original);
+    };
+    let entry = next
+        .device(&req.device)
+        .filter(|d| d.state == DeviceState::Active && d.roles.contains(&Role::Admin))
+        .cloned();
+    let Some(entry) = entry else {
+        return Err(original);
+    };
+    env.verify(p::ct::REQUEST, &[entry.authentication.key])
+        .map_err(|e| ApiError::auth(e.to_string()))?;
+    check_nonce(st, &req).await?;
+    apply(st, &account, &profile, Some((access, access_index)), &t).await
+}
+
+/// Recovery: a device that is not (or no longer) in the access list may
+/// read every store when its request is signed by the account's
+/// administrator key, so that it can make the recovery one transaction
+/// with every channel's entries. Only a holder of the account seed can
+/// sign so.
+async fn recover_download(st: &AppState, body: &[u8], original: ApiError) -> ApiResult {
+    let (env, req) = open_request(body, tx::DOWNLOAD)?;
+    let (account, profile, _, _, _) = load_account(st, &req.account).await?;
+    if env
+        .verify(p::ct::REQUEST, &[profile.administrator_signature.key])
+        .is_err()
+    {
+        return Err(original);
+    }
+    check_nonce(st, &req).await?;
+    let d: p::DownloadRequest = from_value("download request", &req.body)?;
+    if let Some(sel) = d
+        .select
+        .iter()
+        .find(|s| !store::ALL.contains(&s.store.as_str()))
+    {
+        return Err(ApiError::bad(format!("no store {}", sel.store)));
+    }
+    let updates = read_stores(st, &account.udf, &d.select).await?;
+    let profile: Signed = parse("stored profile", account.profile.as_bytes())?;
+    json(&p::DownloadResponse { profile, updates })
+}
+
+async fn apply(
+    st: &AppState,
+    account: &AccountRecord,
+    profile: &ProfileAccount,
+    access: Option<(AccessList, u64)>,
+    t: &p::TransactRequest,
+) -> ApiResult {
+    if t.updates.len() > store::ALL.len()
+        || t.updates.iter().map(|u| u.envelopes.len()).sum::<usize>() > p::MAX_UPDATES
+    {
+        return Err(ApiError::bad(format!(
+            "at most {} entries per transaction",
+            p::MAX_UPDATES
+        )));
+    }
+    let mut prev = access.map(|(a, _)| a);
+    let mut responses = Vec::new();
+    for u in &t.updates {
+        for e in &u.envelopes {
+            check_append(profile, &u.store, e, &mut prev, &mut responses)?;
+        }
+    }
+    crate::history::check(st, Some(&account.udf), profile, &t.updates).await?;
+    let appends = to_appends(&t.updates);
+    let s = st.storage.clone();
+    let a = account.udf.clone();
+    let idx = blocking(move || s.append(&a, &appends, &responses)).await?;
+    st.watch.changed(&account.udf);
+    json(&p::TransactResponse {
+        stores: idx
+            .into_iter()
+            .map(|(store, index)| p::StoreIndex { store, index })
+            .collect(),
+    })
+}
+
+pub(crate) async fn public(State(st): State<AppState>, body: Bytes) -> ApiResult {
+    let r: p::PublicRequest = parse("public request", &body)?;
+    let s = st.storage.clone();
+    let account = match (&r.account_address, &r.profile_udf) {
+        (Some(a), _) => {
+            let a = a.clone();
+            blocking(move || s.account_by_address(&a)).await?
+        }
+        (None, Some(u)) => {
+            let u = u.clone();
+            blocking(move || s.account_by_udf(&u)).await?
+        }
+        (None, None) => return Err(ApiError::bad("give AccountAddress or ProfileUdf")),
+    }
+    .ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            code::UNKNOWN_ACCOUNT,
+            "no such account",
+        )
+    })?;
+    for sel in &r.select {
+        if !store::PUBLIC.contains(&sel.store.as_str()) {
+            return Err(ApiError::forbidden(format!(
+                "the {} store is not public",
+                sel.store
+            )));
+        }
+    }
+    let updates = read_stores(&st, &account.udf, &r.select).await?;
+    let profile: Signed = parse("stored profile", account.profile.as_bytes())?;
+    json(&p::DownloadResponse { profile, updates })
+}
