@@ -320,14 +320,14 @@ fn last_index(
 }
 
 /// Lock the account's row for this transaction; returns its byte count.
+/// An account that is not there is an error, as on SQLite: the callers
+/// looked it up first, so the database lost it meanwhile.
 fn lock_account(tx: &mut Transaction<'_>, account: &str) -> Result<u64, StorageError> {
-    let row = tx.query_opt(
+    let row = tx.query_one(
         "SELECT bytes FROM accounts WHERE udf = $1 FOR UPDATE",
         &[&account],
     )?;
-    // An account that does not exist has no stores to write: the callers
-    // looked it up first, so this is a database that lost it meanwhile.
-    Ok(row.map(|r| u(r.get(0))).unwrap_or(0))
+    Ok(u(row.get(0)))
 }
 
 fn notify(tx: &mut Transaction<'_>, account: &str) -> Result<(), StorageError> {
