@@ -29,7 +29,9 @@
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
-use ::postgres::{Client, IsolationLevel, NoTls, Transaction};
+use std::collections::HashMap;
+
+use ::postgres::{Client, IsolationLevel, NoTls, Statement, Transaction};
 
 use super::{
     AccountRecord, Append, ChangeFn, Limits, OpenError, RequestRecord, Storage, StorageError,
@@ -99,8 +101,47 @@ pub struct Postgres {
 
 #[derive(Default)]
 struct Pool {
-    idle: Vec<Client>,
+    idle: Vec<Conn>,
     open: usize,
+}
+
+/// A connection and the statements prepared on it (the hot ones: a
+/// statement prepared once is one round trip per use instead of two).
+struct Conn {
+    client: Client,
+    prepared: HashMap<&'static str, Statement>,
+}
+
+impl Conn {
+    fn new(client: Client) -> Conn {
+        Conn {
+            client,
+            prepared: HashMap::new(),
+        }
+    }
+
+    /// `sql` prepared on this connection (once).
+    fn stmt(&mut self, sql: &'static str) -> Result<Statement, StorageError> {
+        if let Some(s) = self.prepared.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = self.client.prepare(sql)?;
+        self.prepared.insert(sql, s.clone());
+        Ok(s)
+    }
+}
+
+impl std::ops::Deref for Conn {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        &self.client
+    }
+}
+
+impl std::ops::DerefMut for Conn {
+    fn deref_mut(&mut self) -> &mut Client {
+        &mut self.client
+    }
 }
 
 impl std::fmt::Debug for Postgres {
@@ -158,7 +199,7 @@ impl Postgres {
         Ok(Postgres {
             url: url.to_string(),
             pool: Mutex::new(Pool {
-                idle: vec![c],
+                idle: vec![Conn::new(c)],
                 open: 1,
             }),
             freed: Condvar::new(),
@@ -176,7 +217,7 @@ impl Postgres {
     /// dropped and the next call opens a new one.
     fn with<T>(
         &self,
-        f: impl FnOnce(&mut Client) -> Result<T, StorageError>,
+        f: impl FnOnce(&mut Conn) -> Result<T, StorageError>,
     ) -> Result<T, StorageError> {
         let mut c = self.take()?;
         let r = f(&mut c);
@@ -191,7 +232,7 @@ impl Postgres {
         r
     }
 
-    fn take(&self) -> Result<Client, StorageError> {
+    fn take(&self) -> Result<Conn, StorageError> {
         let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
         loop {
             if let Some(c) = pool.idle.pop() {
@@ -200,7 +241,7 @@ impl Postgres {
             if pool.open < MAX_POOL {
                 pool.open += 1;
                 drop(pool);
-                return connect(&self.url).map_err(|e| {
+                return connect(&self.url).map(Conn::new).map_err(|e| {
                     let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
                     pool.open -= 1;
                     StorageError::from(e)
@@ -267,27 +308,26 @@ fn i(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
+const LAST_INDEX: &str = "SELECT MAX(idx) FROM entries WHERE account = $1 AND store = $2";
+
 fn last_index(
     c: &mut impl ::postgres::GenericClient,
     account: &str,
     store: &str,
 ) -> Result<u64, StorageError> {
-    let row = c.query_one(
-        "SELECT MAX(idx) FROM entries WHERE account = $1 AND store = $2",
-        &[&account, &store],
-    )?;
+    let row = c.query_one(LAST_INDEX, &[&account, &store])?;
     Ok(row.get::<_, Option<i64>>(0).map(u).unwrap_or(0))
 }
 
 /// Lock the account's row for this transaction; returns its byte count.
+/// An account that is not there is an error, as on SQLite: the callers
+/// looked it up first, so the database lost it meanwhile.
 fn lock_account(tx: &mut Transaction<'_>, account: &str) -> Result<u64, StorageError> {
-    let row = tx.query_opt(
+    let row = tx.query_one(
         "SELECT bytes FROM accounts WHERE udf = $1 FOR UPDATE",
         &[&account],
     )?;
-    // An account that does not exist has no stores to write: the callers
-    // looked it up first, so this is a database that lost it meanwhile.
-    Ok(row.map(|r| u(r.get(0))).unwrap_or(0))
+    Ok(u(row.get(0)))
 }
 
 fn notify(tx: &mut Transaction<'_>, account: &str) -> Result<(), StorageError> {
@@ -407,11 +447,11 @@ impl Storage for Postgres {
         let stores: Vec<&str> = mesh_core::portal::store::ALL.to_vec();
         self.with(|c| {
             // One index probe per store name, in one statement (one snapshot).
-            let rows = c.query(
+            let st = c.stmt(
                 "SELECT s, (SELECT MAX(idx) FROM entries WHERE account = $1 AND store = s)
                  FROM unnest($2::text[]) AS s",
-                &[&account, &stores],
             )?;
+            let rows = c.query(&st, &[&account, &stores])?;
             Ok(rows
                 .iter()
                 .filter_map(|r| {
@@ -429,14 +469,15 @@ impl Storage for Postgres {
         limit: usize,
     ) -> Result<Vec<StoreRead>, StorageError> {
         self.with(|c| {
+            let st = c.stmt(
+                "SELECT idx, data FROM entries WHERE account = $1 AND store = $2 AND idx > $3 ORDER BY idx LIMIT $4",
+            )?;
+            let last_st = c.stmt(LAST_INDEX)?;
             let mut tx = c
                 .build_transaction()
                 .isolation_level(IsolationLevel::RepeatableRead)
                 .read_only(true)
                 .start()?;
-            let st = tx.prepare(
-                "SELECT idx, data FROM entries WHERE account = $1 AND store = $2 AND idx > $3 ORDER BY idx LIMIT $4",
-            )?;
             let want = i64::try_from(limit + 1).unwrap_or(i64::MAX);
             let mut out = Vec::with_capacity(select.len());
             for (store, after) in select {
@@ -445,7 +486,11 @@ impl Storage for Postgres {
                     rows.iter().map(|r| (u(r.get(0)), r.get(1))).collect();
                 let partial = entries.len() > limit;
                 entries.truncate(limit);
-                let last = last_index(&mut tx, account, store)?;
+                let last = tx
+                    .query_one(&last_st, &[&account, store])?
+                    .get::<_, Option<i64>>(0)
+                    .map(u)
+                    .unwrap_or(0);
                 out.push(StoreRead {
                     entries,
                     partial,
@@ -459,11 +504,11 @@ impl Storage for Postgres {
 
     fn last_index(&self, account: &str, store: &str) -> Result<Option<u64>, StorageError> {
         self.with(|c| {
-            let row = c.query_opt(
+            let st = c.stmt(
                 "SELECT (SELECT MAX(idx) FROM entries WHERE account = $1 AND store = $2)
                  FROM accounts WHERE udf = $1",
-                &[&account, &store],
             )?;
+            let row = c.query_opt(&st, &[&account, &store])?;
             Ok(row.map(|r| r.get::<_, Option<i64>>(0).map(u).unwrap_or(0)))
         })
     }
@@ -568,11 +613,12 @@ impl Storage for Postgres {
         self.with(|c| {
             // Two statements, each its own transaction: no lock is held
             // across them, so processes cannot deadlock on the nonce table.
-            c.execute("DELETE FROM nonces WHERE expires < $1", &[&i(now)])?;
-            let n = c.execute(
+            let del = c.stmt("DELETE FROM nonces WHERE expires < $1")?;
+            let ins = c.stmt(
                 "INSERT INTO nonces (nonce, expires) VALUES ($1, $2) ON CONFLICT (nonce) DO NOTHING",
-                &[&nonce, &i(expires)],
             )?;
+            c.execute(&del, &[&i(now)])?;
+            let n = c.execute(&ins, &[&nonce, &i(expires)])?;
             Ok(n == 1)
         })
     }
@@ -586,12 +632,12 @@ impl Storage for Postgres {
     ) -> Result<(), StorageError> {
         self.with(|c| {
             // The time is when the device first reported this serial.
-            c.execute(
+            let st = c.stmt(
                 "INSERT INTO applied (account, device, serial, time) VALUES ($1, $2, $3, $4)
                  ON CONFLICT (account, device) DO UPDATE SET serial = excluded.serial, time = excluded.time
                  WHERE applied.serial <> excluded.serial",
-                &[&account, &device, &i(serial), &i(time)],
             )?;
+            c.execute(&st, &[&account, &device, &i(serial), &i(time)])?;
             Ok(())
         })
     }

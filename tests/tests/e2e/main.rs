@@ -1,6 +1,8 @@
 //! End-to-end tests: real binaries, a real portal over HTTP with a real
-//! SQLite file, one `--home` per device, and real peers where a plugin
-//! talks to one. One test binary, one module per capability.
+//! SQLite file (and, for the portal, history, quota and multi-process
+//! tests, a real PostgreSQL server too: `sqlite::` and `postgres::`
+//! halves), one `--home` per device, and real peers where a plugin talks
+//! to one. One test binary, one module per capability.
 //!
 //! Many tests here are longer than the ~80 lines the code keeps to: each is
 //! one scenario, acted out step by step as a user (or an attacker) would,
