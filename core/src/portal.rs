@@ -86,12 +86,15 @@ pub mod tx {
 
 /// Seconds a request's `Time` may differ from the portal's clock.
 pub const FRESHNESS_WINDOW: u64 = 300;
-/// Largest request body the portal accepts.
-pub const MAX_BODY: usize = 1 << 20;
+/// Largest request body the portal accepts: an account event re-issues
+/// every device's certificates in one transaction, so this grows with the
+/// largest account served (about 2 kB per device).
+pub const MAX_BODY: usize = 8 << 20;
 /// Most entries one Download returns per store.
 pub const MAX_RESULTS: usize = 256;
-/// Most entries one Transact may append.
-pub const MAX_UPDATES: usize = 64;
+/// Most entries one Transact may append (an event writes a few per
+/// device: 4,096 serves accounts of a thousand devices and more).
+pub const MAX_UPDATES: usize = 4096;
 /// Most unanswered connection requests an account may have.
 pub const MAX_PENDING: u64 = 32;
 

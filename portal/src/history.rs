@@ -32,33 +32,32 @@ pub(crate) async fn check(
     };
     let c = Checkpoint::verify(env, profile)
         .map_err(|e| ApiError::forbidden(format!("checkpoint: {e}")))?;
-    let (last, indices) = match account {
-        None => (None, Vec::new()),
+    let last = match account {
+        None => None,
         Some(a) => {
-            let (s1, s2) = (st.storage.clone(), st.storage.clone());
-            let (a1, a2) = (a.to_string(), a.to_string());
-            (
-                blocking(move || s1.last(&a1, store::CHECKPOINT)).await?,
-                blocking(move || s2.indices(&a2)).await?,
-            )
+            let (s, a) = (st.storage.clone(), a.to_string());
+            blocking(move || s.last(&a, store::CHECKPOINT)).await?
         }
     };
-    let (last_serial, previous) = match &last {
+    let conflict = |reason: String| ApiError::new(StatusCode::CONFLICT, code::CONFLICT, reason);
+    // Heads are checked against the previous checkpoint, not against the
+    // stores as read now: a transaction committed meanwhile moved the
+    // Checkpoint store, and the storage answers Conflict for it atomically.
+    let (last_serial, previous, prev) = match &last {
         Some((i, raw)) => {
-            let prev: Signed = parse("stored checkpoint", raw.as_bytes())?;
-            (*i, b64::encode(&prev.content_digest()))
+            let env: Signed = parse("stored checkpoint", raw.as_bytes())?;
+            let prev: Checkpoint = env
+                .unverified_object("stored checkpoint")
+                .map_err(|e| ApiError::bad(e.to_string()))?;
+            (*i, b64::encode(&env.content_digest()), Some(prev))
         }
-        None => (0, String::new()),
+        None => (0, String::new(), None),
     };
     if c.serial != last_serial + 1 {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            code::CONFLICT,
-            format!(
-                "checkpoint {} does not follow the current one ({})",
-                c.serial, last_serial
-            ),
-        ));
+        return Err(conflict(format!(
+            "checkpoint {} does not follow the current one ({last_serial})",
+            c.serial
+        )));
     }
     if c.previous != previous {
         return Err(ApiError::forbidden(
@@ -66,21 +65,24 @@ pub(crate) async fn check(
         ));
     }
     for h in &c.heads {
-        let now = indices
-            .iter()
-            .find(|(s, _)| *s == h.store)
-            .map_or(0, |(_, i)| *i);
-        let added: usize = updates
-            .iter()
-            .filter(|u| u.store == h.store)
-            .map(|u| u.envelopes.len())
-            .sum();
-        if h.index != now + added as u64 {
+        let before = prev
+            .as_ref()
+            .and_then(|p| p.head(&h.store))
+            .map_or(0, |p| p.index);
+        let mut want = before;
+        for u in updates.iter().filter(|u| u.store == h.store) {
+            if u.expected != want {
+                return Err(conflict(format!(
+                    "the {} store is at {want}, the writer expected {}",
+                    h.store, u.expected
+                )));
+            }
+            want += u.envelopes.len() as u64;
+        }
+        if h.index != want {
             return Err(ApiError::bad(format!(
-                "the checkpoint puts the {} store at {}, the transaction at {}",
-                h.store,
-                h.index,
-                now + added as u64
+                "the checkpoint puts the {} store at {}, the transaction at {want}",
+                h.store, h.index
             )));
         }
     }

@@ -515,6 +515,21 @@ fn replays_revoked_devices_other_accounts_and_bad_input_are_refused(backend: Bac
         .expect_err("member write");
     assert_eq!(e.code(), Some(p::code::NOT_AUTHORIZED), "{e}");
 
+    // An administrator's transaction past the entry cap is refused whole.
+    let a_udf = a.json(&["account", "show"])["device"]
+        .as_str()
+        .expect("udf")
+        .to_string();
+    let junk = mesh_core::envelope::Signed::sign("Junk", b"x".to_vec(), &[&ak.sign]);
+    let update = serde_json::json!({"Store": "Application", "Expected": 0,
+        "Envelopes": vec![junk; p::MAX_UPDATES + 1]});
+    let body = serde_json::json!({ "Updates": [update] });
+    let req = sign_request(p::tx::TRANSACT, alice_udf, &a_udf, body, &ak.authenticate);
+    let e = client
+        .post::<_, serde_json::Value>(p::tx::TRANSACT, &req)
+        .expect_err("too many");
+    assert!(e.to_string().contains("at most 4096 entries"), "{e}");
+
     // A device outside the account may not read its stores, whatever
     // device key signs (only the administrator key opens the recovery read).
     let other_udf = other.json(&["account", "show"])["device"]
