@@ -58,8 +58,10 @@ fn field() -> &'static Field {
 }
 
 impl Field {
+    /// The inverse (extended Euclid: an order of magnitude faster than
+    /// x^(p-2)); 0 for 0, as the exponentiation gave.
     fn inv(&self, x: &BigUint) -> BigUint {
-        x.modpow(&(&self.p - 2u32), &self.p)
+        x.modinv(&self.p).unwrap_or_default()
     }
 
     fn sqrt(&self, a: &BigUint) -> Option<BigUint> {
@@ -155,8 +157,9 @@ pub fn decode(bytes: &[u8; 33]) -> Option<EdwardsPoint> {
         comp[31] |= 0x80;
     }
     let pt = CompressedEdwardsY(comp).decompress()?;
-    // Round trip guards against any disagreement between the two maps.
-    (encode(&pt) == *bytes).then_some(pt)
+    // The point must map back to u (dalek's own map); v's parity holds by
+    // construction (x = c·u/v, and decompression kept x's sign).
+    (pt.to_montgomery().as_bytes()[..] == bytes[..32]).then_some(pt)
 }
 
 #[cfg(test)]
