@@ -152,17 +152,50 @@ impl std::fmt::Debug for Postgres {
     }
 }
 
-/// The URL without its password, for messages and logs.
+/// The URL without its password, for messages and logs: the password of
+/// the user part (which may itself contain `@`) is masked, and query
+/// parameters (which may carry `password=`) are left out.
 pub fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
+        return "the given URL".to_string();
     };
-    match rest.split_once('@') {
+    let rest = rest.split('?').next().unwrap_or_default();
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
         Some((user, host)) if user.contains(':') => {
             let name = user.split(':').next().unwrap_or_default();
-            format!("{scheme}://{name}:…@{host}")
+            format!("{scheme}://{name}:…@{host}{path}")
         }
-        _ => url.to_string(),
+        _ => format!("{scheme}://{authority}{path}"),
+    }
+}
+
+#[cfg(test)]
+mod redact_tests {
+    use super::redact;
+
+    #[test]
+    fn no_password_survives_redaction() {
+        for (url, want) in [
+            (
+                "postgres://mesh:s3cret@db:5432/mesh",
+                "postgres://mesh:…@db:5432/mesh",
+            ),
+            ("postgres://mesh:p@ss@db/mesh", "postgres://mesh:…@db/mesh"),
+            (
+                "postgres://mesh@db/mesh?password=s3cret",
+                "postgres://mesh@db/mesh",
+            ),
+            ("postgres://mesh:s3cret@db", "postgres://mesh:…@db"),
+            ("mesh:s3cret@db", "the given URL"),
+        ] {
+            let r = redact(url);
+            assert_eq!(r, want);
+            assert!(!r.contains("s3cret") && !r.contains("ss@"), "{r}");
+        }
     }
 }
 
