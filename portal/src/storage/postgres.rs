@@ -173,32 +173,6 @@ pub fn redact(url: &str) -> String {
     }
 }
 
-#[cfg(test)]
-mod redact_tests {
-    use super::redact;
-
-    #[test]
-    fn no_password_survives_redaction() {
-        for (url, want) in [
-            (
-                "postgres://mesh:s3cret@db:5432/mesh",
-                "postgres://mesh:…@db:5432/mesh",
-            ),
-            ("postgres://mesh:p@ss@db/mesh", "postgres://mesh:…@db/mesh"),
-            (
-                "postgres://mesh@db/mesh?password=s3cret",
-                "postgres://mesh@db/mesh",
-            ),
-            ("postgres://mesh:s3cret@db", "postgres://mesh:…@db"),
-            ("mesh:s3cret@db", "the given URL"),
-        ] {
-            let r = redact(url);
-            assert_eq!(r, want);
-            assert!(!r.contains("s3cret") && !r.contains("ss@"), "{r}");
-        }
-    }
-}
-
 fn connect(url: &str) -> Result<Client, ::postgres::Error> {
     let mut config: ::postgres::Config = url.parse()?;
     config.connect_timeout(Duration::from_secs(10));
@@ -710,5 +684,31 @@ impl Storage for Postgres {
                 std::thread::sleep(Duration::from_secs(1));
             })
             .map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod redact_tests {
+    use super::redact;
+
+    #[test]
+    fn no_password_survives_redaction() {
+        for (url, want) in [
+            (
+                "postgres://mesh:s3cret@db:5432/mesh",
+                "postgres://mesh:…@db:5432/mesh",
+            ),
+            ("postgres://mesh:p@ss@db/mesh", "postgres://mesh:…@db/mesh"),
+            (
+                "postgres://mesh@db/mesh?password=s3cret",
+                "postgres://mesh@db/mesh",
+            ),
+            ("postgres://mesh:s3cret@db", "postgres://mesh:…@db"),
+            ("mesh:s3cret@db", "the given URL"),
+        ] {
+            let r = redact(url);
+            assert_eq!(r, want);
+            assert!(!r.contains("s3cret") && !r.contains("ss@"), "{r}");
+        }
     }
 }
