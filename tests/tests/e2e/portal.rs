@@ -530,6 +530,44 @@ fn replays_revoked_devices_other_accounts_and_bad_input_are_refused(backend: Bac
         .expect_err("too many");
     assert!(e.to_string().contains("at most 4096 entries"), "{e}");
 
+    // Administrator-signed entries with no checkpoint, with two, or with
+    // one that another account signed: refused whole.
+    let seed = secrets_of(&a).account_seed.expect("seed");
+    let admin = mesh_core::objects::AccountKeys::from_seed(
+        mesh_core::derive::Seed::from_udf(&seed).expect("seed"),
+    )
+    .expect("keys");
+    let app = serde_json::json!({"Uid": "x", "Data": 1});
+    let entry = mesh_core::envelope::Signed::sign_object(
+        mesh_core::objects::ct::CATALOGED_APPLICATION,
+        &app,
+        &admin.admin_sign,
+    );
+    let other_keys = mesh_core::objects::AccountKeys::generate();
+    let foreign = mesh_core::envelope::Signed::sign_object(
+        p::ct::CHECKPOINT,
+        &mesh_core::history::History::default().next(&other_keys.profile_udf(), &[], 0),
+        &other_keys.admin_sign,
+    );
+    for (checkpoints, want) in [
+        (vec![], "exactly one checkpoint"),
+        (
+            vec![foreign.clone(), foreign.clone()],
+            "exactly one checkpoint",
+        ),
+        (vec![foreign], "checkpoint:"),
+    ] {
+        let body = serde_json::json!({ "Updates": [
+            {"Store": "Application", "Expected": 0, "Envelopes": [entry.clone()]},
+            {"Store": "Checkpoint", "Expected": 0, "Envelopes": checkpoints},
+        ]});
+        let req = sign_request(p::tx::TRANSACT, alice_udf, &a_udf, body, &ak.authenticate);
+        let e = client
+            .post::<_, serde_json::Value>(p::tx::TRANSACT, &req)
+            .expect_err(want);
+        assert!(e.to_string().contains(want), "{want}: {e}");
+    }
+
     // A device outside the account may not read its stores, whatever
     // device key signs (only the administrator key opens the recovery read).
     let other_udf = other.json(&["account", "show"])["device"]
