@@ -8,7 +8,7 @@ use mesh_core::portal::{
     self as p, store as st, AccessEntry, AccessList, ConnectResult, DeviceState, InboundRequest,
     MessagePin, RespondConnection,
 };
-use mesh_core::{b64, pin, shamir, udf};
+use mesh_core::{b64, pin, udf};
 use serde::Serialize;
 use zeroize::Zeroizing;
 
@@ -239,8 +239,8 @@ fn judge_pin(
     let mut expired = false;
     for penv in &a.pins {
         let enc: Encrypted = penv.unverified_object("PIN record")?;
-        let rec: MessagePin =
-            enc.decrypt_object("PIN record", p::ct::MESSAGE_PIN, &admin.admin_encrypt)?;
+        let plain = admin.open(&enc, p::ct::MESSAGE_PIN)?;
+        let rec: MessagePin = mesh_core::envelope::from_json("PIN record", &plain)?;
         if !udf::udf_eq(&rec.pin_id, id) || !rec.automatic {
             continue;
         }
@@ -485,11 +485,15 @@ pub fn rotate(store: &mut Store, host: &Host, which: &str) -> Result<(String, u3
     Ok(out)
 }
 
-/// `mesh account escrow`: shares of the account seed (its binary Z-UDF, as
-/// the reference does).
-pub fn escrow(store: &Store, k: u8, n: u8) -> Result<Vec<Zeroizing<String>>> {
+/// `mesh account escrow`: refused. The account's root is on no device:
+/// `mesh account create` handed it out once, as recovery shares.
+pub fn escrow(store: &Store, _k: u8, _n: u8) -> Result<Vec<Zeroizing<String>>> {
     let a = account(store)?;
-    let admin = admin_keys(store, &a)?;
-    let shares = shamir::split(&admin.seed().to_bytes(), k, n)?;
-    Ok(shares.iter().map(|s| s.to_udf()).collect())
+    Err(AccountError::usage(
+        format!(
+            "no device holds the root of {}: its recovery shares were written once, by `mesh account create`",
+            a.address
+        ),
+        "recover with those shares (`mesh account recover`); a device that held the root could not be revoked",
+    ))
 }

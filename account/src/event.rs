@@ -2,10 +2,13 @@
 //! life-cycle entries and every channel's entries for the state after the
 //! event (PROTOCOL.md §14.2).
 
+use mesh_core::authority::AdminEpoch;
 use mesh_core::envelope::Signed;
-use mesh_core::objects::{ct as oct, AccountKeys, CatalogedApplication, CatalogedDevice};
-use mesh_core::portal::{self as p, code, store as st, tx, AccessList, StoreUpdate};
-use mesh_plugins::{AccountView, AppEntry, DeviceEntry, Event};
+use mesh_core::objects::{
+    ct as oct, AccountKeys, CatalogedApplication, CatalogedDevice, Role, RootKeys,
+};
+use mesh_core::portal::{self as p, code, store as st, tx, AccessList, DeviceState, StoreUpdate};
+use mesh_plugins::{AccountView, AppEntry, DeviceEntry, Event, ProfileClaims};
 
 use crate::client::{Client, ClientError};
 use crate::error::{AccountError, Result};
@@ -28,6 +31,33 @@ pub(crate) struct Draft {
     /// The event the channels react to; `None` for writes that concern
     /// no channel (a PIN, a rejection).
     pub event: Option<Event>,
+    /// The keys of the administrator epoch this event starts (revoking an
+    /// administrator, a recovery): the event's entries are signed with
+    /// them, its checkpoint with the keys before (or the root), and their
+    /// seeds are wrapped to the administrators of the next access list.
+    pub next_keys: Option<AccountKeys>,
+}
+
+/// The start of `keys`' epoch, its seeds wrapped to every active
+/// administrator of `list` (their catalog entries in `view`) and to escrow.
+fn epoch_entry(
+    keys: &AccountKeys,
+    fingerprint: Option<String>,
+    list: &AccessList,
+    view: &AccountView,
+) -> Result<AdminEpoch> {
+    let mut holders = vec![view.profile.escrow_encryption.key];
+    for d in list
+        .devices
+        .iter()
+        .filter(|d| d.state == DeviceState::Active && d.roles.contains(&Role::Admin))
+    {
+        let e = view.devices.get(&d.device_udf).ok_or_else(|| {
+            AccountError::Untrusted(format!("administrator {} has no catalog entry", d.name))
+        })?;
+        holders.push(e.connection.encryption.key);
+    }
+    Ok(keys.epoch_entry(fingerprint, &holders)?)
 }
 
 fn app_envelope(e: &AppEntry, admin: &AccountKeys) -> Signed {
@@ -46,15 +76,44 @@ pub(crate) fn event_updates(
     a: &AccountState,
     view: &AccountView,
     admin: &AccountKeys,
-    d: Draft,
+    root: Option<&RootKeys>,
+    mut d: Draft,
 ) -> Result<Vec<StoreUpdate>> {
+    let next_keys = d.next_keys.take();
+    let signer = next_keys.as_ref().unwrap_or(admin);
     let mut next = view.clone();
-    if let Some(env) = &d.access {
-        next.set_access(AccessList::verify(env, &view.profile)?);
+    let list = d
+        .access
+        .as_ref()
+        .map(|e| e.unverified_object::<AccessList>("access list"))
+        .transpose()?;
+    // A new epoch: the projection sees its keys (new CAs) before the
+    // channels compute their entries.
+    let mut fingerprint = None;
+    if let Some(k) = &next_keys {
+        let mut claims = ProfileClaims::default();
+        for pl in host.plugins() {
+            pl.claims(k, &mut claims)?;
+        }
+        fingerprint = claims.openpgp_fingerprint;
+        let e = k.epoch_entry(fingerprint.clone(), &[view.profile.escrow_encryption.key])?;
+        next.profile = view.profile.with_epochs([&e]);
     }
     for env in &d.devices {
         let cat: CatalogedDevice = env.unverified_object("catalog entry")?;
-        next.put_device(DeviceEntry::from_catalog(cat, &view.profile)?);
+        next.put_device(DeviceEntry::from_catalog(cat, &next.profile)?);
+    }
+    let epoch = match (&next_keys, &list) {
+        (Some(k), Some(l)) => Some(epoch_entry(k, fingerprint, l, &next)?),
+        (Some(_), None) => {
+            return Err(AccountError::Untrusted(
+                "a new administrator epoch needs the next access list".into(),
+            ))
+        }
+        _ => None,
+    };
+    if let Some(l) = list {
+        next.set_access(l);
     }
     let mut apps = d.apps;
     for e in &apps {
@@ -62,7 +121,7 @@ pub(crate) fn event_updates(
     }
     if let Some(event) = &d.event {
         for pl in host.plugins() {
-            for e in pl.entries(event, &next, admin)? {
+            for e in pl.entries(event, &next, signer)? {
                 next.put_app(e.uid.clone(), e.data.clone());
                 apps.push(e);
             }
@@ -79,7 +138,7 @@ pub(crate) fn event_updates(
         let envs: Vec<Signed> = apps
             .iter()
             .filter(|e| e.public == public)
-            .map(|e| app_envelope(e, admin))
+            .map(|e| app_envelope(e, signer))
             .collect();
         if !envs.is_empty() {
             updates.push(a.append(store, envs));
@@ -92,8 +151,11 @@ pub(crate) fn event_updates(
     if !updates.is_empty() {
         let cp = a
             .history
-            .next(&a.profile_udf, &updates, crate::client::now());
-        let env = Signed::sign_object(p::ct::CHECKPOINT, &cp, &admin.admin_sign);
+            .next(&a.profile_udf, &updates, crate::client::now(), epoch);
+        // The authority for this transaction: the current epoch's key (it
+        // starts the next one), or the root in a recovery.
+        let key = root.map_or(&admin.admin_sign, |r| &r.profile);
+        let env = Signed::sign_object(p::ct::CHECKPOINT, &cp, key);
         updates.push(a.append(st::CHECKPOINT, vec![env]));
     }
     Ok(updates)
@@ -115,7 +177,7 @@ pub(crate) fn admin_event<T>(
         let view = host.view(&a)?;
         let (draft, out) = build(&a, &view, &admin)?;
         let access = draft.access.clone();
-        let updates = event_updates(host, &a, &view, &admin, draft)?;
+        let updates = event_updates(host, &a, &view, &admin, None, draft)?;
         if updates.is_empty() {
             return Ok(out);
         }

@@ -45,6 +45,7 @@ pub fn view_of(a: &AccountState) -> Result<AccountView> {
     let mut v = AccountView::from_verified(
         &a.profile_udf,
         &a.profile,
+        &a.history.epochs,
         a.access.as_ref(),
         a.devices.values(),
         a.applications.values(),

@@ -5,11 +5,9 @@ use mesh_core::derive::Seed;
 use mesh_core::envelope::Signed;
 use mesh_core::objects::{
     complete_activation, ct as oct, AccountKeys, CatalogedDevice, ConnectionDevice, DeviceKeys,
-    ProfileAccount, ProfileDevice, Role,
+    ProfileAccount, ProfileDevice, Role, RootKeys,
 };
-use mesh_core::portal::{
-    self as p, store as st, tx, AccessList, ConnectResult, RespondConnection, StoreIndex,
-};
+use mesh_core::portal::{self as p, tx, AccessList, ConnectResult, RespondConnection};
 use mesh_core::{b64, pin, shamir, udf};
 use serde::Serialize;
 use zeroize::Zeroizing;
@@ -26,18 +24,18 @@ use crate::store::Store;
 use mesh_plugins::{Event, ProfileClaims};
 
 /// This device connected to `admin`'s account as an administrator.
-struct SelfConnection {
-    catalog: Signed,
-    access: Signed,
-    keys: DeviceKeys,
-    connection: Signed,
+pub(crate) struct SelfConnection {
+    pub(crate) catalog: Signed,
+    pub(crate) access: Signed,
+    pub(crate) keys: DeviceKeys,
+    pub(crate) connection: Signed,
 }
 
 /// Connect this device to `admin`'s account with every role: its catalog
 /// entry, the next access list naming it, and its activation completed
 /// here. The account seed and activation are saved before anything is sent,
 /// so that no crash can lose them once the portal knows the account.
-fn connect_self(
+pub(crate) fn connect_self(
     store: &mut Store,
     admin: &AccountKeys,
     profile: &ProfileAccount,
@@ -51,7 +49,7 @@ fn connect_self(
     let cat: CatalogedDevice = catalog.unverified_object("catalog entry")?;
     let (keys, act) = complete_activation(profile, &base, &cat.activation_account, &conn)?;
     let mut secrets = store.secrets()?;
-    secrets.account_seed = Some(admin.seed().to_udf());
+    secrets.online_seeds = Some(admin.online_seeds());
     secrets.activation_seed = Some(act.activation_key.clone());
     secrets.activation_epoch = act.epoch;
     store.save_secrets(&secrets)?;
@@ -63,17 +61,51 @@ fn connect_self(
     })
 }
 
+/// How many recovery shares `mesh account create` makes, and how many
+/// rebuild the root.
+#[derive(Debug, Clone, Copy)]
+pub struct Recovery {
+    /// Shares needed (2 to 15).
+    pub threshold: u8,
+    /// Shares made.
+    pub shares: u8,
+}
+
+/// What `mesh account create` is asked for.
+#[derive(Debug, Clone)]
+pub struct NewAccount<'a> {
+    /// The account's address.
+    pub address: &'a str,
+    /// The portal's URL.
+    pub portal: &'a str,
+    /// A display name for the account.
+    pub name: Option<String>,
+    /// A name for this, the first, device.
+    pub device_name: Option<&'a str>,
+    /// The recovery kit's shares.
+    pub recovery: Recovery,
+}
+
 /// `mesh account create`: a new account with this device as its first
 /// administrator. One Bind carries the first access list, this device's
 /// catalog entry and every channel's entries for the new account.
+///
+/// The account's root goes into recovery shares, given to `hand_out`
+/// before the portal knows the account (so that no crash can bind an
+/// account whose root is lost); no device keeps it.
 pub fn create(
     store: &mut Store,
     host: &Host,
-    address: &str,
-    portal: &str,
-    name: Option<String>,
-    device_name: Option<&str>,
+    new: NewAccount<'_>,
+    hand_out: impl FnOnce(&[Zeroizing<String>]) -> Result<()>,
 ) -> Result<AccountState> {
+    let NewAccount {
+        address,
+        portal,
+        name,
+        device_name,
+        recovery,
+    } = new;
     if let Some(a) = store
         .state()
         .account
@@ -87,13 +119,47 @@ pub fn create(
     check_address(address)?;
     let client = Client::new(portal)?;
     ensure_device(store, device_name)?;
-    let admin = AccountKeys::generate();
+    // Reach the portal before the kit is written: an unreachable portal or
+    // a taken address stops here, with no kit for a root never bound.
+    let probe: std::result::Result<p::DownloadResponse, ClientError> = client.post(
+        "Public",
+        &p::PublicRequest {
+            account_address: Some(address.to_string()),
+            profile_udf: None,
+            select: Vec::new(),
+        },
+    );
+    match probe {
+        Err(e) if e.code() == Some(p::code::UNKNOWN_ACCOUNT) => {}
+        Ok(_) => {
+            return Err(AccountError::usage(
+                format!("{address} already has an account at {}", client.url()),
+                "choose another address, or join that account with `mesh device request`",
+            ))
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let root = RootKeys::generate();
+    let shares: Vec<Zeroizing<String>> =
+        shamir::split(&root.seed().to_bytes(), recovery.threshold, recovery.shares)?
+            .iter()
+            .map(|s| s.to_udf())
+            .collect();
+    let admin = root.first_epoch();
     let mut claims = ProfileClaims::default();
     for pl in host.plugins() {
         pl.claims(&admin, &mut claims)?;
     }
-    let profile_env = admin.profile_with(address, client.url(), name, claims.openpgp_fingerprint);
+    let profile_env = root.profile(
+        address,
+        client.url(),
+        name,
+        &admin,
+        claims.openpgp_fingerprint,
+    );
     let profile = ProfileAccount::verify(&profile_env, &admin.profile_udf())?;
+    hand_out(&shares)?;
+    let admin = admin.without_root();
     // Keep the seed before the portal knows the account: a crash after bind
     // must not lose the only copy of the account's keys.
     let me = connect_self(store, &admin, &profile, None)?;
@@ -117,7 +183,7 @@ pub fn create(
     };
     let bind = p::BindRequest {
         profile: profile_env,
-        updates: crate::event::event_updates(host, &a, &view, &admin, draft)?,
+        updates: crate::event::event_updates(host, &a, &view, &admin, None, draft)?,
     };
     let dev_udf = device_udf(store)?;
     let r: std::result::Result<serde_json::Value, ClientError> = client.signed(
@@ -130,7 +196,7 @@ pub fn create(
     if let Err(e) = r {
         // Nothing was bound: forget the account so that the user can retry.
         let mut s = store.secrets()?;
-        s.account_seed = None;
+        s.online_seeds = None;
         s.activation_seed = None;
         store.save_secrets(&s)?;
         return Err(e.into());
@@ -141,7 +207,7 @@ pub fn create(
     account(store)
 }
 
-fn check_address(address: &str) -> Result<()> {
+pub(crate) fn check_address(address: &str) -> Result<()> {
     if !address.contains('@')
         || address.starts_with('@')
         || address.ends_with('@')
@@ -288,6 +354,9 @@ pub fn complete(store: &mut Store) -> Result<bool> {
         serde_json::to_value(&body).unwrap_or_default(),
         &base.authenticate,
     )?;
+    if resp.result != ConnectResult::Pending {
+        read_checkpoints(&client, &mut a)?;
+    }
     let profile = a.profile()?;
     match resp.result {
         ConnectResult::Pending => Err(AccountError::Pending(a.address)),
@@ -385,15 +454,17 @@ fn adopt_acceptance(
     secrets.pending_pin = None;
     secrets.activation_seed = Some(act.activation_key.clone());
     secrets.activation_epoch = act.epoch;
-    if let Some(seed) = &act.account_seed {
-        // An administrator: check the seed really is this account's.
-        let keys = AccountKeys::from_seed(Seed::from_udf(seed)?)?;
-        if !udf::udf_eq(&keys.profile_udf(), &a.profile_udf) {
-            return Err(AccountError::Untrusted(
-                "the activation carries another account's seed".into(),
-            ));
+    if let Some(seeds) = &act.online_seeds {
+        // An administrator: the seeds must give keys of this account (of
+        // whichever epoch it is in: checked against the history when used).
+        let mut parsed = std::collections::BTreeMap::new();
+        for (e, seed) in &seeds.seeds {
+            parsed.insert(*e, Seed::from_udf(seed)?);
         }
-        secrets.account_seed = Some(seed.clone());
+        AccountKeys::from_seeds(&a.profile_udf, parsed).map_err(|e| {
+            AccountError::Untrusted(format!("the activation's administrator seeds: {e}"))
+        })?;
+        secrets.online_seeds = Some(seeds.clone());
     }
     store.save_secrets(&secrets)?;
     a.membership = Membership::Member;
@@ -404,168 +475,33 @@ fn adopt_acceptance(
     Ok(())
 }
 
-/// `mesh account recover`: rebuild the account from shares on a fresh home
-/// and make this device an administrator; other devices stay connected.
-pub fn recover(
-    store: &mut Store,
-    host: &Host,
-    address: &str,
-    portal: &str,
-    shares: &[String],
-    name: Option<&str>,
-) -> Result<AccountState> {
-    if let Ok(a) = account(store) {
-        return Err(AccountError::HasAccount(a.address));
-    }
-    let admin = keys_from_shares(shares)?;
-    let client = Client::new(portal)?;
-    let (profile_env, _) = public_tail(&client, address, st::ACCESS)?;
-    let published = ProfileAccount::verify_self_signed(&profile_env)
-        .map_err(|e| AccountError::Untrusted(e.to_string()))?;
-    if !udf::udf_eq(&published.udf(), &admin.profile_udf()) {
-        return Err(AccountError::usage(
-            format!(
-                "the shares give account {}, but {address} is account {}",
-                admin.profile_udf(),
-                published.udf()
-            ),
-            "use the shares of this address's escrow, or the address they belong to",
-        ));
-    }
-    ensure_device(store, name)?;
-    let dev_udf = device_udf(store)?;
-    let mut a = AccountState::empty(
-        published.account_address.clone(),
-        client.url().to_string(),
-        admin.profile_udf(),
-        profile_env,
-        Membership::Member,
-    );
-    // Everything the account holds, read with the administrator key (the
-    // seed is the proof), verified as any sync verifies it: the channels
-    // need it to put their entries in the same transaction.
-    recovery_download(&client, &admin, &dev_udf, &mut a, &published)?;
-    let me = connect_self(store, &admin, &published, a.access_list()?.as_ref())?;
-    let view = host.view(&a)?;
-    let draft = Draft {
-        access: Some(me.access),
-        devices: vec![me.catalog],
-        event: Some(Event::Recovered),
-        ..Draft::default()
-    };
-    let t = p::TransactRequest {
-        updates: crate::event::event_updates(host, &a, &view, &admin, draft)?,
-    };
-    let _: p::TransactResponse = client.signed(
-        tx::TRANSACT,
-        &admin.profile_udf(),
-        &dev_udf,
-        serde_json::to_value(&t).unwrap_or_default(),
-        &me.keys.authenticate,
-    )?;
-    a.roles = Role::ALL.to_vec();
-    a.connection = Some(me.connection);
-    save_account(store, &a)?;
-    pull(store, host, &mut SyncReport::default())?;
-    account(store)
-}
-
-/// Download every store with a request signed by the administrator key
-/// (the portal's recovery read), into `a`, verified entry by entry.
-fn recovery_download(
-    client: &Client,
-    admin: &AccountKeys,
-    dev_udf: &str,
-    a: &mut AccountState,
-    profile: &ProfileAccount,
-) -> Result<()> {
-    let mut report = SyncReport::default();
-    // A bound on pages: a portal that answers `Partial` for ever is refused.
-    for _ in 0..MAX_PAGES {
-        let select = st::ALL
-            .iter()
-            .map(|s| StoreIndex {
-                store: s.to_string(),
-                index: a.index(s),
-            })
-            .collect();
-        let resp: p::DownloadResponse = client.signed(
-            tx::DOWNLOAD,
-            &admin.profile_udf(),
-            dev_udf,
-            serde_json::to_value(p::DownloadRequest { select }).unwrap_or_default(),
-            &admin.admin_sign,
-        )?;
-        ProfileAccount::verify(&resp.profile, &admin.profile_udf())
-            .map_err(|e| AccountError::Untrusted(format!("account profile: {e}")))?;
-        crate::pull::apply_entries(a, profile, &resp.updates, &mut report)?;
-        if !crate::pull::more_pages(&resp.updates)? {
-            a.history.settle(st::ALL)?;
-            return Ok(());
-        }
-    }
-    Err(AccountError::Untrusted(format!(
-        "the portal kept answering 'partial' after {MAX_PAGES} pages"
-    )))
-}
-
-/// Most pages one download follows.
-const MAX_PAGES: usize = 4096;
-
-/// The account keys escrow shares rebuild.
-fn keys_from_shares(shares: &[String]) -> Result<AccountKeys> {
-    let mut parsed = Vec::new();
-    for (i, s) in shares.iter().enumerate() {
-        parsed.push(shamir::Share::from_udf(s).map_err(|e| {
-            AccountError::usage(
-                format!("share {} is not a valid share: {e}", i + 1),
-                "copy each share exactly as `mesh account escrow` printed it",
-            )
-        })?);
-    }
-    let bytes = shamir::recover(&parsed)?;
-    let not_a_seed = |_| {
-        AccountError::usage(
-            "the shares do not give an account seed",
-            "these are not shares of one account's escrow; check each against what was printed",
-        )
-    };
-    let seed = Seed::from_udf(&udf::presentation_whole(&bytes)).map_err(not_a_seed)?;
-    AccountKeys::from_seed(seed).map_err(not_a_seed)
-}
-
-/// The profile and the last entry of a public store.
-fn public_tail(
-    client: &Client,
-    address: &str,
-    store_name: &str,
-) -> Result<(Signed, Option<p::Entry>)> {
-    let mut index = 0;
-    let mut last = None;
+/// Read the account's checkpoints (public) into `a`'s history: a joining
+/// device learns the current administrator epoch, whose key signs its
+/// answer, from the chain that starts at the pinned profile.
+fn read_checkpoints(client: &Client, a: &mut AccountState) -> Result<()> {
+    let base = ProfileAccount::verify(&a.profile, &a.profile_udf)
+        .map_err(|e| AccountError::Untrusted(format!("account profile: {e}")))?;
     loop {
         let r: p::DownloadResponse = client.post(
             "Public",
             &p::PublicRequest {
-                account_address: Some(address.to_string()),
-                profile_udf: None,
-                select: vec![StoreIndex {
-                    store: store_name.into(),
-                    index,
+                account_address: None,
+                profile_udf: Some(a.profile_udf.clone()),
+                select: vec![p::StoreIndex {
+                    store: p::store::CHECKPOINT.into(),
+                    index: a.history.serial(),
                 }],
             },
         )?;
-        let partial = crate::pull::more_pages(&r.updates)?;
-        if let Some(e) = r
-            .updates
-            .into_iter()
-            .next()
-            .and_then(|u| u.entries.into_iter().last())
-        {
-            index = e.index;
-            last = Some(e);
+        let more = crate::pull::more_pages(&r.updates)?;
+        for e in r.updates.iter().flat_map(|u| &u.entries) {
+            let env: Signed = serde_json::from_value(e.envelope.clone())
+                .map_err(|x| AccountError::Untrusted(format!("checkpoint {}: {x}", e.index)))?;
+            a.history.checkpoint(e.index, &env, &base)?;
+            a.indices.insert(p::store::CHECKPOINT.into(), e.index);
         }
-        if !partial {
-            return Ok((r.profile, last));
+        if !more {
+            return Ok(());
         }
     }
 }

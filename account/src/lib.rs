@@ -9,8 +9,8 @@
 //! Modules depend one way: `store`, `client`, `device`, `error` ← `state`
 //! ← `host` (the channels, the view, the device side) ← `pull` (download,
 //! verify, adopt rotations, wipe on a proven revocation) ← `event` (one
-//! transaction per administrator event) ← `entries`, `admin` ← `join` ←
-//! `sync`.
+//! transaction per administrator event) ← `entries`, `admin` ← `join`,
+//! `recover` ← `sync`.
 //!
 //! Trust: the portal is not trusted. The account profile is pinned by its
 //! UDF when the device joins (the witness comparison or the PIN
@@ -28,6 +28,7 @@ pub mod event;
 pub mod host;
 pub mod join;
 pub mod pull;
+pub mod recover;
 pub mod revoke;
 pub mod state;
 pub mod store;

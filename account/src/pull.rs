@@ -61,7 +61,12 @@ pub(crate) fn apply_entries(
 ) -> Result<()> {
     let mut access = a.access_list()?;
     let known_revoked = revoked_set(access.as_ref());
-    for up in updates {
+    // Checkpoints first: an administrator epoch they start gives the key
+    // the entries after it are signed with.
+    let mut ordered: Vec<&p::StoreEntries> = updates.iter().collect();
+    ordered.sort_by_key(|u| u.store != st::CHECKPOINT);
+    for up in ordered {
+        let current = a.history.profile(profile);
         a.history.behind(&[StoreIndex {
             store: up.store.clone(),
             index: up.last,
@@ -75,7 +80,7 @@ pub(crate) fn apply_entries(
             }
             expect += 1;
             if up.store == st::INBOUND {
-                let ib = verify_inbound(profile, &e.envelope).map_err(untrusted)?;
+                let ib = verify_inbound(&current, &e.envelope).map_err(untrusted)?;
                 report.new_requests.push(ib.witness.clone());
                 a.inbound.push(ib);
             } else {
@@ -85,7 +90,7 @@ pub(crate) fn apply_entries(
                     a.history.checkpoint(e.index, &env, profile)?;
                 } else {
                     a.history.entry(&up.store, e.index, &env)?;
-                    apply_signed(a, profile, &mut access, &up.store, env, report)
+                    apply_signed(a, &current, &mut access, &up.store, env, report)
                         .map_err(untrusted)?;
                 }
             }
@@ -147,12 +152,15 @@ fn apply_signed(
     report: &mut SyncReport,
 ) -> std::result::Result<(), String> {
     let s = |x: &dyn std::fmt::Display| x.to_string();
-    let admin = [profile.administrator_signature.key];
+    // Any epoch of the verified history: the chains tie each entry to the
+    // checkpoint that authorised it (signed by its epoch's key).
+    let admin = profile.history_signers();
     match store {
         st::ACCESS => {
             let list = AccessList::verify(&env, profile).map_err(|x| s(&x))?;
             if let Some(prev) = access.as_ref() {
-                prev.check_successor(&list).map_err(|x| s(&x))?;
+                prev.check_successor(&list, AccessList::by_root(&env, profile))
+                    .map_err(|x| s(&x))?;
             }
             *access = Some(list);
             a.access = Some(env);
@@ -239,7 +247,9 @@ pub(crate) fn handle_revoked(
     let Ok(dev_udf) = device_udf(store) else {
         return err.into();
     };
-    let revoked = AccessList::verify(proof, &profile)
+    // A proof stands alone: only the current epoch's key (or the root)
+    // counts, not a revoked administrator's older one.
+    let revoked = AccessList::verify_current(proof, &profile)
         .ok()
         .and_then(|l| l.device(&dev_udf).map(|d| d.state == DeviceState::Revoked))
         .unwrap_or(false);

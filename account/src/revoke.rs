@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use mesh_core::objects::Role;
 use mesh_core::portal::{self as p, tx, DeviceState};
 use mesh_core::udf;
 use mesh_plugins::Event;
@@ -60,7 +61,12 @@ pub fn revoke(store: &mut Store, host: &Host, which: &str) -> Result<RevokeRepor
             // already, nothing to write.
             return Ok((Draft::default(), (t, true)));
         }
-        let env = crate::entries::next_access(admin, Some(&list), |d| {
+        // An administrator held the online keys: they are replaced by a new
+        // epoch's, wrapped only to the administrators that remain, and
+        // every entry of this event is signed with them.
+        let next_keys = t.roles.contains(&Role::Admin).then(|| admin.next_epoch());
+        let signer = next_keys.as_ref().unwrap_or(admin);
+        let env = crate::entries::next_access(signer, Some(&list), |d| {
             for e in d
                 .iter_mut()
                 .filter(|e| udf::udf_eq(&e.device_udf, &t.device_udf))
@@ -74,6 +80,7 @@ pub fn revoke(store: &mut Store, host: &Host, which: &str) -> Result<RevokeRepor
             event: Some(Event::Revoked {
                 device: t.device_udf.clone(),
             }),
+            next_keys,
             ..Draft::default()
         };
         Ok((draft, (t, false)))
@@ -92,12 +99,19 @@ pub fn revoke(store: &mut Store, host: &Host, which: &str) -> Result<RevokeRepor
     let event = Event::Revoked {
         device: report.device.clone(),
     };
+    let mut portal = vec![format!(
+        "access list {} revokes it: every request it makes is refused",
+        after.serial()
+    )];
+    if after.profile.epoch() > before.profile.epoch() {
+        portal.push(format!(
+            "administrator epoch {}: new administrator keys, SSH CA, S/MIME CA and OpenPGP primary, wrapped only to the remaining administrators; what it holds vouches for nothing new",
+            after.profile.epoch()
+        ));
+    }
     report.channels.push(ChannelReport {
         channel: "portal".into(),
-        done: vec![format!(
-            "access list {} revokes it: every request it makes is refused",
-            after.serial()
-        )],
+        done: portal,
     });
     for pl in host.plugins() {
         report.channels.push(ChannelReport {

@@ -2,13 +2,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use mesh_core::authority::{OnlineSeeds, CT_ONLINE_SEEDS};
 use mesh_core::derive::Seed;
 use mesh_core::envelope::Signed;
 use mesh_core::objects::{
     AccountKeys, ActivationKeys, ConnectionDevice, DeviceKeys, ProfileAccount, Role,
 };
 use mesh_core::portal::{AccessList, InboundRequest, StoreUpdate};
-use mesh_core::udf;
 use serde::{Deserialize, Serialize};
 
 use crate::device::{self, DeviceError};
@@ -125,9 +125,12 @@ impl AccountState {
         }
     }
 
-    /// The verified profile.
+    /// The verified profile, as of the verified history: its
+    /// administrator keys, SSH CA and OpenPGP fingerprint are the current
+    /// administrator epoch's.
     pub fn profile(&self) -> Result<ProfileAccount> {
         ProfileAccount::verify(&self.profile, &self.profile_udf)
+            .map(|p| self.history.profile(&p))
             .map_err(|e| AccountError::Untrusted(e.to_string()))
     }
 
@@ -192,20 +195,41 @@ pub fn device_keys(store: &Store) -> Result<DeviceKeys> {
     ))
 }
 
-pub(crate) fn admin_keys(store: &Store, a: &AccountState) -> Result<AccountKeys> {
+/// This administrator's online keys of the account's current epoch. When
+/// the verified history started an epoch this device does not hold yet, its
+/// seeds are taken from the epoch's entry (wrapped to this device) and kept.
+pub(crate) fn admin_keys(store: &mut Store, a: &AccountState) -> Result<AccountKeys> {
+    let not_admin = || AccountError::NotAdmin(a.address.clone());
     if !a.roles.contains(&Role::Admin) {
-        return Err(AccountError::NotAdmin(a.address.clone()));
+        return Err(not_admin());
     }
-    let seed = store
-        .secrets()?
-        .account_seed
-        .ok_or_else(|| AccountError::NotAdmin(a.address.clone()))?;
-    let keys = AccountKeys::from_seed(Seed::from_udf(&seed)?)?;
-    if !udf::udf_eq(&keys.profile_udf(), &a.profile_udf) {
-        return Err(AccountError::Untrusted(
-            "the stored account seed is for another account".into(),
-        ));
+    let profile = a.profile()?;
+    let held = store.secrets()?.online_seeds.ok_or_else(not_admin)?;
+    if let Ok(keys) = held.keys(&profile) {
+        return Ok(keys);
     }
+    let latest = a.history.epochs.last().ok_or_else(|| {
+        AccountError::Untrusted("the stored administrator seeds are not this account's".into())
+    })?;
+    let mine = device_keys(store)?;
+    let seeds: OnlineSeeds = latest
+        .seeds
+        .decrypt_object("administrator seeds", CT_ONLINE_SEEDS, &mine.encrypt)
+        .map_err(|_| {
+            AccountError::usage(
+                format!(
+                    "this device does not hold administrator epoch {} of {}",
+                    latest.number, a.address
+                ),
+                "an administrator that was revoked or lost the role holds no new epoch; ask another administrator",
+            )
+        })?;
+    let keys = seeds.keys(&profile).map_err(|e| {
+        AccountError::Untrusted(format!("administrator epoch {}: {e}", latest.number))
+    })?;
+    let mut secrets = store.secrets()?;
+    secrets.online_seeds = Some(seeds);
+    store.save_secrets(&secrets)?;
     Ok(keys)
 }
 

@@ -192,9 +192,10 @@ pub struct Secrets {
     /// The device seed (`Z…`, spec 0x0100).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device_seed: Option<Zeroizing<String>>,
-    /// The account seed, on administrators.
+    /// The administrators' online seeds, on administrators (never the
+    /// account's root: that lives only in the recovery shares).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub account_seed: Option<Zeroizing<String>>,
+    pub online_seeds: Option<mesh_core::authority::OnlineSeeds>,
     /// The activation seed and its epoch, once connected.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub activation_seed: Option<Zeroizing<String>>,

@@ -160,10 +160,22 @@ pub(crate) enum AccountCmd {
         /// A name for this, the first, device (default: the host name).
         #[arg(long)]
         device: Option<String>,
+        /// Where the recovery kit goes: a directory (one file per share,
+        /// 0600; e.g. a USB stick), or `-` to print it. The account's root
+        /// is in these shares only: no device keeps it.
+        #[arg(long, value_name = "DIR|-")]
+        recovery: String,
+        /// Shares needed to recover (2 to 15).
+        #[arg(long, default_value_t = 2)]
+        threshold: u8,
+        /// Shares to make.
+        #[arg(long, default_value_t = 3)]
+        shares: u8,
     },
     /// Show the account, this device and its roles.
     Show,
-    /// Split the account seed into escrow shares (administrators).
+    /// Refused: no device holds the account's root (the recovery kit from `account create` does).
+    #[command(hide = true)]
     Escrow {
         /// Shares needed to recover (2 to 15).
         #[arg(long)]
@@ -172,7 +184,7 @@ pub(crate) enum AccountCmd {
         #[arg(long)]
         shares: u8,
     },
-    /// Rebuild the account from escrow shares (one per line on standard input, or --from) on a fresh home; this device becomes an administrator.
+    /// Take the account back with its recovery shares (standard input, or --from files) on a fresh home: this device becomes an administrator of a new epoch (new administrator keys and CAs), the named devices are revoked or reinstated.
     Recover {
         /// The account's address.
         address: String,
@@ -182,9 +194,15 @@ pub(crate) enum AccountCmd {
         /// A name for this device.
         #[arg(long)]
         name: Option<String>,
-        /// Read the shares from this file instead of standard input.
+        /// Read the shares from these files (one share each, as the kit wrote them) instead of standard input.
         #[arg(long)]
-        from: Option<PathBuf>,
+        from: Vec<PathBuf>,
+        /// Revoke this device (name or UDF): the stolen one, or one a thief added. Repeatable.
+        #[arg(long)]
+        revoke: Vec<String>,
+        /// Make this revoked device active again (a thief revoked it). Repeatable.
+        #[arg(long)]
+        reinstate: Vec<String>,
         /// Refused: shares on the command line are visible to other users.
         #[arg(hide = true)]
         shares: Vec<String>,
@@ -443,7 +461,22 @@ pub(crate) enum SshCmd {
     /// Print this device's SSH certificate.
     Cert,
     /// Print the account's CA line for sshd's TrustedUserCAKeys.
-    Ca,
+    Ca {
+        /// On a server: the account's profile UDF (pinned); with --portal
+        /// and --output, fetch the current CA from the verified history
+        /// (it changes when an administrator is revoked).
+        #[arg(long, requires_all = ["portal", "output"])]
+        account: Option<String>,
+        /// On a server: the portal's URL.
+        #[arg(long, requires = "account")]
+        portal: Option<String>,
+        /// On a server: the TrustedUserCAKeys file (replaced atomically when the CA changed).
+        #[arg(long, requires = "account")]
+        output: Option<PathBuf>,
+        /// On a server: the verified history, so that a portal that rolls the account back is refused.
+        #[arg(long, requires = "account")]
+        cache: Option<PathBuf>,
+    },
     /// Write an OpenSSH KRL of every revoked or replaced device key and certificate (for RevokedKeys).
     ///
     /// On a device: from its own verified view. On a server, with --account

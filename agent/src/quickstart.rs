@@ -28,6 +28,8 @@ pub struct Quickstart {
     pub laptop: PathBuf,
     /// The second device's home.
     pub phone: PathBuf,
+    /// The recovery kit: the account's root, in shares (no device keeps it).
+    pub recovery: PathBuf,
     /// Devices as the phone sees them.
     pub devices: Vec<admin::DeviceView>,
 }
@@ -103,6 +105,7 @@ pub fn run(
 ) -> Result<Quickstart, QuickstartError> {
     let laptop = dir.join("laptop");
     let phone = dir.join("phone");
+    let recovery = dir.join("recovery-kit");
     let host = crate::host();
     {
         let mut admin = Store::open(&laptop, true).map_err(AccountError::from)?;
@@ -110,13 +113,23 @@ pub fn run(
             if admin.state().device.is_none() {
                 mesh_account::device::init(&mut admin, "laptop").map_err(AccountError::from)?;
             }
+            let kit = crate::recovery::KitTarget::Dir(recovery.clone());
             join::create(
                 &mut admin,
                 &host,
-                address,
-                portal.url(),
-                Some("Quickstart".into()),
-                Some("laptop"),
+                join::NewAccount {
+                    address,
+                    portal: portal.url(),
+                    name: Some("Quickstart".into()),
+                    device_name: Some("laptop"),
+                    recovery: join::Recovery {
+                        threshold: 2,
+                        shares: 3,
+                    },
+                },
+                |shares| {
+                    crate::recovery::write_kit(&kit, address, portal.url(), 2, shares).map(|_| ())
+                },
             )?;
         }
         let mut p = Store::open(&phone, true).map_err(AccountError::from)?;
@@ -136,6 +149,7 @@ pub fn run(
         profile_udf: a.profile_udf.clone(),
         laptop,
         phone,
+        recovery,
         devices: admin::list(&p)?,
     })
 }

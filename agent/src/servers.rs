@@ -48,7 +48,12 @@ struct PublicAnswer {
 impl PublicAnswer {
     /// One page of the public stores, continuing this answer.
     fn apply(&mut self, profile: &ProfileAccount, updates: &[p::StoreEntries]) -> Result<()> {
-        for u in updates {
+        // Checkpoints first: an administrator epoch they start gives the
+        // key the entries after it are signed with.
+        let mut ordered: Vec<&p::StoreEntries> = updates.iter().collect();
+        ordered.sort_by_key(|u| u.store != st::CHECKPOINT);
+        for u in ordered {
+            let current = self.history.profile(profile);
             self.history.behind(&[StoreIndex {
                 store: u.store.clone(),
                 index: u.last,
@@ -62,7 +67,7 @@ impl PublicAnswer {
                     continue;
                 }
                 self.history.entry(&u.store, e.index, &env)?;
-                self.keep(profile, &u.store, env).map_err(|x| {
+                self.keep(&current, &u.store, env).map_err(|x| {
                     AccountError::Untrusted(format!("{} entry {}: {x}", u.store, e.index))
                 })?;
             }
@@ -86,7 +91,8 @@ impl PublicAnswer {
                 // A revoked device stays revoked in every later list.
                 if let Some(prev) = &self.access {
                     let p: AccessList = prev.unverified_object("access list").map_err(|e| s(&e))?;
-                    p.check_successor(&next).map_err(|e| s(&e))?;
+                    p.check_successor(&next, AccessList::by_root(&env, profile))
+                        .map_err(|e| s(&e))?;
                 }
                 self.access = Some(env);
             }
@@ -99,7 +105,7 @@ impl PublicAnswer {
                     .verify_object(
                         "application entry",
                         mesh_core::objects::ct::CATALOGED_APPLICATION,
-                        &[profile.administrator_signature.key],
+                        &profile.history_signers(),
                     )
                     .map_err(|e| s(&e))?;
                 self.published.insert(a.uid, env);
@@ -159,6 +165,7 @@ fn verified(ans: &PublicAnswer, pinned: &str) -> Result<AccountView> {
     Ok(AccountView::from_verified(
         pinned,
         profile,
+        &ans.history.epochs,
         Some(access),
         ans.devices.values(),
         ans.published.values(),
@@ -345,18 +352,64 @@ pub fn fetch_krl(
             replaced: false,
         }),
         _ => {
-            mesh_account::store::write_atomic(output, &bytes)?;
-            std::fs::set_permissions(output, std::os::unix::fs::PermissionsExt::from_mode(0o644))
-                .map_err(|e| {
-                AccountError::Store(mesh_account::store::StoreError::Io {
-                    path: output.to_path_buf(),
-                    source: e,
-                })
-            })?;
+            write_public(output, &bytes)?;
             Ok(KrlFetch {
                 version,
                 replaced: true,
             })
         }
     }
+}
+
+/// What `mesh ssh ca --account` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct CaFetch {
+    /// The administrator epoch whose CA the file now holds.
+    pub epoch: u32,
+    /// Whether the file was replaced.
+    pub replaced: bool,
+}
+
+/// Fetch the account's current SSH CA from its verified history and write
+/// its line to `output` (sshd's TrustedUserCAKeys) when it changed.
+/// Revoking an administrator starts a new epoch with a new CA; the old one
+/// goes into the KRL.
+pub fn fetch_ca(
+    profile_udf: &str,
+    portal: &str,
+    output: &Path,
+    cache: Option<&Path>,
+) -> Result<CaFetch> {
+    let view = public_view(&Lookup {
+        profile_udf,
+        portal,
+        cache,
+        max_stale: 0,
+    })?;
+    let line = format!("{}\n", mesh_ssh::channel::ca_line(&view)?);
+    let epoch = view.profile.epoch();
+    if std::fs::read(output).ok().as_deref() == Some(line.as_bytes()) {
+        return Ok(CaFetch {
+            epoch,
+            replaced: false,
+        });
+    }
+    write_public(output, line.as_bytes())?;
+    Ok(CaFetch {
+        epoch,
+        replaced: true,
+    })
+}
+
+/// Replace a file sshd reads (KRL, CA) atomically, readable by all.
+fn write_public(output: &Path, bytes: &[u8]) -> Result<()> {
+    mesh_account::store::write_atomic(output, bytes)?;
+    std::fs::set_permissions(output, std::os::unix::fs::PermissionsExt::from_mode(0o644)).map_err(
+        |e| {
+            AccountError::Store(mesh_account::store::StoreError::Io {
+                path: output.to_path_buf(),
+                source: e,
+            })
+        },
+    )
 }

@@ -385,6 +385,11 @@ fn quickstart_shows_mesh_working_and_resumes() {
     assert!(out.contains("Mesh is running."), "{out}");
     assert!(out.contains("laptop") && out.contains("phone"), "{out}");
     assert_eq!(out.matches(" active").count(), 2, "{out}");
+    // Where the account's root went: the kit, outside both device homes.
+    let kit = format!("{dir}/recovery-kit");
+    assert!(out.contains(&format!("recovery: {kit}")), "{out}");
+    let shares = std::fs::read_dir(&kit).expect("kit").count();
+    assert_eq!(shares, 3, "{out}");
     assert!(
         out.contains("export SSH_AUTH_SOCK=") && out.contains("ssh-ed25519 AAAA"),
         "{out}"

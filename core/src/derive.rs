@@ -30,6 +30,9 @@ pub mod spec {
     pub const MESH_PROFILE_ACCOUNT: u16 = 0x0102;
     /// A per-device activation seed issued by an administrator.
     pub const MESH_ACTIVATION_ACCOUNT: u16 = 0x0103;
+    /// An administrator epoch's online seed (our extension: docs/DESIGN.md,
+    /// "A stolen administrator").
+    pub const MESH_ONLINE_ACCOUNT: u16 = 0x0104;
 }
 
 /// The two curves Mesh uses (decision 1 of the spec notes).

@@ -31,6 +31,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::authority::AdminEpoch;
 use crate::envelope::Signed;
 use crate::objects::ProfileAccount;
 use crate::portal::{ct, store, StoreIndex, StoreUpdate};
@@ -71,6 +72,10 @@ pub struct Checkpoint {
     /// Seconds since the Unix epoch.
     #[serde(rename = "Issued")]
     pub issued: u64,
+    /// The administrator epoch this transaction starts (signed by the
+    /// keys of the epoch before it, or by the root).
+    #[serde(rename = "Epoch", default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<AdminEpoch>,
 }
 
 /// What is wrong with the history a portal served. Every case blames the
@@ -199,19 +204,40 @@ pub struct History {
     /// Digest of its signed bytes, base64url.
     #[serde(rename = "Digest", default)]
     pub digest: String,
+    /// Every administrator epoch the checkpoints started, oldest first.
+    #[serde(rename = "Epochs", default, skip_serializing_if = "Vec::is_empty")]
+    pub epochs: Vec<AdminEpoch>,
 }
 
 impl Checkpoint {
-    /// Verify a signed checkpoint against the account profile.
-    pub fn verify(env: &Signed, profile: &ProfileAccount) -> Result<Checkpoint> {
+    /// Verify a signed checkpoint against the account profile as of the
+    /// history before it (`profile` is effective: its administrator key is
+    /// the current epoch's). The root may sign any checkpoint; returns
+    /// whether it did.
+    pub fn verify(env: &Signed, profile: &ProfileAccount) -> Result<(Checkpoint, bool)> {
         let bad = |serial, detail: String| HistoryError::Checkpoint { serial, detail };
+        let root = env
+            .signatures
+            .iter()
+            .any(|s| udf::udf_eq(&s.kid, &profile.profile_signature.udf()));
+        let signer = if root {
+            profile.profile_signature.key
+        } else {
+            profile.administrator_signature.key
+        };
         let c: Checkpoint = env
-            .verify_object(
-                "checkpoint",
-                ct::CHECKPOINT,
-                &[profile.administrator_signature.key],
-            )
-            .map_err(|e| bad(0, e.to_string()))?;
+            .verify_object("checkpoint", ct::CHECKPOINT, &[signer])
+            .map_err(|e| {
+                let hint = if matches!(e, crate::Error::UnauthorizedSigner(_)) {
+                    format!(
+                        "{e}: not the administrator key of epoch {} (a revoked administrator's, or another account's)",
+                        profile.epoch()
+                    )
+                } else {
+                    e.to_string()
+                };
+                bad(0, hint)
+            })?;
         if !udf::udf_eq(&c.profile_udf, &profile.udf()) {
             return Err(bad(c.serial, format!("is for account {}", c.profile_udf)));
         }
@@ -222,7 +248,16 @@ impl Checkpoint {
                 format!("heads {names:?} are not {:?}", store::COVERED),
             ));
         }
-        Ok(c)
+        if let Some(e) = &c.epoch {
+            let want = profile.epoch() + 1;
+            if e.number != want {
+                return Err(bad(
+                    c.serial,
+                    format!("starts administrator epoch {} after {}", e.number, want - 1),
+                ));
+            }
+        }
+        Ok((c, root))
     }
 
     /// The head of a store.
@@ -260,7 +295,7 @@ impl History {
     /// the account, numbered by its index, naming the one before, and never
     /// taking a store back.
     pub fn checkpoint(&mut self, index: u64, env: &Signed, profile: &ProfileAccount) -> Result<()> {
-        let c = Checkpoint::verify(env, profile)?;
+        let (c, _) = Checkpoint::verify(env, &self.profile(profile))?;
         let bad = |detail: String| HistoryError::Checkpoint {
             serial: index,
             detail,
@@ -290,8 +325,15 @@ impl History {
             }
         }
         self.digest = b64::encode(&env.content_digest());
+        self.epochs.extend(c.epoch.clone());
         self.checkpoint = Some(c);
         Ok(())
+    }
+
+    /// The account profile as of this history: the latest administrator
+    /// epoch's keys (`base` is the root-signed profile).
+    pub fn profile(&self, base: &ProfileAccount) -> ProfileAccount {
+        base.with_epochs(&self.epochs)
     }
 
     /// After a complete download: every covered store in `read` must stand
@@ -360,7 +402,13 @@ impl History {
 
     /// The checkpoint that an administrator appends with `updates` (all
     /// from the positions this history holds): the writer's side.
-    pub fn next(&self, profile_udf: &str, updates: &[StoreUpdate], issued: u64) -> Checkpoint {
+    pub fn next(
+        &self,
+        profile_udf: &str,
+        updates: &[StoreUpdate],
+        issued: u64,
+        epoch: Option<AdminEpoch>,
+    ) -> Checkpoint {
         let mut stores = self.stores.clone();
         for u in updates {
             let pos = stores.entry(u.store.clone()).or_default();
@@ -386,6 +434,7 @@ impl History {
             previous: self.digest.clone(),
             heads,
             issued,
+            epoch,
         }
     }
 }

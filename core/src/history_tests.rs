@@ -1,7 +1,7 @@
 //! What a reader refuses, one case per way a portal can rewrite history.
 
 use super::*;
-use crate::objects::AccountKeys;
+use crate::objects::{AccountKeys, RootKeys};
 
 /// An account with a writer history and what it appended, transaction by
 /// transaction: (store, envelopes) then the signed checkpoint.
@@ -15,8 +15,9 @@ struct Account {
 
 impl Account {
     fn new() -> Account {
-        let keys = std::rc::Rc::new(AccountKeys::generate());
-        let env = keys.profile("alice@example.com", "https://portal", None);
+        let root = RootKeys::generate();
+        let keys = std::rc::Rc::new(AccountKeys::generate(&root.profile_udf()));
+        let env = root.profile("alice@example.com", "https://portal", None, &keys, None);
         let profile = ProfileAccount::verify_self_signed(&env).expect("profile");
         Account {
             keys,
@@ -39,7 +40,7 @@ impl Account {
             expected: len,
             envelopes: envs.clone(),
         };
-        let cp = self.writer.next(&self.profile.udf(), &[update], 100);
+        let cp = self.writer.next(&self.profile.udf(), &[update], 100, None);
         let signed = Signed::sign_object(ct::CHECKPOINT, &cp, &self.keys.admin_sign);
         for (i, e) in envs.iter().enumerate() {
             self.writer
@@ -200,7 +201,7 @@ fn a_fresh_reader_refuses_every_rewrite() {
         (
             "a checkpoint signed by another account",
             |_, v| {
-                let other = AccountKeys::generate();
+                let other = AccountKeys::generate("MOTHER");
                 let i = at(v, store::CHECKPOINT, 3);
                 let mut c: Checkpoint = v[i].2.unverified_object("c").expect("c");
                 c.heads[0].index = 1;
@@ -269,4 +270,68 @@ fn a_reader_with_history_refuses_rollback_and_forks() {
     // While the honest continuation reads.
     a.transact(store::ACCESS, &["access-3"]);
     a.read(&seen, &a.served(&seen)).expect("continuation");
+}
+
+/// A checkpoint that starts administrator epoch 1 (signed by epoch 0), then
+/// what a revoked administrator holding epoch 0's key, or the root, signs.
+#[test]
+fn administrator_epochs_follow_the_history() {
+    use crate::authority::RootKeys;
+    use crate::keys::AgreementKey;
+    let root = RootKeys::generate();
+    let e0 = AccountKeys::generate(&root.profile_udf());
+    let env = root.profile("alice@example.com", "https://portal", None, &e0, None);
+    let profile = ProfileAccount::verify_self_signed(&env).expect("profile");
+    let e1 = e0.next_epoch();
+    let holder = AgreementKey::generate();
+    let start = e1.epoch_entry(None, &[holder.public_key()]).expect("epoch");
+    let mut h = History::default();
+    let sign =
+        |c: &Checkpoint, k: &crate::keys::SigningKey| Signed::sign_object(ct::CHECKPOINT, c, k);
+    let cp1 = h.next(&profile.udf(), &[], 1, Some(start.clone()));
+    h.checkpoint(1, &sign(&cp1, &e0.admin_sign), &profile)
+        .expect("epoch 0 starts epoch 1");
+    let now = h.profile(&profile);
+    assert!(e1.matches(&now) && now.epoch() == 1);
+
+    let cases: Vec<(&str, Checkpoint, &crate::keys::SigningKey, Option<&str>)> = vec![
+        (
+            "the old epoch's key",
+            h.next(&profile.udf(), &[], 2, None),
+            &e0.admin_sign,
+            Some("not the administrator key of epoch 1"),
+        ),
+        (
+            "the old key starting its own epoch",
+            h.next(&profile.udf(), &[], 2, Some(start.clone())),
+            &e0.admin_sign,
+            Some("not the administrator key"),
+        ),
+        (
+            "an epoch number that is not next",
+            h.next(&profile.udf(), &[], 2, Some(start.clone())),
+            &e1.admin_sign,
+            Some("starts administrator epoch 1 after 1"),
+        ),
+        (
+            "the current epoch's key",
+            h.next(&profile.udf(), &[], 2, None),
+            &e1.admin_sign,
+            None,
+        ),
+        (
+            "the root",
+            h.next(&profile.udf(), &[], 2, None),
+            &root.profile,
+            None,
+        ),
+    ];
+    for (name, c, key, want) in cases {
+        let mut reader = h.clone();
+        match (reader.checkpoint(2, &sign(&c, key), &profile), want) {
+            (Ok(()), None) => {}
+            (Err(e), Some(w)) => assert!(e.to_string().contains(w), "{name}: {e}"),
+            (r, _) => panic!("{name}: {r:?}"),
+        }
+    }
 }

@@ -97,6 +97,7 @@ impl SigningKey {
 /// keys (sums) work. For a key from seed material the scalar is the RFC 7748
 /// clamped value reduced mod ℓ, which agrees with plain X25519 on every
 /// point of the prime-order subgroup (the only points we accept).
+#[derive(Clone)]
 pub struct AgreementKey {
     scalar: Scalar,
     public: EdwardsPoint,

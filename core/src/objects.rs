@@ -10,6 +10,8 @@
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+pub use crate::authority::{AccountKeys, RootKeys};
+use crate::authority::{OnlineSeeds, Superseded};
 use crate::derive::{key_name, spec, Seed};
 use crate::envelope::{Encrypted, Signed};
 use crate::keys::{AgreementKey, KeyData, PublicKey, SigningKey};
@@ -133,6 +135,11 @@ pub struct ProfileAccount {
         skip_serializing_if = "Option::is_none"
     )]
     pub openpgp_fingerprint: Option<String>,
+    /// Not in the signed profile: the keys of earlier administrator
+    /// epochs, when this is the profile as of a verified history
+    /// ([`ProfileAccount::with_epochs`]).
+    #[serde(skip)]
+    pub superseded: Vec<Superseded>,
 }
 
 impl ProfileAccount {
@@ -179,110 +186,6 @@ impl ProfileAccount {
             ));
         }
         Ok(())
-    }
-}
-
-/// Every key of an account, derived from its seed. Held only by administrators.
-pub struct AccountKeys {
-    seed: Seed,
-    /// Root key.
-    pub profile: SigningKey,
-    /// Administrator signature key.
-    pub admin_sign: SigningKey,
-    /// Administrator encryption key.
-    pub admin_encrypt: AgreementKey,
-    /// Common encryption key.
-    pub encrypt: AgreementKey,
-    /// Common authentication key.
-    pub authenticate: SigningKey,
-    /// Common signature key.
-    pub sign: SigningKey,
-    /// Escrow key.
-    pub escrow: AgreementKey,
-    /// SSH user CA key.
-    pub ssh_ca: SigningKey,
-    /// S/MIME CA key (P-256: what mail clients validate).
-    pub smime_ca: p256::ecdsa::SigningKey,
-}
-
-impl std::fmt::Debug for AccountKeys {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AccountKeys")
-            .field("profile", &self.profile.public_key())
-            .finish_non_exhaustive()
-    }
-}
-
-impl AccountKeys {
-    /// A fresh account.
-    pub fn generate() -> AccountKeys {
-        AccountKeys::from_seed(Seed::generate(spec::MESH_PROFILE_ACCOUNT))
-            .unwrap_or_else(|_| unreachable!("a fresh seed has the account spec"))
-    }
-
-    /// Rebuild every account key from the seed (creation and recovery).
-    pub fn from_seed(seed: Seed) -> Result<AccountKeys, Error> {
-        if seed.spec() != spec::MESH_PROFILE_ACCOUNT {
-            return Err(Error::Malformed(format!(
-                "seed has key spec {:#06x}, not an account seed",
-                seed.spec()
-            )));
-        }
-        let n = |op: &str| key_name("Complete", "Account", op, 0);
-        Ok(AccountKeys {
-            profile: SigningKey::derive(&seed, &n("Profile")),
-            admin_sign: SigningKey::derive(&seed, &n("AdminSign")),
-            admin_encrypt: AgreementKey::derive(&seed, &n("AdminEncrypt")),
-            encrypt: AgreementKey::derive(&seed, &n("Encrypt")),
-            authenticate: SigningKey::derive(&seed, &n("Authenticate")),
-            sign: SigningKey::derive(&seed, &n("Sign")),
-            escrow: AgreementKey::derive(&seed, &n("Escrow")),
-            ssh_ca: SigningKey::derive(&seed, &n("SshCa")),
-            smime_ca: crate::keys::p256_signing_key(&seed, &n("SmimeCa")),
-            seed,
-        })
-    }
-
-    /// The seed (what escrow splits).
-    pub fn seed(&self) -> &Seed {
-        &self.seed
-    }
-
-    /// The account's profile UDF.
-    pub fn profile_udf(&self) -> String {
-        udf::profile_udf(&[self.profile.public_key().fingerprint()])
-    }
-
-    /// Build and sign the account profile.
-    pub fn profile(&self, address: &str, service: &str, description: Option<String>) -> Signed {
-        self.profile_with(address, service, description, None)
-    }
-
-    /// Build and sign the account profile, naming the OpenPGP primary key.
-    pub fn profile_with(
-        &self,
-        address: &str,
-        service: &str,
-        description: Option<String>,
-        openpgp_fingerprint: Option<String>,
-    ) -> Signed {
-        let root = KeyData::new(self.profile.public_key());
-        let p = ProfileAccount {
-            account_address: address.to_string(),
-            service: service.to_string(),
-            description,
-            root_udfs: vec![root.udf()],
-            profile_signature: root,
-            administrator_signature: KeyData::new(self.admin_sign.public_key()),
-            administrator_encryption: KeyData::new(self.admin_encrypt.public_key()),
-            common_encryption: KeyData::new(self.encrypt.public_key()),
-            common_authentication: KeyData::new(self.authenticate.public_key()),
-            common_signature: KeyData::new(self.sign.public_key()),
-            escrow_encryption: KeyData::new(self.escrow.public_key()),
-            ssh_ca: KeyData::new(self.ssh_ca.public_key()),
-            openpgp_fingerprint,
-        };
-        Signed::sign_object(ct::PROFILE_ACCOUNT, &p, &self.profile)
     }
 }
 
@@ -454,14 +357,14 @@ pub struct ActivationAccount {
     /// Key epoch these contributions are for (our extension).
     #[serde(rename = "Epoch", default)]
     pub epoch: u32,
-    /// The account seed, for devices granted the admin role (the
-    /// reference puts it in ActivationCommon for super-administrators).
+    /// The administrators' online seeds, for devices granted the admin
+    /// role (never the account's root: see [`crate::authority`]).
     #[serde(
-        rename = "AccountSeed",
+        rename = "OnlineSeeds",
         default,
         skip_serializing_if = "Option::is_none"
     )]
-    pub account_seed: Option<Zeroizing<String>>,
+    pub online_seeds: Option<OnlineSeeds>,
 }
 
 impl std::fmt::Debug for ActivationAccount {
@@ -612,7 +515,7 @@ impl ConnectionDevice {
             device_udf: device.udf(),
             activation_key: act_seed.to_udf(),
             epoch,
-            account_seed: admin_role.then(|| admin.seed().to_udf()),
+            online_seeds: admin_role.then(|| admin.online_seeds()),
         };
         let enc = Encrypted::encrypt_object(
             ct::ACTIVATION_ACCOUNT,
@@ -625,12 +528,13 @@ impl ConnectionDevice {
         })
     }
 
-    /// Verify a connection against the account profile.
+    /// Verify a connection against the account profile (as of a verified
+    /// history: signed in any of its administrator epochs).
     pub fn verify(env: &Signed, account: &ProfileAccount) -> Result<ConnectionDevice, Error> {
         let c: ConnectionDevice = env.verify_object(
             "device connection",
             ct::CONNECTION_DEVICE,
-            &[account.administrator_signature.key],
+            &account.history_signers(),
         )?;
         if !udf::udf_eq(&c.profile_udf, &account.udf()) {
             return Err(Error::Malformed(format!(
@@ -666,7 +570,7 @@ pub fn complete_activation(
     let enc: Encrypted = activation.verify_object(
         "activation",
         ct::ACTIVATION_ACCOUNT,
-        &[account.administrator_signature.key],
+        &account.history_signers(),
     )?;
     let act: ActivationAccount =
         enc.decrypt_object("activation", ct::ACTIVATION_ACCOUNT, &base.encrypt)?;
@@ -737,10 +641,16 @@ pub struct CatalogedApplication {
 mod tests {
     use super::*;
 
+    fn account(address: &str) -> (RootKeys, AccountKeys, Signed) {
+        let root = RootKeys::generate();
+        let online = AccountKeys::generate(&root.profile_udf());
+        let env = root.profile(address, "http://127.0.0.1:1", None, &online, None);
+        (root, online, env)
+    }
+
     #[test]
     fn connect_a_device_end_to_end() {
-        let admin = AccountKeys::generate();
-        let profile_env = admin.profile("alice@example.com", "http://127.0.0.1:1", None);
+        let (_, admin, profile_env) = account("alice@example.com");
         let profile = ProfileAccount::verify(&profile_env, &admin.profile_udf()).expect("profile");
         assert!(profile.udf().starts_with("MBQ"));
 
@@ -766,19 +676,18 @@ mod tests {
 
     #[test]
     fn profile_pinning_refuses_another_account() {
-        let a = AccountKeys::generate();
-        let b = AccountKeys::generate();
-        let env = b.profile("bob@example.com", "x", None);
+        let (a, _, _) = account("alice@example.com");
+        let (_, _, env) = account("bob@example.com");
         let err = ProfileAccount::verify(&env, &a.profile_udf()).expect_err("pinned");
         assert!(err.to_string().contains(&a.profile_udf()), "{err}");
     }
 
     #[test]
     fn recovery_from_seed_rebuilds_the_same_identity() {
-        let a = AccountKeys::generate();
+        let (a, _, _) = account("alice@example.com");
         let seed = Seed::from_udf(&a.seed().to_udf()).expect("seed");
-        let b = AccountKeys::from_seed(seed).expect("from seed");
+        let b = RootKeys::from_seed(seed).expect("from seed");
         assert_eq!(a.profile_udf(), b.profile_udf());
-        assert_eq!(a.ssh_ca.public_key(), b.ssh_ca.public_key());
+        assert_eq!(a.escrow.public_key(), b.escrow.public_key());
     }
 }

@@ -172,13 +172,31 @@ pub struct AccessList {
 }
 
 impl AccessList {
-    /// Verify a signed access list against the account profile.
+    /// Verify a signed access list against the account profile as of a
+    /// verified history: signed in any administrator epoch of it, or by the
+    /// root.
     pub fn verify(env: &Signed, account: &ProfileAccount) -> Result<AccessList, Error> {
-        let a: AccessList = env.verify_object(
-            "access list",
-            ct::ACCESS_LIST,
-            &[account.administrator_signature.key],
-        )?;
+        let mut signers = account.history_signers();
+        signers.push(account.profile_signature.key);
+        Self::verify_by(env, account, &signers)
+    }
+
+    /// Verify a list that stands alone (a revocation proof): only the
+    /// current epoch's administrator key or the root may have signed it.
+    pub fn verify_current(env: &Signed, account: &ProfileAccount) -> Result<AccessList, Error> {
+        let signers = [
+            account.administrator_signature.key,
+            account.profile_signature.key,
+        ];
+        Self::verify_by(env, account, &signers)
+    }
+
+    fn verify_by(
+        env: &Signed,
+        account: &ProfileAccount,
+        signers: &[crate::keys::PublicKey],
+    ) -> Result<AccessList, Error> {
+        let a: AccessList = env.verify_object("access list", ct::ACCESS_LIST, signers)?;
         if !udf::udf_eq(&a.profile_udf, &account.udf()) {
             return Err(Error::Malformed(format!(
                 "access list is for account {}, not {}",
@@ -189,10 +207,19 @@ impl AccessList {
         Ok(a)
     }
 
+    /// Whether the account's root signed this list (recovery): only the
+    /// root may lift a revocation.
+    pub fn by_root(env: &Signed, account: &ProfileAccount) -> bool {
+        let root = account.profile_signature.udf();
+        env.signatures.iter().any(|s| udf::udf_eq(&s.kid, &root))
+    }
+
     /// Whether `next` may follow this list: the next serial, and every
     /// device revoked here still in it and still revoked. Revocation is
-    /// irreversible: a device that comes back gets a new UDF.
-    pub fn check_successor(&self, next: &AccessList) -> Result<(), Error> {
+    /// irreversible for administrators: a device that comes back gets a
+    /// new UDF. Only the root (`by_root`, a recovery) may make a revoked
+    /// device active again, to undo what a thief did; it may never drop one.
+    pub fn check_successor(&self, next: &AccessList, by_root: bool) -> Result<(), Error> {
         if next.serial != self.serial.saturating_add(1) {
             return Err(Error::Malformed(format!(
                 "access list serial {} after {}",
@@ -205,7 +232,7 @@ impl AccessList {
             .filter(|d| d.state == DeviceState::Revoked)
         {
             match next.device(&d.device_udf) {
-                Some(n) if n.state == DeviceState::Revoked => {}
+                Some(n) if n.state == DeviceState::Revoked || by_root => {}
                 Some(_) => {
                     return Err(Error::Malformed(format!(
                         "access list {} makes revoked device {} ({}) active again; revocation is irreversible",
@@ -639,10 +666,10 @@ pub struct ErrorBody {
 mod tests {
     use super::*;
     use crate::keys::KeyData;
-    use crate::objects::{AccountKeys, Role};
+    use crate::objects::{Role, RootKeys};
 
     fn list(serial: u64, devices: &[(&str, DeviceState)]) -> AccessList {
-        let k = KeyData::new(AccountKeys::generate().authenticate.public_key());
+        let k = KeyData::new(RootKeys::generate().authenticate.public_key());
         AccessList {
             profile_udf: "MB".into(),
             serial,
@@ -692,11 +719,18 @@ mod tests {
             ),
         ];
         for (name, next, want) in cases {
-            match (now.check_successor(&next), want) {
+            match (now.check_successor(&next, false), want) {
                 (Ok(()), None) => {}
                 (Err(e), Some(w)) => assert!(e.to_string().contains(w), "{name}: {e}"),
                 (r, _) => panic!("{name}: {r:?}"),
             }
+            // The root (a recovery) may lift a revocation, never drop one.
+            let by_root = now.check_successor(&next, true);
+            assert_eq!(
+                by_root.is_ok(),
+                !matches!(name, "drops it" | "skips a serial"),
+                "{name} by the root: {by_root:?}"
+            );
         }
     }
 }

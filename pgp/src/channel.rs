@@ -55,6 +55,21 @@ pub struct PgpSubkey {
     /// Who holds it under which key.
     #[serde(rename = "Holders", default)]
     pub holders: Holders,
+    /// The administrator epoch whose certificate binds it: a new epoch
+    /// brings a new primary key and new signing subkeys.
+    #[serde(rename = "AdminEpoch", default)]
+    pub admin_epoch: u32,
+}
+
+/// Open a wrapped subkey secret with any administrator epoch's key (or
+/// escrow, in a recovery).
+fn open_secret(sub: &PgpSubkey, admin: &AccountKeys) -> Result<Zeroizing<[u8; 32]>> {
+    let plain = admin.open(&sub.key, CT_PGP_KEY)?;
+    let arr: [u8; 32] = plain
+        .as_slice()
+        .try_into()
+        .map_err(|_| PluginError::Untrusted("an OpenPGP subkey secret is not 32 bytes".into()))?;
+    Ok(Zeroizing::new(arr))
 }
 
 fn primary_secret(seed: &Seed) -> Zeroizing<[u8; 32]> {
@@ -155,6 +170,12 @@ impl Plugin for PgpPlugin {
                 out.push(format!("encryption subkey rotated: epoch {a} → {b} (the old one revoked as superseded)"));
             }
         }
+        if after.profile.epoch() > before.profile.epoch() {
+            out.push(format!(
+                "a new certificate: primary {}, new signing subkeys",
+                after.profile.openpgp_fingerprint.as_deref().unwrap_or("?")
+            ));
+        }
         out
     }
 
@@ -190,12 +211,16 @@ fn signing_entries(view: &AccountView, admin: &AccountKeys) -> Result<Vec<AppEnt
             ),
         ]
         .into();
+        let epoch = admin.epoch();
         let created = match &current {
-            Some(c) if c.holders == wanted => continue,
+            Some(c) if c.holders == wanted && c.admin_epoch == epoch => continue,
             // Written before holders were recorded: current if its device key is a recipient.
-            Some(c) if c.holders.is_empty() && c.key.is_for(&key) => continue,
-            Some(c) => c.created,
-            None => now(),
+            Some(c) if c.holders.is_empty() && c.key.is_for(&key) && c.admin_epoch == epoch => {
+                continue
+            }
+            // A new administrator epoch: a new subkey, under the new primary.
+            Some(c) if c.admin_epoch == epoch => c.created,
+            _ => now(),
         };
         let targets = [
             (e.device_udf.clone(), key),
@@ -209,6 +234,7 @@ fn signing_entries(view: &AccountView, admin: &AccountKeys) -> Result<Vec<AppEnt
             epoch: 0,
             key: wrapped,
             holders,
+            admin_epoch: epoch,
         };
         out.push(AppEntry::new(uid, &sub));
     }
@@ -232,40 +258,47 @@ fn encryption_entries(view: &AccountView, admin: &AccountKeys) -> Result<Vec<App
     let targets = shared::targets(view, admin, Role::Pgp);
     let encs = encryption_subkeys(view)?;
     let mut out = Vec::new();
-    let mut wrap = |epoch: u32, created: u64, to: &shared::Targets| -> Result<()> {
-        let secret = encryption_secret(admin.seed(), epoch);
-        let (key, holders) = shared::wrap(CT_PGP_KEY, &secret[..], to)?;
-        out.push(AppEntry::new(
-            format!("pgp-enc:{epoch}"),
-            &PgpSubkey {
-                created,
-                epoch,
-                key,
-                holders,
-            },
-        ));
-        Ok(())
-    };
+    // An existing epoch keeps its secret (opened, wrapped again); a new
+    // one is derived from the current administrator epoch's seed.
+    let mut wrap =
+        |epoch: u32, created: u64, old: Option<&PgpSubkey>, to: &shared::Targets| -> Result<()> {
+            let (secret, admin_epoch) = match old {
+                Some(o) => (open_secret(o, admin)?, o.admin_epoch),
+                None => (encryption_secret(admin.seed(), epoch), admin.epoch()),
+            };
+            let (key, holders) = shared::wrap(CT_PGP_KEY, &secret[..], to)?;
+            out.push(AppEntry::new(
+                format!("pgp-enc:{epoch}"),
+                &PgpSubkey {
+                    created,
+                    epoch,
+                    key,
+                    holders,
+                    admin_epoch,
+                },
+            ));
+            Ok(())
+        };
     let Some((last, older)) = encs.split_last() else {
-        return wrap(0, now(), &targets).map(|_| out);
+        return wrap(0, now(), None, &targets).map(|_| out);
     };
     for e in older {
         if let Plan::Rewrap(to) =
             shared::plan_old(&shared::holders_of(&e.holders, &e.key, &targets), &targets)
         {
-            wrap(e.epoch, e.created, &to)?;
+            wrap(e.epoch, e.created, Some(e), &to)?;
         }
     }
     let held = shared::holders_of(&last.holders, &last.key, &targets);
     match shared::plan_current(&held, &targets) {
         Plan::Keep => {}
-        Plan::Rewrap(to) => wrap(last.epoch, last.created, &to)?,
+        Plan::Rewrap(to) => wrap(last.epoch, last.created, Some(last), &to)?,
         Plan::Rotate(to) => {
             // The holders that stay keep the old epoch under their current keys.
             if let Plan::Rewrap(old) = shared::plan_old(&held, &targets) {
-                wrap(last.epoch, last.created, &old)?;
+                wrap(last.epoch, last.created, Some(last), &old)?;
             }
-            wrap(last.epoch + 1, now(), &to)?;
+            wrap(last.epoch + 1, now(), None, &to)?;
         }
     }
     Ok(out)
@@ -287,6 +320,11 @@ fn content(view: &AccountView) -> Result<Content> {
         let Some(sub) = view.app::<PgpSubkey>(&format!("pgp-key:{}", e.device_udf))? else {
             continue;
         };
+        // Subkeys of an earlier administrator epoch were bound by the
+        // earlier primary, not this certificate's.
+        if sub.admin_epoch != view.profile.epoch() {
+            continue;
+        }
         let when = (e.state == mesh_core::portal::DeviceState::Revoked).then(|| {
             *revoked
                 .entry(e.device_udf.clone())
@@ -306,8 +344,10 @@ fn content(view: &AccountView) -> Result<Content> {
             )
         })
         .collect();
-    let canonical =
-        serde_json::json!({"uid": user_id(view), "signing": signing, "encryption": encryption});
+    let canonical = serde_json::json!({
+        "uid": user_id(view), "signing": signing, "encryption": encryption,
+        "primary": view.profile.openpgp_fingerprint,
+    });
     let digest =
         data_encoding::HEXLOWER.encode(&sha2::Sha256::digest(canonical.to_string().as_bytes()));
     Ok(Content {
@@ -339,9 +379,13 @@ fn cert_entry(view: &AccountView, admin: &AccountKeys) -> Result<Option<AppEntry
         });
     }
     let mut encryption = Vec::new();
+    let encs = encryption_subkeys(view)?;
     for (epoch, created, revoked) in &c.encryption {
-        let key = crate::encryption_subkey(&encryption_secret(seed, *epoch), *created)
-            .map_err(pgp_err)?;
+        let secret = match encs.iter().find(|e| e.epoch == *epoch) {
+            Some(e) => open_secret(e, admin)?,
+            None => encryption_secret(seed, *epoch),
+        };
+        let key = crate::encryption_subkey(&secret, *created).map_err(pgp_err)?;
         encryption.push(Subkey {
             key,
             revoked: revoked.map(|t| (t, Revocation::Superseded)),

@@ -46,7 +46,7 @@ pub enum Plan {
 pub fn targets(view: &AccountView, admin: &AccountKeys, role: Role) -> Targets {
     let mut t = Targets::new();
     t.insert(ADMIN.into(), admin.admin_encrypt.public_key());
-    t.insert(ESCROW.into(), admin.escrow.public_key());
+    t.insert(ESCROW.into(), view.profile.escrow_encryption.key);
     for (e, d) in view.active(role) {
         t.insert(e.device_udf.clone(), d.connection.encryption.key);
     }
@@ -77,9 +77,15 @@ fn same(held: &Holders, t: &Targets) -> bool {
     held.len() == t.len() && t.iter().all(|(h, k)| held.get(h) == Some(&k.udf()))
 }
 
-/// The plan for the current epoch.
+/// The plan for the current epoch. A new administrator key means a new
+/// administrator epoch (one was revoked, and may hold the old key): the
+/// secret rotates as for a revoked holder.
 pub fn plan_current(held: &Holders, targets: &Targets) -> Plan {
-    if held.keys().any(|h| !targets.contains_key(h)) {
+    let admin_changed = match (held.get(ADMIN), targets.get(ADMIN)) {
+        (Some(h), Some(t)) => *h != t.udf(),
+        _ => false,
+    };
+    if admin_changed || held.keys().any(|h| !targets.contains_key(h)) {
         Plan::Rotate(targets.clone())
     } else if same(held, targets) {
         Plan::Keep
@@ -156,5 +162,11 @@ mod tests {
         let revoked = t(&[("admin", admin), ("tablet", tablet)]);
         assert_eq!(plan_current(&now, &revoked), Plan::Rotate(revoked.clone()));
         assert_eq!(plan_old(&now, &revoked), Plan::Keep);
+        // A new administrator epoch: the old administrator key may be a
+        // thief's: a new secret; older epochs re-wrapped to the new key.
+        let admin2 = key();
+        let epoch = t(&[("admin", admin2), ("phone", phone)]);
+        assert_eq!(plan_current(&now, &epoch), Plan::Rotate(epoch.clone()));
+        assert_eq!(plan_old(&now, &epoch), Plan::Rewrap(epoch.clone()));
     }
 }

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 
+use mesh_core::authority::AdminEpoch;
 use mesh_core::envelope::Signed;
 use mesh_core::keys::KeyData;
 use mesh_core::objects::{
@@ -35,7 +36,7 @@ impl DeviceEntry {
         let catalog: CatalogedDevice = env.verify_object(
             "catalog entry",
             oct::CATALOGED_DEVICE,
-            &[profile.administrator_signature.key],
+            &profile.history_signers(),
         )?;
         DeviceEntry::from_catalog(catalog, profile)
     }
@@ -105,11 +106,12 @@ impl AccountView {
     pub fn verify<'a>(
         pinned: &str,
         profile: &Signed,
+        epochs: &[AdminEpoch],
         access: Option<&Signed>,
         devices: impl IntoIterator<Item = &'a Signed>,
         applications: impl IntoIterator<Item = &'a Signed>,
     ) -> Result<AccountView, PluginError> {
-        Self::build(pinned, profile, access, devices, applications, true)
+        Self::build(pinned, profile, epochs, access, devices, applications, true)
     }
 
     /// The view of entries verified when they were kept (a device's state,
@@ -120,16 +122,26 @@ impl AccountView {
     pub fn from_verified<'a>(
         pinned: &str,
         profile: &Signed,
+        epochs: &[AdminEpoch],
         access: Option<&Signed>,
         devices: impl IntoIterator<Item = &'a Signed>,
         applications: impl IntoIterator<Item = &'a Signed>,
     ) -> Result<AccountView, PluginError> {
-        Self::build(pinned, profile, access, devices, applications, false)
+        Self::build(
+            pinned,
+            profile,
+            epochs,
+            access,
+            devices,
+            applications,
+            false,
+        )
     }
 
     fn build<'a>(
         pinned: &str,
         profile: &Signed,
+        epochs: &[AdminEpoch],
         access: Option<&Signed>,
         devices: impl IntoIterator<Item = &'a Signed>,
         applications: impl IntoIterator<Item = &'a Signed>,
@@ -137,8 +149,10 @@ impl AccountView {
     ) -> Result<AccountView, PluginError> {
         let untrusted =
             |what: &str, e: mesh_core::Error| PluginError::Untrusted(format!("{what}: {e}"));
-        let profile =
-            ProfileAccount::verify(profile, pinned).map_err(|e| untrusted("account profile", e))?;
+        // As of the verified history: the current administrator epoch's keys.
+        let profile = ProfileAccount::verify(profile, pinned)
+            .map_err(|e| untrusted("account profile", e))?
+            .with_epochs(epochs);
         let access = access
             .map(|a| AccessList::verify(a, &profile).map_err(|e| untrusted("access list", e)))
             .transpose()?;
@@ -160,7 +174,7 @@ impl AccountView {
             view.devices.insert(d.catalog.device_udf.clone(), d);
         }
         view.check_bound()?;
-        let admin = [view.profile.administrator_signature.key];
+        let admin = view.profile.history_signers();
         for env in applications {
             let app: CatalogedApplication = if check {
                 env.verify_object("application entry", oct::CATALOGED_APPLICATION, &admin)
@@ -305,8 +319,9 @@ mod tests {
     /// rotated key (epoch 2) is refused, verified or from the local state.
     #[test]
     fn a_catalog_entry_must_carry_the_access_lists_key() {
-        let admin = AccountKeys::generate();
-        let profile = admin.profile("alice@example.com", "https://portal", None);
+        let root = mesh_core::objects::RootKeys::generate();
+        let admin = AccountKeys::generate(&root.profile_udf());
+        let profile = root.profile("alice@example.com", "https://portal", None, &admin, None);
         let device = DeviceBaseKeys::generate().profile(DeviceDescription {
             name: "phone".into(),
             platform: String::new(),
@@ -329,10 +344,10 @@ mod tests {
             Signed::sign_object(mesh_core::portal::ct::ACCESS_LIST, &list, &admin.admin_sign);
         let pinned = admin.profile_udf();
         let none: [&Signed; 0] = [];
-        AccountView::verify(&pinned, &profile, Some(&access), [&new], none).expect("current");
+        AccountView::verify(&pinned, &profile, &[], Some(&access), [&new], none).expect("current");
         for stale in [
-            AccountView::verify(&pinned, &profile, Some(&access), [&old], none),
-            AccountView::from_verified(&pinned, &profile, Some(&access), [&old], none),
+            AccountView::verify(&pinned, &profile, &[], Some(&access), [&old], none),
+            AccountView::from_verified(&pinned, &profile, &[], Some(&access), [&old], none),
         ] {
             let e = stale.expect_err("stale").to_string();
             assert!(e.contains("epoch 1 keys, the access list epoch 2"), "{e}");

@@ -5,13 +5,67 @@
 //! this keeps an honest portal's history consistent.
 
 use axum::http::StatusCode;
+use mesh_core::authority::AdminEpoch;
 use mesh_core::b64;
 use mesh_core::envelope::Signed;
 use mesh_core::history::Checkpoint;
 use mesh_core::objects::ProfileAccount;
-use mesh_core::portal::{code, store, StoreUpdate};
+use mesh_core::portal::{self as p, code, store, StoreUpdate};
 
 use crate::server::{blocking, parse, ApiError, AppState};
+use crate::storage::{Storage, StorageError};
+
+/// The administrator epochs started by the stored checkpoints after
+/// `after`, and the last checkpoint read. Stored checkpoints were checked
+/// when they were written, so they are parsed, not verified again.
+pub(crate) fn epochs_after(
+    storage: &dyn Storage,
+    account: &str,
+    mut after: u64,
+) -> Result<(Vec<AdminEpoch>, u64), StorageError> {
+    let mut out = Vec::new();
+    loop {
+        let read = storage.read(
+            account,
+            &[(store::CHECKPOINT.to_string(), after)],
+            p::MAX_RESULTS,
+        )?;
+        let Some(r) = read.into_iter().next() else {
+            return Ok((out, after));
+        };
+        for (index, raw) in &r.entries {
+            after = *index;
+            let c = serde_json::from_str::<Signed>(raw)
+                .ok()
+                .and_then(|env| env.unverified_object::<Checkpoint>("checkpoint").ok());
+            out.extend(c.and_then(|c| c.epoch));
+        }
+        if !r.partial || r.entries.is_empty() {
+            return Ok((out, after));
+        }
+    }
+}
+
+/// The epoch a transaction's checkpoint starts, if any (read before the
+/// checkpoint is verified, so that the entries signed with its key can be
+/// checked; [`check`] then verifies the checkpoint itself).
+pub(crate) fn announced(updates: &[StoreUpdate]) -> Option<AdminEpoch> {
+    updates
+        .iter()
+        .filter(|u| u.store == store::CHECKPOINT)
+        .flat_map(|u| u.envelopes.iter())
+        .find_map(|e| e.unverified_object::<Checkpoint>("checkpoint").ok())
+        .and_then(|c| c.epoch)
+}
+
+/// Whether the account's root signed a transaction's checkpoint.
+pub(crate) fn root_signed(profile: &ProfileAccount, updates: &[StoreUpdate]) -> bool {
+    updates
+        .iter()
+        .filter(|u| u.store == store::CHECKPOINT)
+        .flat_map(|u| u.envelopes.iter())
+        .any(|e| matches!(Checkpoint::verify(e, profile), Ok((_, true))))
+}
 
 /// Check the checkpoint of a transaction on `account` (`None`: a Bind,
 /// nothing stored yet).
@@ -30,7 +84,7 @@ pub(crate) async fn check(
             "an administrator transaction carries exactly one checkpoint",
         ));
     };
-    let c = Checkpoint::verify(env, profile)
+    let (c, _) = Checkpoint::verify(env, profile)
         .map_err(|e| ApiError::forbidden(format!("checkpoint: {e}")))?;
     let last = match account {
         None => None,

@@ -231,7 +231,12 @@ pub(crate) struct Member {
 /// An account as requests need it, parsed once per access-list version.
 struct AccountView {
     record: AccountRecord,
+    /// As of the stored history: the current administrator epoch's keys.
     profile: ProfileAccount,
+    /// The administrator epochs the stored checkpoints started, and the
+    /// last checkpoint read for them (a later miss reads only past it).
+    epochs: Vec<mesh_core::authority::AdminEpoch>,
+    epochs_read: u64,
     access_env: Signed,
     access: AccessList,
     access_index: u64,
@@ -259,11 +264,10 @@ pub(crate) async fn load_account(
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .get(udf_)
-        .filter(|v| v.access_index == index)
         .cloned();
     let view = match cached {
-        Some(v) => v,
-        None => {
+        Some(v) if v.access_index == index => v,
+        stale => {
             let s = st.storage.clone();
             let u = udf_.to_string();
             let record = blocking(move || s.account_by_udf(&u))
@@ -273,6 +277,15 @@ pub(crate) async fn load_account(
             let profile: ProfileAccount = profile_env
                 .unverified_object("profile")
                 .map_err(|e| ApiError::bad(e.to_string()))?;
+            let (mut epochs, after) = stale
+                .map(|v| (v.epochs.clone(), v.epochs_read))
+                .unwrap_or_default();
+            let s = st.storage.clone();
+            let u = record.udf.clone();
+            let (more, epochs_read) =
+                blocking(move || crate::history::epochs_after(s.as_ref(), &u, after)).await?;
+            epochs.extend(more);
+            let profile = profile.with_epochs(&epochs);
             let s = st.storage.clone();
             let u = record.udf.clone();
             let (access_index, raw) = blocking(move || s.last(&u, store::ACCESS))
@@ -285,6 +298,8 @@ pub(crate) async fn load_account(
             let v = Arc::new(AccountView {
                 record,
                 profile,
+                epochs,
+                epochs_read,
                 access_env,
                 access,
                 access_index,

@@ -20,14 +20,19 @@ pub(crate) fn check_append(
     prev_access: &mut Option<AccessList>,
     responses: &mut Vec<(String, String)>,
 ) -> Result<(), ApiError> {
-    let admin = [profile.administrator_signature.key];
+    // The current epoch's key (or the one this transaction starts), or the
+    // root: a revoked administrator's key of an earlier epoch writes nothing.
+    let admin = [
+        profile.administrator_signature.key,
+        profile.profile_signature.key,
+    ];
     match store_name {
         store::ACCESS => {
-            let a = AccessList::verify(env, profile)
+            let a = AccessList::verify_current(env, profile)
                 .map_err(|e| ApiError::forbidden(format!("access list: {e}")))?;
             let want = prev_access.as_ref().map(|p| p.serial + 1).unwrap_or(1);
             if let Some(prev) = prev_access.as_ref().filter(|_| a.serial == want) {
-                prev.check_successor(&a)
+                prev.check_successor(&a, AccessList::by_root(env, profile))
                     .map_err(|e| ApiError::forbidden(format!("access list: {e}")))?;
             }
             if a.serial != want {
@@ -163,13 +168,17 @@ pub(crate) async fn transact(State(st): State<AppState>, body: Bytes) -> ApiResu
 }
 
 /// Recovery: a device that is not (or no longer) in the access list may
-/// write when the transaction carries the next access list, signed by the
-/// administrator key, naming it an active administrator. Only a holder of
-/// the account seed can produce that.
+/// write when the transaction's checkpoint is signed by the account's root
+/// and its next access list names the device an active administrator. Only
+/// a holder of the recovery shares can produce that: a revoked
+/// administrator's keys cannot.
 async fn recover_transact(st: &AppState, body: &[u8], original: ApiError) -> ApiResult {
     let (env, req) = open_request(body, tx::TRANSACT)?;
     let (account, profile, _, access, access_index) = load_account(st, &req.account).await?;
     let t: p::TransactRequest = from_value("transact request", &req.body)?;
+    if !crate::history::root_signed(&profile, &t.updates) {
+        return Err(original);
+    }
     let next = t
         .updates
         .iter()
@@ -194,15 +203,14 @@ async fn recover_transact(st: &AppState, body: &[u8], original: ApiError) -> Api
 }
 
 /// Recovery: a device that is not (or no longer) in the access list may
-/// read every store when its request is signed by the account's
-/// administrator key, so that it can make the recovery one transaction
-/// with every channel's entries. Only a holder of the account seed can
-/// sign so.
+/// read every store when its request is signed by the account's root key,
+/// so that it can make the recovery one transaction with every channel's
+/// entries. Only a holder of the recovery shares can sign so.
 async fn recover_download(st: &AppState, body: &[u8], original: ApiError) -> ApiResult {
     let (env, req) = open_request(body, tx::DOWNLOAD)?;
     let (account, profile, _, _, _) = load_account(st, &req.account).await?;
     if env
-        .verify(p::ct::REQUEST, &[profile.administrator_signature.key])
+        .verify(p::ct::REQUEST, &[profile.profile_signature.key])
         .is_err()
     {
         return Err(original);
@@ -238,9 +246,19 @@ async fn apply(
     }
     let mut prev = access.map(|(a, _)| a);
     let mut responses = Vec::new();
+    // Entries of a transaction that starts an epoch are signed with its key.
+    // An epoch starts with an access list (the parsed-account cache is
+    // keyed by the access list's index).
+    let announced = crate::history::announced(&t.updates);
+    if announced.is_some() && !t.updates.iter().any(|u| u.store == store::ACCESS) {
+        return Err(ApiError::bad(
+            "a transaction that starts an administrator epoch carries the next access list",
+        ));
+    }
+    let next = profile.with_epochs(&announced);
     for u in &t.updates {
         for e in &u.envelopes {
-            check_append(profile, &u.store, e, &mut prev, &mut responses)?;
+            check_append(&next, &u.store, e, &mut prev, &mut responses)?;
         }
     }
     crate::history::check(st, Some(&account.udf), profile, &t.updates).await?;

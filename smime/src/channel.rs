@@ -46,6 +46,9 @@ pub struct SmimeCert {
     /// The certificate, PEM.
     #[serde(rename = "Certificate")]
     pub certificate: String,
+    /// The administrator epoch whose CA issued it.
+    #[serde(rename = "AdminEpoch", default)]
+    pub admin_epoch: u32,
 }
 
 /// The account's shared encryption key and certificate at one epoch
@@ -121,12 +124,17 @@ impl Plugin for SmimePlugin {
     fn entries(&self, _: &Event, view: &AccountView, admin: &AccountKeys) -> Result<Vec<AppEntry>> {
         let ca = P256Signer::new(admin.smime_ca.clone());
         let mut out = Vec::new();
-        if view.app::<SmimeCa>(APP_SMIME)?.is_none() {
-            let pem = crate::ca_certificate(&ca, &view.address).map_err(internal)?;
+        // A new administrator epoch brings a new CA (the old one may be a
+        // revoked administrator's): publish it, and re-issue below.
+        let pem = crate::ca_certificate(&ca, &view.address).map_err(internal)?;
+        if view
+            .app::<SmimeCa>(APP_SMIME)?
+            .is_none_or(|c| c.ca_certificate != pem)
+        {
             out.push(AppEntry::new(
                 APP_SMIME,
                 &SmimeCa {
-                    ca_certificate: pem,
+                    ca_certificate: pem.clone(),
                 },
             ));
         }
@@ -172,6 +180,12 @@ impl Plugin for SmimePlugin {
                 out.push(format!("encryption certificate rotated: epoch {a} → {b} (the old one in the CRL as superseded)"));
             }
         }
+        if after.profile.epoch() > before.profile.epoch() {
+            out.push(
+                "a new CA, and every certificate re-issued by it; devices trust only the new CA"
+                    .into(),
+            );
+        }
         out
     }
 
@@ -197,7 +211,7 @@ fn signing_entries(view: &AccountView, ca: &P256Signer) -> Result<Vec<AppEntry>>
         let uid = format!("smime-cert:{}", e.device_udf);
         if view
             .app::<SmimeCert>(&uid)?
-            .is_some_and(|c| c.key == key_b64)
+            .is_some_and(|c| c.key == key_b64 && c.admin_epoch == view.profile.epoch())
         {
             continue;
         }
@@ -223,6 +237,7 @@ fn signing_entries(view: &AccountView, ca: &P256Signer) -> Result<Vec<AppEntry>>
                 key: key_b64,
                 serial,
                 certificate: pem,
+                admin_epoch: view.profile.epoch(),
             },
         ));
     }
@@ -230,7 +245,8 @@ fn signing_entries(view: &AccountView, ca: &P256Signer) -> Result<Vec<AppEntry>>
 }
 
 fn rewrap(e: &SmimeEncryption, admin: &AccountKeys, to: &Targets) -> Result<AppEntry> {
-    let pkcs8 = e.key.decrypt(CT_SMIME_KEY, &admin.admin_encrypt)?;
+    // Wrapped to the administrators of its epoch: any epoch's key opens it.
+    let pkcs8 = admin.open(&e.key, CT_SMIME_KEY)?;
     let (key, holders) = shared::wrap(CT_SMIME_KEY, &pkcs8, to)?;
     let next = SmimeEncryption {
         key,

@@ -93,6 +93,15 @@ pub fn install(device: &dyn DeviceHost, view: &AccountView, nssdb: &Path) -> Res
     // between still leaves the database known, so that a revocation wipes
     // it and the next sync completes it.
     remember(device, view, nssdb, String::new())?;
+    // Only the current CA stays trusted: an earlier administrator epoch's
+    // CA may be in a revoked administrator's hands.
+    for _ in 0..64 {
+        let listed = run(Command::new("certutil").args(["-L", "-d", &db]))?;
+        if !listed.lines().any(|l| l.starts_with(CA_NICK)) {
+            break;
+        }
+        run(Command::new("certutil").args(["-D", "-d", &db, "-n", CA_NICK]))?;
+    }
     let ca = device.home().join(".smime-ca.pem");
     write_private(&ca, ca_pem(view)?.as_bytes())?;
     let r = run(Command::new("certutil")

@@ -194,6 +194,12 @@ impl Plugin for SshPlugin {
                 "key and certificate in the published KRL, version {v}"
             ));
         }
+        if after.profile.epoch() > before.profile.epoch() {
+            out.push(
+                "a new SSH CA (servers fetch it with `mesh ssh ca --account`); the old CA in the KRL, so sshd refuses every certificate it signs; every certificate re-issued"
+                    .into(),
+            );
+        }
         out
     }
 }
@@ -217,9 +223,17 @@ pub struct SshKrlEntry {
 }
 
 /// What the KRL revokes: every revoked device's key and certificate
-/// serial, and every key replaced by rotation.
+/// serial, every key replaced by rotation, and the CA of every earlier
+/// administrator epoch (sshd refuses a certificate whose CA key a KRL
+/// revokes: what a revoked administrator signs with the old CA).
 fn revocations(view: &AccountView) -> (Vec<KeyData>, Vec<u64>) {
     let mut keys: Vec<KeyData> = view.superseded_ssh.iter().filter_map(ssh_key_of).collect();
+    keys.extend(
+        view.profile
+            .superseded
+            .iter()
+            .filter_map(|s| ssh_key_of(&s.ssh_ca)),
+    );
     let mut serials = Vec::new();
     for (e, d) in view.revoked() {
         let Some(key) = ssh_key_of(&d.connection.ssh) else {

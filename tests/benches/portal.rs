@@ -47,6 +47,8 @@ fn main() {
         "bench@example.com",
         "--portal",
         &portal.url,
+        "--recovery",
+        &admin.kit(),
     ]);
 
     // 1. Connect end to end through the CLI.

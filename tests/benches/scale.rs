@@ -209,9 +209,22 @@ const ADDR: &str = "scale@example.com";
 fn account_of(dir: &Scratch, url: &str, n: usize) -> (PathBuf, PathBuf, Vec<PathBuf>, String) {
     let host = mesh_agent::host();
     let admin = dir.path("admin");
-    let udf = mesh(&admin, &["account", "create", ADDR, "--portal", url])
-        .trim()
-        .to_string();
+    let kit = dir.path("admin.kit");
+    let kit = kit.to_str().expect("path");
+    let udf = mesh(
+        &admin,
+        &[
+            "account",
+            "create",
+            ADDR,
+            "--portal",
+            url,
+            "--recovery",
+            kit,
+        ],
+    )
+    .trim()
+    .to_string();
     let mut homes = Vec::new();
     let started = Instant::now();
     for i in 1..n {

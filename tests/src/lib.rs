@@ -280,11 +280,51 @@ impl Device {
         err
     }
 
+    /// Where `mesh account create` on this device writes its recovery kit
+    /// (beside the home, as on a USB stick: never inside it).
+    pub fn kit(&self) -> String {
+        format!("{}.kit", self.home.display())
+    }
+
+    /// The recovery kit's shares, one per file, in order.
+    pub fn kit_files(&self) -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(self.kit())
+            .expect("recovery kit")
+            .map(|e| e.expect("entry").path())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// `mesh account create ADDRESS --portal PORTAL`, the kit to [`Device::kit`];
+    /// returns the profile UDF.
+    pub fn create(&self, address: &str, portal: &str) -> String {
+        self.ok(&[
+            "account",
+            "create",
+            address,
+            "--portal",
+            portal,
+            "--recovery",
+            &self.kit(),
+        ])
+        .trim()
+        .to_string()
+    }
+
     /// `dir/a`, the first administrator (device `laptop`) of a new account.
     pub fn create_account(dir: &Path, address: &str, portal: &str) -> Device {
         let a = Device::new(dir, "a");
         a.ok(&[
-            "account", "create", address, "--portal", portal, "--device", "laptop",
+            "account",
+            "create",
+            address,
+            "--portal",
+            portal,
+            "--device",
+            "laptop",
+            "--recovery",
+            &a.kit(),
         ]);
         a
     }
@@ -531,8 +571,12 @@ impl SafeBin {
     /// Copy `name` to a root-owned 0755 directory under /usr/local/lib.
     pub fn copy(name: &str) -> SafeBin {
         use std::os::unix::fs::PermissionsExt;
+        // One directory per copy: tests in one process run at once, and
+        // each removes its own copy when done.
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let dir = PathBuf::from(format!(
-            "/usr/local/lib/mesh-tests-{}-{name}",
+            "/usr/local/lib/mesh-tests-{}-{n}-{name}",
             std::process::id()
         ));
         std::fs::create_dir_all(&dir).expect("safe dir");

@@ -15,25 +15,70 @@ pub(crate) fn run(home: &std::path::Path, cmd: AccountCmd, j: bool) -> Result<()
             portal,
             name,
             device,
+            recovery,
+            threshold,
+            shares,
         } => {
+            if !(2..=15).contains(&threshold) || threshold > shares || shares > 15 {
+                return Err(hinted(
+                    format!("{threshold} of {shares} recovery shares"),
+                    "use 2 <= --threshold <= --shares <= 15",
+                ));
+            }
+            let kit = mesh_agent::recovery::KitTarget::parse(&recovery);
             let mut store = Store::open(home, true)?;
+            let mut files = Vec::new();
             let a = join::create(
                 &mut store,
                 &mesh_agent::host(),
-                &address,
-                &portal,
-                name,
-                device.as_deref(),
-            )?;
+                join::NewAccount {
+                    address: &address,
+                    portal: &portal,
+                    name,
+                    device_name: device.as_deref(),
+                    recovery: join::Recovery { threshold, shares },
+                },
+                |list| {
+                    files =
+                        mesh_agent::recovery::write_kit(&kit, &address, &portal, threshold, list)?;
+                    Ok(())
+                },
+            );
+            let a = match a {
+                Ok(a) => a,
+                // The portal refused the account: the kit is for a root
+                // nothing uses. After a transport error it stays: the
+                // account may exist.
+                Err(
+                    e @ AccountError::Client(mesh_account::client::ClientError::Refused { .. }),
+                ) => {
+                    for f in &files {
+                        let _ = std::fs::remove_file(f);
+                    }
+                    return Err(e.into());
+                }
+                Err(e) => return Err(e.into()),
+            };
             eprintln!(
                 "mesh: created account {} at {}; this device is its administrator",
                 a.address, a.portal
             );
-            emit(
-                j,
-                json!({"address": a.address, "portal": a.portal, "profile_udf": a.profile_udf}),
-                &a.profile_udf,
-            );
+            match &kit {
+                mesh_agent::recovery::KitTarget::Dir(d) => eprintln!(
+                    "mesh: the recovery kit is in {}: any {threshold} of its {shares} shares rebuild the account; no device keeps them. Move them apart, off this machine, now.",
+                    d.display()
+                ),
+                mesh_agent::recovery::KitTarget::Stdout => eprintln!(
+                    "mesh: the recovery kit was printed above: any {threshold} of its {shares} shares rebuild the account; no device keeps them. Store them apart, now."
+                ),
+            }
+            if !matches!(kit, mesh_agent::recovery::KitTarget::Stdout) || j {
+                emit(
+                    j,
+                    json!({"address": a.address, "portal": a.portal, "profile_udf": a.profile_udf, "recovery": files}),
+                    &a.profile_udf,
+                );
+            }
         }
         AccountCmd::Show => show(home, j)?,
         AccountCmd::Escrow { threshold, shares } => {
@@ -59,26 +104,29 @@ pub(crate) fn run(home: &std::path::Path, cmd: AccountCmd, j: bool) -> Result<()
             portal,
             name,
             from,
+            revoke,
+            reinstate,
             shares,
         } => {
             if !shares.is_empty() {
                 return Err(secrets::on_argv(
-                    "escrow shares",
-                    "mesh account recover ADDRESS --portal URL < shares.txt",
+                    "recovery shares",
+                    "mesh account recover ADDRESS --portal URL --from SHARE_FILE --from ANOTHER",
                 ));
             }
-            let shares = secrets::read_lines(from.as_deref(), "escrow shares")?;
+            let shares = secrets::read_lines_from(&from, "recovery shares")?;
             let mut store = Store::open(home, true)?;
-            let a = join::recover(
+            let a = mesh_account::recover::recover(
                 &mut store,
                 &mesh_agent::host(),
                 &address,
                 &portal,
                 &shares,
                 name.as_deref(),
+                &mesh_account::recover::Overrides { revoke, reinstate },
             )?;
             eprintln!(
-                "mesh: recovered account {}; this device is an administrator",
+                "mesh: recovered account {}; this device is an administrator of a new epoch",
                 a.address
             );
             emit(

@@ -98,6 +98,10 @@ fn print_quickstart(q: &mesh_agent::quickstart::Quickstart, dir: &Path) {
             d.state
         );
     }
+    out!(
+        "  recovery: {} (any 2 of 3 shares rebuild the account's root; no device keeps it: move them apart, off this machine)",
+        q.recovery.display()
+    );
     out!("");
     out!("Try, in another terminal (demo homes keep their keys in files):");
     // The binary by a path that works as printed (after `cargo run`,

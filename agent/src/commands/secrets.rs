@@ -72,7 +72,7 @@ pub(crate) fn read_lines(from: Option<&Path>, what: &str) -> Result<Zeroizing<Ve
     let lines: Vec<String> = text
         .lines()
         .map(str::trim)
-        .filter(|l| !l.is_empty())
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
         .map(str::to_string)
         .collect();
     if lines.is_empty() {
@@ -88,6 +88,22 @@ pub(crate) fn read_lines(from: Option<&Path>, what: &str) -> Result<Zeroizing<Ve
         ));
     }
     Ok(Zeroizing::new(lines))
+}
+
+/// The lines of several files (a recovery kit's shares), or standard
+/// input when none is named.
+pub(crate) fn read_lines_from(
+    files: &[std::path::PathBuf],
+    what: &str,
+) -> Result<Zeroizing<Vec<String>>> {
+    if files.is_empty() {
+        return read_lines(None, what);
+    }
+    let mut all = Zeroizing::new(Vec::new());
+    for f in files {
+        all.extend(read_lines(Some(f), what)?.iter().cloned());
+    }
+    Ok(all)
 }
 
 /// Exactly one secret line.

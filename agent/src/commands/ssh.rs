@@ -17,7 +17,22 @@ pub(crate) fn run(home: &std::path::Path, cmd: SshCmd, j: bool) -> Result<()> {
             let l = with_view(home, |dh, view| Ok(ssh::cert_line(dh, view)?))?;
             emit(j, json!({"certificate": l}), &l);
         }
-        SshCmd::Ca => {
+        SshCmd::Ca {
+            account: Some(account),
+            portal: Some(portal),
+            output: Some(output),
+            cache,
+        } => {
+            let f = mesh_agent::servers::fetch_ca(&account, &portal, &output, cache.as_deref())?;
+            let path = output.display();
+            if f.replaced {
+                eprintln!("mesh: wrote {path} (administrator epoch {})", f.epoch);
+            } else {
+                eprintln!("mesh: {path} is current (administrator epoch {})", f.epoch);
+            }
+            emit(j, serde_json::to_value(&f)?, "");
+        }
+        SshCmd::Ca { .. } => {
             let l = with_view(home, |_, view| Ok(ssh::ca_line(view)?))?;
             emit(j, json!({"ca": l}), &l);
         }

@@ -1,13 +1,25 @@
-//! A stolen administrator (issue 11): what a copy of a revoked device's
-//! home can still do. So far: revocation is irreversible.
+//! A stolen administrator (issue 11): what a copy of a revoked
+//! administrator's home can still do, with the CLI and with the key
+//! material itself, against the portal, real sshd, openssl and sq.
 
-use mesh_tests::{Device, PortalProc, Scratch};
+use std::path::Path;
+use std::process::{Command, Output};
+
+use mesh_account::store::Store;
+use mesh_core::objects::AccountKeys;
+use mesh_plugins::AccountView;
+use mesh_tests::{can_run_sshd, require_tool, Device, PortalProc, Scratch};
+
+mod attacks;
+
+use attacks::*;
 
 const ADDR: &str = "alice@example.com";
+const MAIL: &str = "sent after the revocation\n";
 
 /// Copy a device's home, as a thief with the disk would.
-fn copy_home(from: &Device, to: &std::path::Path) -> Device {
-    let o = std::process::Command::new("cp")
+fn copy_home(from: &Device, to: &Path) -> Device {
+    let o = Command::new("cp")
         .arg("-a")
         .arg(&from.home)
         .arg(to)
@@ -19,6 +31,259 @@ fn copy_home(from: &Device, to: &std::path::Path) -> Device {
     }
 }
 
+fn s(p: &Path) -> &str {
+    p.to_str().expect("path")
+}
+
+fn ok(o: Output, what: &str) -> String {
+    assert!(
+        o.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+/// The online keys a home holds (what a thief reads from a copied disk).
+fn online_keys(d: &Device, profile_udf: &str) -> AccountKeys {
+    std::env::set_var("MESH_KEYSTORE", "file");
+    let seeds = Store::open(&d.home, false)
+        .expect("store")
+        .secrets()
+        .expect("secrets")
+        .online_seeds
+        .expect("an administrator's seeds");
+    let parsed = seeds
+        .seeds
+        .iter()
+        .map(|(e, s)| (*e, mesh_core::derive::Seed::from_udf(s).expect("seed")))
+        .collect();
+    AccountKeys::from_seeds(profile_udf, parsed).expect("keys")
+}
+
+fn view(d: &Device) -> AccountView {
+    std::env::set_var("MESH_KEYSTORE", "file");
+    let store = Store::open(&d.home, false).expect("store");
+    mesh_account::host::view_of(&mesh_account::account(&store).expect("account")).expect("view")
+}
+
+/// The account: administrators `a` (laptop) and `b` (desktop), member `c`.
+struct Account {
+    dir: Scratch,
+    portal: PortalProc,
+    udf: String,
+    a: Device,
+    b: Device,
+    c: Device,
+}
+
+fn account(tag: &str, second_admin: bool) -> Account {
+    let dir = Scratch::new(tag);
+    let portal = PortalProc::start(&dir.path("portal"));
+    let a = Device::create_account(&dir.0, ADDR, &portal.url);
+    let udf = a.json(&["account", "show"])["profile_udf"]
+        .as_str()
+        .expect("udf")
+        .to_string();
+    a.ok(&["ssh", "principals", "root"]);
+    let b = Device::new(&dir.0, "b");
+    if second_admin {
+        let w = b.ok(&[
+            "device",
+            "request",
+            ADDR,
+            "--portal",
+            &portal.url,
+            "--name",
+            "desktop",
+        ]);
+        a.ok(&[
+            "device",
+            "accept",
+            w.trim(),
+            "--roles",
+            "admin,ssh,pgp,smime",
+        ]);
+        b.ok(&["sync"]);
+    }
+    let c = Device::new(&dir.0, "c");
+    c.join(&a, ADDR, &portal.url, "phone");
+    Account {
+        dir,
+        portal,
+        udf,
+        a,
+        b,
+        c,
+    }
+}
+
+fn tools() -> bool {
+    can_run_sshd() && ["openssl", "sq"].iter().all(|t| require_tool(t))
+}
+
+/// Two administrators and a member; the thief copies administrator B's
+/// home and key store; A alone revokes B. The copy then writes nothing, its
+/// old CA certificate is refused by sshd, it reads no new mail, and what it
+/// signs the account no longer vouches for.
+#[test]
+fn a_revoked_administrators_copy_vouches_for_nothing() {
+    if !tools() {
+        return;
+    }
+    let acc = account("stolen-admin", true);
+    let old_ca_line = acc.c.ok(&["ssh", "ca"]);
+    std::fs::write(acc.dir.path("old-ca.pem"), acc.c.ok(&["smime", "ca"])).expect("old ca");
+    std::fs::write(
+        acc.dir.path("old.asc"),
+        acc.c.ok(&["pgp", "cert", "--armor"]),
+    )
+    .expect("old");
+    let stolen = copy_home(&acc.b, &acc.dir.path("stolen"));
+    let old = online_keys(&stolen, &acc.udf);
+
+    let report = acc.a.json(&["device", "revoke", "desktop"]);
+    let text = report.to_string();
+    assert!(text.contains("administrator epoch 1"), "{text}");
+    assert!(text.contains("a new SSH CA"), "{text}");
+    acc.c.ok(&["sync"]);
+    let seen = acc.c.ok(&["device", "list"]);
+
+    cli_writes_refused(&acc, &stolen, "laptop");
+    raw_portal_writes_refused(&acc, &stolen, &old, &acc.a);
+    // A stays an active administrator; C's view is unchanged.
+    acc.a.ok(&["sync"]);
+    let list = acc.a.json(&["device", "list"]).to_string();
+    assert!(list.contains("laptop"), "{list}");
+    acc.c.ok(&["sync"]);
+    assert_eq!(acc.c.ok(&["device", "list"]), seen);
+    assert!(view(&acc.a).profile.epoch() == 1 && online_keys(&acc.a, &acc.udf).epoch() == 1);
+
+    minted_certificate_refused(&acc, &old, &old_ca_line);
+    new_mail_unreadable(&acc, &stolen, &acc.a, &old);
+    vouches_for_nothing(
+        &acc,
+        &stolen,
+        &old,
+        &acc.dir.path("old-ca.pem"),
+        &acc.dir.path("old.asc"),
+    );
+}
+
+/// The only administrator is stolen. The thief acts first (revokes the
+/// phone while it is offline, adds an administrator of its own, changes
+/// the principals); the user recovers on a new device with two shares of
+/// the kit and overrides all of it; the same attacks then fail.
+#[test]
+fn recovery_takes_back_an_account_whose_only_administrator_was_stolen() {
+    if !tools() {
+        return;
+    }
+    let acc = account("stolen-only-admin", false);
+    let (url, dir) = (&acc.portal.url, &acc.dir);
+    let old_ca_line = acc.c.ok(&["ssh", "ca"]);
+    std::fs::write(dir.path("old-ca.pem"), acc.c.ok(&["smime", "ca"])).expect("old ca");
+    std::fs::write(dir.path("old.asc"), acc.c.ok(&["pgp", "cert", "--armor"])).expect("old");
+    let stolen = copy_home(&acc.a, &dir.path("stolen"));
+    let old = online_keys(&stolen, &acc.udf);
+
+    // The thief, on the stolen laptop, before the owner notices.
+    let laptop = copy_home(&stolen, &dir.path("thief-laptop"));
+    let t = Device::new(&dir.0, "t");
+    let w = t.ok(&[
+        "device",
+        "request",
+        ADDR,
+        "--portal",
+        url,
+        "--name",
+        "thief-box",
+    ]);
+    laptop.ok(&[
+        "device",
+        "accept",
+        w.trim(),
+        "--roles",
+        "admin,ssh,pgp,smime",
+    ]);
+    t.ok(&["sync"]);
+    laptop.ok(&["ssh", "principals", "root", "evil"]);
+    laptop.ok(&["device", "revoke", "phone"]);
+
+    // The owner, on a new device, with two of the three shares.
+    let kit: Vec<String> = acc
+        .a
+        .kit_files()
+        .iter()
+        .map(|f| f.display().to_string())
+        .collect();
+    let d = Device::new(&dir.0, "d");
+    d.ok(&[
+        "account",
+        "recover",
+        ADDR,
+        "--portal",
+        url,
+        "--name",
+        "spare",
+        "--from",
+        &kit[0],
+        "--from",
+        &kit[2],
+        "--revoke",
+        "laptop",
+        "--revoke",
+        "thief-box",
+        "--reinstate",
+        "phone",
+    ]);
+    d.ok(&["ssh", "principals", "root"]);
+    // The phone was offline: it follows the root's decision, not the thief's.
+    acc.c.ok(&["sync"]);
+    let states: Vec<(String, String)> = acc
+        .c
+        .json(&["device", "list"])
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|d| {
+            (
+                d["name"].as_str().unwrap_or("").to_string(),
+                d["state"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    for (name, want) in [
+        ("laptop", "revoked"),
+        ("thief-box", "revoked"),
+        ("phone", "active"),
+        ("spare", "active"),
+    ] {
+        assert!(
+            states.contains(&(name.to_string(), want.to_string())),
+            "{name}: {states:?}"
+        );
+    }
+    assert_eq!(view(&acc.c).profile.epoch(), 1);
+    // Both of the thief's administrators are cut off.
+    assert!(!laptop.run(&["device", "pin"]).status.success());
+    assert!(!t.run(&["device", "pin"]).status.success());
+    cli_writes_refused(&acc, &stolen, "spare");
+    raw_portal_writes_refused(&acc, &stolen, &old, &d);
+
+    minted_certificate_refused(&acc, &old, &old_ca_line);
+    new_mail_unreadable(&acc, &stolen, &d, &old);
+    vouches_for_nothing(
+        &acc,
+        &stolen,
+        &old,
+        &dir.path("old-ca.pem"),
+        &dir.path("old.asc"),
+    );
+}
+
+/// A copy of a revoked device's home that asks to connect again is not
+/// turned active, by the portal or by an administrator's accept.
 #[test]
 fn a_revoked_device_never_rejoins() {
     let dir = Scratch::new("irreversible");

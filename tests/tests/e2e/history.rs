@@ -56,10 +56,7 @@ fn world(tag: &str, backend: Backend) -> World {
     let liar = LyingPortal::start(&portal.url);
     let a = Device::new(&dir.0, "a");
     a.ok(&["device", "init", "--name", "laptop"]);
-    let udf = a
-        .ok(&["account", "create", ADDR, "--portal", &portal.url])
-        .trim()
-        .to_string();
+    let udf = a.create(ADDR, &portal.url);
     let b = Device::new(&dir.0, "b");
     b.join(&a, ADDR, &portal.url, "phone");
     let c = Device::new(&dir.0, "c");
@@ -68,16 +65,7 @@ fn world(tag: &str, backend: Backend) -> World {
     c.ok(&["sync"]);
     let z = Device::new(&dir.0, "z");
     z.ok(&["device", "init", "--name", "zed"]);
-    let zudf = z
-        .ok(&[
-            "account",
-            "create",
-            "zed@example.com",
-            "--portal",
-            &portal.url,
-        ])
-        .trim()
-        .to_string();
+    let zudf = z.create("zed@example.com", &portal.url);
     z.ok(&["ssh", "principals", "zed"]);
     let p = &portal.db;
     let profile = p.row(

@@ -369,7 +369,15 @@ fn every_account_event_is_one_transaction_and_a_fault_leaves_old_or_new() {
     let proxy = FaultProxy::start(&portal.url);
     let a = Device::new(&dir.0, "a");
     a.ok(&[
-        "account", "create", ADDR, "--portal", &proxy.url, "--device", "laptop",
+        "account",
+        "create",
+        ADDR,
+        "--portal",
+        &proxy.url,
+        "--device",
+        "laptop",
+        "--recovery",
+        &a.kit(),
     ]);
     let (b, c) = (Device::new(&dir.0, "b"), Device::new(&dir.0, "c"));
     // Accepting a device: one transaction with its catalog entry, the access
@@ -437,16 +445,17 @@ fn every_account_event_is_one_transaction_and_a_fault_leaves_old_or_new() {
 
     // Recovery from escrow: one transaction too, and the recovered device
     // has its certificates and wrapped keys at once.
-    let shares = a.ok(&["account", "escrow", "--threshold", "2", "--shares", "3"]);
-    let shares: Vec<&str> = shares.lines().collect();
+    let kit: Vec<String> = a
+        .kit_files()
+        .iter()
+        .map(|f| f.display().to_string())
+        .collect();
     let r = Device::new(&dir.0, "r");
     proxy.reset();
-    r.ok_input(
-        &[
-            "account", "recover", ADDR, "--portal", &proxy.url, "--name", "spare",
-        ],
-        &format!("{}\n{}\n", shares[0], shares[2]),
-    );
+    r.ok(&[
+        "account", "recover", ADDR, "--portal", &proxy.url, "--name", "spare", "--from", &kit[0],
+        "--from", &kit[2],
+    ]);
     assert_eq!(proxy.count("Transact"), 1, "recover");
     assert!(r.ok(&["smime", "cert"]).contains("BEGIN CERTIFICATE"));
     assert!(r.ok(&["ssh", "cert"]).contains("-cert-v01@openssh.com"));

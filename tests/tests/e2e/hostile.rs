@@ -23,6 +23,8 @@ fn a_portal_that_substitutes_the_profile_in_the_pin_flow_is_refused() {
         &hostile.url,
         "--device",
         "evil",
+        "--recovery",
+        &m.kit(),
     ]);
     let d = Device::new(&dir.0, "d");
     let w = d.ok_input(
@@ -236,6 +238,8 @@ fn the_portal_enforces_its_quotas_inside_each_transaction(backend: mesh_tests::B
         "bob@example.com",
         "--portal",
         &portal.url,
+        "--recovery",
+        &b.kit(),
     ]);
     assert!(
         e.contains("limit of 1 accounts") && e.contains("hint:"),

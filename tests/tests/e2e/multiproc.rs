@@ -66,10 +66,7 @@ fn two_processes_two_administrators_lose_no_update() {
         return;
     };
     let a = Device::new(&dir.0, "a");
-    let udf = a
-        .ok(&["account", "create", ADDR, "--portal", &p1.url])
-        .trim()
-        .to_string();
+    let udf = a.create(ADDR, &p1.url);
     let a2 = Device::new(&dir.0, "a2");
     let w = a2.ok(&[
         "device", "request", ADDR, "--portal", &p2.url, "--name", "admin2",
@@ -185,10 +182,7 @@ fn replays_waits_reports_and_caps_cross_processes() {
         return;
     };
     let a = Device::new(&dir.0, "a");
-    let udf = a
-        .ok(&["account", "create", ADDR, "--portal", &p1.url])
-        .trim()
-        .to_string();
+    let udf = a.create(ADDR, &p1.url);
     let b = Device::new(&dir.0, "b");
     b.join(&a, ADDR, &p2.url, "phone");
     let (bk, b_udf) = (keys_of(&b), device_udf(&b));
@@ -289,7 +283,7 @@ fn a_killed_portal_loses_no_acknowledged_transaction(backend: Backend) {
     let db = portal.db.clone();
     let url = portal.url.clone();
     let first = Device::new(&dir.0, "first");
-    first.ok(&["account", "create", "first@example.com", "--portal", &url]);
+    first.create("first@example.com", &url);
     let stop = Arc::new(AtomicBool::new(false));
     let acked: Arc<Mutex<Vec<(String, Device)>>> = Arc::default();
     let workers: Vec<_> = (0..4)
@@ -303,7 +297,15 @@ fn a_killed_portal_loses_no_acknowledged_transaction(backend: Backend) {
                     }
                     let addr = format!("u{w}-{i}@example.com");
                     let d = Device::new(&root, &format!("u{w}-{i}"));
-                    let o = d.run(&["account", "create", &addr, "--portal", &url]);
+                    let o = d.run(&[
+                        "account",
+                        "create",
+                        &addr,
+                        "--portal",
+                        &url,
+                        "--recovery",
+                        &d.kit(),
+                    ]);
                     if !o.status.success() {
                         // The portal is gone: this one was not acknowledged.
                         break;

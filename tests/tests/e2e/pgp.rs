@@ -80,6 +80,8 @@ fn gnupg_devices_sign_decrypt_and_see_revocation() {
         &portal.url,
         "--name",
         "Alice",
+        "--recovery",
+        &a.kit(),
     ]);
     let b = Device::new(&dir.0, "b");
     b.join(&a, ADDR, &portal.url, "phone");
@@ -253,13 +255,7 @@ fn gnupg_devices_sign_decrypt_and_see_revocation() {
 
     // A secret export of another account, or a tampered certificate, is refused.
     let other = Device::new(&dir.0, "other");
-    other.ok(&[
-        "account",
-        "create",
-        "bob@example.com",
-        "--portal",
-        &portal.url,
-    ]);
+    other.create("bob@example.com", &portal.url);
     let bob = dir.path("bob.asc");
     other.ok(&[
         "pgp",

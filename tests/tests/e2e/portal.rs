@@ -22,6 +22,8 @@ fn account_with_member(dir: &Path, portal: &PortalProc) -> (Device, Device) {
         &portal.url,
         "--name",
         "Alice",
+        "--recovery",
+        &a.kit(),
     ]);
     let witness = b.ok(&[
         "device",
@@ -244,7 +246,7 @@ fn create_connect_accept_pin_reject_revoke(backend: Backend) {
         "{e}"
     );
     let s = secrets_of(&b);
-    assert!(s.device_seed.is_none() && s.activation_seed.is_none() && s.account_seed.is_none());
+    assert!(s.device_seed.is_none() && s.activation_seed.is_none() && s.online_seeds.is_none());
     assert_eq!(b.json(&["account", "show"])["membership"], "revoked");
     let e = b.fails(&["sync"]);
     assert!(e.contains("revoked"), "{e}");
@@ -267,20 +269,57 @@ fn create_connect_accept_pin_reject_revoke(backend: Backend) {
         .contains("not an administrator"));
 }
 
-fn escrow_and_recover(backend: Backend) {
+fn recovery_kit_and_recover(backend: Backend) {
     let dir = Scratch::new("escrow");
     let portal = PortalProc::on(backend, &dir.path("portal"));
     let (a, b) = account_with_member(&dir.0, &portal);
     let profile = a.json(&["account", "show"])["profile_udf"].clone();
-    let shares = a.ok(&["account", "escrow", "--threshold", "2", "--shares", "3"]);
-    let shares: Vec<&str> = shares.lines().collect();
-    assert_eq!(shares.len(), 3);
+    // `account create` wrote the kit: 3 shares, one per private file, with
+    // what to do with them; the device keeps no copy of the root.
+    let files = a.kit_files();
+    assert_eq!(files.len(), 3);
+    let mut shares = Vec::new();
+    for f in &files {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(f).expect("kit").permissions().mode() & 0o777,
+            0o600
+        );
+        let text = std::fs::read_to_string(f).expect("kit");
+        assert!(text.contains("mesh account recover"), "{text}");
+        shares.push(text.lines().last().expect("share").to_string());
+    }
+    let kit_dir = std::fs::metadata(a.kit()).expect("kit dir");
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&kit_dir.permissions()) & 0o777,
+        0o700
+    );
+    assert!(
+        !grep_tree(&a.home, &shares[0]),
+        "a share of the root is in the administrator's home"
+    );
+    // A kit is written once; no device can make another.
+    let e = a.fails(&["account", "escrow", "--threshold", "2", "--shares", "3"]);
+    assert!(
+        e.contains("no device holds the root") && e.contains("hint:"),
+        "{e}"
+    );
+    let e = Device::new(&dir.0, "again").fails(&[
+        "account",
+        "create",
+        "carol@example.com",
+        "--portal",
+        &portal.url,
+        "--recovery",
+        &a.kit(),
+    ]);
+    assert!(e.contains("written once"), "{e}");
 
     // Fewer than the quorum.
     let r = Device::new(&dir.0, "r");
     let e = r.fails_input(
         &["account", "recover", ADDR, "--portal", &portal.url],
-        shares[0],
+        &shares[0],
     );
     assert!(e.contains("1 share(s) given, 2 needed"), "{e}");
     // The old form, shares on the command line, is refused with a hint.
@@ -290,8 +329,8 @@ fn escrow_and_recover(backend: Backend) {
         ADDR,
         "--portal",
         &portal.url,
-        shares[0],
-        shares[1],
+        &shares[0],
+        &shares[1],
     ]);
     assert!(
         e.contains("visible to other users") && e.contains("hint:"),
@@ -305,31 +344,50 @@ fn escrow_and_recover(backend: Backend) {
         "bob@example.com",
         "--portal",
         &portal.url,
+        "--recovery",
+        &other.kit(),
+        "--threshold",
+        "2",
+        "--shares",
+        "2",
     ]);
-    let bob_shares = other.ok(&["account", "escrow", "--threshold", "2", "--shares", "2"]);
-    let e = r.fails_input(
-        &["account", "recover", ADDR, "--portal", &portal.url],
-        &bob_shares,
-    );
+    let bob: Vec<String> = other
+        .kit_files()
+        .iter()
+        .map(|f| f.display().to_string())
+        .collect();
+    let e = r.fails(&[
+        "account",
+        "recover",
+        ADDR,
+        "--portal",
+        &portal.url,
+        "--from",
+        &bob[0],
+        "--from",
+        &bob[1],
+    ]);
     assert!(e.contains("but alice@example.com is account"), "{e}");
     assert!(
-        e.contains("hint: use the shares of this address's escrow"),
+        e.contains("hint: use the recovery shares of this address"),
         "{e}"
     );
 
-    // The right shares rebuild the account; this device is an administrator.
-    r.ok_input(
-        &[
-            "account",
-            "recover",
-            ADDR,
-            "--portal",
-            &portal.url,
-            "--name",
-            "new-laptop",
-        ],
-        &format!("{}\n{}\n", shares[2], shares[0]),
-    );
+    // The right shares (two kit files) rebuild the account; this device is
+    // an administrator.
+    r.ok(&[
+        "account",
+        "recover",
+        ADDR,
+        "--portal",
+        &portal.url,
+        "--name",
+        "new-laptop",
+        "--from",
+        &files[2].display().to_string(),
+        "--from",
+        &files[0].display().to_string(),
+    ]);
     let show = r.json(&["account", "show"]);
     assert_eq!(show["profile_udf"], profile);
     assert_eq!(show["roles"][0], "admin");
@@ -354,6 +412,20 @@ fn escrow_and_recover(backend: Backend) {
     ]);
     r.ok(&["device", "accept", wit.trim()]);
     w.ok(&["sync"]);
+}
+
+/// Whether any file under `dir` contains `needle`.
+fn grep_tree(dir: &std::path::Path, needle: &str) -> bool {
+    std::fs::read_dir(dir).expect("dir").any(|e| {
+        let p = e.expect("entry").path();
+        if p.is_dir() {
+            grep_tree(&p, needle)
+        } else {
+            std::fs::read(&p)
+                .map(|b| String::from_utf8_lossy(&b).contains(needle))
+                .unwrap_or(false)
+        }
+    })
 }
 
 /// Modify the payload of a stored entry: the signature no longer verifies.
@@ -449,6 +521,8 @@ fn replays_revoked_devices_other_accounts_and_bad_input_are_refused(backend: Bac
         "bob@example.com",
         "--portal",
         &portal.url,
+        "--recovery",
+        &other.kit(),
     ]);
     let alice = a.json(&["account", "show"]);
     let client = Client::new(&portal.url).expect("client");
@@ -532,21 +606,23 @@ fn replays_revoked_devices_other_accounts_and_bad_input_are_refused(backend: Bac
 
     // Administrator-signed entries with no checkpoint, with two, or with
     // one that another account signed: refused whole.
-    let seed = secrets_of(&a).account_seed.expect("seed");
-    let admin = mesh_core::objects::AccountKeys::from_seed(
-        mesh_core::derive::Seed::from_udf(&seed).expect("seed"),
-    )
-    .expect("keys");
+    let seeds = secrets_of(&a).online_seeds.expect("administrator seeds");
+    let parsed = seeds
+        .seeds
+        .iter()
+        .map(|(e, s)| (*e, mesh_core::derive::Seed::from_udf(s).expect("seed")))
+        .collect();
+    let admin = mesh_core::objects::AccountKeys::from_seeds(alice_udf, parsed).expect("keys");
     let app = serde_json::json!({"Uid": "x", "Data": 1});
     let entry = mesh_core::envelope::Signed::sign_object(
         mesh_core::objects::ct::CATALOGED_APPLICATION,
         &app,
         &admin.admin_sign,
     );
-    let other_keys = mesh_core::objects::AccountKeys::generate();
+    let other_keys = mesh_core::objects::AccountKeys::generate("MOTHER");
     let foreign = mesh_core::envelope::Signed::sign_object(
         p::ct::CHECKPOINT,
-        &mesh_core::history::History::default().next(&other_keys.profile_udf(), &[], 0),
+        &mesh_core::history::History::default().next(&other_keys.profile_udf(), &[], 0, None),
         &other_keys.admin_sign,
     );
     for (checkpoints, want) in [
@@ -653,7 +729,7 @@ fn two_administrators_writing_at_once_lose_no_update(backend: Backend) {
     let dir = Scratch::new("concurrent");
     let portal = PortalProc::on(backend, &dir.path("portal"));
     let a = Device::new(&dir.0, "a");
-    a.ok(&["account", "create", ADDR, "--portal", &portal.url]);
+    a.create(ADDR, &portal.url);
     let a2 = Device::new(&dir.0, "a2");
     let w = a2.ok(&[
         "device",
@@ -717,7 +793,7 @@ fn request_wait_and_complete(backend: Backend) {
     let dir = Scratch::new("wait");
     let portal = PortalProc::on(backend, &dir.path("portal"));
     let a = Device::new(&dir.0, "a");
-    a.ok(&["account", "create", ADDR, "--portal", &portal.url]);
+    a.create(ADDR, &portal.url);
 
     // `device complete` before the answer: pending, said clearly.
     let b = Device::new(&dir.0, "b");
@@ -773,7 +849,7 @@ fn unanswered_connection_requests_are_capped(backend: Backend) {
     let dir = Scratch::new("flood");
     let portal = PortalProc::on(backend, &dir.path("portal"));
     let a = Device::new(&dir.0, "a");
-    a.ok(&["account", "create", ADDR, "--portal", &portal.url]);
+    a.create(ADDR, &portal.url);
     std::env::set_var("MESH_KEYSTORE", "file");
     for i in 0..p::MAX_PENDING {
         let mut s = Store::open(&dir.path(&format!("flood-{i}")), true).expect("store");
@@ -795,7 +871,7 @@ fn unanswered_connection_requests_are_capped(backend: Backend) {
 
 mesh_tests::on_both_backends!(
     create_connect_accept_pin_reject_revoke,
-    escrow_and_recover,
+    recovery_kit_and_recover,
     tampered_portal_entries_are_refused_and_nothing_is_lost,
     replays_revoked_devices_other_accounts_and_bad_input_are_refused,
     two_administrators_writing_at_once_lose_no_update,

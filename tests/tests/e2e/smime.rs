@@ -31,7 +31,7 @@ fn ca_and_device_signing_certificates_validate_in_openssl_and_nss() {
     let portal = PortalProc::start(&dir.path("portal"));
     let a = Device::new(&dir.0, "a");
     a.ok(&["device", "init", "--name", "laptop"]);
-    a.ok(&["account", "create", ADDR, "--portal", &portal.url]);
+    a.create(ADDR, &portal.url);
     let b = Device::new(&dir.0, "b");
     b.join(&a, ADDR, &portal.url, "phone");
     // A device without the smime role gets no certificate.
@@ -116,7 +116,7 @@ fn shared_encryption_certificate_pkcs12_exports_and_rotation_on_revoke() {
     let dir = Scratch::new("p12");
     let portal = PortalProc::start(&dir.path("portal"));
     let a = Device::new(&dir.0, "a");
-    a.ok(&["account", "create", ADDR, "--portal", &portal.url]);
+    a.create(ADDR, &portal.url);
     let b = Device::new(&dir.0, "b");
     b.join(&a, ADDR, &portal.url, "phone");
     let ca = dir.path("ca.pem");
@@ -384,7 +384,7 @@ fn cms_sign_verify_encrypt_decrypt_with_openssl_and_nss() {
     let dir = Scratch::new("cms");
     let portal = PortalProc::start(&dir.path("portal"));
     let a = Device::new(&dir.0, "a");
-    a.ok(&["account", "create", ADDR, "--portal", &portal.url]);
+    a.create(ADDR, &portal.url);
     let b = Device::new(&dir.0, "b");
     b.join(&a, ADDR, &portal.url, "phone");
     let p = |n: &str| dir.path(n);
@@ -582,7 +582,7 @@ fn an_organisations_ca_can_issue_the_signing_certificate() {
     let portal = PortalProc::start(&dir.path("portal"));
     let a = Device::new(&dir.0, "a");
     a.ok(&["device", "init", "--name", "laptop"]);
-    a.ok(&["account", "create", ADDR, "--portal", &portal.url]);
+    a.create(ADDR, &portal.url);
     let p = |n: &str| dir.path(n);
     let s = |x: &std::path::Path| x.to_str().expect("path").to_string();
     std::fs::write(p("req.csr"), a.ok(&["smime", "csr"])).expect("csr");

@@ -19,10 +19,7 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
 fn two_devices(dir: &Path, portal: &PortalProc) -> (Device, Device, String) {
     let a = Device::new(dir, "a");
     a.ok(&["device", "init", "--name", "laptop"]);
-    let udf = a
-        .ok(&["account", "create", ADDR, "--portal", &portal.url])
-        .trim()
-        .to_string();
+    let udf = a.create(ADDR, &portal.url);
     // Certificates for "root", the user the tests log in as.
     a.ok(&["ssh", "principals", "root", "alice"]);
     let b = Device::new(dir, "b");
@@ -226,7 +223,7 @@ fn ssh_add_lock_lifetime_confirm_and_sshsig() {
     let dir = Scratch::new("sshadd");
     let portal = PortalProc::start(&dir.path("portal"));
     let a = Device::new(&dir.0, "a");
-    a.ok(&["account", "create", ADDR, "--portal", &portal.url]);
+    a.create(ADDR, &portal.url);
     // An askpass that answers from a file: the lock passphrase, or yes/no for -c.
     let answer = dir.path("answer");
     let askpass = dir.path("askpass.sh");
@@ -446,7 +443,7 @@ fn malformed_frames_many_clients_and_other_users_do_not_disturb_the_agent() {
     let dir = Scratch::new("robust");
     let portal = PortalProc::start(&dir.path("portal"));
     let a = Device::new(&dir.0, "a");
-    a.ok(&["account", "create", ADDR, "--portal", &portal.url]);
+    a.create(ADDR, &portal.url);
     // Sockets under a runtime directory of the test's own, so that the test can open it up below.
     let runtime = dir.path("run");
     std::fs::create_dir_all(&runtime).expect("run dir");
@@ -580,7 +577,7 @@ fn destination_constraints_are_enforced() {
     let dir = Scratch::new("dest");
     let portal = PortalProc::start(&dir.path("portal"));
     let a = Device::new(&dir.0, "a");
-    a.ok(&["account", "create", ADDR, "--portal", &portal.url]);
+    a.create(ADDR, &portal.url);
     let ag = RunningAgent::start(&a);
     let key = keygen(&dir.0, "restricted", &["-t", "ed25519"]);
     let authorized = dir.path("authorized_keys");

@@ -93,10 +93,26 @@ fn over_tls_with_a_private_root() {
     );
     let a = Device::new(&dir.0, "a");
     // Without the private root the client refuses the portal's certificate.
-    let e = a.fails(&["account", "create", ADDR, "--portal", &portal.url]);
+    let e = a.fails(&[
+        "account",
+        "create",
+        ADDR,
+        "--portal",
+        &portal.url,
+        "--recovery",
+        &a.kit(),
+    ]);
     assert!(e.contains("cannot reach the portal"), "{e}");
     let o = a
-        .command(&["account", "create", ADDR, "--portal", &portal.url])
+        .command(&[
+            "account",
+            "create",
+            ADDR,
+            "--portal",
+            &portal.url,
+            "--recovery",
+            &a.kit(),
+        ])
         .env("MESH_PORTAL_CA", &ca)
         .output()
         .expect("run");

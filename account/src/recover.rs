@@ -1,0 +1,272 @@
+//! `mesh account recover`: with the recovery shares, on a new device, take
+//! the account back (docs/DESIGN.md, "A stolen administrator").
+//!
+//! The shares rebuild the root. The root reads every store (the portal's
+//! recovery read), then makes one transaction the root signs: the next
+//! access list (this device an administrator; the devices the user names
+//! revoked, or made active again: only the root may lift a revocation, to
+//! undo what a thief did), a new administrator epoch (fresh online keys,
+//! new CAs) and every channel's entries for it. Whatever a thief wrote
+//! with the old epoch's keys is superseded, and those keys vouch for
+//! nothing any more.
+
+use std::collections::BTreeMap;
+
+use mesh_core::authority::{OnlineSeeds, CT_ONLINE_SEEDS};
+use mesh_core::derive::Seed;
+use mesh_core::envelope::Signed;
+use mesh_core::objects::{AccountKeys, ProfileAccount, Role, RootKeys};
+use mesh_core::portal::{self as p, store as st, tx, AccessList, DeviceState, StoreIndex};
+use mesh_core::{shamir, udf};
+use mesh_plugins::Event;
+
+use crate::client::Client;
+use crate::error::{AccountError, Result};
+use crate::event::Draft;
+use crate::host::Host;
+use crate::join::connect_self;
+use crate::pull::{pull, SyncReport};
+use crate::state::*;
+use crate::store::Store;
+
+/// What a recovery changes in the access list besides adding this device.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// Devices to revoke (names or UDFs): the stolen one, a thief's.
+    pub revoke: Vec<String>,
+    /// Revoked devices to make active again (a thief revoked them).
+    pub reinstate: Vec<String>,
+}
+
+/// `mesh account recover`: rebuild the root from the shares on a fresh
+/// home, make this device an administrator of a new epoch, apply the
+/// overrides; every other device stays as it was.
+pub fn recover(
+    store: &mut Store,
+    host: &Host,
+    address: &str,
+    portal: &str,
+    shares: &[String],
+    name: Option<&str>,
+    overrides: &Overrides,
+) -> Result<AccountState> {
+    if let Ok(a) = account(store) {
+        return Err(AccountError::HasAccount(a.address));
+    }
+    let root = root_from_shares(shares)?;
+    let client = Client::new(portal)?;
+    let (profile_env, _) = public_tail(&client, address, st::ACCESS)?;
+    let published = ProfileAccount::verify_self_signed(&profile_env)
+        .map_err(|e| AccountError::Untrusted(e.to_string()))?;
+    if !udf::udf_eq(&published.udf(), &root.profile_udf()) {
+        return Err(AccountError::usage(
+            format!(
+                "the shares give account {}, but {address} is account {}",
+                root.profile_udf(),
+                published.udf()
+            ),
+            "use the recovery shares of this address, or the address they belong to",
+        ));
+    }
+    ensure_device(store, name)?;
+    let dev_udf = device_udf(store)?;
+    let mut a = AccountState::empty(
+        published.account_address.clone(),
+        client.url().to_string(),
+        root.profile_udf(),
+        profile_env,
+        Membership::Member,
+    );
+    // Everything the account holds, read with the root (the shares are
+    // the proof), verified as any sync verifies it.
+    recovery_download(&client, &root, &dev_udf, &mut a)?;
+    let current = reachable_keys(&root, &a)?;
+    let profile = a.profile()?;
+    let next = current.next_epoch_at(profile.epoch() + 1);
+    let (draft, keys) = override_draft(store, &root, &a, &next, overrides)?;
+    let view = host.view(&a)?;
+    let t = p::TransactRequest {
+        updates: crate::event::event_updates(host, &a, &view, &current, Some(&root), draft)?,
+    };
+    let _: p::TransactResponse = client.signed(
+        tx::TRANSACT,
+        &root.profile_udf(),
+        &dev_udf,
+        serde_json::to_value(&t).unwrap_or_default(),
+        &keys.0,
+    )?;
+    a.roles = Role::ALL.to_vec();
+    a.connection = Some(keys.1);
+    save_account(store, &a)?;
+    pull(store, host, &mut SyncReport::default())?;
+    account(store)
+}
+
+/// This device connected in the new epoch, and the access list the root
+/// signs: the overrides applied. Returns the draft, this device's
+/// authentication key and its connection.
+fn override_draft(
+    store: &mut Store,
+    root: &RootKeys,
+    a: &AccountState,
+    next: &AccountKeys,
+    overrides: &Overrides,
+) -> Result<(Draft, (mesh_core::keys::SigningKey, Signed))> {
+    let profile = a.profile()?;
+    let start = next.epoch_entry(None, &[profile.escrow_encryption.key])?;
+    let prev = a.access_list()?;
+    let me = connect_self(store, next, &profile.with_epochs([&start]), prev.as_ref())?;
+    let mut list: AccessList = me.access.unverified_object("access list")?;
+    for (names, state) in [
+        (&overrides.revoke, DeviceState::Revoked),
+        (&overrides.reinstate, DeviceState::Active),
+    ] {
+        for which in names {
+            let d = crate::admin::target(&list, which, false)?;
+            let udf_ = d.device_udf.clone();
+            for e in list
+                .devices
+                .iter_mut()
+                .filter(|e| udf::udf_eq(&e.device_udf, &udf_))
+            {
+                e.state = state;
+            }
+        }
+    }
+    let draft = Draft {
+        access: Some(Signed::sign_object(
+            p::ct::ACCESS_LIST,
+            &list,
+            &root.profile,
+        )),
+        devices: vec![me.catalog],
+        event: Some(Event::Recovered),
+        next_keys: Some(next.clone_keys()),
+        ..Draft::default()
+    };
+    Ok((draft, (me.keys.authenticate, me.connection)))
+}
+
+/// The online keys the root can reach: epoch 0's (derived from it) and
+/// every seed the latest epoch wrapped to escrow. A thief that started an
+/// epoch without wrapping it to escrow only costs the OpenPGP channel the
+/// keys of that epoch; the recovery starts a new one regardless.
+fn reachable_keys(root: &RootKeys, a: &AccountState) -> Result<AccountKeys> {
+    let mut seeds: BTreeMap<u32, Seed> = BTreeMap::new();
+    let mut add = |s: &OnlineSeeds| -> Result<()> {
+        for (e, seed) in &s.seeds {
+            seeds.insert(*e, Seed::from_udf(seed)?);
+        }
+        Ok(())
+    };
+    add(&root.first_epoch().online_seeds())?;
+    for e in &a.history.epochs {
+        if let Ok(s) = e.seeds.decrypt_object::<OnlineSeeds>(
+            "administrator seeds",
+            CT_ONLINE_SEEDS,
+            &root.escrow,
+        ) {
+            add(&s)?;
+        }
+    }
+    Ok(AccountKeys::from_seeds(&root.profile_udf(), seeds)?.with_root(root))
+}
+
+/// Download every store with a request signed by the root (the portal's
+/// recovery read), into `a`, verified entry by entry.
+fn recovery_download(
+    client: &Client,
+    root: &RootKeys,
+    dev_udf: &str,
+    a: &mut AccountState,
+) -> Result<()> {
+    let mut report = SyncReport::default();
+    // A bound on pages: a portal that answers `Partial` for ever is refused.
+    for _ in 0..MAX_PAGES {
+        let select = st::ALL
+            .iter()
+            .map(|s| StoreIndex {
+                store: s.to_string(),
+                index: a.index(s),
+            })
+            .collect();
+        let resp: p::DownloadResponse = client.signed(
+            tx::DOWNLOAD,
+            &root.profile_udf(),
+            dev_udf,
+            serde_json::to_value(p::DownloadRequest { select }).unwrap_or_default(),
+            &root.profile,
+        )?;
+        let base = ProfileAccount::verify(&resp.profile, &root.profile_udf())
+            .map_err(|e| AccountError::Untrusted(format!("account profile: {e}")))?;
+        crate::pull::apply_entries(a, &base, &resp.updates, &mut report)?;
+        if !crate::pull::more_pages(&resp.updates)? {
+            a.history.settle(st::ALL)?;
+            return Ok(());
+        }
+    }
+    Err(AccountError::Untrusted(format!(
+        "the portal kept answering 'partial' after {MAX_PAGES} pages"
+    )))
+}
+
+/// Most pages one download follows.
+const MAX_PAGES: usize = 4096;
+
+/// The root the recovery shares rebuild.
+fn root_from_shares(shares: &[String]) -> Result<RootKeys> {
+    let mut parsed = Vec::new();
+    for (i, s) in shares.iter().enumerate() {
+        parsed.push(shamir::Share::from_udf(s).map_err(|e| {
+            AccountError::usage(
+                format!("share {} is not a valid share: {e}", i + 1),
+                "copy each share exactly as `mesh account create` wrote it",
+            )
+        })?);
+    }
+    let bytes = shamir::recover(&parsed)?;
+    let not_a_seed = |_| {
+        AccountError::usage(
+            "the shares do not give an account's root",
+            "these are not recovery shares of one account; check each against what was written",
+        )
+    };
+    let seed = Seed::from_udf(&udf::presentation_whole(&bytes)).map_err(not_a_seed)?;
+    RootKeys::from_seed(seed).map_err(not_a_seed)
+}
+
+/// The profile and the last entry of a public store.
+fn public_tail(
+    client: &Client,
+    address: &str,
+    store_name: &str,
+) -> Result<(Signed, Option<p::Entry>)> {
+    let mut index = 0;
+    let mut last = None;
+    loop {
+        let r: p::DownloadResponse = client.post(
+            "Public",
+            &p::PublicRequest {
+                account_address: Some(address.to_string()),
+                profile_udf: None,
+                select: vec![StoreIndex {
+                    store: store_name.into(),
+                    index,
+                }],
+            },
+        )?;
+        let partial = crate::pull::more_pages(&r.updates)?;
+        if let Some(e) = r
+            .updates
+            .into_iter()
+            .next()
+            .and_then(|u| u.entries.into_iter().last())
+        {
+            index = e.index;
+            last = Some(e);
+        }
+        if !partial {
+            return Ok((r.profile, last));
+        }
+    }
+}
