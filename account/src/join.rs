@@ -355,7 +355,7 @@ pub fn complete(store: &mut Store) -> Result<bool> {
         &base.authenticate,
     )?;
     if resp.result != ConnectResult::Pending {
-        read_checkpoints(&client, &mut a)?;
+        crate::pull::read_checkpoints(&client, &mut a)?;
     }
     let profile = a.profile()?;
     match resp.result {
@@ -473,35 +473,4 @@ fn adopt_acceptance(
     a.pending = None;
     save_account(store, a)?;
     Ok(())
-}
-
-/// Read the account's checkpoints (public) into `a`'s history: a joining
-/// device learns the current administrator epoch, whose key signs its
-/// answer, from the chain that starts at the pinned profile.
-fn read_checkpoints(client: &Client, a: &mut AccountState) -> Result<()> {
-    let base = ProfileAccount::verify(&a.profile, &a.profile_udf)
-        .map_err(|e| AccountError::Untrusted(format!("account profile: {e}")))?;
-    loop {
-        let r: p::DownloadResponse = client.post(
-            "Public",
-            &p::PublicRequest {
-                account_address: None,
-                profile_udf: Some(a.profile_udf.clone()),
-                select: vec![p::StoreIndex {
-                    store: p::store::CHECKPOINT.into(),
-                    index: a.history.serial(),
-                }],
-            },
-        )?;
-        let more = crate::pull::more_pages(&r.updates)?;
-        for e in r.updates.iter().flat_map(|u| &u.entries) {
-            let env: Signed = serde_json::from_value(e.envelope.clone())
-                .map_err(|x| AccountError::Untrusted(format!("checkpoint {}: {x}", e.index)))?;
-            a.history.checkpoint(e.index, &env, &base)?;
-            a.indices.insert(p::store::CHECKPOINT.into(), e.index);
-        }
-        if !more {
-            return Ok(());
-        }
-    }
 }

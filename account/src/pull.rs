@@ -241,18 +241,29 @@ pub(crate) fn handle_revoked(
     if c != code::DEVICE_REVOKED {
         return err.into();
     }
-    let Ok(profile) = a.profile() else {
-        return err.into();
-    };
     let Ok(dev_udf) = device_udf(store) else {
         return err.into();
     };
     // A proof stands alone: only the current epoch's key (or the root)
     // counts, not a revoked administrator's older one.
-    let revoked = AccessList::verify_current(proof, &profile)
-        .ok()
-        .and_then(|l| l.device(&dev_udf).map(|d| d.state == DeviceState::Revoked))
-        .unwrap_or(false);
+    let proves = |a: &AccountState| {
+        a.profile()
+            .ok()
+            .and_then(|p| AccessList::verify_current(proof, &p).ok())
+            .and_then(|l| l.device(&dev_udf).map(|d| d.state == DeviceState::Revoked))
+            .unwrap_or(false)
+    };
+    let mut revoked = proves(a);
+    if !revoked {
+        // Perhaps signed in an epoch this device has not seen (it was
+        // offline when an administrator was revoked): the public
+        // checkpoints, verified from where it stands, tell.
+        let mut later = a.clone();
+        let client = Client::new(&a.portal);
+        if client.is_ok_and(|c| read_checkpoints(&c, &mut later).is_ok()) {
+            revoked = proves(&later);
+        }
+    }
     if !revoked {
         return AccountError::Untrusted(
             "the portal says this device is revoked but cannot prove it".into(),
@@ -430,4 +441,35 @@ pub fn more_pages(updates: &[p::StoreEntries]) -> Result<bool> {
         more = true;
     }
     Ok(more)
+}
+
+/// Read the account's checkpoints (public) into `a`'s history, from where
+/// it stands: a joining device, or one offline across an administrator
+/// epoch, learns the current epoch's key from the chain it can verify.
+pub(crate) fn read_checkpoints(client: &Client, a: &mut AccountState) -> Result<()> {
+    let base = ProfileAccount::verify(&a.profile, &a.profile_udf)
+        .map_err(|e| AccountError::Untrusted(format!("account profile: {e}")))?;
+    loop {
+        let r: p::DownloadResponse = client.post(
+            "Public",
+            &p::PublicRequest {
+                account_address: None,
+                profile_udf: Some(a.profile_udf.clone()),
+                select: vec![p::StoreIndex {
+                    store: p::store::CHECKPOINT.into(),
+                    index: a.history.serial(),
+                }],
+            },
+        )?;
+        let more = more_pages(&r.updates)?;
+        for e in r.updates.iter().flat_map(|u| &u.entries) {
+            let env: Signed = serde_json::from_value(e.envelope.clone())
+                .map_err(|x| AccountError::Untrusted(format!("checkpoint {}: {x}", e.index)))?;
+            a.history.checkpoint(e.index, &env, &base)?;
+            a.indices.insert(p::store::CHECKPOINT.into(), e.index);
+        }
+        if !more {
+            return Ok(());
+        }
+    }
 }

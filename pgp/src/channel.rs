@@ -38,6 +38,11 @@ pub struct PgpCert {
     /// content does not move with later access lists).
     #[serde(rename = "Revoked", default)]
     pub revoked: BTreeMap<String, u64>,
+    /// The certificates of earlier administrator epochs, each with its
+    /// revocation (ASCII-armored): devices import them, so that keyrings
+    /// holding an old certificate learn that it is compromised.
+    #[serde(rename = "Retired", default, skip_serializing_if = "Vec::is_empty")]
+    pub retired: Vec<String>,
 }
 
 /// A wrapped subkey secret (`pgp-key:<device UDF>` or `pgp-enc:<epoch>`).
@@ -149,11 +154,13 @@ impl Plugin for PgpPlugin {
             return Vec::new();
         };
         let mut out = Vec::new();
-        if after
-            .app::<PgpSubkey>(&format!("pgp-key:{device}"))
-            .ok()
-            .flatten()
-            .is_some()
+        let new_epoch = after.profile.epoch() > before.profile.epoch();
+        if !new_epoch
+            && after
+                .app::<PgpSubkey>(&format!("pgp-key:{device}"))
+                .ok()
+                .flatten()
+                .is_some()
         {
             out.push(
                 "its signing subkey revoked (key compromised) in the republished certificate"
@@ -170,9 +177,9 @@ impl Plugin for PgpPlugin {
                 out.push(format!("encryption subkey rotated: epoch {a} → {b} (the old one revoked as superseded)"));
             }
         }
-        if after.profile.epoch() > before.profile.epoch() {
+        if new_epoch {
             out.push(format!(
-                "a new certificate: primary {}, new signing subkeys",
+                "a new certificate: primary {}, new signing subkeys; the old certificate retired, revoked as compromised",
                 after.profile.openpgp_fingerprint.as_deref().unwrap_or("?")
             ));
         }
@@ -401,11 +408,42 @@ fn cert_entry(view: &AccountView, admin: &AccountKeys) -> Result<Option<AppEntry
     )
     .map_err(pgp_err)?;
     let entry = PgpCert {
+        retired: retired(view, admin, &cert)?,
         certificate: crate::armor(&cert).map_err(pgp_err)?,
         content: c.digest,
         revoked: c.revoked,
     };
     Ok(Some(AppEntry::new("pgp", &entry)))
+}
+
+/// The retired certificates: those already published, and the one this
+/// certificate replaces when its primary changed (a new administrator
+/// epoch), revoked with the earlier epoch's primary. Without that epoch's
+/// seed (a recovery after a thief's epoch) it cannot be revoked here.
+fn retired(
+    view: &AccountView,
+    admin: &AccountKeys,
+    cert: &sequoia_openpgp::Cert,
+) -> Result<Vec<String>> {
+    use sequoia_openpgp::parse::Parse;
+    let Some(published) = view.app::<PgpCert>("pgp")? else {
+        return Ok(Vec::new());
+    };
+    let mut out = published.retired.clone();
+    let old = sequoia_openpgp::Cert::from_bytes(published.certificate.as_bytes())
+        .map_err(|e| PluginError::Untrusted(format!("the published certificate: {e}")))?;
+    if old.fingerprint() == cert.fingerprint() {
+        return Ok(out);
+    }
+    let seed = (0..=admin.epoch())
+        .filter_map(|e| admin.seed_for(e))
+        .find(|s| fingerprint(s).is_ok_and(|f| f == old.fingerprint().to_hex()));
+    if let Some(seed) = seed {
+        let primary = crate::primary_key(&primary_secret(seed)).map_err(pgp_err)?;
+        let revoked = crate::retire(&primary, &old, now()).map_err(pgp_err)?;
+        out.push(crate::armor(&revoked).map_err(pgp_err)?);
+    }
+    Ok(out)
 }
 
 /// `mesh pgp cert`: the account's certificate, armored.

@@ -58,6 +58,10 @@ struct Home {
 struct Record {
     primary: String,
     homes: Vec<Home>,
+    /// Primaries of earlier administrator epochs whose secret subkeys a
+    /// home may still hold (a wipe removes them too).
+    #[serde(default)]
+    older: Vec<String>,
 }
 
 const RECORD: &str = "pgp";
@@ -136,6 +140,13 @@ pub fn install(
     // completes it.
     remember(device, &fpr, gnupghome, String::new())?;
     gpg(gnupghome, &["--import"], &tsk)?;
+    // Earlier epochs' certificates, revoked: a keyring that holds one
+    // learns it is compromised.
+    if let Some(p) = view.app::<crate::channel::PgpCert>("pgp")? {
+        for r in &p.retired {
+            gpg(gnupghome, &["--import"], r.as_bytes())?;
+        }
+    }
     gpg(
         gnupghome,
         &["--import-ownertrust"],
@@ -178,6 +189,10 @@ fn remember(
     content: String,
 ) -> Result<()> {
     let mut r = record(device);
+    if !r.primary.is_empty() && r.primary != fpr && !r.older.contains(&r.primary) {
+        let old = std::mem::take(&mut r.primary);
+        r.older.push(old);
+    }
     r.primary = fpr.to_string();
     let home = Home {
         gnupghome: gnupghome.map(Path::to_path_buf),
@@ -220,7 +235,14 @@ pub fn wipe(device: &dyn DeviceHost) -> Result<Vec<String>> {
     let mut failed = Vec::new();
     for h in &r.homes {
         let home = h.gnupghome.as_deref();
-        match delete_secret_subkeys(home, &r.primary) {
+        let mut deleted = Ok(0);
+        for primary in std::iter::once(&r.primary).chain(&r.older) {
+            deleted = match (deleted, delete_secret_subkeys(home, primary)) {
+                (Ok(a), Ok(b)) => Ok(a + b),
+                (Err(e), _) | (_, Err(e)) => Err(e),
+            };
+        }
+        match deleted {
             Ok(n) => done.push(format!(
                 "{n} secret subkey(s) deleted from GnuPG home {}",
                 show(home)

@@ -1,9 +1,11 @@
 //! `mesh-pgp`: the OpenPGP plugin (first part of its issue): the account's
 //! certificate, built with Sequoia.
 //!
-//! - Primary key: Ed25519, certification only, from 32 bytes the account
-//!   seed derives, with a fixed creation time, so that its fingerprint never
-//!   changes and escrow rebuilds it.
+//! - Primary key: Ed25519, certification only, from 32 bytes the
+//!   administrator epoch's seed derives, with a fixed creation time: one
+//!   certificate per administrator epoch. A new epoch (an administrator
+//!   revoked) retires the old certificate with a revocation
+//!   ([`retire`]), so that keyrings that hold it learn it is compromised.
 //! - One signing subkey per device (Ed25519), issued by an administrator:
 //!   the binding carries the subkey's own back-signature (RFC 9580 §5.2.3.7,
 //!   primary key binding), which is why the administrator makes the subkey.
@@ -202,6 +204,36 @@ pub fn build(
         }
     }
     Cert::from_packets(packets.into_iter()).map_err(err)
+}
+
+/// The certificate of an earlier administrator epoch, revoked as
+/// compromised (an administrator that held its primary was revoked).
+pub fn retire(
+    primary: &Key<SecretParts, PrimaryRole>,
+    cert: &Cert,
+    when: u64,
+) -> Result<Cert, PgpError> {
+    if cert.fingerprint() != primary.fingerprint() {
+        return Err(PgpError::Openpgp(
+            "the primary key is not this certificate's".into(),
+        ));
+    }
+    let mut signer = primary.clone().into_keypair().map_err(err)?;
+    let rev = SignatureBuilder::new(SignatureType::KeyRevocation)
+        .set_signature_creation_time(at(when.max(PRIMARY_CREATED)))
+        .map_err(err)?
+        .set_reason_for_revocation(
+            ReasonForRevocation::KeyCompromised,
+            b"an administrator device that held this key was revoked",
+        )
+        .map_err(err)?
+        .sign_direct_key(&mut signer, primary.parts_as_public())
+        .map_err(err)?;
+    Ok(cert
+        .clone()
+        .insert_packets(Packet::from(rev))
+        .map_err(err)?
+        .0)
 }
 
 /// ASCII-armored certificate.

@@ -98,7 +98,7 @@ async fn read_stores(
     let a = account.to_string();
     let names: Vec<String> = select.iter().map(|(n, _)| n.clone()).collect();
     let reads = blocking(move || s.read(&a, &select, p::MAX_RESULTS)).await?;
-    Ok(names
+    let mut out: Vec<p::StoreEntries> = names
         .into_iter()
         .zip(reads)
         .map(|(store, r)| p::StoreEntries {
@@ -114,7 +114,41 @@ async fn read_stores(
             partial: r.partial,
             last: r.last,
         })
-        .collect())
+        .collect();
+    consistent_page(&mut out);
+    Ok(out)
+}
+
+/// A page that stops short of the Checkpoint store's end brings no entry
+/// past the heads of the last checkpoint in it: a reader learns an
+/// administrator epoch (PROTOCOL.md §10.5) before the entries signed with
+/// its key. The reader asks again from where each store stopped.
+fn consistent_page(page: &mut [p::StoreEntries]) {
+    let Some(cp) = page
+        .iter()
+        .find(|u| u.store == store::CHECKPOINT && u.partial)
+        .and_then(|u| u.entries.last())
+        .and_then(|e| serde_json::from_value::<Signed>(e.envelope.clone()).ok())
+        .and_then(|env| {
+            env.unverified_object::<mesh_core::history::Checkpoint>("checkpoint")
+                .ok()
+        })
+    else {
+        return;
+    };
+    for u in page.iter_mut() {
+        let Some(head) = cp.head(&u.store).map(|h| h.index) else {
+            continue;
+        };
+        let before = u.entries.len();
+        u.entries.retain(|e| e.index <= head);
+        if u.entries.len() < before {
+            // More follow, but only once the checkpoints catch up: a store
+            // with nothing left in this page is not "partial" (the reader
+            // asks every store again while the Checkpoint store is).
+            u.partial = !u.entries.is_empty();
+        }
+    }
 }
 
 pub(crate) async fn download(State(st): State<AppState>, body: Bytes) -> ApiResult {
@@ -307,4 +341,65 @@ pub(crate) async fn public(State(st): State<AppState>, body: Bytes) -> ApiResult
     let updates = read_stores(&st, &account.udf, &r.select).await?;
     let profile: Signed = parse("stored profile", account.profile.as_bytes())?;
     json(&p::DownloadResponse { profile, updates })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mesh_core::history::{Checkpoint, Head};
+
+    fn entries(store_name: &str, from: u64, to: u64, partial: bool) -> p::StoreEntries {
+        p::StoreEntries {
+            store: store_name.into(),
+            entries: (from..=to)
+                .map(|index| p::Entry {
+                    index,
+                    envelope: serde_json::Value::Null,
+                })
+                .collect(),
+            partial,
+            last: to,
+        }
+    }
+
+    /// Checkpoints stop at serial 2, whose heads put Access at 3 and Device
+    /// at 0: the page keeps Access 1..3, no Device entry, all of Inbound.
+    #[test]
+    fn a_partial_page_stops_every_store_at_its_last_checkpoint() {
+        let cp = Checkpoint {
+            profile_udf: "MBQ".into(),
+            serial: 2,
+            previous: String::new(),
+            heads: store::COVERED
+                .iter()
+                .map(|s| Head {
+                    store: s.to_string(),
+                    index: if *s == store::ACCESS { 3 } else { 0 },
+                    chain: String::new(),
+                })
+                .collect(),
+            issued: 0,
+            epoch: None,
+        };
+        let key = mesh_core::keys::SigningKey::from_seed(&[1; 32]);
+        let env = Signed::sign_object(p::ct::CHECKPOINT, &cp, &key);
+        let mut checkpoints = entries(store::CHECKPOINT, 1, 2, true);
+        checkpoints.entries[1].envelope = serde_json::to_value(&env).expect("json");
+        let mut page = vec![
+            entries(store::ACCESS, 1, 5, false),
+            entries(store::DEVICE, 1, 4, true),
+            entries(store::INBOUND, 1, 9, false),
+            checkpoints,
+        ];
+        consistent_page(&mut page);
+        let got: Vec<(usize, bool)> = page.iter().map(|u| (u.entries.len(), u.partial)).collect();
+        assert_eq!(got, vec![(3, true), (0, false), (9, false), (2, true)]);
+        // A page that holds every checkpoint is left alone.
+        let mut whole = vec![
+            entries(store::ACCESS, 1, 5, false),
+            entries(store::CHECKPOINT, 1, 2, false),
+        ];
+        consistent_page(&mut whole);
+        assert_eq!(whole[0].entries.len(), 5);
+    }
 }

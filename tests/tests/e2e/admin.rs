@@ -141,6 +141,9 @@ fn a_revoked_administrators_copy_vouches_for_nothing() {
     .expect("old");
     let stolen = copy_home(&acc.b, &acc.dir.path("stolen"));
     let old = online_keys(&stolen, &acc.udf);
+    // C's GnuPG holds the account's certificate of epoch 0.
+    let cg = crate::host::private_dir(&acc.dir.0, "c-gnupg");
+    acc.c.ok(&["pgp", "install", "--gnupghome", s(&cg)]);
 
     let report = acc.a.json(&["device", "revoke", "desktop"]);
     let text = report.to_string();
@@ -148,6 +151,21 @@ fn a_revoked_administrators_copy_vouches_for_nothing() {
     assert!(text.contains("a new SSH CA"), "{text}");
     acc.c.ok(&["sync"]);
     let seen = acc.c.ok(&["device", "list"]);
+    // ... and learns at that sync that the old certificate is compromised.
+    let old_fpr = mesh_pgp::channel::fingerprint(old.seed()).expect("fpr");
+    let listing = ok(
+        Command::new("gpg")
+            .arg("--homedir")
+            .arg(&cg)
+            .args(["--batch", "--with-colons", "--list-keys", &old_fpr])
+            .output()
+            .expect("gpg"),
+        "gpg",
+    );
+    assert!(
+        listing.lines().any(|l| l.starts_with("pub:r:")),
+        "{listing}"
+    );
 
     cli_writes_refused(&acc, &stolen, "laptop");
     raw_portal_writes_refused(&acc, &stolen, &old, &acc.a);
@@ -280,6 +298,18 @@ fn recovery_takes_back_an_account_whose_only_administrator_was_stolen() {
         &dir.path("old-ca.pem"),
         &dir.path("old.asc"),
     );
+}
+
+/// A member offline while an administrator was revoked (a new epoch), then
+/// revoked itself: the proof is signed with a key it has not seen, and it
+/// learns that key from the public checkpoints, so it still wipes.
+#[test]
+fn a_device_offline_across_an_epoch_still_wipes_when_revoked() {
+    let acc = account("offline-epoch", true);
+    acc.a.ok(&["device", "revoke", "desktop"]);
+    acc.a.ok(&["device", "revoke", "phone"]);
+    let e = acc.c.fails(&["sync"]);
+    assert!(e.contains("secrets have been wiped"), "{e}");
 }
 
 /// A copy of a revoked device's home that asks to connect again is not
