@@ -230,7 +230,15 @@ pub(super) fn minted_certificate_refused(acc: &Account, old: &AccountKeys, old_c
         "AuthorizedPrincipalsCommand {} ssh authorized-principals --account {udf} --portal {url} --user %u --cert %k",
         safe.path.display()
     );
-    let servers: [(&str, Vec<String>); 4] = [
+    let keys = format!(
+        "AuthorizedKeysCommand {} ssh authorized-keys --account {udf} --portal {url} --user %u",
+        safe.path.display()
+    );
+    let servers: [(&str, Vec<String>); 5] = [
+        (
+            "keys command",
+            vec![keys, "AuthorizedKeysCommandUser root".into()],
+        ),
         (
             "new CA and KRL",
             vec![
@@ -258,10 +266,16 @@ pub(super) fn minted_certificate_refused(acc: &Account, old: &AccountKeys, old_c
             vec![format!("TrustedUserCAKeys {}", stale_ca.display())],
         ),
     ];
-    for (name, lines) in servers {
+    // The member's own key and certificate: what the servers do accept.
+    let agent = mesh_tests::RunningAgent::start(&acc.c);
+    let c_key = dir.path("c-key.pub");
+    let c_cert = dir.path("c-cert.pub");
+    std::fs::write(&c_key, acc.c.ok(&["ssh", "public-key"])).expect("key");
+    std::fs::write(&c_cert, acc.c.ok(&["ssh", "cert"])).expect("cert");
+    for (i, (name, lines)) in servers.into_iter().enumerate() {
         let mut extra = vec!["AuthorizedKeysFile none".to_string()];
         extra.extend(lines);
-        let sshd = Sshd::start(&dir.path(&format!("sshd-{}", name.len())), &extra);
+        let sshd = Sshd::start(&dir.path(&format!("sshd-{i}")), &extra);
         let o = Command::new("ssh")
             .args(["-F", "/dev/null", "-p", &sshd.port.to_string()])
             .args([
@@ -282,6 +296,18 @@ pub(super) fn minted_certificate_refused(acc: &Account, old: &AccountKeys, old_c
         let logged_in = String::from_utf8_lossy(&o.stdout).contains("mesh-login-thief");
         // Without any Mesh check the old CA is still trusted: the control.
         let want = name.starts_with("old CA file alone");
+        if name == "keys command" {
+            assert!(
+                sshd.logs_in(&agent.sock, &c_key),
+                "{name}: the member's key"
+            );
+        }
+        if name == "new CA and KRL" {
+            assert!(
+                sshd.logs_in(&agent.sock, &c_cert),
+                "{name}: the member's certificate"
+            );
+        }
         assert_eq!(
             logged_in,
             want,
