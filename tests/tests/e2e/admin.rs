@@ -312,6 +312,52 @@ fn a_device_offline_across_an_epoch_still_wipes_when_revoked() {
     assert!(e.contains("secrets have been wiped"), "{e}");
 }
 
+/// A thief holding the old epoch's key, and the portal, forge a
+/// revocation proof for the phone (an access list that revokes it, signed
+/// by the revoked administrator's key): the phone refuses to wipe, and
+/// keeps working with the real portal.
+#[test]
+fn a_revocation_proof_signed_with_a_revoked_administrators_key_wipes_nothing() {
+    use mesh_core::envelope::Signed;
+    use mesh_core::portal::{self as p, AccessList, DeviceState};
+    use mesh_tests::proxy::FakePortal;
+    let acc = account("forged-proof", true);
+    let stolen = copy_home(&acc.b, &acc.dir.path("stolen"));
+    let old = online_keys(&stolen, &acc.udf);
+    acc.a.ok(&["device", "revoke", "desktop"]);
+    acc.c.ok(&["sync"]);
+    std::env::set_var("MESH_KEYSTORE", "file");
+    let state = mesh_account::account(&Store::open(&acc.c.home, false).expect("c")).expect("c");
+    let mut list: AccessList = state
+        .access
+        .as_ref()
+        .expect("list")
+        .unverified_object("list")
+        .expect("list");
+    list.serial += 1;
+    for d in list.devices.iter_mut().filter(|d| d.name == "phone") {
+        d.state = DeviceState::Revoked;
+    }
+    let proof = Signed::sign_object(p::ct::ACCESS_LIST, &list, &old.admin_sign);
+    let body = serde_json::to_vec(&p::ErrorBody {
+        error: p::code::DEVICE_REVOKED.into(),
+        reason: "revoked".into(),
+        access_list: Some(proof),
+    })
+    .expect("json");
+    let fake = FakePortal::start(move |_| FakePortal::json("403 Forbidden", &body));
+    // The phone is pointed at the lying portal (its state names the portal).
+    let path = acc.c.home.join("state.json");
+    let real = std::fs::read_to_string(&path).expect("state");
+    std::fs::write(&path, real.replace(&acc.portal.url, &fake.url)).expect("state");
+    let e = acc.c.fails(&["sync"]);
+    assert!(e.contains("cannot prove it"), "{e}");
+    let now = std::fs::read_to_string(&path).expect("state");
+    std::fs::write(&path, now.replace(&fake.url, &acc.portal.url)).expect("state");
+    acc.c.ok(&["sync"]);
+    assert!(acc.c.ok(&["ssh", "public-key"]).starts_with("ssh-ed25519"));
+}
+
 /// A copy of a revoked device's home that asks to connect again is not
 /// turned active, by the portal or by an administrator's accept.
 #[test]
