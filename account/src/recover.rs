@@ -3,10 +3,11 @@
 //!
 //! The shares rebuild the root. The root reads every store (the portal's
 //! recovery read), then makes one transaction the root signs: the next
-//! access list (this device an administrator; the devices the user names
-//! revoked, or made active again: only the root may lift a revocation, to
-//! undo what a thief did), a new administrator epoch (fresh online keys,
-//! new CAs) and every channel's entries for it. Whatever a thief wrote
+//! access list (this device an administrator; with `since`, every device as
+//! it stood before the theft: only the root may lift a revocation, to undo
+//! what a thief did; the devices the user names revoked), the channels'
+//! policies as they stood then, a new administrator epoch (fresh online
+//! keys, new CAs) and every channel's entries for it. Whatever a thief wrote
 //! with the old epoch's keys is superseded, and those keys vouch for
 //! nothing any more.
 
@@ -15,7 +16,8 @@ use std::collections::BTreeMap;
 use mesh_core::authority::{OnlineSeeds, CT_ONLINE_SEEDS};
 use mesh_core::derive::Seed;
 use mesh_core::envelope::Signed;
-use mesh_core::objects::{AccountKeys, ProfileAccount, Role, RootKeys};
+use mesh_core::history::Checkpoint;
+use mesh_core::objects::{AccountKeys, CatalogedApplication, ProfileAccount, Role, RootKeys};
 use mesh_core::portal::{self as p, store as st, tx, AccessList, DeviceState, StoreIndex};
 use mesh_core::{shamir, udf};
 use mesh_plugins::Event;
@@ -34,8 +36,26 @@ use crate::store::Store;
 pub struct Overrides {
     /// Devices to revoke (names or UDFs): the stolen one, a thief's.
     pub revoke: Vec<String>,
-    /// Revoked devices to make active again (a thief revoked them).
-    pub reinstate: Vec<String>,
+    /// Turn the account back to how it stood at this point (before the
+    /// theft): devices revoked since are active again, devices added since
+    /// are revoked, the channels' policies (login names…) are restored.
+    pub since: Option<Since>,
+}
+
+/// A point in the account's history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Since {
+    /// The last checkpoint issued at or before this time (Unix seconds).
+    Time(u64),
+    /// This checkpoint serial.
+    Serial(u64),
+}
+
+/// The account as it stood at a checkpoint: its access list and the
+/// channels' policy entries.
+struct Before {
+    access: AccessList,
+    policies: Vec<mesh_plugins::AppEntry>,
 }
 
 /// `mesh account recover`: rebuild the root from the shares on a fresh
@@ -68,8 +88,6 @@ pub fn recover(
             "use the recovery shares of this address, or the address they belong to",
         ));
     }
-    ensure_device(store, name)?;
-    let dev_udf = device_udf(store)?;
     let mut a = AccountState::empty(
         published.account_address.clone(),
         client.url().to_string(),
@@ -78,12 +96,21 @@ pub fn recover(
         Membership::Member,
     );
     // Everything the account holds, read with the root (the shares are
-    // the proof), verified as any sync verifies it.
-    recovery_download(&client, &root, &dev_udf, &mut a)?;
+    // the proof; the request names the account as its reader, this device
+    // does not exist yet), verified as any sync verifies it.
+    let raw = recovery_download(&client, &root, &root.profile_udf(), &mut a)?;
+    // Checked before anything is kept: a point the history does not have
+    // stops the recovery here.
+    let before = overrides
+        .since
+        .map(|since| before(&raw, since, host))
+        .transpose()?;
+    ensure_device(store, name)?;
+    let dev_udf = device_udf(store)?;
     let current = reachable_keys(&root, &a)?;
     let profile = a.profile()?;
     let next = current.next_epoch_at(profile.epoch() + 1);
-    let (draft, keys) = override_draft(store, &root, &a, &next, overrides)?;
+    let (draft, keys) = override_draft(store, &root, &a, &next, overrides, before)?;
     let view = host.view(&a)?;
     let t = p::TransactRequest {
         updates: crate::event::event_updates(host, &a, &view, &current, Some(&root), draft)?,
@@ -111,26 +138,49 @@ fn override_draft(
     a: &AccountState,
     next: &AccountKeys,
     overrides: &Overrides,
+    before: Option<Before>,
 ) -> Result<(Draft, (mesh_core::keys::SigningKey, Signed))> {
     let profile = a.profile()?;
     let start = next.epoch_entry(None, &[profile.escrow_encryption.key])?;
     let prev = a.access_list()?;
     let me = connect_self(store, next, &profile.with_epochs([&start]), prev.as_ref())?;
     let mut list: AccessList = me.access.unverified_object("access list")?;
-    for (names, state) in [
-        (&overrides.revoke, DeviceState::Revoked),
-        (&overrides.reinstate, DeviceState::Active),
-    ] {
-        for which in names {
-            let d = crate::admin::target(&list, which, false)?;
-            let udf_ = d.device_udf.clone();
-            for e in list
-                .devices
-                .iter_mut()
-                .filter(|e| udf::udf_eq(&e.device_udf, &udf_))
-            {
-                e.state = state;
-            }
+    let mut apps = Vec::new();
+    if let Some(b) = before {
+        // Every device as it stood then; one added since is a thief's.
+        let mine = device_udf(store)?;
+        for e in list
+            .devices
+            .iter_mut()
+            .filter(|e| !udf::udf_eq(&e.device_udf, &mine))
+        {
+            e.state = b
+                .access
+                .device(&e.device_udf)
+                .map_or(DeviceState::Revoked, |d| d.state);
+        }
+        // The policies then, where they changed since.
+        let now = |uid: &str| {
+            a.applications
+                .get(uid)
+                .and_then(|env| env.unverified_object::<CatalogedApplication>("entry").ok())
+                .map(|app| app.data)
+        };
+        apps = b
+            .policies
+            .into_iter()
+            .filter(|e| now(&e.uid).as_ref() != Some(&e.data))
+            .collect();
+    }
+    for which in &overrides.revoke {
+        let d = crate::admin::target(&list, which, false)?;
+        let udf_ = d.device_udf.clone();
+        for e in list
+            .devices
+            .iter_mut()
+            .filter(|e| udf::udf_eq(&e.device_udf, &udf_))
+        {
+            e.state = DeviceState::Revoked;
         }
     }
     let draft = Draft {
@@ -140,6 +190,7 @@ fn override_draft(
             &root.profile,
         )),
         devices: vec![me.catalog],
+        apps,
         event: Some(Event::Recovered),
         next_keys: Some(next.clone_keys()),
         ..Draft::default()
@@ -179,8 +230,9 @@ fn recovery_download(
     root: &RootKeys,
     dev_udf: &str,
     a: &mut AccountState,
-) -> Result<()> {
+) -> Result<Raw> {
     let mut report = SyncReport::default();
+    let mut raw = Raw::new();
     // A bound on pages: a portal that answers `Partial` for ever is refused.
     for _ in 0..MAX_PAGES {
         let select = st::ALL
@@ -200,14 +252,83 @@ fn recovery_download(
         let base = ProfileAccount::verify(&resp.profile, &root.profile_udf())
             .map_err(|e| AccountError::Untrusted(format!("account profile: {e}")))?;
         crate::pull::apply_entries(a, &base, &resp.updates, &mut report)?;
+        for u in &resp.updates {
+            raw.entry(u.store.clone())
+                .or_default()
+                .extend(u.entries.iter().cloned());
+        }
         if !crate::pull::more_pages(&resp.updates)? {
             a.history.settle(st::ALL)?;
-            return Ok(());
+            return Ok(raw);
         }
     }
     Err(AccountError::Untrusted(format!(
         "the portal kept answering 'partial' after {MAX_PAGES} pages"
     )))
+}
+
+/// Every entry the recovery read, by store (verified by `apply_entries`).
+type Raw = BTreeMap<String, Vec<p::Entry>>;
+
+/// The account as it stood at `since`, from the verified entries.
+fn before(raw: &Raw, since: Since, host: &Host) -> Result<Before> {
+    let parse = |e: &p::Entry| serde_json::from_value::<Signed>(e.envelope.clone()).ok();
+    let at = raw
+        .get(st::CHECKPOINT)
+        .into_iter()
+        .flatten()
+        .rev()
+        .filter_map(|e| parse(e)?.unverified_object::<Checkpoint>("checkpoint").ok())
+        .find(|c| match since {
+            Since::Time(t) => c.issued <= t,
+            Since::Serial(n) => c.serial <= n,
+        })
+        .ok_or_else(|| {
+            AccountError::usage(
+                "the account has no checkpoint that early",
+                "give a time after the account was created, or a checkpoint serial (`@N`)",
+            )
+        })?;
+    let head = |store_name: &str| at.head(store_name).map_or(0, |h| h.index);
+    let access = raw
+        .get(st::ACCESS)
+        .into_iter()
+        .flatten()
+        .find(|e| e.index == head(st::ACCESS))
+        .and_then(parse)
+        .and_then(|env| env.unverified_object::<AccessList>("access list").ok())
+        .ok_or_else(|| AccountError::Untrusted("no access list at that checkpoint".into()))?;
+    let policy: Vec<&str> = host
+        .plugins()
+        .iter()
+        .flat_map(|pl| pl.policy_uids().iter().copied())
+        .collect();
+    let mut latest: BTreeMap<String, mesh_plugins::AppEntry> = BTreeMap::new();
+    for (store_name, public) in [(st::APPLICATION, false), (st::PUBLISHED, true)] {
+        for e in raw.get(store_name).into_iter().flatten() {
+            if e.index > head(store_name) {
+                continue;
+            }
+            let Some(app) = parse(e).and_then(|env| {
+                env.unverified_object::<CatalogedApplication>("application entry")
+                    .ok()
+            }) else {
+                continue;
+            };
+            if policy.contains(&app.uid.as_str()) {
+                let entry = mesh_plugins::AppEntry {
+                    uid: app.uid.clone(),
+                    data: app.data,
+                    public,
+                };
+                latest.insert(app.uid, entry);
+            }
+        }
+    }
+    Ok(Before {
+        access,
+        policies: latest.into_values().collect(),
+    })
 }
 
 /// Most pages one download follows.

@@ -184,7 +184,7 @@ pub(crate) enum AccountCmd {
         #[arg(long)]
         shares: u8,
     },
-    /// Take the account back with its recovery shares (standard input, or --from files) on a fresh home: this device becomes an administrator of a new epoch (new administrator keys and CAs), the named devices are revoked or reinstated.
+    /// Take the account back with its recovery shares (standard input, or --from files) on a fresh home: this device becomes an administrator of a new epoch (new administrator keys and CAs), the named devices revoked; --since turns the rest back to how it stood before the theft.
     Recover {
         /// The account's address.
         address: String,
@@ -200,9 +200,12 @@ pub(crate) enum AccountCmd {
         /// Revoke this device (name or UDF): the stolen one, or one a thief added. Repeatable.
         #[arg(long)]
         revoke: Vec<String>,
-        /// Make this revoked device active again (a thief revoked it). Repeatable.
-        #[arg(long)]
-        reinstate: Vec<String>,
+        /// Turn the account back to how it stood then (before the theft):
+        /// an RFC 3339 time (`2026-11-28T09:00:00Z`) or a checkpoint serial
+        /// (`@12`). Devices revoked since are active again, devices added since
+        /// are revoked, login names and other policies are restored.
+        #[arg(long, value_name = "TIME|@SERIAL", value_parser = parse_since)]
+        since: Option<mesh_account::recover::Since>,
         /// Refused: shares on the command line are visible to other users.
         #[arg(hide = true)]
         shares: Vec<String>,
@@ -632,4 +635,20 @@ pub(crate) fn parse_duration(s: &str) -> std::result::Result<u64, String> {
     n.checked_mul(mult)
         .filter(|v| *v > 0)
         .ok_or_else(|| format!("'{s}' is not a usable duration (a positive number with s, m, h or d: 90s, 30m, 1h, 2d)"))
+}
+
+/// `--since`: an RFC 3339 time, or `@` and a checkpoint serial.
+fn parse_since(s: &str) -> Result<mesh_account::recover::Since, String> {
+    use mesh_account::recover::Since;
+    if let Some(n) = s.strip_prefix('@') {
+        return n
+            .parse()
+            .map(Since::Serial)
+            .map_err(|_| format!("'{s}' is not @ and a checkpoint serial"));
+    }
+    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .map_err(|e| format!("'{s}' is not an RFC 3339 time ({e}), nor @SERIAL"))?;
+    u64::try_from(t.unix_timestamp())
+        .map(Since::Time)
+        .map_err(|_| format!("'{s}' is before 1970"))
 }

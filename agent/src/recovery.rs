@@ -50,7 +50,8 @@ fn kit_text(
          # Keep each share in a different place (a safe, a trusted person); never keep {k}\n\
          # of them together, or on a device that Mesh runs on.\n\
          # To recover, on a new device:\n\
-         #   mesh account recover {address} --portal {portal} --from SHARE_FILE --from ANOTHER --revoke STOLEN_DEVICE\n\
+         #   mesh account recover {address} --portal {portal} --from SHARE_FILE --from ANOTHER \\\n\
+         #       --since TIME_BEFORE_THE_THEFT --revoke STOLEN_DEVICE\n\
          {share}\n"
     ))
 }

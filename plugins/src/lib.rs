@@ -118,6 +118,13 @@ pub trait Plugin: std::fmt::Debug + Send + Sync {
     /// The device role this channel serves.
     fn role(&self) -> Role;
 
+    /// Application uids that hold the user's decisions (a policy), not
+    /// what the channel derives from the account: a recovery that turns the
+    /// account back to a time before a theft restores them.
+    fn policy_uids(&self) -> &'static [&'static str] {
+        &[]
+    }
+
     /// Claims for the profile of a new account.
     fn claims(&self, _admin: &AccountKeys, _claims: &mut ProfileClaims) -> Result<(), PluginError> {
         Ok(())

@@ -124,6 +124,11 @@ impl Plugin for SshPlugin {
         Role::Ssh
     }
 
+    /// The login names, validity and confirmation the user set.
+    fn policy_uids(&self) -> &'static [&'static str] {
+        &[APP_SSH]
+    }
+
     /// A certificate for every active `ssh` device that has none for its
     /// current key, whose principals changed, or that is past two thirds
     /// of its validity.

@@ -105,7 +105,7 @@ pub(crate) fn run(home: &std::path::Path, cmd: AccountCmd, j: bool) -> Result<()
             name,
             from,
             revoke,
-            reinstate,
+            since,
             shares,
         } => {
             if !shares.is_empty() {
@@ -123,7 +123,7 @@ pub(crate) fn run(home: &std::path::Path, cmd: AccountCmd, j: bool) -> Result<()
                 &portal,
                 &shares,
                 name.as_deref(),
-                &mesh_account::recover::Overrides { revoke, reinstate },
+                &mesh_account::recover::Overrides { revoke, since },
             )?;
             eprintln!(
                 "mesh: recovered account {}; this device is an administrator of a new epoch",

@@ -373,6 +373,33 @@ fn recovery_kit_and_recover(backend: Backend) {
         "{e}"
     );
 
+    // A point the history does not have, or no time at all: refused,
+    // nothing kept.
+    let (f0, f2) = (
+        files[0].display().to_string(),
+        files[2].display().to_string(),
+    );
+    for (since, want) in [
+        ("@0", "no checkpoint that early"),
+        ("yesterday", "not an RFC 3339 time"),
+        ("1969-12-31T00:00:00Z", "before 1970"),
+    ] {
+        let e = r.fails(&[
+            "account",
+            "recover",
+            ADDR,
+            "--portal",
+            &portal.url,
+            "--from",
+            &f2,
+            "--from",
+            &f0,
+            "--since",
+            since,
+        ]);
+        assert!(e.contains(want), "{since}: {e}");
+    }
+
     // The right shares (two kit files) rebuild the account; this device is
     // an administrator.
     r.ok(&[
