@@ -186,51 +186,29 @@ fn append_in(
     updates: &[Append],
     max_bytes: u64,
 ) -> Result<Vec<(String, u64)>, StorageError> {
-    let added: u64 = updates
-        .iter()
-        .flat_map(|u| &u.entries)
-        .map(|e| e.len() as u64)
-        .sum();
     let used: i64 = tx.query_row(
         "SELECT bytes FROM accounts WHERE udf = ?1",
         params![account],
         |r| r.get(0),
     )?;
-    if u(used).saturating_add(added) > max_bytes {
-        return Err(StorageError::Quota {
-            code: mesh_core::portal::code::QUOTA_EXCEEDED,
-            reason: format!(
-                "the account holds {} bytes; {added} more would pass this portal's limit of {max_bytes}",
-                u(used)
-            ),
-        });
-    }
+    let added = super::bytes_within_quota(u(used), updates, max_bytes)?;
     tx.execute(
         "UPDATE accounts SET bytes = bytes + ?2 WHERE udf = ?1",
         params![account, i(added)],
     )?;
-    let mut out = Vec::new();
-    for up in updates {
-        let mut idx = last_index(tx, account, &up.store)?;
-        if let Some(expected) = up.expected {
-            if expected != idx {
-                return Err(StorageError::Conflict {
-                    store: up.store.clone(),
-                    expected,
-                    actual: idx,
-                });
-            }
-        }
-        for e in &up.entries {
-            idx += 1;
+    let mut cx = tx;
+    super::append_entries(
+        &mut cx,
+        updates,
+        |tx, store| last_index(tx, account, store),
+        |tx, store, idx, e| {
             tx.execute(
                 "INSERT INTO entries (account, store, idx, data) VALUES (?1, ?2, ?3, ?4)",
-                params![account, up.store, i(idx), e],
+                params![account, store, i(idx), e],
             )?;
-        }
-        out.push((up.store.clone(), idx));
-    }
-    Ok(out)
+            Ok(())
+        },
+    )
 }
 
 impl Storage for Sqlite {
