@@ -7,6 +7,7 @@
 
 pub mod daemon;
 pub mod quickstart;
+pub mod server_cache;
 pub mod servers;
 
 pub use mesh_account as account;
