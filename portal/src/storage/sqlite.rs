@@ -22,6 +22,15 @@ pub struct Sqlite {
     pool: Vec<Mutex<Connection>>,
     next: std::sync::atomic::AtomicUsize,
     limits: Limits,
+    /// Held by every write transaction of this process: SQLite lets one
+    /// writer in at a time, and a connection that finds another one writing
+    /// waits in SQLite's busy handler, which sleeps a millisecond or more
+    /// (a queue on a mutex wakes at once). Other processes on the file still
+    /// meet the busy timeout.
+    writer: Mutex<()>,
+    /// When expired nonces were last deleted (seconds): once a second is
+    /// enough, every request was one more delete.
+    purged: std::sync::atomic::AtomicU64,
 }
 
 /// The schema version this binary writes (`PRAGMA user_version`): 1 was
@@ -121,6 +130,8 @@ impl Sqlite {
             pool,
             next: std::sync::atomic::AtomicUsize::new(0),
             limits: Limits::default(),
+            writer: Mutex::new(()),
+            purged: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -156,6 +167,16 @@ impl Sqlite {
         let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % self.pool.len();
         let mut c = self.pool[i].lock().unwrap_or_else(|p| p.into_inner());
         f(&mut c)
+    }
+
+    /// [`Sqlite::with`] for a write transaction: one writer of this process
+    /// at a time.
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StorageError>,
+    ) -> Result<T, StorageError> {
+        let _one = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        self.with(f)
     }
 }
 
@@ -213,7 +234,7 @@ fn append_in(
 
 impl Storage for Sqlite {
     fn bind(&self, account: &AccountRecord, first: &[Append]) -> Result<(), StorageError> {
-        self.with(|c| {
+        self.write(|c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let exists: Option<String> = tx
                 .query_row(
@@ -333,7 +354,7 @@ impl Storage for Sqlite {
         updates: &[Append],
         responses: &[(String, String)],
     ) -> Result<Vec<(String, u64)>, StorageError> {
-        self.with(|c| {
+        self.write(|c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let out = append_in(&tx, account, updates, self.limits.max_account_bytes)?;
             for (id, resp) in responses {
@@ -353,7 +374,7 @@ impl Storage for Sqlite {
         record: &RequestRecord,
         inbound: &str,
     ) -> Result<(), StorageError> {
-        self.with(|c| {
+        self.write(|c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let pending: i64 = tx.query_row(
                 "SELECT COUNT(*) FROM requests WHERE account = ?1 AND response IS NULL",
@@ -417,13 +438,19 @@ impl Storage for Sqlite {
     }
 
     fn use_nonce(&self, nonce: &str, now: u64, expires: u64) -> Result<bool, StorageError> {
-        self.with(|c| {
+        self.write(|c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            tx.execute("DELETE FROM nonces WHERE expires < ?1", params![i(now)])?;
-            let n = tx.execute(
-                "INSERT OR IGNORE INTO nonces (nonce, expires) VALUES (?1, ?2)",
-                params![nonce, i(expires)],
-            )?;
+            let purge = self
+                .purged
+                .fetch_max(now, std::sync::atomic::Ordering::Relaxed)
+                < now;
+            if purge {
+                tx.prepare_cached("DELETE FROM nonces WHERE expires < ?1")?
+                    .execute(params![i(now)])?;
+            }
+            let n = tx
+                .prepare_cached("INSERT OR IGNORE INTO nonces (nonce, expires) VALUES (?1, ?2)")?
+                .execute(params![nonce, i(expires)])?;
             tx.commit()?;
             Ok(n == 1)
         })
