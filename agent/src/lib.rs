@@ -8,6 +8,7 @@
 pub mod daemon;
 pub mod quickstart;
 pub mod recovery;
+pub mod server_cache;
 pub mod servers;
 
 pub use mesh_account as account;

@@ -6,16 +6,19 @@
 //! cache serves logins while the portal is away, for a bounded time.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use mesh_account::client::{now, Client, ClientError};
 use mesh_account::AccountError;
 use mesh_core::envelope::Signed;
-use mesh_core::history::History;
+use mesh_core::history::{Head, History};
 use mesh_core::objects::{CatalogedApplication, ProfileAccount};
 use mesh_core::portal::{self as p, store as st, AccessList, StoreIndex};
 use mesh_plugins::{AccountView, DeviceEntry};
+use mesh_ssh::sshd::SshdAnswer;
 use serde::{Deserialize, Serialize};
+
+use crate::server_cache::{self as cache, Header};
 
 type Result<T> = std::result::Result<T, AccountError>;
 
@@ -120,26 +123,11 @@ impl PublicAnswer {
 fn fetch_public(portal: &str, profile_udf: &str, known: PublicAnswer) -> Result<PublicAnswer> {
     let client = Client::new(portal)?;
     let mut ans = known;
+    if ans.history == History::default() {
+        checkpoints_first(&client, profile_udf, &mut ans.history)?;
+    }
     for _ in 0..MAX_PAGES {
-        let select = st::PUBLIC
-            .iter()
-            .map(|s| StoreIndex {
-                store: s.to_string(),
-                index: if *s == st::CHECKPOINT {
-                    ans.history.serial()
-                } else {
-                    ans.history.position(s).index
-                },
-            })
-            .collect();
-        let r: p::DownloadResponse = client.post(
-            "Public",
-            &p::PublicRequest {
-                account_address: None,
-                profile_udf: Some(profile_udf.to_string()),
-                select,
-            },
-        )?;
+        let r = public_page(&client, profile_udf, &ans.history)?;
         let profile = ProfileAccount::verify(&r.profile, profile_udf)
             .map_err(|e| AccountError::Untrusted(format!("account profile: {e}")))?;
         ans.apply(&profile, &r.updates)?;
@@ -153,6 +141,124 @@ fn fetch_public(portal: &str, profile_udf: &str, known: PublicAnswer) -> Result<
     Err(AccountError::Untrusted(format!(
         "the portal kept answering 'partial' after {MAX_PAGES} pages"
     )))
+}
+
+/// A reader with no history reads the checkpoints first (verifying each,
+/// and their chain), then starts the Access store at the head signed by
+/// the checkpoint before the last one that changed it: each access list is
+/// whole, so only the newest is needed, and the old ones would make the
+/// download grow with the square of the account (issue 14). What follows
+/// that head is still checked against the latest checkpoint's chain.
+fn checkpoints_first(client: &Client, profile_udf: &str, history: &mut History) -> Result<()> {
+    let mut before: Option<Head> = None;
+    for _ in 0..MAX_PAGES {
+        let r: p::DownloadResponse = client.post(
+            "Public",
+            &p::PublicRequest {
+                account_address: None,
+                profile_udf: Some(profile_udf.to_string()),
+                select: vec![StoreIndex {
+                    store: st::CHECKPOINT.to_string(),
+                    index: history.serial(),
+                }],
+            },
+        )?;
+        let profile = ProfileAccount::verify(&r.profile, profile_udf)
+            .map_err(|e| AccountError::Untrusted(format!("account profile: {e}")))?;
+        let more = mesh_account::pull::more_pages(&r.updates)?;
+        for u in &r.updates {
+            if u.store != st::CHECKPOINT {
+                return Err(AccountError::Untrusted(format!(
+                    "the portal answered with the {} store, which was not asked for",
+                    u.store
+                )));
+            }
+            for e in &u.entries {
+                let env: Signed = serde_json::from_value(e.envelope.clone()).map_err(|x| {
+                    AccountError::Untrusted(format!("{} entry {}: {x}", u.store, e.index))
+                })?;
+                let head = |h: &History| {
+                    h.checkpoint
+                        .as_ref()
+                        .and_then(|c| c.head(st::ACCESS))
+                        .cloned()
+                };
+                let prev = head(history);
+                history.checkpoint(e.index, &env, &profile)?;
+                if let (Some(p), Some(n)) = (prev, head(history)) {
+                    if n.index > p.index {
+                        before = Some(p);
+                    }
+                }
+            }
+        }
+        if !more {
+            if let Some(h) = before.filter(|h| h.index > 0) {
+                history.start_at(&h)?;
+            }
+            return Ok(());
+        }
+    }
+    Err(AccountError::Untrusted(format!(
+        "the portal kept answering 'partial' after {MAX_PAGES} pages"
+    )))
+}
+
+/// What the public stores hold past `history` (one page, one snapshot).
+fn public_page(
+    client: &Client,
+    profile_udf: &str,
+    history: &History,
+) -> Result<p::DownloadResponse> {
+    Ok(client.post(
+        "Public",
+        &p::PublicRequest {
+            account_address: None,
+            profile_udf: Some(profile_udf.to_string()),
+            select: public_select(history),
+        },
+    )?)
+}
+
+/// Where `history` stands in each public store.
+fn public_select(history: &History) -> Vec<StoreIndex> {
+    st::PUBLIC
+        .iter()
+        .map(|s| StoreIndex {
+            store: s.to_string(),
+            index: if *s == st::CHECKPOINT {
+                history.serial()
+            } else {
+                history.position(s).index
+            },
+        })
+        .collect()
+}
+
+/// Whether the portal has nothing past the cached `header`: the answer
+/// carries the very profile the cache verified (byte for byte: its digest),
+/// puts no store behind the history (a rollback is refused), and brings no
+/// entry and no later index. Anything else is left to the full download,
+/// which verifies what arrives.
+fn nothing_new(portal: &str, profile_udf: &str, header: &Header) -> Result<bool> {
+    let client = Client::new(portal)?;
+    let history = &header.history;
+    let r = public_page(&client, profile_udf, history)?;
+    if mesh_core::b64::encode(&r.profile.content_digest()) != header.profile {
+        return Ok(false);
+    }
+    let known = public_select(history);
+    for u in &r.updates {
+        history.behind(&[StoreIndex {
+            store: u.store.clone(),
+            index: u.last,
+        }])?;
+        let at = known.iter().find(|k| k.store == u.store).map(|k| k.index);
+        if !u.entries.is_empty() || u.partial || at.is_none_or(|i| u.last > i) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// Everything the answer says, verified up to the pinned profile UDF.
@@ -199,6 +305,75 @@ pub struct Lookup<'a> {
     pub max_stale: u64,
 }
 
+/// The cache file of the account `l` looks up, if a cache is given.
+fn cache_file(l: &Lookup) -> Option<PathBuf> {
+    l.cache
+        .map(|d| d.join(format!("{}.json", l.profile_udf.replace('-', ""))))
+}
+
+/// A cached answer may serve while the portal is unreachable, while it is
+/// younger than `max_stale`; then it fails closed.
+fn serve_stale(l: &Lookup, fetched: u64) -> Result<()> {
+    let age = now().saturating_sub(fetched);
+    if age > l.max_stale {
+        return Err(AccountError::usage(
+            format!("the portal is unreachable and the cached answer is {age} s old (more than --max-stale {} s): refusing", l.max_stale),
+            "bring the portal back, or allow older answers with a larger --max-stale",
+        ));
+    }
+    Ok(())
+}
+
+/// The fetch time is signed by nothing: one ahead of the clock is refused.
+fn check_fetched(f: &Path, fetched: u64) -> Result<()> {
+    if fetched > now() + MAX_SKEW {
+        return Err(AccountError::usage(
+            format!(
+                "the cache {} is damaged: its fetch time is in the future",
+                f.display()
+            ),
+            "remove the file; the next login with the portal reachable writes it again",
+        ));
+    }
+    Ok(())
+}
+
+/// What sshd asks, for the account `l` looks up. With a cache whose
+/// header holds the answer, a portal that has nothing new is asked once
+/// and the answer is printed as kept (no entry parsed, no key decoded);
+/// when it has something, or there is no such cache, the full download
+/// ([`public_view`]) verifies it and the answer is derived again.
+fn sshd_answer(l: &Lookup) -> Result<SshdAnswer> {
+    check_profile_udf(l.profile_udf)?;
+    let file = cache_file(l);
+    let opened = match &file {
+        Some(f) => cache::open(f)?,
+        None => None,
+    };
+    let header = opened.as_ref().and_then(|o| o.header().cloned());
+    if let (Some(f), Some(h)) = (&file, header) {
+        check_fetched(f, h.fetched)?;
+        match nothing_new(l.portal, l.profile_udf, &h) {
+            Ok(true) => {
+                if let Some(o) = opened.filter(|_| now().saturating_sub(h.fetched) >= CACHE_RENEW) {
+                    o.renew(now())?;
+                }
+                return Ok(h.answer);
+            }
+            Ok(false) => {}
+            Err(AccountError::Client(e @ ClientError::Unreachable { .. })) => {
+                if l.max_stale == 0 {
+                    return Err(e.into());
+                }
+                serve_stale(l, h.fetched)?;
+                return Ok(h.answer);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(full_view(l, file.as_deref(), opened)?.1)
+}
+
 /// The verified public view: fresh from the portal (continuing, and
 /// checked against, the cached answer), or, when the portal cannot be
 /// reached, the cached answer while it is younger than `max_stale`; then
@@ -206,105 +381,95 @@ pub struct Lookup<'a> {
 /// cached one is refused and the cache is kept.
 fn public_view(l: &Lookup) -> Result<AccountView> {
     check_profile_udf(l.profile_udf)?;
-    let cache_file = l
-        .cache
-        .map(|d| d.join(format!("{}.json", l.profile_udf.replace('-', ""))));
-    let cached = match &cache_file {
-        Some(f) => read_cache(f)?,
+    let file = cache_file(l);
+    let opened = match &file {
+        Some(f) => cache::open(f)?,
         None => None,
     };
-    match fetch_public(l.portal, l.profile_udf, cached.clone().unwrap_or_default()) {
+    Ok(full_view(l, file.as_deref(), opened)?.0)
+}
+
+/// The cached entries (format 1, or format 2 checked against its header).
+fn cached_entries(f: &Path, o: cache::Opened) -> Result<(PublicAnswer, bool)> {
+    let header = o.header().cloned();
+    let mut ans: PublicAnswer = o.entries()?;
+    if let Some(h) = &header {
+        if h.history != ans.history {
+            return Err(AccountError::usage(
+                format!(
+                    "the cache {} is damaged: its entries are not at its header's history",
+                    f.display()
+                ),
+                "remove the file; the next login with the portal reachable writes it again",
+            ));
+        }
+        ans.fetched = h.fetched;
+    }
+    check_fetched(f, ans.fetched)?;
+    Ok((ans, header.is_some()))
+}
+
+/// [`public_view`] from an opened cache, with what sshd asks of it.
+fn full_view(
+    l: &Lookup,
+    file: Option<&Path>,
+    opened: Option<cache::Opened>,
+) -> Result<(AccountView, SshdAnswer)> {
+    let cached = match (file, opened) {
+        (Some(f), Some(o)) => Some(cached_entries(f, o)?),
+        _ => None,
+    };
+    let known = cached.as_ref().map(|c| c.0.clone()).unwrap_or_default();
+    match fetch_public(l.portal, l.profile_udf, known) {
         Ok(ans) => {
             let view = verified(&ans, l.profile_udf)?;
+            let answer = SshdAnswer::of(&view)?;
             // Rewritten when something arrived, or to renew its fetch time
-            // once a minute: most logins read the cache and write nothing.
-            let fresh = cached.as_ref().is_some_and(|c| {
-                c.history == ans.history && ans.fetched.saturating_sub(c.fetched) < CACHE_RENEW
+            // once a minute, or from format 1: most logins write nothing.
+            let fresh = cached.as_ref().is_some_and(|(c, current)| {
+                *current
+                    && c.history == ans.history
+                    && ans.fetched.saturating_sub(c.fetched) < CACHE_RENEW
             });
-            if let (Some(f), false) = (&cache_file, fresh) {
-                write_cache(f, &ans)?;
+            if let (Some(f), false) = (file, fresh) {
+                let profile = ans.profile.as_ref().map(|p| p.content_digest());
+                let header = Header {
+                    format: cache::FORMAT,
+                    fetched: ans.fetched,
+                    history: ans.history.clone(),
+                    profile: profile
+                        .map(|d| mesh_core::b64::encode(&d))
+                        .unwrap_or_default(),
+                    answer: answer.clone(),
+                };
+                cache::write(f, &header, &ans)?;
             }
-            Ok(view)
+            Ok((view, answer))
         }
         Err(AccountError::Client(e @ ClientError::Unreachable { .. })) => {
-            let Some(ans) = cached.filter(|_| l.max_stale > 0) else {
+            let Some((ans, _)) = cached.filter(|_| l.max_stale > 0) else {
                 return Err(e.into());
             };
-            let age = now().saturating_sub(ans.fetched);
-            if age > l.max_stale {
-                return Err(AccountError::usage(
-                    format!("the portal is unreachable and the cached answer is {age} s old (more than --max-stale {} s): refusing", l.max_stale),
-                    "bring the portal back, or allow older answers with a larger --max-stale",
-                ));
-            }
+            serve_stale(l, ans.fetched)?;
             // Verified when it was kept, in a directory only this user writes.
-            verified(&ans, l.profile_udf)
+            let view = verified(&ans, l.profile_udf)?;
+            let answer = SshdAnswer::of(&view)?;
+            Ok((view, answer))
         }
         Err(e) => Err(e),
     }
 }
 
-/// The cached answer, if any. The cache holds data verified when it was
-/// kept (signatures are not checked again)
-/// and a fetch time that nothing signs: only a private directory and file
-/// of this user are read, and a time ahead of the clock is refused.
-fn read_cache(f: &Path) -> Result<Option<PublicAnswer>> {
-    use std::os::unix::fs::MetadataExt;
-    let Ok(meta) = std::fs::metadata(f) else {
-        return Ok(None);
-    };
-    let dir = f.parent().unwrap_or(Path::new("."));
-    let uid = crate::daemon::my_uid();
-    for (path, m) in [(dir, std::fs::metadata(dir).ok()), (f, Some(meta))] {
-        let Some(m) = m else { continue };
-        if m.uid() != uid || m.mode() & 0o022 != 0 {
-            return Err(AccountError::usage(
-                format!(
-                    "the cache {} is writable by others or not owned by this user: not reading it",
-                    path.display()
-                ),
-                "give --cache a directory only this user can write (mode 0700)",
-            ));
-        }
-    }
-    let damaged = |detail: String| {
-        AccountError::usage(
-            format!("the cache {} is damaged: {detail}", f.display()),
-            "remove the file; the next login with the portal reachable writes it again",
-        )
-    };
-    let raw = std::fs::read(f).map_err(|e| damaged(e.to_string()))?;
-    let ans: PublicAnswer = serde_json::from_slice(&raw).map_err(|e| damaged(e.to_string()))?;
-    if ans.fetched > now() + MAX_SKEW {
-        return Err(damaged("its fetch time is in the future".into()));
-    }
-    Ok(Some(ans))
-}
-
-fn write_cache(f: &Path, ans: &PublicAnswer) -> Result<()> {
-    if let Some(dir) = f.parent() {
-        if !dir.exists() {
-            mesh_account::store::make_private_dir(dir)?;
-        }
-    }
-    mesh_account::store::write_atomic(f, &serde_json::to_vec(ans).unwrap_or_default())?;
-    Ok(())
-}
-
 /// `mesh ssh authorized-keys`: lines for every active ssh device of the
 /// account; none when `user` is given and is not one of its login names.
 pub fn authorized_keys(l: &Lookup, user: Option<&str>) -> Result<Vec<String>> {
-    Ok(mesh_ssh::channel::authorized_lines(&public_view(l)?, user)?)
+    Ok(sshd_answer(l)?.authorized_lines(user))
 }
 
 /// `mesh ssh authorized-principals`: the login name, when the certificate
 /// is for an active device's current key and the name is the account's.
 pub fn authorized_principals(l: &Lookup, user: &str, cert: &str) -> Result<Vec<String>> {
-    Ok(mesh_ssh::channel::authorized_principals(
-        &public_view(l)?,
-        user,
-        cert,
-    )?)
+    Ok(sshd_answer(l)?.authorized_principals(user, cert)?)
 }
 
 /// What `mesh ssh krl --account` did.

@@ -336,6 +336,40 @@ impl History {
         base.with_epochs(&self.epochs)
     }
 
+    /// Start a store nothing was read of at `head` (a head a checkpoint of
+    /// this history signs, at or before the latest one's) instead of at its
+    /// first entry: a reader that keeps only the newest entry of a store
+    /// then downloads only what follows `head`. The chain goes on from the
+    /// signed one, so [`History::settle`] still requires the entries served
+    /// after it to be exactly the ones the latest checkpoint signs (a
+    /// portal would have to find a SHA-256 collision to serve others).
+    /// What the reader gives up is only the entries before `head`.
+    pub fn start_at(&mut self, head: &Head) -> Result<()> {
+        let latest = self
+            .checkpoint
+            .as_ref()
+            .and_then(|c| c.head(&head.store))
+            .map_or(0, |h| h.index);
+        let read = self.position(&head.store).index;
+        if read != 0 || head.index > latest || !store::COVERED.contains(&head.store.as_str()) {
+            return Err(HistoryError::Checkpoint {
+                serial: self.serial(),
+                detail: format!(
+                    "cannot start the {} store at {} (read up to {read}, signed up to {latest})",
+                    head.store, head.index
+                ),
+            });
+        }
+        self.stores.insert(
+            head.store.clone(),
+            Position {
+                index: head.index,
+                chain: head.chain.clone(),
+            },
+        );
+        Ok(())
+    }
+
     /// After a complete download: every covered store in `read` must stand
     /// exactly where the latest checkpoint says.
     pub fn settle<'a>(&self, read: impl IntoIterator<Item = &'a str>) -> Result<()> {

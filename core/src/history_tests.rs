@@ -335,3 +335,77 @@ fn administrator_epochs_follow_the_history() {
         }
     }
 }
+
+/// A fresh reader that keeps only the newest access list starts the Access
+/// store at the head the checkpoint before its last change signs: the
+/// entries after it must still be exactly the signed ones.
+#[test]
+fn a_reader_may_start_a_store_at_a_signed_head() {
+    let a = three_transactions();
+    let all = a.served(&History::default());
+    let checkpoints: Vec<_> = all
+        .iter()
+        .filter(|(s, _, _)| s == store::CHECKPOINT)
+        .cloned()
+        .collect();
+    let mut h = a.read_unsettled(&History::default(), &checkpoints);
+    // Checkpoint 2 (before the last Access change) signs Access up to 1.
+    let head = a.checkpoint_head(2, store::ACCESS);
+    assert_eq!(head.index, 1);
+    h.start_at(&head).expect("start");
+    let rest: Vec<_> = a
+        .served(&h)
+        .into_iter()
+        .filter(|(s, _, _)| s != store::CHECKPOINT)
+        .collect();
+    assert_eq!(
+        rest.iter().filter(|(s, _, _)| s == store::ACCESS).count(),
+        1,
+        "only the newest access list"
+    );
+    let read = a.read(&h, &rest).expect("honest");
+    assert_eq!(
+        read.position(store::ACCESS),
+        a.writer.position(store::ACCESS)
+    );
+
+    // Another entry in the newest one's place, or none, is refused.
+    let mut other = rest.clone();
+    let i = at(&other, store::ACCESS, 2);
+    other[i].2 = a.entry("access-2, not signed");
+    let err = a.read(&h, &other).expect_err("substituted");
+    assert!(matches!(err, HistoryError::Rewritten { .. }), "{err}");
+    let mut none = rest.clone();
+    none.remove(at(&none, store::ACCESS, 2));
+    let err = a.read(&h, &none).expect_err("withheld");
+    assert!(matches!(err, HistoryError::Truncated { .. }), "{err}");
+
+    // Only a store nothing was read of, and never past the signed head.
+    let mut ahead = a.checkpoint_head(3, store::ACCESS);
+    ahead.index += 1;
+    let mut fresh = a.read_unsettled(&History::default(), &checkpoints);
+    assert!(fresh.start_at(&ahead).is_err(), "past the signed head");
+    assert!(read.clone().start_at(&head).is_err(), "already read");
+}
+
+impl Account {
+    /// Like `read`, without settling (a download in parts).
+    fn read_unsettled(&self, start: &History, served: &[(String, u64, Signed)]) -> History {
+        let mut h = start.clone();
+        for (s, i, e) in served {
+            if s == store::CHECKPOINT {
+                h.checkpoint(*i, e, &self.profile).expect("checkpoint");
+            } else {
+                h.entry(s, *i, e).expect("entry");
+            }
+        }
+        h
+    }
+
+    /// The head of `store_name` in checkpoint `serial`.
+    fn checkpoint_head(&self, serial: u64, store_name: &str) -> Head {
+        let env = &self.stores[store::CHECKPOINT][serial as usize - 1];
+        let (c, _) = Checkpoint::verify(env, &self.profile).expect("checkpoint");
+        c.head(store_name).cloned().expect("head")
+    }
+}

@@ -84,6 +84,32 @@ pub(crate) fn to_appends(updates: &[p::StoreUpdate]) -> Vec<Append> {
         .collect()
 }
 
+/// Most bytes of entries one answer carries, beyond the first entry of
+/// each store: clients refuse answers over 32 MiB, and 256 whole access
+/// lists of a 1,000-device account are about 128 MB.
+const MAX_PAGE_BYTES: usize = 16 << 20;
+
+/// Cut a page to about `budget` bytes of entries: each store keeps at least
+/// its first entry (so that a page that says more follow brings some), and
+/// a store cut short says more follow.
+fn within_page_bytes(reads: &mut [crate::storage::StoreRead], budget: usize) {
+    let mut used = 0usize;
+    for r in reads.iter_mut() {
+        let mut keep = 0;
+        for (_, data) in &r.entries {
+            if keep > 0 && used.saturating_add(data.len()) > budget {
+                break;
+            }
+            used = used.saturating_add(data.len());
+            keep += 1;
+        }
+        if keep < r.entries.len() {
+            r.entries.truncate(keep);
+            r.partial = true;
+        }
+    }
+}
+
 async fn read_stores(
     st: &AppState,
     account: &str,
@@ -97,7 +123,8 @@ async fn read_stores(
     let s = st.storage.clone();
     let a = account.to_string();
     let names: Vec<String> = select.iter().map(|(n, _)| n.clone()).collect();
-    let reads = blocking(move || s.read(&a, &select, p::MAX_RESULTS)).await?;
+    let mut reads = blocking(move || s.read(&a, &select, p::MAX_RESULTS)).await?;
+    within_page_bytes(&mut reads, MAX_PAGE_BYTES);
     let mut out: Vec<p::StoreEntries> = names
         .into_iter()
         .zip(reads)
@@ -346,6 +373,7 @@ pub(crate) async fn public(State(st): State<AppState>, body: Bytes) -> ApiResult
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::StoreRead;
     use mesh_core::history::{Checkpoint, Head};
 
     fn entries(store_name: &str, from: u64, to: u64, partial: bool) -> p::StoreEntries {
@@ -401,5 +429,36 @@ mod tests {
         ];
         consistent_page(&mut whole);
         assert_eq!(whole[0].entries.len(), 5);
+    }
+
+    fn read(sizes: &[usize]) -> StoreRead {
+        StoreRead {
+            entries: sizes
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (i as u64 + 1, "x".repeat(*n)))
+                .collect(),
+            partial: false,
+            last: sizes.len() as u64,
+        }
+    }
+
+    #[test]
+    fn a_page_is_cut_to_its_byte_budget_and_every_store_progresses() {
+        let mut reads = vec![
+            read(&[40, 40, 40]),
+            read(&[10, 10, 10]),
+            read(&[]),
+            read(&[500]),
+        ];
+        within_page_bytes(&mut reads, 100);
+        let kept: Vec<usize> = reads.iter().map(|r| r.entries.len()).collect();
+        assert_eq!(kept, [2, 2, 0, 1], "cut at 100 bytes, one entry at least");
+        let partial: Vec<bool> = reads.iter().map(|r| r.partial).collect();
+        assert_eq!(partial, [true, true, false, false]);
+        let mut small = vec![read(&[10, 10])];
+        within_page_bytes(&mut small, 100);
+        assert_eq!(small[0].entries.len(), 2);
+        assert!(!small[0].partial, "nothing cut, nothing more");
     }
 }

@@ -15,6 +15,7 @@ use ssh_key::{Certificate, HashAlg};
 
 use crate::agent::{mesh_public, MeshIdentity};
 use crate::cert::{self, CertRequest};
+use crate::sshd::SshdAnswer;
 
 type Result<T> = std::result::Result<T, PluginError>;
 
@@ -79,7 +80,7 @@ pub fn ssh_key_of(k: &mesh_core::keys::KeyData) -> Option<KeyData> {
     }
 }
 
-fn ca_key(profile: &ProfileAccount) -> Result<KeyData> {
+pub(crate) fn ca_key(profile: &ProfileAccount) -> Result<KeyData> {
     ssh_key_of(&profile.ssh_ca)
         .ok_or_else(|| PluginError::Untrusted("no SSH CA in the profile".into()))
 }
@@ -416,22 +417,7 @@ pub fn allows(view: &AccountView, user: &str) -> Result<bool> {
 /// of the public stores: none when `user` is given and is not one of the
 /// account's login names.
 pub fn authorized_lines(view: &AccountView, user: Option<&str>) -> Result<Vec<String>> {
-    if let Some(u) = user {
-        if !allows(view, u)? {
-            return Ok(Vec::new());
-        }
-    }
-    Ok(view
-        .active(Role::Ssh)
-        .into_iter()
-        // The catalog entry's connection is for its device (checked when the
-        // view was built); the connection must grant the role too.
-        .filter(|(_, d)| d.connection.has(Role::Ssh))
-        .filter_map(|(e, d)| {
-            ssh_key_of(&d.connection.ssh)
-                .map(|k| cert::key_line(&k, &format!("mesh:{}@{}", e.name, view.address)))
-        })
-        .collect())
+    Ok(SshdAnswer::of(view)?.authorized_lines(user))
 }
 
 /// For sshd's `AuthorizedPrincipalsCommand`: `user`, when the certificate
@@ -444,22 +430,5 @@ pub fn authorized_principals(
     user: &str,
     cert_b64: &str,
 ) -> Result<Vec<String>> {
-    let bad = |e: String| PluginError::BadInput(format!("the certificate sshd passed: {e}"));
-    let blob = data_encoding::BASE64
-        .decode(cert_b64.trim().as_bytes())
-        .map_err(|e| bad(e.to_string()))?;
-    let c = Certificate::from_bytes(&blob).map_err(|e| bad(e.to_string()))?;
-    let ca = ca_key(&view.profile)?;
-    if c.signature_key() != &ca || !allows(view, user)? {
-        return Ok(Vec::new());
-    }
-    let current = view
-        .active(Role::Ssh)
-        .into_iter()
-        .any(|(_, d)| ssh_key_of(&d.connection.ssh).as_ref() == Some(c.public_key()));
-    Ok(if current {
-        vec![user.to_string()]
-    } else {
-        Vec::new()
-    })
+    SshdAnswer::of(view)?.authorized_principals(user, cert_b64)
 }

@@ -8,5 +8,6 @@ pub mod agent;
 pub mod cert;
 pub mod channel;
 pub mod server;
+pub mod sshd;
 
 pub use channel::SshPlugin;

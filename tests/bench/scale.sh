@@ -5,7 +5,9 @@
 # after one change, `mesh ssh authorized-keys` cold and cached,
 # `mesh device revoke`, the agent's quick check; then signed-request
 # throughput on one and two portal processes.
-# Usage: tests/bench/scale.sh   (MESH_SCALE_SIZES=10,100 by default)
+# Usage: tests/bench/scale.sh   (MESH_SCALE_SIZES=10,100 by default;
+# MESH_SCALE_BACKENDS=sqlite; MESH_SCALE_KEEP=DIR keeps the SQLite accounts
+# for later runs: docs/BENCHMARKS.md shows the 1,000-device command)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 cargo build --release -q -p mesh-agent -p mesh-portal

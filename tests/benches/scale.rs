@@ -6,7 +6,9 @@
 //! (d) `mesh device revoke`, (e) the agent's idle quick check (one Status);
 //! then signed-request throughput on one and two portal processes.
 //!
-//! Run: `tests/bench/scale.sh` (sizes: `MESH_SCALE_SIZES=10,100`).
+//! Run: `tests/bench/scale.sh` (sizes: `MESH_SCALE_SIZES=10,100`;
+//! `MESH_SCALE_BACKENDS=sqlite`; `MESH_SCALE_KEEP=DIR` builds the SQLite
+//! accounts once into DIR and reuses them in later runs).
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -32,9 +34,10 @@ struct Meter {
 }
 
 impl Meter {
-    fn start(target: &str) -> Meter {
+    /// A meter on `port` (0: any free port) in front of `target`.
+    fn start_on(target: &str, port: u16) -> Meter {
         let addr = target.trim_start_matches("http://").to_string();
-        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let l = TcpListener::bind(("127.0.0.1", port)).expect("bind");
         let m = Meter {
             url: format!("http://{}", l.local_addr().expect("addr")),
             up: Arc::default(),
@@ -255,12 +258,99 @@ fn account_of(dir: &Scratch, url: &str, n: usize) -> (PathBuf, PathBuf, Vec<Path
     (admin, probe, homes, udf)
 }
 
+/// Most bytes of entries the bench's account may hold: every access list
+/// version is whole, so 1,000 devices hold about 280 MB of them (more than
+/// the portal's default quota of 256 MiB).
+const BENCH_ACCOUNT_BYTES: &str = "4294967296";
+
+/// Where an account of `n` devices lives: a new scratch directory, or with
+/// `MESH_SCALE_KEEP=DIR` (SQLite only) `DIR/sqlite-N`, built by the first
+/// run and reused by later ones, so that the measurements can be repeated
+/// with new binaries without building a 1,000-device account again.
+struct Place {
+    dir: Scratch,
+    kept: bool,
+    /// Runs made on a kept account before this one (names new devices and
+    /// picks devices to revoke that earlier runs did not).
+    run: usize,
+}
+
+impl Place {
+    fn new(backend: Backend, n: usize) -> Place {
+        let keep = std::env::var_os("MESH_SCALE_KEEP").filter(|_| backend == Backend::Sqlite);
+        let Some(keep) = keep else {
+            return Place {
+                dir: Scratch::new("scale"),
+                kept: false,
+                run: 0,
+            };
+        };
+        let d = PathBuf::from(keep).join(format!("sqlite-{n}"));
+        std::fs::create_dir_all(&d).expect("keep dir");
+        let run = std::fs::read_to_string(d.join("runs"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0);
+        Place {
+            dir: Scratch(d),
+            kept: true,
+            run,
+        }
+    }
+
+    fn ready(&self) -> Option<(u16, String)> {
+        let r = std::fs::read_to_string(self.dir.path("ready")).ok()?;
+        let (port, udf) = r.trim().split_once(' ')?;
+        Some((port.parse().ok()?, udf.to_string()))
+    }
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        if self.kept {
+            let _ = std::fs::write(self.dir.path("runs"), format!("{}", self.run + 1));
+            // Kept: the scratch directory must outlive this run.
+            std::mem::forget(std::mem::replace(&mut self.dir, Scratch(PathBuf::new())));
+        }
+    }
+}
+
+/// The account of `n` devices, built or (kept) reused: (admin, probe, others, udf).
+fn account_at(place: &Place, meter: &Meter, n: usize) -> (PathBuf, PathBuf, Vec<PathBuf>, String) {
+    let dir = &place.dir;
+    if let Some((_, udf)) = place.ready() {
+        let others = (2..n).map(|i| dir.path(&format!("d{i}"))).collect();
+        eprintln!(
+            "  reusing the account of {n} devices in {}",
+            dir.0.display()
+        );
+        // The probe catches up with what earlier runs changed (untimed).
+        let t = Instant::now();
+        let mut s = Store::open(&dir.path("d1"), false).expect("probe");
+        account::sync::sync(&mut s, &mesh_agent::host()).expect("probe sync");
+        eprintln!(
+            "  the probe caught up in {:.2} s",
+            t.elapsed().as_secs_f64()
+        );
+        return (dir.path("admin"), dir.path("d1"), others, udf);
+    }
+    let made = account_of(dir, &meter.url, n);
+    if place.kept {
+        let port = meter.url.rsplit(':').next().unwrap_or_default();
+        std::fs::write(dir.path("ready"), format!("{port} {}", made.3)).expect("ready");
+    }
+    made
+}
+
 fn scale(backend: Backend, n: usize) {
-    let dir = Scratch::new("scale");
-    let portal = PortalProc::on(backend, &dir.path("portal"));
-    let meter = Meter::start(&portal.url);
-    let (admin, probe, others, udf) = account_of(&dir, &meter.url, n);
+    let place = Place::new(backend, n);
+    let dir = &place.dir;
+    let quota = ["--max-account-bytes", BENCH_ACCOUNT_BYTES];
+    let portal = PortalProc::on_with(backend, &dir.path("portal"), &quota);
+    let meter = Meter::start_on(&portal.url, place.ready().map_or(0, |r| r.0));
+    let (admin, probe, others, udf) = account_at(&place, &meter, n);
     let host = mesh_agent::host();
+    let run = place.run;
 
     // (a) nothing changed.
     attempt(backend, n, "(a) sync, nothing changed", || {
@@ -284,16 +374,11 @@ fn scale(backend: Backend, n: usize) {
             &meter,
             5,
             |i| {
-                let home = dir.path(&format!("new{i}"));
+                let name = format!("new{run}x{i}");
+                let home = dir.path(&name);
                 let mut s = Store::open(&home, true).expect("store");
-                let r = account::join::request(
-                    &mut s,
-                    ADDR,
-                    &meter.url,
-                    Some(&format!("new{i}")),
-                    None,
-                )
-                .expect("request");
+                let r = account::join::request(&mut s, ADDR, &meter.url, Some(&name), None)
+                    .expect("request");
                 let mut a = Store::open(&admin, false).expect("admin");
                 account::admin::accept(&mut a, &host, &r.request_id, &[Role::Ssh]).expect("accept");
             },
@@ -333,6 +418,7 @@ fn scale(backend: Backend, n: usize) {
     let names: Vec<String> = others
         .iter()
         .rev()
+        .skip(3 * run)
         .take(3)
         .map(|h| {
             h.file_name()
@@ -474,8 +560,10 @@ fn main() {
         .split(',')
         .filter_map(|s| s.trim().parse().ok())
         .collect();
+    // MESH_SCALE_BACKENDS=sqlite leaves PostgreSQL out (e.g. at 1,000 devices).
+    let only_sqlite = std::env::var("MESH_SCALE_BACKENDS").is_ok_and(|b| b == "sqlite");
     let mut backends = vec![Backend::Sqlite];
-    if Backend::postgres_available() {
+    if !only_sqlite && Backend::postgres_available() {
         backends.push(Backend::Postgres);
     }
     if std::env::var_os("MESH_SCALE_SKIP_OPS").is_none() {

@@ -380,6 +380,18 @@ pub fn can_run_sshd() -> bool {
         && require_tool("ssh-add")
 }
 
+/// Set the fetch time of a server's cache file (`mesh ssh authorized-keys
+/// --cache`), as an attacker with write access to it (or a clock) would:
+/// the header's in format 2, the only object's in format 1.
+pub fn set_cache_fetched(file: &Path, fetched: u64) {
+    let raw = std::fs::read_to_string(file).expect("read the cache");
+    let (first, rest) = raw.split_once('\n').unwrap_or((&raw, ""));
+    let mut v: serde_json::Value = serde_json::from_str(first).expect("cache header");
+    v["fetched"] = fetched.into();
+    let sep = if raw.contains('\n') { "\n" } else { "" };
+    std::fs::write(file, format!("{v}{sep}{rest}")).expect("write the cache");
+}
+
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

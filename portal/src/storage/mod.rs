@@ -86,6 +86,55 @@ pub struct Append {
     pub entries: Vec<String>,
 }
 
+/// The bytes `updates` add to an account that holds `used`, or the quota
+/// error when they would pass `max_bytes`. Both backends call it under the
+/// account's lock, inside the transaction that appends.
+fn bytes_within_quota(used: u64, updates: &[Append], max_bytes: u64) -> Result<u64, StorageError> {
+    let added: u64 = updates
+        .iter()
+        .flat_map(|u| &u.entries)
+        .map(|e| u64::try_from(e.len()).unwrap_or(u64::MAX))
+        .fold(0, u64::saturating_add);
+    if used.saturating_add(added) > max_bytes {
+        return Err(StorageError::Quota {
+            code: mesh_core::portal::code::QUOTA_EXCEEDED,
+            reason: format!(
+                "the account holds {used} bytes; {added} more would pass this portal's limit of {max_bytes}"
+            ),
+        });
+    }
+    Ok(added)
+}
+
+/// Append `updates` through a backend's transaction `cx`: each store's
+/// expected index is checked against its last one (a `Conflict` when it
+/// moved on), and its entries take the next indices. Returns each store's
+/// last index after the append.
+fn append_entries<C>(
+    cx: &mut C,
+    updates: &[Append],
+    last_index: impl Fn(&mut C, &str) -> Result<u64, StorageError>,
+    insert: impl Fn(&mut C, &str, u64, &str) -> Result<(), StorageError>,
+) -> Result<Vec<(String, u64)>, StorageError> {
+    let mut out = Vec::new();
+    for up in updates {
+        let mut idx = last_index(cx, &up.store)?;
+        if let Some(expected) = up.expected.filter(|e| *e != idx) {
+            return Err(StorageError::Conflict {
+                store: up.store.clone(),
+                expected,
+                actual: idx,
+            });
+        }
+        for e in &up.entries {
+            idx += 1;
+            insert(cx, &up.store, idx, e)?;
+        }
+        out.push((up.store.clone(), idx));
+    }
+    Ok(out)
+}
+
 /// What one store gave in a read.
 #[derive(Clone, Debug, Default)]
 pub struct StoreRead {

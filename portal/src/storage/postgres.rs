@@ -349,43 +349,22 @@ fn append_in(
     max_bytes: u64,
 ) -> Result<Vec<(String, u64)>, StorageError> {
     let used = lock_account(tx, account)?;
-    let added: u64 = updates
-        .iter()
-        .flat_map(|u| &u.entries)
-        .map(|e| e.len() as u64)
-        .sum();
-    if used.saturating_add(added) > max_bytes {
-        return Err(StorageError::Quota {
-            code: mesh_core::portal::code::QUOTA_EXCEEDED,
-            reason: format!(
-                "the account holds {used} bytes; {added} more would pass this portal's limit of {max_bytes}"
-            ),
-        });
-    }
+    let added = super::bytes_within_quota(used, updates, max_bytes)?;
     tx.execute(
         "UPDATE accounts SET bytes = bytes + $2 WHERE udf = $1",
         &[&account, &i(added)],
     )?;
     let insert =
         tx.prepare("INSERT INTO entries (account, store, idx, data) VALUES ($1, $2, $3, $4)")?;
-    let mut out = Vec::new();
-    for up in updates {
-        let mut idx = last_index(tx, account, &up.store)?;
-        if let Some(expected) = up.expected {
-            if expected != idx {
-                return Err(StorageError::Conflict {
-                    store: up.store.clone(),
-                    expected,
-                    actual: idx,
-                });
-            }
-        }
-        for e in &up.entries {
-            idx += 1;
-            tx.execute(&insert, &[&account, &up.store, &i(idx), e])?;
-        }
-        out.push((up.store.clone(), idx));
-    }
+    let out = super::append_entries(
+        tx,
+        updates,
+        |tx, store| last_index(tx, account, store),
+        |tx, store, idx, e| {
+            tx.execute(&insert, &[&account, &store, &i(idx), &e])?;
+            Ok(())
+        },
+    )?;
     notify(tx, account)?;
     Ok(out)
 }

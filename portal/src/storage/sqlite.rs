@@ -22,6 +22,15 @@ pub struct Sqlite {
     pool: Vec<Mutex<Connection>>,
     next: std::sync::atomic::AtomicUsize,
     limits: Limits,
+    /// Held by every write transaction of this process: SQLite lets one
+    /// writer in at a time, and a connection that finds another one writing
+    /// waits in SQLite's busy handler, which sleeps a millisecond or more
+    /// (a queue on a mutex wakes at once). Other processes on the file still
+    /// meet the busy timeout.
+    writer: Mutex<()>,
+    /// When expired nonces were last deleted (seconds): once a second is
+    /// enough, every request was one more delete.
+    purged: std::sync::atomic::AtomicU64,
 }
 
 /// The schema version this binary writes (`PRAGMA user_version`): 1 was
@@ -121,6 +130,8 @@ impl Sqlite {
             pool,
             next: std::sync::atomic::AtomicUsize::new(0),
             limits: Limits::default(),
+            writer: Mutex::new(()),
+            purged: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -157,6 +168,16 @@ impl Sqlite {
         let mut c = self.pool[i].lock().unwrap_or_else(|p| p.into_inner());
         f(&mut c)
     }
+
+    /// [`Sqlite::with`] for a write transaction: one writer of this process
+    /// at a time.
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StorageError>,
+    ) -> Result<T, StorageError> {
+        let _one = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        self.with(f)
+    }
 }
 
 fn u(i: i64) -> u64 {
@@ -186,56 +207,34 @@ fn append_in(
     updates: &[Append],
     max_bytes: u64,
 ) -> Result<Vec<(String, u64)>, StorageError> {
-    let added: u64 = updates
-        .iter()
-        .flat_map(|u| &u.entries)
-        .map(|e| e.len() as u64)
-        .sum();
     let used: i64 = tx.query_row(
         "SELECT bytes FROM accounts WHERE udf = ?1",
         params![account],
         |r| r.get(0),
     )?;
-    if u(used).saturating_add(added) > max_bytes {
-        return Err(StorageError::Quota {
-            code: mesh_core::portal::code::QUOTA_EXCEEDED,
-            reason: format!(
-                "the account holds {} bytes; {added} more would pass this portal's limit of {max_bytes}",
-                u(used)
-            ),
-        });
-    }
+    let added = super::bytes_within_quota(u(used), updates, max_bytes)?;
     tx.execute(
         "UPDATE accounts SET bytes = bytes + ?2 WHERE udf = ?1",
         params![account, i(added)],
     )?;
-    let mut out = Vec::new();
-    for up in updates {
-        let mut idx = last_index(tx, account, &up.store)?;
-        if let Some(expected) = up.expected {
-            if expected != idx {
-                return Err(StorageError::Conflict {
-                    store: up.store.clone(),
-                    expected,
-                    actual: idx,
-                });
-            }
-        }
-        for e in &up.entries {
-            idx += 1;
+    let mut cx = tx;
+    super::append_entries(
+        &mut cx,
+        updates,
+        |tx, store| last_index(tx, account, store),
+        |tx, store, idx, e| {
             tx.execute(
                 "INSERT INTO entries (account, store, idx, data) VALUES (?1, ?2, ?3, ?4)",
-                params![account, up.store, i(idx), e],
+                params![account, store, i(idx), e],
             )?;
-        }
-        out.push((up.store.clone(), idx));
-    }
-    Ok(out)
+            Ok(())
+        },
+    )
 }
 
 impl Storage for Sqlite {
     fn bind(&self, account: &AccountRecord, first: &[Append]) -> Result<(), StorageError> {
-        self.with(|c| {
+        self.write(|c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let exists: Option<String> = tx
                 .query_row(
@@ -355,7 +354,7 @@ impl Storage for Sqlite {
         updates: &[Append],
         responses: &[(String, String)],
     ) -> Result<Vec<(String, u64)>, StorageError> {
-        self.with(|c| {
+        self.write(|c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let out = append_in(&tx, account, updates, self.limits.max_account_bytes)?;
             for (id, resp) in responses {
@@ -375,7 +374,7 @@ impl Storage for Sqlite {
         record: &RequestRecord,
         inbound: &str,
     ) -> Result<(), StorageError> {
-        self.with(|c| {
+        self.write(|c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let pending: i64 = tx.query_row(
                 "SELECT COUNT(*) FROM requests WHERE account = ?1 AND response IS NULL",
@@ -439,13 +438,19 @@ impl Storage for Sqlite {
     }
 
     fn use_nonce(&self, nonce: &str, now: u64, expires: u64) -> Result<bool, StorageError> {
-        self.with(|c| {
+        self.write(|c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            tx.execute("DELETE FROM nonces WHERE expires < ?1", params![i(now)])?;
-            let n = tx.execute(
-                "INSERT OR IGNORE INTO nonces (nonce, expires) VALUES (?1, ?2)",
-                params![nonce, i(expires)],
-            )?;
+            let purge = self
+                .purged
+                .fetch_max(now, std::sync::atomic::Ordering::Relaxed)
+                < now;
+            if purge {
+                tx.prepare_cached("DELETE FROM nonces WHERE expires < ?1")?
+                    .execute(params![i(now)])?;
+            }
+            let n = tx
+                .prepare_cached("INSERT OR IGNORE INTO nonces (nonce, expires) VALUES (?1, ?2)")?
+                .execute(params![nonce, i(expires)])?;
             tx.commit()?;
             Ok(n == 1)
         })

@@ -393,11 +393,46 @@ fn cache_is_trusted_only_when_private(w: &World, cache: &PathBuf) {
         .next()
         .expect("file")
         .path();
-    let mut v: Value = serde_json::from_slice(&std::fs::read(&file).expect("read")).expect("json");
-    v["fetched"] = (mesh_account::client::now() + 86_400).into();
-    std::fs::write(&file, v.to_string()).expect("write");
+    mesh_tests::set_cache_fetched(&file, mesh_account::client::now() + 86_400);
     let e = String::from_utf8_lossy(&authorized_keys_cmd(w, Some(cache)).stderr).to_string();
     assert!(e.contains("in the future"), "{e}");
+}
+
+/// A cache written before format 2 (the entries alone, one object) is
+/// read: its history stays the lower bound, and the next answer writes it
+/// in format 2 (the header with the derived answer, then the entries).
+fn an_old_cache_keeps_its_lower_bound(w: &World, cache: &PathBuf, file: &PathBuf) -> usize {
+    w.liar.honest();
+    let raw = std::fs::read_to_string(file).expect("cache");
+    let (header, entries) = raw.split_once('\n').expect("format 2: two lines");
+    assert!(header.starts_with(r#"{"format":2,"#), "{header}");
+    std::fs::write(file, entries.trim_end()).expect("format 1");
+    let old = std::fs::read(file).expect("cache");
+    let applied = lying(w, &["Public"], |_, v| say_behind(v, st::ACCESS));
+    let o = authorized_keys_cmd(w, Some(cache));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        applied.load(Ordering::SeqCst),
+        "format 1: the lie was not told"
+    );
+    assert!(
+        !o.status.success() && o.stdout.is_empty(),
+        "format 1: printed keys"
+    );
+    assert!(e.contains("rolled the Access store back"), "format 1: {e}");
+    assert_eq!(
+        std::fs::read(file).expect("cache"),
+        old,
+        "format 1: cache changed"
+    );
+    w.liar.honest();
+    assert_eq!(authorized_keys(w, Some(cache)).lines().count(), 2);
+    let raw = std::fs::read_to_string(file).expect("cache");
+    assert!(
+        raw.starts_with(r#"{"format":2,"#),
+        "not rewritten: {raw:.80}"
+    );
+    1
 }
 
 fn authorized_keys_cmd(w: &World, cache: Option<&PathBuf>) -> std::process::Output {
@@ -460,7 +495,9 @@ fn servers_refuse(w: &World) -> usize {
             "fresh: serves the first access list in its place",
             false,
             |o, v| newest_is(v, st::ACCESS, &o.access1),
-            "serial 1 after 3",
+            // A fresh server downloads only the newest list (from the head
+            // the checkpoint before it signs): the chain refuses it.
+            "not the history",
         ),
         (
             "fresh: serves an old catalog entry as the latest",
@@ -491,6 +528,7 @@ fn servers_refuse(w: &World) -> usize {
         );
         n += 1;
     }
+    n += an_old_cache_keeps_its_lower_bound(w, &cache, &cached);
     // The KRL a server fetches: never an older or withheld one.
     let krl = w.dir.path("revoked.krl");
     w.liar.honest();

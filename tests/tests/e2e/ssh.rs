@@ -130,10 +130,7 @@ fn authorized_keys_command_and_revocation_seen_at_the_next_login() {
         .expect("entry")
         .expect("entry")
         .path();
-    let mut v: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&f).expect("read")).expect("json");
-    v["fetched"] = serde_json::json!(1);
-    std::fs::write(&f, v.to_string()).expect("write");
+    mesh_tests::set_cache_fetched(&f, 1);
     let e = a.fails(&[
         "ssh",
         "authorized-keys",
