@@ -174,6 +174,17 @@ pub(crate) enum AccountCmd {
     },
     /// Show the account, this device and its roles.
     Show,
+    /// List the account's checkpoints (public): when each was made and what it changed; what `account recover --since @SERIAL` names.
+    History {
+        /// The account's address.
+        address: String,
+        /// The portal's URL.
+        #[arg(long)]
+        portal: String,
+        /// The account's profile UDF (from a device, or the kit's account), to pin.
+        #[arg(long)]
+        account: Option<String>,
+    },
     /// Refused: no device holds the account's root (the recovery kit from `account create` does).
     #[command(hide = true)]
     Escrow {

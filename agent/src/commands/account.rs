@@ -81,6 +81,11 @@ pub(crate) fn run(home: &std::path::Path, cmd: AccountCmd, j: bool) -> Result<()
             }
         }
         AccountCmd::Show => show(home, j)?,
+        AccountCmd::History {
+            address,
+            portal,
+            account,
+        } => history(&address, &portal, account.as_deref(), j)?,
         AccountCmd::Escrow { threshold, shares } => {
             let store = Store::open(home, false)?;
             let list = admin::escrow(&store, threshold, shares).map_err(|e| match e {
@@ -164,5 +169,37 @@ fn show(home: &std::path::Path, j: bool) -> Result<()> {
             membership
         ),
     );
+    Ok(())
+}
+
+/// `mesh account history`: one line per checkpoint.
+fn history(address: &str, portal: &str, pinned: Option<&str>, j: bool) -> Result<()> {
+    let lines = mesh_account::recover::history(address, portal, pinned)?;
+    if j {
+        out!("{}", serde_json::to_value(&lines)?);
+        return Ok(());
+    }
+    for l in &lines {
+        let when = time::OffsetDateTime::from_unix_timestamp(l.issued as i64)
+            .ok()
+            .and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
+            .unwrap_or_else(|| l.issued.to_string());
+        let changed: Vec<String> = l
+            .changed
+            .iter()
+            .map(|(s, a, b)| format!("{s} {a}→{b}"))
+            .collect();
+        let mut extra = String::new();
+        if let Some(e) = l.epoch {
+            extra.push_str(&format!("  administrator epoch {e}"));
+        }
+        if l.by_root {
+            extra.push_str("  (recovery)");
+        }
+        out!("@{:<5} {when}  {}{extra}", l.serial, changed.join(", "));
+    }
     Ok(())
 }

@@ -205,12 +205,21 @@ fn recovery_takes_back_an_account_whose_only_administrator_was_stolen() {
     let stolen = copy_home(&acc.a, &dir.path("stolen"));
     let old = online_keys(&stolen, &acc.udf);
 
-    // The last checkpoint the owner trusts (what the phone saw).
-    let trusted = {
-        std::env::set_var("MESH_KEYSTORE", "file");
-        let store = Store::open(&acc.c.home, false).expect("c");
-        mesh_account::account(&store).expect("c").history.serial()
-    };
+    // The last checkpoint before the theft, as the owner finds it on any
+    // machine: `mesh account history` (public, pinned to the account).
+    let d = Device::new(&dir.0, "d");
+    let listed = d.json(&[
+        "account",
+        "history",
+        ADDR,
+        "--portal",
+        url,
+        "--account",
+        &acc.udf,
+    ]);
+    let trusted = listed.as_array().and_then(|l| l.last()).expect("history")["serial"]
+        .as_u64()
+        .expect("serial");
 
     // The thief, on the stolen laptop, before the owner notices.
     let laptop = copy_home(&stolen, &dir.path("thief-laptop"));
@@ -242,7 +251,6 @@ fn recovery_takes_back_an_account_whose_only_administrator_was_stolen() {
         .iter()
         .map(|f| f.display().to_string())
         .collect();
-    let d = Device::new(&dir.0, "d");
     d.ok(&[
         "account",
         "recover",
@@ -287,6 +295,14 @@ fn recovery_takes_back_an_account_whose_only_administrator_was_stolen() {
         );
     }
     assert_eq!(view(&acc.c).profile.epoch(), 1);
+    // The history shows the thief's checkpoints, then the recovery.
+    let text = d.ok(&["account", "history", ADDR, "--portal", url]);
+    let last = text.lines().last().expect("lines");
+    assert!(
+        last.contains("administrator epoch 1") && last.contains("(recovery)"),
+        "{text}"
+    );
+    assert!(text.lines().count() as u64 > trusted + 1, "{text}");
     // The login names are the owner's again, not the thief's.
     let policy = mesh_ssh::channel::policy(&view(&acc.c)).expect("policy");
     assert_eq!(policy.principals, vec!["root".to_string()]);
