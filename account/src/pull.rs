@@ -447,29 +447,75 @@ pub fn more_pages(updates: &[p::StoreEntries]) -> Result<bool> {
 /// it stands: a joining device, or one offline across an administrator
 /// epoch, learns the current epoch's key from the chain it can verify.
 pub(crate) fn read_checkpoints(client: &Client, a: &mut AccountState) -> Result<()> {
-    let base = ProfileAccount::verify(&a.profile, &a.profile_udf)
+    let who = p::PublicRequest {
+        account_address: None,
+        profile_udf: Some(a.profile_udf.clone()),
+        select: Vec::new(),
+    };
+    let pinned = a.profile_udf.clone();
+    public_checkpoints(client, &who, Some(&pinned), &mut a.history, |_, _, _, _| {
+        Ok(())
+    })?;
+    a.indices
+        .insert(p::store::CHECKPOINT.into(), a.history.serial());
+    Ok(())
+}
+
+/// Most pages one public read follows.
+const MAX_PUBLIC_PAGES: usize = 4096;
+
+/// The account's public checkpoints past `history`'s, page by page, each
+/// verified into it (from the served profile, checked against `pinned`, or
+/// self-signed when there is none) and then handed to `each` with the
+/// checkpoint before it, its envelope and that profile. `who` names the account; its
+/// selection is replaced.
+pub fn public_checkpoints(
+    client: &Client,
+    who: &p::PublicRequest,
+    pinned: Option<&str>,
+    history: &mut mesh_core::history::History,
+    mut each: impl FnMut(
+        Option<&mesh_core::history::Checkpoint>,
+        &mesh_core::history::History,
+        &Signed,
+        &ProfileAccount,
+    ) -> Result<()>,
+) -> Result<()> {
+    for _ in 0..MAX_PUBLIC_PAGES {
+        let req = p::PublicRequest {
+            select: vec![StoreIndex {
+                store: st::CHECKPOINT.into(),
+                index: history.serial(),
+            }],
+            ..who.clone()
+        };
+        let r: p::DownloadResponse = client.post("Public", &req)?;
+        let base = match pinned {
+            Some(u) => ProfileAccount::verify(&r.profile, u),
+            None => ProfileAccount::verify_self_signed(&r.profile),
+        }
         .map_err(|e| AccountError::Untrusted(format!("account profile: {e}")))?;
-    loop {
-        let r: p::DownloadResponse = client.post(
-            "Public",
-            &p::PublicRequest {
-                account_address: None,
-                profile_udf: Some(a.profile_udf.clone()),
-                select: vec![p::StoreIndex {
-                    store: p::store::CHECKPOINT.into(),
-                    index: a.history.serial(),
-                }],
-            },
-        )?;
         let more = more_pages(&r.updates)?;
-        for e in r.updates.iter().flat_map(|u| &u.entries) {
-            let env: Signed = serde_json::from_value(e.envelope.clone())
-                .map_err(|x| AccountError::Untrusted(format!("checkpoint {}: {x}", e.index)))?;
-            a.history.checkpoint(e.index, &env, &base)?;
-            a.indices.insert(p::store::CHECKPOINT.into(), e.index);
+        for u in &r.updates {
+            if u.store != st::CHECKPOINT {
+                return Err(AccountError::Untrusted(format!(
+                    "the portal answered with the {} store, which was not asked for",
+                    u.store
+                )));
+            }
+            for e in &u.entries {
+                let env: Signed = serde_json::from_value(e.envelope.clone())
+                    .map_err(|x| AccountError::Untrusted(format!("checkpoint {}: {x}", e.index)))?;
+                let before = history.checkpoint.clone();
+                history.checkpoint(e.index, &env, &base)?;
+                each(before.as_ref(), history, &env, &base)?;
+            }
         }
         if !more {
             return Ok(());
         }
     }
+    Err(AccountError::Untrusted(format!(
+        "the portal kept answering 'partial' after {MAX_PUBLIC_PAGES} pages"
+    )))
 }

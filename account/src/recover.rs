@@ -289,64 +289,36 @@ pub struct HistoryLine {
 /// account's). A recovery reads the real history again with the root.
 pub fn history(address: &str, portal: &str, pinned: Option<&str>) -> Result<Vec<HistoryLine>> {
     let client = Client::new(portal)?;
-    let mut h = mesh_core::history::History::default();
+    let who = p::PublicRequest {
+        account_address: Some(address.to_string()),
+        profile_udf: None,
+        select: Vec::new(),
+    };
     let mut out: Vec<HistoryLine> = Vec::new();
-    for _ in 0..MAX_PAGES {
-        let r: p::DownloadResponse = client.post(
-            "Public",
-            &p::PublicRequest {
-                account_address: Some(address.to_string()),
-                profile_udf: None,
-                select: vec![StoreIndex {
-                    store: st::CHECKPOINT.into(),
-                    index: h.serial(),
-                }],
-            },
-        )?;
-        let base = match pinned {
-            Some(u) => ProfileAccount::verify(&r.profile, u),
-            None => ProfileAccount::verify_self_signed(&r.profile),
-        }
-        .map_err(|e| AccountError::Untrusted(format!("account profile: {e}")))?;
-        let more = crate::pull::more_pages(&r.updates)?;
-        for e in r.updates.iter().flat_map(|u| &u.entries) {
-            let env: Signed = serde_json::from_value(e.envelope.clone())
-                .map_err(|x| AccountError::Untrusted(format!("checkpoint {}: {x}", e.index)))?;
-            let before = h.checkpoint.clone();
-            let by_root = env
-                .signatures
-                .iter()
-                .any(|s| udf::udf_eq(&s.kid, &base.profile_signature.udf()));
-            h.checkpoint(e.index, &env, &base)?;
-            let Some(c) = h.checkpoint.as_ref() else {
-                continue;
-            };
-            let changed = c
-                .heads
-                .iter()
-                .filter_map(|n| {
-                    let from = before
-                        .as_ref()
-                        .and_then(|b| b.head(&n.store))
-                        .map_or(0, |b| b.index);
-                    (n.index != from).then(|| (n.store.clone(), from, n.index))
-                })
-                .collect();
-            out.push(HistoryLine {
-                serial: c.serial,
-                issued: c.issued,
-                changed,
-                epoch: c.epoch.as_ref().map(|e| e.number),
-                by_root,
-            });
-        }
-        if !more {
-            return Ok(out);
-        }
-    }
-    Err(AccountError::Untrusted(format!(
-        "the portal kept answering 'partial' after {MAX_PAGES} pages"
-    )))
+    let mut h = mesh_core::history::History::default();
+    crate::pull::public_checkpoints(&client, &who, pinned, &mut h, |before, now, env, base| {
+        let Some(c) = now.checkpoint.as_ref() else {
+            return Ok(());
+        };
+        let changed = c
+            .heads
+            .iter()
+            .filter_map(|n| {
+                let from = before.and_then(|b| b.head(&n.store)).map_or(0, |b| b.index);
+                (n.index != from).then(|| (n.store.clone(), from, n.index))
+            })
+            .collect();
+        let root = base.profile_signature.udf();
+        out.push(HistoryLine {
+            serial: c.serial,
+            issued: c.issued,
+            changed,
+            epoch: c.epoch.as_ref().map(|e| e.number),
+            by_root: env.signatures.iter().any(|s| udf::udf_eq(&s.kid, &root)),
+        });
+        Ok(())
+    })?;
+    Ok(out)
 }
 
 /// Every entry the recovery read, by store (verified by `apply_entries`).

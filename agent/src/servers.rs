@@ -150,58 +150,32 @@ fn fetch_public(portal: &str, profile_udf: &str, known: PublicAnswer) -> Result<
 /// download grow with the square of the account (issue 14). What follows
 /// that head is still checked against the latest checkpoint's chain.
 fn checkpoints_first(client: &Client, profile_udf: &str, history: &mut History) -> Result<()> {
+    let who = p::PublicRequest {
+        account_address: None,
+        profile_udf: Some(profile_udf.to_string()),
+        select: Vec::new(),
+    };
+    let access =
+        |c: Option<&mesh_core::history::Checkpoint>| c.and_then(|c| c.head(st::ACCESS)).cloned();
     let mut before: Option<Head> = None;
-    for _ in 0..MAX_PAGES {
-        let r: p::DownloadResponse = client.post(
-            "Public",
-            &p::PublicRequest {
-                account_address: None,
-                profile_udf: Some(profile_udf.to_string()),
-                select: vec![StoreIndex {
-                    store: st::CHECKPOINT.to_string(),
-                    index: history.serial(),
-                }],
-            },
-        )?;
-        let profile = ProfileAccount::verify(&r.profile, profile_udf)
-            .map_err(|e| AccountError::Untrusted(format!("account profile: {e}")))?;
-        let more = mesh_account::pull::more_pages(&r.updates)?;
-        for u in &r.updates {
-            if u.store != st::CHECKPOINT {
-                return Err(AccountError::Untrusted(format!(
-                    "the portal answered with the {} store, which was not asked for",
-                    u.store
-                )));
-            }
-            for e in &u.entries {
-                let env: Signed = serde_json::from_value(e.envelope.clone()).map_err(|x| {
-                    AccountError::Untrusted(format!("{} entry {}: {x}", u.store, e.index))
-                })?;
-                let head = |h: &History| {
-                    h.checkpoint
-                        .as_ref()
-                        .and_then(|c| c.head(st::ACCESS))
-                        .cloned()
-                };
-                let prev = head(history);
-                history.checkpoint(e.index, &env, &profile)?;
-                if let (Some(p), Some(n)) = (prev, head(history)) {
-                    if n.index > p.index {
-                        before = Some(p);
-                    }
+    mesh_account::pull::public_checkpoints(
+        client,
+        &who,
+        Some(profile_udf),
+        history,
+        |prev, now, _, _| {
+            if let (Some(p), Some(n)) = (access(prev), access(now.checkpoint.as_ref())) {
+                if n.index > p.index {
+                    before = Some(p);
                 }
             }
-        }
-        if !more {
-            if let Some(h) = before.filter(|h| h.index > 0) {
-                history.start_at(&h)?;
-            }
-            return Ok(());
-        }
+            Ok(())
+        },
+    )?;
+    if let Some(h) = before.filter(|h| h.index > 0) {
+        history.start_at(&h)?;
     }
-    Err(AccountError::Untrusted(format!(
-        "the portal kept answering 'partial' after {MAX_PAGES} pages"
-    )))
+    Ok(())
 }
 
 /// What the public stores hold past `history` (one page, one snapshot).

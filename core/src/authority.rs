@@ -145,6 +145,9 @@ pub struct AccountKeys {
     epoch: u32,
     profile_udf: String,
     escrow: Option<AgreementKey>,
+    /// Every held epoch's administrator encryption key, newest first
+    /// (derived once: each opening of an older wrap tries them).
+    earlier_encrypt: Vec<AgreementKey>,
     /// Administrator signature key.
     pub admin_sign: SigningKey,
     /// Administrator encryption key.
@@ -192,7 +195,15 @@ impl AccountKeys {
             online_seed(s)?;
         }
         let n = |op: &str| key_name("Online", "Account", op, epoch);
+        let earlier_encrypt = seeds
+            .iter()
+            .rev()
+            .map(|(e, s)| {
+                AgreementKey::derive(s, &key_name("Online", "Account", "AdminEncrypt", *e))
+            })
+            .collect();
         Ok(AccountKeys {
+            earlier_encrypt,
             admin_sign: SigningKey::derive(seed, &n("AdminSign")),
             admin_encrypt: AgreementKey::derive(seed, &n("AdminEncrypt")),
             ssh_ca: SigningKey::derive(seed, &n("SshCa")),
@@ -276,24 +287,15 @@ impl AccountKeys {
     /// Every key that may open what was wrapped to the administrators:
     /// each epoch's administrator encryption key, newest first, and escrow
     /// when the root is at hand.
-    pub fn openers(&self) -> Vec<AgreementKey> {
-        let mut out: Vec<AgreementKey> = self
-            .seeds
-            .iter()
-            .rev()
-            .map(|(e, s)| {
-                AgreementKey::derive(s, &key_name("Online", "Account", "AdminEncrypt", *e))
-            })
-            .collect();
-        out.extend(self.escrow.clone());
-        out
+    pub fn openers(&self) -> Vec<&AgreementKey> {
+        self.earlier_encrypt.iter().chain(&self.escrow).collect()
     }
 
     /// Decrypt something wrapped to the administrators (any epoch) or escrow.
     pub fn open(&self, e: &Encrypted, content_type: &str) -> Result<Zeroizing<Vec<u8>>, Error> {
         let mut last = Error::NotRecipient(String::new());
         for k in self.openers() {
-            match e.decrypt(content_type, &k) {
+            match e.decrypt(content_type, k) {
                 Ok(v) => return Ok(v),
                 Err(x) => last = x,
             }

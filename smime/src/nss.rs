@@ -95,13 +95,7 @@ pub fn install(device: &dyn DeviceHost, view: &AccountView, nssdb: &Path) -> Res
     remember(device, view, nssdb, String::new())?;
     // Only the current CA stays trusted: an earlier administrator epoch's
     // CA may be in a revoked administrator's hands.
-    for _ in 0..64 {
-        let listed = run(Command::new("certutil").args(["-L", "-d", &db]))?;
-        if !listed.lines().any(|l| l.starts_with(CA_NICK)) {
-            break;
-        }
-        run(Command::new("certutil").args(["-D", "-d", &db, "-n", CA_NICK]))?;
-    }
+    delete_certs(&db, |l| l.starts_with(CA_NICK))?;
     let ca = device.home().join(".smime-ca.pem");
     write_private(&ca, ca_pem(view)?.as_bytes())?;
     let r = run(Command::new("certutil")
@@ -196,18 +190,21 @@ fn our_keys(db: &str, address: &str) -> Result<Vec<String>> {
         .collect())
 }
 
-/// Nicknames (`certutil -L`) of the account's certificates and the CA.
-fn our_certs(db: &str, address: &str) -> Result<Vec<String>> {
-    let out = run(Command::new("certutil").args(["-L", "-d", db]))?;
-    Ok(out
-        .lines()
-        .filter(|l| l.contains(address) || l.starts_with(CA_NICK))
-        .filter_map(|l| {
+/// Delete every certificate whose `certutil -L` line `matches`. Several
+/// certificates may share a nickname: delete until none is left.
+fn delete_certs(db: &str, matches: impl Fn(&str) -> bool) -> Result<()> {
+    for _ in 0..64 {
+        let out = run(Command::new("certutil").args(["-L", "-d", db]))?;
+        let Some(n) = out.lines().filter(|l| matches(l)).find_map(|l| {
             l.trim_end()
                 .rsplit_once(char::is_whitespace)
                 .map(|(n, _)| n.trim().to_string())
-        })
-        .collect())
+        }) else {
+            return Ok(());
+        };
+        run(Command::new("certutil").args(["-D", "-d", db, "-n", &n]))?;
+    }
+    Ok(())
 }
 
 /// On revocation: delete this account's keys and certificates, and the
@@ -220,12 +217,8 @@ pub fn wipe(device: &dyn DeviceHost) -> Result<Vec<String>> {
         for id in our_keys(&db, &rec.address)? {
             run(Command::new("certutil").args(["-F", "-d", &db, "-k", &id]))?;
         }
-        // Several certificates may share a nickname: delete until none is left.
-        for _ in 0..64 {
-            let names = our_certs(&db, &rec.address)?;
-            let Some(n) = names.first() else { break };
-            run(Command::new("certutil").args(["-D", "-d", &db, "-n", n]))?;
-        }
+        let address = rec.address.clone();
+        delete_certs(&db, |l| l.contains(&address) || l.starts_with(CA_NICK))?;
         done.push(format!(
             "keys and certificates deleted from NSS database {}",
             d.path.display()

@@ -119,14 +119,11 @@ fn measure(
     let (mut up, mut down, mut reqs, mut stmts) = (0, 0, 0, 0);
     for i in 0..reps {
         prepare(i);
-        // Let the statements of the preparation reach the log.
-        std::thread::sleep(Duration::from_millis(50));
         let (u0, d0, r0) = meter.read();
         let s0 = statements(backend);
         let t = Instant::now();
         op(i);
         times.push(t.elapsed());
-        std::thread::sleep(Duration::from_millis(50));
         let (u1, d1, r1) = meter.read();
         up += u1 - u0;
         down += d1 - d0;

@@ -401,13 +401,35 @@ fn start() -> Option<PgServer> {
 }
 
 impl PgServer {
-    /// Statements logged so far (with `MESH_PG_LOG_STATEMENTS` set).
+    /// Statements logged so far (with `MESH_PG_LOG_STATEMENTS` set), once
+    /// the log has caught up: a marker statement is run and waited for
+    /// (the server writes its log asynchronously); markers are not counted.
     pub fn statements(&self) -> usize {
-        std::fs::read_to_string(self.dir.join("log"))
-            .unwrap_or_default()
-            .lines()
-            .filter(|l| l.contains("LOG:  statement: ") || l.contains("LOG:  execute "))
-            .count()
+        static MARK: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let mark = format!(
+            "mesh-log-mark-{}",
+            MARK.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        let admin = format!("postgres://postgres@127.0.0.1:{}/postgres", self.port);
+        let mut c = postgres::Client::connect(&admin, postgres::NoTls).expect("postgres");
+        c.batch_execute(&format!("SELECT '{mark}'"))
+            .expect("marker");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let log = std::fs::read_to_string(self.dir.join("log")).unwrap_or_default();
+            if log.contains(&mark) {
+                return log
+                    .lines()
+                    .filter(|l| l.contains("LOG:  statement: ") || l.contains("LOG:  execute "))
+                    .filter(|l| !l.contains("mesh-log-mark-"))
+                    .count();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the PostgreSQL log did not catch up"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
     }
 
     /// A new, empty database; returns its URL.
