@@ -83,22 +83,40 @@ fn openssh_verifies_a_cogenerated_key() {
 /// real Secret Service (gnome-keyring on a private D-Bus session).
 #[test]
 fn store_key_in_a_real_secret_service() {
-    if !require_tool("dbus-run-session") || !require_tool("gnome-keyring-daemon") {
+    if !require_tool("dbus-run-session")
+        || !require_tool("gnome-keyring-daemon")
+        || !require_tool("dbus-send")
+    {
         return;
     }
     let dir = Scratch::new("keyring");
     let d = Device::new(&dir.0, "home");
     let mesh = mesh_tests::workspace_bin("mesh");
+    // `--unlock` returns before the daemon owns its bus name; a client that
+    // came first would make D-Bus start a second, locked daemon that prompts.
+    // So wait (bounded) until the name is owned.
     let script = format!(
         "printf pw | gnome-keyring-daemon --unlock --components=secrets >/dev/null && \
+         i=0; until dbus-send --session --print-reply --dest=org.freedesktop.DBus \
+           /org/freedesktop/DBus org.freedesktop.DBus.NameHasOwner \
+           string:org.freedesktop.secrets | grep -q 'boolean true'; do \
+           i=$((i+1)); [ $i -lt 400 ] || {{ echo 'no Secret Service on the bus' >&2; exit 7; }}; \
+           sleep 0.05; done && \
          {m} --home {h} device init --name k && {m} --home {h} --json status && \
          {m} --home {h} key nonce >/dev/null",
         m = mesh.display(),
         h = d.home.display()
     );
+    // A private HOME: the keyring files are this test's, as on a fresh machine.
+    let home = dir.0.join("user");
+    std::fs::create_dir_all(&home).expect("home");
     let o = std::process::Command::new("dbus-run-session")
         .args(["--", "sh", "-c", &script])
         .env_remove("MESH_KEYSTORE")
+        .env("HOME", &home)
+        .env("XDG_DATA_HOME", home.join("data"))
+        .env("XDG_CACHE_HOME", home.join("cache"))
+        .env_remove("XDG_RUNTIME_DIR")
         .output()
         .expect("dbus-run-session");
     let out = String::from_utf8_lossy(&o.stdout);
