@@ -217,8 +217,19 @@ impl PublicKey {
         }
     }
 
-    /// Parse the wire encoding.
+    /// Parse the wire encoding. Keys that passed every check are kept in a
+    /// bounded memo ([`decoded`]): a view that a long-running agent builds
+    /// again decodes only the keys it has not seen.
     pub fn from_bytes(alg: KeyAlg, b: &[u8]) -> Result<PublicKey, Error> {
+        if let Some(k) = decoded::get(alg, b) {
+            return Ok(k);
+        }
+        let k = Self::decode(alg, b)?;
+        decoded::put(alg, b, k);
+        Ok(k)
+    }
+
+    fn decode(alg: KeyAlg, b: &[u8]) -> Result<PublicKey, Error> {
         match alg {
             KeyAlg::Ed25519 => {
                 let arr: [u8; 32] = b
@@ -425,6 +436,54 @@ pub fn p256_signing_key(seed: &Seed, key_name: &str) -> p256::ecdsa::SigningKey 
     unreachable!("a valid P-256 scalar is found after a few tries")
 }
 
+/// Public keys decoded before, by algorithm and wire bytes. Decoding an
+/// X25519 key (a square root, an inversion, a torsion check) is most of what
+/// rebuilding an account view costs at 1,000 devices (docs/BENCHMARKS.md);
+/// the bytes are public and a hit returns exactly what decoding returned.
+/// Bounded: emptied when full, so memory stays under a few MiB.
+mod decoded {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+
+    use super::{KeyAlg, PublicKey};
+
+    /// At most this many keys (about 8 MiB).
+    const MAX: usize = 32_768;
+
+    type Memo = Mutex<HashMap<(bool, [u8; 33]), PublicKey>>;
+
+    fn memo() -> &'static Memo {
+        static M: OnceLock<Memo> = OnceLock::new();
+        M.get_or_init(|| Mutex::new(HashMap::new()))
+    }
+
+    fn slot(alg: KeyAlg, b: &[u8]) -> Option<(bool, [u8; 33])> {
+        let mut k = [0u8; 33];
+        match (alg, b.len()) {
+            (KeyAlg::Ed25519, 32) | (KeyAlg::X25519, 33) => {
+                k[..b.len()].copy_from_slice(b);
+                Some((alg == KeyAlg::X25519, k))
+            }
+            _ => None,
+        }
+    }
+
+    pub(super) fn get(alg: KeyAlg, b: &[u8]) -> Option<PublicKey> {
+        let k = slot(alg, b)?;
+        memo().lock().ok()?.get(&k).copied()
+    }
+
+    pub(super) fn put(alg: KeyAlg, b: &[u8], key: PublicKey) {
+        let (Some(k), Ok(mut m)) = (slot(alg, b), memo().lock()) else {
+            return;
+        };
+        if m.len() >= MAX {
+            m.clear();
+        }
+        m.insert(k, key);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -497,6 +556,38 @@ mod tests {
         let r_point = EdwardsPoint::mul_base(&r_msg_only).compress().to_bytes();
         assert_ne!(&sig.to_bytes()[..32], &r_point[..]);
         assert_eq!(sig, c.sign(msg));
+    }
+
+    /// The memo returns what decoding returns, for both algorithms, and
+    /// never turns a refused encoding into a key (a neighbour of a cached
+    /// key, the same bytes under the other algorithm, a torsion point).
+    #[test]
+    fn decoded_keys_memo_is_exact() {
+        let x = AgreementKey::from_bytes(&[7u8; 32]).public_key();
+        let e = SigningKey::from_seed(&[8u8; 32]).public_key();
+        for k in [x, e] {
+            let b = k.to_bytes();
+            for _ in 0..2 {
+                assert_eq!(PublicKey::from_bytes(k.alg(), &b).expect("key"), k);
+                assert_eq!(PublicKey::decode(k.alg(), &b).expect("key"), k);
+            }
+        }
+        let mut bad_sign = x.to_bytes();
+        bad_sign[32] = 1;
+        let short = &e.to_bytes()[..31];
+        let mut torsion = [0u8; 33];
+        torsion[0] = 1; // u = 1: a point of order 4
+        let refused: [(KeyAlg, &[u8]); 4] = [
+            (KeyAlg::X25519, &bad_sign),
+            (KeyAlg::Ed25519, short),
+            (KeyAlg::X25519, &e.to_bytes()),
+            (KeyAlg::X25519, &torsion),
+        ];
+        for (alg, b) in refused {
+            for _ in 0..2 {
+                assert!(PublicKey::from_bytes(alg, b).is_err(), "{alg:?} {b:?}");
+            }
+        }
     }
 
     #[test]

@@ -13,153 +13,158 @@
 
 use std::sync::OnceLock;
 
+use crypto_bigint::modular::constant_mod::{Residue, ResidueParams};
+use crypto_bigint::{Encoding, U256};
 use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
-use num_bigint::BigUint;
-use num_traits::{One, Zero};
+
+// p = 2^255 - 19. crypto-bigint's fixed-size Montgomery residues: no
+// allocation per operation (num-bigint's BigUint cost 55 % of a sync at
+// 1,000 devices, docs/BENCHMARKS.md).
+mod modulus {
+    #![allow(missing_docs)]
+    use crypto_bigint::{impl_modulus, U256};
+    impl_modulus!(
+        P25519,
+        U256,
+        "7fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffed"
+    );
+}
+use modulus::P25519;
+type Fe = Residue<P25519, { U256::LIMBS }>;
+
+fn fe(x: u64) -> Fe {
+    Fe::new(&U256::from_u64(x))
+}
+
+fn bytes(x: &Fe) -> [u8; 32] {
+    x.retrieve().to_le_bytes()
+}
+
+fn odd(x: &Fe) -> bool {
+    bytes(x)[0] & 1 == 1
+}
 
 struct Field {
-    p: BigUint,
-    d: BigUint,
-    sqrt_m1: BigUint,
+    /// (p + 3) / 8, the exponent of a square-root candidate.
+    sqrt_exp: U256,
+    sqrt_m1: Fe,
+    d: Fe,
     /// sqrt(-486664), the root for which RFC 7748's base point maps to its listed v.
-    c: BigUint,
-    a: BigUint,
+    c: Fe,
+    a: Fe,
 }
 
 fn field() -> &'static Field {
     static F: OnceLock<Field> = OnceLock::new();
     F.get_or_init(|| {
-        let p = (BigUint::one() << 255u32) - BigUint::from(19u32);
-        let sqrt_m1 = BigUint::from(2u32).modpow(&((&p - 1u32) >> 2u32), &p);
-        let inv = |x: &BigUint| x.modpow(&(&p - 2u32), &p);
+        let p = P25519::MODULUS;
+        let sqrt_exp = p.wrapping_add(&U256::from_u8(3)).shr_vartime(3);
+        let sqrt_m1 = fe(2).pow(&p.wrapping_sub(&U256::ONE).shr_vartime(2));
         // d = -121665 / 121666
-        let d = ((&p - BigUint::from(121665u32)) * inv(&BigUint::from(121666u32))) % &p;
+        let d = fe(121665).neg() * fe(121666).invert().0;
         let mut f = Field {
-            p: p.clone(),
-            d,
+            sqrt_exp,
             sqrt_m1,
-            c: BigUint::zero(),
-            a: BigUint::from(486662u32),
+            d,
+            c: Fe::ZERO,
+            a: fe(486662),
         };
-        let minus = &p - BigUint::from(486664u32);
-        let c0 = f.sqrt(&minus).unwrap_or_default();
+        let c0 = f.sqrt(&fe(486664).neg()).unwrap_or(Fe::ZERO);
         // RFC 7748 §4.1: the base point's v.
-        let v0: BigUint =
-            "14781619447589544791020593568409986887264606134616475288964881837755586237401"
-                .parse()
-                .unwrap_or_default();
-        f.c = c0.clone();
+        let v0 =
+            U256::from_be_hex("20ae19a1b8a086b4e01edd2c7748d14c923d4d7e6d7c61b229e9c5a27eced3d9");
+        f.c = c0;
         let (_, v) = f.edwards_to_uv(&curve25519_dalek::constants::ED25519_BASEPOINT_POINT);
-        if v != v0 {
-            f.c = &p - c0;
+        if v.retrieve() != v0 {
+            f.c = c0.neg();
         }
         f
     })
 }
 
 impl Field {
-    /// The inverse (extended Euclid: an order of magnitude faster than
-    /// x^(p-2)); 0 for 0, as the exponentiation gave.
-    fn inv(&self, x: &BigUint) -> BigUint {
-        x.modinv(&self.p).unwrap_or_default()
-    }
-
-    fn sqrt(&self, a: &BigUint) -> Option<BigUint> {
-        let p = &self.p;
-        let r = a.modpow(&((p + 3u32) >> 3u32), p);
-        if (&r * &r) % p == a % p {
+    fn sqrt(&self, a: &Fe) -> Option<Fe> {
+        let r = a.pow(&self.sqrt_exp);
+        if r.square() == *a {
             return Some(r);
         }
-        let r = (r * &self.sqrt_m1) % p;
-        if (&r * &r) % p == a % p {
-            return Some(r);
-        }
-        None
-    }
-
-    fn sub(&self, a: &BigUint, b: &BigUint) -> BigUint {
-        ((a + &self.p) - (b % &self.p)) % &self.p
+        let r = r * self.sqrt_m1;
+        (r.square() == *a).then_some(r)
     }
 
     /// Edwards (x, y) from a point.
-    fn xy(&self, pt: &EdwardsPoint) -> (BigUint, BigUint) {
-        let mut bytes = pt.compress().to_bytes();
-        let sign = bytes[31] >> 7;
-        bytes[31] &= 0x7f;
-        let y = BigUint::from_bytes_le(&bytes);
-        let y2 = (&y * &y) % &self.p;
-        let num = self.sub(&y2, &BigUint::one());
-        let den = (&self.d * &y2 + 1u32) % &self.p;
-        let x2 = (num * self.inv(&den)) % &self.p;
+    fn xy(&self, pt: &EdwardsPoint) -> (Fe, Fe) {
+        let mut b = pt.compress().to_bytes();
+        let sign = b[31] >> 7;
+        b[31] &= 0x7f;
+        let y = Fe::new(&U256::from_le_bytes(b));
+        let y2 = y.square();
+        let x2 = (y2 - Fe::ONE) * (self.d * y2 + Fe::ONE).invert().0;
         // A valid point always has a root.
-        let mut x = self.sqrt(&x2).unwrap_or_default();
-        if x.bit(0) != (sign == 1) {
-            x = self.sub(&BigUint::zero(), &x);
+        let mut x = self.sqrt(&x2).unwrap_or(Fe::ZERO);
+        if odd(&x) != (sign == 1) {
+            x = x.neg();
         }
         (x, y)
     }
 
     /// Montgomery (u, v): u = (1+y)/(1-y), v = c·u/x.
-    fn edwards_to_uv(&self, pt: &EdwardsPoint) -> (BigUint, BigUint) {
+    fn edwards_to_uv(&self, pt: &EdwardsPoint) -> (Fe, Fe) {
         let (x, y) = self.xy(pt);
-        let p = &self.p;
-        let u = ((&y + 1u32) * self.inv(&self.sub(&BigUint::one(), &y))) % p;
-        let v = (&self.c * &u % p) * self.inv(&x) % p;
+        // One inversion for both denominators: t = 1/((1-y)·x).
+        let t = ((Fe::ONE - y) * x).invert().0;
+        let u = (Fe::ONE + y) * x * t;
+        let v = self.c * u * (Fe::ONE - y) * t;
         (u, v)
     }
 }
 
-fn le32(x: &BigUint) -> [u8; 32] {
-    let mut out = [0u8; 32];
-    let b = x.to_bytes_le();
-    out[..b.len()].copy_from_slice(&b);
-    out
-}
-
 /// Encode a point as 33 bytes: u (little-endian) and 0x80 if v is odd.
 pub fn encode(pt: &EdwardsPoint) -> [u8; 33] {
-    let f = field();
-    let (u, v) = f.edwards_to_uv(pt);
+    let (u, v) = field().edwards_to_uv(pt);
     let mut out = [0u8; 33];
-    out[..32].copy_from_slice(&le32(&u));
-    out[32] = if v.bit(0) { 0x80 } else { 0 };
+    out[..32].copy_from_slice(&bytes(&u));
+    out[32] = if odd(&v) { 0x80 } else { 0 };
     out
 }
 
 /// Decode 33 extended bytes into a point. `None` when u is not canonical,
 /// (u, v) is not on the curve, or the sign byte is not 0x00 or 0x80.
-pub fn decode(bytes: &[u8; 33]) -> Option<EdwardsPoint> {
+pub fn decode(b: &[u8; 33]) -> Option<EdwardsPoint> {
     let f = field();
-    let p = &f.p;
-    let odd = match bytes[32] {
+    let want_odd = match b[32] {
         0x00 => false,
         0x80 => true,
         _ => return None,
     };
-    let u = BigUint::from_bytes_le(&bytes[..32]);
-    if &u >= p || u.is_zero() {
+    let mut raw = [0u8; 32];
+    raw.copy_from_slice(&b[..32]);
+    let u_int = U256::from_le_bytes(raw);
+    if u_int >= P25519::MODULUS || u_int == U256::ZERO {
         return None;
     }
-    let u2 = (&u * &u) % p;
-    let rhs = (&u2 * &u + &f.a * &u2 + &u) % p;
+    let u = Fe::new(&u_int);
+    let u2 = u.square();
+    let rhs = u2 * u + f.a * u2 + u;
     let mut v = f.sqrt(&rhs)?;
-    if v.is_zero() {
+    if v == Fe::ZERO {
         return None;
     }
-    if v.bit(0) != odd {
-        v = f.sub(&BigUint::zero(), &v);
+    if odd(&v) != want_odd {
+        v = v.neg();
     }
-    // y = (u-1)/(u+1), x = c·u/v
-    let y = (f.sub(&u, &BigUint::one()) * f.inv(&((&u + 1u32) % p))) % p;
-    let x = (&f.c * &u % p) * f.inv(&v) % p;
-    let mut comp = le32(&y);
-    if x.bit(0) {
+    // y = (u-1)/(u+1), x = c·u/v, with one inversion t = 1/((u+1)·v).
+    let t = ((u + Fe::ONE) * v).invert().0;
+    let y = (u - Fe::ONE) * v * t;
+    let x = f.c * u * (u + Fe::ONE) * t;
+    let mut comp = bytes(&y);
+    if odd(&x) {
         comp[31] |= 0x80;
     }
     let pt = CompressedEdwardsY(comp).decompress()?;
     // The point must map back to u (dalek's own map); v's parity holds by
     // construction (x = c·u/v, and decompression kept x's sign).
-    (pt.to_montgomery().as_bytes()[..] == bytes[..32]).then_some(pt)
+    (pt.to_montgomery().as_bytes()[..] == b[..32]).then_some(pt)
 }
 
 #[cfg(test)]
