@@ -73,11 +73,27 @@ fn fails_in(args: &[&str], input: &str) -> String {
     e
 }
 
-fn tmp(tag: &str) -> PathBuf {
+/// A scratch directory, removed when the test ends (passed or failed).
+struct Tmp(PathBuf);
+
+impl std::ops::Deref for Tmp {
+    type Target = PathBuf;
+    fn deref(&self) -> &PathBuf {
+        &self.0
+    }
+}
+
+impl Drop for Tmp {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn tmp(tag: &str) -> Tmp {
     let d = std::env::temp_dir().join(format!("mesh-cli-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).expect("tmp");
-    d
+    Tmp(d)
 }
 
 #[test]
@@ -249,7 +265,8 @@ fn mistype(share: &str) -> String {
 
 #[test]
 fn device_init_and_status() {
-    let home = tmp("dev").join("home");
+    let dir = tmp("dev");
+    let home = dir.join("home");
     let h = home.to_str().expect("path");
     let s = ok(&["--home", h, "status"]);
     assert!(s.contains("device:   none"), "{s}");
