@@ -422,7 +422,11 @@ fn pull_once(store: &mut Store, host: &Host, report: &mut SyncReport) -> Result<
             next.roles = me.roles.clone();
         }
     }
-    save_account(store, &next)?;
+    // Nothing new (the usual answer) writes nothing: the state of a large
+    // account is megabytes.
+    if next != a {
+        save_account(store, &next)?;
+    }
     Ok(())
 }
 

@@ -27,7 +27,7 @@ pub enum Membership {
 }
 
 /// A connection request this device sent.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingRequest {
     /// Request id.
     pub request_id: String,
@@ -37,7 +37,7 @@ pub struct PendingRequest {
 
 /// What this device knows of its account. Every envelope here was verified
 /// up to `profile_udf` before it was kept.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccountState {
     /// Address.
     pub address: String,
@@ -164,9 +164,10 @@ pub fn account(store: &Store) -> Result<AccountState> {
     let v = store
         .state()
         .account
-        .clone()
+        .as_ref()
         .ok_or(AccountError::NoAccount)?;
-    serde_json::from_value(v).map_err(|e| {
+    // From the borrowed tree: no copy of a state that is megabytes at scale.
+    AccountState::deserialize(v).map_err(|e| {
         AccountError::Store(StoreError::Corrupt {
             path: store.home().join("state.json"),
             detail: e.to_string(),

@@ -221,31 +221,27 @@ pub(crate) async fn check_nonce(st: &AppState, req: &p::Request) -> Result<(), A
 
 /// The account a member request is for, with its profile and access list.
 pub(crate) struct Member {
-    pub(crate) account: AccountRecord,
-    pub(crate) profile: ProfileAccount,
-    pub(crate) access: AccessList,
-    pub(crate) access_index: u64,
+    /// The account as of its current access list (shared, not copied: at
+    /// 1,000 devices the list is half a megabyte).
+    pub(crate) view: Arc<AccountView>,
     pub(crate) device: p::AccessEntry,
 }
 
 /// An account as requests need it, parsed once per access-list version.
-struct AccountView {
-    record: AccountRecord,
+pub(crate) struct AccountView {
+    pub(crate) record: AccountRecord,
     /// As of the stored history: the current administrator epoch's keys.
-    profile: ProfileAccount,
+    pub(crate) profile: ProfileAccount,
     /// The administrator epochs the stored checkpoints started, and the
     /// last checkpoint read for them (a later miss reads only past it).
     epochs: Vec<mesh_core::authority::AdminEpoch>,
     epochs_read: u64,
-    access_env: Signed,
-    access: AccessList,
-    access_index: u64,
+    pub(crate) access_env: Signed,
+    pub(crate) access: AccessList,
+    pub(crate) access_index: u64,
 }
 
-pub(crate) async fn load_account(
-    st: &AppState,
-    udf_: &str,
-) -> Result<(AccountRecord, ProfileAccount, Signed, AccessList, u64), ApiError> {
+pub(crate) async fn load_account(st: &AppState, udf_: &str) -> Result<Arc<AccountView>, ApiError> {
     let unknown = || {
         ApiError::new(
             StatusCode::NOT_FOUND,
@@ -314,13 +310,7 @@ pub(crate) async fn load_account(
             v
         }
     };
-    Ok((
-        view.record.clone(),
-        view.profile.clone(),
-        view.access_env.clone(),
-        view.access.clone(),
-        view.access_index,
-    ))
+    Ok(view)
 }
 
 /// Authenticate a member request: the device is active in the account's
@@ -331,9 +321,9 @@ pub(crate) async fn member(
     transaction: &str,
 ) -> Result<(Member, p::Request), ApiError> {
     let (env, req) = open_request(body, transaction)?;
-    let (account, profile, access_env, access, access_index) =
-        load_account(st, &req.account).await?;
-    let entry = access.device(&req.device).cloned().ok_or_else(|| {
+    let view = load_account(st, &req.account).await?;
+    let account = &view.record;
+    let entry = view.access.device(&req.device).cloned().ok_or_else(|| {
         ApiError::forbidden(format!(
             "device {} is not a device of account {}",
             req.device, account.udf
@@ -348,7 +338,7 @@ pub(crate) async fn member(
                 req.device, account.udf
             ),
         );
-        e.body.access_list = Some(access_env);
+        e.body.access_list = Some(view.access_env.clone());
         return Err(e);
     }
     env.verify(mesh_core::portal::ct::REQUEST, &[entry.authentication.key])
@@ -356,10 +346,7 @@ pub(crate) async fn member(
     check_nonce(st, &req).await?;
     Ok((
         Member {
-            account,
-            profile,
-            access,
-            access_index,
+            view: view.clone(),
             device: entry,
         },
         req,
@@ -425,8 +412,9 @@ async fn bind(State(st): State<AppState>, body: Bytes) -> ApiResult {
 /// past the pending cap (nobody may flood the administrators' list; the
 /// storage checks the cap again atomically).
 async fn admit(st: &AppState, account: &AccountRecord, device: &str) -> Result<(), ApiError> {
-    let (_, _, _, access, _) = load_account(st, &account.udf).await?;
-    if let Some(d) = access
+    let view = load_account(st, &account.udf).await?;
+    if let Some(d) = view
+        .access
         .device(device)
         .filter(|d| d.state == DeviceState::Revoked)
     {

@@ -199,8 +199,8 @@ pub(crate) async fn download(State(st): State<AppState>, body: Bytes) -> ApiResu
             )));
         }
     }
-    let updates = read_stores(&st, &m.account.udf, &d.select).await?;
-    let profile: Signed = parse("stored profile", m.account.profile.as_bytes())?;
+    let updates = read_stores(&st, &m.view.record.udf, &d.select).await?;
+    let profile: Signed = parse("stored profile", m.view.record.profile.as_bytes())?;
     json(&p::DownloadResponse { profile, updates })
 }
 
@@ -220,9 +220,9 @@ pub(crate) async fn transact(State(st): State<AppState>, body: Bytes) -> ApiResu
     let t: p::TransactRequest = from_value("transact request", &req.body)?;
     apply(
         &st,
-        &m.account,
-        &m.profile,
-        Some((m.access, m.access_index)),
+        &m.view.record,
+        &m.view.profile,
+        Some((m.view.access.clone(), m.view.access_index)),
         &t,
     )
     .await
@@ -235,9 +235,11 @@ pub(crate) async fn transact(State(st): State<AppState>, body: Bytes) -> ApiResu
 /// administrator's keys cannot.
 async fn recover_transact(st: &AppState, body: &[u8], original: ApiError) -> ApiResult {
     let (env, req) = open_request(body, tx::TRANSACT)?;
-    let (account, profile, _, access, access_index) = load_account(st, &req.account).await?;
+    let view = load_account(st, &req.account).await?;
+    let (account, profile) = (&view.record, &view.profile);
+    let (access, access_index) = (view.access.clone(), view.access_index);
     let t: p::TransactRequest = from_value("transact request", &req.body)?;
-    if !crate::history::root_signed(&profile, &t.updates) {
+    if !crate::history::root_signed(profile, &t.updates) {
         return Err(original);
     }
     let next = t
@@ -246,7 +248,7 @@ async fn recover_transact(st: &AppState, body: &[u8], original: ApiError) -> Api
         .filter(|u| u.store == store::ACCESS)
         .flat_map(|u| u.envelopes.iter())
         .next_back()
-        .and_then(|e| AccessList::verify(e, &profile).ok());
+        .and_then(|e| AccessList::verify(e, profile).ok());
     let Some(next) = next else {
         return Err(original);
     };
@@ -260,7 +262,7 @@ async fn recover_transact(st: &AppState, body: &[u8], original: ApiError) -> Api
     env.verify(p::ct::REQUEST, &[entry.authentication.key])
         .map_err(|e| ApiError::auth(e.to_string()))?;
     check_nonce(st, &req).await?;
-    apply(st, &account, &profile, Some((access, access_index)), &t).await
+    apply(st, account, profile, Some((access, access_index)), &t).await
 }
 
 /// Recovery: a device that is not (or no longer) in the access list may
@@ -269,7 +271,8 @@ async fn recover_transact(st: &AppState, body: &[u8], original: ApiError) -> Api
 /// entries. Only a holder of the recovery shares can sign so.
 async fn recover_download(st: &AppState, body: &[u8], original: ApiError) -> ApiResult {
     let (env, req) = open_request(body, tx::DOWNLOAD)?;
-    let (account, profile, _, _, _) = load_account(st, &req.account).await?;
+    let view = load_account(st, &req.account).await?;
+    let (account, profile) = (&view.record, &view.profile);
     if env
         .verify(p::ct::REQUEST, &[profile.profile_signature.key])
         .is_err()

@@ -78,7 +78,7 @@ pub(crate) async fn status(State(st): State<AppState>, body: Bytes) -> ApiResult
     } else {
         from_value("status request", &req.body)?
     };
-    let account = m.account.udf.clone();
+    let account = m.view.record.udf.clone();
     if let Some(serial) = r.applied {
         let (s, a, d, t) = (
             st.storage.clone(),
@@ -125,7 +125,7 @@ pub(crate) async fn status(State(st): State<AppState>, body: Bytes) -> ApiResult
     } else {
         Vec::new()
     };
-    let profile: Signed = parse("stored profile", m.account.profile.as_bytes())?;
+    let profile: Signed = parse("stored profile", m.view.record.profile.as_bytes())?;
     json(&p::StatusResponse {
         profile,
         stores: idx
