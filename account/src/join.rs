@@ -110,7 +110,8 @@ pub fn create(
         .state()
         .account
         .as_ref()
-        .and_then(|v| v.get("address"))
+        .and_then(|v| serde_json::from_str::<serde_json::Value>(v.get()).ok())
+        .and_then(|v| v.get("address").cloned())
     {
         return Err(AccountError::HasAccount(
             a.as_str().unwrap_or_default().to_string(),

@@ -48,6 +48,9 @@ pub struct SyncReport {
     pub warnings: Vec<String>,
     /// This device's keys were rotated and it now uses the new ones.
     pub rotated: bool,
+    /// Nothing was new and the channels' last complete pass is recent:
+    /// none ran ([`crate::sync::Converge::WhenChanged`]).
+    pub skipped: bool,
 }
 
 /// Verified view of downloaded entries, applied to a copy of the state.
@@ -59,7 +62,13 @@ pub(crate) fn apply_entries(
     updates: &[p::StoreEntries],
     report: &mut SyncReport,
 ) -> Result<()> {
-    let mut access = a.access_list()?;
+    // Nothing new (the usual answer): the list of a large account is not
+    // parsed again; the rollback checks below still run.
+    let mut access = if updates.iter().any(|u| !u.entries.is_empty()) {
+        a.access_list()?
+    } else {
+        None
+    };
     let known_revoked = revoked_set(access.as_ref());
     // Checkpoints first: an administrator epoch they start gives the key
     // the entries after it are signed with.
@@ -289,15 +298,31 @@ fn wipe(store: &mut Store, host: &Host, a: &mut AccountState, proof: &Signed) ->
     AccountError::Revoked(a.address.clone())
 }
 
-pub(crate) fn pull(store: &mut Store, host: &Host, report: &mut SyncReport) -> Result<()> {
-    match pull_once(store, host, report) {
+pub(crate) fn pull(
+    store: &mut Store,
+    host: &Host,
+    report: &mut SyncReport,
+) -> Result<AccountState> {
+    let a = account(store)?;
+    pull_from(store, host, report, a)
+}
+
+/// [`pull`] from the state the caller just read (`a` is the store's).
+pub(crate) fn pull_from(
+    store: &mut Store,
+    host: &Host,
+    report: &mut SyncReport,
+    a: AccountState,
+) -> Result<AccountState> {
+    match pull_once(store, host, report, a) {
         // Our key is not the one the access list names: an administrator
         // may have rotated this device's keys. Adopt the new activation (if
         // there is one, signed by the administrators) and try again.
         Err(AccountError::Client(e)) if e.code() == Some(code::NOT_AUTHENTICATED) => {
             if adopt_rotation(store)? {
                 report.rotated = true;
-                pull_once(store, host, report)
+                let a = account(store)?;
+                pull_once(store, host, report, a)
             } else {
                 Err(AccountError::Client(e))
             }
@@ -373,8 +398,12 @@ pub(crate) fn adopt_rotation(store: &mut Store) -> Result<bool> {
     Ok(true)
 }
 
-fn pull_once(store: &mut Store, host: &Host, report: &mut SyncReport) -> Result<()> {
-    let mut a = account(store)?;
+fn pull_once(
+    store: &mut Store,
+    host: &Host,
+    report: &mut SyncReport,
+    mut a: AccountState,
+) -> Result<AccountState> {
     let client = Client::new(&a.portal)?;
     let keys = device_keys(store)?;
     let dev_udf = device_udf(store)?;
@@ -412,8 +441,12 @@ fn pull_once(store: &mut Store, host: &Host, report: &mut SyncReport) -> Result<
         }
     }
     next.history.settle(read)?;
-    // Our own standing, from the verified list.
-    if let Some(list) = next.access_list()? {
+    // Our own standing, from the verified list (when it changed).
+    if let Some(list) = (next.access != a.access)
+        .then(|| next.access_list())
+        .transpose()?
+        .flatten()
+    {
         if let Some(me) = list.device(&dev_udf) {
             if me.state == DeviceState::Revoked {
                 let proof = next.access.clone().unwrap_or_else(|| a.profile.clone());
@@ -427,7 +460,7 @@ fn pull_once(store: &mut Store, host: &Host, report: &mut SyncReport) -> Result<
     if next != a {
         save_account(store, &next)?;
     }
-    Ok(())
+    Ok(next)
 }
 
 /// Whether a page says more follow. A page that says so must bring

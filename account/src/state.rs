@@ -166,8 +166,7 @@ pub fn account(store: &Store) -> Result<AccountState> {
         .account
         .as_ref()
         .ok_or(AccountError::NoAccount)?;
-    // From the borrowed tree: no copy of a state that is megabytes at scale.
-    AccountState::deserialize(v).map_err(|e| {
+    serde_json::from_str(v.get()).map_err(|e| {
         AccountError::Store(StoreError::Corrupt {
             path: store.home().join("state.json"),
             detail: e.to_string(),
@@ -176,7 +175,12 @@ pub fn account(store: &Store) -> Result<AccountState> {
 }
 
 pub(crate) fn save_account(store: &mut Store, a: &AccountState) -> Result<()> {
-    store.state_mut().account = Some(serde_json::to_value(a).unwrap_or_default());
+    store.state_mut().account = Some(serde_json::value::to_raw_value(a).map_err(|e| {
+        AccountError::Store(StoreError::Corrupt {
+            path: store.home().join("state.json"),
+            detail: e.to_string(),
+        })
+    })?);
     store.save_state()?;
     Ok(())
 }

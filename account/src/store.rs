@@ -169,7 +169,9 @@ pub struct State {
     pub device: Option<DeviceState>,
     /// The account this device belongs to, once connected.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub account: Option<serde_json::Value>,
+    /// Kept as its JSON text until asked for (`state::account`): opening
+    /// the store does not build a tree of a state that is megabytes at scale.
+    pub account: Option<Box<serde_json::value::RawValue>>,
     /// The device was revoked: its secrets and store key are destroyed.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub wiped: bool,

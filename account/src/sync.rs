@@ -8,27 +8,54 @@ use mesh_core::portal::{self as p, store as st, tx};
 use crate::client::{Client, ClientError};
 use crate::error::{AccountError, Result};
 use crate::host::Host;
-use crate::pull::pull;
+use crate::pull::pull_from;
 pub use crate::pull::SyncReport;
 use crate::state::*;
 use crate::store::Store;
+
+/// What a sync asks of the channels when the portal had nothing new.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Converge {
+    /// Every channel brings this device up to date, every time (`mesh sync`:
+    /// what a user runs to repair what was changed by hand).
+    Always,
+    /// Only when the account moved since the last complete pass, or that
+    /// pass is older than [`RECONVERGE`] (the agent's periodic sync: at
+    /// 1,000 devices a pass costs a view of every device, and a sync that
+    /// learned nothing would redo it for nothing).
+    WhenChanged,
+}
+
+/// How old the last complete pass may be before a sync with nothing new
+/// runs one anyway (certificates renew days before they expire).
+pub const RECONVERGE: u64 = 3600;
 
 /// `mesh sync`: complete a pending connection, download and verify what is
 /// new, (administrators) accept requests that carry a valid PIN and publish
 /// what the channels need, then let every channel bring this device up to
 /// date.
 pub fn sync(store: &mut Store, host: &Host) -> Result<SyncReport> {
+    sync_with(store, host, Converge::Always)
+}
+
+/// [`sync`], with the channels' pass as `converge` says.
+pub fn sync_with(store: &mut Store, host: &Host, converge: Converge) -> Result<SyncReport> {
     let mut report = SyncReport::default();
-    let a = account(store)?;
+    let mut a = account(store)?;
     match a.membership {
         Membership::Revoked => return Err(AccountError::Revoked(a.address)),
         Membership::Pending => {
             report.completed = crate::join::complete(store)?;
+            a = account(store)?;
         }
         Membership::Member => {}
     }
-    pull(store, host, &mut report)?;
-    let a = account(store)?;
+    let a = pull_from(store, host, &mut report, a)?;
+    let unchanged = report.entries == 0 && !report.completed && !report.rotated;
+    if converge == Converge::WhenChanged && unchanged && mark::current(store, &a) {
+        report.skipped = true;
+        return Ok(report);
+    }
     if a.roles.contains(&Role::Admin) {
         let pins = crate::admin::accept_by_pin(store, host)?;
         report.auto_accepted = pins.accepted;
@@ -50,7 +77,58 @@ pub fn sync(store: &mut Store, host: &Host) -> Result<SyncReport> {
             Err(e) => report.warnings.push(format!("{name}: {e}")),
         }
     }
+    // A pass with a channel's failure is not complete: the next sync runs
+    // one again.
+    if report.warnings.is_empty() {
+        mark::record(store)?;
+    }
     Ok(report)
+}
+
+/// The last complete pass of the channels: the store indices it saw and
+/// when. Kept in its own small file, so that recording it does not rewrite
+/// a state of megabytes. Losing it only costs one more pass.
+mod mark {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Serialize};
+
+    use crate::client::now;
+    use crate::error::Result;
+    use crate::state::{account, AccountState};
+    use crate::store::{write_atomic, Store};
+
+    #[derive(Serialize, Deserialize, PartialEq)]
+    struct Mark {
+        indices: BTreeMap<String, u64>,
+        at: u64,
+    }
+
+    const FILE: &str = "converged.json";
+
+    /// Whether the last complete pass saw these indices, recently.
+    pub(super) fn current(store: &Store, a: &AccountState) -> bool {
+        let Ok(raw) = std::fs::read(store.home().join(FILE)) else {
+            return false;
+        };
+        let Ok(m) = serde_json::from_slice::<Mark>(&raw) else {
+            return false;
+        };
+        m.indices == a.indices && now().saturating_sub(m.at) < super::RECONVERGE && m.at <= now()
+    }
+
+    /// A complete pass just ran over the store as it is now.
+    pub(super) fn record(store: &Store) -> Result<()> {
+        let m = Mark {
+            indices: account(store)?.indices,
+            at: now(),
+        };
+        write_atomic(
+            &store.home().join(FILE),
+            &serde_json::to_vec(&m).unwrap_or_default(),
+        )?;
+        Ok(())
+    }
 }
 
 /// What the agent keeps in memory to ask the portal cheaply whether

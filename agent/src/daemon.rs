@@ -23,7 +23,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{Notify, RwLock, Semaphore};
 
 use mesh_account::store::Store;
-use mesh_account::sync::QuickView;
+use mesh_account::sync::{Converge, QuickView};
 use mesh_account::{AccountError, Membership};
 
 /// Most ssh-agent connections served at once.
@@ -218,20 +218,33 @@ const LONG_POLL: u64 = mesh_core::portal::MAX_WAIT;
 /// HTTP). Between full syncs a long-poll (a signed Status request the portal
 /// holds until the account changes) waits for the next change, so an idle
 /// agent sends one request every 20 s and learns of a change at once.
-fn sync_once(home: &Path, quick: Option<QuickView>, full_due: bool, last: &Status) -> SyncOutcome {
+fn sync_once(
+    home: &Path,
+    quick: Option<QuickView>,
+    full_due: bool,
+    forced: bool,
+    last: &Status,
+) -> SyncOutcome {
     if let (Some(q), false) = (&quick, full_due) {
         // A change, or a refusal (revoked, rotated), is the full sync's to handle.
         if let Ok(false) = q.changed(LONG_POLL) {
             return (Ok(()), None, last.clone(), quick);
         }
     }
-    full_sync(home)
+    // A `mesh sync` (or the first sync) repairs whatever was changed by
+    // hand; the periodic one runs the channels only when something changed.
+    let converge = if forced {
+        Converge::Always
+    } else {
+        Converge::WhenChanged
+    };
+    full_sync(home, converge)
 }
 
 /// A full sync under the store's lock. The quick view is taken under the
 /// same lock: indices a concurrent `mesh` command writes later show up as
 /// changes at the next quick check, never as "already seen".
-fn full_sync(home: &Path) -> SyncOutcome {
+fn full_sync(home: &Path, converge: Converge) -> SyncOutcome {
     let mut st = Status::default();
     let mut store = match Store::open(home, false) {
         Ok(s) => s,
@@ -245,16 +258,23 @@ fn full_sync(home: &Path) -> SyncOutcome {
     let host = crate::host();
     // The sync also lets every channel bring this device up to date
     // (GnuPG homes, NSS databases follow a join, a rotation, a revocation).
-    let r = mesh_account::sync::sync(&mut store, &host).map(|report| {
+    let mut skipped = false;
+    let r = mesh_account::sync::sync_with(&mut store, &host, converge).map(|report| {
         if !report.warnings.is_empty() {
             st.last_error = Some(report.warnings.join("; "));
         }
+        skipped = report.skipped;
     });
     if let Err(AccountError::Revoked(_)) = &r {
         st.revoked = true;
         return (r, Some(Vec::new()), st, None);
     }
-    let ids = identities(&store).ok();
+    // Nothing changed: the identities served are still the right ones.
+    let ids = if skipped {
+        None
+    } else {
+        identities(&store).ok()
+    };
     let quick = mesh_account::sync::quick_view(&store).ok();
     (r, ids, st, quick)
 }
@@ -286,7 +306,8 @@ async fn sync_loop(home: PathBuf, shared: Arc<Shared>, interval: Duration) {
         let due = forced || last_full.elapsed() >= FULL_SYNC;
         let last = shared.status.read().await.clone();
         let q = quick.take();
-        let task = tokio::task::spawn_blocking(move || sync_once(&h, q, due, &last));
+        let f = forced;
+        let task = tokio::task::spawn_blocking(move || sync_once(&h, q, due, f, &last));
         // A `mesh sync` or a stop does not wait for the long-poll to end.
         let (r, ids, fresh, next_quick) = tokio::select! {
             r = task => r.unwrap_or_else(|_| (Ok(()), None, Status::default(), None)),

@@ -6,7 +6,7 @@
 # `mesh device revoke`, the agent's quick check; then signed-request
 # throughput on one and two portal processes.
 # Usage: tests/bench/scale.sh   (MESH_SCALE_SIZES=10,100 by default;
-# MESH_SCALE_BACKENDS=sqlite; MESH_SCALE_KEEP=DIR keeps the SQLite accounts
+# MESH_SCALE_BACKENDS=sqlite or postgres; MESH_SCALE_KEEP=DIR keeps the SQLite accounts
 # for later runs: docs/BENCHMARKS.md shows the 1,000-device command)
 set -euo pipefail
 cd "$(dirname "$0")/../.."

@@ -7,7 +7,7 @@
 //! then signed-request throughput on one and two portal processes.
 //!
 //! Run: `tests/bench/scale.sh` (sizes: `MESH_SCALE_SIZES=10,100`;
-//! `MESH_SCALE_BACKENDS=sqlite`; `MESH_SCALE_KEEP=DIR` builds the SQLite
+//! `MESH_SCALE_BACKENDS=sqlite` or `postgres`; `MESH_SCALE_KEEP=DIR` builds the SQLite
 //! accounts once into DIR and reuses them in later runs).
 
 use std::io::{Read, Write};
@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use mesh_account as account;
 use mesh_account::client::Client;
 use mesh_account::store::Store;
+use mesh_account::sync::Converge;
 use mesh_core::objects::Role;
 use mesh_core::portal::{self as p, store as st};
 use mesh_tests::{Backend, PortalProc, Scratch};
@@ -349,19 +350,39 @@ fn scale(backend: Backend, n: usize) {
     let host = mesh_agent::host();
     let run = place.run;
 
-    // (a) nothing changed.
+    // (a) nothing changed: the agent's periodic sync (the channels run only
+    // when something changed), then `mesh sync` run by hand (every
+    // channel's pass, what repairs a change made by hand).
+    let sync_as = |converge: Converge| {
+        let mut s = Store::open(&probe, false).expect("probe");
+        let r = account::sync::sync_with(&mut s, &host, converge).expect("sync");
+        assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+        r
+    };
+    sync_as(Converge::Always);
     attempt(backend, n, "(a) sync, nothing changed", || {
         measure(
             backend,
             &meter,
             20,
             |_| {},
-            |_| {
-                let mut s = Store::open(&probe, false).expect("probe");
-                account::sync::sync(&mut s, &host).expect("sync");
-            },
+            |_| assert!(sync_as(Converge::WhenChanged).skipped),
         )
     });
+    attempt(
+        backend,
+        n,
+        "(a) the same, every channel's pass (`mesh sync`)",
+        || {
+            measure(
+                backend,
+                &meter,
+                10,
+                |_| {},
+                |_| assert!(!sync_as(Converge::Always).skipped),
+            )
+        },
+    );
     // (b) one change: a device joins (its access list, catalog entry and
     // the channels' entries for it). `mesh ssh principals`, the obvious
     // one-line change, is refused past ~60 devices (see BENCHMARKS.md).
@@ -379,10 +400,7 @@ fn scale(backend: Backend, n: usize) {
                 let mut a = Store::open(&admin, false).expect("admin");
                 account::admin::accept(&mut a, &host, &r.request_id, &[Role::Ssh]).expect("accept");
             },
-            |_| {
-                let mut s = Store::open(&probe, false).expect("probe");
-                account::sync::sync(&mut s, &host).expect("sync");
-            },
+            |_| assert!(!sync_as(Converge::WhenChanged).skipped),
         )
     });
     // (c) authorized-keys, cold then cached.
@@ -557,10 +575,14 @@ fn main() {
         .split(',')
         .filter_map(|s| s.trim().parse().ok())
         .collect();
-    // MESH_SCALE_BACKENDS=sqlite leaves PostgreSQL out (e.g. at 1,000 devices).
-    let only_sqlite = std::env::var("MESH_SCALE_BACKENDS").is_ok_and(|b| b == "sqlite");
-    let mut backends = vec![Backend::Sqlite];
-    if !only_sqlite && Backend::postgres_available() {
+    // MESH_SCALE_BACKENDS=sqlite or =postgres runs one backend (e.g. at
+    // 1,000 devices, where building each account takes minutes).
+    let only = std::env::var("MESH_SCALE_BACKENDS").ok();
+    let mut backends = Vec::new();
+    if only.as_deref() != Some("postgres") {
+        backends.push(Backend::Sqlite);
+    }
+    if only.as_deref() != Some("sqlite") && Backend::postgres_available() {
         backends.push(Backend::Postgres);
     }
     if std::env::var_os("MESH_SCALE_SKIP_OPS").is_none() {

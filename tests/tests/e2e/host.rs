@@ -622,3 +622,55 @@ fn a_revocation_whose_answer_was_lost_is_resolved_and_reported_channel_by_channe
         "{r}"
     );
 }
+
+/// The agent's periodic sync (`Converge::WhenChanged`) runs the channels
+/// only when the account moved since their last complete pass, or that
+/// pass is an hour old; a missing or damaged record of the pass means one
+/// more pass, never a skipped change.
+#[test]
+fn the_periodic_sync_runs_the_channels_only_when_something_changed() {
+    use mesh_account::sync::{sync_with, Converge, RECONVERGE};
+    std::env::set_var("MESH_KEYSTORE", "file");
+    let dir = Scratch::new("host-converge");
+    let portal = PortalProc::start(&dir.path("portal"));
+    let a = Device::create_account(&dir.0, ADDR, &portal.url);
+    let b = Device::new(&dir.0, "b");
+    b.join(&a, ADDR, &portal.url, "phone");
+    b.ok(&["sync"]);
+    let host = mesh_agent::host();
+    let periodic = || {
+        let mut s = mesh_account::store::Store::open(&b.home, false).expect("store");
+        sync_with(&mut s, &host, Converge::WhenChanged).expect("sync")
+    };
+    let mark = b.home.join("converged.json");
+    let r = periodic();
+    assert!(r.skipped && r.entries == 0, "{r:?}");
+    // An old pass: one more, which is recorded again.
+    let old = serde_json::json!({
+        "indices": serde_json::from_slice::<serde_json::Value>(&std::fs::read(&mark).expect("mark"))
+            .expect("json")["indices"],
+        "at": mesh_account::client::now() - RECONVERGE - 1,
+    });
+    std::fs::write(&mark, old.to_string()).expect("age the mark");
+    assert!(!periodic().skipped);
+    assert!(periodic().skipped);
+    // A damaged or missing record: a pass.
+    for damage in [Some("{not json"), Some("{}"), None] {
+        match damage {
+            Some(d) => std::fs::write(&mark, d).expect("damage"),
+            None => std::fs::remove_file(&mark).expect("remove"),
+        }
+        assert!(!periodic().skipped, "{damage:?}");
+        assert!(periodic().skipped);
+    }
+    // A change on the portal: the channels run, and see it.
+    let c = Device::new(&dir.0, "c");
+    c.join(&a, ADDR, &portal.url, "tablet");
+    let r = periodic();
+    assert!(!r.skipped && r.entries > 0, "{r:?}");
+    assert!(r.new_devices.iter().any(|d| d == "tablet"), "{r:?}");
+    assert!(periodic().skipped);
+    // `mesh sync` by hand always runs every channel.
+    let r = b.json(&["sync"]);
+    assert_eq!(r["skipped"], false, "{r}");
+}
