@@ -138,6 +138,14 @@ pub(crate) fn now() -> u64 {
 pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, StorageError> + Send + 'static,
 ) -> Result<T, ApiError> {
+    // On the multi-threaded runtime a database call runs in place: the
+    // worker hands its other tasks to a peer, with no thread hop per call
+    // (each signed request makes three).
+    if tokio::runtime::Handle::current().runtime_flavor()
+        == tokio::runtime::RuntimeFlavor::MultiThread
+    {
+        return tokio::task::block_in_place(f).map_err(ApiError::from);
+    }
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|_| {
