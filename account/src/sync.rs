@@ -41,6 +41,19 @@ pub fn sync(store: &mut Store, host: &Host) -> Result<SyncReport> {
 /// [`sync`], with the channels' pass as `converge` says.
 pub fn sync_with(store: &mut Store, host: &Host, converge: Converge) -> Result<SyncReport> {
     let mut report = SyncReport::default();
+    // The periodic sync first asks, as the quick check does, whether
+    // anything moved: when nothing did and the channels' last pass saw
+    // these indices, the state's envelopes are not even read.
+    if converge == Converge::WhenChanged {
+        if let Ok(h) = header(store) {
+            let quiet = quick_view_of(store, &h).is_ok_and(|q| matches!(q.changed(0), Ok(false)))
+                && mark::current(store, &h.indices);
+            if quiet {
+                report.skipped = true;
+                return Ok(report);
+            }
+        }
+    }
     let mut a = account(store)?;
     match a.membership {
         Membership::Revoked => return Err(AccountError::Revoked(a.address)),
@@ -52,7 +65,7 @@ pub fn sync_with(store: &mut Store, host: &Host, converge: Converge) -> Result<S
     }
     let a = pull_from(store, host, &mut report, a)?;
     let unchanged = report.entries == 0 && !report.completed && !report.rotated;
-    if converge == Converge::WhenChanged && unchanged && mark::current(store, &a) {
+    if converge == Converge::WhenChanged && unchanged && mark::current(store, &a.indices) {
         report.skipped = true;
         return Ok(report);
     }
@@ -95,7 +108,7 @@ mod mark {
 
     use crate::client::now;
     use crate::error::Result;
-    use crate::state::{account, AccountState};
+    use crate::state::account;
     use crate::store::{write_atomic, Store};
 
     #[derive(Serialize, Deserialize, PartialEq)]
@@ -107,14 +120,14 @@ mod mark {
     const FILE: &str = "converged.json";
 
     /// Whether the last complete pass saw these indices, recently.
-    pub(super) fn current(store: &Store, a: &AccountState) -> bool {
+    pub(super) fn current(store: &Store, indices: &BTreeMap<String, u64>) -> bool {
         let Ok(raw) = std::fs::read(store.home().join(FILE)) else {
             return false;
         };
         let Ok(m) = serde_json::from_slice::<Mark>(&raw) else {
             return false;
         };
-        m.indices == a.indices && now().saturating_sub(m.at) < super::RECONVERGE && m.at <= now()
+        m.indices == *indices && now().saturating_sub(m.at) < super::RECONVERGE && m.at <= now()
     }
 
     /// A complete pass just ran over the store as it is now.
@@ -152,7 +165,10 @@ impl std::fmt::Debug for QuickView {
 
 /// The quick view of a connected device, after a sync.
 pub fn quick_view(store: &Store) -> Result<QuickView> {
-    let a = account(store)?;
+    quick_view_of(store, &header(store)?)
+}
+
+fn quick_view_of(store: &Store, a: &Header) -> Result<QuickView> {
     if a.membership != Membership::Member {
         return Err(AccountError::NoAccount);
     }
@@ -172,7 +188,7 @@ pub fn quick_view(store: &Store) -> Result<QuickView> {
         device_udf: device_udf(store)?,
         auth: device_keys(store)?.authenticate,
         known,
-        serial: a.access_list()?.map(|l| l.serial).unwrap_or(0),
+        serial: a.access.unwrap_or(0),
     })
 }
 

@@ -225,15 +225,18 @@ fn sync_once(
     forced: bool,
     last: &Status,
 ) -> SyncOutcome {
+    let mut moved = false;
     if let (Some(q), false) = (&quick, full_due) {
         // A change, or a refusal (revoked, rotated), is the full sync's to handle.
         if let Ok(false) = q.changed(LONG_POLL) {
             return (Ok(()), None, last.clone(), quick);
         }
+        moved = true;
     }
     // A `mesh sync` (or the first sync) repairs whatever was changed by
-    // hand; the periodic one runs the channels only when something changed.
-    let converge = if forced {
+    // hand, and after the quick check saw a change the channels run anyway;
+    // the periodic sync asks first and runs them only when something moved.
+    let converge = if forced || moved {
         Converge::Always
     } else {
         Converge::WhenChanged
