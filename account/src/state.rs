@@ -161,6 +161,11 @@ impl AccountState {
 
 /// Read the account state of a store.
 pub fn account(store: &Store) -> Result<AccountState> {
+    read(store)
+}
+
+/// The store's account state, read as `T` (the whole state, or its header).
+fn read<T: serde::de::DeserializeOwned>(store: &Store) -> Result<T> {
     let v = store
         .state()
         .account
@@ -214,17 +219,7 @@ fn serial_of<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Opti
 
 /// The header of a store's account state.
 pub(crate) fn header(store: &Store) -> Result<Header> {
-    let v = store
-        .state()
-        .account
-        .as_ref()
-        .ok_or(AccountError::NoAccount)?;
-    serde_json::from_str(v.get()).map_err(|e| {
-        AccountError::Store(StoreError::Corrupt {
-            path: store.home().join("state.json"),
-            detail: e.to_string(),
-        })
-    })
+    read(store)
 }
 
 pub(crate) fn save_account(store: &mut Store, a: &AccountState) -> Result<()> {

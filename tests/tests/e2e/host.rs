@@ -623,35 +623,48 @@ fn a_revocation_whose_answer_was_lost_is_resolved_and_reported_channel_by_channe
     );
 }
 
+/// The agent's periodic sync of the device at `home`, in process.
+fn periodic_sync(home: &Path) -> mesh_account::sync::SyncReport {
+    std::env::set_var("MESH_KEYSTORE", "file");
+    let mut s = mesh_account::store::Store::open(home, false).expect("store");
+    mesh_account::sync::sync_with(
+        &mut s,
+        &mesh_agent::host(),
+        mesh_account::sync::Converge::WhenChanged,
+    )
+    .expect("sync")
+}
+
+/// Make the record of the channels' last pass older than an hour.
+fn age_mark(home: &Path) {
+    let mark = home.join("converged.json");
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&mark).expect("mark")).expect("json");
+    let aged = serde_json::json!({
+        "indices": m["indices"],
+        "at": mesh_account::client::now() - mesh_account::sync::RECONVERGE - 1,
+    });
+    std::fs::write(&mark, aged.to_string()).expect("age the mark");
+}
+
 /// The agent's periodic sync (`Converge::WhenChanged`) runs the channels
 /// only when the account moved since their last complete pass, or that
 /// pass is an hour old; a missing or damaged record of the pass means one
 /// more pass, never a skipped change.
 #[test]
 fn the_periodic_sync_runs_the_channels_only_when_something_changed() {
-    use mesh_account::sync::{sync_with, Converge, RECONVERGE};
-    std::env::set_var("MESH_KEYSTORE", "file");
     let dir = Scratch::new("host-converge");
     let portal = PortalProc::start(&dir.path("portal"));
     let a = Device::create_account(&dir.0, ADDR, &portal.url);
     let b = Device::new(&dir.0, "b");
     b.join(&a, ADDR, &portal.url, "phone");
     b.ok(&["sync"]);
-    let host = mesh_agent::host();
-    let periodic = || {
-        let mut s = mesh_account::store::Store::open(&b.home, false).expect("store");
-        sync_with(&mut s, &host, Converge::WhenChanged).expect("sync")
-    };
+    let periodic = || periodic_sync(&b.home);
     let mark = b.home.join("converged.json");
     let r = periodic();
     assert!(r.skipped && r.entries == 0, "{r:?}");
     // An old pass: one more, which is recorded again.
-    let old = serde_json::json!({
-        "indices": serde_json::from_slice::<serde_json::Value>(&std::fs::read(&mark).expect("mark"))
-            .expect("json")["indices"],
-        "at": mesh_account::client::now() - RECONVERGE - 1,
-    });
-    std::fs::write(&mark, old.to_string()).expect("age the mark");
+    age_mark(&b.home);
     assert!(!periodic().skipped);
     assert!(periodic().skipped);
     // A damaged or missing record: a pass.
@@ -673,4 +686,60 @@ fn the_periodic_sync_runs_the_channels_only_when_something_changed() {
     // `mesh sync` by hand always runs every channel.
     let r = b.json(&["sync"]);
     assert_eq!(r["skipped"], false, "{r}");
+}
+
+/// A portal that lies in its Status answer gains nothing over the periodic
+/// sync: "nothing moved" when something did only delays the device, as a
+/// withheld download would, and never past the hourly pass; "behind what
+/// you have" sends the device to the full sync, whose download is what it
+/// verifies.
+#[test]
+fn a_lying_status_delays_the_periodic_sync_at_most_until_its_hourly_pass() {
+    std::env::set_var("MESH_KEYSTORE", "file");
+    let dir = Scratch::new("host-status-lie");
+    let portal = PortalProc::start(&dir.path("portal"));
+    let liar = mesh_tests::liar::LyingPortal::start(&portal.url);
+    let a = Device::create_account(&dir.0, ADDR, &portal.url);
+    let b = Device::new(&dir.0, "b");
+    b.join(&a, ADDR, &liar.url, "phone");
+    b.ok(&["sync"]);
+    let periodic = || periodic_sync(&b.home);
+    let known =
+        mesh_account::account(&mesh_account::store::Store::open(&b.home, false).expect("store"))
+            .expect("state")
+            .indices;
+    // "Nothing moved", while a device joins.
+    liar.lie(move |tx, v| {
+        if tx == "Status" {
+            for s in v["Stores"].as_array_mut().into_iter().flatten() {
+                let name = s["Store"].as_str().unwrap_or_default().to_string();
+                s["Index"] = known.get(&name).copied().unwrap_or(0).into();
+            }
+        }
+    });
+    let c = Device::new(&dir.0, "c");
+    c.join(&a, ADDR, &portal.url, "tablet");
+    assert!(periodic().skipped, "the lie delays");
+    // The hourly pass downloads, and the download is honest.
+    age_mark(&b.home);
+    let r = periodic();
+    assert!(
+        !r.skipped && r.new_devices.iter().any(|d| d == "tablet"),
+        "{r:?}"
+    );
+    // "Behind what you have": the full sync runs; nothing is lost.
+    liar.lie(|tx, v| {
+        if tx == "Status" {
+            for s in v["Stores"].as_array_mut().into_iter().flatten() {
+                s["Index"] = 0.into();
+            }
+        }
+    });
+    let before = std::fs::read(b.home.join("state.json")).expect("state");
+    let r = periodic();
+    assert!(r.skipped && r.entries == 0, "{r:?}");
+    assert_eq!(
+        std::fs::read(b.home.join("state.json")).expect("state"),
+        before
+    );
 }
