@@ -89,6 +89,40 @@ fn install_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
+/// The HTTP client for portals trusting the system's roots and `extra_ca`
+/// (a PEM file's content), built once per process: building one loads the
+/// system's CA certificates, 76 % of a cached `authorized-keys` login at
+/// 1,000 devices (docs/BENCHMARKS.md), and the agent makes two clients per
+/// sync. Clients share nothing but their configuration and connection pool.
+fn http_client(extra_ca: Option<Vec<u8>>) -> Result<reqwest::blocking::Client, String> {
+    type Clients = std::sync::Mutex<Vec<(Option<Vec<u8>>, reqwest::blocking::Client)>>;
+    static CLIENTS: std::sync::OnceLock<Clients> = std::sync::OnceLock::new();
+    let clients = CLIENTS.get_or_init(Default::default);
+    let mut clients = clients.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, c)) = clients.iter().find(|(ca, _)| *ca == extra_ca) {
+        return Ok(c.clone());
+    }
+    install_provider();
+    let mut b = reqwest::blocking::Client::builder()
+        .timeout(std::time::Duration::from_secs(30))
+        .connect_timeout(std::time::Duration::from_secs(10))
+        // A portal answers; it never sends a client elsewhere (an https
+        // portal redirecting to http would otherwise be followed).
+        .redirect(reqwest::redirect::Policy::none());
+    if let Some(pem) = &extra_ca {
+        let cert =
+            reqwest::Certificate::from_pem(pem).map_err(|e| format!("MESH_PORTAL_CA: {e}"))?;
+        b = b.add_root_certificate(cert);
+    }
+    let c = b.build().map_err(|e| e.to_string())?;
+    // A handful of CA files at most in one process; bounded all the same.
+    if clients.len() >= 8 {
+        clients.remove(0);
+    }
+    clients.push((extra_ca, c.clone()));
+    Ok(c)
+}
+
 /// Seconds since the Unix epoch.
 pub fn now() -> u64 {
     std::time::SystemTime::now()
@@ -117,20 +151,11 @@ impl Client {
             "http" => return Err(bad("plain http is only for loopback portals; use https")),
             _ => return Err(bad("the scheme must be https (or http on loopback)")),
         }
-        install_provider();
-        let mut b = reqwest::blocking::Client::builder()
-            .timeout(std::time::Duration::from_secs(30))
-            .connect_timeout(std::time::Duration::from_secs(10))
-            // A portal answers; it never sends a client elsewhere (an https
-            // portal redirecting to http would otherwise be followed).
-            .redirect(reqwest::redirect::Policy::none());
-        if let Some(ca) = std::env::var_os("MESH_PORTAL_CA") {
-            let pem = std::fs::read(&ca).map_err(|e| bad(&format!("MESH_PORTAL_CA: {e}")))?;
-            let cert = reqwest::Certificate::from_pem(&pem)
-                .map_err(|e| bad(&format!("MESH_PORTAL_CA: {e}")))?;
-            b = b.add_root_certificate(cert);
-        }
-        let http = b.build().map_err(|e| bad(&e.to_string()))?;
+        let pem = match std::env::var_os("MESH_PORTAL_CA") {
+            Some(ca) => Some(std::fs::read(&ca).map_err(|e| bad(&format!("MESH_PORTAL_CA: {e}")))?),
+            None => None,
+        };
+        let http = http_client(pem).map_err(|e| bad(&e))?;
         Ok(Client { base: url, http })
     }
 
