@@ -23,6 +23,7 @@ pub mod admin;
 pub mod client;
 pub mod device;
 pub mod entries;
+mod envelopes;
 pub mod error;
 pub mod event;
 pub mod host;

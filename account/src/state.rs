@@ -12,6 +12,7 @@ use mesh_core::portal::{AccessList, InboundRequest, StoreUpdate};
 use serde::{Deserialize, Serialize};
 
 use crate::device::{self, DeviceError};
+use crate::envelopes;
 use crate::error::{AccountError, Result};
 use crate::store::{Store, StoreError};
 
@@ -135,6 +136,20 @@ impl AccountState {
     }
 
     /// The verified access list.
+    /// The serial of the access list held, from its payload alone (no
+    /// signature check: the list was verified when it was kept).
+    pub(crate) fn access_list_serial(&self) -> Option<u64> {
+        #[derive(Deserialize)]
+        struct Serial {
+            #[serde(rename = "Serial")]
+            serial: u64,
+        }
+        let env = self.access.as_ref()?;
+        serde_json::from_slice::<Serial>(&env.payload)
+            .ok()
+            .map(|s| s.serial)
+    }
+
     pub fn access_list(&self) -> Result<Option<AccessList>> {
         let profile = self.profile()?;
         self.access
@@ -159,9 +174,30 @@ impl AccountState {
     }
 }
 
-/// Read the account state of a store.
+/// Read the account state of a store: its header, and the envelopes
+/// file the header names (states written before the split hold the
+/// envelopes inline).
 pub fn account(store: &Store) -> Result<AccountState> {
-    read(store)
+    let mut a: AccountState = read(store)?;
+    let at: Stored = read(store)?;
+    if let Some(name) = at.envelopes {
+        let e = envelopes::read(store.home(), &name)?;
+        a.access = e.access;
+        a.devices = e.devices;
+        a.applications = e.applications;
+    }
+    Ok(a)
+}
+
+/// What the header carries besides the account state's own fields.
+#[derive(Deserialize, Serialize)]
+struct Stored {
+    /// The envelopes file (`envelopes.rs`).
+    #[serde(default)]
+    envelopes: Option<String>,
+    /// The access list's serial (what the quick check reports).
+    #[serde(default)]
+    access_serial: Option<u64>,
 }
 
 /// The store's account state, read as `T` (the whole state, or its header).
@@ -192,12 +228,20 @@ pub(crate) struct Header {
     pub indices: BTreeMap<String, u64>,
     #[serde(default)]
     pub roles: Vec<Role>,
-    /// The access list's serial, from its payload alone.
+    /// The access list's serial, from its payload alone (states written
+    /// before the envelopes had their own file).
     #[serde(default, deserialize_with = "serial_of")]
-    pub access: Option<u64>,
+    access: Option<u64>,
+    #[serde(default)]
+    access_serial: Option<u64>,
 }
 
 impl Header {
+    /// The serial of the access list this device holds.
+    pub(crate) fn serial(&self) -> Option<u64> {
+        self.access_serial.or(self.access)
+    }
+
     pub(crate) fn index(&self, store: &str) -> u64 {
         self.indices.get(store).copied().unwrap_or(0)
     }
@@ -223,13 +267,33 @@ pub(crate) fn header(store: &Store) -> Result<Header> {
 }
 
 pub(crate) fn save_account(store: &mut Store, a: &AccountState) -> Result<()> {
-    store.state_mut().account = Some(serde_json::value::to_raw_value(a).map_err(|e| {
+    let corrupt = |e: serde_json::Error| {
         AccountError::Store(StoreError::Corrupt {
             path: store.home().join("state.json"),
             detail: e.to_string(),
         })
-    })?);
+    };
+    let mut head = a.clone();
+    let e = envelopes::Envelopes {
+        access: head.access.take(),
+        devices: std::mem::take(&mut head.devices),
+        applications: std::mem::take(&mut head.applications),
+    };
+    let name = envelopes::write(store.home(), &e)?;
+    let mut v = serde_json::to_value(&head).map_err(corrupt)?;
+    let stored = Stored {
+        envelopes: Some(name.clone()),
+        access_serial: a.access_list_serial(),
+    };
+    if let (Some(m), serde_json::Value::Object(s)) = (
+        v.as_object_mut(),
+        serde_json::to_value(stored).map_err(corrupt)?,
+    ) {
+        m.extend(s);
+    }
+    store.state_mut().account = Some(serde_json::value::to_raw_value(&v).map_err(corrupt)?);
     store.save_state()?;
+    envelopes::prune(store.home(), &name);
     Ok(())
 }
 

@@ -188,7 +188,7 @@ fn quick_view_of(store: &Store, a: &Header) -> Result<QuickView> {
         device_udf: device_udf(store)?,
         auth: device_keys(store)?.authenticate,
         known,
-        serial: a.access.unwrap_or(0),
+        serial: a.serial().unwrap_or(0),
     })
 }
 

@@ -743,3 +743,79 @@ fn a_lying_status_delays_the_periodic_sync_at_most_until_its_hourly_pass() {
         before
     );
 }
+
+fn envelope_files(home: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(home)
+        .expect("home")
+        .flatten()
+        .map(|f| f.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("envelopes-"))
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// The account's envelopes live in a file named by its digest, apart from
+/// the small header a quiet sync reads; a file that is not what its name
+/// says is refused and nothing is lost; a state written before the split
+/// (envelopes inline) is read and moved out at its next save.
+#[test]
+fn the_state_header_names_its_envelopes_file_by_digest() {
+    let dir = Scratch::new("host-envelopes");
+    let portal = PortalProc::start(&dir.path("portal"));
+    let a = Device::create_account(&dir.0, ADDR, &portal.url);
+    let b = Device::new(&dir.0, "b");
+    b.join(&a, ADDR, &portal.url, "phone");
+    b.ok(&["sync"]);
+    let files = envelope_files(&b.home);
+    assert_eq!(files.len(), 1, "{files:?}");
+    let state = b.home.join("state.json");
+    let header: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&state).expect("state")).expect("json");
+    // The header holds no envelope.
+    for k in ["devices", "applications"] {
+        assert!(
+            header["account"][k]
+                .as_object()
+                .is_none_or(|m| m.is_empty()),
+            "{header}"
+        );
+    }
+    assert!(header["account"]["access"].is_null(), "{header}");
+    let devices = b.ok(&["device", "list"]);
+    // Tampered: refused, named, and the file is still there to restore.
+    let good = std::fs::read(&files[0]).expect("envelopes");
+    let mut bad = good.clone();
+    let at = bad.len() / 2;
+    bad[at] ^= 1;
+    std::fs::write(&files[0], &bad).expect("tamper");
+    let e = b.fails(&["sync"]);
+    assert!(
+        e.contains("envelopes-") && e.contains("not what its name says"),
+        "{e}"
+    );
+    std::fs::write(&files[0], &good).expect("restore");
+    assert_eq!(b.ok(&["device", "list"]), devices);
+    // A state from before the split: envelopes inline, no file.
+    let env: serde_json::Value = serde_json::from_slice(&good).expect("json");
+    let mut old = header.clone();
+    let acc = old["account"].as_object_mut().expect("account");
+    acc.remove("envelopes");
+    acc.remove("access_serial");
+    for (k, v) in env.as_object().expect("envelopes") {
+        acc.insert(k.clone(), v.clone());
+    }
+    std::fs::write(&state, old.to_string()).expect("old state");
+    std::fs::remove_file(&files[0]).expect("remove");
+    assert_eq!(b.ok(&["device", "list"]), devices);
+    // The next change moves them out again, into one file.
+    let c = Device::new(&dir.0, "c");
+    c.join(&a, ADDR, &portal.url, "tablet");
+    b.ok(&["sync"]);
+    assert_eq!(envelope_files(&b.home).len(), 1);
+    assert!(b.ok(&["device", "list"]).contains("tablet"));
+}
