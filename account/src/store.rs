@@ -1,7 +1,11 @@
 //! The device store: one device's state under its home directory.
 //!
 //! Layout of a home (0700):
-//! - `state.json`: public state (device profile, account, connection);
+//! - `state.json`: public state (device profile, the account's header,
+//!   connection);
+//! - `envelopes-<digest>.json`: the account's envelopes, named by the
+//!   header (`envelopes.rs`);
+//! - `converged.json`: the channels' last complete pass (`sync.rs`);
 //! - `secrets.enc`: the secrets (seeds), AES-256-GCM under the store key;
 //! - `keystore/store.key`: the store key, only with the file backend (0600 in 0700);
 //! - `lock`: held while a process uses the store.
