@@ -46,15 +46,13 @@ fn corrupt(path: &Path, detail: impl std::fmt::Display) -> StoreError {
     }
 }
 
-/// Write `e` into `home` (unless a file of the same content is there) and
-/// return the name the header must carry.
+/// Write `e` into `home` and return the name the header must carry. A
+/// file of that name is written again all the same: one that was damaged
+/// is repaired by the next save instead of being named again.
 pub(crate) fn write(home: &Path, e: &Envelopes) -> Result<String, StoreError> {
     let bytes = serde_json::to_vec(e).map_err(|x| corrupt(home, x))?;
     let name = name_of(&bytes);
-    let path = home.join(&name);
-    if !path.exists() {
-        write_atomic(&path, &bytes)?;
-    }
+    write_atomic(&home.join(&name), &bytes)?;
     Ok(name)
 }
 
