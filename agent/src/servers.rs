@@ -466,12 +466,7 @@ pub fn fetch_krl(
 ) -> Result<KrlFetch> {
     // No stale answers here: a portal that cannot be reached leaves the
     // KRL on disk as it is.
-    let view = public_view(&Lookup {
-        profile_udf,
-        portal,
-        cache,
-        max_stale: 0,
-    })?;
+    let view = fresh_view(profile_udf, portal, cache)?;
     let Some((version, bytes)) = mesh_ssh::channel::published_krl(&view)? else {
         return Err(AccountError::NotFound(
             "the account has published no KRL yet (none of its devices was revoked or rotated)"
@@ -500,6 +495,17 @@ pub fn fetch_krl(
     }
 }
 
+/// The account's verified public view, from the portal now (never a
+/// cached answer older than this call).
+fn fresh_view(profile_udf: &str, portal: &str, cache: Option<&Path>) -> Result<AccountView> {
+    public_view(&Lookup {
+        profile_udf,
+        portal,
+        cache,
+        max_stale: 0,
+    })
+}
+
 /// What `mesh ssh ca --account` did.
 #[derive(Debug, Clone, Serialize)]
 pub struct CaFetch {
@@ -519,12 +525,7 @@ pub fn fetch_ca(
     output: &Path,
     cache: Option<&Path>,
 ) -> Result<CaFetch> {
-    let view = public_view(&Lookup {
-        profile_udf,
-        portal,
-        cache,
-        max_stale: 0,
-    })?;
+    let view = fresh_view(profile_udf, portal, cache)?;
     let line = format!("{}\n", mesh_ssh::channel::ca_line(&view)?);
     let epoch = view.profile.epoch();
     if std::fs::read(output).ok().as_deref() == Some(line.as_bytes()) {
