@@ -1,22 +1,37 @@
 //! The account's envelopes (access list, catalog and application entries)
-//! live in a file of their own, apart from the header in `state.json`.
+//! live apart from the header in `state.json`, one file per envelope.
 //!
-//! At 1,000 devices the envelopes are 8 MB and the header a few hundred
-//! bytes; a sync that finds nothing new reads only the header
-//! (docs/BENCHMARKS.md). The file is named by the digest of its content and
-//! written before the header that names it, so that replacing both is one
-//! atomic step: a crash leaves the old header naming the old file, or the
-//! new header naming the new one; a file no header names is removed at the
-//! next save.
+//! At 1,000 devices the envelopes are 8 MB and the header a few kB. A sync
+//! that finds nothing new reads only the header; one that learns of a new
+//! device writes that device's entry and the new access list, not the
+//! other 999 entries again (docs/BENCHMARKS.md, "Third part").
+//!
+//! - `entries/<digest>.json`: one envelope, named by the digest of its
+//!   content, written once and never changed.
+//! - `manifest-<digest>.json`: which entry file holds the access list and
+//!   each device's and application's entry; named by its own digest.
+//! - `state.json` names the manifest.
+//!
+//! Entry files are written (and synced) before the manifest that names
+//! them, and the manifest before the header that names it, so replacing
+//! all of it is one atomic step: a crash leaves the old header naming the
+//! old manifest, whose entries are all still there, or the new one. Files
+//! that the header no longer reaches are removed at the next save. Every
+//! file is checked against its name when it is read, and an error names a
+//! file whose content is not what its name says.
+//!
+//! States written before this layout kept every envelope in one
+//! `envelopes-<digest>.json`; they are read, and moved to this layout at
+//! their next save.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use mesh_core::envelope::Signed;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::store::{write_atomic, StoreError};
+use crate::store::{make_private_dir, sync_dir_of, write_atomic, write_atomic_then, StoreError};
 
 /// The envelopes of an account state.
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -30,13 +45,28 @@ pub(crate) struct Envelopes {
     pub applications: BTreeMap<String, Signed>,
 }
 
-const PREFIX: &str = "envelopes-";
-const SUFFIX: &str = ".json";
+/// Which entry file holds each envelope.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Manifest {
+    #[serde(default)]
+    access: Option<String>,
+    #[serde(default)]
+    devices: BTreeMap<String, String>,
+    #[serde(default)]
+    applications: BTreeMap<String, String>,
+}
 
-fn name_of(bytes: &[u8]) -> String {
+const MANIFEST: &str = "manifest-";
+/// The one-file layout that came before (read, never written).
+const OLD: &str = "envelopes-";
+const SUFFIX: &str = ".json";
+const ENTRIES: &str = "entries";
+
+fn digest_name(prefix: &str, bytes: &[u8]) -> String {
     let d = Sha256::digest(bytes);
     let hex: String = d[..16].iter().map(|b| format!("{b:02x}")).collect();
-    format!("{PREFIX}{hex}{SUFFIX}")
+    format!("{prefix}{hex}{SUFFIX}")
 }
 
 fn corrupt(path: &Path, detail: impl std::fmt::Display) -> StoreError {
@@ -46,47 +76,206 @@ fn corrupt(path: &Path, detail: impl std::fmt::Display) -> StoreError {
     }
 }
 
-/// Write `e` into `home` and return the name the header must carry. A
-/// file of that name is written again all the same: one that was damaged
-/// is repaired by the next save instead of being named again.
-pub(crate) fn write(home: &Path, e: &Envelopes) -> Result<String, StoreError> {
-    let bytes = serde_json::to_vec(e).map_err(|x| corrupt(home, x))?;
-    let name = name_of(&bytes);
-    write_atomic(&home.join(&name), &bytes)?;
-    Ok(name)
+/// Whether `name` is `prefix`, 32 hex digits, `.json`: nothing that could
+/// leave the directory.
+fn well_formed(name: &str, prefix: &str) -> bool {
+    name.strip_prefix(prefix)
+        .and_then(|n| n.strip_suffix(SUFFIX))
+        .is_some_and(|h| h.len() == 32 && h.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
-/// Read the file a header names, checking that its content is what the
-/// name says.
+/// Read a file and check that its content is what its name says.
+fn read_named(path: &Path, prefix: &str) -> Result<Vec<u8>, StoreError> {
+    let bytes = std::fs::read(path).map_err(|x| corrupt(path, x))?;
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    if digest_name(prefix, &bytes) != name {
+        return Err(corrupt(path, "its content is not what its name says"));
+    }
+    Ok(bytes)
+}
+
+/// Write `e` into `home` and return the name the header must carry. Only
+/// envelopes without a file yet are written. A manifest of that name is
+/// written again all the same: one that was damaged is repaired by the
+/// next save instead of being named again.
+pub(crate) fn write(home: &Path, e: EnvelopesRef<'_>) -> Result<Written, StoreError> {
+    let dir = home.join(ENTRIES);
+    make_private_dir(&dir)?;
+    let mut wrote = false;
+    let mut file = |env: &Signed| -> Result<String, StoreError> {
+        let (name, fresh) = entry_file(&dir, env)?;
+        wrote |= fresh;
+        Ok(name)
+    };
+    let m = Manifest {
+        access: e.access.map(&mut file).transpose()?,
+        devices: e
+            .devices
+            .iter()
+            .map(|(k, v)| Ok((k.clone(), file(v)?)))
+            .collect::<Result<_, StoreError>>()?,
+        applications: e
+            .applications
+            .iter()
+            .map(|(k, v)| Ok((k.clone(), file(v)?)))
+            .collect::<Result<_, StoreError>>()?,
+    };
+    if wrote {
+        sync_dir_of(&dir);
+    }
+    let bytes = serde_json::to_vec(&m).map_err(|x| corrupt(home, x))?;
+    let name = digest_name(MANIFEST, &bytes);
+    write_atomic(&home.join(&name), &bytes)?;
+    let entries = m
+        .access
+        .into_iter()
+        .chain(m.devices.into_values())
+        .chain(m.applications.into_values())
+        .collect();
+    Ok(Written { name, entries })
+}
+
+/// The envelopes of a state, borrowed for [`write`].
+pub(crate) struct EnvelopesRef<'a> {
+    pub access: Option<&'a Signed>,
+    pub devices: &'a BTreeMap<String, Signed>,
+    pub applications: &'a BTreeMap<String, Signed>,
+}
+
+/// What [`write`] wrote: the manifest's name, for the header, and the entry
+/// files it names.
+pub(crate) struct Written {
+    pub name: String,
+    entries: BTreeSet<String>,
+}
+
+/// The entry file of `env`, written when it is not there; whether it was.
+fn entry_file(dir: &Path, env: &Signed) -> Result<(String, bool), StoreError> {
+    if let Some(name) = memo::name_of(env) {
+        if dir.join(&name).is_file() {
+            return Ok((name, false));
+        }
+    }
+    let bytes = serde_json::to_vec(env).map_err(|x| corrupt(dir, x))?;
+    let name = digest_name("", &bytes);
+    let path = dir.join(&name);
+    let fresh = !path.is_file() || read_named(&path, "").is_err();
+    if fresh {
+        write_atomic_then(&path, &bytes, false)?;
+    }
+    memo::put(&name, env);
+    Ok((name, fresh))
+}
+
+/// Read the envelopes a header names, checking every file against its
+/// name.
 pub(crate) fn read(home: &Path, name: &str) -> Result<Envelopes, StoreError> {
-    let well_formed = name
-        .strip_prefix(PREFIX)
-        .and_then(|n| n.strip_suffix(SUFFIX));
-    if !well_formed.is_some_and(|h| h.len() == 32 && h.bytes().all(|b| b.is_ascii_hexdigit())) {
+    if well_formed(name, OLD) {
+        let path = home.join(name);
+        let bytes = read_named(&path, OLD)?;
+        return serde_json::from_slice(&bytes).map_err(|x| corrupt(&path, x));
+    }
+    if !well_formed(name, MANIFEST) {
         return Err(corrupt(
             &home.join("state.json"),
             format!("the state names {name:?} as its envelopes"),
         ));
     }
     let path = home.join(name);
-    let bytes = std::fs::read(&path).map_err(|x| corrupt(&path, x))?;
-    if name_of(&bytes) != name {
-        return Err(corrupt(&path, "its content is not what its name says"));
-    }
-    serde_json::from_slice(&bytes).map_err(|x| corrupt(&path, x))
+    let m: Manifest =
+        serde_json::from_slice(&read_named(&path, MANIFEST)?).map_err(|x| corrupt(&path, x))?;
+    let dir = home.join(ENTRIES);
+    let entry = |n: &String| -> Result<Signed, StoreError> {
+        if !well_formed(n, "") {
+            return Err(corrupt(&path, format!("it names {n:?} as an entry")));
+        }
+        if let Some(env) = memo::get(n) {
+            return Ok(env);
+        }
+        let p = dir.join(n);
+        let env: Signed =
+            serde_json::from_slice(&read_named(&p, "")?).map_err(|x| corrupt(&p, x))?;
+        memo::put(n, &env);
+        Ok(env)
+    };
+    let map = |m: &BTreeMap<String, String>| -> Result<BTreeMap<String, Signed>, StoreError> {
+        m.iter().map(|(k, n)| Ok((k.clone(), entry(n)?))).collect()
+    };
+    Ok(Envelopes {
+        access: m.access.as_ref().map(entry).transpose()?,
+        devices: map(&m.devices)?,
+        applications: map(&m.applications)?,
+    })
 }
 
-/// Remove every envelopes file of `home` but `keep` (best effort: a file
+/// Remove every manifest and envelopes file of `home` but the one just
+/// written, and every entry file it does not name (best effort: what is
 /// left behind is removed at the next save).
-pub(crate) fn prune(home: &Path, keep: &str) {
-    let Ok(dir) = std::fs::read_dir(home) else {
-        return;
+pub(crate) fn prune(home: &Path, keep: &Written) {
+    let remove_unless = |dir: &Path, keep: &dyn Fn(&str) -> bool| {
+        for f in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let n = f.file_name();
+            if !keep(&n.to_string_lossy()) {
+                let _ = std::fs::remove_file(f.path());
+            }
+        }
     };
-    for f in dir.flatten() {
-        let n = f.file_name();
-        let n = n.to_string_lossy();
-        if n.starts_with(PREFIX) && n.ends_with(SUFFIX) && n != keep {
-            let _ = std::fs::remove_file(f.path());
+    remove_unless(home, &|n| {
+        let ours = (n.starts_with(MANIFEST) || n.starts_with(OLD)) && n.ends_with(SUFFIX);
+        !ours || n == keep.name
+    });
+    remove_unless(&home.join(ENTRIES), &|n| keep.entries.contains(n));
+}
+
+/// Entry files read or written by this process, by name and by envelope:
+/// an agent reads its state after every change, and at 1,000 devices
+/// reading and hashing each entry again was a fifth of a sync. A hit is
+/// exact: by name, the content that name was checked against; by
+/// envelope, the same envelope byte for byte. Bounded: emptied when full.
+mod memo {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+
+    use mesh_core::envelope::Signed;
+
+    /// Payload bytes kept at most: an account of 1,000 devices has some
+    /// 2,100 entries of 3 to 7 kB, and a list of 390 kB per access list.
+    const MAX_BYTES: usize = 48 << 20;
+
+    #[derive(Default)]
+    struct Memo {
+        bytes: usize,
+        by_name: HashMap<String, Signed>,
+        /// First signature → name.
+        by_signature: HashMap<Vec<u8>, String>,
+    }
+
+    fn memo() -> &'static Mutex<Memo> {
+        static M: OnceLock<Mutex<Memo>> = OnceLock::new();
+        M.get_or_init(|| Mutex::new(Memo::default()))
+    }
+
+    pub(super) fn get(name: &str) -> Option<Signed> {
+        memo().lock().ok()?.by_name.get(name).cloned()
+    }
+
+    pub(super) fn name_of(env: &Signed) -> Option<String> {
+        let m = memo().lock().ok()?;
+        let name = m.by_signature.get(&env.signatures.first()?.signature)?;
+        (m.by_name.get(name)? == env).then(|| name.clone())
+    }
+
+    pub(super) fn put(name: &str, env: &Signed) {
+        let (Some(sig), Ok(mut m)) = (env.signatures.first(), memo().lock()) else {
+            return;
+        };
+        if m.bytes + env.payload.len() > MAX_BYTES {
+            *m = Memo::default();
+        }
+        m.by_signature
+            .insert(sig.signature.clone(), name.to_string());
+        if m.by_name.insert(name.to_string(), env.clone()).is_none() {
+            m.bytes += env.payload.len();
         }
     }
 }

@@ -150,8 +150,16 @@ pub fn apply(
     store: &Store,
     host: &Host,
 ) -> Result<Vec<(String, std::result::Result<Actions, PluginError>)>> {
-    let a = account(store)?;
-    let view = host.view(&a)?;
+    apply_to(store, host, &account(store)?)
+}
+
+/// [`apply`] over `a`, the store's state as the caller just read or saved it.
+pub(crate) fn apply_to(
+    store: &Store,
+    host: &Host,
+    a: &AccountState,
+) -> Result<Vec<(String, std::result::Result<Actions, PluginError>)>> {
+    let view = host.view(a)?;
     let dh = StoreHost::new(store)?;
     Ok(host
         .plugins()

@@ -246,7 +246,11 @@ fn recovery_download(
             tx::DOWNLOAD,
             &root.profile_udf(),
             dev_udf,
-            serde_json::to_value(p::DownloadRequest { select }).unwrap_or_default(),
+            serde_json::to_value(p::DownloadRequest {
+                select,
+                changes: false,
+            })
+            .unwrap_or_default(),
             &root.profile,
         )?;
         let base = ProfileAccount::verify(&resp.profile, &root.profile_udf())

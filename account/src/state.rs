@@ -62,14 +62,16 @@ pub struct AccountState {
     /// Last index of each store.
     #[serde(default)]
     pub indices: BTreeMap<String, u64>,
+    // The envelopes live in files of their own (`envelopes.rs`): they are
+    // read here only from states written before those files.
     /// The current access list.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing)]
     pub access: Option<Signed>,
     /// Latest catalog entry per device UDF.
-    #[serde(default)]
+    #[serde(default, skip_serializing)]
     pub devices: BTreeMap<String, Signed>,
     /// Latest application entry per id.
-    #[serde(default)]
+    #[serde(default, skip_serializing)]
     pub applications: BTreeMap<String, Signed>,
     /// Administrators: connection requests received.
     #[serde(default)]
@@ -273,16 +275,18 @@ pub(crate) fn save_account(store: &mut Store, a: &AccountState) -> Result<()> {
             detail: e.to_string(),
         })
     };
-    let mut head = a.clone();
-    let e = envelopes::Envelopes {
-        access: head.access.take(),
-        devices: std::mem::take(&mut head.devices),
-        applications: std::mem::take(&mut head.applications),
-    };
-    let name = envelopes::write(store.home(), &e)?;
-    let mut v = serde_json::to_value(&head).map_err(corrupt)?;
+    let written = envelopes::write(
+        store.home(),
+        envelopes::EnvelopesRef {
+            access: a.access.as_ref(),
+            devices: &a.devices,
+            applications: &a.applications,
+        },
+    )?;
+    // The header: the envelopes are not serialized (`skip_serializing`).
+    let mut v = serde_json::to_value(a).map_err(corrupt)?;
     let stored = Stored {
-        envelopes: Some(name.clone()),
+        envelopes: Some(written.name.clone()),
         access_serial: a.access_list_serial(),
     };
     if let (Some(m), serde_json::Value::Object(s)) = (
@@ -293,7 +297,7 @@ pub(crate) fn save_account(store: &mut Store, a: &AccountState) -> Result<()> {
     }
     store.state_mut().account = Some(serde_json::value::to_raw_value(&v).map_err(corrupt)?);
     store.save_state()?;
-    envelopes::prune(store.home(), &name);
+    envelopes::prune(store.home(), &written);
     Ok(())
 }
 

@@ -284,6 +284,16 @@ fn check_private(path: &Path) -> Result<(), StoreError> {
 /// Write `data` to `path` atomically: a new 0600 file next to it, synced,
 /// then renamed over `path`, then the directory synced.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), StoreError> {
+    write_atomic_then(path, data, true)
+}
+
+/// [`write_atomic`]; with `sync_dir` false the directory is not synced, for
+/// a caller that writes many files into it and syncs it once.
+pub(crate) fn write_atomic_then(
+    path: &Path,
+    data: &[u8],
+    sync_dir: bool,
+) -> Result<(), StoreError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let mut rnd = [0u8; 6];
@@ -302,8 +312,8 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), StoreError> {
         f.write_all(data).map_err(io(path))?;
         f.sync_all().map_err(io(path))?;
         fs::rename(&tmp, path).map_err(io(path))?;
-        if let Ok(d) = File::open(dir) {
-            let _ = d.sync_all();
+        if sync_dir {
+            sync_dir_of(dir);
         }
         Ok(())
     })();
@@ -311,6 +321,13 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), StoreError> {
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// Sync a directory (its entries), best effort.
+pub(crate) fn sync_dir_of(dir: &Path) {
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
 }
 
 fn keyring_entry(store_id: &str) -> Result<keyring_core::Entry, StoreError> {

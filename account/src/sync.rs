@@ -63,7 +63,7 @@ pub fn sync_with(store: &mut Store, host: &Host, converge: Converge) -> Result<S
         }
         Membership::Member => {}
     }
-    let a = pull_from(store, host, &mut report, a)?;
+    let mut a = pull_from(store, host, &mut report, a)?;
     let unchanged = report.entries == 0 && !report.completed && !report.rotated;
     if converge == Converge::WhenChanged && unchanged && mark::current(store, &a.indices) {
         report.skipped = true;
@@ -75,14 +75,15 @@ pub fn sync_with(store: &mut Store, host: &Host, converge: Converge) -> Result<S
         report.pin_refused = pins.refused;
         report.entries_published = crate::admin::maintain(store, host)?;
         // Report only the requests that still wait for an answer.
-        let a = account(store)?;
+        a = account(store)?;
         report.new_requests.retain(|w| {
             a.inbound
                 .iter()
                 .any(|i| &i.witness == w && !a.answered.contains(&i.request_id))
         });
     }
-    for (name, r) in crate::host::apply(store, host)? {
+    // The state as this sync left it: not read again.
+    for (name, r) in crate::host::apply_to(store, host, &a)? {
         match r {
             Ok(actions) => report
                 .applied

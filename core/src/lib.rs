@@ -9,8 +9,10 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod access_memo;
 pub mod authority;
 pub mod b64;
+pub mod changes;
 pub mod derive;
 pub mod envelope;
 mod error;

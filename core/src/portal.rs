@@ -196,7 +196,14 @@ impl AccessList {
         account: &ProfileAccount,
         signers: &[crate::keys::PublicKey],
     ) -> Result<AccessList, Error> {
-        let a: AccessList = env.verify_object("access list", ct::ACCESS_LIST, signers)?;
+        let a = match crate::access_memo::get(env, signers) {
+            Some(a) => a,
+            None => {
+                let a: AccessList = env.verify_object("access list", ct::ACCESS_LIST, signers)?;
+                crate::access_memo::put(env, &a);
+                a
+            }
+        };
         if !udf::udf_eq(&a.profile_udf, &account.udf()) {
             return Err(Error::Malformed(format!(
                 "access list is for account {}, not {}",
@@ -514,6 +521,14 @@ pub struct DownloadRequest {
     /// What to fetch.
     #[serde(rename = "Select")]
     pub select: Vec<StoreIndex>,
+    /// Access lists may come as changes from the one before
+    /// ([`crate::changes`]).
+    #[serde(
+        rename = "Changes",
+        default,
+        skip_serializing_if = "std::ops::Not::not"
+    )]
+    pub changes: bool,
 }
 
 /// One stored entry.
@@ -523,9 +538,18 @@ pub struct Entry {
     /// Its index in the store, from 1.
     #[serde(rename = "Index")]
     pub index: u64,
-    /// The entry: a signed envelope, or an [`InboundRequest`] in the Inbound spool.
-    #[serde(rename = "Envelope")]
+    /// The entry: a signed envelope, or an [`InboundRequest`] in the Inbound
+    /// spool. Absent (null) when `delta` carries it.
+    #[serde(
+        rename = "Envelope",
+        default,
+        skip_serializing_if = "serde_json::Value::is_null"
+    )]
     pub envelope: serde_json::Value,
+    /// An access list as its change from the entry before it, for a reader
+    /// that asked for changes ([`crate::changes`]).
+    #[serde(rename = "Delta", default, skip_serializing_if = "Option::is_none")]
+    pub delta: Option<crate::changes::AccessDelta>,
 }
 
 /// Entries of one store.

@@ -6,6 +6,7 @@
 //! parsed objects and never verify the same signature again.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use mesh_core::authority::AdminEpoch;
 use mesh_core::envelope::Signed;
@@ -44,7 +45,16 @@ impl DeviceEntry {
     /// Parse an entry that was verified when it was kept (a device's own
     /// state, a server's private cache): no signature is checked again, so
     /// that building a view costs no signature per device.
-    pub fn trusted(env: &Signed) -> Result<DeviceEntry, PluginError> {
+    pub fn trusted(env: &Signed) -> Result<Arc<DeviceEntry>, PluginError> {
+        if let Some(d) = parsed::get(env) {
+            return Ok(d);
+        }
+        let d = Arc::new(Self::parse_trusted(env)?);
+        parsed::put(env, &d);
+        Ok(d)
+    }
+
+    fn parse_trusted(env: &Signed) -> Result<DeviceEntry, PluginError> {
         let catalog: CatalogedDevice = env.unverified_object("catalog entry")?;
         let connection: ConnectionDevice =
             catalog.connection_device.unverified_object("connection")?;
@@ -82,6 +92,51 @@ impl DeviceEntry {
     }
 }
 
+/// Catalog entries parsed by [`DeviceEntry::trusted`], per process: a
+/// long-running agent rebuilds its view after each change, and at 1,000
+/// devices parsing every entry again was most of a sync (72 ms). A hit is
+/// exact: the envelope kept with the entry equals the one asked for, byte
+/// for byte. Bounded: emptied when full.
+mod parsed {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex, OnceLock};
+
+    use mesh_core::envelope::Signed;
+
+    use super::DeviceEntry;
+
+    /// About 40 MB at most (an entry is some 7 kB, parsed about as much).
+    const MAX: usize = 3072;
+
+    type Memo = Mutex<HashMap<Vec<u8>, (Signed, Arc<DeviceEntry>)>>;
+
+    fn memo() -> &'static Memo {
+        static M: OnceLock<Memo> = OnceLock::new();
+        M.get_or_init(|| Mutex::new(HashMap::new()))
+    }
+
+    /// The first signature names the envelope; the comparison proves it.
+    fn key(env: &Signed) -> Option<&[u8]> {
+        env.signatures.first().map(|s| s.signature.as_slice())
+    }
+
+    pub(super) fn get(env: &Signed) -> Option<Arc<DeviceEntry>> {
+        let m = memo().lock().ok()?;
+        let (kept, d) = m.get(key(env)?)?;
+        (kept == env).then(|| d.clone())
+    }
+
+    pub(super) fn put(env: &Signed, d: &Arc<DeviceEntry>) {
+        let (Some(k), Ok(mut m)) = (key(env), memo().lock()) else {
+            return;
+        };
+        if m.len() >= MAX {
+            m.clear();
+        }
+        m.insert(k.to_vec(), (env.clone(), d.clone()));
+    }
+}
+
 /// The account as this device knows it, verified.
 #[derive(Clone, Debug)]
 pub struct AccountView {
@@ -94,7 +149,7 @@ pub struct AccountView {
     /// The current access list (none before the first one is seen).
     pub access: Option<AccessList>,
     /// The latest catalog entry per device UDF.
-    pub devices: BTreeMap<String, DeviceEntry>,
+    pub devices: BTreeMap<String, Arc<DeviceEntry>>,
     /// The latest data per application entry uid.
     pub applications: BTreeMap<String, serde_json::Value>,
     /// SSH keys replaced by rotation (they stay revoked).
@@ -167,7 +222,7 @@ impl AccountView {
         };
         for env in devices {
             let d = if check {
-                DeviceEntry::verify(env, &view.profile)?
+                Arc::new(DeviceEntry::verify(env, &view.profile)?)
             } else {
                 DeviceEntry::trusted(env)?
             };
@@ -227,7 +282,7 @@ impl AccountView {
         self.entries()
             .iter()
             .filter(|e| e.state == DeviceState::Active && e.roles.contains(&role))
-            .filter_map(|e| self.devices.get(&e.device_udf).map(|d| (e, d)))
+            .filter_map(|e| self.devices.get(&e.device_udf).map(|d| (e, &**d)))
             .collect()
     }
 
@@ -236,7 +291,7 @@ impl AccountView {
         self.entries()
             .iter()
             .filter(|e| e.state == DeviceState::Revoked)
-            .filter_map(|e| self.devices.get(&e.device_udf).map(|d| (e, d)))
+            .filter_map(|e| self.devices.get(&e.device_udf).map(|d| (e, &**d)))
             .collect()
     }
 
@@ -282,7 +337,8 @@ impl AccountView {
                 self.superseded_ssh.push(old.connection.ssh.clone());
             }
         }
-        self.devices.insert(d.catalog.device_udf.clone(), d);
+        self.devices
+            .insert(d.catalog.device_udf.clone(), Arc::new(d));
     }
 
     /// See [`AccountView::set_access`].
@@ -352,5 +408,41 @@ mod tests {
             let e = stale.expect_err("stale").to_string();
             assert!(e.contains("epoch 1 keys, the access list epoch 2"), "{e}");
         }
+    }
+
+    /// A parsed entry is served again only for the same envelope, byte for
+    /// byte: another envelope under the same signature is parsed as itself.
+    #[test]
+    fn parsed_entries_are_served_only_to_the_same_envelope() {
+        let root = mesh_core::objects::RootKeys::generate();
+        let admin = AccountKeys::generate(&root.profile_udf());
+        let device = DeviceBaseKeys::generate().profile(DeviceDescription {
+            name: "phone".into(),
+            platform: String::new(),
+        });
+        let (env, conn) = entry(&admin, &device, 1);
+        let first = DeviceEntry::trusted(&env).expect("parses");
+        let again = DeviceEntry::trusted(&env).expect("parses");
+        assert!(Arc::ptr_eq(&first, &again), "a hit");
+        assert_eq!(again.connection, conn);
+        // The same signature over another entry (another name): parsed as
+        // what it says, not served from the memo.
+        let mut cat: CatalogedDevice = env.unverified_object("c").expect("c");
+        cat.local_name = "stolen".into();
+        let mut forged = Signed::sign_object(oct::CATALOGED_DEVICE, &cat, &admin.admin_sign);
+        forged.signatures = env.signatures.clone();
+        let other = DeviceEntry::trusted(&forged).expect("parses");
+        assert_eq!(other.catalog.local_name, "stolen");
+        assert_eq!(
+            DeviceEntry::trusted(&env)
+                .expect("parses")
+                .catalog
+                .local_name,
+            "phone"
+        );
+        // A payload that does not parse is refused, memo or not.
+        let mut broken = env.clone();
+        broken.payload.truncate(broken.payload.len() / 2);
+        assert!(DeviceEntry::trusted(&broken).is_err());
     }
 }

@@ -8,6 +8,7 @@
 //! `mesh quickstart` both use it.
 #![forbid(unsafe_code)]
 
+mod changes;
 mod history;
 pub mod limits;
 pub mod server;

@@ -110,40 +110,73 @@ fn within_page_bytes(reads: &mut [crate::storage::StoreRead], budget: usize) {
     }
 }
 
+/// Entries after each selected index. With `changes`, access lists go as
+/// changes from the one before where the reader holds it (§10.3): the
+/// Access store is read from one entry earlier, in the same snapshot, and
+/// that entry is the first change's base.
 async fn read_stores(
     st: &AppState,
     account: &str,
     select: &[p::StoreIndex],
+    changes: bool,
 ) -> Result<Vec<p::StoreEntries>, ApiError> {
-    let select: Vec<(String, u64)> = select
+    let based = |s: &p::StoreIndex| changes && s.store == store::ACCESS && s.index > 0;
+    let select: Vec<(String, u64, bool)> = select
         .iter()
         .take(store::ALL.len())
-        .map(|s| (s.store.clone(), s.index))
+        .map(|s| (s.store.clone(), s.index - u64::from(based(s)), based(s)))
         .collect();
     let s = st.storage.clone();
     let a = account.to_string();
-    let names: Vec<String> = select.iter().map(|(n, _)| n.clone()).collect();
-    let mut reads = blocking(move || s.read(&a, &select, p::MAX_RESULTS)).await?;
+    let asked: Vec<(String, u64)> = select.iter().map(|(n, i, _)| (n.clone(), *i)).collect();
+    let mut reads = blocking(move || s.read(&a, &asked, p::MAX_RESULTS)).await?;
+    let mut bases = Vec::with_capacity(reads.len());
+    for (r, (_, from, based)) in reads.iter_mut().zip(&select) {
+        let first_is_base = *based && r.entries.first().is_some_and(|(i, _)| *i == from + 1);
+        bases.push(first_is_base.then(|| r.entries.remove(0).1));
+    }
     within_page_bytes(&mut reads, MAX_PAGE_BYTES);
-    let mut out: Vec<p::StoreEntries> = names
+    let mut out: Vec<p::StoreEntries> = select
         .into_iter()
         .zip(reads)
-        .map(|(store, r)| p::StoreEntries {
+        .zip(bases)
+        .map(|(((store, _, _), r), base)| p::StoreEntries {
             store,
-            entries: r
-                .entries
-                .into_iter()
-                .map(|(index, data)| p::Entry {
-                    index,
-                    envelope: serde_json::from_str(&data).unwrap_or(serde_json::Value::Null),
-                })
-                .collect(),
+            entries: entries_of(r.entries, base),
             partial: r.partial,
             last: r.last,
         })
         .collect();
     consistent_page(&mut out);
     Ok(out)
+}
+
+/// A store's entries for the answer; with a `base`, each access list as its
+/// change from the one before when that is smaller.
+fn entries_of(read: Vec<(u64, String)>, base: Option<String>) -> Vec<p::Entry> {
+    let whole = |index, data: &str| p::Entry {
+        index,
+        envelope: serde_json::from_str(data).unwrap_or(serde_json::Value::Null),
+        delta: None,
+    };
+    let Some(base) = base else {
+        return read.iter().map(|(i, d)| whole(*i, d)).collect();
+    };
+    let mut prev: &str = &base;
+    read.iter()
+        .map(|(index, data)| {
+            let delta = crate::changes::between_stored(prev, data);
+            prev = data;
+            match delta {
+                Some(d) => p::Entry {
+                    index: *index,
+                    envelope: serde_json::Value::Null,
+                    delta: Some(d),
+                },
+                None => whole(*index, data),
+            }
+        })
+        .collect()
 }
 
 /// A page that stops short of the Checkpoint store's end brings no entry
@@ -199,7 +232,7 @@ pub(crate) async fn download(State(st): State<AppState>, body: Bytes) -> ApiResu
             )));
         }
     }
-    let updates = read_stores(&st, &m.view.record.udf, &d.select).await?;
+    let updates = read_stores(&st, &m.view.record.udf, &d.select, d.changes).await?;
     let profile: Signed = parse("stored profile", m.view.record.profile.as_bytes())?;
     json(&p::DownloadResponse { profile, updates })
 }
@@ -288,7 +321,7 @@ async fn recover_download(st: &AppState, body: &[u8], original: ApiError) -> Api
     {
         return Err(ApiError::bad(format!("no store {}", sel.store)));
     }
-    let updates = read_stores(st, &account.udf, &d.select).await?;
+    let updates = read_stores(st, &account.udf, &d.select, false).await?;
     let profile: Signed = parse("stored profile", account.profile.as_bytes())?;
     json(&p::DownloadResponse { profile, updates })
 }
@@ -368,7 +401,7 @@ pub(crate) async fn public(State(st): State<AppState>, body: Bytes) -> ApiResult
             )));
         }
     }
-    let updates = read_stores(&st, &account.udf, &r.select).await?;
+    let updates = read_stores(&st, &account.udf, &r.select, false).await?;
     let profile: Signed = parse("stored profile", account.profile.as_bytes())?;
     json(&p::DownloadResponse { profile, updates })
 }
@@ -386,6 +419,7 @@ mod tests {
                 .map(|index| p::Entry {
                     index,
                     envelope: serde_json::Value::Null,
+                    delta: None,
                 })
                 .collect(),
             partial,

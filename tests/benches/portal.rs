@@ -147,7 +147,11 @@ fn main() {
                         index: a.indices.get(*s).copied().unwrap_or(0),
                     })
                     .collect();
-                let body = serde_json::to_value(p::DownloadRequest { select }).expect("json");
+                let body = serde_json::to_value(p::DownloadRequest {
+                    select,
+                    changes: false,
+                })
+                .expect("json");
                 let client = Client::new(&url).expect("client");
                 barrier.wait();
                 let mut lat = Vec::with_capacity(per_client);

@@ -8,7 +8,8 @@
 //!
 //! Run: `tests/bench/scale.sh` (sizes: `MESH_SCALE_SIZES=10,100`;
 //! `MESH_SCALE_BACKENDS=sqlite` or `postgres`; `MESH_SCALE_KEEP=DIR` builds the SQLite
-//! accounts once into DIR and reuses them in later runs).
+//! accounts once into DIR and reuses them in later runs; `MESH_SCALE_OPS=b` or
+//! `=a,e` measures only those operations).
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -163,6 +164,13 @@ fn row(backend: Backend, devices: usize, what: &str, c: &Cost) {
 
 /// Measure, and print the row; a failure is printed as the row instead.
 fn attempt(backend: Backend, n: usize, what: &str, f: impl FnOnce() -> Cost) -> Option<()> {
+    // MESH_SCALE_OPS=b,c measures only those operations (a profile of one).
+    if let Ok(ops) = std::env::var("MESH_SCALE_OPS") {
+        let letter = what.get(1..2).unwrap_or_default();
+        if !ops.split(',').any(|o| o.trim() == letter) {
+            return None;
+        }
+    }
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
         Ok(c) => {
             row(backend, n, what, &c);
@@ -502,7 +510,11 @@ fn throughput(urls: &[String], devices: &[PathBuf], clients: usize) -> f64 {
                         index: a.indices.get(*s).copied().unwrap_or(0),
                     })
                     .collect();
-                let body = serde_json::to_value(p::DownloadRequest { select }).expect("json");
+                let body = serde_json::to_value(p::DownloadRequest {
+                    select,
+                    changes: false,
+                })
+                .expect("json");
                 let client = Client::new(&url).expect("client");
                 barrier.wait();
                 for _ in 0..per_client {

@@ -18,6 +18,7 @@ pub struct LyingPortal {
     /// The URL clients use instead of the portal's.
     pub url: String,
     rewrite: Arc<Mutex<Option<Rewrite>>>,
+    unknown: Arc<Mutex<Option<String>>>,
 }
 
 impl std::fmt::Debug for LyingPortal {
@@ -41,14 +42,26 @@ impl LyingPortal {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind liar");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
         let rewrite: Arc<Mutex<Option<Rewrite>>> = Arc::new(Mutex::new(None));
-        let rw = rewrite.clone();
+        let unknown: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
+        let (rw, un) = (rewrite.clone(), unknown.clone());
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
-                let (rw, target) = (rw.clone(), target.clone());
-                std::thread::spawn(move || serve(client, &target, &rw));
+                let (rw, un, target) = (rw.clone(), un.clone(), target.clone());
+                std::thread::spawn(move || serve(client, &target, &rw, &un));
             }
         });
-        LyingPortal { url, rewrite }
+        LyingPortal {
+            url,
+            rewrite,
+            unknown,
+        }
+    }
+
+    /// From now on, play a portal from before the request member `member`:
+    /// a request that carries it is refused as a bad request (`400`), as
+    /// an older portal's strict parser does.
+    pub fn before(&self, member: &str) {
+        *self.unknown.lock().expect("unknown") = Some(member.to_string());
     }
 
     /// From now on, answers go through `f`.
@@ -63,10 +76,30 @@ impl LyingPortal {
 }
 
 /// One request per connection: forward it, rewrite the answer, close.
-fn serve(mut client: TcpStream, target: &str, rewrite: &Mutex<Option<Rewrite>>) {
+fn serve(
+    mut client: TcpStream,
+    target: &str,
+    rewrite: &Mutex<Option<Rewrite>>,
+    unknown: &Mutex<Option<String>>,
+) {
     let Some((head, body)) = read_message(&mut client) else {
         return;
     };
+    let member = unknown.lock().expect("unknown").clone();
+    if let Some(m) = member.filter(|m| request_names(&body, m)) {
+        let out = serde_json::json!({
+            "Error": "BadRequest",
+            "Reason": format!("request: unknown field `{m}`"),
+        })
+        .to_string();
+        let reply = format!(
+            "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{out}",
+            out.len()
+        );
+        let _ = client.write_all(reply.as_bytes());
+        let _ = client.shutdown(Shutdown::Both);
+        return;
+    }
     let tx = head
         .split_whitespace()
         .nth(1)
@@ -110,6 +143,20 @@ fn serve(mut client: TcpStream, target: &str, rewrite: &Mutex<Option<Rewrite>>) 
     let _ = client.write_all(reply.as_bytes());
     let _ = client.write_all(&out);
     let _ = client.shutdown(Shutdown::Both);
+}
+
+/// Whether a request's body (a signed envelope) names `member` in its
+/// signed payload.
+fn request_names(body: &[u8], member: &str) -> bool {
+    let payload = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v["Payload"].as_str().map(str::to_string))
+        .and_then(|p| data_encoding::BASE64URL_NOPAD.decode(p.as_bytes()).ok())
+        .unwrap_or_default();
+    let needle = format!("\"{member}\"");
+    payload
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
 }
 
 /// Read an HTTP/1.1 message: the head, and a Content-Length body.

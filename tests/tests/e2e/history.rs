@@ -13,6 +13,9 @@ use mesh_tests::liar::LyingPortal;
 use mesh_tests::{eventually, Backend, Device, PortalDb, PortalProc, RunningAgent, Scratch, Val};
 use serde_json::Value;
 
+mod rewrite;
+use rewrite::*;
+
 const ADDR: &str = "alice@example.com";
 
 /// Signed material a liar can replay: older entries of the account, and
@@ -95,73 +98,6 @@ fn world(tag: &str, backend: Backend) -> World {
     }
 }
 
-/// The update object of `store` in a Download or Public answer.
-fn update<'a>(v: &'a mut Value, store: &str) -> Option<&'a mut Value> {
-    v.get_mut("Updates")?
-        .as_array_mut()?
-        .iter_mut()
-        .find(|u| u["Store"] == store)
-}
-
-fn entries<'a>(v: &'a mut Value, store: &str) -> Option<&'a mut Vec<Value>> {
-    update(v, store)?["Entries"].as_array_mut()
-}
-
-/// Replace the envelope of the newest entry of `store`.
-fn newest_is(v: &mut Value, store: &str, env: &Value) -> bool {
-    match entries(v, store).and_then(|e| e.last_mut()) {
-        Some(e) => {
-            e["Envelope"] = env.clone();
-            true
-        }
-        None => false,
-    }
-}
-
-/// Append `env` as the store's next entry (after its `Last`).
-fn append(v: &mut Value, store: &str, env: &Value) -> bool {
-    let Some(u) = update(v, store) else {
-        return false;
-    };
-    let next = u["Last"].as_u64().unwrap_or(0) + 1;
-    u["Last"] = next.into();
-    match u["Entries"].as_array_mut() {
-        Some(e) => {
-            e.push(serde_json::json!({"Index": next, "Envelope": env}));
-            true
-        }
-        None => false,
-    }
-}
-
-fn drop_newest(v: &mut Value, store: &str) -> bool {
-    entries(v, store).and_then(|e| e.pop()).is_some()
-}
-
-fn swap_two_newest(v: &mut Value, store: &str) -> bool {
-    match entries(v, store) {
-        Some(e) if e.len() >= 2 => {
-            let n = e.len();
-            let x = e[n - 1]["Envelope"].clone();
-            e[n - 1]["Envelope"] = e[n - 2]["Envelope"].clone();
-            e[n - 2]["Envelope"] = x;
-            true
-        }
-        _ => false,
-    }
-}
-
-fn say_behind(v: &mut Value, store: &str) -> bool {
-    match update(v, store) {
-        Some(u) => {
-            u["Last"] = 1.into();
-            u["Entries"] = Value::Array(Vec::new());
-            true
-        }
-        None => false,
-    }
-}
-
 type Lie = fn(&Olds, &mut Value) -> bool;
 
 /// What a device's `mesh sync` downloads, rewritten.
@@ -201,6 +137,49 @@ fn device_cases() -> Vec<(&'static str, Lie, &'static str)> {
             "replays the first access list after the revoking one",
             |o, v| append(v, st::ACCESS, &o.access1),
             "refusing what the portal returned",
+        ),
+        (
+            "alters the bytes of an access list's change",
+            |_, v| {
+                with_delta(v, |d| {
+                    let Some(e) = d["Edits"]
+                        .as_array_mut()
+                        .and_then(|e| e.iter_mut().find(|e| e.get("Insert").is_some()))
+                    else {
+                        return;
+                    };
+                    let b = e["Insert"].as_str().unwrap_or_default().to_string();
+                    let flipped = if b.starts_with('e') { "f" } else { "e" };
+                    e["Insert"] = format!("{flipped}{}", &b[1..]).into();
+                })
+            },
+            "signature",
+        ),
+        (
+            "stretches a change past the list it changes",
+            |_, v| with_delta(v, |d| d["Edits"][0]["Keep"] = u64::MAX.into()),
+            "reaches past the end",
+        ),
+        (
+            "sends a change and a whole entry at once",
+            |o, v| newest_is_also(v, &o.access1),
+            "only a whole entry",
+        ),
+        (
+            "sends a change for a catalog entry",
+            |_, v| {
+                let Some(d) = entries(v, st::ACCESS)
+                    .and_then(|e| e.iter().find_map(|x| x.get("Delta").cloned()))
+                else {
+                    return false;
+                };
+                let Some(e) = entries(v, st::PUBLISHED).and_then(|e| e.last_mut()) else {
+                    return false;
+                };
+                *e = serde_json::json!({"Index": e["Index"], "Delta": d});
+                true
+            },
+            "only a whole entry",
         ),
         (
             "reorders two entries",
@@ -341,6 +320,8 @@ fn lying(w: &World, txs: &'static [&'static str], lie: Lie) -> Arc<AtomicBool> {
 
 fn a_lying_portal_is_refused_and_nothing_changes(backend: Backend) {
     let w = world("history-liar", backend);
+    // A device joins: `c` downloads the next access list as a change.
+    Device::new(&w.dir.0, "w").join(&w.a, ADDR, &w.portal.url, "watch");
     let state = w.c.home.join("state.json");
     let mut count = 0;
     for (name, lie, want) in device_cases() {
@@ -361,16 +342,22 @@ fn a_lying_portal_is_refused_and_nothing_changes(backend: Backend) {
         count += 1;
     }
     count += servers_refuse(&w);
-    assert!(count >= 27, "{count} cases");
+    assert!(count >= 31, "{count} cases");
     // Told the truth again, every victim reads it.
     w.liar.honest();
     w.c.ok(&["sync"]);
+    // A portal from before access lists as changes refuses the request
+    // member; the device asks again for whole lists and reads on.
+    w.liar.before("Changes");
+    Device::new(&w.dir.0, "v").join(&w.a, ADDR, &w.portal.url, "visor");
+    assert!(w.c.ok(&["sync"]).contains("visor"));
+    w.liar.honest();
     let cache = w.dir.path("cache");
     let keys = authorized_keys(&w, Some(&cache));
     assert_eq!(
         keys.lines().count(),
-        2,
-        "laptop and tablet, not the phone: {keys}"
+        4,
+        "laptop, tablet, watch and visor, not the phone: {keys}"
     );
     cache_is_trusted_only_when_private(&w, &cache);
 }
@@ -426,7 +413,7 @@ fn an_old_cache_keeps_its_lower_bound(w: &World, cache: &PathBuf, file: &PathBuf
         "format 1: cache changed"
     );
     w.liar.honest();
-    assert_eq!(authorized_keys(w, Some(cache)).lines().count(), 2);
+    assert_eq!(authorized_keys(w, Some(cache)).lines().count(), 3);
     let raw = std::fs::read_to_string(file).expect("cache");
     assert!(
         raw.starts_with(r#"{"format":2,"#),

@@ -20,4 +20,5 @@ mod pgp;
 mod portal;
 mod smime;
 mod ssh;
+mod state;
 mod tls;

@@ -678,7 +678,11 @@ fn replays_revoked_devices_other_accounts_and_bad_input_are_refused(backend: Bac
         .expect("udf")
         .to_string();
     for key in [&keys_of(&other).authenticate, &bk.authenticate] {
-        let body = serde_json::to_value(p::DownloadRequest { select: Vec::new() }).expect("json");
+        let body = serde_json::to_value(p::DownloadRequest {
+            select: Vec::new(),
+            changes: false,
+        })
+        .expect("json");
         let req = sign_request(p::tx::DOWNLOAD, alice_udf, &other_udf, body, key);
         let e = client
             .post::<_, serde_json::Value>(p::tx::DOWNLOAD, &req)

@@ -106,7 +106,11 @@ pub(super) fn raw_portal_writes_refused(
             .expect_err(who);
         assert!(e.code().is_some(), "{who}: {e}");
     }
-    let read = serde_json::to_value(p::DownloadRequest { select: Vec::new() }).expect("json");
+    let read = serde_json::to_value(p::DownloadRequest {
+        select: Vec::new(),
+        changes: false,
+    })
+    .expect("json");
     let req = sign_request(
         p::tx::DOWNLOAD,
         &acc.udf,

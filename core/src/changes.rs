@@ -1,0 +1,211 @@
+//! Access lists sent as changes (PROTOCOL.md §10.3, "Access lists as
+//! changes"). Hand-written: this is Mesh's own wire form.
+//!
+//! > A Download with `"Changes":true` may answer an `Access` entry whose
+//! > previous entry the reader holds (the one at the index it gave, or the
+//! > entry before it in the same answer) as
+//! > `{"Index","Delta":{"Edits":[{"Keep","Skip","Insert"}…],"Signatures"}}`.
+//! > Its payload is made from the previous list's payload by the edits in
+//! > order, each copying the next `Keep` bytes, passing over the next
+//! > `Skip`, then adding `Insert`; the edits account for every byte of the
+//! > previous payload. Its content type is `AccessList`, its signatures
+//! > are `Signatures`. The reader rebuilds the envelope and verifies it as
+//! > any other entry.
+//!
+//! Each list is still whole and signed as a whole: the change is how it
+//! travels, not what is signed. A portal that sends a wrong change makes
+//! the reader rebuild a list whose signature fails, which it refuses as
+//! any forged entry. At 1,000 devices a list is 390 kB; a device that
+//! joins changes a few hundred bytes of it (its entry, the serial, the
+//! time). The portal computes the edits (`mesh-portal`); this module
+//! only applies them.
+
+use serde::{Deserialize, Serialize};
+
+use crate::b64;
+use crate::envelope::{SignatureEntry, Signed};
+use crate::portal::ct;
+use crate::Error;
+
+/// Most edits one change may carry.
+pub const MAX_EDITS: usize = 1 << 16;
+
+/// One access list as its change from the one before it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessDelta {
+    /// The edits, in order over the previous payload.
+    #[serde(rename = "Edits")]
+    pub edits: Vec<Edit>,
+    /// The new list's signatures.
+    #[serde(rename = "Signatures")]
+    pub signatures: Vec<SignatureEntry>,
+}
+
+/// Copy `keep` bytes of the previous payload, pass over `skip`, add
+/// `insert`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Edit {
+    /// Bytes copied from the previous payload.
+    #[serde(rename = "Keep", default)]
+    pub keep: u64,
+    /// Bytes of the previous payload left out.
+    #[serde(rename = "Skip", default)]
+    pub skip: u64,
+    /// Bytes added.
+    #[serde(
+        rename = "Insert",
+        default,
+        with = "b64::serde_bytes",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub insert: Vec<u8>,
+}
+
+impl AccessDelta {
+    /// The list this change makes of `base` (not yet verified: the caller
+    /// verifies it as any entry).
+    pub fn apply(&self, base: &Signed) -> Result<Signed, Error> {
+        if base.content_type != ct::ACCESS_LIST {
+            return Err(Error::Malformed(format!(
+                "a change to an access list applied to a {}",
+                base.content_type
+            )));
+        }
+        if self.edits.len() > MAX_EDITS {
+            return Err(Error::Malformed(format!(
+                "a change of {} edits (at most {MAX_EDITS})",
+                self.edits.len()
+            )));
+        }
+        let old = &base.payload;
+        let mut payload = Vec::with_capacity(old.len());
+        let mut at = 0usize;
+        for e in &self.edits {
+            let rest = old.len() - at;
+            let take = |n: u64| usize::try_from(n).ok().filter(|n| *n <= rest);
+            let keep = take(e.keep).ok_or_else(|| self.beyond(old.len()))?;
+            payload.extend_from_slice(&old[at..at + keep]);
+            at += keep;
+            let rest = old.len() - at;
+            let skip = usize::try_from(e.skip)
+                .ok()
+                .filter(|n| *n <= rest)
+                .ok_or_else(|| self.beyond(old.len()))?;
+            at += skip;
+            payload.extend_from_slice(&e.insert);
+        }
+        if at != old.len() {
+            return Err(Error::Malformed(format!(
+                "a change leaves {} bytes of a {}-byte access list unaccounted for",
+                old.len() - at,
+                old.len()
+            )));
+        }
+        Ok(Signed {
+            content_type: ct::ACCESS_LIST.into(),
+            payload,
+            signatures: self.signatures.clone(),
+        })
+    }
+
+    fn beyond(&self, len: usize) -> Error {
+        Error::Malformed(format!(
+            "a change reaches past the end of a {len}-byte access list"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::objects::RootKeys;
+
+    fn edit(keep: u64, skip: u64, insert: &[u8]) -> Edit {
+        Edit {
+            keep,
+            skip,
+            insert: insert.to_vec(),
+        }
+    }
+
+    /// Edits rebuild the payload they describe; the new list's signature
+    /// verifies only when the bytes are the signed ones; a change that
+    /// reaches past its base, leaves part of it out, overflows, carries
+    /// too many edits or is applied to something else is refused.
+    #[test]
+    fn changes_rebuild_exactly_and_hostile_ones_are_refused() {
+        let k = RootKeys::generate();
+        let base = Signed::sign(
+            ct::ACCESS_LIST,
+            b"{serial:4,devices:[a,b],t:1}".to_vec(),
+            &[&k.authenticate],
+        );
+        let next = Signed::sign(
+            ct::ACCESS_LIST,
+            b"{serial:5,devices:[a,b,c],t:2}".to_vec(),
+            &[&k.authenticate],
+        );
+        let good = AccessDelta {
+            edits: vec![
+                edit(8, 1, b"5"),
+                edit(13, 0, b",c"),
+                edit(4, 1, b"2"),
+                edit(1, 0, b""),
+            ],
+            signatures: next.signatures.clone(),
+        };
+        let key = k.authenticate.public_key();
+        let rebuilt = good.apply(&base).expect("applies");
+        assert_eq!(rebuilt, next);
+        assert!(rebuilt.verify(ct::ACCESS_LIST, &[key]).is_ok());
+        let with = |edits: Vec<Edit>| AccessDelta {
+            edits,
+            signatures: next.signatures.clone(),
+        };
+        let cases: [(&str, AccessDelta, &str); 6] = [
+            (
+                "keeps past the end",
+                with(vec![edit(29, 0, b"")]),
+                "reaches past",
+            ),
+            (
+                "skips past the end",
+                with(vec![edit(20, 9, b"")]),
+                "reaches past",
+            ),
+            (
+                "u64::MAX",
+                with(vec![edit(u64::MAX, u64::MAX, b"")]),
+                "reaches past",
+            ),
+            (
+                "leaves the end out",
+                with(vec![edit(20, 0, b"")]),
+                "8 bytes of a 28-byte",
+            ),
+            ("nothing", with(Vec::new()), "28 bytes of a 28-byte"),
+            (
+                "too many edits",
+                with(vec![Edit::default(); MAX_EDITS + 1]),
+                "at most",
+            ),
+        ];
+        for (what, d, says) in cases {
+            let e = d.apply(&base).expect_err(what).to_string();
+            assert!(e.contains(says), "{what}: {e}");
+        }
+        let other_bytes = with(vec![
+            edit(8, 1, b"6"),
+            edit(13, 0, b",c"),
+            edit(4, 1, b"2"),
+            edit(1, 0, b""),
+        ]);
+        let forged = other_bytes.apply(&base).expect("rebuilt");
+        assert!(forged.verify(ct::ACCESS_LIST, &[key]).is_err());
+        let mut other = base.clone();
+        other.content_type = "CatalogedDevice".into();
+        assert!(good.apply(&other).is_err());
+    }
+}
