@@ -3,8 +3,9 @@
 //! Layout of a home (0700):
 //! - `state.json`: public state (device profile, the account's header,
 //!   connection);
-//! - `envelopes-<digest>.json`: the account's envelopes, named by the
-//!   header (`envelopes.rs`);
+//! - `manifest-<digest>.json`, named by the header, and `entries/` (0700):
+//!   the account's envelopes, one file each, named by digest
+//!   (`envelopes.rs`);
 //! - `converged.json`: the channels' last complete pass (`sync.rs`);
 //! - `secrets.enc`: the secrets (seeds), AES-256-GCM under the store key;
 //! - `keystore/store.key`: the store key, only with the file backend (0600 in 0700);
