@@ -91,10 +91,20 @@ const MAX_PAGE_BYTES: usize = 16 << 20;
 
 /// Cut a page to about `budget` bytes of entries: each store keeps at least
 /// its first entry (so that a page that says more follow brings some), and
-/// a store cut short says more follow.
-fn within_page_bytes(reads: &mut [crate::storage::StoreRead], budget: usize) {
+/// a store cut short says more follow. The store `first` (the checkpoints:
+/// small, and every other store stops at the last one in the page) takes
+/// its share first: after it, one large access list per page would bring
+/// one checkpoint, and so one entry of each store (a device that fell
+/// behind at 1,000 devices read 1,000 pages).
+fn within_page_bytes(reads: &mut [crate::storage::StoreRead], first: Option<usize>, budget: usize) {
     let mut used = 0usize;
-    for r in reads.iter_mut() {
+    let order = first
+        .into_iter()
+        .chain((0..reads.len()).filter(|i| Some(*i) != first));
+    for i in order.collect::<Vec<_>>() {
+        let Some(r) = reads.get_mut(i) else {
+            continue;
+        };
         let mut keep = 0;
         for (_, data) in &r.entries {
             if keep > 0 && used.saturating_add(data.len()) > budget {
@@ -135,7 +145,8 @@ async fn read_stores(
         let first_is_base = *based && r.entries.first().is_some_and(|(i, _)| *i == from + 1);
         bases.push(first_is_base.then(|| r.entries.remove(0).1));
     }
-    within_page_bytes(&mut reads, MAX_PAGE_BYTES);
+    let checkpoints = select.iter().position(|(n, _, _)| n == store::CHECKPOINT);
+    within_page_bytes(&mut reads, checkpoints, MAX_PAGE_BYTES);
     let mut out: Vec<p::StoreEntries> = select
         .into_iter()
         .zip(reads)
@@ -488,13 +499,18 @@ mod tests {
             read(&[]),
             read(&[500]),
         ];
-        within_page_bytes(&mut reads, 100);
+        within_page_bytes(&mut reads, None, 100);
         let kept: Vec<usize> = reads.iter().map(|r| r.entries.len()).collect();
         assert_eq!(kept, [2, 2, 0, 1], "cut at 100 bytes, one entry at least");
         let partial: Vec<bool> = reads.iter().map(|r| r.partial).collect();
         assert_eq!(partial, [true, true, false, false]);
+        // The checkpoints first: large entries elsewhere do not starve them.
+        let mut big = vec![read(&[90, 90, 90]), read(&[10, 10, 10, 10])];
+        within_page_bytes(&mut big, Some(1), 100);
+        let kept: Vec<usize> = big.iter().map(|r| r.entries.len()).collect();
+        assert_eq!(kept, [1, 4], "the checkpoints whole, one large entry");
         let mut small = vec![read(&[10, 10])];
-        within_page_bytes(&mut small, 100);
+        within_page_bytes(&mut small, None, 100);
         assert_eq!(small[0].entries.len(), 2);
         assert!(!small[0].partial, "nothing cut, nothing more");
     }
