@@ -33,8 +33,8 @@ use sha2::{Digest, Sha256};
 
 use crate::store::{make_private_dir, sync_dir_of, write_atomic, write_atomic_then, StoreError};
 
-/// The envelopes of an account state.
-#[derive(Debug, Default, Serialize, Deserialize)]
+/// The envelopes of an account state, as the one-file layout held them.
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Envelopes {
     #[serde(default)]

@@ -582,3 +582,40 @@ pub fn public_checkpoints(
         "the portal kept answering 'partial' after {MAX_PUBLIC_PAGES} pages"
     )))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mesh_core::changes::{AccessDelta, Edit};
+
+    /// A change needs the list it changes: a state that holds none refuses
+    /// it, and a whole envelope still parses.
+    #[test]
+    fn a_change_without_the_list_it_changes_is_refused() {
+        let k = mesh_core::objects::RootKeys::generate();
+        let any = Signed::sign(p::ct::ACCESS_LIST, b"{}".to_vec(), &[&k.authenticate]);
+        let a = AccountState::empty(
+            "alice@example.com".into(),
+            "http://127.0.0.1:1".into(),
+            "MB".into(),
+            any.clone(),
+            Membership::Member,
+        );
+        let delta = p::Entry {
+            index: 1,
+            envelope: serde_json::Value::Null,
+            delta: Some(AccessDelta {
+                edits: vec![Edit::default()],
+                signatures: any.signatures.clone(),
+            }),
+        };
+        let e = envelope_of(&a, &delta).expect_err("no base");
+        assert!(e.contains("does not hold"), "{e}");
+        let whole = p::Entry {
+            index: 1,
+            envelope: serde_json::to_value(&any).expect("json"),
+            delta: None,
+        };
+        assert_eq!(envelope_of(&a, &whole).expect("whole"), any);
+    }
+}

@@ -137,21 +137,13 @@ impl AccountState {
             .map_err(|e| AccountError::Untrusted(e.to_string()))
     }
 
-    /// The verified access list.
     /// The serial of the access list held, from its payload alone (no
     /// signature check: the list was verified when it was kept).
     pub(crate) fn access_list_serial(&self) -> Option<u64> {
-        #[derive(Deserialize)]
-        struct Serial {
-            #[serde(rename = "Serial")]
-            serial: u64,
-        }
-        let env = self.access.as_ref()?;
-        serde_json::from_slice::<Serial>(&env.payload)
-            .ok()
-            .map(|s| s.serial)
+        serial_in(self.access.as_ref()?).ok()
     }
 
+    /// The verified access list.
     pub fn access_list(&self) -> Result<Option<AccessList>> {
         let profile = self.profile()?;
         self.access
@@ -250,17 +242,20 @@ impl Header {
 }
 
 fn serial_of<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<u64>, D::Error> {
+    let Some(env) = Option::<Signed>::deserialize(d)? else {
+        return Ok(None);
+    };
+    serial_in(&env).map(Some).map_err(serde::de::Error::custom)
+}
+
+/// The `Serial` of an access list's payload, without parsing the list.
+fn serial_in(env: &Signed) -> serde_json::Result<u64> {
     #[derive(Deserialize)]
     struct Serial {
         #[serde(rename = "Serial")]
         serial: u64,
     }
-    let Some(env) = Option::<Signed>::deserialize(d)? else {
-        return Ok(None);
-    };
-    serde_json::from_slice::<Serial>(&env.payload)
-        .map(|s| Some(s.serial))
-        .map_err(serde::de::Error::custom)
+    serde_json::from_slice::<Serial>(&env.payload).map(|s| s.serial)
 }
 
 /// The header of a store's account state.

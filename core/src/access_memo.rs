@@ -5,23 +5,14 @@
 //! among the keys authorized now (a signer's UDF is its key's fingerprint,
 //! and its signature verified when the list was kept here).
 
-use std::collections::VecDeque;
-use std::sync::{Mutex, OnceLock};
-
 use crate::envelope::Signed;
 use crate::keys::PublicKey;
+use crate::memo::EnvelopeMemo;
 use crate::portal::AccessList;
 use crate::udf;
 
 /// Few: a list of 1,000 devices is about 1 MB here.
-const MAX: usize = 3;
-
-type Memo = Mutex<VecDeque<(Signed, AccessList)>>;
-
-fn memo() -> &'static Memo {
-    static M: OnceLock<Memo> = OnceLock::new();
-    M.get_or_init(|| Mutex::new(VecDeque::new()))
-}
+static MEMO: EnvelopeMemo<AccessList> = EnvelopeMemo::new(3);
 
 pub(crate) fn get(env: &Signed, authorized: &[PublicKey]) -> Option<AccessList> {
     if env.content_type != crate::portal::ct::ACCESS_LIST || env.signatures.is_empty() {
@@ -34,23 +25,11 @@ pub(crate) fn get(env: &Signed, authorized: &[PublicKey]) -> Option<AccessList> 
     if !signed_by_authorized {
         return None;
     }
-    let m = memo().lock().ok()?;
-    m.iter()
-        .find(|(kept, _)| kept == env)
-        .map(|(_, a)| a.clone())
+    MEMO.get(env)
 }
 
 pub(crate) fn put(env: &Signed, list: &AccessList) {
-    let Ok(mut m) = memo().lock() else {
-        return;
-    };
-    if m.iter().any(|(kept, _)| kept == env) {
-        return;
-    }
-    if m.len() >= MAX {
-        m.pop_front();
-    }
-    m.push_back((env.clone(), list.clone()));
+    MEMO.put(env, list.clone());
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ pub mod envelope;
 mod error;
 pub mod history;
 pub mod keys;
+pub mod memo;
 pub mod montgomery;
 pub mod objects;
 pub mod pin;

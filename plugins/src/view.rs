@@ -11,6 +11,7 @@ use std::sync::Arc;
 use mesh_core::authority::AdminEpoch;
 use mesh_core::envelope::Signed;
 use mesh_core::keys::KeyData;
+use mesh_core::memo::EnvelopeMemo;
 use mesh_core::objects::{
     ct as oct, CatalogedApplication, CatalogedDevice, ConnectionDevice, ProfileAccount,
     ProfileDevice, Role,
@@ -46,11 +47,11 @@ impl DeviceEntry {
     /// state, a server's private cache): no signature is checked again, so
     /// that building a view costs no signature per device.
     pub fn trusted(env: &Signed) -> Result<Arc<DeviceEntry>, PluginError> {
-        if let Some(d) = parsed::get(env) {
+        if let Some(d) = PARSED.get(env) {
             return Ok(d);
         }
         let d = Arc::new(Self::parse_trusted(env)?);
-        parsed::put(env, &d);
+        PARSED.put(env, d.clone());
         Ok(d)
     }
 
@@ -92,50 +93,10 @@ impl DeviceEntry {
     }
 }
 
-/// Catalog entries parsed by [`DeviceEntry::trusted`], per process: a
-/// long-running agent rebuilds its view after each change, and at 1,000
-/// devices parsing every entry again was most of a sync (72 ms). A hit is
-/// exact: the envelope kept with the entry equals the one asked for, byte
-/// for byte. Bounded: emptied when full.
-mod parsed {
-    use std::collections::HashMap;
-    use std::sync::{Arc, Mutex, OnceLock};
-
-    use mesh_core::envelope::Signed;
-
-    use super::DeviceEntry;
-
-    /// About 40 MB at most (an entry is some 7 kB, parsed about as much).
-    const MAX: usize = 3072;
-
-    type Memo = Mutex<HashMap<Vec<u8>, (Signed, Arc<DeviceEntry>)>>;
-
-    fn memo() -> &'static Memo {
-        static M: OnceLock<Memo> = OnceLock::new();
-        M.get_or_init(|| Mutex::new(HashMap::new()))
-    }
-
-    /// The first signature names the envelope; the comparison proves it.
-    fn key(env: &Signed) -> Option<&[u8]> {
-        env.signatures.first().map(|s| s.signature.as_slice())
-    }
-
-    pub(super) fn get(env: &Signed) -> Option<Arc<DeviceEntry>> {
-        let m = memo().lock().ok()?;
-        let (kept, d) = m.get(key(env)?)?;
-        (kept == env).then(|| d.clone())
-    }
-
-    pub(super) fn put(env: &Signed, d: &Arc<DeviceEntry>) {
-        let (Some(k), Ok(mut m)) = (key(env), memo().lock()) else {
-            return;
-        };
-        if m.len() >= MAX {
-            m.clear();
-        }
-        m.insert(k.to_vec(), (env.clone(), d.clone()));
-    }
-}
+/// Catalog entries parsed by [`DeviceEntry::trusted`], per process: at
+/// 1,000 devices parsing every entry again was most of a sync (72 ms).
+/// About 40 MB at most (an entry is some 7 kB, parsed about as much).
+static PARSED: EnvelopeMemo<Arc<DeviceEntry>> = EnvelopeMemo::new(3072);
 
 /// The account as this device knows it, verified.
 #[derive(Clone, Debug)]

@@ -291,6 +291,21 @@ fn the_state_header_names_its_envelopes_file_by_digest() {
         assert_eq!(b.ok(&["device", "list"]), devices, "{what}");
     }
     assert_eq!(std::fs::read(&state).expect("state"), good_header);
+    // A manifest, true to its name, that names a path outside `entries/`.
+    let mut m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&manifest).expect("manifest")).expect("json");
+    m["access"] = "../state.json".into();
+    let forged = serde_json::to_vec(&m).expect("json");
+    let forged_name = digest_name("manifest-", &forged);
+    std::fs::write(b.home.join(&forged_name), &forged).expect("forged manifest");
+    let mut pointed = header.clone();
+    pointed["account"]["envelopes"] = forged_name.clone().into();
+    std::fs::write(&state, pointed.to_string()).expect("header");
+    let e = b.fails(&["sync"]);
+    assert!(e.contains("as an entry") && e.contains(&forged_name), "{e}");
+    std::fs::write(&state, &good_header).expect("restore");
+    std::fs::remove_file(b.home.join(&forged_name)).expect("remove");
+    assert_eq!(b.ok(&["device", "list"]), devices);
 
     // The layouts before this one, each read as it is and moved to this
     // one by the next change.
