@@ -24,8 +24,9 @@
 //! `envelopes-<digest>.json`; they are read, and moved to this layout at
 //! their next save.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
+use std::sync::Arc;
 
 use mesh_core::envelope::Signed;
 use serde::{Deserialize, Serialize};
@@ -40,9 +41,9 @@ pub(crate) struct Envelopes {
     #[serde(default)]
     pub access: Option<Signed>,
     #[serde(default)]
-    pub devices: BTreeMap<String, Signed>,
+    pub devices: BTreeMap<String, Arc<Signed>>,
     #[serde(default)]
-    pub applications: BTreeMap<String, Signed>,
+    pub applications: BTreeMap<String, Arc<Signed>>,
 }
 
 /// Which entry file holds each envelope.
@@ -98,17 +99,38 @@ fn read_named(path: &Path, prefix: &str) -> Result<Vec<u8>, StoreError> {
 /// envelopes without a file yet are written. A manifest of that name is
 /// written again all the same: one that was damaged is repaired by the
 /// next save instead of being named again.
-pub(crate) fn write(home: &Path, e: EnvelopesRef<'_>) -> Result<Written, StoreError> {
+///
+/// `previous` is the manifest the header names now. Every entry it names
+/// is there (entries are written before the manifest that names them, and
+/// only entries no manifest names are removed), so when this process read
+/// or wrote that manifest it need not look at the directory; otherwise it
+/// lists it once, and [`prune`] also removes what a crash left behind.
+pub(crate) fn write(
+    home: &Path,
+    e: EnvelopesRef<'_>,
+    previous: Option<&str>,
+) -> Result<Written, StoreError> {
     let dir = home.join(ENTRIES);
     make_private_dir(&dir)?;
+    let on_disk = match previous.and_then(manifests::get) {
+        Some(names) => names,
+        // One listing instead of a stat per entry (2,100 at 1,000 devices).
+        None => Arc::new(
+            std::fs::read_dir(&dir)
+                .map_err(|x| corrupt(&dir, x))?
+                .flatten()
+                .filter_map(|f| f.file_name().into_string().ok())
+                .collect(),
+        ),
+    };
     let mut wrote = false;
-    let mut file = |env: &Signed| -> Result<String, StoreError> {
-        let (name, fresh) = entry_file(&dir, env)?;
+    let mut file = |env: &Arc<Signed>| -> Result<String, StoreError> {
+        let (name, fresh) = entry_file(&dir, env, &on_disk)?;
         wrote |= fresh;
         Ok(name)
     };
     let m = Manifest {
-        access: e.access.map(&mut file).transpose()?,
+        access: e.access.map(|a| file(&Arc::new(a.clone()))).transpose()?,
         devices: e
             .devices
             .iter()
@@ -126,40 +148,55 @@ pub(crate) fn write(home: &Path, e: EnvelopesRef<'_>) -> Result<Written, StoreEr
     let bytes = serde_json::to_vec(&m).map_err(|x| corrupt(home, x))?;
     let name = digest_name(MANIFEST, &bytes);
     write_atomic(&home.join(&name), &bytes)?;
-    let entries = m
-        .access
-        .into_iter()
-        .chain(m.devices.into_values())
-        .chain(m.applications.into_values())
-        .collect();
-    Ok(Written { name, entries })
+    let entries: Arc<HashSet<String>> = Arc::new(
+        m.access
+            .into_iter()
+            .chain(m.devices.into_values())
+            .chain(m.applications.into_values())
+            .collect(),
+    );
+    manifests::put(&name, &entries);
+    Ok(Written {
+        name,
+        entries,
+        on_disk,
+    })
 }
 
 /// The envelopes of a state, borrowed for [`write`].
 pub(crate) struct EnvelopesRef<'a> {
     pub access: Option<&'a Signed>,
-    pub devices: &'a BTreeMap<String, Signed>,
-    pub applications: &'a BTreeMap<String, Signed>,
+    pub devices: &'a BTreeMap<String, Arc<Signed>>,
+    pub applications: &'a BTreeMap<String, Arc<Signed>>,
 }
 
 /// What [`write`] wrote: the manifest's name, for the header, and the entry
 /// files it names.
 pub(crate) struct Written {
     pub name: String,
-    entries: BTreeSet<String>,
+    entries: Arc<HashSet<String>>,
+    /// The entry files there were before the write: listed, or those the
+    /// previous manifest names.
+    on_disk: Arc<HashSet<String>>,
 }
 
 /// The entry file of `env`, written when it is not there; whether it was.
-fn entry_file(dir: &Path, env: &Signed) -> Result<(String, bool), StoreError> {
+/// A file this process read or wrote (the memo) and that is still listed
+/// is taken as it is; any other is checked against its name first.
+fn entry_file(
+    dir: &Path,
+    env: &Arc<Signed>,
+    on_disk: &HashSet<String>,
+) -> Result<(String, bool), StoreError> {
     if let Some(name) = memo::name_of(env) {
-        if dir.join(&name).is_file() {
+        if on_disk.contains(&name) {
             return Ok((name, false));
         }
     }
-    let bytes = serde_json::to_vec(env).map_err(|x| corrupt(dir, x))?;
+    let bytes = serde_json::to_vec(&**env).map_err(|x| corrupt(dir, x))?;
     let name = digest_name("", &bytes);
     let path = dir.join(&name);
-    let fresh = !path.is_file() || read_named(&path, "").is_err();
+    let fresh = !on_disk.contains(&name) || read_named(&path, "").is_err();
     if fresh {
         write_atomic_then(&path, &bytes, false)?;
     }
@@ -184,8 +221,15 @@ pub(crate) fn read(home: &Path, name: &str) -> Result<Envelopes, StoreError> {
     let path = home.join(name);
     let m: Manifest =
         serde_json::from_slice(&read_named(&path, MANIFEST)?).map_err(|x| corrupt(&path, x))?;
+    let names: HashSet<String> = m
+        .access
+        .iter()
+        .chain(m.devices.values())
+        .chain(m.applications.values())
+        .cloned()
+        .collect();
     let dir = home.join(ENTRIES);
-    let entry = |n: &String| -> Result<Signed, StoreError> {
+    let entry = |n: &String| -> Result<Arc<Signed>, StoreError> {
         if !well_formed(n, "") {
             return Err(corrupt(&path, format!("it names {n:?} as an entry")));
         }
@@ -193,19 +237,27 @@ pub(crate) fn read(home: &Path, name: &str) -> Result<Envelopes, StoreError> {
             return Ok(env);
         }
         let p = dir.join(n);
-        let env: Signed =
+        let env: Arc<Signed> =
             serde_json::from_slice(&read_named(&p, "")?).map_err(|x| corrupt(&p, x))?;
         memo::put(n, &env);
         Ok(env)
     };
-    let map = |m: &BTreeMap<String, String>| -> Result<BTreeMap<String, Signed>, StoreError> {
+    let map = |m: &BTreeMap<String, String>| -> Result<BTreeMap<String, Arc<Signed>>, StoreError> {
         m.iter().map(|(k, n)| Ok((k.clone(), entry(n)?))).collect()
     };
-    Ok(Envelopes {
-        access: m.access.as_ref().map(entry).transpose()?,
+    let e = Envelopes {
+        access: m
+            .access
+            .as_ref()
+            .map(entry)
+            .transpose()?
+            .map(Arc::unwrap_or_clone),
         devices: map(&m.devices)?,
         applications: map(&m.applications)?,
-    })
+    };
+    // Every entry it names was read: they are there.
+    manifests::put(name, &Arc::new(names));
+    Ok(e)
 }
 
 /// Remove every manifest and envelopes file of `home` but the one just
@@ -224,7 +276,12 @@ pub(crate) fn prune(home: &Path, keep: &Written) {
         let ours = (n.starts_with(MANIFEST) || n.starts_with(OLD)) && n.ends_with(SUFFIX);
         !ours || n == keep.name
     });
-    remove_unless(&home.join(ENTRIES), &|n| keep.entries.contains(n));
+    // Files written since the listing are all named by the manifest. Not
+    // listed: what the previous manifest named and this one does not.
+    let entries = home.join(ENTRIES);
+    for n in keep.on_disk.iter().filter(|n| !keep.entries.contains(*n)) {
+        let _ = std::fs::remove_file(entries.join(n));
+    }
 }
 
 /// Entry files read or written by this process, by name and by envelope:
@@ -232,9 +289,39 @@ pub(crate) fn prune(home: &Path, keep: &Written) {
 /// reading and hashing each entry again was a fifth of a sync. A hit is
 /// exact: by name, the content that name was checked against; by
 /// envelope, the same envelope byte for byte. Bounded: emptied when full.
+/// Manifests this process read or wrote: name → the entry files it names
+/// (a name is a digest of the content, so it is the same in any home).
+mod manifests {
+    use std::collections::{HashSet, VecDeque};
+    use std::sync::{Arc, Mutex};
+
+    /// A few: one per account state this process keeps.
+    const MAX: usize = 4;
+
+    type Kept = VecDeque<(String, Arc<HashSet<String>>)>;
+
+    static KEPT: Mutex<Kept> = Mutex::new(VecDeque::new());
+
+    pub(super) fn get(name: &str) -> Option<Arc<HashSet<String>>> {
+        let k = KEPT.lock().ok()?;
+        k.iter().find(|(n, _)| n == name).map(|(_, e)| e.clone())
+    }
+
+    pub(super) fn put(name: &str, entries: &Arc<HashSet<String>>) {
+        let Ok(mut k) = KEPT.lock() else {
+            return;
+        };
+        k.retain(|(n, _)| n != name);
+        k.push_back((name.to_string(), entries.clone()));
+        while k.len() > MAX {
+            k.pop_front();
+        }
+    }
+}
+
 mod memo {
     use std::collections::HashMap;
-    use std::sync::{Mutex, OnceLock};
+    use std::sync::{Arc, Mutex, OnceLock};
 
     use mesh_core::envelope::Signed;
 
@@ -245,7 +332,7 @@ mod memo {
     #[derive(Default)]
     struct Memo {
         bytes: usize,
-        by_name: HashMap<String, Signed>,
+        by_name: HashMap<String, Arc<Signed>>,
         /// First signature → name.
         by_signature: HashMap<Vec<u8>, String>,
     }
@@ -255,17 +342,20 @@ mod memo {
         M.get_or_init(|| Mutex::new(Memo::default()))
     }
 
-    pub(super) fn get(name: &str) -> Option<Signed> {
+    pub(super) fn get(name: &str) -> Option<Arc<Signed>> {
         memo().lock().ok()?.by_name.get(name).cloned()
     }
 
-    pub(super) fn name_of(env: &Signed) -> Option<String> {
+    pub(super) fn name_of(env: &Arc<Signed>) -> Option<String> {
         let m = memo().lock().ok()?;
         let name = m.by_signature.get(&env.signatures.first()?.signature)?;
-        (m.by_name.get(name)? == env).then(|| name.clone())
+        let kept = m.by_name.get(name)?;
+        // The same envelope as read or written (the usual case), or the
+        // same bytes.
+        (Arc::ptr_eq(kept, env) || **kept == **env).then(|| name.clone())
     }
 
-    pub(super) fn put(name: &str, env: &Signed) {
+    pub(super) fn put(name: &str, env: &Arc<Signed>) {
         let (Some(sig), Ok(mut m)) = (env.signatures.first(), memo().lock()) else {
             return;
         };

@@ -47,8 +47,8 @@ pub fn view_of(a: &AccountState) -> Result<AccountView> {
         &a.profile,
         &a.history.epochs,
         a.access.as_ref(),
-        a.devices.values(),
-        a.applications.values(),
+        a.devices.values().map(|e| &**e),
+        a.applications.values().map(|e| &**e),
     )?;
     v.superseded_ssh = a.superseded_ssh.clone();
     Ok(v)

@@ -2,6 +2,7 @@
 //! all of it or nothing; adopt rotated keys; wipe on a proven revocation.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use mesh_core::envelope::Signed;
 use mesh_core::objects::{
@@ -211,7 +212,7 @@ fn apply_signed(
                 report.new_devices.push(cat.local_name.clone());
             }
             // A rotated key stays revocable: remember the one it replaces.
-            if let Some(old) = a.devices.insert(cat.device_udf.clone(), env) {
+            if let Some(old) = a.devices.insert(cat.device_udf.clone(), Arc::new(env)) {
                 let prev: CatalogedDevice =
                     old.unverified_object("catalog entry").map_err(|x| s(&x))?;
                 let prev_conn: ConnectionDevice = prev
@@ -228,7 +229,7 @@ fn apply_signed(
             let app: mesh_core::objects::CatalogedApplication = env
                 .verify_object("application entry", oct::CATALOGED_APPLICATION, &admin)
                 .map_err(|x| s(&x))?;
-            a.applications.insert(app.uid, env);
+            a.applications.insert(app.uid, Arc::new(env));
         }
         st::LOCAL => {
             env.verify(&env.content_type, &admin).map_err(|x| s(&x))?;
@@ -412,7 +413,7 @@ pub(crate) fn adopt_rotation(store: &mut Store) -> Result<bool> {
     store.save_secrets(&secrets)?;
     a.connection = Some(cat.connection_device.clone());
     a.roles = conn.roles.clone();
-    a.devices.insert(me, env);
+    a.devices.insert(me, Arc::new(env));
     save_account(store, &a)?;
     Ok(true)
 }

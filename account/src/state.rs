@@ -1,6 +1,7 @@
 //! What a device keeps of its account, and the keys it derives from it.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use mesh_core::authority::{OnlineSeeds, CT_ONLINE_SEEDS};
 use mesh_core::derive::Seed;
@@ -69,10 +70,10 @@ pub struct AccountState {
     pub access: Option<Signed>,
     /// Latest catalog entry per device UDF.
     #[serde(default, skip_serializing)]
-    pub devices: BTreeMap<String, Signed>,
+    pub devices: BTreeMap<String, Arc<Signed>>,
     /// Latest application entry per id.
     #[serde(default, skip_serializing)]
-    pub applications: BTreeMap<String, Signed>,
+    pub applications: BTreeMap<String, Arc<Signed>>,
     /// Administrators: connection requests received.
     #[serde(default)]
     pub inbound: Vec<InboundRequest>,
@@ -270,6 +271,8 @@ pub(crate) fn save_account(store: &mut Store, a: &AccountState) -> Result<()> {
             detail: e.to_string(),
         })
     };
+    // The manifest the header names now (none in a new or old-layout state).
+    let previous = read::<Stored>(store).ok().and_then(|s| s.envelopes);
     let written = envelopes::write(
         store.home(),
         envelopes::EnvelopesRef {
@@ -277,6 +280,7 @@ pub(crate) fn save_account(store: &mut Store, a: &AccountState) -> Result<()> {
             devices: &a.devices,
             applications: &a.applications,
         },
+        previous.as_deref(),
     )?;
     // The header: the envelopes are not serialized (`skip_serializing`).
     let mut v = serde_json::to_value(a).map_err(corrupt)?;

@@ -70,8 +70,10 @@ mod tests {
             .expect("verifies");
         put(&env, &verified);
         let mut tampered = env.clone();
-        let at = tampered.payload.len() / 2;
-        tampered.payload[at] ^= 1;
+        let mut bytes = tampered.payload.to_vec();
+        let at = bytes.len() / 2;
+        bytes[at] ^= 1;
+        tampered.payload = bytes.into();
         let mut cosigned = env.clone();
         cosigned.add_signature(&k2.authenticate);
         let mut retyped = env.clone();

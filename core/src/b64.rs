@@ -30,6 +30,23 @@ pub mod serde_bytes {
     }
 }
 
+/// Serde helper for `Arc<[u8]>` fields carried as base64url strings.
+pub mod serde_shared_bytes {
+    use std::sync::Arc;
+
+    use serde::{Deserializer, Serializer};
+
+    /// Serialize.
+    pub fn serialize<S: Serializer>(b: &Arc<[u8]>, s: S) -> Result<S::Ok, S::Error> {
+        super::serde_bytes::serialize(b, s)
+    }
+
+    /// Deserialize.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<[u8]>, D::Error> {
+        super::serde_bytes::deserialize(d).map(Arc::from)
+    }
+}
+
 /// Serde helper for `Option<Vec<u8>>` fields carried as base64url strings.
 pub mod serde_opt_bytes {
     use serde::{Deserialize, Deserializer, Serializer};

@@ -105,7 +105,7 @@ impl AccessDelta {
         }
         Ok(Signed {
             content_type: ct::ACCESS_LIST.into(),
-            payload,
+            payload: payload.into(),
             signatures: self.signatures.clone(),
         })
     }

@@ -404,7 +404,7 @@ impl<'de> Deserialize<'de> for KeyData {
         let bytes = crate::b64::decode(&j.params.ecdh.public).map_err(D::Error::custom)?;
         let key = PublicKey::from_bytes(j.params.ecdh.crv, &bytes).map_err(D::Error::custom)?;
         // The fingerprint is derived data: a mismatch means tampering.
-        if !udf::udf_eq(&key.udf(), &j.udf) {
+        if !udf::udf_eq(&decoded::udf_of(j.params.ecdh.crv, &bytes, &key), &j.udf) {
             return Err(D::Error::custom(format!(
                 "key fingerprint {} does not match its key ({})",
                 j.udf,
@@ -450,14 +450,42 @@ mod decoded {
     /// At most this many keys (about 8 MiB).
     const MAX: usize = 32_768;
 
-    type Memo = Mutex<HashMap<(bool, [u8; 33]), PublicKey>>;
+    /// Whether X25519, and the wire bytes.
+    type Slot = (bool, [u8; 33]);
+    type Memo = Mutex<HashMap<Slot, PublicKey>>;
 
     fn memo() -> &'static Memo {
         static M: OnceLock<Memo> = OnceLock::new();
         M.get_or_init(|| Mutex::new(HashMap::new()))
     }
 
-    fn slot(alg: KeyAlg, b: &[u8]) -> Option<(bool, [u8; 33])> {
+    /// Fingerprints of keys parsed before, by the same wire bytes: checking
+    /// a list's fingerprints hashed 2,000 keys per access list at 1,000
+    /// devices.
+    fn fingerprints() -> &'static Mutex<HashMap<Slot, String>> {
+        static F: OnceLock<Mutex<HashMap<Slot, String>>> = OnceLock::new();
+        F.get_or_init(|| Mutex::new(HashMap::new()))
+    }
+
+    /// The UDF of `key`, which was decoded from `b`.
+    pub(super) fn udf_of(alg: KeyAlg, b: &[u8], key: &PublicKey) -> String {
+        let Some(k) = slot(alg, b) else {
+            return key.udf();
+        };
+        if let Some(u) = fingerprints().lock().ok().and_then(|m| m.get(&k).cloned()) {
+            return u;
+        }
+        let u = key.udf();
+        if let Ok(mut m) = fingerprints().lock() {
+            if m.len() >= MAX {
+                m.clear();
+            }
+            m.insert(k, u.clone());
+        }
+        u
+    }
+
+    fn slot(alg: KeyAlg, b: &[u8]) -> Option<Slot> {
         let mut k = [0u8; 33];
         match (alg, b.len()) {
             (KeyAlg::Ed25519, 32) | (KeyAlg::X25519, 33) => {
@@ -570,7 +598,14 @@ mod tests {
             for _ in 0..2 {
                 assert_eq!(PublicKey::from_bytes(k.alg(), &b).expect("key"), k);
                 assert_eq!(PublicKey::decode(k.alg(), &b).expect("key"), k);
+                assert_eq!(decoded::udf_of(k.alg(), &b, &k), k.udf());
             }
+            // A fingerprint that is not the key's is refused, kept or not.
+            let mut j = serde_json::to_value(KeyData::new(k)).expect("json");
+            let other = if k == x { e } else { x };
+            j["Udf"] = serde_json::Value::String(other.udf());
+            let err = serde_json::from_value::<KeyData>(j).expect_err("refused");
+            assert!(err.to_string().contains("does not match"), "{err}");
         }
         let mut bad_sign = x.to_bytes();
         bad_sign[32] = 1;

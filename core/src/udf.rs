@@ -384,21 +384,55 @@ pub fn message_digest_id(message_id: &str, content_type: &str) -> Result<String,
 }
 
 /// Constant-time equality of two presented UDFs (case and dashes ignored).
+/// Compared as it goes, without copies: an access list of 1,000 devices
+/// compares UDFs a million times when it checks its successor.
 pub fn udf_eq(a: &str, b: &str) -> bool {
     use subtle::ConstantTimeEq;
-    let norm = |s: &str| -> Vec<u8> {
+    fn norm(s: &str) -> impl Iterator<Item = u8> + '_ {
         s.bytes()
             .filter(|c| *c != b'-')
             .map(|c| c.to_ascii_uppercase())
-            .collect()
-    };
-    let (a, b) = (norm(a), norm(b));
-    a.len() == b.len() && bool::from(a.ct_eq(&b))
+    }
+    let (mut a, mut b) = (norm(a), norm(b));
+    let mut same = subtle::Choice::from(1);
+    loop {
+        match (a.next(), b.next()) {
+            (Some(x), Some(y)) => same &= x.ct_eq(&y),
+            (None, None) => return bool::from(same),
+            // Lengths are not secret.
+            _ => return false,
+        }
+    }
+}
+
+/// The form [`udf_eq`] compares (case and dashes ignored), for keying maps.
+pub fn udf_key(s: &str) -> String {
+    s.chars()
+        .filter(|c| *c != '-')
+        .map(|c| c.to_ascii_uppercase())
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn udf_eq_ignores_case_and_dashes_only() {
+        let cases = [
+            ("MB2G-K6DU", "mb2gk6du", true),
+            ("MB2GK6DU", "M-B-2-G-K-6-D-U", true),
+            ("MB2G-K6DU", "MB2G-K6DV", false),
+            ("MB2G-K6DU", "MB2G-K6D", false),
+            ("MB2G-K6D", "MB2G-K6DU", false),
+            ("", "-", true),
+            ("", "A", false),
+        ];
+        for (a, b, same) in cases {
+            assert_eq!(udf_eq(a, b), same, "{a} vs {b}");
+            assert_eq!(udf_key(a) == udf_key(b), same, "keys of {a} and {b}");
+        }
+    }
 
     #[test]
     fn base32_round_trip_whole_bytes() {

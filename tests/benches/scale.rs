@@ -9,7 +9,8 @@
 //! Run: `tests/bench/scale.sh` (sizes: `MESH_SCALE_SIZES=10,100`;
 //! `MESH_SCALE_BACKENDS=sqlite` or `postgres`; `MESH_SCALE_KEEP=DIR` builds the SQLite
 //! accounts once into DIR and reuses them in later runs; `MESH_SCALE_OPS=b` or
-//! `=a,e` measures only those operations).
+//! `=a,e` measures only those operations; `MESH_PERF_CTL` profiles them, see
+//! `perf_control`).
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -123,9 +124,11 @@ fn measure(
         prepare(i);
         let (u0, d0, r0) = meter.read();
         let s0 = statements(backend);
+        perf_control("enable");
         let t = Instant::now();
         op(i);
         times.push(t.elapsed());
+        perf_control("disable");
         let (u1, d1, r1) = meter.read();
         up += u1 - u0;
         down += d1 - d0;
@@ -143,6 +146,25 @@ fn measure(
         requests: reqs / n,
         statements: (backend == Backend::Postgres).then_some(stmts / n),
     }
+}
+
+/// With `MESH_PERF_CTL=CTL,ACK` (two fifos), profile only the measured
+/// operations: `perf record -D -1 --control fifo:CTL,ACK -- <bench>`.
+fn perf_control(command: &str) {
+    let Some(fifos) = std::env::var_os("MESH_PERF_CTL") else {
+        return;
+    };
+    let fifos = fifos.to_string_lossy().into_owned();
+    let (ctl, ack) = fifos.split_once(',').expect("MESH_PERF_CTL=CTL,ACK");
+    let mut c = std::fs::OpenOptions::new()
+        .write(true)
+        .open(ctl)
+        .expect("ctl");
+    writeln!(c, "{command}").expect("perf control");
+    let mut answer = [0u8; 5];
+    std::fs::File::open(ack)
+        .and_then(|mut a| a.read_exact(&mut answer))
+        .expect("perf ack");
 }
 
 fn row(backend: Backend, devices: usize, what: &str, c: &Cost) {
@@ -405,8 +427,12 @@ fn scale(backend: Backend, n: usize) {
                 let mut s = Store::open(&home, true).expect("store");
                 let r = account::join::request(&mut s, ADDR, &meter.url, Some(&name), None)
                     .expect("request");
-                let mut a = Store::open(&admin, false).expect("admin");
-                account::admin::accept(&mut a, &host, &r.request_id, &[Role::Ssh]).expect("accept");
+                // The administrator is another device: in this process it
+                // would leave the new list verified in the probe's memos.
+                mesh(
+                    &admin,
+                    &["device", "accept", &r.request_id, "--roles", "ssh"],
+                );
             },
             // What the agent runs once its quick check saw the change.
             |_| assert!(!sync_as(Converge::Always).skipped),
