@@ -112,8 +112,9 @@ pub(crate) fn write(
 ) -> Result<Written, StoreError> {
     let dir = home.join(ENTRIES);
     make_private_dir(&dir)?;
-    let on_disk = match previous.and_then(manifests::get) {
-        Some(names) => names,
+    let prev = previous.and_then(manifests::get);
+    let on_disk = match &prev {
+        Some(p) => p.names.clone(),
         // One listing instead of a stat per entry (2,100 at 1,000 devices).
         None => Arc::new(
             std::fs::read_dir(&dir)
@@ -124,43 +125,102 @@ pub(crate) fn write(
         ),
     };
     let mut wrote = false;
-    let mut file = |env: &Arc<Signed>| -> Result<String, StoreError> {
+    // The envelope the previous manifest had under the same key, when it
+    // is this one, keeps its file: no digest, no lookup.
+    let mut file = |kept: Option<&Named>, env: &Arc<Signed>| -> Result<Named, StoreError> {
+        if let Some((k, n)) = kept.filter(|(k, _)| Arc::ptr_eq(k, env) || **k == **env) {
+            return Ok((k.clone(), n.clone()));
+        }
         let (name, fresh) = entry_file(&dir, env, &on_disk)?;
         wrote |= fresh;
-        Ok(name)
+        Ok((env.clone(), name))
     };
-    let m = Manifest {
-        access: e.access.map(|a| file(&Arc::new(a.clone()))).transpose()?,
+    let before = |pick: fn(&Known) -> &BTreeMap<String, Named>, k: &String| {
+        prev.as_ref().and_then(|p| pick(p).get(k))
+    };
+    let mut known = Known {
+        access: e
+            .access
+            .map(|a| {
+                file(
+                    prev.as_ref().and_then(|p| p.access.as_ref()),
+                    &Arc::new(a.clone()),
+                )
+            })
+            .transpose()?,
         devices: e
             .devices
             .iter()
-            .map(|(k, v)| Ok((k.clone(), file(v)?)))
+            .map(|(k, v)| Ok((k.clone(), file(before(|p| &p.devices, k), v)?)))
             .collect::<Result<_, StoreError>>()?,
         applications: e
             .applications
             .iter()
-            .map(|(k, v)| Ok((k.clone(), file(v)?)))
+            .map(|(k, v)| Ok((k.clone(), file(before(|p| &p.applications, k), v)?)))
             .collect::<Result<_, StoreError>>()?,
+        names: Arc::default(),
     };
     if wrote {
         sync_dir_of(&dir);
     }
-    let bytes = serde_json::to_vec(&m).map_err(|x| corrupt(home, x))?;
+    let bytes = serde_json::to_vec(&known).map_err(|x| corrupt(home, x))?;
     let name = digest_name(MANIFEST, &bytes);
     write_atomic(&home.join(&name), &bytes)?;
-    let entries: Arc<HashSet<String>> = Arc::new(
-        m.access
-            .into_iter()
-            .chain(m.devices.into_values())
-            .chain(m.applications.into_values())
-            .collect(),
-    );
-    manifests::put(&name, &entries);
+    known.names = Arc::new(known.all_names().cloned().collect());
+    let entries = known.names.clone();
+    manifests::put(&name, Arc::new(known));
     Ok(Written {
         name,
         entries,
         on_disk,
     })
+}
+
+/// An envelope and the entry file that holds it.
+type Named = (Arc<Signed>, String);
+
+/// What a manifest names, with the envelopes: what [`write`] wrote or
+/// [`read`] read. Serialized, it is the manifest (the names alone).
+#[derive(Default, Serialize)]
+struct Known {
+    #[serde(serialize_with = "name_only")]
+    access: Option<Named>,
+    #[serde(serialize_with = "names_only")]
+    devices: BTreeMap<String, Named>,
+    #[serde(serialize_with = "names_only")]
+    applications: BTreeMap<String, Named>,
+    /// Every entry file named.
+    #[serde(skip)]
+    names: Arc<HashSet<String>>,
+}
+
+impl Known {
+    fn all_names(&self) -> impl Iterator<Item = &String> {
+        self.access
+            .iter()
+            .chain(self.devices.values())
+            .chain(self.applications.values())
+            .map(|(_, n)| n)
+    }
+
+    fn envelopes(&self) -> Envelopes {
+        let arcs = |m: &BTreeMap<String, Named>| {
+            m.iter().map(|(k, (e, _))| (k.clone(), e.clone())).collect()
+        };
+        Envelopes {
+            access: self.access.as_ref().map(|(e, _)| (**e).clone()),
+            devices: arcs(&self.devices),
+            applications: arcs(&self.applications),
+        }
+    }
+}
+
+fn name_only<S: serde::Serializer>(n: &Option<Named>, s: S) -> Result<S::Ok, S::Error> {
+    n.as_ref().map(|(_, n)| n).serialize(s)
+}
+
+fn names_only<S: serde::Serializer>(m: &BTreeMap<String, Named>, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_map(m.iter().map(|(k, (_, n))| (k, n)))
 }
 
 /// The envelopes of a state, borrowed for [`write`].
@@ -218,45 +278,39 @@ pub(crate) fn read(home: &Path, name: &str) -> Result<Envelopes, StoreError> {
             format!("the state names {name:?} as its envelopes"),
         ));
     }
+    if let Some(known) = manifests::get(name) {
+        return Ok(known.envelopes());
+    }
     let path = home.join(name);
     let m: Manifest =
         serde_json::from_slice(&read_named(&path, MANIFEST)?).map_err(|x| corrupt(&path, x))?;
-    let names: HashSet<String> = m
-        .access
-        .iter()
-        .chain(m.devices.values())
-        .chain(m.applications.values())
-        .cloned()
-        .collect();
     let dir = home.join(ENTRIES);
-    let entry = |n: &String| -> Result<Arc<Signed>, StoreError> {
+    let entry = |n: &String| -> Result<Named, StoreError> {
         if !well_formed(n, "") {
             return Err(corrupt(&path, format!("it names {n:?} as an entry")));
         }
         if let Some(env) = memo::get(n) {
-            return Ok(env);
+            return Ok((env, n.clone()));
         }
         let p = dir.join(n);
         let env: Arc<Signed> =
             serde_json::from_slice(&read_named(&p, "")?).map_err(|x| corrupt(&p, x))?;
         memo::put(n, &env);
-        Ok(env)
+        Ok((env, n.clone()))
     };
-    let map = |m: &BTreeMap<String, String>| -> Result<BTreeMap<String, Arc<Signed>>, StoreError> {
+    let map = |m: &BTreeMap<String, String>| -> Result<BTreeMap<String, Named>, StoreError> {
         m.iter().map(|(k, n)| Ok((k.clone(), entry(n)?))).collect()
     };
-    let e = Envelopes {
-        access: m
-            .access
-            .as_ref()
-            .map(entry)
-            .transpose()?
-            .map(Arc::unwrap_or_clone),
+    let mut known = Known {
+        access: m.access.as_ref().map(entry).transpose()?,
         devices: map(&m.devices)?,
         applications: map(&m.applications)?,
+        names: Arc::default(),
     };
     // Every entry it names was read: they are there.
-    manifests::put(name, &Arc::new(names));
+    known.names = Arc::new(known.all_names().cloned().collect());
+    let e = known.envelopes();
+    manifests::put(name, Arc::new(known));
     Ok(e)
 }
 
@@ -289,30 +343,33 @@ pub(crate) fn prune(home: &Path, keep: &Written) {
 /// reading and hashing each entry again was a fifth of a sync. A hit is
 /// exact: by name, the content that name was checked against; by
 /// envelope, the same envelope byte for byte. Bounded: emptied when full.
-/// Manifests this process read or wrote: name → the entry files it names
-/// (a name is a digest of the content, so it is the same in any home).
+/// Manifests this process read or wrote, with their envelopes (a name is
+/// a digest of the content, so it means the same in any home). A hit is
+/// what a manifest of that name held when this process read or wrote it:
+/// a sync reads its state again without parsing 2,100 names, and saves it
+/// without a lookup per unchanged entry.
 mod manifests {
-    use std::collections::{HashSet, VecDeque};
+    use std::collections::VecDeque;
     use std::sync::{Arc, Mutex};
+
+    use super::Known;
 
     /// A few: one per account state this process keeps.
     const MAX: usize = 4;
 
-    type Kept = VecDeque<(String, Arc<HashSet<String>>)>;
+    static KEPT: Mutex<VecDeque<(String, Arc<Known>)>> = Mutex::new(VecDeque::new());
 
-    static KEPT: Mutex<Kept> = Mutex::new(VecDeque::new());
-
-    pub(super) fn get(name: &str) -> Option<Arc<HashSet<String>>> {
+    pub(super) fn get(name: &str) -> Option<Arc<Known>> {
         let k = KEPT.lock().ok()?;
         k.iter().find(|(n, _)| n == name).map(|(_, e)| e.clone())
     }
 
-    pub(super) fn put(name: &str, entries: &Arc<HashSet<String>>) {
+    pub(super) fn put(name: &str, known: Arc<Known>) {
         let Ok(mut k) = KEPT.lock() else {
             return;
         };
         k.retain(|(n, _)| n != name);
-        k.push_back((name.to_string(), entries.clone()));
+        k.push_back((name.to_string(), known));
         while k.len() > MAX {
             k.pop_front();
         }
@@ -367,5 +424,98 @@ mod memo {
         if m.by_name.insert(name.to_string(), env.clone()).is_none() {
             m.bytes += env.payload.len();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    fn env(key: &mesh_core::keys::SigningKey, body: &str) -> Arc<Signed> {
+        Arc::new(Signed::sign("t", body.as_bytes().to_vec(), &[key]))
+    }
+
+    fn save(
+        home: &Path,
+        access: &Signed,
+        devices: &BTreeMap<String, Arc<Signed>>,
+        prev: Option<&str>,
+    ) -> Written {
+        let e = EnvelopesRef {
+            access: Some(access),
+            devices,
+            applications: &BTreeMap::new(),
+        };
+        let w = write(home, e, prev).expect("write");
+        prune(home, &w);
+        w
+    }
+
+    /// A save that knows the previous manifest writes only what changed,
+    /// removes what is no longer named, and its manifest reads back the
+    /// same in this process (the memo) and from the files alone.
+    #[test]
+    fn a_save_writes_what_changed_and_reads_back() {
+        let dir = std::env::temp_dir().join(format!("mesh-envelopes-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let k = mesh_core::objects::RootKeys::generate().authenticate;
+        let access = (*env(&k, "list 1")).clone();
+        let mut devices: BTreeMap<String, Arc<Signed>> = [("a", "entry a"), ("b", "entry b")]
+            .iter()
+            .map(|(n, b)| (n.to_string(), env(&k, b)))
+            .collect();
+        let first = save(&dir, &access, &devices, None);
+        let files = |w: &Written| -> BTreeMap<String, u64> {
+            w.entries
+                .iter()
+                .map(|n| {
+                    let m = std::fs::metadata(dir.join(ENTRIES).join(n)).expect("entry file");
+                    (n.clone(), m.ino())
+                })
+                .collect()
+        };
+        let before = files(&first);
+        devices.insert("b".into(), env(&k, "entry b, new"));
+        let second = save(&dir, &access, &devices, Some(&first.name));
+        let after = files(&second);
+        let kept: Vec<_> = before
+            .iter()
+            .filter(|(n, i)| after.get(*n) == Some(i))
+            .collect();
+        assert_eq!(kept.len(), 2, "the list and a are not written again");
+        assert_eq!(after.len(), 3);
+        let listed = std::fs::read_dir(dir.join(ENTRIES)).expect("dir").count();
+        assert_eq!(listed, 3, "b's old file is removed");
+        assert!(
+            !dir.join(&first.name).exists(),
+            "the old manifest is removed"
+        );
+        // In this process (the memo), and from the files.
+        let memo = read(&dir, &second.name).expect("read");
+        let bytes = std::fs::read(dir.join(&second.name)).expect("manifest");
+        let m: Manifest = serde_json::from_slice(&bytes).expect("a manifest");
+        assert_eq!(digest_name(MANIFEST, &bytes), second.name);
+        assert_eq!(m.devices.len(), 2);
+        for (key, name) in &m.devices {
+            let on_disk: Signed = serde_json::from_slice(
+                &read_named(&dir.join(ENTRIES).join(name), "").expect("entry"),
+            )
+            .expect("envelope");
+            assert_eq!(&on_disk, &*memo.devices[key], "{key}");
+            assert_eq!(&on_disk, &*devices[key], "{key}");
+        }
+        assert_eq!(memo.access.as_ref(), Some(&access));
+        // A save that does not know the previous manifest lists the
+        // directory, and removes what a crash left there.
+        std::fs::write(dir.join(ENTRIES).join("left-by-a-crash"), b"x").expect("junk");
+        let third = save(&dir, &access, &devices, None);
+        assert_eq!(third.name, second.name);
+        assert_eq!(
+            std::fs::read_dir(dir.join(ENTRIES)).expect("dir").count(),
+            3
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
