@@ -94,14 +94,24 @@ fn install_provider() {
 /// system's CA certificates, 76 % of a cached `authorized-keys` login at
 /// 1,000 devices (docs/BENCHMARKS.md), and the agent makes two clients per
 /// sync. Clients share nothing but their configuration and connection pool.
-fn http_client(extra_ca: Option<Vec<u8>>) -> Result<reqwest::blocking::Client, String> {
-    type Clients = std::sync::Mutex<Vec<(Option<Vec<u8>>, reqwest::blocking::Client)>>;
+///
+/// A client for a plain-http portal (loopback only) loads no roots at all:
+/// it never speaks TLS, and loading them was still a fifth of a cached
+/// `authorized-keys` run.
+fn http_client(
+    extra_ca: Option<Vec<u8>>,
+    plain: bool,
+) -> Result<reqwest::blocking::Client, String> {
+    type Key = (Option<Vec<u8>>, bool);
+    type Clients = std::sync::Mutex<Vec<(Key, reqwest::blocking::Client)>>;
     static CLIENTS: std::sync::OnceLock<Clients> = std::sync::OnceLock::new();
     let clients = CLIENTS.get_or_init(Default::default);
     let mut clients = clients.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some((_, c)) = clients.iter().find(|(ca, _)| *ca == extra_ca) {
+    let key = (extra_ca, plain);
+    if let Some((_, c)) = clients.iter().find(|(k, _)| *k == key) {
         return Ok(c.clone());
     }
+    let (extra_ca, plain) = key;
     install_provider();
     let mut b = reqwest::blocking::Client::builder()
         .timeout(std::time::Duration::from_secs(30))
@@ -109,7 +119,9 @@ fn http_client(extra_ca: Option<Vec<u8>>) -> Result<reqwest::blocking::Client, S
         // A portal answers; it never sends a client elsewhere (an https
         // portal redirecting to http would otherwise be followed).
         .redirect(reqwest::redirect::Policy::none());
-    if let Some(pem) = &extra_ca {
+    if plain {
+        b = b.tls_certs_only(Vec::new());
+    } else if let Some(pem) = &extra_ca {
         let cert =
             reqwest::Certificate::from_pem(pem).map_err(|e| format!("MESH_PORTAL_CA: {e}"))?;
         b = b.add_root_certificate(cert);
@@ -119,7 +131,7 @@ fn http_client(extra_ca: Option<Vec<u8>>) -> Result<reqwest::blocking::Client, S
     if clients.len() >= 8 {
         clients.remove(0);
     }
-    clients.push((extra_ca, c.clone()));
+    clients.push(((extra_ca, plain), c.clone()));
     Ok(c)
 }
 
@@ -155,7 +167,7 @@ impl Client {
             Some(ca) => Some(std::fs::read(&ca).map_err(|e| bad(&format!("MESH_PORTAL_CA: {e}")))?),
             None => None,
         };
-        let http = http_client(pem).map_err(|e| bad(&e))?;
+        let http = http_client(pem, scheme == "http").map_err(|e| bad(&e))?;
         Ok(Client { base: url, http })
     }
 
