@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use mesh_core::authority::AdminEpoch;
 use mesh_core::envelope::Signed;
-use mesh_core::keys::KeyData;
+use mesh_core::keys::{KeyData, PublicKey};
 use mesh_core::memo::EnvelopeMemo;
 use mesh_core::objects::{
     ct as oct, CatalogedApplication, CatalogedDevice, ConnectionDevice, ProfileAccount,
@@ -101,6 +101,27 @@ static PARSED: EnvelopeMemo<Arc<DeviceEntry>> = EnvelopeMemo::new(3072);
 /// Application entries parsed for a view (verified when they were kept),
 /// the same way: at 1,000 devices there are some 1,100.
 static PARSED_APPS: EnvelopeMemo<(String, Arc<serde_json::Value>)> = EnvelopeMemo::new(4096);
+
+/// An application entry's uid and data: verified against `admin` when
+/// given; otherwise (verified when it was kept) parsed once per process.
+fn app_entry(
+    env: &Signed,
+    admin: Option<&[PublicKey]>,
+) -> Result<(String, Arc<serde_json::Value>), PluginError> {
+    if admin.is_none() {
+        if let Some(kept) = PARSED_APPS.get(env) {
+            return Ok(kept);
+        }
+    }
+    let app: CatalogedApplication = match admin {
+        Some(admin) => env.verify_object("application entry", oct::CATALOGED_APPLICATION, admin),
+        None => env.unverified_object("application entry"),
+    }
+    .map_err(|e| PluginError::Untrusted(format!("application entry: {e}")))?;
+    let kept = (app.uid, Arc::new(app.data));
+    PARSED_APPS.put(env, kept.clone());
+    Ok(kept)
+}
 
 /// The account as this device knows it, verified.
 #[derive(Clone, Debug)]
@@ -196,20 +217,7 @@ impl AccountView {
         view.check_bound()?;
         let admin = view.profile.history_signers();
         for env in applications {
-            let (uid, data) = match PARSED_APPS.get(env).filter(|_| !check) {
-                Some(kept) => kept,
-                None => {
-                    let app: CatalogedApplication = if check {
-                        env.verify_object("application entry", oct::CATALOGED_APPLICATION, &admin)
-                    } else {
-                        env.unverified_object("application entry")
-                    }
-                    .map_err(|e| untrusted("application entry", e))?;
-                    let kept = (app.uid, Arc::new(app.data));
-                    PARSED_APPS.put(env, kept.clone());
-                    kept
-                }
-            };
+            let (uid, data) = app_entry(env, check.then_some(&admin[..]))?;
             view.applications.insert(uid, data);
         }
         Ok(view)
@@ -417,5 +425,40 @@ mod tests {
         let mut broken = env.clone();
         broken.payload = broken.payload[..broken.payload.len() / 2].into();
         assert!(DeviceEntry::trusted(&broken).is_err());
+    }
+
+    /// Application entries the same way: a hit is the same envelope; a
+    /// verified read checks the signature, memo or not.
+    #[test]
+    fn parsed_applications_are_served_only_to_the_same_envelope() {
+        let root = mesh_core::objects::RootKeys::generate();
+        let admin = AccountKeys::generate(&root.profile_udf());
+        let app = |data: serde_json::Value| CatalogedApplication {
+            uid: "ssh".into(),
+            data,
+        };
+        let env = Signed::sign_object(
+            oct::CATALOGED_APPLICATION,
+            &app(serde_json::json!({"Principals": ["alice"]})),
+            &admin.admin_sign,
+        );
+        let (uid, first) = app_entry(&env, None).expect("parses");
+        let (_, again) = app_entry(&env, None).expect("parses");
+        assert_eq!(uid, "ssh");
+        assert!(Arc::ptr_eq(&first, &again), "a hit");
+        let mut forged = Signed::sign_object(
+            oct::CATALOGED_APPLICATION,
+            &app(serde_json::json!({"Principals": ["root"]})),
+            &admin.admin_sign,
+        );
+        forged.signatures = env.signatures.clone();
+        let (_, other) = app_entry(&forged, None).expect("parses as itself");
+        assert_eq!(other["Principals"][0], "root");
+        let keys = [admin.admin_sign.public_key()];
+        assert!(
+            app_entry(&forged, Some(&keys)).is_err(),
+            "its signature fails"
+        );
+        assert!(app_entry(&env, Some(&keys)).is_ok());
     }
 }
