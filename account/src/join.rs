@@ -195,17 +195,39 @@ pub fn create(
         &me.keys.authenticate,
     );
     if let Err(e) = r {
-        // Nothing was bound: forget the account so that the user can retry.
-        let mut s = store.secrets()?;
-        s.online_seeds = None;
-        s.activation_seed = None;
-        store.save_secrets(&s)?;
-        return Err(e.into());
+        if !bound_after_all(&client, address, &bind.profile, &e) {
+            // Nothing was bound: forget the account so that the user can retry.
+            let mut s = store.secrets()?;
+            s.online_seeds = None;
+            s.activation_seed = None;
+            store.save_secrets(&s)?;
+            return Err(e.into());
+        }
     }
     save_account(store, &a)?;
     // What was bound comes back verified, as any sync.
     pull(store, host, &mut SyncReport::default())?;
     account(store)
+}
+
+/// Whether a Bind whose answer never came was bound all the same: the
+/// connection can fail after the portal committed (a timeout, a proxy),
+/// and forgetting the keys of an account that exists would leave it with
+/// no administrator. Only a lost answer is asked about, and only this
+/// very profile, byte for byte, counts as bound.
+fn bound_after_all(client: &Client, address: &str, profile: &Signed, e: &ClientError) -> bool {
+    if !matches!(e, ClientError::Unreachable { .. }) {
+        return false;
+    }
+    let served: std::result::Result<p::DownloadResponse, ClientError> = client.post(
+        "Public",
+        &p::PublicRequest {
+            account_address: Some(address.to_string()),
+            profile_udf: None,
+            select: Vec::new(),
+        },
+    );
+    served.is_ok_and(|d| d.profile == *profile)
 }
 
 pub(crate) fn check_address(address: &str) -> Result<()> {

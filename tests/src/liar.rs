@@ -19,6 +19,7 @@ pub struct LyingPortal {
     pub url: String,
     rewrite: Arc<Mutex<Option<Rewrite>>>,
     unknown: Arc<Mutex<Option<String>>>,
+    lose: Arc<Mutex<Option<String>>>,
 }
 
 impl std::fmt::Debug for LyingPortal {
@@ -43,18 +44,27 @@ impl LyingPortal {
         let url = format!("http://{}", listener.local_addr().expect("addr"));
         let rewrite: Arc<Mutex<Option<Rewrite>>> = Arc::new(Mutex::new(None));
         let unknown: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
-        let (rw, un) = (rewrite.clone(), unknown.clone());
+        let lose: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
+        let (rw, un, lo) = (rewrite.clone(), unknown.clone(), lose.clone());
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
-                let (rw, un, target) = (rw.clone(), un.clone(), target.clone());
-                std::thread::spawn(move || serve(client, &target, &rw, &un));
+                let (rw, un, lo, target) = (rw.clone(), un.clone(), lo.clone(), target.clone());
+                std::thread::spawn(move || serve(client, &target, &rw, &un, &lo));
             }
         });
         LyingPortal {
             url,
             rewrite,
             unknown,
+            lose,
         }
+    }
+
+    /// From now on, forward `tx` requests but lose the portal's answer
+    /// (the connection closes with nothing): a timeout after the portal
+    /// committed, as the client sees it.
+    pub fn lose_answer(&self, tx: &str) {
+        *self.lose.lock().expect("lose") = Some(tx.to_string());
     }
 
     /// From now on, play a portal from before the request member `member`:
@@ -72,6 +82,7 @@ impl LyingPortal {
     /// From now on, answers pass unchanged.
     pub fn honest(&self) {
         *self.rewrite.lock().expect("rewrite") = None;
+        *self.lose.lock().expect("lose") = None;
     }
 }
 
@@ -81,6 +92,7 @@ fn serve(
     target: &str,
     rewrite: &Mutex<Option<Rewrite>>,
     unknown: &Mutex<Option<String>>,
+    lose: &Mutex<Option<String>>,
 ) {
     let Some((head, body)) = read_message(&mut client) else {
         return;
@@ -124,6 +136,10 @@ fn serve(
     let Some((ans_head, ans_body)) = read_message(&mut server) else {
         return;
     };
+    if lose.lock().expect("lose").as_deref() == Some(tx.as_str()) {
+        let _ = client.shutdown(Shutdown::Both);
+        return;
+    }
     let status = ans_head
         .lines()
         .next()

@@ -194,3 +194,66 @@ fn secrets_come_from_stdin_or_a_file_never_argv() {
     let e = d.fails_input(&["key", "recover"], &"x\n".repeat(100));
     assert!(e.contains("at most 64"), "{e}");
 }
+
+/// `mesh account create` whose Bind answer is lost after the portal
+/// committed (a timeout, as the client sees it) keeps the account it
+/// created: the device asks the portal whether its very profile is bound.
+/// When the lost answer was a refusal, nothing is kept and a retry works.
+#[test]
+fn a_lost_bind_answer_keeps_the_account_the_portal_made() {
+    std::env::set_var("MESH_KEYSTORE", "file");
+    let dir = Scratch::new("lost-bind");
+    let portal = mesh_tests::PortalProc::start_with(&dir.path("portal"), &["--max-accounts", "2"]);
+    let liar = mesh_tests::liar::LyingPortal::start(&portal.url);
+    liar.lose_answer("Bind");
+    let create = |d: &Device, address: &str, url: &str, kit: &str| {
+        d.run(&[
+            "account",
+            "create",
+            address,
+            "--portal",
+            url,
+            "--device",
+            "laptop",
+            "--recovery",
+            kit,
+        ])
+    };
+    let a = Device::new(&dir.0, "a");
+    let o = create(&a, "alice@example.com", &liar.url, &a.kit());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    liar.honest();
+    // The account works: its administrator keys were kept.
+    let b = Device::new(&dir.0, "b");
+    b.join(&a, "alice@example.com", &liar.url, "phone");
+    let listed = a.json(&["device", "list"]).to_string();
+    assert!(
+        listed.contains("laptop") && listed.contains("phone"),
+        "{listed}"
+    );
+    // A refusal whose answer is lost: the portal holds two accounts at most.
+    let other = Device::new(&dir.0, "other");
+    other.ok(&[
+        "account",
+        "create",
+        "bob@example.com",
+        "--portal",
+        &portal.url,
+        "--recovery",
+        &other.kit(),
+    ]);
+    liar.lose_answer("Bind");
+    let c = Device::new(&dir.0, "c");
+    let o = create(&c, "carol@example.com", &liar.url, &c.kit());
+    assert!(!o.status.success(), "nothing was bound");
+    assert!(
+        c.run(&["device", "list"]).status.code() != Some(0),
+        "no account kept"
+    );
+    // Nothing kept: a retry on a portal with room works (with a new kit:
+    // the first one's shares are for a root that was never bound).
+    let roomy = mesh_tests::PortalProc::start(&dir.path("roomy"));
+    let kit = dir.path("c-second.kit");
+    let o = create(&c, "carol@example.com", &roomy.url, &kit.to_string_lossy());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
