@@ -122,15 +122,7 @@ pub fn create(
     ensure_device(store, device_name)?;
     // Reach the portal before the kit is written: an unreachable portal or
     // a taken address stops here, with no kit for a root never bound.
-    let probe: std::result::Result<p::DownloadResponse, ClientError> = client.post(
-        "Public",
-        &p::PublicRequest {
-            account_address: Some(address.to_string()),
-            profile_udf: None,
-            select: Vec::new(),
-        },
-    );
-    match probe {
+    match public_of(&client, address) {
         Err(e) if e.code() == Some(p::code::UNKNOWN_ACCOUNT) => {}
         Ok(_) => {
             return Err(AccountError::usage(
@@ -219,15 +211,22 @@ fn bound_after_all(client: &Client, address: &str, profile: &Signed, e: &ClientE
     if !matches!(e, ClientError::Unreachable { .. }) {
         return false;
     }
-    let served: std::result::Result<p::DownloadResponse, ClientError> = client.post(
+    public_of(client, address).is_ok_and(|d| d.profile == *profile)
+}
+
+/// What the portal serves anyone for `address` (its profile).
+fn public_of(
+    client: &Client,
+    address: &str,
+) -> std::result::Result<p::DownloadResponse, ClientError> {
+    client.post(
         "Public",
         &p::PublicRequest {
             account_address: Some(address.to_string()),
             profile_udf: None,
             select: Vec::new(),
         },
-    );
-    served.is_ok_and(|d| d.profile == *profile)
+    )
 }
 
 pub(crate) fn check_address(address: &str) -> Result<()> {
