@@ -107,11 +107,12 @@ fn http_client(
     static CLIENTS: std::sync::OnceLock<Clients> = std::sync::OnceLock::new();
     let clients = CLIENTS.get_or_init(Default::default);
     let mut clients = clients.lock().unwrap_or_else(|p| p.into_inner());
-    let key = (extra_ca, plain);
-    if let Some((_, c)) = clients.iter().find(|(k, _)| *k == key) {
+    if let Some((_, c)) = clients
+        .iter()
+        .find(|((ca, p), _)| *ca == extra_ca && *p == plain)
+    {
         return Ok(c.clone());
     }
-    let (extra_ca, plain) = key;
     install_provider();
     let mut b = reqwest::blocking::Client::builder()
         .timeout(std::time::Duration::from_secs(30))

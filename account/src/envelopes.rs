@@ -17,8 +17,9 @@
 //! all of it is one atomic step: a crash leaves the old header naming the
 //! old manifest, whose entries are all still there, or the new one. Files
 //! that the header no longer reaches are removed at the next save. Every
-//! file is checked against its name when it is read, and an error names a
-//! file whose content is not what its name says.
+//! file is checked against its name when a process first reads it (later
+//! reads come from what it kept), and an error names a file whose content
+//! is not what its name says.
 //!
 //! States written before this layout kept every envelope in one
 //! `envelopes-<digest>.json`; they are read, and moved to this layout at
@@ -46,8 +47,8 @@ pub(crate) struct Envelopes {
     pub applications: BTreeMap<String, Arc<Signed>>,
 }
 
-/// Which entry file holds each envelope.
-#[derive(Debug, Default, Serialize, Deserialize)]
+/// Which entry file holds each envelope, as read (written as [`Known`]).
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Manifest {
     #[serde(default)]
@@ -181,7 +182,7 @@ type Named = (Arc<Signed>, String);
 
 /// What a manifest names, with the envelopes: what [`write`] wrote or
 /// [`read`] read. Serialized, it is the manifest (the names alone).
-#[derive(Default, Serialize)]
+#[derive(Serialize)]
 struct Known {
     #[serde(serialize_with = "name_only")]
     access: Option<Named>,
@@ -338,11 +339,6 @@ pub(crate) fn prune(home: &Path, keep: &Written) {
     }
 }
 
-/// Entry files read or written by this process, by name and by envelope:
-/// an agent reads its state after every change, and at 1,000 devices
-/// reading and hashing each entry again was a fifth of a sync. A hit is
-/// exact: by name, the content that name was checked against; by
-/// envelope, the same envelope byte for byte. Bounded: emptied when full.
 /// Manifests this process read or wrote, with their envelopes (a name is
 /// a digest of the content, so it means the same in any home). A hit is
 /// what a manifest of that name held when this process read or wrote it:
@@ -376,6 +372,11 @@ mod manifests {
     }
 }
 
+/// Entry files read or written by this process, by name and by envelope:
+/// an agent reads its state after every change, and at 1,000 devices
+/// reading and hashing each entry again was a fifth of a sync. A hit is
+/// exact: by name, the content that name was checked against; by
+/// envelope, the same envelope byte for byte. Bounded: emptied when full.
 mod memo {
     use std::collections::HashMap;
     use std::sync::{Arc, Mutex, OnceLock};

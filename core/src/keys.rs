@@ -452,37 +452,14 @@ mod decoded {
 
     /// Whether X25519, and the wire bytes.
     type Slot = (bool, [u8; 33]);
-    type Memo = Mutex<HashMap<Slot, PublicKey>>;
+    /// The decoded key, and its fingerprint once asked for: checking a
+    /// list's fingerprints hashed 2,000 keys per access list at 1,000
+    /// devices.
+    type Memo = Mutex<HashMap<Slot, (PublicKey, Option<String>)>>;
 
     fn memo() -> &'static Memo {
         static M: OnceLock<Memo> = OnceLock::new();
         M.get_or_init(|| Mutex::new(HashMap::new()))
-    }
-
-    /// Fingerprints of keys parsed before, by the same wire bytes: checking
-    /// a list's fingerprints hashed 2,000 keys per access list at 1,000
-    /// devices.
-    fn fingerprints() -> &'static Mutex<HashMap<Slot, String>> {
-        static F: OnceLock<Mutex<HashMap<Slot, String>>> = OnceLock::new();
-        F.get_or_init(|| Mutex::new(HashMap::new()))
-    }
-
-    /// The UDF of `key`, which was decoded from `b`.
-    pub(super) fn udf_of(alg: KeyAlg, b: &[u8], key: &PublicKey) -> String {
-        let Some(k) = slot(alg, b) else {
-            return key.udf();
-        };
-        if let Some(u) = fingerprints().lock().ok().and_then(|m| m.get(&k).cloned()) {
-            return u;
-        }
-        let u = key.udf();
-        if let Ok(mut m) = fingerprints().lock() {
-            if m.len() >= MAX {
-                m.clear();
-            }
-            m.insert(k, u.clone());
-        }
-        u
     }
 
     fn slot(alg: KeyAlg, b: &[u8]) -> Option<Slot> {
@@ -498,7 +475,7 @@ mod decoded {
 
     pub(super) fn get(alg: KeyAlg, b: &[u8]) -> Option<PublicKey> {
         let k = slot(alg, b)?;
-        memo().lock().ok()?.get(&k).copied()
+        memo().lock().ok()?.get(&k).map(|(key, _)| *key)
     }
 
     pub(super) fn put(alg: KeyAlg, b: &[u8], key: PublicKey) {
@@ -508,7 +485,28 @@ mod decoded {
         if m.len() >= MAX {
             m.clear();
         }
-        m.insert(k, key);
+        m.insert(k, (key, None));
+    }
+
+    /// The UDF of `key`, which was decoded from `b`: kept beside the key
+    /// (only for the key decoded from those very bytes).
+    pub(super) fn udf_of(alg: KeyAlg, b: &[u8], key: &PublicKey) -> String {
+        let k = slot(alg, b);
+        let kept = |m: &HashMap<Slot, (PublicKey, Option<String>)>| {
+            m.get(k.as_ref()?).filter(|(d, _)| d == key)?.1.clone()
+        };
+        if let Some(u) = memo().lock().ok().as_deref().and_then(kept) {
+            return u;
+        }
+        let u = key.udf();
+        if let (Some(k), Ok(mut m)) = (k, memo().lock()) {
+            if let Some((d, f)) = m.get_mut(&k) {
+                if d == key {
+                    *f = Some(u.clone());
+                }
+            }
+        }
+        u
     }
 }
 

@@ -245,8 +245,7 @@ impl AccessList {
             .iter()
             .filter(|d| d.state == DeviceState::Revoked)
         {
-            let found = by_udf.get(&udf::udf_key(&d.device_udf)).copied();
-            match found.filter(|n| udf::udf_eq(&n.device_udf, &d.device_udf)) {
+            match by_udf.get(&udf::udf_key(&d.device_udf)).copied() {
                 Some(n) if n.state == DeviceState::Revoked || by_root => {}
                 Some(_) => {
                     return Err(Error::Malformed(format!(
@@ -723,7 +722,7 @@ mod tests {
     fn revocation_is_irreversible() {
         use DeviceState::{Active, Revoked};
         let now = list(4, &[("MA", Active), ("MB", Revoked)]);
-        let cases: [(&str, AccessList, Option<&str>); 5] = [
+        let cases: [(&str, AccessList, Option<&str>); 6] = [
             (
                 "keeps it revoked",
                 list(5, &[("MA", Active), ("MB", Revoked)]),
@@ -743,6 +742,11 @@ mod tests {
                 "drops it",
                 list(5, &[("MA", Active)]),
                 Some("drops revoked"),
+            ),
+            (
+                "makes it active, spelled otherwise",
+                list(5, &[("MA", Active), ("m-b", Active)]),
+                Some("active again"),
             ),
             (
                 "skips a serial",
