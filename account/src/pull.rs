@@ -239,7 +239,7 @@ fn apply_signed(
                         env.unverified_object("response").map_err(|x| s(&x))?;
                     a.answered.insert(rc.request_id);
                     if let Some(pid) = rc.pin_id {
-                        a.pins_used.insert(pid);
+                        a.pins_used.insert(mesh_core::pin::canonical_id(&pid));
                     }
                 }
                 p::ct::MESSAGE_PIN => a.pins.push(env),
