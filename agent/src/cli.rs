@@ -217,6 +217,10 @@ pub(crate) enum AccountCmd {
         /// are revoked, login names and other policies are restored.
         #[arg(long, value_name = "TIME|@SERIAL", value_parser = parse_since)]
         since: Option<mesh_account::recover::Since>,
+        /// Read and verify the account with the shares, print what --since
+        /// would turn back, and write nothing.
+        #[arg(long)]
+        dry_run: bool,
         /// Refused: shares on the command line are visible to other users.
         #[arg(hide = true)]
         shares: Vec<String>,

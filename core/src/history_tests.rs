@@ -409,3 +409,27 @@ impl Account {
         c.head(store_name).cloned().expect("head")
     }
 }
+
+/// Dates are the signer's, but only in order: a checkpoint dated before
+/// the one it follows (a thief slipping its transaction before a
+/// recovery's `--since`) is refused; a writer whose clock is behind dates
+/// its checkpoint as the previous one.
+#[test]
+fn a_checkpoint_dated_before_its_predecessor_is_refused() {
+    let a = three_transactions();
+    let seen = a.read(&History::default(), &a.served(&History::default()));
+    let seen = seen.expect("honest");
+    let behind = a.writer.next(&a.profile.udf(), &[], 5, None);
+    assert_eq!(behind.issued, 100, "the writer never dates back");
+    for (issued, refused) in [(99, true), (0, true), (100, false), (101, false)] {
+        let mut cp = a.writer.next(&a.profile.udf(), &[], 100, None);
+        cp.issued = issued;
+        let env = Signed::sign_object(ct::CHECKPOINT, &cp, &a.keys.admin_sign);
+        let got = a.read(&seen, &[(store::CHECKPOINT.to_string(), 4, env)]);
+        match (refused, got) {
+            (true, Err(e)) => assert!(e.to_string().contains("before the checkpoint"), "{e}"),
+            (false, Ok(h)) => assert_eq!(h.serial(), 4),
+            (r, got) => panic!("dated {issued}: refused {r}, got {got:?}"),
+        }
+    }
+}

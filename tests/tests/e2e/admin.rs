@@ -12,6 +12,7 @@ use mesh_tests::{can_run_sshd, require_tool, Device, PortalProc, Scratch};
 
 mod attacks;
 mod pins;
+mod times;
 
 use attacks::*;
 
