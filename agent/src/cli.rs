@@ -171,6 +171,12 @@ pub(crate) enum AccountCmd {
         /// Shares to make.
         #[arg(long, default_value_t = 3)]
         shares: u8,
+        /// A witness (another portal run with `mesh-portal serve --witness`)
+        /// that cosigns the account's history; every device and server then
+        /// asks it, and refuses a portal restored from an older backup.
+        /// Named in the root-signed profile: it cannot be changed later.
+        #[arg(long, value_name = "URL")]
+        witness: Option<String>,
     },
     /// Show the account, this device and its roles.
     Show,

@@ -17,7 +17,14 @@ impl Account {
     fn new() -> Account {
         let root = RootKeys::generate();
         let keys = std::rc::Rc::new(AccountKeys::generate(&root.profile_udf()));
-        let env = root.profile("alice@example.com", "https://portal", None, &keys, None);
+        let env = root.profile(
+            "alice@example.com",
+            "https://portal",
+            None,
+            &keys,
+            None,
+            None,
+        );
         let profile = ProfileAccount::verify_self_signed(&env).expect("profile");
         Account {
             keys,
@@ -280,7 +287,7 @@ fn administrator_epochs_follow_the_history() {
     use crate::keys::AgreementKey;
     let root = RootKeys::generate();
     let e0 = AccountKeys::generate(&root.profile_udf());
-    let env = root.profile("alice@example.com", "https://portal", None, &e0, None);
+    let env = root.profile("alice@example.com", "https://portal", None, &e0, None, None);
     let profile = ProfileAccount::verify_self_signed(&env).expect("profile");
     let e1 = e0.next_epoch();
     let holder = AgreementKey::generate();

@@ -15,6 +15,7 @@ pub mod server;
 pub mod storage;
 mod stores;
 pub mod watch;
+pub mod witness;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -74,6 +75,7 @@ pub struct Portal {
     tls: Option<tokio_rustls::TlsAcceptor>,
     storage: Arc<dyn storage::Storage>,
     timeouts: Timeouts,
+    witness: Option<Arc<witness::Witness>>,
 }
 
 impl std::fmt::Debug for Portal {
@@ -145,7 +147,15 @@ impl Portal {
             tls: acceptor,
             storage,
             timeouts: Timeouts::default(),
+            witness: None,
         })
+    }
+
+    /// The same portal, also a witness of the accounts that name it
+    /// (PROTOCOL.md §10.6), keeping its key and memory in `dir`.
+    pub fn with_witness(mut self, dir: &Path) -> Result<Portal, witness::WitnessError> {
+        self.witness = Some(Arc::new(witness::Witness::open(dir)?));
+        Ok(self)
     }
 
     /// The same portal with other timeouts.
@@ -174,7 +184,10 @@ impl Portal {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
         let timeouts = self.timeouts;
-        let app = server::router(self.storage, timeouts.request);
+        let mut app = server::router(self.storage, timeouts.request);
+        if let Some(w) = self.witness {
+            app = app.merge(witness::router(w));
+        }
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         let limit = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
         tokio::pin!(shutdown);

@@ -54,6 +54,11 @@ enum Command {
         /// Seconds a whole request may take (more than the 20 s long-poll).
         #[arg(long, default_value_t = mesh_portal::limits::REQUEST_TIMEOUT.as_secs())]
         request_timeout: u64,
+        /// Also be a witness (PROTOCOL.md §10.6): cosign the checkpoints of
+        /// accounts whose profile names this portal's witness key, kept
+        /// with its memory of each account in DIR.
+        #[arg(long, value_name = "DIR")]
+        witness: Option<std::path::PathBuf>,
     },
 }
 
@@ -70,6 +75,7 @@ fn main() -> ExitCode {
                 max_account_bytes,
                 handshake_timeout,
                 request_timeout,
+                witness,
             },
     } = Cli::parse();
     let timeouts = mesh_portal::Timeouts {
@@ -110,6 +116,17 @@ fn main() -> ExitCode {
                 }
                 return ExitCode::FAILURE;
             }
+        };
+        let portal = match witness {
+            None => portal,
+            Some(dir) => match portal.with_witness(&dir) {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("mesh-portal: error: {e}");
+                    eprintln!("hint: give --witness a directory only this portal writes; keep its witness.key");
+                    return ExitCode::FAILURE;
+                }
+            },
         };
         println!("{}", portal.url());
         let from = match &backend {

@@ -18,6 +18,7 @@ pub(crate) fn run(home: &std::path::Path, cmd: AccountCmd, j: bool) -> Result<()
             recovery,
             threshold,
             shares,
+            witness,
         } => {
             if !(2..=15).contains(&threshold) || threshold > shares || shares > 15 {
                 return Err(hinted(
@@ -37,6 +38,7 @@ pub(crate) fn run(home: &std::path::Path, cmd: AccountCmd, j: bool) -> Result<()
                     name,
                     device_name: device.as_deref(),
                     recovery: join::Recovery { threshold, shares },
+                    witness: witness.as_deref(),
                 },
                 |list| {
                     files =

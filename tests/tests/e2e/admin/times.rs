@@ -16,9 +16,22 @@ use super::{account, copy_home, online_keys, Account, ADDR};
 /// administrator): the next access list with the phone revoked, under a
 /// checkpoint dated `issued`.
 fn revoke_phone_dated(acc: &Account, thief: &Device, issued: u64) -> Result<(), String> {
-    std::env::set_var("MESH_KEYSTORE", "file");
     thief.ok(&["sync"]);
-    let keys = online_keys(thief, &acc.udf);
+    raw_revoke(&acc.udf, &acc.portal.url, thief, "phone", issued)
+}
+
+/// A raw transaction with `thief`'s administrator keys, from where its
+/// state stands (no sync): the next access list with `name` revoked,
+/// under a checkpoint dated `issued`.
+pub(super) fn raw_revoke(
+    udf: &str,
+    url: &str,
+    thief: &Device,
+    name: &str,
+    issued: u64,
+) -> Result<(), String> {
+    std::env::set_var("MESH_KEYSTORE", "file");
+    let keys = online_keys(thief, udf);
     let store = Store::open(&thief.home, false).expect("store");
     let state = mesh_account::account(&store).expect("state");
     let auth = mesh_account::state::device_keys(&store).expect("device keys");
@@ -30,7 +43,7 @@ fn revoke_phone_dated(acc: &Account, thief: &Device, issued: u64) -> Result<(), 
         .unverified_object("list")
         .expect("list");
     list.serial += 1;
-    for d in list.devices.iter_mut().filter(|d| d.name == "phone") {
+    for d in list.devices.iter_mut().filter(|d| d.name == name) {
         d.state = DeviceState::Revoked;
     }
     let access = StoreUpdate {
@@ -44,7 +57,7 @@ fn revoke_phone_dated(acc: &Account, thief: &Device, issued: u64) -> Result<(), 
     };
     let mut cp = state
         .history
-        .next(&acc.udf, std::slice::from_ref(&access), 0, None);
+        .next(udf, std::slice::from_ref(&access), 0, None);
     cp.issued = issued;
     let checkpoint = StoreUpdate {
         store: st::CHECKPOINT.into(),
@@ -59,8 +72,8 @@ fn revoke_phone_dated(acc: &Account, thief: &Device, issued: u64) -> Result<(), 
         updates: vec![access, checkpoint],
     })
     .expect("json");
-    let req = sign_request(p::tx::TRANSACT, &acc.udf, &me, body, &auth.authenticate);
-    Client::new(&acc.portal.url)
+    let req = sign_request(p::tx::TRANSACT, udf, &me, body, &auth.authenticate);
+    Client::new(url)
         .expect("client")
         .post::<_, serde_json::Value>(p::tx::TRANSACT, &req)
         .map(|_| ())
