@@ -113,13 +113,15 @@ impl Witness {
 
     fn save(&self, account: &str, w: &Witnessed, new: bool) -> Result<(), String> {
         let db = self.db.lock().unwrap_or_else(|p| p.into_inner());
-        let count: i64 = db
-            .query_row("SELECT count(*) FROM witnessed", [], |r| r.get(0))
-            .map_err(|e| e.to_string())?;
-        if new && count >= MAX_ACCOUNTS {
-            return Err(format!(
-                "this witness keeps at most {MAX_ACCOUNTS} accounts"
-            ));
+        if new {
+            let count: i64 = db
+                .query_row("SELECT count(*) FROM witnessed", [], |r| r.get(0))
+                .map_err(|e| e.to_string())?;
+            if count >= MAX_ACCOUNTS {
+                return Err(format!(
+                    "this witness keeps at most {MAX_ACCOUNTS} accounts"
+                ));
+            }
         }
         let state = serde_json::to_string(w).map_err(|e| e.to_string())?;
         db.execute(

@@ -177,3 +177,54 @@ fn a_used_pin_spelled_otherwise_is_refused() {
     let list = acc.a.ok(&["device", "list"]);
     assert!(list.contains("tablet") && !list.contains("again"), "{list}");
 }
+
+/// A PIN record of this epoch that no administrator key opens (encrypted
+/// to a stranger's key, signed by the administrators) is skipped and
+/// reported: it does not stop the PIN requests behind it, nor the sync.
+#[test]
+fn a_pin_record_no_key_opens_is_skipped_and_reported() {
+    use mesh_core::envelope::{Encrypted, Signed};
+    use mesh_core::portal::{self as p, store as st, MessagePin, StoreUpdate};
+    let acc = account("pin-unreadable", false);
+    acc.a.ok(&["sync"]);
+    let stranger = mesh_core::keys::AgreementKey::generate();
+    super::times::raw_write(
+        &acc.udf,
+        &acc.portal.url,
+        &acc.a,
+        mesh_plugins::now(),
+        |state, keys| {
+            let rec = MessagePin {
+                pin_id: "AAAA-BBBB".into(),
+                salted_pin: String::from("x").into(),
+                roles: Vec::new(),
+                expires: mesh_plugins::now() + 60,
+                automatic: true,
+                issuer: None,
+                epoch: Some(keys.epoch()),
+            };
+            let enc = Encrypted::encrypt_object(p::ct::MESSAGE_PIN, &rec, &[stranger.public_key()])
+                .expect("encrypt");
+            StoreUpdate {
+                store: st::LOCAL.into(),
+                expected: state.history.position(st::LOCAL).index,
+                envelopes: vec![Signed::sign_object(
+                    p::ct::MESSAGE_PIN,
+                    &enc,
+                    &keys.admin_sign,
+                )],
+            }
+        },
+    )
+    .expect("written");
+    let pin = mint(&acc.a, "ssh", "1h");
+    let d = request_with_pin(&acc, "d", "tablet", &pin);
+    let r = acc.a.json(&["sync"]);
+    assert_eq!(r["auto_accepted"][0], "tablet", "{r}");
+    let warned = r["warnings"].to_string();
+    assert!(
+        warned.contains("PIN record") && warned.contains("hint:"),
+        "{r}"
+    );
+    d.ok(&["sync"]);
+}

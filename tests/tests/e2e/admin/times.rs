@@ -30,34 +30,49 @@ pub(super) fn raw_revoke(
     name: &str,
     issued: u64,
 ) -> Result<(), String> {
+    raw_write(udf, url, thief, issued, |state, keys| {
+        let mut list: AccessList = state
+            .access
+            .as_ref()
+            .expect("list")
+            .unverified_object("list")
+            .expect("list");
+        list.serial += 1;
+        for d in list.devices.iter_mut().filter(|d| d.name == name) {
+            d.state = DeviceState::Revoked;
+        }
+        StoreUpdate {
+            store: st::ACCESS.into(),
+            expected: state.history.position(st::ACCESS).index,
+            envelopes: vec![Signed::sign_object(
+                p::ct::ACCESS_LIST,
+                &list,
+                &keys.admin_sign,
+            )],
+        }
+    })
+}
+
+/// One raw administrator transaction with `admin`'s keys, from where its
+/// state stands (no sync): the update `build` makes, under a checkpoint
+/// dated `issued`.
+pub(super) fn raw_write(
+    udf: &str,
+    url: &str,
+    admin: &Device,
+    issued: u64,
+    build: impl FnOnce(&mesh_account::AccountState, &mesh_core::objects::AccountKeys) -> StoreUpdate,
+) -> Result<(), String> {
     std::env::set_var("MESH_KEYSTORE", "file");
-    let keys = online_keys(thief, udf);
-    let store = Store::open(&thief.home, false).expect("store");
+    let keys = online_keys(admin, udf);
+    let store = Store::open(&admin.home, false).expect("store");
     let state = mesh_account::account(&store).expect("state");
     let auth = mesh_account::state::device_keys(&store).expect("device keys");
     let me = store.state().device.clone().expect("device").udf;
-    let mut list: AccessList = state
-        .access
-        .as_ref()
-        .expect("list")
-        .unverified_object("list")
-        .expect("list");
-    list.serial += 1;
-    for d in list.devices.iter_mut().filter(|d| d.name == name) {
-        d.state = DeviceState::Revoked;
-    }
-    let access = StoreUpdate {
-        store: st::ACCESS.into(),
-        expected: state.history.position(st::ACCESS).index,
-        envelopes: vec![Signed::sign_object(
-            p::ct::ACCESS_LIST,
-            &list,
-            &keys.admin_sign,
-        )],
-    };
+    let update = build(&state, &keys);
     let mut cp = state
         .history
-        .next(udf, std::slice::from_ref(&access), 0, None);
+        .next(udf, std::slice::from_ref(&update), 0, None);
     cp.issued = issued;
     let checkpoint = StoreUpdate {
         store: st::CHECKPOINT.into(),
@@ -69,7 +84,7 @@ pub(super) fn raw_revoke(
         )],
     };
     let body = serde_json::to_value(p::TransactRequest {
-        updates: vec![access, checkpoint],
+        updates: vec![update, checkpoint],
     })
     .expect("json");
     let req = sign_request(p::tx::TRANSACT, udf, &me, body, &auth.authenticate);
