@@ -1,6 +1,7 @@
 //! Administrator events: accept, reject, PINs, revoke, rotate, escrow.
 
 use mesh_core::envelope::{Encrypted, Signed};
+use mesh_core::freshness::{self, Heartbeat};
 use mesh_core::objects::{
     ct as oct, AccountKeys, CatalogedDevice, ConnectionDevice, ProfileDevice, Role,
 };
@@ -416,10 +417,17 @@ pub(crate) fn accept_by_pin(store: &mut Store, host: &Host) -> Result<PinOutcome
 pub(crate) fn maintain(store: &mut Store, host: &Host) -> Result<usize> {
     let count = |a: &AccountState| a.index(st::APPLICATION) + a.index(st::PUBLISHED);
     let before = count(&account(store)?);
-    admin_event(store, host, |_, _, _| {
+    admin_event(store, host, |a, view, _| {
+        // The administrators' promise, kept: an empty checkpoint when the
+        // newest is half the promise old.
+        let newest = a.history.checkpoint.as_ref().map_or(0, |c| c.issued);
+        let heartbeat = view
+            .app::<Heartbeat>(freshness::UID)?
+            .is_some_and(|h| h.every > 0 && h.due(newest, now()));
         Ok((
             Draft {
                 event: Some(Event::Periodic),
+                heartbeat,
                 ..Draft::default()
             },
             (),
@@ -427,6 +435,38 @@ pub(crate) fn maintain(store: &mut Store, host: &Host) -> Result<usize> {
     })?;
     let after = count(&account(store)?);
     Ok(usize::try_from(after.saturating_sub(before)).unwrap_or(0))
+}
+
+/// `mesh account heartbeat`: promise a checkpoint at least every `every`
+/// seconds (`None`: no promise). Published, so that servers read it too;
+/// every reader then refuses a newest checkpoint older than twice it.
+pub fn set_heartbeat(store: &mut Store, host: &Host, every: Option<u64>) -> Result<()> {
+    if let Some(e) = every.filter(|e| *e < freshness::MIN_EVERY) {
+        return Err(AccountError::usage(
+            format!("a heartbeat every {e} s is shorter than the shortest, {} s", freshness::MIN_EVERY),
+            "promise one every hour or more (`mesh account heartbeat 1h`); the agents write it on their hourly pass",
+        ));
+    }
+    let data = serde_json::to_value(Heartbeat {
+        every: every.unwrap_or(0),
+    })
+    .map_err(|e| AccountError::Untrusted(e.to_string()))?;
+    admin_event(store, host, |_, _, _| {
+        Ok((
+            Draft {
+                apps: vec![AppEntry {
+                    uid: freshness::UID.into(),
+                    data: data.clone(),
+                    public: true,
+                }],
+                event: Some(Event::Periodic),
+                // A promise starts kept.
+                heartbeat: true,
+                ..Draft::default()
+            },
+            (),
+        ))
+    })
 }
 
 /// Publish application entries the user asked for (a channel's policy)

@@ -80,6 +80,10 @@ pub enum AccountError {
     /// A write committed at the portal that the witness has not confirmed.
     #[error("{0}: the change was committed at the portal, but until the witness confirms it a portal restored from a backup could undo it")]
     Unwitnessed(Box<AccountError>),
+    /// The account's newest checkpoint is older than its administrators
+    /// promised (PROTOCOL.md §10.7).
+    #[error("refusing what the portal returned: {0}")]
+    Stale(String),
     /// Too many concurrent writers.
     #[error("the account changed under every retry (another administrator is writing); try again")]
     Busy,
@@ -130,6 +134,10 @@ impl AccountError {
                 "`mesh device list` shows the account's devices, their names and UDFs".into()
             }
             AccountError::Busy => "run the command again".into(),
+            AccountError::Stale(_) => {
+                "bring an administrator device online (its agent writes the heartbeat), or ask the portal's operator whether it serves the account as it is; nothing new was applied here"
+                    .into()
+            }
             AccountError::Witness { .. } => {
                 "nothing new was applied; check that the witness named in the account's profile is running and reaches the portal, then sync again"
                     .into()

@@ -36,6 +36,9 @@ pub(crate) struct Draft {
     /// them, its checkpoint with the keys before (or the root), and their
     /// seeds are wrapped to the administrators of the next access list.
     pub next_keys: Option<AccountKeys>,
+    /// Write a checkpoint even when nothing else changes: the
+    /// administrators' heartbeat (PROTOCOL.md §10.7).
+    pub heartbeat: bool,
 }
 
 /// The start of `keys`' epoch, its seeds wrapped to every active
@@ -80,6 +83,7 @@ pub(crate) fn event_updates(
     mut d: Draft,
 ) -> Result<Vec<StoreUpdate>> {
     let next_keys = d.next_keys.take();
+    let heartbeat = d.heartbeat;
     let signer = next_keys.as_ref().unwrap_or(admin);
     let mut next = view.clone();
     let list = d
@@ -147,8 +151,9 @@ pub(crate) fn event_updates(
     if !d.local.is_empty() {
         updates.push(a.append(st::LOCAL, d.local));
     }
-    // The next checkpoint signs where this transaction leaves every store.
-    if !updates.is_empty() {
+    // The next checkpoint signs where this transaction leaves every store
+    // (alone, a heartbeat: the stores are where they were, the date new).
+    if !updates.is_empty() || heartbeat {
         let cp = a
             .history
             .next(&a.profile_udf, &updates, crate::client::now(), epoch);

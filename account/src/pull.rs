@@ -477,6 +477,7 @@ fn pull_once(
             _ => break,
         }
     }
+    next.check_fresh(crate::client::now())?;
     standing_and_save(store, host, a, next, &dev_udf)
 }
 

@@ -98,6 +98,26 @@ pub struct AccountState {
 }
 
 impl AccountState {
+    /// The administrators' heartbeat promise, if they made one (a verified
+    /// published entry; PROTOCOL.md §10.7).
+    pub fn heartbeat(&self) -> Option<mesh_core::freshness::Heartbeat> {
+        mesh_core::freshness::Heartbeat::from_entry(
+            self.applications.get(mesh_core::freshness::UID)?,
+        )
+    }
+
+    /// A member's check of the newest checkpoint against that promise
+    /// (administrators keep it instead: their sync writes the heartbeat).
+    pub(crate) fn check_fresh(&self, now: u64) -> Result<()> {
+        let (Some(h), Some(c)) = (self.heartbeat(), &self.history.checkpoint) else {
+            return Ok(());
+        };
+        if self.roles.contains(&Role::Admin) {
+            return Ok(());
+        }
+        h.check(c.issued, now).map_err(AccountError::Stale)
+    }
+
     /// A new account state with nothing downloaded yet.
     pub(crate) fn empty(
         address: String,

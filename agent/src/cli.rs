@@ -201,6 +201,16 @@ pub(crate) enum AccountCmd {
         #[arg(long)]
         shares: u8,
     },
+    /// Promise a checkpoint at least this often (e.g. 1h, 1d), or `off`
+    /// (administrators): the agents of administrator devices write one when
+    /// the newest is half that old, and every device and server refuses an
+    /// account whose newest checkpoint is twice that old (a portal serving
+    /// a frozen account).
+    Heartbeat {
+        /// A duration, or `off`.
+        #[arg(value_name = "DURATION|off", value_parser = parse_heartbeat)]
+        every: Heartbeat,
+    },
     /// Take the account back with its recovery shares (standard input, or --from files) on a fresh home: this device becomes an administrator of a new epoch (new administrator keys and CAs), the named devices revoked; --since turns the rest back to how it stood before the theft.
     Recover {
         /// The account's address.
@@ -641,6 +651,17 @@ pub(crate) enum Toggle {
 }
 
 /// "90", "30s", "10m", "2h", "7d" as seconds.
+/// `mesh account heartbeat`'s argument: a duration, or no promise.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Heartbeat(pub Option<u64>);
+
+fn parse_heartbeat(s: &str) -> std::result::Result<Heartbeat, String> {
+    if s == "off" {
+        return Ok(Heartbeat(None));
+    }
+    parse_duration(s).map(|d| Heartbeat(Some(d)))
+}
+
 pub(crate) fn parse_duration(s: &str) -> std::result::Result<u64, String> {
     let s = s.trim();
     let (num, mult) = match s.char_indices().last() {

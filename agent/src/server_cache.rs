@@ -65,6 +65,9 @@ pub struct Header {
     pub profile: String,
     /// What sshd asks, derived from the entries at `history`.
     pub answer: SshdAnswer,
+    /// The administrators' heartbeat promise at `history`, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat: Option<mesh_core::freshness::Heartbeat>,
 }
 
 /// Only the format field, to tell the formats apart.
@@ -224,6 +227,7 @@ mod tests {
                 lines: vec!["ssh-ed25519 AAAA mesh:laptop@alice@example.com".into()],
                 ca: "ssh-ed25519 BBBB".into(),
             },
+            heartbeat: None,
         }
     }
 

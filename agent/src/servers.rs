@@ -50,6 +50,11 @@ struct PublicAnswer {
 }
 
 impl PublicAnswer {
+    /// The administrators' heartbeat promise among the published entries.
+    fn heartbeat(&self) -> Option<mesh_core::freshness::Heartbeat> {
+        mesh_core::freshness::Heartbeat::from_entry(self.published.get(mesh_core::freshness::UID)?)
+    }
+
     /// One page of the public stores, continuing this answer.
     fn apply(&mut self, profile: &ProfileAccount, updates: &[p::StoreEntries]) -> Result<()> {
         // Checkpoints first: an administrator epoch they start gives the
@@ -144,6 +149,7 @@ fn fetch_public(portal: &str, profile_udf: &str, known: PublicAnswer) -> Result<
                 witness::Verdict::Behind(w) => return Err(witness::behind(serial, w)),
                 _ => {
                     ans.fetched = now();
+                    keeps_promise(ans.heartbeat(), &ans.history)?;
                     return Ok(ans);
                 }
             }
@@ -252,7 +258,21 @@ fn nothing_new(portal: &str, profile_udf: &str, header: &Header) -> Result<bool>
         history.serial(),
         &history.digest,
     )?;
+    keeps_promise(header.heartbeat, history)?;
     Ok(true)
+}
+
+/// The newest checkpoint against the administrators' heartbeat promise
+/// (PROTOCOL.md §10.7): a portal that serves a frozen account is refused
+/// once it is twice the promise old.
+fn keeps_promise(
+    promise: Option<mesh_core::freshness::Heartbeat>,
+    history: &History,
+) -> Result<()> {
+    let (Some(h), Some(c)) = (promise, &history.checkpoint) else {
+        return Ok(());
+    };
+    h.check(c.issued, now()).map_err(AccountError::Stale)
 }
 
 /// Everything the answer says, verified up to the pinned profile UDF.
@@ -445,6 +465,7 @@ fn full_view(
                         .map(|d| mesh_core::b64::encode(&d))
                         .unwrap_or_default(),
                     answer: answer.clone(),
+                    heartbeat: ans.heartbeat(),
                 };
                 cache::write(f, &header, &ans)?;
             }

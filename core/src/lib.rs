@@ -16,6 +16,7 @@ pub mod changes;
 pub mod derive;
 pub mod envelope;
 mod error;
+pub mod freshness;
 pub mod history;
 pub mod keys;
 pub mod memo;

@@ -106,6 +106,18 @@ pub(crate) fn run(home: &std::path::Path, cmd: AccountCmd, j: bool) -> Result<()
                 }
             }
         }
+        AccountCmd::Heartbeat { every } => {
+            let mut store = Store::open(home, false)?;
+            mesh_account::admin::set_heartbeat(&mut store, &mesh_agent::host(), every.0)?;
+            match every.0 {
+                Some(s) => eprintln!(
+                    "mesh: promised a checkpoint at least every {s} s; devices and servers refuse the account when its newest is {} s old",
+                    2 * s
+                ),
+                None => eprintln!("mesh: no heartbeat promised: readers no longer bound the account's age"),
+            }
+            emit(j, json!({"every": every.0}), "");
+        }
         AccountCmd::Recover {
             address,
             portal,

@@ -11,6 +11,7 @@
 mod admin;
 mod core;
 mod drill;
+mod freshness;
 mod history;
 mod host;
 mod hostile;
