@@ -32,6 +32,7 @@ use crate::message::{
     damaged, AuthEnvelopedData, CmsError, GcmParameters, Hash, ID_AES128_GCM, ID_AES192_GCM,
     ID_AES256_GCM, ID_AUTH_ENVELOPED_DATA, ID_ENVELOPED_DATA, ID_RSA,
 };
+use crate::rejection::Unwrapper;
 
 const ID_AES128_CBC: Oid = Oid::new_unwrap("2.16.840.1.101.3.4.1.2");
 const ID_AES192_CBC: Oid = Oid::new_unwrap("2.16.840.1.101.3.4.1.22");
@@ -164,9 +165,8 @@ fn unwrap_key(
 ) -> Result<Zeroizing<Vec<u8>>, CmsError> {
     let alg = &k.key_enc_alg;
     let ct = k.enc_key.as_bytes();
-    let synthetic = crate::rejection::synthetic_key(key, ct, len);
     if alg.oid == ID_RSA {
-        return Ok(crate::rejection::pkcs1v15_unwrap(key, ct, &synthetic));
+        return Ok(Unwrapper::new(key)?.pkcs1v15(ct, len));
     }
     if alg.oid != ID_RSAES_OAEP {
         return Err(CmsError::Unsupported(format!(
@@ -182,15 +182,14 @@ fn unwrap_key(
             label: None,
         },
     };
+    let (hash, mgf) = oaep_hashes(&params)?;
     // OAEP leaves no Bleichenbacher oracle, but its failures take the same
     // way as PKCS#1 v1.5's: one error, from the content.
-    Ok(match key.decrypt(oaep(&params)?, ct).map(Zeroizing::new) {
-        Ok(cek) if cek.len() == len => cek,
-        _ => synthetic,
-    })
+    Ok(Unwrapper::new(key)?.oaep(hash, mgf, ct, len))
 }
 
-fn oaep(p: &OaepParams) -> Result<rsa::Oaep, CmsError> {
+/// RSA-OAEP's hash and MGF1 hash.
+fn oaep_hashes(p: &OaepParams) -> Result<(Hash, Hash), CmsError> {
     if p.label.is_some() {
         return Err(CmsError::Unsupported("RSA-OAEP with a label".into()));
     }
@@ -216,24 +215,7 @@ fn oaep(p: &OaepParams) -> Result<rsa::Oaep, CmsError> {
             )))
         }
     };
-    use sha1::Sha1;
-    use sha2::{Sha256, Sha384, Sha512};
-    macro_rules! pick {
-        ($h:ty) => {
-            match mgf_hash {
-                Hash::Sha1 => rsa::Oaep::new_with_mgf_hash::<$h, Sha1>(),
-                Hash::Sha256 => rsa::Oaep::new_with_mgf_hash::<$h, Sha256>(),
-                Hash::Sha384 => rsa::Oaep::new_with_mgf_hash::<$h, Sha384>(),
-                Hash::Sha512 => rsa::Oaep::new_with_mgf_hash::<$h, Sha512>(),
-            }
-        };
-    }
-    Ok(match hash {
-        Hash::Sha1 => pick!(Sha1),
-        Hash::Sha256 => pick!(Sha256),
-        Hash::Sha384 => pick!(Sha384),
-        Hash::Sha512 => pick!(Sha512),
-    })
+    Ok((hash, mgf_hash))
 }
 
 fn parts(eci: &EncryptedContentInfo) -> Result<(Vec<u8>, &[u8]), CmsError> {
