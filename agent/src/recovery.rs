@@ -169,7 +169,9 @@ fn check_empty(dir: &Path) -> Result<(), KitError> {
     }
 }
 
-/// What one share's file says around the share.
+/// What one share's file says around the share, built in one buffer
+/// sized once (`format!` grows its buffer and would leave copies of the
+/// share in freed memory).
 fn kit_text(
     address: &str,
     portal: &str,
@@ -178,7 +180,12 @@ fn kit_text(
     k: u8,
     share: &str,
 ) -> Zeroizing<String> {
-    Zeroizing::new(format!(
+    use std::fmt::Write as _;
+    let mut text = Zeroizing::new(String::with_capacity(
+        1024 + 2 * address.len() + portal.len() + share.len(),
+    ));
+    let _ = write!(
+        text,
         "# Mesh recovery share {i} of {n} for {address}\n\
          # Any {k} of the {n} shares rebuild the account's root: the only way to take the\n\
          # account back if its administrator devices are lost or stolen. No device keeps it.\n\
@@ -188,7 +195,8 @@ fn kit_text(
          #   mesh account recover {address} --portal {portal} --from SHARE_FILE --from ANOTHER \\\n\
          #       --since TIME_BEFORE_THE_THEFT --revoke STOLEN_DEVICE\n\
          {share}\n"
-    ))
+    );
+    text
 }
 
 /// A kit written to directories: the share files, and the directories
