@@ -1,31 +1,58 @@
 //! The `mesh` agent daemon, which holds this device's private keys, writes
 //! no core file and (on Linux) is not dumpable: a process of the same user
 //! can neither read its memory nor its environment (agent/src/hardening.rs).
+//! And it still serves that user: the control channel, which checks its
+//! peers' uid, answers `mesh agent status`.
 //!
-//! The daemon (`mesh agent run`) is started with its soft core limit raised
-//! to the hard limit, so that a limit of 0 is its own doing, not the
-//! environment's. Run as root, the daemon and the reader both run as
-//! `nobody` (root's CAP_SYS_PTRACE passes every such check).
+//! `mesh agent start` runs with its soft core limit raised to the hard
+//! limit, so that a limit of 0 is `mesh`'s doing, not the environment's.
+//! Run as root, the daemon and the reader both run as `nobody` (root's
+//! CAP_SYS_PTRACE passes every such check).
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Output, Stdio};
 
-/// A scratch directory and the daemon in it: killed (by its pid) and
-/// removed when the test ends.
+/// A scratch directory with a home whose agent runs: stopped (through its
+/// control channel) and removed when the test ends.
 struct Daemon {
     dir: PathBuf,
-    child: Option<Child>,
+    user: Option<(u32, u32)>,
+}
+
+impl Daemon {
+    fn home(&self) -> PathBuf {
+        self.dir.join("home")
+    }
+
+    /// `mesh --home HOME ARGS` as the daemon's user; `shell` first raises
+    /// the soft core limit to the hard one.
+    fn mesh(&self, args: &[&str], raise_core_limit: bool) -> Output {
+        let script = if raise_core_limit {
+            r#"ulimit -S -c "$(ulimit -H -c)" && exec "$0" "$@""#
+        } else {
+            r#"exec "$0" "$@""#
+        };
+        let home = self.home();
+        command("sh", self.user)
+            .args(["-c", script, env!("CARGO_BIN_EXE_mesh"), "--home"])
+            .arg(&home)
+            .args(args)
+            .env("MESH_KEYSTORE", "file")
+            .env("HOME", &self.dir)
+            .env("MESH_TEST_SECRET", "in-the-environment")
+            .env_remove("XDG_RUNTIME_DIR")
+            .env_remove("MESH_HOME")
+            .stdin(Stdio::null())
+            .output()
+            .expect("mesh")
+    }
 }
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        if let Some(c) = self.child.as_mut() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        let _ = self.mesh(&["agent", "stop"], false);
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -57,8 +84,8 @@ fn command(program: &str, user: Option<(u32, u32)>) -> Command {
     c
 }
 
-/// Start `mesh agent run` and return once it says it serves (its first
-/// line on standard error: a blocking read, after `main` hardened it).
+/// `mesh agent start` (it returns once the agent's sockets answer): the
+/// agent and its pid.
 fn start(user: Option<(u32, u32)>) -> (Daemon, u32) {
     let dir = std::env::temp_dir().join(format!("mesh-hardening-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -66,44 +93,18 @@ fn start(user: Option<(u32, u32)>) -> (Daemon, u32) {
     if let Some((uid, gid)) = user {
         std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).expect("chown");
     }
-    let mut daemon = Daemon { dir, child: None };
-    let home = daemon.dir.join("home");
-    let child = command("sh", user)
-        .args([
-            "-c",
-            r#"ulimit -S -c "$(ulimit -H -c)" && exec "$0" "$@""#,
-            env!("CARGO_BIN_EXE_mesh"),
-            "--home",
-            home.to_str().expect("path"),
-            "agent",
-            "run",
-            "--interval",
-            "60s",
-        ])
-        .env("MESH_KEYSTORE", "file")
-        .env("HOME", &daemon.dir)
-        .env("MESH_TEST_SECRET", "in-the-environment")
-        .env_remove("XDG_RUNTIME_DIR")
-        .env_remove("MESH_HOME")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("mesh agent run");
-    let child = daemon.child.insert(child);
-    let pid = child.id();
-    let mut line = String::new();
-    BufReader::new(child.stderr.take().expect("stderr"))
-        .read_line(&mut line)
-        .expect("read");
-    assert!(line.contains("agent serving"), "{line}");
+    let daemon = Daemon { dir, user };
+    let o = daemon.mesh(&["--json", "agent", "start", "--interval", "60s"], true);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    let pid = u32::try_from(v["pid"].as_u64().expect("pid")).expect("pid");
     (daemon, pid)
 }
 
 #[test]
 fn the_agent_daemon_writes_no_core_and_is_not_dumpable() {
     let user = as_user();
-    let (_daemon, pid) = start(user);
+    let (daemon, pid) = start(user);
     let proc_dir = PathBuf::from(format!("/proc/{pid}"));
     // No core file: soft and hard limits 0.
     let limits = std::fs::read_to_string(proc_dir.join("limits")).expect("limits");
@@ -114,10 +115,13 @@ fn the_agent_daemon_writes_no_core_and_is_not_dumpable() {
         .split_whitespace()
         .collect();
     assert_eq!(&core[4..6], &["0", "0"], "{limits}");
+    // It serves its user: the control channel takes the CLI's status.
+    let o = daemon.mesh(&["--json", "agent", "status"], false);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     if !cfg!(target_os = "linux") {
         return;
     }
-    // Not dumpable: its /proc files belong to root, whoever runs it ...
+    // Not dumpable: its /proc/PID files belong to root, whoever runs it ...
     let status = std::fs::read_to_string(proc_dir.join("status")).expect("status");
     let uid = status
         .lines()
