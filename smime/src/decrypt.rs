@@ -11,10 +11,9 @@
 //! draft-irtf-cfrg-rsa-guidance do): the decryption goes on with a key
 //! derived from the private key and the ciphertext, and fails at the
 //! content like any other alteration. So a sender who forges messages
-//! (Bleichenbacher's attack) learns nothing from the answer. The PKCS#1
-//! v1.5 check is constant-time and fixed to the content key's length;
-//! what it cannot hide is the timing of `rsa` 0.9's modular exponentiation
-//! (RUSTSEC-2023-0071, docs/DESIGN.md).
+//! (Bleichenbacher's attack) learns nothing from the answer. The RSA
+//! operation is `rsa` 0.10's constant-time one (`rejection.rs`; "Marvin",
+//! RUSTSEC-2023-0071, docs/DESIGN.md).
 
 use cms::content_info::ContentInfo;
 use cms::enveloped_data::{
