@@ -494,7 +494,9 @@ fn root_from_shares(shares: &[String]) -> Result<RootKeys> {
             "these are not recovery shares of one account; check each against what was written",
         )
     };
-    let seed = Seed::from_udf(&udf::presentation_whole(&bytes)).map_err(not_a_seed)?;
+    // The root's Z-UDF text is the root: cleared when dropped.
+    let text = zeroize::Zeroizing::new(udf::presentation_whole(&bytes));
+    let seed = Seed::from_udf(&text).map_err(not_a_seed)?;
     RootKeys::from_seed(seed).map_err(not_a_seed)
 }
 

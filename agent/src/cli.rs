@@ -160,17 +160,23 @@ pub(crate) enum AccountCmd {
         /// A name for this, the first, device (default: the host name).
         #[arg(long)]
         device: Option<String>,
-        /// Where the recovery kit goes: a directory (one file per share,
-        /// 0600; e.g. a USB stick), or `-` to print it. The account's root
-        /// is in these shares only: no device keeps it.
-        #[arg(long, value_name = "DIR|-")]
-        recovery: String,
+        /// Where the recovery kit goes: one directory per share, comma-separated
+        /// (one 0600 file each; e.g. three USB sticks), none inside a Mesh home
+        /// and no two in one place; or `-` to print it. The account's root is
+        /// in these shares only: no device keeps it.
+        #[arg(
+            long,
+            value_name = "DIR,DIR,…|-",
+            value_delimiter = ',',
+            required = true
+        )]
+        recovery: Vec<String>,
         /// Shares needed to recover (2 to 15).
         #[arg(long, default_value_t = 2)]
         threshold: u8,
-        /// Shares to make.
-        #[arg(long, default_value_t = 3)]
-        shares: u8,
+        /// Shares to make (default: one per --recovery directory; 3 with `-`).
+        #[arg(long)]
+        shares: Option<u8>,
         /// A witness (another portal run with `mesh-portal serve --witness`)
         /// that cosigns the account's history; every device and server then
         /// asks it, and refuses a portal restored from an older backup.

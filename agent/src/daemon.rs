@@ -101,19 +101,11 @@ pub struct Paths {
     pub log: PathBuf,
 }
 
-/// This process's user id, without libc: the owner of `/proc/self`, or of
-/// a file it creates where there is no `/proc`.
+/// This process's real user id, from the kernel: not from the ownership of
+/// `/proc/self`, whose files belong to root since `mesh` is not dumpable
+/// (agent/src/hardening.rs; only the directory keeps the user's uid).
 pub(crate) fn my_uid() -> u32 {
-    if let Ok(m) = std::fs::metadata("/proc/self") {
-        return m.uid();
-    }
-    let p = std::env::temp_dir().join(format!(".mesh-uid-{}", std::process::id()));
-    let uid = std::fs::File::create(&p)
-        .and_then(|f| f.metadata())
-        .map(|m| m.uid())
-        .unwrap_or(u32::MAX);
-    let _ = std::fs::remove_file(&p);
-    uid
+    rustix::process::getuid().as_raw()
 }
 
 fn private_dir(path: &Path) -> Result<(), DaemonError> {

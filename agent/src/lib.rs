@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod daemon;
+pub mod hardening;
 pub mod quickstart;
 pub mod recovery;
 pub mod server_cache;

@@ -30,6 +30,13 @@ use cli::{Cli, Command};
 use commands::{account, agent, device, local, pgp, smime, ssh};
 
 fn main() -> ExitCode {
+    // Before anything can read a secret (agent/src/hardening.rs).
+    if let Err(e) = mesh_agent::hardening::harden() {
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(err, "mesh: error: {e}");
+        let _ = writeln!(err, "hint: {}", e.hint());
+        return ExitCode::FAILURE;
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => return usage_error(e),

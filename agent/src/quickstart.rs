@@ -28,8 +28,9 @@ pub struct Quickstart {
     pub laptop: PathBuf,
     /// The second device's home.
     pub phone: PathBuf,
-    /// The recovery kit: the account's root, in shares (no device keeps it).
-    pub recovery: PathBuf,
+    /// The recovery kit: the account's root, one share per directory, none
+    /// inside a home (no device keeps it).
+    pub recovery: Vec<PathBuf>,
     /// Devices as the phone sees them.
     pub devices: Vec<admin::DeviceView>,
 }
@@ -105,7 +106,9 @@ pub fn run(
 ) -> Result<Quickstart, QuickstartError> {
     let laptop = dir.join("laptop");
     let phone = dir.join("phone");
-    let recovery = dir.join("recovery-kit");
+    // One directory per share, beside the homes, not in them: a real kit
+    // goes to separate media (`mesh account create --recovery D1,D2,D3`).
+    let recovery: Vec<PathBuf> = (1..=3).map(|i| dir.join(format!("recovery-{i}"))).collect();
     let host = crate::host();
     {
         let mut admin = Store::open(&laptop, true).map_err(AccountError::from)?;
@@ -113,7 +116,9 @@ pub fn run(
             if admin.state().device.is_none() {
                 mesh_account::device::init(&mut admin, "laptop").map_err(AccountError::from)?;
             }
-            let kit = crate::recovery::KitTarget::Dir(recovery.clone());
+            let names: Vec<String> = recovery.iter().map(|d| d.display().to_string()).collect();
+            let (kit, _) = crate::recovery::KitTarget::parse(&names, None, &laptop)
+                .map_err(AccountError::from)?;
             join::create(
                 &mut admin,
                 &host,
@@ -129,7 +134,8 @@ pub fn run(
                     witness: None,
                 },
                 |shares| {
-                    crate::recovery::write_kit(&kit, address, portal.url(), 2, shares).map(|_| ())
+                    crate::recovery::write_kit(&kit, address, portal.url(), 2, shares)?;
+                    Ok(())
                 },
             )?;
         }

@@ -402,11 +402,17 @@ fn quickstart_shows_mesh_working_and_resumes() {
     assert!(out.contains("Mesh is running."), "{out}");
     assert!(out.contains("laptop") && out.contains("phone"), "{out}");
     assert_eq!(out.matches(" active").count(), 2, "{out}");
-    // Where the account's root went: the kit, outside both device homes.
-    let kit = format!("{dir}/recovery-kit");
-    assert!(out.contains(&format!("recovery: {kit}")), "{out}");
-    let shares = std::fs::read_dir(&kit).expect("kit").count();
-    assert_eq!(shares, 3, "{out}");
+    // Where the account's root went: the kit, one share per directory,
+    // outside both device homes.
+    let kits: Vec<String> = (1..=3).map(|i| format!("{dir}/recovery-{i}")).collect();
+    assert!(
+        out.contains(&format!("recovery: {}", kits.join(", "))),
+        "{out}"
+    );
+    for kit in &kits {
+        let shares = std::fs::read_dir(kit).expect("kit").count();
+        assert_eq!(shares, 1, "{kit}: {out}");
+    }
     assert!(
         out.contains("export SSH_AUTH_SOCK=") && out.contains("ssh-ed25519 AAAA"),
         "{out}"
@@ -438,4 +444,63 @@ fn quickstart_shows_mesh_working_and_resumes() {
     ]);
     let v: serde_json::Value = serde_json::from_str(&show).expect("json");
     assert_eq!(v["roles"], serde_json::json!(["ssh", "pgp", "smime"]));
+}
+
+/// `account create --recovery`: one directory per share, apart, outside
+/// every Mesh home; refused before any root exists (no portal is asked),
+/// with a hint, and nothing written.
+#[test]
+fn the_recovery_kit_needs_one_place_per_share_outside_homes() {
+    let d = tmp("kit");
+    let home = d.join("home");
+    let home_s = home.to_str().expect("path");
+    ok(&["--home", home_s, "device", "init", "--name", "laptop"]);
+    let p = |n: &str| d.join(n).display().to_string();
+    let table: &[(String, &str)] = &[
+        (p("usb1"), "1 recovery destination(s) for 1 shares"),
+        (format!("{},{}", p("usb1"), p("usb1/x")), "are one place"),
+        (
+            format!("{},{}", p("usb1"), p("usb2/../usb1")),
+            "are one place",
+        ),
+        (
+            format!("{},{},{}", p("usb1"), p("usb2"), p("home/kit")),
+            "is inside the Mesh home",
+        ),
+        (format!("{},-", p("usb1")), "is not a recovery destination"),
+    ];
+    for (recovery, want) in table {
+        let e = fails(&[
+            "--home",
+            home_s,
+            "account",
+            "create",
+            "alice@example.com",
+            "--portal",
+            "http://127.0.0.1:9",
+            "--recovery",
+            recovery,
+        ]);
+        assert!(
+            e.contains(want) && e.contains("\nhint: "),
+            "{recovery}: {e}"
+        );
+    }
+    let e = fails(&[
+        "--home",
+        home_s,
+        "account",
+        "create",
+        "alice@example.com",
+        "--portal",
+        "http://127.0.0.1:9",
+        "--recovery",
+        &format!("{},{}", p("usb1"), p("usb2")),
+        "--shares",
+        "3",
+    ]);
+    assert!(e.contains("2 recovery destination(s) for 3 shares"), "{e}");
+    for n in ["usb1", "usb2"] {
+        assert!(!d.join(n).exists(), "{n} was written");
+    }
 }

@@ -111,7 +111,9 @@ impl Seed {
 
     /// The binary UDF `0xC8 || spec || random`.
     pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
-        let mut b = Zeroizing::new(vec![UdfType::Seed.code()]);
+        // Sized once: a growing Vec would leave a copy in a freed buffer.
+        let mut b = Zeroizing::new(Vec::with_capacity(3 + self.random.len()));
+        b.push(UdfType::Seed.code());
         b.extend_from_slice(&self.spec.to_be_bytes());
         b.extend_from_slice(&self.random);
         b

@@ -13,11 +13,24 @@
 //! shares, giving a wrong secret silently; we refuse the first and check the
 //! extra shares against the others.
 //!
-//! Hand-written over `num-bigint`: the RustCrypto-era Shamir crates share
-//! byte-wise over GF(256), which gives other shares than the Mesh format.
+//! Hand-written: the RustCrypto-era Shamir crates share byte-wise over
+//! GF(256), which gives other shares than the Mesh format.
+//!
+//! The arithmetic is `crypto-bigint`'s fixed-size Montgomery residues
+//! (576 bits: the largest field, for a 64-byte secret, is 2^512 + 75; the
+//! random draws take 72 bytes), not `num-bigint`. A `BigUint` allocates
+//! on the heap for every operation and frees its buffers without clearing
+//! them (and `num-bigint` offers no `Zeroize`): a split or a recovery left
+//! dozens of copies of the root's coefficients in freed memory, which no
+//! wrapper could reach. Fixed-size residues live in no heap buffer, and
+//! every named value that holds the secret, a coefficient, a share or an
+//! interpolated sum is `Zeroizing`. What is not cleared: the compiler's
+//! temporaries of these `Copy` values in registers and on the stack, which
+//! later calls overwrite (docs/DESIGN.md, "Secrets in memory").
 
-use num_bigint::{BigInt, BigUint, Sign};
-use num_traits::{One, Zero};
+use crypto_bigint::modular::runtime_mod::{DynResidue, DynResidueParams};
+use crypto_bigint::subtle::ConstantTimeEq;
+use crypto_bigint::{Encoding, U576};
 use zeroize::Zeroizing;
 
 use crate::udf::{self, UdfType};
@@ -36,8 +49,58 @@ const PRIME_OFFSET: [u16; 64] = [
 /// Largest quorum or share count the one-nibble encoding allows.
 pub const MAX_SHARES: u8 = 15;
 
-fn prime(len: usize) -> BigUint {
-    (BigUint::one() << (len * 8)) + BigUint::from(PRIME_OFFSET[len - 1])
+const LIMBS: usize = U576::LIMBS;
+/// Bytes of a field element's encoding.
+const WIDE: usize = LIMBS * crypto_bigint::Limb::BYTES;
+
+/// An element of the field of one secret length.
+type Fe = DynResidue<LIMBS>;
+
+/// The prime field above 2^(8·len).
+struct Field {
+    params: DynResidueParams<LIMBS>,
+}
+
+impl Field {
+    fn new(len: usize) -> Field {
+        let p = U576::ONE
+            .shl_vartime(len * 8)
+            .wrapping_add(&U576::from_u16(PRIME_OFFSET[len - 1]));
+        // Every modulus of the table is odd (a prime above 2).
+        Field {
+            params: DynResidueParams::new(&p),
+        }
+    }
+
+    /// A big-endian number of at most [`WIDE`] bytes, reduced.
+    fn elem(&self, be: &[u8]) -> Fe {
+        let mut buf = Zeroizing::new([0u8; WIDE]);
+        buf[WIDE - be.len()..].copy_from_slice(be);
+        let n = Zeroizing::new(U576::from_be_slice(&buf[..]));
+        // Montgomery conversion reduces any value below 2^576.
+        DynResidue::new(&n, self.params)
+    }
+
+    fn small(&self, x: u8) -> Fe {
+        DynResidue::new(&U576::from_u8(x), self.params)
+    }
+
+    /// Uniform below p: 72 random bytes reduced, bias below 2^-63.
+    fn random(&self) -> Fe {
+        let mut buf = Zeroizing::new([0u8; WIDE]);
+        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut buf[..]);
+        self.elem(&buf[..])
+    }
+
+    /// `v` in exactly `len` big-endian bytes, if it fits.
+    fn to_fixed(&self, v: &Fe, len: usize) -> Option<Zeroizing<Vec<u8>>> {
+        let n = Zeroizing::new(v.retrieve());
+        let b = Zeroizing::new(n.to_be_bytes());
+        if b[..WIDE - len].iter().any(|x| *x != 0) {
+            return None;
+        }
+        Some(Zeroizing::new(b[WIDE - len..].to_vec()))
+    }
 }
 
 /// One share.
@@ -70,10 +133,9 @@ impl Share {
 
     /// The binary UDF.
     pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
-        let mut b = Zeroizing::new(vec![
-            UdfType::Share.code(),
-            (self.threshold << 4) | (self.x - 1),
-        ]);
+        // Sized once: a growing Vec would leave a copy in a freed buffer.
+        let mut b = Zeroizing::new(Vec::with_capacity(2 + self.value.len()));
+        b.extend_from_slice(&[UdfType::Share.code(), (self.threshold << 4) | (self.x - 1)]);
         b.extend_from_slice(&self.value);
         b
     }
@@ -125,23 +187,6 @@ impl Share {
     }
 }
 
-fn be_fixed(v: &BigUint, len: usize) -> Option<Vec<u8>> {
-    let b = v.to_bytes_be();
-    if b.len() > len {
-        return None;
-    }
-    let mut out = vec![0u8; len - b.len()];
-    out.extend_from_slice(&b);
-    Some(out)
-}
-
-fn random_below(p: &BigUint, len: usize) -> BigUint {
-    // len + 8 random bytes reduced mod p: bias below 2^-64.
-    let mut buf = Zeroizing::new(vec![0u8; len + 8]);
-    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut buf);
-    BigUint::from_bytes_be(&buf) % p
-}
-
 /// Split `secret` into `n` shares, any `k` of which recover it.
 pub fn split(secret: &[u8], k: u8, n: u8) -> Result<Vec<Share>, Error> {
     if secret.is_empty() || secret.len() > PRIME_OFFSET.len() {
@@ -157,61 +202,59 @@ pub fn split(secret: &[u8], k: u8, n: u8) -> Result<Vec<Share>, Error> {
         )));
     }
     let len = secret.len();
-    let p = prime(len);
-    let a0 = BigUint::from_bytes_be(secret);
+    let f = Field::new(len);
+    let a0 = Zeroizing::new(f.elem(secret));
     'draw: loop {
-        let mut coeffs = vec![a0.clone()];
+        // Sized once, so that no coefficient is left in a freed buffer.
+        let mut coeffs = Zeroizing::new(Vec::with_capacity(usize::from(k)));
+        coeffs.push(*a0);
         for _ in 1..k {
-            coeffs.push(random_below(&p, len));
+            coeffs.push(f.random());
         }
         let mut shares = Vec::with_capacity(usize::from(n));
         for x in 1..=n {
-            let v = eval(&coeffs, &BigUint::from(x), &p);
+            let v = Zeroizing::new(eval(&coeffs, &f.small(x)));
             // f(x) must fit the secret's length; otherwise draw again.
-            let Some(value) = be_fixed(&v, len) else {
+            let Some(value) = f.to_fixed(&v, len) else {
                 continue 'draw;
             };
             shares.push(Share {
                 threshold: k,
                 x,
-                value: Zeroizing::new(value),
+                value,
             });
         }
         return Ok(shares);
     }
 }
 
-fn eval(coeffs: &[BigUint], x: &BigUint, p: &BigUint) -> BigUint {
-    coeffs
-        .iter()
-        .rev()
-        .fold(BigUint::zero(), |acc, c| (acc * x + c) % p)
+/// The polynomial with coefficients `coeffs` (constant first) at `x`.
+fn eval(coeffs: &[Fe], x: &Fe) -> Fe {
+    let mut acc = Zeroizing::new(coeffs[coeffs.len() - 1]);
+    for c in coeffs.iter().rev().skip(1) {
+        *acc = *acc * x + c;
+    }
+    *acc
 }
 
-/// Lagrange interpolation of the points at `at`, mod p.
-fn interpolate(points: &[(BigUint, BigUint)], at: &BigUint, p: &BigUint) -> BigUint {
-    let pi = BigInt::from_biguint(Sign::Plus, p.clone());
-    let at = BigInt::from_biguint(Sign::Plus, at.clone());
-    let mut sum = BigInt::zero();
-    for (i, (xi, yi)) in points.iter().enumerate() {
-        let xi = BigInt::from_biguint(Sign::Plus, xi.clone());
-        let mut num = BigInt::one();
-        let mut den = BigInt::one();
-        for (j, (xj, _)) in points.iter().enumerate() {
+/// Lagrange interpolation at `at` of the points (`xs`, `ys`). The x values
+/// and `at` are public (share indices), so the weights are too; only the
+/// sum holds the secret.
+fn interpolate(f: &Field, xs: &[Fe], ys: &[Fe], at: &Fe) -> Fe {
+    let mut sum = Zeroizing::new(f.small(0));
+    for (i, (xi, yi)) in xs.iter().zip(ys).enumerate() {
+        let (mut num, mut den) = (f.small(1), f.small(1));
+        for (j, xj) in xs.iter().enumerate() {
             if i != j {
-                let xj = BigInt::from_biguint(Sign::Plus, xj.clone());
-                num = (num * (&at - &xj)) % &pi;
-                den = (den * (&xi - &xj)) % &pi;
+                num *= at - xj;
+                den *= xi - xj;
             }
         }
-        let den = ((den % &pi) + &pi) % &pi;
-        // p is prime and den != 0 (distinct x), so den^(p-2) is its inverse.
-        let inv = den.modpow(&(&pi - 2), &pi);
-        let yi = BigInt::from_biguint(Sign::Plus, yi.clone());
-        sum = (sum + yi * num % &pi * inv) % &pi;
+        // The x values are distinct and below p, so den is invertible.
+        let (inv, _) = den.invert();
+        *sum += yi * (num * inv);
     }
-    let r = ((sum % &pi) + &pi) % &pi;
-    r.to_biguint().unwrap_or_default()
+    *sum
 }
 
 /// Recover the secret from at least `k` shares. Shares beyond the first `k`
@@ -254,22 +297,26 @@ pub fn recover(shares: &[Share]) -> Result<Zeroizing<Vec<u8>>, Error> {
             shares.len()
         )));
     }
-    let p = prime(len);
-    let points: Vec<(BigUint, BigUint)> = shares
-        .iter()
-        .map(|s| (BigUint::from(s.x), BigUint::from_bytes_be(&s.value)))
-        .collect();
-    let (base, extra) = points.split_at(k);
-    for (i, (x, y)) in extra.iter().enumerate() {
-        if interpolate(base, x, &p) != *y {
+    let f = Field::new(len);
+    let xs: Vec<Fe> = shares.iter().map(|s| f.small(s.x)).collect();
+    // Sized once, so that no share value is left in a freed buffer.
+    let mut ys = Zeroizing::new(Vec::with_capacity(shares.len()));
+    for s in shares {
+        ys.push(f.elem(&s.value));
+    }
+    let (base_x, extra_x) = xs.split_at(k);
+    let (base_y, extra_y) = ys.split_at(k);
+    for (i, (x, y)) in extra_x.iter().zip(extra_y).enumerate() {
+        let at = Zeroizing::new(interpolate(&f, base_x, base_y, x));
+        if !bool::from(at.ct_eq(y)) {
             return Err(Error::Shares(format!(
                 "share {} does not agree with the first {k}: one of them is wrong",
                 k + i + 1
             )));
         }
     }
-    let secret = interpolate(base, &BigUint::zero(), &p);
-    be_fixed(&secret, len).map(Zeroizing::new).ok_or_else(|| {
+    let secret = Zeroizing::new(interpolate(&f, base_x, base_y, &f.small(0)));
+    f.to_fixed(&secret, len).ok_or_else(|| {
         Error::Shares("the shares do not give a secret of their length: one is wrong".into())
     })
 }
@@ -277,7 +324,32 @@ pub fn recover(shares: &[Share]) -> Result<Zeroizing<Vec<u8>>, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use num_bigint::BigUint;
+    use num_traits::One;
     use proptest::prelude::*;
+
+    fn prime(len: usize) -> BigUint {
+        (BigUint::one() << (len * 8)) + BigUint::from(PRIME_OFFSET[len - 1])
+    }
+
+    #[test]
+    fn the_fields_are_the_table_primes() {
+        for len in 1..=PRIME_OFFSET.len() {
+            let f = Field::new(len);
+            let p = BigUint::from_bytes_be(&f.params.modulus().to_be_bytes());
+            assert_eq!(p, prime(len), "len {len}");
+            // p - 1 reduces to itself, p to zero, 2^576 - 1 to its residue.
+            let pm1 = (prime(len) - 1u32).to_bytes_be();
+            assert_eq!(
+                &f.to_fixed(&f.elem(&pm1), WIDE).expect("fits")[WIDE - pm1.len()..],
+                &pm1[..]
+            );
+            let max = [0xffu8; WIDE];
+            let want = BigUint::from_bytes_be(&max) % prime(len);
+            let got = BigUint::from_bytes_be(&f.to_fixed(&f.elem(&max), WIDE).expect("fits"));
+            assert_eq!(got, want, "len {len}");
+        }
+    }
 
     /// Deterministic Miller–Rabin with fixed bases; test-only.
     fn is_probable_prime(n: &BigUint) -> bool {

@@ -169,7 +169,11 @@ pub fn decode(text: &str) -> Result<Vec<u8>, Error> {
         let v = match u {
             'A'..='Z' => u32::from(u) - u32::from('A'),
             '2'..='7' => u32::from(u) - u32::from('2') + 26,
-            _ => return Err(Error::Malformed(format!("'{c}' is not a Base32 character"))),
+            _ => {
+                // What was decoded may be a secret (a seed, a share).
+                zeroize::Zeroize::zeroize(&mut out);
+                return Err(Error::Malformed(format!("'{c}' is not a Base32 character")));
+            }
         };
         acc = (acc << 5) | v;
         nbits += 5;
@@ -187,9 +191,11 @@ pub fn decode(text: &str) -> Result<Vec<u8>, Error> {
 
 /// Decode and check the type byte.
 pub fn decode_typed(text: &str, want: UdfType) -> Result<Vec<u8>, Error> {
-    let bytes = decode(text)?;
+    let mut bytes = decode(text)?;
     let got = UdfType::from_byte(bytes[0]);
     if got != Some(want) {
+        // A secret of another type (a seed given as a share) is still secret.
+        zeroize::Zeroize::zeroize(&mut bytes);
         return Err(Error::WrongType {
             expected: want.name(),
             found: got.map(UdfType::name).unwrap_or("unknown type"),

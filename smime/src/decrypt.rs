@@ -3,6 +3,17 @@
 //! by subject key identifier), unwrap the content key with RSA PKCS#1 v1.5
 //! or RSA-OAEP (RFC 8017, RFC 4055 §4.1), and decrypt AES-CBC (RFC 3565)
 //! or AES-GCM (RFC 5084) content.
+//!
+//! Once a recipient info names our certificate, every failure is one error,
+//! [`CmsError::DoesNotDecrypt`]: a content key that does not unwrap, one of
+//! the wrong length, bad CBC padding, a bad GCM tag. A key that does not
+//! unwrap is not reported at all (implicit rejection, as OpenSSL 3.2 and
+//! draft-irtf-cfrg-rsa-guidance do): the decryption goes on with a key
+//! derived from the private key and the ciphertext, and fails at the
+//! content like any other alteration. So a sender who forges messages
+//! (Bleichenbacher's attack) learns nothing from the answer. The RSA
+//! operation is `rsa` 0.10's constant-time one (`rejection.rs`; "Marvin",
+//! RUSTSEC-2023-0071, docs/DESIGN.md).
 
 use cms::content_info::ContentInfo;
 use cms::enveloped_data::{
@@ -20,6 +31,7 @@ use crate::message::{
     damaged, AuthEnvelopedData, CmsError, GcmParameters, Hash, ID_AES128_GCM, ID_AES192_GCM,
     ID_AES256_GCM, ID_AUTH_ENVELOPED_DATA, ID_ENVELOPED_DATA, ID_RSA,
 };
+use crate::rejection::Unwrapper;
 
 const ID_AES128_CBC: Oid = Oid::new_unwrap("2.16.840.1.101.3.4.1.2");
 const ID_AES192_CBC: Oid = Oid::new_unwrap("2.16.840.1.101.3.4.1.22");
@@ -51,11 +63,13 @@ pub fn decrypt(message: &[u8], keys: &[HeldKey]) -> Result<Zeroizing<Vec<u8>>, C
     let ci = ContentInfo::from_der(message).map_err(damaged)?;
     if ci.content_type == ID_ENVELOPED_DATA {
         let ed: EnvelopedData = ci.content.decode_as().map_err(damaged)?;
-        let cek = content_key(&ed.recip_infos, keys)?;
+        let len = cbc_key_len(&ed.encrypted_content)?;
+        let cek = content_key(&ed.recip_infos, keys, len)?;
         decrypt_cbc(&ed.encrypted_content, &cek)
     } else if ci.content_type == ID_AUTH_ENVELOPED_DATA {
         let aed: AuthEnvelopedData = ci.content.decode_as().map_err(damaged)?;
-        let cek = content_key(&aed.recip_infos, keys)?;
+        let len = gcm_key_len(&aed.auth_encrypted_content)?;
+        let cek = content_key(&aed.recip_infos, keys, len)?;
         let aad = match &aed.auth_attrs {
             // RFC 5083 §2.2: the authAttrs' DER, as a SET OF, is the AAD.
             Some(a) => a.to_der().map_err(damaged)?,
@@ -67,6 +81,30 @@ pub fn decrypt(message: &[u8], keys: &[HeldKey]) -> Result<Zeroizing<Vec<u8>>, C
             "not a CMS EnvelopedData or AuthEnvelopedData message (content type {})",
             ci.content_type
         )))
+    }
+}
+
+/// The key length of the AES-CBC content encryption; other algorithms
+/// are refused before any key is used.
+fn cbc_key_len(eci: &EncryptedContentInfo) -> Result<usize, CmsError> {
+    match eci.content_enc_alg.oid {
+        ID_AES128_CBC => Ok(16),
+        ID_AES192_CBC => Ok(24),
+        ID_AES256_CBC => Ok(32),
+        ID_DES_EDE3_CBC => Err(CmsError::Unsupported("content encryption 3DES-CBC".into())),
+        oid => Err(CmsError::Unsupported(format!("content encryption {oid}"))),
+    }
+}
+
+/// The same for AES-GCM.
+fn gcm_key_len(eci: &EncryptedContentInfo) -> Result<usize, CmsError> {
+    match eci.content_enc_alg.oid {
+        ID_AES128_GCM => Ok(16),
+        ID_AES192_GCM => Ok(24),
+        ID_AES256_GCM => Ok(32),
+        oid => Err(CmsError::Unsupported(format!(
+            "authenticated content encryption {oid}"
+        ))),
     }
 }
 
@@ -82,8 +120,13 @@ fn names(rid: &RecipientIdentifier, cert: &Certificate) -> bool {
     }
 }
 
-/// The content-encryption key from our recipient info.
-fn content_key(ris: &RecipientInfos, keys: &[HeldKey]) -> Result<Zeroizing<Vec<u8>>, CmsError> {
+/// The content-encryption key (`len` bytes) from our recipient info: the
+/// real one, or, when it does not unwrap, the implicit rejection's.
+fn content_key(
+    ris: &RecipientInfos,
+    keys: &[HeldKey],
+    len: usize,
+) -> Result<Zeroizing<Vec<u8>>, CmsError> {
     let mut others = Vec::new();
     for ri in ris.0.iter() {
         let RecipientInfo::Ktri(k) = ri else {
@@ -98,7 +141,7 @@ fn content_key(ris: &RecipientInfos, keys: &[HeldKey]) -> Result<Zeroizing<Vec<u
         for (key, cert_der) in keys {
             let cert = Certificate::from_der(cert_der).map_err(damaged)?;
             if names(&k.rid, &cert) {
-                return unwrap_key(k, key);
+                return unwrap_key(k, key, len);
             }
         }
     }
@@ -111,34 +154,41 @@ fn content_key(ris: &RecipientInfos, keys: &[HeldKey]) -> Result<Zeroizing<Vec<u
     Err(CmsError::NotRecipient)
 }
 
-/// Unwrap with RSA PKCS#1 v1.5 or RSA-OAEP.
+/// Unwrap a `len`-byte key with RSA PKCS#1 v1.5 or RSA-OAEP; a key that
+/// does not unwrap, or not to `len` bytes, gives the implicit rejection's
+/// key instead (the module's documentation).
 fn unwrap_key(
     k: &KeyTransRecipientInfo,
     key: &rsa::RsaPrivateKey,
+    len: usize,
 ) -> Result<Zeroizing<Vec<u8>>, CmsError> {
     let alg = &k.key_enc_alg;
-    let out = if alg.oid == ID_RSA {
-        key.decrypt(rsa::Pkcs1v15Encrypt, k.enc_key.as_bytes())
-    } else if alg.oid == ID_RSAES_OAEP {
-        let params = match &alg.parameters {
-            Some(p) => OaepParams::from_der(&p.to_der().map_err(damaged)?).map_err(damaged)?,
-            None => OaepParams {
-                hash: None,
-                mgf: None,
-                label: None,
-            },
-        };
-        key.decrypt(oaep(&params)?, k.enc_key.as_bytes())
-    } else {
+    let ct = k.enc_key.as_bytes();
+    if alg.oid == ID_RSA {
+        return Ok(Unwrapper::new(key)?.pkcs1v15(ct, len));
+    }
+    if alg.oid != ID_RSAES_OAEP {
         return Err(CmsError::Unsupported(format!(
             "key transport algorithm {}",
             alg.oid
         )));
+    }
+    let params = match &alg.parameters {
+        Some(p) => OaepParams::from_der(&p.to_der().map_err(damaged)?).map_err(damaged)?,
+        None => OaepParams {
+            hash: None,
+            mgf: None,
+            label: None,
+        },
     };
-    out.map(Zeroizing::new).map_err(|_| CmsError::WrongKey)
+    let (hash, mgf) = oaep_hashes(&params)?;
+    // OAEP leaves no Bleichenbacher oracle, but its failures take the same
+    // way as PKCS#1 v1.5's: one error, from the content.
+    Ok(Unwrapper::new(key)?.oaep(hash, mgf, ct, len))
 }
 
-fn oaep(p: &OaepParams) -> Result<rsa::Oaep, CmsError> {
+/// RSA-OAEP's hash and MGF1 hash.
+fn oaep_hashes(p: &OaepParams) -> Result<(Hash, Hash), CmsError> {
     if p.label.is_some() {
         return Err(CmsError::Unsupported("RSA-OAEP with a label".into()));
     }
@@ -164,24 +214,7 @@ fn oaep(p: &OaepParams) -> Result<rsa::Oaep, CmsError> {
             )))
         }
     };
-    use sha1::Sha1;
-    use sha2::{Sha256, Sha384, Sha512};
-    macro_rules! pick {
-        ($h:ty) => {
-            match mgf_hash {
-                Hash::Sha1 => rsa::Oaep::new_with_mgf_hash::<$h, Sha1>(),
-                Hash::Sha256 => rsa::Oaep::new_with_mgf_hash::<$h, Sha256>(),
-                Hash::Sha384 => rsa::Oaep::new_with_mgf_hash::<$h, Sha384>(),
-                Hash::Sha512 => rsa::Oaep::new_with_mgf_hash::<$h, Sha512>(),
-            }
-        };
-    }
-    Ok(match hash {
-        Hash::Sha1 => pick!(Sha1),
-        Hash::Sha256 => pick!(Sha256),
-        Hash::Sha384 => pick!(Sha384),
-        Hash::Sha512 => pick!(Sha512),
-    })
+    Ok((hash, mgf_hash))
 }
 
 fn parts(eci: &EncryptedContentInfo) -> Result<(Vec<u8>, &[u8]), CmsError> {
@@ -203,30 +236,22 @@ fn parts(eci: &EncryptedContentInfo) -> Result<(Vec<u8>, &[u8]), CmsError> {
 fn decrypt_cbc(eci: &EncryptedContentInfo, cek: &[u8]) -> Result<Zeroizing<Vec<u8>>, CmsError> {
     use aes::cipher::block_padding::Pkcs7;
     use aes::cipher::{BlockDecryptMut, KeyIvInit};
-    let oid = eci.content_enc_alg.oid;
-    if oid == ID_DES_EDE3_CBC {
-        return Err(CmsError::Unsupported("content encryption 3DES-CBC".into()));
-    }
-    if oid != ID_AES128_CBC && oid != ID_AES192_CBC && oid != ID_AES256_CBC {
-        return Err(CmsError::Unsupported(format!("content encryption {oid}")));
-    }
     let (params, ct) = parts(eci)?;
     let iv = OctetString::from_der(&params).map_err(damaged)?;
-    let bad_key = |_| CmsError::Content("the content key or IV has the wrong length");
+    let iv = iv.as_bytes();
     let out = match cek.len() {
-        16 => cbc::Decryptor::<aes::Aes128>::new_from_slices(cek, iv.as_bytes())
-            .map_err(bad_key)?
-            .decrypt_padded_vec_mut::<Pkcs7>(ct),
-        24 => cbc::Decryptor::<aes::Aes192>::new_from_slices(cek, iv.as_bytes())
-            .map_err(bad_key)?
-            .decrypt_padded_vec_mut::<Pkcs7>(ct),
-        32 => cbc::Decryptor::<aes::Aes256>::new_from_slices(cek, iv.as_bytes())
-            .map_err(bad_key)?
-            .decrypt_padded_vec_mut::<Pkcs7>(ct),
-        _ => return Err(CmsError::WrongKey),
+        16 => cbc::Decryptor::<aes::Aes128>::new_from_slices(cek, iv)
+            .map(|d| d.decrypt_padded_vec_mut::<Pkcs7>(ct)),
+        24 => cbc::Decryptor::<aes::Aes192>::new_from_slices(cek, iv)
+            .map(|d| d.decrypt_padded_vec_mut::<Pkcs7>(ct)),
+        _ => cbc::Decryptor::<aes::Aes256>::new_from_slices(cek, iv)
+            .map(|d| d.decrypt_padded_vec_mut::<Pkcs7>(ct)),
     };
-    out.map(Zeroizing::new)
-        .map_err(|_| CmsError::Content("bad padding (altered, or the wrong key)"))
+    match out {
+        Ok(Ok(plain)) => Ok(Zeroizing::new(plain)),
+        // A wrong IV length, bad padding: the one error.
+        _ => Err(CmsError::DoesNotDecrypt),
+    }
 }
 
 fn decrypt_gcm(
@@ -236,12 +261,6 @@ fn decrypt_gcm(
     tag: &[u8],
 ) -> Result<Zeroizing<Vec<u8>>, CmsError> {
     use aes_gcm::aead::{AeadInPlace, KeyInit};
-    let oid = eci.content_enc_alg.oid;
-    if oid != ID_AES128_GCM && oid != ID_AES192_GCM && oid != ID_AES256_GCM {
-        return Err(CmsError::Unsupported(format!(
-            "authenticated content encryption {oid}"
-        )));
-    }
     let (params, ct) = parts(eci)?;
     let params = GcmParameters::from_der(&params).map_err(damaged)?;
     if params.nonce.as_bytes().len() != 12 || params.icv_len.unwrap_or(12) != 16 || tag.len() != 16
@@ -255,18 +274,15 @@ fn decrypt_gcm(
     let mut buf = Zeroizing::new(ct.to_vec());
     let r = match cek.len() {
         16 => aes_gcm::Aes128Gcm::new_from_slice(cek)
-            .map_err(|_| CmsError::WrongKey)?
-            .decrypt_in_place_detached(nonce, aad, &mut buf, tag),
+            .map(|c| c.decrypt_in_place_detached(nonce, aad, &mut buf, tag)),
         24 => aes_gcm::AesGcm::<aes::Aes192, aes_gcm::aead::consts::U12>::new_from_slice(cek)
-            .map_err(|_| CmsError::WrongKey)?
-            .decrypt_in_place_detached(nonce, aad, &mut buf, tag),
-        32 => aes_gcm::Aes256Gcm::new_from_slice(cek)
-            .map_err(|_| CmsError::WrongKey)?
-            .decrypt_in_place_detached(nonce, aad, &mut buf, tag),
-        _ => return Err(CmsError::WrongKey),
+            .map(|c| c.decrypt_in_place_detached(nonce, aad, &mut buf, tag)),
+        _ => aes_gcm::Aes256Gcm::new_from_slice(cek)
+            .map(|c| c.decrypt_in_place_detached(nonce, aad, &mut buf, tag)),
     };
-    r.map_err(|_| {
-        CmsError::Content("the authentication tag does not match (altered, or the wrong key)")
-    })?;
-    Ok(buf)
+    match r {
+        Ok(Ok(())) => Ok(buf),
+        // A bad tag: the one error.
+        _ => Err(CmsError::DoesNotDecrypt),
+    }
 }

@@ -18,6 +18,7 @@ pub mod mail;
 pub mod message;
 pub mod mime;
 pub mod nss;
+mod rejection;
 pub mod verify;
 
 pub use channel::SmimePlugin;

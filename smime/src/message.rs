@@ -55,12 +55,13 @@ pub enum CmsError {
     /// No recipient info names a certificate this device holds the key of.
     #[error("the message is not encrypted to this account's encryption certificate")]
     NotRecipient,
-    /// Our certificate is named, but the key does not unwrap the content key.
-    #[error("the content key does not decrypt with this account's key")]
-    WrongKey,
-    /// The content key unwrapped, but the content does not decrypt or authenticate.
-    #[error("the encrypted content does not decrypt: {0}")]
-    Content(&'static str),
+    /// Our certificate is named, but the message does not decrypt: the
+    /// content key does not unwrap, has the wrong length, or the content's
+    /// padding or tag is wrong. One error for all of them, on purpose: an
+    /// answer that told them apart would be a padding oracle
+    /// (docs/DESIGN.md, "Secrets in memory").
+    #[error("the message does not decrypt with this account's key")]
+    DoesNotDecrypt,
     /// The signature does not verify under the signer's certificate.
     #[error("bad signature: {0}")]
     BadSignature(String),
@@ -82,8 +83,7 @@ impl CmsError {
             CmsError::Damaged(_) => "the message was truncated or altered in transit: ask the sender for it again, or check that the whole message was saved",
             CmsError::Unsupported(_) => "Mesh reads SHA-2 with ECDSA P-256 or RSA signatures, and AES-CBC or AES-GCM content with RSA PKCS#1 v1.5 or RSA-OAEP key transport: ask the sender's client for one of those",
             CmsError::NotRecipient => "the sender encrypted to another certificate: `mesh smime cert --encryption` prints the one to give senders",
-            CmsError::WrongKey => "the message names this account's certificate but its key does not open it: it was altered, or encrypted to a certificate that only looks like ours",
-            CmsError::Content(_) => "the encrypted content was altered or truncated: ask the sender for the message again",
+            CmsError::DoesNotDecrypt => "the message names this account's certificate but does not open with its key: it was altered or truncated, or encrypted to a certificate that only looks like ours; ask the sender for it again",
             CmsError::BadSignature(_) => "the message was changed after it was signed, or the signature is not the certificate's key's",
             CmsError::ContentMismatch => "the content was changed after signing (line endings count: keep the message exactly as received)",
             CmsError::Untrusted(_) => "if you trust the signer's CA, pass its certificate with --ca FILE",

@@ -240,8 +240,8 @@ const ADDR: &str = "scale@example.com";
 fn account_of(dir: &Scratch, url: &str, n: usize) -> (PathBuf, PathBuf, Vec<PathBuf>, String) {
     let host = mesh_agent::host();
     let admin = dir.path("admin");
-    let kit = dir.path("admin.kit");
-    let kit = kit.to_str().expect("path");
+    let kit = ["1", "2", "3"].map(|i| dir.path(&format!("admin.kit-{i}")).display().to_string());
+    let kit = &kit.join(",");
     let udf = mesh(
         &admin,
         &[

@@ -280,19 +280,40 @@ impl Device {
         err
     }
 
-    /// Where `mesh account create` on this device writes its recovery kit
-    /// (beside the home, as on a USB stick: never inside it).
+    /// Where `mesh account create` on this device writes its recovery kit:
+    /// `--recovery`'s three directories, one per share (beside the home, as
+    /// on USB sticks: never inside it).
     pub fn kit(&self) -> String {
-        format!("{}.kit", self.home.display())
+        self.kit_n(3)
     }
 
-    /// The recovery kit's shares, one per file, in order.
-    pub fn kit_files(&self) -> Vec<PathBuf> {
-        let mut v: Vec<PathBuf> = std::fs::read_dir(self.kit())
-            .expect("recovery kit")
-            .map(|e| e.expect("entry").path())
+    /// [`Device::kit`] for `n` shares.
+    pub fn kit_n(&self, n: usize) -> String {
+        let dirs: Vec<String> = self.kit_dirs()[..n]
+            .iter()
+            .map(|d| d.display().to_string())
             .collect();
-        v.sort();
+        dirs.join(",")
+    }
+
+    /// The directories [`Device::kit`] names (up to 15, for `kit_n`).
+    pub fn kit_dirs(&self) -> Vec<PathBuf> {
+        (1..=15)
+            .map(|i| PathBuf::from(format!("{}.kit/share-{i:02}", self.home.display())))
+            .collect()
+    }
+
+    /// The recovery kit's shares, one per directory, in order.
+    pub fn kit_files(&self) -> Vec<PathBuf> {
+        let mut v = Vec::new();
+        for d in self.kit_dirs().iter().filter(|d| d.exists()) {
+            let files: Vec<PathBuf> = std::fs::read_dir(d)
+                .expect("recovery kit")
+                .map(|e| e.expect("entry").path())
+                .collect();
+            assert_eq!(files.len(), 1, "one share per directory: {files:?}");
+            v.extend(files);
+        }
         v
     }
 

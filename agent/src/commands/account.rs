@@ -20,67 +20,27 @@ pub(crate) fn run(home: &std::path::Path, cmd: AccountCmd, j: bool) -> Result<()
             shares,
             witness,
         } => {
+            let (kit, shares) = mesh_agent::recovery::KitTarget::parse(&recovery, shares, home)?;
             if !(2..=15).contains(&threshold) || threshold > shares || shares > 15 {
                 return Err(hinted(
                     format!("{threshold} of {shares} recovery shares"),
-                    "use 2 <= --threshold <= --shares <= 15",
+                    "use 2 <= --threshold <= --shares <= 15 (one --recovery directory per share)",
                 ));
             }
-            let kit = mesh_agent::recovery::KitTarget::parse(&recovery);
-            let mut store = Store::open(home, true)?;
-            let mut files = Vec::new();
-            let a = join::create(
-                &mut store,
-                &mesh_agent::host(),
-                join::NewAccount {
-                    address: &address,
-                    portal: &portal,
+            create(
+                home,
+                &kit,
+                NewAccountArgs {
+                    address,
+                    portal,
                     name,
-                    device_name: device.as_deref(),
-                    recovery: join::Recovery { threshold, shares },
-                    witness: witness.as_deref(),
+                    device,
+                    threshold,
+                    shares,
+                    witness,
                 },
-                |list| {
-                    files =
-                        mesh_agent::recovery::write_kit(&kit, &address, &portal, threshold, list)?;
-                    Ok(())
-                },
-            );
-            let a = match a {
-                Ok(a) => a,
-                // The portal refused the account: the kit is for a root
-                // nothing uses. After a transport error it stays: the
-                // account may exist.
-                Err(
-                    e @ AccountError::Client(mesh_account::client::ClientError::Refused { .. }),
-                ) => {
-                    for f in &files {
-                        let _ = std::fs::remove_file(f);
-                    }
-                    return Err(e.into());
-                }
-                Err(e) => return Err(e.into()),
-            };
-            eprintln!(
-                "mesh: created account {} at {}; this device is its administrator",
-                a.address, a.portal
-            );
-            match &kit {
-                mesh_agent::recovery::KitTarget::Dir(d) => eprintln!(
-                    "mesh: the recovery kit is in {}: any {threshold} of its {shares} shares rebuild the account; no device keeps them. Move them apart, off this machine, now.",
-                    d.display()
-                ),
-                mesh_agent::recovery::KitTarget::Stdout => eprintln!(
-                    "mesh: the recovery kit was printed above: any {threshold} of its {shares} shares rebuild the account; no device keeps them. Store them apart, now."
-                ),
-            }
-            if !matches!(kit, mesh_agent::recovery::KitTarget::Stdout) || j {
-                emit(
-                    j,
-                    json!({"address": a.address, "portal": a.portal, "profile_udf": a.profile_udf, "recovery": files}),
-                    &a.profile_udf,
-                );
-            }
+                j,
+            )?;
         }
         AccountCmd::Show => show(home, j)?,
         AccountCmd::History {
@@ -167,6 +127,86 @@ pub(crate) fn run(home: &std::path::Path, cmd: AccountCmd, j: bool) -> Result<()
                 &a.profile_udf,
             );
         }
+    }
+    Ok(())
+}
+
+/// What `mesh account create` was given.
+struct NewAccountArgs {
+    address: String,
+    portal: String,
+    name: Option<String>,
+    device: Option<String>,
+    threshold: u8,
+    shares: u8,
+    witness: Option<String>,
+}
+
+/// `mesh account create`: the kit goes to `kit` before the portal binds
+/// the account; a refused Bind removes it.
+fn create(
+    home: &std::path::Path,
+    kit: &mesh_agent::recovery::KitTarget,
+    args: NewAccountArgs,
+    j: bool,
+) -> Result<()> {
+    use mesh_agent::recovery::{write_kit, KitTarget, Written};
+    let NewAccountArgs {
+        address,
+        portal,
+        name,
+        device,
+        threshold,
+        shares,
+        witness,
+    } = args;
+    let mut store = Store::open(home, true)?;
+    let mut written = Written::default();
+    let a = join::create(
+        &mut store,
+        &mesh_agent::host(),
+        join::NewAccount {
+            address: &address,
+            portal: &portal,
+            name,
+            device_name: device.as_deref(),
+            recovery: join::Recovery { threshold, shares },
+            witness: witness.as_deref(),
+        },
+        |list| {
+            written = write_kit(kit, &address, &portal, threshold, list)?;
+            Ok(())
+        },
+    );
+    let a = match a {
+        Ok(a) => a,
+        // The portal refused the account: the kit is for a root nothing
+        // uses. After a transport error it stays: the account may exist.
+        Err(e @ AccountError::Client(mesh_account::client::ClientError::Refused { .. })) => {
+            written.remove();
+            return Err(e.into());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    eprintln!(
+        "mesh: created account {} at {}; this device is its administrator",
+        a.address, a.portal
+    );
+    match kit {
+        KitTarget::Dirs(d) => eprintln!(
+            "mesh: the recovery kit is in {}, one share each: any {threshold} of the {shares} shares rebuild the account; no device keeps them. Keep them apart, off this machine.",
+            d.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", ")
+        ),
+        KitTarget::Stdout => eprintln!(
+            "mesh: the recovery kit was printed above: any {threshold} of its {shares} shares rebuild the account; no device keeps them. Store them apart, now."
+        ),
+    }
+    if !matches!(kit, KitTarget::Stdout) || j {
+        emit(
+            j,
+            json!({"address": a.address, "portal": a.portal, "profile_udf": a.profile_udf, "recovery": written.files}),
+            &a.profile_udf,
+        );
     }
     Ok(())
 }

@@ -99,8 +99,12 @@ fn print_quickstart(q: &mesh_agent::quickstart::Quickstart, dir: &Path) {
         );
     }
     out!(
-        "  recovery: {} (any 2 of 3 shares rebuild the account's root; no device keeps it: move them apart, off this machine)",
-        q.recovery.display()
+        "  recovery: {} (one share each; any 2 of 3 rebuild the account's root; no device keeps it: move them apart, off this machine)",
+        q.recovery
+            .iter()
+            .map(|d| d.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     out!("");
     out!("Try, in another terminal (demo homes keep their keys in files):");

@@ -64,6 +64,9 @@ pub(crate) fn hint_of(e: &anyhow::Error) -> Option<String> {
         if let Some(p) = cause.downcast_ref::<PluginError>() {
             return p.hint();
         }
+        if let Some(k) = cause.downcast_ref::<mesh_agent::recovery::KitError>() {
+            return Some(k.hint());
+        }
         if let Some(d) = cause.downcast_ref::<mesh_agent::daemon::DaemonError>() {
             return d.hint();
         }

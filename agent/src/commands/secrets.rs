@@ -3,7 +3,7 @@
 //! command line: argv is readable by every user (`/proc/*/cmdline`) and
 //! lands in shell history.
 
-use std::io::{BufRead, IsTerminal, Read};
+use std::io::{IsTerminal, Read};
 use std::path::Path;
 
 use anyhow::Result;
@@ -26,8 +26,13 @@ pub(crate) fn on_argv(what: &str, example: &str) -> anyhow::Error {
 
 /// Non-empty lines from `from` (a file) or standard input; at a terminal,
 /// after a prompt that names `what`, until an empty line.
+///
+/// What is read may be a share of the account's root: it goes into one
+/// buffer sized once (a growing one would leave copies in freed memory)
+/// and cleared when dropped, read without std's standard-input buffer,
+/// which is never cleared (a duplicate of descriptor 0, read directly).
 pub(crate) fn read_lines(from: Option<&Path>, what: &str) -> Result<Zeroizing<Vec<String>>> {
-    let mut raw = Zeroizing::new(Vec::new());
+    let mut raw = Zeroizing::new(Vec::with_capacity(MAX_BYTES + 1));
     match from {
         Some(p) => {
             let f = std::fs::File::open(p).map_err(|e| {
@@ -40,19 +45,10 @@ pub(crate) fn read_lines(from: Option<&Path>, what: &str) -> Result<Zeroizing<Ve
         }
         None if std::io::stdin().is_terminal() => {
             eprintln!("mesh: enter {what}, one per line, then an empty line:");
-            let mut line = Zeroizing::new(String::new());
-            let stdin = std::io::stdin();
-            let mut lock = stdin.lock();
-            while lock.read_line(&mut line)? > 0 && !line.trim().is_empty() {
-                raw.extend_from_slice(line.as_bytes());
-                line.clear();
-                if raw.len() > MAX_BYTES {
-                    break;
-                }
-            }
+            read_until_blank_line(&mut raw_stdin()?, &mut raw)?;
         }
         None => {
-            std::io::stdin()
+            raw_stdin()?
                 .take(MAX_BYTES as u64 + 1)
                 .read_to_end(&mut raw)?;
         }
@@ -69,12 +65,13 @@ pub(crate) fn read_lines(from: Option<&Path>, what: &str) -> Result<Zeroizing<Ve
             "give the lines as printed by mesh",
         )
     })?;
-    let lines: Vec<String> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(str::to_string)
-        .collect();
+    let lines: Zeroizing<Vec<String>> = Zeroizing::new(
+        text.lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(str::to_string)
+            .collect(),
+    );
     if lines.is_empty() {
         return Err(hinted(
             format!("no {what} given"),
@@ -87,7 +84,35 @@ pub(crate) fn read_lines(from: Option<&Path>, what: &str) -> Result<Zeroizing<Ve
             "give only the lines asked for",
         ));
     }
-    Ok(Zeroizing::new(lines))
+    Ok(lines)
+}
+
+/// Standard input, unbuffered: a duplicate of descriptor 0.
+fn raw_stdin() -> std::io::Result<std::fs::File> {
+    use std::os::fd::AsFd;
+    Ok(std::fs::File::from(
+        std::io::stdin().as_fd().try_clone_to_owned()?,
+    ))
+}
+
+/// Read (a terminal gives a line per read) until a blank line, the end, or
+/// more than [`MAX_BYTES`]; `raw` has room for `MAX_BYTES + 1`.
+fn read_until_blank_line(input: &mut impl Read, raw: &mut Vec<u8>) -> std::io::Result<()> {
+    let mut chunk = Zeroizing::new([0u8; 1024]);
+    loop {
+        let n = input.read(&mut chunk[..])?;
+        let room = (MAX_BYTES + 1).saturating_sub(raw.len());
+        raw.extend_from_slice(&chunk[..n.min(room)]);
+        let last_line = raw
+            .strip_suffix(b"\n")
+            .map(|r| r.rsplit(|b| *b == b'\n').next().unwrap_or_default());
+        if n == 0
+            || raw.len() > MAX_BYTES
+            || last_line.is_some_and(|l| l.iter().all(u8::is_ascii_whitespace))
+        {
+            return Ok(());
+        }
+    }
 }
 
 /// The lines of several files (a recovery kit's shares), or standard

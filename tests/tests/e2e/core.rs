@@ -246,7 +246,7 @@ fn a_lost_bind_answer_keeps_the_account_the_portal_made() {
     // Nothing kept: a retry on a portal with room works (with a new kit:
     // the first one's shares are for a root that was never bound).
     let roomy = mesh_tests::PortalProc::start(&dir.path("roomy"));
-    let kit = dir.path("c-second.kit");
-    let o = create(&c, "carol@example.com", &roomy.url, &kit.to_string_lossy());
+    let kit = ["1", "2", "3"].map(|i| dir.path(&format!("c-second.kit-{i}")).display().to_string());
+    let o = create(&c, "carol@example.com", &roomy.url, &kit.join(","));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }

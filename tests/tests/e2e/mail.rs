@@ -9,6 +9,7 @@ use std::process::{Command, Output};
 
 use mesh_tests::{require_tool, Device, PortalProc, Scratch};
 
+mod oracle;
 mod refused;
 
 const ADDR: &str = "alice@example.com";
