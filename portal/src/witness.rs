@@ -28,6 +28,13 @@ use rusqlite::{params, Connection, OptionalExtension};
 /// Most accounts one witness keeps (each is one row).
 pub const MAX_ACCOUNTS: i64 = 100_000;
 
+/// Most checkpoints one request reads (a longer chain is followed over
+/// several requests).
+const MAX_READ: usize = 4096;
+
+/// Most administrator epochs an account may have here (each is kept).
+const MAX_EPOCHS: usize = 1024;
+
 /// Largest request body: a profile UDF and a URL.
 const MAX_REQUEST: usize = 4096;
 
@@ -199,12 +206,23 @@ impl Witness {
             profile_udf: Some(udf.to_string()),
             select: Vec::new(),
         };
+        // Bounded per request (what a read may cost) and in all (what a
+        // witness keeps): the portal may be the account owner's own.
+        let mut read = 0;
         mesh_account::pull::public_checkpoints(
             &client,
             &who,
             Some(udf),
             &mut w.history,
-            |_, _, _, _| Ok(()),
+            |_, h, _, _| {
+                read += 1;
+                if read > MAX_READ || h.epochs.len() > MAX_EPOCHS {
+                    return Err(mesh_account::AccountError::Untrusted(format!(
+                        "more than {MAX_READ} checkpoints in one read, or {MAX_EPOCHS} epochs in all: the rest on the next request"
+                    )));
+                }
+                Ok(())
+            },
         )
         .map_err(|e| format!("the portal's checkpoints past {}: {e}", w.history.serial()))
     }

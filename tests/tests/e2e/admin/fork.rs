@@ -222,3 +222,105 @@ fn a_restored_portal_and_a_revoked_administrators_copy_fork_nothing() {
     assert!(!String::from_utf8_lossy(&o.stdout).contains(&b_key));
     drop(wit);
 }
+
+/// What the witness refuses, each with nothing kept: an account whose
+/// profile does not name it, a portal other than the profile's, a request
+/// that is not one; and what anyone may ask: its key.
+#[test]
+fn a_witness_follows_only_accounts_that_name_it_from_their_own_portal() {
+    use mesh_core::witness::{WitnessAnswer, WitnessRequest};
+    let dir = Scratch::new("witness-refusals");
+    let portal = PortalProc::start(&dir.path("portal"));
+    let other = PortalProc::start(&dir.path("other"));
+    let w = dir.path("witness");
+    let wit = PortalProc::start_with(
+        &dir.path("witness-portal"),
+        &["--witness", w.to_str().expect("path")],
+    );
+    let client = mesh_account::client::Client::new(&wit.url).expect("client");
+    let key: WitnessAnswer = client
+        .post("Witness", &WitnessRequest::default())
+        .expect("key");
+    assert!(key.head.is_none());
+    // An account that names no witness.
+    let plain = Device::create_account(&dir.0, ADDR, &portal.url);
+    let plain_udf = plain.json(&["account", "show"])["profile_udf"]
+        .as_str()
+        .expect("udf")
+        .to_string();
+    // An account that names it.
+    let named = Device::new(&dir.0, "named");
+    named.ok(&[
+        "account",
+        "create",
+        "bob@example.com",
+        "--portal",
+        &portal.url,
+        "--recovery",
+        &named.kit(),
+        "--witness",
+        &wit.url,
+    ]);
+    let named_udf = named.json(&["account", "show"])["profile_udf"]
+        .as_str()
+        .expect("udf")
+        .to_string();
+    let cases = [
+        (
+            "names no witness",
+            plain_udf.as_str(),
+            portal.url.as_str(),
+            "does not name this witness",
+        ),
+        ("not a UDF", "not-a-udf", portal.url.as_str(), "profile UDF"),
+    ];
+    for (what, udf, url, says) in cases {
+        let fresh = mesh_core::witness::WitnessRequest {
+            profile_udf: udf.into(),
+            portal: url.into(),
+        };
+        let e = client
+            .post::<_, WitnessAnswer>("Witness", &fresh)
+            .expect_err(what);
+        assert!(e.to_string().contains(says), "{what}: {e}");
+    }
+    // The named account, asked properly, has a head: its own checkpoints.
+    let ok: WitnessAnswer = client
+        .post(
+            "Witness",
+            &WitnessRequest {
+                profile_udf: named_udf.clone(),
+                portal: portal.url.clone(),
+            },
+        )
+        .expect("head");
+    let head = ok.head.expect("head");
+    let h = mesh_core::witness::WitnessHead::verify(
+        &head,
+        &key.key.key,
+        &named_udf,
+        mesh_plugins::now(),
+    )
+    .expect("verifies");
+    assert!(h.serial >= 1);
+    // Asked through another portal, it still reads the one the profile
+    // names: the requester chooses no source of history.
+    let again: WitnessAnswer = client
+        .post(
+            "Witness",
+            &WitnessRequest {
+                profile_udf: named_udf.clone(),
+                portal: other.url.clone(),
+            },
+        )
+        .expect("head");
+    let h2 = mesh_core::witness::WitnessHead::verify(
+        &again.head.expect("head"),
+        &key.key.key,
+        &named_udf,
+        mesh_plugins::now(),
+    )
+    .expect("verifies");
+    assert_eq!((h2.serial, h2.digest), (h.serial, h.digest));
+    named.ok(&["sync"]);
+}
