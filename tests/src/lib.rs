@@ -11,6 +11,7 @@ use std::process::{Child, Command, Output, Stdio};
 pub mod liar;
 pub mod pg;
 pub mod proxy;
+pub mod raw;
 
 pub use pg::{Backend, PortalDb, Val};
 
