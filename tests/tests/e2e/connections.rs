@@ -186,3 +186,34 @@ fn out_of_descriptors_the_accept_loop_waits() {
     assert!(used < 100, "the portal used {used} ticks of CPU");
     drop(held);
 }
+
+/// Connect and Bind are rated per source: past the rate a source is
+/// answered `429 RateLimited` with `Retry-After`, and others are not.
+#[test]
+fn connect_and_bind_are_rated_per_source() {
+    let dir = Scratch::new("rates");
+    let portal = PortalProc::start_with(
+        &dir.path("portal"),
+        &["--connects-per-minute", "3", "--binds-per-minute", "2"],
+    );
+    // Each case: the transaction, its rate, an address of its own.
+    let cases = [("Connect", 3, "127.0.0.2"), ("Bind", 2, "127.0.0.3")];
+    for (tx, rate, source) in cases {
+        let path = format!("/mesh/v1/{tx}");
+        for i in 0..rate {
+            let (status, body) = post(connect_from(source, &portal.url), &path, b"{}");
+            assert_eq!(
+                status, 400,
+                "{tx} {i}: refused as malformed, not rated: {body}"
+            );
+        }
+        let (status, body) = post(connect_from(source, &portal.url), &path, b"{}");
+        assert_eq!(status, 429, "{tx}: past the rate: {body}");
+        assert!(
+            body.contains("RateLimited") && body.contains("a minute"),
+            "{body}"
+        );
+        let (status, _) = post(connect_from("127.0.0.4", &portal.url), &path, b"{}");
+        assert_eq!(status, 400, "{tx}: another source is not charged");
+    }
+}
