@@ -179,12 +179,26 @@ pub fn reject(store: &mut Store, host: &Host, which: &str) -> Result<String> {
 }
 
 /// `mesh device pin`: register a one-time PIN; returns it.
+///
+/// The record names this device and the current administrator epoch: it is
+/// honoured only while both hold (a revoked administrator's PINs, and every
+/// PIN from before a recovery, are void). It lives at most
+/// [`pin::MAX_LIFETIME`].
 pub fn new_pin(
     store: &mut Store,
     host: &Host,
     roles: &[Role],
     valid_for: u64,
 ) -> Result<(Zeroizing<String>, u64)> {
+    if valid_for == 0 || valid_for > pin::MAX_LIFETIME {
+        return Err(AccountError::usage(
+            format!(
+                "a PIN may be valid for 1 s to {} h, not {valid_for} s",
+                pin::MAX_LIFETIME / 3600
+            ),
+            "mint it shortly before the new device asks (`--expires 1h` is the default)",
+        ));
+    }
     let pin_text = Zeroizing::new(pin::new_pin());
     let expires = now() + valid_for;
     let a = account(store)?;
@@ -196,6 +210,8 @@ pub fn new_pin(
         roles: roles.to_vec(),
         expires,
         automatic: true,
+        issuer: Some(device_udf(store)?),
+        epoch: Some(admin.epoch()),
     };
     let enc = Encrypted::encrypt_object(
         p::ct::MESSAGE_PIN,
@@ -225,26 +241,66 @@ enum PinVerdict {
     Refuse(String),
 }
 
-/// Judge one request that carries a PIN against the PIN records.
-fn judge_pin(
+/// The PIN records this administrator honours: signed with the current
+/// epoch's key, opened with the current epoch's key, minted in this epoch by
+/// an administrator device that is still active. Every other record is
+/// void; one that should be readable and is not is reported in `unreadable`
+/// (never fatal: one bad record must not stop every PIN).
+fn live_pins(
     a: &AccountState,
     admin: &AccountKeys,
+    unreadable: &mut Vec<String>,
+) -> Result<Vec<MessagePin>> {
+    let list = a.access_list()?.ok_or(AccountError::NoAccount)?;
+    let issuer_active = |u: &str| {
+        list.device(u)
+            .is_some_and(|d| d.state == DeviceState::Active && d.roles.contains(&Role::Admin))
+    };
+    let signer = [admin.admin_sign.public_key()];
+    let mut out = Vec::new();
+    for (i, penv) in a.pins.iter().enumerate() {
+        // An earlier epoch's record: void, and not worth a report.
+        if penv.verify(p::ct::MESSAGE_PIN, &signer).is_err() {
+            continue;
+        }
+        let rec = penv
+            .unverified_object::<Encrypted>("PIN record")
+            .and_then(|enc| enc.decrypt(p::ct::MESSAGE_PIN, &admin.admin_encrypt))
+            .and_then(|plain| mesh_core::envelope::from_json::<MessagePin>("PIN record", &plain));
+        match rec {
+            Ok(r)
+                if r.epoch == Some(admin.epoch())
+                    && r.issuer.as_deref().is_some_and(issuer_active) =>
+            {
+                out.push(r)
+            }
+            Ok(_) => {}
+            Err(e) => unreadable.push(format!("PIN record {} of this epoch: {e}", i + 1)),
+        }
+    }
+    Ok(out)
+}
+
+/// Judge one request that carries a PIN against the live PIN records.
+fn judge_pin(
+    a: &AccountState,
+    live: &[MessagePin],
     rc: &p::RequestConnection,
     id: &str,
     w: &str,
 ) -> Result<PinVerdict> {
+    if !pin::is_canonical_id(id) {
+        return Ok(PinVerdict::Refuse(
+            "the PIN id is not spelled as `mesh device request` writes it".into(),
+        ));
+    }
     if a.pins_used.contains(id) {
         return Ok(PinVerdict::Refuse("the PIN was used already".into()));
     }
     let mut expired = false;
-    for penv in &a.pins {
-        let enc: Encrypted = penv.unverified_object("PIN record")?;
-        let plain = admin.open(&enc, p::ct::MESSAGE_PIN)?;
-        let rec: MessagePin = mesh_core::envelope::from_json("PIN record", &plain)?;
-        if !udf::udf_eq(&rec.pin_id, id) || !rec.automatic {
-            continue;
-        }
-        if rec.expires <= now() {
+    for rec in live.iter().filter(|r| r.pin_id == id && r.automatic) {
+        // A record that claims a longer life than any PIN may have is void.
+        if rec.expires <= now() || rec.expires > now() + pin::MAX_LIFETIME {
             expired = true;
             continue;
         }
@@ -270,7 +326,7 @@ fn judge_pin(
     Ok(PinVerdict::Refuse(if expired {
         "the PIN has expired".into()
     } else {
-        "the PIN is wrong (no such PIN was issued)".into()
+        "the PIN is wrong, or void (no such PIN in this administrator epoch)".into()
     }))
 }
 
@@ -281,60 +337,77 @@ pub struct PinOutcome {
     pub accepted: Vec<String>,
     /// Devices refused, with the reason they were told.
     pub refused: Vec<(String, String)>,
+    /// PIN records of this epoch that could not be read (skipped).
+    pub unreadable: Vec<String>,
+}
+
+/// The first pending request that carries a PIN, with its device's name.
+fn next_pin_request(a: &AccountState) -> Result<Option<(InboundRequest, String)>> {
+    for ib in a
+        .inbound
+        .iter()
+        .filter(|i| !a.answered.contains(&i.request_id))
+    {
+        let (rc, dp) = request_parts(ib)?;
+        if rc.pin_id.is_some() && rc.pin_witness.is_some() {
+            return Ok(Some((ib.clone(), dp.description.name.clone())));
+        }
+    }
+    Ok(None)
 }
 
 /// Answer every pending request that carries a PIN: accept those whose PIN
-/// is valid, unused and unexpired; refuse the others with the reason, so
-/// that the device stops waiting. Each answer is one transaction.
+/// is live, unused and unexpired; refuse the others with the reason, so
+/// that the device stops waiting. Each answer is one transaction, judged on
+/// the state that transaction writes on.
 pub(crate) fn accept_by_pin(store: &mut Store, host: &Host) -> Result<PinOutcome> {
     let mut out = PinOutcome::default();
-    loop {
-        let a = account(store)?;
-        let admin = admin_keys(store, &a)?;
-        let mut next = None;
-        for ib in a
-            .inbound
-            .iter()
-            .filter(|i| !a.answered.contains(&i.request_id))
-        {
-            let (rc, dp) = request_parts(ib)?;
-            let (Some(id), Some(w)) = (&rc.pin_id, &rc.pin_witness) else {
-                continue;
-            };
-            let verdict = judge_pin(&a, &admin, &rc, id, w)?;
-            next = Some((ib.request_id.clone(), dp.description.name.clone(), verdict));
-            break;
-        }
-        let Some((rid, name, verdict)) = next else {
-            return Ok(out);
-        };
-        admin_event(store, host, |a, _, admin| {
-            let Some(ib) = a.inbound.iter().find(|i| i.request_id == rid) else {
-                return Err(AccountError::NotFound(rid.clone()));
-            };
+    while let Some((ib, name)) = next_pin_request(&account(store)?)? {
+        let rid = ib.request_id.clone();
+        let mut unreadable = Vec::new();
+        let accepted = admin_event(store, host, |a, _, admin| {
             if a.answered.contains(&rid) {
-                return Ok((Draft::default(), ()));
+                return Ok((Draft::default(), None));
             }
-            match &verdict {
+            let (rc, _) = request_parts(&ib)?;
+            let (Some(id), Some(w)) = (&rc.pin_id, &rc.pin_witness) else {
+                return Ok((Draft::default(), None));
+            };
+            unreadable.clear();
+            let live = live_pins(a, admin, &mut unreadable)?;
+            match judge_pin(a, &live, &rc, id, w)? {
                 PinVerdict::Accept {
                     roles,
                     pin_id,
                     salted,
-                } if !a.pins_used.contains(pin_id) => {
-                    accept_draft(a, admin, ib, roles, Some((pin_id, salted))).map(|(d, _)| (d, ()))
+                } => match accept_draft(a, admin, &ib, &roles, Some((&pin_id, &salted))) {
+                    Ok((d, _)) => Ok((d, Some(Ok(())))),
+                    // Refused for what it is (a revoked device asking again):
+                    // told, so that neither it nor this sync waits for ever.
+                    Err(e @ AccountError::Usage { .. }) => {
+                        let why = e.to_string();
+                        Ok((reject_draft(admin, &rid, Some(why.clone())), Some(Err(why))))
+                    }
+                    Err(e) => Err(e),
+                },
+                PinVerdict::Refuse(why) => {
+                    Ok((reject_draft(admin, &rid, Some(why.clone())), Some(Err(why))))
                 }
-                PinVerdict::Accept { .. } => Ok((
-                    reject_draft(admin, &rid, Some("the PIN was used already".into())),
-                    (),
-                )),
-                PinVerdict::Refuse(why) => Ok((reject_draft(admin, &rid, Some(why.clone())), ())),
             }
         })?;
-        match verdict {
-            PinVerdict::Accept { .. } => out.accepted.push(name),
-            PinVerdict::Refuse(why) => out.refused.push((name, why)),
+        for u in unreadable {
+            if !out.unreadable.contains(&u) {
+                out.unreadable.push(u);
+            }
+        }
+        match accepted {
+            Some(Ok(())) => out.accepted.push(name),
+            Some(Err(why)) => out.refused.push((name, why)),
+            // Answered meanwhile (another administrator): nothing to report.
+            None => {}
         }
     }
+    Ok(out)
 }
 
 /// Administrators' routine: every channel publishes what the current state

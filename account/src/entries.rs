@@ -54,6 +54,8 @@ pub(crate) fn next_access(
     Signed::sign_object(p::ct::ACCESS_LIST, &list, &admin.admin_sign)
 }
 
-pub(crate) fn payload_digest(env: &Signed) -> Vec<u8> {
+/// PayloadDigest of a signed object (SHA-512 of its payload), as the PIN
+/// witness and proof bind it (PROTOCOL.md §6).
+pub fn payload_digest(env: &Signed) -> Vec<u8> {
     <sha2::Sha512 as sha2::Digest>::digest(&env.payload).to_vec()
 }

@@ -69,6 +69,17 @@ pub enum AccountError {
         "the outcome is unknown: the portal's answer was lost ({0}) and it cannot be asked now"
     )]
     OutcomeUnknown(String),
+    /// The account's witness could not be asked (PROTOCOL.md §10.6).
+    #[error("the account's witness at {url} could not confirm the portal's history: {reason}")]
+    Witness {
+        /// The witness.
+        url: String,
+        /// What happened.
+        reason: String,
+    },
+    /// A write committed at the portal that the witness has not confirmed.
+    #[error("{0}: the change was committed at the portal, but until the witness confirms it a portal restored from a backup could undo it")]
+    Unwitnessed(Box<AccountError>),
     /// Too many concurrent writers.
     #[error("the account changed under every retry (another administrator is writing); try again")]
     Busy,
@@ -119,6 +130,13 @@ impl AccountError {
                 "`mesh device list` shows the account's devices, their names and UDFs".into()
             }
             AccountError::Busy => "run the command again".into(),
+            AccountError::Witness { .. } => {
+                "nothing new was applied; check that the witness named in the account's profile is running and reaches the portal, then sync again"
+                    .into()
+            }
+            AccountError::Unwitnessed(_) => {
+                "run `mesh sync` once the witness answers: it asks the witness again; do not run the command again".into()
+            }
             AccountError::OutcomeUnknown(_) => {
                 "when the portal is back, `mesh device list` shows whether it took effect; running the same command again is safe"
                     .into()

@@ -193,7 +193,8 @@ pub(crate) fn admin_event<T>(
         );
         match r {
             Ok(_) => {
-                pull(store, host, &mut SyncReport::default())?;
+                pull(store, host, &mut SyncReport::default())
+                    .map_err(crate::witness::after_commit)?;
                 return Ok(out);
             }
             Err(e) if e.code() == Some(code::CONFLICT) => continue,

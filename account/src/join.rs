@@ -84,6 +84,8 @@ pub struct NewAccount<'a> {
     pub device_name: Option<&'a str>,
     /// The recovery kit's shares.
     pub recovery: Recovery,
+    /// The witness to name in the profile (PROTOCOL.md §10.6), if any.
+    pub witness: Option<&'a str>,
 }
 
 /// `mesh account create`: a new account with this device as its first
@@ -105,6 +107,7 @@ pub fn create(
         name,
         device_name,
         recovery,
+        witness,
     } = new;
     if let Some(a) = store
         .state()
@@ -132,6 +135,17 @@ pub fn create(
         }
         Err(e) => return Err(e.into()),
     }
+    // The witness is asked for its key before anything is made: the root
+    // signs it into the profile, and no one else can change it.
+    let witness = witness
+        .map(|url| {
+            let service = Client::new(url)?.url().to_string();
+            Ok::<_, AccountError>(mesh_core::witness::WitnessRef {
+                key: crate::witness::key_of(&service)?,
+                service,
+            })
+        })
+        .transpose()?;
     let root = RootKeys::generate();
     let shares: Vec<Zeroizing<String>> =
         shamir::split(&root.seed().to_bytes(), recovery.threshold, recovery.shares)?
@@ -149,6 +163,7 @@ pub fn create(
         name,
         &admin,
         claims.openpgp_fingerprint,
+        witness,
     );
     let profile = ProfileAccount::verify(&profile_env, &admin.profile_udf())?;
     hand_out(&shares)?;
@@ -197,8 +212,9 @@ pub fn create(
         }
     }
     save_account(store, &a)?;
-    // What was bound comes back verified, as any sync.
-    pull(store, host, &mut SyncReport::default())?;
+    // What was bound comes back verified, as any sync (and the witness
+    // reads it: a bound account it has not confirmed is said so).
+    pull(store, host, &mut SyncReport::default()).map_err(crate::witness::after_commit)?;
     account(store)
 }
 

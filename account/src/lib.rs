@@ -34,6 +34,7 @@ pub mod revoke;
 pub mod state;
 pub mod store;
 pub mod sync;
+pub mod witness;
 
 pub use error::AccountError;
 pub use host::{Host, StoreHost};

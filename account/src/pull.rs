@@ -248,7 +248,7 @@ fn apply_signed(
                         env.unverified_object("response").map_err(|x| s(&x))?;
                     a.answered.insert(rc.request_id);
                     if let Some(pid) = rc.pin_id {
-                        a.pins_used.insert(pid);
+                        a.pins_used.insert(mesh_core::pin::canonical_id(&pid));
                     }
                 }
                 p::ct::MESSAGE_PIN => a.pins.push(env),
@@ -291,15 +291,31 @@ pub(crate) fn handle_revoked(
             .and_then(|l| l.device(&dev_udf).map(|d| d.state == DeviceState::Revoked))
             .unwrap_or(false)
     };
-    let mut revoked = proves(a);
+    // With a witness, a proof counts only under the history the witness
+    // signed: a portal restored from a backup, where a revoked
+    // administrator's key is still current, proves nothing.
+    let witnessed = a.profile().is_ok_and(|p| p.witness.is_some());
+    let mut revoked = !witnessed && proves(a);
     if !revoked {
         // Perhaps signed in an epoch this device has not seen (it was
         // offline when an administrator was revoked): the public
         // checkpoints, verified from where it stands, tell.
         let mut later = a.clone();
-        let client = Client::new(&a.portal);
-        if client.is_ok_and(|c| read_checkpoints(&c, &mut later).is_ok()) {
-            revoked = proves(&later);
+        let read = Client::new(&a.portal)
+            .map_err(AccountError::from)
+            .and_then(|c| read_checkpoints(&c, &mut later))
+            .and_then(|_| later.profile())
+            .and_then(|p| {
+                crate::witness::require(&p, later.history.serial(), &later.history.digest)
+            });
+        match read {
+            Ok(()) => revoked = proves(&later),
+            Err(e) if witnessed => {
+                return AccountError::Untrusted(format!(
+                    "the portal says this device is revoked but cannot prove it: {e}"
+                ))
+            }
+            Err(_) => {}
         }
     }
     if !revoked {
@@ -445,6 +461,57 @@ fn pull_once(
     // Access lists as changes; a portal from before them refuses the
     // member as unknown (400), and is asked again for whole lists.
     let mut changes = true;
+    // A witness ahead of what was read (a transaction landed meanwhile)
+    // is given one more download; then the portal is behind.
+    for attempt in 0..2 {
+        download(
+            &client,
+            &a,
+            &mut next,
+            &read,
+            &mut changes,
+            (&keys, &dev_udf),
+            report,
+        )
+        .map_err(|e| match e {
+            Downloaded::Refused(e) => handle_revoked(store, host, &mut a, e),
+            Downloaded::Failed(e) => e,
+        })?;
+        next.history.settle(read.iter().copied())?;
+        let profile = next.profile()?;
+        let (serial, digest) = (next.history.serial(), next.history.digest.clone());
+        match crate::witness::confirm(&profile, serial, &digest)? {
+            crate::witness::Verdict::Behind(_) if attempt == 0 => {}
+            crate::witness::Verdict::Behind(w) => return Err(crate::witness::behind(serial, w)),
+            _ => break,
+        }
+    }
+    standing_and_save(store, host, a, next, &dev_udf)
+}
+
+/// Why a download stopped: the portal refused the request (perhaps with
+/// a revocation proof), or what it served was refused.
+enum Downloaded {
+    Refused(ClientError),
+    Failed(AccountError),
+}
+
+impl From<AccountError> for Downloaded {
+    fn from(e: AccountError) -> Downloaded {
+        Downloaded::Failed(e)
+    }
+}
+
+/// Download and verify every page of what is new into `next`.
+fn download(
+    client: &Client,
+    a: &AccountState,
+    next: &mut AccountState,
+    read: &[&str],
+    changes: &mut bool,
+    (keys, dev_udf): (&mesh_core::objects::DeviceKeys, &str),
+    report: &mut SyncReport,
+) -> std::result::Result<(), Downloaded> {
     loop {
         let select: Vec<StoreIndex> = read
             .iter()
@@ -456,34 +523,48 @@ fn pull_once(
         let r: std::result::Result<p::DownloadResponse, ClientError> = client.signed(
             tx::DOWNLOAD,
             &a.profile_udf,
-            &dev_udf,
-            serde_json::to_value(p::DownloadRequest { select, changes }).unwrap_or_default(),
+            dev_udf,
+            serde_json::to_value(p::DownloadRequest {
+                select,
+                changes: *changes,
+            })
+            .unwrap_or_default(),
             &keys.authenticate,
         );
         let resp = match r {
             Ok(v) => v,
-            Err(e) if changes && e.code() == Some(code::BAD_REQUEST) => {
-                changes = false;
+            Err(e) if *changes && e.code() == Some(code::BAD_REQUEST) => {
+                *changes = false;
                 continue;
             }
-            Err(e) => return Err(handle_revoked(store, host, &mut a, e)),
+            Err(e) => return Err(Downloaded::Refused(e)),
         };
         let profile = ProfileAccount::verify(&resp.profile, &a.profile_udf)
             .map_err(|e| AccountError::Untrusted(format!("account profile: {e}")))?;
-        apply_entries(&mut next, &profile, &resp.updates, report)?;
+        apply_entries(next, &profile, &resp.updates, report)?;
         next.profile = resp.profile;
         if !more_pages(&resp.updates)? {
-            break;
+            return Ok(());
         }
     }
-    next.history.settle(read)?;
+}
+
+/// This device's standing from the verified list (a revocation wipes),
+/// then the state saved when anything changed.
+fn standing_and_save(
+    store: &mut Store,
+    host: &Host,
+    a: AccountState,
+    mut next: AccountState,
+    dev_udf: &str,
+) -> Result<AccountState> {
     // Our own standing, from the verified list (when it changed).
     if let Some(list) = (next.access != a.access)
         .then(|| next.access_list())
         .transpose()?
         .flatten()
     {
-        if let Some(me) = list.device(&dev_udf) {
+        if let Some(me) = list.device(dev_udf) {
             if me.state == DeviceState::Revoked {
                 let proof = next.access.clone().unwrap_or_else(|| a.profile.clone());
                 return Err(wipe(store, host, &mut next, &proof));

@@ -40,6 +40,36 @@ pub struct Overrides {
     /// theft): devices revoked since are active again, devices added since
     /// are revoked, the channels' policies (login names…) are restored.
     pub since: Option<Since>,
+    /// Read and verify everything, resolve `since`, and stop before
+    /// anything is written or kept (`mesh account recover --dry-run`).
+    pub dry_run: bool,
+}
+
+/// What a recovery with `since` turns back, shown before it commits: the
+/// checkpoint the point resolves to and every checkpoint after it, by
+/// serial and date (a thief's dates are bound only to the chain's order
+/// and, at an honest portal, to its clock: PROTOCOL.md §10.4).
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Undo {
+    /// The checkpoint the account is turned back to.
+    pub serial: u64,
+    /// Its date (Unix seconds).
+    pub issued: u64,
+    /// The checkpoints after it: serial and date.
+    pub undone: Vec<(u64, u64)>,
+    /// Devices added since (active now): revoked by the recovery.
+    pub revoked: Vec<String>,
+    /// Devices revoked since (active then): active again.
+    pub restored: Vec<String>,
+}
+
+/// What `recover` did, or (dry run) would do.
+#[derive(Debug)]
+pub struct Recovered {
+    /// The account as this device now holds it (`None` on a dry run).
+    pub account: Option<AccountState>,
+    /// What `since` turned back.
+    pub undo: Option<Undo>,
 }
 
 /// A point in the account's history.
@@ -56,6 +86,7 @@ pub enum Since {
 struct Before {
     access: AccessList,
     policies: Vec<mesh_plugins::AppEntry>,
+    undo: Undo,
 }
 
 /// `mesh account recover`: rebuild the root from the shares on a fresh
@@ -69,7 +100,7 @@ pub fn recover(
     shares: &[String],
     name: Option<&str>,
     overrides: &Overrides,
-) -> Result<AccountState> {
+) -> Result<Recovered> {
     if let Ok(a) = account(store) {
         return Err(AccountError::HasAccount(a.address));
     }
@@ -103,8 +134,15 @@ pub fn recover(
     // stops the recovery here.
     let before = overrides
         .since
-        .map(|since| before(&raw, since, host))
+        .map(|since| before(&raw, since, host, &a))
         .transpose()?;
+    let undo = before.as_ref().map(|b| b.undo.clone());
+    if overrides.dry_run {
+        return Ok(Recovered {
+            account: None,
+            undo,
+        });
+    }
     ensure_device(store, name)?;
     let dev_udf = device_udf(store)?;
     let current = reachable_keys(&root, &a)?;
@@ -126,7 +164,10 @@ pub fn recover(
     a.connection = Some(keys.1);
     save_account(store, &a)?;
     pull(store, host, &mut SyncReport::default())?;
-    account(store)
+    Ok(Recovered {
+        account: Some(account(store)?),
+        undo,
+    })
 }
 
 /// This device connected in the new epoch, and the access list the root
@@ -328,25 +369,60 @@ pub fn history(address: &str, portal: &str, pinned: Option<&str>) -> Result<Vec<
 /// Every entry the recovery read, by store (verified by `apply_entries`).
 type Raw = BTreeMap<String, Vec<p::Entry>>;
 
-/// The account as it stood at `since`, from the verified entries.
-fn before(raw: &Raw, since: Since, host: &Host) -> Result<Before> {
-    let parse = |e: &p::Entry| serde_json::from_value::<Signed>(e.envelope.clone()).ok();
-    let at = raw
+fn parse(e: &p::Entry) -> Option<Signed> {
+    serde_json::from_value::<Signed>(e.envelope.clone()).ok()
+}
+
+/// The checkpoint `since` names, and the serials and dates of those after
+/// it. Dates are non-decreasing along a verified chain, so a time resolves
+/// to one point and everything after it is later.
+fn resolve(raw: &Raw, since: Since) -> Result<(Checkpoint, Vec<(u64, u64)>)> {
+    let all: Vec<Checkpoint> = raw
         .get(st::CHECKPOINT)
         .into_iter()
         .flatten()
-        .rev()
         .filter_map(|e| parse(e)?.unverified_object::<Checkpoint>("checkpoint").ok())
+        .collect();
+    let at = all
+        .iter()
+        .rev()
         .find(|c| match since {
             Since::Time(t) => c.issued <= t,
             Since::Serial(n) => c.serial <= n,
         })
+        .cloned()
         .ok_or_else(|| {
             AccountError::usage(
                 "the account has no checkpoint that early",
                 "give a time after the account was created, or a checkpoint serial (`@N`)",
             )
         })?;
+    let after = all
+        .iter()
+        .filter(|c| c.serial > at.serial)
+        .map(|c| (c.serial, c.issued))
+        .collect();
+    Ok((at, after))
+}
+
+/// Names of the devices whose state differs between `then` and `now`:
+/// (active now, not then), (active then, revoked now).
+fn state_changes(then: &AccessList, now: Option<&AccessList>) -> (Vec<String>, Vec<String>) {
+    let (mut added, mut lifted) = (Vec::new(), Vec::new());
+    for d in now.map_or(&[][..], |l| &l.devices[..]) {
+        let was = then.device(&d.device_udf).map(|x| x.state);
+        match (was, d.state) {
+            (Some(DeviceState::Active), DeviceState::Revoked) => lifted.push(d.name.clone()),
+            (None | Some(DeviceState::Revoked), DeviceState::Active) => added.push(d.name.clone()),
+            _ => {}
+        }
+    }
+    (added, lifted)
+}
+
+/// The account as it stood at `since`, from the verified entries.
+fn before(raw: &Raw, since: Since, host: &Host, a: &AccountState) -> Result<Before> {
+    let (at, after) = resolve(raw, since)?;
     let head = |store_name: &str| at.head(store_name).map_or(0, |h| h.index);
     let access = raw
         .get(st::ACCESS)
@@ -383,7 +459,15 @@ fn before(raw: &Raw, since: Since, host: &Host) -> Result<Before> {
             }
         }
     }
+    let (revoked, restored) = state_changes(&access, a.access_list()?.as_ref());
     Ok(Before {
+        undo: Undo {
+            serial: at.serial,
+            issued: at.issued,
+            undone: after,
+            revoked,
+            restored,
+        },
         access,
         policies: latest.into_values().collect(),
     })

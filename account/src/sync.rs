@@ -73,6 +73,11 @@ pub fn sync_with(store: &mut Store, host: &Host, converge: Converge) -> Result<S
         let pins = crate::admin::accept_by_pin(store, host)?;
         report.auto_accepted = pins.accepted;
         report.pin_refused = pins.refused;
+        report.warnings.extend(
+            pins.unreadable
+                .into_iter()
+                .map(|u| format!("skipped {u} (hint: mint a new PIN with `mesh device pin`)")),
+        );
         report.entries_published = crate::admin::maintain(store, host)?;
         // Report only the requests that still wait for an answer.
         a = account(store)?;

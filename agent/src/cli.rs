@@ -171,6 +171,12 @@ pub(crate) enum AccountCmd {
         /// Shares to make.
         #[arg(long, default_value_t = 3)]
         shares: u8,
+        /// A witness (another portal run with `mesh-portal serve --witness`)
+        /// that cosigns the account's history; every device and server then
+        /// asks it, and refuses a portal restored from an older backup.
+        /// Named in the root-signed profile: it cannot be changed later.
+        #[arg(long, value_name = "URL")]
+        witness: Option<String>,
     },
     /// Show the account, this device and its roles.
     Show,
@@ -217,6 +223,10 @@ pub(crate) enum AccountCmd {
         /// are revoked, login names and other policies are restored.
         #[arg(long, value_name = "TIME|@SERIAL", value_parser = parse_since)]
         since: Option<mesh_account::recover::Since>,
+        /// Read and verify the account with the shares, print what --since
+        /// would turn back, and write nothing.
+        #[arg(long)]
+        dry_run: bool,
         /// Refused: shares on the command line are visible to other users.
         #[arg(hide = true)]
         shares: Vec<String>,

@@ -126,6 +126,7 @@ pub fn run(
                         threshold: 2,
                         shares: 3,
                     },
+                    witness: None,
                 },
                 |shares| {
                     crate::recovery::write_kit(&kit, address, portal.url(), 2, shares).map(|_| ())

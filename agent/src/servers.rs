@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use mesh_account::client::{now, Client, ClientError};
+use mesh_account::witness;
 use mesh_account::AccountError;
 use mesh_core::envelope::Signed;
 use mesh_core::history::{Head, History};
@@ -126,6 +127,7 @@ fn fetch_public(portal: &str, profile_udf: &str, known: PublicAnswer) -> Result<
     if ans.history == History::default() {
         checkpoints_first(&client, profile_udf, &mut ans.history)?;
     }
+    let mut witness_ahead = false;
     for _ in 0..MAX_PAGES {
         let r = public_page(&client, profile_udf, &ans.history)?;
         let profile = ProfileAccount::verify(&r.profile, profile_udf)
@@ -134,8 +136,17 @@ fn fetch_public(portal: &str, profile_udf: &str, known: PublicAnswer) -> Result<
         ans.profile = Some(r.profile);
         if !mesh_account::pull::more_pages(&r.updates)? {
             ans.history.settle(st::PUBLIC)?;
-            ans.fetched = now();
-            return Ok(ans);
+            // The account's witness signed this head, or it is refused.
+            let (serial, digest) = (ans.history.serial(), &ans.history.digest);
+            match witness::confirm(&ans.history.profile(&profile), serial, digest)? {
+                // A transaction landed after this read: read once more.
+                witness::Verdict::Behind(_) if !witness_ahead => witness_ahead = true,
+                witness::Verdict::Behind(w) => return Err(witness::behind(serial, w)),
+                _ => {
+                    ans.fetched = now();
+                    return Ok(ans);
+                }
+            }
         }
     }
     Err(AccountError::Untrusted(format!(
@@ -232,6 +243,15 @@ fn nothing_new(portal: &str, profile_udf: &str, header: &Header) -> Result<bool>
             return Ok(false);
         }
     }
+    // Nothing new at the portal: the witness says whether that is the
+    // account's head (a portal that froze the account is refused). The
+    // profile is the one the cache verified, byte for byte.
+    let profile: ProfileAccount = r.profile.unverified_object("account profile")?;
+    witness::require(
+        &history.profile(&profile),
+        history.serial(),
+        &history.digest,
+    )?;
     Ok(true)
 }
 
@@ -277,6 +297,16 @@ pub struct Lookup<'a> {
     pub cache: Option<&'a Path>,
     /// Seconds a cached answer may serve.
     pub max_stale: u64,
+}
+
+/// The portal, or the account's witness, could not be reached: a cached
+/// answer may serve for a bounded time (what either would have refused is
+/// not in it).
+fn unreachable(e: &AccountError) -> bool {
+    matches!(
+        e,
+        AccountError::Client(ClientError::Unreachable { .. }) | AccountError::Witness { .. }
+    )
 }
 
 /// The cache file of the account `l` looks up, if a cache is given.
@@ -335,9 +365,9 @@ fn sshd_answer(l: &Lookup) -> Result<SshdAnswer> {
                 return Ok(h.answer);
             }
             Ok(false) => {}
-            Err(AccountError::Client(e @ ClientError::Unreachable { .. })) => {
+            Err(e) if unreachable(&e) => {
                 if l.max_stale == 0 {
-                    return Err(e.into());
+                    return Err(e);
                 }
                 serve_stale(l, h.fetched)?;
                 return Ok(h.answer);
@@ -420,9 +450,9 @@ fn full_view(
             }
             Ok((view, answer))
         }
-        Err(AccountError::Client(e @ ClientError::Unreachable { .. })) => {
+        Err(e) if unreachable(&e) => {
             let Some((ans, _)) = cached.filter(|_| l.max_stale > 0) else {
-                return Err(e.into());
+                return Err(e);
             };
             serve_stale(l, ans.fetched)?;
             // Verified when it was kept, in a directory only this user writes.

@@ -115,6 +115,7 @@ impl RootKeys {
         description: Option<String>,
         online: &AccountKeys,
         openpgp_fingerprint: Option<String>,
+        witness: Option<crate::witness::WitnessRef>,
     ) -> Signed {
         let root = KeyData::new(self.profile.public_key());
         let p = ProfileAccount {
@@ -131,6 +132,7 @@ impl RootKeys {
             escrow_encryption: KeyData::new(self.escrow.public_key()),
             ssh_ca: KeyData::new(online.ssh_ca.public_key()),
             openpgp_fingerprint,
+            witness,
             superseded: Vec::new(),
         };
         Signed::sign_object(ct::PROFILE_ACCOUNT, &p, &self.profile)
@@ -466,7 +468,7 @@ mod tests {
     fn epochs_replace_every_online_key_and_keep_the_identity() {
         let root = RootKeys::generate();
         let e0 = AccountKeys::generate(&root.profile_udf());
-        let env = root.profile("a@example.com", "x", None, &e0, None);
+        let env = root.profile("a@example.com", "x", None, &e0, None, None);
         let profile = ProfileAccount::verify(&env, &root.profile_udf()).expect("profile");
         assert!(e0.matches(&profile));
         let e1 = e0.next_epoch();

@@ -316,6 +316,15 @@ impl History {
             ));
         }
         if let Some(prev) = &self.checkpoint {
+            // Times are chosen by the signer: only their order binds it, so
+            // a thief cannot date a checkpoint before the one it follows
+            // (and so slip it before a recovery's `--since`).
+            if c.issued < prev.issued {
+                return Err(bad(format!(
+                    "is dated {}, before the checkpoint it follows ({})",
+                    c.issued, prev.issued
+                )));
+            }
             for (old, new) in prev.heads.iter().zip(&c.heads) {
                 let rewinds = new.index < old.index;
                 let forks = new.index == old.index && new.chain != old.chain;
@@ -435,7 +444,9 @@ impl History {
     }
 
     /// The checkpoint that an administrator appends with `updates` (all
-    /// from the positions this history holds): the writer's side.
+    /// from the positions this history holds): the writer's side. It is
+    /// dated `issued`, or the previous checkpoint's date when the writer's
+    /// clock is behind it (dates never go back along the chain).
     pub fn next(
         &self,
         profile_udf: &str,
@@ -467,7 +478,7 @@ impl History {
             serial: self.serial() + 1,
             previous: self.digest.clone(),
             heads,
-            issued,
+            issued: issued.max(self.checkpoint.as_ref().map_or(0, |c| c.issued)),
             epoch,
         }
     }

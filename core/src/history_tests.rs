@@ -17,7 +17,14 @@ impl Account {
     fn new() -> Account {
         let root = RootKeys::generate();
         let keys = std::rc::Rc::new(AccountKeys::generate(&root.profile_udf()));
-        let env = root.profile("alice@example.com", "https://portal", None, &keys, None);
+        let env = root.profile(
+            "alice@example.com",
+            "https://portal",
+            None,
+            &keys,
+            None,
+            None,
+        );
         let profile = ProfileAccount::verify_self_signed(&env).expect("profile");
         Account {
             keys,
@@ -280,7 +287,7 @@ fn administrator_epochs_follow_the_history() {
     use crate::keys::AgreementKey;
     let root = RootKeys::generate();
     let e0 = AccountKeys::generate(&root.profile_udf());
-    let env = root.profile("alice@example.com", "https://portal", None, &e0, None);
+    let env = root.profile("alice@example.com", "https://portal", None, &e0, None, None);
     let profile = ProfileAccount::verify_self_signed(&env).expect("profile");
     let e1 = e0.next_epoch();
     let holder = AgreementKey::generate();
@@ -407,5 +414,29 @@ impl Account {
         let env = &self.stores[store::CHECKPOINT][serial as usize - 1];
         let (c, _) = Checkpoint::verify(env, &self.profile).expect("checkpoint");
         c.head(store_name).cloned().expect("head")
+    }
+}
+
+/// Dates are the signer's, but only in order: a checkpoint dated before
+/// the one it follows (a thief slipping its transaction before a
+/// recovery's `--since`) is refused; a writer whose clock is behind dates
+/// its checkpoint as the previous one.
+#[test]
+fn a_checkpoint_dated_before_its_predecessor_is_refused() {
+    let a = three_transactions();
+    let seen = a.read(&History::default(), &a.served(&History::default()));
+    let seen = seen.expect("honest");
+    let behind = a.writer.next(&a.profile.udf(), &[], 5, None);
+    assert_eq!(behind.issued, 100, "the writer never dates back");
+    for (issued, refused) in [(99, true), (0, true), (100, false), (101, false)] {
+        let mut cp = a.writer.next(&a.profile.udf(), &[], 100, None);
+        cp.issued = issued;
+        let env = Signed::sign_object(ct::CHECKPOINT, &cp, &a.keys.admin_sign);
+        let got = a.read(&seen, &[(store::CHECKPOINT.to_string(), 4, env)]);
+        match (refused, got) {
+            (true, Err(e)) => assert!(e.to_string().contains("before the checkpoint"), "{e}"),
+            (false, Ok(h)) => assert_eq!(h.serial(), 4),
+            (r, got) => panic!("dated {issued}: refused {r}, got {got:?}"),
+        }
     }
 }

@@ -25,6 +25,7 @@ pub mod pin;
 pub mod portal;
 pub mod shamir;
 pub mod udf;
+pub mod witness;
 
 pub use error::Error;
 

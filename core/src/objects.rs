@@ -135,6 +135,10 @@ pub struct ProfileAccount {
         skip_serializing_if = "Option::is_none"
     )]
     pub openpgp_fingerprint: Option<String>,
+    /// The witness that cosigns the account's checkpoints (ours,
+    /// PROTOCOL.md §10.6): every reader asks it before it trusts a head.
+    #[serde(rename = "Witness", default, skip_serializing_if = "Option::is_none")]
+    pub witness: Option<crate::witness::WitnessRef>,
     /// Not in the signed profile: the keys of earlier administrator
     /// epochs, when this is the profile as of a verified history
     /// ([`ProfileAccount::with_epochs`]).
@@ -644,7 +648,7 @@ mod tests {
     fn account(address: &str) -> (RootKeys, AccountKeys, Signed) {
         let root = RootKeys::generate();
         let online = AccountKeys::generate(&root.profile_udf());
-        let env = root.profile(address, "http://127.0.0.1:1", None, &online, None);
+        let env = root.profile(address, "http://127.0.0.1:1", None, &online, None, None);
         (root, online, env)
     }
 

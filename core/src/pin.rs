@@ -9,6 +9,41 @@ use crate::Error;
 /// The action string for device connection PINs.
 pub const ACTION_DEVICE: &str = "Device";
 
+/// The longest a PIN may be valid (seconds): a day. A PIN is a bearer
+/// credential that outlives nothing but its epoch; a short life bounds what
+/// a copy of an administrator's home can do with one before anyone notices.
+pub const MAX_LIFETIME: u64 = 24 * 3600;
+
+/// Whether `id` is a PIN id spelled exactly as [`pin_id`] writes it (upper
+/// case, a dash after every four characters). Ids are recorded and compared
+/// in this one form, so a used PIN is not accepted again under another
+/// spelling.
+pub fn is_canonical_id(id: &str) -> bool {
+    let bytes = id.as_bytes();
+    !bytes.is_empty()
+        && bytes.iter().enumerate().all(|(i, c)| {
+            if i % 5 == 4 {
+                *c == b'-' && i + 1 < bytes.len()
+            } else {
+                c.is_ascii_uppercase() || (b'2'..=b'7').contains(c)
+            }
+        })
+}
+
+/// `id` in the one spelling [`pin_id`] writes (dashes and case ignored), so
+/// that records made under another spelling count as the same PIN.
+pub fn canonical_id(id: &str) -> String {
+    let bare = udf::udf_key(id);
+    let mut out = String::with_capacity(bare.len() + bare.len() / 4);
+    for (i, c) in bare.chars().enumerate() {
+        if i > 0 && i % 4 == 0 {
+            out.push('-');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// A fresh one-time PIN: an authenticator-type UDF of 128 random bits.
 pub fn new_pin() -> String {
     let mut b = vec![UdfType::AuthenticatorSha2.code()];
@@ -128,6 +163,30 @@ mod tests {
         assert_ne!(base, p(&other, "MBQA", "R1"), "another PIN");
         assert_ne!(base, p(&salted, "MBQB", "R1"), "another account");
         assert_ne!(base, p(&salted, "MBQA", "R2"), "another request");
+    }
+
+    #[test]
+    fn only_the_canonical_spelling_of_a_pin_id_is_canonical() {
+        let s = salted_pin(&new_pin(), ACTION_DEVICE).expect("salt");
+        let id = pin_id(&s, "alice@example.com").expect("id");
+        assert!(is_canonical_id(&id), "{id}");
+        let lower = id.to_lowercase();
+        let bare: String = id.chars().filter(|c| *c != '-').collect();
+        let cases = [
+            ("lower case", lower.as_str()),
+            ("without dashes", bare.as_str()),
+            ("trailing dash", &format!("{id}-")),
+            ("leading dash", &format!("-{id}")),
+            (
+                "a digit outside base32",
+                &id.replacen(|c: char| c.is_ascii_uppercase(), "1", 1),
+            ),
+            ("empty", ""),
+        ];
+        for (what, spelled) in cases {
+            assert!(!is_canonical_id(spelled), "{what}: {spelled}");
+            assert!(udf::udf_eq(spelled, &id) || what.contains("digit") || what == "empty");
+        }
     }
 
     #[test]

@@ -438,8 +438,11 @@ pub struct CompleteResponse {
 
 /// A one-time PIN an administrator registered (encrypted to the
 /// administrators, then signed, in the Local spool).
+///
+/// Unknown members are ignored (a later version may add some); a record
+/// without `Issuer` and `Epoch` is void (PROTOCOL.md §6: a PIN is honoured
+/// only in the administrator epoch that minted it).
 #[derive(Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct MessagePin {
     /// The PIN's id.
     #[serde(rename = "PinId")]
@@ -456,6 +459,12 @@ pub struct MessagePin {
     /// Accept without asking.
     #[serde(rename = "Automatic")]
     pub automatic: bool,
+    /// The administrator device that minted it (device UDF).
+    #[serde(rename = "Issuer", default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    /// The administrator epoch it was minted in.
+    #[serde(rename = "Epoch", default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<u32>,
 }
 
 impl std::fmt::Debug for MessagePin {
@@ -464,6 +473,8 @@ impl std::fmt::Debug for MessagePin {
             .field("pin_id", &self.pin_id)
             .field("roles", &self.roles)
             .field("expires", &self.expires)
+            .field("issuer", &self.issuer)
+            .field("epoch", &self.epoch)
             .finish_non_exhaustive()
     }
 }

@@ -358,7 +358,14 @@ mod tests {
     fn a_catalog_entry_must_carry_the_access_lists_key() {
         let root = mesh_core::objects::RootKeys::generate();
         let admin = AccountKeys::generate(&root.profile_udf());
-        let profile = root.profile("alice@example.com", "https://portal", None, &admin, None);
+        let profile = root.profile(
+            "alice@example.com",
+            "https://portal",
+            None,
+            &admin,
+            None,
+            None,
+        );
         let device = DeviceBaseKeys::generate().profile(DeviceDescription {
             name: "phone".into(),
             platform: String::new(),

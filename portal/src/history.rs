@@ -118,6 +118,7 @@ pub(crate) async fn check(
             "the checkpoint does not name the current one as its predecessor",
         ));
     }
+    check_issued(&c, prev.as_ref(), crate::server::now())?;
     for h in &c.heads {
         let before = prev
             .as_ref()
@@ -139,6 +140,28 @@ pub(crate) async fn check(
                 h.store, h.index
             )));
         }
+    }
+    Ok(())
+}
+
+/// A checkpoint is dated by its signer; the portal binds the date to its
+/// own clock when it is written (within [`p::FRESHNESS_WINDOW`], as request
+/// times) and to the order of the chain, so that a thief cannot backdate
+/// one before a recovery's `--since` through an honest portal.
+fn check_issued(c: &Checkpoint, prev: Option<&Checkpoint>, now: u64) -> Result<(), ApiError> {
+    if c.issued.abs_diff(now) > p::FRESHNESS_WINDOW {
+        return Err(ApiError::forbidden(format!(
+            "checkpoint {} is dated {}, more than {} s from the portal's clock ({now})",
+            c.serial,
+            c.issued,
+            p::FRESHNESS_WINDOW
+        )));
+    }
+    if let Some(prev) = prev.filter(|prev| c.issued < prev.issued) {
+        return Err(ApiError::forbidden(format!(
+            "checkpoint {} is dated {}, before the checkpoint it follows ({})",
+            c.serial, c.issued, prev.issued
+        )));
     }
     Ok(())
 }

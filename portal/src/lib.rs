@@ -17,6 +17,7 @@ pub mod server;
 pub mod storage;
 mod stores;
 pub mod watch;
+pub mod witness;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -77,6 +78,7 @@ pub struct Portal {
     storage: Arc<dyn storage::Storage>,
     timeouts: Timeouts,
     sources: SourceLimits,
+    witness: Option<Arc<witness::Witness>>,
 }
 
 impl std::fmt::Debug for Portal {
@@ -149,6 +151,7 @@ impl Portal {
             storage,
             timeouts: Timeouts::default(),
             sources: SourceLimits::default(),
+            witness: None,
         })
     }
 
@@ -156,6 +159,13 @@ impl Portal {
     pub fn with_sources(mut self, sources: SourceLimits) -> Portal {
         self.sources = sources;
         self
+    }
+
+    /// The same portal, also a witness of the accounts that name it
+    /// (PROTOCOL.md §10.6), keeping its key and memory in `dir`.
+    pub fn with_witness(mut self, dir: &Path) -> Result<Portal, witness::WitnessError> {
+        self.witness = Some(Arc::new(witness::Witness::open(dir)?));
+        Ok(self)
     }
 
     /// The same portal with other timeouts.
@@ -184,7 +194,10 @@ impl Portal {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
         let timeouts = self.timeouts;
-        let app = server::router(self.storage, timeouts.request, &self.sources);
+        let mut app = server::router(self.storage, timeouts.request, &self.sources);
+        if let Some(w) = self.witness {
+            app = app.merge(witness::router(w));
+        }
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         let limit = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
         let sources = conn::Sources::new(self.sources.connections);

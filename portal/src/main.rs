@@ -72,6 +72,11 @@ struct Serve {
     /// Bind requests (account creations) one source may send a minute.
     #[arg(long, default_value_t = SourceLimits::default().binds_per_minute)]
     binds_per_minute: u32,
+    /// Also be a witness (PROTOCOL.md §10.6): cosign the checkpoints of
+    /// accounts whose profile names this portal's witness key, kept
+    /// with its memory of each account in DIR.
+    #[arg(long, value_name = "DIR")]
+    witness: Option<std::path::PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -131,6 +136,17 @@ async fn serve(args: Serve) -> ExitCode {
             }
             return ExitCode::FAILURE;
         }
+    };
+    let portal = match args.witness {
+        None => portal,
+        Some(dir) => match portal.with_witness(&dir) {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("mesh-portal: error: {e}");
+                eprintln!("hint: give --witness a directory only this portal writes; keep its witness.key");
+                return ExitCode::FAILURE;
+            }
+        },
     };
     println!("{}", portal.url());
     let from = match &backend {

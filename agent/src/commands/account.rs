@@ -18,6 +18,7 @@ pub(crate) fn run(home: &std::path::Path, cmd: AccountCmd, j: bool) -> Result<()
             recovery,
             threshold,
             shares,
+            witness,
         } => {
             if !(2..=15).contains(&threshold) || threshold > shares || shares > 15 {
                 return Err(hinted(
@@ -37,6 +38,7 @@ pub(crate) fn run(home: &std::path::Path, cmd: AccountCmd, j: bool) -> Result<()
                     name,
                     device_name: device.as_deref(),
                     recovery: join::Recovery { threshold, shares },
+                    witness: witness.as_deref(),
                 },
                 |list| {
                     files =
@@ -111,6 +113,7 @@ pub(crate) fn run(home: &std::path::Path, cmd: AccountCmd, j: bool) -> Result<()
             from,
             revoke,
             since,
+            dry_run,
             shares,
         } => {
             if !shares.is_empty() {
@@ -121,22 +124,34 @@ pub(crate) fn run(home: &std::path::Path, cmd: AccountCmd, j: bool) -> Result<()
             }
             let shares = secrets::read_lines_from(&from, "recovery shares")?;
             let mut store = Store::open(home, true)?;
-            let a = mesh_account::recover::recover(
+            let r = mesh_account::recover::recover(
                 &mut store,
                 &mesh_agent::host(),
                 &address,
                 &portal,
                 &shares,
                 name.as_deref(),
-                &mesh_account::recover::Overrides { revoke, since },
+                &mesh_account::recover::Overrides {
+                    revoke,
+                    since,
+                    dry_run,
+                },
             )?;
+            if let Some(u) = &r.undo {
+                show_undo(u, r.account.is_some());
+            }
+            let Some(a) = r.account else {
+                eprintln!("mesh: dry run: nothing was written");
+                emit(j, json!({"undo": r.undo}), "");
+                return Ok(());
+            };
             eprintln!(
                 "mesh: recovered account {}; this device is an administrator of a new epoch",
                 a.address
             );
             emit(
                 j,
-                json!({"address": a.address, "profile_udf": a.profile_udf}),
+                json!({"address": a.address, "profile_udf": a.profile_udf, "undo": r.undo}),
                 &a.profile_udf,
             );
         }
@@ -172,6 +187,39 @@ fn show(home: &std::path::Path, j: bool) -> Result<()> {
     Ok(())
 }
 
+/// A time as RFC 3339, or the seconds when it has none.
+fn rfc3339(secs: u64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(secs as i64)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| secs.to_string())
+}
+
+/// What `recover --since` turns back (stderr: messages).
+fn show_undo(u: &mesh_account::recover::Undo, done: bool) {
+    let verb = if done { "turned" } else { "would turn" };
+    eprintln!(
+        "mesh: --since resolves to checkpoint @{} ({}); the recovery {verb} back {} checkpoint(s) after it:",
+        u.serial,
+        rfc3339(u.issued),
+        u.undone.len()
+    );
+    for (serial, issued) in &u.undone {
+        eprintln!("mesh:   @{serial} {}", rfc3339(*issued));
+    }
+    for (what, names) in [
+        ("revoked (added since)", &u.revoked),
+        ("active again (revoked since)", &u.restored),
+    ] {
+        if !names.is_empty() {
+            eprintln!("mesh:   {what}: {}", names.join(", "));
+        }
+    }
+}
+
 /// `mesh account history`: one line per checkpoint.
 fn history(address: &str, portal: &str, pinned: Option<&str>, j: bool) -> Result<()> {
     let lines = mesh_account::recover::history(address, portal, pinned)?;
@@ -180,13 +228,7 @@ fn history(address: &str, portal: &str, pinned: Option<&str>, j: bool) -> Result
         return Ok(());
     }
     for l in &lines {
-        let when = time::OffsetDateTime::from_unix_timestamp(l.issued as i64)
-            .ok()
-            .and_then(|t| {
-                t.format(&time::format_description::well_known::Rfc3339)
-                    .ok()
-            })
-            .unwrap_or_else(|| l.issued.to_string());
+        let when = rfc3339(l.issued);
         let changed: Vec<String> = l
             .changed
             .iter()

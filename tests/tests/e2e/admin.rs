@@ -11,6 +11,9 @@ use mesh_plugins::AccountView;
 use mesh_tests::{can_run_sshd, require_tool, Device, PortalProc, Scratch};
 
 mod attacks;
+mod fork;
+mod pins;
+mod times;
 
 use attacks::*;
 
