@@ -97,6 +97,17 @@ pub const MAX_RESULTS: usize = 256;
 pub const MAX_UPDATES: usize = 4096;
 /// Most unanswered connection requests an account may have.
 pub const MAX_PENDING: u64 = 32;
+/// Largest Connect request body: a device profile and a signature (about
+/// 2 kB); anyone may send one, so it is small.
+pub const MAX_CONNECT_BODY: usize = 8 << 10;
+/// Largest body of the other requests anyone may send (Complete, Public).
+pub const MAX_SMALL_BODY: usize = 4 << 10;
+/// Most bytes of unanswered connection requests an account holds.
+pub const MAX_PENDING_BYTES: u64 = 256 << 10;
+/// Seconds an unanswered connection request is kept (a day).
+pub const PENDING_TTL: u64 = 24 * 3600;
+/// `ClientNonce` length in bytes: 128 to 256 bits.
+pub const CLIENT_NONCE_BYTES: std::ops::RangeInclusive<usize> = 16..=32;
 
 /// A signed device request (payload of a [`ct::REQUEST`] envelope).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -680,6 +691,8 @@ pub mod code {
     pub const TOO_MANY_PENDING: &str = "TooManyPending";
     /// A quota of the portal (accounts, bytes per account) is reached.
     pub const QUOTA_EXCEEDED: &str = "QuotaExceeded";
+    /// Too many requests from one source (Connect, Bind); `Retry-After` says when to ask again.
+    pub const RATE_LIMITED: &str = "RateLimited";
     /// Portal failure.
     pub const INTERNAL: &str = "Internal";
 }

@@ -28,7 +28,7 @@ pub(crate) fn epochs_after(
         let read = storage.read(
             account,
             &[(store::CHECKPOINT.to_string(), after)],
-            p::MAX_RESULTS,
+            crate::storage::Page::new(p::MAX_RESULTS, crate::stores::MAX_PAGE_BYTES),
         )?;
         let Some(r) = read.into_iter().next() else {
             return Ok((out, after));

@@ -9,8 +9,10 @@
 #![forbid(unsafe_code)]
 
 mod changes;
+pub mod conn;
 mod history;
 pub mod limits;
+mod rate;
 pub mod server;
 pub mod storage;
 mod stores;
@@ -75,6 +77,7 @@ pub struct Portal {
     tls: Option<tokio_rustls::TlsAcceptor>,
     storage: Arc<dyn storage::Storage>,
     timeouts: Timeouts,
+    sources: SourceLimits,
     witness: Option<Arc<witness::Witness>>,
 }
 
@@ -147,8 +150,15 @@ impl Portal {
             tls: acceptor,
             storage,
             timeouts: Timeouts::default(),
+            sources: SourceLimits::default(),
             witness: None,
         })
+    }
+
+    /// The same portal with other per-source limits.
+    pub fn with_sources(mut self, sources: SourceLimits) -> Portal {
+        self.sources = sources;
+        self
     }
 
     /// The same portal, also a witness of the accounts that name it
@@ -184,55 +194,50 @@ impl Portal {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
         let timeouts = self.timeouts;
-        let mut app = server::router(self.storage, timeouts.request);
+        let mut app = server::router(self.storage, timeouts.request, &self.sources);
         if let Some(w) = self.witness {
             app = app.merge(witness::router(w));
         }
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         let limit = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+        let sources = conn::Sources::new(self.sources.connections);
         tokio::pin!(shutdown);
         loop {
-            let (tcp, _) = tokio::select! {
+            let (tcp, peer) = tokio::select! {
                 r = self.listener.accept() => match r {
                     Ok(v) => v,
-                    // Transient accept errors (EMFILE, ECONNABORTED) must not stop the service.
+                    // Out of descriptors: wait for some to close instead of
+                    // spinning (the listener stays readable meanwhile).
+                    Err(e) if conn::exhausted(&e) => {
+                        tokio::select! {
+                            _ = tokio::time::sleep(conn::EXHAUSTED_BACKOFF) => continue,
+                            _ = &mut shutdown => break,
+                        }
+                    }
+                    // Other accept errors (ECONNABORTED) concern one peer.
                     Err(_) => continue,
                 },
                 _ = &mut shutdown => break,
             };
-            // Past the cap a connection is closed at once, not queued.
+            // Past either cap a connection is closed at once, not queued.
             let Ok(permit) = limit.clone().try_acquire_owned() else {
+                continue;
+            };
+            let Some(slot) = sources.enter(peer.ip()) else {
                 continue;
             };
             // Small JSON answers must not wait for Nagle and delayed ACKs.
             let _ = tcp.set_nodelay(true);
-            let (tls, app, watcher) = (self.tls.clone(), app.clone(), graceful.watcher());
+            let one = Connection {
+                tls: self.tls.clone(),
+                app: app.clone(),
+                peer: conn::Peer(peer.ip()),
+                timeouts,
+            };
+            let watcher = graceful.watcher();
             tokio::spawn(async move {
-                let _permit = permit;
-                let svc = hyper_util::service::TowerToHyperService::new(app);
-                let mut builder = hyper_util::server::conn::auto::Builder::new(
-                    hyper_util::rt::TokioExecutor::new(),
-                );
-                // A client that sends its request head slowly is cut off.
-                builder
-                    .http1()
-                    .timer(hyper_util::rt::TokioTimer::new())
-                    .header_read_timeout(timeouts.handshake);
-                match tls {
-                    Some(acceptor) => {
-                        let Ok(Ok(stream)) =
-                            tokio::time::timeout(timeouts.handshake, acceptor.accept(tcp)).await
-                        else {
-                            return;
-                        };
-                        let io = hyper_util::rt::TokioIo::new(stream);
-                        let _ = watcher.watch(builder.serve_connection(io, svc)).await;
-                    }
-                    None => {
-                        let io = hyper_util::rt::TokioIo::new(tcp);
-                        let _ = watcher.watch(builder.serve_connection(io, svc)).await;
-                    }
-                }
+                let _held = (permit, slot);
+                one.serve(tcp, watcher).await;
             });
         }
         let _ = tokio::time::timeout(DRAIN, graceful.shutdown()).await;
@@ -240,17 +245,81 @@ impl Portal {
     }
 }
 
+/// One accepted connection and what serving it needs.
+struct Connection {
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    app: axum::Router,
+    peer: conn::Peer,
+    timeouts: Timeouts,
+}
+
+impl Connection {
+    /// Serve HTTP/1.1 (over TLS when configured) until the client closes,
+    /// a timeout cuts it, or the connection stays idle for `timeouts.idle`:
+    /// no first byte, no new request (the idle timer does not run while a
+    /// request is answered, a long-poll included).
+    async fn serve(
+        self,
+        tcp: tokio::net::TcpStream,
+        watcher: hyper_util::server::graceful::Watcher,
+    ) {
+        let act = conn::Activity::new();
+        let io = conn::Tracked {
+            io: tcp,
+            act: act.clone(),
+        };
+        let svc = conn::Service {
+            app: self.app,
+            peer: self.peer,
+            act: act.clone(),
+        };
+        let mut builder =
+            hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
+                .http1_only();
+        // A client that sends its request head slowly is cut off.
+        builder
+            .http1()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(self.timeouts.handshake);
+        let (handshake, tls) = (self.timeouts.handshake, self.tls);
+        let work = async move {
+            match tls {
+                Some(acceptor) => {
+                    let Ok(Ok(stream)) = tokio::time::timeout(handshake, acceptor.accept(io)).await
+                    else {
+                        return;
+                    };
+                    let io = hyper_util::rt::TokioIo::new(stream);
+                    let _ = watcher.watch(builder.serve_connection(io, svc)).await;
+                }
+                None => {
+                    let io = hyper_util::rt::TokioIo::new(io);
+                    let _ = watcher.watch(builder.serve_connection(io, svc)).await;
+                }
+            }
+        };
+        tokio::select! {
+            _ = work => {}
+            _ = act.idle(self.timeouts.idle) => {}
+        }
+    }
+}
+
 /// Most connections served at once (each held long-poll is one).
 pub const MAX_CONNECTIONS: usize = 16_384;
 
 /// How long a client may take: to finish a TLS handshake, to send a
-/// request head, to send a whole request and get its answer.
+/// request head, to send a whole request and get its answer, and to say
+/// anything at all.
 #[derive(Clone, Copy, Debug)]
 pub struct Timeouts {
     /// TLS handshake and request head (each).
     pub handshake: std::time::Duration,
     /// A whole request, body and long-poll included.
     pub request: std::time::Duration,
+    /// A connection that moves no byte with no request in flight: before
+    /// its first byte, and between requests.
+    pub idle: std::time::Duration,
 }
 
 impl Default for Timeouts {
@@ -258,6 +327,28 @@ impl Default for Timeouts {
         Timeouts {
             handshake: std::time::Duration::from_secs(10),
             request: limits::REQUEST_TIMEOUT,
+            idle: std::time::Duration::from_secs(10),
+        }
+    }
+}
+
+/// What one source (an IPv4 address, an IPv6 /64) may take.
+#[derive(Clone, Copy, Debug)]
+pub struct SourceLimits {
+    /// Connections open at once.
+    pub connections: usize,
+    /// Connect requests a minute (and as many at once).
+    pub connects_per_minute: u32,
+    /// Bind requests a minute (and as many at once).
+    pub binds_per_minute: u32,
+}
+
+impl Default for SourceLimits {
+    fn default() -> SourceLimits {
+        SourceLimits {
+            connections: 256,
+            connects_per_minute: 30,
+            binds_per_minute: 10,
         }
     }
 }

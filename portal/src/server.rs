@@ -30,6 +30,8 @@ pub struct AppState {
     cache: Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<AccountView>>>>,
     /// Waiting devices and what they applied.
     pub(crate) watch: Arc<crate::watch::Watch>,
+    /// Turns for unauthenticated Public reads.
+    pub(crate) public_reads: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -38,22 +40,50 @@ impl std::fmt::Debug for AppState {
     }
 }
 
-/// The router of the service.
-pub fn router(storage: Arc<dyn Storage>, request_timeout: std::time::Duration) -> Router {
+/// The router of the service: `request_timeout` bounds each request,
+/// `sources` rates Connect and Bind per source.
+pub fn router(
+    storage: Arc<dyn Storage>,
+    request_timeout: std::time::Duration,
+    sources: &crate::SourceLimits,
+) -> Router {
     let watch = Arc::new(crate::watch::Watch::default());
     // Other portal processes' writes (PostgreSQL) wake this one's long-polls.
     if let Err(e) = storage.listen(watch.hook()) {
         eprintln!("mesh-portal: cannot listen for other processes' changes: {e}");
     }
+    // What anyone may send is small: the route's own limit wins over the
+    // router's.
+    let small = |n| DefaultBodyLimit::max(n);
+    let rate = |what, per_minute| {
+        axum::middleware::from_fn_with_state(
+            crate::rate::Limiter::new(what, per_minute),
+            crate::rate::per_source,
+        )
+    };
     Router::new()
         .route("/health", get(|| async { "ok\n" }))
-        .route("/mesh/v1/Bind", post(bind))
-        .route("/mesh/v1/Connect", post(connect))
-        .route("/mesh/v1/Complete", post(complete))
+        .route(
+            "/mesh/v1/Bind",
+            post(bind).layer(rate(tx::BIND, sources.binds_per_minute)),
+        )
+        .route(
+            "/mesh/v1/Connect",
+            post(connect)
+                .layer(small(p::MAX_CONNECT_BODY))
+                .layer(rate(tx::CONNECT, sources.connects_per_minute)),
+        )
+        .route(
+            "/mesh/v1/Complete",
+            post(complete).layer(small(p::MAX_SMALL_BODY)),
+        )
         .route("/mesh/v1/Status", post(crate::watch::status))
         .route("/mesh/v1/Download", post(crate::stores::download))
         .route("/mesh/v1/Transact", post(crate::stores::transact))
-        .route("/mesh/v1/Public", post(crate::stores::public))
+        .route(
+            "/mesh/v1/Public",
+            post(crate::stores::public).layer(small(p::MAX_SMALL_BODY)),
+        )
         .layer(DefaultBodyLimit::max(p::MAX_BODY))
         .layer(axum::middleware::from_fn(move |req, next| {
             crate::limits::deadline(req, next, request_timeout)
@@ -62,8 +92,12 @@ pub fn router(storage: Arc<dyn Storage>, request_timeout: std::time::Duration) -
             storage,
             cache: Arc::default(),
             watch,
+            public_reads: Arc::new(tokio::sync::Semaphore::new(MAX_PUBLIC_READS)),
         })
 }
+
+/// Public reads served at once (each holds up to a 16 MiB page).
+pub const MAX_PUBLIC_READS: usize = 4;
 
 /// An error answer: status, code and reason (and the access list when a
 /// revoked device asks).
@@ -461,6 +495,14 @@ async fn connect(State(st): State<AppState>, body: Bytes) -> ApiResult {
         .map_err(|e| ApiError::auth(e.to_string()))?;
     let client_nonce =
         b64::decode(&c.client_nonce).map_err(|e| ApiError::bad(format!("client nonce: {e}")))?;
+    if !p::CLIENT_NONCE_BYTES.contains(&client_nonce.len()) {
+        return Err(ApiError::bad(format!(
+            "the client nonce is {} bytes; it must be {} to {}",
+            client_nonce.len(),
+            p::CLIENT_NONCE_BYTES.start(),
+            p::CLIENT_NONCE_BYTES.end()
+        )));
+    }
     let s = st.storage.clone();
     let addr = c.account_address.clone();
     let account = blocking(move || s.account_by_address(&addr))
@@ -507,7 +549,8 @@ async fn connect(State(st): State<AppState>, body: Bytes) -> ApiResult {
     let id = request_id.clone();
     let inbound_json = serde_json::to_string(&inbound).unwrap_or_default();
     let account_udf = rec.account.clone();
-    blocking(move || s.add_request(&id, &rec, &inbound_json)).await?;
+    let t = inbound.received;
+    blocking(move || s.add_request(&id, &rec, &inbound_json, t)).await?;
     st.watch.changed(&account_udf);
     json(&p::ConnectResponse {
         profile: profile_env,

@@ -86,44 +86,36 @@ pub(crate) fn to_appends(updates: &[p::StoreUpdate]) -> Vec<Append> {
 
 /// Most bytes of entries one answer carries, beyond the first entry of
 /// each store: clients refuse answers over 32 MiB, and 256 whole access
-/// lists of a 1,000-device account are about 128 MB.
-const MAX_PAGE_BYTES: usize = 16 << 20;
+/// lists of a 1,000-device account are about 128 MB. The storage applies
+/// it while reading (sizes first), the Checkpoint store first: small, and
+/// every other store stops at the last checkpoint in the page (after one
+/// large access list per page, a device that fell behind at 1,000 devices
+/// read 1,000 pages).
+pub(crate) const MAX_PAGE_BYTES: usize = 16 << 20;
 
-/// Cut a page to about `budget` bytes of entries: each store keeps at least
-/// its first entry (so that a page that says more follow brings some), and
-/// a store cut short says more follow. The store `first` (the checkpoints:
-/// small, and every other store stops at the last one in the page) takes
-/// its share first: after it, one large access list per page would bring
-/// one checkpoint, and so one entry of each store (a device that fell
-/// behind at 1,000 devices read 1,000 pages).
-fn within_page_bytes(reads: &mut [crate::storage::StoreRead], first: Option<usize>, budget: usize) {
-    let mut used = 0usize;
-    let order = first
-        .into_iter()
-        .chain((0..reads.len()).filter(|i| Some(*i) != first));
-    for i in order.collect::<Vec<_>>() {
-        let Some(r) = reads.get_mut(i) else {
-            continue;
-        };
-        let mut keep = 0;
-        for (_, data) in &r.entries {
-            if keep > 0 && used.saturating_add(data.len()) > budget {
-                break;
-            }
-            used = used.saturating_add(data.len());
-            keep += 1;
+/// A selection that names a store twice (each would be read again: seven
+/// selections of one store were seven pages in memory) or a store that
+/// does not exist.
+fn check_select(select: &[p::StoreIndex], allowed: &[&str]) -> Result<(), ApiError> {
+    let mut seen = std::collections::HashSet::new();
+    for s in select {
+        if !allowed.contains(&s.store.as_str()) {
+            return Err(ApiError::bad(format!("no store {}", s.store)));
         }
-        if keep < r.entries.len() {
-            r.entries.truncate(keep);
-            r.partial = true;
+        if !seen.insert(s.store.as_str()) {
+            return Err(ApiError::bad(format!(
+                "the {} store is selected twice; select each store once",
+                s.store
+            )));
         }
     }
+    Ok(())
 }
 
-/// Entries after each selected index. With `changes`, access lists go as
-/// changes from the one before where the reader holds it (§10.3): the
-/// Access store is read from one entry earlier, in the same snapshot, and
-/// that entry is the first change's base.
+/// Entries after each selected index (each store once: [`check_select`]).
+/// With `changes`, access lists go as changes from the one before where
+/// the reader holds it (§10.3): the Access store is read from one entry
+/// earlier, in the same snapshot, and that entry is the first change's base.
 async fn read_stores(
     st: &AppState,
     account: &str,
@@ -136,28 +128,32 @@ async fn read_stores(
         .take(store::ALL.len())
         .map(|s| (s.store.clone(), s.index - u64::from(based(s)), based(s)))
         .collect();
+    // The checkpoints are read first, within the same budget.
+    let mut order: Vec<usize> = (0..select.len()).collect();
+    order.sort_by_key(|i| select[*i].0 != store::CHECKPOINT);
+    let asked: Vec<(String, u64)> = order
+        .iter()
+        .map(|i| (select[*i].0.clone(), select[*i].1))
+        .collect();
     let s = st.storage.clone();
     let a = account.to_string();
-    let asked: Vec<(String, u64)> = select.iter().map(|(n, i, _)| (n.clone(), *i)).collect();
-    let mut reads = blocking(move || s.read(&a, &asked, p::MAX_RESULTS)).await?;
-    let mut bases = Vec::with_capacity(reads.len());
-    for (r, (_, from, based)) in reads.iter_mut().zip(&select) {
-        let first_is_base = *based && r.entries.first().is_some_and(|(i, _)| *i == from + 1);
-        bases.push(first_is_base.then(|| r.entries.remove(0).1));
+    let page = crate::storage::Page::new(p::MAX_RESULTS, MAX_PAGE_BYTES);
+    let got = blocking(move || s.read(&a, &asked, page)).await?;
+    let mut reads: Vec<crate::storage::StoreRead> = vec![Default::default(); select.len()];
+    for (i, r) in order.into_iter().zip(got) {
+        reads[i] = r;
     }
-    let checkpoints = select.iter().position(|(n, _, _)| n == store::CHECKPOINT);
-    within_page_bytes(&mut reads, checkpoints, MAX_PAGE_BYTES);
-    let mut out: Vec<p::StoreEntries> = select
-        .into_iter()
-        .zip(reads)
-        .zip(bases)
-        .map(|(((store, _, _), r), base)| p::StoreEntries {
+    let mut out = Vec::with_capacity(select.len());
+    for ((store, from, based), mut r) in select.into_iter().zip(reads) {
+        let first_is_base = based && r.entries.first().is_some_and(|(i, _)| *i == from + 1);
+        let base = first_is_base.then(|| r.entries.remove(0).1);
+        out.push(p::StoreEntries {
             store,
             entries: entries_of(r.entries, base),
             partial: r.partial,
             last: r.last,
-        })
-        .collect();
+        });
+    }
     consistent_page(&mut out);
     Ok(out)
 }
@@ -231,10 +227,8 @@ pub(crate) async fn download(State(st): State<AppState>, body: Bytes) -> ApiResu
         Err(e) => return Err(e),
     };
     let d: p::DownloadRequest = from_value("download request", &req.body)?;
+    check_select(&d.select, &store::ALL)?;
     for sel in &d.select {
-        if !store::ALL.contains(&sel.store.as_str()) {
-            return Err(ApiError::bad(format!("no store {}", sel.store)));
-        }
         let admin_only = sel.store == store::INBOUND || sel.store == store::LOCAL;
         if admin_only && !m.device.roles.contains(&Role::Admin) {
             return Err(ApiError::forbidden(format!(
@@ -325,13 +319,7 @@ async fn recover_download(st: &AppState, body: &[u8], original: ApiError) -> Api
     }
     check_nonce(st, &req).await?;
     let d: p::DownloadRequest = from_value("download request", &req.body)?;
-    if let Some(sel) = d
-        .select
-        .iter()
-        .find(|s| !store::ALL.contains(&s.store.as_str()))
-    {
-        return Err(ApiError::bad(format!("no store {}", sel.store)));
-    }
+    check_select(&d.select, &store::ALL)?;
     let updates = read_stores(st, &account.udf, &d.select, false).await?;
     let profile: Signed = parse("stored profile", account.profile.as_bytes())?;
     json(&p::DownloadResponse { profile, updates })
@@ -353,6 +341,7 @@ async fn apply(
         )));
     }
     let mut prev = access.map(|(a, _)| a);
+    let before = prev.clone();
     let mut responses = Vec::new();
     // Entries of a transaction that starts an epoch are signed with its key.
     // An epoch starts with an access list (the parsed-account cache is
@@ -370,10 +359,11 @@ async fn apply(
         }
     }
     crate::history::check(st, Some(&account.udf), profile, &t.updates).await?;
+    let revokes = revokes(before.as_ref(), prev.as_ref());
     let appends = to_appends(&t.updates);
     let s = st.storage.clone();
     let a = account.udf.clone();
-    let idx = blocking(move || s.append(&a, &appends, &responses)).await?;
+    let idx = blocking(move || s.append(&a, &appends, &responses, revokes)).await?;
     st.watch.changed(&account.udf);
     json(&p::TransactResponse {
         stores: idx
@@ -383,8 +373,35 @@ async fn apply(
     })
 }
 
+/// Whether the access list `after` revokes a device `before` had active:
+/// such a transaction may use the quota's reserve.
+fn revokes(before: Option<&AccessList>, after: Option<&AccessList>) -> bool {
+    let (Some(before), Some(after)) = (before, after) else {
+        return false;
+    };
+    after
+        .devices
+        .iter()
+        .filter(|d| d.state == DeviceState::Revoked)
+        .any(|d| {
+            before
+                .device(&d.device_udf)
+                .is_some_and(|b| b.state == DeviceState::Active)
+        })
+}
+
+/// The unauthenticated read: each store once, at most [`MAX_PUBLIC_READS`]
+/// at a time (the others wait their turn), a page as for Download.
 pub(crate) async fn public(State(st): State<AppState>, body: Bytes) -> ApiResult {
     let r: p::PublicRequest = parse("public request", &body)?;
+    check_select(&r.select, &store::ALL)?;
+    let _turn = st.public_reads.acquire().await.map_err(|_| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            code::INTERNAL,
+            "the portal is stopping",
+        )
+    })?;
     let s = st.storage.clone();
     let account = match (&r.account_address, &r.profile_udf) {
         (Some(a), _) => {
@@ -420,7 +437,6 @@ pub(crate) async fn public(State(st): State<AppState>, body: Bytes) -> ApiResult
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::StoreRead;
     use mesh_core::history::{Checkpoint, Head};
 
     fn entries(store_name: &str, from: u64, to: u64, partial: bool) -> p::StoreEntries {
@@ -477,41 +493,5 @@ mod tests {
         ];
         consistent_page(&mut whole);
         assert_eq!(whole[0].entries.len(), 5);
-    }
-
-    fn read(sizes: &[usize]) -> StoreRead {
-        StoreRead {
-            entries: sizes
-                .iter()
-                .enumerate()
-                .map(|(i, n)| (i as u64 + 1, "x".repeat(*n)))
-                .collect(),
-            partial: false,
-            last: sizes.len() as u64,
-        }
-    }
-
-    #[test]
-    fn a_page_is_cut_to_its_byte_budget_and_every_store_progresses() {
-        let mut reads = vec![
-            read(&[40, 40, 40]),
-            read(&[10, 10, 10]),
-            read(&[]),
-            read(&[500]),
-        ];
-        within_page_bytes(&mut reads, None, 100);
-        let kept: Vec<usize> = reads.iter().map(|r| r.entries.len()).collect();
-        assert_eq!(kept, [2, 2, 0, 1], "cut at 100 bytes, one entry at least");
-        let partial: Vec<bool> = reads.iter().map(|r| r.partial).collect();
-        assert_eq!(partial, [true, true, false, false]);
-        // The checkpoints first: large entries elsewhere do not starve them.
-        let mut big = vec![read(&[90, 90, 90]), read(&[10, 10, 10, 10])];
-        within_page_bytes(&mut big, Some(1), 100);
-        let kept: Vec<usize> = big.iter().map(|r| r.entries.len()).collect();
-        assert_eq!(kept, [1, 4], "the checkpoints whole, one large entry");
-        let mut small = vec![read(&[10, 10])];
-        within_page_bytes(&mut small, None, 100);
-        assert_eq!(small[0].entries.len(), 2);
-        assert!(!small[0].partial, "nothing cut, nothing more");
     }
 }

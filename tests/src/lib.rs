@@ -11,6 +11,7 @@ use std::process::{Child, Command, Output, Stdio};
 pub mod liar;
 pub mod pg;
 pub mod proxy;
+pub mod raw;
 
 pub use pg::{Backend, PortalDb, Val};
 
@@ -133,11 +134,30 @@ impl PortalProc {
 
     /// Start a portal process on `db` (another process may serve it too).
     pub fn start_db(db: &PortalDb, listen: &str, extra: &[&str]) -> PortalProc {
+        Self::start_cmd(
+            Command::new(workspace_bin("mesh-portal")),
+            db,
+            listen,
+            extra,
+        )
+    }
+
+    /// Start a portal on SQLite in `data` under a wrapper command (e.g.
+    /// `prlimit --nofile=64:64 --`).
+    pub fn start_under(wrapper: &[&str], data: &Path, extra: &[&str]) -> PortalProc {
+        let (first, rest) = wrapper.split_first().expect("a wrapper command");
+        let mut cmd = Command::new(first);
+        cmd.args(rest).arg(workspace_bin("mesh-portal"));
+        let db = PortalDb::Sqlite(data.to_path_buf());
+        Self::start_cmd(cmd, &db, "127.0.0.1:0", extra)
+    }
+
+    fn start_cmd(mut cmd: Command, db: &PortalDb, listen: &str, extra: &[&str]) -> PortalProc {
         let data = match db {
             PortalDb::Sqlite(d) => d.clone(),
             PortalDb::Postgres(_) => PathBuf::new(),
         };
-        let mut child = Command::new(workspace_bin("mesh-portal"))
+        let mut child = cmd
             .args(["serve", "--listen", listen])
             .args(db.args())
             .args(extra)

@@ -46,12 +46,17 @@ pub enum StorageError {
 /// would exceed it, so concurrent requests cannot pass it together.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
-    /// Accounts (Bind is open to anyone).
+    /// Accounts.
     pub max_accounts: u64,
-    /// Bytes of entries per account.
+    /// Bytes of entries per account (what its administrators write; the
+    /// connection requests third parties send are not counted).
     pub max_account_bytes: u64,
     /// Unanswered connection requests per account.
     pub max_pending: u64,
+    /// Bytes of unanswered connection requests per account.
+    pub max_pending_bytes: u64,
+    /// Seconds an unanswered connection request is kept.
+    pub pending_ttl: u64,
 }
 
 impl Default for Limits {
@@ -60,7 +65,35 @@ impl Default for Limits {
             max_accounts: 100_000,
             max_account_bytes: 256 << 20,
             max_pending: mesh_core::portal::MAX_PENDING,
+            max_pending_bytes: mesh_core::portal::MAX_PENDING_BYTES,
+            pending_ttl: mesh_core::portal::PENDING_TTL,
         }
+    }
+}
+
+impl Limits {
+    /// The quota of a transaction: a revocation may use a reserve above
+    /// the limit (an eighth of it), so that an account that filled its
+    /// quota can still revoke a stolen device.
+    pub(crate) fn account_bytes(&self, revokes: bool) -> u64 {
+        if revokes {
+            self.max_account_bytes
+                .saturating_add(self.max_account_bytes / 8)
+        } else {
+            self.max_account_bytes
+        }
+    }
+}
+
+/// The refusal when connection requests would pass an account's caps (the
+/// count or the bytes): the numbers are the portal's published caps only.
+fn too_many_pending(limits: &Limits) -> StorageError {
+    StorageError::Quota {
+        code: mesh_core::portal::code::TOO_MANY_PENDING,
+        reason: format!(
+            "the account has {} unanswered connection requests (or their size is at this portal's limit); an administrator must accept or reject them first",
+            limits.max_pending
+        ),
     }
 }
 
@@ -96,11 +129,10 @@ fn bytes_within_quota(used: u64, updates: &[Append], max_bytes: u64) -> Result<u
         .map(|e| u64::try_from(e.len()).unwrap_or(u64::MAX))
         .fold(0, u64::saturating_add);
     if used.saturating_add(added) > max_bytes {
+        // No byte count: what an account holds is its administrators' business.
         return Err(StorageError::Quota {
             code: mesh_core::portal::code::QUOTA_EXCEEDED,
-            reason: format!(
-                "the account holds {used} bytes; {added} more would pass this portal's limit of {max_bytes}"
-            ),
+            reason: "the account is at this portal's limit of bytes per account; this transaction would pass it".into(),
         });
     }
     Ok(added)
@@ -133,6 +165,47 @@ fn append_entries<C>(
         out.push((up.store.clone(), idx));
     }
     Ok(out)
+}
+
+/// What one read may bring: at most `limit` entries per store and about
+/// `budget` bytes of entries in all, each store at least its first entry.
+/// The stores read their entries' sizes first and then only the entries
+/// that fit: a read never holds more than the budget and one entry per
+/// store (a store selected once: the service refuses a store twice).
+#[derive(Clone, Copy, Debug)]
+pub struct Page {
+    limit: usize,
+    left: usize,
+}
+
+impl Page {
+    /// A page of `limit` entries per store and `budget` bytes.
+    pub fn new(limit: usize, budget: usize) -> Page {
+        Page {
+            limit,
+            left: budget,
+        }
+    }
+
+    /// Entries per store.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Of the sizes of a store's next entries (at most `limit + 1`), how
+    /// many the page takes, and whether more follow.
+    pub(crate) fn take(&mut self, sizes: &[u64]) -> (usize, bool) {
+        let mut keep = 0;
+        for n in sizes.iter().take(self.limit) {
+            let n = usize::try_from(*n).unwrap_or(usize::MAX);
+            if keep > 0 && n > self.left {
+                break;
+            }
+            self.left = self.left.saturating_sub(n);
+            keep += 1;
+        }
+        (keep, keep < sizes.len())
+    }
 }
 
 /// What one store gave in a read.
@@ -168,33 +241,43 @@ pub trait Storage: Send + Sync + 'static {
     /// Last index of each store that has entries (one indexed look-up per
     /// store name, so its cost does not grow with the account).
     fn indices(&self, account: &str) -> Result<Vec<(String, u64)>, StorageError>;
-    /// Up to `limit` entries after the given index of each store, all read
-    /// in one snapshot (a reader checks them against each other: the
-    /// checkpoint against the stores it signs).
+    /// Entries after the given index of each store, in the order given,
+    /// as many as `page` takes; all read in one snapshot (a reader checks
+    /// them against each other: the checkpoint against the stores it
+    /// signs). The Inbound store is the pool of unanswered connection
+    /// requests: its indices go on increasing, and answered or expired
+    /// requests leave gaps.
     fn read(
         &self,
         account: &str,
         select: &[(String, u64)],
-        limit: usize,
+        page: Page,
     ) -> Result<Vec<StoreRead>, StorageError>;
     /// The last index of a store; `None` when the account does not exist.
     fn last_index(&self, account: &str, store: &str) -> Result<Option<u64>, StorageError>;
     /// The last entry of a store.
     fn last(&self, account: &str, store: &str) -> Result<Option<(u64, String)>, StorageError>;
     /// Append to several stores, all or nothing; returns the new last indices.
-    /// `responses` index answers to connection requests by request id.
+    /// `responses` index answers to connection requests by request id (and
+    /// drop the answered requests from the Inbound pool). A transaction
+    /// that `revokes` a device may use the quota's reserve.
     fn append(
         &self,
         account: &str,
         updates: &[Append],
         responses: &[(String, String)],
+        revokes: bool,
     ) -> Result<Vec<(String, u64)>, StorageError>;
-    /// Record a connection request (and its Inbound entry) in one transaction.
+    /// Record a connection request and its Inbound entry, in one
+    /// transaction that first drops the account's requests unanswered for
+    /// longer than [`Limits::pending_ttl`] and then checks the pending
+    /// caps. Not counted against the account's byte quota.
     fn add_request(
         &self,
         request_id: &str,
         record: &RequestRecord,
         inbound: &str,
+        now: u64,
     ) -> Result<(), StorageError>;
     /// A connection request.
     fn request(&self, request_id: &str) -> Result<Option<RequestRecord>, StorageError>;
@@ -311,4 +394,57 @@ pub fn open(backend: &Backend, limits: Limits) -> Result<std::sync::Arc<dyn Stor
         Backend::Sqlite(dir) => std::sync::Arc::new(Sqlite::open(dir)?.with_limits(limits)),
         Backend::Postgres(url) => std::sync::Arc::new(Postgres::open(url)?.with_limits(limits)),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Page;
+
+    /// A page takes entries by their sizes before any is read: each store
+    /// its first entry at least, then what fits in the budget left.
+    #[test]
+    fn a_page_takes_what_fits_and_every_store_progresses() {
+        type Case = (
+            &'static str,
+            Vec<Vec<u64>>,
+            usize,
+            usize,
+            Vec<(usize, bool)>,
+        );
+        let cases: [Case; 4] = [
+            (
+                "cut at 100 bytes, one entry at least",
+                vec![vec![40, 40, 40], vec![10, 10, 10], vec![], vec![500]],
+                256,
+                100,
+                vec![(2, true), (2, true), (0, false), (1, false)],
+            ),
+            (
+                "the first store (the checkpoints) whole, then one large entry",
+                vec![vec![10, 10, 10, 10], vec![90, 90, 90]],
+                256,
+                100,
+                vec![(4, false), (1, true)],
+            ),
+            (
+                "nothing cut, nothing more",
+                vec![vec![10, 10]],
+                256,
+                100,
+                vec![(2, false)],
+            ),
+            (
+                "the entry limit: one more size than the limit says more follow",
+                vec![vec![1, 1, 1, 1]],
+                3,
+                100,
+                vec![(3, true)],
+            ),
+        ];
+        for (name, stores, limit, budget, want) in cases {
+            let mut page = Page::new(limit, budget);
+            let got: Vec<(usize, bool)> = stores.iter().map(|s| page.take(s)).collect();
+            assert_eq!(got, want, "{name}");
+        }
+    }
 }

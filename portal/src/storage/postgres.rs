@@ -33,8 +33,10 @@ use std::collections::HashMap;
 
 use ::postgres::{Client, IsolationLevel, NoTls, Statement, Transaction};
 
+use mesh_core::portal::store::INBOUND;
+
 use super::{
-    AccountRecord, Append, ChangeFn, Limits, OpenError, RequestRecord, Storage, StorageError,
+    AccountRecord, Append, ChangeFn, Limits, OpenError, Page, RequestRecord, Storage, StorageError,
     StoreRead,
 };
 
@@ -86,6 +88,23 @@ const MIGRATIONS: &[&str] = &[
         time BIGINT NOT NULL,
         PRIMARY KEY (account, device)
     );",
+    // 2: the Inbound store leaves `entries` (and the byte quota) for the
+    // pool of connection requests, with the account's Inbound counter;
+    // answered requests keep only their answer.
+    "ALTER TABLE requests ADD COLUMN idx BIGINT, ADD COLUMN data TEXT,
+         ADD COLUMN received BIGINT NOT NULL DEFAULT 0;
+    ALTER TABLE accounts ADD COLUMN inbound_last BIGINT NOT NULL DEFAULT 0;
+    UPDATE accounts SET inbound_last = COALESCE(
+        (SELECT MAX(idx) FROM entries WHERE account = udf AND store = 'Inbound'), 0);
+    UPDATE requests AS r SET idx = e.idx, data = e.data,
+        received = COALESCE((e.data::json->>'Received')::bigint, 0)
+      FROM entries AS e
+      WHERE e.account = r.account AND e.store = 'Inbound'
+        AND e.data::json->>'RequestId' = r.request_id AND r.response IS NULL;
+    UPDATE accounts SET bytes = GREATEST(0, bytes - (SELECT COALESCE(SUM(octet_length(data)), 0)
+        FROM entries WHERE account = udf AND store = 'Inbound'));
+    DELETE FROM entries WHERE store = 'Inbound';
+    CREATE INDEX requests_pool ON requests (account, idx) WHERE data IS NOT NULL;",
 ];
 
 /// The newest schema version this binary knows.
@@ -317,13 +336,71 @@ fn i(v: u64) -> i64 {
 
 const LAST_INDEX: &str = "SELECT MAX(idx) FROM entries WHERE account = $1 AND store = $2";
 
+const INBOUND_LAST: &str = "SELECT inbound_last FROM accounts WHERE udf = $1";
+
 fn last_index(
     c: &mut impl ::postgres::GenericClient,
     account: &str,
     store: &str,
 ) -> Result<u64, StorageError> {
+    if store == INBOUND {
+        let row = c.query_opt(INBOUND_LAST, &[&account])?;
+        return Ok(row.map(|r| u(r.get(0))).unwrap_or(0));
+    }
     let row = c.query_one(LAST_INDEX, &[&account, &store])?;
     Ok(row.get::<_, Option<i64>>(0).map(u).unwrap_or(0))
+}
+
+/// The statements of one store's read: sizes, then entries up to an index.
+fn read_sql(store: &str) -> (&'static str, &'static str) {
+    if store == INBOUND {
+        (
+            "SELECT idx, octet_length(data)::bigint FROM requests
+             WHERE account = $1 AND data IS NOT NULL AND $2::text = $2 AND idx > $3 ORDER BY idx LIMIT $4",
+            "SELECT idx, data FROM requests
+             WHERE account = $1 AND data IS NOT NULL AND $2::text = $2 AND idx > $3 AND idx <= $4 ORDER BY idx",
+        )
+    } else {
+        (
+            "SELECT idx, octet_length(data)::bigint FROM entries
+             WHERE account = $1 AND store = $2 AND idx > $3 ORDER BY idx LIMIT $4",
+            "SELECT idx, data FROM entries
+             WHERE account = $1 AND store = $2 AND idx > $3 AND idx <= $4 ORDER BY idx",
+        )
+    }
+}
+
+/// One store's entries after `after`, as many as `page` takes: their sizes
+/// first, then only the entries that fit.
+fn read_store(
+    tx: &mut Transaction<'_>,
+    account: &str,
+    store: &String,
+    after: u64,
+    page: &mut Page,
+) -> Result<StoreRead, StorageError> {
+    let (sizes_sql, rows_sql) = read_sql(store);
+    let want = i64::try_from(page.limit() + 1).unwrap_or(i64::MAX);
+    let sizes: Vec<(u64, u64)> = tx
+        .query(sizes_sql, &[&account, store, &i(after), &want])?
+        .iter()
+        .map(|r| (u(r.get(0)), u(r.get::<_, Option<i64>>(1).unwrap_or(0))))
+        .collect();
+    let lens: Vec<u64> = sizes.iter().map(|(_, n)| *n).collect();
+    let (keep, partial) = page.take(&lens);
+    let entries = match keep.checked_sub(1).and_then(|k| sizes.get(k)) {
+        None => Vec::new(),
+        Some((upto, _)) => tx
+            .query(rows_sql, &[&account, store, &i(after), &i(*upto)])?
+            .iter()
+            .map(|r| (u(r.get(0)), r.get(1)))
+            .collect(),
+    };
+    Ok(StoreRead {
+        entries,
+        partial,
+        last: last_index(tx, account, store)?,
+    })
 }
 
 /// Lock the account's row for this transaction; returns its byte count.
@@ -434,7 +511,9 @@ impl Storage for Postgres {
         self.with(|c| {
             // One index probe per store name, in one statement (one snapshot).
             let st = c.stmt(
-                "SELECT s, (SELECT MAX(idx) FROM entries WHERE account = $1 AND store = s)
+                "SELECT s, CASE WHEN s = 'Inbound'
+                     THEN (SELECT NULLIF(inbound_last, 0) FROM accounts WHERE udf = $1)
+                     ELSE (SELECT MAX(idx) FROM entries WHERE account = $1 AND store = s) END
                  FROM unnest($2::text[]) AS s",
             )?;
             let rows = c.query(&st, &[&account, &stores])?;
@@ -452,36 +531,18 @@ impl Storage for Postgres {
         &self,
         account: &str,
         select: &[(String, u64)],
-        limit: usize,
+        page: Page,
     ) -> Result<Vec<StoreRead>, StorageError> {
         self.with(|c| {
-            let st = c.stmt(
-                "SELECT idx, data FROM entries WHERE account = $1 AND store = $2 AND idx > $3 ORDER BY idx LIMIT $4",
-            )?;
-            let last_st = c.stmt(LAST_INDEX)?;
             let mut tx = c
                 .build_transaction()
                 .isolation_level(IsolationLevel::RepeatableRead)
                 .read_only(true)
                 .start()?;
-            let want = i64::try_from(limit + 1).unwrap_or(i64::MAX);
+            let mut page = page;
             let mut out = Vec::with_capacity(select.len());
             for (store, after) in select {
-                let rows = tx.query(&st, &[&account, store, &i(*after), &want])?;
-                let mut entries: Vec<(u64, String)> =
-                    rows.iter().map(|r| (u(r.get(0)), r.get(1))).collect();
-                let partial = entries.len() > limit;
-                entries.truncate(limit);
-                let last = tx
-                    .query_one(&last_st, &[&account, store])?
-                    .get::<_, Option<i64>>(0)
-                    .map(u)
-                    .unwrap_or(0);
-                out.push(StoreRead {
-                    entries,
-                    partial,
-                    last,
-                });
+                out.push(read_store(&mut tx, account, store, *after, &mut page)?);
             }
             tx.commit()?;
             Ok(out)
@@ -489,6 +550,12 @@ impl Storage for Postgres {
     }
 
     fn last_index(&self, account: &str, store: &str) -> Result<Option<u64>, StorageError> {
+        if store == INBOUND {
+            return self.with(|c| {
+                let row = c.query_opt(INBOUND_LAST, &[&account])?;
+                Ok(row.map(|r| u(r.get(0))))
+            });
+        }
         self.with(|c| {
             let st = c.stmt(
                 "SELECT (SELECT MAX(idx) FROM entries WHERE account = $1 AND store = $2)
@@ -514,12 +581,14 @@ impl Storage for Postgres {
         account: &str,
         updates: &[Append],
         responses: &[(String, String)],
+        revokes: bool,
     ) -> Result<Vec<(String, u64)>, StorageError> {
         self.write(|tx| {
-            let out = append_in(tx, account, updates, self.limits.max_account_bytes)?;
+            let out = append_in(tx, account, updates, self.limits.account_bytes(revokes))?;
             for (id, resp) in responses {
+                // Answered: the pool drops the request, Complete keeps the answer.
                 tx.execute(
-                    "UPDATE requests SET response = $2 WHERE request_id = $1 AND account = $3",
+                    "UPDATE requests SET response = $2, data = NULL WHERE request_id = $1 AND account = $3",
                     &[id, resp, &account],
                 )?;
             }
@@ -532,39 +601,41 @@ impl Storage for Postgres {
         request_id: &str,
         record: &RequestRecord,
         inbound: &str,
+        now: u64,
     ) -> Result<(), StorageError> {
         self.write(|tx| {
             // The account lock first: two processes cannot both see 31 pending.
             lock_account(tx, &record.account)?;
-            let pending: i64 = tx
+            let a = &record.account;
+            let cutoff = i(now.saturating_sub(self.limits.pending_ttl));
+            tx.execute(
+                "DELETE FROM requests WHERE account = $1 AND response IS NULL AND received < $2",
+                &[a, &cutoff],
+            )?;
+            let row = tx.query_one(
+                "SELECT COUNT(*), COALESCE(SUM(octet_length(data)), 0)::bigint FROM requests
+                 WHERE account = $1 AND response IS NULL",
+                &[a],
+            )?;
+            let (n, bytes): (i64, i64) = (row.get(0), row.get(1));
+            let size = u64::try_from(inbound.len()).unwrap_or(u64::MAX);
+            if u(n) >= self.limits.max_pending
+                || u(bytes).saturating_add(size) > self.limits.max_pending_bytes
+            {
+                return Err(super::too_many_pending(&self.limits));
+            }
+            let idx: i64 = tx
                 .query_one(
-                    "SELECT COUNT(*) FROM requests WHERE account = $1 AND response IS NULL",
-                    &[&record.account],
+                    "UPDATE accounts SET inbound_last = inbound_last + 1 WHERE udf = $1 RETURNING inbound_last",
+                    &[a],
                 )?
                 .get(0);
-            if u(pending) >= self.limits.max_pending {
-                return Err(StorageError::Quota {
-                    code: mesh_core::portal::code::TOO_MANY_PENDING,
-                    reason: format!(
-                        "the account has {} unanswered connection requests; an administrator must accept or reject them first",
-                        self.limits.max_pending
-                    ),
-                });
-            }
             tx.execute(
-                "INSERT INTO requests (request_id, account, auth_key, response) VALUES ($1, $2, $3, NULL)",
-                &[&request_id, &record.account, &record.auth_key],
+                "INSERT INTO requests (request_id, account, auth_key, response, idx, data, received)
+                 VALUES ($1, $2, $3, NULL, $4, $5, $6)",
+                &[&request_id, a, &record.auth_key, &idx, &inbound, &i(now)],
             )?;
-            append_in(
-                tx,
-                &record.account,
-                &[Append {
-                    store: mesh_core::portal::store::INBOUND.into(),
-                    expected: None,
-                    entries: vec![inbound.to_string()],
-                }],
-                self.limits.max_account_bytes,
-            )?;
+            notify(tx, a)?;
             Ok(())
         })
     }

@@ -12,8 +12,10 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
+use mesh_core::portal::store::INBOUND;
+
 use super::{
-    AccountRecord, Append, Limits, OpenError, RequestRecord, Storage, StorageError, StoreRead,
+    AccountRecord, Append, Limits, OpenError, Page, RequestRecord, Storage, StorageError, StoreRead,
 };
 
 /// The embedded SQLite store: a small pool of connections to one WAL file.
@@ -34,8 +36,9 @@ pub struct Sqlite {
 }
 
 /// The schema version this binary writes (`PRAGMA user_version`): 1 was
-/// the first file, 2 added per-account byte counts and the applied serials.
-pub(crate) const SCHEMA_VERSION: i64 = 2;
+/// the first file, 2 added per-account byte counts and the applied serials,
+/// 3 moved the Inbound store into the pool of connection requests.
+pub(crate) const SCHEMA_VERSION: i64 = 3;
 
 /// Bring a file to [`SCHEMA_VERSION`]; refuse one a newer portal wrote.
 /// Idempotent: every step checks what is there first.
@@ -51,6 +54,7 @@ fn migrate(c: &Connection) -> Result<(), OpenError> {
     }
     c.execute_batch(SCHEMA).map_err(StorageError::from)?;
     add_bytes(c)?;
+    pool_requests(c)?;
     c.pragma_update(None, "user_version", SCHEMA_VERSION)
         .map_err(StorageError::from)?;
     Ok(())
@@ -72,12 +76,47 @@ fn add_bytes(c: &Connection) -> Result<(), StorageError> {
     Ok(())
 }
 
+/// Version 3: the Inbound store leaves `entries` (and the byte quota) for
+/// the pool of connection requests, with the account's Inbound counter;
+/// answered requests keep only their answer.
+fn pool_requests(c: &Connection) -> Result<(), StorageError> {
+    let has: bool = c
+        .prepare("SELECT 1 FROM pragma_table_info('requests') WHERE name = 'data'")?
+        .exists([])?;
+    if !has {
+        c.execute_batch(
+            "BEGIN IMMEDIATE;
+             ALTER TABLE requests ADD COLUMN idx INTEGER;
+             ALTER TABLE requests ADD COLUMN data TEXT;
+             ALTER TABLE requests ADD COLUMN received INTEGER NOT NULL DEFAULT 0;
+             ALTER TABLE accounts ADD COLUMN inbound_last INTEGER NOT NULL DEFAULT 0;
+             UPDATE accounts SET inbound_last = COALESCE(
+                 (SELECT MAX(idx) FROM entries WHERE account = udf AND store = 'Inbound'), 0);
+             UPDATE requests SET idx = e.idx, data = e.data,
+                 received = COALESCE(json_extract(e.data, '$.Received'), 0)
+               FROM entries AS e
+               WHERE e.account = requests.account AND e.store = 'Inbound'
+                 AND json_extract(e.data, '$.RequestId') = requests.request_id
+                 AND requests.response IS NULL;
+             UPDATE accounts SET bytes = MAX(0, bytes - (SELECT COALESCE(SUM(length(data)), 0)
+                 FROM entries WHERE account = udf AND store = 'Inbound'));
+             DELETE FROM entries WHERE store = 'Inbound';
+             COMMIT;",
+        )?;
+    }
+    c.execute_batch(
+        "CREATE INDEX IF NOT EXISTS requests_pool ON requests (account, idx) WHERE data IS NOT NULL;",
+    )?;
+    Ok(())
+}
+
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS accounts (
     udf TEXT PRIMARY KEY,
     address TEXT NOT NULL UNIQUE,
     profile TEXT NOT NULL,
-    bytes INTEGER NOT NULL DEFAULT 0
+    bytes INTEGER NOT NULL DEFAULT 0,
+    inbound_last INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS entries (
     account TEXT NOT NULL,
@@ -90,7 +129,10 @@ CREATE TABLE IF NOT EXISTS requests (
     request_id TEXT PRIMARY KEY,
     account TEXT NOT NULL,
     auth_key TEXT NOT NULL,
-    response TEXT
+    response TEXT,
+    idx INTEGER,
+    data TEXT,
+    received INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS nonces (
     nonce TEXT PRIMARY KEY,
@@ -193,12 +235,82 @@ fn last_index(
     account: &str,
     store: &str,
 ) -> Result<u64, StorageError> {
+    if store == INBOUND {
+        let v: Option<i64> = tx
+            .prepare_cached("SELECT inbound_last FROM accounts WHERE udf = ?1")?
+            .query_row(params![account], |r| r.get(0))
+            .optional()?;
+        return Ok(v.map(u).unwrap_or(0));
+    }
     // Prepared once per connection: every signed request asks (SQL parsing
     // was 3 % of the portal's time in the throughput bench).
     let v: Option<i64> = tx
         .prepare_cached("SELECT MAX(idx) FROM entries WHERE account = ?1 AND store = ?2")?
         .query_row(params![account, store], |r| r.get(0))?;
     Ok(v.map(u).unwrap_or(0))
+}
+
+/// One store's entries after `after`, as many as `page` takes: their sizes
+/// first, then only the entries that fit.
+fn read_store(
+    tx: &rusqlite::Transaction<'_>,
+    account: &str,
+    store: &str,
+    after: u64,
+    page: &mut Page,
+) -> Result<StoreRead, StorageError> {
+    let want = i64::try_from(page.limit() + 1).unwrap_or(i64::MAX);
+    let sizes: Vec<(u64, u64)> = if store == INBOUND {
+        let mut st = tx.prepare_cached(
+            "SELECT idx, length(CAST(data AS BLOB)) FROM requests
+             WHERE account = ?1 AND data IS NOT NULL AND idx > ?2 ORDER BY idx LIMIT ?3",
+        )?;
+        let rows = st.query_map(params![account, i(after), want], |r| {
+            Ok((u(r.get(0)?), u(r.get(1)?)))
+        })?;
+        rows.collect::<Result<_, _>>()?
+    } else {
+        let mut st = tx.prepare_cached(
+            "SELECT idx, length(CAST(data AS BLOB)) FROM entries
+             WHERE account = ?1 AND store = ?2 AND idx > ?3 ORDER BY idx LIMIT ?4",
+        )?;
+        let rows = st.query_map(params![account, store, i(after), want], |r| {
+            Ok((u(r.get(0)?), u(r.get(1)?)))
+        })?;
+        rows.collect::<Result<_, _>>()?
+    };
+    let lens: Vec<u64> = sizes.iter().map(|(_, n)| *n).collect();
+    let (keep, partial) = page.take(&lens);
+    let upto = keep
+        .checked_sub(1)
+        .and_then(|k| sizes.get(k))
+        .map_or(after, |(idx, _)| *idx);
+    let entries = if keep == 0 {
+        Vec::new()
+    } else if store == INBOUND {
+        let mut st = tx.prepare_cached(
+            "SELECT idx, data FROM requests
+             WHERE account = ?1 AND data IS NOT NULL AND idx > ?2 AND idx <= ?3 ORDER BY idx",
+        )?;
+        let rows = st.query_map(params![account, i(after), i(upto)], |r| {
+            Ok((u(r.get(0)?), r.get::<_, String>(1)?))
+        })?;
+        rows.collect::<Result<Vec<_>, _>>()?
+    } else {
+        let mut st = tx.prepare_cached(
+            "SELECT idx, data FROM entries
+             WHERE account = ?1 AND store = ?2 AND idx > ?3 AND idx <= ?4 ORDER BY idx",
+        )?;
+        let rows = st.query_map(params![account, store, i(after), i(upto)], |r| {
+            Ok((u(r.get(0)?), r.get::<_, String>(1)?))
+        })?;
+        rows.collect::<Result<Vec<_>, _>>()?
+    };
+    Ok(StoreRead {
+        entries,
+        partial,
+        last: last_index(tx, account, store)?,
+    })
 }
 
 fn append_in(
@@ -292,30 +404,15 @@ impl Storage for Sqlite {
         &self,
         account: &str,
         select: &[(String, u64)],
-        limit: usize,
+        page: Page,
     ) -> Result<Vec<StoreRead>, StorageError> {
         self.with(|c| {
             let tx = c.transaction()?;
-            let mut out = Vec::with_capacity(select.len());
-            for (store, after) in select {
-                let mut st = tx.prepare_cached(
-                    "SELECT idx, data FROM entries WHERE account = ?1 AND store = ?2 AND idx > ?3 ORDER BY idx LIMIT ?4",
-                )?;
-                let want = i64::try_from(limit + 1).unwrap_or(i64::MAX);
-                let rows = st.query_map(params![account, store, i(*after), want], |r| {
-                    Ok((u(r.get(0)?), r.get::<_, String>(1)?))
-                })?;
-                let mut entries = rows.collect::<Result<Vec<_>, _>>()?;
-                let partial = entries.len() > limit;
-                entries.truncate(limit);
-                let last = last_index(&tx, account, store)?;
-                out.push(StoreRead {
-                    entries,
-                    partial,
-                    last,
-                });
-            }
-            Ok(out)
+            let mut page = page;
+            select
+                .iter()
+                .map(|(store, after)| read_store(&tx, account, store, *after, &mut page))
+                .collect()
         })
     }
 
@@ -350,13 +447,15 @@ impl Storage for Sqlite {
         account: &str,
         updates: &[Append],
         responses: &[(String, String)],
+        revokes: bool,
     ) -> Result<Vec<(String, u64)>, StorageError> {
         self.write(|c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let out = append_in(&tx, account, updates, self.limits.max_account_bytes)?;
+            let out = append_in(&tx, account, updates, self.limits.account_bytes(revokes))?;
             for (id, resp) in responses {
+                // Answered: the pool drops the request, Complete keeps the answer.
                 tx.execute(
-                    "UPDATE requests SET response = ?2 WHERE request_id = ?1 AND account = ?3",
+                    "UPDATE requests SET response = ?2, data = NULL WHERE request_id = ?1 AND account = ?3",
                     params![id, resp, account],
                 )?;
             }
@@ -370,36 +469,36 @@ impl Storage for Sqlite {
         request_id: &str,
         record: &RequestRecord,
         inbound: &str,
+        now: u64,
     ) -> Result<(), StorageError> {
         self.write(|c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let pending: i64 = tx.query_row(
-                "SELECT COUNT(*) FROM requests WHERE account = ?1 AND response IS NULL",
-                params![record.account],
+            let a = &record.account;
+            tx.execute(
+                "DELETE FROM requests WHERE account = ?1 AND response IS NULL AND received < ?2",
+                params![a, i(now.saturating_sub(self.limits.pending_ttl))],
+            )?;
+            let (n, bytes): (i64, i64) = tx.query_row(
+                "SELECT COUNT(*), COALESCE(SUM(length(CAST(data AS BLOB))), 0) FROM requests
+                 WHERE account = ?1 AND response IS NULL",
+                params![a],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            let size = u64::try_from(inbound.len()).unwrap_or(u64::MAX);
+            if u(n) >= self.limits.max_pending
+                || u(bytes).saturating_add(size) > self.limits.max_pending_bytes
+            {
+                return Err(super::too_many_pending(&self.limits));
+            }
+            let idx: i64 = tx.query_row(
+                "UPDATE accounts SET inbound_last = inbound_last + 1 WHERE udf = ?1 RETURNING inbound_last",
+                params![a],
                 |r| r.get(0),
             )?;
-            if u(pending) >= self.limits.max_pending {
-                return Err(StorageError::Quota {
-                    code: mesh_core::portal::code::TOO_MANY_PENDING,
-                    reason: format!(
-                        "the account has {} unanswered connection requests; an administrator must accept or reject them first",
-                        self.limits.max_pending
-                    ),
-                });
-            }
             tx.execute(
-                "INSERT INTO requests (request_id, account, auth_key, response) VALUES (?1, ?2, ?3, NULL)",
-                params![request_id, record.account, record.auth_key],
-            )?;
-            append_in(
-                &tx,
-                &record.account,
-                &[Append {
-                    store: mesh_core::portal::store::INBOUND.into(),
-                    expected: None,
-                    entries: vec![inbound.to_string()],
-                }],
-                self.limits.max_account_bytes,
+                "INSERT INTO requests (request_id, account, auth_key, response, idx, data, received)
+                 VALUES (?1, ?2, ?3, NULL, ?4, ?5, ?6)",
+                params![request_id, a, record.auth_key, idx, inbound, i(now)],
             )?;
             tx.commit()?;
             Ok(())

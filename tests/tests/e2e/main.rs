@@ -9,6 +9,7 @@
 //! and reads best top to bottom.
 
 mod admin;
+mod connections;
 mod core;
 mod drill;
 mod freshness;

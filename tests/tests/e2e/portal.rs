@@ -6,6 +6,8 @@ use mesh_account::store::Store;
 use mesh_core::portal as p;
 use mesh_tests::{Backend, Device, PortalProc, Scratch};
 
+mod flood;
+mod reads;
 mod refused;
 
 const ADDR: &str = "alice@example.com";
@@ -578,7 +580,11 @@ fn request_wait_and_complete(backend: Backend) {
 
 fn unanswered_connection_requests_are_capped(backend: Backend) {
     let dir = Scratch::new("flood");
-    let portal = PortalProc::on(backend, &dir.path("portal"));
+    let portal = PortalProc::on_with(
+        backend,
+        &dir.path("portal"),
+        &["--connects-per-minute", "100"],
+    );
     let a = Device::new(&dir.0, "a");
     a.create(ADDR, &portal.url);
     std::env::set_var("MESH_KEYSTORE", "file");
