@@ -124,6 +124,9 @@ impl AccountError {
             AccountError::Client(e) if e.code() == Some(mesh_core::portal::code::QUOTA_EXCEEDED) => {
                 "the portal's operator sets its quotas (mesh-portal serve --max-accounts, --max-account-bytes); ask them, or use another portal".into()
             }
+            AccountError::Client(e) if e.code() == Some(mesh_core::portal::code::INVITE_REQUIRED) => {
+                "this portal creates accounts by invitation only: ask its operator for a code (`mesh-portal invite`) and give it on standard input (`echo \"$CODE\" | mesh account create … --invite`); a refused code is used up".into()
+            }
             AccountError::Client(e) if e.code() == Some(mesh_core::portal::code::TOO_MANY_PENDING) => {
                 "an administrator answers the waiting requests first (`mesh device pending`, then accept or reject); then ask again".into()
             }

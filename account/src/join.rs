@@ -86,6 +86,9 @@ pub struct NewAccount<'a> {
     pub recovery: Recovery,
     /// The witness to name in the profile (PROTOCOL.md §10.6), if any.
     pub witness: Option<&'a str>,
+    /// An invitation code, for a portal that creates accounts by
+    /// invitation only.
+    pub invite: Option<Zeroizing<String>>,
 }
 
 /// `mesh account create`: a new account with this device as its first
@@ -108,6 +111,7 @@ pub fn create(
         device_name,
         recovery,
         witness,
+        invite,
     } = new;
     if let Some(a) = store
         .state()
@@ -192,6 +196,7 @@ pub fn create(
     let bind = p::BindRequest {
         profile: profile_env,
         updates: crate::event::event_updates(host, &a, &view, &admin, None, draft)?,
+        invite,
     };
     let dev_udf = device_udf(store)?;
     let r: std::result::Result<serde_json::Value, ClientError> = client.signed(

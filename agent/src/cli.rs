@@ -183,6 +183,11 @@ pub(crate) enum AccountCmd {
         /// Named in the root-signed profile: it cannot be changed later.
         #[arg(long, value_name = "URL")]
         witness: Option<String>,
+        /// Read an invitation code (from the portal's operator, `mesh-portal
+        /// invite`) on standard input: for a portal that creates accounts by
+        /// invitation only.
+        #[arg(long, num_args = 0..=1, default_missing_value = "-", value_name = "-")]
+        invite: Option<String>,
     },
     /// Show the account, this device and its roles.
     Show,

@@ -132,6 +132,7 @@ pub fn run(
                         shares: 3,
                     },
                     witness: None,
+                    invite: None,
                 },
                 |shares| {
                     crate::recovery::write_kit(&kit, address, portal.url(), 2, shares)?;

@@ -18,6 +18,7 @@ pub mod envelope;
 mod error;
 pub mod freshness;
 pub mod history;
+pub mod invite;
 pub mod keys;
 pub mod memo;
 pub mod montgomery;

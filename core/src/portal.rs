@@ -301,6 +301,10 @@ pub struct BindRequest {
     /// First entries: the access list (serial 1) and the first device.
     #[serde(rename = "Updates")]
     pub updates: Vec<StoreUpdate>,
+    /// An invitation code, for a portal that binds by invitation only
+    /// (`crate::invite`).
+    #[serde(rename = "Invite", default, skip_serializing_if = "Option::is_none")]
+    pub invite: Option<zeroize::Zeroizing<String>>,
 }
 
 /// Connect: a device asks to join an account.
@@ -691,6 +695,9 @@ pub mod code {
     pub const TOO_MANY_PENDING: &str = "TooManyPending";
     /// A quota of the portal (accounts, bytes per account) is reached.
     pub const QUOTA_EXCEEDED: &str = "QuotaExceeded";
+    /// This portal creates accounts by invitation only, and the Bind
+    /// carries no valid, unused code.
+    pub const INVITE_REQUIRED: &str = "InviteRequired";
     /// Too many requests from one source (Connect, Bind); `Retry-After` says when to ask again.
     pub const RATE_LIMITED: &str = "RateLimited";
     /// Portal failure.

@@ -11,6 +11,7 @@
 mod changes;
 pub mod conn;
 mod history;
+pub mod invite;
 pub mod limits;
 mod rate;
 pub mod server;
@@ -79,6 +80,7 @@ pub struct Portal {
     timeouts: Timeouts,
     sources: SourceLimits,
     witness: Option<Arc<witness::Witness>>,
+    invites: Option<Arc<invite::InviteKey>>,
 }
 
 impl std::fmt::Debug for Portal {
@@ -152,12 +154,20 @@ impl Portal {
             timeouts: Timeouts::default(),
             sources: SourceLimits::default(),
             witness: None,
+            invites: None,
         })
     }
 
     /// The same portal with other per-source limits.
     pub fn with_sources(mut self, sources: SourceLimits) -> Portal {
         self.sources = sources;
+        self
+    }
+
+    /// The same portal, creating accounts by invitation only: a Bind
+    /// carries a code made with `key` (`mesh-portal invite`).
+    pub fn with_invites(mut self, key: invite::InviteKey) -> Portal {
+        self.invites = Some(Arc::new(key));
         self
     }
 
@@ -194,7 +204,12 @@ impl Portal {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
         let timeouts = self.timeouts;
-        let mut app = server::router(self.storage, timeouts.request, &self.sources);
+        let mut app = server::router(
+            self.storage,
+            timeouts.request,
+            &self.sources,
+            self.invites.clone(),
+        );
         if let Some(w) = self.witness {
             app = app.merge(witness::router(w));
         }

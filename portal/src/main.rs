@@ -20,6 +20,55 @@ struct Cli {
 enum Command {
     /// Serve until SIGTERM or SIGINT. Prints the URL on standard output once listening.
     Serve(Box<Serve>),
+    /// Print a one-time invitation code for `--bind invite` (making the
+    /// key file on first use); hand it to the one person who may create an
+    /// account.
+    Invite(InviteArgs),
+}
+
+/// Who may create accounts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum BindPolicy {
+    /// Anyone who reaches the portal (within the per-source rate and --max-accounts).
+    Open,
+    /// Only with a code from `mesh-portal invite`.
+    Invite,
+}
+
+#[derive(Debug, clap::Args)]
+struct InviteArgs {
+    /// The invitation key file (0600; made if missing); the same one
+    /// `serve --invite-key` reads.
+    #[arg(long, value_name = "FILE")]
+    invite_key: PathBuf,
+    /// How long the code is valid (e.g. 1h, 7d; at most 30d).
+    #[arg(long, default_value = "7d", value_parser = parse_secs)]
+    expires: u64,
+}
+
+/// `30m`, `1h`, `7d`, or seconds.
+fn parse_secs(s: &str) -> Result<u64, String> {
+    let (n, unit) = match s.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&s[..i], c),
+        _ => (s, 's'),
+    };
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("'{s}' is not a duration (30m, 1h, 7d)"))?;
+    let mult = match unit {
+        's' => 1,
+        'm' => 60,
+        'h' => 3600,
+        'd' => 86_400,
+        _ => return Err(format!("'{s}': the unit is s, m, h or d")),
+    };
+    match n.checked_mul(mult) {
+        Some(0) | None => Err(format!("'{s}' is not a usable duration")),
+        Some(v) if v > mesh_core::invite::MAX_LIFETIME => {
+            Err(format!("'{s}' is longer than an invitation may live (30d)"))
+        }
+        Some(v) => Ok(v),
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -77,12 +126,19 @@ struct Serve {
     /// with its memory of each account in DIR.
     #[arg(long, value_name = "DIR")]
     witness: Option<std::path::PathBuf>,
+    /// Who may create accounts: anyone, or only with an invitation code.
+    #[arg(long, value_enum, default_value = "open")]
+    bind: BindPolicy,
+    /// The invitation key file (`mesh-portal invite` makes it); with `--bind invite`.
+    #[arg(long, value_name = "FILE", required_if_eq("bind", "invite"))]
+    invite_key: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
-    let Cli {
-        command: Command::Serve(args),
-    } = Cli::parse();
+    let args = match Cli::parse().command {
+        Command::Serve(args) => args,
+        Command::Invite(i) => return invite(&i),
+    };
     // Each connection is a descriptor: the soft limit (often 1,024) would
     // stop the portal long before its connection cap.
     if let Err(e) = mesh_portal::conn::raise_open_files() {
@@ -137,6 +193,17 @@ async fn serve(args: Serve) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let portal = match (args.bind, &args.invite_key) {
+        (BindPolicy::Invite, Some(file)) => match mesh_portal::invite::InviteKey::load(file) {
+            Ok(k) => portal.with_invites(k),
+            Err(e) => {
+                eprintln!("mesh-portal: error: {e}");
+                eprintln!("hint: {}", e.hint());
+                return ExitCode::FAILURE;
+            }
+        },
+        _ => portal,
+    };
     let portal = match args.witness {
         None => portal,
         Some(dir) => match portal.with_witness(&dir) {
@@ -161,6 +228,26 @@ async fn serve(args: Serve) -> ExitCode {
         }
         Err(e) => {
             eprintln!("mesh-portal: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `mesh-portal invite`: one code on standard output.
+fn invite(args: &InviteArgs) -> ExitCode {
+    match mesh_portal::invite::InviteKey::load_or_make(&args.invite_key) {
+        Ok(k) => {
+            let now = mesh_portal::server::now();
+            println!("{}", k.mint(now, args.expires));
+            eprintln!(
+                "mesh-portal: a one-time invitation code, valid for {} s: `mesh account create … --invite` reads it on standard input",
+                args.expires
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("mesh-portal: error: {e}");
+            eprintln!("hint: {}", e.hint());
             ExitCode::FAILURE
         }
     }

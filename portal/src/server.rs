@@ -32,6 +32,8 @@ pub struct AppState {
     pub(crate) watch: Arc<crate::watch::Watch>,
     /// Turns for unauthenticated Public reads.
     pub(crate) public_reads: Arc<tokio::sync::Semaphore>,
+    /// The invitation key, when accounts are created by invitation only.
+    invites: Option<Arc<crate::invite::InviteKey>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -46,6 +48,7 @@ pub fn router(
     storage: Arc<dyn Storage>,
     request_timeout: std::time::Duration,
     sources: &crate::SourceLimits,
+    invites: Option<Arc<crate::invite::InviteKey>>,
 ) -> Router {
     let watch = Arc::new(crate::watch::Watch::default());
     // Other portal processes' writes (PostgreSQL) wake this one's long-polls.
@@ -93,6 +96,7 @@ pub fn router(
             cache: Arc::default(),
             watch,
             public_reads: Arc::new(tokio::sync::Semaphore::new(MAX_PUBLIC_READS)),
+            invites,
         })
 }
 
@@ -162,7 +166,7 @@ impl From<StorageError> for ApiError {
 
 pub(crate) type ApiResult = Result<Response, ApiError>;
 
-pub(crate) fn now() -> u64 {
+pub fn now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -441,12 +445,39 @@ async fn bind(State(st): State<AppState>, body: Bytes) -> ApiResult {
         address: profile.account_address.to_lowercase(),
         profile: serde_json::to_string(&b.profile).unwrap_or_default(),
     };
+    invited(&st, b.invite.as_deref().map(String::as_str)).await?;
     let appends = crate::stores::to_appends(&b.updates);
     let s = st.storage.clone();
     let account_udf = rec.udf.clone();
     blocking(move || s.bind(&rec, &appends)).await?;
     st.watch.changed(&account_udf);
     json(&serde_json::json!({"ProfileUdf": profile.udf()}))
+}
+
+/// On a portal that creates accounts by invitation only, a Bind carries a
+/// code made with its key, unexpired and unused (used from now on, even
+/// if the Bind is then refused: ask the operator for another).
+async fn invited(st: &AppState, code: Option<&str>) -> Result<(), ApiError> {
+    let Some(key) = &st.invites else {
+        return Ok(());
+    };
+    let refuse =
+        |reason: String| ApiError::new(StatusCode::FORBIDDEN, code::INVITE_REQUIRED, reason);
+    let code =
+        code.ok_or_else(|| refuse("this portal creates accounts by invitation only".into()))?;
+    let t = now();
+    let inv = mesh_core::invite::check(key.bytes(), code, t).map_err(|e| refuse(e.to_string()))?;
+    if inv.expires > t + mesh_core::invite::MAX_LIFETIME {
+        return Err(refuse(
+            "the invitation code claims a life longer than any code has".into(),
+        ));
+    }
+    let s = st.storage.clone();
+    let once = format!("invite:{}", b64::encode(&inv.nonce));
+    if !blocking(move || s.use_nonce(&once, t, inv.expires)).await? {
+        return Err(refuse("the invitation code was used already".into()));
+    }
+    Ok(())
 }
 
 /// Whether the account takes a connection request from `device`: never

@@ -19,6 +19,7 @@ pub(crate) fn run(home: &std::path::Path, cmd: AccountCmd, j: bool) -> Result<()
             threshold,
             shares,
             witness,
+            invite,
         } => {
             let (kit, shares) = mesh_agent::recovery::KitTarget::parse(&recovery, shares, home)?;
             if !(2..=15).contains(&threshold) || threshold > shares || shares > 15 {
@@ -38,6 +39,16 @@ pub(crate) fn run(home: &std::path::Path, cmd: AccountCmd, j: bool) -> Result<()
                     threshold,
                     shares,
                     witness,
+                    invite: match invite.as_deref() {
+                        None => None,
+                        Some("-") => Some(secrets::read_one(None, "invitation code")?),
+                        Some(_) => {
+                            return Err(secrets::on_argv(
+                                "an invitation code",
+                                "echo \"$CODE\" | mesh account create ADDRESS --portal URL --recovery D1,D2,D3 --invite",
+                            ))
+                        }
+                    },
                 },
                 j,
             )?;
@@ -140,6 +151,7 @@ struct NewAccountArgs {
     threshold: u8,
     shares: u8,
     witness: Option<String>,
+    invite: Option<zeroize::Zeroizing<String>>,
 }
 
 /// `mesh account create`: the kit goes to `kit` before the portal binds
@@ -159,6 +171,7 @@ fn create(
         threshold,
         shares,
         witness,
+        invite,
     } = args;
     let mut store = Store::open(home, true)?;
     let mut written = Written::default();
@@ -172,6 +185,7 @@ fn create(
             device_name: device.as_deref(),
             recovery: join::Recovery { threshold, shares },
             witness: witness.as_deref(),
+            invite,
         },
         |list| {
             written = write_kit(kit, &address, &portal, threshold, list)?;

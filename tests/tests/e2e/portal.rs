@@ -7,6 +7,7 @@ use mesh_core::portal as p;
 use mesh_tests::{Backend, Device, PortalProc, Scratch};
 
 mod flood;
+mod invite;
 mod reads;
 mod refused;
 
