@@ -127,7 +127,19 @@ pub(crate) fn apply_entries(
             report.revoked_devices.push(d.name.clone());
         }
     }
+    forget_answered(a, crate::client::now());
     Ok(())
+}
+
+/// An administrator keeps a request's body only while it waits: once
+/// answered (its id stays in `answered`), or dropped by the portal's pool
+/// (`PENDING_TTL` after it came), it goes, so that what strangers send
+/// does not pile up in the state every sync reads and writes.
+fn forget_answered(a: &mut AccountState, now: u64) {
+    let answered = &a.answered;
+    a.inbound.retain(|i| {
+        !answered.contains(&i.request_id) && now.saturating_sub(i.received) < p::PENDING_TTL
+    });
 }
 
 /// An entry's envelope: whole, or an access list rebuilt from its change

@@ -11,7 +11,7 @@ use super::{account, Account, ADDR};
 /// A fresh home asks to join with `pin` (read on standard input).
 fn request_with_pin(acc: &Account, home: &str, name: &str, pin: &str) -> Device {
     let t = Device::new(&acc.dir.0, home);
-    t.ok_input(
+    let witness = t.ok_input(
         &[
             "device",
             "request",
@@ -24,6 +24,8 @@ fn request_with_pin(acc: &Account, home: &str, name: &str, pin: &str) -> Device 
         ],
         pin,
     );
+    // Kept beside the home, for the check of what the administrator keeps.
+    std::fs::write(t.home.with_extension("witness"), witness).expect("witness");
     t
 }
 
@@ -44,6 +46,14 @@ fn refused_at_next_sync(admin: &Device, thief: &Device, name: &str, why: &str) {
     );
     let names = admin.ok(&["device", "list"]);
     assert!(!names.contains(name), "{names}");
+    // Answered, the stranger's request is not kept in the state (its
+    // witness is in the request alone).
+    let state = std::fs::read_to_string(admin.home.join("state.json")).expect("state");
+    let witness = std::fs::read_to_string(thief.home.with_extension("witness")).expect("witness");
+    assert!(
+        !state.contains(witness.trim()),
+        "the refused request is kept"
+    );
     let e = thief.fails(&["sync"]);
     assert!(e.contains(why), "{e}");
 }
