@@ -106,6 +106,16 @@ impl AccountState {
         )
     }
 
+    /// Administrators: when the promised heartbeat is due (the newest
+    /// checkpoint half the promise old).
+    pub(crate) fn heartbeat_due(&self) -> Option<u64> {
+        let h = self.heartbeat()?;
+        let c = self.history.checkpoint.as_ref()?;
+        self.roles
+            .contains(&Role::Admin)
+            .then(|| c.issued.saturating_add(h.every / 2))
+    }
+
     /// A member's check of the newest checkpoint against that promise
     /// (administrators keep it instead: their sync writes the heartbeat).
     pub(crate) fn check_fresh(&self, now: u64) -> Result<()> {
@@ -213,6 +223,10 @@ struct Stored {
     /// The access list's serial (what the quick check reports).
     #[serde(default)]
     access_serial: Option<u64>,
+    /// Administrators: when the heartbeat they promised is due (what the
+    /// periodic sync checks before it skips a quiet account).
+    #[serde(default)]
+    heartbeat_due: Option<u64>,
 }
 
 /// The store's account state, read as `T` (the whole state, or its header).
@@ -249,6 +263,9 @@ pub(crate) struct Header {
     access: Option<u64>,
     #[serde(default)]
     access_serial: Option<u64>,
+    /// See [`Stored`].
+    #[serde(default)]
+    pub heartbeat_due: Option<u64>,
 }
 
 impl Header {
@@ -307,6 +324,7 @@ pub(crate) fn save_account(store: &mut Store, a: &AccountState) -> Result<()> {
     let stored = Stored {
         envelopes: Some(written.name.clone()),
         access_serial: a.access_list_serial(),
+        heartbeat_due: a.heartbeat_due(),
     };
     if let (Some(m), serde_json::Value::Object(s)) = (
         v.as_object_mut(),

@@ -46,7 +46,9 @@ pub fn sync_with(store: &mut Store, host: &Host, converge: Converge) -> Result<S
     // these indices, the state's envelopes are not even read.
     if converge == Converge::WhenChanged {
         if let Ok(h) = header(store) {
-            let quiet = quick_view_of(store, &h).is_ok_and(|q| matches!(q.changed(0), Ok(false)))
+            let heartbeat_due = h.heartbeat_due.is_some_and(|t| crate::client::now() >= t);
+            let quiet = !heartbeat_due
+                && quick_view_of(store, &h).is_ok_and(|q| matches!(q.changed(0), Ok(false)))
                 && mark::current(store, &h.indices);
             if quiet {
                 report.skipped = true;
@@ -65,7 +67,12 @@ pub fn sync_with(store: &mut Store, host: &Host, converge: Converge) -> Result<S
     }
     let mut a = pull_from(store, host, &mut report, a)?;
     let unchanged = report.entries == 0 && !report.completed && !report.rotated;
-    if converge == Converge::WhenChanged && unchanged && mark::current(store, &a.indices) {
+    let beat_due = a.heartbeat_due().is_some_and(|t| crate::client::now() >= t);
+    if converge == Converge::WhenChanged
+        && unchanged
+        && !beat_due
+        && mark::current(store, &a.indices)
+    {
         report.skipped = true;
         return Ok(report);
     }

@@ -145,11 +145,22 @@ impl PortalProc {
     /// Start a portal on SQLite in `data` under a wrapper command (e.g.
     /// `prlimit --nofile=64:64 --`).
     pub fn start_under(wrapper: &[&str], data: &Path, extra: &[&str]) -> PortalProc {
+        Self::start_under_on(wrapper, data, "127.0.0.1:0", extra)
+    }
+
+    /// [`PortalProc::start_under`] on `listen` (a portal restarted under
+    /// another clock keeps its URL).
+    pub fn start_under_on(
+        wrapper: &[&str],
+        data: &Path,
+        listen: &str,
+        extra: &[&str],
+    ) -> PortalProc {
         let (first, rest) = wrapper.split_first().expect("a wrapper command");
         let mut cmd = Command::new(first);
         cmd.args(rest).arg(workspace_bin("mesh-portal"));
         let db = PortalDb::Sqlite(data.to_path_buf());
-        Self::start_cmd(cmd, &db, "127.0.0.1:0", extra)
+        Self::start_cmd(cmd, &db, listen, extra)
     }
 
     fn start_cmd(mut cmd: Command, db: &PortalDb, listen: &str, extra: &[&str]) -> PortalProc {
