@@ -393,9 +393,16 @@ pub(crate) fn pull_from(
 /// administrators) gives keys of a later epoch, switch to them.
 pub(crate) fn adopt_rotation(store: &mut Store) -> Result<bool> {
     let mut a = account(store)?;
-    let profile = a.profile()?;
     let me = device_udf(store)?;
     let client = Client::new(&a.portal)?;
+    // The rotation may be signed in an administrator epoch this device has
+    // not seen (an administrator revoked, a recovery, while it was away):
+    // the public checkpoints, verified from where it stands (and, with a
+    // witness, confirmed), give the current key.
+    let mut later = a.clone();
+    read_checkpoints(&client, &mut later)?;
+    let profile = later.profile()?;
+    crate::witness::require(&profile, later.history.serial(), &later.history.digest)?;
     let mut index = 0;
     let mut latest: Option<(Signed, CatalogedDevice)> = None;
     loop {
@@ -417,16 +424,20 @@ pub(crate) fn adopt_rotation(store: &mut Store) -> Result<bool> {
             index = e.index;
             let env: Signed = serde_json::from_value(e.envelope.clone())
                 .map_err(|x| AccountError::Untrusted(x.to_string()))?;
+            let bad = |x: &dyn std::fmt::Display| {
+                AccountError::Untrusted(format!("Device entry {}: {x}", e.index))
+            };
+            // Other devices' entries are not this device's business here.
             let cat: CatalogedDevice = env
-                .verify_object(
-                    "catalog entry",
-                    oct::CATALOGED_DEVICE,
-                    &[profile.administrator_signature.key],
-                )
-                .map_err(|x| AccountError::Untrusted(format!("Device entry {}: {x}", e.index)))?;
-            if udf::udf_eq(&cat.device_udf, &me) {
-                latest = Some((env, cat));
+                .unverified_object("catalog entry")
+                .map_err(|x| bad(&x))?;
+            if !udf::udf_eq(&cat.device_udf, &me) {
+                continue;
             }
+            // Ours, by any epoch's key; only the current one's is adopted.
+            env.verify(oct::CATALOGED_DEVICE, &profile.history_signers())
+                .map_err(|x| bad(&x))?;
+            latest = Some((env, cat));
         }
         if !more_pages(std::slice::from_ref(&u))? {
             break;
@@ -441,6 +452,13 @@ pub(crate) fn adopt_rotation(store: &mut Store) -> Result<bool> {
     if conn.authentication.epoch <= current {
         return Ok(false);
     }
+    // A rotation read outside the history counts only when the current
+    // epoch's key signs it (a revoked administrator's older key does not).
+    env.verify(
+        oct::CATALOGED_DEVICE,
+        &[profile.administrator_signature.key],
+    )
+    .map_err(|x| AccountError::Untrusted(format!("the rotated catalog entry: {x}")))?;
     let base = device::base_keys(store)?;
     let (_, act) = complete_activation(&profile, &base, &cat.activation_account, &conn)
         .map_err(|e| AccountError::Untrusted(format!("rotated activation: {e}")))?;
