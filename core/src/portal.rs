@@ -292,7 +292,7 @@ impl AccessList {
 
 /// Bind: create an account. Signed by the first administrator device, whose
 /// combined authentication key the enclosed access list names.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BindRequest {
     /// The self-signed account profile.
@@ -305,6 +305,17 @@ pub struct BindRequest {
     /// (`crate::invite`).
     #[serde(rename = "Invite", default, skip_serializing_if = "Option::is_none")]
     pub invite: Option<zeroize::Zeroizing<String>>,
+}
+
+// The invitation code is a bearer credential: never printed.
+impl std::fmt::Debug for BindRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BindRequest")
+            .field("profile", &self.profile)
+            .field("updates", &self.updates)
+            .field("invite", &self.invite.as_ref().map(|_| "[secret elided]"))
+            .finish()
+    }
 }
 
 /// Connect: a device asks to join an account.

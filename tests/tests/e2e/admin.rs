@@ -122,6 +122,32 @@ fn account(tag: &str, second_admin: bool) -> Account {
     }
 }
 
+/// The owner, on a fresh home, recovers with two shares of the kit and
+/// revokes the laptop (no `--since`).
+fn recover_revoking_laptop(acc: &Account, owner: &Device) {
+    let kit: Vec<String> = acc
+        .a
+        .kit_files()
+        .iter()
+        .map(|f| f.display().to_string())
+        .collect();
+    owner.ok(&[
+        "account",
+        "recover",
+        ADDR,
+        "--portal",
+        &acc.portal.url,
+        "--name",
+        "spare",
+        "--from",
+        &kit[0],
+        "--from",
+        &kit[1],
+        "--revoke",
+        "laptop",
+    ]);
+}
+
 fn tools() -> bool {
     can_run_sshd() && ["openssl", "sq"].iter().all(|t| require_tool(t))
 }

@@ -99,28 +99,8 @@ fn a_pin_minted_by_an_administrator_revoked_since_admits_nobody() {
 fn a_pin_minted_before_a_recovery_admits_nobody() {
     let acc = account("pin-recovered", false);
     let pin = mint(&acc.a, "admin,ssh,pgp,smime", "1d");
-    let kit: Vec<String> = acc
-        .a
-        .kit_files()
-        .iter()
-        .map(|f| f.display().to_string())
-        .collect();
     let owner = Device::new(&acc.dir.0, "owner");
-    owner.ok(&[
-        "account",
-        "recover",
-        ADDR,
-        "--portal",
-        &acc.portal.url,
-        "--name",
-        "spare",
-        "--from",
-        &kit[0],
-        "--from",
-        &kit[1],
-        "--revoke",
-        "laptop",
-    ]);
+    super::recover_revoking_laptop(&acc, &owner);
     let thief = request_with_pin(&acc, "thief", "evil", &pin);
     refused_at_next_sync(&owner, &thief, "evil", "void");
 }

@@ -5,7 +5,7 @@
 
 use mesh_tests::Device;
 
-use super::{account, Account, ADDR};
+use super::{account, Account};
 
 /// Rotate the phone from `admin`; the phone's next sync takes the new
 /// key, which servers then list instead of the old one.
@@ -42,27 +42,7 @@ fn a_rotation_after_an_administrator_revocation_takes() {
 #[test]
 fn a_rotation_after_a_recovery_takes() {
     let acc = account("rotate-after-recovery", false);
-    let kit: Vec<String> = acc
-        .a
-        .kit_files()
-        .iter()
-        .map(|f| f.display().to_string())
-        .collect();
     let owner = Device::new(&acc.dir.0, "owner");
-    owner.ok(&[
-        "account",
-        "recover",
-        ADDR,
-        "--portal",
-        &acc.portal.url,
-        "--name",
-        "spare",
-        "--from",
-        &kit[0],
-        "--from",
-        &kit[1],
-        "--revoke",
-        "laptop",
-    ]);
+    super::recover_revoking_laptop(&acc, &owner);
     rotation_takes(&acc, &owner);
 }
