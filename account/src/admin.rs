@@ -2,9 +2,7 @@
 
 use mesh_core::envelope::{Encrypted, Signed};
 use mesh_core::freshness::{self, Heartbeat};
-use mesh_core::objects::{
-    ct as oct, AccountKeys, CatalogedDevice, ConnectionDevice, ProfileDevice, Role,
-};
+use mesh_core::objects::{AccountKeys, ProfileDevice, Role};
 use mesh_core::portal::{
     self as p, store as st, AccessEntry, AccessList, ConnectResult, DeviceState, InboundRequest,
     MessagePin, RespondConnection,
@@ -564,16 +562,8 @@ pub fn rotate(store: &mut Store, host: &Host, which: &str) -> Result<(String, u3
             .get(&target.device_udf)
             .ok_or_else(|| AccountError::NotFound(format!("no catalog entry for {which}")))?;
         let epoch = d.connection.authentication.epoch + 1;
-        let issued = ConnectionDevice::issue(admin, &d.profile, &d.connection.roles, epoch, now())?;
-        let new_conn: ConnectionDevice = issued.connection.unverified_object("connection")?;
-        let cataloged = CatalogedDevice {
-            device_udf: d.catalog.device_udf.clone(),
-            local_name: d.catalog.local_name.clone(),
-            profile_device: d.catalog.profile_device.clone(),
-            connection_device: issued.connection,
-            activation_account: issued.activation,
-        };
-        let cat_env = Signed::sign_object(oct::CATALOGED_DEVICE, &cataloged, &admin.admin_sign);
+        let (cat_env, new_conn) =
+            crate::entries::reissue(admin, &d.catalog, &d.profile, &d.connection.roles, epoch)?;
         let access_env = crate::entries::next_access(admin, Some(&list), |d| {
             for e in d.iter_mut() {
                 if udf::udf_eq(&e.device_udf, &target.device_udf) {

@@ -59,3 +59,26 @@ pub(crate) fn next_access(
 pub fn payload_digest(env: &Signed) -> Vec<u8> {
     <sha2::Sha512 as sha2::Digest>::digest(&env.payload).to_vec()
 }
+
+/// A device's new connection at `epoch` with `roles`: its catalog entry
+/// (same identity, fresh activation) and the new connection, signed by
+/// `signer`. What a rotation and a change of roles write.
+pub(crate) fn reissue(
+    signer: &AccountKeys,
+    catalog: &CatalogedDevice,
+    profile: &ProfileDevice,
+    roles: &[Role],
+    epoch: u32,
+) -> Result<(Signed, ConnectionDevice)> {
+    let issued = ConnectionDevice::issue(signer, profile, roles, epoch, now())?;
+    let conn: ConnectionDevice = issued.connection.unverified_object("connection")?;
+    let cataloged = CatalogedDevice {
+        device_udf: catalog.device_udf.clone(),
+        local_name: catalog.local_name.clone(),
+        profile_device: catalog.profile_device.clone(),
+        connection_device: issued.connection,
+        activation_account: issued.activation,
+    };
+    let env = Signed::sign_object(oct::CATALOGED_DEVICE, &cataloged, &signer.admin_sign);
+    Ok((env, conn))
+}

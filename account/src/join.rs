@@ -1,7 +1,6 @@
 //! Joining: create an account, ask to join one (witness or PIN), complete
 //! the connection once accepted, and recover an account from escrow.
 
-use mesh_core::derive::Seed;
 use mesh_core::envelope::Signed;
 use mesh_core::objects::{
     complete_activation, ct as oct, AccountKeys, CatalogedDevice, ConnectionDevice, DeviceKeys,
@@ -498,16 +497,7 @@ fn adopt_acceptance(
     secrets.activation_seed = Some(act.activation_key.clone());
     secrets.activation_epoch = act.epoch;
     if let Some(seeds) = &act.online_seeds {
-        // An administrator: the seeds must give keys of this account (of
-        // whichever epoch it is in: checked against the history when used).
-        let mut parsed = std::collections::BTreeMap::new();
-        for (e, seed) in &seeds.seeds {
-            parsed.insert(*e, Seed::from_udf(seed)?);
-        }
-        AccountKeys::from_seeds(&a.profile_udf, parsed).map_err(|e| {
-            AccountError::Untrusted(format!("the activation's administrator seeds: {e}"))
-        })?;
-        secrets.online_seeds = Some(seeds.clone());
+        secrets.online_seeds = Some(checked_seeds(&a.profile_udf, seeds)?);
     }
     store.save_secrets(&secrets)?;
     a.membership = Membership::Member;

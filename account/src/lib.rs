@@ -31,6 +31,7 @@ pub mod join;
 pub mod pull;
 pub mod recover;
 pub mod revoke;
+pub mod roles;
 pub mod state;
 pub mod store;
 pub mod sync;

@@ -465,6 +465,13 @@ pub(crate) fn adopt_rotation(store: &mut Store) -> Result<bool> {
     let mut secrets = store.secrets()?;
     secrets.activation_seed = Some(act.activation_key.clone());
     secrets.activation_epoch = act.epoch;
+    // A change of roles is a rotation: an added administrator role brings
+    // the online seeds; without the role, seeds held before are dropped.
+    secrets.online_seeds = match &act.online_seeds {
+        Some(seeds) => Some(crate::state::checked_seeds(&a.profile_udf, seeds)?),
+        None if conn.roles.contains(&Role::Admin) => secrets.online_seeds.take(),
+        None => None,
+    };
     store.save_secrets(&secrets)?;
     a.connection = Some(cat.connection_device.clone());
     a.roles = conn.roles.clone();

@@ -391,6 +391,20 @@ pub(crate) fn admin_keys(store: &mut Store, a: &AccountState) -> Result<AccountK
     Ok(keys)
 }
 
+/// An activation's administrator seeds, checked to give keys of this
+/// account (of whichever epoch it is in: checked against the history when
+/// used, by [`admin_keys`]).
+pub(crate) fn checked_seeds(profile_udf: &str, seeds: &OnlineSeeds) -> Result<OnlineSeeds> {
+    let mut parsed = std::collections::BTreeMap::new();
+    for (e, seed) in &seeds.seeds {
+        parsed.insert(*e, Seed::from_udf(seed)?);
+    }
+    AccountKeys::from_seeds(profile_udf, parsed).map_err(|e| {
+        AccountError::Untrusted(format!("the activation's administrator seeds: {e}"))
+    })?;
+    Ok(seeds.clone())
+}
+
 pub(crate) fn device_udf(store: &Store) -> Result<String> {
     Ok(store
         .state()

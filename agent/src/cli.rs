@@ -333,6 +333,22 @@ pub(crate) enum DeviceCmd {
         /// Name or device UDF.
         which: String,
     },
+    /// Change a device's roles, in one transaction (administrators).
+    ///
+    /// The device gets new keys with the new roles and switches at its next
+    /// sync, as after `rotate`. Removing `admin` starts a new administrator
+    /// epoch, as revoking an administrator does; the account keeps at least
+    /// one administrator.
+    Roles {
+        /// Name or device UDF.
+        which: String,
+        /// Roles to add.
+        #[arg(long, value_enum, value_delimiter = ',')]
+        add: Vec<RoleArg>,
+        /// Roles to remove.
+        #[arg(long, value_enum, value_delimiter = ',')]
+        remove: Vec<RoleArg>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -78,6 +78,7 @@ pub(crate) fn run(home: &std::path::Path, cmd: DeviceCmd, j: bool) -> Result<()>
             );
             emit(j, json!({"rotated": name, "epoch": epoch}), "");
         }
+        DeviceCmd::Roles { which, add, remove } => set_roles(home, &which, &add, &remove, j)?,
         DeviceCmd::Revoke { which, wait } => revoke(home, &which, wait, j)?,
     }
     Ok(())
@@ -238,4 +239,49 @@ fn read_pin(arg: Option<&str>) -> Result<Option<zeroize::Zeroizing<String>>> {
             "echo \"$PIN\" | mesh device request ADDRESS --portal URL --pin",
         )),
     }
+}
+
+fn set_roles(
+    home: &std::path::Path,
+    which: &str,
+    add: &[RoleArg],
+    remove: &[RoleArg],
+    j: bool,
+) -> Result<()> {
+    if add.is_empty() && remove.is_empty() {
+        return Err(hinted(
+            "no role to change",
+            "name roles with --add and --remove, e.g. `mesh device roles phone --add admin --remove smime`",
+        ));
+    }
+    let mut store = Store::open(home, false)?;
+    let r = mesh_account::roles::set_roles(
+        &mut store,
+        &mesh_agent::host(),
+        which,
+        &roles(add)?,
+        &roles(remove)?,
+    )?;
+    let names =
+        |v: &[mesh_core::objects::Role]| v.iter().map(|r| r.name()).collect::<Vec<_>>().join(",");
+    match r.epoch {
+        None => eprintln!(
+            "mesh: {} already has roles {}: nothing to change",
+            r.name,
+            names(&r.roles)
+        ),
+        Some(epoch) => {
+            eprintln!(
+                "mesh: {} now has roles {} (was {}); new keys at epoch {epoch}, which it switches to at its next sync",
+                r.name,
+                names(&r.roles),
+                names(&r.before)
+            );
+            if let Some(e) = r.admin_epoch {
+                eprintln!("mesh: administrator epoch {e}: new administrator keys and CAs, wrapped only to the remaining administrators");
+            }
+        }
+    }
+    emit(j, serde_json::to_value(&r)?, &names(&r.roles));
+    Ok(())
 }
