@@ -11,6 +11,7 @@ use mesh_plugins::AccountView;
 use mesh_tests::{can_run_sshd, require_tool, Device, PortalProc, Scratch};
 
 mod attacks;
+mod epochs;
 mod fork;
 mod pins;
 mod roles;
@@ -83,8 +84,13 @@ struct Account {
 }
 
 fn account(tag: &str, second_admin: bool) -> Account {
+    account_on(mesh_tests::Backend::Sqlite, tag, second_admin)
+}
+
+/// [`account`] on a portal with `backend`.
+fn account_on(backend: mesh_tests::Backend, tag: &str, second_admin: bool) -> Account {
     let dir = Scratch::new(tag);
-    let portal = PortalProc::start(&dir.path("portal"));
+    let portal = PortalProc::on(backend, &dir.path("portal"));
     let a = Device::create_account(&dir.0, ADDR, &portal.url);
     let udf = a.json(&["account", "show"])["profile_udf"]
         .as_str()
