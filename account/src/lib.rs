@@ -20,6 +20,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod chronicle;
 pub mod client;
 pub mod device;
 pub mod entries;

@@ -61,6 +61,8 @@ pub struct Undo {
     pub revoked: Vec<String>,
     /// Devices revoked since (active then): active again.
     pub restored: Vec<String>,
+    /// The checkpoints after it, described.
+    pub lines: Vec<crate::chronicle::HistoryLine>,
 }
 
 /// What `recover` did, or (dry run) would do.
@@ -312,62 +314,8 @@ fn recovery_download(
     )))
 }
 
-/// One checkpoint of an account's history, as `mesh account history`
-/// lists it: what a recovery's `--since @SERIAL` names.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct HistoryLine {
-    /// Its serial.
-    pub serial: u64,
-    /// When it was issued (Unix seconds).
-    pub issued: u64,
-    /// The stores it moved: name, index before, index after.
-    pub changed: Vec<(String, u64, u64)>,
-    /// The administrator epoch it started, if any.
-    pub epoch: Option<u32>,
-    /// Signed by the root (a recovery), not by an administrator.
-    pub by_root: bool,
-}
-
-/// The account's checkpoints (public), verified as a reader without
-/// history verifies them: from the profile the portal serves, pinned to
-/// `pinned` when given (a lying portal could otherwise show another
-/// account's). A recovery reads the real history again with the root.
-pub fn history(address: &str, portal: &str, pinned: Option<&str>) -> Result<Vec<HistoryLine>> {
-    let client = Client::new(portal)?;
-    let who = p::PublicRequest {
-        account_address: Some(address.to_string()),
-        profile_udf: None,
-        select: Vec::new(),
-    };
-    let mut out: Vec<HistoryLine> = Vec::new();
-    let mut h = mesh_core::history::History::default();
-    crate::pull::public_checkpoints(&client, &who, pinned, &mut h, |before, now, env, base| {
-        let Some(c) = now.checkpoint.as_ref() else {
-            return Ok(());
-        };
-        let changed = c
-            .heads
-            .iter()
-            .filter_map(|n| {
-                let from = before.and_then(|b| b.head(&n.store)).map_or(0, |b| b.index);
-                (n.index != from).then(|| (n.store.clone(), from, n.index))
-            })
-            .collect();
-        let root = base.profile_signature.udf();
-        out.push(HistoryLine {
-            serial: c.serial,
-            issued: c.issued,
-            changed,
-            epoch: c.epoch.as_ref().map(|e| e.number),
-            by_root: env.signatures.iter().any(|s| udf::udf_eq(&s.kid, &root)),
-        });
-        Ok(())
-    })?;
-    Ok(out)
-}
-
 /// Every entry the recovery read, by store (verified by `apply_entries`).
-type Raw = BTreeMap<String, Vec<p::Entry>>;
+use crate::chronicle::Raw;
 
 fn parse(e: &p::Entry) -> Option<Signed> {
     serde_json::from_value::<Signed>(e.envelope.clone()).ok()
@@ -460,6 +408,11 @@ fn before(raw: &Raw, since: Since, host: &Host, a: &AccountState) -> Result<Befo
         }
     }
     let (revoked, restored) = state_changes(&access, a.access_list()?.as_ref());
+    let root = a.profile()?.profile_signature.udf();
+    let lines = crate::chronicle::lines(host, raw, &root)
+        .into_iter()
+        .filter(|l| l.serial > at.serial)
+        .collect();
     Ok(Before {
         undo: Undo {
             serial: at.serial,
@@ -467,6 +420,7 @@ fn before(raw: &Raw, since: Since, host: &Host, a: &AccountState) -> Result<Befo
             undone: after,
             revoked,
             restored,
+            lines,
         },
         access,
         policies: latest.into_values().collect(),

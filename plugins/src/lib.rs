@@ -125,6 +125,14 @@ pub trait Plugin: std::fmt::Debug + Send + Sync {
         &[]
     }
 
+    /// One of this channel's policy entries (a uid of
+    /// [`Plugin::policy_uids`]) in a few words for a person reading the
+    /// account's history (`ssh principals root,deploy`); `None`: not one
+    /// worth a line.
+    fn describe_policy(&self, _uid: &str, _data: &serde_json::Value) -> Option<String> {
+        None
+    }
+
     /// Claims for the profile of a new account.
     fn claims(&self, _admin: &AccountKeys, _claims: &mut ProfileClaims) -> Result<(), PluginError> {
         Ok(())

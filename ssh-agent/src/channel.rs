@@ -130,6 +130,17 @@ impl Plugin for SshPlugin {
         &[APP_SSH]
     }
 
+    fn describe_policy(&self, uid: &str, data: &serde_json::Value) -> Option<String> {
+        let p: SshPolicy = serde_json::from_value(data.clone())
+            .ok()
+            .filter(|_| uid == APP_SSH)?;
+        let confirm = if p.confirm { ", confirm each use" } else { "" };
+        Some(format!(
+            "ssh principals {}{confirm}",
+            p.principals.join(",")
+        ))
+    }
+
     /// A certificate for every active `ssh` device that has none for its
     /// current key, whose principals changed, or that is past two thirds
     /// of its validity.

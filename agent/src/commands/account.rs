@@ -115,7 +115,7 @@ pub(crate) fn run(home: &std::path::Path, cmd: AccountCmd, j: bool) -> Result<()
                 &shares,
                 name.as_deref(),
                 &mesh_account::recover::Overrides {
-                    revoke,
+                    revoke: revoke.clone(),
                     since,
                     dry_run,
                 },
@@ -132,6 +132,9 @@ pub(crate) fn run(home: &std::path::Path, cmd: AccountCmd, j: bool) -> Result<()
                 "mesh: recovered account {}; this device is an administrator of a new epoch",
                 a.address
             );
+            if !revoke.is_empty() {
+                eprintln!("mesh: revoked: {}", revoke.join(", "));
+            }
             emit(
                 j,
                 json!({"address": a.address, "profile_udf": a.profile_udf, "undo": r.undo}),
@@ -274,7 +277,13 @@ fn show_undo(u: &mesh_account::recover::Undo, done: bool) {
         u.undone.len()
     );
     for (serial, issued) in &u.undone {
-        eprintln!("mesh:   @{serial} {}", rfc3339(*issued));
+        let what = u
+            .lines
+            .iter()
+            .find(|l| l.serial == *serial)
+            .map(|l| l.actions.join("; "))
+            .unwrap_or_default();
+        eprintln!("mesh:   @{serial} {}  {what}", rfc3339(*issued));
     }
     for (what, names) in [
         ("revoked (added since)", &u.revoked),
@@ -288,26 +297,18 @@ fn show_undo(u: &mesh_account::recover::Undo, done: bool) {
 
 /// `mesh account history`: one line per checkpoint.
 fn history(address: &str, portal: &str, pinned: Option<&str>, j: bool) -> Result<()> {
-    let lines = mesh_account::recover::history(address, portal, pinned)?;
+    let lines = mesh_account::chronicle::history(&mesh_agent::host(), address, portal, pinned)?;
     if j {
         out!("{}", serde_json::to_value(&lines)?);
         return Ok(());
     }
     for l in &lines {
-        let when = rfc3339(l.issued);
-        let changed: Vec<String> = l
-            .changed
-            .iter()
-            .map(|(s, a, b)| format!("{s} {a}→{b}"))
-            .collect();
-        let mut extra = String::new();
-        if let Some(e) = l.epoch {
-            extra.push_str(&format!("  administrator epoch {e}"));
-        }
-        if l.by_root {
-            extra.push_str("  (recovery)");
-        }
-        out!("@{:<5} {when}  {}{extra}", l.serial, changed.join(", "));
+        out!(
+            "@{:<5} {}  {}",
+            l.serial,
+            rfc3339(l.issued),
+            l.actions.join("; ")
+        );
     }
     Ok(())
 }

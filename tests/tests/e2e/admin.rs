@@ -288,7 +288,7 @@ fn recovery_takes_back_an_account_whose_only_administrator_was_stolen() {
         .iter()
         .map(|f| f.display().to_string())
         .collect();
-    d.ok(&[
+    let o = d.run(&[
         "account",
         "recover",
         ADDR,
@@ -305,6 +305,17 @@ fn recovery_takes_back_an_account_whose_only_administrator_was_stolen() {
         "--revoke",
         "laptop",
     ]);
+    // It says what it turned back, in words, and what it revoked.
+    let said = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{said}");
+    for want in [
+        "accepted thief-box (admin,ssh,pgp,smime)",
+        "ssh principals root,evil",
+        "revoked phone",
+        "revoked: laptop",
+    ] {
+        assert!(said.contains(want), "{want}: {said}");
+    }
     // The phone was offline: it follows the root's decision, not the thief's.
     acc.c.ok(&["sync"]);
     let states: Vec<(String, String)> = acc
@@ -335,10 +346,29 @@ fn recovery_takes_back_an_account_whose_only_administrator_was_stolen() {
     // The history shows the thief's checkpoints, then the recovery.
     let text = d.ok(&["account", "history", ADDR, "--portal", url]);
     let last = text.lines().last().expect("lines");
+    for want in [
+        "recovery with the kit",
+        "administrator epoch 1",
+        "accepted spare (admin,ssh,pgp,smime)",
+        "revoked laptop",
+        "revoked thief-box",
+        "restored phone",
+        "ssh principals root",
+    ] {
+        assert!(last.contains(want), "{want}: {text}");
+    }
+    let first = text.lines().next().expect("lines");
     assert!(
-        last.contains("administrator epoch 1") && last.contains("(recovery)"),
+        first.contains("account created") && first.contains("accepted laptop (admin"),
         "{text}"
     );
+    for want in [
+        "accepted phone (ssh,pgp,smime)",
+        "accepted thief-box",
+        "ssh principals root,evil",
+    ] {
+        assert!(text.contains(want), "{want}: {text}");
+    }
     assert!(text.lines().count() as u64 > trusted + 1, "{text}");
     // The login names are the owner's again, not the thief's.
     let policy = mesh_ssh::channel::policy(&view(&acc.c)).expect("policy");
