@@ -41,9 +41,9 @@ pub enum AccountError {
     /// Revoked.
     #[error("this device was revoked from account {0}; its secrets have been wiped")]
     Revoked(String),
-    /// Not yet accepted.
-    #[error("the connection request to {0} is still pending")]
-    Pending(String),
+    /// Not yet accepted (the second field: the request carries a PIN).
+    #[error("{}", pending_message(.0, *.1))]
+    Pending(String, bool),
     /// Rejected, with the administrator's reason when it gave one.
     #[error("the administrator of {0} rejected this device's request{reason}", reason = .1.as_ref().map(|r| format!(": {r}")).unwrap_or_default())]
     Rejected(String, Option<String>),
@@ -158,8 +158,11 @@ impl AccountError {
             }
             AccountError::HasAccount(_) => "use another --home for another account".into(),
             AccountError::NotAdmin(_) => "run this on an administrator device".into(),
-            AccountError::Pending(_) => {
-                "an administrator runs `mesh device pending` and `mesh device accept WITNESS`".into()
+            AccountError::Pending(_, true) => {
+                "a request with a PIN is accepted by an administrator device when it syncs: its agent (`mesh agent start`) does so every few seconds, or run `mesh sync` there; then `mesh sync` here completes the connection".into()
+            }
+            AccountError::Pending(_, false) => {
+                "on an administrator device, `mesh device pending` shows the request and its witness; compare the witness, then `mesh device accept WITNESS`".into()
             }
             AccountError::History(_) => {
                 "the portal (or its database) served an account history that its administrators did not sign: nothing was changed here; tell the portal's operator, and do not trust what it serves until it is restored"
@@ -171,6 +174,14 @@ impl AccountError {
             }
             _ => return None,
         })
+    }
+}
+
+fn pending_message(address: &str, pin: bool) -> String {
+    if pin {
+        format!("the connection request to {address} (with a PIN) is waiting for an administrator device to sync")
+    } else {
+        format!("the connection request to {address} is waiting for an administrator to accept it")
     }
 }
 

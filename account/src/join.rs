@@ -401,7 +401,10 @@ pub fn complete(store: &mut Store) -> Result<bool> {
     }
     let profile = a.profile()?;
     match resp.result {
-        ConnectResult::Pending => Err(AccountError::Pending(a.address)),
+        ConnectResult::Pending => {
+            let pin = store.secrets()?.pending_pin.is_some();
+            Err(AccountError::Pending(a.address, pin))
+        }
         ConnectResult::Reject | ConnectResult::Accept => {
             let env = resp.response.ok_or_else(|| {
                 AccountError::Untrusted("an answer without its signed response".into())

@@ -275,10 +275,14 @@ pub(crate) enum DeviceCmd {
         /// Read a one-time PIN from `mesh device pin` on standard input: the request is accepted without asking.
         #[arg(long, num_args = 0..=1, default_missing_value = "-", value_name = "-")]
         pin: Option<String>,
-        /// Wait for the answer, then complete.
+        /// Wait for the answer, then complete (the default with --pin: an
+        /// administrator device accepts it when it syncs).
         #[arg(long)]
         wait: bool,
-        /// How long --wait waits.
+        /// Return once the request is sent (with --pin too); `mesh sync` completes later.
+        #[arg(long, conflicts_with = "wait")]
+        no_wait: bool,
+        /// How long the wait lasts.
         #[arg(long, default_value = "5m", value_parser = parse_duration)]
         timeout: u64,
     },
@@ -720,4 +724,14 @@ fn parse_since(s: &str) -> Result<mesh_account::recover::Since, String> {
     u64::try_from(t.unix_timestamp())
         .map(Since::Time)
         .map_err(|_| format!("'{s}' is before 1970"))
+}
+
+/// A number of seconds as a person writes it (`90s`, `5m`, `2h`, `1d`).
+pub(crate) fn human_duration(secs: u64) -> String {
+    match secs {
+        s if s >= 86_400 && s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s >= 3_600 && s % 3_600 == 0 => format!("{}h", s / 3_600),
+        s if s >= 60 && s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
 }

@@ -28,6 +28,7 @@ pub(crate) fn run(home: &std::path::Path, cmd: DeviceCmd, j: bool) -> Result<()>
             name,
             pin,
             wait,
+            no_wait,
             timeout,
         } => request(
             home,
@@ -35,7 +36,7 @@ pub(crate) fn run(home: &std::path::Path, cmd: DeviceCmd, j: bool) -> Result<()>
             &portal,
             name.as_deref(),
             read_pin(pin.as_deref())?.as_deref().map(|p| p.as_str()),
-            wait.then_some(timeout),
+            (wait || (pin.is_some() && !no_wait)).then_some(timeout),
             j,
         )?,
         DeviceCmd::Pending => pending(home, j)?,
@@ -97,17 +98,26 @@ fn request(
     let mut store = Store::open(home, true)?;
     let r = join::request(&mut store, address, portal, name, pin)?;
     if pin.is_some() {
-        eprintln!("mesh: request sent with a PIN; it is accepted at the administrator's next sync");
+        eprintln!("mesh: request sent with a PIN; an administrator device accepts it when it syncs (its agent does so every few seconds)");
     } else {
         eprintln!("mesh: request sent; on an administrator device check that `mesh device pending` shows this witness:");
     }
     emit(j, serde_json::to_value(&r)?, &r.witness);
     if let Some(timeout) = wait {
+        let who = if pin.is_some() {
+            "an administrator device to sync (a running agent there, or `mesh sync`)"
+        } else {
+            "an administrator to accept it (`mesh device accept WITNESS`)"
+        };
+        eprintln!(
+            "mesh: waiting up to {} for {who}; Ctrl-C stops waiting, `mesh sync` completes later",
+            crate::cli::human_duration(timeout)
+        );
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(timeout);
         loop {
             match join::complete(&mut store) {
                 Ok(_) => break,
-                Err(AccountError::Pending(_)) if std::time::Instant::now() < deadline => {
+                Err(AccountError::Pending(..)) if std::time::Instant::now() < deadline => {
                     // Polling the portal for the answer (not a test synchronisation).
                     std::thread::sleep(std::time::Duration::from_secs(1));
                 }

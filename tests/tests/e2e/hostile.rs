@@ -37,6 +37,7 @@ fn a_portal_that_substitutes_the_profile_in_the_pin_flow_is_refused() {
             "--name",
             "new",
             "--pin",
+            "--no-wait",
         ],
         pin.trim(),
     );
@@ -54,7 +55,15 @@ fn a_portal_that_substitutes_the_profile_in_the_pin_flow_is_refused() {
     let d2 = Device::new(&dir.0, "d2");
     d2.ok_input(
         &[
-            "device", "request", ADDR, "--portal", &real.url, "--name", "new", "--pin",
+            "device",
+            "request",
+            ADDR,
+            "--portal",
+            &real.url,
+            "--name",
+            "new",
+            "--pin",
+            "--no-wait",
         ],
         pin.trim(),
     );

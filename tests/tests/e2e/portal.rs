@@ -108,6 +108,7 @@ fn create_connect_accept_pin_reject_revoke(backend: Backend) {
             "--name",
             "tablet",
             "--pin",
+            "--no-wait",
         ],
         pin.trim(),
     );
@@ -135,6 +136,7 @@ fn create_connect_accept_pin_reject_revoke(backend: Backend) {
             "--name",
             "again",
             "--pin",
+            "--no-wait",
         ],
         pin.trim(),
     );
@@ -170,6 +172,7 @@ fn create_connect_accept_pin_reject_revoke(backend: Backend) {
             "--name",
             "late",
             "--pin",
+            "--no-wait",
         ],
         expired.trim(),
     );
@@ -188,7 +191,15 @@ fn create_connect_accept_pin_reject_revoke(backend: Backend) {
     let c3 = Device::new(&dir.0, "c3");
     let wrong = a.ok(&["key", "nonce"]).replacen('N', "A", 1);
     let e = c3.fails_input(
-        &["device", "request", ADDR, "--portal", &portal.url, "--pin"],
+        &[
+            "device",
+            "request",
+            ADDR,
+            "--portal",
+            &portal.url,
+            "--pin",
+            "--no-wait",
+        ],
         "not-a-pin\n",
     );
     assert!(e.contains("the PIN is not valid"), "{e}");
@@ -199,6 +210,7 @@ fn create_connect_accept_pin_reject_revoke(backend: Backend) {
         ADDR,
         "--portal",
         &portal.url,
+        "--no-wait",
         "--pin",
         wrong.trim(),
     ]);
@@ -207,7 +219,15 @@ fn create_connect_accept_pin_reject_revoke(backend: Backend) {
         "{e}"
     );
     c3.ok_input(
-        &["device", "request", ADDR, "--portal", &portal.url, "--pin"],
+        &[
+            "device",
+            "request",
+            ADDR,
+            "--portal",
+            &portal.url,
+            "--pin",
+            "--no-wait",
+        ],
         wrong.trim(),
     );
     let out = a.ok(&["sync"]);
@@ -541,7 +561,12 @@ fn request_wait_and_complete(backend: Backend) {
         "b",
     ]);
     let e = b.fails(&["device", "complete"]);
-    assert!(e.contains("still pending") && e.contains("hint:"), "{e}");
+    assert!(
+        e.contains("waiting for an administrator to accept it")
+            && e.contains("hint:")
+            && e.contains("mesh device accept WITNESS"),
+        "{e}"
+    );
     a.ok(&["device", "accept", w.trim()]);
     b.ok(&["device", "complete"]);
     assert_eq!(b.json(&["account", "show"])["membership"], "member");

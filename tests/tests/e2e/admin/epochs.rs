@@ -50,7 +50,15 @@ fn every_event_after(backend: Backend, change: Change) {
     let w = Device::new(&acc.dir.0, "w");
     w.ok_input(
         &[
-            "device", "request", ADDR, "--portal", url, "--name", "watch", "--pin",
+            "device",
+            "request",
+            ADDR,
+            "--portal",
+            url,
+            "--name",
+            "watch",
+            "--pin",
+            "--no-wait",
         ],
         pin.trim(),
     );

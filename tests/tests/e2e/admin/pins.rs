@@ -21,6 +21,7 @@ fn request_with_pin(acc: &Account, home: &str, name: &str, pin: &str) -> Device 
             "--name",
             name,
             "--pin",
+            "--no-wait",
         ],
         pin,
     );
@@ -217,4 +218,68 @@ fn a_pin_record_no_key_opens_is_skipped_and_reported() {
         "{r}"
     );
     d.ok(&["sync"]);
+}
+
+/// `device request --pin` waits by default and says for what: an
+/// administrator device that syncs (its running agent accepts the
+/// request). With none online it stops at the timeout, and both it and
+/// `sync` name the remedy; the administrator's next sync lets it complete.
+#[test]
+fn a_pin_request_waits_for_an_administrator_device_to_sync() {
+    let acc = account("pin-wait", false);
+    let url = &acc.portal.url;
+    // No administrator online: the wait ends with what it waited for.
+    let pin = mint(&acc.a, "ssh", "10m");
+    let t = Device::new(&acc.dir.0, "t");
+    let o = t.run_input(
+        &[
+            "device",
+            "request",
+            ADDR,
+            "--portal",
+            url,
+            "--name",
+            "tablet",
+            "--pin",
+            "--timeout",
+            "2s",
+        ],
+        &pin,
+    );
+    let said = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{said}");
+    assert!(
+        said.contains("waiting up to 2s for an administrator device to sync")
+            && said.contains("is waiting for an administrator device to sync")
+            && said.contains("hint:")
+            && said.contains("mesh agent start")
+            && !said.contains("mesh device accept"),
+        "{said}"
+    );
+    let e = t.fails(&["sync"]);
+    assert!(
+        e.contains("mesh agent start") && !e.contains("device accept"),
+        "{e}"
+    );
+    acc.a.ok(&["sync"]);
+    t.ok(&["sync"]);
+    assert!(t.ok(&["device", "list"]).contains("tablet"));
+
+    // An administrator's agent is running: the request completes by itself.
+    let _agent = mesh_tests::RunningAgent::start(&acc.a);
+    let pin = mint(&acc.a, "ssh", "10m");
+    let w = Device::new(&acc.dir.0, "w");
+    let o = w.run_input(
+        &[
+            "device", "request", ADDR, "--portal", url, "--name", "watch", "--pin",
+        ],
+        &pin,
+    );
+    let said = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{said}");
+    assert!(
+        said.contains("accepted; this device is now part of"),
+        "{said}"
+    );
+    assert!(w.ok(&["device", "list"]).contains("watch"));
 }
