@@ -100,6 +100,20 @@ fn accept_draft(
             ));
         }
     }
+    // Names are how people (and `device revoke NAME`) tell devices apart:
+    // a second active device of the same name would make them ambiguous.
+    if prev.as_ref().is_some_and(|l| {
+        l.devices.iter().any(|d| {
+            d.state == DeviceState::Active
+                && d.name == name
+                && !udf::udf_eq(&d.device_udf, &entry.device_udf)
+        })
+    }) {
+        return Err(AccountError::usage(
+            format!("the account already has an active device named {name}"),
+            "reject this request (`mesh device reject`) and ask the device to request again with another --name, or revoke the old device first",
+        ));
+    }
     let device = entry.device_udf.clone();
     let access_env = crate::entries::next_access(admin, prev.as_ref(), |d| {
         d.retain(|x| !udf::udf_eq(&x.device_udf, &entry.device_udf));

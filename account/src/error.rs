@@ -112,7 +112,7 @@ impl AccountError {
             AccountError::Device(e) => return e.hint(),
             AccountError::Plugin(e) => return e.hint(),
             AccountError::Rejected(_, Some(_)) => {
-                "ask an administrator for a new PIN (`mesh device pin`), then run `mesh device request` again".into()
+                "ask an administrator for a new PIN (`mesh device pin`), then run `mesh device request` again (with another `--name` if the reason is the name)".into()
             }
             AccountError::Revoked(_) => {
                 "this home can no longer be used; join the account again from a new home".into()

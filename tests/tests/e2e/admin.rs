@@ -13,6 +13,7 @@ use mesh_tests::{can_run_sshd, require_tool, Device, PortalProc, Scratch};
 mod attacks;
 mod epochs;
 mod fork;
+mod names;
 mod pins;
 mod roles;
 mod rotate;
