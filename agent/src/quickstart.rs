@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use mesh_core::objects::Role;
 
 use mesh_account::store::Store;
-use mesh_account::{admin, join, sync, AccountError};
+use mesh_account::{admin, join, sync, AccountError, Membership};
 
 /// What the quickstart set up.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -33,6 +33,9 @@ pub struct Quickstart {
     pub recovery: Vec<PathBuf>,
     /// Devices as the phone sees them.
     pub devices: Vec<admin::DeviceView>,
+    /// A phone home revoked since the last run, moved here; a new phone
+    /// home took its place.
+    pub revoked_phone: Option<PathBuf>,
 }
 
 /// Errors of the quickstart.
@@ -110,6 +113,7 @@ pub fn run(
     // goes to separate media (`mesh account create --recovery D1,D2,D3`).
     let recovery: Vec<PathBuf> = (1..=3).map(|i| dir.join(format!("recovery-{i}"))).collect();
     let host = crate::host();
+    let mut revoked_phone = None;
     {
         let mut admin = Store::open(&laptop, true).map_err(AccountError::from)?;
         if mesh_account::account(&admin).is_err() {
@@ -141,6 +145,17 @@ pub fn run(
             )?;
         }
         let mut p = Store::open(&phone, true).map_err(AccountError::from)?;
+        // The phone was revoked (as the quick start suggests trying): keep
+        // its home aside, and connect a new phone in its place.
+        if phone_revoked(&mut p, &host)? {
+            drop(p);
+            let aside = free_name(dir, "phone.revoked");
+            std::fs::rename(&phone, &aside).map_err(|e| {
+                QuickstartError::Runtime(format!("cannot move {} aside: {e}", phone.display()))
+            })?;
+            revoked_phone = Some(aside);
+            p = Store::open(&phone, true).map_err(AccountError::from)?;
+        }
         if mesh_account::account(&p).is_err() {
             let (pin, _) =
                 admin::new_pin(&mut admin, &host, &[Role::Ssh, Role::Pgp, Role::Smime], 600)?;
@@ -159,5 +174,27 @@ pub fn run(
         phone,
         recovery,
         devices: admin::list(&p)?,
+        revoked_phone,
     })
+}
+
+/// Whether the phone home was revoked: wiped already, or told so at this sync.
+fn phone_revoked(p: &mut Store, host: &mesh_account::Host) -> Result<bool, AccountError> {
+    match mesh_account::account(p) {
+        Err(_) => Ok(false),
+        Ok(a) if a.membership == Membership::Revoked => Ok(true),
+        Ok(a) if a.membership == Membership::Pending => Ok(false),
+        Ok(_) => match sync::sync(p, host) {
+            Err(AccountError::Revoked(_)) => Ok(true),
+            r => r.map(|_| false),
+        },
+    }
+}
+
+/// `dir/base-1`, or the first of `-2`, `-3`… that does not exist.
+fn free_name(dir: &Path, base: &str) -> PathBuf {
+    (1..)
+        .map(|i| dir.join(format!("{base}-{i}")))
+        .find(|p| !p.exists())
+        .unwrap_or_else(|| dir.join(base))
 }

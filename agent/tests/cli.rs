@@ -504,3 +504,72 @@ fn the_recovery_kit_needs_one_place_per_share_outside_homes() {
         assert!(!d.join(n).exists(), "{n} was written");
     }
 }
+
+/// The quick start resumes after its own suggested `device revoke phone`
+/// (issue 22.11): the revoked phone's home is kept aside and a new phone
+/// joins in its place.
+#[test]
+fn quickstart_resumes_after_the_phone_is_revoked() {
+    let d = tmp("quick-revoke");
+    let dir = d.join("q").display().to_string();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut running = Command::new(env!("CARGO_BIN_EXE_mesh"))
+        .args(["quickstart", "--dir", &dir, "--listen", &listen])
+        .env("MESH_KEYSTORE", "file")
+        .env_remove("MESH_HOME")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("quickstart");
+    let laptop = format!("{dir}/laptop");
+    // Ready once the laptop lists its devices through the embedded portal.
+    let mut ready = false;
+    for _ in 0..300 {
+        if mesh(&["--home", &laptop, "device", "list"])
+            .status
+            .success()
+        {
+            ready = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(ready, "the quick start did not come up");
+    ok(&["--home", &laptop, "device", "revoke", "phone"]);
+    let _ = Command::new("kill")
+        .args(["-INT", &running.id().to_string()])
+        .status();
+    // Stopped (gracefully, or by the signal if it came before the handler).
+    running.wait().expect("wait");
+
+    let o = mesh(&["quickstart", "--dir", &dir, "--listen", &listen, "--once"]);
+    let (out, err) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("its home is kept in {dir}/phone.revoked-1")),
+        "{err}"
+    );
+    let phones: Vec<&str> = out.lines().filter(|l| l.contains(" phone ")).collect();
+    assert!(
+        phones.iter().any(|l| l.ends_with("revoked"))
+            && phones.iter().any(|l| l.ends_with("active")),
+        "{out}"
+    );
+    let v: serde_json::Value = serde_json::from_str(&ok(&[
+        "--home",
+        &format!("{dir}/phone"),
+        "--json",
+        "account",
+        "show",
+    ]))
+    .expect("json");
+    assert_eq!(v["membership"], "member", "{v}");
+}

@@ -80,6 +80,12 @@ pub(crate) fn quickstart(
 
 /// What the quick start shows, and the commands to try next.
 fn print_quickstart(q: &mesh_agent::quickstart::Quickstart, dir: &Path) {
+    if let Some(old) = &q.revoked_phone {
+        eprintln!(
+            "mesh: the phone was revoked: its home is kept in {}, and a new phone joined in its place",
+            old.display()
+        );
+    }
     out!("Mesh is running.");
     out!(
         "  portal:   {} (embedded, SQLite in {})",
