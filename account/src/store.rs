@@ -324,6 +324,24 @@ pub(crate) fn write_atomic_then(
     result
 }
 
+/// Remove what [`write_atomic`] left behind when its process stopped
+/// before the rename (`.NAME.HEX.tmp`), in the home and its entries
+/// directory; best effort. Only for a caller that holds the home's lock.
+fn sweep_temporaries(home: &Path) {
+    for dir in [home.to_path_buf(), home.join("entries")] {
+        let Ok(list) = fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in list.flatten() {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with('.') && name.ends_with(".tmp") {
+                let _ = fs::remove_file(e.path());
+            }
+        }
+    }
+}
+
 /// Sync a directory (its entries), best effort.
 pub(crate) fn sync_dir_of(dir: &Path) {
     if let Ok(d) = File::open(dir) {
@@ -379,6 +397,9 @@ impl Store {
         lo.mode(0o600);
         let lock = lo.open(&lock_path).map_err(io(&lock_path))?;
         lock.lock().map_err(io(&lock_path))?;
+        // Every write to the home happens under this lock: a temporary file
+        // found now was left by a process that stopped mid-write (Ctrl-C).
+        sweep_temporaries(home);
 
         let asked = Backend::from_env()?;
         if !state_path.exists() {
@@ -636,6 +657,35 @@ mod tests {
             "mesh-store-{tag}-{}",
             data_encoding::HEXLOWER.encode(&r)
         ))
+    }
+
+    /// A write stopped before its rename (Ctrl-C) leaves a temporary file;
+    /// the next open, under the home's lock, removes it and nothing else.
+    #[test]
+    fn temporaries_left_by_an_interrupted_write_are_removed_at_the_next_open() {
+        std::env::set_var("MESH_KEYSTORE", "file");
+        let home = tmp_home("tmp");
+        drop(Store::open(&home, true).expect("create"));
+        std::fs::create_dir_all(home.join("entries")).expect("entries");
+        let left = [
+            home.join(".manifest-0a1b.json.00aa11bb22cc.tmp"),
+            home.join("entries").join(".e-12.json.0123456789ab.tmp"),
+        ];
+        let kept = [
+            home.join("manifest-0a1b.json"),
+            home.join("entries").join("e-12.json"),
+        ];
+        for f in left.iter().chain(&kept) {
+            std::fs::write(f, b"").expect("file");
+        }
+        drop(Store::open(&home, false).expect("open"));
+        for f in &left {
+            assert!(!f.exists(), "{} is left", f.display());
+        }
+        for f in &kept {
+            assert!(f.exists(), "{} was removed", f.display());
+        }
+        let _ = std::fs::remove_dir_all(&home);
     }
 
     #[test]
