@@ -402,6 +402,13 @@ pub(crate) enum PgpCmd {
         /// Import this export (from `export-secret`) instead; it must be this account's.
         #[arg(long)]
         from: Option<PathBuf>,
+        /// With --from on a machine with no Mesh home: the account's profile
+        /// UDF, to check the export against what the portal serves (verified).
+        #[arg(long, requires_all = ["from", "portal"])]
+        account: Option<String>,
+        /// The portal's URL (with --account).
+        #[arg(long, requires = "account")]
+        portal: Option<String>,
     },
     /// Write a Web Key Directory tree for the account's domain (direct and advanced methods).
     Wkd {

@@ -403,7 +403,7 @@ fn sshd_answer(l: &Lookup) -> Result<SshdAnswer> {
 /// reached, the cached answer while it is younger than `max_stale`; then
 /// it fails closed. A portal that serves a history behind or beside the
 /// cached one is refused and the cache is kept.
-fn public_view(l: &Lookup) -> Result<AccountView> {
+pub fn public_view(l: &Lookup) -> Result<AccountView> {
     check_profile_udf(l.profile_udf)?;
     let file = cache_file(l);
     let opened = match &file {

@@ -161,6 +161,23 @@ pub fn install(
     Ok(fpr)
 }
 
+/// On a machine with no Mesh home: import `data` (an export from
+/// `mesh pgp export-secret`) into GnuPG once it is checked to be the
+/// account's of `view` (a view verified from the portal's public stores).
+/// Nothing is recorded: no Mesh agent here wipes it on a revocation.
+pub fn install_export(view: &AccountView, gnupghome: Option<&Path>, data: &[u8]) -> Result<String> {
+    check_export(view, data)?;
+    // The profile (verified, of the current epoch) names the primary key.
+    let fpr = check_cert(view, data)?.fingerprint().to_hex();
+    gpg(gnupghome, &["--import"], data)?;
+    gpg(
+        gnupghome,
+        &["--import-ownertrust"],
+        format!("{fpr}:6:\n").as_bytes(),
+    )?;
+    Ok(fpr)
+}
+
 /// An export made elsewhere (binary or armored): it must parse as
 /// OpenPGP, hold secret keys, and be this account's, untampered.
 fn check_export(view: &AccountView, data: &[u8]) -> Result<()> {

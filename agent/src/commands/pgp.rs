@@ -10,6 +10,23 @@ use crate::cli::*;
 
 /// Run `mesh pgp …`.
 pub(crate) fn run(home: &Path, c: PgpCmd, j: bool) -> Result<()> {
+    if let PgpCmd::Install {
+        gnupghome,
+        from: Some(from),
+        account: Some(account),
+        portal: Some(portal),
+    } = &c
+    {
+        return install_elsewhere(gnupghome.as_deref(), from, account, portal, j);
+    }
+    if let PgpCmd::Install { from: Some(_), .. } = &c {
+        if !home.join("state.json").exists() {
+            return Err(hinted(
+                format!("there is no Mesh home at {} to check the export against", home.display()),
+                "on a machine without Mesh, name the account: `mesh pgp install --from FILE --account PROFILE_UDF --portal URL` (`mesh account show` on a device prints the profile UDF)",
+            ));
+        }
+    }
     with_view(home, |dh, view| {
         match c {
             PgpCmd::Cert { armor } => {
@@ -38,7 +55,9 @@ pub(crate) fn run(home: &Path, c: PgpCmd, j: bool) -> Result<()> {
                     &format!("{}\n{}", direct.display(), advanced.display()),
                 );
             }
-            PgpCmd::Install { gnupghome, from } => {
+            PgpCmd::Install {
+                gnupghome, from, ..
+            } => {
                 let data = match &from {
                     Some(f) => Some(zeroize::Zeroizing::new(
                         std::fs::read(f).with_context(|| format!("cannot read {}", f.display()))?,
@@ -64,6 +83,40 @@ pub(crate) fn run(home: &Path, c: PgpCmd, j: bool) -> Result<()> {
         }
         Ok(())
     })
+}
+
+/// `mesh pgp install --from FILE --account UDF --portal URL`: on a machine
+/// with no Mesh home, the export is checked against the account as its
+/// portal serves it (verified up to the pinned profile UDF), then imported.
+fn install_elsewhere(
+    gnupghome: Option<&Path>,
+    from: &Path,
+    account: &str,
+    portal: &str,
+    j: bool,
+) -> Result<()> {
+    let data = zeroize::Zeroizing::new(
+        std::fs::read(from).with_context(|| format!("cannot read {}", from.display()))?,
+    );
+    let view = mesh_agent::servers::public_view(&mesh_agent::servers::Lookup {
+        profile_udf: account,
+        portal,
+        cache: None,
+        max_stale: 0,
+    })?;
+    let fpr = mesh_pgp::gnupg::install_export(&view, gnupghome, &data).map_err(|e| match e {
+        mesh_plugins::PluginError::BadInput(m) => hinted(
+            format!("{}: {m}", from.display()),
+            "make it with `mesh pgp export-secret --output FILE` on a device of this account, and copy it unchanged",
+        ),
+        e => e.into(),
+    })?;
+    eprintln!(
+        "mesh: imported the certificate {fpr} of {} and the secrets of the export into GnuPG (checked against the account as its portal serves it; no Mesh agent here removes them if this device is revoked)",
+        view.address
+    );
+    emit(j, json!({"fingerprint": fpr}), &fpr);
+    Ok(())
 }
 
 /// `mesh pgp wkd`: the Web Key Directory tree for both methods

@@ -469,6 +469,46 @@ fn pgp_exports_install_in_both_formats_stay_current_and_wkd_serves_both_layouts(
             "{f}: {e}"
         );
     }
+    // On another machine, with no Mesh home (issue 22.11): checked against
+    // the account as its portal serves it, then imported; without the
+    // account named, a hint says how; another account's export is refused.
+    let elsewhere = Device::new(&dir.0, "no-mesh-here");
+    let g3 = home(&dir.0, "gnupg-elsewhere");
+    let e = elsewhere.fails(&["pgp", "install", "--from", &s(&bin), "--gnupghome", &s(&g3)]);
+    assert!(e.contains("no Mesh home") && e.contains("--account"), "{e}");
+    let udf = a.json(&["account", "show"])["profile_udf"]
+        .as_str()
+        .expect("udf")
+        .to_string();
+    let install = |f: &Path, account: &str| {
+        elsewhere.run(&[
+            "pgp",
+            "install",
+            "--from",
+            &s(f),
+            "--gnupghome",
+            &s(&g3),
+            "--account",
+            account,
+            "--portal",
+            &portal.url,
+        ])
+    };
+    let o = install(&bin, &udf);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), fpr);
+    assert_eq!(signing(&g3), 1, "{}", colons(&g3, true));
+    assert!(!elsewhere.home.join("state.json").exists());
+    let other = Device::create_account(&dir.path("bob"), "bob@example.com", &portal.url);
+    let other_export = dir.path("bob.pgp");
+    other.ok(&["pgp", "export-secret", "--output", &s(&other_export)]);
+    let o = install(&other_export, &udf);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && e.contains("not an OpenPGP export of this account"),
+        "{e}"
+    );
+
     // Every home it installed to is kept current: a device joins, a sync updates both.
     let b = Device::new(&dir.0, "b");
     b.join(&a, ADDR, &portal.url, "phone");
