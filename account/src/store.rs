@@ -79,6 +79,15 @@ pub enum StoreError {
     /// The OS keyring cannot be used.
     #[error("no OS keyring is available: {0}")]
     NoKeyring(String),
+    /// The home's store key is in the OS keyring, which cannot be reached
+    /// or is locked (a file store key cannot stand in for it).
+    #[error("the store key of {} is in the OS keyring, which cannot be reached or is locked: {detail}", home.display())]
+    KeyringUnavailable {
+        /// The home.
+        home: PathBuf,
+        /// What the keyring said.
+        detail: String,
+    },
     /// A file or directory that others can read.
     #[error("{path} has mode {mode:o}; it must not be accessible to other users")]
     Permissions {
@@ -106,6 +115,13 @@ impl StoreError {
             StoreError::NoKeyring(_) => Some(
                 "on a machine without a keyring, set MESH_KEYSTORE=file to keep the store key in a 0600 file in the home"
                     .into(),
+            ),
+            StoreError::KeyringUnavailable { .. } => Some(
+                "start or unlock the keyring of this user session (for example log in to the desktop, or run `gnome-keyring-daemon --unlock` under a D-Bus session), then try again; MESH_KEYSTORE=file cannot open this home, whose key is in the keyring"
+                    .into(),
+            ),
+            StoreError::BackendMismatch { stored, .. } if stored == "os" => Some(
+                "this home keeps its store key in the OS keyring: unset MESH_KEYSTORE (or set it to os) and start or unlock the keyring".into(),
             ),
             StoreError::BackendMismatch { stored, .. } => Some(format!("set MESH_KEYSTORE={stored}")),
             StoreError::Permissions { path, .. } => Some(format!("chmod go-rwx {}", path.display())),
@@ -496,11 +512,17 @@ impl Store {
                 check_private(&path)?;
                 Zeroizing::new(fs::read(&path).map_err(io(&path))?)
             }
-            Backend::Os => Zeroizing::new(
-                keyring_entry(store_id)?
-                    .get_secret()
-                    .map_err(|e| StoreError::NoKeyring(e.to_string()))?,
-            ),
+            Backend::Os => {
+                let unavailable = |detail: String| StoreError::KeyringUnavailable {
+                    home: home.to_path_buf(),
+                    detail,
+                };
+                let entry = keyring_entry(store_id).map_err(|e| match e {
+                    StoreError::NoKeyring(d) => unavailable(d),
+                    e => e,
+                })?;
+                Zeroizing::new(entry.get_secret().map_err(|e| unavailable(e.to_string()))?)
+            }
         };
         let arr: [u8; 32] = bytes
             .as_slice()
