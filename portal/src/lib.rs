@@ -255,6 +255,10 @@ impl Portal {
                 one.serve(tcp, watcher).await;
             });
         }
+        // Closed before the drain: a client that connects now is refused at
+        // once, instead of waiting in the backlog of a socket nobody accepts
+        // on until its timeout (a revoke while the portal goes down).
+        drop(self.listener);
         let _ = tokio::time::timeout(DRAIN, graceful.shutdown()).await;
         Ok(())
     }

@@ -413,3 +413,51 @@ fn the_portal_explains_an_unreachable_or_newer_database() {
         "{e}"
     );
 }
+
+/// A portal going down drains the requests it has, and refuses new
+/// connections at once (issue 22.11): a revoke made meanwhile fails at
+/// once with the portal named unreachable, instead of waiting in the
+/// backlog of a socket nobody accepts on.
+#[test]
+fn a_portal_going_down_refuses_new_connections_while_it_drains() {
+    use std::io::Write;
+    let dir = Scratch::new("draining");
+    let portal = PortalProc::start(&dir.path("portal"));
+    let a = Device::create_account(&dir.0, ADDR, &portal.url);
+    let c = Device::new(&dir.0, "c");
+    c.join(&a, ADDR, &portal.url, "phone");
+    let addr = portal.url.trim_start_matches("http://").to_string();
+    // A request in flight (its body not all sent) keeps the drain going.
+    let mut slow = std::net::TcpStream::connect(&addr).expect("connect");
+    slow.write_all(
+        b"POST /mesh/v1/Public HTTP/1.1\r\nHost: portal\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{",
+    )
+    .expect("write");
+    let pid = portal.pid().to_string();
+    let alive = || {
+        std::process::Command::new("kill")
+            .args(["-0", &pid])
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill")
+        .success());
+    let refused = mesh_tests::eventually(10, || {
+        matches!(
+            std::net::TcpStream::connect(&addr),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused
+        )
+    });
+    // Still draining when the connection was refused.
+    assert!(refused && alive(), "refused: {refused}");
+    let e = a.fails(&["device", "revoke", "phone"]);
+    assert!(
+        e.contains("cannot reach the portal") && e.contains("hint:"),
+        "{e}"
+    );
+    drop(slow);
+    portal.stop();
+}
