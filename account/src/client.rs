@@ -15,7 +15,7 @@ use serde::Serialize;
 #[non_exhaustive]
 pub enum ClientError {
     /// A portal URL we will not use.
-    #[error("portal URL {url}: {reason}")]
+    #[error("portal URL '{url}': {reason}")]
     BadUrl {
         /// The URL.
         url: String,

@@ -118,6 +118,9 @@ impl AccountError {
                 "this home can no longer be used; join the account again from a new home".into()
             }
             AccountError::Store(e) => return e.hint(),
+            AccountError::Client(ClientError::BadUrl { .. }) => {
+                "give the portal's URL as its operator wrote it, e.g. https://portal.example.com (plain http only on loopback: http://127.0.0.1:8461)".into()
+            }
             AccountError::Client(ClientError::Unreachable { .. }) => {
                 "check the portal URL and that the portal is running".into()
             }

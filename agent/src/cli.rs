@@ -6,9 +6,29 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 use mesh_core::udf;
 
+/// Environment variables, in `--help` and the manual page.
+const ENVIRONMENT: &str = "Environment:
+  MESH_HOME       this device's home, when --home is not given
+  MESH_KEYSTORE   where a new home keeps its store key: `os` (the OS keyring, the default)
+                  or `file` (a 0600 file in the home); an existing home keeps its own
+  MESH_PORTAL_CA  a PEM file of a CA to trust for https portals, besides the system's
+
+Start with `mesh quickstart`; `mesh COMMAND --help` tells more; `mesh man --output DIR` writes the manual pages.";
+
 /// Mesh: your public keys on all your devices.
+///
+/// Each device runs `mesh`. It holds that device's keys, derived from your
+/// Mesh profile, and hands them to the tools you use: ssh (through
+/// SSH_AUTH_SOCK), GnuPG and S/MIME mail. Devices join, sync and are
+/// revoked through a portal that need not be trusted: everything it stores
+/// is signed, and every device verifies it.
 #[derive(Debug, Parser)]
-#[command(name = "mesh", version, about, long_about = None, propagate_version = true)]
+#[command(
+    name = "mesh",
+    version,
+    propagate_version = true,
+    after_help = ENVIRONMENT
+)]
 pub(crate) struct Cli {
     /// This device's home directory (default: $MESH_HOME, else the platform's data directory).
     #[arg(long, global = true, value_name = "DIR")]
@@ -45,7 +65,7 @@ pub(crate) enum Command {
     /// Random values, secret seeds and escrow shares.
     #[command(subcommand)]
     Key(KeyCmd),
-    /// The account: create, show, escrow, recover.
+    /// The account: create, show, history, heartbeat, recover.
     #[command(subcommand)]
     Account(AccountCmd),
     /// This device and the account's other devices.

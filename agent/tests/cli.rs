@@ -573,3 +573,71 @@ fn quickstart_resumes_after_the_phone_is_revoked() {
     .expect("json");
     assert_eq!(v["membership"], "member", "{v}");
 }
+
+/// Help a user reads first (issue 22.12): what Mesh is, not how it is
+/// built; the environment it reads; `account` lists `history`, not the
+/// refused `escrow`; the manual page says the same.
+#[test]
+fn help_speaks_to_users_and_names_the_environment() {
+    let top = ok(&["--help"]);
+    assert!(
+        top.starts_with("Mesh: your public keys on all your devices"),
+        "{top}"
+    );
+    let man = ok(&["man"]);
+    for text in [&top, &man] {
+        for var in ["MESH_HOME", "MESH_KEYSTORE", "MESH_PORTAL_CA"] {
+            assert!(text.contains(var), "{var}: {text}");
+        }
+    }
+    let account = ok(&["account", "--help"]);
+    assert!(
+        account.contains("history") && !account.contains("escrow"),
+        "{account}"
+    );
+}
+
+/// Errors that had no hint, or poor grammar (issue 22.12): each now names
+/// the problem and says what to do.
+#[test]
+fn errors_name_the_problem_and_give_a_hint() {
+    let d = tmp("hints");
+    let home = d.join("home").display().to_string();
+    let dir = d.display().to_string();
+    let table: &[(&[&str], &str, &str)] = &[
+        (
+            &[
+                "--home",
+                &home,
+                "device",
+                "request",
+                "alice@example.com",
+                "--portal",
+                "",
+            ],
+            "portal URL '': not a URL",
+            "hint: give the portal's URL",
+        ),
+        (
+            &["hash", "udf", "/nonexistent/file"],
+            "cannot read /nonexistent/file",
+            "hint: check the path",
+        ),
+        (
+            &["key", "recover", "--from", &dir],
+            "cannot read",
+            "hint: give a file, not a directory",
+        ),
+    ];
+    for (args, what, hint) in table {
+        let e = fails(args);
+        assert!(e.contains(what) && e.contains(hint), "{args:?}: {e}");
+    }
+    // "an", not "a", before a vowel.
+    let secret = ok(&["key", "secret"]);
+    let e = fails_in(
+        &["key", "recover"],
+        &format!("{}\n{}\n", secret.trim(), secret.trim()),
+    );
+    assert!(e.contains("found an encryption key UDF"), "{e}");
+}

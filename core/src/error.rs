@@ -7,7 +7,7 @@ pub enum Error {
     #[error("malformed input: {0}")]
     Malformed(String),
     /// A UDF of the wrong type.
-    #[error("expected a {expected} UDF, found a {found} UDF")]
+    #[error("expected {} UDF, found {}", article(expected), found_udf(found))]
     WrongType {
         /// What the caller asked for.
         expected: &'static str,
@@ -46,4 +46,48 @@ pub enum Error {
         /// serde's description.
         detail: String,
     },
+}
+
+/// What was found instead: "a share UDF", or "a UDF of an unknown type".
+fn found_udf(found: &str) -> String {
+    if found == UNKNOWN_TYPE {
+        "a UDF of an unknown type".into()
+    } else {
+        format!("{} UDF", article(found))
+    }
+}
+
+/// [`Error::WrongType`]'s `found` for a type byte no UDF type has.
+pub const UNKNOWN_TYPE: &str = "unknown type";
+
+/// `name` with its indefinite article ("an authenticator", "a nonce").
+fn article(name: &str) -> String {
+    let vowel = name
+        .chars()
+        .next()
+        .is_some_and(|c| "aeiouAEIOU".contains(c));
+    // Initialisms read letter by letter: "an OID".
+    let initialism = name.split_whitespace().next().is_some_and(|w| {
+        w.len() > 1 && w.chars().all(|c| c.is_ascii_uppercase()) && "AEFHILMNORSX".contains(&w[..1])
+    });
+    format!("{} {name}", if vowel || initialism { "an" } else { "a" })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn articles_read_right() {
+        for (name, want) in [
+            ("authenticator", "an authenticator"),
+            ("unknown", "an unknown"),
+            ("encryption key", "an encryption key"),
+            ("OID", "an OID"),
+            ("nonce", "a nonce"),
+            ("secret seed", "a secret seed"),
+            ("content digest", "a content digest"),
+            ("share", "a share"),
+        ] {
+            assert_eq!(super::article(name), want);
+        }
+    }
 }

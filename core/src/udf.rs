@@ -198,7 +198,7 @@ pub fn decode_typed(text: &str, want: UdfType) -> Result<Vec<u8>, Error> {
         zeroize::Zeroize::zeroize(&mut bytes);
         return Err(Error::WrongType {
             expected: want.name(),
-            found: got.map(UdfType::name).unwrap_or("unknown type"),
+            found: got.map(UdfType::name).unwrap_or(crate::error::UNKNOWN_TYPE),
         });
     }
     Ok(bytes)

@@ -8,9 +8,15 @@ use clap::{Parser, Subcommand};
 use mesh_portal::storage::{Backend, Limits};
 use mesh_portal::{Portal, SourceLimits, TlsFiles};
 
-/// The Mesh service (portal).
+/// The Mesh portal: accounts, device catalogs and spools over HTTP(S), in
+/// SQLite or PostgreSQL.
+///
+/// A portal need not be trusted: devices and servers verify everything it
+/// serves up to the account's profile. `mesh-portal serve --help` lists its
+/// limits (connections, rates, quotas) and `--bind` (who may create
+/// accounts).
 #[derive(Debug, Parser)]
-#[command(name = "mesh-portal", version, about)]
+#[command(name = "mesh-portal", version)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -24,6 +30,12 @@ enum Command {
     /// key file on first use); hand it to the one person who may create an
     /// account.
     Invite(InviteArgs),
+    /// Print the manual page (or write one page per command to a directory).
+    Man {
+        /// Write `mesh-portal.1` and one page per command into this directory.
+        #[arg(long, value_name = "DIR")]
+        output: Option<PathBuf>,
+    },
 }
 
 /// Who may create accounts.
@@ -138,6 +150,7 @@ fn main() -> ExitCode {
     let args = match Cli::parse().command {
         Command::Serve(args) => args,
         Command::Invite(i) => return invite(&i),
+        Command::Man { output } => return man(output.as_deref()),
     };
     // Each connection is a descriptor: the soft limit (often 1,024) would
     // stop the portal long before its connection cap.
@@ -248,6 +261,55 @@ fn invite(args: &InviteArgs) -> ExitCode {
         Err(e) => {
             eprintln!("mesh-portal: error: {e}");
             eprintln!("hint: {}", e.hint());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `mesh-portal man`: the manual pages, from the command line itself.
+fn man(output: Option<&std::path::Path>) -> ExitCode {
+    use clap::CommandFactory;
+    use std::io::Write;
+    let cmd = Cli::command();
+    let render = |c: clap::Command| {
+        let mut page = Vec::new();
+        clap_mangen::Man::new(c).render(&mut page).map(|_| page)
+    };
+    let Some(dir) = output else {
+        return match render(cmd).and_then(|p| std::io::stdout().write_all(&p)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("mesh-portal: error: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    };
+    let mut pages = vec![("mesh-portal".to_string(), cmd.clone())];
+    for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+        let name = format!("mesh-portal-{}", sub.get_name());
+        pages.push((name.clone(), sub.clone().name(name)));
+    }
+    let written = std::fs::create_dir_all(dir).and_then(|_| {
+        for (name, c) in &pages {
+            std::fs::write(dir.join(format!("{name}.1")), render(c.clone())?)?;
+        }
+        Ok(())
+    });
+    match written {
+        Ok(()) => {
+            eprintln!(
+                "mesh-portal: wrote {} manual pages to {}",
+                pages.len(),
+                dir.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!(
+                "mesh-portal: error: cannot write the manual pages to {}: {e}",
+                dir.display()
+            );
+            eprintln!("hint: check that the directory can be created and written by this user");
             ExitCode::FAILURE
         }
     }

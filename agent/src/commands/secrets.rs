@@ -35,13 +35,18 @@ pub(crate) fn read_lines(from: Option<&Path>, what: &str) -> Result<Zeroizing<Ve
     let mut raw = Zeroizing::new(Vec::with_capacity(MAX_BYTES + 1));
     match from {
         Some(p) => {
-            let f = std::fs::File::open(p).map_err(|e| {
-                hinted(
-                    format!("cannot read {}: {e}", p.display()),
-                    "give a readable file",
-                )
-            })?;
-            f.take(MAX_BYTES as u64 + 1).read_to_end(&mut raw)?;
+            let unreadable = |e: std::io::Error| {
+                let hint = match e.kind() {
+                    std::io::ErrorKind::IsADirectory => "give a file, not a directory",
+                    std::io::ErrorKind::NotFound => "check the path: no such file",
+                    _ => "give a file this user can read",
+                };
+                hinted(format!("cannot read {}: {e}", p.display()), hint)
+            };
+            let f = std::fs::File::open(p).map_err(unreadable)?;
+            f.take(MAX_BYTES as u64 + 1)
+                .read_to_end(&mut raw)
+                .map_err(unreadable)?;
         }
         None if std::io::stdin().is_terminal() => {
             eprintln!("mesh: enter {what}, one per line, then an empty line:");

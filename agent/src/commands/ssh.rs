@@ -84,6 +84,15 @@ pub(crate) fn run(home: &std::path::Path, cmd: SshCmd, j: bool) -> Result<()> {
             let mut store = Store::open(home, false)?;
             mesh_account::admin::publish(&mut store, &mesh_agent::host(), |view| {
                 ssh::principals_entry(view, &names, validity)
+            })
+            .map_err(|e| match e {
+                mesh_account::AccountError::Plugin(mesh_plugins::PluginError::BadInput(m)) => {
+                    hinted(
+                        m,
+                        "give each login name as its own argument: `mesh ssh principals root deploy`",
+                    )
+                }
+                e => e.into(),
             })?;
             let p = with_view_of(&store, |_, view| Ok(ssh::policy(view)?))?;
             eprintln!(

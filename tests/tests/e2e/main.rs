@@ -13,6 +13,7 @@ mod connections;
 mod core;
 mod drill;
 mod freshness;
+mod help;
 mod history;
 mod host;
 mod hostile;
