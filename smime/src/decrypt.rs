@@ -151,7 +151,45 @@ fn content_key(
             others.join(", ")
         )));
     }
-    Err(CmsError::NotRecipient)
+    Err(CmsError::NotRecipient(recipients(ris)))
+}
+
+/// The key-transport recipients a message names, as a person compares
+/// them with `openssl x509 -serial -issuer` or a subject key identifier.
+fn recipients(ris: &RecipientInfos) -> String {
+    // A serial as OpenSSL prints it: without DER's sign byte.
+    let serial = |b: &[u8]| {
+        let b = match b.iter().position(|x| *x != 0) {
+            Some(i) => &b[i..],
+            None => b,
+        };
+        data_encoding::HEXUPPER.encode(b)
+    };
+    let named: Vec<String> = ris
+        .0
+        .iter()
+        .filter_map(|ri| match ri {
+            RecipientInfo::Ktri(k) => Some(match &k.rid {
+                RecipientIdentifier::IssuerAndSerialNumber(isn) => format!(
+                    "serial {} issued by {}",
+                    serial(isn.serial_number.as_bytes()),
+                    isn.issuer
+                ),
+                RecipientIdentifier::SubjectKeyIdentifier(ski) => {
+                    format!(
+                        "subject key identifier {}",
+                        data_encoding::HEXUPPER.encode(ski.0.as_bytes())
+                    )
+                }
+            }),
+            _ => None,
+        })
+        .collect();
+    if named.is_empty() {
+        "no RSA key-transport recipient".into()
+    } else {
+        named.join("; ")
+    }
 }
 
 /// Unwrap a `len`-byte key with RSA PKCS#1 v1.5 or RSA-OAEP; a key that
