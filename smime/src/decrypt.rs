@@ -324,3 +324,49 @@ fn decrypt_gcm(
         _ => Err(CmsError::DoesNotDecrypt),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{P256Signer, SigningCert};
+
+    /// A key and its encryption certificate of `epoch`, serial `serial`.
+    fn held(ca: &P256Signer, serial: u64, epoch: u32) -> HeldKey {
+        let key = crate::new_encryption_key().expect("rsa");
+        let pem = crate::encryption_certificate(
+            ca,
+            &crate::RsaPublic::new(&key.to_public_key()).expect("public"),
+            &SigningCert {
+                address: "a@b.example",
+                device_name: "encryption",
+                serial,
+                not_before: 1_790_000_000,
+                not_after: 1_890_000_000,
+            },
+            epoch,
+        )
+        .expect("cert");
+        (key, crate::pem_to_der(&pem).expect("der"))
+    }
+
+    #[test]
+    fn the_recipient_info_chooses_the_key_and_a_stranger_is_named() {
+        let ca = P256Signer::new(p256::ecdsa::SigningKey::from_slice(&[3u8; 32]).expect("ca"));
+        let (old, new) = (held(&ca, 0x0a0b, 0), held(&ca, 0x0c0d, 1));
+        let msg =
+            crate::mail::encrypt(b"old mail", &old.1, crate::message::Cipher::Aes256Cbc, true)
+                .expect("encrypt");
+        let both = [new.clone(), old.clone()];
+        assert_eq!(
+            decrypt(&msg, &both).expect("decrypt").as_slice(),
+            b"old mail"
+        );
+        match decrypt(&msg, &[new]) {
+            Err(CmsError::NotRecipient(to)) => assert!(
+                to.starts_with("serial 0A0B issued by ") && to.contains("Mesh personal CA"),
+                "{to}"
+            ),
+            other => panic!("{:?}", other.map(|_| ())),
+        }
+    }
+}
