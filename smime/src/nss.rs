@@ -83,7 +83,8 @@ fn content(device: &dyn DeviceHost, view: &AccountView) -> Result<String> {
 /// signing key, every encryption epoch it holds) into an NSS database as
 /// Thunderbird keeps one, with the account's CA trusted for e-mail only,
 /// each certificate under its own nickname. What an earlier install left
-/// and is superseded (a rotated signing key, an old CA) is removed.
+/// and is superseded (a signing certificate or CA of an earlier
+/// administrator epoch) is removed.
 pub fn install(device: &dyn DeviceHost, view: &AccountView, nssdb: &Path) -> Result<String> {
     // The agent runs elsewhere: remember where, absolutely.
     let nssdb = &std::path::absolute(nssdb).map_err(PluginError::io(nssdb.display()))?;
@@ -97,9 +98,9 @@ pub fn install(device: &dyn DeviceHost, view: &AccountView, nssdb: &Path) -> Res
     // it and the next sync completes it.
     remember(device, view, nssdb, String::new())?;
     // Ours go, and the current set comes back from the PKCS#12 file: so
-    // nothing superseded stays (a rotated signing key, a re-issued
-    // certificate), while every encryption epoch this device holds, which
-    // old mail needs, is imported again. Only the current CA stays
+    // nothing superseded stays (a re-issued signing certificate, an
+    // imported organisation's one), while every encryption epoch this
+    // device holds, which old mail needs, is imported again. Only the current CA stays
     // trusted: an earlier administrator epoch's CA may be in a revoked
     // administrator's hands.
     purge(&db, &view.address)?;
