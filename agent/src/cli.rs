@@ -507,6 +507,7 @@ pub(crate) enum SmimeCmd {
     },
     /// Decrypt a message (S/MIME mail, or CMS in DER, BER or PEM) with the account's encryption key.
     ///
+    /// The key is the epoch whose certificate the message names as its recipient.
     /// Signed layers inside are verified as `verify` does.
     Decrypt {
         /// Input (default: standard input).
@@ -533,6 +534,10 @@ pub(crate) enum SmimeCmd {
         output: PathBuf,
     },
     /// Write this device's signing key and the shared encryption key, with their certificates, as PKCS#12.
+    ///
+    /// Each key has its own name: "ADDRESS (signing)", "ADDRESS (encryption epoch N)" for the
+    /// current key (the first in the file), "ADDRESS (retired encryption epoch N)" for older
+    /// ones, kept to read old mail. `smime install` gives NSS the same names.
     Export {
         /// The .p12 file (replaced atomically).
         #[arg(long)]

@@ -273,6 +273,7 @@ fn new_epoch(view: &AccountView, ca: &P256Signer, epoch: u32, to: &Targets) -> R
             not_before: secs(t) - 300,
             not_after: secs(t + SIGNING_VALIDITY),
         },
+        epoch,
     )
     .map_err(internal)?;
     let (key, holders) = shared::wrap(CT_SMIME_KEY, &pkcs8, to)?;

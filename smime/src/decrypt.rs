@@ -151,7 +151,45 @@ fn content_key(
             others.join(", ")
         )));
     }
-    Err(CmsError::NotRecipient)
+    Err(CmsError::NotRecipient(recipients(ris)))
+}
+
+/// The key-transport recipients a message names, as a person compares
+/// them with `openssl x509 -serial -issuer` or a subject key identifier.
+fn recipients(ris: &RecipientInfos) -> String {
+    // A serial as OpenSSL prints it: without DER's sign byte.
+    let serial = |b: &[u8]| {
+        let b = match b.iter().position(|x| *x != 0) {
+            Some(i) => &b[i..],
+            None => b,
+        };
+        data_encoding::HEXUPPER.encode(b)
+    };
+    let named: Vec<String> = ris
+        .0
+        .iter()
+        .filter_map(|ri| match ri {
+            RecipientInfo::Ktri(k) => Some(match &k.rid {
+                RecipientIdentifier::IssuerAndSerialNumber(isn) => format!(
+                    "serial {} issued by {}",
+                    serial(isn.serial_number.as_bytes()),
+                    isn.issuer
+                ),
+                RecipientIdentifier::SubjectKeyIdentifier(ski) => {
+                    format!(
+                        "subject key identifier {}",
+                        data_encoding::HEXUPPER.encode(ski.0.as_bytes())
+                    )
+                }
+            }),
+            _ => None,
+        })
+        .collect();
+    if named.is_empty() {
+        "no RSA key-transport recipient".into()
+    } else {
+        named.join("; ")
+    }
 }
 
 /// Unwrap a `len`-byte key with RSA PKCS#1 v1.5 or RSA-OAEP; a key that
@@ -284,5 +322,51 @@ fn decrypt_gcm(
         Ok(Ok(())) => Ok(buf),
         // A bad tag: the one error.
         _ => Err(CmsError::DoesNotDecrypt),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{P256Signer, SigningCert};
+
+    /// A key and its encryption certificate of `epoch`, serial `serial`.
+    fn held(ca: &P256Signer, serial: u64, epoch: u32) -> HeldKey {
+        let key = crate::new_encryption_key().expect("rsa");
+        let pem = crate::encryption_certificate(
+            ca,
+            &crate::RsaPublic::new(&key.to_public_key()).expect("public"),
+            &SigningCert {
+                address: "a@b.example",
+                device_name: "encryption",
+                serial,
+                not_before: 1_790_000_000,
+                not_after: 1_890_000_000,
+            },
+            epoch,
+        )
+        .expect("cert");
+        (key, crate::pem_to_der(&pem).expect("der"))
+    }
+
+    #[test]
+    fn the_recipient_info_chooses_the_key_and_a_stranger_is_named() {
+        let ca = P256Signer::new(p256::ecdsa::SigningKey::from_slice(&[3u8; 32]).expect("ca"));
+        let (old, new) = (held(&ca, 0x0a0b, 0), held(&ca, 0x0c0d, 1));
+        let msg =
+            crate::mail::encrypt(b"old mail", &old.1, crate::message::Cipher::Aes256Cbc, true)
+                .expect("encrypt");
+        let both = [new.clone(), old.clone()];
+        assert_eq!(
+            decrypt(&msg, &both).expect("decrypt").as_slice(),
+            b"old mail"
+        );
+        match decrypt(&msg, &[new]) {
+            Err(CmsError::NotRecipient(to)) => assert!(
+                to.starts_with("serial 0A0B issued by ") && to.contains("Mesh personal CA"),
+                "{to}"
+            ),
+            other => panic!("{:?}", other.map(|_| ())),
+        }
     }
 }

@@ -80,22 +80,47 @@ fn signing_chain(device: &dyn DeviceHost, view: &AccountView) -> Result<Vec<Vec<
     }
 }
 
-/// Every epoch of the shared encryption key this device holds: (key, certificate DER).
-pub fn held_keys(
-    device: &dyn DeviceHost,
-    view: &AccountView,
-) -> Result<Vec<(rsa::RsaPrivateKey, Vec<u8>)>> {
+/// One epoch of the shared encryption key, as this device holds it.
+pub struct Held {
+    /// The epoch (`smime-enc:<epoch>`).
+    pub epoch: u32,
+    /// Whether it is the account's current epoch.
+    pub current: bool,
+    /// The private key.
+    pub key: rsa::RsaPrivateKey,
+    /// Its certificate, DER.
+    pub cert: Vec<u8>,
+}
+
+impl std::fmt::Debug for Held {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Held")
+            .field("epoch", &self.epoch)
+            .field("current", &self.current)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Every epoch of the shared encryption key this device holds, oldest first.
+pub fn held_keys(device: &dyn DeviceHost, view: &AccountView) -> Result<Vec<Held>> {
     use rsa::pkcs8::DecodePrivateKey;
     let keys = device.keys()?;
+    let epochs = encryption_epochs(view)?;
+    let current = epochs.last().map(|e| e.epoch);
     let mut held = Vec::new();
-    for e in encryption_epochs(view)? {
+    for e in epochs {
         // Epochs issued before this device joined are not for it.
         let Ok(pkcs8) = e.key.decrypt(CT_SMIME_KEY, &keys.encrypt) else {
             continue;
         };
-        let k = rsa::RsaPrivateKey::from_pkcs8_der(&pkcs8)
+        let key = rsa::RsaPrivateKey::from_pkcs8_der(&pkcs8)
             .map_err(|x| PluginError::Untrusted(x.to_string()))?;
-        held.push((k, der(&e.certificate)?));
+        held.push(Held {
+            epoch: e.epoch,
+            current: Some(e.epoch) == current,
+            key,
+            cert: der(&e.certificate)?,
+        });
     }
     Ok(held)
 }
@@ -128,21 +153,17 @@ pub fn export(
     let mut chain = vec![der(&cert_pem(device, view)?)?];
     chain.extend(signing_chain(device, view)?);
     let mut entries = vec![crate::P12Entry {
-        name: format!("{} (signing)", view.address),
+        name: crate::signing_name(&view.address),
         key_pkcs8: sign_key,
         chain,
     }];
-    // Every epoch this device holds, so that old mail still decrypts in the client.
-    let last = held.len() - 1;
-    for (i, (k, cert)) in held.iter().enumerate() {
+    // Every epoch this device holds, so that old mail still decrypts in
+    // the client; each under its own name (PROTOCOL.md §12).
+    for h in &held {
         entries.push(crate::P12Entry {
-            name: if i == last {
-                format!("{} (encryption)", view.address)
-            } else {
-                format!("{} (encryption {i})", view.address)
-            },
-            key_pkcs8: Zeroizing::new(k.to_pkcs8_der().map_err(internal)?.as_bytes().to_vec()),
-            chain: vec![cert.clone(), ca.clone()],
+            name: crate::encryption_name(&view.address, h.epoch, h.current),
+            key_pkcs8: Zeroizing::new(h.key.to_pkcs8_der().map_err(internal)?.as_bytes().to_vec()),
+            chain: vec![h.cert.clone(), ca.clone()],
         });
     }
     // Each certificate once in the file: the CA goes with the first chain
@@ -214,7 +235,7 @@ pub fn open(
                 "this device holds no S/MIME decryption key (it needs the smime role)".into(),
             ));
         }
-        Ok(held)
+        Ok(held.into_iter().map(|h| (h.key, h.cert)).collect())
     };
     crate::mail::open(message, &crate::mail::Context { trust, keys: &keys })
 }

@@ -210,20 +210,42 @@ pub fn signing_certificate(
         .pem())
 }
 
-/// The account's shared encryption certificate (PEM): RSA key transport,
-/// keyEncipherment, emailProtection, the account address.
+/// The account's shared encryption certificate (PEM) of `epoch`: RSA key
+/// transport, keyEncipherment, emailProtection, the account address. The
+/// epoch is in the subject: NSS gives every certificate of one subject the
+/// same nickname, so epochs sharing one would be look-alikes there.
 pub fn encryption_certificate(
     ca: &P256Signer,
     key: &RsaPublic,
     c: &SigningCert<'_>,
+    epoch: u32,
 ) -> Result<String, SmimeError> {
     let p = email_params(
         c,
-        format!("{} (encryption)", c.address),
+        format!("{} (encryption epoch {epoch})", c.address),
         KeyUsagePurpose::KeyEncipherment,
     )?;
     Ok(p.signed_by(key, &Issuer::new(ca_params(c.address), ca))?
         .pem())
+}
+
+/// The friendly name (PKCS#12) and NSS nickname of the device's signing key.
+pub fn signing_name(address: &str) -> String {
+    format!("{address} (signing)")
+}
+
+/// The friendly name (PKCS#12) and NSS nickname of the shared encryption
+/// key of `epoch`: the current one, or one kept only to read old mail.
+/// "encryption" sorts before "retired" and "signing", so the current key
+/// is the first a PKCS#12 file holds (p12-keystore orders bags by name),
+/// which is the one `openssl smime -decrypt -inkey` takes from its dump.
+/// No comma: NSS tools read one as a list separator (`cmsutil -r`).
+pub fn encryption_name(address: &str, epoch: u32, current: bool) -> String {
+    if current {
+        format!("{address} (encryption epoch {epoch})")
+    } else {
+        format!("{address} (retired encryption epoch {epoch})")
+    }
 }
 
 /// What every certificate the CA issues for the address has: the rfc822Name,

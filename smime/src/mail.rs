@@ -53,6 +53,11 @@ impl MailError {
             MailError::Mime(MimeError::NotSmime(_)) => "the message is neither signed nor encrypted with S/MIME".into(),
             MailError::Mime(MimeError::Encoding(_)) => "S/MIME bodies are base64 or binary: save the message from the mail client unchanged".into(),
             MailError::Mime(_) => CmsError::Damaged(String::new()).hint().to_string(),
+            MailError::Cms(CmsError::NotRecipient(to)) => format!(
+                "the sender encrypted to {to}, not to a certificate whose key this device holds: \
+                 `mesh smime cert --encryption` prints the one to give senders \
+                 (compare serials with `openssl x509 -noout -serial`)"
+            ),
             MailError::Cms(c) => c.hint().to_string(),
             MailError::NotSigned => "`mesh smime decrypt` opens encrypted messages".into(),
             MailError::NotEncrypted => "`mesh smime verify` checks signed messages".into(),
@@ -336,6 +341,7 @@ mod tests {
             &ca_signer,
             &crate::RsaPublic::new(&rsa.to_public_key()).expect("rsa public"),
             &c(3),
+            0,
         )
         .expect("enc");
         let der = |pem: &str| crate::pem_to_der(pem).expect("der");

@@ -52,9 +52,11 @@ pub enum CmsError {
     /// An algorithm or structure Mesh does not implement.
     #[error("unsupported {0}")]
     Unsupported(String),
-    /// No recipient info names a certificate this device holds the key of.
-    #[error("the message is not encrypted to this account's encryption certificate")]
-    NotRecipient,
+    /// No recipient info names a certificate this device holds the key
+    /// of; the recipients the message names (issuer and serial, or
+    /// subject key identifier).
+    #[error("the message is not encrypted to this account's encryption certificate (nor to an earlier one this device holds): it is for {0}")]
+    NotRecipient(String),
     /// Our certificate is named, but the message does not decrypt: the
     /// content key does not unwrap, has the wrong length, or the content's
     /// padding or tag is wrong. One error for all of them, on purpose: an
@@ -82,7 +84,7 @@ impl CmsError {
         match self {
             CmsError::Damaged(_) => "the message was truncated or altered in transit: ask the sender for it again, or check that the whole message was saved",
             CmsError::Unsupported(_) => "Mesh reads SHA-2 with ECDSA P-256 or RSA signatures, and AES-CBC or AES-GCM content with RSA PKCS#1 v1.5 or RSA-OAEP key transport: ask the sender's client for one of those",
-            CmsError::NotRecipient => "the sender encrypted to another certificate: `mesh smime cert --encryption` prints the one to give senders",
+            CmsError::NotRecipient(_) => "the sender encrypted to another certificate: `mesh smime cert --encryption` prints the one to give senders",
             CmsError::DoesNotDecrypt => "the message names this account's certificate but does not open with its key: it was altered or truncated, or encrypted to a certificate that only looks like ours; ask the sender for it again",
             CmsError::BadSignature(_) => "the message was changed after it was signed, or the signature is not the certificate's key's",
             CmsError::ContentMismatch => "the content was changed after signing (line endings count: keep the message exactly as received)",

@@ -9,14 +9,15 @@ use std::process::{Command, Output};
 
 use mesh_tests::{require_tool, Device, PortalProc, Scratch};
 
+mod epochs;
 mod oracle;
 mod refused;
 
 const ADDR: &str = "alice@example.com";
 const BODY: &str = "Hello S/MIME\r\nsecond line\r\n";
-/// The encryption certificate's nickname in NSS (p12-keystore names the bag by subject).
-const ENC_NICK: &str = "CN=alice@example.com (encryption)";
-const SIGN_NICK: &str = "CN=alice@example.com (laptop)";
+/// The nicknames `mesh smime install` gives (PROTOCOL.md §12).
+const ENC_NICK: &str = "alice@example.com (encryption epoch 0)";
+const SIGN_NICK: &str = "alice@example.com (signing)";
 
 fn text(o: &Output) -> String {
     format!(

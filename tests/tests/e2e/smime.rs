@@ -218,9 +218,11 @@ fn shared_encryption_certificate_pkcs12_exports_and_rotation_on_revoke() {
             .arg(f));
         assert!(o.contains("PKCS12 IMPORT SUCCESSFUL"), "{o}");
         let l = run(Command::new("certutil").args(["-L", "-d", &sql]));
-        // p12-keystore names certificate bags by subject: NSS shows these nicknames.
+        // p12-keystore names certificate bags by subject: NSS shows these
+        // nicknames (`mesh smime install` renames them).
         assert!(
-            l.contains("alice@example.com (encryption)") && l.contains("alice@example.com (phone)"),
+            l.contains("CN=alice@example.com (encryption epoch 0)")
+                && l.contains("CN=alice@example.com (phone)"),
             "{l}"
         );
     }
@@ -230,7 +232,10 @@ fn shared_encryption_certificate_pkcs12_exports_and_rotation_on_revoke() {
     let sql = format!("sql:{}", tb.display());
     let l = run(Command::new("certutil").args(["-L", "-d", &sql]));
     assert!(
-        l.contains("Mesh personal CA") && l.contains(" ,C, ") && l.contains("(encryption)"),
+        l.contains("Mesh personal CA")
+            && l.contains(" ,C, ")
+            && l.contains("alice@example.com (encryption epoch 0)")
+            && l.contains("alice@example.com (signing)"),
         "{l}"
     );
     let keys = run(Command::new("certutil").args(["-K", "-d", &sql]));
