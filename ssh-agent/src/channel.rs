@@ -185,6 +185,33 @@ impl Plugin for SshPlugin {
         Ok(out)
     }
 
+    /// Nothing to install (the agent serves the certificate from the
+    /// view), but a sync says when this device's certificate changed: new
+    /// login names, a new CA, a renewal.
+    fn apply(&self, device: &dyn DeviceHost, view: &AccountView) -> Result<Vec<String>> {
+        let Ok(key) = my_key(device, view) else {
+            return Ok(Vec::new());
+        };
+        let Some((cert, serial)) = device_cert(view, device.device_udf(), &key)? else {
+            return Ok(Vec::new());
+        };
+        let seen = device
+            .local("ssh")
+            .and_then(|v| v.get("CertificateSerial")?.as_u64());
+        if seen == Some(serial) {
+            return Ok(Vec::new());
+        }
+        device.set_local(
+            "ssh",
+            Some(&serde_json::json!({ "CertificateSerial": serial })),
+        )?;
+        let days = cert.valid_before().saturating_sub(now()) / 86_400;
+        Ok(vec![format!(
+            "new SSH certificate for {} (serial {serial}, valid {days} more days)",
+            cert.valid_principals().join(",")
+        )])
+    }
+
     fn describe(&self, event: &Event, before: &AccountView, after: &AccountView) -> Vec<String> {
         let Event::Revoked { device } = event else {
             return Vec::new();

@@ -310,7 +310,14 @@ pub(crate) fn sync(home: &Path, j: bool) -> Result<()> {
         eprintln!("mesh: warning: {w}");
     }
     if lines.is_empty() {
-        lines.push("up to date".into());
+        lines.push(if r.entries > 0 {
+            format!(
+                "{} new entries verified; nothing on this device needed a change",
+                r.entries
+            )
+        } else {
+            "up to date: nothing new at the portal since this device's last sync".into()
+        });
     }
     drop(store);
     // A running agent reloads what this sync changed.

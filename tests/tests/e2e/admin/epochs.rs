@@ -68,7 +68,14 @@ fn every_event_after(backend: Backend, change: Change) {
     // principals
     let before = acc.c.ok(&["ssh", "cert"]);
     admin.ok(&["ssh", "principals", "root", "deploy"]);
-    acc.c.ok(&["sync"]);
+    // The sync says what it installed; the next has nothing new (issue 22.11).
+    let said = acc.c.ok(&["sync"]);
+    assert!(
+        said.contains("new SSH certificate for root,deploy"),
+        "{said}"
+    );
+    let again = acc.c.ok(&["sync"]);
+    assert!(again.starts_with("up to date"), "{again}");
     assert_ne!(
         acc.c.ok(&["ssh", "cert"]),
         before,
