@@ -62,7 +62,12 @@ pub fn verify(
     }
     let sd: SignedData = ci.content.decode_as().map_err(damaged)?;
     let content = Zeroizing::new(match (&sd.encap_content_info.econtent, detached) {
-        (Some(c), _) => OctetString::from_der(&c.to_der().map_err(damaged)?)
+        // A multipart/signed whose signature carries content of its own:
+        // what it signs is not the part a mail client shows (RFC 8551
+        // §3.5.3 wants it detached). Checking either would let a
+        // signature over one text vouch for another.
+        (Some(_), Some(_)) => return Err(CmsError::NotDetached),
+        (Some(c), None) => OctetString::from_der(&c.to_der().map_err(damaged)?)
             .map_err(damaged)?
             .as_bytes()
             .to_vec(),
