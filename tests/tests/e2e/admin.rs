@@ -13,6 +13,7 @@ use mesh_tests::{can_run_sshd, require_tool, Device, PortalProc, Scratch};
 mod attacks;
 mod fork;
 mod pins;
+mod retired_ca;
 mod rotate;
 mod times;
 
