@@ -475,7 +475,10 @@ pub(crate) enum SmimeCmd {
     /// Verify a signed message (S/MIME mail, or CMS in DER, BER or PEM); prints the signer's e-mail address.
     ///
     /// The signer must chain to the account's CA, a --ca certificate or the
-    /// system trust store. Encrypted layers are decrypted on the way.
+    /// system trust store; mail signed under the account's CA of an earlier
+    /// administrator epoch verifies, and says so. Encrypted layers are
+    /// decrypted on the way. Works on a machine with no Mesh account
+    /// (then --ca and the system store only).
     Verify {
         /// Input (default: standard input).
         #[arg(long)]

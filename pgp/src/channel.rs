@@ -43,7 +43,18 @@ pub struct PgpCert {
     /// holding an old certificate learn that it is compromised.
     #[serde(rename = "Retired", default, skip_serializing_if = "Vec::is_empty")]
     pub retired: Vec<String>,
+    /// How the certificate is built ([`CERT_FORMAT`]); 0 when written by a
+    /// version before algorithm preferences. Not part of `Content`, so that
+    /// older administrators do not republish a current certificate.
+    #[serde(rename = "Format", default)]
+    pub format: u32,
 }
+
+/// The certificate format this version builds: 1, with algorithm
+/// preferences on every self-signature (issue 22.2). A certificate of an
+/// older format is rebuilt at the next administrator sync, its content
+/// unchanged.
+pub const CERT_FORMAT: u32 = 1;
 
 /// A wrapped subkey secret (`pgp-key:<device UDF>` or `pgp-enc:<epoch>`).
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -370,7 +381,7 @@ fn cert_entry(view: &AccountView, admin: &AccountKeys) -> Result<Option<AppEntry
     let c = content(view)?;
     if view
         .app::<PgpCert>("pgp")?
-        .is_some_and(|p| p.content == c.digest)
+        .is_some_and(|p| p.content == c.digest && p.format >= CERT_FORMAT)
     {
         return Ok(None);
     }
@@ -404,7 +415,7 @@ fn cert_entry(view: &AccountView, admin: &AccountKeys) -> Result<Option<AppEntry
         &user_id(view),
         &signing,
         &encryption,
-        crate::PRIMARY_CREATED,
+        crate::SELF_SIGNED,
     )
     .map_err(pgp_err)?;
     let entry = PgpCert {
@@ -412,6 +423,7 @@ fn cert_entry(view: &AccountView, admin: &AccountKeys) -> Result<Option<AppEntry
         certificate: crate::armor(&cert).map_err(pgp_err)?,
         content: c.digest,
         revoked: c.revoked,
+        format: CERT_FORMAT,
     };
     Ok(Some(AppEntry::new("pgp", &entry)))
 }
@@ -515,13 +527,13 @@ pub fn cert_bytes(view: &AccountView, armored: bool) -> Result<Vec<u8>> {
         .map_err(pgp_err)
 }
 
-/// The certificate's content digest as published (what GnuPG homes are kept at).
+/// The certificate's content digest as published (what GnuPG homes are
+/// kept at), with its format when not 0: a home that holds the same
+/// content in an older format is re-imported.
 pub(crate) fn published_content(view: &AccountView) -> Result<Option<String>> {
-    Ok(view.app::<PgpCert>("pgp")?.map(|c| {
-        if c.content.is_empty() {
-            c.certificate
-        } else {
-            c.content
-        }
+    Ok(view.app::<PgpCert>("pgp")?.map(|c| match c {
+        c if c.content.is_empty() => c.certificate,
+        c if c.format == 0 => c.content,
+        c => format!("{}/format-{}", c.content, c.format),
     }))
 }

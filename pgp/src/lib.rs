@@ -85,6 +85,33 @@ pub fn encryption_subkey(
         .into())
 }
 
+/// When the certificate's own self-signatures (direct key, user ID) are
+/// made: fixed, so that the certificate stays a function of its content,
+/// and one second after [`PRIMARY_CREATED`], the time certificates without
+/// algorithm preferences used. A keyring that merges both keeps the newer
+/// self-signature, the one with the preferences (issue 22.2).
+pub const SELF_SIGNED: u64 = PRIMARY_CREATED + 1;
+
+/// The algorithm preferences every self-signature carries (RFC 9580
+/// §5.2.3.14-17, 5.2.3.32). Without them GnuPG falls back to 3DES and
+/// SHA-1, which Sequoia refuses to decrypt. SEIPDv1 (MDC) only, no AEAD
+/// or SEIPDv2: the account's devices decrypt with GnuPG 2.2 and `sq` of
+/// Sequoia 1.x, which read neither (docs/DESIGN.md, OpenPGP).
+fn with_preferences(b: SignatureBuilder) -> Result<SignatureBuilder, PgpError> {
+    use openpgp::types::{CompressionAlgorithm, Features, HashAlgorithm, SymmetricAlgorithm};
+    b.set_preferred_symmetric_algorithms(vec![
+        SymmetricAlgorithm::AES256,
+        SymmetricAlgorithm::AES128,
+    ])
+    .map_err(err)?
+    .set_preferred_hash_algorithms(vec![HashAlgorithm::SHA512, HashAlgorithm::SHA256])
+    .map_err(err)?
+    .set_preferred_compression_algorithms(vec![CompressionAlgorithm::Uncompressed])
+    .map_err(err)?
+    .set_features(Features::empty().set_seipdv1())
+    .map_err(err)
+}
+
 /// A subkey in the certificate.
 #[derive(Debug)]
 pub struct Subkey {
@@ -116,10 +143,26 @@ pub fn build(
     encryption: &[Subkey],
     now: u64,
 ) -> Result<Cert, PgpError> {
+    build_as(primary, user_id, signing, encryption, now, true)
+}
+
+/// [`build`], or (`preferences` false) as versions before issue 22.2 did.
+fn build_as(
+    primary: &Key<SecretParts, PrimaryRole>,
+    user_id: &str,
+    signing: &[Subkey],
+    encryption: &[Subkey],
+    now: u64,
+    preferences: bool,
+) -> Result<Cert, PgpError> {
+    let prefs = |b: SignatureBuilder| match preferences {
+        true => with_preferences(b),
+        false => Ok(b),
+    };
     let mut signer = primary.clone().into_keypair().map_err(err)?;
     let t = at(now.max(PRIMARY_CREATED));
     let mut packets: Vec<Packet> = Vec::new();
-    let direct = SignatureBuilder::new(SignatureType::DirectKey)
+    let direct = prefs(SignatureBuilder::new(SignatureType::DirectKey))?
         .set_signature_creation_time(t)
         .map_err(err)?
         .set_key_flags(KeyFlags::empty().set_certification())
@@ -130,7 +173,7 @@ pub fn build(
     packets.push(primary.clone().take_secret().0.into());
     packets.push(direct.into());
     let uid = UserID::from(user_id);
-    let uid_sig = SignatureBuilder::new(SignatureType::PositiveCertification)
+    let uid_sig = prefs(SignatureBuilder::new(SignatureType::PositiveCertification))?
         .set_signature_creation_time(t)
         .map_err(err)?
         .set_key_flags(KeyFlags::empty().set_certification())
@@ -154,7 +197,9 @@ pub fn build(
             )
         }))
     {
-        let mut b = SignatureBuilder::new(SignatureType::SubkeyBinding)
+        // The subkey's own creation time: a later binding would outdate
+        // a "superseded" (soft) revocation made in the same second.
+        let mut b = prefs(SignatureBuilder::new(SignatureType::SubkeyBinding))?
             .set_signature_creation_time(sub.key.creation_time())
             .map_err(err)?
             .set_key_flags(flags)
@@ -360,6 +405,128 @@ mod tests {
             "{listing}"
         );
         assert!(listing.contains("Alice <alice@example.com>"), "{listing}");
+    }
+
+    /// Issue 22.2: every self-signature carries the preferences, and a
+    /// keyring that holds the certificate as earlier versions built it
+    /// (no preferences, so GnuPG chose 3DES and SHA-1) takes them from the
+    /// re-issued one.
+    #[test]
+    fn preferences_on_every_self_signature_and_they_supersede_the_old_ones() {
+        use openpgp::types::{Features, HashAlgorithm, SymmetricAlgorithm};
+        let p = primary_key(&[1; 32]).expect("primary");
+        let subkeys = || {
+            let d = signing_subkey(&[2; 32], PRIMARY_CREATED + 10).expect("d");
+            let e = encryption_subkey(&[4; 32], PRIMARY_CREATED + 10).expect("e");
+            (
+                [Subkey {
+                    key: d,
+                    revoked: None,
+                }],
+                [Subkey {
+                    key: e,
+                    revoked: None,
+                }],
+            )
+        };
+        let uid = "Alice <alice@example.com>";
+        let (s, e) = subkeys();
+        let old = build_as(&p, uid, &s, &e, PRIMARY_CREATED, false).expect("old");
+        let new = build(&p, uid, &s, &e, SELF_SIGNED).expect("new");
+        let policy = StandardPolicy::new();
+        let vc = new.with_policy(&policy, None).expect("valid");
+        let uid = vc.primary_userid().expect("uid");
+        let direct = vc.direct_key_signature().expect("direct");
+        let bindings = vc.keys().subkeys().map(|k| k.binding_signature().clone());
+        for sig in [uid.binding_signature().clone(), direct.clone()]
+            .into_iter()
+            .chain(bindings)
+        {
+            assert_eq!(
+                sig.preferred_symmetric_algorithms(),
+                Some(&[SymmetricAlgorithm::AES256, SymmetricAlgorithm::AES128][..]),
+                "{sig:?}"
+            );
+            assert_eq!(
+                sig.preferred_hash_algorithms(),
+                Some(&[HashAlgorithm::SHA512, HashAlgorithm::SHA256][..])
+            );
+            assert_eq!(sig.features(), Some(Features::empty().set_seipdv1()));
+        }
+        let vo = old.with_policy(&policy, None).expect("valid");
+        assert!(vo
+            .primary_userid()
+            .expect("uid")
+            .binding_signature()
+            .preferred_symmetric_algorithms()
+            .is_none());
+
+        // GnuPG, holding the old certificate, imports the new one: its
+        // preferences are the new ones.
+        if std::process::Command::new("gpg")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "gpg is required under CI=true"
+            );
+            return;
+        }
+        let home = std::env::temp_dir().join(format!("mesh-pgp-prefs-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&home);
+        std::fs::create_dir_all(&home).expect("home");
+        std::fs::set_permissions(&home, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .expect("chmod");
+        let fpr = new.fingerprint().to_hex();
+        // The user ID's preferences as GnuPG reads them (field 13 of the
+        // `uid` record `--edit-key` lists).
+        let prefs = |c: &Cert, name: &str| {
+            let f = home.join(name);
+            std::fs::write(&f, armor(c).expect("armor")).expect("write");
+            let run = |args: &[&str]| {
+                use std::io::Write;
+                let mut child = std::process::Command::new("gpg")
+                    .arg("--homedir")
+                    .arg(&home)
+                    .args(["--no-tty", "--command-fd", "0", "--with-colons"])
+                    .args(args)
+                    .stdin(std::process::Stdio::piped())
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .expect("gpg");
+                child
+                    .stdin
+                    .take()
+                    .expect("stdin")
+                    .write_all(b"quit\n")
+                    .expect("quit");
+                let o = child.wait_with_output().expect("gpg");
+                assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+                String::from_utf8_lossy(&o.stdout).to_string()
+            };
+            run(&["--batch", "--import", f.to_str().expect("p")]);
+            let listing = run(&["--edit-key", &fpr]);
+            listing
+                .lines()
+                .find(|l| l.starts_with("uid:"))
+                .and_then(|l| l.split(':').nth(12))
+                .unwrap_or_default()
+                .to_string()
+        };
+        let before = prefs(&old, "old.asc");
+        let after = prefs(&new, "new.asc");
+        // An old copy arriving later (a key server, a WKD cache) does not
+        // take them away: the new self-signature is the newer one.
+        let again = prefs(&old, "old-again.asc");
+        let _ = gpg_agent_stop(&home);
+        let _ = std::fs::remove_dir_all(&home);
+        // S9 AES-256, S7 AES-128, H10 SHA-512, H8 SHA-256, Z0 uncompressed.
+        assert!(!before.contains("S9"), "{before}");
+        assert_eq!(after, "S9 S7 H10 H8 Z0,mdc", "was {before:?}");
+        assert_eq!(again, after);
     }
 
     fn gpg_agent_stop(home: &std::path::Path) -> std::io::Result<std::process::Output> {

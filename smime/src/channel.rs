@@ -24,11 +24,66 @@ pub const SIGNING_VALIDITY: u64 = 365 * 86400;
 pub(crate) const CT_SMIME_KEY: &str = "SmimeEncryptionKey";
 
 /// The `smime` application entry.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SmimeCa {
     /// The CA certificate, PEM.
     #[serde(rename = "CaCertificate")]
     pub ca_certificate: String,
+    /// The administrator epoch whose seed derives it (0 in entries written
+    /// before it was recorded).
+    #[serde(rename = "Epoch", default)]
+    pub epoch: u32,
+    /// The CAs of earlier administrator epochs: mail signed under one
+    /// before it was retired still verifies, and says so (issue 22.6).
+    #[serde(rename = "Retired", default, skip_serializing_if = "Vec::is_empty")]
+    pub retired: Vec<RetiredCa>,
+}
+
+/// The CA of an earlier administrator epoch.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetiredCa {
+    /// Its administrator epoch.
+    #[serde(rename = "Epoch")]
+    pub epoch: u32,
+    /// The CA certificate, PEM.
+    #[serde(rename = "CaCertificate")]
+    pub ca_certificate: String,
+    /// When a new epoch's CA replaced it (seconds since the Unix epoch);
+    /// absent for CAs retired before this was recorded.
+    #[serde(rename = "Retired", default, skip_serializing_if = "Option::is_none")]
+    pub retired: Option<u64>,
+}
+
+/// The CAs of earlier epochs: those already published, and every earlier
+/// epoch whose seed the administrator holds (its CA is a function of the
+/// seed), so that accounts whose epoch changed before CAs were kept get
+/// them too. The CA being replaced now is dated now. An epoch whose seed
+/// is not held (a thief's, not wrapped to escrow) is never listed.
+fn retired_cas(
+    view: &AccountView,
+    admin: &AccountKeys,
+    published: Option<&SmimeCa>,
+) -> Result<Vec<RetiredCa>> {
+    let mut out = published.map(|p| p.retired.clone()).unwrap_or_default();
+    for epoch in 0..admin.epoch() {
+        if out.iter().any(|r| r.epoch == epoch) {
+            continue;
+        }
+        let Some(seed) = admin.seed_for(epoch) else {
+            continue;
+        };
+        let name = mesh_core::derive::key_name("Online", "Account", "SmimeCa", epoch);
+        let key = mesh_core::keys::p256_signing_key(seed, &name);
+        let pem = crate::ca_certificate(&P256Signer::new(key), &view.address).map_err(internal)?;
+        let retired = published.is_some_and(|p| p.ca_certificate == pem).then(now);
+        out.push(RetiredCa {
+            epoch,
+            ca_certificate: pem,
+            retired,
+        });
+    }
+    out.sort_by_key(|r| r.epoch);
+    Ok(out)
 }
 
 /// A device's signing certificate (`smime-cert:<device UDF>`).
@@ -127,16 +182,14 @@ impl Plugin for SmimePlugin {
         // A new administrator epoch brings a new CA (the old one may be a
         // revoked administrator's): publish it, and re-issue below.
         let pem = crate::ca_certificate(&ca, &view.address).map_err(internal)?;
-        if view
-            .app::<SmimeCa>(APP_SMIME)?
-            .is_none_or(|c| c.ca_certificate != pem)
-        {
-            out.push(AppEntry::new(
-                APP_SMIME,
-                &SmimeCa {
-                    ca_certificate: pem.clone(),
-                },
-            ));
+        let published = view.app::<SmimeCa>(APP_SMIME)?;
+        let wanted = SmimeCa {
+            ca_certificate: pem.clone(),
+            epoch: admin.epoch(),
+            retired: retired_cas(view, admin, published.as_ref())?,
+        };
+        if published.as_ref() != Some(&wanted) {
+            out.push(AppEntry::new(APP_SMIME, &wanted));
         }
         out.extend(signing_entries(view, &ca)?);
         let (enc, rotated) = encryption_entries(view, admin, &ca)?;

@@ -202,9 +202,39 @@ pub fn sign(
 }
 
 /// What `verify` and `decrypt` trust: the account's CA, the `--ca`
-/// certificates (PEM files' contents), and the system trust store.
+/// certificates (PEM files' contents), the account's CAs of earlier
+/// administrator epochs (said of each signature under one), and the
+/// system trust store.
 pub fn trust(view: &AccountView, ca_pems: &[String]) -> Result<crate::verify::Trust> {
-    let mut anchors = vec![der(&ca_pem(view)?)?];
+    let mut t = trust_without_account(ca_pems)?;
+    t.anchors.insert(0, der(&ca_pem(view)?)?);
+    let retired = view
+        .app::<SmimeCa>(APP_SMIME)?
+        .map(|c| c.retired)
+        .unwrap_or_default();
+    for r in retired {
+        t.retired.push((der(&r.ca_certificate)?, retired_label(&r)));
+    }
+    Ok(t)
+}
+
+/// What a signature under a retired CA is said to be signed under.
+fn retired_label(r: &crate::channel::RetiredCa) -> String {
+    let when = r
+        .retired
+        .and_then(|t| time::OffsetDateTime::from_unix_timestamp(i64::try_from(t).ok()?).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| format!("when epoch {} began", r.epoch + 1));
+    format!("the account's CA of epoch {} (retired {when})", r.epoch)
+}
+
+/// The `--ca` certificates and the system trust store only: `verify` on a
+/// machine with no Mesh account.
+pub fn trust_without_account(ca_pems: &[String]) -> Result<crate::verify::Trust> {
+    let mut anchors = Vec::new();
     for pem in ca_pems {
         let certs = crate::pem_certificates(pem).map_err(cms_err)?;
         if certs.is_empty() {
@@ -217,7 +247,22 @@ pub fn trust(view: &AccountView, ca_pems: &[String]) -> Result<crate::verify::Tr
     Ok(crate::verify::Trust {
         anchors,
         system: Some(crate::verify::SYSTEM_TRUST_STORE.into()),
+        retired: Vec::new(),
     })
+}
+
+/// `mesh smime verify` with no account: signed layers only, against
+/// `trust`; an encrypted layer needs a device of the account.
+pub fn open_without_account(
+    message: &[u8],
+    trust: crate::verify::Trust,
+) -> std::result::Result<crate::mail::Opened, MailError> {
+    let keys = || -> Result<Vec<crate::decrypt::HeldKey>> {
+        Err(PluginError::NotFound(
+            "the message is encrypted, and this machine has no Mesh account to decrypt it".into(),
+        ))
+    };
+    crate::mail::open(message, &crate::mail::Context { trust, keys: &keys })
 }
 
 /// `mesh smime verify` and `decrypt`: open every layer of a message, with

@@ -361,6 +361,7 @@ mod tests {
                 trust: Trust {
                     anchors: vec![f.ca.clone()],
                     system: None,
+                    retired: Vec::new(),
                 },
                 keys: &keys,
             },
@@ -419,7 +420,11 @@ mod tests {
             open(
                 &msg,
                 &Context {
-                    trust: Trust { anchors, system },
+                    trust: Trust {
+                        anchors,
+                        system,
+                        retired: Vec::new(),
+                    },
                     keys: &keys,
                 },
             )
@@ -437,6 +442,42 @@ mod tests {
             "the signer's own certificate as an anchor"
         );
         let _ = std::fs::remove_file(&bundle);
+    }
+
+    /// Issue 22.6: a signer under a retired CA of the account verifies and
+    /// says which; with no such CA it is untrusted.
+    #[test]
+    fn a_retired_ca_verifies_and_is_named() {
+        let f = fixture();
+        let s = Signer {
+            key: &f.device,
+            cert: &f.cert,
+            chain: &[],
+        };
+        let msg = sign(b"hello\n", &s, SignForm::Multipart).expect("sign");
+        let keys = || Ok(Vec::new());
+        let with = |retired: Vec<(Vec<u8>, String)>| {
+            open(
+                &msg,
+                &Context {
+                    trust: Trust {
+                        anchors: Vec::new(),
+                        system: None,
+                        retired,
+                    },
+                    keys: &keys,
+                },
+            )
+        };
+        let label = "the account's CA of epoch 0 (retired …)".to_string();
+        let o = with(vec![(f.ca.clone(), label.clone())]).expect("verifies");
+        assert_eq!(o.signers[0].retired_ca.as_deref(), Some(label.as_str()));
+        assert!(matches!(
+            with(Vec::new()),
+            Err(MailError::Cms(CmsError::Untrusted(_)))
+        ));
+        let current = open_with(&f, &msg).expect("current CA");
+        assert_eq!(current.signers[0].retired_ca, None);
     }
 
     #[test]

@@ -70,6 +70,10 @@ pub enum CmsError {
     /// The message digest attribute does not match the content.
     #[error("the content does not match its digest")]
     ContentMismatch,
+    /// A `multipart/signed` whose signature encapsulates content of its
+    /// own: the signature-spoofing layout (docs/DESIGN.md, hostile cases).
+    #[error("a multipart/signed whose signature carries its own content (not detached): what it signs is not the part a mail client shows")]
+    NotDetached,
     /// The signer's certificate does not chain to a trusted CA.
     #[error("untrusted signer: {0}")]
     Untrusted(String),
@@ -88,6 +92,7 @@ impl CmsError {
             CmsError::DoesNotDecrypt => "the message names this account's certificate but does not open with its key: it was altered or truncated, or encrypted to a certificate that only looks like ours; ask the sender for it again",
             CmsError::BadSignature(_) => "the message was changed after it was signed, or the signature is not the certificate's key's",
             CmsError::ContentMismatch => "the content was changed after signing (line endings count: keep the message exactly as received)",
+            CmsError::NotDetached => "do not trust the part shown as signed: a multipart/signed must carry a detached signature, and this layout is how a signature is made to appear over text it does not sign; ask the sender to sign again",
             CmsError::Untrusted(_) => "if you trust the signer's CA, pass its certificate with --ca FILE",
             CmsError::Build(_) => "check the certificate given with --recipient (PEM, an RSA key)",
         }

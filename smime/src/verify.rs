@@ -37,6 +37,9 @@ pub struct Trust {
     pub anchors: Vec<Vec<u8>>,
     /// A PEM bundle of further anchors, read only if needed.
     pub system: Option<std::path::PathBuf>,
+    /// The account's CAs of earlier administrator epochs (DER), each with
+    /// what to say of a signature under it: tried after `anchors`.
+    pub retired: Vec<(Vec<u8>, String)>,
 }
 
 /// Who signed a verified layer.
@@ -46,6 +49,9 @@ pub struct Verified {
     pub signer: String,
     /// The signer's e-mail address (rfc822Name, else the subject's emailAddress).
     pub email: Option<String>,
+    /// When the signer chains to a retired CA of the account: which one
+    /// (its [`Trust::retired`] label).
+    pub retired_ca: Option<String>,
 }
 
 /// Verify SignedData (DER). `detached` is the content when the message
@@ -62,7 +68,12 @@ pub fn verify(
     }
     let sd: SignedData = ci.content.decode_as().map_err(damaged)?;
     let content = Zeroizing::new(match (&sd.encap_content_info.econtent, detached) {
-        (Some(c), _) => OctetString::from_der(&c.to_der().map_err(damaged)?)
+        // A multipart/signed whose signature carries content of its own:
+        // what it signs is not the part a mail client shows (RFC 8551
+        // §3.5.3 wants it detached). Checking either would let a
+        // signature over one text vouch for another.
+        (Some(_), Some(_)) => return Err(CmsError::NotDetached),
+        (Some(c), None) => OctetString::from_der(&c.to_der().map_err(damaged)?)
             .map_err(damaged)?
             .as_bytes()
             .to_vec(),
@@ -93,10 +104,11 @@ pub fn verify(
         .unwrap_or_default();
     let signer = find_signer(si, &certs)?;
     check_signer_info(si, signer, &content)?;
-    chain_to_anchor(signer, &certs, trust)?;
+    let retired_ca = chain_to_anchor(signer, &certs, trust)?;
     let who = Verified {
         signer: signer.tbs_certificate.subject.to_string(),
         email: email_of(signer),
+        retired_ca,
     };
     Ok((content, who))
 }
@@ -261,19 +273,28 @@ fn check_validity(c: &Certificate) -> Result<(), CmsError> {
 }
 
 /// Follow issuers from the signer through the message's certificates to
-/// an anchor (the given ones first, then the system store).
+/// an anchor (the given ones first, then the account's retired CAs, whose
+/// label is returned, then the system store).
 fn chain_to_anchor(
     signer: &Certificate,
     certs: &[&Certificate],
     trust: &Trust,
-) -> Result<(), CmsError> {
+) -> Result<Option<String>, CmsError> {
     let mut anchors: Vec<Certificate> = trust
         .anchors
         .iter()
         .filter_map(|d| Certificate::from_der(d).ok())
         .collect();
     if chains(signer, certs, &anchors)? {
-        return Ok(());
+        return Ok(None);
+    }
+    for (der, label) in &trust.retired {
+        let Ok(ca) = Certificate::from_der(der) else {
+            continue;
+        };
+        if chains(signer, certs, std::slice::from_ref(&ca))? {
+            return Ok(Some(label.clone()));
+        }
     }
     if let Some(path) = &trust.system {
         anchors = std::fs::read_to_string(path)
@@ -284,7 +305,7 @@ fn chain_to_anchor(
             .filter_map(|d| Certificate::from_der(d).ok())
             .collect();
         if chains(signer, certs, &anchors)? {
-            return Ok(());
+            return Ok(None);
         }
     }
     Err(CmsError::Untrusted(format!(

@@ -27,10 +27,19 @@ pub(crate) fn run(home: &Path, cmd: SmimeCmd, j: bool) -> Result<()> {
             let out = mesh_smime::device::sign(dh, view, &data, form).map_err(mail_err)?;
             write_opt(output.as_deref(), &out)
         }),
-        SmimeCmd::Verify { input, output, ca } => with_view(home, |dh, view| {
+        SmimeCmd::Verify { input, output, ca } => {
             let data = read_opt(input.as_deref())?;
-            let trust = mesh_smime::device::trust(view, &read_cas(&ca)?)?;
-            let opened = mesh_smime::device::open(dh, view, &data, trust).map_err(mail_err)?;
+            let cas = read_cas(&ca)?;
+            let opened = if has_account(home)? {
+                with_view(home, |dh, view| {
+                    let trust = mesh_smime::device::trust(view, &cas)?;
+                    mesh_smime::device::open(dh, view, &data, trust).map_err(mail_err)
+                })?
+            } else {
+                // A machine with no account: --ca and the system store only.
+                let trust = mesh_smime::device::trust_without_account(&cas)?;
+                mesh_smime::device::open_without_account(&data, trust).map_err(mail_err)?
+            };
             if opened.signers.is_empty() {
                 return Err(mail_err(mesh_smime::mail::MailError::NotSigned));
             }
@@ -46,11 +55,11 @@ pub(crate) fn run(home: &Path, cmd: SmimeCmd, j: bool) -> Result<()> {
             let signers: Vec<serde_json::Value> = opened
                 .signers
                 .iter()
-                .map(|s| json!({"email": s.email, "subject": s.signer}))
+                .map(|s| json!({"email": s.email, "subject": s.signer, "retired_ca": s.retired_ca}))
                 .collect();
             emit(j, json!({ "signers": signers }), &emails.join("\n"));
             Ok(())
-        }),
+        }
         SmimeCmd::Encrypt {
             input,
             output,
@@ -106,7 +115,28 @@ fn read_cas(files: &[std::path::PathBuf]) -> Result<Vec<String>> {
 
 fn report_signers(opened: &mesh_smime::mail::Opened) {
     for s in &opened.signers {
-        eprintln!("mesh: good signature by {}", s.signer);
+        match &s.retired_ca {
+            None => eprintln!("mesh: good signature by {}", s.signer),
+            Some(ca) => eprintln!(
+                "mesh: good signature by {}, signed under {ca}: an administrator revoked since held that CA's key, so trust it for mail from before then",
+                s.signer
+            ),
+        }
+    }
+}
+
+/// Whether this home holds an account (a missing or empty home does not).
+fn has_account(home: &Path) -> Result<bool> {
+    use mesh_account::store::{Store, StoreError};
+    let store = match Store::open(home, false) {
+        Ok(s) => s,
+        Err(StoreError::NoStore(_)) => return Ok(false),
+        Err(e) => return Err(e.into()),
+    };
+    match mesh_account::account(&store) {
+        Ok(_) => Ok(true),
+        Err(mesh_account::AccountError::NoAccount) => Ok(false),
+        Err(e) => Err(e.into()),
     }
 }
 

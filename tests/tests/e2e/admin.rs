@@ -15,6 +15,7 @@ mod epochs;
 mod fork;
 mod names;
 mod pins;
+mod retired_ca;
 mod roles;
 mod rotate;
 mod times;

@@ -12,6 +12,7 @@ use mesh_tests::{require_tool, Device, PortalProc, Scratch};
 mod epochs;
 mod oracle;
 mod refused;
+mod spoof;
 
 const ADDR: &str = "alice@example.com";
 const BODY: &str = "Hello S/MIME\r\nsecond line\r\n";

@@ -575,3 +575,112 @@ fn pgp_exports_install_in_both_formats_stay_current_and_wkd_serves_both_layouts(
     );
     stop_agents(&[&g1, &g2, &g3]);
 }
+
+/// The user ID's preferences as GnuPG reads them: field 13 of the `uid`
+/// record `--edit-key` lists.
+fn uid_prefs(home: &Path, fpr: &str) -> String {
+    use std::io::Write;
+    let mut child = Command::new("gpg")
+        .arg("--homedir")
+        .arg(home)
+        .args([
+            "--no-tty",
+            "--command-fd",
+            "0",
+            "--with-colons",
+            "--edit-key",
+            fpr,
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("gpg");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"quit\n")
+        .expect("quit");
+    let o = child.wait_with_output().expect("gpg");
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .find(|l| l.starts_with("uid:"))
+        .and_then(|l| l.split(':').nth(12))
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Issue 22.2: the certificate states its algorithm preferences, so gpg
+/// encrypts to it with AES (not 3DES), and `sq` decrypts that mail with
+/// the key `pgp export-secret` writes.
+#[test]
+fn gpg_encrypts_to_the_account_with_aes_and_sq_decrypts_with_the_export() {
+    if !require_tool("gpg") || !require_tool("sq") {
+        return;
+    }
+    let dir = Scratch::new("pgp-prefs");
+    let portal = PortalProc::start(&dir.path("portal"));
+    let a = Device::create_account(&dir.0, ADDR, &portal.url);
+    let s = |p: &Path| p.to_str().expect("utf8").to_string();
+    let (peer, mine) = (home(&dir.0, "gnupg-peer"), home(&dir.0, "gnupg-mine"));
+    let fpr = a
+        .ok(&["pgp", "install", "--gnupghome", &s(&mine)])
+        .trim()
+        .to_string();
+    let cert = dir.path("cert.asc");
+    std::fs::write(&cert, a.ok(&["pgp", "cert", "--armor"])).expect("cert");
+    assert!(gpg(&peer, &["--import", &s(&cert)], None).status.success());
+    // S9 AES-256, S7 AES-128, H10 SHA-512, H8 SHA-256, Z0 uncompressed; MDC.
+    for h in [&peer, &mine] {
+        assert_eq!(uid_prefs(h, &fpr), "S9 S7 H10 H8 Z0,mdc");
+    }
+
+    // A correspondent's gpg encrypts to the account: AES-256.
+    let msg = dir.path("msg");
+    std::fs::write(&msg, "for alice\n").expect("msg");
+    let enc = dir.path("msg.gpg");
+    let o = gpg(
+        &peer,
+        &[
+            "--trust-model",
+            "always",
+            "--encrypt",
+            "-r",
+            ADDR,
+            "--output",
+            &s(&enc),
+            &s(&msg),
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = gpg(&mine, &["--verbose", "--list-packets", &s(&enc)], None);
+    let packets = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        packets.contains("AES256") && !packets.contains("3DES"),
+        "{packets}"
+    );
+    // DECRYPTION_INFO <mdc method> <cipher>: 2 SEIPDv1 with MDC, 9 AES-256.
+    assert!(
+        packets.contains("mdc_method: 2") && packets.contains("DECRYPTION_INFO 2 9 "),
+        "{packets}"
+    );
+
+    // sq (Sequoia) reads it with the exported key.
+    let key = dir.path("key.asc");
+    a.ok(&["pgp", "export-secret", "--armor", "--output", &s(&key)]);
+    let o = Command::new("sq")
+        .args(["decrypt", "--recipient-key"])
+        .arg(&key)
+        .arg(&enc)
+        .output()
+        .expect("sq");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "for alice\n");
+    stop_agents(&[&peer, &mine]);
+}
