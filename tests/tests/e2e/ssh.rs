@@ -199,6 +199,57 @@ fn certificates_trusted_by_ca_and_revoked_by_krl() {
     assert!(sshd.logs_in(&ag_a.sock, &cert_a), "a still logs in");
 }
 
+/// A server set up as the README says on the day the account is created:
+/// the KRL timer writes the account's signed empty KRL, which sshd reads
+/// (a missing `RevokedKeys` file refuses every key) and `ssh-keygen -Q`
+/// queries.
+#[test]
+fn a_fresh_accounts_krl_lets_its_devices_log_in() {
+    if !can_run_sshd() {
+        return;
+    }
+    let dir = Scratch::new("fresh-krl");
+    let portal = PortalProc::start(&dir.path("portal"));
+    let a = Device::new(&dir.0, "a");
+    a.ok(&["device", "init", "--name", "laptop"]);
+    let udf = a.create(ADDR, &portal.url);
+    let krl = dir.path("revoked.krl");
+    let krl_s = krl.display().to_string();
+    let fetch = [
+        "ssh",
+        "krl",
+        "--account",
+        &udf,
+        "--portal",
+        &portal.url,
+        "--output",
+        &krl_s,
+    ];
+    let f = a.json(&fetch);
+    assert_eq!(f["replaced"], true, "{f}");
+    // The next fetch finds it current.
+    assert_eq!(a.json(&fetch)["replaced"], false);
+    let pub_a = write(&dir.0, "a.pub", &a.ok(&["ssh", "public-key"]));
+    let q = Command::new("ssh-keygen")
+        .arg("-Q")
+        .arg("-f")
+        .arg(&krl)
+        .arg(&pub_a)
+        .output()
+        .expect("ssh-keygen -Q");
+    let said = String::from_utf8_lossy(&q.stdout);
+    assert!(q.status.success() && said.contains(": ok"), "{said}");
+    let sshd = Sshd::start(
+        &dir.path("sshd"),
+        &[
+            format!("AuthorizedKeysFile {}", pub_a.display()),
+            format!("RevokedKeys {}", krl.display()),
+        ],
+    );
+    let ag = RunningAgent::start(&a);
+    assert!(sshd.logs_in(&ag.sock, &pub_a), "the device logs in");
+}
+
 fn keygen(dir: &Path, name: &str, args: &[&str]) -> PathBuf {
     let k = dir.join(name);
     let o = Command::new("ssh-keygen")
