@@ -545,8 +545,7 @@ fn malformed_frames_many_clients_and_other_users_do_not_disturb_the_agent() {
 
     // Many clients at once.
     if mesh_tests::require_tool("python3") {
-        let load = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../shared/recipes/agent_load.py");
+        let load = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/agent_load.py");
         if load.is_file() {
             let o = Command::new("python3")
                 .arg(&load)
