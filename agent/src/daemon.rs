@@ -170,8 +170,14 @@ pub struct Status {
     pub last_sync: Option<u64>,
     /// Whether the portal answered the last attempt.
     pub portal_reachable: Option<bool>,
-    /// The last sync error.
+    /// The last sync error (or a channel's warning), while it lasts.
     pub last_error: Option<String>,
+    /// When it happened (seconds since the Unix epoch).
+    #[serde(default)]
+    pub last_error_at: Option<u64>,
+    /// The account's administrator epoch this device follows.
+    #[serde(default)]
+    pub epoch: Option<u32>,
     /// This device was revoked.
     pub revoked: bool,
 }
@@ -196,12 +202,36 @@ fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
-type SyncOutcome = (
-    Result<(), AccountError>,
-    Option<Vec<mesh_ssh::agent::MeshIdentity>>,
-    Status,
-    Option<QuickView>,
-);
+/// What one sync did, for the loop to serve and log.
+struct SyncOutcome {
+    result: Result<(), AccountError>,
+    /// The identities to serve, when they may have changed.
+    ids: Option<Vec<mesh_ssh::agent::MeshIdentity>>,
+    status: Status,
+    quick: Option<QuickView>,
+    /// Lines for the log: revocations, a wipe, an epoch change, a rotation.
+    notes: Vec<String>,
+    /// Every channel ran (its warnings, if any, are the status's error).
+    full: bool,
+}
+
+impl SyncOutcome {
+    fn new(status: Status) -> SyncOutcome {
+        SyncOutcome {
+            result: Ok(()),
+            ids: None,
+            status,
+            quick: None,
+            notes: Vec::new(),
+            full: false,
+        }
+    }
+}
+
+/// The administrator epoch of a verified state (0: the profile's own keys).
+fn epoch_of(a: &mesh_account::AccountState) -> u32 {
+    a.history.epochs.last().map_or(0, |e| e.number)
+}
 
 /// How long one long-poll waits at the portal (seconds).
 const LONG_POLL: u64 = mesh_core::portal::MAX_WAIT;
@@ -221,7 +251,9 @@ fn sync_once(
     if let (Some(q), false) = (&quick, full_due) {
         // A change, or a refusal (revoked, rotated), is the full sync's to handle.
         if let Ok(false) = q.changed(LONG_POLL) {
-            return (Ok(()), None, last.clone(), quick);
+            let mut out = SyncOutcome::new(last.clone());
+            out.quick = quick;
+            return out;
         }
         moved = true;
     }
@@ -240,49 +272,92 @@ fn sync_once(
 /// same lock: indices a concurrent `mesh` command writes later show up as
 /// changes at the next quick check, never as "already seen".
 fn full_sync(home: &Path, converge: Converge) -> SyncOutcome {
-    let mut st = Status::default();
+    let mut out = SyncOutcome::new(Status::default());
     let mut store = match Store::open(home, false) {
         Ok(s) => s,
-        Err(e) => return (Err(e.into()), None, st, None),
+        Err(e) => {
+            out.result = Err(e.into());
+            return out;
+        }
     };
-    st.device = store.state().device.as_ref().map(|d| d.udf.clone());
+    out.status.device = store.state().device.as_ref().map(|d| d.udf.clone());
     let Ok(a) = mesh_account::account(&store) else {
-        return (Ok(()), Some(Vec::new()), st, None);
+        out.ids = Some(Vec::new());
+        return out;
     };
-    st.account = Some(a.address.clone());
+    out.status.account = Some(a.address.clone());
+    let before = epoch_of(&a);
+    out.status.epoch = Some(before);
+    drop(a);
     let host = crate::host();
     // The sync also lets every channel bring this device up to date
     // (GnuPG homes, NSS databases follow a join, a rotation, a revocation).
     let mut skipped = false;
-    let r = mesh_account::sync::sync_with(&mut store, &host, converge).map(|report| {
-        if !report.warnings.is_empty() {
-            st.last_error = Some(report.warnings.join("; "));
+    out.result = match mesh_account::sync::sync_with(&mut store, &host, converge) {
+        Ok(report) => {
+            if !report.warnings.is_empty() {
+                out.status.last_error = Some(report.warnings.join("; "));
+            }
+            skipped = report.skipped;
+            out.full = !skipped;
+            out.notes.extend(
+                report
+                    .revoked_devices
+                    .iter()
+                    .map(|d| format!("device {d} was revoked from the account")),
+            );
+            if report.rotated {
+                out.notes
+                    .push("this device's keys were rotated: it uses the new ones".into());
+            }
+            Ok(())
         }
-        skipped = report.skipped;
-    });
-    if let Err(AccountError::Revoked(_)) = &r {
-        st.revoked = true;
-        return (r, Some(Vec::new()), st, None);
+        Err(e) => Err(e),
+    };
+    if let Err(AccountError::Revoked(address)) = &out.result {
+        out.status.revoked = true;
+        out.ids = Some(Vec::new());
+        let wiped = mesh_account::account(&store)
+            .map(|a| a.wiped)
+            .unwrap_or_default();
+        out.notes.push(format!(
+            "revoked from {address} (the administrators' signed proof verified): wiped {}; exiting",
+            if wiped.is_empty() {
+                "this home's secrets".to_string()
+            } else {
+                format!("this home's secrets and {}", wiped.join("; "))
+            }
+        ));
+        return out;
     }
     // Nothing changed: the identities served are still the right ones.
-    let ids = if skipped {
-        None
-    } else {
-        identities(&store).ok()
-    };
-    let quick = mesh_account::sync::quick_view(&store).ok();
-    (r, ids, st, quick)
+    if !skipped {
+        if let Ok(a) = mesh_account::account(&store) {
+            let after = epoch_of(&a);
+            out.status.epoch = Some(after);
+            if after != before {
+                out.notes.push(format!(
+                    "the account's administrator epoch changed from {before} to {after} (an administrator was revoked, or the account recovered): new CAs and keys adopted"
+                ));
+            }
+            out.ids = identities(&store, &a).ok();
+        }
+    }
+    out.quick = mesh_account::sync::quick_view(&store).ok();
+    out
 }
 
 /// The Mesh identities this device serves (none unless an active member).
-fn identities(store: &Store) -> Result<Vec<mesh_ssh::agent::MeshIdentity>, AccountError> {
-    let a = mesh_account::account(store)?;
+fn identities(
+    store: &Store,
+    a: &mesh_account::AccountState,
+) -> Result<Vec<mesh_ssh::agent::MeshIdentity>, AccountError> {
     if a.membership != Membership::Member {
         return Ok(Vec::new());
     }
     // The SSH identity needs no other channel's checks: a damaged OpenPGP
     // entry must not take the device's SSH key away.
-    let view = mesh_account::host::view_of(&a)?;
+    let view = mesh_account::host::view_of(a)?;
     let dh = mesh_account::StoreHost::new(store)?;
     Ok(mesh_ssh::channel::identities(&dh, &view)?)
 }
@@ -291,79 +366,131 @@ fn identities(store: &Store) -> Result<Vec<mesh_ssh::agent::MeshIdentity>, Accou
 /// the quick check cannot see.
 const FULL_SYNC: Duration = Duration::from_secs(600);
 
+/// The loop's pace and memory between syncs.
+struct Pace {
+    interval: Duration,
+    /// Until the next attempt when no long-poll waits.
+    wait: Duration,
+    /// The next sync is a full one that runs every channel.
+    forced: bool,
+    /// The last full sync's channel warnings (a quick check keeps them).
+    warning: Option<String>,
+    /// What the log already says.
+    logged: crate::agent_log::Errors,
+}
+
 async fn sync_loop(home: PathBuf, shared: Arc<Shared>, interval: Duration) {
-    let mut wait = interval;
+    let mut pace = Pace {
+        interval,
+        wait: interval,
+        forced: true,
+        warning: None,
+        logged: Default::default(),
+    };
     let mut quick: Option<QuickView> = None;
     let mut last_full = std::time::Instant::now();
-    let mut forced = true;
     loop {
         let h = home.clone();
-        let due = forced || last_full.elapsed() >= FULL_SYNC;
+        let due = pace.forced || last_full.elapsed() >= FULL_SYNC;
         let last = shared.status.read().await.clone();
         let q = quick.take();
-        let f = forced;
+        let f = pace.forced;
         let task = tokio::task::spawn_blocking(move || sync_once(&h, q, due, f, &last));
         // A `mesh sync` or a stop does not wait for the long-poll to end.
-        let (r, ids, fresh, next_quick) = tokio::select! {
-            r = task => r.unwrap_or_else(|_| (Ok(()), None, Status::default(), None)),
+        let mut out = tokio::select! {
+            r = task => r.unwrap_or_else(|_| SyncOutcome::new(Status::default())),
             _ = shared.sync_now.notified() => {
-                forced = true;
+                pace.forced = true;
                 continue;
             }
             _ = shared.stop.notified() => return,
         };
-        quick = next_quick;
-        if due || ids.is_some() {
+        quick = out.quick.take();
+        if due || out.ids.is_some() {
             last_full = std::time::Instant::now();
         }
-        forced = false;
-        if let Some(ids) = ids {
+        if out.full {
+            pace.warning = out.status.last_error.take();
+        }
+        pace.forced = false;
+        for n in &out.notes {
+            crate::agent_log::line(n);
+        }
+        if let Some(ids) = out.ids.take() {
             shared.agent.set_mesh_identities(ids).await;
         }
-        {
-            let (mesh, added) = shared.agent.count().await;
-            let mut s = shared.status.write().await;
-            s.account = fresh.account;
-            s.device = fresh.device;
-            s.revoked |= fresh.revoked;
-            s.mesh_keys = mesh;
-            s.added_keys = added;
-            match &r {
-                Ok(()) => {
-                    s.last_sync = Some(unix_now());
-                    s.portal_reachable = Some(true);
-                    s.last_error = None;
-                    wait = interval;
-                }
-                Err(e) => {
-                    s.portal_reachable = Some(!matches!(
-                        e,
-                        AccountError::Client(mesh_account::client::ClientError::Unreachable { .. })
-                    ));
-                    s.last_error = Some(e.to_string());
-                    // Back off while the portal is away, up to a minute; other
-                    // errors (a write that met another administrator's) retry
-                    // at the usual pace, with a full sync.
-                    if s.portal_reachable == Some(false) {
-                        wait = (wait * 2).min(Duration::from_secs(60)).max(interval);
-                    } else {
-                        wait = interval;
-                        forced = true;
-                    }
-                }
-            }
-        }
+        record(&shared, &out, &mut pace).await;
         shared.synced.notify_waiters();
-        if r.is_ok() && quick.is_some() {
+        if matches!(out.result, Err(AccountError::Revoked(_))) {
+            // Wiped, serving nothing: stop (the serve loop may not wait
+            // yet, so a permit is left for it too).
+            shared.stop.notify_waiters();
+            shared.stop.notify_one();
+            return;
+        }
+        if out.result.is_ok() && quick.is_some() {
             // The next long-poll is the wait.
             continue;
         }
         tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = shared.sync_now.notified() => forced = true,
+            _ = tokio::time::sleep(pace.wait) => {}
+            _ = shared.sync_now.notified() => pace.forced = true,
             _ = shared.stop.notified() => return,
         }
     }
+}
+
+/// Bring the status up to a sync's outcome, log an error or warning that
+/// is new, and set the pace of the next attempt.
+async fn record(shared: &Shared, out: &SyncOutcome, pace: &mut Pace) {
+    let (mesh, added) = shared.agent.count().await;
+    let mut s = shared.status.write().await;
+    let fresh = &out.status;
+    s.account = fresh.account.clone();
+    s.device = fresh.device.clone();
+    s.epoch = fresh.epoch.or(s.epoch);
+    s.revoked |= fresh.revoked;
+    s.mesh_keys = mesh;
+    s.added_keys = added;
+    let now = unix_now();
+    let error = match &out.result {
+        Ok(()) => {
+            s.last_sync = Some(now);
+            s.portal_reachable = Some(true);
+            pace.wait = pace.interval;
+            match &pace.warning {
+                Some(w) => pace.logged.failed(format!("sync warning: {w}")),
+                None => pace.logged.ok(),
+            }
+            pace.warning.clone()
+        }
+        Err(e) => {
+            s.portal_reachable = Some(!matches!(
+                e,
+                AccountError::Client(mesh_account::client::ClientError::Unreachable { .. })
+            ));
+            // The revocation has its own line (what was wiped).
+            if !matches!(e, AccountError::Revoked(_)) {
+                pace.logged.failed(crate::agent_log::sync_error(e));
+            }
+            // Back off while the portal is away, up to a minute; other
+            // errors (a write that met another administrator's) retry
+            // at the usual pace, with a full sync.
+            if s.portal_reachable == Some(false) {
+                pace.wait = (pace.wait * 2)
+                    .min(Duration::from_secs(60))
+                    .max(pace.interval);
+            } else {
+                pace.wait = pace.interval;
+                pace.forced = true;
+            }
+            Some(e.to_string())
+        }
+    };
+    if error.is_none() || error != s.last_error {
+        s.last_error_at = error.as_ref().map(|_| now);
+    }
+    s.last_error = error;
 }
 
 async fn control(stream: UnixStream, shared: Arc<Shared>) {
@@ -425,6 +552,15 @@ fn refuse_revoked(home: &Path) -> Result<(), DaemonError> {
     }
 }
 
+/// Why no agent answers for `home`: a revoked home's agent wiped it and
+/// exited; otherwise `e` as it is.
+pub fn why_not_running(home: &Path, e: DaemonError) -> DaemonError {
+    match e {
+        DaemonError::NotRunning => refuse_revoked(home).err().unwrap_or(e),
+        e => e,
+    }
+}
+
 /// Serve until stopped (SIGTERM, SIGINT or `mesh agent stop`).
 pub fn run(home: &Path, interval: Duration) -> Result<(), DaemonError> {
     refuse_revoked(home)?;
@@ -463,11 +599,16 @@ pub fn run(home: &Path, interval: Duration) -> Result<(), DaemonError> {
     // The keys this device holds locally are served from the first
     // connection on; the portal is asked afterwards.
     let (initial, account_name, device) = match Store::open(home, false) {
-        Ok(s) => (
-            identities(&s).unwrap_or_default(),
-            mesh_account::account(&s).ok().map(|a| a.address),
-            s.state().device.as_ref().map(|d| d.udf.clone()),
-        ),
+        Ok(s) => {
+            let a = mesh_account::account(&s).ok();
+            (
+                a.as_ref()
+                    .and_then(|a| identities(&s, a).ok())
+                    .unwrap_or_default(),
+                a.map(|a| a.address),
+                s.state().device.as_ref().map(|d| d.udf.clone()),
+            )
+        }
         Err(_) => (Vec::new(), None, None),
     };
     let served = rt.block_on(async move {
@@ -488,6 +629,11 @@ pub fn run(home: &Path, interval: Duration) -> Result<(), DaemonError> {
             synced: Notify::new(),
             stop: Notify::new(),
         });
+        crate::agent_log::line(&format!(
+            "serving SSH_AUTH_SOCK={} (pid {})",
+            p.ssh.display(),
+            std::process::id()
+        ));
         let sync = tokio::spawn(sync_loop(home.to_path_buf(), shared.clone(), interval));
         serve(&ssh, &ctl, &shared).await;
         shared.stop.notify_waiters();
@@ -495,6 +641,10 @@ pub fn run(home: &Path, interval: Duration) -> Result<(), DaemonError> {
         let _ = std::fs::remove_file(&p.ssh);
         let _ = std::fs::remove_file(&p.control);
         drop(lock);
+        // A revoked agent said why it exits (what it wiped).
+        if !shared.status.read().await.revoked {
+            crate::agent_log::line("stopped");
+        }
         Ok(())
     });
     // A long-poll may still be waiting at the portal in a blocking thread:
