@@ -10,7 +10,7 @@
 #   krl      the fetched KRL (`mesh ssh krl --account`) revokes the phone's key (`ssh-keygen -Q`)
 #   pgp      the tablet's GnuGP home shows the phone's subkey revoked (`gpg -k`: one more `sub:r`)
 #   smime    the tablet's NSS database was re-provisioned with the new encryption key
-#   agent    the phone's agent lists no Mesh key (`ssh-add -l`)
+#   agent    the phone's agent lists no Mesh key (`ssh-add -l`), or has exited (a revoked agent wipes and exits)
 #   wipe     the phone wiped its secrets (state `wiped`)
 # Usage: tests/bench/drill.sh [RUNS] (default 5); MESH_BIN_DIR picks the
 # binaries (default target/release, else target/debug). MESH_BENCH_SMOKE=1
@@ -40,7 +40,7 @@ probe() { # $1 = channel: 0 when it is cut
       { ssh-keygen -Q -f "$D/krl-$$" "$D/b.pub" || true; } | grep -q REVOKED ;;
     pgp) [ "$(gpg --homedir "$D/c-gnupg" --with-colons -k 2>/dev/null | grep -c '^sub:r:' || true)" -gt "$SUB0" ] ;;
     smime) [ "$(cat "$D/c/plugins/smime.json")" != "$NSS0" ] ;;
-    agent) { SSH_AUTH_SOCK=$BSOCK ssh-add -l 2>&1 || true; } | grep -q 'no identities' ;;
+    agent) [ ! -S "$BSOCK" ] || { SSH_AUTH_SOCK=$BSOCK ssh-add -l 2>&1 || true; } | grep -q 'no identities' ;;
     wipe) grep -q '"wiped": true' "$D/b/state.json" ;;
   esac
 }
