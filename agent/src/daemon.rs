@@ -23,8 +23,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{Notify, RwLock, Semaphore};
 
 use mesh_account::store::Store;
-use mesh_account::sync::{Converge, QuickView};
-use mesh_account::{AccountError, Membership};
+use mesh_account::Membership;
 
 /// Most ssh-agent connections served at once.
 pub const MAX_CONNECTIONS: usize = 256;
@@ -170,8 +169,14 @@ pub struct Status {
     pub last_sync: Option<u64>,
     /// Whether the portal answered the last attempt.
     pub portal_reachable: Option<bool>,
-    /// The last sync error.
+    /// The last sync error (or a channel's warning), while it lasts.
     pub last_error: Option<String>,
+    /// When it happened (seconds since the Unix epoch).
+    #[serde(default)]
+    pub last_error_at: Option<u64>,
+    /// The account's administrator epoch this device follows.
+    #[serde(default)]
+    pub epoch: Option<u32>,
     /// This device was revoked.
     pub revoked: bool,
 }
@@ -180,6 +185,9 @@ pub struct Status {
 struct ControlRequest {
     command: String,
 }
+
+mod sync;
+use sync::{identities, sync_loop};
 
 struct Shared {
     agent: Arc<Agent>,
@@ -194,176 +202,6 @@ fn unix_now() -> u64 {
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
-}
-
-type SyncOutcome = (
-    Result<(), AccountError>,
-    Option<Vec<mesh_ssh::agent::MeshIdentity>>,
-    Status,
-    Option<QuickView>,
-);
-
-/// How long one long-poll waits at the portal (seconds).
-const LONG_POLL: u64 = mesh_core::portal::MAX_WAIT;
-
-/// One sync: pull, then load this device's identities. Blocking (store lock,
-/// HTTP). Between full syncs a long-poll (a signed Status request the portal
-/// holds until the account changes) waits for the next change, so an idle
-/// agent sends one request every 20 s and learns of a change at once.
-fn sync_once(
-    home: &Path,
-    quick: Option<QuickView>,
-    full_due: bool,
-    forced: bool,
-    last: &Status,
-) -> SyncOutcome {
-    let mut moved = false;
-    if let (Some(q), false) = (&quick, full_due) {
-        // A change, or a refusal (revoked, rotated), is the full sync's to handle.
-        if let Ok(false) = q.changed(LONG_POLL) {
-            return (Ok(()), None, last.clone(), quick);
-        }
-        moved = true;
-    }
-    // A `mesh sync` (or the first sync) repairs whatever was changed by
-    // hand, and after the quick check saw a change the channels run anyway;
-    // the periodic sync asks first and runs them only when something moved.
-    let converge = if forced || moved {
-        Converge::Always
-    } else {
-        Converge::WhenChanged
-    };
-    full_sync(home, converge)
-}
-
-/// A full sync under the store's lock. The quick view is taken under the
-/// same lock: indices a concurrent `mesh` command writes later show up as
-/// changes at the next quick check, never as "already seen".
-fn full_sync(home: &Path, converge: Converge) -> SyncOutcome {
-    let mut st = Status::default();
-    let mut store = match Store::open(home, false) {
-        Ok(s) => s,
-        Err(e) => return (Err(e.into()), None, st, None),
-    };
-    st.device = store.state().device.as_ref().map(|d| d.udf.clone());
-    let Ok(a) = mesh_account::account(&store) else {
-        return (Ok(()), Some(Vec::new()), st, None);
-    };
-    st.account = Some(a.address.clone());
-    let host = crate::host();
-    // The sync also lets every channel bring this device up to date
-    // (GnuPG homes, NSS databases follow a join, a rotation, a revocation).
-    let mut skipped = false;
-    let r = mesh_account::sync::sync_with(&mut store, &host, converge).map(|report| {
-        if !report.warnings.is_empty() {
-            st.last_error = Some(report.warnings.join("; "));
-        }
-        skipped = report.skipped;
-    });
-    if let Err(AccountError::Revoked(_)) = &r {
-        st.revoked = true;
-        return (r, Some(Vec::new()), st, None);
-    }
-    // Nothing changed: the identities served are still the right ones.
-    let ids = if skipped {
-        None
-    } else {
-        identities(&store).ok()
-    };
-    let quick = mesh_account::sync::quick_view(&store).ok();
-    (r, ids, st, quick)
-}
-
-/// The Mesh identities this device serves (none unless an active member).
-fn identities(store: &Store) -> Result<Vec<mesh_ssh::agent::MeshIdentity>, AccountError> {
-    let a = mesh_account::account(store)?;
-    if a.membership != Membership::Member {
-        return Ok(Vec::new());
-    }
-    // The SSH identity needs no other channel's checks: a damaged OpenPGP
-    // entry must not take the device's SSH key away.
-    let view = mesh_account::host::view_of(&a)?;
-    let dh = mesh_account::StoreHost::new(store)?;
-    Ok(mesh_ssh::channel::identities(&dh, &view)?)
-}
-
-/// A full sync at least this often, to renew certificates and catch what
-/// the quick check cannot see.
-const FULL_SYNC: Duration = Duration::from_secs(600);
-
-async fn sync_loop(home: PathBuf, shared: Arc<Shared>, interval: Duration) {
-    let mut wait = interval;
-    let mut quick: Option<QuickView> = None;
-    let mut last_full = std::time::Instant::now();
-    let mut forced = true;
-    loop {
-        let h = home.clone();
-        let due = forced || last_full.elapsed() >= FULL_SYNC;
-        let last = shared.status.read().await.clone();
-        let q = quick.take();
-        let f = forced;
-        let task = tokio::task::spawn_blocking(move || sync_once(&h, q, due, f, &last));
-        // A `mesh sync` or a stop does not wait for the long-poll to end.
-        let (r, ids, fresh, next_quick) = tokio::select! {
-            r = task => r.unwrap_or_else(|_| (Ok(()), None, Status::default(), None)),
-            _ = shared.sync_now.notified() => {
-                forced = true;
-                continue;
-            }
-            _ = shared.stop.notified() => return,
-        };
-        quick = next_quick;
-        if due || ids.is_some() {
-            last_full = std::time::Instant::now();
-        }
-        forced = false;
-        if let Some(ids) = ids {
-            shared.agent.set_mesh_identities(ids).await;
-        }
-        {
-            let (mesh, added) = shared.agent.count().await;
-            let mut s = shared.status.write().await;
-            s.account = fresh.account;
-            s.device = fresh.device;
-            s.revoked |= fresh.revoked;
-            s.mesh_keys = mesh;
-            s.added_keys = added;
-            match &r {
-                Ok(()) => {
-                    s.last_sync = Some(unix_now());
-                    s.portal_reachable = Some(true);
-                    s.last_error = None;
-                    wait = interval;
-                }
-                Err(e) => {
-                    s.portal_reachable = Some(!matches!(
-                        e,
-                        AccountError::Client(mesh_account::client::ClientError::Unreachable { .. })
-                    ));
-                    s.last_error = Some(e.to_string());
-                    // Back off while the portal is away, up to a minute; other
-                    // errors (a write that met another administrator's) retry
-                    // at the usual pace, with a full sync.
-                    if s.portal_reachable == Some(false) {
-                        wait = (wait * 2).min(Duration::from_secs(60)).max(interval);
-                    } else {
-                        wait = interval;
-                        forced = true;
-                    }
-                }
-            }
-        }
-        shared.synced.notify_waiters();
-        if r.is_ok() && quick.is_some() {
-            // The next long-poll is the wait.
-            continue;
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = shared.sync_now.notified() => forced = true,
-            _ = shared.stop.notified() => return,
-        }
-    }
 }
 
 async fn control(stream: UnixStream, shared: Arc<Shared>) {
@@ -425,6 +263,15 @@ fn refuse_revoked(home: &Path) -> Result<(), DaemonError> {
     }
 }
 
+/// Why no agent answers for `home`: a revoked home's agent wiped it and
+/// exited; otherwise `e` as it is.
+pub fn why_not_running(home: &Path, e: DaemonError) -> DaemonError {
+    match e {
+        DaemonError::NotRunning => refuse_revoked(home).err().unwrap_or(e),
+        e => e,
+    }
+}
+
 /// Serve until stopped (SIGTERM, SIGINT or `mesh agent stop`).
 pub fn run(home: &Path, interval: Duration) -> Result<(), DaemonError> {
     refuse_revoked(home)?;
@@ -463,11 +310,16 @@ pub fn run(home: &Path, interval: Duration) -> Result<(), DaemonError> {
     // The keys this device holds locally are served from the first
     // connection on; the portal is asked afterwards.
     let (initial, account_name, device) = match Store::open(home, false) {
-        Ok(s) => (
-            identities(&s).unwrap_or_default(),
-            mesh_account::account(&s).ok().map(|a| a.address),
-            s.state().device.as_ref().map(|d| d.udf.clone()),
-        ),
+        Ok(s) => {
+            let a = mesh_account::account(&s).ok();
+            (
+                a.as_ref()
+                    .and_then(|a| identities(&s, a).ok())
+                    .unwrap_or_default(),
+                a.map(|a| a.address),
+                s.state().device.as_ref().map(|d| d.udf.clone()),
+            )
+        }
         Err(_) => (Vec::new(), None, None),
     };
     let served = rt.block_on(async move {
@@ -488,6 +340,11 @@ pub fn run(home: &Path, interval: Duration) -> Result<(), DaemonError> {
             synced: Notify::new(),
             stop: Notify::new(),
         });
+        crate::agent_log::line(&format!(
+            "serving SSH_AUTH_SOCK={} (pid {})",
+            p.ssh.display(),
+            std::process::id()
+        ));
         let sync = tokio::spawn(sync_loop(home.to_path_buf(), shared.clone(), interval));
         serve(&ssh, &ctl, &shared).await;
         shared.stop.notify_waiters();
@@ -495,6 +352,10 @@ pub fn run(home: &Path, interval: Duration) -> Result<(), DaemonError> {
         let _ = std::fs::remove_file(&p.ssh);
         let _ = std::fs::remove_file(&p.control);
         drop(lock);
+        // A revoked agent said why it exits (what it wiped).
+        if !shared.status.read().await.revoked {
+            crate::agent_log::line("stopped");
+        }
         Ok(())
     });
     // A long-poll may still be waiting at the portal in a blocking thread:

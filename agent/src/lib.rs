@@ -5,6 +5,7 @@
 //! `anyhow`.
 #![forbid(unsafe_code)]
 
+pub mod agent_log;
 pub mod daemon;
 pub mod hardening;
 pub mod quickstart;

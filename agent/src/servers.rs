@@ -519,10 +519,7 @@ pub fn fetch_krl(
     // KRL on disk as it is.
     let view = fresh_view(profile_udf, portal, cache)?;
     let Some((version, bytes)) = mesh_ssh::channel::published_krl(&view)? else {
-        return Err(AccountError::NotFound(
-            "the account has published no KRL yet (none of its devices was revoked or rotated)"
-                .into(),
-        ));
+        return Err(no_krl(output));
     };
     let current = std::fs::read(output)
         .ok()
@@ -544,6 +541,23 @@ pub fn fetch_krl(
             })
         }
     }
+}
+
+/// An account created before accounts published an empty KRL at once:
+/// say what became of the file, and what publishes one.
+fn no_krl(output: &Path) -> AccountError {
+    let file = if output.exists() {
+        format!("{} is kept as it is", output.display())
+    } else {
+        format!(
+            "{} was not written, and sshd refuses every key while its RevokedKeys names a missing file",
+            output.display()
+        )
+    };
+    AccountError::usage(
+        format!("the account has published no KRL yet: {file}"),
+        "an administrator's next sync publishes one (`mesh sync` on an administrator device, or its running agent within the hour); then run this again",
+    )
 }
 
 /// The account's verified public view, from the portal now (never a

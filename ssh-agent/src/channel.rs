@@ -299,12 +299,15 @@ fn krl_content(keys: &[KeyData], serials: &[u64]) -> String {
     items.join(",")
 }
 
-/// A new signed KRL when what it must revoke changed.
+/// A new signed KRL when what it must revoke changed, or when the account
+/// has none yet: an empty one from the account's creation on, so that a
+/// server's `RevokedKeys` names a file from the first day (sshd refuses
+/// every key when it is missing).
 fn krl_entry(view: &AccountView) -> Result<Option<AppEntry>> {
     let (keys, serials) = revocations(view);
     let content = krl_content(&keys, &serials);
     let published: Option<SshKrlEntry> = view.app(APP_KRL)?;
-    if published.as_ref().map(|k| k.content.as_str()).unwrap_or("") == content {
+    if published.is_some_and(|k| k.content == content) {
         return Ok(None);
     }
     let bytes = krl(view)?;

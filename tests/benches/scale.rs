@@ -10,7 +10,8 @@
 //! `MESH_SCALE_BACKENDS=sqlite` or `postgres`; `MESH_SCALE_KEEP=DIR` builds the SQLite
 //! accounts once into DIR and reuses them in later runs; `MESH_SCALE_OPS=b` or
 //! `=a,e` measures only those operations; `MESH_PERF_CTL` profiles them, see
-//! `perf_control`).
+//! `perf_control`; `MESH_SCALE_REQUESTS` sets the throughput's requests per
+//! client, 300 by default).
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -512,7 +513,11 @@ fn scale(backend: Backend, n: usize) {
 /// Signed Downloads (what a sync sends when nothing changed) from
 /// `clients` threads, spread over `urls`; returns requests per second.
 fn throughput(urls: &[String], devices: &[PathBuf], clients: usize) -> f64 {
-    let per_client = 300;
+    // MESH_SCALE_REQUESTS: per client (the CI smoke run sends a few).
+    let per_client: usize = std::env::var("MESH_SCALE_REQUESTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300);
     let barrier = Arc::new(Barrier::new(clients + 1));
     let handles: Vec<_> = (0..clients)
         .map(|i| {

@@ -665,6 +665,8 @@ pub struct RunningAgent {
     pub dev: Device,
     /// Its SSH_AUTH_SOCK.
     pub sock: PathBuf,
+    /// Its process.
+    pub pid: u32,
     env: Vec<(String, String)>,
 }
 
@@ -686,6 +688,7 @@ impl RunningAgent {
         RunningAgent {
             dev: dev.clone(),
             sock: PathBuf::from(v["ssh_auth_sock"].as_str().expect("sock")),
+            pid: v["pid"].as_u64().expect("pid") as u32,
             env: env
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -697,6 +700,42 @@ impl RunningAgent {
     pub fn identities(&self) -> String {
         String::from_utf8_lossy(&ssh_add(&self.sock, &["-l"]).stdout).to_string()
     }
+
+    /// Its log (`agent.log` next to its socket, where `mesh agent start`
+    /// sends its standard error).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.sock.with_file_name("agent.log")).unwrap_or_default()
+    }
+
+    /// Whether its process has exited (a zombie has).
+    pub fn exited(&self) -> bool {
+        match std::fs::read_to_string(format!("/proc/{}/stat", self.pid)) {
+            Ok(stat) => stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().next())
+                .is_some_and(|state| state == "Z" || state == "X"),
+            Err(_) => true,
+        }
+    }
+}
+
+/// The lines of an agent's log that contain every one of `words`, each
+/// checked to start with an RFC 3339 UTC time (`2026-11-22T10:00:00Z`).
+pub fn log_lines(log: &str, words: &[&str]) -> Vec<String> {
+    let lines: Vec<String> = log
+        .lines()
+        .filter(|l| words.iter().all(|w| l.contains(w)))
+        .map(String::from)
+        .collect();
+    for l in &lines {
+        let t = l.split_whitespace().next().unwrap_or_default();
+        let b = t.as_bytes();
+        assert!(
+            t.len() == 20 && b[4] == b'-' && b[10] == b'T' && b[19] == b'Z',
+            "a log line without its time: {l}"
+        );
+    }
+    lines
 }
 
 impl Drop for RunningAgent {

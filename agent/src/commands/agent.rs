@@ -9,12 +9,8 @@ use crate::cli::*;
 pub(crate) fn run(home: &std::path::Path, cmd: AgentCmd, j: bool) -> Result<()> {
     use mesh_agent::daemon;
     match cmd {
-        AgentCmd::Run { interval } => {
-            let p = daemon::paths(home);
-            eprintln!("mesh: agent serving SSH_AUTH_SOCK={}", p.ssh.display());
-            daemon::run(home, std::time::Duration::from_secs(interval))?;
-            eprintln!("mesh: agent stopped");
-        }
+        // It logs what it does, with times, on standard error.
+        AgentCmd::Run { interval } => daemon::run(home, std::time::Duration::from_secs(interval))?,
         AgentCmd::Start { interval } => {
             let exe = std::env::current_exe().context("locating the mesh binary")?;
             // Like ssh-agent users expect of `eval "$(mesh agent start)"`: an
@@ -44,27 +40,13 @@ pub(crate) fn run(home: &std::path::Path, cmd: AgentCmd, j: bool) -> Result<()> 
             eprintln!("mesh: agent stopped");
         }
         AgentCmd::Status => {
-            let s = daemon::query(home, "status")?;
-            let when = s
-                .last_sync
-                .map(|t| format!("{} s ago", mesh_account::client::now().saturating_sub(t)));
+            // A revoked home's agent wiped it and exited: say that, not
+            // "no agent is running".
+            let s = daemon::query(home, "status").map_err(|e| daemon::why_not_running(home, e))?;
             emit(
                 j,
                 serde_json::to_value(&s)?,
-                &format!(
-                    "socket:   {}\naccount:  {}\nkeys:     {} from Mesh, {} added\nsync:     {}\nportal:   {}{}",
-                    s.ssh_auth_sock,
-                    s.account.as_deref().unwrap_or("none"),
-                    s.mesh_keys,
-                    s.added_keys,
-                    when.unwrap_or_else(|| "not yet".into()),
-                    match s.portal_reachable {
-                        Some(true) => "reachable",
-                        Some(false) => "unreachable",
-                        None => "not asked yet",
-                    },
-                    if s.revoked { "\nstate:    this device was revoked" } else { "" }
-                ),
+                &status_text(&s, &daemon::paths(home).log),
             );
         }
         AgentCmd::Env => {
@@ -77,4 +59,44 @@ pub(crate) fn run(home: &std::path::Path, cmd: AgentCmd, j: bool) -> Result<()> 
         }
     }
     Ok(())
+}
+
+/// `mesh agent status` for a person.
+fn status_text(s: &mesh_agent::daemon::Status, log: &std::path::Path) -> String {
+    let now = mesh_account::client::now();
+    let ago = |t: u64| {
+        format!(
+            "{} ({} s ago)",
+            mesh_agent::agent_log::rfc3339(t),
+            now.saturating_sub(t)
+        )
+    };
+    let mut out = format!(
+        "socket:   {}\naccount:  {}\nkeys:     {} from Mesh, {} added\nsync:     {}\nportal:   {}",
+        s.ssh_auth_sock,
+        s.account.as_deref().unwrap_or("none"),
+        s.mesh_keys,
+        s.added_keys,
+        s.last_sync.map_or_else(|| "not yet".into(), ago),
+        match s.portal_reachable {
+            Some(true) => "reachable",
+            Some(false) => "unreachable",
+            None => "not asked yet",
+        },
+    );
+    if let Some(e) = s.epoch {
+        out.push_str(&format!("\nepoch:    administrator epoch {e}"));
+    }
+    if let Some(e) = &s.last_error {
+        let since = s.last_error_at.map(|t| format!(", since {}", ago(t)));
+        out.push_str(&format!(
+            "\nerror:    {e}{}\nlog:      {} (an agent started by `mesh agent start`; else its standard error)",
+            since.unwrap_or_default(),
+            log.display()
+        ));
+    }
+    if s.revoked {
+        out.push_str("\nstate:    this device was revoked");
+    }
+    out
 }

@@ -11,6 +11,7 @@
 mod admin;
 mod connections;
 mod core;
+mod daemon;
 mod drill;
 mod freshness;
 mod help;

@@ -89,15 +89,14 @@ fn authorized_keys_command_and_revocation_seen_at_the_next_login() {
     assert!(!o.status.success(), "revoked device logged in");
     assert!(String::from_utf8_lossy(&o.stderr).contains("Permission denied (publickey)"));
     assert!(sshd.logs_in(&ag_a.sock, &pub_a), "a still logs in");
-    // The revoked device's agent drops its Mesh keys after its next sync.
+    // The revoked device's agent wipes its home and exits at its next sync.
     assert!(
-        eventually(15, || !ag_b.identities().contains("(mesh)")),
-        "revoked agent still lists: {}",
+        eventually(15, || ag_b.exited() && !ag_b.sock.exists()),
+        "revoked agent still runs: {}",
         ag_b.identities()
     );
-    let st = b.json(&["agent", "status"]);
-    assert_eq!(st["mesh_keys"], 0);
-    assert_eq!(st["revoked"], true);
+    let e = b.fails(&["agent", "status"]);
+    assert!(e.contains("was revoked"), "{e}");
 
     // Portal down: the cached, verified answer serves until --max-stale, then it fails closed.
     drop(portal);
@@ -197,6 +196,57 @@ fn certificates_trusted_by_ca_and_revoked_by_krl() {
     assert!(!o.status.success(), "revoked certificate logged in");
     assert!(sshd.log_has("revoked by file"));
     assert!(sshd.logs_in(&ag_a.sock, &cert_a), "a still logs in");
+}
+
+/// A server set up as the README says on the day the account is created:
+/// the KRL timer writes the account's signed empty KRL, which sshd reads
+/// (a missing `RevokedKeys` file refuses every key) and `ssh-keygen -Q`
+/// queries.
+#[test]
+fn a_fresh_accounts_krl_lets_its_devices_log_in() {
+    if !can_run_sshd() {
+        return;
+    }
+    let dir = Scratch::new("fresh-krl");
+    let portal = PortalProc::start(&dir.path("portal"));
+    let a = Device::new(&dir.0, "a");
+    a.ok(&["device", "init", "--name", "laptop"]);
+    let udf = a.create(ADDR, &portal.url);
+    let krl = dir.path("revoked.krl");
+    let krl_s = krl.display().to_string();
+    let fetch = [
+        "ssh",
+        "krl",
+        "--account",
+        &udf,
+        "--portal",
+        &portal.url,
+        "--output",
+        &krl_s,
+    ];
+    let f = a.json(&fetch);
+    assert_eq!(f["replaced"], true, "{f}");
+    // The next fetch finds it current.
+    assert_eq!(a.json(&fetch)["replaced"], false);
+    let pub_a = write(&dir.0, "a.pub", &a.ok(&["ssh", "public-key"]));
+    let q = Command::new("ssh-keygen")
+        .arg("-Q")
+        .arg("-f")
+        .arg(&krl)
+        .arg(&pub_a)
+        .output()
+        .expect("ssh-keygen -Q");
+    let said = String::from_utf8_lossy(&q.stdout);
+    assert!(q.status.success() && said.contains(": ok"), "{said}");
+    let sshd = Sshd::start(
+        &dir.path("sshd"),
+        &[
+            format!("AuthorizedKeysFile {}", pub_a.display()),
+            format!("RevokedKeys {}", krl.display()),
+        ],
+    );
+    let ag = RunningAgent::start(&a);
+    assert!(sshd.logs_in(&ag.sock, &pub_a), "the device logs in");
 }
 
 fn keygen(dir: &Path, name: &str, args: &[&str]) -> PathBuf {
@@ -494,8 +544,7 @@ fn malformed_frames_many_clients_and_other_users_do_not_disturb_the_agent() {
 
     // Many clients at once.
     if mesh_tests::require_tool("python3") {
-        let load = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../shared/recipes/agent_load.py");
+        let load = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/agent_load.py");
         if load.is_file() {
             let o = Command::new("python3")
                 .arg(&load)
