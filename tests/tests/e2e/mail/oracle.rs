@@ -186,8 +186,22 @@ fn mail_forged_messages_to_our_certificate_all_fail_alike() {
             }),
         ),
     ];
+    // A content key that does not unwrap is replaced by the implicit
+    // rejection's (derived from the private key and the forged block), and
+    // AES-CBC has no integrity: about 1 in 256 such forgeries "decrypt" to
+    // garbage, in OpenSSL as in Mesh, whatever the RSA block was (so the
+    // answer tells nothing about it). Those cases may do so; none may
+    // ever give the message back, and every failure is the same.
+    let rejected_cbc = [
+        "an RSA block of type 1",
+        "an RSA block without its zero",
+        "a 16-byte content key for AES-256",
+        "an altered RSA ciphertext",
+    ];
+    let body = read("msg.txt");
     let mut first: Option<(Option<i32>, String)> = None;
     for (what, der) in &cases {
+        let garbage_allowed = rejected_cbc.contains(what);
         // One file name for all: the error text may name it.
         std::fs::write(m.p("forged.der"), der).expect("forged");
         let o = std::process::Command::new("openssl")
@@ -206,9 +220,19 @@ fn mail_forged_messages_to_our_certificate_all_fail_alike() {
             ])
             .output()
             .expect("openssl");
-        assert!(!o.status.success(), "{what}: OpenSSL decrypts the forgery");
+        assert!(
+            !o.status.success() || (garbage_allowed && !o.stdout.ends_with(&body)),
+            "{what}: OpenSSL decrypts the forgery"
+        );
         let o =
             m.a.run(&["smime", "decrypt", "--input", &m.ps("forged.der")]);
+        if garbage_allowed && o.status.success() {
+            assert!(
+                !o.stdout.ends_with(&body),
+                "{what}: the forgery gave the message"
+            );
+            continue;
+        }
         assert!(
             !o.status.success() && o.stdout.is_empty(),
             "{what}: {}",
