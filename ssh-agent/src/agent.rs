@@ -12,20 +12,18 @@ use std::time::{Duration, Instant};
 use mesh_core::keys::SigningKey as MeshKey;
 use ssh_agent_lib::proto::extension::{QueryResponse, RestrictDestination, SessionBind};
 use ssh_agent_lib::proto::{
-    AddIdentity, AddIdentityConstrained, Extension, Identity, KeyConstraint, PrivateCredential,
-    PublicCredential, Request, Response, SignRequest,
+    Extension, Identity, KeyConstraint, PublicCredential, Request, Response,
 };
-use ssh_key::private::KeypairData;
+use ssh_encoding::{Decode, Encode};
 use ssh_key::public::KeyData;
-use ssh_key::{Algorithm, Certificate, HashAlg, Signature};
+use ssh_key::{Certificate, HashAlg, Signature};
 use subtle::ConstantTimeEq;
 use tokio::sync::Mutex;
 use zeroize::Zeroizing;
 
-/// `SSH_AGENT_RSA_SHA2_256`.
-const RSA_SHA2_256: u32 = 2;
-/// `SSH_AGENT_RSA_SHA2_512`.
-const RSA_SHA2_512: u32 = 4;
+use crate::keys::{KeyError, Material, NewKey};
+use crate::wire::{KeyReply, KeyRequest};
+
 /// Most identities the agent holds (OpenSSH's `MAX_AGENT_IDENTITIES` bounds clients similarly).
 pub const MAX_IDENTITIES: usize = 1024;
 /// Most session binds per connection (OpenSSH's `AGENT_MAX_SESSION_IDS`).
@@ -38,17 +36,18 @@ const LOCK_ITERATIONS: u32 = 100_000;
 enum Signer {
     /// The device's co-generated Mesh key.
     Mesh(Arc<MeshKey>),
-    /// An added key that ssh-key signs with (Ed25519, ECDSA).
-    Ssh(Box<ssh_key::PrivateKey>),
-    /// An added RSA key, signed with the `rsa` crate (SHA-2 only).
-    Rsa(Box<rsa::RsaPrivateKey>),
+    /// A key added with `ssh-add` (Ed25519, ECDSA, RSA).
+    Key(Material),
+    /// A security key: its private serialization and the provider that signs.
+    Sk(Vec<u8>, String),
 }
 
 struct Held {
     /// The public key (plain).
     key: KeyData,
-    /// The certificate, for certificate identities.
-    cert: Option<Box<Certificate>>,
+    /// The public key or certificate blob, as the client sent it: what is
+    /// listed and what requests name.
+    blob: Vec<u8>,
     comment: String,
     signer: Arc<Signer>,
     from_mesh: bool,
@@ -58,19 +57,8 @@ struct Held {
 }
 
 impl Held {
-    fn credential(&self) -> PublicCredential {
-        match &self.cert {
-            Some(c) => PublicCredential::Cert(c.clone()),
-            None => PublicCredential::Key(self.key.clone()),
-        }
-    }
-
-    fn matches(&self, cred: &PublicCredential) -> bool {
-        match (cred, &self.cert) {
-            (PublicCredential::Key(k), None) => *k == self.key,
-            (PublicCredential::Cert(c), Some(mine)) => c.as_ref() == mine.as_ref(),
-            _ => false,
-        }
+    fn matches(&self, blob: &[u8]) -> bool {
+        self.blob == blob
     }
 }
 
@@ -128,6 +116,10 @@ pub struct Agent {
     /// Unlock attempts take turns, across every connection, delay included:
     /// parallel connections do not multiply the guessing rate.
     unlock_gate: Mutex<()>,
+    /// The allow-list for security-key providers (OpenSSH's `-P`).
+    providers: String,
+    /// Where refusals are logged (the agent's log), if anywhere.
+    log: Option<fn(&str)>,
 }
 
 impl std::fmt::Debug for Agent {
@@ -166,6 +158,26 @@ impl Agent {
             state: Mutex::new(State::default()),
             askpass,
             unlock_gate: Mutex::new(()),
+            providers: crate::sk::DEFAULT_ALLOWED.into(),
+            log: None,
+        }
+    }
+
+    /// Security-key providers allowed (an OpenSSH pattern list, `-P`).
+    pub fn with_providers(mut self, patterns: &str) -> Agent {
+        self.providers = patterns.into();
+        self
+    }
+
+    /// Log refusals (a DSA key, a provider not allowed) with `log`.
+    pub fn with_log(mut self, log: fn(&str)) -> Agent {
+        self.log = Some(log);
+        self
+    }
+
+    fn log(&self, what: &str, hint: &str) {
+        if let Some(log) = self.log {
+            log(&format!("{what} (hint: {hint})"));
         }
     }
 
@@ -177,10 +189,10 @@ impl Agent {
         for id in ids {
             let key = mesh_public(&id.key);
             let signer = Arc::new(Signer::Mesh(id.key));
-            if let Some(cert) = id.cert {
+            if let Some(blob) = id.cert.and_then(|c| c.to_bytes().ok()) {
                 st.held.push(Held {
                     key: key.clone(),
-                    cert: Some(Box::new(cert)),
+                    blob,
                     comment: id.comment.clone(),
                     signer: signer.clone(),
                     from_mesh: true,
@@ -190,8 +202,8 @@ impl Agent {
                 });
             }
             st.held.push(Held {
+                blob: key_blob(&key),
                 key,
-                cert: None,
                 comment: id.comment,
                 signer,
                 from_mesh: true,
@@ -230,31 +242,28 @@ impl Agent {
             .retain(|h| h.expires.map(|e| e > now).unwrap_or(true));
     }
 
-    /// Handle one request.
+    /// Handle one request decoded by ssh-agent-lib. Key requests are
+    /// re-encoded and handled as [`Agent::handle_key`] does (what the
+    /// socket uses), so both paths behave the same.
     pub async fn handle(&self, conn: &mut Connection, req: Request) -> Response {
-        self.expire().await;
         match req {
-            Request::RequestIdentities => self.identities(conn).await,
-            Request::SignRequest(r) => self.sign(conn, r).await,
-            Request::AddIdentity(a) => self.add(a, Vec::new()).await,
-            Request::AddIdConstrained(AddIdentityConstrained {
-                identity,
-                constraints,
-            }) => self.add(identity, constraints).await,
-            Request::RemoveIdentity(r) => {
-                let mut st = self.state.lock().await;
-                if st.lock.is_some() {
+            Request::RequestIdentities
+            | Request::SignRequest(_)
+            | Request::AddIdentity(_)
+            | Request::AddIdConstrained(_)
+            | Request::RemoveIdentity(_) => {
+                let mut body = Vec::new();
+                if req.encode(&mut body).is_err() {
                     return Response::Failure;
                 }
-                let before = st.held.len();
-                st.held.retain(|h| h.from_mesh || !h.matches(&r.credential));
-                if st.held.len() < before {
-                    Response::Success
-                } else {
-                    Response::Failure
-                }
+                let reply = match crate::wire::decode(&body) {
+                    Some(Ok(k)) => self.handle_key(conn, k).await,
+                    _ => KeyReply::Status(false),
+                };
+                lib_response(reply)
             }
             Request::RemoveAllIdentities => {
+                self.expire().await;
                 // Mesh keys are the device's own and come back with the next
                 // sync anyway; remove-all removes what ssh-add added.
                 let mut st = self.state.lock().await;
@@ -273,36 +282,58 @@ impl Agent {
         }
     }
 
-    async fn identities(&self, conn: &Connection) -> Response {
+    /// Handle one key request (list, sign, add, remove).
+    pub async fn handle_key(&self, conn: &mut Connection, req: KeyRequest) -> KeyReply {
+        self.expire().await;
+        match req {
+            KeyRequest::Identities => self.identities(conn).await,
+            KeyRequest::Sign { blob, data, flags } => self.sign(conn, &blob, &data, flags).await,
+            KeyRequest::Add(key, constraints) => {
+                KeyReply::Status(self.insert(*key, constraints).await)
+            }
+            KeyRequest::Remove(blob) => {
+                let mut st = self.state.lock().await;
+                if st.lock.is_some() {
+                    return KeyReply::Status(false);
+                }
+                let before = st.held.len();
+                st.held.retain(|h| h.from_mesh || !h.matches(&blob));
+                KeyReply::Status(st.held.len() < before)
+            }
+            KeyRequest::Refused(e) => {
+                self.log(&format!("ssh-add: {e}"), e.hint());
+                KeyReply::Status(false)
+            }
+        }
+    }
+
+    async fn identities(&self, conn: &Connection) -> KeyReply {
         let st = self.state.lock().await;
         if st.lock.is_some() {
-            return Response::IdentitiesAnswer(Vec::new());
+            return KeyReply::Identities(Vec::new());
         }
-        Response::IdentitiesAnswer(
+        KeyReply::Identities(
             st.held
                 .iter()
                 .filter(|h| permitted(h, conn))
-                .map(|h| Identity {
-                    credential: h.credential(),
-                    comment: h.comment.clone(),
-                })
+                .map(|h| (h.blob.clone(), h.comment.clone()))
                 .collect(),
         )
     }
 
-    async fn sign(&self, conn: &Connection, r: SignRequest) -> Response {
+    async fn sign(&self, conn: &Connection, blob: &[u8], data: &[u8], flags: u32) -> KeyReply {
         let (signer, key, confirm, comment) = {
             let st = self.state.lock().await;
             if st.lock.is_some() {
-                return Response::Failure;
+                return KeyReply::Status(false);
             }
-            let Some(h) = st.held.iter().find(|h| h.matches(&r.credential)) else {
-                return Response::Failure;
+            let Some(h) = st.held.iter().find(|h| h.matches(blob)) else {
+                return KeyReply::Status(false);
             };
             if !h.destinations.is_empty()
                 && (conn.binds.is_empty() || conn.bind_failed || !permitted(h, conn))
             {
-                return Response::Failure;
+                return KeyReply::Status(false);
             }
             (
                 h.signer.clone(),
@@ -312,11 +343,25 @@ impl Agent {
             )
         };
         if confirm && !self.confirm(&comment, &key).await {
-            return Response::Failure;
+            return KeyReply::Status(false);
         }
-        match sign_with(&signer, &key, &r.data, r.flags) {
-            Some(sig) => Response::SignResponse(sig),
-            None => Response::Failure,
+        let sig = match signer.as_ref() {
+            Signer::Mesh(k) => Some(crate::keys::ed25519_blob(&k.sign(data).to_bytes())),
+            Signer::Key(m) => m.sign(data, flags),
+            Signer::Sk(key, provider) => {
+                let helper = crate::sk::helper_path();
+                match crate::sk::sign(&helper, key, provider, data).await {
+                    Ok(sig) => Some(sig),
+                    Err(e) => {
+                        self.log(&format!("security key signature: {e}"), e.hint());
+                        None
+                    }
+                }
+            }
+        };
+        match sig {
+            Some(sig) => KeyReply::Signature(sig),
+            None => KeyReply::Status(false),
         }
     }
 
@@ -338,65 +383,24 @@ impl Agent {
             .unwrap_or(false)
     }
 
-    async fn add(&self, a: AddIdentity, constraints: Vec<KeyConstraint>) -> Response {
-        let PrivateCredential::Key { privkey, comment } = a.credential else {
-            // Certificates with their private key: take the key, keep the cert.
-            return match a.credential {
-                PrivateCredential::Cert {
-                    certificate,
-                    privkey,
-                    comment,
-                    ..
-                } => {
-                    let Some(kp) = cert_keypair(certificate.public_key(), privkey) else {
-                        return Response::Failure;
-                    };
-                    self.insert(kp, Some(certificate), comment, constraints)
-                        .await
-                }
-                PrivateCredential::Key { .. } => Response::Failure,
-            };
-        };
-        self.insert(privkey, None, comment, constraints).await
-    }
-
-    async fn insert(
-        &self,
-        kp: KeypairData,
-        cert: Option<Box<Certificate>>,
-        comment: String,
-        constraints: Vec<KeyConstraint>,
-    ) -> Response {
-        let Ok(key) = KeyData::try_from(&kp) else {
-            return Response::Failure;
-        };
-        if let Some(c) = &cert {
-            if *c.public_key() != key {
-                return Response::Failure;
-            }
-        }
-        let signer = match &kp {
-            KeypairData::Rsa(rsa_kp) => match rsa_key(rsa_kp) {
-                Some(k) => Signer::Rsa(Box::new(k)),
-                None => return Response::Failure,
-            },
-            KeypairData::Ed25519(_) | KeypairData::Ecdsa(_) => {
-                match ssh_key::PrivateKey::new(kp, comment.clone()) {
-                    Ok(k) => Signer::Ssh(Box::new(k)),
-                    Err(_) => return Response::Failure,
-                }
-            }
-            _ => return Response::Failure,
-        };
+    /// Add a key (replacing the same key or certificate), with its constraints.
+    async fn insert(&self, key: NewKey, constraints: Vec<KeyConstraint>) -> bool {
         let mut expires = None;
         let mut confirm = false;
         let mut destinations = Vec::new();
+        let mut provider = None;
         for c in constraints {
             match c {
                 KeyConstraint::Lifetime(secs) => {
                     expires = Some(Instant::now() + Duration::from_secs(u64::from(secs)))
                 }
                 KeyConstraint::Confirm => confirm = true,
+                KeyConstraint::Extension(e) if e.name == "sk-provider@openssh.com" => {
+                    let Ok(p) = String::from_utf8(e.details.as_ref().to_vec()) else {
+                        return false;
+                    };
+                    provider = Some(p);
+                }
                 KeyConstraint::Extension(e) => {
                     match e.parse_key_constraint::<RestrictDestination>() {
                         Ok(Some(r))
@@ -406,35 +410,50 @@ impl Agent {
                             destinations = r.constraints;
                         }
                         // Unknown or malformed constraints: refuse rather than add the key unconstrained.
-                        _ => return Response::Failure,
+                        _ => return false,
                     }
                 }
             }
         }
+        let signer = match (key.material, provider) {
+            (Material::Sk(k), p) => {
+                // OpenSSH's ssh-add always names one; "internal" when none is set.
+                let p = p.unwrap_or_else(|| "internal".into());
+                match crate::sk::canonical_provider(&p, &self.providers) {
+                    Ok(p) => Signer::Sk(k, p),
+                    Err(e) => {
+                        self.log(&format!("ssh-add: refused a security key: {e}"), e.hint());
+                        return false;
+                    }
+                }
+            }
+            (_, Some(_)) => {
+                let e = KeyError::Unsupported("with a provider (not a security key)".into());
+                self.log(&format!("ssh-add: {e}"), e.hint());
+                return false;
+            }
+            (m, None) => Signer::Key(m),
+        };
         let mut st = self.state.lock().await;
         if st.lock.is_some() {
-            return Response::Failure;
+            return false;
         }
         // Adding a key again replaces it (and its constraints).
-        let credential = match &cert {
-            Some(c) => PublicCredential::Cert(c.clone()),
-            None => PublicCredential::Key(key.clone()),
-        };
-        st.held.retain(|h| h.from_mesh || !h.matches(&credential));
+        st.held.retain(|h| h.from_mesh || !h.matches(&key.blob));
         if st.held.len() >= MAX_IDENTITIES {
-            return Response::Failure;
+            return false;
         }
         st.held.push(Held {
-            key,
-            cert,
-            comment,
+            key: key.key,
+            blob: key.blob,
+            comment: key.comment,
             signer: Arc::new(signer),
             from_mesh: false,
             expires,
             confirm,
             destinations,
         });
-        Response::Success
+        true
     }
 
     async fn lock(&self, pass: Zeroizing<String>) -> Response {
@@ -554,64 +573,32 @@ fn permitted(h: &Held, conn: &Connection) -> bool {
     true
 }
 
-/// The key pair of a certificate add: the private half sent, the public half from the certificate.
-fn cert_keypair(
-    public: &KeyData,
-    private: ssh_agent_lib::proto::PrivateKeyData,
-) -> Option<KeypairData> {
-    use ssh_agent_lib::proto::PrivateKeyData as P;
-    match (public, private) {
-        (KeyData::Ed25519(_), P::Ed25519(kp)) => Some(KeypairData::Ed25519(kp)),
-        (KeyData::Rsa(public), P::Rsa(private)) => {
-            Some(KeypairData::Rsa(ssh_key::private::RsaKeypair {
-                public: public.clone(),
-                private,
-            }))
-        }
-        // ECDSA and DSA certificates are not supported.
-        _ => None,
-    }
+/// The wire blob of a plain public key.
+fn key_blob(key: &KeyData) -> Vec<u8> {
+    let mut out = Vec::new();
+    key.encode(&mut out).map(|()| out).unwrap_or_default()
 }
 
-fn rsa_key(kp: &ssh_key::private::RsaKeypair) -> Option<rsa::RsaPrivateKey> {
-    let n = rsa::BigUint::from_bytes_be(kp.public.n.as_bytes());
-    let e = rsa::BigUint::from_bytes_be(kp.public.e.as_bytes());
-    let d = rsa::BigUint::from_bytes_be(kp.private.d.as_bytes());
-    let p = rsa::BigUint::from_bytes_be(kp.private.p.as_bytes());
-    let q = rsa::BigUint::from_bytes_be(kp.private.q.as_bytes());
-    let k = rsa::RsaPrivateKey::from_components(n, e, d, vec![p, q]).ok()?;
-    k.validate().ok()?;
-    // Keys below 2048 bits are refused (OpenSSH's own minimum is 1024; we are stricter).
-    (rsa::traits::PublicKeyParts::size(&k) >= 256).then_some(k)
-}
-
-fn sign_with(signer: &Signer, key: &KeyData, data: &[u8], flags: u32) -> Option<Signature> {
-    match signer {
-        Signer::Mesh(k) => {
-            Signature::new(Algorithm::Ed25519, k.sign(data).to_bytes().to_vec()).ok()
-        }
-        Signer::Ssh(k) => {
-            let _ = key;
-            signature::Signer::try_sign(k.as_ref(), data).ok()
-        }
-        Signer::Rsa(k) => {
-            use rsa::signature::{SignatureEncoding, Signer as _};
-            // No SHA-1: a request without a SHA-2 flag is refused.
-            let (hash, bytes) = if flags & RSA_SHA2_512 != 0 {
-                let s = rsa::pkcs1v15::SigningKey::<sha2::Sha512>::new(k.as_ref().clone())
-                    .try_sign(data)
-                    .ok()?;
-                (HashAlg::Sha512, s.to_vec())
-            } else if flags & RSA_SHA2_256 != 0 {
-                let s = rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(k.as_ref().clone())
-                    .try_sign(data)
-                    .ok()?;
-                (HashAlg::Sha256, s.to_vec())
-            } else {
-                return None;
-            };
-            Signature::new(Algorithm::Rsa { hash: Some(hash) }, bytes).ok()
-        }
+/// A key reply as ssh-agent-lib's response (for [`Agent::handle`]).
+fn lib_response(reply: KeyReply) -> Response {
+    match reply {
+        KeyReply::Status(true) => Response::Success,
+        KeyReply::Status(false) => Response::Failure,
+        KeyReply::Identities(ids) => Response::IdentitiesAnswer(
+            ids.into_iter()
+                .filter_map(|(blob, comment)| {
+                    let credential = PublicCredential::decode(&mut &blob[..]).ok()?;
+                    Some(Identity {
+                        credential,
+                        comment,
+                    })
+                })
+                .collect(),
+        ),
+        KeyReply::Signature(sig) => match Signature::decode(&mut &sig[..]) {
+            Ok(sig) => Response::SignResponse(sig),
+            Err(_) => Response::Failure,
+        },
     }
 }
 

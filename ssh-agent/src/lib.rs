@@ -7,7 +7,10 @@
 pub mod agent;
 pub mod cert;
 pub mod channel;
+pub mod keys;
 pub mod server;
+pub mod sk;
 pub mod sshd;
+pub mod wire;
 
 pub use channel::SshPlugin;

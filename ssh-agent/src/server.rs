@@ -15,15 +15,45 @@ use ssh_encoding::{Decode, Encode};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::agent::{Agent, Connection};
+use crate::wire::{self, KeyRequest};
 
 /// Largest message accepted.
 pub const MAX_FRAME: usize = 256 * 1024;
 
+/// A decoded request: key requests are ours ([`crate::wire`]), the rest
+/// ssh-agent-lib's.
+#[derive(Debug)]
+pub enum Message {
+    /// List, sign, add, remove.
+    Key(KeyRequest),
+    /// Everything else.
+    Other(Request),
+}
+
 /// Decode one message body: the whole body, nothing left over.
-pub fn decode_request(body: &[u8]) -> Option<Request> {
+pub fn decode_request(body: &[u8]) -> Option<Message> {
+    if let Some(k) = wire::decode(body) {
+        return k.ok().map(Message::Key);
+    }
     let mut reader = body;
     let req = Request::decode(&mut reader).ok()?;
-    reader.is_empty().then_some(req)
+    reader.is_empty().then_some(Message::Other(req))
+}
+
+/// Answer one message body.
+pub async fn answer(agent: &Agent, conn: &mut Connection, body: &[u8]) -> Vec<u8> {
+    match decode_request(body) {
+        Some(Message::Key(k)) => {
+            let reply = agent.handle_key(conn, k).await;
+            let mut out = vec![0u8; 4];
+            reply.encode(&mut out);
+            let n = u32::try_from(out.len() - 4).unwrap_or(0);
+            out[..4].copy_from_slice(&n.to_be_bytes());
+            out
+        }
+        Some(Message::Other(req)) => encode_response(&agent.handle(conn, req).await),
+        None => encode_response(&Response::Failure),
+    }
 }
 
 /// Encode a response with its length prefix.
@@ -56,12 +86,9 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, agent: Arc<
         if stream.read_exact(&mut body).await.is_err() {
             return;
         }
-        let resp = match decode_request(&body) {
-            Some(req) => agent.handle(&mut conn, req).await,
-            None => Response::Failure,
-        };
+        let out = answer(&agent, &mut conn, &body).await;
         zeroize::Zeroize::zeroize(&mut body);
-        if stream.write_all(&encode_response(&resp)).await.is_err() {
+        if stream.write_all(&out).await.is_err() {
             return;
         }
     }
@@ -79,7 +106,7 @@ mod tests {
         /// are refused; nothing panics.
         #[test]
         fn decoder_never_panics_and_round_trips(data in proptest::collection::vec(any::<u8>(), 0..300)) {
-            if let Some(req) = decode_request(&data) {
+            if let Some(Message::Other(req)) = decode_request(&data) {
                 let mut out = Vec::new();
                 req.encode(&mut out).expect("encode");
                 prop_assert_eq!(out, data);
