@@ -121,13 +121,11 @@ pub fn decode(body: &[u8]) -> Option<Result<KeyRequest, KeyError>> {
         },
         _ => return None,
     };
-    // The whole body, nothing left over.
-    Some(req.and_then(|q| {
-        if r.0.is_empty() {
-            Ok(q)
-        } else {
-            Err(KeyError::Trailing)
-        }
+    // The whole body, nothing left over (a refused key is not read to its end).
+    Some(req.and_then(|q| match q {
+        KeyRequest::Refused(_) => Ok(q),
+        _ if r.0.is_empty() => Ok(q),
+        _ => Err(KeyError::Trailing),
     }))
 }
 
