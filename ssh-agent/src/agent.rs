@@ -16,7 +16,7 @@ use ssh_agent_lib::proto::{
 };
 use ssh_encoding::{Decode, Encode};
 use ssh_key::public::KeyData;
-use ssh_key::{Certificate, HashAlg, Signature};
+use ssh_key::{Certificate, Signature};
 use subtle::ConstantTimeEq;
 use tokio::sync::Mutex;
 use zeroize::Zeroizing;
@@ -116,8 +116,8 @@ pub struct Agent {
     /// Unlock attempts take turns, across every connection, delay included:
     /// parallel connections do not multiply the guessing rate.
     unlock_gate: Mutex<()>,
-    /// The allow-list for security-key providers (OpenSSH's `-P`).
-    providers: String,
+    /// ssh-agent's command line (`-t`, `-E`, `-P`, `-O`): set before serving.
+    options: crate::options::AgentOptions,
     /// Where refusals are logged (the agent's log), if anywhere.
     log: Option<fn(&str)>,
 }
@@ -158,15 +158,9 @@ impl Agent {
             state: Mutex::new(State::default()),
             askpass,
             unlock_gate: Mutex::new(()),
-            providers: crate::sk::DEFAULT_ALLOWED.into(),
+            options: crate::options::AgentOptions::default(),
             log: None,
         }
-    }
-
-    /// Security-key providers allowed (an OpenSSH pattern list, `-P`).
-    pub fn with_providers(mut self, patterns: &str) -> Agent {
-        self.providers = patterns.into();
-        self
     }
 
     /// Log refusals (a DSA key, a provider not allowed) with `log`.
@@ -179,6 +173,17 @@ impl Agent {
         if let Some(log) = self.log {
             log(&format!("{what} (hint: {hint})"));
         }
+    }
+
+    /// This agent with ssh-agent's command-line settings.
+    pub fn with_options(mut self, options: crate::options::AgentOptions) -> Agent {
+        self.options = options;
+        self
+    }
+
+    /// The settings it runs with (the PKCS#11 allow-list among them).
+    pub fn options(&self) -> &crate::options::AgentOptions {
+        &self.options
     }
 
     /// Replace the Mesh identities (after a sync). An empty list drops them
@@ -369,7 +374,7 @@ impl Agent {
         let Some(askpass) = &self.askpass else {
             return false;
         };
-        let fp = key.fingerprint(HashAlg::Sha256);
+        let fp = key.fingerprint(self.options.fingerprint_hash.alg());
         let prompt = format!("Allow use of key {comment}?\nKey fingerprint {fp}.");
         tokio::process::Command::new(askpass)
             .arg(prompt)
@@ -385,7 +390,8 @@ impl Agent {
 
     /// Add a key (replacing the same key or certificate), with its constraints.
     async fn insert(&self, key: NewKey, constraints: Vec<KeyConstraint>) -> bool {
-        let mut expires = None;
+        // ssh-agent -t: the lifetime of keys added without one.
+        let mut expires = self.options.default_lifetime.map(|d| Instant::now() + d);
         let mut confirm = false;
         let mut destinations = Vec::new();
         let mut provider = None;
@@ -419,7 +425,7 @@ impl Agent {
             (Material::Sk(k), p) => {
                 // OpenSSH's ssh-add always names one; "internal" when none is set.
                 let p = p.unwrap_or_else(|| "internal".into());
-                match crate::sk::canonical_provider(&p, &self.providers) {
+                match crate::sk::canonical_provider(&p, &self.options.pkcs11_allowlist) {
                     Ok(p) => Signer::Sk(k, p),
                     Err(e) => {
                         self.log(&format!("ssh-add: refused a security key: {e}"), e.hint());

@@ -8,6 +8,7 @@ pub mod agent;
 pub mod cert;
 pub mod channel;
 pub mod keys;
+pub mod options;
 pub mod server;
 pub mod sk;
 pub mod sshd;

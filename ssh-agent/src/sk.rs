@@ -28,8 +28,6 @@ const LOG_ERROR: u32 = 2;
 const HELPER_TIMEOUT: Duration = Duration::from_secs(120);
 /// Largest answer read from the helper.
 const MAX_ANSWER: usize = 64 * 1024;
-/// OpenSSH's default allow-list for providers (`ssh-agent -P`).
-pub const DEFAULT_ALLOWED: &str = "/usr/lib*/*,/usr/local/lib*/*";
 
 /// Why a security-key signature or add failed.
 #[derive(Debug, thiserror::Error)]
@@ -60,7 +58,8 @@ impl SkError {
 }
 
 /// The provider as the agent keeps it: `internal`, or its real path,
-/// which must match the allow-list (OpenSSH `process_add_identity`).
+/// which must match the allow-list (OpenSSH `process_add_identity`;
+/// ssh-agent's `-P` covers FIDO and PKCS#11 middleware alike).
 pub fn canonical_provider(provider: &str, allowed: &str) -> Result<String, SkError> {
     if provider.eq_ignore_ascii_case("internal") {
         return Ok("internal".into());
@@ -69,34 +68,10 @@ pub fn canonical_provider(provider: &str, allowed: &str) -> Result<String, SkErr
         .map_err(|_| SkError::NoProvider(provider.to_owned()))?
         .to_string_lossy()
         .into_owned();
-    if !pattern_list_matches(&real, allowed) {
+    if !crate::options::pattern_list_match(&real, allowed) {
         return Err(SkError::NotAllowed(real));
     }
     Ok(real)
-}
-
-/// OpenSSH's `match_pattern_list`: comma-separated globs (`*`, `?`), a
-/// leading `!` negates; a negated match refuses outright.
-pub fn pattern_list_matches(s: &str, list: &str) -> bool {
-    let mut ok = false;
-    for p in list.split(',') {
-        match p.strip_prefix('!') {
-            Some(neg) if glob(s.as_bytes(), neg.as_bytes()) => return false,
-            Some(_) => {}
-            None => ok |= glob(s.as_bytes(), p.as_bytes()),
-        }
-    }
-    ok
-}
-
-fn glob(s: &[u8], p: &[u8]) -> bool {
-    match p.split_first() {
-        None => s.is_empty(),
-        Some((b'*', rest)) => (0..=s.len()).any(|i| glob(&s[i..], rest)),
-        Some((&c, rest)) => s
-            .split_first()
-            .is_some_and(|(&d, srest)| (c == b'?' || c == d) && glob(srest, rest)),
-    }
 }
 
 /// The helper to run: `SSH_SK_HELPER`, else OpenSSH's installed one.
@@ -206,19 +181,6 @@ pub async fn sign(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn provider_allow_list_is_openssh_pattern_list() {
-        assert!(pattern_list_matches("/usr/lib/x/sk.so", DEFAULT_ALLOWED));
-        assert!(pattern_list_matches(
-            "/usr/local/lib64/sk.so",
-            DEFAULT_ALLOWED
-        ));
-        assert!(!pattern_list_matches("/tmp/sk.so", DEFAULT_ALLOWED));
-        assert!(pattern_list_matches("/tmp/sk.so", "/*"));
-        assert!(!pattern_list_matches("/tmp/sk.so", "/*,!/tmp/*"));
-        assert!(pattern_list_matches("/a/b", "/?/b"));
-    }
 
     #[test]
     fn helper_answers_parse() {

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use mesh_ssh::agent::Agent;
+use mesh_ssh::options::{AgentOptions, DEFAULT_PKCS11_ALLOWLIST};
 
 static LOG: Mutex<Vec<String>> = Mutex::new(Vec::new());
 static N: AtomicUsize = AtomicUsize::new(0);
@@ -60,11 +61,11 @@ fn start(providers: &str) -> Running {
         .enable_all()
         .build()
         .expect("runtime");
-    let agent = Arc::new(
-        Agent::new(None)
-            .with_providers(providers)
-            .with_log(log_line),
-    );
+    let options = AgentOptions {
+        pkcs11_allowlist: providers.into(),
+        ..AgentOptions::default()
+    };
+    let agent = Arc::new(Agent::new(None).with_options(options).with_log(log_line));
     let listener = rt
         .block_on(async { tokio::net::UnixListener::bind(&sock) })
         .expect("bind");
@@ -193,7 +194,7 @@ fn certificates_valid_forever_add_sign_and_delete() {
     if !have("ssh-keygen") || !have("ssh-add") {
         return;
     }
-    let a = start(mesh_ssh::sk::DEFAULT_ALLOWED);
+    let a = start(DEFAULT_PKCS11_ALLOWLIST);
     let ca = a.keygen("ed25519", "ca", &[]);
     for (name, validity) in [("k1", None), ("k2", Some("always:forever"))] {
         let key = a.keygen("ed25519", name, &[]);
@@ -264,7 +265,7 @@ fn short_p521_scalars_from_ssh_keygen_are_accepted() {
     if !have("ssh-keygen") || !have("ssh-add") {
         return;
     }
-    let a = start(mesh_ssh::sk::DEFAULT_ALLOWED);
+    let a = start(DEFAULT_PKCS11_ALLOWLIST);
     // About half of all P-521 scalars are below 2^520 and written in 65
     // bytes or fewer; make keys until there is one (and one full-width).
     let (mut short, mut full) = (None, None);
@@ -292,7 +293,7 @@ fn ecdsa_rsa_and_ed25519_keys_and_certificates_sign() {
     if !have("ssh-keygen") || !have("ssh-add") {
         return;
     }
-    let a = start(mesh_ssh::sk::DEFAULT_ALLOWED);
+    let a = start(DEFAULT_PKCS11_ALLOWLIST);
     let ca = a.keygen("ed25519", "ca", &[]);
     for (ty, bits) in [
         ("ecdsa", "256"),
@@ -323,7 +324,7 @@ fn dsa_is_refused_with_a_logged_reason() {
     if !have("ssh-keygen") || !have("ssh-add") {
         return;
     }
-    let a = start(mesh_ssh::sk::DEFAULT_ALLOWED);
+    let a = start(DEFAULT_PKCS11_ALLOWLIST);
     let key = a.keygen("dsa", "dsa", &[]);
     let out = a.run("ssh-add", &[key.to_str().expect("utf8")]);
     assert!(!out.status.success(), "ssh-add of a DSA key succeeded");
@@ -355,7 +356,7 @@ fn security_keys_and_their_certificates_sign_through_the_provider() {
     if !have("ssh-keygen") || !have("ssh-add") || !have_sk() {
         return;
     }
-    let a = start(mesh_ssh::sk::DEFAULT_ALLOWED);
+    let a = start(DEFAULT_PKCS11_ALLOWLIST);
     let ca = a.keygen("ed25519", "ca", &[]);
     for ty in ["ed25519-sk", "ecdsa-sk"] {
         let key = a.keygen(ty, ty, &["-w", SK_DUMMY]);
