@@ -429,3 +429,87 @@ fn rsa_sign(k: &rsa::RsaPrivateKey, data: &[u8], flags: u32) -> Option<Vec<u8>> 
     };
     Some(sig_blob(alg, &sig))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{decode, KeyRequest};
+    use p256::elliptic_curve::sec1::ToEncodedPoint as _;
+    use signature::Verifier as _;
+
+    /// `SSH_AGENTC_ADD_IDENTITY` of an ECDSA key as OpenSSH's
+    /// `sshkey_private_serialize` writes it: the scalar as an mpint.
+    fn add_message(ty: &str, curve: &str, q: &[u8], d: &[u8]) -> Vec<u8> {
+        let mut m = vec![17];
+        put_string(&mut m, ty.as_bytes());
+        put_string(&mut m, curve.as_bytes());
+        put_string(&mut m, q);
+        put_mpint(&mut m, d);
+        put_string(&mut m, b"short scalar");
+        m
+    }
+
+    fn added(msg: &[u8]) -> NewKey {
+        match decode(msg) {
+            Some(Ok(KeyRequest::Add(k, _))) => *k,
+            other => panic!("not an add: {other:?}"),
+        }
+    }
+
+    /// A scalar whose first byte is zero (1 in 256): OpenSSH sends it one
+    /// byte short, and the agent must take it (issue 23.2).
+    macro_rules! short_scalar_test {
+        ($name:ident, $krate:ident, $ty:expr, $curve:expr) => {
+            #[test]
+            fn $name() {
+                let sk = loop {
+                    let sk = $krate::SecretKey::random(&mut rand_core::OsRng);
+                    if sk.to_bytes()[0] == 0 {
+                        break sk;
+                    }
+                };
+                let q = sk.public_key().to_encoded_point(false);
+                let msg = add_message($ty, $curve, q.as_bytes(), &sk.to_bytes());
+                let mut short = Reader(&msg[1..]);
+                short.string().expect("type");
+                short.string().expect("curve");
+                short.string().expect("q");
+                assert!(short.mpint().expect("d").len() < sk.to_bytes().len());
+                let k = added(&msg);
+                let sig = k.material.sign(b"data", 0).expect("signs");
+                let sig = ssh_key::Signature::decode(&mut &sig[..]).expect("signature");
+                k.key.verify(b"data", &sig).expect("verifies");
+            }
+        };
+    }
+
+    short_scalar_test!(
+        short_p256_scalar_is_left_padded,
+        p256,
+        "ecdsa-sha2-nistp256",
+        "nistp256"
+    );
+    short_scalar_test!(
+        short_p384_scalar_is_left_padded,
+        p384,
+        "ecdsa-sha2-nistp384",
+        "nistp384"
+    );
+
+    #[test]
+    fn a_scalar_of_another_key_is_refused() {
+        let a = p256::SecretKey::random(&mut rand_core::OsRng);
+        let b = p256::SecretKey::random(&mut rand_core::OsRng);
+        let q = a.public_key().to_encoded_point(false);
+        let msg = add_message(
+            "ecdsa-sha2-nistp256",
+            "nistp256",
+            q.as_bytes(),
+            &b.to_bytes(),
+        );
+        assert!(matches!(decode(&msg), Some(Err(KeyError::Mismatch))));
+        // And a scalar wider than the curve's.
+        let msg = add_message("ecdsa-sha2-nistp256", "nistp256", q.as_bytes(), &[1u8; 33]);
+        assert!(matches!(decode(&msg), Some(Err(KeyError::Malformed))));
+    }
+}
