@@ -327,7 +327,7 @@ impl Agent {
     }
 
     async fn sign(&self, conn: &Connection, blob: &[u8], data: &[u8], flags: u32) -> KeyReply {
-        let (signer, key, confirm, comment) = {
+        let (signer, confirm) = {
             let st = self.state.lock().await;
             if st.lock.is_some() {
                 return KeyReply::Status(false);
@@ -340,15 +340,14 @@ impl Agent {
             {
                 return KeyReply::Status(false);
             }
-            (
-                h.signer.clone(),
-                h.key.clone(),
-                h.confirm,
-                h.comment.clone(),
-            )
+            // The key and comment only for a confirmation: no copies on the hot path.
+            let confirm = h.confirm.then(|| (h.key.clone(), h.comment.clone()));
+            (h.signer.clone(), confirm)
         };
-        if confirm && !self.confirm(&comment, &key).await {
-            return KeyReply::Status(false);
+        if let Some((key, comment)) = confirm {
+            if !self.confirm(&comment, &key).await {
+                return KeyReply::Status(false);
+            }
         }
         let sig = match signer.as_ref() {
             Signer::Mesh(k) => Some(crate::keys::ed25519_blob(&k.sign(data).to_bytes())),
