@@ -120,6 +120,8 @@ pub struct Agent {
     /// Unlock attempts take turns, across every connection, delay included:
     /// parallel connections do not multiply the guessing rate.
     unlock_gate: Mutex<()>,
+    /// ssh-agent's command line (`-t`, `-E`, `-P`, `-O`): set before serving.
+    options: crate::options::AgentOptions,
 }
 
 impl std::fmt::Debug for Agent {
@@ -158,7 +160,19 @@ impl Agent {
             state: Mutex::new(State::default()),
             askpass,
             unlock_gate: Mutex::new(()),
+            options: crate::options::AgentOptions::default(),
         }
+    }
+
+    /// This agent with ssh-agent's command-line settings.
+    pub fn with_options(mut self, options: crate::options::AgentOptions) -> Agent {
+        self.options = options;
+        self
+    }
+
+    /// The settings it runs with (the PKCS#11 allow-list among them).
+    pub fn options(&self) -> &crate::options::AgentOptions {
+        &self.options
     }
 
     /// Replace the Mesh identities (after a sync). An empty list drops them
@@ -321,7 +335,7 @@ impl Agent {
         let Some(askpass) = &self.askpass else {
             return false;
         };
-        let fp = key.fingerprint(HashAlg::Sha256);
+        let fp = key.fingerprint(self.options.fingerprint_hash.alg());
         let prompt = format!("Allow use of key {comment}?\nKey fingerprint {fp}.");
         tokio::process::Command::new(askpass)
             .arg(prompt)
@@ -385,7 +399,8 @@ impl Agent {
             }
             _ => return Response::Failure,
         };
-        let mut expires = None;
+        // ssh-agent -t: the lifetime of keys added without one.
+        let mut expires = self.options.default_lifetime.map(|d| Instant::now() + d);
         let mut confirm = false;
         let mut destinations: Vec<DestinationConstraint> = Vec::new();
         for c in constraints {
