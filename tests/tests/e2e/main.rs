@@ -24,5 +24,6 @@ mod pgp;
 mod portal;
 mod smime;
 mod ssh;
+mod ssh_dest;
 mod state;
 mod tls;
