@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mesh_core::keys::SigningKey as MeshKey;
-use ssh_agent_lib::proto::extension::{QueryResponse, RestrictDestination, SessionBind};
+use ssh_agent_lib::proto::extension::{DestinationConstraint, QueryResponse};
 use ssh_agent_lib::proto::{
     Extension, Identity, KeyConstraint, PublicCredential, Request, Response,
 };
@@ -21,15 +21,13 @@ use subtle::ConstantTimeEq;
 use tokio::sync::Mutex;
 use zeroize::Zeroizing;
 
+use crate::dest;
+pub use crate::dest::{Connection, MAX_BINDS, MAX_DEST_CONSTRAINTS};
 use crate::keys::{KeyError, Material, NewKey};
 use crate::wire::{KeyReply, KeyRequest};
 
 /// Most identities the agent holds (OpenSSH's `MAX_AGENT_IDENTITIES` bounds clients similarly).
 pub const MAX_IDENTITIES: usize = 1024;
-/// Most session binds per connection (OpenSSH's `AGENT_MAX_SESSION_IDS`).
-pub const MAX_BINDS: usize = 16;
-/// Most destination constraints per key (OpenSSH's `AGENT_MAX_DEST_CONSTRAINTS`).
-pub const MAX_DEST_CONSTRAINTS: usize = 1024;
 const LOCK_ITERATIONS: u32 = 100_000;
 
 /// What signs for an identity.
@@ -53,7 +51,7 @@ struct Held {
     from_mesh: bool,
     expires: Option<Instant>,
     confirm: bool,
-    destinations: Vec<ssh_agent_lib::proto::extension::DestinationConstraint>,
+    destinations: Vec<DestinationConstraint>,
 }
 
 impl Held {
@@ -99,14 +97,6 @@ struct State {
     held: Vec<Held>,
     lock: Option<Lock>,
     failed_unlocks: u32,
-}
-
-/// Per-connection state: the sessions this connection is bound to.
-#[derive(Debug, Default)]
-pub struct Connection {
-    binds: Vec<(KeyData, Vec<u8>, bool)>,
-    /// A bind failed: refuse constrained keys for the rest of the connection.
-    bind_failed: bool,
 }
 
 /// The agent, shared by every connection.
@@ -317,10 +307,11 @@ impl Agent {
         if st.lock.is_some() {
             return KeyReply::Identities(Vec::new());
         }
+        let now = unix_now();
         KeyReply::Identities(
             st.held
                 .iter()
-                .filter(|h| permitted(h, conn))
+                .filter(|h| dest::identity_permitted(&h.destinations, conn, None, now))
                 .map(|h| (h.blob.clone(), h.comment.clone()))
                 .collect(),
         )
@@ -335,8 +326,9 @@ impl Agent {
             let Some(h) = st.held.iter().find(|h| h.matches(blob)) else {
                 return KeyReply::Status(false);
             };
+            // Only constrained keys pay for this (the common sign path does not).
             if !h.destinations.is_empty()
-                && (conn.binds.is_empty() || conn.bind_failed || !permitted(h, conn))
+                && !dest::sign_permitted(&h.destinations, conn, blob, data, unix_now())
             {
                 return KeyReply::Status(false);
             }
@@ -392,7 +384,7 @@ impl Agent {
         // ssh-agent -t: the lifetime of keys added without one.
         let mut expires = self.options.default_lifetime.map(|d| Instant::now() + d);
         let mut confirm = false;
-        let mut destinations = Vec::new();
+        let mut destinations: Vec<DestinationConstraint> = Vec::new();
         let mut provider = None;
         for c in constraints {
             match c {
@@ -406,18 +398,12 @@ impl Agent {
                     };
                     provider = Some(p);
                 }
-                KeyConstraint::Extension(e) => {
-                    match e.parse_key_constraint::<RestrictDestination>() {
-                        Ok(Some(r))
-                            if !r.constraints.is_empty()
-                                && r.constraints.len() <= MAX_DEST_CONSTRAINTS =>
-                        {
-                            destinations = r.constraints;
-                        }
-                        // Unknown or malformed constraints: refuse rather than add the key unconstrained.
-                        _ => return false,
-                    }
-                }
+                KeyConstraint::Extension(e) => match dest::parse_constraint(&e) {
+                    // Given once (OpenSSH refuses a second one too).
+                    Some(d) if destinations.is_empty() => destinations = d,
+                    // Unknown or malformed constraints: refuse rather than add the key unconstrained.
+                    _ => return false,
+                },
             }
         }
         let signer = match (key.material, provider) {
@@ -521,61 +507,23 @@ impl Agent {
                 }
             }
             "session-bind@openssh.com" => {
-                let Ok(Some(bind)) = e.parse_message::<SessionBind>() else {
-                    conn.bind_failed = true;
-                    return Response::Failure;
-                };
-                if bind.verify_signature().is_err() || conn.binds.len() >= MAX_BINDS {
-                    conn.bind_failed = true;
-                    return Response::Failure;
+                if conn.bind(e.details.as_ref()) {
+                    Response::Success
+                } else {
+                    Response::Failure
                 }
-                // A session id already bound must be bound to the same host key.
-                if let Some((k, _, _)) = conn
-                    .binds
-                    .iter()
-                    .find(|(_, sid, _)| *sid == bind.session_id)
-                {
-                    if *k != bind.host_key {
-                        conn.bind_failed = true;
-                        return Response::Failure;
-                    }
-                    return Response::Success;
-                }
-                conn.binds
-                    .push((bind.host_key, bind.session_id, bind.is_forwarding));
-                Response::Success
             }
             _ => Response::Failure,
         }
     }
 }
 
-/// Whether a key may be used on this connection: keys without destination
-/// constraints always; constrained keys only along a chain of hops whose
-/// every host key the constraints allow (OpenSSH's `identity_permitted`;
-/// user names in the constraints are not checked).
-fn permitted(h: &Held, conn: &Connection) -> bool {
-    if h.destinations.is_empty() || conn.binds.is_empty() {
-        return true;
-    }
-    if conn.bind_failed {
-        return false;
-    }
-    let mut from: Option<&KeyData> = None;
-    for (hostkey, _, _) in &conn.binds {
-        let ok = h.destinations.iter().any(|d| {
-            let from_ok = match from {
-                None => d.from.hostname.is_empty(),
-                Some(prev) => d.from.keys.iter().any(|k| &k.keyblob == prev),
-            };
-            from_ok && d.to.keys.iter().any(|k| &k.keyblob == hostkey)
-        });
-        if !ok {
-            return false;
-        }
-        from = Some(hostkey);
-    }
-    true
+/// Seconds since the Unix epoch (for host certificate validity).
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// The wire blob of a plain public key.

@@ -7,6 +7,7 @@
 pub mod agent;
 pub mod cert;
 pub mod channel;
+pub mod dest;
 pub mod keys;
 pub mod options;
 pub mod server;

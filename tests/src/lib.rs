@@ -454,26 +454,29 @@ pub fn free_port() -> u16 {
 
 impl Sshd {
     /// Start sshd in `dir` with extra `sshd_config` lines (AuthorizedKeysFile,
-    /// AuthorizedKeysCommand, TrustedUserCAKeys, RevokedKeys…).
+    /// AuthorizedKeysCommand, TrustedUserCAKeys, RevokedKeys, HostCertificate…).
+    /// A host key already at `dir/host_ed25519` is kept (a test may certify it first).
     pub fn start(dir: &Path, extra: &[String]) -> Sshd {
         std::fs::create_dir_all(dir).expect("dir");
         let _ = std::fs::create_dir_all("/run/sshd");
         let host = dir.join("host_ed25519");
-        let o = Command::new("ssh-keygen")
-            .args([
-                "-q",
-                "-t",
-                "ed25519",
-                "-N",
-                "",
-                "-C",
-                "mesh-test-host",
-                "-f",
-            ])
-            .arg(&host)
-            .output()
-            .expect("ssh-keygen");
-        assert!(o.status.success());
+        if !host.exists() {
+            let o = Command::new("ssh-keygen")
+                .args([
+                    "-q",
+                    "-t",
+                    "ed25519",
+                    "-N",
+                    "",
+                    "-C",
+                    "mesh-test-host",
+                    "-f",
+                ])
+                .arg(&host)
+                .output()
+                .expect("ssh-keygen");
+            assert!(o.status.success());
+        }
         let port = free_port();
         let config = dir.join("sshd_config");
         let mut c = format!(

@@ -24,6 +24,7 @@ mod pgp;
 mod portal;
 mod smime;
 mod ssh;
+mod ssh_dest;
 mod ssh_keys;
 mod state;
 mod tls;
