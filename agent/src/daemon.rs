@@ -323,7 +323,9 @@ pub fn run(home: &Path, interval: Duration) -> Result<(), DaemonError> {
         Err(_) => (Vec::new(), None, None),
     };
     let served = rt.block_on(async move {
-        let agent = Arc::new(Agent::default());
+        let mut agent = Agent::default();
+        agent.set_log(crate::agent_log::line);
+        let agent = Arc::new(agent);
         agent.set_mesh_identities(initial).await;
         let ssh = bind(&p.ssh)?;
         let ctl = bind(&p.control)?;

@@ -22,10 +22,12 @@ use subtle::ConstantTimeEq;
 use tokio::sync::Mutex;
 use zeroize::Zeroizing;
 
+mod smartcard;
+
 /// `SSH_AGENT_RSA_SHA2_256`.
-const RSA_SHA2_256: u32 = 2;
+pub(crate) const RSA_SHA2_256: u32 = 2;
 /// `SSH_AGENT_RSA_SHA2_512`.
-const RSA_SHA2_512: u32 = 4;
+pub(crate) const RSA_SHA2_512: u32 = 4;
 /// Most identities the agent holds (OpenSSH's `MAX_AGENT_IDENTITIES` bounds clients similarly).
 pub const MAX_IDENTITIES: usize = 1024;
 /// Most session binds per connection (OpenSSH's `AGENT_MAX_SESSION_IDS`).
@@ -42,6 +44,8 @@ enum Signer {
     Ssh(Box<ssh_key::PrivateKey>),
     /// An added RSA key, signed with the `rsa` crate (SHA-2 only).
     Rsa(Box<rsa::RsaPrivateKey>),
+    /// A key on a PKCS#11 token (`ssh-add -s`): the token signs.
+    Pkcs11(crate::pkcs11::TokenKey),
 }
 
 struct Held {
@@ -111,6 +115,8 @@ struct State {
     held: Vec<Held>,
     lock: Option<Lock>,
     failed_unlocks: u32,
+    /// PKCS#11 providers loaded with `ssh-add -s`.
+    providers: Vec<Arc<crate::pkcs11::Provider>>,
 }
 
 /// Per-connection state: the sessions this connection is bound to.
@@ -128,6 +134,16 @@ pub struct Agent {
     /// Unlock attempts take turns, across every connection, delay included:
     /// parallel connections do not multiply the guessing rate.
     unlock_gate: Mutex<()>,
+    /// PKCS#11 providers that `ssh-add -s` may load (OpenSSH's `-P` pattern list).
+    allowed_providers: String,
+    /// Provider loads and unloads take turns (a module is initialised once).
+    pkcs11_gate: Mutex<()>,
+    /// Where refusals worth a line go (the daemon's log).
+    log: fn(&str),
+}
+
+fn log_stderr(message: &str) {
+    eprintln!("mesh ssh-agent: {message}");
 }
 
 impl std::fmt::Debug for Agent {
@@ -166,7 +182,21 @@ impl Agent {
             state: Mutex::new(State::default()),
             askpass,
             unlock_gate: Mutex::new(()),
+            allowed_providers: crate::pkcs11::DEFAULT_ALLOWED_PROVIDERS.into(),
+            pkcs11_gate: Mutex::new(()),
+            log: log_stderr,
         }
+    }
+
+    /// The PKCS#11 providers `ssh-add -s` may load: an OpenSSH pattern list
+    /// (`ssh-agent -P`), matched against the provider's canonical path.
+    pub fn set_allowed_providers(&mut self, patterns: impl Into<String>) {
+        self.allowed_providers = patterns.into();
+    }
+
+    /// Where the agent writes refusals worth a log line (standard error by default).
+    pub fn set_log(&mut self, log: fn(&str)) {
+        self.log = log;
     }
 
     /// Replace the Mesh identities (after a sync). An empty list drops them
@@ -262,14 +292,17 @@ impl Agent {
                     return Response::Failure;
                 }
                 st.held.retain(|h| h.from_mesh);
+                // Providers stay loaded (as OpenSSH's): `ssh-add -e` unloads them.
                 Response::Success
             }
             Request::Lock(p) => self.lock(Zeroizing::new(p)).await,
             Request::Unlock(p) => self.unlock(Zeroizing::new(p)).await,
             Request::Extension(e) => self.extension(conn, e).await,
-            Request::AddSmartcardKey(_)
-            | Request::RemoveSmartcardKey(_)
-            | Request::AddSmartcardKeyConstrained(_) => Response::Failure,
+            Request::AddSmartcardKey(k) => self.add_smartcard(k, Vec::new()).await,
+            Request::AddSmartcardKeyConstrained(c) => {
+                self.add_smartcard(c.key, c.constraints).await
+            }
+            Request::RemoveSmartcardKey(k) => self.remove_smartcard(k).await,
         }
     }
 
@@ -313,6 +346,9 @@ impl Agent {
         };
         if confirm && !self.confirm(&comment, &key).await {
             return Response::Failure;
+        }
+        if let Signer::Pkcs11(_) = signer.as_ref() {
+            return self.sign_on_token(signer, r.data, r.flags).await;
         }
         match sign_with(&signer, &key, &r.data, r.flags) {
             Some(sig) => Response::SignResponse(sig),
@@ -388,29 +424,14 @@ impl Agent {
             }
             _ => return Response::Failure,
         };
-        let mut expires = None;
-        let mut confirm = false;
-        let mut destinations = Vec::new();
-        for c in constraints {
-            match c {
-                KeyConstraint::Lifetime(secs) => {
-                    expires = Some(Instant::now() + Duration::from_secs(u64::from(secs)))
-                }
-                KeyConstraint::Confirm => confirm = true,
-                KeyConstraint::Extension(e) => {
-                    match e.parse_key_constraint::<RestrictDestination>() {
-                        Ok(Some(r))
-                            if !r.constraints.is_empty()
-                                && r.constraints.len() <= MAX_DEST_CONSTRAINTS =>
-                        {
-                            destinations = r.constraints;
-                        }
-                        // Unknown or malformed constraints: refuse rather than add the key unconstrained.
-                        _ => return Response::Failure,
-                    }
-                }
-            }
-        }
+        let Some(Constraints {
+            expires,
+            confirm,
+            destinations,
+        }) = Constraints::parse(constraints)
+        else {
+            return Response::Failure;
+        };
         let mut st = self.state.lock().await;
         if st.lock.is_some() {
             return Response::Failure;
@@ -526,6 +547,45 @@ impl Agent {
     }
 }
 
+/// What `ssh-add -t/-c/-h` asked for a key.
+struct Constraints {
+    expires: Option<Instant>,
+    confirm: bool,
+    destinations: Vec<ssh_agent_lib::proto::extension::DestinationConstraint>,
+}
+
+impl Constraints {
+    /// `None` for unknown or malformed constraints: the key is refused
+    /// rather than added unconstrained.
+    fn parse(constraints: Vec<KeyConstraint>) -> Option<Constraints> {
+        let mut out = Constraints {
+            expires: None,
+            confirm: false,
+            destinations: Vec::new(),
+        };
+        for c in constraints {
+            match c {
+                KeyConstraint::Lifetime(secs) => {
+                    out.expires = Some(Instant::now() + Duration::from_secs(u64::from(secs)))
+                }
+                KeyConstraint::Confirm => out.confirm = true,
+                KeyConstraint::Extension(e) => {
+                    match e.parse_key_constraint::<RestrictDestination>() {
+                        Ok(Some(r))
+                            if !r.constraints.is_empty()
+                                && r.constraints.len() <= MAX_DEST_CONSTRAINTS =>
+                        {
+                            out.destinations = r.constraints;
+                        }
+                        _ => return None,
+                    }
+                }
+            }
+        }
+        Some(out)
+    }
+}
+
 /// Whether a key may be used on this connection: keys without destination
 /// constraints always; constrained keys only along a chain of hops whose
 /// every host key the constraints allow (OpenSSH's `identity_permitted`;
@@ -612,6 +672,8 @@ fn sign_with(signer: &Signer, key: &KeyData, data: &[u8], flags: u32) -> Option<
             };
             Signature::new(Algorithm::Rsa { hash: Some(hash) }, bytes).ok()
         }
+        // Signed off the runtime (Agent::sign_on_token).
+        Signer::Pkcs11(_) => None,
     }
 }
 
