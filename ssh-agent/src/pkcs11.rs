@@ -44,6 +44,9 @@ const DIGEST_INFO_SHA256: [u8; 19] = [
     0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05,
     0x00, 0x04, 0x20,
 ];
+const DIGEST_INFO_SHA1: [u8; 15] = [
+    0x30, 0x21, 0x30, 0x09, 0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a, 0x05, 0x00, 0x04, 0x14,
+];
 const DIGEST_INFO_SHA512: [u8; 19] = [
     0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x03, 0x05,
     0x00, 0x04, 0x40,
@@ -88,7 +91,7 @@ pub enum Pkcs11Error {
     /// The provider was unloaded (`ssh-add -e`) while the key was in use.
     #[error("PKCS#11 provider {0} was unloaded")]
     Gone(String),
-    /// The request cannot be made with this key (RSA without SHA-2).
+    /// The request cannot be made with this key.
     #[error("unsupported signature request: {0}")]
     Unsupported(&'static str),
 }
@@ -494,6 +497,14 @@ impl TokenKey {
             Algorithm::Ecdsa { curve } => ecdsa_blob(&raw, curve)?,
             _ => raw,
         };
+        let alg = match alg {
+            Algorithm::Rsa { hash: None } => {
+                ssh_key::AlgorithmName::new(crate::server::SSH_RSA_SHA1)
+                    .map(Algorithm::Other)
+                    .map_err(|_| Pkcs11Error::Unsupported("ssh-rsa"))?
+            }
+            alg => alg,
+        };
         Signature::new(alg, blob).map_err(|_| Pkcs11Error::Unsupported("token's signature"))
     }
 
@@ -524,33 +535,28 @@ impl TokenKey {
     }
 }
 
-/// `CKM_RSA_PKCS` over the DigestInfo of the requested SHA-2 hash (no SHA-1).
+/// `CKM_RSA_PKCS` over the DigestInfo of the requested hash: SHA-2 when a
+/// flag asks for it, else SHA-1 (`ssh-rsa`, what `ssh-add -T` asks for;
+/// OpenSSH's agent signs it too, and servers decide whether to accept it).
 fn rsa_input(
     data: &[u8],
     flags: u32,
 ) -> Result<(Mechanism<'static>, Vec<u8>, Algorithm), Pkcs11Error> {
-    let (prefix, hash, alg) = if flags & crate::agent::RSA_SHA2_512 != 0 {
-        (
-            &DIGEST_INFO_SHA512,
-            sha2::Sha512::digest(data).to_vec(),
-            HashAlg::Sha512,
-        )
+    let (mut input, hash, alg) = if flags & crate::agent::RSA_SHA2_512 != 0 {
+        let h = sha2::Sha512::digest(data).to_vec();
+        (DIGEST_INFO_SHA512.to_vec(), h, Some(HashAlg::Sha512))
     } else if flags & crate::agent::RSA_SHA2_256 != 0 {
-        (
-            &DIGEST_INFO_SHA256,
-            sha2::Sha256::digest(data).to_vec(),
-            HashAlg::Sha256,
-        )
+        let h = sha2::Sha256::digest(data).to_vec();
+        (DIGEST_INFO_SHA256.to_vec(), h, Some(HashAlg::Sha256))
     } else {
-        return Err(Pkcs11Error::Unsupported("ssh-rsa (SHA-1) signatures"));
+        (
+            DIGEST_INFO_SHA1.to_vec(),
+            sha1::Sha1::digest(data).to_vec(),
+            None,
+        )
     };
-    let mut input = prefix.to_vec();
     input.extend_from_slice(&hash);
-    Ok((
-        Mechanism::RsaPkcs,
-        input,
-        Algorithm::Rsa { hash: Some(alg) },
-    ))
+    Ok((Mechanism::RsaPkcs, input, Algorithm::Rsa { hash: alg }))
 }
 
 /// The SSH form of a token's ECDSA signature: r || s (each the field's
@@ -649,12 +655,15 @@ mod tests {
     }
 
     #[test]
-    fn rsa_without_sha2_is_refused() {
-        assert!(matches!(
-            rsa_input(b"data", 0),
-            Err(Pkcs11Error::Unsupported(_))
-        ));
-        let (_, input, _) = rsa_input(b"data", crate::agent::RSA_SHA2_256).expect("input");
+    fn rsa_digest_info_follows_the_flags() {
+        let (_, input, alg) = rsa_input(b"data", crate::agent::RSA_SHA2_256).expect("input");
         assert_eq!(input.len(), 19 + 32);
+        assert_eq!(alg.as_str(), "rsa-sha2-256");
+        let (_, input, alg) = rsa_input(b"data", crate::agent::RSA_SHA2_512).expect("input");
+        assert_eq!(input.len(), 19 + 64);
+        assert_eq!(alg.as_str(), "rsa-sha2-512");
+        let (_, input, alg) = rsa_input(b"data", 0).expect("input");
+        assert_eq!(input.len(), 15 + 20);
+        assert_eq!(alg.as_str(), "ssh-rsa");
     }
 }
