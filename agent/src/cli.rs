@@ -79,6 +79,9 @@ pub(crate) enum Command {
     /// SSH: this device's key and certificate, and what servers use.
     #[command(subcommand)]
     Ssh(SshCmd),
+    /// ssh-agent(1) on the Mesh agent: the same options, output and COMMAND mode.
+    #[command(name = "ssh-agent")]
+    SshAgent(SshAgentArgs),
     /// S/MIME: the account's CA and this device's signing certificate.
     #[command(subcommand)]
     Smime(SmimeCmd),
@@ -769,4 +772,60 @@ pub(crate) fn human_duration(secs: u64) -> String {
         s if s >= 60 && s % 60 == 0 => format!("{}m", s / 60),
         s => format!("{s}s"),
     }
+}
+
+/// ssh-agent(1)'s command line. `eval "$(mesh ssh-agent -s)"` starts an
+/// agent in the background and sets SSH_AUTH_SOCK and SSH_AGENT_PID;
+/// `mesh ssh-agent COMMAND` runs COMMAND with them set and the agent exits
+/// when it does, with its status. Where the home has an account, the
+/// device's Mesh key and certificate are served too. A link named
+/// `ssh-agent` to the mesh binary runs this.
+#[derive(Debug, clap::Args)]
+pub(crate) struct SshAgentArgs {
+    /// Bind the agent to this Unix socket (default: $TMPDIR/ssh-XXXXXXXXXX/agent.<pid>).
+    #[arg(short = 'a', value_name = "BIND_ADDRESS")]
+    pub bind_address: Option<PathBuf>,
+    /// Print C-shell commands (the default when $SHELL ends in csh).
+    #[arg(short = 'c', conflicts_with = "sh")]
+    pub csh: bool,
+    /// Print Bourne shell commands.
+    #[arg(short = 's')]
+    pub sh: bool,
+    /// Debug: stay in the foreground and tell on standard error what happens.
+    #[arg(short = 'd', conflicts_with = "foreground")]
+    pub debug: bool,
+    /// Stay in the foreground.
+    #[arg(short = 'D')]
+    pub foreground: bool,
+    /// Kill the agent SSH_AGENT_PID names.
+    #[arg(short = 'k')]
+    pub kill: bool,
+    /// Fingerprint hash in prompts: sha256 (default) or sha512.
+    #[arg(short = 'E', value_name = "FINGERPRINT_HASH")]
+    pub hash: Option<String>,
+    /// allow-remote-pkcs11 or no-restrict-websafe.
+    #[arg(short = 'O', value_name = "OPTION")]
+    pub option: Vec<String>,
+    /// PKCS#11 providers that may be loaded, as an ssh pattern-list (default: /usr/lib*/*,/usr/local/lib*/*).
+    #[arg(short = 'P', value_name = "ALLOWED_PROVIDERS")]
+    pub allowed_providers: Option<String>,
+    /// Default lifetime of added keys: seconds or a time like 1h30m.
+    #[arg(short = 't', value_name = "LIFE")]
+    pub life: Option<String>,
+    /// The background process of a daemonized agent (internal).
+    #[arg(long, hide = true)]
+    pub serve_child: bool,
+    /// The socket directory it removes when it exits (internal).
+    #[arg(long, hide = true, requires = "serve_child")]
+    pub socket_dir: Option<PathBuf>,
+    /// COMMAND's pid: exit when it does (internal).
+    #[arg(long, hide = true, requires = "serve_child")]
+    pub parent_pid: Option<u32>,
+    /// Run this with SSH_AUTH_SOCK and SSH_AGENT_PID set; the agent exits when it does.
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = false,
+        value_name = "COMMAND"
+    )]
+    pub command: Vec<std::ffi::OsString>,
 }

@@ -272,6 +272,84 @@ pub fn why_not_running(home: &Path, e: DaemonError) -> DaemonError {
     }
 }
 
+/// The Mesh identities `home` holds now, its account's address and the
+/// device's UDF (all empty without a store or an account).
+fn load(
+    home: &Path,
+) -> (
+    Vec<mesh_ssh::agent::MeshIdentity>,
+    Option<String>,
+    Option<String>,
+) {
+    match Store::open(home, false) {
+        Ok(s) => {
+            let a = mesh_account::account(&s).ok();
+            (
+                a.as_ref()
+                    .and_then(|a| identities(&s, a).ok())
+                    .unwrap_or_default(),
+                a.map(|a| a.address),
+                s.state().device.as_ref().map(|d| d.udf.clone()),
+            )
+        }
+        Err(_) => (Vec::new(), None, None),
+    }
+}
+
+/// The Mesh side of an agent `mesh ssh-agent` runs: where the home has an
+/// account, its device's key and certificate, kept current by the same
+/// sync loop as `mesh agent run`'s (no control socket, no home lock: the
+/// store's own lock orders it with other `mesh` processes).
+pub struct MeshFeed {
+    shared: Arc<Shared>,
+    sync: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for MeshFeed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MeshFeed").finish_non_exhaustive()
+    }
+}
+
+impl MeshFeed {
+    /// Load `home`'s Mesh identities into `agent` and keep syncing them;
+    /// `None` (and nothing loaded) when the home has no account. Call
+    /// within a tokio runtime.
+    pub async fn start(home: &Path, agent: Arc<Agent>, interval: Duration) -> Option<MeshFeed> {
+        refuse_revoked(home).ok()?;
+        let (initial, account, device) = load(home);
+        account.as_ref()?;
+        agent.set_mesh_identities(initial).await;
+        let shared = Arc::new(Shared {
+            agent,
+            status: RwLock::new(Status {
+                pid: std::process::id(),
+                account,
+                device,
+                ..Status::default()
+            }),
+            sync_now: Notify::new(),
+            synced: Notify::new(),
+            stop: Notify::new(),
+        });
+        let sync = tokio::spawn(sync_loop(home.to_path_buf(), shared.clone(), interval));
+        Some(MeshFeed { shared, sync })
+    }
+
+    /// Resolves when the agent must stop serving (this device was revoked
+    /// and its keys wiped).
+    pub async fn stopped(&self) {
+        self.shared.stop.notified().await
+    }
+}
+
+impl Drop for MeshFeed {
+    fn drop(&mut self) {
+        self.shared.stop.notify_waiters();
+        self.sync.abort();
+    }
+}
+
 /// Serve until stopped (SIGTERM, SIGINT or `mesh agent stop`).
 pub fn run(home: &Path, interval: Duration) -> Result<(), DaemonError> {
     refuse_revoked(home)?;
@@ -309,19 +387,7 @@ pub fn run(home: &Path, interval: Duration) -> Result<(), DaemonError> {
         .map_err(io("starting the runtime"))?;
     // The keys this device holds locally are served from the first
     // connection on; the portal is asked afterwards.
-    let (initial, account_name, device) = match Store::open(home, false) {
-        Ok(s) => {
-            let a = mesh_account::account(&s).ok();
-            (
-                a.as_ref()
-                    .and_then(|a| identities(&s, a).ok())
-                    .unwrap_or_default(),
-                a.map(|a| a.address),
-                s.state().device.as_ref().map(|d| d.udf.clone()),
-            )
-        }
-        Err(_) => (Vec::new(), None, None),
-    };
+    let (initial, account_name, device) = load(home);
     let served = rt.block_on(async move {
         let mut agent = Agent::default();
         agent.set_log(crate::agent_log::line);

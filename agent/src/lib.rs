@@ -12,6 +12,7 @@ pub mod quickstart;
 pub mod recovery;
 pub mod server_cache;
 pub mod servers;
+pub mod ssh_agent_cmd;
 
 pub use mesh_account as account;
 

@@ -27,7 +27,7 @@ mod cli;
 mod commands;
 
 use cli::{Cli, Command};
-use commands::{account, agent, device, local, pgp, smime, ssh};
+use commands::{account, agent, device, local, pgp, smime, ssh, ssh_agent};
 
 fn main() -> ExitCode {
     // Before anything can read a secret (agent/src/hardening.rs).
@@ -37,7 +37,7 @@ fn main() -> ExitCode {
         let _ = writeln!(err, "hint: {}", e.hint());
         return ExitCode::FAILURE;
     }
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::try_parse_from(args()) {
         Ok(c) => c,
         Err(e) => return usage_error(e),
     };
@@ -52,6 +52,21 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The command line; a binary invoked as `ssh-agent` (a link to mesh) is
+/// `mesh ssh-agent`.
+fn args() -> Vec<std::ffi::OsString> {
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let invoked = args.first().and_then(|a| {
+        std::path::Path::new(a)
+            .file_name()
+            .map(|n| n == "ssh-agent")
+    });
+    if invoked == Some(true) {
+        args.splice(0..1, ["mesh".into(), "ssh-agent".into()]);
+    }
+    args
 }
 
 /// Help and version print as clap prints them; a bad command line prints
@@ -105,6 +120,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Sync => local::sync(&home, j),
         Command::Agent(a) => agent::run(&home, a, j),
         Command::Ssh(s) => ssh::run(&home, s, j),
+        Command::SshAgent(a) => ssh_agent::run(&home, a),
         Command::Pgp(c) => pgp::run(&home, c, j),
         Command::Smime(c) => smime::run(&home, c, j),
         Command::Completions { shell } => local::completions(shell),

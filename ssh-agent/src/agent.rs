@@ -134,8 +134,8 @@ pub struct Agent {
     /// Unlock attempts take turns, across every connection, delay included:
     /// parallel connections do not multiply the guessing rate.
     unlock_gate: Mutex<()>,
-    /// PKCS#11 providers that `ssh-add -s` may load (OpenSSH's `-P` pattern list).
-    allowed_providers: String,
+    /// ssh-agent's command line (`-t`, `-E`, `-P`, `-O`): set before serving.
+    options: crate::options::AgentOptions,
     /// Provider loads and unloads take turns (a module is initialised once).
     pkcs11_gate: Mutex<()>,
     /// Where refusals worth a line go (the daemon's log).
@@ -182,21 +182,26 @@ impl Agent {
             state: Mutex::new(State::default()),
             askpass,
             unlock_gate: Mutex::new(()),
-            allowed_providers: crate::pkcs11::DEFAULT_ALLOWED_PROVIDERS.into(),
+            options: crate::options::AgentOptions::default(),
             pkcs11_gate: Mutex::new(()),
             log: log_stderr,
         }
     }
 
-    /// The PKCS#11 providers `ssh-add -s` may load: an OpenSSH pattern list
-    /// (`ssh-agent -P`), matched against the provider's canonical path.
-    pub fn set_allowed_providers(&mut self, patterns: impl Into<String>) {
-        self.allowed_providers = patterns.into();
-    }
-
     /// Where the agent writes refusals worth a log line (standard error by default).
     pub fn set_log(&mut self, log: fn(&str)) {
         self.log = log;
+    }
+
+    /// This agent with ssh-agent's command-line settings.
+    pub fn with_options(mut self, options: crate::options::AgentOptions) -> Agent {
+        self.options = options;
+        self
+    }
+
+    /// The settings it runs with (the PKCS#11 allow-list among them).
+    pub fn options(&self) -> &crate::options::AgentOptions {
+        &self.options
     }
 
     /// Replace the Mesh identities (after a sync). An empty list drops them
@@ -298,9 +303,9 @@ impl Agent {
             Request::Lock(p) => self.lock(Zeroizing::new(p)).await,
             Request::Unlock(p) => self.unlock(Zeroizing::new(p)).await,
             Request::Extension(e) => self.extension(conn, e).await,
-            Request::AddSmartcardKey(k) => self.add_smartcard(k, Vec::new()).await,
+            Request::AddSmartcardKey(k) => self.add_smartcard(conn, k, Vec::new()).await,
             Request::AddSmartcardKeyConstrained(c) => {
-                self.add_smartcard(c.key, c.constraints).await
+                self.add_smartcard(conn, c.key, c.constraints).await
             }
             Request::RemoveSmartcardKey(k) => self.remove_smartcard(k).await,
         }
@@ -360,7 +365,7 @@ impl Agent {
         let Some(askpass) = &self.askpass else {
             return false;
         };
-        let fp = key.fingerprint(HashAlg::Sha256);
+        let fp = key.fingerprint(self.options.fingerprint_hash.alg());
         let prompt = format!("Allow use of key {comment}?\nKey fingerprint {fp}.");
         tokio::process::Command::new(askpass)
             .arg(prompt)
@@ -428,7 +433,7 @@ impl Agent {
             expires,
             confirm,
             destinations,
-        }) = Constraints::parse(constraints)
+        }) = Constraints::parse(constraints, self.options.default_lifetime)
         else {
             return Response::Failure;
         };
@@ -557,9 +562,13 @@ struct Constraints {
 impl Constraints {
     /// `None` for unknown or malformed constraints: the key is refused
     /// rather than added unconstrained.
-    fn parse(constraints: Vec<KeyConstraint>) -> Option<Constraints> {
+    /// `default_lifetime`: ssh-agent -t, for keys added without one.
+    fn parse(
+        constraints: Vec<KeyConstraint>,
+        default_lifetime: Option<Duration>,
+    ) -> Option<Constraints> {
         let mut out = Constraints {
-            expires: None,
+            expires: default_lifetime.map(|d| Instant::now() + d),
             confirm: false,
             destinations: Vec::new(),
         };

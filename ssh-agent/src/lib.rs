@@ -7,6 +7,7 @@
 pub mod agent;
 pub mod cert;
 pub mod channel;
+pub mod options;
 pub mod pkcs11;
 pub mod server;
 pub mod sshd;

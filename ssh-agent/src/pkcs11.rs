@@ -4,8 +4,8 @@
 //! session per token) and the public keys the token lists.
 //!
 //! As OpenSSH's agent (`ssh-agent.c`, `ssh-pkcs11.c`): the provider's path
-//! is canonicalised and must match the allow-list (`-P`, by default
-//! [`DEFAULT_ALLOWED_PROVIDERS`]); public keys come from the token's
+//! is canonicalised and must match the allow-list (`ssh-agent -P`, by
+//! default OpenSSH's: [`crate::options::DEFAULT_PKCS11_ALLOWLIST`]); public keys come from the token's
 //! `CKO_PUBLIC_KEY` objects (RSA, EC on P-256/P-384/P-521) and X.509
 //! `CKO_CERTIFICATE` objects; RSA signs with `CKM_RSA_PKCS` over a SHA-2
 //! DigestInfo, ECDSA with `CKM_ECDSA` over the hash of the curve's size.
@@ -24,11 +24,10 @@ use der::asn1::{ObjectIdentifier, OctetString};
 use der::Decode as _;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::Digest;
+
+use crate::options::AgentOptions;
 use ssh_key::public::{EcdsaPublicKey, KeyData, RsaPublicKey};
 use ssh_key::{Algorithm, EcdsaCurve, HashAlg, Mpint, Signature};
-
-/// OpenSSH's default allow-list for `ssh-agent -P`.
-pub const DEFAULT_ALLOWED_PROVIDERS: &str = "/usr/lib*/*,/usr/local/lib*/*";
 
 /// Most keys taken from one provider (a token listing more is cut off).
 const MAX_TOKEN_KEYS: usize = 256;
@@ -67,6 +66,9 @@ pub enum Pkcs11Error {
         /// The allow-list in force.
         allowed: String,
     },
+    /// A forwarded connection asked to load a provider.
+    #[error("refusing PKCS#11 provider {0} from a forwarded connection")]
+    Remote(String),
     /// The provider is loaded and its keys are in the agent.
     #[error("PKCS#11 provider {0} is already loaded")]
     Loaded(String),
@@ -104,6 +106,9 @@ impl Pkcs11Error {
             Pkcs11Error::NotAllowed { .. } => {
                 "start the agent with -P PATTERN (a comma-separated list) that matches the library"
             }
+            Pkcs11Error::Remote(_) => {
+                "load providers on the machine that runs the agent (or start it with -O allow-remote-pkcs11)"
+            }
             Pkcs11Error::Loaded(_) => "remove it first with ssh-add -e",
             Pkcs11Error::NotLoaded(_) => "ssh-add -l lists what the agent holds",
             Pkcs11Error::Load(..) => "check that the library is a PKCS#11 module for this system",
@@ -119,62 +124,15 @@ impl Pkcs11Error {
     }
 }
 
-/// Whether `name` matches an OpenSSH pattern list (`match_pattern_list`):
-/// comma-separated patterns with `*` and `?`; a match of a `!`-negated
-/// pattern refuses whatever else matches.
-pub fn pattern_list_matches(name: &str, list: &str) -> bool {
-    let mut matched = false;
-    for pat in list.split(',') {
-        let (negated, pat) = match pat.strip_prefix('!') {
-            Some(p) => (true, p),
-            None => (false, pat),
-        };
-        if glob(name.as_bytes(), pat.as_bytes()) {
-            if negated {
-                return false;
-            }
-            matched = true;
-        }
-    }
-    matched
-}
-
-/// `*` matches any run of bytes (slashes included, as in OpenSSH), `?` one.
-fn glob(name: &[u8], pat: &[u8]) -> bool {
-    let (mut n, mut p) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while n < name.len() {
-        match pat.get(p) {
-            Some(b'*') => {
-                star = Some((p, n));
-                p += 1;
-            }
-            Some(&c) if c == b'?' || c == name[n] => {
-                n += 1;
-                p += 1;
-            }
-            _ => match star {
-                Some((sp, sn)) => {
-                    p = sp + 1;
-                    n = sn + 1;
-                    star = Some((sp, sn + 1));
-                }
-                None => return false,
-            },
-        }
-    }
-    pat[p..].iter().all(|&c| c == b'*')
-}
-
 /// The canonical path of a provider, checked against the allow-list.
-pub fn allowed_path(requested: &str, allowed: &str) -> Result<PathBuf, Pkcs11Error> {
+pub fn allowed_path(requested: &str, options: &AgentOptions) -> Result<PathBuf, Pkcs11Error> {
     let path =
         std::fs::canonicalize(requested).map_err(|e| Pkcs11Error::Path(requested.into(), e))?;
     let shown = path.to_string_lossy().into_owned();
-    if !pattern_list_matches(&shown, allowed) {
+    if !options.provider_allowed(&shown) {
         return Err(Pkcs11Error::NotAllowed {
             path: shown,
-            allowed: allowed.into(),
+            allowed: options.pkcs11_allowlist.clone(),
         });
     }
     Ok(path)
@@ -587,26 +545,24 @@ fn ecdsa_blob(raw: &[u8], curve: EcdsaCurve) -> Result<Vec<u8>, Pkcs11Error> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn openssh_default_allow_list() {
-        let ok = |p: &str| pattern_list_matches(p, DEFAULT_ALLOWED_PROVIDERS);
-        assert!(ok("/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so"));
-        assert!(ok("/usr/lib64/pkcs11/opensc-pkcs11.so"));
-        assert!(ok("/usr/local/lib/libykcs11.so"));
-        assert!(!ok("/tmp/evil.so"));
-        assert!(!ok("/home/u/usr/lib/x.so"));
-        assert!(!ok("/usr/libexec"));
+    fn allowing(list: &str) -> AgentOptions {
+        AgentOptions {
+            pkcs11_allowlist: list.into(),
+            ..AgentOptions::default()
+        }
     }
 
     #[test]
-    fn negated_patterns_and_wildcards() {
-        let list = "/opt/*/p11.so,!/opt/bad/*,/srv/lib?.so";
-        assert!(pattern_list_matches("/opt/good/p11.so", list));
-        assert!(!pattern_list_matches("/opt/bad/p11.so", list));
-        assert!(pattern_list_matches("/srv/lib1.so", list));
-        assert!(!pattern_list_matches("/srv/lib12.so", list));
-        assert!(!pattern_list_matches("/opt/good/p11.so", ""));
-        assert!(pattern_list_matches("anything", "*"));
+    fn openssh_default_allow_list() {
+        let ok = |p: &str| allowed_path(p, &AgentOptions::default()).is_ok();
+        let softhsm = "/usr/lib/softhsm/libsofthsm2.so";
+        if std::path::Path::new(softhsm).exists() {
+            assert!(ok(softhsm));
+        }
+        let outside = std::env::temp_dir().join(format!("mesh-p11-out-{}", std::process::id()));
+        std::fs::write(&outside, b"").expect("file");
+        assert!(!ok(outside.to_str().expect("utf8")));
+        let _ = std::fs::remove_file(&outside);
     }
 
     #[test]
@@ -619,18 +575,18 @@ mod tests {
         let link = dir.join("usr-lib-link.so");
         let _ = std::fs::remove_file(&link);
         std::os::unix::fs::symlink(&lib, &link).expect("link");
-        let allowed = format!("{}/usr-lib-*", dir.display());
+        let allowed = allowing(&format!("{}/usr-lib-*", dir.display()));
         assert!(matches!(
             allowed_path(link.to_str().expect("utf8"), &allowed),
             Err(Pkcs11Error::NotAllowed { .. })
         ));
-        let allowed = format!("{}/lib.so", dir.display());
+        let allowed = allowing(&format!("{}/lib.so", dir.display()));
         assert_eq!(
             allowed_path(link.to_str().expect("utf8"), &allowed).expect("allowed"),
             std::fs::canonicalize(&lib).expect("canon")
         );
         assert!(matches!(
-            allowed_path("/nonexistent/p11.so", "*"),
+            allowed_path("/nonexistent/p11.so", &allowing("*")),
             Err(Pkcs11Error::Path(..))
         ));
         let _ = std::fs::remove_dir_all(&dir);

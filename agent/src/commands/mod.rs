@@ -9,6 +9,7 @@ pub(crate) mod pgp;
 pub(crate) mod secrets;
 pub(crate) mod smime;
 pub(crate) mod ssh;
+pub(crate) mod ssh_agent;
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -69,6 +70,9 @@ pub(crate) fn hint_of(e: &anyhow::Error) -> Option<String> {
         }
         if let Some(d) = cause.downcast_ref::<mesh_agent::daemon::DaemonError>() {
             return d.hint();
+        }
+        if let Some(s) = cause.downcast_ref::<mesh_agent::ssh_agent_cmd::SshAgentError>() {
+            return s.hint();
         }
         if let Some(CoreError::Shares(_)) = cause.downcast_ref::<CoreError>() {
             return Some("check the shares against what was printed; give more than the quorum to find a wrong one".into());

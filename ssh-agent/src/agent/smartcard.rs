@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use ssh_agent_lib::proto::{KeyConstraint, Response, SmartcardKey};
 
-use super::{Agent, Constraints, Held, Signer, MAX_IDENTITIES};
+use super::{Agent, Connection, Constraints, Held, Signer, MAX_IDENTITIES};
 use crate::pkcs11::{self, Pkcs11Error, Provider};
 
 /// The provider a held key came from, if it is a token's.
@@ -38,17 +38,24 @@ impl Agent {
     /// least one key was added (as OpenSSH's agent).
     pub(super) async fn add_smartcard(
         &self,
+        conn: &Connection,
         key: SmartcardKey,
         constraints: Vec<KeyConstraint>,
     ) -> Response {
         let SmartcardKey { id, pin } = key;
-        let Some(c) = Constraints::parse(constraints) else {
+        let Some(c) = Constraints::parse(constraints, self.options.default_lifetime) else {
             return Response::Failure;
         };
-        let path = match pkcs11::allowed_path(&id, &self.allowed_providers) {
+        let path = match pkcs11::allowed_path(&id, &self.options) {
             Ok(p) => p,
             Err(e) => return self.refuse(&e),
         };
+        // A connection that ssh bound to a session is a forwarded one here:
+        // a remote host may not load libraries into this agent unless
+        // `-O allow-remote-pkcs11` (as OpenSSH's agent since 9.4).
+        if !conn.binds.is_empty() && !self.options.allow_remote_pkcs11 {
+            return self.refuse(&Pkcs11Error::Remote(path.to_string_lossy().into_owned()));
+        }
         let _turn = self.pkcs11_gate.lock().await;
         {
             let mut st = self.state.lock().await;
