@@ -90,6 +90,9 @@ pub enum Pkcs11Error {
     /// A token operation failed (the token or its module is at fault).
     #[error("PKCS#11 token failed: {0}")]
     Token(CkError),
+    /// The token no longer has the key's private half (removed, replaced).
+    #[error("the PKCS#11 token no longer has the private key {0:?}")]
+    NoPrivateKey(String),
     /// The provider was unloaded (`ssh-add -e`) while the key was in use.
     #[error("PKCS#11 provider {0} was unloaded")]
     Gone(String),
@@ -116,7 +119,7 @@ impl Pkcs11Error {
                 "give the token's user PIN when ssh-add asks for it"
             }
             Pkcs11Error::NoKeys(_) => "the token needs an RSA or ECDSA (P-256/384/521) key pair",
-            Pkcs11Error::Token(_) | Pkcs11Error::Gone(_) => {
+            Pkcs11Error::Token(_) | Pkcs11Error::Gone(_) | Pkcs11Error::NoPrivateKey(_) => {
                 "check that the token is present; reload it with ssh-add -e and ssh-add -s"
             }
             Pkcs11Error::Unsupported(_) => return None,
@@ -486,10 +489,7 @@ impl TokenKey {
             }
             template.pop();
         }
-        Err(Pkcs11Error::Token(CkError::Pkcs11(
-            RvError::KeyHandleInvalid,
-            cryptoki::context::Function::FindObjects,
-        )))
+        Err(Pkcs11Error::NoPrivateKey(self.label.clone()))
     }
 }
 
