@@ -26,6 +26,8 @@ pub use crate::dest::{Connection, MAX_BINDS, MAX_DEST_CONSTRAINTS};
 use crate::keys::{KeyError, Material, NewKey};
 use crate::wire::{KeyReply, KeyRequest};
 
+mod smartcard;
+
 /// Most identities the agent holds (OpenSSH's `MAX_AGENT_IDENTITIES` bounds clients similarly).
 pub const MAX_IDENTITIES: usize = 1024;
 const LOCK_ITERATIONS: u32 = 100_000;
@@ -38,6 +40,8 @@ enum Signer {
     Key(Material),
     /// A security key: its private serialization and the provider that signs.
     Sk(Vec<u8>, String),
+    /// A key on a PKCS#11 token (`ssh-add -s`): the token signs.
+    Pkcs11(crate::pkcs11::TokenKey),
 }
 
 struct Held {
@@ -97,6 +101,8 @@ struct State {
     held: Vec<Held>,
     lock: Option<Lock>,
     failed_unlocks: u32,
+    /// PKCS#11 providers loaded with `ssh-add -s`.
+    providers: Vec<Arc<crate::pkcs11::Provider>>,
 }
 
 /// The agent, shared by every connection.
@@ -106,6 +112,8 @@ pub struct Agent {
     /// Unlock attempts take turns, across every connection, delay included:
     /// parallel connections do not multiply the guessing rate.
     unlock_gate: Mutex<()>,
+    /// Provider loads and unloads take turns (a module is initialised once).
+    pkcs11_gate: Mutex<()>,
     /// ssh-agent's command line (`-t`, `-E`, `-P`, `-O`): set before serving.
     options: crate::options::AgentOptions,
     /// Where refusals are logged (the agent's log), if anywhere.
@@ -148,6 +156,7 @@ impl Agent {
             state: Mutex::new(State::default()),
             askpass,
             unlock_gate: Mutex::new(()),
+            pkcs11_gate: Mutex::new(()),
             options: crate::options::AgentOptions::default(),
             log: None,
         }
@@ -160,8 +169,12 @@ impl Agent {
     }
 
     fn log(&self, what: &str, hint: &str) {
+        self.log_line(&format!("{what} (hint: {hint})"));
+    }
+
+    fn log_line(&self, line: &str) {
         if let Some(log) = self.log {
-            log(&format!("{what} (hint: {hint})"));
+            log(line);
         }
     }
 
@@ -271,9 +284,11 @@ impl Agent {
             Request::Lock(p) => self.lock(Zeroizing::new(p)).await,
             Request::Unlock(p) => self.unlock(Zeroizing::new(p)).await,
             Request::Extension(e) => self.extension(conn, e).await,
-            Request::AddSmartcardKey(_)
-            | Request::RemoveSmartcardKey(_)
-            | Request::AddSmartcardKeyConstrained(_) => Response::Failure,
+            Request::AddSmartcardKey(k) => self.add_smartcard(conn, k, Vec::new()).await,
+            Request::AddSmartcardKeyConstrained(c) => {
+                self.add_smartcard(conn, c.key, c.constraints).await
+            }
+            Request::RemoveSmartcardKey(k) => self.remove_smartcard(k).await,
         }
     }
 
@@ -344,6 +359,11 @@ impl Agent {
         let sig = match signer.as_ref() {
             Signer::Mesh(k) => Some(crate::keys::ed25519_blob(&k.sign(data).to_bytes())),
             Signer::Key(m) => m.sign(data, flags),
+            // Off the runtime: the token may block.
+            Signer::Pkcs11(_) => {
+                self.sign_on_token(signer.clone(), data.to_vec(), flags)
+                    .await
+            }
             Signer::Sk(key, provider) => {
                 let helper = crate::sk::helper_path();
                 match crate::sk::sign(&helper, key, provider, data).await {
@@ -381,31 +401,15 @@ impl Agent {
 
     /// Add a key (replacing the same key or certificate), with its constraints.
     async fn insert(&self, key: NewKey, constraints: Vec<KeyConstraint>) -> bool {
-        // ssh-agent -t: the lifetime of keys added without one.
-        let mut expires = self.options.default_lifetime.map(|d| Instant::now() + d);
-        let mut confirm = false;
-        let mut destinations: Vec<DestinationConstraint> = Vec::new();
-        let mut provider = None;
-        for c in constraints {
-            match c {
-                KeyConstraint::Lifetime(secs) => {
-                    expires = Some(Instant::now() + Duration::from_secs(u64::from(secs)))
-                }
-                KeyConstraint::Confirm => confirm = true,
-                KeyConstraint::Extension(e) if e.name == "sk-provider@openssh.com" => {
-                    let Ok(p) = String::from_utf8(e.details.as_ref().to_vec()) else {
-                        return false;
-                    };
-                    provider = Some(p);
-                }
-                KeyConstraint::Extension(e) => match dest::parse_constraint(&e) {
-                    // Given once (OpenSSH refuses a second one too).
-                    Some(d) if destinations.is_empty() => destinations = d,
-                    // Unknown or malformed constraints: refuse rather than add the key unconstrained.
-                    _ => return false,
-                },
-            }
-        }
+        let Some(Constraints {
+            expires,
+            confirm,
+            destinations,
+            provider,
+        }) = Constraints::parse(constraints, self.options.default_lifetime)
+        else {
+            return false;
+        };
         let signer = match (key.material, provider) {
             (Material::Sk(k), p) => {
                 // OpenSSH's ssh-add always names one; "internal" when none is set.
@@ -515,6 +519,45 @@ impl Agent {
             }
             _ => Response::Failure,
         }
+    }
+}
+
+/// What `ssh-add -t/-c/-h` (and a security key's provider) asked for a key.
+struct Constraints {
+    expires: Option<Instant>,
+    confirm: bool,
+    destinations: Vec<DestinationConstraint>,
+    provider: Option<String>,
+}
+
+impl Constraints {
+    /// `None` for unknown or malformed constraints: the key is refused
+    /// rather than added unconstrained. `default_lifetime`: ssh-agent -t,
+    /// for keys added without one.
+    fn parse(constraints: Vec<KeyConstraint>, default_lifetime: Option<Duration>) -> Option<Self> {
+        let mut out = Constraints {
+            expires: default_lifetime.map(|d| Instant::now() + d),
+            confirm: false,
+            destinations: Vec::new(),
+            provider: None,
+        };
+        for c in constraints {
+            match c {
+                KeyConstraint::Lifetime(secs) => {
+                    out.expires = Some(Instant::now() + Duration::from_secs(u64::from(secs)))
+                }
+                KeyConstraint::Confirm => out.confirm = true,
+                KeyConstraint::Extension(e) if e.name == "sk-provider@openssh.com" => {
+                    out.provider = Some(String::from_utf8(e.details.as_ref().to_vec()).ok()?);
+                }
+                KeyConstraint::Extension(e) => match dest::parse_constraint(&e) {
+                    // Given once (OpenSSH refuses a second one too).
+                    Some(d) if out.destinations.is_empty() => out.destinations = d,
+                    _ => return None,
+                },
+            }
+        }
+        Some(out)
     }
 }
 

@@ -15,9 +15,9 @@ use zeroize::Zeroizing;
 use crate::wire::{left_pad, put_mpint, put_string, Reader};
 
 /// `SSH_AGENT_RSA_SHA2_256`.
-const RSA_SHA2_256: u32 = 2;
+pub(crate) const RSA_SHA2_256: u32 = 2;
 /// `SSH_AGENT_RSA_SHA2_512`.
-const RSA_SHA2_512: u32 = 4;
+pub(crate) const RSA_SHA2_512: u32 = 4;
 const CERT_SUFFIX: &str = "-cert-v01@openssh.com";
 
 /// Why an added key or a key blob was refused.

@@ -10,6 +10,7 @@ pub mod channel;
 pub mod dest;
 pub mod keys;
 pub mod options;
+pub mod pkcs11;
 pub mod server;
 pub mod sk;
 pub mod sshd;

@@ -56,10 +56,31 @@ pub async fn answer(agent: &Agent, conn: &mut Connection, body: &[u8]) -> Vec<u8
     }
 }
 
+/// The name an `ssh-rsa` (SHA-1) signature carries inside the agent: the
+/// ssh-key crate has no value for it (its `Algorithm::Rsa { hash: None }`
+/// signatures cannot be made), so it travels as this name and is written
+/// as `ssh-rsa` on the wire.
+pub(crate) const SSH_RSA_SHA1: &str = "ssh-rsa@sha1.mesh.invalid";
+
+/// A SIGN_RESPONSE of an `ssh-rsa` signature (see [`SSH_RSA_SHA1`]).
+fn encode_ssh_rsa(resp: &Response, body: &mut Vec<u8>) -> Option<()> {
+    let Response::SignResponse(sig) = resp else {
+        return None;
+    };
+    if sig.algorithm().as_str() != SSH_RSA_SHA1 {
+        return None;
+    }
+    let mut blob = Vec::new();
+    "ssh-rsa".encode(&mut blob).ok()?;
+    sig.as_bytes().encode(&mut blob).ok()?;
+    body.push(14);
+    blob.encode(body).ok()
+}
+
 /// Encode a response with its length prefix.
 pub fn encode_response(resp: &Response) -> Vec<u8> {
     let mut body = Vec::new();
-    if resp.encode(&mut body).is_err() {
+    if encode_ssh_rsa(resp, &mut body).is_none() && resp.encode(&mut body).is_err() {
         body.clear();
         // SSH_AGENT_FAILURE always encodes.
         body.push(5);
@@ -98,6 +119,24 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, agent: Arc<
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn an_ssh_rsa_signature_goes_out_as_ssh_rsa() {
+        let name = ssh_key::AlgorithmName::new(SSH_RSA_SHA1).expect("name");
+        let sig =
+            ssh_key::Signature::new(ssh_key::Algorithm::Other(name), vec![7u8; 256]).expect("sig");
+        let out = encode_response(&Response::SignResponse(sig));
+        let mut want = vec![14u8];
+        let mut blob = Vec::new();
+        "ssh-rsa".encode(&mut blob).expect("name");
+        [7u8; 256].as_slice().encode(&mut blob).expect("data");
+        blob.encode(&mut want).expect("blob");
+        assert_eq!(&out[4..], want.as_slice());
+        assert_eq!(
+            out[..4],
+            u32::try_from(want.len()).expect("len").to_be_bytes()
+        );
+    }
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(2000))]

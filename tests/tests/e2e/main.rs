@@ -21,6 +21,7 @@ mod hostile;
 mod mail;
 mod multiproc;
 mod pgp;
+mod pkcs11;
 mod portal;
 mod smime;
 mod ssh;
