@@ -26,6 +26,7 @@ pub use crate::dest::{Connection, MAX_BINDS, MAX_DEST_CONSTRAINTS};
 use crate::keys::{KeyError, Material, NewKey};
 use crate::wire::{KeyReply, KeyRequest};
 
+mod learn;
 mod smartcard;
 
 /// Most identities the agent holds (OpenSSH's `MAX_AGENT_IDENTITIES` bounds clients similarly).
@@ -56,12 +57,29 @@ struct Held {
     expires: Option<Instant>,
     confirm: bool,
     destinations: Vec<DestinationConstraint>,
+    /// The plain key's SHA-256 fingerprint (what learned hosts name).
+    fp: String,
+    /// A certificate's `valid_before` (seconds since the Unix epoch): it is
+    /// neither listed nor used from then on, and dropped.
+    valid_before: Option<u64>,
 }
 
 impl Held {
     fn matches(&self, blob: &[u8]) -> bool {
         self.blob == blob
     }
+
+    fn expired(&self, now: u64) -> bool {
+        self.valid_before.is_some_and(|v| now >= v)
+    }
+}
+
+/// The fingerprint and certificate expiry of an identity.
+fn identity_meta(key: &KeyData, blob: &[u8]) -> (String, Option<u64>) {
+    (
+        key.fingerprint(ssh_key::HashAlg::Sha256).to_string(),
+        crate::keys::cert_valid_before(blob),
+    )
 }
 
 /// A Mesh identity handed to the agent by the device.
@@ -118,6 +136,8 @@ pub struct Agent {
     options: crate::options::AgentOptions,
     /// Where refusals are logged (the agent's log), if anywhere.
     log: Option<fn(&str)>,
+    /// Which identity each host accepts (see [`crate::hosts`]).
+    hosts: learn::Hosts,
 }
 
 impl std::fmt::Debug for Agent {
@@ -159,6 +179,7 @@ impl Agent {
             pkcs11_gate: Mutex::new(()),
             options: crate::options::AgentOptions::default(),
             log: None,
+            hosts: learn::Hosts::default(),
         }
     }
 
@@ -198,6 +219,7 @@ impl Agent {
             let key = mesh_public(&id.key);
             let signer = Arc::new(Signer::Mesh(id.key));
             if let Some(blob) = id.cert.and_then(|c| c.to_bytes().ok()) {
+                let (fp, valid_before) = identity_meta(&key, &blob);
                 st.held.push(Held {
                     key: key.clone(),
                     blob,
@@ -207,10 +229,14 @@ impl Agent {
                     expires: None,
                     confirm: id.confirm,
                     destinations: Vec::new(),
+                    fp,
+                    valid_before,
                 });
             }
+            let blob = key_blob(&key);
+            let (fp, valid_before) = identity_meta(&key, &blob);
             st.held.push(Held {
-                blob: key_blob(&key),
+                blob,
                 key,
                 comment: id.comment,
                 signer,
@@ -218,6 +244,8 @@ impl Agent {
                 expires: None,
                 confirm: id.confirm,
                 destinations: Vec::new(),
+                fp,
+                valid_before,
             });
         }
     }
@@ -240,14 +268,14 @@ impl Agent {
             .min()
     }
 
-    /// Drop expired keys.
+    /// Drop expired keys, and certificates past their `valid_before`.
     pub async fn expire(&self) {
-        let now = Instant::now();
+        let (now, unix) = (Instant::now(), unix_now());
         self.state
             .lock()
             .await
             .held
-            .retain(|h| h.expires.map(|e| e > now).unwrap_or(true));
+            .retain(|h| h.expires.map(|e| e > now).unwrap_or(true) && !h.expired(unix));
     }
 
     /// Handle one request decoded by ssh-agent-lib. Key requests are
@@ -323,17 +351,29 @@ impl Agent {
             return KeyReply::Identities(Vec::new());
         }
         let now = unix_now();
-        KeyReply::Identities(
-            st.held
-                .iter()
-                .filter(|h| dest::identity_permitted(&h.destinations, conn, None, now))
+        let listed = st.held.iter().filter(|h| {
+            !h.expired(now) && dest::identity_permitted(&h.destinations, conn, None, now)
+        });
+        // Bound to a host that accepted an identity before: that one first.
+        let first = conn
+            .auth_host()
+            .and_then(|(host, _)| self.hosts.identity_for(host));
+        let ids: Vec<_> = match &first {
+            Some(fp) => listed
+                .clone()
+                .filter(|h| h.fp == *fp)
+                .chain(listed.filter(|h| h.fp != *fp))
                 .map(|h| (h.blob.clone(), h.comment.clone()))
                 .collect(),
-        )
+            None => listed
+                .map(|h| (h.blob.clone(), h.comment.clone()))
+                .collect(),
+        };
+        KeyReply::Identities(ids)
     }
 
     async fn sign(&self, conn: &Connection, blob: &[u8], data: &[u8], flags: u32) -> KeyReply {
-        let (signer, confirm) = {
+        let (signer, confirm, learn) = {
             let st = self.state.lock().await;
             if st.lock.is_some() {
                 return KeyReply::Status(false);
@@ -341,6 +381,9 @@ impl Agent {
             let Some(h) = st.held.iter().find(|h| h.matches(blob)) else {
                 return KeyReply::Status(false);
             };
+            if h.valid_before.is_some() && h.expired(unix_now()) {
+                return KeyReply::Status(false);
+            }
             // Only constrained keys pay for this (the common sign path does not).
             if !h.destinations.is_empty()
                 && !dest::sign_permitted(&h.destinations, conn, blob, data, unix_now())
@@ -349,7 +392,9 @@ impl Agent {
             }
             // The key and comment only for a confirmation: no copies on the hot path.
             let confirm = h.confirm.then(|| (h.key.clone(), h.comment.clone()));
-            (h.signer.clone(), confirm)
+            // Only bound connections pay for this: a login to a known host.
+            let learn = learn::login_host(conn, blob, data).map(|host| (host, h.fp.clone()));
+            (h.signer.clone(), confirm, learn)
         };
         if let Some((key, comment)) = confirm {
             if !self.confirm(&comment, &key).await {
@@ -376,7 +421,12 @@ impl Agent {
             }
         };
         match sig {
-            Some(sig) => KeyReply::Signature(sig),
+            Some(sig) => {
+                if let Some((host, identity)) = learn {
+                    self.hosts.learned(host, identity);
+                }
+                KeyReply::Signature(sig)
+            }
             None => KeyReply::Status(false),
         }
     }
@@ -429,6 +479,7 @@ impl Agent {
             }
             (m, None) => Signer::Key(m),
         };
+        let (fp, valid_before) = identity_meta(&key.key, &key.blob);
         let mut st = self.state.lock().await;
         if st.lock.is_some() {
             return false;
@@ -447,6 +498,8 @@ impl Agent {
             expires,
             confirm,
             destinations,
+            fp,
+            valid_before,
         });
         true
     }

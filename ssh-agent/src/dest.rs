@@ -314,6 +314,8 @@ pub struct Bind {
     key: HostKey,
     sid: Vec<u8>,
     forwarded: bool,
+    /// The host key's SHA-256 fingerprint (what the learned hosts are named by).
+    fp: String,
 }
 
 /// Per-connection state: the sessions this connection is bound to.
@@ -369,12 +371,27 @@ impl Connection {
         if self.binds.len() >= MAX_BINDS {
             return false;
         }
+        let fp = key
+            .public()
+            .fingerprint(ssh_key::HashAlg::Sha256)
+            .to_string();
         self.binds.push(Bind {
             key,
             sid: sid.to_vec(),
             forwarded: fwd != 0,
+            fp,
         });
         true
+    }
+
+    /// The host this connection authenticates to: its last bind, when that
+    /// is for authentication (not a forwarding). Its host key fingerprint
+    /// and session ID.
+    pub fn auth_host(&self) -> Option<(&str, &[u8])> {
+        self.binds
+            .last()
+            .filter(|b| !b.forwarded)
+            .map(|b| (b.fp.as_str(), b.sid.as_slice()))
     }
 
     /// Whether the connection was bound (or tried to be).

@@ -191,6 +191,23 @@ pub fn plain_public(blob: &[u8]) -> Result<(KeyData, Vec<u8>), KeyError> {
     Ok((key, plain))
 }
 
+/// When a certificate blob expires: its `valid_before` (seconds since the
+/// Unix epoch; it is valid while now is before it, as OpenSSH checks).
+/// `None` for a plain key, a certificate valid forever (2^64-1) or one
+/// that does not parse.
+pub fn cert_valid_before(blob: &[u8]) -> Option<u64> {
+    let mut r = Reader(blob);
+    let base = cert_base(r.str().ok()?)?;
+    r.string().ok()?; // nonce
+    public_fields(&mut r, &base).ok()?;
+    r.u64().ok()?; // serial
+    r.u32().ok()?; // type
+    r.string().ok()?; // key id
+    r.string().ok()?; // principals
+    r.u64().ok()?; // valid after
+    r.u64().ok().filter(|&v| v != u64::MAX)
+}
+
 /// Parse the key of an add request (`sshkey_private_deserialize`) and its comment.
 pub(crate) fn parse_add(r: &mut Reader<'_>) -> Result<NewKey, KeyError> {
     let whole = r.0;

@@ -106,6 +106,7 @@ impl Agent {
             } else {
                 k.label.clone()
             };
+            let (fp, valid_before) = super::identity_meta(&k.public, &blob);
             st.held.push(Held {
                 key: k.public.clone(),
                 blob,
@@ -115,6 +116,8 @@ impl Agent {
                 expires: c.expires,
                 confirm: c.confirm,
                 destinations: c.destinations.clone(),
+                fp,
+                valid_before,
             });
             added += 1;
         }

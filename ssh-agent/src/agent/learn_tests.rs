@@ -1,0 +1,230 @@
+//! The learning rules, driven through the agent as ssh drives it: keys
+//! added with SSH_AGENTC_ADD_IDENTITY, connections bound with real
+//! session-bind messages, userauth requests signed.
+
+use ed25519_dalek::Signer as _;
+
+use super::super::{unix_now, Agent, Connection};
+use crate::hosts::Op;
+use crate::wire::{self, put_string, KeyReply};
+
+fn sk(seed: u8) -> ed25519_dalek::SigningKey {
+    ed25519_dalek::SigningKey::from_bytes(&[seed; 32])
+}
+
+fn pub_blob(seed: u8) -> Vec<u8> {
+    let mut b = Vec::new();
+    put_string(&mut b, b"ssh-ed25519");
+    put_string(&mut b, &sk(seed).verifying_key().to_bytes());
+    b
+}
+
+fn sig_blob(k: &ed25519_dalek::SigningKey, msg: &[u8]) -> Vec<u8> {
+    let mut b = Vec::new();
+    put_string(&mut b, b"ssh-ed25519");
+    put_string(&mut b, &k.sign(msg).to_bytes());
+    b
+}
+
+/// A user certificate of key `seed` (signed by key 99) valid until `before`.
+fn cert_blob(seed: u8, before: u64) -> Vec<u8> {
+    let mut b = Vec::new();
+    put_string(&mut b, b"ssh-ed25519-cert-v01@openssh.com");
+    put_string(&mut b, &[9; 32]);
+    put_string(&mut b, &sk(seed).verifying_key().to_bytes());
+    b.extend_from_slice(&1u64.to_be_bytes());
+    b.extend_from_slice(&1u32.to_be_bytes());
+    put_string(&mut b, b"id");
+    put_string(&mut b, b"");
+    b.extend_from_slice(&0u64.to_be_bytes());
+    b.extend_from_slice(&before.to_be_bytes());
+    for _ in 0..3 {
+        put_string(&mut b, b"");
+    }
+    put_string(&mut b, &pub_blob(99));
+    let sig = sig_blob(&sk(99), &b);
+    put_string(&mut b, &sig);
+    b
+}
+
+/// Add key `seed` (or its certificate `cert`) with comment `name`.
+async fn add(agent: &Agent, seed: u8, cert: Option<Vec<u8>>, name: &str) {
+    let k = sk(seed);
+    let mut m = vec![wire::ADD_IDENTITY];
+    match cert {
+        Some(c) => {
+            put_string(&mut m, b"ssh-ed25519-cert-v01@openssh.com");
+            put_string(&mut m, &c);
+        }
+        None => put_string(&mut m, b"ssh-ed25519"),
+    }
+    put_string(&mut m, &k.verifying_key().to_bytes());
+    let mut private = k.to_bytes().to_vec();
+    private.extend_from_slice(&k.verifying_key().to_bytes());
+    put_string(&mut m, &private);
+    put_string(&mut m, name.as_bytes());
+    let req = wire::decode(&m).expect("ours").expect("parses");
+    let r = agent.handle_key(&mut Connection::default(), req).await;
+    assert!(matches!(r, KeyReply::Status(true)), "{r:?}");
+}
+
+/// A connection bound to host `seed` for session `sid` (`fwd`: a forwarding).
+fn bound(binds: &[(u8, &[u8], bool)]) -> Connection {
+    let mut c = Connection::default();
+    for (seed, sid, fwd) in binds {
+        let mut m = Vec::new();
+        put_string(&mut m, &pub_blob(*seed));
+        put_string(&mut m, sid);
+        put_string(&mut m, &sig_blob(&sk(*seed), sid));
+        m.push(u8::from(*fwd));
+        assert!(c.bind(&m), "bind");
+    }
+    c
+}
+
+/// A publickey userauth request for session `sid` signed by `key`.
+fn userauth(sid: &[u8], key: &[u8]) -> Vec<u8> {
+    let mut m = Vec::new();
+    put_string(&mut m, sid);
+    m.push(50);
+    put_string(&mut m, b"root");
+    put_string(&mut m, b"ssh-connection");
+    put_string(&mut m, b"publickey");
+    m.push(1);
+    put_string(&mut m, b"ssh-ed25519");
+    put_string(&mut m, key);
+    m
+}
+
+async fn sign(agent: &Agent, conn: &mut Connection, key: &[u8], data: &[u8]) -> bool {
+    let req = wire::KeyRequest::Sign {
+        blob: key.to_vec(),
+        data: data.to_vec(),
+        flags: 0,
+    };
+    matches!(agent.handle_key(conn, req).await, KeyReply::Signature(_))
+}
+
+async fn names(agent: &Agent, conn: &mut Connection) -> Vec<String> {
+    match agent.handle_key(conn, wire::KeyRequest::Identities).await {
+        KeyReply::Identities(ids) => ids.into_iter().map(|(_, c)| c).collect(),
+        r => panic!("{r:?}"),
+    }
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+const HOST: u8 = 1;
+const OTHER: u8 = 2;
+
+#[test]
+fn a_host_that_accepted_a_key_is_offered_it_first_and_only_that_host() {
+    rt().block_on(async {
+        let agent = Agent::new(None);
+        for (seed, name) in [(10, "k10"), (11, "k11"), (12, "k12")] {
+            add(&agent, seed, None, name).await;
+        }
+        let all = ["k10", "k11", "k12"];
+        let mut c = bound(&[(HOST, b"s1", false)]);
+        assert_eq!(names(&agent, &mut c).await, all);
+        assert!(
+            sign(
+                &agent,
+                &mut c,
+                &pub_blob(12),
+                &userauth(b"s1", &pub_blob(12))
+            )
+            .await
+        );
+        // A later connection bound to that host: k12 first.
+        let mut again = bound(&[(HOST, b"s2", false)]);
+        assert_eq!(names(&agent, &mut again).await, ["k12", "k10", "k11"]);
+        // Unbound (old clients, ssh-add -l), another host, or a listing on a
+        // forwarding to that host: every key, as added.
+        assert_eq!(names(&agent, &mut Connection::default()).await, all);
+        assert_eq!(
+            names(&agent, &mut bound(&[(OTHER, b"s3", false)])).await,
+            all
+        );
+        assert_eq!(names(&agent, &mut bound(&[(HOST, b"s4", true)])).await, all);
+        // Through a forwarding to another host, then to this one: learned.
+        let mut hop = bound(&[(OTHER, b"s5", true), (HOST, b"s6", false)]);
+        assert_eq!(names(&agent, &mut hop).await[0], "k12");
+        // The last login wins.
+        assert!(
+            sign(
+                &agent,
+                &mut again,
+                &pub_blob(10),
+                &userauth(b"s2", &pub_blob(10))
+            )
+            .await
+        );
+        let mut third = bound(&[(HOST, b"s7", false)]);
+        assert_eq!(names(&agent, &mut third).await, all);
+    });
+}
+
+#[test]
+fn only_a_login_to_the_bound_session_teaches() {
+    rt().block_on(async {
+        let agent = Agent::new(None);
+        let mut rx = agent.persist_hosts().expect("first");
+        assert!(agent.persist_hosts().is_none());
+        add(&agent, 10, None, "k10").await;
+        let k = pub_blob(10);
+        // Unbound: no host to learn for.
+        assert!(sign(&agent, &mut Connection::default(), &k, &userauth(b"s1", &k)).await);
+        // Bound, but another session's request, or no userauth at all (SSHSIG).
+        let mut c = bound(&[(HOST, b"s1", false)]);
+        assert!(sign(&agent, &mut c, &k, &userauth(b"zz", &k)).await);
+        assert!(sign(&agent, &mut c, &k, b"SSHSIG and something").await);
+        // A login on a forwarding is not one to that host.
+        let mut f = bound(&[(HOST, b"s2", true)]);
+        assert!(sign(&agent, &mut f, &k, &userauth(b"s2", &k)).await);
+        assert!(agent.hosts().hosts.is_empty(), "{:?}", agent.hosts());
+        assert!(rx.try_recv().is_err());
+        // The login: learned once, handed to the writer once.
+        assert!(sign(&agent, &mut c, &k, &userauth(b"s1", &k)).await);
+        assert!(sign(&agent, &mut c, &k, &userauth(b"s1", &k)).await);
+        let host = agent.hosts().hosts.keys().next().cloned().expect("learned");
+        assert!(matches!(rx.try_recv(), Ok(Op::Learn { host: h, .. }) if h == host));
+        assert!(rx.try_recv().is_err(), "the same login was written twice");
+        // A pin wins over learning; forget forgets.
+        let pin = Op::Pin {
+            host: host.clone(),
+            identity: format!("SHA256:{:0>43}", 1),
+            when: unix_now(),
+        };
+        assert!(agent.apply_host_op(&pin));
+        assert!(sign(&agent, &mut c, &k, &userauth(b"s1", &k)).await);
+        assert_eq!(
+            agent.hosts().hosts[&host].identity,
+            format!("SHA256:{:0>43}", 1)
+        );
+        assert!(agent.apply_host_op(&Op::Forget { host }));
+        assert!(agent.hosts().hosts.is_empty());
+    });
+}
+
+#[test]
+fn an_expired_certificate_is_neither_listed_nor_used_and_is_dropped() {
+    rt().block_on(async {
+        let agent = Agent::new(None);
+        let now = unix_now();
+        add(&agent, 20, Some(cert_blob(20, now - 1)), "expired").await;
+        add(&agent, 21, Some(cert_blob(21, now + 3600)), "valid").await;
+        add(&agent, 22, Some(cert_blob(22, u64::MAX)), "forever").await;
+        let mut c = Connection::default();
+        assert_eq!(names(&agent, &mut c).await, ["valid", "forever"]);
+        assert!(!sign(&agent, &mut c, &cert_blob(20, now - 1), b"data").await);
+        assert!(sign(&agent, &mut c, &cert_blob(21, now + 3600), b"data").await);
+        agent.expire().await;
+        assert_eq!(agent.count().await, (0, 2));
+    });
+}
