@@ -633,6 +633,32 @@ pub(crate) enum SshCmd {
         #[arg(long, value_parser = parse_duration)]
         validity: Option<u64>,
     },
+    /// Which key each host accepts, as the agent learned it (listed first to that host).
+    ///
+    /// Without a subcommand: every host key fingerprint, the identity
+    /// offered first to it, and when it was learned or pinned.
+    Hosts {
+        #[command(subcommand)]
+        action: Option<HostsCmd>,
+    },
+}
+
+/// `mesh ssh hosts` subcommands (they edit the home's ssh-hosts.json; a
+/// running agent takes the change within a second).
+#[derive(Debug, Subcommand)]
+pub(crate) enum HostsCmd {
+    /// Offer KEY_FP first to the host HOST_KEY_FP, whatever the agent learns.
+    Pin {
+        /// The host key's SHA-256 fingerprint (`ssh-keygen -lf`, `ssh -v`).
+        host: String,
+        /// The identity's SHA-256 fingerprint (`ssh-add -l`).
+        key: String,
+    },
+    /// Forget what was learned or pinned for a host.
+    Forget {
+        /// The host key's SHA-256 fingerprint.
+        host: String,
+    },
 }
 
 /// PKCS#12 encodings a user can ask for.

@@ -412,9 +412,15 @@ pub fn run(home: &Path, interval: Duration) -> Result<(), DaemonError> {
             std::process::id()
         ));
         let sync = tokio::spawn(sync_loop(home.to_path_buf(), shared.clone(), interval));
+        let reaper = tokio::spawn(crate::ssh_agent_cmd::reap(shared.agent.clone()));
+        let hosts = crate::ssh_hosts::spawn(home, shared.agent.clone());
         serve(&ssh, &ctl, &shared).await;
         shared.stop.notify_waiters();
         sync.abort();
+        reaper.abort();
+        if let Some(h) = hosts {
+            h.abort();
+        }
         let _ = std::fs::remove_file(&p.ssh);
         let _ = std::fs::remove_file(&p.control);
         drop(lock);

@@ -13,6 +13,7 @@ pub mod recovery;
 pub mod server_cache;
 pub mod servers;
 pub mod ssh_agent_cmd;
+pub mod ssh_hosts;
 
 pub use mesh_account as account;
 

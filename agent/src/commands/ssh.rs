@@ -80,6 +80,7 @@ pub(crate) fn run(home: &std::path::Path, cmd: SshCmd, j: bool) -> Result<()> {
             );
             emit(j, json!({ "confirm": on }), "");
         }
+        SshCmd::Hosts { action } => hosts(home, action, j)?,
         SshCmd::Principals { names, validity } => {
             let mut store = Store::open(home, false)?;
             mesh_account::admin::publish(&mut store, &mesh_agent::host(), |view| {
@@ -133,5 +134,72 @@ fn server_krl(
         eprintln!("mesh: {path} is current (KRL version {v})");
     }
     emit(j, serde_json::to_value(&f)?, "");
+    Ok(())
+}
+
+/// `mesh ssh hosts [pin|forget]`: the home's learned-hosts file.
+fn hosts(home: &std::path::Path, action: Option<HostsCmd>, j: bool) -> Result<()> {
+    use mesh_agent::ssh_hosts;
+    use mesh_ssh::hosts::{is_fingerprint, Op};
+    let fp = |s: &str| -> Result<()> {
+        anyhow::ensure!(
+            is_fingerprint(s),
+            "{s:.80} is not a SHA-256 fingerprint (hint: as `ssh-add -l` and `ssh-keygen -lf` print them, SHA256:…)"
+        );
+        Ok(())
+    };
+    let with_hint = |e: ssh_hosts::HostsFileError| anyhow::anyhow!("{e} (hint: {})", e.hint());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (op, said) = match action {
+        None => {
+            let map = ssh_hosts::load(home).map_err(with_hint)?;
+            let rows: Vec<_> = map
+                .hosts
+                .iter()
+                .map(|(h, l)| json!({"host": h, "identity": l.identity, "when": l.when, "pinned": l.pinned}))
+                .collect();
+            let text: Vec<String> = map
+                .hosts
+                .iter()
+                .map(|(h, l)| {
+                    let how = if l.pinned { "pinned" } else { "learned" };
+                    format!("{h} {} {how} {}", l.identity, l.when)
+                })
+                .collect();
+            emit(j, json!({"hosts": rows}), &text.join("\n"));
+            return Ok(());
+        }
+        Some(HostsCmd::Pin { host, key }) => {
+            fp(&host)?;
+            fp(&key)?;
+            let said = format!("{key} is offered first to {host}");
+            (
+                Op::Pin {
+                    host,
+                    identity: key,
+                    when: now,
+                },
+                said,
+            )
+        }
+        Some(HostsCmd::Forget { host }) => {
+            fp(&host)?;
+            let said = format!("forgot {host}");
+            (Op::Forget { host }, said)
+        }
+    };
+    let (map, _) = ssh_hosts::update(home, std::slice::from_ref(&op), false).map_err(with_hint)?;
+    if let Op::Pin { host, .. } = &op {
+        anyhow::ensure!(
+            map.hosts.get(host).is_some_and(|l| l.pinned),
+            "not pinned: {} hosts are pinned already (hint: forget some with `mesh ssh hosts forget`)",
+            map.hosts.len()
+        );
+    }
+    eprintln!("mesh: {said}");
+    emit(j, json!({"hosts": map.hosts.len()}), "");
     Ok(())
 }

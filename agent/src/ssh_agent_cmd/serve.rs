@@ -102,8 +102,12 @@ pub fn serve(
         }
         ready();
         let reaper = tokio::spawn(reap(agent.clone()));
+        let hosts = crate::ssh_hosts::spawn(home, agent.clone());
         let r = accept_loop(&listener, &agent, mode, parent, feed.as_ref()).await;
         reaper.abort();
+        if let Some(h) = hosts {
+            h.abort();
+        }
         drop(feed);
         r
     });
@@ -137,8 +141,9 @@ fn parent_is(pid: u32) -> bool {
 }
 
 /// Drop keys whose lifetime ended, when it ends, not at the next request:
-/// their secrets leave memory on time.
-async fn reap(agent: Arc<Agent>) {
+/// their secrets leave memory on time (and certificates at their
+/// `valid_before`).
+pub(crate) async fn reap(agent: Arc<Agent>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tick.tick().await;
