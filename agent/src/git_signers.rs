@@ -71,7 +71,7 @@ pub fn device_windows(h: &KeyHistory) -> Vec<Window> {
             .collect();
         for u in gone {
             if let Some(i) = open.remove(&u) {
-                out[i].before = Some(list.issued);
+                close(&mut out[i], list.issued);
             }
         }
         for a in &list.devices {
@@ -81,7 +81,7 @@ pub fn device_windows(h: &KeyHistory) -> Vec<Window> {
                 continue;
             }
             if let Some(i) = open.remove(&a.device_udf) {
-                out[i].before = Some(list.issued);
+                close(&mut out[i], list.issued);
                 out[i].revoked = a.state == DeviceState::Revoked;
             }
             let Some((key, issued)) = now else { continue };
@@ -102,6 +102,14 @@ pub fn device_windows(h: &KeyHistory) -> Vec<Window> {
     out
 }
 
+/// End a window at `at`. Times have a resolution of one second and
+/// ssh-keygen refuses a line whose valid-before is not after its
+/// valid-after: a key replaced within the second it was issued in keeps
+/// that second (what it signed then still verifies).
+fn close(w: &mut Window, at: u64) {
+    w.before = Some(at.max(w.after + 1));
+}
+
 /// A `cert-authority` window per administrator epoch's SSH CA.
 pub fn ca_windows(h: &KeyHistory) -> Vec<Window> {
     let mut out = Vec::new();
@@ -114,7 +122,7 @@ pub fn ca_windows(h: &KeyHistory) -> Vec<Window> {
             device_udf: String::new(),
             key,
             after: *from,
-            before: h.cas.get(i + 1).map(|n| n.0),
+            before: h.cas.get(i + 1).map(|n| n.0.max(from + 1)),
             revoked: false,
         });
     }

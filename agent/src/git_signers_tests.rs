@@ -99,6 +99,23 @@ fn a_restored_device_signs_again_from_its_restoration_and_is_not_in_the_krl() {
 }
 
 #[test]
+fn a_key_rotated_within_its_second_keeps_that_second() {
+    use DeviceState::*;
+    let h = KeyHistory {
+        address: ADDR.into(),
+        access: vec![
+            list(1, 100, vec![entry("D1", "phone", 1, Active)]),
+            list(2, 100, vec![entry("D1", "phone", 2, Active)]),
+        ],
+        connections: vec![conn("D1", 1, 11, 100), conn("D1", 2, 12, 100)],
+        cas: vec![(100, key(40, 0)), (100, key(41, 1))],
+    };
+    let w = device_windows(&h);
+    assert_eq!((w[0].after, w[0].before), (100, Some(101)));
+    assert_eq!(ca_windows(&h)[0].before, Some(101));
+}
+
+#[test]
 fn each_ca_epoch_has_its_window() {
     let w = ca_windows(&rotated_then_revoked());
     assert_eq!(

@@ -78,8 +78,16 @@ fn verify(repo: &Path, rev: &str, signers: &Path, krl: Option<&Path>) -> Output 
     git(repo, &a).output().expect("verify-commit")
 }
 
+/// Whether it verifies; git's and ssh-keygen's words go to the test's
+/// output, to read when an assertion fails.
 fn verifies(repo: &Path, rev: &str, signers: &Path, krl: Option<&Path>) -> bool {
-    verify(repo, rev, signers, krl).status.success()
+    let o = verify(repo, rev, signers, krl);
+    eprintln!(
+        "verify-commit {rev}: {}\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o.status.success()
 }
 
 fn cp_home(from: &Device, to: &Path) -> Device {
