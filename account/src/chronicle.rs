@@ -190,7 +190,7 @@ fn read_public(
     client: &Client,
     who: &p::PublicRequest,
     pinned: Option<&str>,
-) -> Result<(Raw, String)> {
+) -> Result<(Raw, ProfileAccount, History)> {
     let mut h = History::default();
     let mut raw = Raw::new();
     for _ in 0..MAX_PAGES {
@@ -240,7 +240,7 @@ fn read_public(
             h.settle(st::PUBLIC)?;
             let profile = h.profile(&base);
             crate::witness::require(&profile, h.serial(), &h.digest)?;
-            return Ok((raw, base.profile_signature.udf()));
+            return Ok((raw, base, h));
         }
     }
     Err(AccountError::Untrusted(format!(
@@ -285,6 +285,72 @@ pub fn history(
         profile_udf: None,
         select: Vec::new(),
     };
-    let (raw, root) = read_public(&client, &who, pinned)?;
-    Ok(lines(host, &raw, &root))
+    let (raw, base, _) = read_public(&client, &who, pinned)?;
+    Ok(lines(host, &raw, &base.profile_signature.udf()))
+}
+
+/// Every access list, device connection and SSH CA an account ever had,
+/// verified as [`history`] verifies them: what the windows of
+/// `mesh ssh allowed-signers` are computed from. Servers' views keep only
+/// the latest entry of each kind; a key's window needs them all.
+#[derive(Debug, Clone)]
+pub struct KeyHistory {
+    /// The account's address.
+    pub address: String,
+    /// Every access list, in serial order.
+    pub access: Vec<AccessList>,
+    /// Every connection any catalog entry carried, in store order.
+    pub connections: Vec<mesh_core::objects::ConnectionDevice>,
+    /// The SSH CA of each administrator epoch, with the time its epoch
+    /// started (epoch 0: the first checkpoint), in order.
+    pub cas: Vec<(u64, mesh_core::keys::KeyData)>,
+}
+
+/// [`KeyHistory`] of the account pinned to `profile_udf`, read from the
+/// portal's public stores (witness-checked: a portal that rolls the
+/// account back is refused).
+pub fn key_history(portal: &str, profile_udf: &str) -> Result<KeyHistory> {
+    let client = Client::new(portal)?;
+    let who = p::PublicRequest {
+        account_address: None,
+        profile_udf: Some(profile_udf.to_string()),
+        select: Vec::new(),
+    };
+    let (raw, base, h) = read_public(&client, &who, Some(profile_udf))?;
+    let profile = h.profile(&base);
+    let entries = |s: &str| raw.get(s).into_iter().flatten().filter_map(parse);
+    let bad = |what: &str, e: &dyn std::fmt::Display| {
+        AccountError::Untrusted(format!("{what} of the public stores: {e}"))
+    };
+    let mut access = Vec::new();
+    for env in entries(st::ACCESS) {
+        access.push(
+            env.unverified_object::<AccessList>("access list")
+                .map_err(|e| bad("an access list", &e))?,
+        );
+    }
+    access.sort_by_key(|a| a.serial);
+    let mut connections = Vec::new();
+    for env in entries(st::DEVICE) {
+        let d = mesh_plugins::DeviceEntry::verify(&env, &profile)
+            .map_err(|e| bad("a catalog entry", &e))?;
+        connections.push(d.connection);
+    }
+    let mut cas = Vec::new();
+    for env in entries(st::CHECKPOINT) {
+        let c = env
+            .unverified_object::<Checkpoint>("checkpoint")
+            .map_err(|e| bad("a checkpoint", &e))?;
+        match &c.epoch {
+            Some(e) => cas.push((c.issued, e.ssh_ca.clone())),
+            None if cas.is_empty() => cas.push((c.issued, base.ssh_ca.clone())),
+            None => {}
+        }
+    }
+    Ok(KeyHistory {
+        address: base.account_address.clone(),
+        access,
+        connections,
+        cas,
+    })
 }

@@ -7,6 +7,7 @@
 
 pub mod agent_log;
 pub mod daemon;
+pub mod git_signers;
 pub mod hardening;
 pub mod quickstart;
 pub mod recovery;

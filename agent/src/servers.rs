@@ -562,7 +562,11 @@ fn no_krl(output: &Path) -> AccountError {
 
 /// The account's verified public view, from the portal now (never a
 /// cached answer older than this call).
-fn fresh_view(profile_udf: &str, portal: &str, cache: Option<&Path>) -> Result<AccountView> {
+pub(crate) fn fresh_view(
+    profile_udf: &str,
+    portal: &str,
+    cache: Option<&Path>,
+) -> Result<AccountView> {
     public_view(&Lookup {
         profile_udf,
         portal,
@@ -607,7 +611,7 @@ pub fn fetch_ca(
 }
 
 /// Replace a file sshd reads (KRL, CA) atomically, readable by all.
-fn write_public(output: &Path, bytes: &[u8]) -> Result<()> {
+pub(crate) fn write_public(output: &Path, bytes: &[u8]) -> Result<()> {
     mesh_account::store::write_atomic(output, bytes)?;
     std::fs::set_permissions(output, std::os::unix::fs::PermissionsExt::from_mode(0o644)).map_err(
         |e| {

@@ -207,6 +207,32 @@ pub(crate) enum SshCmd {
         #[arg(long, requires = "account")]
         cache: Option<PathBuf>,
     },
+    /// Write git's allowed signers (gpg.ssh.allowedSignersFile): every key a device of the account ever had, valid from its issue until its rotation or revocation.
+    ///
+    /// Principals are DEVICE@ADDRESS and ADDRESS; a cert-authority line per
+    /// administrator epoch's CA. Read from the portal's verified public
+    /// history: this device's account, or, with --account and --portal,
+    /// any account's (on a server or a CI runner).
+    AllowedSigners {
+        /// The file (replaced atomically); standard output without it.
+        #[arg(long)]
+        output: Option<PathBuf>,
+        /// Also write a KRL of the keys revoked devices held, for
+        /// gpg.ssh.revocationFile (not `mesh ssh krl`'s, which also revokes
+        /// rotated-away keys and would refuse their older commits).
+        #[arg(long)]
+        krl: Option<PathBuf>,
+        /// The account's profile UDF (pinned).
+        #[arg(long, requires = "portal")]
+        account: Option<String>,
+        /// The portal's URL.
+        #[arg(long, requires = "account")]
+        portal: Option<String>,
+        /// The verified history `mesh ssh krl --cache` keeps: a portal
+        /// behind it is refused.
+        #[arg(long, requires = "account")]
+        cache: Option<PathBuf>,
+    },
     /// Print authorized_keys lines for every active device (for sshd's AuthorizedKeysCommand).
     AuthorizedKeys {
         #[command(flatten)]

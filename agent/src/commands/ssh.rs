@@ -53,6 +53,24 @@ pub(crate) fn run(home: &std::path::Path, cmd: SshCmd, j: bool) -> Result<()> {
             eprintln!("mesh: wrote {} ({} bytes)", output.display(), k.len());
             emit(j, json!({"output": output, "bytes": k.len()}), "");
         }
+        SshCmd::AllowedSigners {
+            output,
+            krl,
+            account,
+            portal,
+            cache,
+        } => {
+            let (udf, portal) = match (account, portal) {
+                (Some(a), Some(p)) => (a, p),
+                _ => {
+                    let a = mesh_account::account(&Store::open(home, false)?)?;
+                    (a.profile_udf, a.portal)
+                }
+            };
+            let w =
+                mesh_agent::git_signers::write(&udf, &portal, cache.as_deref(), krl.as_deref())?;
+            allowed_signers_out(&w, output.as_deref(), krl.as_deref(), j)?;
+        }
         SshCmd::AuthorizedKeys { lookup, user } => {
             let lines = mesh_agent::servers::authorized_keys(&lookup.lookup(), user.as_deref())?;
             print_lines(j, "keys", &lines);
@@ -201,5 +219,42 @@ fn hosts(home: &std::path::Path, action: Option<HostsCmd>, j: bool) -> Result<()
     }
     eprintln!("mesh: {said}");
     emit(j, json!({"hosts": map.hosts.len()}), "");
+    Ok(())
+}
+
+/// Where `mesh ssh allowed-signers` puts the file, and what it says.
+fn allowed_signers_out(
+    w: &mesh_agent::git_signers::Written,
+    output: Option<&std::path::Path>,
+    krl: Option<&std::path::Path>,
+    j: bool,
+) -> Result<()> {
+    let Some(out) = output else {
+        if j {
+            out!(
+                "{}",
+                json!({"allowed_signers": w.text, "keys": w.keys, "cas": w.cas, "revoked": w.revoked})
+            );
+        } else {
+            print!("{}", w.text);
+        }
+        return Ok(());
+    };
+    store::write_atomic(out, w.text.as_bytes())?;
+    std::fs::set_permissions(out, std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
+    eprintln!(
+        "mesh: wrote {} ({} device keys, {} CA keys)",
+        out.display(),
+        w.keys,
+        w.cas
+    );
+    if let Some(k) = krl {
+        eprintln!("mesh: wrote {} ({} revoked keys)", k.display(), w.revoked);
+    }
+    emit(
+        j,
+        json!({"output": out, "krl": krl, "keys": w.keys, "cas": w.cas, "revoked": w.revoked}),
+        "",
+    );
     Ok(())
 }

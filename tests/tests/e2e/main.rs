@@ -14,6 +14,7 @@ mod core;
 mod daemon;
 mod drill;
 mod freshness;
+mod git_signers;
 mod help;
 mod history;
 mod host;
