@@ -633,6 +633,33 @@ pub(crate) enum SshCmd {
         #[arg(long, value_parser = parse_duration)]
         validity: Option<u64>,
     },
+    /// Show or set the account's SSH policy (administrators set it).
+    #[command(subcommand)]
+    Policy(SshPolicyCmd),
+}
+
+/// `mesh ssh policy`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum SshPolicyCmd {
+    /// What agents do with requests over forwarded hops (`ssh -A`); no option: show it.
+    Forwarding {
+        /// Signatures that are not logins (git commits, ssh-keygen -Y sign): refuse (default), confirm or allow.
+        #[arg(long, value_parser = parse_action)]
+        sign: Option<mesh_ssh::forward::Action>,
+        /// Forwarded logins: allow (default), confirm or refuse.
+        #[arg(long, value_parser = parse_action)]
+        login: Option<mesh_ssh::forward::Action>,
+        /// Only for destinations this ssh pattern-list matches (host key fingerprint SHA256:…, or a host certificate's principal).
+        #[arg(long, requires = "login")]
+        destination: Option<String>,
+        /// Drop every per-destination rule first.
+        #[arg(long)]
+        reset: bool,
+    },
+}
+
+fn parse_action(s: &str) -> Result<mesh_ssh::forward::Action, String> {
+    mesh_ssh::forward::Action::parse(s).ok_or_else(|| "allow, confirm or refuse".into())
 }
 
 /// PKCS#12 encodings a user can ask for.
@@ -803,7 +830,7 @@ pub(crate) struct SshAgentArgs {
     /// Fingerprint hash in prompts: sha256 (default) or sha512.
     #[arg(short = 'E', value_name = "FINGERPRINT_HASH")]
     pub hash: Option<String>,
-    /// allow-remote-pkcs11 or no-restrict-websafe.
+    /// allow-remote-pkcs11, no-restrict-websafe, forward-sign=ACTION, forward-login=[PATTERNS:]ACTION.
     #[arg(short = 'O', value_name = "OPTION")]
     pub option: Vec<String>,
     /// PKCS#11 providers that may be loaded, as an ssh pattern-list (default: /usr/lib*/*,/usr/local/lib*/*).

@@ -23,9 +23,11 @@ use zeroize::Zeroizing;
 
 use crate::dest;
 pub use crate::dest::{Connection, MAX_BINDS, MAX_DEST_CONSTRAINTS};
+use crate::forward::{Action, ForwardPolicy, Route};
 use crate::keys::{KeyError, Material, NewKey};
 use crate::wire::{KeyReply, KeyRequest};
 
+mod batch;
 mod smartcard;
 
 /// Most identities the agent holds (OpenSSH's `MAX_AGENT_IDENTITIES` bounds clients similarly).
@@ -103,6 +105,8 @@ struct State {
     failed_unlocks: u32,
     /// PKCS#11 providers loaded with `ssh-add -s`.
     providers: Vec<Arc<crate::pkcs11::Provider>>,
+    /// The account's forwarding policy, once a sync handed it over.
+    forwarding: Option<ForwardPolicy>,
 }
 
 /// The agent, shared by every connection.
@@ -118,6 +122,8 @@ pub struct Agent {
     options: crate::options::AgentOptions,
     /// Where refusals are logged (the agent's log), if anywhere.
     log: Option<fn(&str)>,
+    /// Confirmations that cover several requests.
+    batches: batch::Batches,
 }
 
 impl std::fmt::Debug for Agent {
@@ -159,6 +165,7 @@ impl Agent {
             pkcs11_gate: Mutex::new(()),
             options: crate::options::AgentOptions::default(),
             log: None,
+            batches: batch::Batches::default(),
         }
     }
 
@@ -220,6 +227,11 @@ impl Agent {
                 destinations: Vec::new(),
             });
         }
+    }
+
+    /// The account's forwarding policy (after each sync; `None`: no account).
+    pub async fn set_forwarding(&self, policy: Option<ForwardPolicy>) {
+        self.state.lock().await.forwarding = policy;
     }
 
     /// Number of identities (Mesh and added), for status.
@@ -347,12 +359,25 @@ impl Agent {
             {
                 return KeyReply::Status(false);
             }
+            // Only bound connections pay for the forwarding policy.
+            let route = if conn.is_bound() {
+                match self.forwarded(&st, conn, blob, data) {
+                    Err(()) => return KeyReply::Status(false),
+                    Ok(r) => r,
+                }
+            } else {
+                None
+            };
             // The key and comment only for a confirmation: no copies on the hot path.
-            let confirm = h.confirm.then(|| (h.key.clone(), h.comment.clone()));
+            let confirm =
+                (h.confirm || route.is_some()).then(|| (h.key.clone(), h.comment.clone(), route));
             (h.signer.clone(), confirm)
         };
-        if let Some((key, comment)) = confirm {
-            if !self.confirm(&comment, &key).await {
+        if let Some((key, comment, route)) = confirm {
+            if !self
+                .confirm_batch(conn, blob, &comment, &key, route.as_ref())
+                .await
+            {
                 return KeyReply::Status(false);
             }
         }
@@ -381,12 +406,86 @@ impl Agent {
         }
     }
 
-    async fn confirm(&self, comment: &str, key: &KeyData) -> bool {
+    /// The forwarding policy's word on a request of a bound connection:
+    /// `Err` to refuse, the route when it must be confirmed, `None` when
+    /// it goes ahead (a local connection, or allowed).
+    fn forwarded(
+        &self,
+        st: &State,
+        conn: &Connection,
+        blob: &[u8],
+        data: &[u8],
+    ) -> Result<Option<Route>, ()> {
+        if !crate::forward::is_forwarded(conn) {
+            return Ok(None);
+        }
+        let login = dest::parse_userauth(data, blob);
+        let Some(route) = Route::of(conn, login.as_ref().and_then(|l| l.hostkey.as_ref())) else {
+            return Ok(None);
+        };
+        let (account, local) = (st.forwarding.as_ref(), self.options.forwarding.as_ref());
+        match crate::forward::decide(account, local, &route, login.is_some()) {
+            Action::Allow => Ok(None),
+            Action::Confirm => Ok(Some(route)),
+            Action::Refuse => {
+                let what = if login.is_some() {
+                    format!(
+                        "a login to {}",
+                        route
+                            .destination
+                            .as_ref()
+                            .map_or("an unknown host".into(), |d| d.label())
+                    )
+                } else {
+                    "a signature that is not a login".into()
+                };
+                self.log(
+                    &format!("refused {what} over forwarded hops {}", route.chain()),
+                    "the forwarding policy refuses it: `mesh ssh policy forwarding` (or `mesh ssh-agent -O forward-…`) changes that",
+                );
+                Err(())
+            }
+        }
+    }
+
+    /// A confirmation, shared by the requests of its batch (key,
+    /// destination, requesting program) for a short window.
+    async fn confirm_batch(
+        &self,
+        conn: &Connection,
+        blob: &[u8],
+        comment: &str,
+        key: &KeyData,
+        route: Option<&Route>,
+    ) -> bool {
+        let bk = batch::BatchKey {
+            key: blob.to_vec(),
+            destination: route
+                .and_then(|r| r.destination.clone())
+                .or_else(|| crate::forward::bound_destination(conn))
+                .map(|d| d.fingerprint().to_string()),
+            requester: batch::Requester::of(conn.peer()),
+        };
+        self.batches
+            .confirm(bk, || self.confirm(comment, key, route))
+            .await
+    }
+
+    async fn confirm(&self, comment: &str, key: &KeyData, route: Option<&Route>) -> bool {
         let Some(askpass) = &self.askpass else {
             return false;
         };
         let fp = key.fingerprint(self.options.fingerprint_hash.alg());
-        let prompt = format!("Allow use of key {comment}?\nKey fingerprint {fp}.");
+        let prompt = match route {
+            None => format!("Allow use of key {comment}?\nKey fingerprint {fp}."),
+            Some(r) => format!(
+                "Allow use of key {comment} for a login to {} over forwarded hops {}?\nKey fingerprint {fp}.",
+                r.destination
+                    .as_ref()
+                    .map_or("an unknown host".into(), |d| d.label()),
+                r.chain()
+            ),
+        };
         tokio::process::Command::new(askpass)
             .arg(prompt)
             .env("SSH_ASKPASS_PROMPT", "confirm")
