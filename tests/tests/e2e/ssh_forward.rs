@@ -9,7 +9,10 @@
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
-use mesh_tests::{can_run_sshd, eventually, ssh_add, workspace_bin, Scratch, Sshd};
+use mesh_tests::{
+    can_run_sshd, eventually, ssh_add, workspace_bin, Device, PortalProc, RunningAgent, Scratch,
+    Sshd,
+};
 
 /// `mesh ssh-agent -D -a SOCK -O …` on an empty home with a logging askpass.
 struct PlainAgent {
@@ -338,4 +341,77 @@ fn eight_parallel_logins_with_a_confirm_key_ask_once() {
     // Another destination is another batch.
     assert!(net.ssh(&["host_b", "true"]).status.success());
     assert_eq!(net.agent.prompts().len(), 2);
+}
+
+#[test]
+fn the_accounts_policy_reaches_the_agent_on_sync() {
+    if !can_run_sshd() {
+        return;
+    }
+    let dir = Scratch::new("fwd-account");
+    let portal = PortalProc::start(&dir.path("portal"));
+    let dev = Device::create_account(&dir.0, "alice@example.com", &portal.url);
+    let mesh_pub = dir.path("mesh.pub");
+    std::fs::write(&mesh_pub, dev.ok(&["ssh", "public-key"])).expect("mesh.pub");
+    let a = Sshd::start(
+        &dir.path("a"),
+        &[format!("AuthorizedKeysFile {}", mesh_pub.display())],
+    );
+    let known = dir.path("known_hosts");
+    let key = a.host_key.split_whitespace().take(2).collect::<Vec<_>>();
+    std::fs::write(&known, format!("host_a {}\n", key.join(" "))).expect("known_hosts");
+    let config = dir.path("ssh_config");
+    std::fs::write(
+        &config,
+        format!(
+            "Host host_a\n  HostName 127.0.0.1\n  Port {}\n  HostKeyAlias host_a\n  User root\n  \
+             UserKnownHostsFile {}\n  GlobalKnownHostsFile /dev/null\n  StrictHostKeyChecking yes\n  \
+             BatchMode yes\n  IdentitiesOnly yes\n  IdentityFile {}\n",
+            a.port,
+            known.display(),
+            mesh_pub.display()
+        ),
+    )
+    .expect("ssh_config");
+    let agent = RunningAgent::start(&dev);
+    let file = dir.path("commit");
+    std::fs::write(&file, "tree 1\n").expect("file");
+    let sign = format!(
+        "ssh-keygen -Y sign -n git -f {} {}",
+        mesh_pub.display(),
+        file.display()
+    );
+    let forwarded_sign = || {
+        Command::new("ssh")
+            .arg("-F")
+            .arg(&config)
+            .args(["-A", "host_a", &sign])
+            .env("SSH_AUTH_SOCK", &agent.sock)
+            .stdin(Stdio::null())
+            .output()
+            .expect("ssh")
+            .status
+            .success()
+    };
+    // The account's default: refused, and the agent's log says why.
+    assert!(
+        !forwarded_sign(),
+        "the default let a forwarded SSHSIG through"
+    );
+    assert!(
+        eventually(5, || agent.log().contains(
+            "refused a signature that is not a login over forwarded hops"
+        )),
+        "{}",
+        agent.log()
+    );
+    // An administrator allows it: the agent takes it at its next sync.
+    let v = dev.json(&["ssh", "policy", "forwarding", "--sign", "allow"]);
+    assert_eq!(v["Sign"], "allow", "{v}");
+    assert!(
+        eventually(10, forwarded_sign),
+        "the policy did not reach the agent"
+    );
+    let shown = dev.ok(&["ssh", "policy", "forwarding"]);
+    assert!(shown.contains("forwarded signatures allow"), "{shown}");
 }
