@@ -252,6 +252,45 @@ mod tests {
     }
 
     #[test]
+    fn forward_options() {
+        use crate::forward::Action;
+        let mut o = AgentOptions::default();
+        assert!(o.forward_option("allow-remote-pkcs11").is_none());
+        assert!(o.forwarding.is_none(), "no forward option, no local policy");
+        let ok = [
+            "forward-sign=allow",
+            "forward-login=confirm",
+            "forward-login=SHA256:ab+c/d:refuse",
+            "forward-login=web*,!web9:allow",
+        ];
+        for opt in ok {
+            assert_eq!(o.forward_option(opt), Some(Ok(())), "{opt}");
+        }
+        let p = o.forwarding.clone().expect("policy");
+        assert_eq!((p.sign, p.login), (Action::Allow, Action::Confirm));
+        let rules: Vec<_> = p
+            .destinations
+            .iter()
+            .map(|r| (r.destination.as_str(), r.action))
+            .collect();
+        assert_eq!(
+            rules,
+            [
+                ("SHA256:ab+c/d", Action::Refuse),
+                ("web*,!web9", Action::Allow)
+            ]
+        );
+        for bad in [
+            "forward-sign=maybe",
+            "forward-login=",
+            "forward-login=x:yes",
+            "forward-sign=confirm:x",
+        ] {
+            assert!(matches!(o.forward_option(bad), Some(Err(_))), "{bad}");
+        }
+    }
+
+    #[test]
     fn fingerprint_hash_names() {
         assert_eq!(
             FingerprintHash::by_name("SHA256"),
