@@ -420,27 +420,16 @@ impl Agent {
             return Ok(None);
         }
         let login = dest::parse_userauth(data, blob);
-        let Some(route) = Route::of(conn, login.as_ref().and_then(|l| l.hostkey.as_ref())) else {
+        let Some(route) = Route::of(conn, login.as_ref()) else {
             return Ok(None);
         };
         let (account, local) = (st.forwarding.as_ref(), self.options.forwarding.as_ref());
-        match crate::forward::decide(account, local, &route, login.is_some()) {
+        match crate::forward::decide(account, local, &route) {
             Action::Allow => Ok(None),
             Action::Confirm => Ok(Some(route)),
             Action::Refuse => {
-                let what = if login.is_some() {
-                    format!(
-                        "a login to {}",
-                        route
-                            .destination
-                            .as_ref()
-                            .map_or("an unknown host".into(), |d| d.label())
-                    )
-                } else {
-                    "a signature that is not a login".into()
-                };
                 self.log(
-                    &format!("refused {what} over forwarded hops {}", route.chain()),
+                    &format!("refused {} over forwarded hops {}", route.what(), route.chain()),
                     "the forwarding policy refuses it: `mesh ssh policy forwarding` (or `mesh ssh-agent -O forward-…`) changes that",
                 );
                 Err(())
@@ -479,10 +468,8 @@ impl Agent {
         let prompt = match route {
             None => format!("Allow use of key {comment}?\nKey fingerprint {fp}."),
             Some(r) => format!(
-                "Allow use of key {comment} for a login to {} over forwarded hops {}?\nKey fingerprint {fp}.",
-                r.destination
-                    .as_ref()
-                    .map_or("an unknown host".into(), |d| d.label()),
+                "Allow use of key {comment} for {} over forwarded hops {}?\nKey fingerprint {fp}.",
+                r.what(),
                 r.chain()
             ),
         };

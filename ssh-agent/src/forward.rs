@@ -20,7 +20,7 @@
 use serde::{Deserialize, Serialize};
 use ssh_key::HashAlg;
 
-use crate::dest::{Connection, HostKey};
+use crate::dest::{Connection, HostKey, Userauth};
 
 /// What to do with a request.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -114,8 +114,8 @@ impl ForwardPolicy {
 
     /// What to do with a request over `route`: a login (`true`) or another
     /// signature.
-    pub fn decide(&self, route: &Route, login: bool) -> Action {
-        if !login {
+    pub fn decide(&self, route: &Route) -> Action {
+        if !route.login {
             return self.sign;
         }
         let Some(dest) = &route.destination else {
@@ -155,12 +155,11 @@ pub fn decide(
     account: Option<&ForwardPolicy>,
     local: Option<&ForwardPolicy>,
     route: &Route,
-    login: bool,
 ) -> Action {
     match (account, local) {
-        (Some(a), Some(l)) => a.decide(route, login).max(l.decide(route, login)),
-        (Some(p), None) | (None, Some(p)) => p.decide(route, login),
-        (None, None) => ForwardPolicy::default().decide(route, login),
+        (Some(a), Some(l)) => a.decide(route).max(l.decide(route)),
+        (Some(p), None) | (None, Some(p)) => p.decide(route),
+        (None, None) => ForwardPolicy::default().decide(route),
     }
 }
 
@@ -216,12 +215,14 @@ pub struct Route {
     pub hops: Vec<Option<Host>>,
     /// The host being logged in to.
     pub destination: Option<Host>,
+    /// A login (a userauth request), or another signature.
+    pub login: bool,
 }
 
 impl Route {
-    /// The route of a request on `conn`, `None` when it is local. `hostbound`:
-    /// the host key a `publickey-hostbound` request names.
-    pub fn of(conn: &Connection, hostbound: Option<&HostKey>) -> Option<Route> {
+    /// The route of a request on `conn`, `None` when it is local. `login`:
+    /// the request read as a userauth request, if it is one.
+    pub fn of(conn: &Connection, login: Option<&Userauth<'_>>) -> Option<Route> {
         if !is_forwarded(conn) {
             return None;
         }
@@ -238,10 +239,24 @@ impl Route {
                 destination = Some(Host::of(b.key()));
             }
         }
+        let hostbound = login.and_then(|l| l.hostkey.as_ref());
         Some(Route {
             hops,
             destination: destination.or_else(|| hostbound.map(Host::of)),
+            login: login.is_some(),
         })
+    }
+
+    /// What is asked for, for a prompt or the log.
+    pub fn what(&self) -> String {
+        if !self.login {
+            return "a signature that is not a login".into();
+        }
+        let to = self
+            .destination
+            .as_ref()
+            .map_or("an unknown host".into(), Host::label);
+        format!("a login to {to}")
     }
 
     /// `this host > hop > hop`, for a prompt.

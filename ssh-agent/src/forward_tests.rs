@@ -6,10 +6,11 @@ fn host(names: &[&str]) -> Host {
     }
 }
 
-fn route(dest: Option<Host>) -> Route {
+fn route(dest: Option<Host>, login: bool) -> Route {
     Route {
         hops: vec![Some(host(&["SHA256:hopA"]))],
         destination: dest,
+        login,
     }
 }
 
@@ -83,7 +84,7 @@ fn forwarded_requests_per_policy() {
     ];
     for (i, (p, dest, login, want)) in cases.into_iter().enumerate() {
         assert_eq!(
-            p.decide(&route(dest), login),
+            p.decide(&route(dest, login)),
             want,
             "case {i}: {}",
             p.describe()
@@ -94,7 +95,7 @@ fn forwarded_requests_per_policy() {
 #[test]
 fn account_and_local_policies_combine_to_the_stricter() {
     use Action::*;
-    let r = route(Some(host(&["SHA256:k"])));
+    let r = |login| route(Some(host(&["SHA256:k"])), login);
     let allow_all = policy(Allow, Allow, &[]);
     let confirm = policy(Refuse, Confirm, &[]);
     let cases: Vec<(Option<&ForwardPolicy>, Option<&ForwardPolicy>, bool, Action)> = vec![
@@ -107,7 +108,7 @@ fn account_and_local_policies_combine_to_the_stricter() {
         (Some(&allow_all), Some(&confirm), false, Refuse),
     ];
     for (i, (a, l, login, want)) in cases.into_iter().enumerate() {
-        assert_eq!(decide(a, l, &r, login), want, "case {i}");
+        assert_eq!(decide(a, l, &r(login)), want, "case {i}");
     }
 }
 
