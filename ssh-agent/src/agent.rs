@@ -360,17 +360,17 @@ impl Agent {
                 return KeyReply::Status(false);
             }
             // Only bound connections pay for the forwarding policy.
-            let route = if conn.is_bound() {
+            let (route, ask) = if conn.is_bound() {
                 match self.forwarded(&st, conn, blob, data) {
                     Err(()) => return KeyReply::Status(false),
-                    Ok(r) => r,
+                    Ok(Some((r, a))) => (Some(r), a == Action::Confirm),
+                    Ok(None) => (None, false),
                 }
             } else {
-                None
+                (None, false)
             };
             // The key and comment only for a confirmation: no copies on the hot path.
-            let confirm =
-                (h.confirm || route.is_some()).then(|| (h.key.clone(), h.comment.clone(), route));
+            let confirm = (h.confirm || ask).then(|| (h.key.clone(), h.comment.clone(), route));
             (h.signer.clone(), confirm)
         };
         if let Some((key, comment, route)) = confirm {
@@ -407,15 +407,15 @@ impl Agent {
     }
 
     /// The forwarding policy's word on a request of a bound connection:
-    /// `Err` to refuse, the route when it must be confirmed, `None` when
-    /// it goes ahead (a local connection, or allowed).
+    /// `Err` to refuse; a forwarded request's route with `Allow` or
+    /// `Confirm`; `None` for a local connection.
     fn forwarded(
         &self,
         st: &State,
         conn: &Connection,
         blob: &[u8],
         data: &[u8],
-    ) -> Result<Option<Route>, ()> {
+    ) -> Result<Option<(Route, Action)>, ()> {
         if !crate::forward::is_forwarded(conn) {
             return Ok(None);
         }
@@ -425,8 +425,7 @@ impl Agent {
         };
         let (account, local) = (st.forwarding.as_ref(), self.options.forwarding.as_ref());
         match crate::forward::decide(account, local, &route) {
-            Action::Allow => Ok(None),
-            Action::Confirm => Ok(Some(route)),
+            a @ (Action::Allow | Action::Confirm) => Ok(Some((route, a))),
             Action::Refuse => {
                 self.log(
                     &format!("refused {} over forwarded hops {}", route.what(), route.chain()),
@@ -453,6 +452,12 @@ impl Agent {
                 .and_then(|r| r.destination.clone())
                 .or_else(|| crate::forward::bound_destination(conn))
                 .map(|d| d.fingerprint().to_string()),
+            hops: route.map_or_else(Vec::new, |r| {
+                r.hops
+                    .iter()
+                    .map(|h| h.as_ref().map_or("", |h| h.fingerprint()).to_string())
+                    .collect()
+            }),
             requester: batch::Requester::of(conn.peer()),
         };
         self.batches

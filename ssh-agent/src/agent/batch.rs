@@ -3,7 +3,7 @@
 //! [`WINDOW`]; requests that arrive while the question is open wait for
 //! its answer instead of asking again (eight parallel `ssh` → one prompt).
 //!
-//! The requesting program is the socket peer's executable (`SO_PEERCRED`'s
+//! A forwarded request's batch is also its hop chain. The requesting program is the socket peer's executable (`SO_PEERCRED`'s
 //! pid, then `/proc/PID/exe`) and uid: parallel `ssh` processes are
 //! different pids of one program, so grouping by pid would ask each. A
 //! refusal is shared only by the requests that waited for it; the next
@@ -57,6 +57,9 @@ pub struct BatchKey {
     pub key: Vec<u8>,
     /// The destination's fingerprint, when known.
     pub destination: Option<String>,
+    /// The forwarded hops' fingerprints (empty for a local request): a
+    /// "yes" for a login through one host does not cover one through another.
+    pub hops: Vec<String>,
     /// The requesting program.
     pub requester: Requester,
 }
@@ -108,6 +111,7 @@ mod tests {
         BatchKey {
             key: vec![k],
             destination: dest.map(Into::into),
+            hops: Vec::new(),
             requester: who,
         }
     }
@@ -154,13 +158,17 @@ mod tests {
                 Requester::Program("/usr/bin/git".into(), 1000),
             ),
             key(1, Some("h"), Requester::User(1000)),
+            BatchKey {
+                hops: vec!["SHA256:hop".into()],
+                ..key(1, Some("h"), prog())
+            },
         ] {
             assert!(!run(k, false).await.expect("join"));
         }
-        assert_eq!(asked.load(Ordering::SeqCst), 6);
+        assert_eq!(asked.load(Ordering::SeqCst), 7);
         // A refusal is not remembered: the next request asks again.
         assert!(!run(key(3, None, prog()), false).await.expect("join"));
         assert!(run(key(3, None, prog()), true).await.expect("join"));
-        assert_eq!(asked.load(Ordering::SeqCst), 8);
+        assert_eq!(asked.load(Ordering::SeqCst), 9);
     }
 }
