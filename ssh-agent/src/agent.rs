@@ -370,14 +370,20 @@ impl Agent {
                 (None, false)
             };
             // The key and comment only for a confirmation: no copies on the hot path.
-            let confirm = (h.confirm || ask).then(|| (h.key.clone(), h.comment.clone(), route));
+            // The policy's confirmations come in batches; `ssh-add -c` asks at each use.
+            let batch = h.from_mesh || ask;
+            let confirm =
+                (h.confirm || ask).then(|| (h.key.clone(), h.comment.clone(), route, batch));
             (h.signer.clone(), confirm)
         };
-        if let Some((key, comment, route)) = confirm {
-            if !self
-                .confirm_batch(conn, blob, &comment, &key, route.as_ref())
-                .await
-            {
+        if let Some((key, comment, route, batch)) = confirm {
+            let yes = if batch {
+                self.confirm_batch(conn, blob, &comment, &key, route.as_ref())
+                    .await
+            } else {
+                self.confirm(&comment, &key, route.as_ref()).await
+            };
+            if !yes {
                 return KeyReply::Status(false);
             }
         }

@@ -2,9 +2,9 @@
 //! (issue 25): `ssh -A host_a 'ssh-keygen -Y sign …'` is refused while the
 //! same signature made locally verifies; a forwarded login under "confirm"
 //! asks once, naming the hop and the destination; eight parallel logins
-//! with a confirm key ask once. The agent is `mesh ssh-agent` without an
-//! account, its policy set with `-O forward-…`; the askpass is a script
-//! that logs each prompt.
+//! under the account's confirm ask once. The agent is `mesh ssh-agent`
+//! without an account, its policy set with `-O forward-…`, or an account's
+//! `mesh agent`; the askpass is a script that logs each prompt.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -26,19 +26,7 @@ impl PlainAgent {
         let home = dir.join("home");
         std::fs::create_dir_all(&home).expect("home");
         let sock = dir.join("agent.sock");
-        let prompts = dir.join("prompts.log");
-        let askpass = dir.join("askpass");
-        // One line per prompt (its newlines folded), then "yes".
-        let script = format!(
-            "#!/bin/sh\nprintf '%s\\n' \"$(echo \"$1\" | tr '\\n' ' ')\" >> {}\nexit 0\n",
-            prompts.display()
-        );
-        std::fs::write(&askpass, script).expect("askpass");
-        std::fs::set_permissions(
-            &askpass,
-            std::os::unix::fs::PermissionsExt::from_mode(0o755),
-        )
-        .expect("chmod");
+        let (askpass, prompts) = logging_askpass(dir);
         let mut cmd = Command::new(workspace_bin("mesh"));
         cmd.args(["ssh-agent", "-D", "-a"]).arg(&sock);
         for o in options {
@@ -64,12 +52,34 @@ impl PlainAgent {
 
     /// The prompts shown so far.
     fn prompts(&self) -> Vec<String> {
-        std::fs::read_to_string(&self.prompts)
-            .unwrap_or_default()
-            .lines()
-            .map(String::from)
-            .collect()
+        prompts(&self.prompts)
     }
+}
+
+/// An askpass that logs each prompt (one line, its newlines folded) and
+/// answers yes; its path and its log's.
+fn logging_askpass(dir: &Path) -> (PathBuf, PathBuf) {
+    let prompts = dir.join("prompts.log");
+    let askpass = dir.join("askpass");
+    let script = format!(
+        "#!/bin/sh\nprintf '%s\\n' \"$(echo \"$1\" | tr '\\n' ' ')\" >> {}\nexit 0\n",
+        prompts.display()
+    );
+    std::fs::write(&askpass, script).expect("askpass");
+    std::fs::set_permissions(
+        &askpass,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    (askpass, prompts)
+}
+
+fn prompts(log: &Path) -> Vec<String> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .map(String::from)
+        .collect()
 }
 
 impl Drop for PlainAgent {
@@ -313,34 +323,96 @@ fn a_forwarded_login_to_a_refused_destination_fails() {
     assert!(net.agent.prompts().is_empty());
 }
 
+/// An account whose device's Mesh key is authorized on one loopback sshd
+/// (host_a), with an ssh config that offers that key only.
+struct MeshNet {
+    dir: Scratch,
+    _portal: PortalProc,
+    dev: Device,
+    _a: Sshd,
+    config: PathBuf,
+    mesh_pub: PathBuf,
+}
+
+impl MeshNet {
+    fn new(tag: &str) -> MeshNet {
+        let dir = Scratch::new(tag);
+        let portal = PortalProc::start(&dir.path("portal"));
+        let dev = Device::create_account(&dir.0, "alice@example.com", &portal.url);
+        let mesh_pub = dir.path("mesh.pub");
+        std::fs::write(&mesh_pub, dev.ok(&["ssh", "public-key"])).expect("mesh.pub");
+        let a = Sshd::start(
+            &dir.path("a"),
+            &[format!("AuthorizedKeysFile {}", mesh_pub.display())],
+        );
+        let known = dir.path("known_hosts");
+        let key = a.host_key.split_whitespace().take(2).collect::<Vec<_>>();
+        std::fs::write(&known, format!("host_a {}\n", key.join(" "))).expect("known_hosts");
+        let config = dir.path("ssh_config");
+        std::fs::write(
+            &config,
+            format!(
+                "Host host_a\n  HostName 127.0.0.1\n  Port {}\n  HostKeyAlias host_a\n  User root\n  \
+                 UserKnownHostsFile {}\n  GlobalKnownHostsFile /dev/null\n  StrictHostKeyChecking yes\n  \
+                 BatchMode yes\n  IdentitiesOnly yes\n  IdentityFile {}\n",
+                a.port,
+                known.display(),
+                mesh_pub.display()
+            ),
+        )
+        .expect("ssh_config");
+        MeshNet {
+            dir,
+            _portal: portal,
+            dev,
+            _a: a,
+            config,
+            mesh_pub,
+        }
+    }
+
+    fn ssh(&self, agent: &RunningAgent, args: &[&str]) -> Command {
+        let mut c = Command::new("ssh");
+        c.arg("-F")
+            .arg(&self.config)
+            .args(args)
+            .env("SSH_AUTH_SOCK", &agent.sock)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        c
+    }
+}
+
 #[test]
-fn eight_parallel_logins_with_a_confirm_key_ask_once() {
+fn eight_parallel_logins_under_the_accounts_confirm_ask_once() {
     if !can_run_sshd() {
         return;
     }
-    let net = Net::new("fwd-batch", none);
-    net.add(&["-c"]);
+    let net = MeshNet::new("fwd-batch");
+    net.dev.ok(&["ssh", "confirm", "on"]);
+    let (askpass, log) = logging_askpass(&net.dir.0);
+    let agent =
+        RunningAgent::start_with(&net.dev, &[("SSH_ASKPASS", askpass.to_str().expect("p"))]);
     let runs: Vec<Child> = (0..8)
-        .map(|_| {
-            Command::new("ssh")
-                .arg("-F")
-                .arg(&net.config)
-                .args(["host_a", "true"])
-                .env("SSH_AUTH_SOCK", &net.agent.sock)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("ssh")
-        })
+        .map(|_| net.ssh(&agent, &["host_a", "true"]).spawn().expect("ssh"))
         .collect();
     for mut r in runs {
         assert!(r.wait().expect("wait").success());
     }
-    assert_eq!(net.agent.prompts().len(), 1, "{:?}", net.agent.prompts());
-    // Another destination is another batch.
-    assert!(net.ssh(&["host_b", "true"]).status.success());
-    assert_eq!(net.agent.prompts().len(), 2);
+    assert_eq!(prompts(&log).len(), 1, "{:?}", prompts(&log));
+    // Another program is another batch: ssh-keygen -Y sign asks on its own.
+    let file = net.dir.path("commit");
+    std::fs::write(&file, "tree 1\n").expect("file");
+    let o = Command::new("ssh-keygen")
+        .args(["-Y", "sign", "-n", "git", "-f"])
+        .arg(&net.mesh_pub)
+        .arg(&file)
+        .env("SSH_AUTH_SOCK", &agent.sock)
+        .output()
+        .expect("ssh-keygen");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(prompts(&log).len(), 2, "{:?}", prompts(&log));
 }
 
 #[test]
@@ -348,49 +420,19 @@ fn the_accounts_policy_reaches_the_agent_on_sync() {
     if !can_run_sshd() {
         return;
     }
-    let dir = Scratch::new("fwd-account");
-    let portal = PortalProc::start(&dir.path("portal"));
-    let dev = Device::create_account(&dir.0, "alice@example.com", &portal.url);
-    let mesh_pub = dir.path("mesh.pub");
-    std::fs::write(&mesh_pub, dev.ok(&["ssh", "public-key"])).expect("mesh.pub");
-    let a = Sshd::start(
-        &dir.path("a"),
-        &[format!("AuthorizedKeysFile {}", mesh_pub.display())],
-    );
-    let known = dir.path("known_hosts");
-    let key = a.host_key.split_whitespace().take(2).collect::<Vec<_>>();
-    std::fs::write(&known, format!("host_a {}\n", key.join(" "))).expect("known_hosts");
-    let config = dir.path("ssh_config");
-    std::fs::write(
-        &config,
-        format!(
-            "Host host_a\n  HostName 127.0.0.1\n  Port {}\n  HostKeyAlias host_a\n  User root\n  \
-             UserKnownHostsFile {}\n  GlobalKnownHostsFile /dev/null\n  StrictHostKeyChecking yes\n  \
-             BatchMode yes\n  IdentitiesOnly yes\n  IdentityFile {}\n",
-            a.port,
-            known.display(),
-            mesh_pub.display()
-        ),
-    )
-    .expect("ssh_config");
-    let agent = RunningAgent::start(&dev);
-    let file = dir.path("commit");
+    let net = MeshNet::new("fwd-account");
+    let agent = RunningAgent::start(&net.dev);
+    let file = net.dir.path("commit");
     std::fs::write(&file, "tree 1\n").expect("file");
     let sign = format!(
         "ssh-keygen -Y sign -n git -f {} {}",
-        mesh_pub.display(),
+        net.mesh_pub.display(),
         file.display()
     );
     let forwarded_sign = || {
-        Command::new("ssh")
-            .arg("-F")
-            .arg(&config)
-            .args(["-A", "host_a", &sign])
-            .env("SSH_AUTH_SOCK", &agent.sock)
-            .stdin(Stdio::null())
-            .output()
+        net.ssh(&agent, &["-A", "host_a", &sign])
+            .status()
             .expect("ssh")
-            .status
             .success()
     };
     // The account's default: refused, and the agent's log says why.
@@ -406,12 +448,14 @@ fn the_accounts_policy_reaches_the_agent_on_sync() {
         agent.log()
     );
     // An administrator allows it: the agent takes it at its next sync.
-    let v = dev.json(&["ssh", "policy", "forwarding", "--sign", "allow"]);
+    let v = net
+        .dev
+        .json(&["ssh", "policy", "forwarding", "--sign", "allow"]);
     assert_eq!(v["Sign"], "allow", "{v}");
     assert!(
         eventually(10, forwarded_sign),
         "the policy did not reach the agent"
     );
-    let shown = dev.ok(&["ssh", "policy", "forwarding"]);
+    let shown = net.dev.ok(&["ssh", "policy", "forwarding"]);
     assert!(shown.contains("forwarded signatures allow"), "{shown}");
 }
