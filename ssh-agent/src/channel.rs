@@ -141,10 +141,15 @@ impl Plugin for SshPlugin {
             .ok()
             .filter(|_| uid == APP_SSH)?;
         let confirm = if p.confirm { ", confirm each use" } else { "" };
+        // The forwarding policy only when it is not the default.
+        let forwarding = if p.forwarding == ForwardPolicy::default() {
+            String::new()
+        } else {
+            format!("; {}", p.forwarding.describe())
+        };
         Some(format!(
-            "ssh principals {}{confirm}; {}",
-            p.principals.join(","),
-            p.forwarding.describe()
+            "ssh principals {}{confirm}{forwarding}",
+            p.principals.join(",")
         ))
     }
 

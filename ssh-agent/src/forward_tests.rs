@@ -154,3 +154,27 @@ fn local_connections_have_no_route() {
     assert!(!is_forwarded(&c));
     assert!(Route::of(&c, None).is_none());
 }
+
+#[test]
+fn an_ssh_policy_entry_of_an_older_client_has_the_default_forwarding() {
+    use crate::channel::SshPolicy;
+    let old: SshPolicy =
+        serde_json::from_str(r#"{"Principals":["alice"],"Validity":60,"Confirm":true}"#)
+            .expect("older entry");
+    assert_eq!(old.forwarding, ForwardPolicy::default());
+    // And a newer entry read by an older client's struct: the field is ignored.
+    #[derive(serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Older {
+        #[serde(rename = "Principals")]
+        principals: Vec<String>,
+    }
+    let mut new = old.clone();
+    new.forwarding.set_login(Some("*.prod"), Action::Confirm);
+    let text = serde_json::to_string(&new).expect("json");
+    assert!(serde_json::from_str::<Older>(&text).is_ok(), "{text}");
+    assert_eq!(
+        serde_json::from_str::<SshPolicy>(&text).expect("round trip"),
+        new
+    );
+}
