@@ -562,7 +562,7 @@ pub(crate) struct SshAgentArgs {
     /// Fingerprint hash in prompts: sha256 (default) or sha512.
     #[arg(short = 'E', value_name = "FINGERPRINT_HASH")]
     pub hash: Option<String>,
-    /// allow-remote-pkcs11 or no-restrict-websafe.
+    /// allow-remote-pkcs11, no-restrict-websafe, forward-sign=ACTION, forward-login=[PATTERNS:]ACTION.
     #[arg(short = 'O', value_name = "OPTION")]
     pub option: Vec<String>,
     /// PKCS#11 providers that may be loaded, as an ssh pattern-list (default: /usr/lib*/*,/usr/local/lib*/*).

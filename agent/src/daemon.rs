@@ -187,7 +187,7 @@ struct ControlRequest {
 }
 
 mod sync;
-use sync::{identities, sync_loop};
+use sync::{forwarding, identities, sync_loop};
 
 struct Shared {
     agent: Arc<Agent>,
@@ -272,27 +272,36 @@ pub fn why_not_running(home: &Path, e: DaemonError) -> DaemonError {
     }
 }
 
-/// The Mesh identities `home` holds now, its account's address and the
-/// device's UDF (all empty without a store or an account).
-fn load(
-    home: &Path,
-) -> (
-    Vec<mesh_ssh::agent::MeshIdentity>,
-    Option<String>,
-    Option<String>,
-) {
+/// What `home` holds now: the Mesh identities and the account's
+/// forwarding policy, its account's address and the device's UDF (all
+/// empty without a store or an account).
+struct Loaded {
+    ids: Vec<mesh_ssh::agent::MeshIdentity>,
+    forwarding: Option<mesh_ssh::forward::ForwardPolicy>,
+    account: Option<String>,
+    device: Option<String>,
+}
+
+fn load(home: &Path) -> Loaded {
     match Store::open(home, false) {
         Ok(s) => {
             let a = mesh_account::account(&s).ok();
-            (
-                a.as_ref()
+            Loaded {
+                ids: a
+                    .as_ref()
                     .and_then(|a| identities(&s, a).ok())
                     .unwrap_or_default(),
-                a.map(|a| a.address),
-                s.state().device.as_ref().map(|d| d.udf.clone()),
-            )
+                forwarding: a.as_ref().and_then(forwarding),
+                account: a.map(|a| a.address),
+                device: s.state().device.as_ref().map(|d| d.udf.clone()),
+            }
         }
-        Err(_) => (Vec::new(), None, None),
+        Err(_) => Loaded {
+            ids: Vec::new(),
+            forwarding: None,
+            account: None,
+            device: None,
+        },
     }
 }
 
@@ -317,9 +326,15 @@ impl MeshFeed {
     /// within a tokio runtime.
     pub async fn start(home: &Path, agent: Arc<Agent>, interval: Duration) -> Option<MeshFeed> {
         refuse_revoked(home).ok()?;
-        let (initial, account, device) = load(home);
+        let Loaded {
+            ids: initial,
+            forwarding,
+            account,
+            device,
+        } = load(home);
         account.as_ref()?;
         agent.set_mesh_identities(initial).await;
+        agent.set_forwarding(forwarding).await;
         let shared = Arc::new(Shared {
             agent,
             status: RwLock::new(Status {
@@ -387,10 +402,16 @@ pub fn run(home: &Path, interval: Duration) -> Result<(), DaemonError> {
         .map_err(io("starting the runtime"))?;
     // The keys this device holds locally are served from the first
     // connection on; the portal is asked afterwards.
-    let (initial, account_name, device) = load(home);
+    let Loaded {
+        ids: initial,
+        forwarding,
+        account: account_name,
+        device,
+    } = load(home);
     let served = rt.block_on(async move {
         let agent = Arc::new(Agent::default().with_log(crate::agent_log::line));
         agent.set_mesh_identities(initial).await;
+        agent.set_forwarding(forwarding).await;
         let ssh = bind(&p.ssh)?;
         let ctl = bind(&p.control)?;
         let shared = Arc::new(Shared {
@@ -462,7 +483,7 @@ async fn serve(ssh: &UnixListener, ctl: &UnixListener, shared: &Arc<Shared>) {
                 let Ok(permit) = limit.clone().try_acquire_owned() else { continue };
                 let agent = shared.agent.clone();
                 tokio::spawn(async move {
-                    mesh_ssh::server::serve(stream, agent).await;
+                    mesh_ssh::server::serve_unix(stream, agent).await;
                     drop(permit);
                 });
             }

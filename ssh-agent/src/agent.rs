@@ -23,9 +23,11 @@ use zeroize::Zeroizing;
 
 use crate::dest;
 pub use crate::dest::{Connection, MAX_BINDS, MAX_DEST_CONSTRAINTS};
+use crate::forward::{Action, ForwardPolicy, Route};
 use crate::keys::{KeyError, Material, NewKey};
 use crate::wire::{KeyReply, KeyRequest};
 
+mod batch;
 mod learn;
 mod smartcard;
 
@@ -121,6 +123,8 @@ struct State {
     failed_unlocks: u32,
     /// PKCS#11 providers loaded with `ssh-add -s`.
     providers: Vec<Arc<crate::pkcs11::Provider>>,
+    /// The account's forwarding policy, once a sync handed it over.
+    forwarding: Option<ForwardPolicy>,
 }
 
 /// The agent, shared by every connection.
@@ -138,6 +142,8 @@ pub struct Agent {
     log: Option<fn(&str)>,
     /// Which identity each host accepts (see [`crate::hosts`]).
     hosts: learn::Hosts,
+    /// Confirmations that cover several requests.
+    batches: batch::Batches,
 }
 
 impl std::fmt::Debug for Agent {
@@ -180,6 +186,7 @@ impl Agent {
             options: crate::options::AgentOptions::default(),
             log: None,
             hosts: learn::Hosts::default(),
+            batches: batch::Batches::default(),
         }
     }
 
@@ -248,6 +255,11 @@ impl Agent {
                 valid_before,
             });
         }
+    }
+
+    /// The account's forwarding policy (after each sync; `None`: no account).
+    pub async fn set_forwarding(&self, policy: Option<ForwardPolicy>) {
+        self.state.lock().await.forwarding = policy;
     }
 
     /// Number of identities (Mesh and added), for status.
@@ -390,14 +402,33 @@ impl Agent {
             {
                 return KeyReply::Status(false);
             }
+            // Only bound connections pay for the forwarding policy.
+            let (route, ask) = if conn.is_bound() {
+                match self.forwarded(&st, conn, blob, data) {
+                    Err(()) => return KeyReply::Status(false),
+                    Ok(Some((r, a))) => (Some(r), a == Action::Confirm),
+                    Ok(None) => (None, false),
+                }
+            } else {
+                (None, false)
+            };
             // The key and comment only for a confirmation: no copies on the hot path.
-            let confirm = h.confirm.then(|| (h.key.clone(), h.comment.clone()));
+            // The policy's confirmations come in batches; `ssh-add -c` asks at each use.
+            let batch = h.from_mesh || ask;
+            let confirm =
+                (h.confirm || ask).then(|| (h.key.clone(), h.comment.clone(), route, batch));
             // Only bound connections pay for this: a login to a known host.
             let learn = learn::login_host(conn, blob, data).map(|host| (host, h.fp.clone()));
             (h.signer.clone(), confirm, learn)
         };
-        if let Some((key, comment)) = confirm {
-            if !self.confirm(&comment, &key).await {
+        if let Some((key, comment, route, batch)) = confirm {
+            let yes = if batch {
+                self.confirm_batch(conn, blob, &comment, &key, route.as_ref())
+                    .await
+            } else {
+                self.confirm(&comment, &key, route.as_ref()).await
+            };
+            if !yes {
                 return KeyReply::Status(false);
             }
         }
@@ -431,12 +462,78 @@ impl Agent {
         }
     }
 
-    async fn confirm(&self, comment: &str, key: &KeyData) -> bool {
+    /// The forwarding policy's word on a request of a bound connection:
+    /// `Err` to refuse; a forwarded request's route with `Allow` or
+    /// `Confirm`; `None` for a local connection.
+    fn forwarded(
+        &self,
+        st: &State,
+        conn: &Connection,
+        blob: &[u8],
+        data: &[u8],
+    ) -> Result<Option<(Route, Action)>, ()> {
+        if !crate::forward::is_forwarded(conn) {
+            return Ok(None);
+        }
+        let login = dest::parse_userauth(data, blob);
+        let Some(route) = Route::of(conn, login.as_ref()) else {
+            return Ok(None);
+        };
+        let (account, local) = (st.forwarding.as_ref(), self.options.forwarding.as_ref());
+        match crate::forward::decide(account, local, &route) {
+            a @ (Action::Allow | Action::Confirm) => Ok(Some((route, a))),
+            Action::Refuse => {
+                self.log(
+                    &format!("refused {} over forwarded hops {}", route.what(), route.chain()),
+                    "the forwarding policy refuses it: `mesh ssh policy forwarding` (or `mesh ssh-agent -O forward-…`) changes that",
+                );
+                Err(())
+            }
+        }
+    }
+
+    /// A confirmation, shared by the requests of its batch (key,
+    /// destination, requesting program) for a short window.
+    async fn confirm_batch(
+        &self,
+        conn: &Connection,
+        blob: &[u8],
+        comment: &str,
+        key: &KeyData,
+        route: Option<&Route>,
+    ) -> bool {
+        let bk = batch::BatchKey {
+            key: blob.to_vec(),
+            destination: route
+                .and_then(|r| r.destination.clone())
+                .or_else(|| crate::forward::bound_destination(conn))
+                .map(|d| d.fingerprint().to_string()),
+            hops: route.map_or_else(Vec::new, |r| {
+                r.hops
+                    .iter()
+                    .map(|h| h.as_ref().map_or("", |h| h.fingerprint()).to_string())
+                    .collect()
+            }),
+            requester: batch::Requester::of(conn.peer()),
+        };
+        self.batches
+            .confirm(bk, || self.confirm(comment, key, route))
+            .await
+    }
+
+    async fn confirm(&self, comment: &str, key: &KeyData, route: Option<&Route>) -> bool {
         let Some(askpass) = &self.askpass else {
             return false;
         };
         let fp = key.fingerprint(self.options.fingerprint_hash.alg());
-        let prompt = format!("Allow use of key {comment}?\nKey fingerprint {fp}.");
+        let prompt = match route {
+            None => format!("Allow use of key {comment}?\nKey fingerprint {fp}."),
+            Some(r) => format!(
+                "Allow use of key {comment} for {} over forwarded hops {}?\nKey fingerprint {fp}.",
+                r.what(),
+                r.chain()
+            ),
+        };
         tokio::process::Command::new(askpass)
             .arg(prompt)
             .env("SSH_ASKPASS_PROMPT", "confirm")

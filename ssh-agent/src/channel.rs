@@ -15,6 +15,7 @@ use ssh_key::{Certificate, HashAlg};
 
 use crate::agent::{mesh_public, MeshIdentity};
 use crate::cert::{self, CertRequest};
+use crate::forward::ForwardPolicy;
 use crate::sshd::SshdAnswer;
 
 type Result<T> = std::result::Result<T, PluginError>;
@@ -37,6 +38,10 @@ pub struct SshPolicy {
     /// -c` does for added keys), through `SSH_ASKPASS`.
     #[serde(rename = "Confirm", default)]
     pub confirm: bool,
+    /// What agents do with requests over forwarded hops (older clients
+    /// ignore it; a missing one is the default).
+    #[serde(rename = "Forwarding", default)]
+    pub forwarding: ForwardPolicy,
 }
 
 /// A device's certificate (application entry `ssh-cert:<device UDF>`).
@@ -67,6 +72,7 @@ pub fn policy(view: &AccountView) -> Result<SshPolicy> {
         principals: vec![view.address.split('@').next().unwrap_or("user").to_string()],
         validity: DEFAULT_VALIDITY,
         confirm: false,
+        forwarding: ForwardPolicy::default(),
     }))
 }
 
@@ -135,8 +141,14 @@ impl Plugin for SshPlugin {
             .ok()
             .filter(|_| uid == APP_SSH)?;
         let confirm = if p.confirm { ", confirm each use" } else { "" };
+        // The forwarding policy only when it is not the default.
+        let forwarding = if p.forwarding == ForwardPolicy::default() {
+            String::new()
+        } else {
+            format!("; {}", p.forwarding.describe())
+        };
         Some(format!(
-            "ssh principals {}{confirm}",
+            "ssh principals {}{confirm}{forwarding}",
             p.principals.join(",")
         ))
     }
@@ -379,6 +391,16 @@ pub fn confirm_entry(view: &AccountView, confirm: bool) -> Result<Vec<AppEntry>>
         confirm,
         ..policy(view)?
     };
+    Ok(vec![AppEntry::public(APP_SSH, &pol)])
+}
+
+/// The policy entry with the forwarding policy `change` makes of the current one.
+pub fn forwarding_entry(
+    view: &AccountView,
+    change: impl FnOnce(&mut ForwardPolicy),
+) -> Result<Vec<AppEntry>> {
+    let mut pol = policy(view)?;
+    change(&mut pol.forwarding);
     Ok(vec![AppEntry::public(APP_SSH, &pol)])
 }
 

@@ -196,6 +196,18 @@ impl HostKey {
         HostCert::parse(blob).map(|c| HostKey::Cert(Box::new(c)))
     }
 
+    /// A host certificate's principals (host names), lossily as text.
+    pub fn principals(&self) -> Vec<String> {
+        match self {
+            HostKey::Plain(_) => Vec::new(),
+            HostKey::Cert(c) => c
+                .principals
+                .iter()
+                .map(|p| String::from_utf8_lossy(p).into_owned())
+                .collect(),
+        }
+    }
+
     /// The key that signs for the host.
     pub fn public(&self) -> &KeyData {
         match self {
@@ -318,6 +330,27 @@ pub struct Bind {
     fp: String,
 }
 
+impl Bind {
+    /// The host key bound.
+    pub fn key(&self) -> &HostKey {
+        &self.key
+    }
+
+    /// A forwarding (not the session ssh authenticates on).
+    pub fn forwarded(&self) -> bool {
+        self.forwarded
+    }
+}
+
+/// The process at the other end of the socket (`SO_PEERCRED`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peer {
+    /// Its user.
+    pub uid: u32,
+    /// Its process, when the kernel says.
+    pub pid: Option<i32>,
+}
+
 /// Per-connection state: the sessions this connection is bound to.
 #[derive(Debug, Default)]
 pub struct Connection {
@@ -325,9 +358,34 @@ pub struct Connection {
     /// Its first bind failed: it leads to a host we could not check, so
     /// constrained keys are neither listed nor used on it.
     unknown: bool,
+    /// Who connected, when known.
+    peer: Option<Peer>,
 }
 
 impl Connection {
+    /// A connection from `peer`.
+    pub fn with_peer(peer: Peer) -> Connection {
+        Connection {
+            peer: Some(peer),
+            ..Connection::default()
+        }
+    }
+
+    /// Who connected, when known.
+    pub fn peer(&self) -> Option<Peer> {
+        self.peer
+    }
+
+    /// The binds, in order.
+    pub fn binds(&self) -> &[Bind] {
+        &self.binds
+    }
+
+    /// Whether its first bind failed.
+    pub fn is_unknown(&self) -> bool {
+        self.unknown
+    }
+
     /// Record a `session-bind@openssh.com` (its contents after the name),
     /// as OpenSSH's `process_ext_session_bind`: the host's signature over
     /// the session ID verifies; no bind follows one for authentication; a

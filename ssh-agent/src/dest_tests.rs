@@ -651,3 +651,50 @@ fn glob_matches_as_match_pattern() {
         assert_eq!(glob(s.as_bytes(), p.as_bytes()), *want, "{s} ~ {p}");
     }
 }
+
+#[test]
+fn forwarded_routes_name_each_hop_and_the_destination() {
+    use crate::forward::{is_forwarded, Route};
+    let w = world();
+    let fp = |k: &KeyData| k.fingerprint(ssh_key::HashAlg::Sha256).to_string();
+    let names = |r: &Route| {
+        (
+            r.hops
+                .iter()
+                .map(|h| h.as_ref().map(|h| h.names.clone()))
+                .collect::<Vec<_>>(),
+            r.destination.as_ref().map(|d| d.names.clone()),
+        )
+    };
+    // A local login: no route.
+    let local = connect(&[(&w.a, S1, false)]);
+    assert!(!is_forwarded(&local));
+    assert!(Route::of(&local, None).is_none());
+    // ssh-keygen -Y sign on host a over the forwarded agent: one hop, no destination.
+    let on_a = connect(&[(&w.a, S1, true)]);
+    let r = Route::of(&on_a, None).expect("forwarded");
+    assert_eq!(names(&r), (vec![Some(vec![fp(&w.ka)])], None));
+    assert_eq!(r.chain(), format!("this host > {}", fp(&w.ka)));
+    // A login from a to the certificate host d: its principal is a name.
+    let a_to_d = connect(&[(&w.a, S1, true), (&w.d, S2, false)]);
+    let r = Route::of(&a_to_d, None).expect("forwarded");
+    let kd = HostKey::from_blob(&w.d.blob).expect("cert");
+    assert_eq!(
+        names(&r),
+        (
+            vec![Some(vec![fp(&w.ka)])],
+            Some(vec![fp(kd.public()), "host_d".into()])
+        )
+    );
+    // No bind for the login (an old ssh on a): the hostbound request's key.
+    let req = ua(S1, "root", Some(&w.b));
+    let login = parse_userauth(&req, &user_blob()).expect("userauth");
+    let r = Route::of(&on_a, Some(&login)).expect("forwarded");
+    assert!(r.login);
+    assert_eq!(r.destination.map(|d| d.names), Some(vec![fp(&w.kb)]));
+    // A first bind that failed: forwarded, over an unverified host.
+    let mut bad = Connection::default();
+    assert!(!bad.bind(b"junk"));
+    let r = Route::of(&bad, None).expect("unknown counts as forwarded");
+    assert_eq!(r.hops, vec![None]);
+}

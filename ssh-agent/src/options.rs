@@ -53,6 +53,9 @@ pub struct AgentOptions {
     pub pkcs11_allowlist: String,
     /// `-O allow-remote-pkcs11`: a forwarded connection may load providers.
     pub allow_remote_pkcs11: bool,
+    /// `-O forward-sign=…`, `-O forward-login=…`: the local forwarding
+    /// policy (with an account's, the stricter of the two wins).
+    pub forwarding: Option<crate::forward::ForwardPolicy>,
 }
 
 impl Default for AgentOptions {
@@ -62,11 +65,42 @@ impl Default for AgentOptions {
             fingerprint_hash: FingerprintHash::Sha256,
             pkcs11_allowlist: DEFAULT_PKCS11_ALLOWLIST.to_string(),
             allow_remote_pkcs11: false,
+            forwarding: None,
         }
     }
 }
 
 impl AgentOptions {
+    /// Apply one `-O forward-…` option: `forward-sign=ACTION`,
+    /// `forward-login=ACTION` or `forward-login=PATTERN-LIST:ACTION` (split
+    /// at the last colon). `None` when `opt` is no such option; `Some(Err)`
+    /// for a malformed one.
+    pub fn forward_option(&mut self, opt: &str) -> Option<Result<(), String>> {
+        use crate::forward::Action;
+        let (name, value) = opt.split_once('=')?;
+        let policy = match name {
+            "forward-sign" | "forward-login" => {
+                self.forwarding.get_or_insert_with(Default::default)
+            }
+            _ => return None,
+        };
+        let bad = || format!("-O {opt}: the action is allow, confirm or refuse");
+        Some(match name {
+            "forward-sign" => Action::parse(value)
+                .map(|a| policy.sign = a)
+                .ok_or_else(bad),
+            _ => {
+                let (pattern, action) = match value.rsplit_once(':') {
+                    Some((p, a)) if !p.is_empty() => (Some(p), a),
+                    _ => (None, value),
+                };
+                Action::parse(action)
+                    .map(|a| policy.set_login(pattern, a))
+                    .ok_or_else(bad)
+            }
+        })
+    }
+
     /// Whether the provider at `path` (already canonical: `realpath`) is on
     /// the allow-list (ssh_config(5) PATTERNS: `*`, `?`, `!` negation; a
     /// negated match refuses).
@@ -215,6 +249,45 @@ mod tests {
         }
         assert!(default.provider_allowed("/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so"));
         assert!(!default.provider_allowed("/tmp/libsofthsm2.so"));
+    }
+
+    #[test]
+    fn forward_options() {
+        use crate::forward::Action;
+        let mut o = AgentOptions::default();
+        assert!(o.forward_option("allow-remote-pkcs11").is_none());
+        assert!(o.forwarding.is_none(), "no forward option, no local policy");
+        let ok = [
+            "forward-sign=allow",
+            "forward-login=confirm",
+            "forward-login=SHA256:ab+c/d:refuse",
+            "forward-login=web*,!web9:allow",
+        ];
+        for opt in ok {
+            assert_eq!(o.forward_option(opt), Some(Ok(())), "{opt}");
+        }
+        let p = o.forwarding.clone().expect("policy");
+        assert_eq!((p.sign, p.login), (Action::Allow, Action::Confirm));
+        let rules: Vec<_> = p
+            .destinations
+            .iter()
+            .map(|r| (r.destination.as_str(), r.action))
+            .collect();
+        assert_eq!(
+            rules,
+            [
+                ("SHA256:ab+c/d", Action::Refuse),
+                ("web*,!web9", Action::Allow)
+            ]
+        );
+        for bad in [
+            "forward-sign=maybe",
+            "forward-login=",
+            "forward-login=x:yes",
+            "forward-sign=confirm:x",
+        ] {
+            assert!(matches!(o.forward_option(bad), Some(Err(_))), "{bad}");
+        }
     }
 
     #[test]

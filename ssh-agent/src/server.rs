@@ -92,8 +92,29 @@ pub fn encode_response(resp: &Response) -> Vec<u8> {
 }
 
 /// Serve one connection until the peer closes it or sends an oversized frame.
-pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, agent: Arc<Agent>) {
-    let mut conn = Connection::default();
+pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(stream: S, agent: Arc<Agent>) {
+    serve_conn(stream, agent, Connection::default()).await
+}
+
+/// Serve a Unix socket connection, knowing its peer (batch confirmation
+/// groups requests by the requesting program).
+pub async fn serve_unix(stream: tokio::net::UnixStream, agent: Arc<Agent>) {
+    let conn = match stream.peer_cred() {
+        Ok(c) => Connection::with_peer(crate::dest::Peer {
+            uid: c.uid(),
+            pid: c.pid(),
+        }),
+        Err(_) => Connection::default(),
+    };
+    serve_conn(stream, agent, conn).await
+}
+
+/// Serve one connection whose state starts as `conn`.
+pub async fn serve_conn<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    agent: Arc<Agent>,
+    mut conn: Connection,
+) {
     let mut len = [0u8; 4];
     loop {
         if stream.read_exact(&mut len).await.is_err() {

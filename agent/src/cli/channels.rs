@@ -274,6 +274,33 @@ pub(crate) enum SshCmd {
         #[command(subcommand)]
         action: Option<HostsCmd>,
     },
+    /// Show or set the account's SSH policy (administrators set it).
+    #[command(subcommand)]
+    Policy(SshPolicyCmd),
+}
+
+/// `mesh ssh policy`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum SshPolicyCmd {
+    /// What agents do with requests over forwarded hops (`ssh -A`); no option: show it.
+    Forwarding {
+        /// Signatures that are not logins (git commits, ssh-keygen -Y sign): refuse (default), confirm or allow.
+        #[arg(long, value_parser = parse_action)]
+        sign: Option<mesh_ssh::forward::Action>,
+        /// Forwarded logins: allow (default), confirm or refuse.
+        #[arg(long, value_parser = parse_action)]
+        login: Option<mesh_ssh::forward::Action>,
+        /// Only for destinations this ssh pattern-list matches (host key fingerprint SHA256:…, or a host certificate's principal).
+        #[arg(long, requires = "login")]
+        destination: Option<String>,
+        /// Drop every per-destination rule first.
+        #[arg(long)]
+        reset: bool,
+    },
+}
+
+fn parse_action(s: &str) -> Result<mesh_ssh::forward::Action, String> {
+    mesh_ssh::forward::Action::parse(s).ok_or_else(|| "allow, confirm or refuse".into())
 }
 
 /// `mesh ssh hosts` subcommands (they edit the home's ssh-hosts.json; a

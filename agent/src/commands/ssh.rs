@@ -121,7 +121,47 @@ pub(crate) fn run(home: &std::path::Path, cmd: SshCmd, j: bool) -> Result<()> {
             );
             emit(j, serde_json::to_value(&p)?, "");
         }
+        SshCmd::Policy(SshPolicyCmd::Forwarding {
+            sign,
+            login,
+            destination,
+            reset,
+        }) => forwarding(home, sign, login, destination, reset, j)?,
     }
+    Ok(())
+}
+
+/// `mesh ssh policy forwarding`: show the policy, or publish a change.
+fn forwarding(
+    home: &std::path::Path,
+    sign: Option<mesh_ssh::forward::Action>,
+    login: Option<mesh_ssh::forward::Action>,
+    destination: Option<String>,
+    reset: bool,
+    j: bool,
+) -> Result<()> {
+    use mesh_ssh::channel as ssh;
+    if sign.is_some() || login.is_some() || reset {
+        let mut store = Store::open(home, false)?;
+        mesh_account::admin::publish(&mut store, &mesh_agent::host(), |view| {
+            ssh::forwarding_entry(view, |p| {
+                if reset {
+                    p.destinations.clear();
+                }
+                if let Some(a) = sign {
+                    p.sign = a;
+                }
+                if let Some(a) = login {
+                    p.set_login(destination.as_deref(), a);
+                }
+            })
+        })?;
+        drop(store);
+        // A running agent here takes the policy at once; others at their next sync.
+        let _ = mesh_agent::daemon::query(home, "sync");
+    }
+    let p = with_view(home, |_, view| Ok(ssh::policy(view)?.forwarding))?;
+    emit(j, serde_json::to_value(&p)?, &p.describe());
     Ok(())
 }
 

@@ -17,6 +17,8 @@ struct SyncOutcome {
     result: Result<(), AccountError>,
     /// The identities to serve, when they may have changed.
     ids: Option<Vec<mesh_ssh::agent::MeshIdentity>>,
+    /// The account's forwarding policy, read with the identities.
+    forwarding: Option<mesh_ssh::forward::ForwardPolicy>,
     status: Status,
     quick: Option<QuickView>,
     /// Lines for the log: revocations, a wipe, an epoch change, a rotation.
@@ -30,6 +32,7 @@ impl SyncOutcome {
         SyncOutcome {
             result: Ok(()),
             ids: None,
+            forwarding: None,
             status,
             quick: None,
             notes: Vec::new(),
@@ -151,10 +154,19 @@ fn full_sync(home: &Path, converge: Converge) -> SyncOutcome {
                 ));
             }
             out.ids = identities(&store, &a).ok();
+            out.forwarding = forwarding(&a);
         }
     }
     out.quick = mesh_account::sync::quick_view(&store).ok();
     out
+}
+
+/// The account's forwarding policy (`None` when its view does not verify).
+pub(super) fn forwarding(
+    a: &mesh_account::AccountState,
+) -> Option<mesh_ssh::forward::ForwardPolicy> {
+    let view = mesh_account::host::view_of(a).ok()?;
+    mesh_ssh::channel::policy(&view).ok().map(|p| p.forwarding)
 }
 
 /// The Mesh identities this device serves (none unless an active member).
@@ -228,6 +240,9 @@ pub(super) async fn sync_loop(home: PathBuf, shared: Arc<Shared>, interval: Dura
         }
         if let Some(ids) = out.ids.take() {
             shared.agent.set_mesh_identities(ids).await;
+        }
+        if let Some(f) = out.forwarding.take() {
+            shared.agent.set_forwarding(Some(f)).await;
         }
         record(&shared, &out, &mut pace).await;
         shared.synced.notify_waiters();

@@ -103,7 +103,10 @@ pub fn agent_options(
             // Mesh's agent holds no FIDO (sk-*) keys, whose web-origin
             // signatures the restriction is about: nothing to relax.
             "no-restrict-websafe" => {}
-            _ => return Err(SshAgentError::Usage(format!("Unknown -O option {opt:?}"))),
+            _ => match o.forward_option(opt) {
+                Some(r) => r.map_err(SshAgentError::Usage)?,
+                None => return Err(SshAgentError::Usage(format!("Unknown -O option {opt:?}"))),
+            },
         }
     }
     if let Some(p) = allowlist {

@@ -219,7 +219,7 @@ fn accept(
     }
     let agent = agent.clone();
     tokio::spawn(async move {
-        mesh_ssh::server::serve(stream, agent).await;
+        mesh_ssh::server::serve_unix(stream, agent).await;
         drop(permit);
         if debug {
             eprintln!("mesh ssh-agent: connection closed");

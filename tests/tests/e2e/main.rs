@@ -29,6 +29,7 @@ mod smime;
 mod ssh;
 mod ssh_agent_cmd;
 mod ssh_dest;
+mod ssh_forward;
 mod ssh_hosts;
 mod ssh_keys;
 mod state;
