@@ -285,11 +285,11 @@ pub(crate) enum SshPolicyCmd {
     /// What agents do with requests over forwarded hops (`ssh -A`); no option: show it.
     Forwarding {
         /// Signatures that are not logins (git commits, ssh-keygen -Y sign): refuse (default), confirm or allow.
-        #[arg(long, value_parser = parse_action)]
-        sign: Option<mesh_ssh::forward::Action>,
+        #[arg(long, value_enum)]
+        sign: Option<ActionArg>,
         /// Forwarded logins: allow (default), confirm or refuse.
-        #[arg(long, value_parser = parse_action)]
-        login: Option<mesh_ssh::forward::Action>,
+        #[arg(long, value_enum)]
+        login: Option<ActionArg>,
         /// Only for destinations this ssh pattern-list matches (host key fingerprint SHA256:…, or a host certificate's principal).
         #[arg(long, requires = "login")]
         destination: Option<String>,
@@ -299,8 +299,25 @@ pub(crate) enum SshPolicyCmd {
     },
 }
 
-fn parse_action(s: &str) -> Result<mesh_ssh::forward::Action, String> {
-    mesh_ssh::forward::Action::parse(s).ok_or_else(|| "allow, confirm or refuse".into())
+/// What an agent does with a request the forwarding policy covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum ActionArg {
+    /// Sign.
+    Allow,
+    /// Ask the user (SSH_ASKPASS) first.
+    Confirm,
+    /// Refuse.
+    Refuse,
+}
+
+impl From<ActionArg> for mesh_ssh::forward::Action {
+    fn from(a: ActionArg) -> Self {
+        match a {
+            ActionArg::Allow => Self::Allow,
+            ActionArg::Confirm => Self::Confirm,
+            ActionArg::Refuse => Self::Refuse,
+        }
+    }
 }
 
 /// `mesh ssh hosts` subcommands (they edit the home's ssh-hosts.json; a

@@ -126,7 +126,14 @@ pub(crate) fn run(home: &std::path::Path, cmd: SshCmd, j: bool) -> Result<()> {
             login,
             destination,
             reset,
-        }) => forwarding(home, sign, login, destination, reset, j)?,
+        }) => forwarding(
+            home,
+            sign.map(Into::into),
+            login.map(Into::into),
+            destination,
+            reset,
+            j,
+        )?,
     }
     Ok(())
 }
