@@ -115,40 +115,12 @@ pub fn pattern_list_match(s: &str, list: &str) -> bool {
     let mut matched = false;
     for p in list.split(',') {
         match p.strip_prefix('!') {
-            Some(neg) if wildcard(s.as_bytes(), neg.as_bytes()) => return false,
+            Some(neg) if crate::dest::glob(s.as_bytes(), neg.as_bytes()) => return false,
             Some(_) => {}
-            None => matched |= wildcard(s.as_bytes(), p.as_bytes()),
+            None => matched |= crate::dest::glob(s.as_bytes(), p.as_bytes()),
         }
     }
     matched
-}
-
-/// `*` matches any run of bytes, `?` any one byte (ssh's `match_pattern`).
-fn wildcard(s: &[u8], p: &[u8]) -> bool {
-    // Iterative with one backtrack point: linear in practice, no recursion.
-    let (mut si, mut pi) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while si < s.len() {
-        match p.get(pi) {
-            Some(b'*') => {
-                star = Some((pi, si));
-                pi += 1;
-            }
-            Some(&c) if c == b'?' || c == s[si] => {
-                si += 1;
-                pi += 1;
-            }
-            _ => match star {
-                Some((sp, ss)) => {
-                    pi = sp + 1;
-                    si = ss + 1;
-                    star = Some((sp, ss + 1));
-                }
-                None => return false,
-            },
-        }
-    }
-    p[pi.min(p.len())..].iter().all(|&c| c == b'*')
 }
 
 /// ssh's `convtime`: seconds, or a sequence of numbers each followed by a
