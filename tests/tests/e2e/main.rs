@@ -24,6 +24,7 @@ mod multiproc;
 mod openssh_regress;
 mod pgp;
 mod pkcs11;
+mod plain;
 mod portal;
 mod smime;
 mod ssh;

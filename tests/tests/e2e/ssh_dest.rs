@@ -3,58 +3,12 @@
 //! `HostCertificate` from a CA that known_hosts lists as `@cert-authority`
 //! (issue 23.4). The agent is `mesh ssh-agent` without an account.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
 
-use mesh_tests::{can_run_sshd, eventually, ssh_add, workspace_bin, Scratch, Sshd};
+use mesh_tests::{can_run_sshd, ssh_add, Scratch, Sshd};
 
-/// `mesh ssh-agent -D -a SOCK` on an empty home, stopped on drop.
-struct PlainAgent {
-    child: Child,
-    sock: PathBuf,
-}
-
-impl PlainAgent {
-    fn start(dir: &Path) -> PlainAgent {
-        let home = dir.join("home");
-        std::fs::create_dir_all(&home).expect("home");
-        let sock = dir.join("agent.sock");
-        let child = Command::new(workspace_bin("mesh"))
-            .args(["ssh-agent", "-D", "-a"])
-            .arg(&sock)
-            .env("MESH_HOME", &home)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("mesh ssh-agent");
-        // ssh-add -l answers 1 (no identities) once the agent serves.
-        assert!(
-            eventually(10, || ssh_add(&sock, &["-l"]).status.code() == Some(1)),
-            "the agent did not start"
-        );
-        PlainAgent { child, sock }
-    }
-}
-
-impl Drop for PlainAgent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn keygen(dir: &Path, name: &str, args: &[&str]) -> PathBuf {
-    let k = dir.join(name);
-    let o = Command::new("ssh-keygen")
-        .args(["-q", "-N", "", "-C", name])
-        .args(args)
-        .arg("-f")
-        .arg(&k)
-        .output()
-        .expect("ssh-keygen");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    k
-}
+use crate::plain::{keygen, PlainAgent};
 
 fn key_fields(line: &str) -> String {
     line.split_whitespace()

@@ -3,64 +3,15 @@
 //! `ssh-add`, listed, used to log in to a real sshd, the certificate
 //! deleted; DSA refused with a line in the agent's log.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 
-use mesh_tests::{can_run_sshd, eventually, ssh_add, workspace_bin, Scratch, Sshd};
+use mesh_tests::{can_run_sshd, eventually, ssh_add, Scratch, Sshd};
 
 /// OpenSSH's test FIDO middleware (Debian's `openssh-tests`).
 const SK_DUMMY: &str = "/usr/lib/openssh/regress/misc/sk-dummy/sk-dummy.so";
 
-/// `mesh ssh-agent -D -a SOCK` on an empty home: a plain ssh-agent.
-struct PlainAgent {
-    child: Child,
-    sock: PathBuf,
-    log: PathBuf,
-}
-
-impl PlainAgent {
-    fn start(dir: &Path) -> PlainAgent {
-        let home = dir.join("home");
-        std::fs::create_dir_all(&home).expect("home");
-        let sock = dir.join("agent.sock");
-        let log = dir.join("agent.log");
-        let child = Command::new(workspace_bin("mesh"))
-            .args(["ssh-agent", "-D", "-a"])
-            .arg(&sock)
-            .env("MESH_HOME", &home)
-            .env_remove("SSH_ASKPASS")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("log"))
-            .spawn()
-            .expect("mesh ssh-agent");
-        assert!(
-            eventually(10, || ssh_add(&sock, &["-l"]).status.code() == Some(1)),
-            "the agent did not start"
-        );
-        PlainAgent { child, sock, log }
-    }
-}
-
-impl Drop for PlainAgent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn keygen(dir: &Path, name: &str, args: &[&str]) -> PathBuf {
-    let k = dir.join(name);
-    let o = Command::new("ssh-keygen")
-        .args(["-q", "-N", "", "-C", name])
-        .args(args)
-        .arg("-f")
-        .arg(&k)
-        .output()
-        .expect("ssh-keygen");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    k
-}
+use crate::plain::{keygen, PlainAgent};
 
 fn line_of(file: &Path) -> String {
     let s = std::fs::read_to_string(file).expect("public file");
