@@ -367,9 +367,11 @@ impl Agent {
             !h.expired(now) && dest::identity_permitted(&h.destinations, conn, None, now)
         });
         // Bound to a host that accepted an identity before: that one first.
-        let first = conn
-            .auth_host()
-            .and_then(|(host, _)| self.hosts.identity_for(host));
+        let first = conn.auth_host().and_then(|(host, _)| {
+            let (first, generation) = self.hosts.identity_for(host);
+            conn.set_listed(generation);
+            first
+        });
         let ids: Vec<_> = match &first {
             Some(fp) => listed
                 .clone()
@@ -454,7 +456,7 @@ impl Agent {
         match sig {
             Some(sig) => {
                 if let Some((host, identity)) = learn {
-                    self.hosts.learned(host, identity);
+                    self.hosts.learned(host, identity, conn.listed());
                 }
                 KeyReply::Signature(sig)
             }

@@ -360,6 +360,10 @@ pub struct Connection {
     unknown: bool,
     /// Who connected, when known.
     peer: Option<Peer>,
+    /// One more than the learned-hosts generation its last listing was
+    /// ordered by (0: none): a login listed before a forget or pin took
+    /// effect must not learn the host again.
+    listed: std::sync::atomic::AtomicU64,
 }
 
 impl Connection {
@@ -368,6 +372,22 @@ impl Connection {
         Connection {
             peer: Some(peer),
             ..Connection::default()
+        }
+    }
+
+    /// Remember the learned-hosts generation a listing was ordered by.
+    pub(crate) fn set_listed(&self, generation: u64) {
+        self.listed.store(
+            generation.wrapping_add(1),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+
+    /// The learned-hosts generation its last listing was ordered by.
+    pub(crate) fn listed(&self) -> Option<u64> {
+        match self.listed.load(std::sync::atomic::Ordering::Relaxed) {
+            0 => None,
+            g => Some(g - 1),
         }
     }
 

@@ -3,6 +3,7 @@
 //! handed to whoever persists it (the `mesh` binary writes it in the
 //! device home) over a channel, off the sign path.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{OnceLock, RwLock};
 
 use tokio::sync::mpsc;
@@ -19,19 +20,26 @@ const QUEUE: usize = 256;
 pub(super) struct Hosts {
     map: RwLock<HostMap>,
     persist: OnceLock<mpsc::Sender<Op>>,
+    /// Bumped when the map changes from outside (a reload, a pin, a
+    /// forget), under the map's write lock.
+    generation: AtomicU64,
 }
 
 impl Hosts {
     /// The identity `host` accepts, if known (an owned copy: the lock is
-    /// not held while the listing is built).
-    pub(super) fn identity_for(&self, host: &str) -> Option<String> {
+    /// not held while the listing is built), and the map's generation.
+    pub(super) fn identity_for(&self, host: &str) -> (Option<String>, u64) {
         let m = self.map.read().unwrap_or_else(|e| e.into_inner());
-        m.identity_for(host).map(str::to_owned)
+        let generation = self.generation.load(Ordering::Relaxed);
+        (m.identity_for(host).map(str::to_owned), generation)
     }
 
-    /// A login to `host` was signed by `identity`.
-    pub(super) fn learned(&self, host: String, identity: String) {
-        if self.identity_for(&host).as_deref() == Some(identity.as_str()) {
+    /// A login to `host` was signed by `identity`, on a connection whose
+    /// listing was ordered by map generation `listed`. A listing older
+    /// than the map teaches nothing: it may have offered what the user
+    /// forgot since, and learning it would undo the forget.
+    pub(super) fn learned(&self, host: String, identity: String, listed: Option<u64>) {
+        if self.identity_for(&host).0.as_deref() == Some(identity.as_str()) {
             return; // the common case: known already, nothing to take a write lock for
         }
         let op = Op::Learn {
@@ -39,11 +47,12 @@ impl Hosts {
             identity,
             when: unix_now(),
         };
-        let changed = self
-            .map
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .apply(&op);
+        let changed = {
+            let mut m = self.map.write().unwrap_or_else(|e| e.into_inner());
+            // Checked under the lock a reload takes to bump it.
+            let stale = listed.is_some_and(|l| l != self.generation.load(Ordering::Relaxed));
+            !stale && m.apply(&op)
+        };
         if changed {
             if let Some(tx) = self.persist.get() {
                 let _ = tx.try_send(op);
@@ -74,16 +83,21 @@ impl Agent {
 
     /// Replace the map (loaded from, or merged into, the hosts file).
     pub fn set_hosts(&self, map: HostMap) {
-        *self.hosts.map.write().unwrap_or_else(|e| e.into_inner()) = map;
+        let mut m = self.hosts.map.write().unwrap_or_else(|e| e.into_inner());
+        if *m != map {
+            *m = map;
+            self.hosts.generation.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Apply a change (a pin or forget) to the map in memory.
     pub fn apply_host_op(&self, op: &Op) -> bool {
-        self.hosts
-            .map
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .apply(op)
+        let mut m = self.hosts.map.write().unwrap_or_else(|e| e.into_inner());
+        let changed = m.apply(op);
+        if changed {
+            self.hosts.generation.fetch_add(1, Ordering::Relaxed);
+        }
+        changed
     }
 
     /// Where learned changes go to be persisted: the receiver, the first

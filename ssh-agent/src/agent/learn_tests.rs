@@ -228,3 +228,46 @@ fn an_expired_certificate_is_neither_listed_nor_used_and_is_dropped() {
         assert_eq!(agent.count().await, (0, 2));
     });
 }
+
+#[test]
+fn a_login_listed_before_a_forget_does_not_learn_the_host_again() {
+    rt().block_on(async {
+        let agent = Agent::new(None);
+        let mut rx = agent.persist_hosts().expect("first");
+        for (seed, name) in [(10, "k10"), (11, "k11")] {
+            add(&agent, seed, None, name).await;
+        }
+        let k = pub_blob(11);
+        let mut c = bound(&[(HOST, b"s1", false)]);
+        assert_eq!(names(&agent, &mut c).await, ["k10", "k11"]);
+        assert!(sign(&agent, &mut c, &k, &userauth(b"s1", &k)).await);
+        let host = agent.hosts().hosts.keys().next().cloned().expect("learned");
+        assert!(rx.try_recv().is_ok());
+        // The next login lists with k11 first; then the file loses the
+        // host (`mesh ssh hosts forget`) and the agent reloads it before
+        // that login's signature.
+        let mut late = bound(&[(HOST, b"s2", false)]);
+        assert_eq!(names(&agent, &mut late).await, ["k11", "k10"]);
+        let mut forgotten = agent.hosts();
+        forgotten.hosts.remove(&host);
+        agent.set_hosts(forgotten);
+        assert!(sign(&agent, &mut late, &k, &userauth(b"s2", &k)).await);
+        assert!(agent.hosts().hosts.is_empty(), "{:?}", agent.hosts());
+        assert!(rx.try_recv().is_err(), "the forget was undone in the file");
+        // A login listed after it learns again.
+        let mut next = bound(&[(HOST, b"s3", false)]);
+        assert_eq!(names(&agent, &mut next).await, ["k10", "k11"]);
+        assert!(sign(&agent, &mut next, &k, &userauth(b"s3", &k)).await);
+        assert_eq!(agent.hosts().hosts.len(), 1);
+        // Reloading the same map (a tick that found the file as written)
+        // does not make listings stale.
+        let mut again = bound(&[(HOST, b"s4", false)]);
+        assert_eq!(names(&agent, &mut again).await, ["k11", "k10"]);
+        agent.set_hosts(agent.hosts());
+        assert!(agent.apply_host_op(&Op::Forget { host: host.clone() }));
+        let mut after = bound(&[(HOST, b"s5", false)]);
+        assert_eq!(names(&agent, &mut after).await, ["k10", "k11"]);
+        assert!(sign(&agent, &mut after, &k, &userauth(b"s5", &k)).await);
+        assert!(agent.hosts().hosts.contains_key(&host));
+    });
+}
