@@ -46,7 +46,7 @@ fn request_parts(ib: &InboundRequest) -> Result<(p::RequestConnection, ProfileDe
 /// Requests without an answer.
 pub fn pending(store: &mut Store) -> Result<Vec<PendingView>> {
     let a = account(store)?;
-    if !a.roles.contains(&Role::Admin) {
+    if !a.roles.contains(&Role::ADMIN) {
         return Err(AccountError::NotAdmin(a.address));
     }
     let mut out = Vec::new();
@@ -267,7 +267,7 @@ fn live_pins(
     let list = a.access_list()?.ok_or(AccountError::NoAccount)?;
     let issuer_active = |u: &str| {
         list.device(u)
-            .is_some_and(|d| d.state == DeviceState::Active && d.roles.contains(&Role::Admin))
+            .is_some_and(|d| d.state == DeviceState::Active && d.roles.contains(&Role::ADMIN))
     };
     let signer = [admin.admin_sign.public_key()];
     let mut out = Vec::new();

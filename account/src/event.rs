@@ -53,7 +53,7 @@ fn epoch_entry(
     for d in list
         .devices
         .iter()
-        .filter(|d| d.state == DeviceState::Active && d.roles.contains(&Role::Admin))
+        .filter(|d| d.state == DeviceState::Active && d.roles.contains(&Role::ADMIN))
     {
         let e = view.devices.get(&d.device_udf).ok_or_else(|| {
             AccountError::Untrusted(format!("administrator {} has no catalog entry", d.name))

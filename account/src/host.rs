@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use mesh_core::objects::{DeviceBaseKeys, DeviceKeys};
+use mesh_core::objects::{DeviceBaseKeys, DeviceKeys, Role};
 use mesh_plugins::{AccountView, Actions, DeviceHost, Plugin, PluginError};
 
 use crate::error::Result;
@@ -25,6 +25,16 @@ impl Host {
     /// The channels.
     pub fn plugins(&self) -> &[Box<dyn Plugin>] {
         &self.plugins
+    }
+
+    /// Every role these channels serve, and the administrator's: what the
+    /// first device of an account, and a recovered one, is granted.
+    pub fn roles(&self) -> Vec<Role> {
+        let mut r = vec![Role::ADMIN];
+        r.extend(self.plugins.iter().map(|p| p.role()));
+        r.sort();
+        r.dedup();
+        r
     }
 
     /// The verified view of a state, with every channel's own checks.

@@ -36,13 +36,13 @@ pub(crate) struct SelfConnection {
 /// so that no crash can lose them once the portal knows the account.
 pub(crate) fn connect_self(
     store: &mut Store,
+    roles: &[Role],
     admin: &AccountKeys,
     profile: &ProfileAccount,
     prev: Option<&AccessList>,
 ) -> Result<SelfConnection> {
     let dev = store.state().device.clone().ok_or(DeviceError::NoDevice)?;
-    let (catalog, conn, entry, connection) =
-        connect_device(admin, &dev.profile, &dev.name, &Role::ALL)?;
+    let (catalog, conn, entry, connection) = connect_device(admin, &dev.profile, &dev.name, roles)?;
     let access = next_access(admin, prev, |d| d.push(entry));
     let base = device::base_keys(store)?;
     let cat: CatalogedDevice = catalog.unverified_object("catalog entry")?;
@@ -173,9 +173,9 @@ pub fn create(
     let admin = admin.without_root();
     // Keep the seed before the portal knows the account: a crash after bind
     // must not lose the only copy of the account's keys.
-    let me = connect_self(store, &admin, &profile, None)?;
+    let me = connect_self(store, &host.roles(), &admin, &profile, None)?;
     let a = AccountState {
-        roles: Role::ALL.to_vec(),
+        roles: host.roles(),
         connection: Some(me.connection),
         ..AccountState::empty(
             address.to_string(),

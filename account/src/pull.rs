@@ -469,7 +469,7 @@ pub(crate) fn adopt_rotation(store: &mut Store) -> Result<bool> {
     // the online seeds; without the role, seeds held before are dropped.
     secrets.online_seeds = match &act.online_seeds {
         Some(seeds) => Some(crate::state::checked_seeds(&a.profile_udf, seeds)?),
-        None if conn.roles.contains(&Role::Admin) => secrets.online_seeds.take(),
+        None if conn.roles.contains(&Role::ADMIN) => secrets.online_seeds.take(),
         None => None,
     };
     store.save_secrets(&secrets)?;
@@ -489,7 +489,7 @@ fn pull_once(
     let client = Client::new(&a.portal)?;
     let keys = device_keys(store)?;
     let dev_udf = device_udf(store)?;
-    let admin = a.roles.contains(&Role::Admin);
+    let admin = a.roles.contains(&Role::ADMIN);
     let mut next = a.clone();
     let read: Vec<&str> = st::ALL
         .into_iter()

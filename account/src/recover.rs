@@ -150,7 +150,7 @@ pub fn recover(
     let current = reachable_keys(&root, &a)?;
     let profile = a.profile()?;
     let next = current.next_epoch_at(profile.epoch() + 1);
-    let (draft, keys) = override_draft(store, &root, &a, &next, overrides, before)?;
+    let (draft, keys) = override_draft(store, &host.roles(), &root, &a, &next, overrides, before)?;
     let view = host.view(&a)?;
     let t = p::TransactRequest {
         updates: crate::event::event_updates(host, &a, &view, &current, Some(&root), draft)?,
@@ -162,7 +162,7 @@ pub fn recover(
         serde_json::to_value(&t).unwrap_or_default(),
         &keys.0,
     )?;
-    a.roles = Role::ALL.to_vec();
+    a.roles = host.roles();
     a.connection = Some(keys.1);
     save_account(store, &a)?;
     pull(store, host, &mut SyncReport::default())?;
@@ -177,6 +177,7 @@ pub fn recover(
 /// authentication key and its connection.
 fn override_draft(
     store: &mut Store,
+    roles: &[Role],
     root: &RootKeys,
     a: &AccountState,
     next: &AccountKeys,
@@ -186,7 +187,13 @@ fn override_draft(
     let profile = a.profile()?;
     let start = next.epoch_entry(None, &[profile.escrow_encryption.key])?;
     let prev = a.access_list()?;
-    let me = connect_self(store, next, &profile.with_epochs([&start]), prev.as_ref())?;
+    let me = connect_self(
+        store,
+        roles,
+        next,
+        &profile.with_epochs([&start]),
+        prev.as_ref(),
+    )?;
     let mut list: AccessList = me.access.unverified_object("access list")?;
     let mut apps = Vec::new();
     if let Some(b) = before {

@@ -64,7 +64,7 @@ pub fn revoke(store: &mut Store, host: &Host, which: &str) -> Result<RevokeRepor
         // An administrator held the online keys: they are replaced by a new
         // epoch's, wrapped only to the administrators that remain, and
         // every entry of this event is signed with them.
-        let next_keys = t.roles.contains(&Role::Admin).then(|| admin.next_epoch());
+        let next_keys = t.roles.contains(&Role::ADMIN).then(|| admin.next_epoch());
         let signer = next_keys.as_ref().unwrap_or(admin);
         let env = crate::entries::next_access(signer, Some(&list), |d| {
             for e in d

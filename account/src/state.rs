@@ -112,7 +112,7 @@ impl AccountState {
         let h = self.heartbeat()?;
         let c = self.history.checkpoint.as_ref()?;
         self.roles
-            .contains(&Role::Admin)
+            .contains(&Role::ADMIN)
             .then(|| c.issued.saturating_add(h.every / 2))
     }
 
@@ -122,7 +122,7 @@ impl AccountState {
         let (Some(h), Some(c)) = (self.heartbeat(), &self.history.checkpoint) else {
             return Ok(());
         };
-        if self.roles.contains(&Role::Admin) {
+        if self.roles.contains(&Role::ADMIN) {
             return Ok(());
         }
         h.check(c.issued, now).map_err(AccountError::Stale)
@@ -358,7 +358,7 @@ pub fn device_keys(store: &Store) -> Result<DeviceKeys> {
 /// seeds are taken from the epoch's entry (wrapped to this device) and kept.
 pub(crate) fn admin_keys(store: &mut Store, a: &AccountState) -> Result<AccountKeys> {
     let not_admin = || AccountError::NotAdmin(a.address.clone());
-    if !a.roles.contains(&Role::Admin) {
+    if !a.roles.contains(&Role::ADMIN) {
         return Err(not_admin());
     }
     let profile = a.profile()?;

@@ -76,7 +76,7 @@ pub fn sync_with(store: &mut Store, host: &Host, converge: Converge) -> Result<S
         report.skipped = true;
         return Ok(report);
     }
-    if a.roles.contains(&Role::Admin) {
+    if a.roles.contains(&Role::ADMIN) {
         let pins = crate::admin::accept_by_pin(store, host)?;
         report.auto_accepted = pins.accepted;
         report.pin_refused = pins.refused;
@@ -186,7 +186,7 @@ fn quick_view_of(store: &Store, a: &Header) -> Result<QuickView> {
     if a.membership != Membership::Member {
         return Err(AccountError::NoAccount);
     }
-    let admin = a.roles.contains(&Role::Admin);
+    let admin = a.roles.contains(&Role::ADMIN);
     // The stores this device reads: members do not read the spools.
     let known = st::ALL
         .iter()

@@ -319,12 +319,7 @@ pub(crate) enum DeviceCmd {
         /// Witness or request id.
         which: String,
         /// Roles to grant (default: every role but admin).
-        #[arg(
-            long,
-            value_enum,
-            value_delimiter = ',',
-            default_value = "ssh,pgp,smime"
-        )]
+        #[arg(long, value_delimiter = ',', value_parser = role_arg())]
         roles: Vec<RoleArg>,
     },
     /// Reject a request by its witness or id (administrators).
@@ -334,13 +329,8 @@ pub(crate) enum DeviceCmd {
     },
     /// Print a one-time PIN; a request carrying it is accepted at the next sync (administrators).
     Pin {
-        /// Roles the device will get.
-        #[arg(
-            long,
-            value_enum,
-            value_delimiter = ',',
-            default_value = "ssh,pgp,smime"
-        )]
+        /// Roles the device will get (default: every role but admin).
+        #[arg(long, value_delimiter = ',', value_parser = role_arg())]
         roles: Vec<RoleArg>,
         /// How long the PIN is valid (e.g. 30m, 1h, 2d).
         #[arg(long, default_value = "1h", value_parser = parse_duration)]
@@ -373,10 +363,10 @@ pub(crate) enum DeviceCmd {
         /// Name or device UDF.
         which: String,
         /// Roles to add.
-        #[arg(long, value_enum, value_delimiter = ',')]
+        #[arg(long, value_delimiter = ',', value_parser = role_arg())]
         add: Vec<RoleArg>,
         /// Roles to remove.
-        #[arg(long, value_enum, value_delimiter = ',')]
+        #[arg(long, value_delimiter = ',', value_parser = role_arg())]
         remove: Vec<RoleArg>,
     },
 }
@@ -416,29 +406,21 @@ pub(crate) enum SeedKind {
     Account,
 }
 
-/// A device role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub(crate) enum RoleArg {
-    /// Administrator: accepts, revokes and rotates devices.
-    Admin,
-    /// The ssh-agent channel.
-    Ssh,
-    /// The OpenPGP channel.
-    Pgp,
-    /// The S/MIME channel.
-    Smime,
-}
+/// A device role: `admin` or one that a channel of this build serves.
+/// The list comes from the channels (`Host::roles`): a new channel adds
+/// no line here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RoleArg(pub(crate) mesh_core::objects::Role);
 
-impl From<RoleArg> for mesh_core::objects::Role {
-    fn from(r: RoleArg) -> Self {
-        use mesh_core::objects::Role;
-        match r {
-            RoleArg::Admin => Role::Admin,
-            RoleArg::Ssh => Role::Ssh,
-            RoleArg::Pgp => Role::Pgp,
-            RoleArg::Smime => Role::Smime,
-        }
-    }
+fn role_arg() -> impl clap::builder::TypedValueParser<Value = RoleArg> {
+    use clap::builder::TypedValueParser as _;
+    let names: Vec<String> = mesh_agent::host()
+        .roles()
+        .iter()
+        .map(|r| r.name().to_owned())
+        .collect();
+    clap::builder::PossibleValuesParser::new(names)
+        .try_map(|s| mesh_core::objects::Role::parse(&s).map(RoleArg))
 }
 
 /// Where a server finds the account, and how long a cached answer serves.

@@ -17,7 +17,6 @@ use std::path::Path;
 
 use mesh_account::chronicle::KeyHistory;
 use mesh_account::AccountError;
-use mesh_core::objects::Role;
 use mesh_core::portal::{AccessEntry, DeviceState};
 use serde::Serialize;
 use ssh_key::public::KeyData;
@@ -44,7 +43,7 @@ pub struct Window {
 /// The key a device holds under an access entry, if it may sign with it
 /// then (an active device with the ssh role), with its connection's time.
 fn key_under(h: &KeyHistory, a: &AccessEntry) -> Option<(KeyData, u64)> {
-    if a.state != DeviceState::Active || !a.roles.contains(&Role::Ssh) {
+    if a.state != DeviceState::Active || !a.roles.contains(&mesh_ssh::channel::ROLE) {
         return None;
     }
     let c = h

@@ -15,7 +15,7 @@ fn conn(udf: &str, auth: u8, ssh: u8, issued: u64) -> ConnectionDevice {
     ConnectionDevice {
         profile_udf: "P".into(),
         device_udf: udf.into(),
-        roles: vec![Role::Ssh],
+        roles: vec![mesh_ssh::channel::ROLE],
         authentication: key(auth, 0),
         signature: key(auth, 0),
         encryption: key(auth, 0),
@@ -29,8 +29,9 @@ fn entry(udf: &str, name: &str, auth: u8, state: DeviceState) -> AccessEntry {
         device_udf: udf.into(),
         name: name.into(),
         authentication: key(auth, 0),
-        roles: vec![Role::Ssh],
+        roles: vec![mesh_ssh::channel::ROLE],
         state,
+        extra: Default::default(),
     }
 }
 
@@ -40,6 +41,7 @@ fn list(serial: u64, issued: u64, devices: Vec<AccessEntry>) -> AccessList {
         serial,
         devices,
         issued,
+        extra: Default::default(),
     }
 }
 

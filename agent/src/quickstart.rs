@@ -157,8 +157,9 @@ pub fn run(
             p = Store::open(&phone, true).map_err(AccountError::from)?;
         }
         if mesh_account::account(&p).is_err() {
-            let (pin, _) =
-                admin::new_pin(&mut admin, &host, &[Role::Ssh, Role::Pgp, Role::Smime], 600)?;
+            let mut roles = host.roles();
+            roles.retain(|r| *r != Role::ADMIN);
+            let (pin, _) = admin::new_pin(&mut admin, &host, &roles, 600)?;
             join::request(&mut p, address, portal.url(), Some("phone"), Some(&pin))?;
             sync::sync(&mut admin, &host)?;
         }

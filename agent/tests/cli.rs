@@ -443,7 +443,7 @@ fn quickstart_shows_mesh_working_and_resumes() {
         "show",
     ]);
     let v: serde_json::Value = serde_json::from_str(&show).expect("json");
-    assert_eq!(v["roles"], serde_json::json!(["ssh", "pgp", "smime"]));
+    assert_eq!(v["roles"], serde_json::json!(["pgp", "smime", "ssh"]));
 }
 
 /// `account create --recovery`: one directory per share, apart, outside

@@ -50,7 +50,9 @@ mod tests {
                 authentication: KeyData::new(RootKeys::generate().authenticate.public_key()),
                 roles: Vec::new(),
                 state: DeviceState::Active,
+                extra: Default::default(),
             }],
+            extra: Default::default(),
         }
     }
 

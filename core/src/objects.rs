@@ -33,46 +33,10 @@ pub mod ct {
     pub const CATALOGED_APPLICATION: &str = "CatalogedApplication";
 }
 
-/// Device roles granted by an administrator.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// Holds the account seed; accepts, rotates and revokes devices.
-    Admin,
-    /// Holds an SSH key and certificate.
-    Ssh,
-    /// Holds an OpenPGP signing subkey and the shared decryption subkey.
-    Pgp,
-    /// Holds an S/MIME signing certificate and the shared decryption key.
-    Smime,
-}
-
-impl Role {
-    /// Every role.
-    pub const ALL: [Role; 4] = [Role::Admin, Role::Ssh, Role::Pgp, Role::Smime];
-
-    /// Lower-case name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Role::Admin => "admin",
-            Role::Ssh => "ssh",
-            Role::Pgp => "pgp",
-            Role::Smime => "smime",
-        }
-    }
-
-    /// Parse a lower-case name.
-    pub fn parse(s: &str) -> Result<Role, Error> {
-        Role::ALL
-            .into_iter()
-            .find(|r| r.name() == s.trim())
-            .ok_or_else(|| Error::Malformed(format!("unknown role '{s}' (admin, ssh, pgp, smime)")))
-    }
-}
+pub use crate::role::Role;
 
 /// Free-text description of a device (schema `DeviceDescription`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct DeviceDescription {
     /// A name the user chose, e.g. "laptop".
     #[serde(rename = "Name")]
@@ -85,7 +49,6 @@ pub struct DeviceDescription {
 /// The account profile (schema `ProfileUser`, a `ProfileAccount`). Signed by
 /// `ProfileSignature`, whose fingerprint is the account's identity.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ProfileAccount {
     /// `alice@example.com`.
     #[serde(rename = "AccountAddress")]
@@ -196,7 +159,6 @@ impl ProfileAccount {
 /// A device profile (schema `ProfileDevice`): the device's base key
 /// contributions, signed by its own root key.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ProfileDevice {
     /// Root key UDFs.
     #[serde(rename = "RootUdfs")]
@@ -447,7 +409,6 @@ impl DeviceKeys {
 /// signed by the account's AdministratorSignature key (schema
 /// `ConnectionDevice`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ConnectionDevice {
     /// The account's profile UDF.
     #[serde(rename = "ProfileUdf")]
@@ -503,7 +464,7 @@ impl ConnectionDevice {
         let mut roles = roles.to_vec();
         roles.sort();
         roles.dedup();
-        let admin_role = roles.contains(&Role::Admin);
+        let admin_role = roles.contains(&Role::ADMIN);
         let conn = ConnectionDevice {
             profile_udf: admin.profile_udf(),
             device_udf: device.udf(),
@@ -551,8 +512,8 @@ impl ConnectionDevice {
     }
 
     /// Whether the connection grants `role`.
-    pub fn has(&self, role: Role) -> bool {
-        self.roles.contains(&role)
+    pub fn has(&self, role: &Role) -> bool {
+        self.roles.contains(role)
     }
 }
 
@@ -608,8 +569,9 @@ pub fn complete_activation(
 }
 
 /// A device's entry in the account's device catalog (schema `CatalogedDevice`).
+/// Like every signed object here, fields a newer client adds (a channel's
+/// key slot) are ignored, not refused: the signature covers the bytes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct CatalogedDevice {
     /// The device's UDF.
     #[serde(rename = "DeviceUdf")]
@@ -665,8 +627,8 @@ mod tests {
         });
         let dev_profile = ProfileDevice::verify(&dev_env).expect("device profile");
 
-        let issued =
-            ConnectionDevice::issue(&admin, &dev_profile, &[Role::Ssh], 0, 1).expect("issue");
+        let issued = ConnectionDevice::issue(&admin, &dev_profile, &[Role::named("ssh")], 0, 1)
+            .expect("issue");
         let conn = ConnectionDevice::verify(&issued.connection, &profile).expect("conn");
         let (keys, act) =
             complete_activation(&profile, &dev, &issued.activation, &conn).expect("complete");

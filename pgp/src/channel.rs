@@ -18,6 +18,9 @@ use zeroize::Zeroizing;
 
 use crate::{Revocation, Subkey};
 
+/// The role this channel serves: a device with it holds an OpenPGP signing subkey and the shared decryption subkey.
+pub const ROLE: Role = Role::named("pgp");
+
 type Result<T> = std::result::Result<T, PluginError>;
 
 pub(crate) const CT_PGP_KEY: &str = "OpenpgpSubkey";
@@ -138,7 +141,7 @@ impl Plugin for PgpPlugin {
     }
 
     fn role(&self) -> Role {
-        Role::Pgp
+        ROLE
     }
 
     fn claims(&self, admin: &AccountKeys, claims: &mut ProfileClaims) -> Result<()> {
@@ -217,7 +220,7 @@ impl Plugin for PgpPlugin {
 /// same creation time) when the device's encryption key changed.
 fn signing_entries(view: &AccountView, admin: &AccountKeys) -> Result<Vec<AppEntry>> {
     let mut out = Vec::new();
-    for (e, d) in view.active(Role::Pgp) {
+    for (e, d) in view.active(&ROLE) {
         let uid = format!("pgp-key:{}", e.device_udf);
         let current = view.app::<PgpSubkey>(&uid)?;
         let key = d.connection.encryption.key;
@@ -273,7 +276,7 @@ fn encryption_subkeys(view: &AccountView) -> Result<Vec<PgpSubkey>> {
 /// re-wrapped for holders whose keys changed, a new epoch when a holder
 /// must lose it.
 fn encryption_entries(view: &AccountView, admin: &AccountKeys) -> Result<Vec<AppEntry>> {
-    let targets = shared::targets(view, admin, Role::Pgp);
+    let targets = shared::targets(view, admin, &ROLE);
     let encs = encryption_subkeys(view)?;
     let mut out = Vec::new();
     // An existing epoch keeps its secret (opened, wrapped again); a new

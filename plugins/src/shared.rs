@@ -43,7 +43,7 @@ pub enum Plan {
 }
 
 /// The holders a secret of `role` should have now.
-pub fn targets(view: &AccountView, admin: &AccountKeys, role: Role) -> Targets {
+pub fn targets(view: &AccountView, admin: &AccountKeys, role: &Role) -> Targets {
     let mut t = Targets::new();
     t.insert(ADMIN.into(), admin.admin_encrypt.public_key());
     t.insert(ESCROW.into(), view.profile.escrow_encryption.key);

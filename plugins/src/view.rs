@@ -259,10 +259,10 @@ impl AccountView {
     }
 
     /// Active devices with `role` that have a catalog entry.
-    pub fn active(&self, role: Role) -> Vec<(&AccessEntry, &DeviceEntry)> {
+    pub fn active(&self, role: &Role) -> Vec<(&AccessEntry, &DeviceEntry)> {
         self.entries()
             .iter()
-            .filter(|e| e.state == DeviceState::Active && e.roles.contains(&role))
+            .filter(|e| e.state == DeviceState::Active && e.roles.contains(role))
             .filter_map(|e| self.devices.get(&e.device_udf).map(|d| (e, &**d)))
             .collect()
     }
@@ -339,7 +339,8 @@ mod tests {
     /// A catalog entry of `device` at `epoch`, and its connection.
     fn entry(admin: &AccountKeys, device: &Signed, epoch: u32) -> (Signed, ConnectionDevice) {
         let p = ProfileDevice::verify(device).expect("device profile");
-        let issued = ConnectionDevice::issue(admin, &p, &[Role::Ssh], epoch, 0).expect("issue");
+        let issued =
+            ConnectionDevice::issue(admin, &p, &[Role::named("ssh")], epoch, 0).expect("issue");
         let conn: ConnectionDevice = issued.connection.unverified_object("c").expect("c");
         let cat = CatalogedDevice {
             device_udf: p.udf(),
@@ -380,9 +381,11 @@ mod tests {
                 device_udf: conn.device_udf.clone(),
                 name: "phone".into(),
                 authentication: conn.authentication.clone(),
-                roles: vec![Role::Ssh],
+                roles: vec![Role::named("ssh")],
                 state: DeviceState::Active,
+                extra: Default::default(),
             }],
+            extra: Default::default(),
         };
         let access =
             Signed::sign_object(mesh_core::portal::ct::ACCESS_LIST, &list, &admin.admin_sign);

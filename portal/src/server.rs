@@ -432,7 +432,7 @@ async fn bind(State(st): State<AppState>, body: Bytes) -> ApiResult {
     let access = prev.ok_or_else(|| ApiError::bad("bind needs the first access list"))?;
     let entry = access
         .device(&req.device)
-        .filter(|d| d.state == DeviceState::Active && d.roles.contains(&Role::Admin))
+        .filter(|d| d.state == DeviceState::Active && d.roles.contains(&Role::ADMIN))
         .ok_or_else(|| {
             ApiError::forbidden("the signer is not an administrator of the new account")
         })?;

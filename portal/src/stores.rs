@@ -230,7 +230,7 @@ pub(crate) async fn download(State(st): State<AppState>, body: Bytes) -> ApiResu
     check_select(&d.select, &store::ALL)?;
     for sel in &d.select {
         let admin_only = sel.store == store::INBOUND || sel.store == store::LOCAL;
-        if admin_only && !m.device.roles.contains(&Role::Admin) {
+        if admin_only && !m.device.roles.contains(&Role::ADMIN) {
             return Err(ApiError::forbidden(format!(
                 "only administrators read the {} spool",
                 sel.store
@@ -250,7 +250,7 @@ pub(crate) async fn transact(State(st): State<AppState>, body: Bytes) -> ApiResu
         }
         Err(e) => return Err(e),
     };
-    if !m.device.roles.contains(&Role::Admin) {
+    if !m.device.roles.contains(&Role::ADMIN) {
         return Err(ApiError::forbidden(
             "only administrators write the account's stores",
         ));
@@ -292,7 +292,7 @@ async fn recover_transact(st: &AppState, body: &[u8], original: ApiError) -> Api
     };
     let entry = next
         .device(&req.device)
-        .filter(|d| d.state == DeviceState::Active && d.roles.contains(&Role::Admin))
+        .filter(|d| d.state == DeviceState::Active && d.roles.contains(&Role::ADMIN))
         .cloned();
     let Some(entry) = entry else {
         return Err(original);

@@ -111,7 +111,7 @@ pub(crate) async fn status(State(st): State<AppState>, body: Bytes) -> ApiResult
         let _ = tokio::time::timeout(wait, woken).await;
         idx = indices(&st, &account).await?;
     }
-    let applied = if m.device.roles.contains(&Role::Admin) {
+    let applied = if m.device.roles.contains(&Role::ADMIN) {
         let (s, a) = (st.storage.clone(), account.clone());
         blocking(move || s.applied(&a))
             .await?

@@ -12,6 +12,9 @@ use zeroize::Zeroizing;
 
 use crate::{P256Public, P256Signer, SigningCert};
 
+/// The role this channel serves: a device with it holds an S/MIME signing certificate and the shared decryption key.
+pub const ROLE: Role = Role::named("smime");
+
 type Result<T> = std::result::Result<T, PluginError>;
 
 /// Application entry with the CA certificate.
@@ -173,7 +176,7 @@ impl Plugin for SmimePlugin {
     }
 
     fn role(&self) -> Role {
-        Role::Smime
+        ROLE
     }
 
     fn entries(&self, _: &Event, view: &AccountView, admin: &AccountKeys) -> Result<Vec<AppEntry>> {
@@ -256,7 +259,7 @@ impl Plugin for SmimePlugin {
 fn signing_entries(view: &AccountView, ca: &P256Signer) -> Result<Vec<AppEntry>> {
     let t = now();
     let mut out = Vec::new();
-    for (e, d) in view.active(Role::Smime) {
+    for (e, d) in view.active(&ROLE) {
         let Some(sec1) = d.profile.smime_sign.clone() else {
             continue;
         };
@@ -349,7 +352,7 @@ fn encryption_entries(
     admin: &AccountKeys,
     ca: &P256Signer,
 ) -> Result<(Vec<AppEntry>, bool)> {
-    let targets = shared::targets(view, admin, Role::Smime);
+    let targets = shared::targets(view, admin, &ROLE);
     let epochs = encryption_epochs(view)?;
     let Some((last, older)) = epochs.split_last() else {
         return Ok((vec![new_epoch(view, ca, 0, &targets)?], true));

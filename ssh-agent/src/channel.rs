@@ -18,6 +18,9 @@ use crate::cert::{self, CertRequest};
 use crate::forward::ForwardPolicy;
 use crate::sshd::SshdAnswer;
 
+/// The role this channel serves: a device with it holds an SSH key and certificate.
+pub const ROLE: Role = Role::named("ssh");
+
 type Result<T> = std::result::Result<T, PluginError>;
 
 /// Application entry with the account's SSH policy.
@@ -128,7 +131,7 @@ impl Plugin for SshPlugin {
     }
 
     fn role(&self) -> Role {
-        Role::Ssh
+        ROLE
     }
 
     /// The login names, validity and confirmation the user set.
@@ -160,7 +163,7 @@ impl Plugin for SshPlugin {
         let pol = policy(view)?;
         let t = now();
         let mut out = Vec::new();
-        for (e, d) in view.active(Role::Ssh) {
+        for (e, d) in view.active(&ROLE) {
             let Some(key) = ssh_key_of(&d.connection.ssh) else {
                 continue;
             };
@@ -409,7 +412,7 @@ pub fn forwarding_entry(
 pub fn identities(device: &dyn DeviceHost, view: &AccountView) -> Result<Vec<MeshIdentity>> {
     let active = view
         .entry(device.device_udf())
-        .is_some_and(|e| e.state == DeviceState::Active && e.roles.contains(&Role::Ssh));
+        .is_some_and(|e| e.state == DeviceState::Active && e.roles.contains(&ROLE));
     if !active {
         return Ok(Vec::new());
     }

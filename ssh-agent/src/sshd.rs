@@ -7,7 +7,6 @@
 //! no catalog entry and decodes no key (issue 14: `authorized-keys` with
 //! its cache must stay flat as the account grows).
 
-use mesh_core::objects::Role;
 use mesh_plugins::{AccountView, PluginError};
 use serde::{Deserialize, Serialize};
 use ssh_key::Certificate;
@@ -39,11 +38,11 @@ impl SshdAnswer {
     /// Derive the answer from a verified view.
     pub fn of(view: &AccountView) -> Result<SshdAnswer> {
         let lines = view
-            .active(Role::Ssh)
+            .active(&crate::channel::ROLE)
             .into_iter()
             // The catalog entry's connection is for its device (checked when
             // the view was built); the connection must grant the role too.
-            .filter(|(_, d)| d.connection.has(Role::Ssh))
+            .filter(|(_, d)| d.connection.has(&crate::channel::ROLE))
             .filter_map(|(e, d)| {
                 ssh_key_of(&d.connection.ssh)
                     .map(|k| cert::key_line(&k, &format!("mesh:{}@{}", e.name, view.address)))

@@ -83,7 +83,7 @@ fn main() {
     let (pin, _) = account::admin::new_pin(
         &mut admin_store,
         &mesh_agent::host(),
-        &[mesh_core::objects::Role::Ssh],
+        &[mesh_core::objects::Role::named("ssh")],
         3600,
     )
     .expect("pin");
@@ -100,7 +100,7 @@ fn main() {
             account::admin::new_pin(
                 &mut a,
                 &mesh_agent::host(),
-                &[mesh_core::objects::Role::Ssh],
+                &[mesh_core::objects::Role::named("ssh")],
                 3600,
             )
             .expect("pin")

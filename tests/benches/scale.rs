@@ -24,7 +24,6 @@ use mesh_account as account;
 use mesh_account::client::Client;
 use mesh_account::store::Store;
 use mesh_account::sync::Converge;
-use mesh_core::objects::Role;
 use mesh_core::portal::{self as p, store as st};
 use mesh_tests::{Backend, PortalProc, Scratch};
 
@@ -265,7 +264,8 @@ fn account_of(dir: &Scratch, url: &str, n: usize) -> (PathBuf, PathBuf, Vec<Path
         let r = account::join::request(&mut s, ADDR, url, Some(&format!("d{i}")), None)
             .expect("request");
         let mut a = Store::open(&admin, false).expect("admin");
-        account::admin::accept(&mut a, &host, &r.request_id, &[Role::Ssh]).expect("accept");
+        account::admin::accept(&mut a, &host, &r.request_id, &[mesh_ssh::channel::ROLE])
+            .expect("accept");
         if i == 1 {
             account::sync::sync(&mut s, &host).expect("probe completes");
         }
@@ -583,7 +583,8 @@ fn throughputs(backend: Backend) {
         let r = account::join::request(&mut s, ADDR, &portal.url, Some(&format!("t{i}")), None)
             .expect("request");
         let mut a = Store::open(&dir.path("admin"), false).expect("admin");
-        account::admin::accept(&mut a, &host, &r.request_id, &[Role::Ssh]).expect("accept");
+        account::admin::accept(&mut a, &host, &r.request_id, &[mesh_ssh::channel::ROLE])
+            .expect("accept");
         account::sync::sync(&mut s, &host).expect("sync");
         devices.push(home);
     }

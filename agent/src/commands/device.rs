@@ -41,7 +41,7 @@ pub(crate) fn run(home: &std::path::Path, cmd: DeviceCmd, j: bool) -> Result<()>
         )?,
         DeviceCmd::Pending => pending(home, j)?,
         DeviceCmd::Accept { which, roles: r } => {
-            let roles = roles(&r)?;
+            let roles = roles_or_channels(&r)?;
             let mut store = Store::open(home, false)?;
             let name = admin::accept(&mut store, &mesh_agent::host(), &which, &roles)?;
             eprintln!("mesh: accepted {name}");
@@ -54,7 +54,7 @@ pub(crate) fn run(home: &std::path::Path, cmd: DeviceCmd, j: bool) -> Result<()>
             emit(j, json!({"rejected": name}), "");
         }
         DeviceCmd::Pin { roles: r, expires } => {
-            let roles = roles(&r)?;
+            let roles = roles_or_channels(&r)?;
             let mut store = Store::open(home, false)?;
             let (pin, until) = admin::new_pin(&mut store, &mesh_agent::host(), &roles, expires)?;
             eprintln!("mesh: one-time PIN, valid for {expires} s: give it to the new device's `mesh device request --pin`");

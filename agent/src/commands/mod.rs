@@ -22,8 +22,19 @@ use mesh_core::objects::Role;
 use mesh_core::Error as CoreError;
 use mesh_plugins::{AccountView, PluginError};
 
+/// The roles named.
 pub(crate) fn roles(list: &[crate::cli::RoleArg]) -> Result<Vec<Role>> {
-    Ok(list.iter().map(|r| Role::from(*r)).collect())
+    Ok(list.iter().map(|r| r.0.clone()).collect())
+}
+
+/// The roles named, or every role of this build's channels but admin.
+pub(crate) fn roles_or_channels(list: &[crate::cli::RoleArg]) -> Result<Vec<Role>> {
+    if list.is_empty() {
+        let mut all = mesh_agent::host().roles();
+        all.retain(|r| *r != Role::ADMIN);
+        return Ok(all);
+    }
+    roles(list)
 }
 
 /// An error with a hint for the user.

@@ -311,7 +311,7 @@ fn recovery_takes_back_an_account_whose_only_administrator_was_stolen() {
     let said = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{said}");
     for want in [
-        "accepted thief-box (admin,ssh,pgp,smime)",
+        "accepted thief-box (admin,pgp,smime,ssh)",
         "ssh principals root,evil",
         "revoked phone",
         "revoked: laptop",
@@ -351,7 +351,7 @@ fn recovery_takes_back_an_account_whose_only_administrator_was_stolen() {
     for want in [
         "recovery with the kit",
         "administrator epoch 1",
-        "accepted spare (admin,ssh,pgp,smime)",
+        "accepted spare (admin,pgp,smime,ssh)",
         "revoked laptop",
         "revoked thief-box",
         "restored phone",
@@ -365,7 +365,7 @@ fn recovery_takes_back_an_account_whose_only_administrator_was_stolen() {
         "{text}"
     );
     for want in [
-        "accepted phone (ssh,pgp,smime)",
+        "accepted phone (pgp,smime,ssh)",
         "accepted thief-box",
         "ssh principals root,evil",
     ] {

@@ -91,9 +91,9 @@ fn create_connect_accept_pin_reject_revoke(backend: Backend) {
     assert!(sa["profile_udf"].as_str().expect("udf").starts_with("MBQ"));
     assert_eq!(
         sa["roles"],
-        serde_json::json!(["admin", "ssh", "pgp", "smime"])
+        serde_json::json!(["admin", "pgp", "smime", "ssh"])
     );
-    assert_eq!(sb["roles"], serde_json::json!(["ssh", "pgp", "smime"]));
+    assert_eq!(sb["roles"], serde_json::json!(["pgp", "smime", "ssh"]));
 
     // PIN: accepted at the administrator's next sync without asking.
     let pin = a.ok(&["device", "pin", "--roles", "ssh", "--expires", "10m"]);

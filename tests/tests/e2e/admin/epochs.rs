@@ -86,7 +86,7 @@ fn every_event_after(backend: Backend, change: Change) {
     assert_eq!(t.json(&["sync"])["rotated"], true, "roles");
     assert_eq!(
         row(&acc.c, "tablet")["roles"],
-        serde_json::json!(["ssh", "pgp"])
+        serde_json::json!(["pgp", "ssh"])
     );
     // rotate
     admin.ok(&["device", "rotate", "phone"]);

@@ -31,13 +31,13 @@ fn a_member_becomes_an_administrator_and_gives_it_up() {
     ]);
     assert_eq!(
         r["roles"],
-        serde_json::json!(["admin", "ssh", "pgp"]),
+        serde_json::json!(["admin", "pgp", "ssh"]),
         "{r}"
     );
     assert_eq!(r["admin_epoch"], serde_json::Value::Null, "{r}");
     // The phone switches at its next sync and can act as an administrator.
     assert_eq!(acc.c.json(&["sync"])["rotated"], true);
-    assert_eq!(roles_of(&acc.c, "phone"), ["admin", "ssh", "pgp"]);
+    assert_eq!(roles_of(&acc.c, "phone"), ["admin", "pgp", "ssh"]);
     acc.c.ok(&["device", "pin"]);
     let epoch0 = view(&acc.a).profile.epoch();
 
@@ -48,7 +48,7 @@ fn a_member_becomes_an_administrator_and_gives_it_up() {
         .json(&["device", "roles", "phone", "--remove", "admin"]);
     assert_eq!(r["admin_epoch"], epoch0 + 1, "{r}");
     acc.c.ok(&["sync"]);
-    assert_eq!(roles_of(&acc.c, "phone"), ["ssh", "pgp"]);
+    assert_eq!(roles_of(&acc.c, "phone"), ["pgp", "ssh"]);
     assert_eq!(view(&acc.c).profile.epoch(), epoch0 + 1);
     let err = acc.c.fails(&["device", "pin"]);
     assert!(err.contains("not an administrator"), "{err}");
