@@ -91,6 +91,9 @@ pub(crate) enum Command {
     /// OpenPGP: the account's certificate, this device's secrets, GnuPG.
     #[command(subcommand)]
     Pgp(PgpCmd),
+    /// Files for age: the account's recipient and identity (age-plugin-mesh).
+    #[command(subcommand)]
+    Files(mesh_files::cli::FilesCmd),
     /// Print a shell completion script.
     Completions {
         /// The shell.

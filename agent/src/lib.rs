@@ -24,5 +24,6 @@ pub fn host() -> mesh_account::Host {
         Box::new(mesh_ssh::SshPlugin),
         Box::new(mesh_smime::SmimePlugin),
         Box::new(mesh_pgp::PgpPlugin),
+        Box::new(mesh_files::FilesPlugin),
     ])
 }

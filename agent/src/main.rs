@@ -123,6 +123,12 @@ fn run(cli: Cli) -> Result<()> {
         Command::SshAgent(a) => ssh_agent::run(&home, a),
         Command::Pgp(c) => pgp::run(&home, c, j),
         Command::Smime(c) => smime::run(&home, c, j),
+        Command::Files(c) => commands::with_view(&home, |dh, v| {
+            mesh_files::cli::run(c, dh, v, j).map_err(|e| match e.hint() {
+                Some(h) => commands::hinted(e.to_string(), h),
+                None => e.into(),
+            })
+        }),
         Command::Completions { shell } => local::completions(shell),
         Command::Man { output } => local::man(output),
     }

@@ -13,6 +13,7 @@ mod connections;
 mod core;
 mod daemon;
 mod drill;
+mod files;
 mod freshness;
 mod git_signers;
 mod help;
