@@ -31,7 +31,7 @@ impl Host {
     /// first device of an account, and a recovered one, is granted.
     pub fn roles(&self) -> Vec<Role> {
         let mut r = vec![Role::ADMIN];
-        r.extend(self.plugins.iter().map(|p| p.role()));
+        r.extend(self.plugins.iter().filter_map(|p| p.role()));
         r.sort();
         r.dedup();
         r

@@ -68,11 +68,10 @@ impl Plugin for FilesPlugin {
         "files"
     }
 
-    /// The file key is for every active device whatever its roles, so no
-    /// role is this channel's own; `Admin`, because administrators are
-    /// the ones who wrap it (the host does not call `role()`).
-    fn role(&self) -> Role {
-        Role::Admin
+    /// The file key is for every active device whatever its roles: no
+    /// role is this channel's own.
+    fn role(&self) -> Option<Role> {
+        None
     }
 
     fn entries(&self, _: &Event, view: &AccountView, admin: &AccountKeys) -> Result<Vec<AppEntry>> {

@@ -140,8 +140,8 @@ impl Plugin for PgpPlugin {
         "pgp"
     }
 
-    fn role(&self) -> Role {
-        ROLE
+    fn role(&self) -> Option<Role> {
+        Some(ROLE)
     }
 
     fn claims(&self, admin: &AccountKeys, claims: &mut ProfileClaims) -> Result<()> {

@@ -115,8 +115,11 @@ pub trait Plugin: std::fmt::Debug + Send + Sync {
     /// Short name used in commands, reports and local records (`ssh`, `pgp`, `smime`).
     fn name(&self) -> &'static str;
 
-    /// The device role this channel serves.
-    fn role(&self) -> Role;
+    /// The device role this channel defines (a name it owns, as data in
+    /// access lists: [`Role`]); `None` when it serves every active device
+    /// whatever its roles (files). The host grants the first device of an
+    /// account, and a recovered one, every channel's role.
+    fn role(&self) -> Option<Role>;
 
     /// Application uids that hold the user's decisions (a policy), not
     /// what the channel derives from the account: a recovery that turns the

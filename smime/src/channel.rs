@@ -175,8 +175,8 @@ impl Plugin for SmimePlugin {
         "smime"
     }
 
-    fn role(&self) -> Role {
-        ROLE
+    fn role(&self) -> Option<Role> {
+        Some(ROLE)
     }
 
     fn entries(&self, _: &Event, view: &AccountView, admin: &AccountKeys) -> Result<Vec<AppEntry>> {

@@ -130,8 +130,8 @@ impl Plugin for SshPlugin {
         "ssh"
     }
 
-    fn role(&self) -> Role {
-        ROLE
+    fn role(&self) -> Option<Role> {
+        Some(ROLE)
     }
 
     /// The login names, validity and confirmation the user set.
