@@ -279,7 +279,7 @@ fn create_connect_accept_pin_reject_revoke(backend: Backend) {
     assert!(list.contains(&(
         "phone".into(),
         "revoked".into(),
-        vec!["ssh".into(), "pgp".into(), "smime".into()]
+        vec!["pgp".into(), "smime".into(), "ssh".into()]
     )));
     assert!(list.contains(&("tablet".into(), "active".into(), vec!["ssh".into()])));
     // An administrator cannot revoke itself, nor an unknown device.
