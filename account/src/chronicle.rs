@@ -179,73 +179,89 @@ fn quiet(changed: &[(String, u64, u64)]) -> &'static str {
     }
 }
 
-/// Most pages the public read follows.
-const MAX_PAGES: usize = 4096;
-
 /// The account's public stores, each entry verified (checkpoints up to the
 /// profile, their chains, every access list and application entry by a key
 /// of the verified history), pinned to `pinned` when given (a lying portal
-/// could otherwise show another account's).
+/// could otherwise show another account's). Bounded: [`crate::pager`].
 fn read_public(
     client: &Client,
     who: &p::PublicRequest,
     pinned: Option<&str>,
 ) -> Result<(Raw, ProfileAccount, History)> {
-    let mut h = History::default();
-    let mut raw = Raw::new();
-    for _ in 0..MAX_PAGES {
-        let select = st::PUBLIC
-            .iter()
-            .map(|s| StoreIndex {
-                store: s.to_string(),
-                index: if *s == st::CHECKPOINT {
-                    h.serial()
-                } else {
-                    h.position(s).index
-                },
-            })
-            .collect();
-        let r: p::DownloadResponse = client.post(
-            "Public",
-            &p::PublicRequest {
-                select,
-                ..who.clone()
-            },
-        )?;
+    let mut read: (History, Raw, Option<ProfileAccount>) = (History::default(), Raw::new(), None);
+    let fetch = |_: &_, select: &[StoreIndex]| -> Result<p::DownloadResponse> {
+        let req = p::PublicRequest {
+            select: select.to_vec(),
+            ..who.clone()
+        };
+        Ok(client.post("Public", &req)?)
+    };
+    let apply = |(h, raw, last): &mut (History, Raw, Option<ProfileAccount>),
+                 r: p::DownloadResponse| {
         let base = match pinned {
             Some(u) => ProfileAccount::verify(&r.profile, u),
             None => ProfileAccount::verify_self_signed(&r.profile),
         }
         .map_err(|e| AccountError::Untrusted(format!("account profile: {e}")))?;
-        // Checkpoints first: an epoch they start signs the entries after it.
-        let mut ordered: Vec<&p::StoreEntries> = r.updates.iter().collect();
-        ordered.sort_by_key(|u| u.store != st::CHECKPOINT);
-        for u in ordered {
-            for e in &u.entries {
-                let bad = |x: &dyn std::fmt::Display| {
-                    AccountError::Untrusted(format!("{} entry {}: {x}", u.store, e.index))
-                };
-                let env: Signed =
-                    serde_json::from_value(e.envelope.clone()).map_err(|x| bad(&x))?;
-                if u.store == st::CHECKPOINT {
-                    h.checkpoint(e.index, &env, &base)?;
-                } else {
-                    h.entry(&u.store, e.index, &env)?;
-                    verify_entry(&u.store, &env, &h.profile(&base)).map_err(|x| bad(&x))?;
-                }
-                raw.entry(u.store.clone()).or_default().push(e.clone());
+        public_page(h, raw, &base, &r.updates)?;
+        *last = Some(base);
+        Ok(())
+    };
+    crate::pager::Pager::new(client.url(), "the public read of the account's history").read(
+        &mut read,
+        |(h, _, _)| public_position(h),
+        fetch,
+        apply,
+    )?;
+    let (h, raw, base) = read;
+    let base = base.ok_or_else(|| AccountError::Untrusted("no page was read".into()))?;
+    h.settle(st::PUBLIC)?;
+    let profile = h.profile(&base);
+    crate::witness::require(&profile, h.serial(), &h.digest)?;
+    Ok((raw, base, h))
+}
+
+/// Where `h` stands in each public store.
+pub fn public_position(h: &History) -> Vec<StoreIndex> {
+    st::PUBLIC
+        .iter()
+        .map(|s| StoreIndex {
+            store: s.to_string(),
+            index: if *s == st::CHECKPOINT {
+                h.serial()
+            } else {
+                h.position(s).index
+            },
+        })
+        .collect()
+}
+
+/// One page of the public stores, verified into `h` and kept in `raw`.
+fn public_page(
+    h: &mut History,
+    raw: &mut Raw,
+    base: &ProfileAccount,
+    updates: &[p::StoreEntries],
+) -> Result<()> {
+    // Checkpoints first: an epoch they start signs the entries after it.
+    let mut ordered: Vec<&p::StoreEntries> = updates.iter().collect();
+    ordered.sort_by_key(|u| u.store != st::CHECKPOINT);
+    for u in ordered {
+        for e in &u.entries {
+            let bad = |x: &dyn std::fmt::Display| {
+                AccountError::Untrusted(format!("{} entry {}: {x}", u.store, e.index))
+            };
+            let env: Signed = serde_json::from_value(e.envelope.clone()).map_err(|x| bad(&x))?;
+            if u.store == st::CHECKPOINT {
+                h.checkpoint(e.index, &env, base)?;
+            } else {
+                h.entry(&u.store, e.index, &env)?;
+                verify_entry(&u.store, &env, &h.profile(base)).map_err(|x| bad(&x))?;
             }
-        }
-        if !crate::pull::more_pages(&r.updates)? {
-            h.settle(st::PUBLIC)?;
-            let profile = h.profile(&base);
-            crate::witness::require(&profile, h.serial(), &h.digest)?;
-            return Ok((raw, base, h));
+            raw.entry(u.store.clone()).or_default().push(e.clone());
         }
     }
-    Err(AccountError::Untrusted(format!(
-        "the portal kept answering 'partial' after {MAX_PAGES} pages"
-    )))
+    Ok(())
 }
 
 fn verify_entry(

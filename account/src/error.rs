@@ -23,6 +23,9 @@ pub enum AccountError {
     /// A channel.
     #[error(transparent)]
     Plugin(#[from] mesh_plugins::PluginError),
+    /// A paged read the portal would keep going for ever.
+    #[error(transparent)]
+    Pager(#[from] crate::pager::PagerError),
     /// Something the portal returned does not verify.
     #[error("refusing what the portal returned: {0}")]
     Untrusted(String),
@@ -111,6 +114,7 @@ impl AccountError {
         Some(match self {
             AccountError::Device(e) => return e.hint(),
             AccountError::Plugin(e) => return e.hint(),
+            AccountError::Pager(e) => e.hint(),
             AccountError::Rejected(_, Some(_)) => {
                 "ask an administrator for a new PIN (`mesh device pin`), then run `mesh device request` again (with another `--name` if the reason is the name)".into()
             }

@@ -29,6 +29,7 @@ pub mod error;
 pub mod event;
 pub mod host;
 pub mod join;
+pub mod pager;
 pub mod pull;
 pub mod recover;
 pub mod revoke;

@@ -20,6 +20,7 @@ use crate::client::{Client, ClientError};
 use crate::device::{self};
 use crate::error::{AccountError, Result};
 use crate::host::Host;
+use crate::pager::{Pager, PagerError};
 use crate::state::*;
 use crate::store::Store;
 
@@ -403,46 +404,7 @@ pub(crate) fn adopt_rotation(store: &mut Store) -> Result<bool> {
     read_checkpoints(&client, &mut later)?;
     let profile = later.profile()?;
     crate::witness::require(&profile, later.history.serial(), &later.history.digest)?;
-    let mut index = 0;
-    let mut latest: Option<(Signed, CatalogedDevice)> = None;
-    loop {
-        let r: p::DownloadResponse = client.post(
-            "Public",
-            &p::PublicRequest {
-                account_address: None,
-                profile_udf: Some(a.profile_udf.clone()),
-                select: vec![StoreIndex {
-                    store: st::DEVICE.into(),
-                    index,
-                }],
-            },
-        )?;
-        let Some(u) = r.updates.into_iter().next() else {
-            break;
-        };
-        for e in &u.entries {
-            index = e.index;
-            let env: Signed = serde_json::from_value(e.envelope.clone())
-                .map_err(|x| AccountError::Untrusted(x.to_string()))?;
-            let bad = |x: &dyn std::fmt::Display| {
-                AccountError::Untrusted(format!("Device entry {}: {x}", e.index))
-            };
-            // Other devices' entries are not this device's business here.
-            let cat: CatalogedDevice = env
-                .unverified_object("catalog entry")
-                .map_err(|x| bad(&x))?;
-            if !udf::udf_eq(&cat.device_udf, &me) {
-                continue;
-            }
-            // Ours, by any epoch's key; only the current one's is adopted.
-            env.verify(oct::CATALOGED_DEVICE, &profile.history_signers())
-                .map_err(|x| bad(&x))?;
-            latest = Some((env, cat));
-        }
-        if !more_pages(std::slice::from_ref(&u))? {
-            break;
-        }
-    }
+    let latest = latest_of_mine(&client, &a.profile_udf, &me, &profile)?;
     let Some((env, cat)) = latest else {
         return Ok(false);
     };
@@ -478,6 +440,67 @@ pub(crate) fn adopt_rotation(store: &mut Store) -> Result<bool> {
     a.devices.insert(me, Arc::new(env));
     save_account(store, &a)?;
     Ok(true)
+}
+
+/// Where a read of one store stands, and this device's newest catalog
+/// entry in it.
+type Mine = (u64, Option<(Signed, CatalogedDevice)>);
+
+/// This device's newest catalog entry in the public Device store, signed
+/// by a key of `profile`'s history (bounded: [`crate::pager`]).
+fn latest_of_mine(
+    client: &Client,
+    profile_udf: &str,
+    me: &str,
+    profile: &ProfileAccount,
+) -> Result<Option<(Signed, CatalogedDevice)>> {
+    let mut mine: Mine = (0, None);
+    let fetch = |_: &Mine, select: &[StoreIndex]| -> Result<p::DownloadResponse> {
+        Ok(client.post(
+            "Public",
+            &p::PublicRequest {
+                account_address: None,
+                profile_udf: Some(profile_udf.to_string()),
+                select: select.to_vec(),
+            },
+        )?)
+    };
+    let apply = |(index, latest): &mut Mine, r: p::DownloadResponse| -> Result<()> {
+        for e in r
+            .updates
+            .iter()
+            .filter(|u| u.store == st::DEVICE)
+            .flat_map(|u| &u.entries)
+        {
+            *index = e.index;
+            let env: Signed = serde_json::from_value(e.envelope.clone())
+                .map_err(|x| AccountError::Untrusted(x.to_string()))?;
+            let bad = |x: &dyn std::fmt::Display| {
+                AccountError::Untrusted(format!("Device entry {}: {x}", e.index))
+            };
+            // Other devices' entries are not this device's business here.
+            let cat: CatalogedDevice = env
+                .unverified_object("catalog entry")
+                .map_err(|x| bad(&x))?;
+            if !udf::udf_eq(&cat.device_udf, me) {
+                continue;
+            }
+            // Ours, by any epoch's key; only the current one's is adopted.
+            env.verify(oct::CATALOGED_DEVICE, &profile.history_signers())
+                .map_err(|x| bad(&x))?;
+            *latest = Some((env, cat));
+        }
+        Ok(())
+    };
+    let position = |m: &Mine| {
+        vec![StoreIndex {
+            store: st::DEVICE.into(),
+            index: m.0,
+        }]
+    };
+    Pager::new(client.url(), "the public read of a rotation")
+        .read(&mut mine, position, fetch, apply)?;
+    Ok(mine.1)
 }
 
 fn pull_once(
@@ -540,7 +563,14 @@ impl From<AccountError> for Downloaded {
     }
 }
 
-/// Download and verify every page of what is new into `next`.
+impl From<PagerError> for Downloaded {
+    fn from(e: PagerError) -> Downloaded {
+        Downloaded::Failed(e.into())
+    }
+}
+
+/// Download and verify every page of what is new into `next` (bounded:
+/// [`crate::pager`]).
 fn download(
     client: &Client,
     a: &AccountState,
@@ -550,41 +580,48 @@ fn download(
     (keys, dev_udf): (&mesh_core::objects::DeviceKeys, &str),
     report: &mut SyncReport,
 ) -> std::result::Result<(), Downloaded> {
-    loop {
-        let select: Vec<StoreIndex> = read
-            .iter()
+    let position = |n: &AccountState| {
+        read.iter()
             .map(|s| StoreIndex {
                 store: s.to_string(),
-                index: next.index(s),
+                index: n.index(s),
             })
-            .collect();
+            .collect()
+    };
+    let fetch = |_: &AccountState, select: &[StoreIndex]| loop {
         let r: std::result::Result<p::DownloadResponse, ClientError> = client.signed(
             tx::DOWNLOAD,
             &a.profile_udf,
             dev_udf,
             serde_json::to_value(p::DownloadRequest {
-                select,
+                select: select.to_vec(),
                 changes: *changes,
             })
             .unwrap_or_default(),
             &keys.authenticate,
         );
-        let resp = match r {
-            Ok(v) => v,
+        break match r {
+            Ok(v) => Ok(v),
             Err(e) if *changes && e.code() == Some(code::BAD_REQUEST) => {
                 *changes = false;
                 continue;
             }
-            Err(e) => return Err(Downloaded::Refused(e)),
+            Err(e) => Err(Downloaded::Refused(e)),
         };
+    };
+    let apply = |next: &mut AccountState, resp: p::DownloadResponse| {
         let profile = ProfileAccount::verify(&resp.profile, &a.profile_udf)
             .map_err(|e| AccountError::Untrusted(format!("account profile: {e}")))?;
         apply_entries(next, &profile, &resp.updates, report)?;
         next.profile = resp.profile;
-        if !more_pages(&resp.updates)? {
-            return Ok(());
-        }
-    }
+        Ok(())
+    };
+    let what = if a.roles.contains(&Role::Admin) {
+        "an administrator's sync"
+    } else {
+        "a device sync"
+    };
+    Pager::new(client.url(), what).read(next, position, fetch, apply)
 }
 
 /// This device's standing from the verified list (a revocation wipes),
@@ -618,23 +655,6 @@ fn standing_and_save(
     Ok(next)
 }
 
-/// Whether a page says more follow. A page that says so must bring
-/// entries (and `apply_entries` checks they continue the store): a portal
-/// that answers `Partial` with nothing would keep a client asking for ever.
-pub fn more_pages(updates: &[p::StoreEntries]) -> Result<bool> {
-    let mut more = false;
-    for u in updates.iter().filter(|u| u.partial) {
-        if u.entries.is_empty() {
-            return Err(AccountError::Untrusted(format!(
-                "the {} store answered 'more follow' with no entries",
-                u.store
-            )));
-        }
-        more = true;
-    }
-    Ok(more)
-}
-
 /// Read the account's checkpoints (public) into `a`'s history, from where
 /// it stands: a joining device, or one offline across an administrator
 /// epoch, learns the current epoch's key from the chain it can verify.
@@ -653,14 +673,11 @@ pub(crate) fn read_checkpoints(client: &Client, a: &mut AccountState) -> Result<
     Ok(())
 }
 
-/// Most pages one public read follows.
-const MAX_PUBLIC_PAGES: usize = 4096;
-
 /// The account's public checkpoints past `history`'s, page by page, each
 /// verified into it (from the served profile, checked against `pinned`, or
 /// self-signed when there is none) and then handed to `each` with the
 /// checkpoint before it, its envelope and that profile. `who` names the account; its
-/// selection is replaced.
+/// selection is replaced. Bounded: [`crate::pager`].
 pub fn public_checkpoints(
     client: &Client,
     who: &p::PublicRequest,
@@ -673,21 +690,25 @@ pub fn public_checkpoints(
         &ProfileAccount,
     ) -> Result<()>,
 ) -> Result<()> {
-    for _ in 0..MAX_PUBLIC_PAGES {
+    let position = |h: &mesh_core::history::History| {
+        vec![StoreIndex {
+            store: st::CHECKPOINT.into(),
+            index: h.serial(),
+        }]
+    };
+    let fetch = |_: &_, select: &[StoreIndex]| -> Result<p::DownloadResponse> {
         let req = p::PublicRequest {
-            select: vec![StoreIndex {
-                store: st::CHECKPOINT.into(),
-                index: history.serial(),
-            }],
+            select: select.to_vec(),
             ..who.clone()
         };
-        let r: p::DownloadResponse = client.post("Public", &req)?;
+        Ok(client.post("Public", &req)?)
+    };
+    let apply = |history: &mut mesh_core::history::History, r: p::DownloadResponse| {
         let base = match pinned {
             Some(u) => ProfileAccount::verify(&r.profile, u),
             None => ProfileAccount::verify_self_signed(&r.profile),
         }
         .map_err(|e| AccountError::Untrusted(format!("account profile: {e}")))?;
-        let more = more_pages(&r.updates)?;
         for u in &r.updates {
             if u.store != st::CHECKPOINT {
                 return Err(AccountError::Untrusted(format!(
@@ -703,13 +724,10 @@ pub fn public_checkpoints(
                 each(before.as_ref(), history, &env, &base)?;
             }
         }
-        if !more {
-            return Ok(());
-        }
-    }
-    Err(AccountError::Untrusted(format!(
-        "the portal kept answering 'partial' after {MAX_PUBLIC_PAGES} pages"
-    )))
+        Ok(())
+    };
+    Pager::new(client.url(), "the public read of the checkpoints")
+        .read(history, position, fetch, apply)
 }
 
 #[cfg(test)]

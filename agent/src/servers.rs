@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use mesh_account::client::{now, Client, ClientError};
+use mesh_account::pager::Pager;
 use mesh_account::witness;
 use mesh_account::AccountError;
 use mesh_core::envelope::Signed;
@@ -22,10 +23,6 @@ use serde::{Deserialize, Serialize};
 use crate::server_cache::{self as cache, Header};
 
 type Result<T> = std::result::Result<T, AccountError>;
-
-/// Most pages one public read follows (a portal answering `Partial` for
-/// ever is refused).
-const MAX_PAGES: usize = 4096;
 
 /// Seconds after which an unchanged cache is written again, to renew its
 /// fetch time (what `--max-stale` counts from).
@@ -125,39 +122,61 @@ impl PublicAnswer {
 }
 
 /// Read what is new in the public stores after `known` (one snapshot per
-/// page), and check it continues the history `known` holds.
+/// page, bounded by [`mesh_account::pager`]), and check it continues the
+/// history `known` holds.
 fn fetch_public(portal: &str, profile_udf: &str, known: PublicAnswer) -> Result<PublicAnswer> {
     let client = Client::new(portal)?;
     let mut ans = known;
     if ans.history == History::default() {
         checkpoints_first(&client, profile_udf, &mut ans.history)?;
     }
-    let mut witness_ahead = false;
-    for _ in 0..MAX_PAGES {
-        let r = public_page(&client, profile_udf, &ans.history)?;
+    // A witness ahead of what was read (a transaction landed after this
+    // read) is given one more read; then the portal is behind.
+    for attempt in 0..2 {
+        let profile = read_pages(&client, profile_udf, &mut ans)?;
+        ans.history.settle(st::PUBLIC)?;
+        // The account's witness signed this head, or it is refused.
+        let (serial, digest) = (ans.history.serial(), &ans.history.digest);
+        match witness::confirm(&ans.history.profile(&profile), serial, digest)? {
+            witness::Verdict::Behind(_) if attempt == 0 => {}
+            witness::Verdict::Behind(w) => return Err(witness::behind(serial, w)),
+            _ => break,
+        }
+    }
+    ans.fetched = now();
+    keeps_promise(ans.heartbeat(), &ans.history)?;
+    Ok(ans)
+}
+
+/// Every page of the public stores past `ans`, verified into it; the
+/// last page's profile.
+fn read_pages(
+    client: &Client,
+    profile_udf: &str,
+    ans: &mut PublicAnswer,
+) -> Result<ProfileAccount> {
+    let mut last = None;
+    let fetch = |_: &PublicAnswer, select: &[StoreIndex]| -> Result<p::DownloadResponse> {
+        Ok(client.post(
+            "Public",
+            &p::PublicRequest {
+                account_address: None,
+                profile_udf: Some(profile_udf.to_string()),
+                select: select.to_vec(),
+            },
+        )?)
+    };
+    let apply = |ans: &mut PublicAnswer, r: p::DownloadResponse| -> Result<()> {
         let profile = ProfileAccount::verify(&r.profile, profile_udf)
             .map_err(|e| AccountError::Untrusted(format!("account profile: {e}")))?;
         ans.apply(&profile, &r.updates)?;
         ans.profile = Some(r.profile);
-        if !mesh_account::pull::more_pages(&r.updates)? {
-            ans.history.settle(st::PUBLIC)?;
-            // The account's witness signed this head, or it is refused.
-            let (serial, digest) = (ans.history.serial(), &ans.history.digest);
-            match witness::confirm(&ans.history.profile(&profile), serial, digest)? {
-                // A transaction landed after this read: read once more.
-                witness::Verdict::Behind(_) if !witness_ahead => witness_ahead = true,
-                witness::Verdict::Behind(w) => return Err(witness::behind(serial, w)),
-                _ => {
-                    ans.fetched = now();
-                    keeps_promise(ans.heartbeat(), &ans.history)?;
-                    return Ok(ans);
-                }
-            }
-        }
-    }
-    Err(AccountError::Untrusted(format!(
-        "the portal kept answering 'partial' after {MAX_PAGES} pages"
-    )))
+        last = Some(profile);
+        Ok(())
+    };
+    let position = |a: &PublicAnswer| mesh_account::chronicle::public_position(&a.history);
+    Pager::new(client.url(), "a server's public read").read(ans, position, fetch, apply)?;
+    last.ok_or_else(|| AccountError::Untrusted("no page was read".into()))
 }
 
 /// A reader with no history reads the checkpoints first (verifying each,
@@ -206,24 +225,9 @@ fn public_page(
         &p::PublicRequest {
             account_address: None,
             profile_udf: Some(profile_udf.to_string()),
-            select: public_select(history),
+            select: mesh_account::chronicle::public_position(history),
         },
     )?)
-}
-
-/// Where `history` stands in each public store.
-fn public_select(history: &History) -> Vec<StoreIndex> {
-    st::PUBLIC
-        .iter()
-        .map(|s| StoreIndex {
-            store: s.to_string(),
-            index: if *s == st::CHECKPOINT {
-                history.serial()
-            } else {
-                history.position(s).index
-            },
-        })
-        .collect()
 }
 
 /// Whether the portal has nothing past the cached `header`: the answer
@@ -238,7 +242,7 @@ fn nothing_new(portal: &str, profile_udf: &str, header: &Header) -> Result<bool>
     if mesh_core::b64::encode(&r.profile.content_digest()) != header.profile {
         return Ok(false);
     }
-    let known = public_select(history);
+    let known = mesh_account::chronicle::public_position(history);
     for u in &r.updates {
         history.behind(&[StoreIndex {
             store: u.store.clone(),
