@@ -100,6 +100,17 @@ impl From<mesh_core::history::HistoryError> for AccountError {
     }
 }
 
+// A page the replica refused: its history as `History`, an entry as
+// `Untrusted` (both blame the portal).
+impl From<mesh_core::replica::ReplicaError> for AccountError {
+    fn from(e: mesh_core::replica::ReplicaError) -> AccountError {
+        match e {
+            mesh_core::replica::ReplicaError::History(h) => AccountError::History(h),
+            other => AccountError::Untrusted(other.to_string()),
+        }
+    }
+}
+
 impl AccountError {
     /// A bad argument and what to do instead.
     pub fn usage(message: impl Into<String>, hint: impl Into<String>) -> AccountError {

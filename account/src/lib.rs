@@ -32,6 +32,7 @@ pub mod join;
 pub mod pager;
 pub mod pull;
 pub mod recover;
+mod replica;
 pub mod revoke;
 pub mod roles;
 pub mod state;

@@ -303,7 +303,7 @@ fn recovery_download(
     let apply = |a: &mut AccountState, resp: p::DownloadResponse| -> Result<()> {
         let base = ProfileAccount::verify(&resp.profile, &root.profile_udf())
             .map_err(|e| AccountError::Untrusted(format!("account profile: {e}")))?;
-        crate::pull::apply_entries(a, &base, &resp.updates, &mut report)?;
+        crate::replica::apply_entries(a, &base, &resp.updates, &mut report)?;
         for u in &resp.updates {
             raw.entry(u.store.clone())
                 .or_default()
@@ -316,7 +316,7 @@ fn recovery_download(
     Ok(raw)
 }
 
-/// Every entry the recovery read, by store (verified by `apply_entries`).
+/// Every entry the recovery read, by store (verified by `replica::apply_entries`).
 use crate::chronicle::Raw;
 
 fn parse(e: &p::Entry) -> Option<Signed> {

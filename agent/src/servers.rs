@@ -14,8 +14,9 @@ use mesh_account::witness;
 use mesh_account::AccountError;
 use mesh_core::envelope::Signed;
 use mesh_core::history::{Head, History};
-use mesh_core::objects::{CatalogedApplication, ProfileAccount};
+use mesh_core::objects::ProfileAccount;
 use mesh_core::portal::{self as p, store as st, AccessList, StoreIndex};
+use mesh_core::replica;
 use mesh_plugins::{AccountView, DeviceEntry};
 use mesh_ssh::sshd::SshdAnswer;
 use serde::{Deserialize, Serialize};
@@ -52,33 +53,16 @@ impl PublicAnswer {
         mesh_core::freshness::Heartbeat::from_entry(self.published.get(mesh_core::freshness::UID)?)
     }
 
-    /// One page of the public stores, continuing this answer.
+    /// One page of the public stores, continuing this answer (the
+    /// replica every reader shares; this keeper is a server's).
     fn apply(&mut self, profile: &ProfileAccount, updates: &[p::StoreEntries]) -> Result<()> {
-        // Checkpoints first: an administrator epoch they start gives the
-        // key the entries after it are signed with.
-        let mut ordered: Vec<&p::StoreEntries> = updates.iter().collect();
-        ordered.sort_by_key(|u| u.store != st::CHECKPOINT);
-        for u in ordered {
-            let current = self.history.profile(profile);
-            self.history.behind(&[StoreIndex {
-                store: u.store.clone(),
-                index: u.last,
-            }])?;
-            for e in &u.entries {
-                let env: Signed = serde_json::from_value(e.envelope.clone()).map_err(|x| {
-                    AccountError::Untrusted(format!("{} entry {}: {x}", u.store, e.index))
-                })?;
-                if u.store == st::CHECKPOINT {
-                    self.history.checkpoint(e.index, &env, profile)?;
-                    continue;
-                }
-                self.history.entry(&u.store, e.index, &env)?;
-                self.keep(&current, &u.store, env).map_err(|x| {
-                    AccountError::Untrusted(format!("{} entry {}: {x}", u.store, e.index))
-                })?;
-            }
-        }
-        Ok(())
+        Ok(replica::apply(self, profile, updates)?)
+    }
+}
+
+impl replica::Keeper for PublicAnswer {
+    fn history(&mut self) -> &mut History {
+        &mut self.history
     }
 
     /// Verify an entry as it arrives and keep it as the latest of its kind:
@@ -93,13 +77,12 @@ impl PublicAnswer {
         let s = |e: &dyn std::fmt::Display| e.to_string();
         match store_name {
             st::ACCESS => {
-                let next = AccessList::verify(&env, profile).map_err(|e| s(&e))?;
                 // A revoked device stays revoked in every later list.
-                if let Some(prev) = &self.access {
-                    let p: AccessList = prev.unverified_object("access list").map_err(|e| s(&e))?;
-                    p.check_successor(&next, AccessList::by_root(&env, profile))
-                        .map_err(|e| s(&e))?;
-                }
+                let held: Option<AccessList> = match &self.access {
+                    Some(prev) => Some(prev.unverified_object("access list").map_err(|e| s(&e))?),
+                    None => None,
+                };
+                replica::next_access(held.as_ref(), &env, profile)?;
                 self.access = Some(env);
             }
             st::DEVICE => {
@@ -107,13 +90,7 @@ impl PublicAnswer {
                 self.devices.insert(d.catalog.device_udf, env);
             }
             _ => {
-                let a: CatalogedApplication = env
-                    .verify_object(
-                        "application entry",
-                        mesh_core::objects::ct::CATALOGED_APPLICATION,
-                        &profile.history_signers(),
-                    )
-                    .map_err(|e| s(&e))?;
+                let a = replica::application(&env, profile)?;
                 self.published.insert(a.uid, env);
             }
         }
