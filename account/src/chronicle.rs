@@ -15,6 +15,7 @@ use mesh_core::envelope::Signed;
 use mesh_core::history::{Checkpoint, History};
 use mesh_core::objects::{CatalogedApplication, ProfileAccount};
 use mesh_core::portal::{self as p, store as st, AccessEntry, AccessList, DeviceState, StoreIndex};
+use mesh_core::replica;
 use mesh_core::udf;
 
 use crate::client::Client;
@@ -179,96 +180,103 @@ fn quiet(changed: &[(String, u64, u64)]) -> &'static str {
     }
 }
 
-/// Most pages the public read follows.
-const MAX_PAGES: usize = 4096;
-
 /// The account's public stores, each entry verified (checkpoints up to the
 /// profile, their chains, every access list and application entry by a key
 /// of the verified history), pinned to `pinned` when given (a lying portal
-/// could otherwise show another account's).
+/// could otherwise show another account's). Bounded: [`crate::pager`].
 fn read_public(
     client: &Client,
     who: &p::PublicRequest,
     pinned: Option<&str>,
 ) -> Result<(Raw, ProfileAccount, History)> {
-    let mut h = History::default();
-    let mut raw = Raw::new();
-    for _ in 0..MAX_PAGES {
-        let select = st::PUBLIC
-            .iter()
-            .map(|s| StoreIndex {
-                store: s.to_string(),
-                index: if *s == st::CHECKPOINT {
-                    h.serial()
-                } else {
-                    h.position(s).index
-                },
-            })
-            .collect();
-        let r: p::DownloadResponse = client.post(
-            "Public",
-            &p::PublicRequest {
-                select,
-                ..who.clone()
-            },
-        )?;
+    let mut read = Reading::default();
+    let fetch = |_: &_, select: &[StoreIndex]| -> Result<p::DownloadResponse> {
+        let req = p::PublicRequest {
+            select: select.to_vec(),
+            ..who.clone()
+        };
+        Ok(client.post("Public", &req)?)
+    };
+    let apply = |r: &mut Reading, page: p::DownloadResponse| {
         let base = match pinned {
-            Some(u) => ProfileAccount::verify(&r.profile, u),
-            None => ProfileAccount::verify_self_signed(&r.profile),
+            Some(u) => ProfileAccount::verify(&page.profile, u),
+            None => ProfileAccount::verify_self_signed(&page.profile),
         }
         .map_err(|e| AccountError::Untrusted(format!("account profile: {e}")))?;
-        // Checkpoints first: an epoch they start signs the entries after it.
-        let mut ordered: Vec<&p::StoreEntries> = r.updates.iter().collect();
-        ordered.sort_by_key(|u| u.store != st::CHECKPOINT);
-        for u in ordered {
-            for e in &u.entries {
-                let bad = |x: &dyn std::fmt::Display| {
-                    AccountError::Untrusted(format!("{} entry {}: {x}", u.store, e.index))
-                };
-                let env: Signed =
-                    serde_json::from_value(e.envelope.clone()).map_err(|x| bad(&x))?;
-                if u.store == st::CHECKPOINT {
-                    h.checkpoint(e.index, &env, &base)?;
-                } else {
-                    h.entry(&u.store, e.index, &env)?;
-                    verify_entry(&u.store, &env, &h.profile(&base)).map_err(|x| bad(&x))?;
-                }
-                raw.entry(u.store.clone()).or_default().push(e.clone());
-            }
-        }
-        if !crate::pull::more_pages(&r.updates)? {
-            h.settle(st::PUBLIC)?;
-            let profile = h.profile(&base);
-            crate::witness::require(&profile, h.serial(), &h.digest)?;
-            return Ok((raw, base, h));
-        }
-    }
-    Err(AccountError::Untrusted(format!(
-        "the portal kept answering 'partial' after {MAX_PAGES} pages"
-    )))
+        replica::apply(r, &base, &page.updates)?;
+        r.base = Some(base);
+        Ok::<_, AccountError>(())
+    };
+    crate::pager::Pager::new(client.url(), "the public read of the account's history").read(
+        &mut read,
+        |r| public_position(&r.history),
+        fetch,
+        apply,
+    )?;
+    let Reading {
+        history: h,
+        raw,
+        base,
+    } = read;
+    let base = base.ok_or_else(|| AccountError::Untrusted("no page was read".into()))?;
+    h.settle(st::PUBLIC)?;
+    let profile = h.profile(&base);
+    crate::witness::require(&profile, h.serial(), &h.digest)?;
+    Ok((raw, base, h))
 }
 
-fn verify_entry(
-    store_name: &str,
-    env: &Signed,
-    profile: &ProfileAccount,
-) -> std::result::Result<(), String> {
-    let s = |e: &dyn std::fmt::Display| e.to_string();
-    match store_name {
-        st::ACCESS => AccessList::verify(env, profile)
-            .map(drop)
-            .map_err(|e| s(&e)),
-        st::PUBLISHED => env
-            .verify_object::<CatalogedApplication>(
-                "application entry",
-                mesh_core::objects::ct::CATALOGED_APPLICATION,
-                &profile.history_signers(),
-            )
-            .map(drop)
-            .map_err(|e| s(&e)),
-        // Catalog entries are not described; their chain is checked.
-        _ => Ok(()),
+/// What the public read of the history holds: the verified history, every
+/// entry as served, and the last page's profile.
+#[derive(Default)]
+struct Reading {
+    history: History,
+    raw: Raw,
+    base: Option<ProfileAccount>,
+}
+
+/// This reader's keeper of the shared replica: every entry kept raw, the
+/// access lists and published entries verified (catalog entries are not
+/// described here; their chain is checked).
+impl replica::Keeper for Reading {
+    fn history(&mut self) -> &mut History {
+        &mut self.history
     }
+
+    fn arriving(&mut self, store: &str, e: &p::Entry) -> std::result::Result<(), String> {
+        self.raw
+            .entry(store.to_string())
+            .or_default()
+            .push(e.clone());
+        Ok(())
+    }
+
+    fn keep(
+        &mut self,
+        profile: &ProfileAccount,
+        store: &str,
+        env: Signed,
+    ) -> std::result::Result<(), String> {
+        match store {
+            st::ACCESS => replica::next_access(None, &env, profile).map(drop),
+            st::PUBLISHED => replica::application(&env, profile).map(drop),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Where `h` stands in each public store.
+pub fn public_position(h: &History) -> Vec<StoreIndex> {
+    st::PUBLIC
+        .iter()
+        .map(|s| StoreIndex {
+            store: s.to_string(),
+            index: if *s == st::CHECKPOINT {
+                h.serial()
+            } else {
+                h.position(s).index
+            },
+        })
+        .collect()
 }
 
 /// `mesh account history`: the account's checkpoints (public), verified as

@@ -23,6 +23,9 @@ pub enum AccountError {
     /// A channel.
     #[error(transparent)]
     Plugin(#[from] mesh_plugins::PluginError),
+    /// A paged read the portal would keep going for ever.
+    #[error(transparent)]
+    Pager(#[from] crate::pager::PagerError),
     /// Something the portal returned does not verify.
     #[error("refusing what the portal returned: {0}")]
     Untrusted(String),
@@ -97,6 +100,17 @@ impl From<mesh_core::history::HistoryError> for AccountError {
     }
 }
 
+// A page the replica refused: its history as `History`, an entry as
+// `Untrusted` (both blame the portal).
+impl From<mesh_core::replica::ReplicaError> for AccountError {
+    fn from(e: mesh_core::replica::ReplicaError) -> AccountError {
+        match e {
+            mesh_core::replica::ReplicaError::History(h) => AccountError::History(h),
+            other => AccountError::Untrusted(other.to_string()),
+        }
+    }
+}
+
 impl AccountError {
     /// A bad argument and what to do instead.
     pub fn usage(message: impl Into<String>, hint: impl Into<String>) -> AccountError {
@@ -111,6 +125,7 @@ impl AccountError {
         Some(match self {
             AccountError::Device(e) => return e.hint(),
             AccountError::Plugin(e) => return e.hint(),
+            AccountError::Pager(e) => e.hint(),
             AccountError::Rejected(_, Some(_)) => {
                 "ask an administrator for a new PIN (`mesh device pin`), then run `mesh device request` again (with another `--name` if the reason is the name)".into()
             }

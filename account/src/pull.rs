@@ -1,25 +1,21 @@
 //! Pull: download what is new, verify it up to the pinned profile, keep
 //! all of it or nothing; adopt rotated keys; wipe on a proven revocation.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use mesh_core::envelope::Signed;
 use mesh_core::objects::{
-    complete_activation, ct as oct, CatalogedDevice, ConnectionDevice, ProfileAccount,
-    ProfileDevice, Role,
+    complete_activation, ct as oct, CatalogedDevice, ConnectionDevice, ProfileAccount, Role,
 };
-use mesh_core::portal::{
-    self as p, code, store as st, tx, AccessList, DeviceState, InboundRequest, RespondConnection,
-    StoreIndex,
-};
-use mesh_core::{b64, pin, udf};
+use mesh_core::portal::{self as p, code, store as st, tx, AccessList, DeviceState, StoreIndex};
+use mesh_core::udf;
 use serde::Serialize;
 
 use crate::client::{Client, ClientError};
 use crate::device::{self};
 use crate::error::{AccountError, Result};
 use crate::host::Host;
+use crate::pager::{Pager, PagerError};
 use crate::state::*;
 use crate::store::Store;
 
@@ -52,224 +48,6 @@ pub struct SyncReport {
     /// Nothing was new and the channels' last complete pass is recent:
     /// none ran ([`crate::sync::Converge::WhenChanged`]).
     pub skipped: bool,
-}
-
-/// Verified view of downloaded entries, applied to a copy of the state.
-/// Entries must continue each store without a gap; any entry that does not
-/// verify refuses the whole download.
-pub(crate) fn apply_entries(
-    a: &mut AccountState,
-    profile: &ProfileAccount,
-    updates: &[p::StoreEntries],
-    report: &mut SyncReport,
-) -> Result<()> {
-    // Nothing new (the usual answer): the list of a large account is not
-    // parsed again; the rollback checks below still run.
-    let mut access = if updates.iter().any(|u| !u.entries.is_empty()) {
-        a.access_list()?
-    } else {
-        None
-    };
-    let known_revoked = revoked_set(access.as_ref());
-    // Checkpoints first: an administrator epoch they start gives the key
-    // the entries after it are signed with.
-    let mut ordered: Vec<&p::StoreEntries> = updates.iter().collect();
-    ordered.sort_by_key(|u| u.store != st::CHECKPOINT);
-    for up in ordered {
-        let current = a.history.profile(profile);
-        a.history.behind(&[StoreIndex {
-            store: up.store.clone(),
-            index: up.last,
-        }])?;
-        let mut expect = a.index(&up.store) + 1;
-        for e in &up.entries {
-            let name = format!("{} entry {}", up.store, e.index);
-            let untrusted = |detail: String| AccountError::Untrusted(format!("{name}: {detail}"));
-            // Inbound is the portal's pool of unanswered requests (not
-            // covered by checkpoints): answered and expired ones leave gaps.
-            let skips = up.store == st::INBOUND && e.index > expect;
-            if e.index != expect && !skips {
-                return Err(untrusted(format!("expected entry {expect}")));
-            }
-            expect = e.index + 1;
-            if e.delta.is_some() && (up.store != st::ACCESS || !e.envelope.is_null()) {
-                return Err(untrusted(
-                    "a change where only a whole entry may come".into(),
-                ));
-            }
-            if up.store == st::INBOUND {
-                let ib = verify_inbound(&current, &e.envelope).map_err(untrusted)?;
-                report.new_requests.push(ib.witness.clone());
-                a.inbound.push(ib);
-            } else {
-                let env = envelope_of(a, e).map_err(untrusted)?;
-                if up.store == st::CHECKPOINT {
-                    a.history.checkpoint(e.index, &env, profile)?;
-                } else {
-                    a.history.entry(&up.store, e.index, &env)?;
-                    apply_signed(a, &current, &mut access, &up.store, env, report)
-                        .map_err(untrusted)?;
-                }
-            }
-            report.entries += 1;
-        }
-        let mut at = expect - 1;
-        if up.store == st::INBOUND && !up.partial {
-            // Nothing left unread in the pool: at its last index, or Status
-            // would report the gaps as new for ever.
-            at = at.max(up.last);
-        }
-        a.indices.insert(up.store.clone(), at);
-    }
-    let now_revoked = revoked_set(access.as_ref());
-    for d in access.iter().flat_map(|l| &l.devices) {
-        if now_revoked.contains(&d.device_udf) && !known_revoked.contains(&d.device_udf) {
-            report.revoked_devices.push(d.name.clone());
-        }
-    }
-    forget_answered(a, crate::client::now());
-    Ok(())
-}
-
-/// An administrator keeps a request's body only while it waits: once
-/// answered (its id stays in `answered`), or dropped by the portal's pool
-/// (`PENDING_TTL` after it came), it goes, so that what strangers send
-/// does not pile up in the state every sync reads and writes.
-fn forget_answered(a: &mut AccountState, now: u64) {
-    let answered = &a.answered;
-    a.inbound.retain(|i| {
-        !answered.contains(&i.request_id) && now.saturating_sub(i.received) < p::PENDING_TTL
-    });
-}
-
-/// An entry's envelope: whole, or an access list rebuilt from its change
-/// to the one this state holds (verified afterwards as any entry).
-fn envelope_of(a: &AccountState, e: &p::Entry) -> std::result::Result<Signed, String> {
-    match &e.delta {
-        Some(d) => {
-            let base = a
-                .access
-                .as_ref()
-                .ok_or("a change to an access list this device does not hold")?;
-            d.apply(base).map_err(|x| x.to_string())
-        }
-        None => serde_json::from_value(e.envelope.clone()).map_err(|x| x.to_string()),
-    }
-}
-
-fn revoked_set(list: Option<&AccessList>) -> BTreeSet<String> {
-    list.iter()
-        .flat_map(|l| &l.devices)
-        .filter(|d| d.state == DeviceState::Revoked)
-        .map(|d| d.device_udf.clone())
-        .collect()
-}
-
-/// A connection request: signed by the device it names, with the witness
-/// that binds both profiles and both nonces (recomputed here).
-fn verify_inbound(
-    profile: &ProfileAccount,
-    envelope: &serde_json::Value,
-) -> std::result::Result<InboundRequest, String> {
-    let s = |x: &dyn std::fmt::Display| x.to_string();
-    let ib: InboundRequest = serde_json::from_value(envelope.clone()).map_err(|x| s(&x))?;
-    let req: p::Request = ib.request.unverified_object("request").map_err(|x| s(&x))?;
-    let rc: p::RequestConnection = serde_json::from_value(req.body).map_err(|x| s(&x))?;
-    let dp = ProfileDevice::verify(&rc.profile_device).map_err(|x| s(&x))?;
-    ib.request
-        .verify(p::ct::REQUEST, &[dp.authentication.key])
-        .map_err(|x| s(&x))?;
-    let w = pin::witness(
-        &profile.value(),
-        &b64::decode(&ib.server_nonce).map_err(|x| s(&x))?,
-        &dp.value(),
-        &b64::decode(&rc.client_nonce).map_err(|x| s(&x))?,
-    );
-    if !udf::udf_eq(&w, &ib.witness) {
-        return Err("witness does not match the request".into());
-    }
-    Ok(ib)
-}
-
-/// One administrator-signed entry of the Access, Device, Application or
-/// Local store.
-fn apply_signed(
-    a: &mut AccountState,
-    profile: &ProfileAccount,
-    access: &mut Option<AccessList>,
-    store: &str,
-    env: Signed,
-    report: &mut SyncReport,
-) -> std::result::Result<(), String> {
-    let s = |x: &dyn std::fmt::Display| x.to_string();
-    // Any epoch of the verified history: the chains tie each entry to the
-    // checkpoint that authorised it (signed by its epoch's key).
-    let admin = profile.history_signers();
-    match store {
-        st::ACCESS => {
-            let list = AccessList::verify(&env, profile).map_err(|x| s(&x))?;
-            if let Some(prev) = access.as_ref() {
-                prev.check_successor(&list, AccessList::by_root(&env, profile))
-                    .map_err(|x| s(&x))?;
-            }
-            *access = Some(list);
-            a.access = Some(env);
-        }
-        st::DEVICE => {
-            let cat: CatalogedDevice = env
-                .verify_object("catalog entry", oct::CATALOGED_DEVICE, &admin)
-                .map_err(|x| s(&x))?;
-            let conn =
-                ConnectionDevice::verify(&cat.connection_device, profile).map_err(|x| s(&x))?;
-            // Verified once, here: views of the state do not check it again.
-            let dp = ProfileDevice::verify(&cat.profile_device).map_err(|x| s(&x))?;
-            if conn.device_udf != cat.device_udf || dp.udf() != cat.device_udf {
-                return Err(format!(
-                    "catalog entry {} names another device's connection or profile",
-                    cat.local_name
-                ));
-            }
-            if !a.devices.contains_key(&cat.device_udf) {
-                report.new_devices.push(cat.local_name.clone());
-            }
-            // A rotated key stays revocable: remember the one it replaces.
-            if let Some(old) = a.devices.insert(cat.device_udf.clone(), Arc::new(env)) {
-                let prev: CatalogedDevice =
-                    old.unverified_object("catalog entry").map_err(|x| s(&x))?;
-                let prev_conn: ConnectionDevice = prev
-                    .connection_device
-                    .unverified_object("connection")
-                    .map_err(|x| s(&x))?;
-                if prev_conn.ssh.key != conn.ssh.key {
-                    a.superseded_ssh.push(prev_conn.ssh);
-                }
-            }
-        }
-        // One uid lives in one of the two: the view merges them.
-        st::APPLICATION | st::PUBLISHED => {
-            let app: mesh_core::objects::CatalogedApplication = env
-                .verify_object("application entry", oct::CATALOGED_APPLICATION, &admin)
-                .map_err(|x| s(&x))?;
-            a.applications.insert(app.uid, Arc::new(env));
-        }
-        st::LOCAL => {
-            env.verify(&env.content_type, &admin).map_err(|x| s(&x))?;
-            match env.content_type.as_str() {
-                p::ct::RESPOND_CONNECTION => {
-                    let rc: RespondConnection =
-                        env.unverified_object("response").map_err(|x| s(&x))?;
-                    a.answered.insert(rc.request_id);
-                    if let Some(pid) = rc.pin_id {
-                        a.pins_used.insert(mesh_core::pin::canonical_id(&pid));
-                    }
-                }
-                p::ct::MESSAGE_PIN => a.pins.push(env),
-                other => return Err(format!("unknown record type {other}")),
-            }
-        }
-        other => return Err(format!("unknown store {other}")),
-    }
-    Ok(())
 }
 
 /// If the portal says this device is revoked, check its proof; if it
@@ -403,46 +181,7 @@ pub(crate) fn adopt_rotation(store: &mut Store) -> Result<bool> {
     read_checkpoints(&client, &mut later)?;
     let profile = later.profile()?;
     crate::witness::require(&profile, later.history.serial(), &later.history.digest)?;
-    let mut index = 0;
-    let mut latest: Option<(Signed, CatalogedDevice)> = None;
-    loop {
-        let r: p::DownloadResponse = client.post(
-            "Public",
-            &p::PublicRequest {
-                account_address: None,
-                profile_udf: Some(a.profile_udf.clone()),
-                select: vec![StoreIndex {
-                    store: st::DEVICE.into(),
-                    index,
-                }],
-            },
-        )?;
-        let Some(u) = r.updates.into_iter().next() else {
-            break;
-        };
-        for e in &u.entries {
-            index = e.index;
-            let env: Signed = serde_json::from_value(e.envelope.clone())
-                .map_err(|x| AccountError::Untrusted(x.to_string()))?;
-            let bad = |x: &dyn std::fmt::Display| {
-                AccountError::Untrusted(format!("Device entry {}: {x}", e.index))
-            };
-            // Other devices' entries are not this device's business here.
-            let cat: CatalogedDevice = env
-                .unverified_object("catalog entry")
-                .map_err(|x| bad(&x))?;
-            if !udf::udf_eq(&cat.device_udf, &me) {
-                continue;
-            }
-            // Ours, by any epoch's key; only the current one's is adopted.
-            env.verify(oct::CATALOGED_DEVICE, &profile.history_signers())
-                .map_err(|x| bad(&x))?;
-            latest = Some((env, cat));
-        }
-        if !more_pages(std::slice::from_ref(&u))? {
-            break;
-        }
-    }
+    let latest = latest_of_mine(&client, &a.profile_udf, &me, &profile)?;
     let Some((env, cat)) = latest else {
         return Ok(false);
     };
@@ -478,6 +217,67 @@ pub(crate) fn adopt_rotation(store: &mut Store) -> Result<bool> {
     a.devices.insert(me, Arc::new(env));
     save_account(store, &a)?;
     Ok(true)
+}
+
+/// Where a read of one store stands, and this device's newest catalog
+/// entry in it.
+type Mine = (u64, Option<(Signed, CatalogedDevice)>);
+
+/// This device's newest catalog entry in the public Device store, signed
+/// by a key of `profile`'s history (bounded: [`crate::pager`]).
+fn latest_of_mine(
+    client: &Client,
+    profile_udf: &str,
+    me: &str,
+    profile: &ProfileAccount,
+) -> Result<Option<(Signed, CatalogedDevice)>> {
+    let mut mine: Mine = (0, None);
+    let fetch = |_: &Mine, select: &[StoreIndex]| -> Result<p::DownloadResponse> {
+        Ok(client.post(
+            "Public",
+            &p::PublicRequest {
+                account_address: None,
+                profile_udf: Some(profile_udf.to_string()),
+                select: select.to_vec(),
+            },
+        )?)
+    };
+    let apply = |(index, latest): &mut Mine, r: p::DownloadResponse| -> Result<()> {
+        for e in r
+            .updates
+            .iter()
+            .filter(|u| u.store == st::DEVICE)
+            .flat_map(|u| &u.entries)
+        {
+            *index = e.index;
+            let env: Signed = serde_json::from_value(e.envelope.clone())
+                .map_err(|x| AccountError::Untrusted(x.to_string()))?;
+            let bad = |x: &dyn std::fmt::Display| {
+                AccountError::Untrusted(format!("Device entry {}: {x}", e.index))
+            };
+            // Other devices' entries are not this device's business here.
+            let cat: CatalogedDevice = env
+                .unverified_object("catalog entry")
+                .map_err(|x| bad(&x))?;
+            if !udf::udf_eq(&cat.device_udf, me) {
+                continue;
+            }
+            // Ours, by any epoch's key; only the current one's is adopted.
+            env.verify(oct::CATALOGED_DEVICE, &profile.history_signers())
+                .map_err(|x| bad(&x))?;
+            *latest = Some((env, cat));
+        }
+        Ok(())
+    };
+    let position = |m: &Mine| {
+        vec![StoreIndex {
+            store: st::DEVICE.into(),
+            index: m.0,
+        }]
+    };
+    Pager::new(client.url(), "the public read of a rotation")
+        .read(&mut mine, position, fetch, apply)?;
+    Ok(mine.1)
 }
 
 fn pull_once(
@@ -540,7 +340,14 @@ impl From<AccountError> for Downloaded {
     }
 }
 
-/// Download and verify every page of what is new into `next`.
+impl From<PagerError> for Downloaded {
+    fn from(e: PagerError) -> Downloaded {
+        Downloaded::Failed(e.into())
+    }
+}
+
+/// Download and verify every page of what is new into `next` (bounded:
+/// [`crate::pager`]).
 fn download(
     client: &Client,
     a: &AccountState,
@@ -550,41 +357,48 @@ fn download(
     (keys, dev_udf): (&mesh_core::objects::DeviceKeys, &str),
     report: &mut SyncReport,
 ) -> std::result::Result<(), Downloaded> {
-    loop {
-        let select: Vec<StoreIndex> = read
-            .iter()
+    let position = |n: &AccountState| {
+        read.iter()
             .map(|s| StoreIndex {
                 store: s.to_string(),
-                index: next.index(s),
+                index: n.index(s),
             })
-            .collect();
+            .collect()
+    };
+    let fetch = |_: &AccountState, select: &[StoreIndex]| loop {
         let r: std::result::Result<p::DownloadResponse, ClientError> = client.signed(
             tx::DOWNLOAD,
             &a.profile_udf,
             dev_udf,
             serde_json::to_value(p::DownloadRequest {
-                select,
+                select: select.to_vec(),
                 changes: *changes,
             })
             .unwrap_or_default(),
             &keys.authenticate,
         );
-        let resp = match r {
-            Ok(v) => v,
+        break match r {
+            Ok(v) => Ok(v),
             Err(e) if *changes && e.code() == Some(code::BAD_REQUEST) => {
                 *changes = false;
                 continue;
             }
-            Err(e) => return Err(Downloaded::Refused(e)),
+            Err(e) => Err(Downloaded::Refused(e)),
         };
+    };
+    let apply = |next: &mut AccountState, resp: p::DownloadResponse| {
         let profile = ProfileAccount::verify(&resp.profile, &a.profile_udf)
             .map_err(|e| AccountError::Untrusted(format!("account profile: {e}")))?;
-        apply_entries(next, &profile, &resp.updates, report)?;
+        crate::replica::apply_entries(next, &profile, &resp.updates, report)?;
         next.profile = resp.profile;
-        if !more_pages(&resp.updates)? {
-            return Ok(());
-        }
-    }
+        Ok(())
+    };
+    let what = if a.roles.contains(&Role::ADMIN) {
+        "an administrator's sync"
+    } else {
+        "a device sync"
+    };
+    Pager::new(client.url(), what).read(next, position, fetch, apply)
 }
 
 /// This device's standing from the verified list (a revocation wipes),
@@ -618,23 +432,6 @@ fn standing_and_save(
     Ok(next)
 }
 
-/// Whether a page says more follow. A page that says so must bring
-/// entries (and `apply_entries` checks they continue the store): a portal
-/// that answers `Partial` with nothing would keep a client asking for ever.
-pub fn more_pages(updates: &[p::StoreEntries]) -> Result<bool> {
-    let mut more = false;
-    for u in updates.iter().filter(|u| u.partial) {
-        if u.entries.is_empty() {
-            return Err(AccountError::Untrusted(format!(
-                "the {} store answered 'more follow' with no entries",
-                u.store
-            )));
-        }
-        more = true;
-    }
-    Ok(more)
-}
-
 /// Read the account's checkpoints (public) into `a`'s history, from where
 /// it stands: a joining device, or one offline across an administrator
 /// epoch, learns the current epoch's key from the chain it can verify.
@@ -653,14 +450,11 @@ pub(crate) fn read_checkpoints(client: &Client, a: &mut AccountState) -> Result<
     Ok(())
 }
 
-/// Most pages one public read follows.
-const MAX_PUBLIC_PAGES: usize = 4096;
-
 /// The account's public checkpoints past `history`'s, page by page, each
 /// verified into it (from the served profile, checked against `pinned`, or
 /// self-signed when there is none) and then handed to `each` with the
 /// checkpoint before it, its envelope and that profile. `who` names the account; its
-/// selection is replaced.
+/// selection is replaced. Bounded: [`crate::pager`].
 pub fn public_checkpoints(
     client: &Client,
     who: &p::PublicRequest,
@@ -673,21 +467,25 @@ pub fn public_checkpoints(
         &ProfileAccount,
     ) -> Result<()>,
 ) -> Result<()> {
-    for _ in 0..MAX_PUBLIC_PAGES {
+    let position = |h: &mesh_core::history::History| {
+        vec![StoreIndex {
+            store: st::CHECKPOINT.into(),
+            index: h.serial(),
+        }]
+    };
+    let fetch = |_: &_, select: &[StoreIndex]| -> Result<p::DownloadResponse> {
         let req = p::PublicRequest {
-            select: vec![StoreIndex {
-                store: st::CHECKPOINT.into(),
-                index: history.serial(),
-            }],
+            select: select.to_vec(),
             ..who.clone()
         };
-        let r: p::DownloadResponse = client.post("Public", &req)?;
+        Ok(client.post("Public", &req)?)
+    };
+    let apply = |history: &mut mesh_core::history::History, r: p::DownloadResponse| {
         let base = match pinned {
             Some(u) => ProfileAccount::verify(&r.profile, u),
             None => ProfileAccount::verify_self_signed(&r.profile),
         }
         .map_err(|e| AccountError::Untrusted(format!("account profile: {e}")))?;
-        let more = more_pages(&r.updates)?;
         for u in &r.updates {
             if u.store != st::CHECKPOINT {
                 return Err(AccountError::Untrusted(format!(
@@ -703,48 +501,8 @@ pub fn public_checkpoints(
                 each(before.as_ref(), history, &env, &base)?;
             }
         }
-        if !more {
-            return Ok(());
-        }
-    }
-    Err(AccountError::Untrusted(format!(
-        "the portal kept answering 'partial' after {MAX_PUBLIC_PAGES} pages"
-    )))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use mesh_core::changes::{AccessDelta, Edit};
-
-    /// A change needs the list it changes: a state that holds none refuses
-    /// it, and a whole envelope still parses.
-    #[test]
-    fn a_change_without_the_list_it_changes_is_refused() {
-        let k = mesh_core::objects::RootKeys::generate();
-        let any = Signed::sign(p::ct::ACCESS_LIST, b"{}".to_vec(), &[&k.authenticate]);
-        let a = AccountState::empty(
-            "alice@example.com".into(),
-            "http://127.0.0.1:1".into(),
-            "MB".into(),
-            any.clone(),
-            Membership::Member,
-        );
-        let delta = p::Entry {
-            index: 1,
-            envelope: serde_json::Value::Null,
-            delta: Some(AccessDelta {
-                edits: vec![Edit::default()],
-                signatures: any.signatures.clone(),
-            }),
-        };
-        let e = envelope_of(&a, &delta).expect_err("no base");
-        assert!(e.contains("does not hold"), "{e}");
-        let whole = p::Entry {
-            index: 1,
-            envelope: serde_json::to_value(&any).expect("json"),
-            delta: None,
-        };
-        assert_eq!(envelope_of(&a, &whole).expect("whole"), any);
-    }
+        Ok(())
+    };
+    Pager::new(client.url(), "the public read of the checkpoints")
+        .read(history, position, fetch, apply)
 }

@@ -27,6 +27,7 @@ use crate::error::{AccountError, Result};
 use crate::event::Draft;
 use crate::host::Host;
 use crate::join::connect_self;
+use crate::pager::Pager;
 use crate::pull::{pull, SyncReport};
 use crate::state::*;
 use crate::store::Store;
@@ -274,7 +275,8 @@ fn reachable_keys(root: &RootKeys, a: &AccountState) -> Result<AccountKeys> {
 }
 
 /// Download every store with a request signed by the root (the portal's
-/// recovery read), into `a`, verified entry by entry.
+/// recovery read), into `a`, verified entry by entry. Bounded:
+/// [`crate::pager`].
 fn recovery_download(
     client: &Client,
     root: &RootKeys,
@@ -283,45 +285,45 @@ fn recovery_download(
 ) -> Result<Raw> {
     let mut report = SyncReport::default();
     let mut raw = Raw::new();
-    // A bound on pages: a portal that answers `Partial` for ever is refused.
-    for _ in 0..MAX_PAGES {
-        let select = st::ALL
+    let position = |a: &AccountState| {
+        st::ALL
             .iter()
             .map(|s| StoreIndex {
                 store: s.to_string(),
                 index: a.index(s),
             })
-            .collect();
-        let resp: p::DownloadResponse = client.signed(
+            .collect()
+    };
+    let fetch = |_: &AccountState, select: &[StoreIndex]| -> Result<p::DownloadResponse> {
+        Ok(client.signed(
             tx::DOWNLOAD,
             &root.profile_udf(),
             dev_udf,
             serde_json::to_value(p::DownloadRequest {
-                select,
+                select: select.to_vec(),
                 changes: false,
             })
             .unwrap_or_default(),
             &root.profile,
-        )?;
+        )?)
+    };
+    let apply = |a: &mut AccountState, resp: p::DownloadResponse| -> Result<()> {
         let base = ProfileAccount::verify(&resp.profile, &root.profile_udf())
             .map_err(|e| AccountError::Untrusted(format!("account profile: {e}")))?;
-        crate::pull::apply_entries(a, &base, &resp.updates, &mut report)?;
+        crate::replica::apply_entries(a, &base, &resp.updates, &mut report)?;
         for u in &resp.updates {
             raw.entry(u.store.clone())
                 .or_default()
                 .extend(u.entries.iter().cloned());
         }
-        if !crate::pull::more_pages(&resp.updates)? {
-            a.history.settle(st::ALL)?;
-            return Ok(raw);
-        }
-    }
-    Err(AccountError::Untrusted(format!(
-        "the portal kept answering 'partial' after {MAX_PAGES} pages"
-    )))
+        Ok(())
+    };
+    Pager::new(client.url(), "the recovery's read").read(a, position, fetch, apply)?;
+    a.history.settle(st::ALL)?;
+    Ok(raw)
 }
 
-/// Every entry the recovery read, by store (verified by `apply_entries`).
+/// Every entry the recovery read, by store (verified by `replica::apply_entries`).
 use crate::chronicle::Raw;
 
 fn parse(e: &p::Entry) -> Option<Signed> {
@@ -434,9 +436,6 @@ fn before(raw: &Raw, since: Since, host: &Host, a: &AccountState) -> Result<Befo
     })
 }
 
-/// Most pages one download follows.
-const MAX_PAGES: usize = 4096;
-
 /// The root the recovery shares rebuild.
 fn root_from_shares(shares: &[String]) -> Result<RootKeys> {
     let mut parsed = Vec::new();
@@ -461,38 +460,48 @@ fn root_from_shares(shares: &[String]) -> Result<RootKeys> {
     RootKeys::from_seed(seed).map_err(not_a_seed)
 }
 
-/// The profile and the last entry of a public store.
+/// The account's profile as its portal publishes it, and the last entry
+/// of a public store. Bounded: [`crate::pager`].
 fn public_tail(
     client: &Client,
     address: &str,
     store_name: &str,
 ) -> Result<(Signed, Option<p::Entry>)> {
-    let mut index = 0;
-    let mut last = None;
-    loop {
-        let r: p::DownloadResponse = client.post(
+    let mut tail: (Option<Signed>, Option<p::Entry>) = (None, None);
+    let position = |t: &(Option<Signed>, Option<p::Entry>)| {
+        vec![StoreIndex {
+            store: store_name.into(),
+            index: t.1.as_ref().map_or(0, |e| e.index),
+        }]
+    };
+    let fetch = |_: &_, select: &[StoreIndex]| -> Result<p::DownloadResponse> {
+        Ok(client.post(
             "Public",
             &p::PublicRequest {
                 account_address: Some(address.to_string()),
                 profile_udf: None,
-                select: vec![StoreIndex {
-                    store: store_name.into(),
-                    index,
-                }],
+                select: select.to_vec(),
             },
-        )?;
-        let partial = crate::pull::more_pages(&r.updates)?;
+        )?)
+    };
+    let apply = |(profile, last): &mut (Option<Signed>, Option<p::Entry>),
+                 r: p::DownloadResponse|
+     -> Result<()> {
         if let Some(e) = r
             .updates
             .into_iter()
-            .next()
-            .and_then(|u| u.entries.into_iter().last())
+            .filter(|u| u.store == store_name)
+            .find_map(|u| u.entries.into_iter().last())
         {
-            index = e.index;
-            last = Some(e);
+            *last = Some(e);
         }
-        if !partial {
-            return Ok((r.profile, last));
-        }
+        *profile = Some(r.profile);
+        Ok(())
+    };
+    Pager::new(client.url(), "the public read of the account's profile")
+        .read(&mut tail, position, fetch, apply)?;
+    match tail {
+        (Some(profile), last) => Ok((profile, last)),
+        (None, _) => Err(AccountError::Untrusted("no page was read".into())),
     }
 }

@@ -9,12 +9,14 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use mesh_account::client::{now, Client, ClientError};
+use mesh_account::pager::Pager;
 use mesh_account::witness;
 use mesh_account::AccountError;
 use mesh_core::envelope::Signed;
 use mesh_core::history::{Head, History};
-use mesh_core::objects::{CatalogedApplication, ProfileAccount};
+use mesh_core::objects::ProfileAccount;
 use mesh_core::portal::{self as p, store as st, AccessList, StoreIndex};
+use mesh_core::replica;
 use mesh_plugins::{AccountView, DeviceEntry};
 use mesh_ssh::sshd::SshdAnswer;
 use serde::{Deserialize, Serialize};
@@ -22,10 +24,6 @@ use serde::{Deserialize, Serialize};
 use crate::server_cache::{self as cache, Header};
 
 type Result<T> = std::result::Result<T, AccountError>;
-
-/// Most pages one public read follows (a portal answering `Partial` for
-/// ever is refused).
-const MAX_PAGES: usize = 4096;
 
 /// Seconds after which an unchanged cache is written again, to renew its
 /// fetch time (what `--max-stale` counts from).
@@ -55,33 +53,16 @@ impl PublicAnswer {
         mesh_core::freshness::Heartbeat::from_entry(self.published.get(mesh_core::freshness::UID)?)
     }
 
-    /// One page of the public stores, continuing this answer.
+    /// One page of the public stores, continuing this answer (the
+    /// replica every reader shares; this keeper is a server's).
     fn apply(&mut self, profile: &ProfileAccount, updates: &[p::StoreEntries]) -> Result<()> {
-        // Checkpoints first: an administrator epoch they start gives the
-        // key the entries after it are signed with.
-        let mut ordered: Vec<&p::StoreEntries> = updates.iter().collect();
-        ordered.sort_by_key(|u| u.store != st::CHECKPOINT);
-        for u in ordered {
-            let current = self.history.profile(profile);
-            self.history.behind(&[StoreIndex {
-                store: u.store.clone(),
-                index: u.last,
-            }])?;
-            for e in &u.entries {
-                let env: Signed = serde_json::from_value(e.envelope.clone()).map_err(|x| {
-                    AccountError::Untrusted(format!("{} entry {}: {x}", u.store, e.index))
-                })?;
-                if u.store == st::CHECKPOINT {
-                    self.history.checkpoint(e.index, &env, profile)?;
-                    continue;
-                }
-                self.history.entry(&u.store, e.index, &env)?;
-                self.keep(&current, &u.store, env).map_err(|x| {
-                    AccountError::Untrusted(format!("{} entry {}: {x}", u.store, e.index))
-                })?;
-            }
-        }
-        Ok(())
+        Ok(replica::apply(self, profile, updates)?)
+    }
+}
+
+impl replica::Keeper for PublicAnswer {
+    fn history(&mut self) -> &mut History {
+        &mut self.history
     }
 
     /// Verify an entry as it arrives and keep it as the latest of its kind:
@@ -96,13 +77,12 @@ impl PublicAnswer {
         let s = |e: &dyn std::fmt::Display| e.to_string();
         match store_name {
             st::ACCESS => {
-                let next = AccessList::verify(&env, profile).map_err(|e| s(&e))?;
                 // A revoked device stays revoked in every later list.
-                if let Some(prev) = &self.access {
-                    let p: AccessList = prev.unverified_object("access list").map_err(|e| s(&e))?;
-                    p.check_successor(&next, AccessList::by_root(&env, profile))
-                        .map_err(|e| s(&e))?;
-                }
+                let held: Option<AccessList> = match &self.access {
+                    Some(prev) => Some(prev.unverified_object("access list").map_err(|e| s(&e))?),
+                    None => None,
+                };
+                replica::next_access(held.as_ref(), &env, profile)?;
                 self.access = Some(env);
             }
             st::DEVICE => {
@@ -110,13 +90,7 @@ impl PublicAnswer {
                 self.devices.insert(d.catalog.device_udf, env);
             }
             _ => {
-                let a: CatalogedApplication = env
-                    .verify_object(
-                        "application entry",
-                        mesh_core::objects::ct::CATALOGED_APPLICATION,
-                        &profile.history_signers(),
-                    )
-                    .map_err(|e| s(&e))?;
+                let a = replica::application(&env, profile)?;
                 self.published.insert(a.uid, env);
             }
         }
@@ -125,39 +99,61 @@ impl PublicAnswer {
 }
 
 /// Read what is new in the public stores after `known` (one snapshot per
-/// page), and check it continues the history `known` holds.
+/// page, bounded by [`mesh_account::pager`]), and check it continues the
+/// history `known` holds.
 fn fetch_public(portal: &str, profile_udf: &str, known: PublicAnswer) -> Result<PublicAnswer> {
     let client = Client::new(portal)?;
     let mut ans = known;
     if ans.history == History::default() {
         checkpoints_first(&client, profile_udf, &mut ans.history)?;
     }
-    let mut witness_ahead = false;
-    for _ in 0..MAX_PAGES {
-        let r = public_page(&client, profile_udf, &ans.history)?;
+    // A witness ahead of what was read (a transaction landed after this
+    // read) is given one more read; then the portal is behind.
+    for attempt in 0..2 {
+        let profile = read_pages(&client, profile_udf, &mut ans)?;
+        ans.history.settle(st::PUBLIC)?;
+        // The account's witness signed this head, or it is refused.
+        let (serial, digest) = (ans.history.serial(), &ans.history.digest);
+        match witness::confirm(&ans.history.profile(&profile), serial, digest)? {
+            witness::Verdict::Behind(_) if attempt == 0 => {}
+            witness::Verdict::Behind(w) => return Err(witness::behind(serial, w)),
+            _ => break,
+        }
+    }
+    ans.fetched = now();
+    keeps_promise(ans.heartbeat(), &ans.history)?;
+    Ok(ans)
+}
+
+/// Every page of the public stores past `ans`, verified into it; the
+/// last page's profile.
+fn read_pages(
+    client: &Client,
+    profile_udf: &str,
+    ans: &mut PublicAnswer,
+) -> Result<ProfileAccount> {
+    let mut last = None;
+    let fetch = |_: &PublicAnswer, select: &[StoreIndex]| -> Result<p::DownloadResponse> {
+        Ok(client.post(
+            "Public",
+            &p::PublicRequest {
+                account_address: None,
+                profile_udf: Some(profile_udf.to_string()),
+                select: select.to_vec(),
+            },
+        )?)
+    };
+    let apply = |ans: &mut PublicAnswer, r: p::DownloadResponse| -> Result<()> {
         let profile = ProfileAccount::verify(&r.profile, profile_udf)
             .map_err(|e| AccountError::Untrusted(format!("account profile: {e}")))?;
         ans.apply(&profile, &r.updates)?;
         ans.profile = Some(r.profile);
-        if !mesh_account::pull::more_pages(&r.updates)? {
-            ans.history.settle(st::PUBLIC)?;
-            // The account's witness signed this head, or it is refused.
-            let (serial, digest) = (ans.history.serial(), &ans.history.digest);
-            match witness::confirm(&ans.history.profile(&profile), serial, digest)? {
-                // A transaction landed after this read: read once more.
-                witness::Verdict::Behind(_) if !witness_ahead => witness_ahead = true,
-                witness::Verdict::Behind(w) => return Err(witness::behind(serial, w)),
-                _ => {
-                    ans.fetched = now();
-                    keeps_promise(ans.heartbeat(), &ans.history)?;
-                    return Ok(ans);
-                }
-            }
-        }
-    }
-    Err(AccountError::Untrusted(format!(
-        "the portal kept answering 'partial' after {MAX_PAGES} pages"
-    )))
+        last = Some(profile);
+        Ok(())
+    };
+    let position = |a: &PublicAnswer| mesh_account::chronicle::public_position(&a.history);
+    Pager::new(client.url(), "a server's public read").read(ans, position, fetch, apply)?;
+    last.ok_or_else(|| AccountError::Untrusted("no page was read".into()))
 }
 
 /// A reader with no history reads the checkpoints first (verifying each,
@@ -206,24 +202,9 @@ fn public_page(
         &p::PublicRequest {
             account_address: None,
             profile_udf: Some(profile_udf.to_string()),
-            select: public_select(history),
+            select: mesh_account::chronicle::public_position(history),
         },
     )?)
-}
-
-/// Where `history` stands in each public store.
-fn public_select(history: &History) -> Vec<StoreIndex> {
-    st::PUBLIC
-        .iter()
-        .map(|s| StoreIndex {
-            store: s.to_string(),
-            index: if *s == st::CHECKPOINT {
-                history.serial()
-            } else {
-                history.position(s).index
-            },
-        })
-        .collect()
 }
 
 /// Whether the portal has nothing past the cached `header`: the answer
@@ -238,7 +219,7 @@ fn nothing_new(portal: &str, profile_udf: &str, header: &Header) -> Result<bool>
     if mesh_core::b64::encode(&r.profile.content_digest()) != header.profile {
         return Ok(false);
     }
-    let known = public_select(history);
+    let known = mesh_account::chronicle::public_position(history);
     for u in &r.updates {
         history.behind(&[StoreIndex {
             store: u.store.clone(),

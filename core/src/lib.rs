@@ -25,6 +25,7 @@ pub mod montgomery;
 pub mod objects;
 pub mod pin;
 pub mod portal;
+pub mod replica;
 pub mod role;
 pub mod shamir;
 pub mod udf;

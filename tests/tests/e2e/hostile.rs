@@ -104,7 +104,7 @@ fn a_portal_that_redirects_loops_or_floods_is_refused_within_seconds() {
             b"HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:1/\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec(),
             "a portal never redirects",
         ),
-        ("loop", FakePortal::json("200 OK", &looping), "'more follow' with no entries"),
+        ("loop", FakePortal::json("200 OK", &looping), "is at fault: it answered 'more follow'"),
         ("flood", FakePortal::json("200 OK", &vec![b' '; 40 << 20]), "larger than"),
     ];
     let d = Device::new(&dir.0, "server");

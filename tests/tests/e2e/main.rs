@@ -23,6 +23,7 @@ mod hostile;
 mod mail;
 mod multiproc;
 mod openssh_regress;
+mod pager;
 mod pgp;
 mod pkcs11;
 mod plain;
