@@ -122,6 +122,11 @@ impl ApiError {
             }),
         }
     }
+    /// What the answer says.
+    #[cfg(test)]
+    pub(crate) fn reason(&self) -> &str {
+        &self.body.reason
+    }
     pub(crate) fn bad(reason: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, code::BAD_REQUEST, reason)
     }
