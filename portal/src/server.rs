@@ -157,6 +157,14 @@ impl From<StorageError> for ApiError {
                 ApiError::new(StatusCode::TOO_MANY_REQUESTS, c, reason)
             }
             // Details stay in the portal's log; the peer learns only that it failed.
+            StorageError::Corrupt(err) => {
+                eprintln!("mesh-portal: database holds a damaged entry: {err}");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    code::INTERNAL,
+                    "storage failure",
+                )
+            }
             StorageError::Db(err) => {
                 eprintln!("mesh-portal: database error: {err}");
                 ApiError::new(
