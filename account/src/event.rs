@@ -189,13 +189,24 @@ pub(crate) fn admin_event<T>(
         let client = Client::new(&a.portal)?;
         let keys = device_keys(store)?;
         let dev_udf = device_udf(store)?;
-        let r: std::result::Result<p::TransactResponse, ClientError> = client.signed(
-            tx::TRANSACT,
-            &a.profile_udf,
-            &dev_udf,
-            serde_json::to_value(p::TransactRequest { updates }).unwrap_or_default(),
-            &keys.authenticate,
-        );
+        let send = |updates: Vec<StoreUpdate>| {
+            client.signed::<p::TransactResponse>(
+                tx::TRANSACT,
+                &a.profile_udf,
+                &dev_udf,
+                serde_json::to_value(p::TransactRequest { updates }).unwrap_or_default(),
+                &keys.authenticate,
+            )
+        };
+        // The access list as its change from the one the portal holds; a
+        // portal from before changes refuses the member: send it whole.
+        let r = match as_change(&a, &updates) {
+            Some(changed) => match send(changed) {
+                Err(e) if e.code() == Some(code::BAD_REQUEST) => send(updates),
+                r => r,
+            },
+            None => send(updates),
+        };
         match r {
             Ok(_) => {
                 pull(store, host, &mut SyncReport::default())
@@ -219,6 +230,28 @@ pub(crate) fn admin_event<T>(
         }
     }
     Err(AccountError::Busy)
+}
+
+/// `updates` with the next access list as its change from the one `a`
+/// holds (PROTOCOL.md §10.3), when it follows that one and the change is
+/// smaller; `None` to send them as they are. At 1,000 devices a revoke
+/// uploads a few hundred bytes instead of the 510 kB list.
+fn as_change(a: &AccountState, updates: &[StoreUpdate]) -> Option<Vec<StoreUpdate>> {
+    let base = a.access.as_ref()?;
+    let at = updates
+        .iter()
+        .position(|u| u.store == st::ACCESS && u.expected == a.index(st::ACCESS))?;
+    let next = updates[at].envelopes.first()?;
+    let delta = mesh_core::changes::between(base, next, Some(diff_deadline()))?;
+    let mut out = updates.to_vec();
+    out[at].envelopes.remove(0);
+    out[at].delta = Some(delta);
+    Some(out)
+}
+
+/// How long the client's diff may take (past it, the list goes whole).
+fn diff_deadline() -> std::time::Instant {
+    std::time::Instant::now() + std::time::Duration::from_millis(200)
 }
 
 /// After a transport error: whether the event's access list is now the

@@ -194,6 +194,7 @@ impl AccountState {
         StoreUpdate {
             store: store.into(),
             expected: self.index(store),
+            delta: None,
             envelopes,
         }
     }

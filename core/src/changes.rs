@@ -17,8 +17,9 @@
 //! the reader rebuild a list whose signature fails, which it refuses as
 //! any forged entry. At 1,000 devices a list is 390 kB; a device that
 //! joins changes a few hundred bytes of it (its entry, the serial, the
-//! time). The portal computes the edits (`mesh-portal`); this module
-//! only applies them.
+//! time). [`between`] computes the edits (the portal for Download, the
+//! administrator for a Transact, the portal's storage for its rows);
+//! [`AccessDelta::apply`] applies them.
 
 use serde::{Deserialize, Serialize};
 
@@ -26,6 +27,8 @@ use crate::b64;
 use crate::envelope::{SignatureEntry, Signed};
 use crate::portal::ct;
 use crate::Error;
+
+use similar::{capture_diff_slices_deadline, Algorithm, DiffOp};
 
 /// Most edits one change may carry.
 pub const MAX_EDITS: usize = 1 << 16;
@@ -114,6 +117,90 @@ impl AccessDelta {
         Error::Malformed(format!(
             "a change reaches past the end of a {len}-byte access list"
         ))
+    }
+}
+
+/// The payload in tokens, each starting at a `{` (the first at 0): one
+/// device entry is a few of them, so at 1,000 devices a list is some 3,000
+/// tokens and a device that joins changes three (the head with the serial,
+/// its own, the tail with the time).
+fn tokens(b: &[u8]) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for (i, c) in b.iter().enumerate().skip(1) {
+        if *c == b'{' {
+            out.push(&b[start..i]);
+            start = i;
+        }
+    }
+    if start < b.len() {
+        out.push(&b[start..]);
+    }
+    out
+}
+
+/// The change from `base` to `next` (the Myers diff of their tokens), when
+/// both are access lists and it is smaller than `next` whole. Lists that
+/// differ everywhere (reordered by hand) would cost the diff time in the
+/// square of their length: past `deadline` the diff is coarser, and the
+/// change is not smaller.
+pub fn between(
+    base: &Signed,
+    next: &Signed,
+    deadline: Option<std::time::Instant>,
+) -> Option<AccessDelta> {
+    if base.content_type != ct::ACCESS_LIST || next.content_type != ct::ACCESS_LIST {
+        return None;
+    }
+    let (old, new) = (tokens(&base.payload), tokens(&next.payload));
+    let mut edits: Vec<Edit> = Vec::new();
+    let mut cur = Edit::default();
+    for op in capture_diff_slices_deadline(Algorithm::Myers, &old, &new, deadline) {
+        let (keep, skip, insert) = step(&old, op);
+        // An edit is keep, then skip, then insert: start another when
+        // this one has gone past the step asked for.
+        if (keep > 0 && (cur.skip > 0 || !cur.insert.is_empty()))
+            || (skip > 0 && !cur.insert.is_empty())
+        {
+            edits.push(std::mem::take(&mut cur));
+        }
+        cur.keep += keep;
+        cur.skip += skip;
+        cur.insert.extend(new[insert].iter().flat_map(|t| t.iter()));
+    }
+    if cur != Edit::default() {
+        edits.push(cur);
+    }
+    let sent: usize = edits.iter().map(|e| e.insert.len() + 24).sum();
+    (sent < next.payload.len()).then(|| AccessDelta {
+        edits,
+        signatures: next.signatures.clone(),
+    })
+}
+
+/// One diff operation as bytes kept, bytes skipped and the new tokens added.
+fn step(old: &[&[u8]], op: DiffOp) -> (u64, u64, std::ops::Range<usize>) {
+    let len = |t: &[&[u8]]| t.iter().map(|x| x.len() as u64).sum::<u64>();
+    match op {
+        DiffOp::Equal {
+            old_index, len: n, ..
+        } => (len(&old[old_index..old_index + n]), 0, 0..0),
+        DiffOp::Delete {
+            old_index, old_len, ..
+        } => (0, len(&old[old_index..old_index + old_len]), 0..0),
+        DiffOp::Insert {
+            new_index, new_len, ..
+        } => (0, 0, new_index..new_index + new_len),
+        DiffOp::Replace {
+            old_index,
+            old_len,
+            new_index,
+            new_len,
+        } => (
+            0,
+            len(&old[old_index..old_index + old_len]),
+            new_index..new_index + new_len,
+        ),
     }
 }
 

@@ -45,6 +45,7 @@ impl Account {
         let update = StoreUpdate {
             store: store_name.into(),
             expected: len,
+            delta: None,
             envelopes: envs.clone(),
         };
         let cp = self.writer.next(&self.profile.udf(), &[update], 100, None);

@@ -650,6 +650,12 @@ pub struct StoreUpdate {
     /// Signed envelopes to append, in order.
     #[serde(rename = "Envelopes")]
     pub envelopes: Vec<Signed>,
+    /// The Access store's next entry as its change from the store's entry
+    /// at `expected` ([`crate::changes`]); it comes before `envelopes`. A
+    /// portal from before it refuses the member (BadRequest): the writer
+    /// sends the list whole.
+    #[serde(rename = "Delta", default, skip_serializing_if = "Option::is_none")]
+    pub delta: Option<crate::changes::AccessDelta>,
 }
 
 /// Transact: append to stores, all or nothing.

@@ -1,18 +1,13 @@
 //! Access lists as changes (PROTOCOL.md §10.3): the edits that make one
 //! list of the one before it. `mesh_core::changes` applies them.
 //!
-//! The payloads are compared as tokens that each start at a `{` (one
-//! device entry is a few of them), with the Myers diff of `similar`: at
-//! 1,000 devices a list is some 3,000 tokens, and a device that joins
-//! changes three of them (the head with the serial, its own, the tail with
-//! the time).
+//! The diff itself is `mesh_core::changes::between` (the administrator
+//! computes its uploads with it too); here it is bounded in time and the
+//! last few are kept.
 
-use mesh_core::changes::{AccessDelta, Edit};
+use mesh_core::changes::AccessDelta;
 use mesh_core::envelope::Signed;
-use mesh_core::portal::ct;
 use std::time::{Duration, Instant};
-
-use similar::{capture_diff_slices_deadline, Algorithm, DiffOp};
 
 /// The most time one change may take to compute.
 const DIFF_TIME: Duration = Duration::from_millis(20);
@@ -68,83 +63,18 @@ mod memo {
     }
 }
 
-/// The payload in tokens, each starting at a `{` (the first at 0).
-fn tokens(b: &[u8]) -> Vec<&[u8]> {
-    let mut out = Vec::new();
-    let mut start = 0;
-    for (i, c) in b.iter().enumerate().skip(1) {
-        if *c == b'{' {
-            out.push(&b[start..i]);
-            start = i;
-        }
-    }
-    if start < b.len() {
-        out.push(&b[start..]);
-    }
-    out
-}
-
 /// The change from `base` to `next`, when both are access lists and it is
-/// smaller than `next` whole.
+/// smaller than `next` whole ([`mesh_core::changes::between`], bounded in
+/// time).
 pub(crate) fn between(base: &Signed, next: &Signed) -> Option<AccessDelta> {
-    if base.content_type != ct::ACCESS_LIST || next.content_type != ct::ACCESS_LIST {
-        return None;
-    }
-    let (old, new) = (tokens(&base.payload), tokens(&next.payload));
-    let len = |t: &[&[u8]]| t.iter().map(|x| x.len() as u64).sum::<u64>();
-    let mut edits: Vec<Edit> = Vec::new();
-    let mut cur = Edit::default();
-    // Bounded: lists that differ everywhere (reordered by hand) would cost
-    // the diff time in the square of their length; past the deadline the
-    // diff is coarser, and the change is sent whole if it is not smaller.
-    let deadline = Instant::now() + DIFF_TIME;
-    for op in capture_diff_slices_deadline(Algorithm::Myers, &old, &new, Some(deadline)) {
-        let (keep, skip, insert) = match op {
-            DiffOp::Equal {
-                old_index, len: n, ..
-            } => (len(&old[old_index..old_index + n]), 0, 0..0),
-            DiffOp::Delete {
-                old_index, old_len, ..
-            } => (0, len(&old[old_index..old_index + old_len]), 0..0),
-            DiffOp::Insert {
-                new_index, new_len, ..
-            } => (0, 0, new_index..new_index + new_len),
-            DiffOp::Replace {
-                old_index,
-                old_len,
-                new_index,
-                new_len,
-            } => (
-                0,
-                len(&old[old_index..old_index + old_len]),
-                new_index..new_index + new_len,
-            ),
-        };
-        // An edit is keep, then skip, then insert: start another when
-        // this one has gone past the step asked for.
-        if (keep > 0 && (cur.skip > 0 || !cur.insert.is_empty()))
-            || (skip > 0 && !cur.insert.is_empty())
-        {
-            edits.push(std::mem::take(&mut cur));
-        }
-        cur.keep += keep;
-        cur.skip += skip;
-        cur.insert.extend(new[insert].iter().flat_map(|t| t.iter()));
-    }
-    if cur != Edit::default() {
-        edits.push(cur);
-    }
-    let sent: usize = edits.iter().map(|e| e.insert.len() + 24).sum();
-    (sent < next.payload.len()).then(|| AccessDelta {
-        edits,
-        signatures: next.signatures.clone(),
-    })
+    mesh_core::changes::between(base, next, Some(Instant::now() + DIFF_TIME))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use mesh_core::objects::RootKeys;
+    use mesh_core::portal::ct;
 
     fn list(serial: u32, devices: &[&str], issued: u32) -> Vec<u8> {
         let d: Vec<String> = devices

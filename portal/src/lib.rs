@@ -17,6 +17,7 @@ mod rate;
 pub mod server;
 pub mod storage;
 mod stores;
+mod upload;
 pub mod watch;
 pub mod witness;
 

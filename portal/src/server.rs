@@ -122,6 +122,11 @@ impl ApiError {
             }),
         }
     }
+    /// What the answer says.
+    #[cfg(test)]
+    pub(crate) fn reason(&self) -> &str {
+        &self.body.reason
+    }
     pub(crate) fn bad(reason: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, code::BAD_REQUEST, reason)
     }
@@ -152,6 +157,14 @@ impl From<StorageError> for ApiError {
                 ApiError::new(StatusCode::TOO_MANY_REQUESTS, c, reason)
             }
             // Details stay in the portal's log; the peer learns only that it failed.
+            StorageError::Corrupt(err) => {
+                eprintln!("mesh-portal: database holds a damaged entry: {err}");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    code::INTERNAL,
+                    "storage failure",
+                )
+            }
             StorageError::Db(err) => {
                 eprintln!("mesh-portal: database error: {err}");
                 ApiError::new(

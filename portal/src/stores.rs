@@ -256,6 +256,7 @@ pub(crate) async fn transact(State(st): State<AppState>, body: Bytes) -> ApiResu
         ));
     }
     let t: p::TransactRequest = from_value("transact request", &req.body)?;
+    let t = crate::upload::rebuild(t, &m.view.access_env, m.view.access_index)?;
     apply(
         &st,
         &m.view.record,
@@ -277,6 +278,7 @@ async fn recover_transact(st: &AppState, body: &[u8], original: ApiError) -> Api
     let (account, profile) = (&view.record, &view.profile);
     let (access, access_index) = (view.access.clone(), view.access_index);
     let t: p::TransactRequest = from_value("transact request", &req.body)?;
+    let t = crate::upload::rebuild(t, &view.access_env, access_index)?;
     if !crate::history::root_signed(profile, &t.updates) {
         return Err(original);
     }

@@ -20,6 +20,7 @@ pub struct LyingPortal {
     rewrite: Arc<Mutex<Option<Rewrite>>>,
     unknown: Arc<Mutex<Option<String>>>,
     lose: Arc<Mutex<Option<String>>>,
+    refused: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl std::fmt::Debug for LyingPortal {
@@ -45,11 +46,18 @@ impl LyingPortal {
         let rewrite: Arc<Mutex<Option<Rewrite>>> = Arc::new(Mutex::new(None));
         let unknown: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
         let lose: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
+        let refused: Arc<std::sync::atomic::AtomicUsize> = Arc::default();
         let (rw, un, lo) = (rewrite.clone(), unknown.clone(), lose.clone());
+        let rf = refused.clone();
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
                 let (rw, un, lo, target) = (rw.clone(), un.clone(), lo.clone(), target.clone());
-                std::thread::spawn(move || serve(client, &target, &rw, &un, &lo));
+                let rf = rf.clone();
+                std::thread::spawn(move || {
+                    if serve(client, &target, &rw, &un, &lo) {
+                        rf.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
+                });
             }
         });
         LyingPortal {
@@ -57,6 +65,7 @@ impl LyingPortal {
             rewrite,
             unknown,
             lose,
+            refused,
         }
     }
 
@@ -74,6 +83,11 @@ impl LyingPortal {
         *self.unknown.lock().expect("unknown") = Some(member.to_string());
     }
 
+    /// How many requests were refused as naming the member of [`Self::before`].
+    pub fn refused(&self) -> usize {
+        self.refused.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// From now on, answers go through `f`.
     pub fn lie(&self, f: impl Fn(&str, &mut serde_json::Value) + Send + Sync + 'static) {
         *self.rewrite.lock().expect("rewrite") = Some(Arc::new(f));
@@ -87,15 +101,16 @@ impl LyingPortal {
 }
 
 /// One request per connection: forward it, rewrite the answer, close.
+/// True when it was refused as an older portal's.
 fn serve(
     mut client: TcpStream,
     target: &str,
     rewrite: &Mutex<Option<Rewrite>>,
     unknown: &Mutex<Option<String>>,
     lose: &Mutex<Option<String>>,
-) {
+) -> bool {
     let Some((head, body)) = read_message(&mut client) else {
-        return;
+        return false;
     };
     let member = unknown.lock().expect("unknown").clone();
     if let Some(m) = member.filter(|m| request_names(&body, m)) {
@@ -110,7 +125,7 @@ fn serve(
         );
         let _ = client.write_all(reply.as_bytes());
         let _ = client.shutdown(Shutdown::Both);
-        return;
+        return true;
     }
     let tx = head
         .split_whitespace()
@@ -119,7 +134,7 @@ fn serve(
         .unwrap_or_default()
         .to_string();
     let Ok(mut server) = TcpStream::connect(target) else {
-        return;
+        return false;
     };
     // Every request on its own connection, so that an answer is one read.
     let head: String = head
@@ -131,14 +146,14 @@ fn serve(
         .to_string()
         + "\r\nConnection: close\r\n\r\n";
     if server.write_all(head.as_bytes()).is_err() || server.write_all(&body).is_err() {
-        return;
+        return false;
     }
     let Some((ans_head, ans_body)) = read_message(&mut server) else {
-        return;
+        return false;
     };
     if lose.lock().expect("lose").as_deref() == Some(tx.as_str()) {
         let _ = client.shutdown(Shutdown::Both);
-        return;
+        return false;
     }
     let status = ans_head
         .lines()
@@ -159,6 +174,7 @@ fn serve(
     let _ = client.write_all(reply.as_bytes());
     let _ = client.write_all(&out);
     let _ = client.shutdown(Shutdown::Both);
+    false
 }
 
 /// Whether a request's body (a signed envelope) names `member` in its

@@ -217,6 +217,43 @@ impl PortalDb {
         assert_eq!(rows.len(), 1, "{sql}: {} rows", rows.len());
         rows.remove(0)
     }
+
+    /// The Access store of `account` whole, (index, JSON) as the portal
+    /// serves it: the portal stores most lists as their change from the
+    /// one before (a row with a `whole_len`), every 16th whole.
+    pub fn access_lists(&self, account: &str) -> Vec<(i64, String)> {
+        use mesh_core::envelope::Signed;
+        let rows = self.query(
+            "SELECT idx, data, COALESCE(whole_len, -1) FROM entries
+             WHERE account = $1 AND store = 'Access' ORDER BY idx",
+            &[account.into()],
+        );
+        let mut prev: Option<Signed> = None;
+        let mut out = Vec::new();
+        for r in rows {
+            let (idx, data) = (r[0].int(), r[1].text());
+            let whole = if r[2].int() < 0 {
+                data
+            } else {
+                let d: mesh_core::changes::AccessDelta =
+                    serde_json::from_str(&data).expect("a stored change");
+                let w = d.apply(prev.as_ref().expect("a base")).expect("applies");
+                serde_json::to_string(&w).expect("json")
+            };
+            prev = Some(serde_json::from_str(&whole).expect("an envelope"));
+            out.push((idx, whole));
+        }
+        out
+    }
+
+    /// One access list of `account` whole (JSON), as the portal serves it.
+    pub fn access_list(&self, account: &str, idx: i64) -> String {
+        self.access_lists(account)
+            .into_iter()
+            .find(|(i, _)| *i == idx)
+            .map(|(_, d)| d)
+            .expect("an access list at that index")
+    }
 }
 
 fn pg_params(params: &[Val]) -> Vec<Box<dyn postgres::types::ToSql + Sync>> {

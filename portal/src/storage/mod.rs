@@ -6,8 +6,13 @@
 //! database (replay detection, serial conflicts, quotas and change
 //! notifications then cross processes through the database).
 
+mod migrate_packed;
+mod packed;
+mod pg_schema;
 mod postgres;
 mod sqlite;
+
+use self::packed::{Packed, Row};
 
 pub use self::postgres::{redact, Postgres};
 pub use self::sqlite::Sqlite;
@@ -29,6 +34,10 @@ pub enum StorageError {
         /// Actual index.
         actual: u64,
     },
+    /// A stored entry does not read back (an access list stored as a change
+    /// without the list before it, or one that does not apply).
+    #[error("the database holds a damaged entry: {0}")]
+    Corrupt(String),
     /// The address or profile is bound already.
     #[error("account {0} exists already")]
     Exists(String),
@@ -119,14 +128,15 @@ pub struct Append {
     pub entries: Vec<String>,
 }
 
-/// The bytes `updates` add to an account that holds `used`, or the quota
+/// The bytes `updates` add to an account that holds `used` (as stored:
+/// an access list stored as a change counts the change), or the quota
 /// error when they would pass `max_bytes`. Both backends call it under the
 /// account's lock, inside the transaction that appends.
-fn bytes_within_quota(used: u64, updates: &[Append], max_bytes: u64) -> Result<u64, StorageError> {
+fn bytes_within_quota(used: u64, updates: &[Packed], max_bytes: u64) -> Result<u64, StorageError> {
     let added: u64 = updates
         .iter()
-        .flat_map(|u| &u.entries)
-        .map(|e| u64::try_from(e.len()).unwrap_or(u64::MAX))
+        .flat_map(|u| &u.rows)
+        .map(|r| u64::try_from(r.data.len()).unwrap_or(u64::MAX))
         .fold(0, u64::saturating_add);
     if used.saturating_add(added) > max_bytes {
         // No byte count: what an account holds is its administrators' business.
@@ -140,13 +150,13 @@ fn bytes_within_quota(used: u64, updates: &[Append], max_bytes: u64) -> Result<u
 
 /// Append `updates` through a backend's transaction `cx`: each store's
 /// expected index is checked against its last one (a `Conflict` when it
-/// moved on), and its entries take the next indices. Returns each store's
+/// moved on), and its rows take the next indices. Returns each store's
 /// last index after the append.
 fn append_entries<C>(
     cx: &mut C,
-    updates: &[Append],
+    updates: &[Packed],
     last_index: impl Fn(&mut C, &str) -> Result<u64, StorageError>,
-    insert: impl Fn(&mut C, &str, u64, &str) -> Result<(), StorageError>,
+    insert: impl Fn(&mut C, &str, u64, &Row) -> Result<(), StorageError>,
 ) -> Result<Vec<(String, u64)>, StorageError> {
     let mut out = Vec::new();
     for up in updates {
@@ -158,9 +168,9 @@ fn append_entries<C>(
                 actual: idx,
             });
         }
-        for e in &up.entries {
+        for r in &up.rows {
             idx += 1;
-            insert(cx, &up.store, idx, e)?;
+            insert(cx, &up.store, idx, r)?;
         }
         out.push((up.store.clone(), idx));
     }

@@ -33,8 +33,9 @@ use std::collections::HashMap;
 
 use ::postgres::{Client, IsolationLevel, NoTls, Statement, Transaction};
 
-use mesh_core::portal::store::INBOUND;
+use mesh_core::portal::store::{ACCESS, INBOUND};
 
+use super::packed::{self, Row};
 use super::{
     AccountRecord, Append, ChangeFn, Limits, OpenError, Page, RequestRecord, Storage, StorageError,
     StoreRead,
@@ -47,68 +48,9 @@ const MAX_POOL: usize = 16;
 /// The channel of change notices; the payload is the account's UDF.
 const CHANNEL: &str = "mesh_change";
 
-/// The advisory lock taken while migrating and while creating an account
-/// (an arbitrary constant: "mesh" in ASCII).
-const LOCK_MIGRATE: i64 = 0x6d65_7368_0001;
+/// The advisory lock taken while creating an account (an arbitrary
+/// constant: "mesh" in ASCII; `pg_schema` has the migration's).
 const LOCK_BIND: i64 = 0x6d65_7368_0002;
-
-/// The schema, one step per version; version N is `MIGRATIONS[N - 1]`.
-/// Each step runs once, in a transaction that also records it.
-const MIGRATIONS: &[&str] = &[
-    // 1: the tables the SQLite store has, under the same names.
-    "CREATE TABLE accounts (
-        udf TEXT PRIMARY KEY,
-        address TEXT NOT NULL UNIQUE,
-        profile TEXT NOT NULL,
-        bytes BIGINT NOT NULL DEFAULT 0
-    );
-    CREATE TABLE entries (
-        account TEXT NOT NULL,
-        store TEXT NOT NULL,
-        idx BIGINT NOT NULL,
-        data TEXT NOT NULL,
-        PRIMARY KEY (account, store, idx)
-    );
-    CREATE TABLE requests (
-        request_id TEXT PRIMARY KEY,
-        account TEXT NOT NULL,
-        auth_key TEXT NOT NULL,
-        response TEXT
-    );
-    CREATE INDEX requests_pending ON requests (account) WHERE response IS NULL;
-    CREATE TABLE nonces (
-        nonce TEXT PRIMARY KEY,
-        expires BIGINT NOT NULL
-    );
-    CREATE INDEX nonces_expires ON nonces (expires);
-    CREATE TABLE applied (
-        account TEXT NOT NULL,
-        device TEXT NOT NULL,
-        serial BIGINT NOT NULL,
-        time BIGINT NOT NULL,
-        PRIMARY KEY (account, device)
-    );",
-    // 2: the Inbound store leaves `entries` (and the byte quota) for the
-    // pool of connection requests, with the account's Inbound counter;
-    // answered requests keep only their answer.
-    "ALTER TABLE requests ADD COLUMN idx BIGINT, ADD COLUMN data TEXT,
-         ADD COLUMN received BIGINT NOT NULL DEFAULT 0;
-    ALTER TABLE accounts ADD COLUMN inbound_last BIGINT NOT NULL DEFAULT 0;
-    UPDATE accounts SET inbound_last = COALESCE(
-        (SELECT MAX(idx) FROM entries WHERE account = udf AND store = 'Inbound'), 0);
-    UPDATE requests AS r SET idx = e.idx, data = e.data,
-        received = COALESCE((e.data::json->>'Received')::bigint, 0)
-      FROM entries AS e
-      WHERE e.account = r.account AND e.store = 'Inbound'
-        AND e.data::json->>'RequestId' = r.request_id AND r.response IS NULL;
-    UPDATE accounts SET bytes = GREATEST(0, bytes - (SELECT COALESCE(SUM(octet_length(data)), 0)
-        FROM entries WHERE account = udf AND store = 'Inbound'));
-    DELETE FROM entries WHERE store = 'Inbound';
-    CREATE INDEX requests_pool ON requests (account, idx) WHERE data IS NOT NULL;",
-];
-
-/// The newest schema version this binary knows.
-pub(crate) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// A pool of connections to one PostgreSQL database.
 pub struct Postgres {
@@ -221,7 +163,7 @@ impl Postgres {
                 reason,
             }
         })?;
-        migrate(&mut c)?;
+        super::pg_schema::migrate(&mut c)?;
         Ok(Postgres {
             url: url.to_string(),
             pool: Mutex::new(Pool {
@@ -292,40 +234,6 @@ impl Postgres {
     }
 }
 
-/// Create the tables, or bring them up to date; refuse a newer schema.
-/// Several processes starting at once migrate one after the other (an
-/// advisory lock), and a step already recorded is not run again.
-fn migrate(c: &mut Client) -> Result<(), OpenError> {
-    let mut tx = c.transaction().map_err(StorageError::from)?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_MIGRATE])
-        .map_err(StorageError::from)?;
-    tx.batch_execute("CREATE TABLE IF NOT EXISTS mesh_schema (version BIGINT NOT NULL)")
-        .map_err(StorageError::from)?;
-    let version: i64 = tx
-        .query_opt("SELECT MAX(version) FROM mesh_schema", &[])
-        .map_err(StorageError::from)?
-        .and_then(|r| r.get::<_, Option<i64>>(0))
-        .unwrap_or(0);
-    if version > SCHEMA_VERSION {
-        return Err(OpenError::SchemaNewer {
-            found: version,
-            known: SCHEMA_VERSION,
-        });
-    }
-    for (n, step) in MIGRATIONS
-        .iter()
-        .enumerate()
-        .skip(usize::try_from(version).unwrap_or(0))
-    {
-        tx.batch_execute(step).map_err(StorageError::from)?;
-        let v = i64::try_from(n + 1).unwrap_or(i64::MAX);
-        tx.execute("INSERT INTO mesh_schema (version) VALUES ($1)", &[&v])
-            .map_err(StorageError::from)?;
-    }
-    tx.commit().map_err(StorageError::from)?;
-    Ok(())
-}
-
 fn u(i: i64) -> u64 {
     u64::try_from(i).unwrap_or(0)
 }
@@ -362,7 +270,7 @@ fn read_sql(store: &str) -> (&'static str, &'static str) {
         )
     } else {
         (
-            "SELECT idx, octet_length(data)::bigint FROM entries
+            "SELECT idx, COALESCE(whole_len, octet_length(data))::bigint FROM entries
              WHERE account = $1 AND store = $2 AND idx > $3 ORDER BY idx LIMIT $4",
             "SELECT idx, data FROM entries
              WHERE account = $1 AND store = $2 AND idx > $3 AND idx <= $4 ORDER BY idx",
@@ -390,6 +298,10 @@ fn read_store(
     let (keep, partial) = page.take(&lens);
     let entries = match keep.checked_sub(1).and_then(|k| sizes.get(k)) {
         None => Vec::new(),
+        Some((upto, _)) if store == ACCESS => {
+            let rows = access_rows(tx, account, packed::snapshot_of(after + 1), *upto)?;
+            packed::unpack(rows, after)?
+        }
         Some((upto, _)) => tx
             .query(rows_sql, &[&account, store, &i(after), &i(*upto)])?
             .iter()
@@ -401,6 +313,39 @@ fn read_store(
         partial,
         last: last_index(tx, account, store)?,
     })
+}
+
+/// The Access store's rows `from..=upto` (index, data, whether a change).
+fn access_rows(
+    c: &mut impl ::postgres::GenericClient,
+    account: &str,
+    from: u64,
+    upto: u64,
+) -> Result<Vec<(u64, String, bool)>, StorageError> {
+    Ok(c.query(
+        "SELECT idx, data, whole_len IS NOT NULL FROM entries
+             WHERE account = $1 AND store = 'Access' AND idx >= $2 AND idx <= $3 ORDER BY idx",
+        &[&account, &i(from), &i(upto)],
+    )?
+    .iter()
+    .map(|r| (u(r.get(0)), r.get(1), r.get(2)))
+    .collect())
+}
+
+/// The Access store's last entry, whole (JSON).
+fn last_access(
+    c: &mut impl ::postgres::GenericClient,
+    account: &str,
+) -> Result<Option<(u64, String)>, StorageError> {
+    let Some(last) = c
+        .query_one(LAST_INDEX, &[&account, &ACCESS])?
+        .get::<_, Option<i64>>(0)
+        .map(u)
+    else {
+        return Ok(None);
+    };
+    let rows = access_rows(c, account, packed::snapshot_of(last), last)?;
+    Ok(packed::unpack(rows, last.saturating_sub(1))?.pop())
 }
 
 /// Lock the account's row for this transaction; returns its byte count.
@@ -426,19 +371,28 @@ fn append_in(
     max_bytes: u64,
 ) -> Result<Vec<(String, u64)>, StorageError> {
     let used = lock_account(tx, account)?;
+    let last = if updates.iter().any(|u| u.store == ACCESS) {
+        last_access(tx, account)?
+    } else {
+        None
+    };
+    let (last_idx, last) = last.map_or((0, None), |(i, d)| (i, serde_json::from_str(&d).ok()));
+    let updates = &packed::pack_appends(updates, last, last_idx);
     let added = super::bytes_within_quota(used, updates, max_bytes)?;
     tx.execute(
         "UPDATE accounts SET bytes = bytes + $2 WHERE udf = $1",
         &[&account, &i(added)],
     )?;
-    let insert =
-        tx.prepare("INSERT INTO entries (account, store, idx, data) VALUES ($1, $2, $3, $4)")?;
+    let insert = tx.prepare(
+        "INSERT INTO entries (account, store, idx, data, whole_len) VALUES ($1, $2, $3, $4, $5)",
+    )?;
     let out = super::append_entries(
         tx,
         updates,
         |tx, store| last_index(tx, account, store),
-        |tx, store, idx, e| {
-            tx.execute(&insert, &[&account, &store, &i(idx), &e])?;
+        |tx, store, idx, r: &Row| {
+            let whole = r.whole_len.map(i);
+            tx.execute(&insert, &[&account, &store, &i(idx), &r.data, &whole])?;
             Ok(())
         },
     )?;
@@ -567,6 +521,18 @@ impl Storage for Postgres {
     }
 
     fn last(&self, account: &str, store: &str) -> Result<Option<(u64, String)>, StorageError> {
+        if store == ACCESS {
+            return self.with(|c| {
+                let mut tx = c
+                    .build_transaction()
+                    .isolation_level(IsolationLevel::RepeatableRead)
+                    .read_only(true)
+                    .start()?;
+                let last = last_access(&mut tx, account)?;
+                tx.commit()?;
+                Ok(last)
+            });
+        }
         self.with(|c| {
             Ok(c.query_opt(
                 "SELECT idx, data FROM entries WHERE account = $1 AND store = $2 ORDER BY idx DESC LIMIT 1",

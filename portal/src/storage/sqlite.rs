@@ -12,8 +12,9 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
-use mesh_core::portal::store::INBOUND;
+use mesh_core::portal::store::{ACCESS, INBOUND};
 
+use super::packed::{self, Row};
 use super::{
     AccountRecord, Append, Limits, OpenError, Page, RequestRecord, Storage, StorageError, StoreRead,
 };
@@ -37,8 +38,10 @@ pub struct Sqlite {
 
 /// The schema version this binary writes (`PRAGMA user_version`): 1 was
 /// the first file, 2 added per-account byte counts and the applied serials,
-/// 3 moved the Inbound store into the pool of connection requests.
-pub(crate) const SCHEMA_VERSION: i64 = 3;
+/// 3 moved the Inbound store into the pool of connection requests, 4 gave
+/// entries a `whole_len` (access lists stored as changes: older portals
+/// cannot read them), 5 says every account's lists are (`migrate_packed`).
+pub(crate) const SCHEMA_VERSION: i64 = 5;
 
 /// Bring a file to [`SCHEMA_VERSION`]; refuse one a newer portal wrote.
 /// Idempotent: every step checks what is there first.
@@ -55,8 +58,25 @@ fn migrate(c: &Connection) -> Result<(), OpenError> {
     c.execute_batch(SCHEMA).map_err(StorageError::from)?;
     add_bytes(c)?;
     pool_requests(c)?;
+    if version < SCHEMA_VERSION {
+        add_whole_len(c)?;
+        c.pragma_update(None, "user_version", 4)
+            .map_err(StorageError::from)?;
+        super::migrate_packed::sqlite(c)?;
+    }
     c.pragma_update(None, "user_version", SCHEMA_VERSION)
         .map_err(StorageError::from)?;
+    Ok(())
+}
+
+/// Version 4: a row of the Access store may hold a change (`packed`).
+fn add_whole_len(c: &Connection) -> Result<(), StorageError> {
+    let has: bool = c
+        .prepare("SELECT 1 FROM pragma_table_info('entries') WHERE name = 'whole_len'")?
+        .exists([])?;
+    if !has {
+        c.execute_batch("ALTER TABLE entries ADD COLUMN whole_len INTEGER;")?;
+    }
     Ok(())
 }
 
@@ -123,6 +143,7 @@ CREATE TABLE IF NOT EXISTS entries (
     store TEXT NOT NULL,
     idx INTEGER NOT NULL,
     data TEXT NOT NULL,
+    whole_len INTEGER,
     PRIMARY KEY (account, store, idx)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS requests (
@@ -271,7 +292,7 @@ fn read_store(
         rows.collect::<Result<_, _>>()?
     } else {
         let mut st = tx.prepare_cached(
-            "SELECT idx, length(CAST(data AS BLOB)) FROM entries
+            "SELECT idx, COALESCE(whole_len, length(CAST(data AS BLOB))) FROM entries
              WHERE account = ?1 AND store = ?2 AND idx > ?3 ORDER BY idx LIMIT ?4",
         )?;
         let rows = st.query_map(params![account, store, i(after), want], |r| {
@@ -296,6 +317,9 @@ fn read_store(
             Ok((u(r.get(0)?), r.get::<_, String>(1)?))
         })?;
         rows.collect::<Result<Vec<_>, _>>()?
+    } else if store == ACCESS {
+        let rows = access_rows(tx, account, packed::snapshot_of(after + 1), upto)?;
+        packed::unpack(rows, after)?
     } else {
         let mut st = tx.prepare_cached(
             "SELECT idx, data FROM entries
@@ -313,6 +337,38 @@ fn read_store(
     })
 }
 
+/// The Access store's rows `from..=upto` (index, data, whether a change).
+pub(super) fn access_rows(
+    tx: &rusqlite::Connection,
+    account: &str,
+    from: u64,
+    upto: u64,
+) -> Result<Vec<(u64, String, bool)>, StorageError> {
+    let mut st = tx.prepare_cached(
+        "SELECT idx, data, whole_len IS NOT NULL FROM entries
+         WHERE account = ?1 AND store = 'Access' AND idx >= ?2 AND idx <= ?3 ORDER BY idx",
+    )?;
+    let rows = st.query_map(params![account, i(from), i(upto)], |r| {
+        Ok((u(r.get(0)?), r.get::<_, String>(1)?, r.get::<_, bool>(2)?))
+    })?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// The Access store's last entry, whole (JSON).
+fn last_access(
+    tx: &rusqlite::Connection,
+    account: &str,
+) -> Result<Option<(u64, String)>, StorageError> {
+    let last: Option<i64> = tx
+        .prepare_cached("SELECT MAX(idx) FROM entries WHERE account = ?1 AND store = 'Access'")?
+        .query_row(params![account], |r| r.get(0))?;
+    let Some(last) = last.map(u) else {
+        return Ok(None);
+    };
+    let rows = access_rows(tx, account, packed::snapshot_of(last), last)?;
+    Ok(packed::unpack(rows, last.saturating_sub(1))?.pop())
+}
+
 fn append_in(
     tx: &rusqlite::Transaction<'_>,
     account: &str,
@@ -324,6 +380,13 @@ fn append_in(
         params![account],
         |r| r.get(0),
     )?;
+    let last = if updates.iter().any(|u| u.store == ACCESS) {
+        last_access(tx, account)?
+    } else {
+        None
+    };
+    let (last_idx, last) = last.map_or((0, None), |(i, d)| (i, serde_json::from_str(&d).ok()));
+    let updates = &packed::pack_appends(updates, last, last_idx);
     let added = super::bytes_within_quota(u(used), updates, max_bytes)?;
     tx.execute(
         "UPDATE accounts SET bytes = bytes + ?2 WHERE udf = ?1",
@@ -334,11 +397,11 @@ fn append_in(
         &mut cx,
         updates,
         |tx, store| last_index(tx, account, store),
-        |tx, store, idx, e| {
-            tx.execute(
-                "INSERT INTO entries (account, store, idx, data) VALUES (?1, ?2, ?3, ?4)",
-                params![account, store, i(idx), e],
-            )?;
+        |tx, store, idx, r: &Row| {
+            tx.prepare_cached(
+                "INSERT INTO entries (account, store, idx, data, whole_len) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![account, store, i(idx), r.data, r.whole_len.map(i)])?;
             Ok(())
         },
     )
@@ -432,6 +495,12 @@ impl Storage for Sqlite {
     }
 
     fn last(&self, account: &str, store: &str) -> Result<Option<(u64, String)>, StorageError> {
+        if store == ACCESS {
+            return self.with(|c| {
+                let tx = c.transaction()?;
+                last_access(&tx, account)
+            });
+        }
         self.with(|c| {
             Ok(c.query_row(
                 "SELECT idx, data FROM entries WHERE account = ?1 AND store = ?2 ORDER BY idx DESC LIMIT 1",

@@ -42,6 +42,9 @@ struct World {
 }
 
 fn entry(db: &PortalDb, account: &str, store: &str, index: i64) -> Value {
+    if store == st::ACCESS {
+        return serde_json::from_str(&db.access_list(account, index)).expect("json");
+    }
     let raw = db.row(
         "SELECT data FROM entries WHERE account = $1 AND store = $2 AND idx = $3",
         &[account.into(), store.into(), index.into()],

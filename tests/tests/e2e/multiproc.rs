@@ -39,20 +39,17 @@ fn two_portals(dir: &Scratch) -> Option<(PortalProc, PortalProc)> {
 
 /// The Serial inside each stored access list, in index order.
 fn access_serials(db: &PortalDb, account: &str) -> Vec<(i64, u64)> {
-    db.query(
-        "SELECT idx, data FROM entries WHERE account = $1 AND store = 'Access' ORDER BY idx",
-        &[account.into()],
-    )
-    .into_iter()
-    .map(|r| {
-        let env: serde_json::Value = serde_json::from_str(&r[1].text()).expect("json");
-        let payload = data_encoding::BASE64URL_NOPAD
-            .decode(env["Payload"].as_str().expect("payload").as_bytes())
-            .expect("b64");
-        let list: p::AccessList = serde_json::from_slice(&payload).expect("access list");
-        (r[0].int(), list.serial)
-    })
-    .collect()
+    db.access_lists(account)
+        .into_iter()
+        .map(|(idx, data)| {
+            let env: serde_json::Value = serde_json::from_str(&data).expect("json");
+            let payload = data_encoding::BASE64URL_NOPAD
+                .decode(env["Payload"].as_str().expect("payload").as_bytes())
+                .expect("b64");
+            let list: p::AccessList = serde_json::from_slice(&payload).expect("access list");
+            (idx, list.serial)
+        })
+        .collect()
 }
 
 /// Two administrators, each talking to its own portal process, accept and

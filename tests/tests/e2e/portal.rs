@@ -10,6 +10,8 @@ mod flood;
 mod invite;
 mod reads;
 mod refused;
+mod stored;
+mod upload;
 
 const ADDR: &str = "alice@example.com";
 

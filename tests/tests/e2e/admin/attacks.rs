@@ -72,6 +72,7 @@ pub(super) fn raw_portal_writes_refused(
     let access = StoreUpdate {
         store: st::ACCESS.into(),
         expected: c_state.history.position(st::ACCESS).index,
+        delta: None,
         envelopes: vec![forged],
     };
     let cp = c_state.history.next(
@@ -83,6 +84,7 @@ pub(super) fn raw_portal_writes_refused(
     let checkpoint = StoreUpdate {
         store: st::CHECKPOINT.into(),
         expected: c_state.history.serial(),
+        delta: None,
         envelopes: vec![Signed::sign_object(p::ct::CHECKPOINT, &cp, &old.admin_sign)],
     };
     let body = serde_json::to_value(p::TransactRequest {

@@ -199,6 +199,7 @@ fn a_pin_record_no_key_opens_is_skipped_and_reported() {
             StoreUpdate {
                 store: st::LOCAL.into(),
                 expected: state.history.position(st::LOCAL).index,
+                delta: None,
                 envelopes: vec![Signed::sign_object(
                     p::ct::MESSAGE_PIN,
                     &enc,

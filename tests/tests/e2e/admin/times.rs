@@ -44,6 +44,7 @@ pub(super) fn raw_revoke(
         StoreUpdate {
             store: st::ACCESS.into(),
             expected: state.history.position(st::ACCESS).index,
+            delta: None,
             envelopes: vec![Signed::sign_object(
                 p::ct::ACCESS_LIST,
                 &list,
@@ -77,6 +78,7 @@ pub(super) fn raw_write(
     let checkpoint = StoreUpdate {
         store: st::CHECKPOINT.into(),
         expected: state.history.serial(),
+        delta: None,
         envelopes: vec![Signed::sign_object(
             p::ct::CHECKPOINT,
             &cp,

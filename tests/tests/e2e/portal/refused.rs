@@ -10,13 +10,20 @@ use mesh_tests::{Backend, Device, PortalDb, PortalProc, Scratch, Val};
 use super::{account_with_member, secrets_of, ADDR};
 
 /// Modify the payload of a stored entry: the signature no longer verifies.
-fn tamper(db: &PortalDb, store: &str, index: i64) -> String {
+/// An access list stored as a change is written whole, tampered. Returns
+/// the row as it was (data, `whole_len` or -1).
+fn tamper(db: &PortalDb, store: &str, index: i64) -> (String, i64) {
     let row = db.row(
-        "SELECT account, data FROM entries WHERE store = $1 AND idx = $2",
+        "SELECT account, data, COALESCE(whole_len, -1) FROM entries WHERE store = $1 AND idx = $2",
         &[store.into(), index.into()],
     );
-    let (account, raw) = (row[0].text(), row[1].text());
-    let mut env: serde_json::Value = serde_json::from_str(&raw).expect("json");
+    let (account, raw, len) = (row[0].text(), row[1].text(), row[2].int());
+    let whole = if store == st::ACCESS {
+        db.access_list(&account, index)
+    } else {
+        raw.clone()
+    };
+    let mut env: serde_json::Value = serde_json::from_str(&whole).expect("json");
     let payload = data_encoding::BASE64URL_NOPAD
         .decode(env["Payload"].as_str().expect("payload").as_bytes())
         .expect("b64");
@@ -27,7 +34,7 @@ fn tamper(db: &PortalDb, store: &str, index: i64) -> String {
         .encode(changed.as_bytes())
         .into();
     db.execute(
-        "UPDATE entries SET data = $1 WHERE account = $2 AND store = $3 AND idx = $4",
+        "UPDATE entries SET data = $1, whole_len = NULL WHERE account = $2 AND store = $3 AND idx = $4",
         &[
             env.to_string().into(),
             account.into(),
@@ -35,13 +42,13 @@ fn tamper(db: &PortalDb, store: &str, index: i64) -> String {
             index.into(),
         ],
     );
-    raw
+    (raw, len)
 }
 
-fn restore(db: &PortalDb, store: &str, index: i64, raw: &str) {
+fn restore(db: &PortalDb, store: &str, index: i64, (raw, len): &(String, i64)) {
     db.execute(
-        "UPDATE entries SET data = $1 WHERE store = $2 AND idx = $3",
-        &[raw.into(), store.into(), Val::Int(index)],
+        "UPDATE entries SET data = $1, whole_len = NULLIF(CAST($2 AS BIGINT), -1) WHERE store = $3 AND idx = $4",
+        &[raw.into(), Val::Int(*len), store.into(), Val::Int(index)],
     );
 }
 
