@@ -58,6 +58,7 @@ fn page() -> (ProfileAccount, Vec<StoreEntries>, Vec<Signed>) {
         store: store::DEVICE.into(),
         expected: 0,
         envelopes: envs.clone(),
+        delta: None,
     };
     let cp = History::default().next(&profile.udf(), &[update], 100, None);
     let signed = Signed::sign_object(ct::CHECKPOINT, &cp, &keys.admin_sign);
