@@ -417,7 +417,14 @@ fn account_at(place: &Place, meter: &Meter, n: usize) -> (PathBuf, PathBuf, Vec<
 fn scale(backend: Backend, n: usize) -> String {
     let place = Place::new(backend, n);
     let dir = &place.dir;
-    let quota = ["--max-account-bytes", BENCH_ACCOUNT_BYTES];
+    // Every device of the account connects from this address: past the
+    // portal's default of 30 Connects a minute, building it waited.
+    let quota = [
+        "--max-account-bytes",
+        BENCH_ACCOUNT_BYTES,
+        "--connects-per-minute",
+        "1000000",
+    ];
     let portal = PortalProc::on_with(backend, &dir.path("portal"), &quota);
     let meter = Meter::start_on(&portal.url, place.ready().map_or(0, |r| r.0));
     let (admin, probe, others, udf) = account_at(&place, &meter, n);
