@@ -12,7 +12,7 @@ use mesh_core::history::Checkpoint;
 use mesh_core::objects::ProfileAccount;
 use mesh_core::portal::{self as p, code, store, StoreUpdate};
 
-use crate::server::{blocking, parse, ApiError, AppState};
+use crate::api::{blocking, parse, ApiError};
 use crate::storage::{Storage, StorageError};
 
 /// The administrator epochs started by the stored checkpoints after
@@ -28,7 +28,7 @@ pub(crate) fn epochs_after(
         let read = storage.read(
             account,
             &[(store::CHECKPOINT.to_string(), after)],
-            crate::storage::Page::new(p::MAX_RESULTS, crate::stores::MAX_PAGE_BYTES),
+            crate::storage::Page::new(p::MAX_RESULTS, crate::storage::MAX_PAGE_BYTES),
         )?;
         let Some(r) = read.into_iter().next() else {
             return Ok((out, after));
@@ -70,7 +70,7 @@ pub(crate) fn root_signed(profile: &ProfileAccount, updates: &[StoreUpdate]) -> 
 /// Check the checkpoint of a transaction on `account` (`None`: a Bind,
 /// nothing stored yet).
 pub(crate) async fn check(
-    st: &AppState,
+    storage: &std::sync::Arc<dyn Storage>,
     account: Option<&str>,
     profile: &ProfileAccount,
     updates: &[StoreUpdate],
@@ -89,7 +89,7 @@ pub(crate) async fn check(
     let last = match account {
         None => None,
         Some(a) => {
-            let (s, a) = (st.storage.clone(), a.to_string());
+            let (s, a) = (storage.clone(), a.to_string());
             blocking(move || s.last(&a, store::CHECKPOINT)).await?
         }
     };
@@ -118,7 +118,7 @@ pub(crate) async fn check(
             "the checkpoint does not name the current one as its predecessor",
         ));
     }
-    check_issued(&c, prev.as_ref(), crate::server::now())?;
+    check_issued(&c, prev.as_ref(), crate::api::now())?;
     for h in &c.heads {
         let before = prev
             .as_ref()

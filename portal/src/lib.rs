@@ -8,6 +8,7 @@
 //! `mesh quickstart` both use it.
 #![forbid(unsafe_code)]
 
+pub mod api;
 mod changes;
 pub mod conn;
 mod history;
@@ -15,6 +16,8 @@ pub mod invite;
 pub mod limits;
 mod rate;
 pub mod server;
+mod state;
+mod status;
 pub mod storage;
 mod stores;
 mod upload;

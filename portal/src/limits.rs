@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use mesh_core::portal::{self as p, code};
 
-use crate::server::ApiError;
+use crate::api::ApiError;
 
 /// Most parsed accounts kept in memory.
 pub(crate) const MAX_CACHED: usize = 4096;

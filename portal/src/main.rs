@@ -250,7 +250,7 @@ async fn serve(args: Serve) -> ExitCode {
 fn invite(args: &InviteArgs) -> ExitCode {
     match mesh_portal::invite::InviteKey::load_or_make(&args.invite_key) {
         Ok(k) => {
-            let now = mesh_portal::server::now();
+            let now = mesh_portal::api::now();
             println!("{}", k.mint(now, args.expires));
             eprintln!(
                 "mesh-portal: a one-time invitation code, valid for {} s: `mesh account create … --invite` reads it on standard input",

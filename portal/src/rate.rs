@@ -13,8 +13,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use mesh_core::portal::code;
 
+use crate::api::ApiError;
 use crate::conn::{source, Peer};
-use crate::server::ApiError;
 
 /// Most sources one limiter remembers (a full bucket is forgotten first).
 const MAX_SOURCES: usize = 65_536;

@@ -9,8 +9,9 @@ use mesh_core::envelope::Signed;
 use mesh_core::objects::{ProfileAccount, Role};
 use mesh_core::portal::{self as p, code, store, tx, AccessList, DeviceState};
 
-use crate::server::*;
-use crate::storage::{AccountRecord, Append};
+use crate::api::*;
+use crate::state::*;
+use crate::storage::{AccountRecord, Append, MAX_PAGE_BYTES};
 
 /// Check one envelope an administrator appends, and note responses to index.
 pub(crate) fn check_append(
@@ -83,15 +84,6 @@ pub(crate) fn to_appends(updates: &[p::StoreUpdate]) -> Vec<Append> {
         })
         .collect()
 }
-
-/// Most bytes of entries one answer carries, beyond the first entry of
-/// each store: clients refuse answers over 32 MiB, and 256 whole access
-/// lists of a 1,000-device account are about 128 MB. The storage applies
-/// it while reading (sizes first), the Checkpoint store first: small, and
-/// every other store stops at the last checkpoint in the page (after one
-/// large access list per page, a device that fell behind at 1,000 devices
-/// read 1,000 pages).
-pub(crate) const MAX_PAGE_BYTES: usize = 16 << 20;
 
 /// A selection that names a store twice (each would be read again: seven
 /// selections of one store were seven pages in memory) or a store that
@@ -360,7 +352,7 @@ async fn apply(
             check_append(&next, &u.store, e, &mut prev, &mut responses)?;
         }
     }
-    crate::history::check(st, Some(&account.udf), profile, &t.updates).await?;
+    crate::history::check(&st.storage, Some(&account.udf), profile, &t.updates).await?;
     let revokes = revokes(before.as_ref(), prev.as_ref());
     let appends = to_appends(&t.updates);
     let s = st.storage.clone();

@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use mesh_core::envelope::Signed;
 use mesh_core::portal::{self as p, code, store};
 
-use crate::server::ApiError;
+use crate::api::ApiError;
 
 /// Most bytes a rebuilt list may have: what one whole upload can carry.
 pub(crate) const MAX_LIST: usize = p::MAX_BODY;

@@ -288,7 +288,7 @@ async fn witness(State(w): State<Arc<Witness>>, body: Bytes) -> Response {
     {
         return refuse(StatusCode::BAD_REQUEST, format!("profile UDF: {e}"));
     }
-    let now = crate::server::now();
+    let now = crate::api::now();
     // The portal is read with a blocking client, off the runtime's workers.
     match tokio::task::spawn_blocking(move || w.read(&req, now)).await {
         Ok(Ok(a)) => Json(a).into_response(),

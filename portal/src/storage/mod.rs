@@ -17,6 +17,15 @@ use self::packed::{Packed, Row};
 pub use self::postgres::{redact, Postgres};
 pub use self::sqlite::Sqlite;
 
+/// Most bytes of entries one answer carries, beyond the first entry of
+/// each store: clients refuse answers over 32 MiB, and 256 whole access
+/// lists of a 1,000-device account are about 128 MB. The storage applies
+/// it while reading (sizes first), the Checkpoint store first: small, and
+/// every other store stops at the last checkpoint in the page (after one
+/// large access list per page, a device that fell behind at 1,000 devices
+/// read 1,000 pages).
+pub const MAX_PAGE_BYTES: usize = 16 << 20;
+
 /// Storage errors.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
