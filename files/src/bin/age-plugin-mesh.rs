@@ -210,8 +210,10 @@ fn ask_mesh(req: &UnwrapRequest) -> Result<FileKey, String> {
         stdin.write_all(&body).map_err(|e| no_mesh(e.to_string()))?;
     }
     let mut stdout = Zeroizing::new(String::new());
-    if let Some(mut o) = child.stdout.take() {
-        o.read_to_string(&mut stdout)
+    // The answer is a file key in base64: a few dozen bytes, read no more.
+    if let Some(o) = child.stdout.take() {
+        o.take(4096)
+            .read_to_string(&mut stdout)
             .map_err(|e| no_mesh(e.to_string()))?;
     }
     let output = child
