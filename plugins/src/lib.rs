@@ -24,6 +24,8 @@
 pub mod error;
 pub mod host;
 pub mod shared;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod view;
 
 pub use error::PluginError;

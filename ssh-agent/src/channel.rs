@@ -498,3 +498,7 @@ pub fn authorized_principals(
 ) -> Result<Vec<String>> {
     SshdAnswer::of(view)?.authorized_principals(user, cert_b64)
 }
+
+#[cfg(test)]
+#[path = "channel_tests.rs"]
+mod tests;
