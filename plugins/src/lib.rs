@@ -28,13 +28,13 @@
 #![forbid(unsafe_code)]
 
 pub mod error;
-/// The template channel (read it first to write one); compiled for docs,
-/// tests and the `testing` feature.
+// The template channel (read it first to write one); compiled for docs,
+// tests and the `testing` feature.
 #[cfg(any(test, doc, feature = "testing"))]
 pub mod example;
 pub mod host;
 pub mod shared;
-/// Test doubles for channels' unit tests (the `testing` feature).
+// Test doubles for channels' unit tests (the `testing` feature).
 #[cfg(any(test, doc, feature = "testing"))]
 pub mod testing;
 pub mod view;
