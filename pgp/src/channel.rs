@@ -540,3 +540,7 @@ pub(crate) fn published_content(view: &AccountView) -> Result<Option<String>> {
         c => format!("{}/format-{}", c.content, c.format),
     }))
 }
+
+#[cfg(test)]
+#[path = "channel_tests.rs"]
+mod tests;

@@ -436,3 +436,7 @@ fn crl_entry(view: &AccountView, ca: &P256Signer, rotated: bool) -> Result<Optio
         },
     )))
 }
+
+#[cfg(test)]
+#[path = "channel_tests.rs"]
+mod tests;
