@@ -5,7 +5,7 @@
 use mesh_core::objects::Role;
 use mesh_plugins::testing::{uids, FakeDevice, TestAccount};
 use mesh_plugins::{AccountView, DeviceHost, Event};
-use ssh_key::HashAlg;
+use ssh_key::{Certificate, HashAlg};
 
 use super::*;
 
