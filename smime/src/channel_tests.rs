@@ -22,7 +22,7 @@ fn cert_uid(d: &FakeDevice) -> String {
 /// The serials the published CRL revokes, and its number.
 fn crl(view: &AccountView) -> (u64, Vec<u64>) {
     let c: SmimeCrl = view.app(APP_CRL).expect("parses").expect("published");
-    let der = crate::pem_to_der(&c.crl).expect("pem");
+    let der = crate::x509::pem_to_der(&c.crl).expect("pem");
     let list = x509_cert::crl::CertificateList::from_der(&der).expect("a CRL");
     let serial = |b: &[u8]| b.iter().fold(0u64, |n, x| (n << 8) | u64::from(*x));
     let revoked = list
