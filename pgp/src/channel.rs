@@ -6,79 +6,20 @@
 use std::collections::BTreeMap;
 
 use mesh_core::derive::{key_name, KeyAlg, Seed};
-use mesh_core::envelope::Encrypted;
 use mesh_core::objects::{AccountKeys, Role};
 use mesh_plugins::shared::{self, Holders, Plan};
 use mesh_plugins::{
     now, AccountView, AppEntry, DeviceHost, Event, Plugin, PluginError, ProfileClaims,
 };
-use serde::{Deserialize, Serialize};
 use sha2::Digest;
 use zeroize::Zeroizing;
 
-use crate::{Revocation, Subkey};
-
-/// The role this channel serves: a device with it holds an OpenPGP signing subkey and the shared decryption subkey.
-pub const ROLE: Role = Role::named("pgp");
+use crate::cert::{Revocation, Subkey};
+pub use crate::entries::{cert, cert_bytes, PgpCert, PgpSubkey, CERT_FORMAT, ROLE};
+use crate::entries::{check_cert, encryption_subkeys, pgp_err, CT_PGP_KEY};
+pub use crate::export::export_secret_bytes;
 
 type Result<T> = std::result::Result<T, PluginError>;
-
-pub(crate) const CT_PGP_KEY: &str = "OpenpgpSubkey";
-
-/// The published certificate (`pgp`).
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct PgpCert {
-    /// ASCII-armored certificate.
-    #[serde(rename = "Certificate")]
-    pub certificate: String,
-    /// Digest of what the certificate says (user ID, subkeys, their
-    /// creation and revocation times). Sequoia salts every signature, so
-    /// the bytes differ on each build: this, not the bytes, decides whether
-    /// to republish.
-    #[serde(rename = "Content", default)]
-    pub content: String,
-    /// When each revoked device's subkey was revoked (kept, so that the
-    /// content does not move with later access lists).
-    #[serde(rename = "Revoked", default)]
-    pub revoked: BTreeMap<String, u64>,
-    /// The certificates of earlier administrator epochs, each with its
-    /// revocation (ASCII-armored): devices import them, so that keyrings
-    /// holding an old certificate learn that it is compromised.
-    #[serde(rename = "Retired", default, skip_serializing_if = "Vec::is_empty")]
-    pub retired: Vec<String>,
-    /// How the certificate is built ([`CERT_FORMAT`]); 0 when written by a
-    /// version before algorithm preferences. Not part of `Content`, so that
-    /// older administrators do not republish a current certificate.
-    #[serde(rename = "Format", default)]
-    pub format: u32,
-}
-
-/// The certificate format this version builds: 1, with algorithm
-/// preferences on every self-signature (issue 22.2). A certificate of an
-/// older format is rebuilt at the next administrator sync, its content
-/// unchanged.
-pub const CERT_FORMAT: u32 = 1;
-
-/// A wrapped subkey secret (`pgp-key:<device UDF>` or `pgp-enc:<epoch>`).
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct PgpSubkey {
-    /// Creation time of the subkey (seconds since the epoch).
-    #[serde(rename = "Created")]
-    pub created: u64,
-    /// Encryption epoch (encryption subkeys).
-    #[serde(rename = "Epoch", default)]
-    pub epoch: u32,
-    /// The 32-byte secret, encrypted.
-    #[serde(rename = "EnvelopedKey")]
-    pub key: Encrypted,
-    /// Who holds it under which key.
-    #[serde(rename = "Holders", default)]
-    pub holders: Holders,
-    /// The administrator epoch whose certificate binds it: a new epoch
-    /// brings a new primary key and new signing subkeys.
-    #[serde(rename = "AdminEpoch", default)]
-    pub admin_epoch: u32,
-}
 
 /// Open a wrapped subkey secret with any administrator epoch's key (or
 /// escrow, in a recovery).
@@ -112,13 +53,9 @@ fn encryption_secret(seed: &Seed, epoch: u32) -> Zeroizing<[u8; 32]> {
     )
 }
 
-pub(crate) fn pgp_err(e: impl std::fmt::Display) -> PluginError {
-    PluginError::Internal(e.to_string())
-}
-
 /// The fingerprint of the account's OpenPGP primary key (in the profile).
 pub fn fingerprint(seed: &Seed) -> Result<String> {
-    Ok(crate::primary_key(&primary_secret(seed))
+    Ok(crate::cert::primary_key(&primary_secret(seed))
         .map_err(pgp_err)?
         .fingerprint()
         .to_hex())
@@ -202,7 +139,7 @@ impl Plugin for PgpPlugin {
 
     fn verify(&self, view: &AccountView) -> Result<()> {
         if let Some(c) = view.app::<PgpCert>("pgp")? {
-            crate::gnupg::check_cert(view, c.certificate.as_bytes())?;
+            check_cert(view, c.certificate.as_bytes())?;
         }
         Ok(())
     }
@@ -260,16 +197,6 @@ fn signing_entries(view: &AccountView, admin: &AccountKeys) -> Result<Vec<AppEnt
         out.push(AppEntry::new(uid, &sub));
     }
     Ok(out)
-}
-
-fn encryption_subkeys(view: &AccountView) -> Result<Vec<PgpSubkey>> {
-    let mut encs: Vec<PgpSubkey> = view
-        .apps::<PgpSubkey>("pgp-enc:")?
-        .into_iter()
-        .map(|(_, e)| e)
-        .collect();
-    encs.sort_by_key(|e| e.epoch);
-    Ok(encs)
 }
 
 /// The shared encryption subkey, by the shared-key policy: every epoch
@@ -389,11 +316,11 @@ fn cert_entry(view: &AccountView, admin: &AccountKeys) -> Result<Option<AppEntry
         return Ok(None);
     }
     let seed = admin.seed();
-    let primary = crate::primary_key(&primary_secret(seed)).map_err(pgp_err)?;
+    let primary = crate::cert::primary_key(&primary_secret(seed)).map_err(pgp_err)?;
     let mut signing = Vec::new();
     for (device, created, revoked) in &c.signing {
-        let key =
-            crate::signing_subkey(&signing_secret(seed, device), *created).map_err(pgp_err)?;
+        let key = crate::cert::signing_subkey(&signing_secret(seed, device), *created)
+            .map_err(pgp_err)?;
         signing.push(Subkey {
             key,
             revoked: revoked.map(|t| (t, Revocation::Compromised)),
@@ -406,24 +333,24 @@ fn cert_entry(view: &AccountView, admin: &AccountKeys) -> Result<Option<AppEntry
             Some(e) => open_secret(e, admin)?,
             None => encryption_secret(seed, *epoch),
         };
-        let key = crate::encryption_subkey(&secret, *created).map_err(pgp_err)?;
+        let key = crate::cert::encryption_subkey(&secret, *created).map_err(pgp_err)?;
         encryption.push(Subkey {
             key,
             revoked: revoked.map(|t| (t, Revocation::Superseded)),
         });
     }
     // Signature times are the keys' own: the certificate is a function of its content.
-    let cert = crate::build(
+    let cert = crate::cert::build(
         &primary,
         &user_id(view),
         &signing,
         &encryption,
-        crate::SELF_SIGNED,
+        crate::cert::SELF_SIGNED,
     )
     .map_err(pgp_err)?;
     let entry = PgpCert {
         retired: retired(view, admin, &cert)?,
-        certificate: crate::armor(&cert).map_err(pgp_err)?,
+        certificate: crate::cert::armor(&cert).map_err(pgp_err)?,
         content: c.digest,
         revoked: c.revoked,
         format: CERT_FORMAT,
@@ -454,89 +381,13 @@ fn retired(
         .filter_map(|e| admin.seed_for(e))
         .find(|s| fingerprint(s).is_ok_and(|f| f == old.fingerprint().to_hex()));
     if let Some(seed) = seed {
-        let primary = crate::primary_key(&primary_secret(seed)).map_err(pgp_err)?;
-        let revoked = crate::retire(&primary, &old, now()).map_err(pgp_err)?;
-        out.push(crate::armor(&revoked).map_err(pgp_err)?);
+        let primary = crate::cert::primary_key(&primary_secret(seed)).map_err(pgp_err)?;
+        let revoked = crate::cert::retire(&primary, &old, now()).map_err(pgp_err)?;
+        out.push(crate::cert::armor(&revoked).map_err(pgp_err)?);
     }
     Ok(out)
 }
 
-/// `mesh pgp cert`: the account's certificate, armored.
-pub fn cert(view: &AccountView) -> Result<String> {
-    view.app::<PgpCert>("pgp")?
-        .map(|c| c.certificate)
-        .ok_or_else(|| {
-            PluginError::NotFound(
-                "no OpenPGP certificate yet: an administrator's sync publishes it".into(),
-            )
-        })
-}
-
-/// The certificate with this device's signing subkey and the encryption
-/// subkeys it holds, the primary as a stub (GnuPG shows `sec#`).
-pub fn export_secret_bytes(
-    device: &dyn DeviceHost,
-    view: &AccountView,
-    armor: bool,
-) -> Result<Zeroizing<Vec<u8>>> {
-    use sequoia_openpgp::serialize::SerializeInto;
-    let keys = device.keys()?;
-    let c = crate::gnupg::check_cert(view, cert(view)?.as_bytes())?;
-    let open = |sub: &PgpSubkey| -> Option<Zeroizing<[u8; 32]>> {
-        let plain = sub.key.decrypt(CT_PGP_KEY, &keys.encrypt).ok()?;
-        let arr: [u8; 32] = plain.as_slice().try_into().ok()?;
-        Some(Zeroizing::new(arr))
-    };
-    let mine = view
-        .app::<PgpSubkey>(&format!("pgp-key:{}", device.device_udf()))?
-        .ok_or_else(|| {
-            PluginError::NotFound(
-                "this device has no OpenPGP signing subkey (it needs the pgp role)".into(),
-            )
-        })?;
-    let s = open(&mine).ok_or_else(|| {
-        PluginError::Untrusted("this device's OpenPGP subkey does not decrypt".into())
-    })?;
-    let mut secrets: Vec<sequoia_openpgp::Packet> = vec![crate::signing_subkey(&s, mine.created)
-        .map_err(pgp_err)?
-        .into()];
-    for sub in encryption_subkeys(view)? {
-        let Some(s) = open(&sub) else { continue };
-        secrets.push(
-            crate::encryption_subkey(&s, sub.created)
-                .map_err(pgp_err)?
-                .into(),
-        );
-    }
-    let tsk = c.insert_packets(secrets).map_err(pgp_err)?.0;
-    let t = tsk.as_tsk().emit_secret_key_stubs(true);
-    let out = if armor {
-        t.armored().to_vec()
-    } else {
-        t.to_vec()
-    };
-    out.map(Zeroizing::new).map_err(pgp_err)
-}
-
-/// `mesh pgp cert`: binary, or armored.
-pub fn cert_bytes(view: &AccountView, armored: bool) -> Result<Vec<u8>> {
-    use sequoia_openpgp::serialize::SerializeInto;
-    let text = cert(view)?;
-    if armored {
-        return Ok(text.into_bytes());
-    }
-    crate::gnupg::check_cert(view, text.as_bytes())?
-        .to_vec()
-        .map_err(pgp_err)
-}
-
-/// The certificate's content digest as published (what GnuPG homes are
-/// kept at), with its format when not 0: a home that holds the same
-/// content in an older format is re-imported.
-pub(crate) fn published_content(view: &AccountView) -> Result<Option<String>> {
-    Ok(view.app::<PgpCert>("pgp")?.map(|c| match c {
-        c if c.content.is_empty() => c.certificate,
-        c if c.format == 0 => c.content,
-        c => format!("{}/format-{}", c.content, c.format),
-    }))
-}
+#[cfg(test)]
+#[path = "channel_tests.rs"]
+mod tests;

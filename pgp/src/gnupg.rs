@@ -8,41 +8,11 @@ use mesh_plugins::{AccountView, DeviceHost, PluginError};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::channel::{cert, export_secret_bytes, pgp_err, published_content};
+pub use crate::entries::check_cert;
+use crate::entries::{cert, pgp_err, published_content, PgpCert};
+use crate::export::export_secret_bytes;
 
 type Result<T> = std::result::Result<T, PluginError>;
-
-/// Parse and check a certificate: it must be the account's (the primary
-/// key the signed profile names), every signature must hold under
-/// Sequoia's standard policy, and it must carry the account's address.
-pub fn check_cert(view: &AccountView, data: &[u8]) -> Result<sequoia_openpgp::Cert> {
-    use sequoia_openpgp::parse::Parse;
-    let want = view.profile.openpgp_fingerprint.clone().ok_or_else(|| {
-        PluginError::NotFound("this account's profile names no OpenPGP key".into())
-    })?;
-    let c = sequoia_openpgp::Cert::from_bytes(data)
-        .map_err(|e| PluginError::Untrusted(format!("OpenPGP certificate: {e}")))?;
-    if c.fingerprint().to_hex() != want {
-        return Err(PluginError::Untrusted(format!(
-            "OpenPGP certificate {} is not this account's ({want})",
-            c.fingerprint().to_hex()
-        )));
-    }
-    let policy = sequoia_openpgp::policy::StandardPolicy::new();
-    let vc = c
-        .with_policy(&policy, None)
-        .map_err(|e| PluginError::Untrusted(format!("OpenPGP certificate {want}: {e}")))?;
-    if !vc
-        .userids()
-        .any(|u| String::from_utf8_lossy(u.userid().value()).contains(&view.address))
-    {
-        return Err(PluginError::Untrusted(format!(
-            "OpenPGP certificate {want} lacks {}",
-            view.address
-        )));
-    }
-    Ok(c)
-}
 
 /// One GnuPG home Mesh installed to, and the content it holds.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -142,7 +112,7 @@ pub fn install(
     gpg(gnupghome, &["--import"], &tsk)?;
     // Earlier epochs' certificates, revoked: a keyring that holds one
     // learns it is compromised.
-    if let Some(p) = view.app::<crate::channel::PgpCert>("pgp")? {
+    if let Some(p) = view.app::<PgpCert>("pgp")? {
         for r in &p.retired {
             gpg(gnupghome, &["--import"], r.as_bytes())?;
         }

@@ -19,11 +19,24 @@
 //!
 //! Shared secrets (mail decryption keys) follow one epoch policy, written
 //! once in [`shared`].
+//!
+//! To write a channel, start from [`example`], a complete one with its
+//! tests; [`testing`] (the `testing` feature, for `[dev-dependencies]`)
+//! gives each channel a fake device and an account without a portal, so
+//! that `entries()`, `apply` and `wipe` have unit tests without the tools
+//! the channel drives.
 #![forbid(unsafe_code)]
 
 pub mod error;
+// The template channel (read it first to write one); compiled for docs,
+// tests and the `testing` feature.
+#[cfg(any(test, doc, feature = "testing"))]
+pub mod example;
 pub mod host;
 pub mod shared;
+// Test doubles for channels' unit tests (the `testing` feature).
+#[cfg(any(test, doc, feature = "testing"))]
+pub mod testing;
 pub mod view;
 
 pub use error::PluginError;

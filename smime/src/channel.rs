@@ -3,59 +3,19 @@
 //! and the CRL, kept by administrators in the Application store
 //! (PROTOCOL.md §12); and what a device does with them (export, CMS).
 
-use mesh_core::envelope::Encrypted;
 use mesh_core::objects::{AccountKeys, Role};
-use mesh_plugins::shared::{self, Holders, Plan, Targets};
+use mesh_plugins::shared::{self, Plan, Targets};
 use mesh_plugins::{now, AccountView, AppEntry, DeviceHost, Event, Plugin, PluginError};
-use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::{P256Public, P256Signer, SigningCert};
-
-/// The role this channel serves: a device with it holds an S/MIME signing certificate and the shared decryption key.
-pub const ROLE: Role = Role::named("smime");
+pub use crate::entries::{
+    encryption_epochs, RetiredCa, SmimeCa, SmimeCert, SmimeCrl, SmimeEncryption, APP_CRL,
+    APP_SMIME, ROLE, SIGNING_VALIDITY,
+};
+use crate::entries::{internal, CT_SMIME_KEY};
+use crate::x509::{P256Public, P256Signer, SigningCert};
 
 type Result<T> = std::result::Result<T, PluginError>;
-
-/// Application entry with the CA certificate.
-pub const APP_SMIME: &str = "smime";
-/// Application entry with the current CRL.
-pub const APP_CRL: &str = "smime-crl";
-/// Signing certificates are valid for a year.
-pub const SIGNING_VALIDITY: u64 = 365 * 86400;
-/// Content type of the wrapped encryption key.
-pub(crate) const CT_SMIME_KEY: &str = "SmimeEncryptionKey";
-
-/// The `smime` application entry.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SmimeCa {
-    /// The CA certificate, PEM.
-    #[serde(rename = "CaCertificate")]
-    pub ca_certificate: String,
-    /// The administrator epoch whose seed derives it (0 in entries written
-    /// before it was recorded).
-    #[serde(rename = "Epoch", default)]
-    pub epoch: u32,
-    /// The CAs of earlier administrator epochs: mail signed under one
-    /// before it was retired still verifies, and says so (issue 22.6).
-    #[serde(rename = "Retired", default, skip_serializing_if = "Vec::is_empty")]
-    pub retired: Vec<RetiredCa>,
-}
-
-/// The CA of an earlier administrator epoch.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RetiredCa {
-    /// Its administrator epoch.
-    #[serde(rename = "Epoch")]
-    pub epoch: u32,
-    /// The CA certificate, PEM.
-    #[serde(rename = "CaCertificate")]
-    pub ca_certificate: String,
-    /// When a new epoch's CA replaced it (seconds since the Unix epoch);
-    /// absent for CAs retired before this was recorded.
-    #[serde(rename = "Retired", default, skip_serializing_if = "Option::is_none")]
-    pub retired: Option<u64>,
-}
 
 /// The CAs of earlier epochs: those already published, and every earlier
 /// epoch whose seed the administrator holds (its CA is a function of the
@@ -77,7 +37,8 @@ fn retired_cas(
         };
         let name = mesh_core::derive::key_name("Online", "Account", "SmimeCa", epoch);
         let key = mesh_core::keys::p256_signing_key(seed, &name);
-        let pem = crate::ca_certificate(&P256Signer::new(key), &view.address).map_err(internal)?;
+        let pem =
+            crate::x509::ca_certificate(&P256Signer::new(key), &view.address).map_err(internal)?;
         let retired = published.is_some_and(|p| p.ca_certificate == pem).then(now);
         out.push(RetiredCa {
             epoch,
@@ -89,62 +50,6 @@ fn retired_cas(
     Ok(out)
 }
 
-/// A device's signing certificate (`smime-cert:<device UDF>`).
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct SmimeCert {
-    /// The device.
-    #[serde(rename = "DeviceUdf")]
-    pub device_udf: String,
-    /// The certified key (uncompressed P-256 point, base64url).
-    #[serde(rename = "Key")]
-    pub key: String,
-    /// Serial number.
-    #[serde(rename = "Serial")]
-    pub serial: u64,
-    /// The certificate, PEM.
-    #[serde(rename = "Certificate")]
-    pub certificate: String,
-    /// The administrator epoch whose CA issued it.
-    #[serde(rename = "AdminEpoch", default)]
-    pub admin_epoch: u32,
-}
-
-/// The account's shared encryption key and certificate at one epoch
-/// (`smime-enc:<epoch>`): the key (PKCS#8) wrapped to its holders.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct SmimeEncryption {
-    /// Epoch: a new one when a holder must lose the key.
-    #[serde(rename = "Epoch")]
-    pub epoch: u32,
-    /// Serial number.
-    #[serde(rename = "Serial")]
-    pub serial: u64,
-    /// The certificate, PEM.
-    #[serde(rename = "Certificate")]
-    pub certificate: String,
-    /// The private key, encrypted.
-    #[serde(rename = "EnvelopedKey")]
-    pub key: Encrypted,
-    /// Who holds it under which key.
-    #[serde(rename = "Holders", default)]
-    pub holders: Holders,
-}
-
-/// The published CRL.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct SmimeCrl {
-    /// CRL number: the access list's serial it reflects.
-    #[serde(rename = "Number")]
-    pub number: u64,
-    /// The CRL, PEM.
-    #[serde(rename = "Crl")]
-    pub crl: String,
-}
-
-pub(crate) fn internal(e: impl std::fmt::Display) -> PluginError {
-    PluginError::Internal(e.to_string())
-}
-
 fn random_serial() -> u64 {
     let mut sn = [0u8; 8];
     rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut sn);
@@ -153,17 +58,6 @@ fn random_serial() -> u64 {
 
 fn secs(t: u64) -> i64 {
     i64::try_from(t).unwrap_or(i64::MAX)
-}
-
-/// Every epoch of the shared encryption key, oldest first.
-pub fn encryption_epochs(view: &AccountView) -> Result<Vec<SmimeEncryption>> {
-    let mut v: Vec<SmimeEncryption> = view
-        .apps::<SmimeEncryption>("smime-enc:")?
-        .into_iter()
-        .map(|(_, e)| e)
-        .collect();
-    v.sort_by_key(|e| e.epoch);
-    Ok(v)
 }
 
 /// The S/MIME channel.
@@ -184,7 +78,7 @@ impl Plugin for SmimePlugin {
         let mut out = Vec::new();
         // A new administrator epoch brings a new CA (the old one may be a
         // revoked administrator's): publish it, and re-issue below.
-        let pem = crate::ca_certificate(&ca, &view.address).map_err(internal)?;
+        let pem = crate::x509::ca_certificate(&ca, &view.address).map_err(internal)?;
         let published = view.app::<SmimeCa>(APP_SMIME)?;
         let wanted = SmimeCa {
             ca_certificate: pem.clone(),
@@ -274,7 +168,7 @@ fn signing_entries(view: &AccountView, ca: &P256Signer) -> Result<Vec<AppEntry>>
         let public = P256Public::new(&sec1)
             .map_err(|x| PluginError::Untrusted(format!("{}: {x}", e.name)))?;
         let serial = random_serial();
-        let pem = crate::signing_certificate(
+        let pem = crate::x509::signing_certificate(
             ca,
             &public,
             &SigningCert {
@@ -314,12 +208,12 @@ fn rewrap(e: &SmimeEncryption, admin: &AccountKeys, to: &Targets) -> Result<AppE
 
 fn new_epoch(view: &AccountView, ca: &P256Signer, epoch: u32, to: &Targets) -> Result<AppEntry> {
     use rsa::pkcs8::EncodePrivateKey;
-    let k = crate::new_encryption_key().map_err(internal)?;
+    let k = crate::x509::new_encryption_key().map_err(internal)?;
     let pkcs8 = Zeroizing::new(k.to_pkcs8_der().map_err(internal)?.as_bytes().to_vec());
     let serial = random_serial();
     let t = now();
-    let public = crate::RsaPublic::new(&k.to_public_key()).map_err(internal)?;
-    let certificate = crate::encryption_certificate(
+    let public = crate::x509::RsaPublic::new(&k.to_public_key()).map_err(internal)?;
+    let certificate = crate::x509::encryption_certificate(
         ca,
         &public,
         &SigningCert {
@@ -402,7 +296,7 @@ fn crl_entry(view: &AccountView, ca: &P256Signer, rotated: bool) -> Result<Optio
     let mut revoked = Vec::new();
     for (e, _) in view.revoked() {
         if let Some(c) = view.app::<SmimeCert>(&format!("smime-cert:{}", e.device_udf))? {
-            revoked.push(crate::Revoked {
+            revoked.push(crate::x509::Revoked {
                 serial: c.serial,
                 when: secs(list.issued),
                 compromised: true,
@@ -412,14 +306,14 @@ fn crl_entry(view: &AccountView, ca: &P256Signer, rotated: bool) -> Result<Optio
     let epochs = encryption_epochs(view)?;
     if let Some((_, older)) = epochs.split_last() {
         for e in older {
-            revoked.push(crate::Revoked {
+            revoked.push(crate::x509::Revoked {
                 serial: e.serial,
                 when: secs(t),
                 compromised: false,
             });
         }
     }
-    let pem = crate::crl(
+    let pem = crate::x509::crl(
         ca,
         &view.address,
         list.serial,
@@ -436,3 +330,7 @@ fn crl_entry(view: &AccountView, ca: &P256Signer, rotated: bool) -> Result<Optio
         },
     )))
 }
+
+#[cfg(test)]
+#[path = "channel_tests.rs"]
+mod tests;

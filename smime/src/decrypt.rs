@@ -328,14 +328,14 @@ fn decrypt_gcm(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{P256Signer, SigningCert};
+    use crate::x509::{P256Signer, SigningCert};
 
     /// A key and its encryption certificate of `epoch`, serial `serial`.
     fn held(ca: &P256Signer, serial: u64, epoch: u32) -> HeldKey {
-        let key = crate::new_encryption_key().expect("rsa");
-        let pem = crate::encryption_certificate(
+        let key = crate::x509::new_encryption_key().expect("rsa");
+        let pem = crate::x509::encryption_certificate(
             ca,
-            &crate::RsaPublic::new(&key.to_public_key()).expect("public"),
+            &crate::x509::RsaPublic::new(&key.to_public_key()).expect("public"),
             &SigningCert {
                 address: "a@b.example",
                 device_name: "encryption",
@@ -346,7 +346,7 @@ mod tests {
             epoch,
         )
         .expect("cert");
-        (key, crate::pem_to_der(&pem).expect("der"))
+        (key, crate::x509::pem_to_der(&pem).expect("der"))
     }
 
     #[test]

@@ -5,11 +5,11 @@
 use mesh_plugins::{AccountView, DeviceHost, PluginError};
 use zeroize::Zeroizing;
 
-use crate::channel::{
+use crate::entries::{
     encryption_epochs, internal, SmimeCa, SmimeCert, SmimeCrl, APP_CRL, APP_SMIME, CT_SMIME_KEY,
 };
 use crate::mail::MailError;
-use crate::P256Signer;
+use crate::x509::P256Signer;
 
 type Result<T> = std::result::Result<T, PluginError>;
 
@@ -17,10 +17,10 @@ type Result<T> = std::result::Result<T, PluginError>;
 const EXTERNAL: &str = "smime-external";
 
 fn der(pem: &str) -> Result<Vec<u8>> {
-    crate::pem_to_der(pem).map_err(|e| PluginError::Untrusted(e.to_string()))
+    crate::x509::pem_to_der(pem).map_err(|e| PluginError::Untrusted(e.to_string()))
 }
 
-fn cms_err(e: crate::SmimeError) -> PluginError {
+fn cms_err(e: crate::x509::SmimeError) -> PluginError {
     PluginError::BadInput(e.to_string())
 }
 
@@ -132,7 +132,7 @@ pub fn export(
     device: &dyn DeviceHost,
     view: &AccountView,
     password: &str,
-    profile: crate::P12Profile,
+    profile: crate::x509::P12Profile,
 ) -> Result<Vec<u8>> {
     use p256::pkcs8::EncodePrivateKey as _;
     let ca = der(&ca_pem(view)?)?;
@@ -152,16 +152,16 @@ pub fn export(
     }
     let mut chain = vec![der(&cert_pem(device, view)?)?];
     chain.extend(signing_chain(device, view)?);
-    let mut entries = vec![crate::P12Entry {
-        name: crate::signing_name(&view.address),
+    let mut entries = vec![crate::x509::P12Entry {
+        name: crate::x509::signing_name(&view.address),
         key_pkcs8: sign_key,
         chain,
     }];
     // Every epoch this device holds, so that old mail still decrypts in
     // the client; each under its own name (PROTOCOL.md §12).
     for h in &held {
-        entries.push(crate::P12Entry {
-            name: crate::encryption_name(&view.address, h.epoch, h.current),
+        entries.push(crate::x509::P12Entry {
+            name: crate::x509::encryption_name(&view.address, h.epoch, h.current),
             key_pkcs8: Zeroizing::new(h.key.to_pkcs8_der().map_err(internal)?.as_bytes().to_vec()),
             chain: vec![h.cert.clone(), ca.clone()],
         });
@@ -180,7 +180,7 @@ pub fn export(
         }
         e.chain = chain;
     }
-    crate::pkcs12(&entries, password, profile).map_err(internal)
+    crate::x509::pkcs12(&entries, password, profile).map_err(internal)
 }
 
 /// `mesh smime sign`: this device's signature over a message, in `form`.
@@ -219,7 +219,7 @@ pub fn trust(view: &AccountView, ca_pems: &[String]) -> Result<crate::verify::Tr
 }
 
 /// What a signature under a retired CA is said to be signed under.
-fn retired_label(r: &crate::channel::RetiredCa) -> String {
+fn retired_label(r: &crate::entries::RetiredCa) -> String {
     let when = r
         .retired
         .and_then(|t| time::OffsetDateTime::from_unix_timestamp(i64::try_from(t).ok()?).ok())
@@ -236,7 +236,7 @@ fn retired_label(r: &crate::channel::RetiredCa) -> String {
 pub fn trust_without_account(ca_pems: &[String]) -> Result<crate::verify::Trust> {
     let mut anchors = Vec::new();
     for pem in ca_pems {
-        let certs = crate::pem_certificates(pem).map_err(cms_err)?;
+        let certs = crate::x509::pem_certificates(pem).map_err(cms_err)?;
         if certs.is_empty() {
             return Err(PluginError::BadInput(
                 "a --ca file holds no PEM certificate".into(),
@@ -304,7 +304,7 @@ pub fn encrypt(
 /// `mesh smime csr`: a CSR for this device's signing key.
 pub fn csr(device: &dyn DeviceHost, view: &AccountView) -> Result<String> {
     let base = device.base_keys()?;
-    crate::csr(
+    crate::x509::csr(
         &P256Signer::new(base.smime_sign.clone()),
         &view.address,
         device.device_name(),
@@ -315,7 +315,7 @@ pub fn csr(device: &dyn DeviceHost, view: &AccountView) -> Result<String> {
 /// `mesh smime import-cert`: use a certificate (and its chain) an
 /// organisation's CA issued for this device's signing key.
 pub fn import_cert(device: &dyn DeviceHost, pem: &str) -> Result<String> {
-    let certs = crate::pem_certificates(pem).map_err(cms_err)?;
+    let certs = crate::x509::pem_certificates(pem).map_err(cms_err)?;
     let leaf = certs
         .first()
         .ok_or_else(|| PluginError::BadInput("the file holds no PEM certificate".into()))?;
@@ -326,7 +326,7 @@ pub fn import_cert(device: &dyn DeviceHost, pem: &str) -> Result<String> {
         .to_encoded_point(false)
         .as_bytes()
         .to_vec();
-    if crate::certificate_key(leaf).map_err(cms_err)? != ours {
+    if crate::x509::certificate_key(leaf).map_err(cms_err)? != ours {
         return Err(PluginError::BadInput(
             "the certificate is not for this device's signing key (see `mesh smime csr`)".into(),
         ));

@@ -307,7 +307,7 @@ pub fn encrypt(input: &[u8], recipient: &[u8], cipher: Cipher, der: bool) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{P256Public, P256Signer, SigningCert};
+    use crate::x509::{P256Public, P256Signer, SigningCert};
 
     struct Fixture {
         device: p256::ecdsa::SigningKey,
@@ -330,25 +330,25 @@ mod tests {
             not_after: now + 100 * 365 * 86_400,
         };
         let public = device.verifying_key().to_encoded_point(false);
-        let cert = crate::signing_certificate(
+        let cert = crate::x509::signing_certificate(
             &ca_signer,
             &P256Public::new(public.as_bytes()).expect("public"),
             &c(2),
         )
         .expect("cert");
-        let rsa = crate::new_encryption_key().expect("rsa");
-        let enc = crate::encryption_certificate(
+        let rsa = crate::x509::new_encryption_key().expect("rsa");
+        let enc = crate::x509::encryption_certificate(
             &ca_signer,
-            &crate::RsaPublic::new(&rsa.to_public_key()).expect("rsa public"),
+            &crate::x509::RsaPublic::new(&rsa.to_public_key()).expect("rsa public"),
             &c(3),
             0,
         )
         .expect("enc");
-        let der = |pem: &str| crate::pem_to_der(pem).expect("der");
+        let der = |pem: &str| crate::x509::pem_to_der(pem).expect("der");
         Fixture {
             device,
             cert: der(&cert),
-            ca: der(&crate::ca_certificate(&ca_signer, addr).expect("ca")),
+            ca: der(&crate::x509::ca_certificate(&ca_signer, addr).expect("ca")),
             keys: vec![(rsa, der(&enc))],
         }
     }

@@ -125,7 +125,7 @@ fn import(device: &dyn DeviceHost, view: &AccountView, db: &str) -> Result<Strin
     let mut pw = [0u8; 18];
     rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut pw);
     let pw = Zeroizing::new(mesh_core::b64::encode(&pw));
-    let p12 = crate::device::export(device, view, &pw, crate::P12Profile::Transient)?;
+    let p12 = crate::device::export(device, view, &pw, crate::x509::P12Profile::Transient)?;
     let file = device.home().join(".smime-install.p12");
     let pwfile = device.home().join(".smime-install.pw");
     let r = write_private(&file, &p12)
@@ -149,13 +149,13 @@ fn import(device: &dyn DeviceHost, view: &AccountView, db: &str) -> Result<Strin
 /// Mesh issued share one subject: their keys all take the first one's
 /// name, while each certificate keeps its own.)
 fn add_named(device: &dyn DeviceHost, view: &AccountView, db: &str) -> Result<()> {
-    let signing = crate::pem_to_der(&cert_pem(device, view)?)
+    let signing = crate::x509::pem_to_der(&cert_pem(device, view)?)
         .map_err(|e| PluginError::Untrusted(e.to_string()))?;
-    let mut want = vec![(signing, crate::signing_name(&view.address))];
+    let mut want = vec![(signing, crate::x509::signing_name(&view.address))];
     for k in held_keys(device, view)? {
         want.push((
             k.cert,
-            crate::encryption_name(&view.address, k.epoch, k.current),
+            crate::x509::encryption_name(&view.address, k.epoch, k.current),
         ));
     }
     let file = device.home().join(".smime-cert.der");

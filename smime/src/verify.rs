@@ -299,7 +299,7 @@ fn chain_to_anchor(
     if let Some(path) = &trust.system {
         anchors = std::fs::read_to_string(path)
             .ok()
-            .and_then(|pem| crate::pem_certificates(&pem).ok())
+            .and_then(|pem| crate::x509::pem_certificates(&pem).ok())
             .unwrap_or_default()
             .iter()
             .filter_map(|d| Certificate::from_der(d).ok())

@@ -6,114 +6,22 @@
 
 use std::sync::Arc;
 
-use mesh_core::objects::{AccountKeys, ProfileAccount, Role};
+use mesh_core::objects::{AccountKeys, Role};
 use mesh_core::portal::DeviceState;
 use mesh_plugins::{now, AccountView, AppEntry, DeviceHost, Event, Plugin, PluginError};
-use serde::{Deserialize, Serialize};
 use ssh_key::public::KeyData;
-use ssh_key::{Certificate, HashAlg};
 
 use crate::agent::{mesh_public, MeshIdentity};
 use crate::cert::{self, CertRequest};
+use crate::entries::{ca_key, cert_uid, device_cert, internal};
+pub use crate::entries::{
+    policy, ssh_key_of, SshCertEntry, SshKrlEntry, SshPolicy, APP_KRL, APP_SSH, DEFAULT_VALIDITY,
+    ROLE,
+};
 use crate::forward::ForwardPolicy;
 use crate::sshd::SshdAnswer;
 
-/// The role this channel serves: a device with it holds an SSH key and certificate.
-pub const ROLE: Role = Role::named("ssh");
-
 type Result<T> = std::result::Result<T, PluginError>;
-
-/// Application entry with the account's SSH policy.
-pub const APP_SSH: &str = "ssh";
-/// Default certificate validity: 30 days.
-pub const DEFAULT_VALIDITY: u64 = 30 * 86400;
-
-/// The account's SSH policy (application entry `ssh`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SshPolicy {
-    /// Login names the certificates are valid for.
-    #[serde(rename = "Principals")]
-    pub principals: Vec<String>,
-    /// Certificate validity in seconds.
-    #[serde(rename = "Validity")]
-    pub validity: u64,
-    /// Every use of a device's Mesh key asks its user first (as `ssh-add
-    /// -c` does for added keys), through `SSH_ASKPASS`.
-    #[serde(rename = "Confirm", default)]
-    pub confirm: bool,
-    /// What agents do with requests over forwarded hops (older clients
-    /// ignore it; a missing one is the default).
-    #[serde(rename = "Forwarding", default)]
-    pub forwarding: ForwardPolicy,
-}
-
-/// A device's certificate (application entry `ssh-cert:<device UDF>`).
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct SshCertEntry {
-    /// The device.
-    #[serde(rename = "DeviceUdf")]
-    pub device_udf: String,
-    /// OpenSSH certificate line.
-    #[serde(rename = "Certificate")]
-    pub certificate: String,
-    /// Its serial.
-    #[serde(rename = "Serial")]
-    pub serial: u64,
-}
-
-fn cert_uid(device: &str) -> String {
-    format!("ssh-cert:{device}")
-}
-
-fn internal(e: impl std::fmt::Display) -> PluginError {
-    PluginError::Internal(e.to_string())
-}
-
-/// The SSH policy in force.
-pub fn policy(view: &AccountView) -> Result<SshPolicy> {
-    Ok(view.app(APP_SSH)?.unwrap_or_else(|| SshPolicy {
-        principals: vec![view.address.split('@').next().unwrap_or("user").to_string()],
-        validity: DEFAULT_VALIDITY,
-        confirm: false,
-        forwarding: ForwardPolicy::default(),
-    }))
-}
-
-/// An SSH public key from a Mesh key (Ed25519 only).
-pub fn ssh_key_of(k: &mesh_core::keys::KeyData) -> Option<KeyData> {
-    match k.key {
-        mesh_core::keys::PublicKey::Ed25519(v) => Some(KeyData::Ed25519(
-            ssh_key::public::Ed25519PublicKey(v.to_bytes()),
-        )),
-        mesh_core::keys::PublicKey::X25519(_) => None,
-    }
-}
-
-pub(crate) fn ca_key(profile: &ProfileAccount) -> Result<KeyData> {
-    ssh_key_of(&profile.ssh_ca)
-        .ok_or_else(|| PluginError::Untrusted("no SSH CA in the profile".into()))
-}
-
-/// A device's certificate, verified: issued by the account's CA, for its key.
-fn device_cert(
-    view: &AccountView,
-    device: &str,
-    key: &KeyData,
-) -> Result<Option<(Certificate, u64)>> {
-    let Some(entry) = view.app::<SshCertEntry>(&cert_uid(device))? else {
-        return Ok(None);
-    };
-    let bad = |e: String| PluginError::Untrusted(format!("certificate of {device}: {e}"));
-    let c = Certificate::from_openssh(&entry.certificate).map_err(|e| bad(e.to_string()))?;
-    let fp = ca_key(&view.profile)?.fingerprint(HashAlg::Sha256);
-    // Signature and CA checked at issue time (valid_after); expiry is sshd's business.
-    c.validate_at(c.valid_after(), [&fp])
-        .map_err(|e| bad(e.to_string()))?;
-    if c.public_key() != key {
-        return Err(bad("it is for another key".into()));
-    }
-    Ok(Some((c, entry.serial)))
-}
 
 fn random_serial() -> u64 {
     let mut serial = [0u8; 8];
@@ -261,24 +169,6 @@ impl Plugin for SshPlugin {
         }
         out
     }
-}
-
-/// Application entry (Published store) with the account's signed KRL.
-pub const APP_KRL: &str = "ssh-krl";
-
-/// The published KRL: what servers fetch (`mesh ssh krl --account`).
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct SshKrlEntry {
-    /// The KRL's version: the access list serial it reflects.
-    #[serde(rename = "Version")]
-    pub version: u64,
-    /// What it revokes (sorted key fingerprints and serials), to publish
-    /// only when that changes.
-    #[serde(rename = "Content")]
-    pub content: String,
-    /// The KRL (OpenSSH format), base64.
-    #[serde(rename = "Krl")]
-    pub krl: String,
 }
 
 /// What the KRL revokes: every revoked device's key and certificate
@@ -498,3 +388,7 @@ pub fn authorized_principals(
 ) -> Result<Vec<String>> {
     SshdAnswer::of(view)?.authorized_principals(user, cert_b64)
 }
+
+#[cfg(test)]
+#[path = "channel_tests.rs"]
+mod tests;

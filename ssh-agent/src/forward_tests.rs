@@ -157,7 +157,7 @@ fn local_connections_have_no_route() {
 
 #[test]
 fn an_ssh_policy_entry_of_an_older_client_has_the_default_forwarding() {
-    use crate::channel::SshPolicy;
+    use crate::entries::SshPolicy;
     let old: SshPolicy =
         serde_json::from_str(r#"{"Principals":["alice"],"Validity":60,"Confirm":true}"#)
             .expect("older entry");

@@ -8,6 +8,7 @@ pub mod agent;
 pub mod cert;
 pub mod channel;
 pub mod dest;
+pub mod entries;
 pub mod forward;
 pub mod hosts;
 pub mod keys;

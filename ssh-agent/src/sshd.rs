@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use ssh_key::Certificate;
 
 use crate::cert;
-use crate::channel::{ca_key, policy, ssh_key_of};
+use crate::entries::{ca_key, policy, ssh_key_of, ROLE};
 
 type Result<T> = std::result::Result<T, PluginError>;
 
@@ -38,11 +38,11 @@ impl SshdAnswer {
     /// Derive the answer from a verified view.
     pub fn of(view: &AccountView) -> Result<SshdAnswer> {
         let lines = view
-            .active(&crate::channel::ROLE)
+            .active(&ROLE)
             .into_iter()
             // The catalog entry's connection is for its device (checked when
             // the view was built); the connection must grant the role too.
-            .filter(|(_, d)| d.connection.has(&crate::channel::ROLE))
+            .filter(|(_, d)| d.connection.has(&ROLE))
             .filter_map(|(e, d)| {
                 ssh_key_of(&d.connection.ssh)
                     .map(|k| cert::key_line(&k, &format!("mesh:{}@{}", e.name, view.address)))

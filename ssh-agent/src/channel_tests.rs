@@ -1,0 +1,182 @@
+//! `entries()` of the SSH channel on a test account (no portal, no sshd):
+//! a certificate per active `ssh` device, the KRL, and nothing when all
+//! is current.
+
+use mesh_core::objects::Role;
+use mesh_plugins::testing::{uids, FakeDevice, TestAccount};
+use mesh_plugins::{AccountView, DeviceHost, Event};
+use ssh_key::{Certificate, HashAlg};
+
+use super::*;
+
+/// The published certificate of `d`, checked: the account's CA, its key.
+fn cert_of(view: &AccountView, d: &FakeDevice) -> (Certificate, u64) {
+    let key = ssh_key_of(&view.devices[d.device_udf()].connection.ssh).expect("ed25519");
+    device_cert(view, d.device_udf(), &key)
+        .expect("verifies")
+        .expect("published")
+}
+
+fn published_krl_entry(view: &AccountView) -> SshKrlEntry {
+    view.app(APP_KRL).expect("parses").expect("published")
+}
+
+fn created() -> (TestAccount, FakeDevice) {
+    let mut account = TestAccount::new(&[&SshPlugin]);
+    let laptop = account.join("laptop", &[Role::ADMIN, ROLE]);
+    (account, laptop)
+}
+
+#[test]
+fn a_new_account_gets_a_certificate_and_an_empty_krl_once() {
+    let (mut account, laptop) = created();
+    let out = account.sync(&SshPlugin, &Event::Created).expect("entries");
+    let cert = format!("ssh-cert:{}", laptop.device_udf());
+    assert_eq!(uids(&out), vec![cert, APP_KRL.to_string()]);
+    assert!(
+        out.iter().any(|e| e.uid == APP_KRL && e.public),
+        "servers read the KRL"
+    );
+    let view = account.view();
+    let (c, _) = cert_of(&view, &laptop);
+    assert_eq!(c.valid_principals(), ["alice"], "the address's local part");
+    assert_eq!(c.key_id(), "laptop@alice@example.com");
+    let fp = ca_key(&view.profile)
+        .expect("ca")
+        .fingerprint(HashAlg::Sha256);
+    c.validate([&fp]).expect("valid now, by the account's CA");
+    assert_eq!(
+        published_krl_entry(&view).content,
+        "",
+        "nothing revoked yet"
+    );
+    // All current: an administrator's sync publishes nothing.
+    let again = account
+        .entries(&SshPlugin, &Event::Periodic)
+        .expect("entries");
+    assert!(again.is_empty(), "{again:?}");
+}
+
+#[test]
+fn a_joining_ssh_device_gets_its_certificate_others_get_none() {
+    let (mut account, laptop) = created();
+    account.sync(&SshPlugin, &Event::Created).expect("create");
+    let before = cert_of(&account.view(), &laptop).1;
+    let phone = account.join("phone", &[ROLE]);
+    let tablet = account.join("tablet", &[Role::named("pgp")]);
+    let event = Event::Joined {
+        device: phone.device_udf().into(),
+    };
+    let out = account.sync(&SshPlugin, &event).expect("join");
+    assert_eq!(uids(&out), vec![format!("ssh-cert:{}", phone.device_udf())]);
+    let view = account.view();
+    cert_of(&view, &phone);
+    assert_eq!(cert_of(&view, &laptop).1, before, "the laptop's is current");
+    assert!(view
+        .app::<SshCertEntry>(&format!("ssh-cert:{}", tablet.device_udf()))
+        .expect("parses")
+        .is_none());
+    assert!(account
+        .entries(&SshPlugin, &event)
+        .expect("again")
+        .is_empty());
+}
+
+#[test]
+fn a_revoked_device_lands_in_the_krl_key_and_serial() {
+    let (mut account, _laptop) = created();
+    let phone = account.join("phone", &[ROLE]);
+    account.sync(&SshPlugin, &Event::Created).expect("create");
+    let (_, serial) = cert_of(&account.view(), &phone);
+    account.revoke(&phone);
+    let event = Event::Revoked {
+        device: phone.device_udf().into(),
+    };
+    let out = account.sync(&SshPlugin, &event).expect("revoke");
+    assert_eq!(
+        uids(&out),
+        vec![APP_KRL.to_string()],
+        "no certificate for it"
+    );
+    let view = account.view();
+    let key = ssh_key_of(&view.devices[phone.device_udf()].connection.ssh).expect("key");
+    let krl = published_krl_entry(&view);
+    assert_eq!(krl.version, view.serial());
+    assert!(
+        krl.content.contains(&cert::fingerprint(&key)),
+        "{}",
+        krl.content
+    );
+    assert!(
+        krl.content.contains(&format!("serial:{serial}")),
+        "{}",
+        krl.content
+    );
+    let (version, bytes) = published_krl(&view).expect("valid").expect("one");
+    assert_eq!(
+        (version, krl_version(&bytes)),
+        (view.serial(), Some(view.serial()))
+    );
+    assert!(account
+        .entries(&SshPlugin, &Event::Periodic)
+        .expect("again")
+        .is_empty());
+}
+
+#[test]
+fn a_rotated_device_gets_a_new_certificate_and_its_old_key_is_revoked() {
+    let (mut account, _laptop) = created();
+    let mut phone = account.join("phone", &[ROLE]);
+    account.sync(&SshPlugin, &Event::Created).expect("create");
+    let old = ssh_key_of(&account.view().devices[phone.device_udf()].connection.ssh).expect("key");
+    account.rotate(&mut phone);
+    let event = Event::Rotated {
+        device: phone.device_udf().into(),
+    };
+    let out = account.sync(&SshPlugin, &event).expect("rotate");
+    let cert = format!("ssh-cert:{}", phone.device_udf());
+    assert_eq!(uids(&out), vec![cert, APP_KRL.to_string()]);
+    let view = account.view();
+    let (c, _) = cert_of(&view, &phone);
+    assert_eq!(
+        c.public_key(),
+        &mesh_public(&std::sync::Arc::new(phone.keys().expect("keys").ssh)),
+        "for the key the device now holds"
+    );
+    let krl = published_krl_entry(&view);
+    assert!(
+        krl.content.contains(&cert::fingerprint(&old)),
+        "{}",
+        krl.content
+    );
+    assert!(account
+        .entries(&SshPlugin, &event)
+        .expect("again")
+        .is_empty());
+}
+
+#[test]
+fn new_principals_reissue_every_certificate() {
+    let (mut account, laptop) = created();
+    let phone = account.join("phone", &[ROLE]);
+    account.sync(&SshPlugin, &Event::Created).expect("create");
+    let policy =
+        principals_entry(&account.view(), &["root".into(), "deploy".into()], None).expect("policy");
+    account.publish(&policy);
+    let out = account.sync(&SshPlugin, &Event::Periodic).expect("reissue");
+    let mut want = vec![
+        format!("ssh-cert:{}", laptop.device_udf()),
+        format!("ssh-cert:{}", phone.device_udf()),
+    ];
+    want.sort();
+    assert_eq!(uids(&out), want);
+    let view = account.view();
+    assert_eq!(
+        cert_of(&view, &phone).0.valid_principals(),
+        ["root", "deploy"]
+    );
+    assert!(account
+        .entries(&SshPlugin, &Event::Periodic)
+        .expect("again")
+        .is_empty());
+}

@@ -1,0 +1,127 @@
+//! The SSH channel's entries: the role, the Application entries it owns
+//! (policy, certificates, KRL) and reading them from a verified view.
+//! Apart from the `Plugin` impl (`channel.rs`), so that what servers use
+//! (`sshd.rs`) and the channel both read them without a cycle.
+
+use mesh_core::objects::{ProfileAccount, Role};
+use mesh_plugins::{AccountView, PluginError};
+use serde::{Deserialize, Serialize};
+use ssh_key::public::KeyData;
+use ssh_key::{Certificate, HashAlg};
+
+use crate::forward::ForwardPolicy;
+
+type Result<T> = std::result::Result<T, PluginError>;
+
+/// The role this channel serves: a device with it holds an SSH key and certificate.
+pub const ROLE: Role = Role::named("ssh");
+
+/// Application entry with the account's SSH policy.
+pub const APP_SSH: &str = "ssh";
+/// Default certificate validity: 30 days.
+pub const DEFAULT_VALIDITY: u64 = 30 * 86400;
+
+/// The account's SSH policy (application entry `ssh`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SshPolicy {
+    /// Login names the certificates are valid for.
+    #[serde(rename = "Principals")]
+    pub principals: Vec<String>,
+    /// Certificate validity in seconds.
+    #[serde(rename = "Validity")]
+    pub validity: u64,
+    /// Every use of a device's Mesh key asks its user first (as `ssh-add
+    /// -c` does for added keys), through `SSH_ASKPASS`.
+    #[serde(rename = "Confirm", default)]
+    pub confirm: bool,
+    /// What agents do with requests over forwarded hops (older clients
+    /// ignore it; a missing one is the default).
+    #[serde(rename = "Forwarding", default)]
+    pub forwarding: ForwardPolicy,
+}
+
+/// A device's certificate (application entry `ssh-cert:<device UDF>`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SshCertEntry {
+    /// The device.
+    #[serde(rename = "DeviceUdf")]
+    pub device_udf: String,
+    /// OpenSSH certificate line.
+    #[serde(rename = "Certificate")]
+    pub certificate: String,
+    /// Its serial.
+    #[serde(rename = "Serial")]
+    pub serial: u64,
+}
+
+pub(crate) fn cert_uid(device: &str) -> String {
+    format!("ssh-cert:{device}")
+}
+
+pub(crate) fn internal(e: impl std::fmt::Display) -> PluginError {
+    PluginError::Internal(e.to_string())
+}
+
+/// The SSH policy in force.
+pub fn policy(view: &AccountView) -> Result<SshPolicy> {
+    Ok(view.app(APP_SSH)?.unwrap_or_else(|| SshPolicy {
+        principals: vec![view.address.split('@').next().unwrap_or("user").to_string()],
+        validity: DEFAULT_VALIDITY,
+        confirm: false,
+        forwarding: ForwardPolicy::default(),
+    }))
+}
+
+/// An SSH public key from a Mesh key (Ed25519 only).
+pub fn ssh_key_of(k: &mesh_core::keys::KeyData) -> Option<KeyData> {
+    match k.key {
+        mesh_core::keys::PublicKey::Ed25519(v) => Some(KeyData::Ed25519(
+            ssh_key::public::Ed25519PublicKey(v.to_bytes()),
+        )),
+        mesh_core::keys::PublicKey::X25519(_) => None,
+    }
+}
+
+pub(crate) fn ca_key(profile: &ProfileAccount) -> Result<KeyData> {
+    ssh_key_of(&profile.ssh_ca)
+        .ok_or_else(|| PluginError::Untrusted("no SSH CA in the profile".into()))
+}
+
+/// A device's certificate, verified: issued by the account's CA, for its key.
+pub(crate) fn device_cert(
+    view: &AccountView,
+    device: &str,
+    key: &KeyData,
+) -> Result<Option<(Certificate, u64)>> {
+    let Some(entry) = view.app::<SshCertEntry>(&cert_uid(device))? else {
+        return Ok(None);
+    };
+    let bad = |e: String| PluginError::Untrusted(format!("certificate of {device}: {e}"));
+    let c = Certificate::from_openssh(&entry.certificate).map_err(|e| bad(e.to_string()))?;
+    let fp = ca_key(&view.profile)?.fingerprint(HashAlg::Sha256);
+    // Signature and CA checked at issue time (valid_after); expiry is sshd's business.
+    c.validate_at(c.valid_after(), [&fp])
+        .map_err(|e| bad(e.to_string()))?;
+    if c.public_key() != key {
+        return Err(bad("it is for another key".into()));
+    }
+    Ok(Some((c, entry.serial)))
+}
+
+/// Application entry (Published store) with the account's signed KRL.
+pub const APP_KRL: &str = "ssh-krl";
+
+/// The published KRL: what servers fetch (`mesh ssh krl --account`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SshKrlEntry {
+    /// The KRL's version: the access list serial it reflects.
+    #[serde(rename = "Version")]
+    pub version: u64,
+    /// What it revokes (sorted key fingerprints and serials), to publish
+    /// only when that changes.
+    #[serde(rename = "Content")]
+    pub content: String,
+    /// The KRL (OpenSSH format), base64.
+    #[serde(rename = "Krl")]
+    pub krl: String,
+}
