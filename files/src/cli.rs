@@ -1,9 +1,13 @@
-//! `mesh files …`: the subcommand the `mesh` binary mounts (it opens the
-//! home and builds the verified view; this module only uses them).
+//! `mesh files …`: the channel's subcommand, mounted by the `mesh` binary
+//! through the SDK ([`ChannelCommand`]): the host opens the home and
+//! builds the verified view; this module only uses them.
 
 use std::io::{Read, Write};
 
-use mesh_plugins::{AccountView, DeviceHost, PluginError};
+use clap::{FromArgMatches, Subcommand};
+use mesh_plugins::{
+    AccountView, ChannelCommand, CommandContext, CommandError, DeviceHost, PluginError,
+};
 use zeroize::Zeroizing;
 
 use crate::device::{self, UnwrapRequest};
@@ -12,8 +16,35 @@ use crate::FilesError;
 /// Bound on a plugin request (a file's stanzas): age headers are small.
 const MAX_REQUEST: u64 = 1 << 20;
 
+/// `mesh files`, as the SDK mounts it.
+#[derive(Debug, Default)]
+pub struct FilesCommand;
+
+impl ChannelCommand for FilesCommand {
+    fn command(&self) -> clap::Command {
+        // The enum's own doc would be the about; the channel's is set after.
+        FilesCmd::augment_subcommands(clap::Command::new("files"))
+            .about("Files for age: the account's recipient and identity (age-plugin-mesh)")
+            .subcommand_required(true)
+            .arg_required_else_help(true)
+    }
+
+    fn run(&self, m: &clap::ArgMatches, ctx: &dyn CommandContext) -> Result<(), CommandError> {
+        let cmd =
+            FilesCmd::from_arg_matches(m).map_err(|e| CommandError::new(e.to_string(), None))?;
+        let json = ctx.json();
+        ctx.with_view(&mut |host, view| Ok(run(&cmd, host, view, json)?))
+    }
+}
+
+impl From<FilesError> for CommandError {
+    fn from(e: FilesError) -> CommandError {
+        CommandError::new(e.to_string(), e.hint())
+    }
+}
+
 /// `mesh files`.
-#[derive(Debug, clap::Subcommand)]
+#[derive(Clone, Debug, clap::Subcommand)]
 pub enum FilesCmd {
     /// Print the account's age recipient (`age -r age1mesh1…`): files
     /// encrypted to it open on every active device of the account.
@@ -30,7 +61,7 @@ pub enum FilesCmd {
 
 /// Run `mesh files …` with this device and its verified view.
 pub fn run(
-    cmd: FilesCmd,
+    cmd: &FilesCmd,
     host: &dyn DeviceHost,
     view: &AccountView,
     json: bool,

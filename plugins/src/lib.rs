@@ -21,11 +21,13 @@
 //! once in [`shared`].
 #![forbid(unsafe_code)]
 
+pub mod command;
 pub mod error;
 pub mod host;
 pub mod shared;
 pub mod view;
 
+pub use command::{ChannelCommand, CommandContext, CommandError};
 pub use error::PluginError;
 pub use host::DeviceHost;
 pub use view::{AccountView, DeviceEntry};
@@ -174,6 +176,12 @@ pub trait Plugin: std::fmt::Debug + Send + Sync {
     /// every secret this channel put anywhere. Returns what it removed.
     fn wipe(&self, _device: &dyn DeviceHost) -> Result<Actions, PluginError> {
         Ok(Vec::new())
+    }
+
+    /// The channel's own subcommand (`mesh files …`), mounted by the host
+    /// in its command line; `None`: it has none.
+    fn command(&self) -> Option<&dyn ChannelCommand> {
+        None
     }
 }
 

@@ -182,3 +182,50 @@ fn a_file_for_another_account_or_without_a_home_says_so() {
     let e = decrypt(&dir.path("nowhere"), &aid, &file).expect_err("no home");
     assert!(e.contains("hint:"), "{e}");
 }
+
+/// The files channel's subcommand comes from its crate (the SDK's
+/// `ChannelCommand`), yet `mesh` lists it as its own: help, completions,
+/// manual pages, `--json`, and errors with hints.
+#[test]
+fn the_channels_subcommand_is_part_of_the_command_line() {
+    let dir = Scratch::new("files-cli");
+    let mesh = |args: &[&str]| {
+        Command::new(workspace_bin("mesh"))
+            .args(args)
+            .output()
+            .expect("mesh")
+    };
+    let help = String::from_utf8(mesh(&["--help"]).stdout).expect("utf8");
+    assert!(
+        help.lines()
+            .any(|l| l.trim_start().starts_with("files") && l.contains("age")),
+        "{help}"
+    );
+    let bash = String::from_utf8(mesh(&["completions", "bash"]).stdout).expect("utf8");
+    assert!(
+        bash.contains("mesh,files)") && bash.contains("mesh__subcmd__files,recipient)"),
+        "{bash}"
+    );
+    let o = mesh(&["man", "--output", dir.path("man").to_str().expect("p")]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for page in ["mesh-files.1", "mesh-files-recipient.1"] {
+        assert!(dir.path("man").join(page).is_file(), "{page}");
+    }
+
+    let portal = PortalProc::start(&dir.path("portal"));
+    let a = Device::new(&dir.0, "a");
+    a.create(ADDR, &portal.url);
+    let j = a.json(&["files", "recipient"]);
+    assert!(
+        j["recipient"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("age1mesh1"))
+            && j["account"] == ADDR,
+        "{j}"
+    );
+    // The host's errors keep their hints through the channel's subcommand.
+    let e = Device::new(&dir.0, "nobody").fails(&["files", "recipient"]);
+    assert!(e.contains("no Mesh device") && e.contains("hint:"), "{e}");
+    let e = a.fails(&["files", "nonsense"]);
+    assert!(e.contains("nonsense") && e.contains("hint:"), "{e}");
+}
