@@ -3,6 +3,7 @@
 //! builds the verified view; this module only uses them.
 
 use std::io::{Read, Write};
+use std::path::PathBuf;
 
 use clap::{FromArgMatches, Subcommand};
 use mesh_plugins::{
@@ -53,6 +54,25 @@ pub enum FilesCmd {
     /// names the account; age-plugin-mesh opens files with this device's
     /// keys, from its home (MESH_HOME, else the default).
     Identity,
+    /// Encrypt a file to the account, as `age -r RECIPIENT` does: it opens
+    /// on every active device (`mesh files decrypt`, or `age -d -i`).
+    Encrypt {
+        /// The file to encrypt ("-": standard input).
+        input: PathBuf,
+        /// Where the age file goes (written whole, or not at all).
+        #[arg(short, long, value_name = "FILE")]
+        output: PathBuf,
+    },
+    /// Decrypt an age file encrypted to the account (by `age -r` or
+    /// `mesh files encrypt`) with this device's keys.
+    Decrypt {
+        /// The age file ("-": standard input).
+        input: PathBuf,
+        /// Where the plaintext goes (written whole, once every chunk has
+        /// authenticated, or not at all).
+        #[arg(short, long, value_name = "FILE")]
+        output: PathBuf,
+    },
     /// For age-plugin-mesh: unwrap a file key (a JSON request on standard
     /// input; the key, base64, on standard output).
     #[command(hide = true)]
@@ -89,6 +109,16 @@ pub fn run(
                 ))
             }
         }
+        FilesCmd::Encrypt { input, output } => report(
+            json,
+            &crate::file_cmd::encrypt(view, input, output)?,
+            "encrypted",
+        ),
+        FilesCmd::Decrypt { input, output } => report(
+            json,
+            &crate::file_cmd::decrypt(host, view, input, output)?,
+            "decrypted",
+        ),
         FilesCmd::Unwrap => {
             let mut raw = Zeroizing::new(Vec::new());
             std::io::stdin()
@@ -102,6 +132,18 @@ pub fn run(
             print(&out)
         }
     }
+}
+
+/// Data (JSON) on standard output, the message on standard error.
+fn report(json: bool, d: &crate::file_cmd::Done, verb: &str) -> Result<(), FilesError> {
+    if json {
+        return print(&serde_json::to_string(d).unwrap_or_default());
+    }
+    eprintln!(
+        "mesh: {verb} into {} (file key epoch {})",
+        d.output, d.epoch
+    );
+    Ok(())
 }
 
 fn print(s: &str) -> Result<(), FilesError> {
