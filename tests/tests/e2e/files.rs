@@ -181,6 +181,15 @@ fn a_file_for_another_account_or_without_a_home_says_so() {
     // No home at all.
     let e = decrypt(&dir.path("nowhere"), &aid, &file).expect_err("no home");
     assert!(e.contains("hint:"), "{e}");
+    // `mesh files decrypt` says the same, and writes nothing.
+    let out = dir.path("p.out");
+    let out = out.to_str().expect("p");
+    let e = a.fails(&["files", "decrypt", file.to_str().expect("p"), "-o", out]);
+    assert!(
+        e.contains("another Mesh account") && e.contains("hint:"),
+        "{e}"
+    );
+    assert!(!Path::new(out).exists());
 }
 
 /// The files channel's subcommand comes from its crate (the SDK's
