@@ -43,6 +43,14 @@ pub(crate) struct Cli {
     pub command: Command,
 }
 
+/// The whole command line: the built-in commands and every channel's own
+/// (`mesh files …`, agent/src/channel_cli.rs), for parsing, completions
+/// and manual pages alike.
+pub(crate) fn command() -> clap::Command {
+    use clap::CommandFactory as _;
+    mesh_agent::channel_cli::mount(Cli::command(), &mesh_agent::host())
+}
+
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Start Mesh on an embedded default: a local portal, an account and two devices.
@@ -91,15 +99,15 @@ pub(crate) enum Command {
     /// OpenPGP: the account's certificate, this device's secrets, GnuPG.
     #[command(subcommand)]
     Pgp(PgpCmd),
-    /// Files for age: the account's recipient and identity (age-plugin-mesh).
-    #[command(subcommand)]
-    Files(mesh_files::cli::FilesCmd),
     /// Print a shell completion script.
+    // Listed after the channels' own commands (agent/src/channel_cli.rs).
+    #[command(display_order = 900)]
     Completions {
         /// The shell.
         shell: clap_complete::Shell,
     },
     /// Print the manual page (or write one page per command to a directory).
+    #[command(display_order = 901)]
     Man {
         /// Write mesh.1 and mesh-COMMAND.1 pages here instead of printing mesh.1.
         #[arg(long, value_name = "DIR")]

@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod agent_log;
+pub mod channel_cli;
 pub mod daemon;
 pub mod git_signers;
 pub mod hardening;

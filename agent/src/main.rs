@@ -8,7 +8,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use clap::Parser as _;
+use clap::FromArgMatches as _;
 
 /// `println!` that ends the program quietly when standard output is a
 /// closed pipe (`mesh … | head`), instead of panicking.
@@ -37,11 +37,19 @@ fn main() -> ExitCode {
         let _ = writeln!(err, "hint: {}", e.hint());
         return ExitCode::FAILURE;
     }
-    let cli = match Cli::try_parse_from(args()) {
-        Ok(c) => c,
+    let matches = match cli::command().try_get_matches_from(args()) {
+        Ok(m) => m,
         Err(e) => return usage_error(e),
     };
-    match run(cli) {
+    let host = mesh_agent::host();
+    let result = match mesh_agent::channel_cli::find(&host, &matches) {
+        Some((channel, sub)) => commands::channel::run(channel, sub, &matches),
+        None => match Cli::from_arg_matches(&matches) {
+            Ok(c) => run(c),
+            Err(e) => return usage_error(e),
+        },
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             let mut err = std::io::stderr().lock();
@@ -123,12 +131,6 @@ fn run(cli: Cli) -> Result<()> {
         Command::SshAgent(a) => ssh_agent::run(&home, a),
         Command::Pgp(c) => pgp::run(&home, c, j),
         Command::Smime(c) => smime::run(&home, c, j),
-        Command::Files(c) => commands::with_view(&home, |dh, v| {
-            mesh_files::cli::run(c, dh, v, j).map_err(|e| match e.hint() {
-                Some(h) => commands::hinted(e.to_string(), h),
-                None => e.into(),
-            })
-        }),
         Command::Completions { shell } => local::completions(shell),
         Command::Man { output } => local::man(output),
     }

@@ -90,6 +90,10 @@ impl Plugin for FilesPlugin {
             _ => Vec::new(),
         }
     }
+
+    fn command(&self) -> Option<&dyn mesh_plugins::ChannelCommand> {
+        Some(&crate::cli::FilesCommand)
+    }
 }
 
 /// Who should hold the file key now: the administrators, escrow and every

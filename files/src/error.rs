@@ -26,6 +26,15 @@ pub enum FilesError {
     /// The file holds no Mesh stanza (age should have tried other identities).
     #[error("this file was not encrypted to a Mesh account")]
     NotMesh,
+    /// Not an age file.
+    #[error("this is not an age file (it does not start with `age-encryption.org/v1`)")]
+    NotAge,
+    /// An ASCII-armored age file (`age -a`).
+    #[error("this age file is ASCII-armored (`age -a`), which `mesh files decrypt` does not read")]
+    Armored,
+    /// An age file whose header or payload does not check out.
+    #[error("the age file is damaged, cut short or forged: {0}")]
+    Damaged(String),
     /// A recipient, identity or stanza that does not parse.
     #[error("{0}")]
     BadEncoding(String),
@@ -68,6 +77,16 @@ impl FilesError {
             }
             FilesError::BadEncoding(_) => {
                 "copy the string again from `mesh files recipient` or `mesh files identity`".into()
+            }
+            FilesError::NotAge => "give the file age or `mesh files encrypt` wrote".into(),
+            FilesError::Armored => {
+                "decrypt it with `age -d -i` and the identity from `mesh files identity`, or encrypt without -a".into()
+            }
+            FilesError::Damaged(_) => {
+                "nothing was written; get an intact copy of the file (a copy cut short in transfer fails this way)".into()
+            }
+            FilesError::NotMesh => {
+                "open it with age and the identity it was encrypted to".into()
             }
             FilesError::Plugin(p) => return p.hint(),
             _ => return None,

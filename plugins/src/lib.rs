@@ -27,6 +27,7 @@
 //! the channel drives.
 #![forbid(unsafe_code)]
 
+pub mod command;
 pub mod error;
 // The template channel (read it first to write one); compiled for docs,
 // tests and the `testing` feature.
@@ -39,6 +40,7 @@ pub mod shared;
 pub mod testing;
 pub mod view;
 
+pub use command::{ChannelCommand, CommandContext, CommandError};
 pub use error::PluginError;
 pub use host::DeviceHost;
 pub use view::{AccountView, DeviceEntry};
@@ -187,6 +189,12 @@ pub trait Plugin: std::fmt::Debug + Send + Sync {
     /// every secret this channel put anywhere. Returns what it removed.
     fn wipe(&self, _device: &dyn DeviceHost) -> Result<Actions, PluginError> {
         Ok(Vec::new())
+    }
+
+    /// The channel's own subcommand (`mesh files …`), mounted by the host
+    /// in its command line; `None`: it has none.
+    fn command(&self) -> Option<&dyn ChannelCommand> {
+        None
     }
 }
 

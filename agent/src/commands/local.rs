@@ -8,7 +8,6 @@ use serde_json::json;
 
 use super::*;
 use crate::cli::*;
-use clap::CommandFactory;
 use mesh_account::store::{self, Store, StoreError};
 use mesh_core::derive::{spec, Seed};
 use mesh_core::shamir;
@@ -243,7 +242,7 @@ pub(crate) fn key(cmd: KeyCmd, j: bool) -> Result<()> {
 }
 
 pub(crate) fn man(output: Option<PathBuf>) -> Result<()> {
-    let cmd = Cli::command();
+    let cmd = crate::cli::command();
     let Some(dir) = output else {
         let mut page = Vec::new();
         clap_mangen::Man::new(cmd).render(&mut page)?;
@@ -354,6 +353,6 @@ pub(crate) fn hash(cmd: HashCmd, j: bool) -> Result<()> {
 /// `mesh completions SHELL`.
 pub(crate) fn completions(shell: clap_complete::Shell) -> Result<()> {
     let mut script = Vec::new();
-    clap_complete::generate(shell, &mut Cli::command(), "mesh", &mut script);
+    clap_complete::generate(shell, &mut crate::cli::command(), "mesh", &mut script);
     print_bytes(&script)
 }

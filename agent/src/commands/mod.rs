@@ -3,6 +3,7 @@
 
 pub(crate) mod account;
 pub(crate) mod agent;
+pub(crate) mod channel;
 pub(crate) mod device;
 pub(crate) mod local;
 pub(crate) mod pgp;
@@ -75,6 +76,9 @@ pub(crate) fn hint_of(e: &anyhow::Error) -> Option<String> {
         }
         if let Some(p) = cause.downcast_ref::<PluginError>() {
             return p.hint();
+        }
+        if let Some(c) = cause.downcast_ref::<mesh_plugins::CommandError>() {
+            return c.hint().map(str::to_string);
         }
         if let Some(k) = cause.downcast_ref::<mesh_agent::recovery::KitError>() {
             return Some(k.hint());

@@ -181,4 +181,130 @@ fn a_file_for_another_account_or_without_a_home_says_so() {
     // No home at all.
     let e = decrypt(&dir.path("nowhere"), &aid, &file).expect_err("no home");
     assert!(e.contains("hint:"), "{e}");
+    // `mesh files decrypt` says the same, and writes nothing.
+    let out = dir.path("p.out");
+    let out = out.to_str().expect("p");
+    let e = a.fails(&["files", "decrypt", file.to_str().expect("p"), "-o", out]);
+    assert!(
+        e.contains("another Mesh account") && e.contains("hint:"),
+        "{e}"
+    );
+    assert!(!Path::new(out).exists());
+}
+
+/// The files channel's subcommand comes from its crate (the SDK's
+/// `ChannelCommand`), yet `mesh` lists it as its own: help, completions,
+/// manual pages, `--json`, and errors with hints.
+#[test]
+fn the_channels_subcommand_is_part_of_the_command_line() {
+    let dir = Scratch::new("files-cli");
+    let mesh = |args: &[&str]| {
+        Command::new(workspace_bin("mesh"))
+            .args(args)
+            .output()
+            .expect("mesh")
+    };
+    let help = String::from_utf8(mesh(&["--help"]).stdout).expect("utf8");
+    assert!(
+        help.lines()
+            .any(|l| l.trim_start().starts_with("files") && l.contains("age")),
+        "{help}"
+    );
+    let bash = String::from_utf8(mesh(&["completions", "bash"]).stdout).expect("utf8");
+    assert!(
+        bash.contains("mesh,files)") && bash.contains("mesh__subcmd__files,recipient)"),
+        "{bash}"
+    );
+    let o = mesh(&["man", "--output", dir.path("man").to_str().expect("p")]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for page in ["mesh-files.1", "mesh-files-recipient.1"] {
+        assert!(dir.path("man").join(page).is_file(), "{page}");
+    }
+
+    let portal = PortalProc::start(&dir.path("portal"));
+    let a = Device::new(&dir.0, "a");
+    a.create(ADDR, &portal.url);
+    let j = a.json(&["files", "recipient"]);
+    assert!(
+        j["recipient"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("age1mesh1"))
+            && j["account"] == ADDR,
+        "{j}"
+    );
+    // The host's errors keep their hints through the channel's subcommand.
+    let e = Device::new(&dir.0, "nobody").fails(&["files", "recipient"]);
+    assert!(e.contains("no Mesh device") && e.contains("hint:"), "{e}");
+    let e = a.fails(&["files", "nonsense"]);
+    assert!(e.contains("nonsense") && e.contains("hint:"), "{e}");
+}
+
+/// `mesh files encrypt|decrypt` for people without age: what `mesh`
+/// writes, `age -d` opens on another device; what `age -r` writes, `mesh`
+/// opens; a file cut short or changed is refused, and no output is left.
+#[test]
+fn mesh_files_encrypt_and_decrypt_interoperate_with_age() {
+    if !require_tool("age") {
+        return;
+    }
+    let dir = Scratch::new("files-crypt");
+    let portal = PortalProc::start(&dir.path("portal"));
+    let (a, b) = (Device::new(&dir.0, "a"), Device::new(&dir.0, "b"));
+    a.create(ADDR, &portal.url);
+    b.join(&a, ADDR, &portal.url, "phone");
+    let out = dir.path("out");
+    std::fs::create_dir_all(&out).expect("out");
+    let p = |name: &str| out.join(name).to_str().expect("p").to_string();
+    // Three chunks and a bit: the STREAM boundaries are crossed.
+    let plain: Vec<u8> = (0..200_000u32).map(|i| (i % 253) as u8).collect();
+    std::fs::write(p("plain"), &plain).expect("plain");
+
+    let j = a.json(&["files", "encrypt", &p("plain"), "-o", &p("by-mesh.age")]);
+    assert_eq!(j["output"], p("by-mesh.age"), "{j}");
+    let id = dir.path("identity.txt");
+    std::fs::write(&id, b.ok(&["files", "identity"])).expect("identity");
+    let o = age(
+        &b.home,
+        &["-d", "-i", id.to_str().expect("p"), &p("by-mesh.age")],
+    );
+    assert!(
+        o.status.success(),
+        "age -d: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(o.stdout == plain, "age -d opened something else");
+
+    let recipient = a.ok(&["files", "recipient"]).trim().to_string();
+    encrypt(&a, &recipient, &out.join("plain"), &out.join("by-age.age"));
+    b.ok(&["files", "decrypt", &p("by-age.age"), "-o", &p("opened")]);
+    assert!(std::fs::read(p("opened")).expect("opened") == plain);
+
+    // Cut short at a chunk boundary and inside a chunk; one payload bit changed.
+    let file = std::fs::read(p("by-age.age")).expect("file");
+    let mut changed = file.clone();
+    changed[file.len() - 1000] ^= 1;
+    let cut_at_boundary = file.len() - (200_000 - 3 * 65_536) - 16;
+    for (name, bytes) in [
+        ("cut.age", &file[..cut_at_boundary]),
+        ("short.age", &file[..file.len() - 7]),
+        ("changed.age", &changed[..]),
+    ] {
+        std::fs::write(p(name), bytes).expect("bad");
+        let e = b.fails(&["files", "decrypt", &p(name), "-o", &p("bad-out")]);
+        assert!(
+            e.contains("damaged, cut short or forged") && e.contains("hint: nothing was written"),
+            "{name}: {e}"
+        );
+        assert!(!out.join("bad-out").exists(), "{name}: an output was left");
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(&out)
+        .expect("out")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    // Not an age file at all.
+    let e = b.fails(&["files", "decrypt", &p("plain"), "-o", &p("bad-out")]);
+    assert!(e.contains("not an age file") && e.contains("hint:"), "{e}");
 }
