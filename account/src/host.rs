@@ -52,6 +52,7 @@ impl Host {
 /// signatures are not checked again, so a view costs no signature per
 /// device.
 pub fn view_of(a: &AccountState) -> Result<AccountView> {
+    crate::count::add(crate::count::What::View);
     let mut v = AccountView::from_verified(
         &a.profile_udf,
         &a.profile,

@@ -22,6 +22,7 @@
 pub mod admin;
 pub mod chronicle;
 pub mod client;
+pub mod count;
 pub mod device;
 pub mod entries;
 mod envelopes;

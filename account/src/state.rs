@@ -163,6 +163,7 @@ impl AccountState {
     /// administrator keys, SSH CA and OpenPGP fingerprint are the current
     /// administrator epoch's.
     pub fn profile(&self) -> Result<ProfileAccount> {
+        crate::count::add(crate::count::What::Profile);
         ProfileAccount::verify(&self.profile, &self.profile_udf)
             .map(|p| self.history.profile(&p))
             .map_err(|e| AccountError::Untrusted(e.to_string()))
@@ -204,6 +205,7 @@ impl AccountState {
 /// file the header names (states written before the split hold the
 /// envelopes inline).
 pub fn account(store: &Store) -> Result<AccountState> {
+    crate::count::add(crate::count::What::State);
     let mut a: AccountState = read(store)?;
     let at: Stored = read(store)?;
     if let Some(name) = at.envelopes {

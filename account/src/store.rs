@@ -575,6 +575,7 @@ impl Store {
             path: path.clone(),
             detail,
         };
+        crate::count::add(crate::count::What::Secrets);
         let raw = fs::read(&path).map_err(io(&path))?;
         let sealed: SealedFile =
             serde_json::from_slice(&raw).map_err(|e| corrupt(e.to_string()))?;
