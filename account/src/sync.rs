@@ -77,7 +77,7 @@ pub fn sync_with(store: &mut Store, host: &Host, converge: Converge) -> Result<S
         return Ok(report);
     }
     if a.roles.contains(&Role::ADMIN) {
-        let pins = crate::admin::accept_by_pin(store, host)?;
+        let (pins, after) = crate::admin::accept_by_pin(store, host, a)?;
         report.auto_accepted = pins.accepted;
         report.pin_refused = pins.refused;
         report.warnings.extend(
@@ -85,9 +85,10 @@ pub fn sync_with(store: &mut Store, host: &Host, converge: Converge) -> Result<S
                 .into_iter()
                 .map(|u| format!("skipped {u} (hint: mint a new PIN with `mesh device pin`)")),
         );
-        report.entries_published = crate::admin::maintain(store, host)?;
+        let (published, after) = crate::admin::maintain(store, host, after)?;
+        report.entries_published = published;
+        a = after;
         // Report only the requests that still wait for an answer.
-        a = account(store)?;
         report.new_requests.retain(|w| {
             a.inbound
                 .iter()
@@ -106,7 +107,7 @@ pub fn sync_with(store: &mut Store, host: &Host, converge: Converge) -> Result<S
     // A pass with a channel's failure is not complete: the next sync runs
     // one again.
     if report.warnings.is_empty() {
-        mark::record(store)?;
+        mark::record(store, &a.indices)?;
     }
     Ok(report)
 }
@@ -121,7 +122,6 @@ mod mark {
 
     use crate::client::now;
     use crate::error::Result;
-    use crate::state::header;
     use crate::store::{write_atomic, Store};
 
     #[derive(Serialize, Deserialize, PartialEq)]
@@ -143,11 +143,10 @@ mod mark {
         m.indices == *indices && now().saturating_sub(m.at) < super::RECONVERGE && m.at <= now()
     }
 
-    /// A complete pass just ran over the store as it is now.
-    pub(super) fn record(store: &Store) -> Result<()> {
+    /// A complete pass just ran over the store as it is now (`indices`).
+    pub(super) fn record(store: &Store, indices: &BTreeMap<String, u64>) -> Result<()> {
         let m = Mark {
-            // The header has the indices: the envelopes need not be read.
-            indices: header(store)?.indices,
+            indices: indices.clone(),
             at: now(),
         };
         write_atomic(
