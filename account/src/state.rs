@@ -181,7 +181,8 @@ impl AccountState {
         self.access
             .as_ref()
             .map(|a| {
-                AccessList::verify(a, &profile).map_err(|e| AccountError::Untrusted(e.to_string()))
+                AccessList::verify_memo(a, &profile, &mesh_plugins::view::ACCESS_LISTS)
+                    .map_err(|e| AccountError::Untrusted(e.to_string()))
             })
             .transpose()
     }
