@@ -388,9 +388,7 @@ fn download(
         };
     };
     let apply = |next: &mut AccountState, resp: p::DownloadResponse| {
-        crate::count::add(crate::count::What::Profile);
-        let profile = ProfileAccount::verify(&resp.profile, &a.profile_udf)
-            .map_err(|e| AccountError::Untrusted(format!("account profile: {e}")))?;
+        let profile = next.verified.verify(&resp.profile, &a.profile_udf)?;
         crate::replica::apply_entries(next, &profile, &resp.updates, report)?;
         next.profile = resp.profile;
         Ok(())
