@@ -18,6 +18,7 @@ use crate::error::{AccountError, Result};
 use crate::event::{admin_event, admin_event_on, Draft};
 use crate::host::Host;
 use crate::pull::{adopt_rotation, pull, SyncReport};
+use crate::session::Session;
 use crate::state::*;
 use crate::store::Store;
 use mesh_plugins::{AccountView, AppEntry, Event, PluginError};
@@ -383,12 +384,12 @@ fn next_pin_request(
 pub(crate) fn accept_by_pin(
     store: &mut Store,
     host: &Host,
-    mut a: AccountState,
-) -> Result<(PinOutcome, AccountState)> {
+    mut a: Session,
+) -> Result<(PinOutcome, Session)> {
     let mut out = PinOutcome::default();
     // Each request is judged once per sync, whatever the portal says.
     let mut done = BTreeSet::new();
-    while let Some((ib, name)) = next_pin_request(&a, &done)? {
+    while let Some((ib, name)) = next_pin_request(a.state(), &done)? {
         done.insert(ib.request_id.clone());
         let rid = ib.request_id.clone();
         let mut unreadable = Vec::new();
@@ -442,13 +443,9 @@ pub(crate) fn accept_by_pin(
 /// needs (renewals, new holders); nothing when all is current. Returns how
 /// many entries were published, and the state after them (`a` is the
 /// state the sync just pulled; neither is read again).
-pub(crate) fn maintain(
-    store: &mut Store,
-    host: &Host,
-    a: AccountState,
-) -> Result<(usize, AccountState)> {
+pub(crate) fn maintain(store: &mut Store, host: &Host, a: Session) -> Result<(usize, Session)> {
     let count = |a: &AccountState| a.index(st::APPLICATION) + a.index(st::PUBLISHED);
-    let before = count(&a);
+    let before = count(a.state());
     let ((), a) = admin_event_on(store, host, a, |a, view, _| {
         // The administrators' promise, kept: an empty checkpoint when the
         // newest is half the promise old.
@@ -465,7 +462,7 @@ pub(crate) fn maintain(
             (),
         ))
     })?;
-    let published = usize::try_from(count(&a).saturating_sub(before)).unwrap_or(0);
+    let published = usize::try_from(count(a.state()).saturating_sub(before)).unwrap_or(0);
     Ok((published, a))
 }
 

@@ -14,6 +14,7 @@ use crate::client::{Client, ClientError};
 use crate::error::{AccountError, Result};
 use crate::host::Host;
 use crate::pull::{handle_revoked, pull, pull_from, SyncReport};
+use crate::session::Session;
 use crate::state::{admin_keys, device_keys, device_udf, AccountState};
 use crate::store::Store;
 
@@ -176,45 +177,48 @@ pub(crate) fn admin_event<T>(
     build: impl FnMut(&AccountState, &AccountView, &AccountKeys) -> Result<(Draft, T)>,
 ) -> Result<T> {
     let a = pull(store, host, &mut SyncReport::default())?;
-    admin_event_on(store, host, a, build).map(|(out, _)| out)
+    admin_event_on(store, host, Session::new(a), build).map(|(out, _)| out)
 }
 
-/// [`admin_event`] on `a`, the state a pull just verified and kept (not
-/// read again); returns the state after the event, as the pull after the
-/// transaction verified it (`a` itself when nothing was written).
+/// [`admin_event`] on `s`, the state a pull just verified and kept (not
+/// read again), and its view (built once); returns the session after the
+/// event: the state the pull after the transaction verified, or `s` itself,
+/// view and all, when nothing was written.
 pub(crate) fn admin_event_on<T>(
     store: &mut Store,
     host: &Host,
-    mut a: AccountState,
+    mut s: Session,
     mut build: impl FnMut(&AccountState, &AccountView, &AccountKeys) -> Result<(Draft, T)>,
-) -> Result<(T, AccountState)> {
+) -> Result<(T, Session)> {
     for attempt in 0..8 {
         if attempt > 0 {
-            a = pull_from(store, host, &mut SyncReport::default(), a)?;
+            let again = pull_from(store, host, &mut SyncReport::default(), s.into_state())?;
+            s = Session::new(again);
         }
-        let admin = admin_keys(store, &a)?;
-        let view = host.view(&a)?;
-        let (draft, out) = build(&a, &view, &admin)?;
+        let admin = admin_keys(store, s.state())?;
+        let (a, view) = s.view(host)?;
+        let (draft, out) = build(a, view, &admin)?;
         let access = draft.access.clone();
-        let updates = event_updates(host, &a, &view, &admin, None, draft)?;
-        drop(view);
+        let updates = event_updates(host, a, view, &admin, None, draft)?;
         if updates.is_empty() {
-            return Ok((out, a));
+            return Ok((out, s));
         }
-        let client = Client::new(&a.portal)?;
+        let client = Client::new(&s.state().portal)?;
         let me = (device_udf(store)?, device_keys(store)?.authenticate);
+        let mut a = s.into_state();
         match transact(&client, (&me.0, &me.1), &a, updates) {
             Ok(_) => {
                 let after = pull_from(store, host, &mut SyncReport::default(), a)
                     .map_err(crate::witness::after_commit)?;
-                return Ok((out, after));
+                return Ok((out, Session::new(after)));
             }
-            Err(e) if e.code() == Some(code::CONFLICT) => continue,
+            // Pulled again at the top, and built again on what it brings.
+            Err(e) if e.code() == Some(code::CONFLICT) => s = Session::new(a),
             // The request may have been committed and only the answer lost:
             // what the portal holds now says which.
             Err(e @ ClientError::Unreachable { .. }) => {
                 return match landed(store, host, a, access.as_ref()) {
-                    Some((true, after)) => Ok((out, after)),
+                    Some((true, after)) => Ok((out, Session::new(after))),
                     Some((false, _)) => Err(e.into()),
                     None => Err(AccountError::OutcomeUnknown(e.to_string())),
                 };

@@ -170,12 +170,21 @@ pub(crate) fn apply_to(
     host: &Host,
     a: &AccountState,
 ) -> Result<Vec<(String, std::result::Result<Actions, PluginError>)>> {
-    let view = host.view(a)?;
+    apply_view(store, host, &host.view(a)?)
+}
+
+/// [`apply`] with `view`, the verified view of the store's state as the
+/// caller holds it.
+pub(crate) fn apply_view(
+    store: &Store,
+    host: &Host,
+    view: &AccountView,
+) -> Result<Vec<(String, std::result::Result<Actions, PluginError>)>> {
     let dh = StoreHost::new(store)?;
     Ok(host
         .plugins()
         .iter()
-        .map(|pl| (pl.name().to_string(), pl.apply(&dh, &view)))
+        .map(|pl| (pl.name().to_string(), pl.apply(&dh, view)))
         .collect())
 }
 

@@ -36,6 +36,7 @@ pub mod recover;
 mod replica;
 pub mod revoke;
 pub mod roles;
+mod session;
 pub mod state;
 pub mod store;
 pub mod sync;

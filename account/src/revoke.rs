@@ -49,7 +49,8 @@ pub fn revoke(store: &mut Store, host: &Host, which: &str) -> Result<RevokeRepor
     // The account as the event was built on (the last attempt's, after a conflict).
     let mut before = None;
     let a = pull(store, host, &mut SyncReport::default())?;
-    let ((t, already), a) = admin_event_on(store, host, a, |a, view, admin| {
+    let s = crate::session::Session::new(a);
+    let ((t, already), mut s) = admin_event_on(store, host, s, |a, view, admin| {
         let list = a.access_list()?.ok_or(AccountError::NoAccount)?;
         let t = target(&list, which, false)?.clone();
         if udf::udf_eq(&t.device_udf, &me) {
@@ -87,7 +88,7 @@ pub fn revoke(store: &mut Store, host: &Host, which: &str) -> Result<RevokeRepor
         };
         Ok((draft, (t, false)))
     })?;
-    let after = host.view(&a)?;
+    let after = s.view(host)?.1.clone();
     let mut report = RevokeReport {
         name: t.name,
         device: t.device_udf,
