@@ -9,8 +9,10 @@
 use crate::envelope::Signed;
 use crate::keys::PublicKey;
 use crate::memo::EnvelopeMemo;
+use crate::objects::ProfileAccount;
 use crate::portal::AccessList;
 use crate::udf;
+use crate::Error;
 
 /// Verified access lists, at most `max` of them (usable as a `static` by a
 /// long-running host).
@@ -31,6 +33,27 @@ impl AccessMemo {
     /// Keep `list`, which the caller verified from `env`.
     pub fn keep(&self, env: &Signed, list: &AccessList) {
         self.0.put(env, list.clone());
+    }
+}
+
+impl AccessList {
+    /// [`AccessList::verify`], served from `memo` when it holds exactly
+    /// this envelope under keys authorized now, and kept there otherwise.
+    pub fn verify_memo(
+        env: &Signed,
+        account: &ProfileAccount,
+        memo: &AccessMemo,
+    ) -> Result<AccessList, Error> {
+        let signers = Self::signers(account);
+        let a = match memo.get(env, &signers) {
+            Some(a) => a,
+            None => {
+                let a = Self::verify_by(env, account, &signers)?;
+                memo.keep(env, &a);
+                return Ok(a);
+            }
+        };
+        Self::check_account(a, account)
     }
 }
 

@@ -200,7 +200,7 @@ impl AccessList {
     }
 
     /// Who may sign an access list: any epoch's administrator key, or the root.
-    fn signers(account: &ProfileAccount) -> Vec<crate::keys::PublicKey> {
+    pub(crate) fn signers(account: &ProfileAccount) -> Vec<crate::keys::PublicKey> {
         let mut signers = account.history_signers();
         signers.push(account.profile_signature.key);
         signers
@@ -216,26 +216,7 @@ impl AccessList {
         Self::verify_by(env, account, &signers)
     }
 
-    /// [`AccessList::verify`], served from `memo` when it holds exactly
-    /// this envelope under keys authorized now, and kept there otherwise.
-    pub fn verify_memo(
-        env: &Signed,
-        account: &ProfileAccount,
-        memo: &crate::access_memo::AccessMemo,
-    ) -> Result<AccessList, Error> {
-        let signers = Self::signers(account);
-        let a = match memo.get(env, &signers) {
-            Some(a) => a,
-            None => {
-                let a = Self::verify_by(env, account, &signers)?;
-                memo.keep(env, &a);
-                return Ok(a);
-            }
-        };
-        Self::check_account(a, account)
-    }
-
-    fn verify_by(
+    pub(crate) fn verify_by(
         env: &Signed,
         account: &ProfileAccount,
         signers: &[crate::keys::PublicKey],
@@ -244,7 +225,10 @@ impl AccessList {
         Self::check_account(a, account)
     }
 
-    fn check_account(a: AccessList, account: &ProfileAccount) -> Result<AccessList, Error> {
+    pub(crate) fn check_account(
+        a: AccessList,
+        account: &ProfileAccount,
+    ) -> Result<AccessList, Error> {
         if !udf::udf_eq(&a.profile_udf, &account.udf()) {
             return Err(Error::Malformed(format!(
                 "access list is for account {}, not {}",
