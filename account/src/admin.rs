@@ -1,5 +1,7 @@
 //! Administrator events: accept, reject, PINs, revoke, rotate, escrow.
 
+use std::collections::BTreeSet;
+
 use mesh_core::envelope::{Encrypted, Signed};
 use mesh_core::freshness::{self, Heartbeat};
 use mesh_core::objects::{AccountKeys, ProfileDevice, Role};
@@ -13,9 +15,10 @@ use zeroize::Zeroizing;
 
 use crate::client::now;
 use crate::error::{AccountError, Result};
-use crate::event::{admin_event, Draft};
+use crate::event::{admin_event, admin_event_on, Draft};
 use crate::host::Host;
 use crate::pull::{adopt_rotation, pull, SyncReport};
+use crate::session::Session;
 use crate::state::*;
 use crate::store::Store;
 use mesh_plugins::{AccountView, AppEntry, Event, PluginError};
@@ -354,12 +357,16 @@ pub struct PinOutcome {
     pub unreadable: Vec<String>,
 }
 
-/// The first pending request that carries a PIN, with its device's name.
-fn next_pin_request(a: &AccountState) -> Result<Option<(InboundRequest, String)>> {
+/// The first pending request that carries a PIN and is not in `done`,
+/// with its device's name.
+fn next_pin_request(
+    a: &AccountState,
+    done: &BTreeSet<String>,
+) -> Result<Option<(InboundRequest, String)>> {
     for ib in a
         .inbound
         .iter()
-        .filter(|i| !a.answered.contains(&i.request_id))
+        .filter(|i| !a.answered.contains(&i.request_id) && !done.contains(&i.request_id))
     {
         let (rc, dp) = request_parts(ib)?;
         if rc.pin_id.is_some() && rc.pin_witness.is_some() {
@@ -372,13 +379,21 @@ fn next_pin_request(a: &AccountState) -> Result<Option<(InboundRequest, String)>
 /// Answer every pending request that carries a PIN: accept those whose PIN
 /// is live, unused and unexpired; refuse the others with the reason, so
 /// that the device stops waiting. Each answer is one transaction, judged on
-/// the state that transaction writes on.
-pub(crate) fn accept_by_pin(store: &mut Store, host: &Host) -> Result<PinOutcome> {
+/// the state that transaction writes on. `a` is the state the sync just
+/// pulled; the state after the answers is returned (not read again).
+pub(crate) fn accept_by_pin(
+    store: &mut Store,
+    host: &Host,
+    mut a: Session,
+) -> Result<(PinOutcome, Session)> {
     let mut out = PinOutcome::default();
-    while let Some((ib, name)) = next_pin_request(&account(store)?)? {
+    // Each request is judged once per sync, whatever the portal says.
+    let mut done = BTreeSet::new();
+    while let Some((ib, name)) = next_pin_request(a.state(), &done)? {
+        done.insert(ib.request_id.clone());
         let rid = ib.request_id.clone();
         let mut unreadable = Vec::new();
-        let accepted = admin_event(store, host, |a, _, admin| {
+        let (accepted, after) = admin_event_on(store, host, a, |a, _, admin| {
             if a.answered.contains(&rid) {
                 return Ok((Draft::default(), None));
             }
@@ -408,6 +423,7 @@ pub(crate) fn accept_by_pin(store: &mut Store, host: &Host) -> Result<PinOutcome
                 }
             }
         })?;
+        a = after;
         for u in unreadable {
             if !out.unreadable.contains(&u) {
                 out.unreadable.push(u);
@@ -420,16 +436,17 @@ pub(crate) fn accept_by_pin(store: &mut Store, host: &Host) -> Result<PinOutcome
             None => {}
         }
     }
-    Ok(out)
+    Ok((out, a))
 }
 
 /// Administrators' routine: every channel publishes what the current state
 /// needs (renewals, new holders); nothing when all is current. Returns how
-/// many entries were published.
-pub(crate) fn maintain(store: &mut Store, host: &Host) -> Result<usize> {
+/// many entries were published, and the state after them (`a` is the
+/// state the sync just pulled; neither is read again).
+pub(crate) fn maintain(store: &mut Store, host: &Host, a: Session) -> Result<(usize, Session)> {
     let count = |a: &AccountState| a.index(st::APPLICATION) + a.index(st::PUBLISHED);
-    let before = count(&account(store)?);
-    admin_event(store, host, |a, view, _| {
+    let before = count(a.state());
+    let ((), a) = admin_event_on(store, host, a, |a, view, _| {
         // The administrators' promise, kept: an empty checkpoint when the
         // newest is half the promise old.
         let newest = a.history.checkpoint.as_ref().map_or(0, |c| c.issued);
@@ -445,8 +462,8 @@ pub(crate) fn maintain(store: &mut Store, host: &Host) -> Result<usize> {
             (),
         ))
     })?;
-    let after = count(&account(store)?);
-    Ok(usize::try_from(after.saturating_sub(before)).unwrap_or(0))
+    let published = usize::try_from(count(a.state()).saturating_sub(before)).unwrap_or(0);
+    Ok((published, a))
 }
 
 /// `mesh account heartbeat`: promise a checkpoint at least every `every`

@@ -341,9 +341,10 @@ pub(crate) fn prune(home: &Path, keep: &Written) {
 
 /// Manifests this process read or wrote, with their envelopes (a name is
 /// a digest of the content, so it means the same in any home). A hit is
-/// what a manifest of that name held when this process read or wrote it:
-/// a sync reads its state again without parsing 2,100 names, and saves it
-/// without a lookup per unchanged entry.
+/// what a manifest of that name held when this process read or wrote it.
+/// A command reads its state once (issue 24): this memo is for the daemon,
+/// whose every sync reads the state again without parsing 2,100 names and
+/// saves it without a lookup per unchanged entry.
 mod manifests {
     use std::collections::VecDeque;
     use std::sync::{Arc, Mutex};
@@ -372,8 +373,9 @@ mod manifests {
     }
 }
 
-/// Entry files read or written by this process, by name and by envelope:
-/// an agent reads its state after every change, and at 1,000 devices
+/// Entry files read or written by this process, by name and by envelope.
+/// A command reads its state once (issue 24): this memo is for the daemon,
+/// which reads its state after every change; at 1,000 devices
 /// reading and hashing each entry again was a fifth of a sync. A hit is
 /// exact: by name, the content that name was checked against; by
 /// envelope, the same envelope byte for byte. Bounded: emptied when full.

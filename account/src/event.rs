@@ -13,8 +13,9 @@ use mesh_plugins::{AccountView, AppEntry, DeviceEntry, Event, ProfileClaims};
 use crate::client::{Client, ClientError};
 use crate::error::{AccountError, Result};
 use crate::host::Host;
-use crate::pull::{handle_revoked, pull, SyncReport};
-use crate::state::{account, admin_keys, device_keys, device_udf, AccountState};
+use crate::pull::{handle_revoked, pull, pull_from, SyncReport};
+use crate::session::Session;
+use crate::state::{admin_keys, device_keys, device_udf, AccountState};
 use crate::store::Store;
 
 /// What an administrator's event writes before the channels add theirs.
@@ -173,63 +174,86 @@ pub(crate) fn event_updates(
 pub(crate) fn admin_event<T>(
     store: &mut Store,
     host: &Host,
-    mut build: impl FnMut(&AccountState, &AccountView, &AccountKeys) -> Result<(Draft, T)>,
+    build: impl FnMut(&AccountState, &AccountView, &AccountKeys) -> Result<(Draft, T)>,
 ) -> Result<T> {
-    for _ in 0..8 {
-        pull(store, host, &mut SyncReport::default())?;
-        let a = account(store)?;
-        let admin = admin_keys(store, &a)?;
-        let view = host.view(&a)?;
-        let (draft, out) = build(&a, &view, &admin)?;
-        let access = draft.access.clone();
-        let updates = event_updates(host, &a, &view, &admin, None, draft)?;
-        if updates.is_empty() {
-            return Ok(out);
+    let a = pull(store, host, &mut SyncReport::default())?;
+    admin_event_on(store, host, Session::new(a), build).map(|(out, _)| out)
+}
+
+/// [`admin_event`] on `s`, the state a pull just verified and kept (not
+/// read again), and its view (built once); returns the session after the
+/// event: the state the pull after the transaction verified, or `s` itself,
+/// view and all, when nothing was written.
+pub(crate) fn admin_event_on<T>(
+    store: &mut Store,
+    host: &Host,
+    mut s: Session,
+    mut build: impl FnMut(&AccountState, &AccountView, &AccountKeys) -> Result<(Draft, T)>,
+) -> Result<(T, Session)> {
+    for attempt in 0..8 {
+        if attempt > 0 {
+            let again = pull_from(store, host, &mut SyncReport::default(), s.into_state())?;
+            s = Session::new(again);
         }
-        let client = Client::new(&a.portal)?;
-        let keys = device_keys(store)?;
-        let dev_udf = device_udf(store)?;
-        let send = |updates: Vec<StoreUpdate>| {
-            client.signed::<p::TransactResponse>(
-                tx::TRANSACT,
-                &a.profile_udf,
-                &dev_udf,
-                serde_json::to_value(p::TransactRequest { updates }).unwrap_or_default(),
-                &keys.authenticate,
-            )
-        };
-        // The access list as its change from the one the portal holds; a
-        // portal from before changes refuses the member: send it whole.
-        let r = match as_change(&a, &updates) {
-            Some(changed) => match send(changed) {
-                Err(e) if e.code() == Some(code::BAD_REQUEST) => send(updates),
-                r => r,
-            },
-            None => send(updates),
-        };
-        match r {
+        let admin = admin_keys(store, s.state())?;
+        let (a, view) = s.view(host)?;
+        let (draft, out) = build(a, view, &admin)?;
+        let access = draft.access.clone();
+        let updates = event_updates(host, a, view, &admin, None, draft)?;
+        if updates.is_empty() {
+            return Ok((out, s));
+        }
+        let client = Client::new(&s.state().portal)?;
+        let me = (device_udf(store)?, device_keys(store)?.authenticate);
+        let mut a = s.into_state();
+        match transact(&client, (&me.0, &me.1), &a, updates) {
             Ok(_) => {
-                pull(store, host, &mut SyncReport::default())
+                let after = pull_from(store, host, &mut SyncReport::default(), a)
                     .map_err(crate::witness::after_commit)?;
-                return Ok(out);
+                return Ok((out, Session::new(after)));
             }
-            Err(e) if e.code() == Some(code::CONFLICT) => continue,
+            // Pulled again at the top, and built again on what it brings.
+            Err(e) if e.code() == Some(code::CONFLICT) => s = Session::new(a),
             // The request may have been committed and only the answer lost:
             // what the portal holds now says which.
             Err(e @ ClientError::Unreachable { .. }) => {
-                return match landed(store, host, access.as_ref()) {
-                    Some(true) => Ok(out),
-                    Some(false) => Err(e.into()),
+                return match landed(store, host, a, access.as_ref()) {
+                    Some((true, after)) => Ok((out, Session::new(after))),
+                    Some((false, _)) => Err(e.into()),
                     None => Err(AccountError::OutcomeUnknown(e.to_string())),
                 };
             }
-            Err(e) => {
-                let mut a = a;
-                return Err(handle_revoked(store, host, &mut a, e));
-            }
+            Err(e) => return Err(handle_revoked(store, host, &mut a, e)),
         }
     }
     Err(AccountError::Busy)
+}
+
+/// Send an event's updates as one signed Transact. The access list goes as
+/// its change from the one the portal holds; a portal from before changes
+/// refuses the member: then it goes whole.
+fn transact(
+    client: &Client,
+    (dev_udf, auth): (&str, &mesh_core::keys::SigningKey),
+    a: &AccountState,
+    updates: Vec<StoreUpdate>,
+) -> std::result::Result<p::TransactResponse, ClientError> {
+    let send = |updates: Vec<StoreUpdate>| {
+        client.signed::<p::TransactResponse>(
+            tx::TRANSACT,
+            &a.profile_udf,
+            dev_udf,
+            serde_json::to_value(p::TransactRequest { updates }).unwrap_or_default(),
+            auth,
+        )
+    };
+    match as_change(a, &updates) {
+        Some(changed) => match send(changed) {
+            Err(e) if e.code() == Some(code::BAD_REQUEST) => send(updates),
+            r => r,
+        },
+        None => send(updates),
+    }
 }
 
 /// `updates` with the next access list as its change from the one `a`
@@ -255,15 +279,19 @@ fn diff_deadline() -> std::time::Instant {
 }
 
 /// After a transport error: whether the event's access list is now the
-/// account's (`None`: the portal cannot be asked, or the event had no
-/// access list to look for).
-fn landed(store: &mut Store, host: &Host, access: Option<&Signed>) -> Option<bool> {
+/// account's, and the state that says so (`None`: the portal cannot be
+/// asked, or the event had no access list to look for).
+fn landed(
+    store: &mut Store,
+    host: &Host,
+    a: AccountState,
+    access: Option<&Signed>,
+) -> Option<(bool, AccountState)> {
     let access = access?;
-    pull(store, host, &mut SyncReport::default()).ok()?;
-    let a = account(store).ok()?;
-    Some(
-        a.access
-            .as_ref()
-            .is_some_and(|now| now.payload == access.payload),
-    )
+    let a = pull_from(store, host, &mut SyncReport::default(), a).ok()?;
+    let now = a
+        .access
+        .as_ref()
+        .is_some_and(|now| now.payload == access.payload);
+    Some((now, a))
 }

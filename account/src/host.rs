@@ -52,6 +52,7 @@ impl Host {
 /// signatures are not checked again, so a view costs no signature per
 /// device.
 pub fn view_of(a: &AccountState) -> Result<AccountView> {
+    crate::count::add(crate::count::What::View);
     let mut v = AccountView::from_verified(
         &a.profile_udf,
         &a.profile,
@@ -169,12 +170,21 @@ pub(crate) fn apply_to(
     host: &Host,
     a: &AccountState,
 ) -> Result<Vec<(String, std::result::Result<Actions, PluginError>)>> {
-    let view = host.view(a)?;
+    apply_view(store, host, &host.view(a)?)
+}
+
+/// [`apply`] with `view`, the verified view of the store's state as the
+/// caller holds it.
+pub(crate) fn apply_view(
+    store: &Store,
+    host: &Host,
+    view: &AccountView,
+) -> Result<Vec<(String, std::result::Result<Actions, PluginError>)>> {
     let dh = StoreHost::new(store)?;
     Ok(host
         .plugins()
         .iter()
-        .map(|pl| (pl.name().to_string(), pl.apply(&dh, &view)))
+        .map(|pl| (pl.name().to_string(), pl.apply(&dh, view)))
         .collect())
 }
 

@@ -22,6 +22,7 @@
 pub mod admin;
 pub mod chronicle;
 pub mod client;
+pub mod count;
 pub mod device;
 pub mod entries;
 mod envelopes;
@@ -35,6 +36,7 @@ pub mod recover;
 mod replica;
 pub mod revoke;
 pub mod roles;
+mod session;
 pub mod state;
 pub mod store;
 pub mod sync;

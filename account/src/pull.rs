@@ -366,6 +366,7 @@ fn download(
             .collect()
     };
     let fetch = |_: &AccountState, select: &[StoreIndex]| loop {
+        crate::count::add(crate::count::What::Download);
         let r: std::result::Result<p::DownloadResponse, ClientError> = client.signed(
             tx::DOWNLOAD,
             &a.profile_udf,
@@ -387,8 +388,7 @@ fn download(
         };
     };
     let apply = |next: &mut AccountState, resp: p::DownloadResponse| {
-        let profile = ProfileAccount::verify(&resp.profile, &a.profile_udf)
-            .map_err(|e| AccountError::Untrusted(format!("account profile: {e}")))?;
+        let profile = next.verified.verify(&resp.profile, &a.profile_udf)?;
         crate::replica::apply_entries(next, &profile, &resp.updates, report)?;
         next.profile = resp.profile;
         Ok(())

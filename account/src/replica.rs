@@ -214,7 +214,11 @@ fn apply_signed(
     let admin = profile.history_signers();
     match store {
         st::ACCESS => {
-            *access = Some(replica::next_access(access.as_ref(), &env, profile)?);
+            let list = replica::next_access(access.as_ref(), &env, profile)?;
+            // Verified here: later reads of the state (and views) are served
+            // from the host's memo, not verified again.
+            mesh_plugins::view::ACCESS_LISTS.keep(&env, &list);
+            *access = Some(list);
             a.access = Some(env);
         }
         st::DEVICE => {

@@ -13,8 +13,9 @@ use serde::Serialize;
 use crate::admin::target;
 use crate::client::Client;
 use crate::error::{AccountError, Result};
-use crate::event::{admin_event, Draft};
+use crate::event::{admin_event_on, Draft};
 use crate::host::Host;
+use crate::pull::{pull, SyncReport};
 use crate::state::{account, device_keys, device_udf};
 use crate::store::Store;
 
@@ -47,7 +48,9 @@ pub fn revoke(store: &mut Store, host: &Host, which: &str) -> Result<RevokeRepor
     let me = device_udf(store)?;
     // The account as the event was built on (the last attempt's, after a conflict).
     let mut before = None;
-    let (t, already) = admin_event(store, host, |a, view, admin| {
+    let a = pull(store, host, &mut SyncReport::default())?;
+    let s = crate::session::Session::new(a);
+    let ((t, already), mut s) = admin_event_on(store, host, s, |a, view, admin| {
         let list = a.access_list()?.ok_or(AccountError::NoAccount)?;
         let t = target(&list, which, false)?.clone();
         if udf::udf_eq(&t.device_udf, &me) {
@@ -85,7 +88,7 @@ pub fn revoke(store: &mut Store, host: &Host, which: &str) -> Result<RevokeRepor
         };
         Ok((draft, (t, false)))
     })?;
-    let after = host.view(&account(store)?)?;
+    let after = s.view(host)?.1.clone();
     let mut report = RevokeReport {
         name: t.name,
         device: t.device_udf,

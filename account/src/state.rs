@@ -1,7 +1,7 @@
 //! What a device keeps of its account, and the keys it derives from it.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use mesh_core::authority::{OnlineSeeds, CT_ONLINE_SEEDS};
 use mesh_core::derive::Seed;
@@ -95,6 +95,56 @@ pub struct AccountState {
     /// What the channels removed when this device was revoked.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub wiped: Vec<String>,
+    /// The profile as last verified for this state (never stored).
+    #[serde(skip)]
+    pub(crate) verified: VerifiedProfile,
+}
+
+/// The profile envelope of an [`AccountState`] as last verified up to the
+/// pinned UDF: a command verifies its profile once, and again only when
+/// the portal serves another envelope. A value the state owns: nothing
+/// outlives it, and two states that differ only here are equal.
+#[derive(Default)]
+pub struct VerifiedProfile(Mutex<Option<(Signed, ProfileAccount)>>);
+
+impl VerifiedProfile {
+    /// `env` verified up to `pinned` (kept: the state's profile is the
+    /// last envelope verified).
+    pub(crate) fn verify(&self, env: &Signed, pinned: &str) -> Result<ProfileAccount> {
+        if let Some((kept, p)) = self.0.lock().ok().as_deref().and_then(Option::as_ref) {
+            if kept == env {
+                return Ok(p.clone());
+            }
+        }
+        crate::count::add(crate::count::What::Profile);
+        let p = ProfileAccount::verify(env, pinned)
+            .map_err(|e| AccountError::Untrusted(format!("account profile: {e}")))?;
+        if let Ok(mut kept) = self.0.lock() {
+            *kept = Some((env.clone(), p.clone()));
+        }
+        Ok(p)
+    }
+}
+
+impl Clone for VerifiedProfile {
+    fn clone(&self) -> Self {
+        let kept = self.0.lock().ok().and_then(|k| k.clone());
+        VerifiedProfile(Mutex::new(kept))
+    }
+}
+
+impl PartialEq for VerifiedProfile {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for VerifiedProfile {}
+
+impl std::fmt::Debug for VerifiedProfile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("VerifiedProfile")
+    }
 }
 
 impl AccountState {
@@ -156,6 +206,7 @@ impl AccountState {
             superseded_ssh: Vec::new(),
             history: Default::default(),
             wiped: Vec::new(),
+            verified: Default::default(),
         }
     }
 
@@ -163,9 +214,8 @@ impl AccountState {
     /// administrator keys, SSH CA and OpenPGP fingerprint are the current
     /// administrator epoch's.
     pub fn profile(&self) -> Result<ProfileAccount> {
-        ProfileAccount::verify(&self.profile, &self.profile_udf)
-            .map(|p| self.history.profile(&p))
-            .map_err(|e| AccountError::Untrusted(e.to_string()))
+        let p = self.verified.verify(&self.profile, &self.profile_udf)?;
+        Ok(self.history.profile(&p))
     }
 
     /// The serial of the access list held, from its payload alone (no
@@ -180,7 +230,8 @@ impl AccountState {
         self.access
             .as_ref()
             .map(|a| {
-                AccessList::verify(a, &profile).map_err(|e| AccountError::Untrusted(e.to_string()))
+                AccessList::verify_memo(a, &profile, &mesh_plugins::view::ACCESS_LISTS)
+                    .map_err(|e| AccountError::Untrusted(e.to_string()))
             })
             .transpose()
     }
@@ -204,6 +255,7 @@ impl AccountState {
 /// file the header names (states written before the split hold the
 /// envelopes inline).
 pub fn account(store: &Store) -> Result<AccountState> {
+    crate::count::add(crate::count::What::State);
     let mut a: AccountState = read(store)?;
     let at: Stored = read(store)?;
     if let Some(name) = at.envelopes {

@@ -21,12 +21,12 @@ use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use aes_gcm::aead::{Aead, KeyInit, Payload};
-use aes_gcm::{Aes256Gcm, Nonce};
 use mesh_core::b64;
 use rand_core::{OsRng, RngCore};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
+
+mod sealed;
 
 #[cfg(unix)]
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
@@ -253,6 +253,8 @@ pub struct Store {
     backend: Backend,
     state: State,
     key: Zeroizing<[u8; 32]>,
+    /// The secrets, decrypted at most once per open store (`sealed.rs`).
+    secrets: sealed::Opened,
     _lock: File,
 }
 
@@ -453,6 +455,7 @@ impl Store {
             backend,
             state,
             key,
+            secrets: Default::default(),
             _lock: lock,
         };
         if store.state.wiped {
@@ -492,6 +495,7 @@ impl Store {
                 wiped: false,
             },
             key,
+            secrets: Default::default(),
             _lock: lock,
         };
         s.save_secrets(&Secrets::default())?;
@@ -561,71 +565,6 @@ impl Store {
         write_atomic(&path, &json)
     }
 
-    fn aad(&self) -> Vec<u8> {
-        format!("mesh-store-v{STORE_VERSION}:{}", self.state.store_id).into_bytes()
-    }
-
-    /// Decrypt the secrets.
-    pub fn secrets(&self) -> Result<Secrets, StoreError> {
-        if self.state.wiped {
-            return Ok(Secrets::default());
-        }
-        let path = self.home.join(SECRETS);
-        let corrupt = |detail: String| StoreError::Corrupt {
-            path: path.clone(),
-            detail,
-        };
-        let raw = fs::read(&path).map_err(io(&path))?;
-        let sealed: SealedFile =
-            serde_json::from_slice(&raw).map_err(|e| corrupt(e.to_string()))?;
-        if sealed.version != STORE_VERSION || sealed.nonce.len() != 12 {
-            return Err(corrupt("unknown format".into()));
-        }
-        let plain = Zeroizing::new(
-            Aes256Gcm::new_from_slice(&self.key[..])
-                .map_err(|_| corrupt("bad key".into()))?
-                .decrypt(
-                    Nonce::from_slice(&sealed.nonce),
-                    Payload {
-                        msg: &sealed.ciphertext,
-                        aad: &self.aad(),
-                    },
-                )
-                .map_err(|_| corrupt("it does not decrypt under the store key".into()))?,
-        );
-        serde_json::from_slice(&plain).map_err(|e| corrupt(e.to_string()))
-    }
-
-    /// Encrypt and write the secrets atomically.
-    pub fn save_secrets(&mut self, secrets: &Secrets) -> Result<(), StoreError> {
-        let path = self.home.join(SECRETS);
-        let plain = Zeroizing::new(serde_json::to_vec(secrets).unwrap_or_default());
-        let mut nonce = [0u8; 12];
-        OsRng.fill_bytes(&mut nonce);
-        let ciphertext = Aes256Gcm::new_from_slice(&self.key[..])
-            .map_err(|_| StoreError::Corrupt {
-                path: path.clone(),
-                detail: "bad key".into(),
-            })?
-            .encrypt(
-                Nonce::from_slice(&nonce),
-                Payload {
-                    msg: &plain,
-                    aad: &self.aad(),
-                },
-            )
-            .map_err(|_| StoreError::Corrupt {
-                path: path.clone(),
-                detail: "encryption failed".into(),
-            })?;
-        let sealed = SealedFile {
-            version: STORE_VERSION,
-            nonce: nonce.to_vec(),
-            ciphertext,
-        };
-        write_atomic(&path, &serde_json::to_vec(&sealed).unwrap_or_default())
-    }
-
     /// Destroy every secret (a revoked device wipes itself): the sealed
     /// secrets are overwritten with an empty set, the state is marked
     /// wiped, then the sealed file and the store key (keyring entry or key
@@ -638,6 +577,7 @@ impl Store {
             self.state.wiped = true;
             self.save_state()?;
             self.key = Zeroizing::new([0u8; 32]);
+            self.secrets = Default::default();
         }
         self.finish_wipe()
     }

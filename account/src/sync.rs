@@ -65,7 +65,7 @@ pub fn sync_with(store: &mut Store, host: &Host, converge: Converge) -> Result<S
         }
         Membership::Member => {}
     }
-    let mut a = pull_from(store, host, &mut report, a)?;
+    let a = pull_from(store, host, &mut report, a)?;
     let unchanged = report.entries == 0 && !report.completed && !report.rotated;
     let beat_due = a.heartbeat_due().is_some_and(|t| crate::client::now() >= t);
     if converge == Converge::WhenChanged
@@ -76,8 +76,9 @@ pub fn sync_with(store: &mut Store, host: &Host, converge: Converge) -> Result<S
         report.skipped = true;
         return Ok(report);
     }
-    if a.roles.contains(&Role::ADMIN) {
-        let pins = crate::admin::accept_by_pin(store, host)?;
+    let mut s = crate::session::Session::new(a);
+    if s.state().roles.contains(&Role::ADMIN) {
+        let (pins, after) = crate::admin::accept_by_pin(store, host, s)?;
         report.auto_accepted = pins.accepted;
         report.pin_refused = pins.refused;
         report.warnings.extend(
@@ -85,17 +86,21 @@ pub fn sync_with(store: &mut Store, host: &Host, converge: Converge) -> Result<S
                 .into_iter()
                 .map(|u| format!("skipped {u} (hint: mint a new PIN with `mesh device pin`)")),
         );
-        report.entries_published = crate::admin::maintain(store, host)?;
+        let (published, after) = crate::admin::maintain(store, host, after)?;
+        report.entries_published = published;
+        s = after;
+        let a = s.state();
         // Report only the requests that still wait for an answer.
-        a = account(store)?;
         report.new_requests.retain(|w| {
             a.inbound
                 .iter()
                 .any(|i| &i.witness == w && !a.answered.contains(&i.request_id))
         });
     }
-    // The state as this sync left it: not read again.
-    for (name, r) in crate::host::apply_to(store, host, &a)? {
+    // The state as this sync left it, and its view: not read or built again.
+    let (a, view) = s.view(host)?;
+    let indices = a.indices.clone();
+    for (name, r) in crate::host::apply_view(store, host, view)? {
         match r {
             Ok(actions) => report
                 .applied
@@ -106,7 +111,7 @@ pub fn sync_with(store: &mut Store, host: &Host, converge: Converge) -> Result<S
     // A pass with a channel's failure is not complete: the next sync runs
     // one again.
     if report.warnings.is_empty() {
-        mark::record(store)?;
+        mark::record(store, &indices)?;
     }
     Ok(report)
 }
@@ -121,7 +126,6 @@ mod mark {
 
     use crate::client::now;
     use crate::error::Result;
-    use crate::state::header;
     use crate::store::{write_atomic, Store};
 
     #[derive(Serialize, Deserialize, PartialEq)]
@@ -143,11 +147,10 @@ mod mark {
         m.indices == *indices && now().saturating_sub(m.at) < super::RECONVERGE && m.at <= now()
     }
 
-    /// A complete pass just ran over the store as it is now.
-    pub(super) fn record(store: &Store) -> Result<()> {
+    /// A complete pass just ran over the store as it is now (`indices`).
+    pub(super) fn record(store: &Store, indices: &BTreeMap<String, u64>) -> Result<()> {
         let m = Mark {
-            // The header has the indices: the envelopes need not be read.
-            indices: header(store)?.indices,
+            indices: indices.clone(),
             at: now(),
         };
         write_atomic(

@@ -1,20 +1,67 @@
-//! The last access lists verified, per process. One sync verified the same
-//! list up to four times (the state's, the downloaded one, the device's own
-//! standing, the channels' view): at 1,000 devices a list is 390 kB. A hit
-//! is exact: the same envelope, byte for byte, each of whose signers is
-//! among the keys authorized now (a signer's UDF is its key's fingerprint,
-//! and its signature verified when the list was kept here).
+//! Access lists already verified, kept by whoever holds the memo (core
+//! holds none: [`AccessList::verify`] is a pure function, and
+//! [`AccessList::verify_memo`] takes the memo as an argument). At 1,000
+//! devices a list is 390 kB. A hit is exact: the same envelope, byte for
+//! byte, each of whose signers is among the keys authorized now (a
+//! signer's UDF is its key's fingerprint, and its signature verified when
+//! the list was kept here).
 
 use crate::envelope::Signed;
 use crate::keys::PublicKey;
 use crate::memo::EnvelopeMemo;
+use crate::objects::ProfileAccount;
 use crate::portal::AccessList;
 use crate::udf;
+use crate::Error;
 
-/// Few: a list of 1,000 devices is about 1 MB here.
-static MEMO: EnvelopeMemo<AccessList> = EnvelopeMemo::new(3);
+/// Verified access lists, at most `max` of them (usable as a `static` by a
+/// long-running host).
+#[derive(Debug)]
+pub struct AccessMemo(EnvelopeMemo<AccessList>);
 
-pub(crate) fn get(env: &Signed, authorized: &[PublicKey]) -> Option<AccessList> {
+impl AccessMemo {
+    /// An empty memo of at most `max` lists.
+    pub const fn new(max: usize) -> Self {
+        AccessMemo(EnvelopeMemo::new(max))
+    }
+
+    /// The list kept for exactly `env`, if every signer is in `authorized`.
+    pub fn get(&self, env: &Signed, authorized: &[PublicKey]) -> Option<AccessList> {
+        get(&self.0, env, authorized)
+    }
+
+    /// Keep `list`, which the caller verified from `env`.
+    pub fn keep(&self, env: &Signed, list: &AccessList) {
+        self.0.put(env, list.clone());
+    }
+}
+
+impl AccessList {
+    /// [`AccessList::verify`], served from `memo` when it holds exactly
+    /// this envelope under keys authorized now, and kept there otherwise.
+    pub fn verify_memo(
+        env: &Signed,
+        account: &ProfileAccount,
+        memo: &AccessMemo,
+    ) -> Result<AccessList, Error> {
+        let signers = Self::signers(account);
+        let a = match memo.get(env, &signers) {
+            Some(a) => a,
+            None => {
+                let a = Self::verify_by(env, account, &signers)?;
+                memo.keep(env, &a);
+                return Ok(a);
+            }
+        };
+        Self::check_account(a, account)
+    }
+}
+
+fn get(
+    memo: &EnvelopeMemo<AccessList>,
+    env: &Signed,
+    authorized: &[PublicKey],
+) -> Option<AccessList> {
     if env.content_type != crate::portal::ct::ACCESS_LIST || env.signatures.is_empty() {
         return None;
     }
@@ -25,11 +72,7 @@ pub(crate) fn get(env: &Signed, authorized: &[PublicKey]) -> Option<AccessList> 
     if !signed_by_authorized {
         return None;
     }
-    MEMO.get(env)
-}
-
-pub(crate) fn put(env: &Signed, list: &AccessList) {
-    MEMO.put(env, list.clone());
+    memo.get(env)
 }
 
 #[cfg(test)]
@@ -60,6 +103,9 @@ mod tests {
     /// among the keys authorized by the caller now.
     #[test]
     fn a_verified_list_is_served_only_to_the_same_envelope_and_signers() {
+        let memo = AccessMemo::new(3);
+        let get = |e: &Signed, keys: &[PublicKey]| memo.get(e, keys);
+        let put = |e: &Signed, l: &AccessList| memo.keep(e, l);
         let (k1, k2) = (RootKeys::generate(), RootKeys::generate());
         let (p1, p2) = (k1.authenticate.public_key(), k2.authenticate.public_key());
         let l = list(u64::from(rand_core::RngCore::next_u32(

@@ -440,7 +440,9 @@ pub fn p256_signing_key(seed: &Seed, key_name: &str) -> p256::ecdsa::SigningKey 
 /// X25519 key (a square root, an inversion, a torsion check) is most of what
 /// rebuilding an account view costs at 1,000 devices (docs/BENCHMARKS.md);
 /// the bytes are public and a hit returns exactly what decoding returned.
-/// Bounded: emptied when full, so memory stays under a few MiB.
+/// It caches a pure function of public bytes, so no answer depends on it;
+/// kept for the daemon, which rebuilds its view after every sync. Bounded:
+/// emptied when full, so memory stays under a few MiB.
 mod decoded {
     use std::collections::HashMap;
     use std::sync::{Mutex, OnceLock};

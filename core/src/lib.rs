@@ -9,7 +9,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-mod access_memo;
+pub mod access_memo;
 pub mod authority;
 pub mod b64;
 pub mod changes;

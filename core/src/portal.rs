@@ -196,9 +196,14 @@ impl AccessList {
     /// verified history: signed in any administrator epoch of it, or by the
     /// root.
     pub fn verify(env: &Signed, account: &ProfileAccount) -> Result<AccessList, Error> {
+        Self::verify_by(env, account, &Self::signers(account))
+    }
+
+    /// Who may sign an access list: any epoch's administrator key, or the root.
+    pub(crate) fn signers(account: &ProfileAccount) -> Vec<crate::keys::PublicKey> {
         let mut signers = account.history_signers();
         signers.push(account.profile_signature.key);
-        Self::verify_by(env, account, &signers)
+        signers
     }
 
     /// Verify a list that stands alone (a revocation proof): only the
@@ -211,19 +216,19 @@ impl AccessList {
         Self::verify_by(env, account, &signers)
     }
 
-    fn verify_by(
+    pub(crate) fn verify_by(
         env: &Signed,
         account: &ProfileAccount,
         signers: &[crate::keys::PublicKey],
     ) -> Result<AccessList, Error> {
-        let a = match crate::access_memo::get(env, signers) {
-            Some(a) => a,
-            None => {
-                let a: AccessList = env.verify_object("access list", ct::ACCESS_LIST, signers)?;
-                crate::access_memo::put(env, &a);
-                a
-            }
-        };
+        let a: AccessList = env.verify_object("access list", ct::ACCESS_LIST, signers)?;
+        Self::check_account(a, account)
+    }
+
+    pub(crate) fn check_account(
+        a: AccessList,
+        account: &ProfileAccount,
+    ) -> Result<AccessList, Error> {
         if !udf::udf_eq(&a.profile_udf, &account.udf()) {
             return Err(Error::Malformed(format!(
                 "access list is for account {}, not {}",

@@ -28,6 +28,7 @@ mod pgp;
 mod pkcs11;
 mod plain;
 mod portal;
+mod session;
 mod smime;
 mod ssh;
 mod ssh_agent_cmd;
