@@ -108,7 +108,7 @@ pub fn revoke(store: &mut Store, host: &Host, which: &str) -> Result<RevokeRepor
     )];
     if after.profile.epoch() > before.profile.epoch() {
         portal.push(format!(
-            "administrator epoch {}: new administrator keys, SSH CA, S/MIME CA and OpenPGP primary, wrapped only to the remaining administrators; what it holds vouches for nothing new",
+            "administrator epoch {}: new administrator keys and every key derived from them (the channels' CAs and primaries), wrapped only to the remaining administrators; what it holds vouches for nothing new",
             after.profile.epoch()
         ));
     }

@@ -27,8 +27,13 @@ use crate::{udf, Error};
 
 /// Most signatures one envelope may carry.
 pub const MAX_SIGNATURES: usize = 16;
-/// Most recipients one encrypted envelope may carry.
-pub const MAX_RECIPIENTS: usize = 256;
+/// Most recipients one encrypted envelope may carry. An account's shared
+/// secrets (the file key, the mail keys) are wrapped to every holder: the
+/// active devices, the administrators and escrow. 256 capped an account
+/// at 254 devices (found building the 1,000-device scale bench once the
+/// files channel wrapped to every device); 4,096 bounds the parse (about
+/// 600 kB of recipients) well above the accounts we measure.
+pub const MAX_RECIPIENTS: usize = 4096;
 
 /// One signature of a [`Signed`] envelope.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -445,6 +450,28 @@ mod tests {
         let mut swapped = e;
         swapped.content_type = "u".into();
         assert!(matches!(swapped.decrypt("u", &r1), Err(Error::Decrypt)));
+    }
+
+    /// A secret shared by a 1,000-device account opens for its last
+    /// holder; one recipient past the bound is refused both ways.
+    #[test]
+    fn an_account_of_a_thousand_devices_is_one_envelope_and_the_bound_holds() {
+        let last = AgreementKey::generate();
+        let mut keys: Vec<PublicKey> = (0..1002)
+            .map(|_| AgreementKey::generate().public_key())
+            .collect();
+        keys.push(last.public_key());
+        let e = Encrypted::encrypt("t", b"secret", &keys).expect("1,003 recipients");
+        assert_eq!(&e.decrypt("t", &last).expect("the last")[..], b"secret");
+        let over = vec![last.public_key(); MAX_RECIPIENTS + 1];
+        assert!(Encrypted::encrypt("t", b"secret", &over).is_err());
+        let mut padded = e;
+        let filler = padded.recipients[0].clone();
+        padded.recipients.resize(MAX_RECIPIENTS + 1, filler);
+        assert!(matches!(
+            padded.decrypt("t", &last),
+            Err(Error::Malformed(_))
+        ));
     }
 
     proptest! {

@@ -47,11 +47,15 @@ fn save(device: &dyn DeviceHost, r: &Record) -> Result<()> {
     device.set_local(RECORD, Some(&serde_json::to_value(r).unwrap_or_default()))
 }
 
+/// What to do when gpg fails or is missing.
+const GPG_HINT: &str = "install GnuPG (apt-get install gnupg) and check the GnuPG home";
+
 fn gpg(home: Option<&Path>, args: &[&str], input: &[u8]) -> Result<String> {
     use std::io::Write;
     let tool = |detail: String| PluginError::Tool {
         tool: "gpg".into(),
         detail,
+        hint: GPG_HINT,
     };
     let mut c = std::process::Command::new("gpg");
     if let Some(h) = home {
@@ -242,6 +246,7 @@ pub fn wipe(device: &dyn DeviceHost) -> Result<Vec<String>> {
         return Err(PluginError::Tool {
             tool: "gpg".into(),
             detail: failed.join("; "),
+            hint: GPG_HINT,
         });
     }
     device.set_local(RECORD, None)?;

@@ -20,6 +20,8 @@ pub enum PluginError {
         tool: String,
         /// What it said.
         detail: String,
+        /// What the user can do: the channel knows its tool, the SDK does not.
+        hint: &'static str,
     },
     /// This device's own keys are gone (it was revoked and wiped).
     #[error("this device holds no keys (it was revoked and wiped)")]
@@ -47,13 +49,7 @@ impl PluginError {
             PluginError::Untrusted(_) => {
                 "the portal (or its database) returned data that is not signed by this account; local state was kept as it was".into()
             }
-            PluginError::Tool { tool, .. } => match tool.as_str() {
-                "gpg" => "install GnuPG (apt-get install gnupg) and check the GnuPG home".into(),
-                "certutil" | "pk12util" => {
-                    "install the NSS tools (apt-get install libnss3-tools) and check the database directory".into()
-                }
-                _ => return None,
-            },
+            PluginError::Tool { hint, .. } if !hint.is_empty() => (*hint).into(),
             PluginError::NotFound(_) => "an administrator's `mesh sync` publishes it; then run `mesh sync` here".into(),
             PluginError::Wiped => "this home was revoked; join again with a new home".into(),
             _ => return None,

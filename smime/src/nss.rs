@@ -40,11 +40,16 @@ fn record(device: &dyn DeviceHost) -> Record {
         .unwrap_or_default()
 }
 
+/// What to do when an NSS tool fails or is missing.
+const NSS_HINT: &str =
+    "install the NSS tools (apt-get install libnss3-tools) and check the database directory";
+
 fn run(cmd: &mut Command) -> Result<String> {
     let tool = cmd.get_program().to_string_lossy().to_string();
     let o = cmd.output().map_err(|e| PluginError::Tool {
         tool: tool.clone(),
         detail: format!("cannot run it: {e}"),
+        hint: NSS_HINT,
     })?;
     let text = format!(
         "{}{}",
@@ -57,6 +62,7 @@ fn run(cmd: &mut Command) -> Result<String> {
         Err(PluginError::Tool {
             tool,
             detail: text.trim().to_string(),
+            hint: NSS_HINT,
         })
     }
 }
