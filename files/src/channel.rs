@@ -1,9 +1,13 @@
 //! The administrator side: the account's file key, one X25519 key per
-//! epoch (`files-key:<epoch>`), wrapped to every active device of the
-//! account (whatever its roles), the administrators and escrow, by the
-//! shared-key policy of `mesh_plugins::shared`: a joined or rotated device
-//! gets the same key re-wrapped, a revoked one starts a new epoch, and old
-//! epochs are kept (re-wrapped, never re-keyed) so old files still open.
+//! epoch. `files-key:<epoch>` holds its public key and its secret wrapped
+//! to the administrators and escrow (by the shared-key policy of
+//! `mesh_plugins::shared`); each active device of the account (whatever
+//! its roles) gets its own `files-wrap:<epoch>:<device>`, so that a join
+//! writes one small entry instead of the epoch wrapped again to every
+//! holder (which grew as N² with the account). A rotated device gets each
+//! epoch it held re-wrapped to its new key; a device that holds the current
+//! epoch and is no longer active starts a new epoch; old epochs are kept so
+//! old files still open.
 
 use mesh_core::derive::KeyAlg;
 use mesh_core::envelope::Encrypted;
@@ -19,6 +23,8 @@ type Result<T> = std::result::Result<T, PluginError>;
 
 /// Uid prefix of the file key's epochs.
 pub const APP_FILES_KEY: &str = "files-key:";
+/// Uid prefix of the per-device wraps (`files-wrap:<epoch>:<device UDF>`).
+pub const APP_FILES_WRAP: &str = "files-wrap:";
 /// Content type of an epoch's wrapped secret.
 pub(crate) const CT_FILE_KEY: &str = "MeshFilesKey";
 
@@ -38,6 +44,32 @@ pub struct FileKeyEpoch {
     /// Who holds it under which key.
     #[serde(rename = "Holders", default)]
     pub holders: Holders,
+}
+
+/// One epoch's secret wrapped to one device (`files-wrap:<epoch>:<device>`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FileKeyWrap {
+    /// The epoch.
+    #[serde(rename = "Epoch")]
+    pub epoch: u32,
+    /// The device's UDF.
+    #[serde(rename = "Device")]
+    pub device: String,
+    /// UDF of the device key it is wrapped to.
+    #[serde(rename = "KeyUdf")]
+    pub key_udf: String,
+    /// The 32-byte X25519 secret, encrypted to that key.
+    #[serde(rename = "EnvelopedKey")]
+    pub key: Encrypted,
+}
+
+/// Every per-device wrap.
+pub fn wraps(view: &AccountView) -> Result<Vec<FileKeyWrap>> {
+    Ok(view
+        .apps::<FileKeyWrap>(APP_FILES_WRAP)?
+        .into_iter()
+        .map(|(_, w)| w)
+        .collect())
 }
 
 impl FileKeyEpoch {
@@ -75,7 +107,7 @@ impl Plugin for FilesPlugin {
     }
 
     fn entries(&self, _: &Event, view: &AccountView, admin: &AccountKeys) -> Result<Vec<AppEntry>> {
-        file_entries(&epochs(view)?, &targets(view, admin), admin)
+        file_entries(&epochs(view)?, &wraps(view)?, &targets(view, admin), admin)
     }
 
     fn describe(&self, event: &Event, before: &AccountView, after: &AccountView) -> Vec<String> {
@@ -113,32 +145,57 @@ pub fn targets(view: &AccountView, admin: &AccountKeys) -> Targets {
     t
 }
 
-/// The entries that bring `epochs` up to `targets` (none when current).
+/// The administrators' and escrow's targets apart from the devices'.
+fn split(targets: &Targets) -> (Targets, Targets) {
+    targets
+        .iter()
+        .map(|(h, k)| (h.clone(), *k))
+        .partition(|(h, _)| h == shared::ADMIN || h == shared::ESCROW)
+}
+
+/// The entries that bring `epochs` and `wraps` up to `targets` (none when
+/// current).
 pub fn file_entries(
     epochs: &[FileKeyEpoch],
+    wraps: &[FileKeyWrap],
     targets: &Targets,
     admin: &AccountKeys,
 ) -> Result<Vec<AppEntry>> {
-    let Some((last, older)) = epochs.split_last() else {
-        return Ok(vec![new_epoch(0, targets)?]);
+    let (core, devices) = split(targets);
+    let Some(last) = epochs.last() else {
+        return new_epoch(0, &core, &devices);
     };
     let mut out = Vec::new();
-    for e in older {
-        if let Plan::Rewrap(to) =
-            shared::plan_old(&shared::holders_of(&e.holders, &e.key, targets), targets)
-        {
+    // The administrators' and escrow's copies follow their keys.
+    for e in epochs {
+        if let Plan::Rewrap(to) = shared::plan_old(&e.holders, &core) {
             out.push(rewrap(e, admin, &to)?);
         }
     }
-    let held = shared::holders_of(&last.holders, &last.key, targets);
-    match shared::plan_current(&held, targets) {
-        Plan::Keep => {}
-        Plan::Rewrap(to) => out.push(rewrap(last, admin, &to)?),
-        Plan::Rotate(to) => {
-            if let Plan::Rewrap(old) = shared::plan_old(&held, targets) {
-                out.push(rewrap(last, admin, &old)?);
+    // A rotated device: every epoch it held, re-wrapped to its new key.
+    for w in wraps {
+        let Some(k) = devices.get(&w.device) else {
+            continue;
+        };
+        if w.key_udf != k.udf() {
+            if let Some(e) = epochs.iter().find(|e| e.epoch == w.epoch) {
+                out.push(wrap_to(e, admin, &w.device, k)?);
             }
-            out.push(new_epoch(last.epoch + 1, &to)?);
+        }
+    }
+    // A holder of the current epoch that is no longer active: a new epoch.
+    let holds_current = |d: &str| wraps.iter().any(|w| w.epoch == last.epoch && w.device == d);
+    let lost = wraps
+        .iter()
+        .any(|w| w.epoch == last.epoch && !devices.contains_key(&w.device));
+    if lost {
+        out.extend(new_epoch(last.epoch + 1, &core, &devices)?);
+        return Ok(out);
+    }
+    // A device that joined: the current epoch only.
+    for (d, k) in &devices {
+        if !holds_current(d) {
+            out.push(wrap_to(last, admin, d, k)?);
         }
     }
     Ok(out)
@@ -146,6 +203,10 @@ pub fn file_entries(
 
 fn entry(e: &FileKeyEpoch) -> AppEntry {
     AppEntry::new(format!("{APP_FILES_KEY}{}", e.epoch), e)
+}
+
+fn wrap_entry(w: &FileKeyWrap) -> AppEntry {
+    AppEntry::new(format!("{APP_FILES_WRAP}{}:{}", w.epoch, w.device), w)
 }
 
 fn rewrap(e: &FileKeyEpoch, admin: &AccountKeys, to: &Targets) -> Result<AppEntry> {
@@ -159,17 +220,44 @@ fn rewrap(e: &FileKeyEpoch, admin: &AccountKeys, to: &Targets) -> Result<AppEntr
     }))
 }
 
-fn new_epoch(epoch: u32, to: &Targets) -> Result<AppEntry> {
+/// Epoch `e`'s secret for `device` under `key`.
+fn wrap_to(
+    e: &FileKeyEpoch,
+    admin: &AccountKeys,
+    device: &str,
+    key: &PublicKey,
+) -> Result<AppEntry> {
+    let secret = admin.open(&e.key, CT_FILE_KEY)?;
+    Ok(wrap_entry(&FileKeyWrap {
+        epoch: e.epoch,
+        device: device.to_owned(),
+        key_udf: key.udf(),
+        key: Encrypted::encrypt(CT_FILE_KEY, &secret, &[*key])?,
+    }))
+}
+
+/// A new epoch: its entry for the administrators and escrow, and a wrap
+/// for each device.
+fn new_epoch(epoch: u32, core: &Targets, devices: &Targets) -> Result<Vec<AppEntry>> {
     let mut secret = Zeroizing::new([0u8; 32]);
     rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut secret[..]);
     let public = AgreementKey::from_bytes(&secret).public_key();
-    let (key, holders) = shared::wrap(CT_FILE_KEY, &secret[..], to)?;
-    Ok(entry(&FileKeyEpoch {
+    let (key, holders) = shared::wrap(CT_FILE_KEY, &secret[..], core)?;
+    let mut out = vec![entry(&FileKeyEpoch {
         epoch,
         public: mesh_core::b64::encode(&public.to_bytes()),
         key,
         holders,
-    }))
+    })];
+    for (d, k) in devices {
+        out.push(wrap_entry(&FileKeyWrap {
+            epoch,
+            device: d.clone(),
+            key_udf: k.udf(),
+            key: Encrypted::encrypt(CT_FILE_KEY, &secret[..], &[*k])?,
+        }));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

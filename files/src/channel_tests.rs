@@ -32,30 +32,66 @@ fn account() -> (AccountView, AccountKeys) {
     (view, keys)
 }
 
-/// The epochs after publishing `out` over `now`.
-fn publish(now: &[FileKeyEpoch], out: Vec<AppEntry>) -> Vec<FileKeyEpoch> {
-    let mut by: BTreeMap<u32, FileKeyEpoch> = now.iter().map(|e| (e.epoch, e.clone())).collect();
-    for a in out {
-        assert!(a.uid.starts_with(APP_FILES_KEY) && !a.public, "{}", a.uid);
-        let e: FileKeyEpoch = serde_json::from_value(a.data).expect("entry");
-        assert_eq!(a.uid, format!("{APP_FILES_KEY}{}", e.epoch));
-        by.insert(e.epoch, e);
-    }
-    by.into_values().collect()
+/// What is published: the epochs and the per-device wraps.
+#[derive(Clone, Default)]
+struct Published {
+    epochs: BTreeMap<u32, FileKeyEpoch>,
+    wraps: BTreeMap<(u32, String), FileKeyWrap>,
 }
 
-/// Which epochs `k` opens, checking each secret against the published key.
-fn opens(epochs: &[FileKeyEpoch], k: &AgreementKey) -> Vec<u32> {
-    epochs
-        .iter()
-        .filter_map(|e| {
-            let s = e.key.decrypt(CT_FILE_KEY, k).ok()?;
+impl Published {
+    fn epochs(&self) -> Vec<FileKeyEpoch> {
+        self.epochs.values().cloned().collect()
+    }
+    fn wraps(&self) -> Vec<FileKeyWrap> {
+        self.wraps.values().cloned().collect()
+    }
+    fn entries(&self, t: &Targets, admin: &AccountKeys) -> Vec<AppEntry> {
+        file_entries(&self.epochs(), &self.wraps(), t, admin).expect("entries")
+    }
+}
+
+/// The state after publishing `out` over `now`.
+fn publish(now: &Published, out: Vec<AppEntry>) -> Published {
+    let mut p = now.clone();
+    for a in out {
+        assert!(!a.public, "{}", a.uid);
+        if a.uid.starts_with(APP_FILES_WRAP) {
+            let w: FileKeyWrap = serde_json::from_value(a.data).expect("wrap");
+            assert_eq!(a.uid, format!("{APP_FILES_WRAP}{}:{}", w.epoch, w.device));
+            p.wraps.insert((w.epoch, w.device.clone()), w);
+        } else {
+            let e: FileKeyEpoch = serde_json::from_value(a.data).expect("entry");
+            assert_eq!(a.uid, format!("{APP_FILES_KEY}{}", e.epoch));
+            p.epochs.insert(e.epoch, e);
+        }
+    }
+    p
+}
+
+/// Which epochs `k` opens (through an epoch's entry or a wrap), checking
+/// each secret against the published key.
+fn opens(p: &Published, k: &AgreementKey) -> Vec<u32> {
+    let mut out: Vec<u32> = p
+        .epochs
+        .values()
+        .map(|e| (e.epoch, &e.key))
+        .chain(p.wraps.values().map(|w| (w.epoch, &w.key)))
+        .filter_map(|(epoch, key)| {
+            let s = key.decrypt(CT_FILE_KEY, k).ok()?;
             let secret: [u8; 32] = s[..].try_into().expect("32 bytes");
             let public = AgreementKey::from_bytes(&secret).public_key();
-            assert_eq!(public, e.public_key().expect("key"), "epoch {}", e.epoch);
-            Some(e.epoch)
+            assert_eq!(
+                public,
+                p.epochs[&epoch].public_key().expect("key"),
+                "epoch {epoch}"
+            );
+            Some(epoch)
         })
-        .collect()
+        .collect();
+    out.sort();
+    out.dedup();
+    out
 }
 
 #[test]
@@ -69,8 +105,12 @@ fn a_new_account_gets_epoch_0_once_for_the_administrators_and_escrow() {
         view.put_app(e.uid.clone(), e.data.clone());
     }
     let now = epochs(&view).expect("epochs");
-    assert_eq!(opens(&now, &admin.admin_encrypt), vec![0]);
     let held = &now[0].holders;
+    assert_eq!(
+        held.len(),
+        2,
+        "the administrators and escrow only: {held:?}"
+    );
     assert!(held.contains_key(shared::ADMIN) && held.contains_key(shared::ESCROW));
     // Nothing changed: a sync publishes nothing.
     let again = FilesPlugin
@@ -90,28 +130,58 @@ fn every_device_holds_the_key_a_revoked_one_keeps_only_old_epochs() {
     let mut t = targets(&view, &admin);
     t.insert("phone".into(), phone.public_key());
     t.insert("tablet".into(), tablet.public_key());
-    let e = publish(&[], file_entries(&[], &t, &admin).expect("create"));
+    let e = publish(
+        &Published::default(),
+        Published::default().entries(&t, &admin),
+    );
     assert_eq!(opens(&e, &tablet), vec![0]);
-    assert!(file_entries(&e, &t, &admin).expect("keep").is_empty());
+    assert_eq!(opens(&e, &admin.admin_encrypt), vec![0]);
+    assert!(e.entries(&t, &admin).is_empty(), "current: nothing");
 
     // The tablet is revoked: a new epoch, for the others only; epoch 0 stays.
     t.remove("tablet");
-    let out = file_entries(&e, &t, &admin).expect("revoke");
-    assert_eq!(out.len(), 1, "only the new epoch");
-    let e = publish(&e, out);
+    let e = publish(&e, e.entries(&t, &admin));
     assert_eq!(opens(&e, &tablet), vec![0]);
     assert_eq!(opens(&e, &phone), vec![0, 1]);
     assert_eq!(opens(&e, &admin.admin_encrypt), vec![0, 1]);
+    assert!(e.entries(&t, &admin).is_empty(), "current: nothing");
 
     // The phone's keys rotate: both epochs re-wrapped to its new key, same secrets.
     let phone2 = AgreementKey::generate();
     t.insert("phone".into(), phone2.public_key());
-    let e2 = publish(&e, file_entries(&e, &t, &admin).expect("rotate"));
+    let e2 = publish(&e, e.entries(&t, &admin));
     assert_eq!(opens(&e2, &phone2), vec![0, 1]);
-    assert_eq!(e2[1].public, e[1].public, "re-wrapped, not re-keyed");
+    assert_eq!(
+        e2.epochs[&1].public, e.epochs[&1].public,
+        "re-wrapped, not re-keyed"
+    );
 
-    // A laptop joins: the current epoch only.
+    // A laptop joins: the current epoch only, in one entry for it alone.
     t.insert("laptop".into(), laptop.public_key());
-    let e3 = publish(&e2, file_entries(&e2, &t, &admin).expect("join"));
+    let out = e2.entries(&t, &admin);
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(out[0].uid, format!("{APP_FILES_WRAP}1:laptop"));
+    let e3 = publish(&e2, out);
     assert_eq!(opens(&e3, &laptop), vec![1]);
+}
+
+/// A join costs one small entry whatever the account's size: no entry
+/// wrapped to every holder again (that grew as N²).
+#[test]
+fn a_join_writes_one_small_entry_at_any_size() {
+    let (view, admin) = account();
+    let mut t = targets(&view, &admin);
+    for i in 0..300 {
+        t.insert(format!("d{i}"), AgreementKey::generate().public_key());
+    }
+    let e = publish(
+        &Published::default(),
+        Published::default().entries(&t, &admin),
+    );
+    assert_eq!(e.wraps.len(), 300);
+    t.insert("new".into(), AgreementKey::generate().public_key());
+    let out = e.entries(&t, &admin);
+    assert_eq!(out.len(), 1);
+    let bytes = serde_json::to_vec(&out[0].data).expect("json").len();
+    assert!(bytes < 1024, "{bytes} bytes for a join");
 }

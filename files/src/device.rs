@@ -15,7 +15,7 @@ use mesh_plugins::{AccountView, DeviceHost, PluginError};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::channel::{epochs, CT_FILE_KEY};
+use crate::channel::{epochs, wraps, CT_FILE_KEY};
 use crate::encoding::{account_tag, tag_arg, AccountTag, Identity, Recipient, PLUGIN_NAME};
 use crate::FilesError;
 
@@ -63,25 +63,33 @@ pub fn identity(view: &AccountView) -> Identity {
     }
 }
 
-/// The epochs of the file key this device holds (those wrapped to its
-/// current keys), by epoch.
+/// The epochs of the file key this device holds (its `files-wrap` entries
+/// wrapped to its current keys), by epoch. Each secret must be the one
+/// whose public key the epoch's entry names.
 pub fn held(
     device: &dyn DeviceHost,
     view: &AccountView,
 ) -> Result<BTreeMap<u32, AgreementKey>, PluginError> {
     let keys = device.keys()?;
+    let me = device.device_udf();
+    let epochs = epochs(view)?;
     let mut out = BTreeMap::new();
-    for e in epochs(view)? {
-        // Epochs from before this device joined, or after it was revoked, are not for it.
-        let Ok(secret) = e.key.decrypt(CT_FILE_KEY, &keys.encrypt) else {
+    for w in wraps(view)?
+        .iter()
+        .filter(|w| mesh_core::udf::udf_eq(&w.device, me))
+    {
+        // Wrapped to an older key of this device: re-wrapped at the next sync.
+        let Ok(secret) = w.key.decrypt(CT_FILE_KEY, &keys.encrypt) else {
             continue;
         };
-        let bytes: Zeroizing<[u8; 32]> = Zeroizing::new(
-            secret[..]
-                .try_into()
-                .map_err(|_| PluginError::Untrusted(format!("file key epoch {}", e.epoch)))?,
-        );
-        out.insert(e.epoch, AgreementKey::from_bytes(&bytes));
+        let bad = || PluginError::Untrusted(format!("file key epoch {}", w.epoch));
+        let bytes: Zeroizing<[u8; 32]> = Zeroizing::new(secret[..].try_into().map_err(|_| bad())?);
+        let k = AgreementKey::from_bytes(&bytes);
+        let named = epochs.iter().find(|e| e.epoch == w.epoch).ok_or_else(bad)?;
+        if named.public_key()? != k.public_key() {
+            return Err(bad());
+        }
+        out.insert(w.epoch, k);
     }
     Ok(out)
 }
