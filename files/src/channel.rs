@@ -1,13 +1,13 @@
 //! The administrator side: the account's file key, one X25519 key per
-//! epoch. `files-key:<epoch>` holds its public key and its secret wrapped
-//! to the administrators and escrow (by the shared-key policy of
-//! `mesh_plugins::shared`); each active device of the account (whatever
-//! its roles) gets its own `files-wrap:<epoch>:<device>`, so that a join
-//! writes one small entry instead of the epoch wrapped again to every
-//! holder (which grew as N² with the account). A rotated device gets each
-//! epoch it held re-wrapped to its new key; a device that holds the current
-//! epoch and is no longer active starts a new epoch; old epochs are kept so
-//! old files still open.
+//! epoch for every active device of the account (whatever its roles), the
+//! administrators and escrow. `files-key:<epoch>` holds its public key and
+//! its secret wrapped to every holder when the epoch began; what happens to
+//! one device after that (it joins, its keys rotate) is an entry of its own,
+//! `files-wrap:<epoch>:<device>`, so that a join writes one small entry
+//! instead of the epoch wrapped again to every holder (which grew as N²
+//! with the account). A device that holds the current epoch and is no
+//! longer active starts a new epoch; old epochs are kept so old files still
+//! open.
 
 use mesh_core::derive::KeyAlg;
 use mesh_core::envelope::Encrypted;
@@ -153,8 +153,26 @@ fn split(targets: &Targets) -> (Targets, Targets) {
         .partition(|(h, _)| h == shared::ADMIN || h == shared::ESCROW)
 }
 
+/// Each device's key UDF for epoch `e`: its own wrap entry, else the
+/// epoch entry's holder record (the devices the epoch was made for).
+fn device_holders(e: &FileKeyEpoch, wraps: &[FileKeyWrap]) -> Holders {
+    let mut h: Holders = e
+        .holders
+        .iter()
+        .filter(|(n, _)| *n != shared::ADMIN && *n != shared::ESCROW)
+        .map(|(n, k)| (n.clone(), k.clone()))
+        .collect();
+    for w in wraps.iter().filter(|w| w.epoch == e.epoch) {
+        h.insert(w.device.clone(), w.key_udf.clone());
+    }
+    h
+}
+
 /// The entries that bring `epochs` and `wraps` up to `targets` (none when
-/// current).
+/// current). A new epoch is one entry wrapped to every holder (a revoke is
+/// O(devices) by nature, and one envelope is the smallest form); what
+/// happens to one device after it (a join, a rotation) is one entry of its
+/// own, so that nothing is wrapped to everyone again.
 pub fn file_entries(
     epochs: &[FileKeyEpoch],
     wraps: &[FileKeyWrap],
@@ -163,38 +181,42 @@ pub fn file_entries(
 ) -> Result<Vec<AppEntry>> {
     let (core, devices) = split(targets);
     let Some(last) = epochs.last() else {
-        return new_epoch(0, &core, &devices);
+        return Ok(vec![new_epoch(0, targets)?]);
     };
     let mut out = Vec::new();
-    // The administrators' and escrow's copies follow their keys.
     for e in epochs {
-        if let Plan::Rewrap(to) = shared::plan_old(&e.holders, &core) {
+        let core_held: Holders = e
+            .holders
+            .iter()
+            .filter(|(n, _)| core.contains_key(*n))
+            .map(|(n, k)| (n.clone(), k.clone()))
+            .collect();
+        // The administrators' keys changed (a new administrator epoch):
+        // the entry again, for them and the active devices it names.
+        if let Plan::Rewrap(_) = shared::plan_old(&core_held, &core) {
+            let to: Targets = targets
+                .iter()
+                .filter(|(h, _)| e.holders.contains_key(*h))
+                .map(|(h, k)| (h.clone(), *k))
+                .collect();
             out.push(rewrap(e, admin, &to)?);
         }
-    }
-    // A rotated device: every epoch it held, re-wrapped to its new key.
-    for w in wraps {
-        let Some(k) = devices.get(&w.device) else {
-            continue;
-        };
-        if w.key_udf != k.udf() {
-            if let Some(e) = epochs.iter().find(|e| e.epoch == w.epoch) {
-                out.push(wrap_to(e, admin, &w.device, k)?);
+        // A rotated device: this epoch re-wrapped to its new key, alone.
+        for (d, key_udf) in device_holders(e, wraps) {
+            if let Some(k) = devices.get(&d).filter(|k| k.udf() != key_udf) {
+                out.push(wrap_to(e, admin, &d, k)?);
             }
         }
     }
     // A holder of the current epoch that is no longer active: a new epoch.
-    let holds_current = |d: &str| wraps.iter().any(|w| w.epoch == last.epoch && w.device == d);
-    let lost = wraps
-        .iter()
-        .any(|w| w.epoch == last.epoch && !devices.contains_key(&w.device));
-    if lost {
-        out.extend(new_epoch(last.epoch + 1, &core, &devices)?);
+    let current = device_holders(last, wraps);
+    if current.keys().any(|d| !devices.contains_key(d)) {
+        out.push(new_epoch(last.epoch + 1, targets)?);
         return Ok(out);
     }
-    // A device that joined: the current epoch only.
+    // A device that joined: the current epoch only, in an entry of its own.
     for (d, k) in &devices {
-        if !holds_current(d) {
+        if !current.contains_key(d) {
             out.push(wrap_to(last, admin, d, k)?);
         }
     }
@@ -236,28 +258,18 @@ fn wrap_to(
     }))
 }
 
-/// A new epoch: its entry for the administrators and escrow, and a wrap
-/// for each device.
-fn new_epoch(epoch: u32, core: &Targets, devices: &Targets) -> Result<Vec<AppEntry>> {
+/// A new epoch, wrapped to every holder in one entry.
+fn new_epoch(epoch: u32, to: &Targets) -> Result<AppEntry> {
     let mut secret = Zeroizing::new([0u8; 32]);
     rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut secret[..]);
     let public = AgreementKey::from_bytes(&secret).public_key();
-    let (key, holders) = shared::wrap(CT_FILE_KEY, &secret[..], core)?;
-    let mut out = vec![entry(&FileKeyEpoch {
+    let (key, holders) = shared::wrap(CT_FILE_KEY, &secret[..], to)?;
+    Ok(entry(&FileKeyEpoch {
         epoch,
         public: mesh_core::b64::encode(&public.to_bytes()),
         key,
         holders,
-    })];
-    for (d, k) in devices {
-        out.push(wrap_entry(&FileKeyWrap {
-            epoch,
-            device: d.clone(),
-            key_udf: k.udf(),
-            key: Encrypted::encrypt(CT_FILE_KEY, &secret[..], &[*k])?,
-        }));
-    }
-    Ok(out)
+    }))
 }
 
 #[cfg(test)]

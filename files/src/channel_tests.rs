@@ -178,10 +178,22 @@ fn a_join_writes_one_small_entry_at_any_size() {
         &Published::default(),
         Published::default().entries(&t, &admin),
     );
-    assert_eq!(e.wraps.len(), 300);
+    assert_eq!(
+        e.epochs[&0].holders.len(),
+        302,
+        "one entry for every holder"
+    );
     t.insert("new".into(), AgreementKey::generate().public_key());
     let out = e.entries(&t, &admin);
     assert_eq!(out.len(), 1);
     let bytes = serde_json::to_vec(&out[0].data).expect("json").len();
     assert!(bytes < 1024, "{bytes} bytes for a join");
+    // A revoke: one new epoch for the 300 others, in one entry.
+    let e = publish(&e, out);
+    t.remove("d7");
+    let out = e.entries(&t, &admin);
+    assert_eq!(out.len(), 1, "{}", out.len());
+    let e = publish(&e, out);
+    assert_eq!(e.epochs[&1].holders.len(), 302);
+    assert!(e.entries(&t, &admin).is_empty(), "current: nothing");
 }

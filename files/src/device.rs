@@ -63,33 +63,36 @@ pub fn identity(view: &AccountView) -> Identity {
     }
 }
 
-/// The epochs of the file key this device holds (its `files-wrap` entries
-/// wrapped to its current keys), by epoch. Each secret must be the one
-/// whose public key the epoch's entry names.
+/// The epochs of the file key this device holds, by epoch: its own
+/// `files-wrap` entry of an epoch, else the epoch's entry (wrapped to every
+/// holder when it began), opened with its current keys. Each secret must be
+/// the one whose public key the epoch's entry names.
 pub fn held(
     device: &dyn DeviceHost,
     view: &AccountView,
 ) -> Result<BTreeMap<u32, AgreementKey>, PluginError> {
     let keys = device.keys()?;
     let me = device.device_udf();
-    let epochs = epochs(view)?;
+    let wraps = wraps(view)?;
     let mut out = BTreeMap::new();
-    for w in wraps(view)?
-        .iter()
-        .filter(|w| mesh_core::udf::udf_eq(&w.device, me))
-    {
-        // Wrapped to an older key of this device: re-wrapped at the next sync.
-        let Ok(secret) = w.key.decrypt(CT_FILE_KEY, &keys.encrypt) else {
+    for e in epochs(view)? {
+        let own = wraps
+            .iter()
+            .find(|w| w.epoch == e.epoch && mesh_core::udf::udf_eq(&w.device, me));
+        let opened = own
+            .and_then(|w| w.key.decrypt(CT_FILE_KEY, &keys.encrypt).ok())
+            .or_else(|| e.key.decrypt(CT_FILE_KEY, &keys.encrypt).ok());
+        // Epochs from before this device joined, or after it was revoked, are not for it.
+        let Some(secret) = opened else {
             continue;
         };
-        let bad = || PluginError::Untrusted(format!("file key epoch {}", w.epoch));
+        let bad = || PluginError::Untrusted(format!("file key epoch {}", e.epoch));
         let bytes: Zeroizing<[u8; 32]> = Zeroizing::new(secret[..].try_into().map_err(|_| bad())?);
         let k = AgreementKey::from_bytes(&bytes);
-        let named = epochs.iter().find(|e| e.epoch == w.epoch).ok_or_else(bad)?;
-        if named.public_key()? != k.public_key() {
+        if e.public_key()? != k.public_key() {
             return Err(bad());
         }
-        out.insert(w.epoch, k);
+        out.insert(e.epoch, k);
     }
     Ok(out)
 }
