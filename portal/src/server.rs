@@ -10,6 +10,7 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use mesh_core::envelope::Signed;
@@ -68,6 +69,7 @@ pub fn router(
             post(crate::stores::public).layer(small(p::MAX_SMALL_BODY)),
         )
         .layer(DefaultBodyLimit::max(p::MAX_BODY))
+        .layer(axum::middleware::map_response(close_unread))
         .layer(axum::middleware::from_fn(move |req, next| {
             crate::limits::deadline(req, next, request_timeout)
         }))
@@ -304,4 +306,18 @@ async fn complete(State(st): State<AppState>, body: Bytes) -> ApiResult {
         }
     };
     json(&resp)
+}
+
+/// An answer given before the body was read (413: too large) ends the
+/// connection, and says so: the server closes it, and a client that did
+/// not know would send its next request into a closed socket (a broken
+/// pipe instead of an answer, seen under load in the Connect-flood test).
+async fn close_unread(mut r: Response) -> Response {
+    if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        r.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+    }
+    r
 }

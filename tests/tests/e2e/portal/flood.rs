@@ -122,3 +122,29 @@ fn a_connect_flood_cannot_stop_a_revocation(backend: Backend) {
 }
 
 mesh_tests::on_both_backends!(a_connect_flood_cannot_stop_a_revocation);
+
+/// A request too large for its route is answered 413 with `Connection:
+/// close`: the portal does not read the rest, so a client must not send
+/// its next request on that connection.
+#[test]
+fn a_request_too_large_closes_its_connection_and_says_so() {
+    use std::io::{Read, Write};
+    let dir = Scratch::new("too-large");
+    let portal = PortalProc::start(&dir.path("portal"));
+    let addr = portal.url.trim_start_matches("http://").to_string();
+    let mut s = std::net::TcpStream::connect(&addr).expect("connect");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .expect("timeout");
+    let body = vec![b'A'; 64 << 10];
+    let head = format!(
+        "POST /mesh/v1/Connect HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).expect("head");
+    let _ = s.write_all(&body); // the portal may stop reading: that is the point
+    let mut answer = Vec::new();
+    let _ = s.read_to_end(&mut answer);
+    let text = String::from_utf8_lossy(&answer).to_ascii_lowercase();
+    assert!(text.starts_with("http/1.1 413"), "{text}");
+    assert!(text.contains("connection: close"), "{text}");
+}
