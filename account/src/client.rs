@@ -226,6 +226,23 @@ impl Client {
         serde_json::from_slice(&bytes).map_err(|e| ClientError::BadAnswer(e.to_string()))
     }
 
+    /// The public stores of the account `profile_udf` past `select`
+    /// (the `Public` transaction: no signed request, what servers read).
+    pub fn public(
+        &self,
+        profile_udf: &str,
+        select: Vec<p::StoreIndex>,
+    ) -> Result<p::DownloadResponse, ClientError> {
+        self.post(
+            "Public",
+            &p::PublicRequest {
+                account_address: None,
+                profile_udf: Some(profile_udf.to_string()),
+                select,
+            },
+        )
+    }
+
     /// Sign a request with `key` and POST it.
     pub fn signed<R: DeserializeOwned>(
         &self,

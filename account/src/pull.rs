@@ -233,14 +233,7 @@ fn latest_of_mine(
 ) -> Result<Option<(Signed, CatalogedDevice)>> {
     let mut mine: Mine = (0, None);
     let fetch = |_: &Mine, select: &[StoreIndex]| -> Result<p::DownloadResponse> {
-        Ok(client.post(
-            "Public",
-            &p::PublicRequest {
-                account_address: None,
-                profile_udf: Some(profile_udf.to_string()),
-                select: select.to_vec(),
-            },
-        )?)
+        Ok(client.public(profile_udf, select.to_vec())?)
     };
     let apply = |(index, latest): &mut Mine, r: p::DownloadResponse| -> Result<()> {
         for e in r

@@ -134,14 +134,7 @@ fn read_pages(
 ) -> Result<ProfileAccount> {
     let mut last = None;
     let fetch = |_: &PublicAnswer, select: &[StoreIndex]| -> Result<p::DownloadResponse> {
-        Ok(client.post(
-            "Public",
-            &p::PublicRequest {
-                account_address: None,
-                profile_udf: Some(profile_udf.to_string()),
-                select: select.to_vec(),
-            },
-        )?)
+        Ok(client.public(profile_udf, select.to_vec())?)
     };
     let apply = |ans: &mut PublicAnswer, r: p::DownloadResponse| -> Result<()> {
         let profile = ProfileAccount::verify(&r.profile, profile_udf)
@@ -197,13 +190,9 @@ fn public_page(
     profile_udf: &str,
     history: &History,
 ) -> Result<p::DownloadResponse> {
-    Ok(client.post(
-        "Public",
-        &p::PublicRequest {
-            account_address: None,
-            profile_udf: Some(profile_udf.to_string()),
-            select: mesh_account::chronicle::public_position(history),
-        },
+    Ok(client.public(
+        profile_udf,
+        mesh_account::chronicle::public_position(history),
     )?)
 }
 
