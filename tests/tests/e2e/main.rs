@@ -9,6 +9,7 @@
 //! and reads best top to bottom.
 
 mod admin;
+mod age_interop;
 mod connections;
 mod core;
 mod daemon;
