@@ -10,6 +10,7 @@
 #![warn(missing_docs)]
 
 pub mod access_memo;
+pub mod audit;
 pub mod authority;
 pub mod b64;
 pub mod changes;
