@@ -1,0 +1,122 @@
+//! What the agent tells the device's signature audit log (PROTOCOL.md
+//! §16): one [`SignEvent`] per signature request for a key it holds, with
+//! what it decided. The agent builds the event from the request it already
+//! parsed and hands it to an [`AuditSink`], which must not block: the sink
+//! (the host) numbers, chains and writes it off the sign path.
+
+use mesh_core::audit::{Decision, Kind, Record};
+use ssh_key::HashAlg;
+
+use crate::dest::{self, Connection};
+
+/// Bytes kept of a user name or namespace (longer ones are cut).
+const MAX_FIELD: usize = 256;
+/// "SSHSIG" (OpenSSH PROTOCOL.sshsig: the blob to sign starts with it).
+const SSHSIG: &[u8] = b"SSHSIG";
+
+/// Where the agent reports its signature decisions.
+pub trait AuditSink: Send + Sync {
+    /// One decision. Called on the sign path: it must not block.
+    fn record(&self, event: SignEvent);
+}
+
+/// One signature request for a key the agent holds, and the outcome.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignEvent {
+    /// Seconds since the Unix epoch.
+    pub time: u64,
+    /// The key's SHA-256 fingerprint (the plain key of a certificate).
+    pub key: String,
+    /// What was asked.
+    pub kind: Kind,
+    /// A login's user name.
+    pub user: Option<String>,
+    /// The destination's host key: from the hostbound request, else the
+    /// connection's last local session-bind.
+    pub host_key: Option<String>,
+    /// An SSHSIG signature's namespace.
+    pub namespace: Option<String>,
+    /// The forwarded hops, nearest first (`unknown` for a bind that failed).
+    pub hops: Vec<String>,
+    /// The requesting process, when the kernel says.
+    pub pid: Option<i32>,
+    /// The decision.
+    pub decision: Decision,
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(&b[..b.len().min(MAX_FIELD)]).into_owned()
+}
+
+/// The namespace of an SSHSIG blob: `"SSHSIG" string namespace …`.
+fn sshsig_namespace(data: &[u8]) -> Option<String> {
+    let rest = data.strip_prefix(SSHSIG)?;
+    let n = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?) as usize;
+    rest.get(4..4 + n).map(text)
+}
+
+impl SignEvent {
+    /// The event of a request on `conn` to sign `data` with the key `blob`
+    /// (fingerprint `key`), decided `decision`.
+    pub fn of(
+        conn: &Connection,
+        blob: &[u8],
+        data: &[u8],
+        key: String,
+        decision: Decision,
+        time: u64,
+    ) -> SignEvent {
+        let login = dest::parse_userauth(data, blob);
+        let fp = |k: &dest::HostKey| k.public().fingerprint(HashAlg::Sha256).to_string();
+        let mut hops: Vec<String> = Vec::new();
+        if conn.is_unknown() {
+            hops.push("unknown".into());
+        }
+        let mut local = None;
+        for b in conn.binds() {
+            if b.forwarded() {
+                hops.push(fp(b.key()));
+            } else {
+                local = Some(b.key());
+            }
+        }
+        let (kind, namespace) = match (&login, sshsig_namespace(data)) {
+            (Some(_), _) => (Kind::Login, None),
+            (None, Some(ns)) => (Kind::Sshsig, Some(ns)),
+            (None, None) => (Kind::Other, None),
+        };
+        SignEvent {
+            time,
+            key,
+            kind,
+            user: login.as_ref().map(|l| text(l.user)),
+            host_key: login
+                .as_ref()
+                .and_then(|l| l.hostkey.as_ref())
+                .or(local)
+                .map(fp),
+            namespace,
+            hops,
+            pid: conn.peer().and_then(|p| p.pid),
+            decision,
+        }
+    }
+
+    /// The log's record of it, at `seq`; `process` names the program
+    /// (`pid exe`), found by the sink off the sign path.
+    pub fn record(self, seq: u64, process: Option<String>) -> Record {
+        Record {
+            seq,
+            time: self.time,
+            key: self.key,
+            kind: self.kind,
+            user: self.user,
+            host_key: self.host_key,
+            namespace: self.namespace,
+            hops: self.hops,
+            process: process.or_else(|| self.pid.map(|p| p.to_string())),
+            decision: self.decision,
+            extra: Default::default(),
+        }
+    }
+}
