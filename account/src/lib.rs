@@ -20,6 +20,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod audit_log;
 pub mod chronicle;
 pub mod client;
 pub mod count;

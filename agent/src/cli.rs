@@ -84,6 +84,8 @@ pub(crate) enum Command {
     Device(DeviceCmd),
     /// Pull what changed at the portal, verify it, and act on it.
     Sync,
+    /// Every signature this device's agent made or refused (its audit log).
+    Audit(AuditArgs),
     /// The background agent: ssh-agent socket, control socket, sync.
     #[command(subcommand)]
     Agent(AgentCmd),
@@ -113,6 +115,23 @@ pub(crate) enum Command {
         #[arg(long, value_name = "DIR")]
         output: Option<PathBuf>,
     },
+}
+
+/// `mesh audit`.
+#[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub(crate) struct AuditArgs {
+    /// Only records of the last DURATION (e.g. 90s, 30m, 24h, 7d).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub since: Option<u64>,
+    #[command(subcommand)]
+    pub command: Option<AuditCmd>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AuditCmd {
+    /// Check the log's hash chain from its first record; print its length and head.
+    Verify,
 }
 
 #[derive(Debug, Subcommand)]

@@ -186,6 +186,7 @@ struct ControlRequest {
     command: String,
 }
 
+mod audit;
 mod sync;
 use sync::{forwarding, identities, sync_loop};
 
@@ -409,7 +410,11 @@ pub fn run(home: &Path, interval: Duration) -> Result<(), DaemonError> {
         device,
     } = load(home);
     let served = rt.block_on(async move {
-        let agent = Arc::new(Agent::default().with_log(crate::agent_log::line));
+        let mut agent = Agent::default().with_log(crate::agent_log::line);
+        if let Some(sink) = audit::start(home) {
+            agent = agent.with_audit(sink);
+        }
+        let agent = Arc::new(agent);
         agent.set_mesh_identities(initial).await;
         agent.set_forwarding(forwarding).await;
         let ssh = bind(&p.ssh)?;

@@ -27,7 +27,7 @@ mod cli;
 mod commands;
 
 use cli::{Cli, Command};
-use commands::{account, agent, device, local, pgp, smime, ssh, ssh_agent};
+use commands::{account, agent, audit, device, local, pgp, smime, ssh, ssh_agent};
 
 fn main() -> ExitCode {
     // Before anything can read a secret (agent/src/hardening.rs).
@@ -126,6 +126,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Account(a) => account::run(&home, a, j),
         Command::Device(d) => device::run(&home, d, j),
         Command::Sync => local::sync(&home, j),
+        Command::Audit(a) => audit::run(&home, a, j),
         Command::Agent(a) => agent::run(&home, a, j),
         Command::Ssh(s) => ssh::run(&home, s, j),
         Command::SshAgent(a) => ssh_agent::run(&home, a),

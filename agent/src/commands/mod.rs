@@ -3,6 +3,7 @@
 
 pub(crate) mod account;
 pub(crate) mod agent;
+pub(crate) mod audit;
 pub(crate) mod channel;
 pub(crate) mod device;
 pub(crate) mod local;
@@ -88,6 +89,9 @@ pub(crate) fn hint_of(e: &anyhow::Error) -> Option<String> {
         }
         if let Some(s) = cause.downcast_ref::<mesh_agent::ssh_agent_cmd::SshAgentError>() {
             return s.hint();
+        }
+        if let Some(a) = cause.downcast_ref::<mesh_account::audit_log::AuditLogError>() {
+            return a.hint();
         }
         if let Some(CoreError::Shares(_)) = cause.downcast_ref::<CoreError>() {
             return Some("check the shares against what was printed; give more than the quorum to find a wrong one".into());

@@ -10,6 +10,7 @@
 
 mod admin;
 mod age_interop;
+mod audit;
 mod connections;
 mod core;
 mod daemon;

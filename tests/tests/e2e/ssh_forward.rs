@@ -111,7 +111,7 @@ fn none(_: &str, _: &str) -> Vec<String> {
     Vec::new()
 }
 
-fn fingerprint(pub_line: &str, dir: &Path) -> String {
+pub(crate) fn fingerprint(pub_line: &str, dir: &Path) -> String {
     let f = dir.join("fp.pub");
     std::fs::write(&f, pub_line).expect("pub");
     let o = Command::new("ssh-keygen")
@@ -325,17 +325,17 @@ fn a_forwarded_login_to_a_refused_destination_fails() {
 
 /// An account whose device's Mesh key is authorized on one loopback sshd
 /// (host_a), with an ssh config that offers that key only.
-struct MeshNet {
-    dir: Scratch,
+pub(crate) struct MeshNet {
+    pub(crate) dir: Scratch,
     _portal: PortalProc,
-    dev: Device,
-    _a: Sshd,
+    pub(crate) dev: Device,
+    pub(crate) a: Sshd,
     config: PathBuf,
-    mesh_pub: PathBuf,
+    pub(crate) mesh_pub: PathBuf,
 }
 
 impl MeshNet {
-    fn new(tag: &str) -> MeshNet {
+    pub(crate) fn new(tag: &str) -> MeshNet {
         let dir = Scratch::new(tag);
         let portal = PortalProc::start(&dir.path("portal"));
         let dev = Device::create_account(&dir.0, "alice@example.com", &portal.url);
@@ -365,13 +365,13 @@ impl MeshNet {
             dir,
             _portal: portal,
             dev,
-            _a: a,
+            a,
             config,
             mesh_pub,
         }
     }
 
-    fn ssh(&self, agent: &RunningAgent, args: &[&str]) -> Command {
+    pub(crate) fn ssh(&self, agent: &RunningAgent, args: &[&str]) -> Command {
         let mut c = Command::new("ssh");
         c.arg("-F")
             .arg(&self.config)
