@@ -408,12 +408,18 @@ pub(crate) enum AgentCmd {
         /// Seconds between syncs with the portal.
         #[arg(long, default_value = "5s", value_parser = parse_duration)]
         interval: u64,
+        /// Log every signature in the device's audit log (`mesh audit`).
+        #[arg(long, value_enum, default_value_t = Switch::On)]
+        audit: Switch,
     },
     /// Start the agent in the background; returns once its socket accepts connections.
     Start {
         /// Seconds between syncs with the portal.
         #[arg(long, default_value = "5s", value_parser = parse_duration)]
         interval: u64,
+        /// Log every signature in the device's audit log (`mesh audit`).
+        #[arg(long, value_enum, default_value_t = Switch::On)]
+        audit: Switch,
     },
     /// Stop the running agent.
     Stop,
@@ -421,6 +427,15 @@ pub(crate) enum AgentCmd {
     Status,
     /// Print `SSH_AUTH_SOCK=…; export SSH_AUTH_SOCK;` for `eval`.
     Env,
+}
+
+/// On or off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Switch {
+    /// On.
+    On,
+    /// Off.
+    Off,
 }
 
 /// What a secret seed derives.

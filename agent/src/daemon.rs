@@ -179,6 +179,18 @@ pub struct Status {
     pub epoch: Option<u32>,
     /// This device was revoked.
     pub revoked: bool,
+    /// Signatures go to the device's audit log (`mesh audit`).
+    #[serde(default)]
+    pub audit: bool,
+}
+
+/// How the agent runs.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Time between syncs with the portal.
+    pub interval: Duration,
+    /// Log every signature decision in `<home>/audit.log`.
+    pub audit: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -367,7 +379,8 @@ impl Drop for MeshFeed {
 }
 
 /// Serve until stopped (SIGTERM, SIGINT or `mesh agent stop`).
-pub fn run(home: &Path, interval: Duration) -> Result<(), DaemonError> {
+pub fn run(home: &Path, opts: Options) -> Result<(), DaemonError> {
+    let interval = opts.interval;
     refuse_revoked(home)?;
     let p = paths(home);
     private_dir(&p.dir)?;
@@ -411,7 +424,9 @@ pub fn run(home: &Path, interval: Duration) -> Result<(), DaemonError> {
     } = load(home);
     let served = rt.block_on(async move {
         let mut agent = Agent::default().with_log(crate::agent_log::line);
-        if let Some(sink) = audit::start(home) {
+        let sink = opts.audit.then(|| audit::start(home)).flatten();
+        let audited = sink.is_some();
+        if let Some(sink) = sink {
             agent = agent.with_audit(sink);
         }
         let agent = Arc::new(agent);
@@ -426,6 +441,7 @@ pub fn run(home: &Path, interval: Duration) -> Result<(), DaemonError> {
                 ssh_auth_sock: p.ssh.display().to_string(),
                 account: account_name,
                 device,
+                audit: audited,
                 ..Status::default()
             }),
             sync_now: Notify::new(),
@@ -546,7 +562,8 @@ fn lock_holder(home: &Path) -> Option<u32> {
 }
 
 /// Start the agent in the background; return once its socket accepts connections.
-pub fn start(home: &Path, exe: &Path, interval: Duration) -> Result<Status, DaemonError> {
+pub fn start(home: &Path, exe: &Path, opts: Options) -> Result<Status, DaemonError> {
+    let interval = opts.interval;
     use std::os::unix::process::CommandExt;
     refuse_revoked(home)?;
     if let Ok(s) = query(home, "status") {
@@ -572,6 +589,8 @@ pub fn start(home: &Path, exe: &Path, interval: Duration) -> Result<Status, Daem
             "run",
             "--interval",
             &format!("{}s", interval.as_secs().max(1)),
+            "--audit",
+            if opts.audit { "on" } else { "off" },
         ])
         .stdin(std::process::Stdio::null())
         .stdout(log)

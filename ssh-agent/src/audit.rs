@@ -38,8 +38,8 @@ pub struct SignEvent {
     pub namespace: Option<String>,
     /// The forwarded hops, nearest first (`unknown` for a bind that failed).
     pub hops: Vec<String>,
-    /// The requesting process, when the kernel says.
-    pub pid: Option<i32>,
+    /// The requesting program (`pid exe`), when the system says.
+    pub program: Option<std::sync::Arc<str>>,
     /// The decision.
     pub decision: Decision,
 }
@@ -97,14 +97,13 @@ impl SignEvent {
                 .map(fp),
             namespace,
             hops,
-            pid: conn.peer().and_then(|p| p.pid),
+            program: conn.program(),
             decision,
         }
     }
 
-    /// The log's record of it, at `seq`; `process` names the program
-    /// (`pid exe`), found by the sink off the sign path.
-    pub fn record(self, seq: u64, process: Option<String>) -> Record {
+    /// The log's record of it, at `seq`.
+    pub fn record(self, seq: u64) -> Record {
         Record {
             seq,
             time: self.time,
@@ -114,7 +113,7 @@ impl SignEvent {
             host_key: self.host_key,
             namespace: self.namespace,
             hops: self.hops,
-            process: process.or_else(|| self.pid.map(|p| p.to_string())),
+            process: self.program.map(|p| p.to_string()),
             decision: self.decision,
             extra: Default::default(),
         }

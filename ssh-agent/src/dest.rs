@@ -364,6 +364,8 @@ pub struct Connection {
     /// ordered by (0: none): a login listed before a forget or pin took
     /// effect must not learn the host again.
     listed: std::sync::atomic::AtomicU64,
+    /// The peer as `pid exe`, read once, while it waits for a reply.
+    program: std::sync::OnceLock<Option<std::sync::Arc<str>>>,
 }
 
 impl Connection {
@@ -394,6 +396,21 @@ impl Connection {
     /// Who connected, when known.
     pub fn peer(&self) -> Option<Peer> {
         self.peer
+    }
+
+    /// The connected program as `pid exe` (`pid` where the system does not
+    /// say), read on the first call: a caller asks while the peer waits for
+    /// its reply, so a short-lived program is still there to be named.
+    pub fn program(&self) -> Option<std::sync::Arc<str>> {
+        self.program
+            .get_or_init(|| {
+                let pid = self.peer?.pid?;
+                Some(match std::fs::read_link(format!("/proc/{pid}/exe")) {
+                    Ok(exe) => format!("{pid} {}", exe.display()).into(),
+                    Err(_) => pid.to_string().into(),
+                })
+            })
+            .clone()
     }
 
     /// The binds, in order.

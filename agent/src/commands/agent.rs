@@ -6,16 +6,23 @@ use serde_json::json;
 use super::*;
 use crate::cli::*;
 
+fn options(interval: u64, audit: Switch) -> mesh_agent::daemon::Options {
+    mesh_agent::daemon::Options {
+        interval: std::time::Duration::from_secs(interval),
+        audit: audit == Switch::On,
+    }
+}
+
 pub(crate) fn run(home: &std::path::Path, cmd: AgentCmd, j: bool) -> Result<()> {
     use mesh_agent::daemon;
     match cmd {
         // It logs what it does, with times, on standard error.
-        AgentCmd::Run { interval } => daemon::run(home, std::time::Duration::from_secs(interval))?,
-        AgentCmd::Start { interval } => {
+        AgentCmd::Run { interval, audit } => daemon::run(home, options(interval, audit))?,
+        AgentCmd::Start { interval, audit } => {
             let exe = std::env::current_exe().context("locating the mesh binary")?;
             // Like ssh-agent users expect of `eval "$(mesh agent start)"`: an
             // agent that already runs is reported the same way, with success.
-            let s = match daemon::start(home, &exe, std::time::Duration::from_secs(interval)) {
+            let s = match daemon::start(home, &exe, options(interval, audit)) {
                 // One whose control socket is elsewhere (another runtime
                 // directory) cannot be reported: that stays an error.
                 Err(e @ daemon::DaemonError::Running(_)) => {
@@ -87,6 +94,11 @@ fn status_text(s: &mesh_agent::daemon::Status, log: &std::path::Path) -> String 
     if let Some(e) = s.epoch {
         out.push_str(&format!("\nepoch:    administrator epoch {e}"));
     }
+    out.push_str(if s.audit {
+        "\naudit:    every signature logged (`mesh audit`)"
+    } else {
+        "\naudit:    off (started with --audit off, or the log could not be opened: see the log)"
+    });
     if let Some(e) = &s.last_error {
         let since = s.last_error_at.map(|t| format!(", since {}", ago(t)));
         out.push_str(&format!(

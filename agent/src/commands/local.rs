@@ -41,8 +41,14 @@ pub(crate) fn quickstart(
     }
     // The laptop's agent: its Mesh SSH key and certificate on SSH_AUTH_SOCK.
     let exe = std::env::current_exe().context("locating the mesh binary")?;
-    let agent = match mesh_agent::daemon::start(&q.laptop, &exe, std::time::Duration::from_secs(5))
-    {
+    let agent = match mesh_agent::daemon::start(
+        &q.laptop,
+        &exe,
+        mesh_agent::daemon::Options {
+            interval: std::time::Duration::from_secs(5),
+            audit: true,
+        },
+    ) {
         Ok(s) => s,
         Err(mesh_agent::daemon::DaemonError::Running(_)) => {
             mesh_agent::daemon::query(&q.laptop, "status")?

@@ -1,5 +1,5 @@
 //! The daemon's audit sink: the agent hands each signature decision over a
-//! bounded queue; one thread names the calling program, numbers the record,
+//! bounded queue; one thread numbers the record,
 //! appends it to `<home>/audit.log` and syncs the file once per burst, so
 //! the sign path never waits for the disk. A full queue (a flood of
 //! requests) makes the sign path wait rather than drop a record.
@@ -25,14 +25,6 @@ impl AuditSink for Writer {
     }
 }
 
-/// The program behind a process id, as `pid exe`.
-fn program(pid: i32) -> String {
-    match std::fs::read_link(format!("/proc/{pid}/exe")) {
-        Ok(exe) => format!("{pid} {}", exe.display()),
-        Err(_) => pid.to_string(),
-    }
-}
-
 /// Open the log in `home` and start its writer; `None` (said in the
 /// agent's log) when the log cannot be opened.
 pub(super) fn start(home: &Path) -> Option<Arc<dyn AuditSink>> {
@@ -54,8 +46,7 @@ pub(super) fn start(home: &Path) -> Option<Arc<dyn AuditSink>> {
             while let Ok(first) = rx.recv() {
                 let burst = std::iter::once(first).chain(rx.try_iter().take(BURST - 1));
                 for e in burst {
-                    let process = e.pid.map(program);
-                    let record = e.record(log.next_seq(), process);
+                    let record = e.record(log.next_seq());
                     if let Err(err) = log.append(&record) {
                         crate::agent_log::line(&format!("audit log: {err}"));
                     }
