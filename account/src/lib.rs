@@ -21,6 +21,7 @@
 
 pub mod admin;
 pub mod audit_log;
+pub mod audit_sync;
 pub mod chronicle;
 pub mod client;
 pub mod count;

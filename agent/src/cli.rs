@@ -124,14 +124,24 @@ pub(crate) struct AuditArgs {
     /// Only records of the last DURATION (e.g. 90s, 30m, 24h, 7d).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub since: Option<u64>,
+    /// Only this device's records (by its name); administrators see every device's.
+    #[arg(long, value_name = "NAME")]
+    pub device: Option<String>,
+    /// This device's own log file, even on an administrator device.
+    #[arg(long)]
+    pub local: bool,
     #[command(subcommand)]
     pub command: Option<AuditCmd>,
 }
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum AuditCmd {
-    /// Check the log's hash chain from its first record; print its length and head.
-    Verify,
+    /// Check every device's chain at the portal (administrators), or this device's log file.
+    Verify {
+        /// This device's own log file, even on an administrator device.
+        #[arg(long)]
+        local: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -424,7 +424,11 @@ pub fn run(home: &Path, opts: Options) -> Result<(), DaemonError> {
     } = load(home);
     let served = rt.block_on(async move {
         let mut agent = Agent::default().with_log(crate::agent_log::line);
-        let sink = opts.audit.then(|| audit::start(home)).flatten();
+        let written = Arc::new(Notify::new());
+        let sink = opts
+            .audit
+            .then(|| audit::start(home, written.clone()))
+            .flatten();
         let audited = sink.is_some();
         if let Some(sink) = sink {
             agent = agent.with_audit(sink);
@@ -454,12 +458,22 @@ pub fn run(home: &Path, opts: Options) -> Result<(), DaemonError> {
             std::process::id()
         ));
         let sync = tokio::spawn(sync_loop(home.to_path_buf(), shared.clone(), interval));
+        let uploads = audited.then(|| {
+            tokio::spawn(audit::upload_loop(
+                home.to_path_buf(),
+                written,
+                shared.clone(),
+            ))
+        });
         let reaper = tokio::spawn(crate::ssh_agent_cmd::reap(shared.agent.clone()));
         let hosts = crate::ssh_hosts::spawn(home, shared.agent.clone());
         serve(&ssh, &ctl, &shared).await;
         shared.stop.notify_waiters();
         sync.abort();
         reaper.abort();
+        if let Some(u) = uploads {
+            u.abort();
+        }
         if let Some(h) = hosts {
             h.abort();
         }

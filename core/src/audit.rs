@@ -8,8 +8,8 @@
 //! - The chain: `link(n) = SHA-256("mesh-audit-v1" ‖ link(n-1) ‖
 //!   len(record n) as u64 BE ‖ record n)`, `link(-1)` 32 zero bytes.
 //! - A [`Batch`] carries records `First..First+len`, the link before them
-//!   (`Prev`) and after them (`Head`), signed by the device's signature
-//!   key. [`verify`] walks a device's batches as a reader got them and
+//!   (`Prev`) and after them (`Head`), signed by the device's root key
+//!   (its profile's `ProfileSignature`, which a rotation keeps). [`verify`] walks a device's batches as a reader got them and
 //!   names the first record that is missing, out of place or changed.
 //!
 //! Sans-io: bytes and values in, values out; the device's log file, the
@@ -29,6 +29,12 @@ pub const CT_BATCH: &str = "MeshAuditBatch";
 pub const CT_SEALED_BATCH: &str = "MeshAuditSealed";
 /// Records in one batch, at most (a bound on what a reader parses).
 pub const MAX_BATCH: usize = 1024;
+/// The portal transaction by which a device appends one sealed batch.
+pub const TX: &str = "Audit";
+/// What the name of a device's audit store starts with.
+pub const STORE_PREFIX: &str = "Audit:";
+/// Largest Audit request body the portal takes.
+pub const MAX_BODY: usize = 1 << 20;
 /// Bytes of one record, at most.
 pub const MAX_RECORD: usize = 4096;
 
@@ -163,6 +169,48 @@ impl Batch {
     }
 }
 
+/// The store that holds `device`'s batches: `Audit:<device UDF>`, one
+/// entry per batch, appended only by that device.
+pub fn store_of(device: &str) -> String {
+    format!("{STORE_PREFIX}{device}")
+}
+
+/// What the portal stores for a batch: the request's own fields (the
+/// device is the store's).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stored {
+    /// Seq of its first record.
+    #[serde(rename = "First")]
+    pub first: u64,
+    /// How many records it carries.
+    #[serde(rename = "Count")]
+    pub count: u64,
+    /// The signed [`Batch`], encrypted to the administrators' key.
+    #[serde(rename = "Sealed")]
+    pub sealed: crate::envelope::Encrypted,
+}
+
+/// A device's Audit request (PROTOCOL.md §16): the next batch of its
+/// log, signed by it and sealed to the administrators.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Upload {
+    /// The index this batch takes in the device's store (1 for the first):
+    /// a batch sent again after an answer was lost is recognised.
+    #[serde(rename = "Index")]
+    pub index: u64,
+    /// The batch as the portal keeps it.
+    #[serde(flatten)]
+    pub batch: Stored,
+}
+
+/// The portal's answer: the batch is at `Index`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Ack {
+    /// Its index in the device's store.
+    #[serde(rename = "Index")]
+    pub index: u64,
+}
+
 /// Why a device's log is not the one it wrote. Each names the first record
 /// (by seq) a reader cannot vouch for.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -218,7 +266,7 @@ pub struct Verified {
 }
 
 /// Verify one device's batches, in the order a reader got them, against
-/// the signature keys the device ever had. The whole chain from seq 0 must
+/// the device's root key. The whole chain from seq 0 must
 /// be there: the first missing, repeated, reordered or changed record is
 /// named.
 pub fn verify(device: &str, batches: &[Signed], keys: &[PublicKey]) -> Result<Verified, Fault> {

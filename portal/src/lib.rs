@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+mod audit;
 mod changes;
 pub mod conn;
 mod history;

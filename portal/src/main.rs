@@ -114,6 +114,11 @@ struct Serve {
     /// from others are not counted; a revocation may pass it by an eighth).
     #[arg(long, default_value_t = Limits::default().max_account_bytes)]
     max_account_bytes: u64,
+    /// Most bytes of the devices' signature audit logs one account may
+    /// hold (apart from --max-account-bytes: a log never takes what a
+    /// revocation needs).
+    #[arg(long, default_value_t = Limits::default().max_audit_bytes)]
+    max_audit_bytes: u64,
     /// Seconds a client gets for a TLS handshake and for a request head.
     #[arg(long, default_value_t = 10)]
     handshake_timeout: u64,
@@ -182,6 +187,7 @@ async fn serve(args: Serve) -> ExitCode {
     let limits = Limits {
         max_accounts: args.max_accounts,
         max_account_bytes: args.max_account_bytes,
+        max_audit_bytes: args.max_audit_bytes,
         ..Limits::default()
     };
     let tls = match (args.tls_cert, args.tls_key) {

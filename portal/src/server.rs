@@ -65,6 +65,10 @@ pub fn router(
         .route("/mesh/v1/Download", post(crate::stores::download))
         .route("/mesh/v1/Transact", post(crate::stores::transact))
         .route(
+            "/mesh/v1/Audit",
+            post(crate::audit::append).layer(small(mesh_core::audit::MAX_BODY)),
+        )
+        .route(
             "/mesh/v1/Public",
             post(crate::stores::public).layer(small(p::MAX_SMALL_BODY)),
         )

@@ -88,10 +88,10 @@ pub(crate) fn to_appends(updates: &[p::StoreUpdate]) -> Vec<Append> {
 /// A selection that names a store twice (each would be read again: seven
 /// selections of one store were seven pages in memory) or a store that
 /// does not exist.
-fn check_select(select: &[p::StoreIndex], allowed: &[&str]) -> Result<(), ApiError> {
+fn check_select(select: &[p::StoreIndex], allowed: impl Fn(&str) -> bool) -> Result<(), ApiError> {
     let mut seen = std::collections::HashSet::new();
     for s in select {
-        if !allowed.contains(&s.store.as_str()) {
+        if !allowed(&s.store) {
             return Err(ApiError::bad(format!("no store {}", s.store)));
         }
         if !seen.insert(s.store.as_str()) {
@@ -102,6 +102,13 @@ fn check_select(select: &[p::StoreIndex], allowed: &[&str]) -> Result<(), ApiErr
         }
     }
     Ok(())
+}
+
+/// A device's audit store (`Audit:<UDF>`), which administrators read.
+fn is_audit(store: &str) -> bool {
+    store
+        .strip_prefix(mesh_core::audit::STORE_PREFIX)
+        .is_some_and(|udf| !udf.is_empty() && udf.len() <= 128)
 }
 
 /// Entries after each selected index (each store once: [`check_select`]).
@@ -219,9 +226,10 @@ pub(crate) async fn download(State(st): State<AppState>, body: Bytes) -> ApiResu
         Err(e) => return Err(e),
     };
     let d: p::DownloadRequest = from_value("download request", &req.body)?;
-    check_select(&d.select, &store::ALL)?;
+    check_select(&d.select, |s| store::ALL.contains(&s) || is_audit(s))?;
     for sel in &d.select {
-        let admin_only = sel.store == store::INBOUND || sel.store == store::LOCAL;
+        let admin_only =
+            sel.store == store::INBOUND || sel.store == store::LOCAL || is_audit(&sel.store);
         if admin_only && !m.device.roles.contains(&Role::ADMIN) {
             return Err(ApiError::forbidden(format!(
                 "only administrators read the {} spool",
@@ -313,7 +321,7 @@ async fn recover_download(st: &AppState, body: &[u8], original: ApiError) -> Api
     }
     check_nonce(st, &req).await?;
     let d: p::DownloadRequest = from_value("download request", &req.body)?;
-    check_select(&d.select, &store::ALL)?;
+    check_select(&d.select, |s| store::ALL.contains(&s))?;
     let updates = read_stores(st, &account.udf, &d.select, false).await?;
     let profile: Signed = parse("stored profile", account.profile.as_bytes())?;
     json(&p::DownloadResponse { profile, updates })
@@ -388,7 +396,7 @@ fn revokes(before: Option<&AccessList>, after: Option<&AccessList>) -> bool {
 /// at a time (the others wait their turn), a page as for Download.
 pub(crate) async fn public(State(st): State<AppState>, body: Bytes) -> ApiResult {
     let r: p::PublicRequest = parse("public request", &body)?;
-    check_select(&r.select, &store::ALL)?;
+    check_select(&r.select, |s| store::ALL.contains(&s))?;
     let _turn = st.public_reads.acquire().await.map_err(|_| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,

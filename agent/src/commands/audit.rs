@@ -1,25 +1,53 @@
-//! `mesh audit`: this device's signature audit log (PROTOCOL.md §16), as
-//! the agent wrote it in `<home>/audit.log`.
+//! `mesh audit`: the signature audit log (PROTOCOL.md §16). On an
+//! administrator device, every device's log as the portal holds it, each
+//! chain checked; elsewhere (or with `--local`), this device's own file.
 
 use std::io::Write;
 use std::path::Path;
 
 use anyhow::{Context, Result};
 use mesh_account::audit_log;
+use mesh_account::audit_sync::{self, DeviceLog};
+use mesh_account::store::Store;
 use mesh_core::audit::{Decision, Kind, Record};
+use mesh_core::objects::Role;
 use serde_json::json;
 
-use super::emit;
+use super::{emit, hinted};
 use crate::cli::{AuditArgs, AuditCmd};
 
 pub(crate) fn run(home: &Path, args: AuditArgs, json_mode: bool) -> Result<()> {
-    match args.command {
-        Some(AuditCmd::Verify) => verify(home, json_mode),
-        None => show(home, args.since, json_mode),
+    let local = match &args.command {
+        Some(AuditCmd::Verify { local }) => *local || args.local,
+        None => args.local,
+    };
+    let portal = !local && is_admin(home)?;
+    match (args.command, portal) {
+        (Some(AuditCmd::Verify { .. }), true) => verify_all(home, json_mode),
+        (Some(AuditCmd::Verify { .. }), false) => verify_local(home, json_mode),
+        (None, true) => show_all(home, &args.device, args.since, json_mode),
+        (None, false) => {
+            if args.device.is_some() {
+                return Err(hinted(
+                    "--device reads other devices' logs, which only administrators can open",
+                    "run it on an administrator device, or leave --device out for this device's log",
+                ));
+            }
+            show(&local_records(home)?, args.since, json_mode)
+        }
     }
 }
 
-fn records(home: &Path) -> Result<Vec<Record>> {
+fn is_admin(home: &Path) -> Result<bool> {
+    let store = Store::open(home, false)?;
+    Ok(match mesh_account::account(&store) {
+        Ok(a) => a.roles.contains(&Role::ADMIN),
+        Err(mesh_account::AccountError::NoAccount) => false,
+        Err(e) => return Err(e.into()),
+    })
+}
+
+fn local_records(home: &Path) -> Result<Vec<Record>> {
     let (bytes, _) = audit_log::read(home, 0)?;
     bytes
         .iter()
@@ -27,12 +55,13 @@ fn records(home: &Path) -> Result<Vec<Record>> {
         .collect()
 }
 
-fn show(home: &Path, since: Option<u64>, json_mode: bool) -> Result<()> {
+fn since(records: &[Record], since: Option<u64>) -> Vec<&Record> {
     let from = since.map_or(0, |s| mesh_account::client::now().saturating_sub(s));
-    let shown: Vec<Record> = records(home)?
-        .into_iter()
-        .filter(|r| r.time >= from)
-        .collect();
+    records.iter().filter(|r| r.time >= from).collect()
+}
+
+fn show(records: &[Record], within: Option<u64>, json_mode: bool) -> Result<()> {
+    let shown = since(records, within);
     if json_mode {
         emit(true, serde_json::to_value(&shown)?, "");
         return Ok(());
@@ -43,10 +72,109 @@ fn show(home: &Path, since: Option<u64>, json_mode: bool) -> Result<()> {
     if shown.is_empty() {
         eprintln!(
             "no signatures logged{}",
-            if since.is_some() { " in that time" } else { "" }
+            if within.is_some() {
+                " in that time"
+            } else {
+                ""
+            }
         );
     }
     Ok(())
+}
+
+fn portal_logs(home: &Path, device: &Option<String>) -> Result<Vec<DeviceLog>> {
+    let mut store = Store::open(home, false)?;
+    let logs = audit_sync::read_all(&mut store).map_err(|e| {
+        let hint = e.hint();
+        let err = anyhow::anyhow!("{e}");
+        match hint {
+            Some(h) => hinted(err.to_string(), h),
+            None => err,
+        }
+    })?;
+    let logs: Vec<DeviceLog> = logs
+        .into_iter()
+        .filter(|l| device.as_ref().is_none_or(|d| *d == l.name))
+        .collect();
+    if let (Some(d), true) = (device, logs.is_empty()) {
+        return Err(hinted(
+            format!("no device named {d} in the account"),
+            "`mesh device list` shows the devices' names",
+        ));
+    }
+    Ok(logs)
+}
+
+fn show_all(
+    home: &Path,
+    device: &Option<String>,
+    within: Option<u64>,
+    json_mode: bool,
+) -> Result<()> {
+    let logs = portal_logs(home, device)?;
+    if json_mode {
+        let v: Vec<serde_json::Value> = logs
+            .iter()
+            .map(|l| match &l.log {
+                Ok(v) => json!({"device": l.device, "name": l.name, "records": since(&v.records, within)}),
+                Err(f) => json!({"device": l.device, "name": l.name, "fault": f.to_string()}),
+            })
+            .collect();
+        emit(true, json!(v), "");
+        return Ok(());
+    }
+    for l in &logs {
+        match &l.log {
+            Ok(v) => {
+                for r in since(&v.records, within) {
+                    out!("{:12} {}", l.name, line(r));
+                }
+            }
+            Err(f) => eprintln!("mesh: device {}: {f}", l.name),
+        }
+    }
+    Ok(())
+}
+
+fn verify_all(home: &Path, json_mode: bool) -> Result<()> {
+    let logs = portal_logs(home, &None)?;
+    let faults: Vec<String> = logs
+        .iter()
+        .filter_map(|l| {
+            l.log
+                .as_ref()
+                .err()
+                .map(|f| format!("device {}: {f}", l.name))
+        })
+        .collect();
+    let v: Vec<serde_json::Value> = logs
+        .iter()
+        .map(|l| match &l.log {
+            Ok(v) => json!({"device": l.device, "name": l.name, "records": v.records.len(),
+                            "head": data_encoding::HEXLOWER.encode(&v.head)}),
+            Err(f) => json!({"device": l.device, "name": l.name, "fault": f.to_string()}),
+        })
+        .collect();
+    let text: Vec<String> = logs
+        .iter()
+        .filter_map(|l| {
+            l.log.as_ref().ok().map(|v| {
+                format!(
+                    "{}: {} records chain from the first",
+                    l.name,
+                    v.records.len()
+                )
+            })
+        })
+        .collect();
+    emit(json_mode, json!(v), &text.join("\n"));
+    if faults.is_empty() {
+        return Ok(());
+    }
+    Err(hinted(
+        format!("the portal's audit logs are not the ones the devices wrote: {}", faults.join("; ")),
+        "the portal (or its database) dropped, reordered or changed what it holds; the device still has its own log (`mesh audit --local` on it)",
+    ))
 }
 
 /// One record as a line: when, the decision, what, with which key, from where.
@@ -82,7 +210,7 @@ fn line(r: &Record) -> String {
     s
 }
 
-fn verify(home: &Path, json_mode: bool) -> Result<()> {
+fn verify_local(home: &Path, json_mode: bool) -> Result<()> {
     let (bytes, head) = audit_log::read(home, 0)?;
     let head = data_encoding::HEXLOWER.encode(&head);
     emit(

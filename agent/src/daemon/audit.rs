@@ -4,12 +4,14 @@
 //! the sign path never waits for the disk. A full queue (a flood of
 //! requests) makes the sign path wait rather than drop a record.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::Arc;
+use std::time::Duration;
 
 use mesh_account::audit_log::AuditLog;
 use mesh_ssh::audit::{AuditSink, SignEvent};
+use tokio::sync::Notify;
 
 /// Decisions queued before the sign path waits for the writer.
 const QUEUE: usize = 4096;
@@ -25,9 +27,10 @@ impl AuditSink for Writer {
     }
 }
 
-/// Open the log in `home` and start its writer; `None` (said in the
-/// agent's log) when the log cannot be opened.
-pub(super) fn start(home: &Path) -> Option<Arc<dyn AuditSink>> {
+/// Open the log in `home` and start its writer, which notifies `written`
+/// after each burst; `None` (said in the agent's log) when the log cannot
+/// be opened.
+pub(super) fn start(home: &Path, written: Arc<Notify>) -> Option<Arc<dyn AuditSink>> {
     let mut log = match AuditLog::open(home) {
         Ok(l) => l,
         Err(e) => {
@@ -54,6 +57,7 @@ pub(super) fn start(home: &Path) -> Option<Arc<dyn AuditSink>> {
                 if let Err(err) = log.sync() {
                     crate::agent_log::line(&format!("audit log: {err}"));
                 }
+                written.notify_one();
             }
         });
     match spawned {
@@ -61,6 +65,44 @@ pub(super) fn start(home: &Path) -> Option<Arc<dyn AuditSink>> {
         Err(e) => {
             crate::agent_log::line(&format!("signatures are not logged: {e}"));
             None
+        }
+    }
+}
+
+/// Seconds between a burst of signatures and its upload (later ones join it).
+const SETTLE: Duration = Duration::from_secs(2);
+/// Seconds between two tries when nothing new was written (a portal that
+/// was away, a batch that was refused).
+const RETRY: Duration = Duration::from_secs(60);
+
+/// Send the log's new records to the portal (`audit_sync::upload`) after
+/// each burst the writer reports, and every minute while some are left;
+/// an error is said in the agent's log once, until it changes.
+pub(super) async fn upload_loop(home: PathBuf, written: Arc<Notify>, stop: Arc<super::Shared>) {
+    let mut said: Option<String> = None;
+    loop {
+        tokio::select! {
+            _ = written.notified() => tokio::time::sleep(SETTLE).await,
+            _ = tokio::time::sleep(RETRY) => {}
+            _ = stop.stop.notified() => return,
+        }
+        let h = home.clone();
+        let r = tokio::task::spawn_blocking(move || {
+            let store = mesh_account::store::Store::open(&h, false).map_err(|e| e.to_string())?;
+            mesh_account::audit_sync::upload(&store).map_err(|e| match e.hint() {
+                Some(hint) => format!("{e} (hint: {hint})"),
+                None => e.to_string(),
+            })
+        })
+        .await
+        .unwrap_or_else(|e| Err(e.to_string()));
+        match r {
+            Ok(_) => said = None,
+            Err(e) if said.as_deref() != Some(e.as_str()) => {
+                crate::agent_log::line(&format!("audit log not sent: {e}"));
+                said = Some(e);
+            }
+            Err(_) => {}
         }
     }
 }

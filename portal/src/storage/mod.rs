@@ -75,6 +75,9 @@ pub struct Limits {
     pub max_pending_bytes: u64,
     /// Seconds an unanswered connection request is kept.
     pub pending_ttl: u64,
+    /// Bytes of the devices' audit batches per account (apart from
+    /// `max_account_bytes`).
+    pub max_audit_bytes: u64,
 }
 
 impl Default for Limits {
@@ -85,6 +88,7 @@ impl Default for Limits {
             max_pending: mesh_core::portal::MAX_PENDING,
             max_pending_bytes: mesh_core::portal::MAX_PENDING_BYTES,
             pending_ttl: mesh_core::portal::PENDING_TTL,
+            max_audit_bytes: 64 << 20,
         }
     }
 }
@@ -112,6 +116,27 @@ fn too_many_pending(limits: &Limits) -> StorageError {
             "the account has {} unanswered connection requests (or their size is at this portal's limit); an administrator must accept or reject them first",
             limits.max_pending
         ),
+    }
+}
+
+/// The refusal when an audit batch of `adding` bytes would take the
+/// account's audit stores (holding `used`) past their limit.
+fn audit_within_quota(used: u64, adding: usize, limits: &Limits) -> Result<(), StorageError> {
+    if used.saturating_add(adding as u64) > limits.max_audit_bytes {
+        return Err(StorageError::Quota {
+            code: mesh_core::portal::code::QUOTA_EXCEEDED,
+            reason: "the account's audit logs are at this portal's limit; the device keeps its records and sends them when there is room".into(),
+        });
+    }
+    Ok(())
+}
+
+/// The conflict of an audit append at `expected` in a store at `actual`.
+fn audit_conflict(store: &str, expected: u64, actual: u64) -> StorageError {
+    StorageError::Conflict {
+        store: store.to_string(),
+        expected,
+        actual,
     }
 }
 
@@ -287,6 +312,18 @@ pub trait Storage: Send + Sync + 'static {
         responses: &[(String, String)],
         revokes: bool,
     ) -> Result<Vec<(String, u64)>, StorageError>;
+    /// Append `data` to a device's audit store (`store`, `Audit:<device>`)
+    /// at index `expected + 1` (a `Conflict` when the store is elsewhere),
+    /// within [`Limits::max_audit_bytes`] for all of the account's audit
+    /// stores. Not counted against the account's byte quota, so a device's
+    /// log never takes what an administrator's revoke needs; wakes no one.
+    fn append_audit(
+        &self,
+        account: &str,
+        store: &str,
+        expected: u64,
+        data: &str,
+    ) -> Result<u64, StorageError>;
     /// Record a connection request and its Inbound entry, in one
     /// transaction that first drops the account's requests unanswered for
     /// longer than [`Limits::pending_ttl`] and then checks the pending

@@ -562,6 +562,33 @@ impl Storage for Postgres {
         })
     }
 
+    fn append_audit(
+        &self,
+        account: &str,
+        store: &str,
+        expected: u64,
+        data: &str,
+    ) -> Result<u64, StorageError> {
+        self.write(|tx| {
+            lock_account(tx, account)?;
+            let last = last_index(tx, account, store)?;
+            if last != expected {
+                return Err(super::audit_conflict(store, expected, last));
+            }
+            let row = tx.query_one(
+                "SELECT COALESCE(SUM(octet_length(data)), 0)::BIGINT FROM entries
+                 WHERE account = $1 AND store >= 'Audit:' AND store < 'Audit;'",
+                &[&account],
+            )?;
+            super::audit_within_quota(u(row.get(0)), data.len(), &self.limits)?;
+            tx.execute(
+                "INSERT INTO entries (account, store, idx, data, whole_len) VALUES ($1, $2, $3, $4, NULL)",
+                &[&account, &store, &i(last + 1), &data],
+            )?;
+            Ok(last + 1)
+        })
+    }
+
     fn add_request(
         &self,
         request_id: &str,

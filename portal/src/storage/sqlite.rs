@@ -533,6 +533,36 @@ impl Storage for Sqlite {
         })
     }
 
+    fn append_audit(
+        &self,
+        account: &str,
+        store: &str,
+        expected: u64,
+        data: &str,
+    ) -> Result<u64, StorageError> {
+        self.write(|c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let last = last_index(&tx, account, store)?;
+            if last != expected {
+                return Err(super::audit_conflict(store, expected, last));
+            }
+            // The prefix as a range, so that the entries index serves it.
+            let used: i64 = tx.query_row(
+                "SELECT COALESCE(SUM(length(CAST(data AS BLOB))), 0) FROM entries
+                 WHERE account = ?1 AND store >= 'Audit:' AND store < 'Audit;'",
+                params![account],
+                |r| r.get(0),
+            )?;
+            super::audit_within_quota(u(used), data.len(), &self.limits)?;
+            tx.execute(
+                "INSERT INTO entries (account, store, idx, data, whole_len) VALUES (?1, ?2, ?3, ?4, NULL)",
+                params![account, store, i(last + 1), data],
+            )?;
+            tx.commit()?;
+            Ok(last + 1)
+        })
+    }
+
     fn add_request(
         &self,
         request_id: &str,

@@ -4,15 +4,18 @@
 //! chain, with the user, host key, namespace, hops and calling program;
 //! the chain goes on across a restart of the agent.
 
+use std::path::Path;
 use std::process::Command;
 
-use mesh_tests::{can_run_sshd, eventually, RunningAgent};
+use mesh_tests::{
+    can_run_sshd, eventually, Backend, Device, PortalProc, RunningAgent, Scratch, Val,
+};
 use serde_json::Value;
 
 use crate::ssh_forward::{fingerprint, MeshNet};
 
 fn records(net: &MeshNet) -> Vec<Value> {
-    match net.dev.json(&["audit"]) {
+    match net.dev.json(&["audit", "--local"]) {
         Value::Array(a) => a,
         v => panic!("{v}"),
     }
@@ -20,12 +23,15 @@ fn records(net: &MeshNet) -> Vec<Value> {
 
 /// `ssh-keygen -Y sign -n git` of `file` with the device's key through `agent`.
 fn git_sign(net: &MeshNet, agent: &RunningAgent, file: &str) -> bool {
-    let f = net.dir.path(file);
-    std::fs::write(&f, "tree 1\n").expect("file");
+    sign_with(&net.mesh_pub, &net.dir.path(file), agent)
+}
+
+fn sign_with(key: &Path, file: &Path, agent: &RunningAgent) -> bool {
+    std::fs::write(file, "tree 1\n").expect("file");
     Command::new("ssh-keygen")
         .args(["-Y", "sign", "-n", "git", "-f"])
-        .arg(&net.mesh_pub)
-        .arg(&f)
+        .arg(key)
+        .arg(file)
         .env("SSH_AUTH_SOCK", &agent.sock)
         .output()
         .expect("ssh-keygen")
@@ -110,12 +116,12 @@ fn every_signature_the_agent_makes_or_refuses_is_in_the_devices_chain() {
     let refused = find(&all, "Sshsig", "Refused");
     assert_eq!(refused["Hops"], Value::from(vec![host]), "{refused}");
 
-    let text = net.dev.ok(&["audit"]);
+    let text = net.dev.ok(&["audit", "--local"]);
     assert!(
         text.contains("refused") && text.contains("sshsig git"),
         "{text}"
     );
-    let v = net.dev.json(&["audit", "verify"]);
+    let v = net.dev.json(&["audit", "verify", "--local"]);
     assert_eq!(v["records"], all.len());
 
     // The agent stops and starts again: the chain goes on.
@@ -124,7 +130,95 @@ fn every_signature_the_agent_makes_or_refuses_is_in_the_devices_chain() {
     assert!(git_sign(&net, &agent, "again"));
     let n = all.len() as u64;
     assert!(eventually(10, || records(&net).len() as u64 == n + 1));
-    let after = net.dev.json(&["audit", "verify"]);
+    let after = net.dev.json(&["audit", "verify", "--local"]);
     assert_eq!(after["records"], n + 1);
     assert_ne!(after["head"], v["head"]);
 }
+
+/// What `mesh audit verify` says of each device at the portal: its name
+/// and its record count, or the fault.
+fn portal_verify(dev: &Device) -> (bool, String) {
+    let o = dev.run(&["--json", "audit", "verify"]);
+    let text =
+        String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
+    (o.status.success(), text)
+}
+
+fn portal_records(dev: &Device) -> u64 {
+    let o = dev.run(&["--json", "audit", "verify"]);
+    serde_json::from_slice::<Value>(&o.stdout)
+        .ok()
+        .and_then(|v| v[0]["records"].as_u64())
+        .unwrap_or(0)
+}
+
+fn a_portal_that_drops_or_changes_a_batch_is_named_by_audit_verify(backend: Backend) {
+    let dir = Scratch::new("audit-portal");
+    let portal = PortalProc::on_with(backend, &dir.path("portal"), &[]);
+    let dev = Device::create_account(&dir.0, "alice@example.com", &portal.url);
+    let key = dir.path("mesh.pub");
+    std::fs::write(&key, dev.ok(&["ssh", "public-key"])).expect("pub");
+    let agent = RunningAgent::start(&dev);
+    // Three bursts, each sent as a batch of its own once it settled.
+    for n in 1..=3u64 {
+        assert!(sign_with(&key, &dir.path(&format!("f{n}")), &agent));
+        assert!(
+            eventually(20, || portal_records(&dev) == n),
+            "batch {n} did not reach the portal: {}",
+            portal_verify(&dev).1
+        );
+    }
+    let (ok, text) = portal_verify(&dev);
+    assert!(ok, "{text}");
+    let shown = dev.json(&["audit", "--device", &dev_name(&dev)]);
+    assert_eq!(
+        shown[0]["records"].as_array().map(Vec::len),
+        Some(3),
+        "{shown}"
+    );
+    assert_eq!(shown[0]["records"][2]["Namespace"], "git");
+
+    // The portal's database, edited under it: one byte of the second batch.
+    let rows = portal.db.query(
+        "SELECT store, data FROM entries WHERE store LIKE 'Audit:%' AND idx = 2",
+        &[],
+    );
+    let (Val::Text(store), Val::Text(data)) = (&rows[0][0], &rows[0][1]) else {
+        panic!("{rows:?}")
+    };
+    let at = data.find("\"Ciphertext\":\"").expect("the sealed batch") + 20;
+    let mut changed = data.clone().into_bytes();
+    changed[at] = if changed[at] == b'A' { b'B' } else { b'A' };
+    let changed = String::from_utf8(changed).expect("utf8");
+    let set = "UPDATE entries SET data = $1 WHERE store = $2 AND idx = 2";
+    assert_eq!(
+        portal
+            .db
+            .execute(set, &[Val::from(&changed), Val::from(store)]),
+        1
+    );
+    let (ok, text) = portal_verify(&dev);
+    assert!(!ok, "a changed batch verified: {text}");
+    assert!(
+        text.contains("records from 1") && text.contains("changed"),
+        "{text}"
+    );
+    // Put back, it verifies again; then the second batch is gone.
+    portal.db.execute(set, &[Val::from(data), Val::from(store)]);
+    assert!(portal_verify(&dev).0, "{}", portal_verify(&dev).1);
+    let del = "DELETE FROM entries WHERE store = $1 AND idx = 2";
+    assert_eq!(portal.db.execute(del, &[Val::from(store)]), 1);
+    let (ok, text) = portal_verify(&dev);
+    assert!(!ok, "a dropped batch verified: {text}");
+    assert!(
+        text.contains("records 1..2 are missing (dropped)"),
+        "{text}"
+    );
+}
+
+fn dev_name(dev: &Device) -> String {
+    let v = dev.json(&["audit", "verify"]);
+    v[0]["name"].as_str().expect("name").to_string()
+}
+
+mesh_tests::on_both_backends!(a_portal_that_drops_or_changes_a_batch_is_named_by_audit_verify);

@@ -6,6 +6,7 @@ use mesh_account::store::Store;
 use mesh_core::portal as p;
 use mesh_tests::{Backend, Device, PortalProc, Scratch};
 
+mod audit;
 mod flood;
 mod invite;
 mod reads;

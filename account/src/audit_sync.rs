@@ -1,0 +1,307 @@
+//! The signature audit log at the portal (PROTOCOL.md §16).
+//!
+//! - A device sends what its log holds past what the portal acknowledged,
+//!   one batch at a time: signed with its root key, sealed to the
+//!   administrators, at the next index of its own store. The batch is
+//!   written to `audit.pending` before it is sent and sent again as it is
+//!   until the portal has it, so a lost answer or a crash never makes two
+//!   different batches for one index; `audit.sent` then moves on.
+//! - An administrator reads every device's store, opens each batch and
+//!   checks the device's chain ([`mesh_core::audit::verify`]): the first
+//!   record the portal dropped, reordered or changed is named.
+
+use std::path::Path;
+
+use mesh_core::audit::{self, Ack, Batch, Fault, Link, Stored, Upload, CT_SEALED_BATCH};
+use mesh_core::envelope::{Encrypted, Signed};
+use mesh_core::portal::{self as p, tx, StoreIndex};
+use serde::{Deserialize, Serialize};
+
+use crate::audit_log::{self, AuditLogError};
+use crate::client::Client;
+use crate::state::{admin_keys, device_keys, device_udf, AccountState, Membership};
+use crate::store::{write_atomic, Store};
+use crate::AccountError;
+
+/// What was acknowledged: the batches the portal holds and where the log
+/// stands after them.
+const SENT: &str = "audit.sent";
+/// The batch being sent, exactly as it goes.
+const PENDING: &str = "audit.pending";
+/// Records per batch.
+const PER_BATCH: usize = 256;
+/// Pages of one device's store a reader follows, at most.
+const MAX_PAGES: usize = 4096;
+
+/// What went wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    /// The account, the store, the portal.
+    #[error(transparent)]
+    Account(#[from] AccountError),
+    /// The device's log file.
+    #[error(transparent)]
+    Log(#[from] AuditLogError),
+    /// A portal that keeps saying "more" and brings nothing new.
+    #[error("the portal's audit store of device {0} says more entries follow but brings none past index {1}")]
+    Endless(String, u64),
+}
+
+impl AuditError {
+    /// What the user can do.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            AuditError::Account(e) => e.hint(),
+            AuditError::Log(e) => e.hint(),
+            AuditError::Endless(..) => Some(
+                "the portal is at fault; nothing was changed here. Try again, or ask the portal's operator".into(),
+            ),
+        }
+    }
+}
+
+fn account_err(e: impl Into<AccountError>) -> AuditError {
+    AuditError::Account(e.into())
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Sent {
+    #[serde(rename = "Index")]
+    index: u64,
+    #[serde(rename = "Next")]
+    next: u64,
+    #[serde(rename = "Head", with = "mesh_core::b64::serde_bytes")]
+    head: Vec<u8>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Pending {
+    #[serde(rename = "Upload")]
+    upload: Upload,
+    #[serde(rename = "Head", with = "mesh_core::b64::serde_bytes")]
+    head: Vec<u8>,
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, AuditError> {
+    match std::fs::read(path) {
+        Ok(b) => serde_json::from_slice(&b).map(Some).map_err(|e| {
+            AuditError::Log(AuditLogError::Damaged {
+                path: path.to_path_buf(),
+                seq: 0,
+                detail: e.to_string(),
+            })
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(AuditError::Log(AuditLogError::Io {
+            path: path.to_path_buf(),
+            source,
+        })),
+    }
+}
+
+fn write_json<T: Serialize>(path: &Path, v: &T) -> Result<(), AuditError> {
+    write_atomic(path, &serde_json::to_vec(v).unwrap_or_default()).map_err(account_err)
+}
+
+/// Send the records of this device's log the portal does not hold yet;
+/// returns how many were sent. Nothing to do for a device that is not a
+/// member.
+pub fn upload(store: &Store) -> Result<u64, AuditError> {
+    let a = crate::account(store).map_err(account_err)?;
+    if a.membership != Membership::Member {
+        return Ok(0);
+    }
+    let home = store.home();
+    let mut sent: Sent = read_json(&home.join(SENT))?.unwrap_or_default();
+    let keys = device_keys(store).map_err(account_err)?;
+    // Batches are signed with the device's own root key, which a rotation
+    // (a new activation) keeps: its old batches still verify.
+    let root = crate::device::base_keys(store).map_err(account_err)?;
+    let dev = device_udf(store).map_err(account_err)?;
+    let admin = a
+        .profile()
+        .map_err(account_err)?
+        .administrator_encryption
+        .key;
+    let client = Client::new(&a.portal).map_err(account_err)?;
+    let mut total = 0;
+    loop {
+        let pending = match read_json::<Pending>(&home.join(PENDING))? {
+            Some(p) => p,
+            None => {
+                let (records, _) = audit_log::read(home, sent.next)?;
+                if records.is_empty() {
+                    return Ok(total);
+                }
+                let batch: Vec<Vec<u8>> = records.into_iter().take(PER_BATCH).collect();
+                let pending = seal(&sent, &dev, batch, &root.profile, &admin)?;
+                write_json(&home.join(PENDING), &pending)?;
+                pending
+            }
+        };
+        let up = &pending.upload;
+        let ack: Ack = client
+            .signed(
+                audit::TX,
+                &a.profile_udf,
+                &dev,
+                serde_json::to_value(up).unwrap_or_default(),
+                &keys.authenticate,
+            )
+            .map_err(account_err)?;
+        sent = Sent {
+            index: ack.index,
+            next: up.batch.first + up.batch.count,
+            head: pending.head,
+        };
+        write_json(&home.join(SENT), &sent)?;
+        let _ = std::fs::remove_file(home.join(PENDING));
+        total += up.batch.count;
+    }
+}
+
+/// The next batch after `sent`: signed by the device, sealed to `admin`.
+fn seal(
+    sent: &Sent,
+    dev: &str,
+    records: Vec<Vec<u8>>,
+    key: &mesh_core::keys::SigningKey,
+    admin: &mesh_core::keys::PublicKey,
+) -> Result<Pending, AuditError> {
+    let prev: Link = sent.head.as_slice().try_into().unwrap_or(audit::GENESIS);
+    let head = records.iter().fold(prev, |l, r| audit::link(&l, r));
+    let count = records.len() as u64;
+    let signed = Batch::seal(dev, sent.next, &prev, records, key);
+    let bytes = serde_json::to_vec(&signed).unwrap_or_default();
+    let sealed = Encrypted::encrypt(CT_SEALED_BATCH, &bytes, &[*admin]).map_err(account_err)?;
+    Ok(Pending {
+        upload: Upload {
+            index: sent.index + 1,
+            batch: Stored {
+                first: sent.next,
+                count,
+                sealed,
+            },
+        },
+        head: head.to_vec(),
+    })
+}
+
+/// One device's log as the portal holds it.
+#[derive(Debug)]
+pub struct DeviceLog {
+    /// The device's UDF.
+    pub device: String,
+    /// Its name in the catalog.
+    pub name: String,
+    /// Its verified records, or the first thing wrong with them.
+    pub log: Result<audit::Verified, Fault>,
+}
+
+/// Every device's log from the portal, each chain checked (administrators).
+pub fn read_all(store: &mut Store) -> Result<Vec<DeviceLog>, AuditError> {
+    let a = crate::account(store).map_err(account_err)?;
+    let admin = admin_keys(store, &a).map_err(account_err)?;
+    let keys = device_keys(store).map_err(account_err)?;
+    let me = device_udf(store).map_err(account_err)?;
+    let view = crate::host::view_of(&a).map_err(account_err)?;
+    let client = Client::new(&a.portal).map_err(account_err)?;
+    let mut out = Vec::new();
+    for (udf, d) in &view.devices {
+        let entries = download(&client, &a, (&me, &keys.authenticate), udf)?;
+        let mut batches = Vec::new();
+        let mut fault = None;
+        for (index, data) in entries {
+            match open(&admin, &data) {
+                Ok(b) => batches.push(b),
+                Err(detail) => {
+                    fault = Some(Fault::Forged {
+                        batch: usize::try_from(index.saturating_sub(1)).unwrap_or(usize::MAX),
+                        first: serde_json::from_value::<Stored>(data).map_or(0, |s| s.first),
+                        detail,
+                    });
+                    break;
+                }
+            }
+        }
+        let log = audit::verify(udf, &batches, &[d.profile.profile_signature.key]);
+        out.push(DeviceLog {
+            device: udf.clone(),
+            name: d.catalog.local_name.clone(),
+            // A batch that does not open comes after those that verified.
+            log: match (log, fault) {
+                (Err(f), _) | (Ok(_), Some(f)) => Err(f),
+                (Ok(v), None) => Ok(v),
+            },
+        });
+    }
+    Ok(out)
+}
+
+/// A stored batch, opened with any of the administrators' keys.
+fn open(
+    admin: &mesh_core::objects::AccountKeys,
+    data: &serde_json::Value,
+) -> Result<Signed, String> {
+    let s: Stored =
+        serde_json::from_value(data.clone()).map_err(|e| format!("not a stored batch ({e})"))?;
+    let bytes = admin
+        .open(&s.sealed, CT_SEALED_BATCH)
+        .map_err(|e| format!("does not open ({e})"))?;
+    let signed: Signed =
+        serde_json::from_slice(&bytes).map_err(|e| format!("not a signed batch ({e})"))?;
+    let b: Batch = signed
+        .unverified_object("audit batch")
+        .map_err(|e| e.to_string())?;
+    if b.first != s.first || b.records.len() as u64 != s.count {
+        return Err("its cleartext First and Count are not the batch's".into());
+    }
+    Ok(signed)
+}
+
+/// Every entry of a device's audit store, in index order, page by page.
+fn download(
+    client: &Client,
+    a: &AccountState,
+    (me, key): (&str, &mesh_core::keys::SigningKey),
+    device: &str,
+) -> Result<Vec<(u64, serde_json::Value)>, AuditError> {
+    let store = audit::store_of(device);
+    let mut out = Vec::new();
+    let mut at = 0;
+    for _ in 0..MAX_PAGES {
+        let r: p::DownloadResponse = client
+            .signed(
+                tx::DOWNLOAD,
+                &a.profile_udf,
+                me,
+                serde_json::to_value(p::DownloadRequest {
+                    select: vec![StoreIndex {
+                        store: store.clone(),
+                        index: at,
+                    }],
+                    changes: false,
+                })
+                .unwrap_or_default(),
+                key,
+            )
+            .map_err(account_err)?;
+        let Some(u) = r.updates.into_iter().find(|u| u.store == store) else {
+            return Ok(out);
+        };
+        let before = at;
+        for e in u.entries {
+            if e.index > at {
+                at = e.index;
+                out.push((e.index, e.envelope));
+            }
+        }
+        if !u.partial {
+            return Ok(out);
+        }
+        if at == before {
+            return Err(AuditError::Endless(device.to_string(), at));
+        }
+    }
+    Err(AuditError::Endless(device.to_string(), at))
+}
