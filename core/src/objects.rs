@@ -1,6 +1,6 @@
 //! Mesh objects: profiles, activations, connections, catalog entries
 //! (mesh-schema; notes `mesh-spec.md` §1). JSON field names follow the
-//! schema where it has one; what we add (epochs, the SSH contribution,
+//! schema where it has one; what we add (epochs, the channels' key slots,
 //! application entries) is marked and described in PROTOCOL.md.
 //!
 //! Key model: the account seed derives the account keys; each device seed
