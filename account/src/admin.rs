@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use mesh_core::envelope::{Encrypted, Signed};
 use mesh_core::freshness::{self, Heartbeat};
-use mesh_core::objects::{AccountKeys, ProfileDevice, Role};
+use mesh_core::objects::{AccountKeys, ProfileDevice, Role, Slot};
 use mesh_core::portal::{
     self as p, store as st, AccessEntry, AccessList, ConnectResult, DeviceState, InboundRequest,
     MessagePin, RespondConnection,
@@ -86,11 +86,12 @@ fn accept_draft(
     ib: &InboundRequest,
     roles: &[Role],
     pin: Option<(&str, &str)>,
+    slots: &[Slot],
 ) -> Result<(Draft, String)> {
     let (rc, dp) = request_parts(ib)?;
     let name = dp.description.name.clone();
     let (cat_env, _, entry, _) =
-        crate::entries::connect_device(admin, &rc.profile_device, &name, roles)?;
+        crate::entries::connect_device(admin, &rc.profile_device, &name, roles, slots)?;
     let prev = a.access_list()?;
     if let Some(old) = prev.as_ref().and_then(|l| l.device(&entry.device_udf)) {
         if old.state == DeviceState::Revoked {
@@ -159,7 +160,7 @@ fn accept_draft(
 pub fn accept(store: &mut Store, host: &Host, which: &str, roles: &[Role]) -> Result<String> {
     admin_event(store, host, |a, _, admin| {
         let ib = find_request(a, which)?.clone();
-        accept_draft(a, admin, &ib, roles, None)
+        accept_draft(a, admin, &ib, roles, None, &host.slots())
     })
 }
 
@@ -408,7 +409,14 @@ pub(crate) fn accept_by_pin(
                     roles,
                     pin_id,
                     salted,
-                } => match accept_draft(a, admin, &ib, &roles, Some((&pin_id, &salted))) {
+                } => match accept_draft(
+                    a,
+                    admin,
+                    &ib,
+                    &roles,
+                    Some((&pin_id, &salted)),
+                    &host.slots(),
+                ) {
                     Ok((d, _)) => Ok((d, Some(Ok(())))),
                     // Refused for what it is (a revoked device asking again):
                     // told, so that neither it nor this sync waits for ever.
@@ -593,8 +601,14 @@ pub fn rotate(store: &mut Store, host: &Host, which: &str) -> Result<(String, u3
             .get(&target.device_udf)
             .ok_or_else(|| AccountError::NotFound(format!("no catalog entry for {which}")))?;
         let epoch = d.connection.authentication.epoch + 1;
-        let (cat_env, new_conn) =
-            crate::entries::reissue(admin, &d.catalog, &d.profile, &d.connection.roles, epoch)?;
+        let (cat_env, new_conn) = crate::entries::reissue(
+            admin,
+            &d.catalog,
+            &d.profile,
+            &d.connection.roles,
+            epoch,
+            &host.slots(),
+        )?;
         let access_env = crate::entries::next_access(admin, Some(&list), |d| {
             for e in d.iter_mut() {
                 if udf::udf_eq(&e.device_udf, &target.device_udf) {

@@ -1,7 +1,7 @@
 //! This device's identity: its seed, base keys and signed profile.
 
 use mesh_core::derive::Seed;
-use mesh_core::objects::{DeviceBaseKeys, DeviceDescription};
+use mesh_core::objects::{DeviceBaseKeys, DeviceDescription, Slot};
 use zeroize::Zeroizing;
 
 use crate::store::{DeviceState, Store, StoreError};
@@ -53,8 +53,9 @@ pub fn default_name() -> String {
         .unwrap_or_else(|| "device".into())
 }
 
-/// Create this device: a fresh seed, its base keys and signed profile.
-pub fn init(store: &mut Store, name: &str) -> Result<DeviceState, DeviceError> {
+/// Create this device: a fresh seed, its base keys and signed profile,
+/// with a key in each of the channels' `slots` ([`crate::Host::slots`]).
+pub fn init(store: &mut Store, name: &str, slots: &[Slot]) -> Result<DeviceState, DeviceError> {
     if let Some(d) = &store.state().device {
         return Err(DeviceError::Exists {
             udf: d.udf.clone(),
@@ -62,10 +63,13 @@ pub fn init(store: &mut Store, name: &str) -> Result<DeviceState, DeviceError> {
         });
     }
     let base = DeviceBaseKeys::generate();
-    let profile = base.profile(DeviceDescription {
-        name: name.to_string(),
-        platform: std::env::consts::OS.to_string(),
-    });
+    let profile = base.profile(
+        DeviceDescription {
+            name: name.to_string(),
+            platform: std::env::consts::OS.to_string(),
+        },
+        slots,
+    )?;
     let dev = DeviceState {
         udf: base.udf(),
         name: name.to_string(),

@@ -3,7 +3,7 @@
 
 use mesh_core::envelope::Signed;
 use mesh_core::objects::{
-    ct as oct, AccountKeys, CatalogedDevice, ConnectionDevice, ProfileDevice, Role,
+    ct as oct, AccountKeys, CatalogedDevice, ConnectionDevice, ProfileDevice, Role, Slot,
 };
 use mesh_core::portal::{self as p, AccessEntry, AccessList, DeviceState};
 
@@ -16,9 +16,10 @@ pub(crate) fn connect_device(
     device_profile_env: &Signed,
     name: &str,
     roles: &[Role],
+    slots: &[Slot],
 ) -> Result<(Signed, ConnectionDevice, AccessEntry, Signed)> {
     let dp = ProfileDevice::verify(device_profile_env)?;
-    let issued = ConnectionDevice::issue(admin, &dp, roles, 0, now())?;
+    let issued = ConnectionDevice::issue(admin, &dp, roles, 0, now(), slots)?;
     let conn: ConnectionDevice = issued.connection.unverified_object("connection")?;
     let cataloged = CatalogedDevice {
         device_udf: dp.udf(),
@@ -72,8 +73,9 @@ pub(crate) fn reissue(
     profile: &ProfileDevice,
     roles: &[Role],
     epoch: u32,
+    slots: &[Slot],
 ) -> Result<(Signed, ConnectionDevice)> {
-    let issued = ConnectionDevice::issue(signer, profile, roles, epoch, now())?;
+    let issued = ConnectionDevice::issue(signer, profile, roles, epoch, now(), slots)?;
     let conn: ConnectionDevice = issued.connection.unverified_object("connection")?;
     let cataloged = CatalogedDevice {
         device_udf: catalog.device_udf.clone(),
@@ -127,16 +129,30 @@ mod tests {
         );
         let profile = ProfileAccount::verify(&profile_env, &admin.profile_udf()).expect("profile");
         let base = DeviceBaseKeys::generate();
-        let plain = ProfileDevice::verify(&base.profile(DeviceDescription {
+        // A slot this host's channels own, and a newer client's.
+        let known = Slot {
+            name: "Known",
+            kind: mesh_core::objects::SlotKind::Combined,
+        };
+        let description = DeviceDescription {
             name: "phone".into(),
             platform: String::new(),
-        }))
-        .expect("device");
+        };
+        let plain = base.profile(description, &[known]).expect("profile");
+        let plain = ProfileDevice::verify(&plain).expect("device");
         let slot = json!({"Files": {"PublicParameters": "ignored by today's client"}});
         let dev_env = newer(oct::PROFILE_DEVICE, &plain, slot.clone(), &base.profile);
         let ssh = Role::named("ssh");
-        let (cat_env, conn, mut entry, _) =
-            connect_device(&admin, &dev_env, "phone", std::slice::from_ref(&ssh)).expect("connect");
+        let (cat_env, conn, mut entry, _) = connect_device(
+            &admin,
+            &dev_env,
+            "phone",
+            std::slice::from_ref(&ssh),
+            &[known],
+        )
+        .expect("connect");
+        // The host combines the slot it knows and leaves the other out.
+        assert_eq!(conn.slots.names().collect::<Vec<_>>(), ["Known"]);
         // The newer client's connection: an unknown role and slot.
         let mut roles = serde_json::to_value(&conn.roles).expect("roles");
         roles.as_array_mut().expect("array").push(json!("files-v9"));
@@ -164,6 +180,18 @@ mod tests {
         let view = AccountView::verify(&pinned, &profile_env, &[], Some(&access), [&cat_env], none)
             .expect("a newer client's objects verify");
         assert_eq!(view.active(&ssh).len(), 1, "its known role still counts");
+        // The unknown slot is kept in the profile and connection as read,
+        // and the known one still comes out as it was issued.
+        let d = &view.devices[&conn.device_udf];
+        for slots in [&d.profile.slots, &d.connection.slots] {
+            assert_eq!(slots.get("Files"), Some(slot["Files"].clone()));
+        }
+        assert_eq!(
+            d.connection.slots.key("Known").expect("typed"),
+            conn.slots.key("Known").expect("typed")
+        );
+        let again: Value = serde_json::to_value(&d.profile).expect("json");
+        assert_eq!(again["Files"], slot["Files"], "written back as read");
         for other in ["pgp", "smime"] {
             assert!(view.active(&Role::named(other)).is_empty(), "{other}");
         }

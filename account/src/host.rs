@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use mesh_core::objects::{DeviceBaseKeys, DeviceKeys, Role};
+use mesh_core::objects::{DeviceBaseKeys, DeviceKeys, Role, Slot};
 use mesh_plugins::{AccountView, Actions, DeviceHost, Plugin, PluginError};
 
 use crate::error::Result;
@@ -35,6 +35,18 @@ impl Host {
         r.sort();
         r.dedup();
         r
+    }
+
+    /// Every device key slot these channels own, in their order: what a
+    /// new device's profile carries and what a connection combines.
+    pub fn slots(&self) -> Vec<Slot> {
+        let mut out: Vec<Slot> = Vec::new();
+        for s in self.plugins.iter().flat_map(|p| p.slots()) {
+            if !out.iter().any(|o| o.name == s.name) {
+                out.push(*s);
+            }
+        }
+        out
     }
 
     /// The verified view of a state, with every channel's own checks.

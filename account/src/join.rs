@@ -4,7 +4,7 @@
 use mesh_core::envelope::Signed;
 use mesh_core::objects::{
     complete_activation, ct as oct, AccountKeys, CatalogedDevice, ConnectionDevice, DeviceKeys,
-    ProfileAccount, ProfileDevice, Role, RootKeys,
+    ProfileAccount, ProfileDevice, Role, RootKeys, Slot,
 };
 use mesh_core::portal::{self as p, tx, AccessList, ConnectResult, RespondConnection};
 use mesh_core::{b64, pin, shamir, udf};
@@ -40,9 +40,11 @@ pub(crate) fn connect_self(
     admin: &AccountKeys,
     profile: &ProfileAccount,
     prev: Option<&AccessList>,
+    slots: &[Slot],
 ) -> Result<SelfConnection> {
     let dev = store.state().device.clone().ok_or(DeviceError::NoDevice)?;
-    let (catalog, conn, entry, connection) = connect_device(admin, &dev.profile, &dev.name, roles)?;
+    let (catalog, conn, entry, connection) =
+        connect_device(admin, &dev.profile, &dev.name, roles, slots)?;
     let access = next_access(admin, prev, |d| d.push(entry));
     let base = device::base_keys(store)?;
     let cat: CatalogedDevice = catalog.unverified_object("catalog entry")?;
@@ -125,7 +127,7 @@ pub fn create(
     }
     check_address(address)?;
     let client = Client::new(portal)?;
-    ensure_device(store, device_name)?;
+    ensure_device(store, device_name, &host.slots())?;
     // Reach the portal before the kit is written: an unreachable portal or
     // a taken address stops here, with no kit for a root never bound.
     match public_of(&client, address) {
@@ -173,7 +175,7 @@ pub fn create(
     let admin = admin.without_root();
     // Keep the seed before the portal knows the account: a crash after bind
     // must not lose the only copy of the account's keys.
-    let me = connect_self(store, &host.roles(), &admin, &profile, None)?;
+    let me = connect_self(store, &host.roles(), &admin, &profile, None, &host.slots())?;
     let a = AccountState {
         roles: host.roles(),
         connection: Some(me.connection),
@@ -299,12 +301,13 @@ pub fn request(
     portal: &str,
     name: Option<&str>,
     pin_text: Option<&str>,
+    slots: &[Slot],
 ) -> Result<RequestOutcome> {
     if let Ok(a) = account(store) {
         return Err(AccountError::HasAccount(a.address));
     }
     let client = Client::new(portal)?;
-    ensure_device(store, name)?;
+    ensure_device(store, name, slots)?;
     let base = device::base_keys(store)?;
     let dev = store.state().device.clone().ok_or(DeviceError::NoDevice)?;
     let mut nonce = [0u8; 16];

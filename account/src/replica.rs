@@ -237,8 +237,13 @@ fn apply_signed(
                     .connection_device
                     .unverified_object("connection")
                     .map_err(|x| s(&x))?;
-                if prev_conn.ssh.key != conn.ssh.key {
-                    a.superseded_ssh.push(prev_conn.ssh);
+                // The ssh channel's slot, until superseded keys are its own
+                // (issue 24, i24-claims).
+                let (old, new) = (prev_conn.slots.key("Ssh"), conn.slots.key("Ssh"));
+                if let (Ok(Some(old)), Ok(new)) = (old, new) {
+                    if new.map(|n| n.key) != Some(old.key) {
+                        a.superseded_ssh.push(old);
+                    }
                 }
             }
         }

@@ -111,7 +111,7 @@ pub fn set_roles(
         let signer = next_keys.as_ref().unwrap_or(admin);
         let epoch = d.connection.authentication.epoch + 1;
         let (cat_env, conn) =
-            crate::entries::reissue(signer, &d.catalog, &d.profile, &roles, epoch)?;
+            crate::entries::reissue(signer, &d.catalog, &d.profile, &roles, epoch, &host.slots())?;
         let access = crate::entries::next_access(signer, Some(&list), |d| {
             for e in d
                 .iter_mut()

@@ -7,7 +7,7 @@ use mesh_core::authority::{OnlineSeeds, CT_ONLINE_SEEDS};
 use mesh_core::derive::Seed;
 use mesh_core::envelope::Signed;
 use mesh_core::objects::{
-    AccountKeys, ActivationKeys, ConnectionDevice, DeviceKeys, ProfileAccount, Role,
+    AccountKeys, ActivationKeys, ConnectionDevice, DeviceKeys, ProfileAccount, Role, Slot,
 };
 use mesh_core::portal::{AccessList, InboundRequest, StoreUpdate};
 use serde::{Deserialize, Serialize};
@@ -468,12 +468,12 @@ pub(crate) fn device_udf(store: &Store) -> Result<String> {
         .clone())
 }
 
-pub(crate) fn ensure_device(store: &mut Store, name: Option<&str>) -> Result<()> {
+pub(crate) fn ensure_device(store: &mut Store, name: Option<&str>, slots: &[Slot]) -> Result<()> {
     if store.state().device.is_none() {
         let n = name
             .map(str::to_string)
             .unwrap_or_else(device::default_name);
-        device::init(store, &n)?;
+        device::init(store, &n, slots)?;
     }
     Ok(())
 }

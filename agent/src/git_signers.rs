@@ -51,7 +51,7 @@ fn key_under(h: &KeyHistory, a: &AccessEntry) -> Option<(KeyData, u64)> {
         .iter()
         .rev()
         .find(|c| c.device_udf == a.device_udf && c.authentication == a.authentication)?;
-    Some((mesh_ssh::channel::ssh_key_of(&c.ssh)?, c.issued))
+    Some((mesh_ssh::channel::device_key(c)?, c.issued))
 }
 
 /// Every device key's window, from the access lists in order: a window

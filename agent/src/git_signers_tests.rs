@@ -12,6 +12,10 @@ fn key(n: u8, epoch: u32) -> MeshKey {
 }
 
 fn conn(udf: &str, auth: u8, ssh: u8, issued: u64) -> ConnectionDevice {
+    let mut slots = mesh_core::objects::Slots::default();
+    slots
+        .set(mesh_ssh::channel::SLOT.name, &key(ssh, 0))
+        .expect("a key");
     ConnectionDevice {
         profile_udf: "P".into(),
         device_udf: udf.into(),
@@ -19,7 +23,7 @@ fn conn(udf: &str, auth: u8, ssh: u8, issued: u64) -> ConnectionDevice {
         authentication: key(auth, 0),
         signature: key(auth, 0),
         encryption: key(auth, 0),
-        ssh: key(ssh, 0),
+        slots,
         issued,
     }
 }

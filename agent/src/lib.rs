@@ -28,3 +28,19 @@ pub fn host() -> mesh_account::Host {
         Box::new(mesh_files::FilesPlugin),
     ])
 }
+
+#[cfg(test)]
+mod tests {
+    /// The host's device key slots are its channels', in their order: a
+    /// new device's profile lists them so (the order profiles had before
+    /// slots were data), each once.
+    #[test]
+    fn the_hosts_slots_are_the_channels_in_order() {
+        let names: Vec<&str> = super::host().slots().iter().map(|s| s.name).collect();
+        assert_eq!(
+            names,
+            [mesh_ssh::channel::SLOT.name, mesh_smime::channel::SLOT.name]
+        );
+        assert_eq!(names, ["Ssh", "SmimeSign"]);
+    }
+}

@@ -118,7 +118,8 @@ pub fn run(
         let mut admin = Store::open(&laptop, true).map_err(AccountError::from)?;
         if mesh_account::account(&admin).is_err() {
             if admin.state().device.is_none() {
-                mesh_account::device::init(&mut admin, "laptop").map_err(AccountError::from)?;
+                mesh_account::device::init(&mut admin, "laptop", &host.slots())
+                    .map_err(AccountError::from)?;
             }
             let names: Vec<String> = recovery.iter().map(|d| d.display().to_string()).collect();
             let (kit, _) = crate::recovery::KitTarget::parse(&names, None, &laptop)
@@ -160,7 +161,15 @@ pub fn run(
             let mut roles = host.roles();
             roles.retain(|r| *r != Role::ADMIN);
             let (pin, _) = admin::new_pin(&mut admin, &host, &roles, 600)?;
-            join::request(&mut p, address, portal.url(), Some("phone"), Some(&pin))?;
+            let slots = host.slots();
+            join::request(
+                &mut p,
+                address,
+                portal.url(),
+                Some("phone"),
+                Some(&pin),
+                &slots,
+            )?;
             sync::sync(&mut admin, &host)?;
         }
         sync::sync(&mut p, &host)?;

@@ -29,6 +29,7 @@ pub mod portal;
 pub mod replica;
 pub mod role;
 pub mod shamir;
+pub mod slot;
 pub mod udf;
 pub mod witness;
 

@@ -1,6 +1,6 @@
 //! Mesh objects: profiles, activations, connections, catalog entries
 //! (mesh-schema; notes `mesh-spec.md` §1). JSON field names follow the
-//! schema where it has one; what we add (epochs, the SSH contribution,
+//! schema where it has one; what we add (epochs, the channels' key slots,
 //! application entries) is marked and described in PROTOCOL.md.
 //!
 //! Key model: the account seed derives the account keys; each device seed
@@ -15,6 +15,7 @@ use crate::authority::{OnlineSeeds, Superseded};
 use crate::derive::{key_name, spec, Seed};
 use crate::envelope::{Encrypted, Signed};
 use crate::keys::{AgreementKey, KeyData, PublicKey, SigningKey};
+pub use crate::slot::{Slot, SlotKind, Slots};
 use crate::{udf, Error};
 
 /// Content types of the signed and encrypted objects.
@@ -175,18 +176,11 @@ pub struct ProfileDevice {
     /// Base authentication contribution.
     #[serde(rename = "Authentication")]
     pub authentication: KeyData,
-    /// Base contribution for the device's SSH key (our extension).
-    #[serde(rename = "Ssh")]
-    pub ssh: KeyData,
-    /// The device's S/MIME signing key: an uncompressed SEC1 P-256 point
-    /// (our extension; the account's CA certifies it).
-    #[serde(
-        rename = "SmimeSign",
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "crate::b64::serde_opt_bytes"
-    )]
-    pub smime_sign: Option<Vec<u8>>,
+    /// The channels' key slots (our extension): each a field named by
+    /// the slot, its public key or contribution; a newer client's slots
+    /// are kept and ignored.
+    #[serde(flatten)]
+    pub slots: Slots,
     /// What the device says about itself.
     #[serde(rename = "Description")]
     pub description: DeviceDescription,
@@ -231,10 +225,6 @@ pub struct DeviceBaseKeys {
     pub sign: SigningKey,
     /// Base authentication key (signs the connection request).
     pub authenticate: SigningKey,
-    /// Base SSH contribution.
-    pub ssh: SigningKey,
-    /// S/MIME signing key (P-256, the device's own).
-    pub smime_sign: p256::ecdsa::SigningKey,
 }
 
 impl std::fmt::Debug for DeviceBaseKeys {
@@ -266,10 +256,32 @@ impl DeviceBaseKeys {
             encrypt: AgreementKey::derive(&seed, &n("Encrypt")),
             sign: SigningKey::derive(&seed, &n("Sign")),
             authenticate: SigningKey::derive(&seed, &n("Authenticate")),
-            ssh: SigningKey::derive(&seed, &n("Ssh")),
-            smime_sign: crate::keys::p256_signing_key(&seed, &n("SmimeSign")),
             seed,
         })
+    }
+
+    /// The base contribution of a co-generated slot (derived on demand).
+    pub fn ed25519(&self, slot: &Slot) -> Result<SigningKey, Error> {
+        slot.ed25519(&self.seed, None)
+    }
+
+    /// The key of a device-only P-256 slot (derived on demand).
+    pub fn p256(&self, slot: &Slot) -> Result<p256::ecdsa::SigningKey, Error> {
+        slot.p256(&self.seed)
+    }
+
+    /// Put in `slots` what the profile carries for `slot`: the public key
+    /// (or contribution).
+    fn slot_public(&self, slot: &Slot, slots: &mut Slots) -> Result<(), Error> {
+        match slot.kind {
+            SlotKind::Combined => {
+                slots.set(slot.name, &KeyData::new(self.ed25519(slot)?.public_key()))
+            }
+            SlotKind::DeviceP256 => {
+                let point = self.p256(slot)?.verifying_key().to_encoded_point(false);
+                slots.set(slot.name, &crate::b64::encode(point.as_bytes()))
+            }
+        }
     }
 
     /// The seed (kept in the device store).
@@ -277,26 +289,23 @@ impl DeviceBaseKeys {
         &self.seed
     }
 
-    /// Build and sign the device profile.
-    pub fn profile(&self, description: DeviceDescription) -> Signed {
+    /// Build and sign the device profile, with a key in each of the
+    /// channels' `slots` (in their order).
+    pub fn profile(&self, description: DeviceDescription, slots: &[Slot]) -> Result<Signed, Error> {
         let root = KeyData::new(self.profile.public_key());
-        let p = ProfileDevice {
+        let mut p = ProfileDevice {
             root_udfs: vec![root.udf()],
             profile_signature: root,
             encryption: KeyData::new(self.encrypt.public_key()),
             signature: KeyData::new(self.sign.public_key()),
             authentication: KeyData::new(self.authenticate.public_key()),
-            ssh: KeyData::new(self.ssh.public_key()),
-            smime_sign: Some(
-                self.smime_sign
-                    .verifying_key()
-                    .to_encoded_point(false)
-                    .as_bytes()
-                    .to_vec(),
-            ),
+            slots: Slots::default(),
             description,
         };
-        Signed::sign_object(ct::PROFILE_DEVICE, &p, &self.profile)
+        for slot in slots {
+            self.slot_public(slot, &mut p.slots)?;
+        }
+        Ok(Signed::sign_object(ct::PROFILE_DEVICE, &p, &self.profile))
     }
 
     /// The device's UDF.
@@ -345,14 +354,14 @@ impl std::fmt::Debug for ActivationAccount {
 
 /// The activation contributions derived from an activation seed.
 pub struct ActivationKeys {
+    seed: Seed,
+    epoch: u32,
     /// Encryption contribution.
     pub encrypt: AgreementKey,
     /// Signature contribution.
     pub sign: SigningKey,
     /// Authentication contribution.
     pub authenticate: SigningKey,
-    /// SSH contribution.
-    pub ssh: SigningKey,
 }
 
 impl std::fmt::Debug for ActivationKeys {
@@ -375,33 +384,65 @@ impl ActivationKeys {
             encrypt: AgreementKey::derive(seed, &n("Encrypt")),
             sign: SigningKey::derive(seed, &n("Sign")),
             authenticate: SigningKey::derive(seed, &n("Authenticate")),
-            ssh: SigningKey::derive(seed, &n("Ssh")),
+            seed: seed.clone(),
+            epoch,
         })
+    }
+
+    /// The activation contribution of a co-generated slot (on demand).
+    pub fn ed25519(&self, slot: &Slot) -> Result<SigningKey, Error> {
+        slot.ed25519(&self.seed, Some(self.epoch))
     }
 }
 
 /// A device's working keys: base + activation. Only the device computes them.
-#[derive(Debug)]
 pub struct DeviceKeys {
+    // The two seeds, for the channels' slots (derived when asked for).
+    base: Seed,
+    activation: Seed,
+    epoch: u32,
     /// Combined encryption key.
     pub encrypt: AgreementKey,
     /// Combined signature key.
     pub sign: SigningKey,
     /// Combined authentication key (signs portal requests).
     pub authenticate: SigningKey,
-    /// Combined SSH key.
-    pub ssh: SigningKey,
+}
+
+impl std::fmt::Debug for DeviceKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceKeys")
+            .field("epoch", &self.epoch)
+            .field("authenticate", &self.authenticate)
+            .finish_non_exhaustive()
+    }
 }
 
 impl DeviceKeys {
     /// Combine the device's base keys with an activation.
     pub fn combine(base: &DeviceBaseKeys, act: &ActivationKeys) -> DeviceKeys {
         DeviceKeys {
+            base: base.seed.clone(),
+            activation: act.seed.clone(),
+            epoch: act.epoch,
             encrypt: AgreementKey::combine(&base.encrypt, &act.encrypt),
             sign: SigningKey::combine(&base.sign, &act.sign),
             authenticate: SigningKey::combine(&base.authenticate, &act.authenticate),
-            ssh: SigningKey::combine(&base.ssh, &act.ssh),
         }
+    }
+
+    /// The key epoch of the activation.
+    pub fn epoch(&self) -> u32 {
+        self.epoch
+    }
+
+    /// The combined key of a co-generated slot (base + activation, derived
+    /// when asked for): the private half of the connection's slot.
+    pub fn ed25519(&self, slot: &Slot) -> Result<SigningKey, Error> {
+        Ok(SigningKey::combine(
+            &slot.ed25519(&self.base, None)?,
+            &slot.ed25519(&self.activation, Some(self.epoch))?,
+        ))
     }
 }
 
@@ -428,9 +469,11 @@ pub struct ConnectionDevice {
     /// Combined encryption key.
     #[serde(rename = "Encryption")]
     pub encryption: KeyData,
-    /// Combined SSH key (our extension).
-    #[serde(rename = "Ssh")]
-    pub ssh: KeyData,
+    /// The combined keys of the channels' co-generated slots, with their
+    /// epoch (our extension), each a field named by the slot; a newer
+    /// client's slots are kept and ignored.
+    #[serde(flatten)]
+    pub slots: Slots,
     /// Seconds since the Unix epoch at issue.
     #[serde(rename = "Issued")]
     pub issued: u64,
@@ -448,13 +491,16 @@ pub struct Issued {
 impl ConnectionDevice {
     /// Administrator side: issue an activation for `device` and the
     /// connection with the combined public keys, computed without any of the
-    /// device's private keys.
+    /// device's private keys: the Mesh's own, and those of the co-generated
+    /// `slots` (the host's channels') that the device's profile has. A slot
+    /// the host does not know is left out: no key is made for it.
     pub fn issue(
         admin: &AccountKeys,
         device: &ProfileDevice,
         roles: &[Role],
         epoch: u32,
         now: u64,
+        slots: &[Slot],
     ) -> Result<Issued, Error> {
         let act_seed = Seed::generate(spec::MESH_ACTIVATION_ACCOUNT);
         let act = ActivationKeys::derive(&act_seed, epoch)?;
@@ -465,16 +511,22 @@ impl ConnectionDevice {
         roles.sort();
         roles.dedup();
         let admin_role = roles.contains(&Role::ADMIN);
-        let conn = ConnectionDevice {
+        let mut conn = ConnectionDevice {
             profile_udf: admin.profile_udf(),
             device_udf: device.udf(),
             roles,
             authentication: sum(&device.authentication, act.authenticate.public_key())?,
             signature: sum(&device.signature, act.sign.public_key())?,
             encryption: sum(&device.encryption, act.encrypt.public_key())?,
-            ssh: sum(&device.ssh, act.ssh.public_key())?,
+            slots: Slots::default(),
             issued: now,
         };
+        for slot in slots.iter().filter(|s| s.kind == SlotKind::Combined) {
+            if let Some(base) = device.slots.key(slot.name)? {
+                let k = sum(&base, act.ed25519(slot)?.public_key())?;
+                conn.slots.set(slot.name, &k)?;
+            }
+        }
         let activation = ActivationAccount {
             account_udf: admin.profile_udf(),
             device_udf: device.udf(),
@@ -547,19 +599,19 @@ pub fn complete_activation(
     }
     let seed = Seed::from_udf(&act.activation_key)?;
     let keys = DeviceKeys::combine(base, &ActivationKeys::derive(&seed, act.epoch)?);
+    // The Mesh's own keys bind the activation to the connection; a
+    // channel checks its slot's key where it uses it.
     let epochs_match = [
         &connection.authentication,
         &connection.signature,
         &connection.encryption,
-        &connection.ssh,
     ]
     .iter()
     .all(|k| k.epoch == act.epoch);
     let matches = epochs_match
         && keys.authenticate.public_key() == connection.authentication.key
         && keys.sign.public_key() == connection.signature.key
-        && keys.encrypt.public_key() == connection.encryption.key
-        && keys.ssh.public_key() == connection.ssh.key;
+        && keys.encrypt.public_key() == connection.encryption.key;
     if !matches {
         return Err(Error::BadKey(
             "combined keys do not match the administrator's connection".into(),
@@ -620,20 +672,34 @@ mod tests {
         let profile = ProfileAccount::verify(&profile_env, &admin.profile_udf()).expect("profile");
         assert!(profile.udf().starts_with("MBQ"));
 
+        let slot = Slot {
+            name: "Key",
+            kind: SlotKind::Combined,
+        };
         let dev = DeviceBaseKeys::generate();
-        let dev_env = dev.profile(DeviceDescription {
-            name: "laptop".into(),
-            platform: "linux".into(),
-        });
+        let dev_env = dev
+            .profile(
+                DeviceDescription {
+                    name: "laptop".into(),
+                    platform: "linux".into(),
+                },
+                &[slot],
+            )
+            .expect("profile");
         let dev_profile = ProfileDevice::verify(&dev_env).expect("device profile");
 
-        let issued = ConnectionDevice::issue(&admin, &dev_profile, &[Role::named("ssh")], 0, 1)
-            .expect("issue");
+        let issued =
+            ConnectionDevice::issue(&admin, &dev_profile, &[Role::named("ssh")], 0, 1, &[slot])
+                .expect("issue");
         let conn = ConnectionDevice::verify(&issued.connection, &profile).expect("conn");
         let (keys, act) =
             complete_activation(&profile, &dev, &issued.activation, &conn).expect("complete");
         assert_eq!(act.epoch, 0);
-        assert_eq!(keys.ssh.public_key(), conn.ssh.key);
+        let combined = keys.ed25519(&slot).expect("slot").public_key();
+        assert_eq!(
+            Some(combined),
+            conn.slots.key("Key").expect("typed").map(|k| k.key)
+        );
 
         // A second device cannot open the first one's activation.
         let other = DeviceBaseKeys::generate();

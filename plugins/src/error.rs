@@ -37,6 +37,15 @@ pub enum PluginError {
         /// The cause.
         source: std::io::Error,
     },
+    /// This device has no key in a slot the channel owns: its profile or
+    /// its connection was made by a client without the channel.
+    #[error("this device has no key in slot {slot}: {detail}")]
+    NoSlotKey {
+        /// The slot's name.
+        slot: &'static str,
+        /// Where it is missing.
+        detail: String,
+    },
     /// A bug or a limit of the channel's own code.
     #[error("{0}")]
     Internal(String),
@@ -52,6 +61,7 @@ impl PluginError {
             PluginError::Tool { hint, .. } if !hint.is_empty() => (*hint).into(),
             PluginError::NotFound(_) => "an administrator's `mesh sync` publishes it; then run `mesh sync` here".into(),
             PluginError::Wiped => "this home was revoked; join again with a new home".into(),
+            PluginError::NoSlotKey { .. } => "a client without this channel made the device or its connection: when the device's profile has the key, an administrator's `mesh device rotate` adds it to the connection; else join again from a new home with this client".into(),
             _ => return None,
         })
     }

@@ -45,7 +45,7 @@ pub use error::PluginError;
 pub use host::DeviceHost;
 pub use view::{AccountView, DeviceEntry};
 
-use mesh_core::objects::{AccountKeys, Role};
+use mesh_core::objects::{AccountKeys, Role, Slot};
 use serde::{Deserialize, Serialize};
 
 /// What happened to the account. Plugins compute their entries for the
@@ -135,6 +135,14 @@ pub trait Plugin: std::fmt::Debug + Send + Sync {
     /// whatever its roles (files). The host grants the first device of an
     /// account, and a recovered one, every channel's role.
     fn role(&self) -> Option<Role>;
+
+    /// The device key slots this channel owns (names it owns, as data in
+    /// device profiles and connections: [`Slot`]). The host asks every new
+    /// device for a key in each and combines the co-generated ones when it
+    /// issues a connection.
+    fn slots(&self) -> &'static [Slot] {
+        &[]
+    }
 
     /// Application uids that hold the user's decisions (a policy), not
     /// what the channel derives from the account: a recovery that turns the

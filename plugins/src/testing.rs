@@ -42,7 +42,7 @@ use mesh_core::keys::KeyData;
 use mesh_core::objects::{
     complete_activation, ct as oct, AccountKeys, ActivationKeys, CatalogedApplication,
     CatalogedDevice, ConnectionDevice, DeviceBaseKeys, DeviceDescription, DeviceKeys,
-    ProfileAccount, ProfileDevice, Role,
+    ProfileAccount, ProfileDevice, Role, Slot,
 };
 use mesh_core::portal::{AccessEntry, AccessList, DeviceState};
 
@@ -174,6 +174,8 @@ pub struct TestAccount {
     catalog: BTreeMap<String, Signed>,
     apps: BTreeMap<String, Signed>,
     superseded_ssh: Vec<KeyData>,
+    // The plugins' device key slots (as the host collects them).
+    slots: Vec<Slot>,
 }
 
 impl std::fmt::Debug for TestAccount {
@@ -194,6 +196,12 @@ impl TestAccount {
         let root = RootKeys::generate();
         let admin = AccountKeys::generate(&root.profile_udf());
         let mut claims = ProfileClaims::default();
+        let mut slots: Vec<Slot> = Vec::new();
+        for s in plugins.iter().flat_map(|p| p.slots()) {
+            if !slots.iter().any(|o| o.name == s.name) {
+                slots.push(*s);
+            }
+        }
         for p in plugins {
             p.claims(&admin, &mut claims)
                 .unwrap_or_else(|e| panic!("claims of {}: {e}", p.name()));
@@ -223,6 +231,7 @@ impl TestAccount {
             catalog: BTreeMap::new(),
             apps: BTreeMap::new(),
             superseded_ssh: Vec::new(),
+            slots,
         }
     }
 
@@ -245,13 +254,17 @@ impl TestAccount {
     /// Issue `device` a connection at `epoch` with `roles` and catalog it;
     /// returns the activation seed and the connection.
     fn issue(&mut self, base: &DeviceBaseKeys, name: &str, roles: &[Role], epoch: u32) -> Seed {
-        let env = base.profile(DeviceDescription {
+        let description = DeviceDescription {
             name: name.into(),
             platform: "test".into(),
-        });
+        };
+        let env = base
+            .profile(description, &self.slots)
+            .expect("a device profile");
         let p = ProfileDevice::verify(&env).expect("a fresh device profile");
-        let issued = ConnectionDevice::issue(&self.admin, &p, roles, epoch, crate::now())
-            .expect("issue a connection");
+        let issued =
+            ConnectionDevice::issue(&self.admin, &p, roles, epoch, crate::now(), &self.slots)
+                .expect("issue a connection");
         let conn = ConnectionDevice::verify(&issued.connection, &self.account).expect("connection");
         let (_, act) = complete_activation(&self.account, base, &issued.activation, &conn)
             .expect("the device completes its activation");
@@ -269,9 +282,14 @@ impl TestAccount {
                 .connection_device
                 .unverified_object("connection")
                 .expect("ours");
-            // A rotated key stays revoked (the host records it the same way).
-            if old.ssh.key != conn.ssh.key {
-                self.superseded_ssh.push(old.ssh);
+            // A rotated key stays revoked (the host records it the same
+            // way); the ssh channel's slot, until superseded keys are its
+            // own (issue 24, i24-claims).
+            let key = |c: &ConnectionDevice| c.slots.key("Ssh").ok().flatten();
+            if let Some(k) = key(&old) {
+                if key(&conn).map(|n| n.key) != Some(k.key) {
+                    self.superseded_ssh.push(k);
+                }
             }
         }
         let entry = AccessEntry {
@@ -414,12 +432,42 @@ pub fn uids(entries: &[AppEntry]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::DeviceEntry;
+    use mesh_core::objects::SlotKind;
 
     const PHONE: Role = Role::named("phone-things");
+    const KEY: Slot = Slot {
+        name: "PhoneKey",
+        kind: SlotKind::Combined,
+    };
+
+    /// A channel with a co-generated device key slot.
+    #[derive(Debug)]
+    struct Keyed;
+
+    impl Plugin for Keyed {
+        fn name(&self) -> &'static str {
+            "keyed"
+        }
+        fn role(&self) -> Option<Role> {
+            Some(PHONE)
+        }
+        fn slots(&self) -> &'static [Slot] {
+            &[KEY]
+        }
+        fn entries(
+            &self,
+            _: &Event,
+            _: &AccountView,
+            _: &AccountKeys,
+        ) -> Result<Vec<AppEntry>, PluginError> {
+            Ok(Vec::new())
+        }
+    }
 
     #[test]
     fn devices_join_rotate_and_revoke_in_a_verified_view() {
-        let mut account = TestAccount::new(&[]);
+        let mut account = TestAccount::new(&[&Keyed]);
         let laptop = account.join("laptop", &[Role::ADMIN, PHONE]);
         let mut phone = account.join("phone", &[PHONE]);
         let view = account.view();
@@ -433,16 +481,29 @@ mod tests {
         assert_eq!(phone.device_name(), "phone");
         assert!(phone.home().is_dir());
 
-        let before = d.connection.ssh.clone();
+        let slot = |d: &DeviceEntry| {
+            d.connection
+                .slots
+                .key(KEY.name)
+                .expect("typed")
+                .expect("slot")
+        };
+        let before = slot(d);
         account.rotate(&mut phone);
         let view = account.view();
         let d = &view.devices[phone.device_udf()];
+        let after = slot(d);
         assert_eq!(
-            phone.keys().expect("keys").ssh.public_key(),
-            d.connection.ssh.key
+            phone
+                .keys()
+                .expect("keys")
+                .ed25519(&KEY)
+                .expect("key")
+                .public_key(),
+            after.key
         );
-        assert_eq!(d.connection.ssh.epoch, 1);
-        assert_eq!(view.superseded_ssh, vec![before]);
+        assert_eq!(after.epoch, 1);
+        assert_ne!(after.key, before.key);
 
         account.revoke(&phone);
         let view = account.view();

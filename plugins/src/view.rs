@@ -328,8 +328,13 @@ impl AccountView {
     /// See [`AccountView::set_access`].
     pub fn put_device(&mut self, d: DeviceEntry) {
         if let Some(old) = self.devices.get(&d.catalog.device_udf) {
-            if old.connection.ssh.key != d.connection.ssh.key {
-                self.superseded_ssh.push(old.connection.ssh.clone());
+            // The ssh channel's slot, until superseded keys are its own
+            // (issue 24, i24-claims).
+            let key = |c: &ConnectionDevice| c.slots.key("Ssh").ok().flatten();
+            if let Some(k) = key(&old.connection) {
+                if key(&d.connection).map(|n| n.key) != Some(k.key) {
+                    self.superseded_ssh.push(k);
+                }
             }
         }
         self.devices
@@ -353,8 +358,8 @@ mod tests {
     /// A catalog entry of `device` at `epoch`, and its connection.
     fn entry(admin: &AccountKeys, device: &Signed, epoch: u32) -> (Signed, ConnectionDevice) {
         let p = ProfileDevice::verify(device).expect("device profile");
-        let issued =
-            ConnectionDevice::issue(admin, &p, &[Role::named("ssh")], epoch, 0).expect("issue");
+        let issued = ConnectionDevice::issue(admin, &p, &[Role::named("ssh")], epoch, 0, &[])
+            .expect("issue");
         let conn: ConnectionDevice = issued.connection.unverified_object("c").expect("c");
         let cat = CatalogedDevice {
             device_udf: p.udf(),
@@ -381,10 +386,15 @@ mod tests {
             None,
             None,
         );
-        let device = DeviceBaseKeys::generate().profile(DeviceDescription {
-            name: "phone".into(),
-            platform: String::new(),
-        });
+        let device = DeviceBaseKeys::generate()
+            .profile(
+                DeviceDescription {
+                    name: "phone".into(),
+                    platform: String::new(),
+                },
+                &[],
+            )
+            .expect("profile");
         let (old, _) = entry(&admin, &device, 1);
         let (new, conn) = entry(&admin, &device, 2);
         let list = AccessList {
@@ -421,10 +431,15 @@ mod tests {
     fn parsed_entries_are_served_only_to_the_same_envelope() {
         let root = mesh_core::objects::RootKeys::generate();
         let admin = AccountKeys::generate(&root.profile_udf());
-        let device = DeviceBaseKeys::generate().profile(DeviceDescription {
-            name: "phone".into(),
-            platform: String::new(),
-        });
+        let device = DeviceBaseKeys::generate()
+            .profile(
+                DeviceDescription {
+                    name: "phone".into(),
+                    platform: String::new(),
+                },
+                &[],
+            )
+            .expect("profile");
         let (env, conn) = entry(&admin, &device, 1);
         let first = DeviceEntry::trusted(&env).expect("parses");
         let again = DeviceEntry::trusted(&env).expect("parses");

@@ -3,14 +3,14 @@
 //! and the CRL, kept by administrators in the Application store
 //! (PROTOCOL.md §12); and what a device does with them (export, CMS).
 
-use mesh_core::objects::{AccountKeys, Role};
+use mesh_core::objects::{AccountKeys, Role, Slot};
 use mesh_plugins::shared::{self, Plan, Targets};
 use mesh_plugins::{now, AccountView, AppEntry, DeviceHost, Event, Plugin, PluginError};
 use zeroize::Zeroizing;
 
 pub use crate::entries::{
     encryption_epochs, RetiredCa, SmimeCa, SmimeCert, SmimeCrl, SmimeEncryption, APP_CRL,
-    APP_SMIME, ROLE, SIGNING_VALIDITY,
+    APP_SMIME, ROLE, SIGNING_VALIDITY, SLOT,
 };
 use crate::entries::{internal, CT_SMIME_KEY};
 use crate::x509::{P256Public, P256Signer, SigningCert};
@@ -71,6 +71,10 @@ impl Plugin for SmimePlugin {
 
     fn role(&self) -> Option<Role> {
         Some(ROLE)
+    }
+
+    fn slots(&self) -> &'static [Slot] {
+        &[SLOT]
     }
 
     fn entries(&self, _: &Event, view: &AccountView, admin: &AccountKeys) -> Result<Vec<AppEntry>> {
@@ -154,7 +158,10 @@ fn signing_entries(view: &AccountView, ca: &P256Signer) -> Result<Vec<AppEntry>>
     let t = now();
     let mut out = Vec::new();
     for (e, d) in view.active(&ROLE) {
-        let Some(sec1) = d.profile.smime_sign.clone() else {
+        let sec1 = d.profile.slots.bytes(SLOT.name);
+        let sec1 = sec1.map_err(|x| PluginError::Untrusted(format!("{}: {x}", e.name)))?;
+        // A device made by a client without this channel has no key to certify.
+        let Some(sec1) = sec1 else {
             continue;
         };
         let key_b64 = mesh_core::b64::encode(&sec1);

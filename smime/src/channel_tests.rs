@@ -67,8 +67,18 @@ fn a_new_account_gets_its_ca_certificates_and_crl_once() {
     let ca: SmimeCa = view.app(APP_SMIME).expect("parses").expect("one");
     assert!(ca.ca_certificate.contains("BEGIN CERTIFICATE"));
     let c = signing_cert(&view, &laptop);
-    let key = view.devices[laptop.device_udf()].profile.smime_sign.clone();
+    let key = view.devices[laptop.device_udf()]
+        .profile
+        .slots
+        .bytes(SLOT.name)
+        .expect("typed");
     assert_eq!(Some(mesh_core::b64::decode(&c.key).expect("b64")), key);
+    // The certified key is the one the device derives for its slot.
+    let own = laptop.base_keys().expect("keys").p256(&SLOT).expect("slot");
+    assert_eq!(
+        key.as_deref(),
+        Some(own.verifying_key().to_encoded_point(false).as_bytes())
+    );
     assert_eq!(opens(&view, &laptop), vec![0]);
     assert_eq!(crl(&view), (view.serial(), vec![]));
     let again = account
@@ -153,4 +163,31 @@ fn a_rotated_device_keeps_its_certificate_and_gets_the_key_again() {
         .entries(&SmimePlugin, &event)
         .expect("again")
         .is_empty());
+}
+
+#[test]
+fn the_channel_declares_its_slot() {
+    assert_eq!(SmimePlugin.slots(), [SLOT]);
+}
+
+/// A device made by a client without this channel has no signing key in
+/// its profile: it gets no signing certificate (the others still do).
+#[test]
+fn a_device_without_the_smime_slot_gets_no_signing_certificate() {
+    let mut account = TestAccount::new(&[]);
+    let laptop = account.join("laptop", &[Role::ADMIN, ROLE]);
+    let view = account.view();
+    assert_eq!(
+        view.devices[laptop.device_udf()]
+            .profile
+            .slots
+            .bytes(SLOT.name)
+            .expect("typed"),
+        None
+    );
+    let out = SmimePlugin
+        .entries(&Event::Created, &view, account.admin())
+        .expect("entries");
+    assert!(!uids(&out).contains(&cert_uid(&laptop)), "{:?}", uids(&out));
+    assert!(uids(&out).contains(&APP_SMIME.to_string()));
 }

@@ -7,6 +7,7 @@ use zeroize::Zeroizing;
 
 use crate::entries::{
     encryption_epochs, internal, SmimeCa, SmimeCert, SmimeCrl, APP_CRL, APP_SMIME, CT_SMIME_KEY,
+    SLOT,
 };
 use crate::mail::MailError;
 use crate::x509::P256Signer;
@@ -136,9 +137,8 @@ pub fn export(
 ) -> Result<Vec<u8>> {
     use p256::pkcs8::EncodePrivateKey as _;
     let ca = der(&ca_pem(view)?)?;
-    let base = device.base_keys()?;
     let sign_key = Zeroizing::new(
-        base.smime_sign
+        signing_key(device)?
             .to_pkcs8_der()
             .map_err(internal)?
             .as_bytes()
@@ -190,11 +190,11 @@ pub fn sign(
     input: &[u8],
     form: crate::mail::SignForm,
 ) -> std::result::Result<Vec<u8>, MailError> {
-    let base = device.base_keys()?;
+    let key = signing_key(device)?;
     let chain = signing_chain(device, view)?;
     let cert = der(&cert_pem(device, view)?)?;
     let signer = crate::mail::Signer {
-        key: &base.smime_sign,
+        key: &key,
         cert: &cert,
         chain: &chain,
     };
@@ -301,11 +301,15 @@ pub fn encrypt(
     crate::mail::encrypt(content, &der(&pem)?, cipher, bare)
 }
 
+/// This device's S/MIME signing key: its slot, from the device's seed.
+fn signing_key(device: &dyn DeviceHost) -> Result<p256::ecdsa::SigningKey> {
+    Ok(device.base_keys()?.p256(&SLOT)?)
+}
+
 /// `mesh smime csr`: a CSR for this device's signing key.
 pub fn csr(device: &dyn DeviceHost, view: &AccountView) -> Result<String> {
-    let base = device.base_keys()?;
     crate::x509::csr(
-        &P256Signer::new(base.smime_sign.clone()),
+        &P256Signer::new(signing_key(device)?),
         &view.address,
         device.device_name(),
     )
@@ -319,9 +323,7 @@ pub fn import_cert(device: &dyn DeviceHost, pem: &str) -> Result<String> {
     let leaf = certs
         .first()
         .ok_or_else(|| PluginError::BadInput("the file holds no PEM certificate".into()))?;
-    let base = device.base_keys()?;
-    let ours = base
-        .smime_sign
+    let ours = signing_key(device)?
         .verifying_key()
         .to_encoded_point(false)
         .as_bytes()

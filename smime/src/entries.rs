@@ -5,7 +5,7 @@
 //! reads them without a cycle.
 
 use mesh_core::envelope::Encrypted;
-use mesh_core::objects::Role;
+use mesh_core::objects::{Role, Slot, SlotKind};
 use mesh_plugins::shared::Holders;
 use mesh_plugins::{AccountView, PluginError};
 use serde::{Deserialize, Serialize};
@@ -14,6 +14,15 @@ type Result<T> = std::result::Result<T, PluginError>;
 
 /// The role this channel serves: a device with it holds an S/MIME signing certificate and the shared decryption key.
 pub const ROLE: Role = Role::named("smime");
+
+/// The device key slot this channel owns: each device's S/MIME signing
+/// key, P-256 from the device's seed alone (its point in the device
+/// profile, certified by the account's CA). The name is the wire field
+/// and the derivation's: changing it changes every device's key.
+pub const SLOT: Slot = Slot {
+    name: "SmimeSign",
+    kind: SlotKind::DeviceP256,
+};
 
 /// Application entry with the CA certificate.
 pub const APP_SMIME: &str = "smime";

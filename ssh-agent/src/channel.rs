@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use mesh_core::objects::{AccountKeys, Role};
+use mesh_core::objects::{AccountKeys, Role, Slot};
 use mesh_core::portal::DeviceState;
 use mesh_plugins::{now, AccountView, AppEntry, DeviceHost, Event, Plugin, PluginError};
 use ssh_key::public::KeyData;
@@ -15,8 +15,8 @@ use crate::agent::{mesh_public, MeshIdentity};
 use crate::cert::{self, CertRequest};
 use crate::entries::{ca_key, cert_uid, device_cert, internal};
 pub use crate::entries::{
-    policy, ssh_key_of, SshCertEntry, SshKrlEntry, SshPolicy, APP_KRL, APP_SSH, DEFAULT_VALIDITY,
-    ROLE,
+    device_key, policy, ssh_key_of, SshCertEntry, SshKrlEntry, SshPolicy, APP_KRL, APP_SSH,
+    DEFAULT_VALIDITY, ROLE, SLOT,
 };
 use crate::forward::ForwardPolicy;
 use crate::sshd::SshdAnswer;
@@ -40,6 +40,10 @@ impl Plugin for SshPlugin {
 
     fn role(&self) -> Option<Role> {
         Some(ROLE)
+    }
+
+    fn slots(&self) -> &'static [Slot] {
+        &[SLOT]
     }
 
     /// The login names, validity and confirmation the user set.
@@ -72,7 +76,7 @@ impl Plugin for SshPlugin {
         let t = now();
         let mut out = Vec::new();
         for (e, d) in view.active(&ROLE) {
-            let Some(key) = ssh_key_of(&d.connection.ssh) else {
+            let Some(key) = device_key(&d.connection) else {
                 continue;
             };
             let current = device_cert(view, &e.device_udf, &key).ok().flatten();
@@ -143,7 +147,7 @@ impl Plugin for SshPlugin {
         if let Some(key) = after
             .devices
             .get(device)
-            .and_then(|d| ssh_key_of(&d.connection.ssh))
+            .and_then(|d| device_key(&d.connection))
         {
             out.push(format!(
                 "key {} refused by authorized-keys and authorized-principals at the next login",
@@ -185,7 +189,7 @@ fn revocations(view: &AccountView) -> (Vec<KeyData>, Vec<u64>) {
     );
     let mut serials = Vec::new();
     for (e, d) in view.revoked() {
-        let Some(key) = ssh_key_of(&d.connection.ssh) else {
+        let Some(key) = device_key(&d.connection) else {
             continue;
         };
         if let Ok(Some((_, serial))) = device_cert(view, &e.device_udf, &key) {
@@ -306,7 +310,27 @@ pub fn identities(device: &dyn DeviceHost, view: &AccountView) -> Result<Vec<Mes
     if !active {
         return Ok(Vec::new());
     }
-    let key = Arc::new(device.keys()?.ssh);
+    let key = Arc::new(device.keys()?.ed25519(&SLOT)?);
+    // The key the account published for this device must be the one it
+    // holds: a connection without the slot, or with another key, is named.
+    let published = view
+        .devices
+        .get(device.device_udf())
+        .and_then(|d| device_key(&d.connection));
+    match published {
+        None => {
+            return Err(PluginError::NoSlotKey {
+                slot: SLOT.name,
+                detail: "the device's connection has no SSH key".into(),
+            })
+        }
+        Some(k) if k != mesh_public(&key) => {
+            return Err(PluginError::Untrusted(
+                "the device's connection names another SSH key than the one it holds".into(),
+            ))
+        }
+        Some(_) => {}
+    }
     let cert = device_cert(view, device.device_udf(), &mesh_public(&key))?.map(|(c, _)| c);
     Ok(vec![MeshIdentity {
         key,
@@ -320,7 +344,10 @@ fn my_key(device: &dyn DeviceHost, view: &AccountView) -> Result<KeyData> {
     let d = view.devices.get(device.device_udf()).ok_or_else(|| {
         PluginError::NotFound("this device is not in the account's catalog yet".into())
     })?;
-    ssh_key_of(&d.connection.ssh).ok_or_else(|| PluginError::Internal("no SSH key".into()))
+    device_key(&d.connection).ok_or_else(|| PluginError::NoSlotKey {
+        slot: SLOT.name,
+        detail: "the device's connection has no SSH key".into(),
+    })
 }
 
 /// This device's public key line.

@@ -11,7 +11,7 @@ use super::*;
 
 /// The published certificate of `d`, checked: the account's CA, its key.
 fn cert_of(view: &AccountView, d: &FakeDevice) -> (Certificate, u64) {
-    let key = ssh_key_of(&view.devices[d.device_udf()].connection.ssh).expect("ed25519");
+    let key = device_key(&view.devices[d.device_udf()].connection).expect("ed25519");
     device_cert(view, d.device_udf(), &key)
         .expect("verifies")
         .expect("published")
@@ -99,7 +99,7 @@ fn a_revoked_device_lands_in_the_krl_key_and_serial() {
         "no certificate for it"
     );
     let view = account.view();
-    let key = ssh_key_of(&view.devices[phone.device_udf()].connection.ssh).expect("key");
+    let key = device_key(&view.devices[phone.device_udf()].connection).expect("key");
     let krl = published_krl_entry(&view);
     assert_eq!(krl.version, view.serial());
     assert!(
@@ -128,7 +128,7 @@ fn a_rotated_device_gets_a_new_certificate_and_its_old_key_is_revoked() {
     let (mut account, _laptop) = created();
     let mut phone = account.join("phone", &[ROLE]);
     account.sync(&SshPlugin, &Event::Created).expect("create");
-    let old = ssh_key_of(&account.view().devices[phone.device_udf()].connection.ssh).expect("key");
+    let old = device_key(&account.view().devices[phone.device_udf()].connection).expect("key");
     account.rotate(&mut phone);
     let event = Event::Rotated {
         device: phone.device_udf().into(),
@@ -140,7 +140,9 @@ fn a_rotated_device_gets_a_new_certificate_and_its_old_key_is_revoked() {
     let (c, _) = cert_of(&view, &phone);
     assert_eq!(
         c.public_key(),
-        &mesh_public(&std::sync::Arc::new(phone.keys().expect("keys").ssh)),
+        &mesh_public(&std::sync::Arc::new(
+            phone.keys().expect("keys").ed25519(&SLOT).expect("slot")
+        )),
         "for the key the device now holds"
     );
     let krl = published_krl_entry(&view);
@@ -179,4 +181,47 @@ fn new_principals_reissue_every_certificate() {
         .entries(&SshPlugin, &Event::Periodic)
         .expect("again")
         .is_empty());
+}
+
+#[test]
+fn the_channel_declares_its_slot_and_serves_the_key_the_connection_names() {
+    assert_eq!(SshPlugin.slots(), [SLOT]);
+    let (account, laptop) = created();
+    let view = account.view();
+    let served = identities(&laptop, &view).expect("identities");
+    let published = device_key(&view.devices[laptop.device_udf()].connection).expect("slot");
+    assert_eq!(mesh_public(&served[0].key), published);
+}
+
+/// A device joined through a host without this channel has no SSH key in
+/// its profile or connection: no certificate, and the agent says why.
+#[test]
+fn a_device_without_the_ssh_slot_gets_no_certificate_and_is_told_why() {
+    let mut account = TestAccount::new(&[]);
+    let laptop = account.join("laptop", &[Role::ADMIN, ROLE]);
+    let view = account.view();
+    assert!(!view.devices[laptop.device_udf()]
+        .connection
+        .slots
+        .names()
+        .any(|n| n == SLOT.name));
+    let out = SshPlugin
+        .entries(&Event::Created, &view, account.admin())
+        .expect("entries");
+    assert!(
+        !uids(&out).iter().any(|u| u.starts_with("ssh-cert:")),
+        "{out:?}"
+    );
+    let e = match identities(&laptop, &view) {
+        Err(e) => e,
+        Ok(ids) => panic!("served {} identities without a published key", ids.len()),
+    };
+    assert!(
+        matches!(e, PluginError::NoSlotKey { slot: "Ssh", .. }),
+        "{e}"
+    );
+    assert!(
+        e.hint().expect("a hint").contains("mesh device rotate"),
+        "{e}"
+    );
 }

@@ -3,7 +3,7 @@
 //! Apart from the `Plugin` impl (`channel.rs`), so that what servers use
 //! (`sshd.rs`) and the channel both read them without a cycle.
 
-use mesh_core::objects::{ProfileAccount, Role};
+use mesh_core::objects::{ConnectionDevice, ProfileAccount, Role, Slot, SlotKind};
 use mesh_plugins::{AccountView, PluginError};
 use serde::{Deserialize, Serialize};
 use ssh_key::public::KeyData;
@@ -15,6 +15,15 @@ type Result<T> = std::result::Result<T, PluginError>;
 
 /// The role this channel serves: a device with it holds an SSH key and certificate.
 pub const ROLE: Role = Role::named("ssh");
+
+/// The device key slot this channel owns: each device's SSH key,
+/// co-generated (its base contribution in the device profile, the
+/// combined key in its connection). The name is the wire field and the
+/// derivation's: changing it changes every device's key.
+pub const SLOT: Slot = Slot {
+    name: "Ssh",
+    kind: SlotKind::Combined,
+};
 
 /// Application entry with the account's SSH policy.
 pub const APP_SSH: &str = "ssh";
@@ -80,6 +89,16 @@ pub fn ssh_key_of(k: &mesh_core::keys::KeyData) -> Option<KeyData> {
         )),
         mesh_core::keys::PublicKey::X25519(_) => None,
     }
+}
+
+/// A device's SSH key: its connection's slot; `None` when the connection
+/// has none (issued by a host without this channel) or an unusable one.
+pub fn device_key(c: &ConnectionDevice) -> Option<KeyData> {
+    c.slots
+        .key(SLOT.name)
+        .ok()
+        .flatten()
+        .and_then(|k| ssh_key_of(&k))
 }
 
 pub(crate) fn ca_key(profile: &ProfileAccount) -> Result<KeyData> {

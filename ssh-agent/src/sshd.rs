@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use ssh_key::Certificate;
 
 use crate::cert;
-use crate::entries::{ca_key, policy, ssh_key_of, ROLE};
+use crate::entries::{ca_key, device_key, policy, ROLE};
 
 type Result<T> = std::result::Result<T, PluginError>;
 
@@ -44,7 +44,7 @@ impl SshdAnswer {
             // the view was built); the connection must grant the role too.
             .filter(|(_, d)| d.connection.has(&ROLE))
             .filter_map(|(e, d)| {
-                ssh_key_of(&d.connection.ssh)
+                device_key(&d.connection)
                     .map(|k| cert::key_line(&k, &format!("mesh:{}@{}", e.name, view.address)))
             })
             .collect();

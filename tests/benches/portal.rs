@@ -112,6 +112,7 @@ fn main() {
             &portal.url,
             Some(&format!("dev-{i}")),
             Some(&pin_i),
+            &mesh_agent::host().slots(),
         )
         .expect("request");
         {

@@ -243,6 +243,7 @@ const ADDR: &str = "scale@example.com";
 /// An account of `n` devices behind a meter: (admin home, probe home, other homes, profile UDF).
 fn account_of(dir: &Scratch, url: &str, n: usize) -> (PathBuf, PathBuf, Vec<PathBuf>, String) {
     let host = mesh_agent::host();
+    let slots = host.slots();
     let admin = dir.path("admin");
     let kit = ["1", "2", "3"].map(|i| dir.path(&format!("admin.kit-{i}")).display().to_string());
     let kit = &kit.join(",");
@@ -265,7 +266,7 @@ fn account_of(dir: &Scratch, url: &str, n: usize) -> (PathBuf, PathBuf, Vec<Path
     for i in 1..n {
         let home = dir.path(&format!("d{i}"));
         let mut s = Store::open(&home, true).expect("store");
-        let r = account::join::request(&mut s, ADDR, url, Some(&format!("d{i}")), None)
+        let r = account::join::request(&mut s, ADDR, url, Some(&format!("d{i}")), None, &slots)
             .expect("request");
         let mut a = Store::open(&admin, false).expect("admin");
         account::admin::accept(&mut a, &host, &r.request_id, &[mesh_ssh::channel::ROLE])
@@ -429,6 +430,7 @@ fn scale(backend: Backend, n: usize) -> String {
     let meter = Meter::start_on(&portal.url, place.ready().map_or(0, |r| r.0));
     let (admin, probe, others, udf) = account_at(&place, &meter, n);
     let host = mesh_agent::host();
+    let slots = host.slots();
     let run = place.run;
 
     // (a) nothing changed: the agent's periodic sync (the channels run only
@@ -476,7 +478,7 @@ fn scale(backend: Backend, n: usize) -> String {
                 let name = format!("new{run}x{i}");
                 let home = dir.path(&name);
                 let mut s = Store::open(&home, true).expect("store");
-                let r = account::join::request(&mut s, ADDR, &meter.url, Some(&name), None)
+                let r = account::join::request(&mut s, ADDR, &meter.url, Some(&name), None, &slots)
                     .expect("request");
                 // The administrator is another device: in this process it
                 // would leave the new list verified in the probe's memos.
@@ -628,11 +630,19 @@ fn throughputs(backend: Backend) {
     let mut devices = vec![probe];
     // Eight synced devices for the clients.
     let host = mesh_agent::host();
+    let slots = host.slots();
     for i in 0..7 {
         let home = dir.path(&format!("t{i}"));
         let mut s = Store::open(&home, true).expect("store");
-        let r = account::join::request(&mut s, ADDR, &portal.url, Some(&format!("t{i}")), None)
-            .expect("request");
+        let r = account::join::request(
+            &mut s,
+            ADDR,
+            &portal.url,
+            Some(&format!("t{i}")),
+            None,
+            &slots,
+        )
+        .expect("request");
         let mut a = Store::open(&dir.path("admin"), false).expect("admin");
         account::admin::accept(&mut a, &host, &r.request_id, &[mesh_ssh::channel::ROLE])
             .expect("accept");

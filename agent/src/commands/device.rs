@@ -14,7 +14,7 @@ pub(crate) fn run(home: &std::path::Path, cmd: DeviceCmd, j: bool) -> Result<()>
         DeviceCmd::Init { name } => {
             let mut store = Store::open(home, true)?;
             let name = name.unwrap_or_else(device::default_name);
-            let d = device::init(&mut store, &name)?;
+            let d = device::init(&mut store, &name, &mesh_agent::host().slots())?;
             eprintln!("mesh: created device {} in {}", d.name, home.display());
             emit(
                 j,
@@ -96,7 +96,14 @@ fn request(
     j: bool,
 ) -> Result<()> {
     let mut store = Store::open(home, true)?;
-    let r = join::request(&mut store, address, portal, name, pin)?;
+    let r = join::request(
+        &mut store,
+        address,
+        portal,
+        name,
+        pin,
+        &mesh_agent::host().slots(),
+    )?;
     if pin.is_some() {
         eprintln!("mesh: request sent with a PIN; an administrator device accepts it when it syncs (its agent does so every few seconds)");
     } else {

@@ -619,7 +619,8 @@ fn unanswered_connection_requests_are_capped(backend: Backend) {
     std::env::set_var("MESH_KEYSTORE", "file");
     for i in 0..p::MAX_PENDING {
         let mut s = Store::open(&dir.path(&format!("flood-{i}")), true).expect("store");
-        mesh_account::join::request(&mut s, ADDR, &portal.url, Some("flood"), None)
+        let slots = mesh_agent::host().slots();
+        mesh_account::join::request(&mut s, ADDR, &portal.url, Some("flood"), None, &slots)
             .expect("request");
     }
     let extra = Device::new(&dir.0, "extra");

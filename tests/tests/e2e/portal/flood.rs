@@ -15,10 +15,13 @@ use super::{account_with_member, ADDR};
 /// pending cap for the next wave).
 fn connect(client: &Client, nonce: usize, pad: usize) -> Result<serde_json::Value, ClientError> {
     let base = DeviceBaseKeys::generate();
-    let profile = base.profile(DeviceDescription {
+    let description = DeviceDescription {
         name: "flood".into(),
         platform: "x".repeat(pad),
-    });
+    };
+    let profile = base
+        .profile(description, &mesh_agent::host().slots())
+        .expect("profile");
     let udf = mesh_core::objects::ProfileDevice::verify(&profile)
         .expect("profile")
         .udf();
