@@ -45,6 +45,9 @@ pub enum AuditLogError {
     /// A record too large to log.
     #[error("an audit record of {0} bytes is over the {MAX_RECORD}-byte bound")]
     TooLarge(usize),
+    /// Another agent of this home writes the log.
+    #[error("audit log {0} is written by another agent of this home")]
+    Busy(PathBuf),
 }
 
 impl AuditLogError {
@@ -60,6 +63,10 @@ impl AuditLogError {
                     .into(),
             ),
             AuditLogError::TooLarge(_) => None,
+            AuditLogError::Busy(_) => Some(
+                "one agent per home logs its signatures: stop the other (`mesh agent stop`) to log this one's"
+                    .into(),
+            ),
         }
     }
 }
@@ -146,6 +153,10 @@ impl AuditLog {
         #[cfg(unix)]
         opts.mode(0o600);
         let file = opts.open(&path).map_err(io(&path))?;
+        // One writer: two would each number their own records.
+        if file.try_lock().is_err() {
+            return Err(AuditLogError::Busy(path));
+        }
         if file.metadata().map_err(io(&path))?.len() != s.good {
             file.set_len(s.good).map_err(io(&path))?;
         }

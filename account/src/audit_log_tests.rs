@@ -59,7 +59,7 @@ fn write(home: &Path, n: u64) -> AuditLog {
 #[test]
 fn records_chain_across_reopening_and_readers_see_what_was_written() {
     let h = home();
-    let first = write(&h, 3);
+    let first = write(&h, 3).head();
     let log = write(&h, 2);
     assert_eq!(log.next_seq(), 5);
     let (records, head) = read(&h, 0).expect("read");
@@ -69,7 +69,7 @@ fn records_chain_across_reopening_and_readers_see_what_was_written() {
         head,
         records.iter().fold(GENESIS, |l, r| audit::link(&l, r))
     );
-    assert_ne!(first.head(), log.head());
+    assert_ne!(first, log.head());
     let (tail, _) = read(&h, 3).expect("read");
     assert_eq!(tail, records[3..]);
     #[cfg(unix)]
@@ -86,14 +86,14 @@ fn records_chain_across_reopening_and_readers_see_what_was_written() {
 #[test]
 fn a_torn_last_line_is_cut_off_and_the_chain_goes_on() {
     let h = home();
-    let log = write(&h, 3);
+    let head = write(&h, 3).head();
     let whole = std::fs::read(h.join(FILE)).expect("read");
     // A crash in the middle of the fourth append.
     let mut torn = whole.clone();
     torn.extend_from_slice(b"eyJTZXEiOjMs");
     std::fs::write(h.join(FILE), &torn).expect("write");
-    let (records, head) = read(&h, 0).expect("a reader skips it");
-    assert_eq!((records.len(), head), (3, log.head()));
+    let (records, at) = read(&h, 0).expect("a reader skips it");
+    assert_eq!((records.len(), at), (3, head));
     let again = write(&h, 1);
     assert_eq!(again.next_seq(), 4);
     let (records, head) = read(&h, 0).expect("read");
@@ -143,4 +143,16 @@ fn a_log_changed_in_the_middle_is_refused_naming_the_record_and_is_left_as_it_is
             "{what}: the damaged log is left for inspection"
         );
     }
+}
+
+#[test]
+fn a_second_writer_is_refused_while_the_first_holds_the_log() {
+    let h = home();
+    let first = write(&h, 1);
+    match AuditLog::open(&h) {
+        Err(AuditLogError::Busy(_)) => {}
+        other => panic!("a second writer: {other:?}"),
+    }
+    drop(first);
+    assert_eq!(write(&h, 1).next_seq(), 2);
 }

@@ -325,6 +325,7 @@ fn load(home: &Path) -> Loaded {
 pub struct MeshFeed {
     shared: Arc<Shared>,
     sync: tokio::task::JoinHandle<()>,
+    uploads: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for MeshFeed {
@@ -337,7 +338,12 @@ impl MeshFeed {
     /// Load `home`'s Mesh identities into `agent` and keep syncing them;
     /// `None` (and nothing loaded) when the home has no account. Call
     /// within a tokio runtime.
-    pub async fn start(home: &Path, agent: Arc<Agent>, interval: Duration) -> Option<MeshFeed> {
+    pub async fn start(
+        home: &Path,
+        agent: Arc<Agent>,
+        interval: Duration,
+        audit: Option<Arc<Notify>>,
+    ) -> Option<MeshFeed> {
         refuse_revoked(home).ok()?;
         let Loaded {
             ids: initial,
@@ -361,7 +367,18 @@ impl MeshFeed {
             stop: Notify::new(),
         });
         let sync = tokio::spawn(sync_loop(home.to_path_buf(), shared.clone(), interval));
-        Some(MeshFeed { shared, sync })
+        let uploads = audit.map(|written| {
+            tokio::spawn(audit::upload_loop(
+                home.to_path_buf(),
+                written,
+                shared.clone(),
+            ))
+        });
+        Some(MeshFeed {
+            shared,
+            sync,
+            uploads,
+        })
     }
 
     /// Resolves when the agent must stop serving (this device was revoked
@@ -375,7 +392,20 @@ impl Drop for MeshFeed {
     fn drop(&mut self) {
         self.shared.stop.notify_waiters();
         self.sync.abort();
+        if let Some(u) = &self.uploads {
+            u.abort();
+        }
     }
+}
+
+/// The audit sink of an agent serving `home`'s Mesh keys, and what its
+/// writer notifies; `None` for a home without an account (a plain agent
+/// logs nothing) or whose log another agent writes (said in the log).
+pub fn audit_sink(home: &Path) -> Option<(Arc<dyn mesh_ssh::audit::AuditSink>, Arc<Notify>)> {
+    let store = mesh_account::store::Store::open(home, false).ok()?;
+    mesh_account::account(&store).ok()?;
+    let written = Arc::new(Notify::new());
+    audit::start(home, written.clone()).map(|sink| (sink, written))
 }
 
 /// Serve until stopped (SIGTERM, SIGINT or `mesh agent stop`).
@@ -468,6 +498,8 @@ pub fn run(home: &Path, opts: Options) -> Result<(), DaemonError> {
         let reaper = tokio::spawn(crate::ssh_agent_cmd::reap(shared.agent.clone()));
         let hosts = crate::ssh_hosts::spawn(home, shared.agent.clone());
         serve(&ssh, &ctl, &shared).await;
+        // What was signed up to now is logged before the agent goes.
+        tokio::task::block_in_place(|| shared.agent.flush_audit());
         shared.stop.notify_waiters();
         sync.abort();
         reaper.abort();

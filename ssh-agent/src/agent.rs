@@ -196,6 +196,15 @@ impl Agent {
         }
     }
 
+    /// Wait until the audit sink has every decision so far on disk; for
+    /// an agent about to exit. It blocks: call it off the runtime's
+    /// workers or from `block_in_place`.
+    pub fn flush_audit(&self) {
+        if let Some(sink) = &self.audit {
+            sink.flush();
+        }
+    }
+
     /// Report every signature decision to `sink` (the device's audit log).
     pub fn with_audit(mut self, sink: Arc<dyn crate::audit::AuditSink>) -> Agent {
         self.audit = Some(sink);

@@ -18,6 +18,10 @@ const SSHSIG: &[u8] = b"SSHSIG";
 pub trait AuditSink: Send + Sync {
     /// One decision. Called on the sign path: it must not block.
     fn record(&self, event: SignEvent);
+
+    /// Wait until every decision recorded so far is on disk (the agent
+    /// is about to exit).
+    fn flush(&self) {}
 }
 
 /// One signature request for a key the agent holds, and the outcome.

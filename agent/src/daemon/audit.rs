@@ -18,12 +18,25 @@ const QUEUE: usize = 4096;
 /// Records written between two syncs of the file, at most.
 const BURST: usize = 1024;
 
-struct Writer(SyncSender<SignEvent>);
+enum Msg {
+    Event(SignEvent),
+    /// Answer once everything before is on disk.
+    Flush(SyncSender<()>),
+}
+
+struct Writer(SyncSender<Msg>);
 
 impl AuditSink for Writer {
     fn record(&self, event: SignEvent) {
         // Err: the writer stopped (it said why in the agent's log).
-        let _ = self.0.send(event);
+        let _ = self.0.send(Msg::Event(event));
+    }
+
+    fn flush(&self) {
+        let (tx, rx) = sync_channel(1);
+        if self.0.send(Msg::Flush(tx)).is_ok() {
+            let _ = rx.recv();
+        }
     }
 }
 
@@ -42,20 +55,29 @@ pub(super) fn start(home: &Path, written: Arc<Notify>) -> Option<Arc<dyn AuditSi
             return None;
         }
     };
-    let (tx, rx) = sync_channel::<SignEvent>(QUEUE);
+    let (tx, rx) = sync_channel::<Msg>(QUEUE);
     let spawned = std::thread::Builder::new()
         .name("mesh-audit".into())
         .spawn(move || {
             while let Ok(first) = rx.recv() {
                 let burst = std::iter::once(first).chain(rx.try_iter().take(BURST - 1));
-                for e in burst {
-                    let record = e.record(log.next_seq());
-                    if let Err(err) = log.append(&record) {
-                        crate::agent_log::line(&format!("audit log: {err}"));
+                let mut flushed = Vec::new();
+                for m in burst {
+                    match m {
+                        Msg::Event(e) => {
+                            let record = e.record(log.next_seq());
+                            if let Err(err) = log.append(&record) {
+                                crate::agent_log::line(&format!("audit log: {err}"));
+                            }
+                        }
+                        Msg::Flush(done) => flushed.push(done),
                     }
                 }
                 if let Err(err) = log.sync() {
                     crate::agent_log::line(&format!("audit log: {err}"));
+                }
+                for done in flushed {
+                    let _ = done.send(());
                 }
                 written.notify_one();
             }

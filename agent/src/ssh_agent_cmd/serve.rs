@@ -91,8 +91,15 @@ pub fn serve(
     let socket = cleanup.socket.clone();
     let served = rt.block_on(async move {
         let listener = tokio::net::UnixListener::from_std(listener).map_err(io("socket"))?;
-        let agent = Arc::new(Agent::default().with_options(options).with_log(log_refusal));
-        let feed = MeshFeed::start(home, agent.clone(), Duration::from_secs(5)).await;
+        let agent = Agent::default().with_options(options).with_log(log_refusal);
+        // Where the home has an account, its signatures are logged as
+        // `mesh agent`'s are.
+        let (agent, written) = match crate::daemon::audit_sink(home) {
+            Some((sink, written)) => (agent.with_audit(sink), Some(written)),
+            None => (agent, None),
+        };
+        let agent = Arc::new(agent);
+        let feed = MeshFeed::start(home, agent.clone(), Duration::from_secs(5), written).await;
         if mode == ServeMode::Debug {
             let (mesh, _) = agent.count().await;
             eprintln!(
@@ -104,6 +111,8 @@ pub fn serve(
         let reaper = tokio::spawn(reap(agent.clone()));
         let hosts = crate::ssh_hosts::spawn(home, agent.clone());
         let r = accept_loop(&listener, &agent, mode, parent, feed.as_ref()).await;
+        // What was signed up to now is logged before the agent goes.
+        tokio::task::block_in_place(|| agent.flush_audit());
         reaper.abort();
         if let Some(h) = hosts {
             h.abort();

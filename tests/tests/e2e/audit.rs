@@ -222,3 +222,44 @@ fn dev_name(dev: &Device) -> String {
 }
 
 mesh_tests::on_both_backends!(a_portal_that_drops_or_changes_a_batch_is_named_by_audit_verify);
+
+#[test]
+fn mesh_ssh_agent_on_a_mesh_home_logs_too_and_one_agent_writes_the_log() {
+    let dir = Scratch::new("audit-ssh-agent");
+    let portal = PortalProc::start(&dir.path("portal"));
+    let dev = Device::create_account(&dir.0, "alice@example.com", &portal.url);
+    let key = dir.path("mesh.pub");
+    std::fs::write(&key, dev.ok(&["ssh", "public-key"])).expect("pub");
+    let file = dir.path("f");
+    std::fs::write(&file, "x\n").expect("file");
+    let sign = format!(
+        "ssh-keygen -Y sign -n file -f {} {}",
+        key.display(),
+        file.display()
+    );
+    // COMMAND mode: the agent exits with the command, its record written.
+    let o = dev
+        .command(&["ssh-agent", "sh", "-c", &sign])
+        .output()
+        .expect("run");
+    assert!(o.status.success(), "{o:?}");
+    let all = dev.json(&["audit", "--local"]);
+    let all = all.as_array().expect("records");
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert_eq!(
+        (&all[0]["Kind"], &all[0]["Namespace"]),
+        (&Value::from("Sshsig"), &Value::from("file"))
+    );
+    // With `mesh agent` running, a second agent of the home signs but
+    // does not write the log (two writers would number records twice).
+    let _agent = RunningAgent::start(&dev);
+    let o = dev
+        .command(&["ssh-agent", "sh", "-c", &sign])
+        .output()
+        .expect("run");
+    assert!(o.status.success(), "{o:?}");
+    assert_eq!(
+        dev.json(&["audit", "--local"]).as_array().map(Vec::len),
+        Some(1)
+    );
+}
