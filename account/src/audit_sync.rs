@@ -28,8 +28,11 @@ use crate::AccountError;
 const SENT: &str = "audit.sent";
 /// The batch being sent, exactly as it goes.
 const PENDING: &str = "audit.pending";
-/// Records per batch.
+/// Records per batch, at most.
 const PER_BATCH: usize = 256;
+/// Bytes of records per batch, at most: sealed and in base64 it stays
+/// well under the portal's bound on an Audit request.
+const BATCH_BYTES: usize = audit::MAX_BODY / 4;
 /// Pages of one device's store a reader follows, at most.
 const MAX_PAGES: usize = 4096;
 
@@ -133,7 +136,7 @@ pub fn upload(store: &Store) -> Result<u64, AuditError> {
                 if records.is_empty() {
                     return Ok(total);
                 }
-                let batch: Vec<Vec<u8>> = records.into_iter().take(PER_BATCH).collect();
+                let batch = first_batch(records);
                 let pending = seal(&sent, &dev, batch, &root.profile, &admin)?;
                 write_json(&home.join(PENDING), &pending)?;
                 pending
@@ -158,6 +161,22 @@ pub fn upload(store: &Store) -> Result<u64, AuditError> {
         let _ = std::fs::remove_file(home.join(PENDING));
         total += up.batch.count;
     }
+}
+
+/// The records of the next batch: at most [`PER_BATCH`] and
+/// [`BATCH_BYTES`] (at least one: a record is at most 4 KiB).
+fn first_batch(records: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+    let mut bytes = 0;
+    records
+        .into_iter()
+        .take(PER_BATCH)
+        .enumerate()
+        .take_while(|(i, r)| {
+            bytes += r.len();
+            *i == 0 || bytes <= BATCH_BYTES
+        })
+        .map(|(_, r)| r)
+        .collect()
 }
 
 /// The next batch after `sent`: signed by the device, sealed to `admin`.
@@ -304,4 +323,21 @@ fn download(
         }
     }
     Err(AuditError::Endless(device.to_string(), at))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_stays_within_the_portals_bound_whatever_the_records() {
+        for (size, n) in [(100, 300), (audit::MAX_RECORD, 300), (BATCH_BYTES + 1, 3)] {
+            let batch = first_batch(vec![vec![b'x'; size]; n]);
+            let bytes: usize = batch.iter().map(Vec::len).sum();
+            assert!(!batch.is_empty() && batch.len() <= PER_BATCH, "{size}");
+            assert!(batch.len() == 1 || bytes <= BATCH_BYTES, "{size}: {bytes}");
+            // Sealed (base64 in JSON, a signature, an envelope) it fits.
+            assert!(bytes * 4 / 3 * 4 / 3 + 4096 < audit::MAX_BODY, "{size}");
+        }
+    }
 }
