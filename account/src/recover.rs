@@ -17,7 +17,7 @@ use mesh_core::authority::{OnlineSeeds, CT_ONLINE_SEEDS};
 use mesh_core::derive::Seed;
 use mesh_core::envelope::Signed;
 use mesh_core::history::Checkpoint;
-use mesh_core::objects::{AccountKeys, CatalogedApplication, ProfileAccount, Role, RootKeys};
+use mesh_core::objects::{AccountKeys, CatalogedApplication, ProfileAccount, RootKeys};
 use mesh_core::portal::{self as p, store as st, tx, AccessList, DeviceState, StoreIndex};
 use mesh_core::{shamir, udf};
 use mesh_plugins::Event;
@@ -151,7 +151,7 @@ pub fn recover(
     let current = reachable_keys(&root, &a)?;
     let profile = a.profile()?;
     let next = current.next_epoch_at(profile.epoch() + 1);
-    let (draft, keys) = override_draft(store, &host.roles(), &root, &a, &next, overrides, before)?;
+    let (draft, keys) = override_draft(store, host, &root, &a, &next, overrides, before)?;
     let view = host.view(&a)?;
     let t = p::TransactRequest {
         updates: crate::event::event_updates(host, &a, &view, &current, Some(&root), draft)?,
@@ -178,7 +178,7 @@ pub fn recover(
 /// authentication key and its connection.
 fn override_draft(
     store: &mut Store,
-    roles: &[Role],
+    host: &Host,
     root: &RootKeys,
     a: &AccountState,
     next: &AccountKeys,
@@ -186,11 +186,13 @@ fn override_draft(
     before: Option<Before>,
 ) -> Result<(Draft, (mesh_core::keys::SigningKey, Signed))> {
     let profile = a.profile()?;
-    let start = next.epoch_entry(None, &[profile.escrow_encryption.key])?;
+    // The projection's epoch carries the channels' claims, as the record
+    // the transaction writes (event_updates) does.
+    let start = next.epoch_entry(host.claims(next)?, &[profile.escrow_encryption.key])?;
     let prev = a.access_list()?;
     let me = connect_self(
         store,
-        roles,
+        &host.roles(),
         next,
         &profile.with_epochs([&start]),
         prev.as_ref(),

@@ -237,9 +237,8 @@ fn apply_signed(
                     .connection_device
                     .unverified_object("connection")
                     .map_err(|x| s(&x))?;
-                if prev_conn.ssh.key != conn.ssh.key {
-                    a.superseded_ssh.push(prev_conn.ssh);
-                }
+                a.superseded_ssh
+                    .extend(mesh_plugins::view::superseded_ssh(&prev_conn, &conn));
             }
         }
         // One uid lives in one of the two: the view merges them.

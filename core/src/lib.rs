@@ -13,6 +13,7 @@ pub mod access_memo;
 pub mod authority;
 pub mod b64;
 pub mod changes;
+pub mod claims;
 pub mod derive;
 pub mod envelope;
 mod error;

@@ -87,17 +87,12 @@ pub struct ProfileAccount {
     /// Escrow encryption key (application keys escrowed to it).
     #[serde(rename = "EscrowEncryption")]
     pub escrow_encryption: KeyData,
-    /// The account's SSH user CA (our extension).
-    #[serde(rename = "SshCertificationAuthority")]
-    pub ssh_ca: KeyData,
-    /// Fingerprint of the account's OpenPGP primary key (our extension):
-    /// what devices check the OpenPGP certificate against.
-    #[serde(
-        rename = "OpenpgpFingerprint",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub openpgp_fingerprint: Option<String>,
+    /// What the channels claim (our extension, named by them: the SSH
+    /// user CA `SshCertificationAuthority`, the OpenPGP primary's
+    /// `OpenpgpFingerprint`). Every other field lands here: a newer
+    /// client's claims are kept and ignored.
+    #[serde(flatten)]
+    pub claims: crate::claims::Claims,
     /// The witness that cosigns the account's checkpoints (ours,
     /// PROTOCOL.md §10.6): every reader asks it before it trusts a head.
     #[serde(rename = "Witness", default, skip_serializing_if = "Option::is_none")]
@@ -610,7 +605,14 @@ mod tests {
     fn account(address: &str) -> (RootKeys, AccountKeys, Signed) {
         let root = RootKeys::generate();
         let online = AccountKeys::generate(&root.profile_udf());
-        let env = root.profile(address, "http://127.0.0.1:1", None, &online, None, None);
+        let env = root.profile(
+            address,
+            "http://127.0.0.1:1",
+            None,
+            &online,
+            Default::default(),
+            None,
+        );
         (root, online, env)
     }
 

@@ -16,7 +16,7 @@ fn account() -> (AccountView, AccountKeys) {
         "https://portal",
         None,
         &keys,
-        None,
+        Default::default(),
         None,
     );
     let profile = ProfileAccount::verify_self_signed(&env).expect("profile");

@@ -46,7 +46,7 @@ use mesh_core::objects::{
 };
 use mesh_core::portal::{AccessEntry, AccessList, DeviceState};
 
-use crate::{AccountView, AppEntry, DeviceHost, Event, Plugin, PluginError, ProfileClaims};
+use crate::{AccountView, AppEntry, DeviceHost, Event, Plugin, PluginError};
 
 /// The test account's address.
 pub const ADDRESS: &str = "alice@example.com";
@@ -193,17 +193,14 @@ impl TestAccount {
     pub fn new(plugins: &[&dyn Plugin]) -> TestAccount {
         let root = RootKeys::generate();
         let admin = AccountKeys::generate(&root.profile_udf());
-        let mut claims = ProfileClaims::default();
-        for p in plugins {
-            p.claims(&admin, &mut claims)
-                .unwrap_or_else(|e| panic!("claims of {}: {e}", p.name()));
-        }
+        let claims = crate::claims_of(plugins.iter().copied(), &admin)
+            .unwrap_or_else(|e| panic!("the channels' claims: {e}"));
         let profile = root.profile(
             ADDRESS,
             "https://portal.invalid",
             Some("Alice".into()),
             &admin,
-            claims.openpgp_fingerprint,
+            claims,
             None,
         );
         let account = ProfileAccount::verify_self_signed(&profile).expect("a fresh profile");
@@ -270,9 +267,8 @@ impl TestAccount {
                 .unverified_object("connection")
                 .expect("ours");
             // A rotated key stays revoked (the host records it the same way).
-            if old.ssh.key != conn.ssh.key {
-                self.superseded_ssh.push(old.ssh);
-            }
+            self.superseded_ssh
+                .extend(crate::view::superseded_ssh(&old, &conn));
         }
         let entry = AccessEntry {
             device_udf: p.udf(),

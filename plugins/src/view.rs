@@ -134,6 +134,13 @@ fn app_entry(
     Ok(kept)
 }
 
+/// The SSH key a device's new connection replaces (a rotation), if any:
+/// it stays revoked (the KRL names it). The one rule for the view's
+/// projection, the device's kept state and the test account.
+pub fn superseded_ssh(old: &ConnectionDevice, new: &ConnectionDevice) -> Option<KeyData> {
+    (old.ssh.key != new.ssh.key).then(|| old.ssh.clone())
+}
+
 /// The account as this device knows it, verified.
 #[derive(Clone, Debug)]
 pub struct AccountView {
@@ -328,9 +335,8 @@ impl AccountView {
     /// See [`AccountView::set_access`].
     pub fn put_device(&mut self, d: DeviceEntry) {
         if let Some(old) = self.devices.get(&d.catalog.device_udf) {
-            if old.connection.ssh.key != d.connection.ssh.key {
-                self.superseded_ssh.push(old.connection.ssh.clone());
-            }
+            self.superseded_ssh
+                .extend(superseded_ssh(&old.connection, &d.connection));
         }
         self.devices
             .insert(d.catalog.device_udf.clone(), Arc::new(d));
@@ -378,7 +384,7 @@ mod tests {
             "https://portal",
             None,
             &admin,
-            None,
+            Default::default(),
             None,
         );
         let device = DeviceBaseKeys::generate().profile(DeviceDescription {

@@ -15,6 +15,11 @@ type Result<T> = std::result::Result<T, PluginError>;
 /// The role this channel serves: a device with it holds an S/MIME signing certificate and the shared decryption key.
 pub const ROLE: Role = Role::named("smime");
 
+/// The S/MIME CA's key name under each administrator epoch's online seed
+/// ([`mesh_core::objects::AccountKeys::online_p256`]): the name core used
+/// before the channel owned it, so existing accounts keep their CA.
+pub const CA_KEY: &str = "SmimeCa";
+
 /// Application entry with the CA certificate.
 pub const APP_SMIME: &str = "smime";
 /// Application entry with the current CRL.
