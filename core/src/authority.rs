@@ -25,10 +25,12 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::claims::Claims;
+use crate::ct;
 use crate::derive::{key_name, spec, KeyAlg, Seed};
 use crate::envelope::{Encrypted, Signed};
 use crate::keys::{AgreementKey, KeyData, PublicKey, SigningKey};
-use crate::objects::{ct, ProfileAccount};
+use crate::profile::ProfileAccount;
+pub use crate::profile::{AdminEpoch, Superseded};
 use crate::{udf, Error};
 
 /// Content type of the online seeds, encrypted to administrator devices.
@@ -118,7 +120,7 @@ impl RootKeys {
         description: Option<String>,
         online: &AccountKeys,
         claims: Claims,
-        witness: Option<crate::witness::WitnessRef>,
+        witness: Option<crate::profile::WitnessRef>,
     ) -> Signed {
         let root = KeyData::new(self.profile.public_key());
         let p = ProfileAccount {
@@ -383,82 +385,6 @@ impl OnlineSeeds {
         }
         Ok(keys)
     }
-}
-
-/// The start of an administrator epoch (our extension, PROTOCOL.md §10.5):
-/// its public keys, and its seeds wrapped to the administrator devices that
-/// hold it and to escrow. Not `deny_unknown_fields`: the channels'
-/// claims are its other fields, and a newer client's are kept.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AdminEpoch {
-    /// Its number: one past the epoch before.
-    #[serde(rename = "Number")]
-    pub number: u32,
-    /// Signs connections, access lists, catalog entries and checkpoints.
-    #[serde(rename = "AdministratorSignature")]
-    pub administrator_signature: KeyData,
-    /// What administrators' shares of secrets are wrapped to.
-    #[serde(rename = "AdministratorEncryption")]
-    pub administrator_encryption: KeyData,
-    /// What the channels claim for this epoch (its SSH CA, its OpenPGP
-    /// primary's fingerprint), by the channels' names.
-    #[serde(flatten)]
-    pub claims: Claims,
-    /// [`OnlineSeeds`], encrypted.
-    #[serde(rename = "EnvelopedSeeds")]
-    pub seeds: Encrypted,
-}
-
-impl ProfileAccount {
-    /// The profile as of `epochs` (oldest first): the current
-    /// administrator keys are the latest epoch's, each epoch's claims
-    /// replace the same-named ones before it, and what they replaced is
-    /// listed in [`ProfileAccount::superseded`] (the KRL names old SSH CAs;
-    /// readers of a verified history accept entries signed in any epoch of
-    /// it).
-    pub fn with_epochs<'a>(
-        &self,
-        epochs: impl IntoIterator<Item = &'a AdminEpoch>,
-    ) -> ProfileAccount {
-        let mut p = self.clone();
-        for e in epochs {
-            p.superseded.push(Superseded {
-                administrator_signature: p.administrator_signature.clone(),
-                claims: p.claims.clone(),
-            });
-            p.administrator_signature = e.administrator_signature.clone();
-            p.administrator_encryption = e.administrator_encryption.clone();
-            p.claims.update(&e.claims);
-        }
-        p
-    }
-
-    /// The current administrator epoch (0: the profile's own keys).
-    pub fn epoch(&self) -> u32 {
-        self.superseded.len() as u32
-    }
-
-    /// Keys an entry of a verified history may be signed with: every
-    /// epoch's administrator key.
-    pub fn history_signers(&self) -> Vec<PublicKey> {
-        let mut v: Vec<PublicKey> = self
-            .superseded
-            .iter()
-            .map(|s| s.administrator_signature.key)
-            .collect();
-        v.push(self.administrator_signature.key);
-        v
-    }
-}
-
-/// Keys an earlier administrator epoch used (not serialized: derived from
-/// the verified history).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Superseded {
-    /// That epoch's administrator signature key.
-    pub administrator_signature: KeyData,
-    /// The claims as they stood in that epoch (its SSH CA...).
-    pub claims: Claims,
 }
 
 #[cfg(test)]
