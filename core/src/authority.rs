@@ -343,7 +343,7 @@ impl AccountKeys {
     }
 
     /// Whether these keys are the ones `profile` (effective, see
-    /// [`ProfileAccount::with_epoch`]) names as current.
+    /// [`ProfileAccount::with_epochs`]) names as current.
     pub fn matches(&self, profile: &ProfileAccount) -> bool {
         udf::udf_eq(&self.profile_udf, &profile.udf())
             && self.admin_sign.public_key() == profile.administrator_signature.key

@@ -9,10 +9,9 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod access_memo;
+pub mod access;
 pub mod authority;
 pub mod b64;
-pub mod changes;
 pub mod claims;
 pub mod ct;
 pub mod derive;
@@ -35,6 +34,11 @@ pub mod udf;
 pub mod witness;
 
 pub use error::Error;
+
+/// The old paths of the access list's memo and changes (now
+/// [`access::memo`], [`access::delta`]), kept so that callers stay as
+/// they are.
+pub use access::{delta as changes, memo as access_memo};
 
 #[cfg(test)]
 mod vectors;

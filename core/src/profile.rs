@@ -135,7 +135,7 @@ pub struct AdminEpoch {
     /// primary's fingerprint), by the channels' names.
     #[serde(flatten)]
     pub claims: Claims,
-    /// [`OnlineSeeds`], encrypted.
+    /// [`crate::authority::OnlineSeeds`], encrypted.
     #[serde(rename = "EnvelopedSeeds")]
     pub seeds: Encrypted,
 }
