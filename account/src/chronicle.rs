@@ -297,7 +297,7 @@ pub fn history(
     Ok(lines(host, &raw, &base.profile_signature.udf()))
 }
 
-/// Every access list, device connection and SSH CA an account ever had,
+/// Every access list, device connection and epoch's claims an account ever had,
 /// verified as [`history`] verifies them: what the windows of
 /// `mesh ssh allowed-signers` are computed from. Servers' views keep only
 /// the latest entry of each kind; a key's window needs them all.
@@ -309,9 +309,10 @@ pub struct KeyHistory {
     pub access: Vec<AccessList>,
     /// Every connection any catalog entry carried, in store order.
     pub connections: Vec<mesh_core::objects::ConnectionDevice>,
-    /// The SSH CA of each administrator epoch, with the time its epoch
-    /// started (epoch 0: the first checkpoint), in order.
-    pub cas: Vec<(u64, mesh_core::keys::KeyData)>,
+    /// The channels' claims as they stood in each administrator epoch (its
+    /// SSH CA...), with the time the epoch started (epoch 0: the first
+    /// checkpoint), in order.
+    pub epochs: Vec<(u64, mesh_core::claims::Claims)>,
 }
 
 /// [`KeyHistory`] of the account pinned to `profile_udf`, read from the
@@ -344,14 +345,18 @@ pub fn key_history(portal: &str, profile_udf: &str) -> Result<KeyHistory> {
             .map_err(|e| bad("a catalog entry", &e))?;
         connections.push(d.connection);
     }
-    let mut cas = Vec::new();
+    let mut epochs: Vec<(u64, mesh_core::claims::Claims)> = Vec::new();
     for env in entries(st::CHECKPOINT) {
         let c = env
             .unverified_object::<Checkpoint>("checkpoint")
             .map_err(|e| bad("a checkpoint", &e))?;
         match &c.epoch {
-            Some(e) => cas.push((c.issued, e.ssh_ca.clone())),
-            None if cas.is_empty() => cas.push((c.issued, base.ssh_ca.clone())),
+            Some(e) => {
+                let mut now = epochs.last().map_or(base.claims.clone(), |p| p.1.clone());
+                now.update(&e.claims);
+                epochs.push((c.issued, now));
+            }
+            None if epochs.is_empty() => epochs.push((c.issued, base.claims.clone())),
             None => {}
         }
     }
@@ -359,6 +364,6 @@ pub fn key_history(portal: &str, profile_udf: &str) -> Result<KeyHistory> {
         address: base.account_address.clone(),
         access,
         connections,
-        cas,
+        epochs,
     })
 }

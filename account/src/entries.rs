@@ -124,7 +124,7 @@ mod tests {
             "https://portal",
             None,
             &admin,
-            None,
+            Default::default(),
             None,
         );
         let profile = ProfileAccount::verify(&profile_env, &admin.profile_udf()).expect("profile");

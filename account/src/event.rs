@@ -8,7 +8,7 @@ use mesh_core::objects::{
     ct as oct, AccountKeys, CatalogedApplication, CatalogedDevice, Role, RootKeys,
 };
 use mesh_core::portal::{self as p, code, store as st, tx, AccessList, DeviceState, StoreUpdate};
-use mesh_plugins::{AccountView, AppEntry, DeviceEntry, Event, ProfileClaims};
+use mesh_plugins::{AccountView, AppEntry, Claims, DeviceEntry, Event};
 
 use crate::client::{Client, ClientError};
 use crate::error::{AccountError, Result};
@@ -46,7 +46,7 @@ pub(crate) struct Draft {
 /// administrator of `list` (their catalog entries in `view`) and to escrow.
 fn epoch_entry(
     keys: &AccountKeys,
-    fingerprint: Option<String>,
+    claims: Claims,
     list: &AccessList,
     view: &AccountView,
 ) -> Result<AdminEpoch> {
@@ -61,7 +61,7 @@ fn epoch_entry(
         })?;
         holders.push(e.connection.encryption.key);
     }
-    Ok(keys.epoch_entry(fingerprint, &holders)?)
+    Ok(keys.epoch_entry(claims, &holders)?)
 }
 
 fn app_envelope(e: &AppEntry, admin: &AccountKeys) -> Signed {
@@ -94,14 +94,10 @@ pub(crate) fn event_updates(
         .transpose()?;
     // A new epoch: the projection sees its keys (new CAs) before the
     // channels compute their entries.
-    let mut fingerprint = None;
+    let mut claims = Claims::new();
     if let Some(k) = &next_keys {
-        let mut claims = ProfileClaims::default();
-        for pl in host.plugins() {
-            pl.claims(k, &mut claims)?;
-        }
-        fingerprint = claims.openpgp_fingerprint;
-        let e = k.epoch_entry(fingerprint.clone(), &[view.profile.escrow_encryption.key])?;
+        claims = host.claims(k)?;
+        let e = k.epoch_entry(claims.clone(), &[view.profile.escrow_encryption.key])?;
         next.profile = view.profile.with_epochs([&e]);
     }
     for env in &d.devices {
@@ -109,7 +105,7 @@ pub(crate) fn event_updates(
         next.put_device(DeviceEntry::from_catalog(cat, &next.profile)?);
     }
     let epoch = match (&next_keys, &list) {
-        (Some(k), Some(l)) => Some(epoch_entry(k, fingerprint, l, &next)?),
+        (Some(k), Some(l)) => Some(epoch_entry(k, claims, l, &next)?),
         (Some(_), None) => {
             return Err(AccountError::Untrusted(
                 "a new administrator epoch needs the next access list".into(),

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use mesh_core::objects::{DeviceBaseKeys, DeviceKeys, Role, Slot};
+use mesh_core::objects::{AccountKeys, DeviceBaseKeys, DeviceKeys, Role, Slot};
 use mesh_plugins::{AccountView, Actions, DeviceHost, Plugin, PluginError};
 
 use crate::error::Result;
@@ -25,6 +25,15 @@ impl Host {
     /// The channels.
     pub fn plugins(&self) -> &[Box<dyn Plugin>] {
         &self.plugins
+    }
+
+    /// What the channels claim for `admin`'s epoch: written in a new
+    /// account's profile and in each new administrator epoch's record.
+    pub fn claims(&self, admin: &AccountKeys) -> Result<mesh_plugins::Claims> {
+        Ok(mesh_plugins::claims_of(
+            self.plugins.iter().map(|p| &**p),
+            admin,
+        )?)
     }
 
     /// Every role these channels serve, and the administrator's: what the
@@ -73,7 +82,7 @@ pub fn view_of(a: &AccountState) -> Result<AccountView> {
         a.devices.values().map(|e| &**e),
         a.applications.values().map(|e| &**e),
     )?;
-    v.superseded_ssh = a.superseded_ssh.clone();
+    v.superseded = a.superseded.clone();
     Ok(v)
 }
 

@@ -20,7 +20,7 @@ use crate::host::Host;
 use crate::pull::{pull, SyncReport};
 use crate::state::*;
 use crate::store::Store;
-use mesh_plugins::{Event, ProfileClaims};
+use mesh_plugins::Event;
 
 /// This device connected to `admin`'s account as an administrator.
 pub(crate) struct SelfConnection {
@@ -158,18 +158,8 @@ pub fn create(
             .map(|s| s.to_udf())
             .collect();
     let admin = root.first_epoch();
-    let mut claims = ProfileClaims::default();
-    for pl in host.plugins() {
-        pl.claims(&admin, &mut claims)?;
-    }
-    let profile_env = root.profile(
-        address,
-        client.url(),
-        name,
-        &admin,
-        claims.openpgp_fingerprint,
-        witness,
-    );
+    let claims = host.claims(&admin)?;
+    let profile_env = root.profile(address, client.url(), name, &admin, claims, witness);
     let profile = ProfileAccount::verify(&profile_env, &admin.profile_udf())?;
     hand_out(&shares)?;
     let admin = admin.without_root();

@@ -186,7 +186,9 @@ fn override_draft(
     before: Option<Before>,
 ) -> Result<(Draft, (mesh_core::keys::SigningKey, Signed))> {
     let profile = a.profile()?;
-    let start = next.epoch_entry(None, &[profile.escrow_encryption.key])?;
+    // The projection's epoch carries the channels' claims, as the record
+    // the transaction writes (event_updates) does.
+    let start = next.epoch_entry(host.claims(next)?, &[profile.escrow_encryption.key])?;
     let prev = a.access_list()?;
     let me = connect_self(
         store,

@@ -237,14 +237,8 @@ fn apply_signed(
                     .connection_device
                     .unverified_object("connection")
                     .map_err(|x| s(&x))?;
-                // The ssh channel's slot, until superseded keys are its own
-                // (issue 24, i24-claims).
-                let (old, new) = (prev_conn.slots.key("Ssh"), conn.slots.key("Ssh"));
-                if let (Ok(Some(old)), Ok(new)) = (old, new) {
-                    if new.map(|n| n.key) != Some(old.key) {
-                        a.superseded_ssh.push(old);
-                    }
-                }
+                a.superseded
+                    .extend(mesh_plugins::view::superseded(&prev_conn, &conn));
             }
         }
         // One uid lives in one of the two: the view merges them.

@@ -86,9 +86,10 @@ pub struct AccountState {
     /// Administrators: PIN ids used.
     #[serde(default)]
     pub pins_used: BTreeSet<String>,
-    /// SSH keys replaced by rotation (they go into KRLs).
-    #[serde(default)]
-    pub superseded_ssh: Vec<mesh_core::keys::KeyData>,
+    /// Co-generated keys replaced by rotation (they stay revoked; the
+    /// SSH channel's KRL names its own). Stored under its first name.
+    #[serde(default, rename = "superseded_ssh")]
+    pub superseded: Vec<mesh_core::keys::KeyData>,
     /// The verified history: the lower bound of every later answer.
     #[serde(default)]
     pub history: mesh_core::history::History,
@@ -203,7 +204,7 @@ impl AccountState {
             answered: BTreeSet::new(),
             pins: Vec::new(),
             pins_used: BTreeSet::new(),
-            superseded_ssh: Vec::new(),
+            superseded: Vec::new(),
             history: Default::default(),
             wiped: Vec::new(),
             verified: Default::default(),

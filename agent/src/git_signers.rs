@@ -112,8 +112,8 @@ fn close(w: &mut Window, at: u64) {
 /// A `cert-authority` window per administrator epoch's SSH CA.
 pub fn ca_windows(h: &KeyHistory) -> Vec<Window> {
     let mut out = Vec::new();
-    for (i, (from, ca)) in h.cas.iter().enumerate() {
-        let Some(key) = mesh_ssh::channel::ssh_key_of(ca) else {
+    for (i, (from, claims)) in h.epochs.iter().enumerate() {
+        let Some(key) = mesh_ssh::channel::ca_of(claims).ok().flatten() else {
             continue;
         };
         out.push(Window {
@@ -121,7 +121,7 @@ pub fn ca_windows(h: &KeyHistory) -> Vec<Window> {
             device_udf: String::new(),
             key,
             after: *from,
-            before: h.cas.get(i + 1).map(|n| n.0.max(from + 1)),
+            before: h.epochs.get(i + 1).map(|n| n.0.max(from + 1)),
             revoked: false,
         });
     }

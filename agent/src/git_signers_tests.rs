@@ -11,6 +11,13 @@ fn key(n: u8, epoch: u32) -> MeshKey {
     MeshKey::with_epoch(SigningKey::from_seed(&[n; 32]).public_key(), epoch)
 }
 
+/// An epoch's claims naming `k` as its SSH CA.
+fn ca(k: MeshKey) -> mesh_core::claims::Claims {
+    let mut c = mesh_core::claims::Claims::new();
+    c.put(mesh_ssh::channel::CA_CLAIM, &k).expect("a key");
+    c
+}
+
 fn conn(udf: &str, auth: u8, ssh: u8, issued: u64) -> ConnectionDevice {
     let mut slots = mesh_core::objects::Slots::default();
     slots
@@ -64,7 +71,7 @@ fn rotated_then_revoked() -> KeyHistory {
             list(3, 300, vec![entry("D1", "phone", 2, Revoked)]),
         ],
         connections: vec![conn("D1", 1, 11, 99), conn("D1", 2, 12, 199)],
-        cas: vec![(50, key(40, 0)), (250, key(41, 1))],
+        epochs: vec![(50, ca(key(40, 0))), (250, ca(key(41, 1)))],
     }
 }
 
@@ -114,7 +121,7 @@ fn a_key_rotated_within_its_second_keeps_that_second() {
             list(2, 100, vec![entry("D1", "phone", 2, Active)]),
         ],
         connections: vec![conn("D1", 1, 11, 100), conn("D1", 2, 12, 100)],
-        cas: vec![(100, key(40, 0)), (100, key(41, 1))],
+        epochs: vec![(100, ca(key(40, 0))), (100, ca(key(41, 1)))],
     };
     let w = device_windows(&h);
     assert_eq!((w[0].after, w[0].before), (100, Some(101)));

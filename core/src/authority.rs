@@ -6,14 +6,15 @@
 //!   key and the common keys. `mesh account create` splits it into recovery
 //!   shares and keeps no copy; only recovery rebuilds it.
 //! - The **online keys** ([`AccountKeys`]) come from a random seed per
-//!   *administrator epoch*: administrator signature and encryption, the SSH
-//!   CA, the S/MIME CA and the OpenPGP primary. Administrator devices hold
+//!   *administrator epoch*: administrator signature and encryption, and
+//!   the keys channels derive from it by name (an SSH CA, an S/MIME CA, an
+//!   OpenPGP primary: [`AccountKeys::online_ed25519`]). Administrator devices hold
 //!   the online seeds; revoking an administrator starts the next epoch,
 //!   whose seed is wrapped only to the remaining administrators (and to
 //!   escrow), so that the revoked device's copy vouches for nothing new.
 //! - An [`AdminEpoch`], carried in the checkpoint of the transaction that
 //!   starts it and signed by the keys of the epoch before (or by the root),
-//!   names the new public keys. Readers take the current ones from the
+//!   names the new public keys and the channels' new [`Claims`]. Readers take the current ones from the
 //!   verified history ([`crate::history::History::profile`]).
 //!
 //! Hand-written: this hierarchy is Mesh's own; no crate provides it.
@@ -23,10 +24,13 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+use crate::claims::Claims;
+use crate::ct;
 use crate::derive::{key_name, spec, KeyAlg, Seed};
 use crate::envelope::{Encrypted, Signed};
 use crate::keys::{AgreementKey, KeyData, PublicKey, SigningKey};
-use crate::objects::{ct, ProfileAccount};
+use crate::profile::ProfileAccount;
+pub use crate::profile::{AdminEpoch, Superseded};
 use crate::{udf, Error};
 
 /// Content type of the online seeds, encrypted to administrator devices.
@@ -107,15 +111,16 @@ impl RootKeys {
         udf::profile_udf(&[self.profile.public_key().fingerprint()])
     }
 
-    /// Build and sign the account profile, naming epoch 0's online keys.
+    /// Build and sign the account profile, naming epoch 0's online keys
+    /// and what the channels claim ([`Claims`]).
     pub fn profile(
         &self,
         address: &str,
         service: &str,
         description: Option<String>,
         online: &AccountKeys,
-        openpgp_fingerprint: Option<String>,
-        witness: Option<crate::witness::WitnessRef>,
+        claims: Claims,
+        witness: Option<crate::profile::WitnessRef>,
     ) -> Signed {
         let root = KeyData::new(self.profile.public_key());
         let p = ProfileAccount {
@@ -130,8 +135,7 @@ impl RootKeys {
             common_authentication: KeyData::new(self.authenticate.public_key()),
             common_signature: KeyData::new(self.sign.public_key()),
             escrow_encryption: KeyData::new(self.escrow.public_key()),
-            ssh_ca: KeyData::new(online.ssh_ca.public_key()),
-            openpgp_fingerprint,
+            claims,
             witness,
             superseded: Vec::new(),
         };
@@ -154,10 +158,6 @@ pub struct AccountKeys {
     pub admin_sign: SigningKey,
     /// Administrator encryption key.
     pub admin_encrypt: AgreementKey,
-    /// SSH user CA key.
-    pub ssh_ca: SigningKey,
-    /// S/MIME CA key (P-256: what mail clients validate).
-    pub smime_ca: p256::ecdsa::SigningKey,
 }
 
 impl std::fmt::Debug for AccountKeys {
@@ -208,8 +208,6 @@ impl AccountKeys {
             earlier_encrypt,
             admin_sign: SigningKey::derive(seed, &n("AdminSign")),
             admin_encrypt: AgreementKey::derive(seed, &n("AdminEncrypt")),
-            ssh_ca: SigningKey::derive(seed, &n("SshCa")),
-            smime_ca: crate::keys::p256_signing_key(seed, &n("SmimeCa")),
             epoch,
             profile_udf: profile_udf.to_string(),
             escrow: None,
@@ -271,6 +269,23 @@ impl AccountKeys {
         self.epoch
     }
 
+    /// The current epoch's Ed25519 key a channel names `name` (the SSH
+    /// channel's CA is `SshCa`): derived on demand, never kept here, so
+    /// that core names no channel's key.
+    pub fn online_ed25519(&self, name: &str) -> SigningKey {
+        SigningKey::derive(self.seed(), &self.online_name(name))
+    }
+
+    /// The current epoch's P-256 key a channel names `name` (the S/MIME
+    /// CA's is `SmimeCa`: P-256 is what mail clients validate).
+    pub fn online_p256(&self, name: &str) -> p256::ecdsa::SigningKey {
+        crate::keys::p256_signing_key(self.seed(), &self.online_name(name))
+    }
+
+    fn online_name(&self, name: &str) -> String {
+        key_name("Online", "Account", name, self.epoch)
+    }
+
     /// The current epoch's seed.
     pub fn seed(&self) -> &Seed {
         &self.seeds[&self.epoch]
@@ -312,12 +327,9 @@ impl AccountKeys {
         }
     }
 
-    /// The public keys of this epoch, with the seeds wrapped to `holders`.
-    pub fn epoch_entry(
-        &self,
-        openpgp_fingerprint: Option<String>,
-        holders: &[PublicKey],
-    ) -> Result<AdminEpoch, Error> {
+    /// The public keys of this epoch and the channels' claims for it, with
+    /// the seeds wrapped to `holders`.
+    pub fn epoch_entry(&self, claims: Claims, holders: &[PublicKey]) -> Result<AdminEpoch, Error> {
         Ok(AdminEpoch {
             number: self.epoch,
             administrator_signature: KeyData::with_epoch(self.admin_sign.public_key(), self.epoch),
@@ -325,14 +337,13 @@ impl AccountKeys {
                 self.admin_encrypt.public_key(),
                 self.epoch,
             ),
-            ssh_ca: KeyData::with_epoch(self.ssh_ca.public_key(), self.epoch),
-            openpgp_fingerprint,
+            claims,
             seeds: Encrypted::encrypt_object(CT_ONLINE_SEEDS, &self.online_seeds(), holders)?,
         })
     }
 
     /// Whether these keys are the ones `profile` (effective, see
-    /// [`ProfileAccount::with_epoch`]) names as current.
+    /// [`ProfileAccount::with_epochs`]) names as current.
     pub fn matches(&self, profile: &ProfileAccount) -> bool {
         udf::udf_eq(&self.profile_udf, &profile.udf())
             && self.admin_sign.public_key() == profile.administrator_signature.key
@@ -376,90 +387,6 @@ impl OnlineSeeds {
     }
 }
 
-/// The start of an administrator epoch (our extension, PROTOCOL.md §10.5):
-/// its public keys, and its seeds wrapped to the administrator devices that
-/// hold it and to escrow.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AdminEpoch {
-    /// Its number: one past the epoch before.
-    #[serde(rename = "Number")]
-    pub number: u32,
-    /// Signs connections, access lists, catalog entries and checkpoints.
-    #[serde(rename = "AdministratorSignature")]
-    pub administrator_signature: KeyData,
-    /// What administrators' shares of secrets are wrapped to.
-    #[serde(rename = "AdministratorEncryption")]
-    pub administrator_encryption: KeyData,
-    /// The SSH user CA.
-    #[serde(rename = "SshCertificationAuthority")]
-    pub ssh_ca: KeyData,
-    /// The OpenPGP primary key's fingerprint.
-    #[serde(
-        rename = "OpenpgpFingerprint",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub openpgp_fingerprint: Option<String>,
-    /// [`OnlineSeeds`], encrypted.
-    #[serde(rename = "EnvelopedSeeds")]
-    pub seeds: Encrypted,
-}
-
-impl ProfileAccount {
-    /// The profile as of `epochs` (oldest first): the current
-    /// administrator keys, CA and OpenPGP fingerprint are the latest
-    /// epoch's, and every key they replaced is listed in
-    /// [`ProfileAccount::superseded`] (the KRL names old SSH CAs; readers of
-    /// a verified history accept entries signed in any epoch of it).
-    pub fn with_epochs<'a>(
-        &self,
-        epochs: impl IntoIterator<Item = &'a AdminEpoch>,
-    ) -> ProfileAccount {
-        let mut p = self.clone();
-        for e in epochs {
-            p.superseded.push(Superseded {
-                administrator_signature: p.administrator_signature.clone(),
-                ssh_ca: p.ssh_ca.clone(),
-            });
-            p.administrator_signature = e.administrator_signature.clone();
-            p.administrator_encryption = e.administrator_encryption.clone();
-            p.ssh_ca = e.ssh_ca.clone();
-            if e.openpgp_fingerprint.is_some() {
-                p.openpgp_fingerprint = e.openpgp_fingerprint.clone();
-            }
-        }
-        p
-    }
-
-    /// The current administrator epoch (0: the profile's own keys).
-    pub fn epoch(&self) -> u32 {
-        self.superseded.len() as u32
-    }
-
-    /// Keys an entry of a verified history may be signed with: every
-    /// epoch's administrator key.
-    pub fn history_signers(&self) -> Vec<PublicKey> {
-        let mut v: Vec<PublicKey> = self
-            .superseded
-            .iter()
-            .map(|s| s.administrator_signature.key)
-            .collect();
-        v.push(self.administrator_signature.key);
-        v
-    }
-}
-
-/// Keys an earlier administrator epoch used (not serialized: derived from
-/// the verified history).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Superseded {
-    /// That epoch's administrator signature key.
-    pub administrator_signature: KeyData,
-    /// That epoch's SSH CA.
-    pub ssh_ca: KeyData,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -468,15 +395,20 @@ mod tests {
     fn epochs_replace_every_online_key_and_keep_the_identity() {
         let root = RootKeys::generate();
         let e0 = AccountKeys::generate(&root.profile_udf());
-        let env = root.profile("a@example.com", "x", None, &e0, None, None);
+        let env = root.profile("a@example.com", "x", None, &e0, Default::default(), None);
         let profile = ProfileAccount::verify(&env, &root.profile_udf()).expect("profile");
         assert!(e0.matches(&profile));
         let e1 = e0.next_epoch();
         assert_eq!(e1.epoch(), 1);
         assert_ne!(e1.admin_sign.public_key(), e0.admin_sign.public_key());
-        assert_ne!(e1.ssh_ca.public_key(), e0.ssh_ca.public_key());
+        assert_ne!(
+            e1.online_ed25519("X").public_key(),
+            e0.online_ed25519("X").public_key()
+        );
         let admin = AgreementKey::generate();
-        let epoch = e1.epoch_entry(None, &[admin.public_key()]).expect("epoch");
+        let epoch = e1
+            .epoch_entry(Default::default(), &[admin.public_key()])
+            .expect("epoch");
         let now = profile.with_epochs([&epoch]);
         assert_eq!(now.udf(), profile.udf());
         assert!(e1.matches(&now) && !e0.matches(&now));

@@ -31,10 +31,10 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::authority::AdminEpoch;
 use crate::envelope::Signed;
-use crate::objects::ProfileAccount;
 use crate::portal::{ct, store, StoreIndex, StoreUpdate};
+use crate::profile::AdminEpoch;
+use crate::profile::ProfileAccount;
 use crate::{b64, udf};
 
 /// Where one store stands in a checkpoint.

@@ -22,7 +22,7 @@ impl Account {
             "https://portal",
             None,
             &keys,
-            None,
+            Default::default(),
             None,
         );
         let profile = ProfileAccount::verify_self_signed(&env).expect("profile");
@@ -288,11 +288,20 @@ fn administrator_epochs_follow_the_history() {
     use crate::keys::AgreementKey;
     let root = RootKeys::generate();
     let e0 = AccountKeys::generate(&root.profile_udf());
-    let env = root.profile("alice@example.com", "https://portal", None, &e0, None, None);
+    let env = root.profile(
+        "alice@example.com",
+        "https://portal",
+        None,
+        &e0,
+        Default::default(),
+        None,
+    );
     let profile = ProfileAccount::verify_self_signed(&env).expect("profile");
     let e1 = e0.next_epoch();
     let holder = AgreementKey::generate();
-    let start = e1.epoch_entry(None, &[holder.public_key()]).expect("epoch");
+    let start = e1
+        .epoch_entry(Default::default(), &[holder.public_key()])
+        .expect("epoch");
     let mut h = History::default();
     let sign =
         |c: &Checkpoint, k: &crate::keys::SigningKey| Signed::sign_object(ct::CHECKPOINT, c, k);

@@ -9,11 +9,12 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod access_memo;
+pub mod access;
 pub mod audit;
 pub mod authority;
 pub mod b64;
-pub mod changes;
+pub mod claims;
+pub mod ct;
 pub mod derive;
 pub mod envelope;
 mod error;
@@ -26,6 +27,7 @@ pub mod montgomery;
 pub mod objects;
 pub mod pin;
 pub mod portal;
+pub mod profile;
 pub mod replica;
 pub mod role;
 pub mod shamir;
@@ -34,6 +36,11 @@ pub mod udf;
 pub mod witness;
 
 pub use error::Error;
+
+/// The old paths of the access list's memo and changes (now
+/// [`access::memo`], [`access::delta`]), kept so that callers stay as
+/// they are.
+pub use access::{delta as changes, memo as access_memo};
 
 #[cfg(test)]
 mod vectors;

@@ -10,29 +10,16 @@
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+use crate::authority::OnlineSeeds;
 pub use crate::authority::{AccountKeys, RootKeys};
-use crate::authority::{OnlineSeeds, Superseded};
 use crate::derive::{key_name, spec, Seed};
 use crate::envelope::{Encrypted, Signed};
 use crate::keys::{AgreementKey, KeyData, PublicKey, SigningKey};
+pub use crate::profile::ProfileAccount;
 pub use crate::slot::{Slot, SlotKind, Slots};
 use crate::{udf, Error};
 
-/// Content types of the signed and encrypted objects.
-pub mod ct {
-    /// [`super::ProfileAccount`].
-    pub const PROFILE_ACCOUNT: &str = "ProfileAccount";
-    /// [`super::ProfileDevice`].
-    pub const PROFILE_DEVICE: &str = "ProfileDevice";
-    /// [`super::ActivationAccount`] (encrypted, then signed).
-    pub const ACTIVATION_ACCOUNT: &str = "ActivationAccount";
-    /// [`super::ConnectionDevice`].
-    pub const CONNECTION_DEVICE: &str = "ConnectionDevice";
-    /// [`super::CatalogedDevice`].
-    pub const CATALOGED_DEVICE: &str = "CatalogedDevice";
-    /// [`super::CatalogedApplication`].
-    pub const CATALOGED_APPLICATION: &str = "CatalogedApplication";
-}
+pub use crate::ct;
 
 pub use crate::role::Role;
 
@@ -45,116 +32,6 @@ pub struct DeviceDescription {
     /// Operating system.
     #[serde(rename = "Platform", default)]
     pub platform: String,
-}
-
-/// The account profile (schema `ProfileUser`, a `ProfileAccount`). Signed by
-/// `ProfileSignature`, whose fingerprint is the account's identity.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ProfileAccount {
-    /// `alice@example.com`.
-    #[serde(rename = "AccountAddress")]
-    pub account_address: String,
-    /// The portal URL that serves the account (ours; the schema has `ServiceUdf`).
-    #[serde(rename = "Service")]
-    pub service: String,
-    /// Optional display name.
-    #[serde(
-        rename = "Description",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub description: Option<String>,
-    /// UDFs of the root keys; the profile UDF is computed from them.
-    #[serde(rename = "RootUdfs")]
-    pub root_udfs: Vec<String>,
-    /// The root signature key.
-    #[serde(rename = "ProfileSignature")]
-    pub profile_signature: KeyData,
-    /// Signs connections, access lists and catalog entries.
-    #[serde(rename = "AdministratorSignature")]
-    pub administrator_signature: KeyData,
-    /// Administrators' shared encryption key.
-    #[serde(rename = "AdministratorEncryption")]
-    pub administrator_encryption: KeyData,
-    /// The account's encryption key.
-    #[serde(rename = "CommonEncryption")]
-    pub common_encryption: KeyData,
-    /// The account's authentication key.
-    #[serde(rename = "CommonAuthentication")]
-    pub common_authentication: KeyData,
-    /// The account's signature key.
-    #[serde(rename = "CommonSignature")]
-    pub common_signature: KeyData,
-    /// Escrow encryption key (application keys escrowed to it).
-    #[serde(rename = "EscrowEncryption")]
-    pub escrow_encryption: KeyData,
-    /// The account's SSH user CA (our extension).
-    #[serde(rename = "SshCertificationAuthority")]
-    pub ssh_ca: KeyData,
-    /// Fingerprint of the account's OpenPGP primary key (our extension):
-    /// what devices check the OpenPGP certificate against.
-    #[serde(
-        rename = "OpenpgpFingerprint",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub openpgp_fingerprint: Option<String>,
-    /// The witness that cosigns the account's checkpoints (ours,
-    /// PROTOCOL.md §10.6): every reader asks it before it trusts a head.
-    #[serde(rename = "Witness", default, skip_serializing_if = "Option::is_none")]
-    pub witness: Option<crate::witness::WitnessRef>,
-    /// Not in the signed profile: the keys of earlier administrator
-    /// epochs, when this is the profile as of a verified history
-    /// ([`ProfileAccount::with_epochs`]).
-    #[serde(skip)]
-    pub superseded: Vec<Superseded>,
-}
-
-impl ProfileAccount {
-    /// The profile's UDF: the account's identity.
-    pub fn udf(&self) -> String {
-        udf::profile_udf(&[self.profile_signature.key.fingerprint()])
-    }
-
-    /// The 65-byte profile value (used in witnesses).
-    pub fn value(&self) -> Vec<u8> {
-        udf::profile_value(&[self.profile_signature.key.fingerprint()])
-    }
-
-    /// Verify a signed profile against the pinned profile UDF and return it.
-    /// Everything a client trusts about an account chains up to this check.
-    pub fn verify(env: &Signed, pinned_udf: &str) -> Result<ProfileAccount, Error> {
-        let p: ProfileAccount = env.unverified_object("account profile")?;
-        if !udf::udf_eq(&p.udf(), pinned_udf) {
-            return Err(Error::BadKey(format!(
-                "account profile has UDF {}, expected {pinned_udf}",
-                p.udf()
-            )));
-        }
-        p.check_roots()?;
-        env.verify_object(
-            "account profile",
-            ct::PROFILE_ACCOUNT,
-            &[p.profile_signature.key],
-        )
-    }
-
-    /// Verify a signed profile whose UDF is not yet pinned (first contact):
-    /// self-consistency only. Returns the profile; the caller pins its UDF.
-    pub fn verify_self_signed(env: &Signed) -> Result<ProfileAccount, Error> {
-        let p: ProfileAccount = env.unverified_object("account profile")?;
-        Self::verify(env, &p.udf())
-    }
-
-    fn check_roots(&self) -> Result<(), Error> {
-        let want = self.profile_signature.udf();
-        if self.root_udfs.len() != 1 || !udf::udf_eq(&self.root_udfs[0], &want) {
-            return Err(Error::Malformed(
-                "RootUdfs does not match ProfileSignature".into(),
-            ));
-        }
-        Ok(())
-    }
 }
 
 /// A device profile (schema `ProfileDevice`): the device's base key
@@ -662,7 +539,14 @@ mod tests {
     fn account(address: &str) -> (RootKeys, AccountKeys, Signed) {
         let root = RootKeys::generate();
         let online = AccountKeys::generate(&root.profile_udf());
-        let env = root.profile(address, "http://127.0.0.1:1", None, &online, None, None);
+        let env = root.profile(
+            address,
+            "http://127.0.0.1:1",
+            None,
+            &online,
+            Default::default(),
+            None,
+        );
         (root, online, env)
     }
 

@@ -46,7 +46,7 @@ fn page() -> (ProfileAccount, Vec<StoreEntries>, Vec<Signed>) {
         "https://portal",
         None,
         &keys,
-        None,
+        Default::default(),
         None,
     );
     let profile = ProfileAccount::verify_self_signed(&env).expect("profile");

@@ -99,7 +99,7 @@ fn account() -> (AccountKeys, ProfileAccount) {
         "http://127.0.0.1:1",
         None,
         &admin,
-        None,
+        crate::claims::Claims::new(),
         None,
     );
     let profile = ProfileAccount::verify(&env, &admin.profile_udf()).expect("profile");

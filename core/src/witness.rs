@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::envelope::Signed;
 use crate::history::{History, HistoryError};
 use crate::keys::{KeyData, PublicKey};
-use crate::objects::ProfileAccount;
+use crate::profile::ProfileAccount;
 use crate::{udf, Error};
 
 /// Content type of a [`WitnessHead`].
@@ -24,17 +24,7 @@ pub const CT_WITNESS_HEAD: &str = "WitnessHead";
 /// Seconds a witness's signed head may be from the reader's clock.
 pub const MAX_SKEW: u64 = 300;
 
-/// The witness an account names in its profile (ours).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WitnessRef {
-    /// The witness's URL (a portal run with `--witness`).
-    #[serde(rename = "Service")]
-    pub service: String,
-    /// The key its heads are signed with.
-    #[serde(rename = "Key")]
-    pub key: KeyData,
-}
+pub use crate::profile::WitnessRef;
 
 /// `POST /mesh/v1/Witness`: "read account X from its portal and tell me
 /// your head". `ProfileUdf` empty asks only for the witness's key.

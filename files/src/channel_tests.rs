@@ -16,7 +16,7 @@ fn account() -> (AccountView, AccountKeys) {
         "https://portal",
         None,
         &keys,
-        None,
+        Default::default(),
         None,
     );
     let profile = ProfileAccount::verify_self_signed(&env).expect("profile");
@@ -27,7 +27,7 @@ fn account() -> (AccountView, AccountKeys) {
         access: None,
         devices: BTreeMap::new(),
         applications: BTreeMap::new(),
-        superseded_ssh: Vec::new(),
+        superseded: Vec::new(),
     };
     (view, keys)
 }

@@ -8,14 +8,14 @@ use std::collections::BTreeMap;
 use mesh_core::derive::{key_name, KeyAlg, Seed};
 use mesh_core::objects::{AccountKeys, Role};
 use mesh_plugins::shared::{self, Holders, Plan};
-use mesh_plugins::{
-    now, AccountView, AppEntry, DeviceHost, Event, Plugin, PluginError, ProfileClaims,
-};
+use mesh_plugins::{now, AccountView, AppEntry, Claims, DeviceHost, Event, Plugin, PluginError};
 use sha2::Digest;
 use zeroize::Zeroizing;
 
 use crate::cert::{Revocation, Subkey};
-pub use crate::entries::{cert, cert_bytes, PgpCert, PgpSubkey, CERT_FORMAT, ROLE};
+pub use crate::entries::{
+    cert, cert_bytes, primary_fingerprint, PgpCert, PgpSubkey, CERT_FORMAT, FINGERPRINT_CLAIM, ROLE,
+};
 use crate::entries::{check_cert, encryption_subkeys, pgp_err, CT_PGP_KEY};
 pub use crate::export::export_secret_bytes;
 
@@ -81,8 +81,9 @@ impl Plugin for PgpPlugin {
         Some(ROLE)
     }
 
-    fn claims(&self, admin: &AccountKeys, claims: &mut ProfileClaims) -> Result<()> {
-        claims.openpgp_fingerprint = Some(fingerprint(admin.seed())?);
+    /// The epoch's primary key's fingerprint, under [`FINGERPRINT_CLAIM`].
+    fn claims(&self, admin: &AccountKeys, claims: &mut Claims) -> Result<()> {
+        claims.put(FINGERPRINT_CLAIM, &fingerprint(admin.seed())?)?;
         Ok(())
     }
 
@@ -131,7 +132,7 @@ impl Plugin for PgpPlugin {
         if new_epoch {
             out.push(format!(
                 "a new certificate: primary {}, new signing subkeys; the old certificate retired, revoked as compromised",
-                after.profile.openpgp_fingerprint.as_deref().unwrap_or("?")
+                primary_fingerprint(after).unwrap_or("?")
             ));
         }
         out
@@ -294,7 +295,7 @@ fn content(view: &AccountView) -> Result<Content> {
         .collect();
     let canonical = serde_json::json!({
         "uid": user_id(view), "signing": signing, "encryption": encryption,
-        "primary": view.profile.openpgp_fingerprint,
+        "primary": primary_fingerprint(view),
     });
     let digest =
         data_encoding::HEXLOWER.encode(&sha2::Sha256::digest(canonical.to_string().as_bytes()));

@@ -160,3 +160,32 @@ fn a_rotated_device_gets_its_secrets_again_under_its_new_key() {
         .expect("again")
         .is_empty());
 }
+
+/// A profile as the code before claims wrote it (`OpenpgpFingerprint` a
+/// field of its own): the fingerprint read by its claim is the one it
+/// carries, what the channel claims is the same primary (existing accounts
+/// keep their certificate), and an epoch record that names none keeps it.
+#[test]
+fn an_old_form_profile_keeps_its_primary() {
+    use mesh_core::envelope::Signed;
+    use mesh_core::objects::{ct, ProfileAccount, RootKeys};
+    let root = RootKeys::generate();
+    let e0 = root.first_epoch();
+    let env = root.profile("alice@example.com", "x", None, &e0, Claims::new(), None);
+    let mut old = serde_json::to_value(env.unverified_object::<ProfileAccount>("p").expect("p"))
+        .expect("json");
+    let want = fingerprint(e0.seed()).expect("fingerprint");
+    old["OpenpgpFingerprint"] = serde_json::json!(want);
+    let env = Signed::sign_object(ct::PROFILE_ACCOUNT, &old, &root.profile);
+    let profile = ProfileAccount::verify(&env, &root.profile_udf()).expect("an old profile");
+    assert_eq!(profile.claims.text(FINGERPRINT_CLAIM), Some(want.as_str()));
+    let mut claims = Claims::new();
+    PgpPlugin.claims(&e0, &mut claims).expect("claims");
+    assert_eq!(claims.text(FINGERPRINT_CLAIM), Some(want.as_str()));
+    let e1 = e0.next_epoch();
+    let record = e1
+        .epoch_entry(Claims::new(), &[root.escrow.public_key()])
+        .expect("epoch");
+    let now = profile.with_epochs([&record]);
+    assert_eq!(now.claims.text(FINGERPRINT_CLAIM), Some(want.as_str()));
+}

@@ -17,6 +17,17 @@ type Result<T> = std::result::Result<T, PluginError>;
 /// The role this channel serves: a device with it holds an OpenPGP signing subkey and the shared decryption subkey.
 pub const ROLE: Role = Role::named("pgp");
 
+/// The claim naming the account's OpenPGP primary key's fingerprint (hex)
+/// in the profile and in each administrator epoch's record: what devices
+/// check the certificate against.
+pub const FINGERPRINT_CLAIM: &str = "OpenpgpFingerprint";
+
+/// The primary key's fingerprint the verified profile names (as of the
+/// latest epoch that named one).
+pub fn primary_fingerprint(view: &AccountView) -> Option<&str> {
+    view.profile.claims.text(FINGERPRINT_CLAIM)
+}
+
 pub(crate) const CT_PGP_KEY: &str = "OpenpgpSubkey";
 
 /// The published certificate (`pgp`).
@@ -125,9 +136,11 @@ pub(crate) fn published_content(view: &AccountView) -> Result<Option<String>> {
 /// Sequoia's standard policy, and it must carry the account's address.
 pub fn check_cert(view: &AccountView, data: &[u8]) -> Result<sequoia_openpgp::Cert> {
     use sequoia_openpgp::parse::Parse;
-    let want = view.profile.openpgp_fingerprint.clone().ok_or_else(|| {
-        PluginError::NotFound("this account's profile names no OpenPGP key".into())
-    })?;
+    let want = primary_fingerprint(view)
+        .map(str::to_string)
+        .ok_or_else(|| {
+            PluginError::NotFound("this account's profile names no OpenPGP key".into())
+        })?;
     let c = sequoia_openpgp::Cert::from_bytes(data)
         .map_err(|e| PluginError::Untrusted(format!("OpenPGP certificate: {e}")))?;
     if c.fingerprint().to_hex() != want {

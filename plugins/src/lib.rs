@@ -43,6 +43,7 @@ pub mod view;
 pub use command::{ChannelCommand, CommandContext, CommandError};
 pub use error::PluginError;
 pub use host::DeviceHost;
+pub use mesh_core::claims::Claims;
 pub use view::{AccountView, DeviceEntry};
 
 use mesh_core::objects::{AccountKeys, Role, Slot};
@@ -112,16 +113,6 @@ impl AppEntry {
     }
 }
 
-/// What channels claim in the account profile when the account is created
-/// (the profile is signed once, by the root key).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct ProfileClaims {
-    /// The OpenPGP primary key's fingerprint (hex), so that devices can
-    /// check the account's certificate against the profile.
-    pub openpgp_fingerprint: Option<String>,
-}
-
 /// What one plugin did on a device, for the report a command prints.
 pub type Actions = Vec<String>;
 
@@ -159,8 +150,12 @@ pub trait Plugin: std::fmt::Debug + Send + Sync {
         None
     }
 
-    /// Claims for the profile of a new account.
-    fn claims(&self, _admin: &AccountKeys, _claims: &mut ProfileClaims) -> Result<(), PluginError> {
+    /// What this channel claims, by its own names, for the keys `admin`
+    /// (a new account's profile, a new administrator epoch's record: its
+    /// CA's public key, its primary's fingerprint). The host collects them
+    /// ([`claims_of`]); readers find them in the verified profile
+    /// (`view.profile.claims`).
+    fn claims(&self, _admin: &AccountKeys, _claims: &mut Claims) -> Result<(), PluginError> {
         Ok(())
     }
 
@@ -212,4 +207,17 @@ pub fn now() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+/// Every channel's claims for the keys `admin`: what the host writes in a
+/// new account's profile and in a new administrator epoch's record.
+pub fn claims_of<'a>(
+    plugins: impl IntoIterator<Item = &'a dyn Plugin>,
+    admin: &AccountKeys,
+) -> Result<Claims, PluginError> {
+    let mut claims = Claims::new();
+    for p in plugins {
+        p.claims(admin, &mut claims)?;
+    }
+    Ok(claims)
 }

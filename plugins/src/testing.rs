@@ -46,7 +46,7 @@ use mesh_core::objects::{
 };
 use mesh_core::portal::{AccessEntry, AccessList, DeviceState};
 
-use crate::{AccountView, AppEntry, DeviceHost, Event, Plugin, PluginError, ProfileClaims};
+use crate::{AccountView, AppEntry, DeviceHost, Event, Plugin, PluginError};
 
 /// The test account's address.
 pub const ADDRESS: &str = "alice@example.com";
@@ -173,7 +173,7 @@ pub struct TestAccount {
     access: AccessList,
     catalog: BTreeMap<String, Signed>,
     apps: BTreeMap<String, Signed>,
-    superseded_ssh: Vec<KeyData>,
+    superseded: Vec<KeyData>,
     // The plugins' device key slots (as the host collects them).
     slots: Vec<Slot>,
 }
@@ -195,23 +195,20 @@ impl TestAccount {
     pub fn new(plugins: &[&dyn Plugin]) -> TestAccount {
         let root = RootKeys::generate();
         let admin = AccountKeys::generate(&root.profile_udf());
-        let mut claims = ProfileClaims::default();
         let mut slots: Vec<Slot> = Vec::new();
         for s in plugins.iter().flat_map(|p| p.slots()) {
             if !slots.iter().any(|o| o.name == s.name) {
                 slots.push(*s);
             }
         }
-        for p in plugins {
-            p.claims(&admin, &mut claims)
-                .unwrap_or_else(|e| panic!("claims of {}: {e}", p.name()));
-        }
+        let claims = crate::claims_of(plugins.iter().copied(), &admin)
+            .unwrap_or_else(|e| panic!("the channels' claims: {e}"));
         let profile = root.profile(
             ADDRESS,
             "https://portal.invalid",
             Some("Alice".into()),
             &admin,
-            claims.openpgp_fingerprint,
+            claims,
             None,
         );
         let account = ProfileAccount::verify_self_signed(&profile).expect("a fresh profile");
@@ -230,7 +227,7 @@ impl TestAccount {
             account,
             catalog: BTreeMap::new(),
             apps: BTreeMap::new(),
-            superseded_ssh: Vec::new(),
+            superseded: Vec::new(),
             slots,
         }
     }
@@ -282,15 +279,8 @@ impl TestAccount {
                 .connection_device
                 .unverified_object("connection")
                 .expect("ours");
-            // A rotated key stays revoked (the host records it the same
-            // way); the ssh channel's slot, until superseded keys are its
-            // own (issue 24, i24-claims).
-            let key = |c: &ConnectionDevice| c.slots.key("Ssh").ok().flatten();
-            if let Some(k) = key(&old) {
-                if key(&conn).map(|n| n.key) != Some(k.key) {
-                    self.superseded_ssh.push(k);
-                }
-            }
+            // A rotated key stays revoked (the host records it the same way).
+            self.superseded.extend(crate::view::superseded(&old, &conn));
         }
         let entry = AccessEntry {
             device_udf: p.udf(),
@@ -386,7 +376,7 @@ impl TestAccount {
             self.apps.values(),
         )
         .unwrap_or_else(|e| panic!("the test account's view: {e}"));
-        view.superseded_ssh = self.superseded_ssh.clone();
+        view.superseded = self.superseded.clone();
         view
     }
 

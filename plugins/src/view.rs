@@ -134,6 +134,22 @@ fn app_entry(
     Ok(kept)
 }
 
+/// The co-generated keys a device's new connection replaces (a rotation):
+/// each slot's old key when the new connection has another or none. They
+/// stay revoked (the SSH channel's KRL names its own). The one rule for
+/// the view's projection, the device's kept state and the test account;
+/// it names no channel.
+pub fn superseded(old: &ConnectionDevice, new: &ConnectionDevice) -> Vec<KeyData> {
+    old.slots
+        .names()
+        .filter_map(|n| {
+            let was = old.slots.key(n).ok().flatten()?;
+            let now = new.slots.key(n).ok().flatten();
+            (now.map(|k| k.key) != Some(was.key)).then_some(was)
+        })
+        .collect()
+}
+
 /// The account as this device knows it, verified.
 #[derive(Clone, Debug)]
 pub struct AccountView {
@@ -149,8 +165,8 @@ pub struct AccountView {
     pub devices: BTreeMap<String, Arc<DeviceEntry>>,
     /// The latest data per application entry uid.
     pub applications: BTreeMap<String, Arc<serde_json::Value>>,
-    /// SSH keys replaced by rotation (they stay revoked).
-    pub superseded_ssh: Vec<KeyData>,
+    /// Devices' co-generated keys replaced by rotation (they stay revoked).
+    pub superseded: Vec<KeyData>,
 }
 
 impl AccountView {
@@ -217,7 +233,7 @@ impl AccountView {
             access,
             devices: BTreeMap::new(),
             applications: BTreeMap::new(),
-            superseded_ssh: Vec::new(),
+            superseded: Vec::new(),
             profile,
         };
         for env in devices {
@@ -328,14 +344,8 @@ impl AccountView {
     /// See [`AccountView::set_access`].
     pub fn put_device(&mut self, d: DeviceEntry) {
         if let Some(old) = self.devices.get(&d.catalog.device_udf) {
-            // The ssh channel's slot, until superseded keys are its own
-            // (issue 24, i24-claims).
-            let key = |c: &ConnectionDevice| c.slots.key("Ssh").ok().flatten();
-            if let Some(k) = key(&old.connection) {
-                if key(&d.connection).map(|n| n.key) != Some(k.key) {
-                    self.superseded_ssh.push(k);
-                }
-            }
+            self.superseded
+                .extend(superseded(&old.connection, &d.connection));
         }
         self.devices
             .insert(d.catalog.device_udf.clone(), Arc::new(d));
@@ -383,7 +393,7 @@ mod tests {
             "https://portal",
             None,
             &admin,
-            None,
+            Default::default(),
             None,
         );
         let device = DeviceBaseKeys::generate()

@@ -10,7 +10,7 @@ use zeroize::Zeroizing;
 
 pub use crate::entries::{
     encryption_epochs, RetiredCa, SmimeCa, SmimeCert, SmimeCrl, SmimeEncryption, APP_CRL,
-    APP_SMIME, ROLE, SIGNING_VALIDITY, SLOT,
+    APP_SMIME, CA_KEY, ROLE, SIGNING_VALIDITY, SLOT,
 };
 use crate::entries::{internal, CT_SMIME_KEY};
 use crate::x509::{P256Public, P256Signer, SigningCert};
@@ -35,7 +35,7 @@ fn retired_cas(
         let Some(seed) = admin.seed_for(epoch) else {
             continue;
         };
-        let name = mesh_core::derive::key_name("Online", "Account", "SmimeCa", epoch);
+        let name = mesh_core::derive::key_name("Online", "Account", CA_KEY, epoch);
         let key = mesh_core::keys::p256_signing_key(seed, &name);
         let pem =
             crate::x509::ca_certificate(&P256Signer::new(key), &view.address).map_err(internal)?;
@@ -78,7 +78,7 @@ impl Plugin for SmimePlugin {
     }
 
     fn entries(&self, _: &Event, view: &AccountView, admin: &AccountKeys) -> Result<Vec<AppEntry>> {
-        let ca = P256Signer::new(admin.smime_ca.clone());
+        let ca = P256Signer::new(admin.online_p256(CA_KEY));
         let mut out = Vec::new();
         // A new administrator epoch brings a new CA (the old one may be a
         // revoked administrator's): publish it, and re-issue below.

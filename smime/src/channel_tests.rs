@@ -191,3 +191,19 @@ fn a_device_without_the_smime_slot_gets_no_signing_certificate() {
     assert!(!uids(&out).contains(&cert_uid(&laptop)), "{:?}", uids(&out));
     assert!(uids(&out).contains(&APP_SMIME.to_string()));
 }
+
+/// The CA the channel derives by its own name is the one core derived
+/// before under "SmimeCa", in every epoch: existing accounts keep it.
+#[test]
+fn the_ca_key_is_the_one_existing_accounts_have() {
+    use mesh_core::derive::key_name;
+    use mesh_core::objects::RootKeys;
+    let e0 = RootKeys::generate().first_epoch();
+    for k in [e0.clone_keys(), e0.next_epoch()] {
+        let old = mesh_core::keys::p256_signing_key(
+            k.seed(),
+            &key_name("Online", "Account", "SmimeCa", k.epoch()),
+        );
+        assert_eq!(k.online_p256(CA_KEY).verifying_key(), old.verifying_key());
+    }
+}

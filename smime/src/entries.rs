@@ -23,6 +23,10 @@ pub const SLOT: Slot = Slot {
     name: "SmimeSign",
     kind: SlotKind::DeviceP256,
 };
+/// The S/MIME CA's key name under each administrator epoch's online seed
+/// ([`mesh_core::objects::AccountKeys::online_p256`]): the name core used
+/// before the channel owned it, so existing accounts keep their CA.
+pub const CA_KEY: &str = "SmimeCa";
 
 /// Application entry with the CA certificate.
 pub const APP_SMIME: &str = "smime";

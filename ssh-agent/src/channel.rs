@@ -6,18 +6,19 @@
 
 use std::sync::Arc;
 
+use mesh_core::keys::KeyData as MeshKey;
 use mesh_core::objects::{AccountKeys, Role, Slot};
 use mesh_core::portal::DeviceState;
-use mesh_plugins::{now, AccountView, AppEntry, DeviceHost, Event, Plugin, PluginError};
+use mesh_plugins::{now, AccountView, AppEntry, Claims, DeviceHost, Event, Plugin, PluginError};
 use ssh_key::public::KeyData;
 
 use crate::agent::{mesh_public, MeshIdentity};
 use crate::cert::{self, CertRequest};
-use crate::entries::{ca_key, cert_uid, device_cert, internal};
 pub use crate::entries::{
-    device_key, policy, ssh_key_of, SshCertEntry, SshKrlEntry, SshPolicy, APP_KRL, APP_SSH,
-    DEFAULT_VALIDITY, ROLE, SLOT,
+    ca_key, ca_of, device_key, policy, ssh_key_of, SshCertEntry, SshKrlEntry, SshPolicy, APP_KRL,
+    APP_SSH, CA_CLAIM, CA_KEY, DEFAULT_VALIDITY, ROLE, SLOT,
 };
+use crate::entries::{cert_uid, device_cert, internal};
 use crate::forward::ForwardPolicy;
 use crate::sshd::SshdAnswer;
 
@@ -68,6 +69,13 @@ impl Plugin for SshPlugin {
         ))
     }
 
+    /// The epoch's CA public key, under [`CA_CLAIM`].
+    fn claims(&self, admin: &AccountKeys, claims: &mut Claims) -> Result<()> {
+        let ca = admin.online_ed25519(CA_KEY).public_key();
+        claims.put(CA_CLAIM, &MeshKey::with_epoch(ca, admin.epoch()))?;
+        Ok(())
+    }
+
     /// A certificate for every active `ssh` device that has none for its
     /// current key, whose principals changed, or that is past two thirds
     /// of its validity.
@@ -75,6 +83,7 @@ impl Plugin for SshPlugin {
         let pol = policy(view)?;
         let t = now();
         let mut out = Vec::new();
+        let ca = admin.online_ed25519(CA_KEY);
         for (e, d) in view.active(&ROLE) {
             let Some(key) = device_key(&d.connection) else {
                 continue;
@@ -89,7 +98,7 @@ impl Plugin for SshPlugin {
             }
             let serial = random_serial();
             let c = cert::issue(
-                &admin.ssh_ca,
+                &ca,
                 &CertRequest {
                     key,
                     serial,
@@ -180,13 +189,10 @@ impl Plugin for SshPlugin {
 /// administrator epoch (sshd refuses a certificate whose CA key a KRL
 /// revokes: what a revoked administrator signs with the old CA).
 fn revocations(view: &AccountView) -> (Vec<KeyData>, Vec<u64>) {
-    let mut keys: Vec<KeyData> = view.superseded_ssh.iter().filter_map(ssh_key_of).collect();
-    keys.extend(
-        view.profile
-            .superseded
-            .iter()
-            .filter_map(|s| ssh_key_of(&s.ssh_ca)),
-    );
+    let mut keys: Vec<KeyData> = view.superseded.iter().filter_map(ssh_key_of).collect();
+    for s in &view.profile.superseded {
+        keys.extend(ca_of(&s.claims).ok().flatten());
+    }
     let mut serials = Vec::new();
     for (e, d) in view.revoked() {
         let Some(key) = device_key(&d.connection) else {

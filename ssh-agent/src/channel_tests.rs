@@ -193,11 +193,31 @@ fn the_channel_declares_its_slot_and_serves_the_key_the_connection_names() {
     assert_eq!(mesh_public(&served[0].key), published);
 }
 
+/// The account's SSH CA without the channel's slot: a host whose channels
+/// claim the CA but give devices no SSH key.
+#[derive(Debug)]
+struct CaOnly;
+
+impl mesh_plugins::Plugin for CaOnly {
+    fn name(&self) -> &'static str {
+        "ca-only"
+    }
+    fn role(&self) -> Option<Role> {
+        None
+    }
+    fn entries(&self, _: &Event, _: &AccountView, _: &AccountKeys) -> Result<Vec<AppEntry>> {
+        Ok(Vec::new())
+    }
+    fn claims(&self, admin: &AccountKeys, claims: &mut Claims) -> Result<()> {
+        SshPlugin.claims(admin, claims)
+    }
+}
+
 /// A device joined through a host without this channel has no SSH key in
 /// its profile or connection: no certificate, and the agent says why.
 #[test]
 fn a_device_without_the_ssh_slot_gets_no_certificate_and_is_told_why() {
-    let mut account = TestAccount::new(&[]);
+    let mut account = TestAccount::new(&[&CaOnly]);
     let laptop = account.join("laptop", &[Role::ADMIN, ROLE]);
     let view = account.view();
     assert!(!view.devices[laptop.device_udf()]
@@ -224,4 +244,73 @@ fn a_device_without_the_ssh_slot_gets_no_certificate_and_is_told_why() {
         e.hint().expect("a hint").contains("mesh device rotate"),
         "{e}"
     );
+}
+
+/// A profile and an epoch record as the code before claims wrote them
+/// (the CA a field of its own, derived by core under "SshCa"): they
+/// verify, the CA read by its claim is that key in both epochs, the KRL's
+/// superseded CA is epoch 0's, and what the channel claims now is the
+/// same key (existing accounts keep their CA).
+#[test]
+fn an_old_form_profile_and_epoch_record_keep_their_ca() {
+    use mesh_core::authority::AdminEpoch;
+    use mesh_core::derive::key_name;
+    use mesh_core::envelope::Signed;
+    use mesh_core::keys::{KeyData as K, PublicKey, SigningKey};
+    use mesh_core::objects::{ct, ProfileAccount, RootKeys};
+    let old_ca = |k: &AccountKeys| {
+        let name = key_name("Online", "Account", "SshCa", k.epoch());
+        K::with_epoch(SigningKey::derive(k.seed(), &name).public_key(), k.epoch())
+    };
+    let kd = |k: PublicKey| serde_json::to_value(K::new(k)).expect("json");
+    let root = RootKeys::generate();
+    let e0 = root.first_epoch();
+    let old = serde_json::json!({
+        "AccountAddress": "alice@example.com",
+        "Service": "https://portal",
+        "RootUdfs": [K::new(root.profile.public_key()).udf()],
+        "ProfileSignature": kd(root.profile.public_key()),
+        "AdministratorSignature": kd(e0.admin_sign.public_key()),
+        "AdministratorEncryption": kd(e0.admin_encrypt.public_key()),
+        "CommonEncryption": kd(root.encrypt.public_key()),
+        "CommonAuthentication": kd(root.authenticate.public_key()),
+        "CommonSignature": kd(root.sign.public_key()),
+        "EscrowEncryption": kd(root.escrow.public_key()),
+        "SshCertificationAuthority": kd(old_ca(&e0).key),
+        "OpenpgpFingerprint": "00ff",
+    });
+    let env = Signed::sign_object(ct::PROFILE_ACCOUNT, &old, &root.profile);
+    let profile = ProfileAccount::verify(&env, &root.profile_udf()).expect("an old profile");
+    let ssh = |k: K| ssh_key_of(&k).expect("ed25519");
+    assert_eq!(ca_key(&profile).expect("ca"), ssh(old_ca(&e0)));
+    let mut claims = Claims::new();
+    SshPlugin.claims(&e0, &mut claims).expect("claims");
+    assert_eq!(claims.key(CA_CLAIM).expect("key"), Some(old_ca(&e0)));
+
+    // Epoch 1's record as the code before wrote it.
+    let e1 = e0.next_epoch();
+    let seeds = e1
+        .epoch_entry(Claims::new(), &[root.escrow.public_key()])
+        .expect("epoch")
+        .seeds;
+    let record: AdminEpoch = serde_json::from_value(serde_json::json!({
+        "Number": 1,
+        "AdministratorSignature": serde_json::to_value(K::with_epoch(e1.admin_sign.public_key(), 1)).expect("json"),
+        "AdministratorEncryption": serde_json::to_value(K::with_epoch(e1.admin_encrypt.public_key(), 1)).expect("json"),
+        "SshCertificationAuthority": serde_json::to_value(old_ca(&e1)).expect("json"),
+        "EnvelopedSeeds": seeds,
+    }))
+    .expect("an old epoch record");
+    let now = profile.with_epochs([&record]);
+    assert!(e1.matches(&now));
+    assert_eq!(ca_key(&now).expect("ca"), ssh(old_ca(&e1)));
+    assert_eq!(
+        ca_of(&now.superseded[0].claims).expect("ca"),
+        Some(ssh(old_ca(&e0))),
+        "the KRL names epoch 0's CA"
+    );
+    assert_eq!(now.claims.text("OpenpgpFingerprint"), Some("00ff"), "kept");
+    let mut claims = Claims::new();
+    SshPlugin.claims(&e1, &mut claims).expect("claims");
+    assert_eq!(claims.key(CA_CLAIM).expect("key"), Some(old_ca(&e1)));
 }

@@ -4,7 +4,7 @@
 //! (`sshd.rs`) and the channel both read them without a cycle.
 
 use mesh_core::objects::{ConnectionDevice, ProfileAccount, Role, Slot, SlotKind};
-use mesh_plugins::{AccountView, PluginError};
+use mesh_plugins::{AccountView, Claims, PluginError};
 use serde::{Deserialize, Serialize};
 use ssh_key::public::KeyData;
 use ssh_key::{Certificate, HashAlg};
@@ -24,6 +24,14 @@ pub const SLOT: Slot = Slot {
     name: "Ssh",
     kind: SlotKind::Combined,
 };
+/// The SSH user CA's key name under each administrator epoch's online
+/// seed ([`mesh_core::objects::AccountKeys::online_ed25519`]): the name core
+/// used before the channel owned it, so existing accounts keep their CA.
+pub const CA_KEY: &str = "SshCa";
+
+/// The claim that names an epoch's CA public key in the account profile
+/// and in each administrator epoch's record (PROTOCOL.md §8.1, §10.5).
+pub const CA_CLAIM: &str = "SshCertificationAuthority";
 
 /// Application entry with the account's SSH policy.
 pub const APP_SSH: &str = "ssh";
@@ -101,9 +109,18 @@ pub fn device_key(c: &ConnectionDevice) -> Option<KeyData> {
         .and_then(|k| ssh_key_of(&k))
 }
 
-pub(crate) fn ca_key(profile: &ProfileAccount) -> Result<KeyData> {
-    ssh_key_of(&profile.ssh_ca)
-        .ok_or_else(|| PluginError::Untrusted("no SSH CA in the profile".into()))
+/// The SSH CA among `claims` (a profile's, an epoch's): `None` when they
+/// name none, or not one SSH can use.
+pub fn ca_of(claims: &Claims) -> Result<Option<KeyData>> {
+    let k = claims
+        .key(CA_CLAIM)
+        .map_err(|e| PluginError::Untrusted(format!("the account's SSH CA: {e}")))?;
+    Ok(k.as_ref().and_then(ssh_key_of))
+}
+
+/// The account's current SSH CA, from its verified profile.
+pub fn ca_key(profile: &ProfileAccount) -> Result<KeyData> {
+    ca_of(&profile.claims)?.ok_or_else(|| PluginError::Untrusted("no SSH CA in the profile".into()))
 }
 
 /// A device's certificate, verified: issued by the account's CA, for its key.

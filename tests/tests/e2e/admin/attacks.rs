@@ -137,7 +137,7 @@ pub(super) fn raw_portal_writes_refused(
     };
     let next = current.next_epoch();
     let epoch = next
-        .epoch_entry(None, &[next.admin_encrypt.public_key()])
+        .epoch_entry(Default::default(), &[next.admin_encrypt.public_key()])
         .expect("epoch");
     let cp = a_state
         .history
@@ -181,7 +181,7 @@ pub(super) fn minted_certificate_refused(acc: &Account, old: &AccountKeys, old_c
     let public = ssh_key::PublicKey::read_openssh_file(&key.with_extension("pub")).expect("pub");
     let now = mesh_plugins::now();
     let cert = mesh_ssh::cert::issue(
-        &old.ssh_ca,
+        &old.online_ed25519(mesh_ssh::channel::CA_KEY),
         &mesh_ssh::cert::CertRequest {
             key: public.key_data().clone(),
             serial: 7,
@@ -449,7 +449,7 @@ pub(super) fn vouches_for_nothing(
     let sec1 = key.verifying_key().to_encoded_point(false);
     let now = mesh_plugins::now() as i64;
     let pem = mesh_smime::signing_certificate(
-        &mesh_smime::P256Signer::new(old.smime_ca.clone()),
+        &mesh_smime::P256Signer::new(old.online_p256(mesh_smime::channel::CA_KEY)),
         &mesh_smime::P256Public::new(sec1.as_bytes()).expect("public"),
         &mesh_smime::SigningCert {
             address: ADDR,

@@ -6,11 +6,11 @@
 //! signer's UDF is its key's fingerprint, and its signature verified when
 //! the list was kept here).
 
+use super::AccessList;
 use crate::envelope::Signed;
 use crate::keys::PublicKey;
 use crate::memo::EnvelopeMemo;
 use crate::objects::ProfileAccount;
-use crate::portal::AccessList;
 use crate::udf;
 use crate::Error;
 
@@ -62,7 +62,7 @@ fn get(
     env: &Signed,
     authorized: &[PublicKey],
 ) -> Option<AccessList> {
-    if env.content_type != crate::portal::ct::ACCESS_LIST || env.signatures.is_empty() {
+    if env.content_type != super::CT_ACCESS_LIST || env.signatures.is_empty() {
         return None;
     }
     let signed_by_authorized = env
@@ -78,9 +78,9 @@ fn get(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::access::{AccessEntry, DeviceState, CT_ACCESS_LIST};
     use crate::keys::KeyData;
     use crate::objects::RootKeys;
-    use crate::portal::{ct, AccessEntry, DeviceState};
 
     fn list(serial: u64) -> AccessList {
         AccessList {
@@ -111,10 +111,10 @@ mod tests {
         let l = list(u64::from(rand_core::RngCore::next_u32(
             &mut rand_core::OsRng,
         )));
-        let env = Signed::sign_object(ct::ACCESS_LIST, &l, &k1.authenticate);
+        let env = Signed::sign_object(CT_ACCESS_LIST, &l, &k1.authenticate);
         assert_eq!(get(&env, &[p1]), None, "nothing kept yet");
         let verified: AccessList = env
-            .verify_object("access list", ct::ACCESS_LIST, &[p1])
+            .verify_object("access list", CT_ACCESS_LIST, &[p1])
             .expect("verifies");
         put(&env, &verified);
         let mut tampered = env.clone();

@@ -23,9 +23,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::CT_ACCESS_LIST;
 use crate::b64;
 use crate::envelope::{SignatureEntry, Signed};
-use crate::portal::ct;
 use crate::Error;
 
 use similar::{capture_diff_slices_deadline, Algorithm, DiffOp};
@@ -70,7 +70,7 @@ impl AccessDelta {
     /// The list this change makes of `base` (not yet verified: the caller
     /// verifies it as any entry).
     pub fn apply(&self, base: &Signed) -> Result<Signed, Error> {
-        if base.content_type != ct::ACCESS_LIST {
+        if base.content_type != CT_ACCESS_LIST {
             return Err(Error::Malformed(format!(
                 "a change to an access list applied to a {}",
                 base.content_type
@@ -107,7 +107,7 @@ impl AccessDelta {
             )));
         }
         Ok(Signed {
-            content_type: ct::ACCESS_LIST.into(),
+            content_type: CT_ACCESS_LIST.into(),
             payload: payload.into(),
             signatures: self.signatures.clone(),
         })
@@ -149,7 +149,7 @@ pub fn between(
     next: &Signed,
     deadline: Option<std::time::Instant>,
 ) -> Option<AccessDelta> {
-    if base.content_type != ct::ACCESS_LIST || next.content_type != ct::ACCESS_LIST {
+    if base.content_type != CT_ACCESS_LIST || next.content_type != CT_ACCESS_LIST {
         return None;
     }
     let (old, new) = (tokens(&base.payload), tokens(&next.payload));
@@ -225,12 +225,12 @@ mod tests {
     fn changes_rebuild_exactly_and_hostile_ones_are_refused() {
         let k = RootKeys::generate();
         let base = Signed::sign(
-            ct::ACCESS_LIST,
+            CT_ACCESS_LIST,
             b"{serial:4,devices:[a,b],t:1}".to_vec(),
             &[&k.authenticate],
         );
         let next = Signed::sign(
-            ct::ACCESS_LIST,
+            CT_ACCESS_LIST,
             b"{serial:5,devices:[a,b,c],t:2}".to_vec(),
             &[&k.authenticate],
         );
@@ -246,7 +246,7 @@ mod tests {
         let key = k.authenticate.public_key();
         let rebuilt = good.apply(&base).expect("applies");
         assert_eq!(rebuilt, next);
-        assert!(rebuilt.verify(ct::ACCESS_LIST, &[key]).is_ok());
+        assert!(rebuilt.verify(CT_ACCESS_LIST, &[key]).is_ok());
         let with = |edits: Vec<Edit>| AccessDelta {
             edits,
             signatures: next.signatures.clone(),
@@ -290,7 +290,7 @@ mod tests {
             edit(1, 0, b""),
         ]);
         let forged = other_bytes.apply(&base).expect("rebuilt");
-        assert!(forged.verify(ct::ACCESS_LIST, &[key]).is_err());
+        assert!(forged.verify(CT_ACCESS_LIST, &[key]).is_err());
         let mut other = base.clone();
         other.content_type = "CatalogedDevice".into();
         assert!(good.apply(&other).is_err());
