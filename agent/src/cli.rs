@@ -96,9 +96,6 @@ pub(crate) enum Command {
     /// S/MIME: the account's CA and this device's signing certificate.
     #[command(subcommand)]
     Smime(SmimeCmd),
-    /// OpenPGP: the account's certificate, this device's secrets, GnuPG.
-    #[command(subcommand)]
-    Pgp(PgpCmd),
     /// Print a shell completion script.
     // Listed after the channels' own commands (agent/src/channel_cli.rs).
     #[command(display_order = 900)]

@@ -1,4 +1,4 @@
-//! The channels' subcommands (`mesh pgp`, `mesh smime`, `mesh ssh`):
+//! The channels' subcommands still built in (`mesh smime`, `mesh ssh`):
 //! apart from the account and device commands, to keep each file short.
 
 use std::path::PathBuf;
@@ -6,47 +6,6 @@ use std::path::PathBuf;
 use clap::Subcommand;
 
 use super::*;
-
-#[derive(Debug, Subcommand)]
-pub(crate) enum PgpCmd {
-    /// Print the account's certificate, with every binding and revocation.
-    Cert {
-        /// ASCII armor instead of binary.
-        #[arg(long)]
-        armor: bool,
-    },
-    /// Write the certificate with this device's signing subkey and the encryption subkeys (no primary secret).
-    ExportSecret {
-        /// The file (replaced atomically; 0600).
-        #[arg(long)]
-        output: PathBuf,
-        /// ASCII armor instead of binary.
-        #[arg(long)]
-        armor: bool,
-    },
-    /// Import the certificate and this device's secrets into GnuPG and trust the account's key.
-    Install {
-        /// The GnuPG home (default: GnuPG's own).
-        #[arg(long)]
-        gnupghome: Option<PathBuf>,
-        /// Import this export (from `export-secret`) instead; it must be this account's.
-        #[arg(long)]
-        from: Option<PathBuf>,
-        /// With --from on a machine with no Mesh home: the account's profile
-        /// UDF, to check the export against what the portal serves (verified).
-        #[arg(long, requires_all = ["from", "portal"])]
-        account: Option<String>,
-        /// The portal's URL (with --account).
-        #[arg(long, requires = "account")]
-        portal: Option<String>,
-    },
-    /// Write a Web Key Directory tree for the account's domain (direct and advanced methods).
-    Wkd {
-        /// The web root to write `.well-known/openpgpkey/` (and `…/<domain>/`) under.
-        #[arg(long)]
-        output: PathBuf,
-    },
-}
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum SmimeCmd {

@@ -6,7 +6,6 @@ pub(crate) mod agent;
 pub(crate) mod channel;
 pub(crate) mod device;
 pub(crate) mod local;
-pub(crate) mod pgp;
 pub(crate) mod secrets;
 pub(crate) mod smime;
 pub(crate) mod ssh;
