@@ -93,9 +93,6 @@ pub(crate) enum Command {
     /// ssh-agent(1) on the Mesh agent: the same options, output and COMMAND mode.
     #[command(name = "ssh-agent")]
     SshAgent(SshAgentArgs),
-    /// S/MIME: the account's CA and this device's signing certificate.
-    #[command(subcommand)]
-    Smime(SmimeCmd),
     /// Print a shell completion script.
     // Listed after the channels' own commands (agent/src/channel_cli.rs).
     #[command(display_order = 900)]

@@ -27,7 +27,7 @@ mod cli;
 mod commands;
 
 use cli::{Cli, Command};
-use commands::{account, agent, device, local, smime, ssh, ssh_agent};
+use commands::{account, agent, device, local, ssh, ssh_agent};
 
 fn main() -> ExitCode {
     // Before anything can read a secret (agent/src/hardening.rs).
@@ -129,7 +129,6 @@ fn run(cli: Cli) -> Result<()> {
         Command::Agent(a) => agent::run(&home, a, j),
         Command::Ssh(s) => ssh::run(&home, s, j),
         Command::SshAgent(a) => ssh_agent::run(&home, a),
-        Command::Smime(c) => smime::run(&home, c, j),
         Command::Completions { shell } => local::completions(shell),
         Command::Man { output } => local::man(output),
     }

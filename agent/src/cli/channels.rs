@@ -1,4 +1,4 @@
-//! The channels' subcommands still built in (`mesh smime`, `mesh ssh`):
+//! The channel subcommand still built in (`mesh ssh`):
 //! apart from the account and device commands, to keep each file short.
 
 use std::path::PathBuf;
@@ -6,122 +6,6 @@ use std::path::PathBuf;
 use clap::Subcommand;
 
 use super::*;
-
-#[derive(Debug, Subcommand)]
-pub(crate) enum SmimeCmd {
-    /// Print the account's personal CA certificate (PEM).
-    Ca,
-    /// Print this device's S/MIME signing certificate (PEM).
-    Cert {
-        /// The account's shared encryption certificate instead.
-        #[arg(long)]
-        encryption: bool,
-    },
-    /// Import this device's S/MIME keys and the CA (trusted for e-mail) into an NSS database, as Thunderbird keeps one.
-    Install {
-        /// The NSS database directory (Thunderbird's profile directory).
-        #[arg(long)]
-        nssdb: PathBuf,
-    },
-    /// Sign a message with this device's signing key: multipart/signed (RFC 8551) by default.
-    ///
-    /// The input is a whole message (its From, To, Subject stay outside the
-    /// signature), a MIME entity, or plain content (signed as text/plain).
-    Sign {
-        /// Input (default: standard input).
-        #[arg(long)]
-        input: Option<PathBuf>,
-        /// Output (default: standard output).
-        #[arg(long)]
-        output: Option<PathBuf>,
-        /// application/pkcs7-mime; smime-type=signed-data (the content inside the signature).
-        #[arg(long, conflicts_with = "der")]
-        opaque: bool,
-        /// Bare CMS SignedData (DER) over the input as it is.
-        #[arg(long)]
-        der: bool,
-    },
-    /// Verify a signed message (S/MIME mail, or CMS in DER, BER or PEM); prints the signer's e-mail address.
-    ///
-    /// The signer must chain to the account's CA, a --ca certificate or the
-    /// system trust store; mail signed under the account's CA of an earlier
-    /// administrator epoch verifies, and says so. Encrypted layers are
-    /// decrypted on the way. Works on a machine with no Mesh account
-    /// (then --ca and the system store only).
-    Verify {
-        /// Input (default: standard input).
-        #[arg(long)]
-        input: Option<PathBuf>,
-        /// Write the signed content here.
-        #[arg(long)]
-        output: Option<PathBuf>,
-        /// Also trust signers under this CA certificate (PEM); repeatable.
-        #[arg(long = "ca", value_name = "FILE")]
-        ca: Vec<PathBuf>,
-    },
-    /// Encrypt to a certificate (default: the account's own): application/pkcs7-mime, AES-256-CBC.
-    Encrypt {
-        /// Input (default: standard input).
-        #[arg(long)]
-        input: Option<PathBuf>,
-        /// Output (default: standard output).
-        #[arg(long)]
-        output: Option<PathBuf>,
-        /// The recipient's certificate (PEM).
-        #[arg(long)]
-        recipient: Option<PathBuf>,
-        /// AES-256-GCM (AuthEnvelopedData, RFC 5083) instead of AES-256-CBC.
-        #[arg(long)]
-        gcm: bool,
-        /// Bare CMS (DER) over the input as it is.
-        #[arg(long)]
-        der: bool,
-    },
-    /// Decrypt a message (S/MIME mail, or CMS in DER, BER or PEM) with the account's encryption key.
-    ///
-    /// The key is the epoch whose certificate the message names as its recipient.
-    /// Signed layers inside are verified as `verify` does.
-    Decrypt {
-        /// Input (default: standard input).
-        #[arg(long)]
-        input: Option<PathBuf>,
-        /// Output (default: standard output).
-        #[arg(long)]
-        output: Option<PathBuf>,
-        /// Also trust signers under this CA certificate (PEM); repeatable.
-        #[arg(long = "ca", value_name = "FILE")]
-        ca: Vec<PathBuf>,
-    },
-    /// Print a certificate signing request for this device's signing key (for an organisation's CA).
-    Csr,
-    /// Use a signing certificate (PEM, with its chain) an organisation's CA issued for this device.
-    ImportCert {
-        /// The PEM file: the certificate first, then its chain.
-        file: PathBuf,
-    },
-    /// Write the CA's current CRL (PEM).
-    Crl {
-        /// The CRL file (replaced atomically).
-        #[arg(long)]
-        output: PathBuf,
-    },
-    /// Write this device's signing key and the shared encryption key, with their certificates, as PKCS#12.
-    ///
-    /// Each key has its own name: "ADDRESS (signing)", "ADDRESS (encryption epoch N)" for the
-    /// current key (the first in the file), "ADDRESS (retired encryption epoch N)" for older
-    /// ones, kept to read old mail. `smime install` gives NSS the same names.
-    Export {
-        /// The .p12 file (replaced atomically).
-        #[arg(long)]
-        output: PathBuf,
-        /// A file whose first line is the password (never empty).
-        #[arg(long)]
-        password_file: PathBuf,
-        /// modern (AES-256, SHA-256 MAC) or legacy (3DES, SHA-1 MAC) for older Windows and Outlook.
-        #[arg(long, value_enum, default_value_t = P12Arg::Modern)]
-        profile: P12Arg,
-    },
-}
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum SshCmd {
@@ -295,13 +179,4 @@ pub(crate) enum HostsCmd {
         /// The host key's SHA-256 fingerprint.
         host: String,
     },
-}
-
-/// PKCS#12 encodings a user can ask for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub(crate) enum P12Arg {
-    /// PBES2 (AES-256, PBKDF2-SHA256), HMAC-SHA256 MAC.
-    Modern,
-    /// 3DES, HMAC-SHA1 MAC: older Windows and Outlook.
-    Legacy,
 }

@@ -7,7 +7,6 @@ pub(crate) mod channel;
 pub(crate) mod device;
 pub(crate) mod local;
 pub(crate) mod secrets;
-pub(crate) mod smime;
 pub(crate) mod ssh;
 pub(crate) mod ssh_agent;
 
@@ -139,22 +138,6 @@ pub(crate) fn emit(json_mode: bool, value: serde_json::Value, text: &str) {
         out!("{value}");
     } else if !text.is_empty() {
         out!("{text}");
-    }
-}
-
-/// A file's bytes, or standard input.
-pub(crate) fn read_opt(file: Option<&std::path::Path>) -> Result<Vec<u8>> {
-    match file {
-        Some(f) => read_input(&f.to_path_buf()),
-        None => read_input(&PathBuf::from("-")),
-    }
-}
-
-/// Bytes to a file (atomically) or to standard output.
-pub(crate) fn write_opt(file: Option<&std::path::Path>, data: &[u8]) -> Result<()> {
-    match file {
-        Some(f) => Ok(store::write_atomic(f, data)?),
-        None => print_bytes(data),
     }
 }
 
