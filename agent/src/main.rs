@@ -27,7 +27,7 @@ mod cli;
 mod commands;
 
 use cli::{Cli, Command};
-use commands::{account, agent, device, local, ssh, ssh_agent};
+use commands::{account, agent, device, local, ssh_agent};
 
 fn main() -> ExitCode {
     // Before anything can read a secret (agent/src/hardening.rs).
@@ -127,7 +127,6 @@ fn run(cli: Cli) -> Result<()> {
         Command::Device(d) => device::run(&home, d, j),
         Command::Sync => local::sync(&home, j),
         Command::Agent(a) => agent::run(&home, a, j),
-        Command::Ssh(s) => ssh::run(&home, s, j),
         Command::SshAgent(a) => ssh_agent::run(&home, a),
         Command::Completions { shell } => local::completions(shell),
         Command::Man { output } => local::man(output),

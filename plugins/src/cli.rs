@@ -117,3 +117,21 @@ pub fn context(what: &str, e: std::io::Error) -> CommandError {
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
+
+/// "90", "30s", "10m", "2h", "7d" as seconds (clap's `value_parser`).
+pub fn parse_duration(s: &str) -> std::result::Result<u64, String> {
+    let s = s.trim();
+    let (num, mult) = match s.char_indices().last() {
+        Some((i, 's')) => (&s[..i], 1),
+        Some((i, 'm')) => (&s[..i], 60),
+        Some((i, 'h')) => (&s[..i], 3600),
+        Some((i, 'd')) => (&s[..i], 86400),
+        _ => (s, 1),
+    };
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a duration (e.g. 90s, 10m, 2h, 7d)"))?;
+    n.checked_mul(mult)
+        .filter(|v| *v > 0)
+        .ok_or_else(|| format!("'{s}' is not a usable duration (a positive number with s, m, h or d: 90s, 30m, 1h, 2d)"))
+}

@@ -7,10 +7,12 @@
 pub mod agent;
 pub mod cert;
 pub mod channel;
+pub mod cli;
 pub mod dest;
 pub mod entries;
 pub mod forward;
 pub mod hosts;
+pub mod hosts_file;
 pub mod keys;
 pub mod options;
 pub mod pkcs11;

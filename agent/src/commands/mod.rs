@@ -7,7 +7,6 @@ pub(crate) mod channel;
 pub(crate) mod device;
 pub(crate) mod local;
 pub(crate) mod secrets;
-pub(crate) mod ssh;
 pub(crate) mod ssh_agent;
 
 use std::io::{Read, Write};
@@ -15,7 +14,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use mesh_account::device::DeviceError;
-use mesh_account::store::{self, Store, StoreError};
+use mesh_account::store::{Store, StoreError};
 use mesh_account::{AccountError, StoreHost};
 use mesh_core::objects::Role;
 use mesh_core::Error as CoreError;

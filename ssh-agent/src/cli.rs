@@ -1,14 +1,44 @@
-//! The channel subcommand still built in (`mesh ssh`):
-//! apart from the account and device commands, to keep each file short.
+//! `mesh ssh`: this device's key and certificate, and what servers use.
+//! The channel's own subcommand, mounted by the host through the SDK
+//! ([`ChannelCommand`]). What only the host has comes through
+//! [`CommandContext`]: the verified view, sync, an administrator's publish
+//! of a policy change, and the readers of an account's public history
+//! that servers run (`authorized-keys`, `krl --account`, `ca --output`,
+//! `allowed-signers`), which stay in the agent with the account's replica.
 
 use std::path::PathBuf;
 
-use clap::Subcommand;
+use clap::{FromArgMatches, Subcommand};
+use mesh_plugins::cli::parse_duration;
+use mesh_plugins::command::Lookup;
+use mesh_plugins::{ChannelCommand, CommandContext, CommandError};
 
-use super::*;
+mod run;
 
+pub use self::run::run;
+
+/// `mesh ssh`, as the SDK mounts it.
+#[derive(Debug, Default)]
+pub struct SshCommand;
+
+impl ChannelCommand for SshCommand {
+    fn command(&self) -> clap::Command {
+        SshCmd::augment_subcommands(clap::Command::new("ssh"))
+            .about("SSH: this device's key and certificate, and what servers use")
+            .subcommand_required(true)
+            .arg_required_else_help(true)
+    }
+
+    fn run(&self, m: &clap::ArgMatches, ctx: &dyn CommandContext) -> Result<(), CommandError> {
+        let cmd =
+            SshCmd::from_arg_matches(m).map_err(|e| CommandError::new(e.to_string(), None))?;
+        run(ctx, cmd)
+    }
+}
+
+/// `mesh ssh`'s subcommands.
 #[derive(Debug, Subcommand)]
-pub(crate) enum SshCmd {
+pub enum SshCmd {
     /// Print this device's SSH public key.
     PublicKey,
     /// Print this device's SSH certificate.
@@ -124,7 +154,7 @@ pub(crate) enum SshCmd {
 
 /// `mesh ssh policy`.
 #[derive(Debug, Subcommand)]
-pub(crate) enum SshPolicyCmd {
+pub enum SshPolicyCmd {
     /// What agents do with requests over forwarded hops (`ssh -A`); no option: show it.
     Forwarding {
         /// Signatures that are not logins (git commits, ssh-keygen -Y sign): refuse (default), confirm or allow.
@@ -144,7 +174,7 @@ pub(crate) enum SshPolicyCmd {
 
 /// What an agent does with a request the forwarding policy covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub(crate) enum ActionArg {
+pub enum ActionArg {
     /// Sign.
     Allow,
     /// Ask the user (SSH_ASKPASS) first.
@@ -153,7 +183,7 @@ pub(crate) enum ActionArg {
     Refuse,
 }
 
-impl From<ActionArg> for mesh_ssh::forward::Action {
+impl From<ActionArg> for crate::forward::Action {
     fn from(a: ActionArg) -> Self {
         match a {
             ActionArg::Allow => Self::Allow,
@@ -166,7 +196,7 @@ impl From<ActionArg> for mesh_ssh::forward::Action {
 /// `mesh ssh hosts` subcommands (they edit the home's ssh-hosts.json; a
 /// running agent takes the change within a second).
 #[derive(Debug, Subcommand)]
-pub(crate) enum HostsCmd {
+pub enum HostsCmd {
     /// Offer KEY_FP first to the host HOST_KEY_FP, whatever the agent learns.
     Pin {
         /// The host key's SHA-256 fingerprint (`ssh-keygen -lf`, `ssh -v`).
@@ -180,3 +210,44 @@ pub(crate) enum HostsCmd {
         host: String,
     },
 }
+
+/// Where a server finds the account, and how long a cached answer serves.
+#[derive(Debug, clap::Args)]
+pub struct LookupArgs {
+    /// The account's profile UDF (pinned: everything is verified up to it).
+    #[arg(long)]
+    pub account: String,
+    /// The portal's URL.
+    #[arg(long)]
+    pub portal: String,
+    /// Keep the last verified answer here, for when the portal is unreachable.
+    #[arg(long)]
+    pub cache: Option<PathBuf>,
+    /// How old a cached answer may be before this fails closed.
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    pub max_stale: u64,
+}
+
+impl LookupArgs {
+    pub fn lookup(&self) -> Lookup<'_> {
+        Lookup {
+            profile_udf: &self.account,
+            portal: &self.portal,
+            cache: self.cache.as_deref(),
+            max_stale: self.max_stale,
+        }
+    }
+}
+
+/// A switch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Toggle {
+    /// Enabled.
+    On,
+    /// Disabled.
+    Off,
+}
+
+#[cfg(test)]
+#[path = "cli_tests.rs"]
+mod tests;

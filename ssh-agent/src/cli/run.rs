@@ -1,20 +1,23 @@
-//! `mesh ssh`: this device's key and certificate, and what servers use.
+//! Running `mesh ssh …`: what each subcommand prints or writes.
 
-use anyhow::Result;
+use mesh_plugins::cli::{emit, print_line, write_atomic};
+use mesh_plugins::command::Lookup;
+use mesh_plugins::{CommandContext, CommandError, PluginError};
 use serde_json::json;
 
 use super::*;
-use crate::cli::*;
 
-pub(crate) fn run(home: &std::path::Path, cmd: SshCmd, j: bool) -> Result<()> {
-    use mesh_ssh::channel as ssh;
+/// Run `mesh ssh …`.
+pub fn run(ctx: &dyn CommandContext, cmd: SshCmd) -> Result<(), CommandError> {
+    use crate::channel as ssh;
+    let j = ctx.json();
     match cmd {
         SshCmd::PublicKey => {
-            let l = with_view(home, |dh, view| Ok(ssh::public_key_line(dh, view)?))?;
+            let l = with_view(ctx, |dh, view| ssh::public_key_line(dh, view).map_err(err))?;
             emit(j, json!({"public_key": l}), &l);
         }
         SshCmd::Cert => {
-            let l = with_view(home, |dh, view| Ok(ssh::cert_line(dh, view)?))?;
+            let l = with_view(ctx, |dh, view| ssh::cert_line(dh, view).map_err(err))?;
             emit(j, json!({"certificate": l}), &l);
         }
         SshCmd::Ca {
@@ -23,17 +26,18 @@ pub(crate) fn run(home: &std::path::Path, cmd: SshCmd, j: bool) -> Result<()> {
             output: Some(output),
             cache,
         } => {
-            let f = mesh_agent::servers::fetch_ca(&account, &portal, &output, cache.as_deref())?;
+            let l = server(&account, &portal, cache.as_deref());
+            let f = ctx.servers()?.fetch_ca(&l, &output)?;
             let path = output.display();
             if f.replaced {
-                eprintln!("mesh: wrote {path} (administrator epoch {})", f.epoch);
+                eprintln!("mesh: wrote {path} (administrator epoch {})", f.number);
             } else {
-                eprintln!("mesh: {path} is current (administrator epoch {})", f.epoch);
+                eprintln!("mesh: {path} is current (administrator epoch {})", f.number);
             }
-            emit(j, serde_json::to_value(&f)?, "");
+            emit(j, f.json, "");
         }
         SshCmd::Ca { .. } => {
-            let l = with_view(home, |_, view| Ok(ssh::ca_line(view)?))?;
+            let l = with_view(ctx, |_, view| ssh::ca_line(view).map_err(err))?;
             emit(j, json!({"ca": l}), &l);
         }
         SshCmd::Krl {
@@ -41,15 +45,12 @@ pub(crate) fn run(home: &std::path::Path, cmd: SshCmd, j: bool) -> Result<()> {
             account: Some(account),
             portal: Some(portal),
             cache,
-        } => server_krl(&account, &portal, &output, cache.as_deref(), j)?,
+        } => server_krl(ctx, &server(&account, &portal, cache.as_deref()), &output)?,
         SshCmd::Krl { output, .. } => {
-            {
-                // The KRL reflects the latest revocations the portal has.
-                let mut store = Store::open(home, false)?;
-                mesh_account::sync::sync(&mut store, &mesh_agent::host())?;
-            }
-            let k = with_view(home, |_, view| Ok(ssh::krl(view)?))?;
-            store::write_atomic(&output, &k)?;
+            // The KRL reflects the latest revocations the portal has.
+            ctx.sync()?;
+            let k = with_view(ctx, |_, view| ssh::krl(view).map_err(err))?;
+            write_atomic(&output, &k)?;
             eprintln!("mesh: wrote {} ({} bytes)", output.display(), k.len());
             emit(j, json!({"output": output, "bytes": k.len()}), "");
         }
@@ -63,31 +64,32 @@ pub(crate) fn run(home: &std::path::Path, cmd: SshCmd, j: bool) -> Result<()> {
             let (udf, portal) = match (account, portal) {
                 (Some(a), Some(p)) => (a, p),
                 _ => {
-                    let a = mesh_account::account(&Store::open(home, false)?)?;
+                    let a = ctx.account()?;
                     (a.profile_udf, a.portal)
                 }
             };
-            let w =
-                mesh_agent::git_signers::write(&udf, &portal, cache.as_deref(), krl.as_deref())?;
+            let w = ctx
+                .servers()?
+                .allowed_signers(&server(&udf, &portal, cache.as_deref()), krl.as_deref())?;
             allowed_signers_out(&w, output.as_deref(), krl.as_deref(), j)?;
         }
         SshCmd::AuthorizedKeys { lookup, user } => {
-            let lines = mesh_agent::servers::authorized_keys(&lookup.lookup(), user.as_deref())?;
+            let lines = ctx
+                .servers()?
+                .authorized_keys(&lookup.lookup(), user.as_deref())?;
             print_lines(j, "keys", &lines);
         }
         SshCmd::AuthorizedPrincipals { lookup, user, cert } => {
-            let lines = mesh_agent::servers::authorized_principals(&lookup.lookup(), &user, &cert)?;
+            let lines = ctx
+                .servers()?
+                .authorized_principals(&lookup.lookup(), &user, &cert)?;
             print_lines(j, "principals", &lines);
         }
         SshCmd::Confirm { state } => {
-            let mut store = Store::open(home, false)?;
             let on = state == Toggle::On;
-            mesh_account::admin::publish(&mut store, &mesh_agent::host(), |view| {
-                ssh::confirm_entry(view, on)
-            })?;
-            drop(store);
+            ctx.publish(&|view| ssh::confirm_entry(view, on))?;
             // A running agent here takes the policy at once; others at their next sync.
-            let _ = mesh_agent::daemon::query(home, "sync");
+            ctx.nudge_agent();
             eprintln!(
                 "mesh: Mesh keys {} before each use",
                 if on {
@@ -98,28 +100,31 @@ pub(crate) fn run(home: &std::path::Path, cmd: SshCmd, j: bool) -> Result<()> {
             );
             emit(j, json!({ "confirm": on }), "");
         }
-        SshCmd::Hosts { action } => hosts(home, action, j)?,
+        SshCmd::Hosts { action } => hosts(ctx.home(), action, j)?,
         SshCmd::Principals { names, validity } => {
-            let mut store = Store::open(home, false)?;
-            mesh_account::admin::publish(&mut store, &mesh_agent::host(), |view| {
-                ssh::principals_entry(view, &names, validity)
+            // A login name the entry refuses keeps its message, with a hint.
+            let bad = std::cell::RefCell::new(None);
+            ctx.publish(&|view| {
+                ssh::principals_entry(view, &names, validity).inspect_err(|e| {
+                    if let PluginError::BadInput(m) = e {
+                        *bad.borrow_mut() = Some(m.clone());
+                    }
+                })
             })
-            .map_err(|e| match e {
-                mesh_account::AccountError::Plugin(mesh_plugins::PluginError::BadInput(m)) => {
-                    hinted(
-                        m,
-                        "give each login name as its own argument: `mesh ssh principals root deploy`",
-                    )
-                }
-                e => e.into(),
+            .map_err(|e| match bad.take() {
+                Some(m) => CommandError::new(
+                    m,
+                    Some("give each login name as its own argument: `mesh ssh principals root deploy`".into()),
+                ),
+                None => e,
             })?;
-            let p = with_view_of(&store, |_, view| Ok(ssh::policy(view)?))?;
+            let p = with_view(ctx, |_, view| ssh::policy(view).map_err(err))?;
             eprintln!(
                 "mesh: certificates are now for {} and valid {} s",
                 p.principals.join(","),
                 p.validity
             );
-            emit(j, serde_json::to_value(&p)?, "");
+            emit(j, to_json(&p)?, "");
         }
         SshCmd::Policy(SshPolicyCmd::Forwarding {
             sign,
@@ -127,12 +132,11 @@ pub(crate) fn run(home: &std::path::Path, cmd: SshCmd, j: bool) -> Result<()> {
             destination,
             reset,
         }) => forwarding(
-            home,
+            ctx,
             sign.map(Into::into),
             login.map(Into::into),
             destination,
             reset,
-            j,
         )?,
     }
     Ok(())
@@ -140,17 +144,15 @@ pub(crate) fn run(home: &std::path::Path, cmd: SshCmd, j: bool) -> Result<()> {
 
 /// `mesh ssh policy forwarding`: show the policy, or publish a change.
 fn forwarding(
-    home: &std::path::Path,
-    sign: Option<mesh_ssh::forward::Action>,
-    login: Option<mesh_ssh::forward::Action>,
+    ctx: &dyn CommandContext,
+    sign: Option<crate::forward::Action>,
+    login: Option<crate::forward::Action>,
     destination: Option<String>,
     reset: bool,
-    j: bool,
-) -> Result<()> {
-    use mesh_ssh::channel as ssh;
+) -> Result<(), CommandError> {
+    use crate::channel as ssh;
     if sign.is_some() || login.is_some() || reset {
-        let mut store = Store::open(home, false)?;
-        mesh_account::admin::publish(&mut store, &mesh_agent::host(), |view| {
+        ctx.publish(&|view| {
             ssh::forwarding_entry(view, |p| {
                 if reset {
                     p.destinations.clear();
@@ -163,57 +165,58 @@ fn forwarding(
                 }
             })
         })?;
-        drop(store);
         // A running agent here takes the policy at once; others at their next sync.
-        let _ = mesh_agent::daemon::query(home, "sync");
+        ctx.nudge_agent();
     }
-    let p = with_view(home, |_, view| Ok(ssh::policy(view)?.forwarding))?;
-    emit(j, serde_json::to_value(&p)?, &p.describe());
+    let p = with_view(ctx, |_, view| {
+        Ok(ssh::policy(view).map_err(err)?.forwarding)
+    })?;
+    emit(ctx.json(), to_json(&p)?, &p.describe());
     Ok(())
 }
 
 /// One item a line, or a JSON list under `field`.
 fn print_lines(j: bool, field: &str, lines: &[String]) {
     if j {
-        out!("{}", json!({ field: lines }));
+        print_line(&json!({ field: lines }).to_string());
     } else {
         for l in lines {
-            out!("{l}");
+            print_line(l);
         }
     }
 }
 
 /// `mesh ssh krl --account --portal`: what a server fetches.
 fn server_krl(
-    account: &str,
-    portal: &str,
+    ctx: &dyn CommandContext,
+    l: &Lookup<'_>,
     output: &std::path::Path,
-    cache: Option<&std::path::Path>,
-    j: bool,
-) -> Result<()> {
-    let f = mesh_agent::servers::fetch_krl(account, portal, output, cache)?;
-    let (path, v) = (output.display(), f.version);
+) -> Result<(), CommandError> {
+    let f = ctx.servers()?.fetch_krl(l, output)?;
+    let (path, v) = (output.display(), f.number);
     if f.replaced {
         eprintln!("mesh: wrote {path} (KRL version {v})");
     } else {
         eprintln!("mesh: {path} is current (KRL version {v})");
     }
-    emit(j, serde_json::to_value(&f)?, "");
+    emit(ctx.json(), f.json, "");
     Ok(())
 }
 
 /// `mesh ssh hosts [pin|forget]`: the home's learned-hosts file.
-fn hosts(home: &std::path::Path, action: Option<HostsCmd>, j: bool) -> Result<()> {
-    use mesh_agent::ssh_hosts;
-    use mesh_ssh::hosts::{is_fingerprint, Op};
-    let fp = |s: &str| -> Result<()> {
-        anyhow::ensure!(
-            is_fingerprint(s),
+fn hosts(home: &std::path::Path, action: Option<HostsCmd>, j: bool) -> Result<(), CommandError> {
+    use crate::hosts::{is_fingerprint, Op};
+    use crate::hosts_file as ssh_hosts;
+    let fp = |s: &str| -> Result<(), CommandError> {
+        if is_fingerprint(s) {
+            return Ok(());
+        }
+        Err(CommandError::new(format!(
             "{s:.80} is not a SHA-256 fingerprint (hint: as `ssh-add -l` and `ssh-keygen -lf` print them, SHA256:…)"
-        );
-        Ok(())
+        ), None))
     };
-    let with_hint = |e: ssh_hosts::HostsFileError| anyhow::anyhow!("{e} (hint: {})", e.hint());
+    let with_hint =
+        |e: ssh_hosts::HostsFileError| CommandError::new(format!("{e} (hint: {})", e.hint()), None);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -258,11 +261,12 @@ fn hosts(home: &std::path::Path, action: Option<HostsCmd>, j: bool) -> Result<()
     };
     let (map, _) = ssh_hosts::update(home, std::slice::from_ref(&op), false).map_err(with_hint)?;
     if let Op::Pin { host, .. } = &op {
-        anyhow::ensure!(
-            map.hosts.get(host).is_some_and(|l| l.pinned),
-            "not pinned: {} hosts are pinned already (hint: forget some with `mesh ssh hosts forget`)",
-            map.hosts.len()
-        );
+        if !map.hosts.get(host).is_some_and(|l| l.pinned) {
+            return Err(CommandError::new(format!(
+                "not pinned: {} hosts are pinned already (hint: forget some with `mesh ssh hosts forget`)",
+                map.hosts.len()
+            ), None));
+        }
     }
     eprintln!("mesh: {said}");
     emit(j, json!({"hosts": map.hosts.len()}), "");
@@ -271,24 +275,25 @@ fn hosts(home: &std::path::Path, action: Option<HostsCmd>, j: bool) -> Result<()
 
 /// Where `mesh ssh allowed-signers` puts the file, and what it says.
 fn allowed_signers_out(
-    w: &mesh_agent::git_signers::Written,
+    w: &mesh_plugins::command::Signers,
     output: Option<&std::path::Path>,
     krl: Option<&std::path::Path>,
     j: bool,
-) -> Result<()> {
+) -> Result<(), CommandError> {
     let Some(out) = output else {
         if j {
-            out!(
-                "{}",
-                json!({"allowed_signers": w.text, "keys": w.keys, "cas": w.cas, "revoked": w.revoked})
+            print_line(
+                &json!({"allowed_signers": w.text, "keys": w.keys, "cas": w.cas, "revoked": w.revoked})
+                    .to_string(),
             );
         } else {
             print!("{}", w.text);
         }
         return Ok(());
     };
-    store::write_atomic(out, w.text.as_bytes())?;
-    std::fs::set_permissions(out, std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
+    write_atomic(out, w.text.as_bytes())?;
+    std::fs::set_permissions(out, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+        .map_err(|e| CommandError::of(&e, None))?;
     eprintln!(
         "mesh: wrote {} ({} device keys, {} CA keys)",
         out.display(),
@@ -304,4 +309,38 @@ fn allowed_signers_out(
         "",
     );
     Ok(())
+}
+
+/// A channel's failure as the host prints it (message, causes, hint).
+fn err(e: PluginError) -> CommandError {
+    CommandError::of(&e, None)
+}
+
+fn to_json(v: &impl serde::Serialize) -> Result<serde_json::Value, CommandError> {
+    serde_json::to_value(v).map_err(|e| CommandError::new(e.to_string(), None))
+}
+
+/// A server's lookup of `account` at `portal` (no stale answer served).
+fn server<'a>(account: &'a str, portal: &'a str, cache: Option<&'a std::path::Path>) -> Lookup<'a> {
+    Lookup {
+        profile_udf: account,
+        portal,
+        cache,
+        max_stale: 0,
+    }
+}
+
+/// [`CommandContext::with_view`] for a closure that runs once and returns a value.
+fn with_view<T>(
+    ctx: &dyn CommandContext,
+    f: impl FnOnce(&dyn mesh_plugins::DeviceHost, &mesh_plugins::AccountView) -> Result<T, CommandError>,
+) -> Result<T, CommandError> {
+    let (mut f, mut out) = (Some(f), None);
+    ctx.with_view(&mut |dh, view| {
+        if let Some(f) = f.take() {
+            out = Some(f(dh, view)?);
+        }
+        Ok(())
+    })?;
+    out.ok_or_else(|| CommandError::new("the host did not run the command", None))
 }
