@@ -85,47 +85,9 @@ pub fn run(ctx: &dyn CommandContext, cmd: SshCmd) -> Result<(), CommandError> {
                 .authorized_principals(&lookup.lookup(), &user, &cert)?;
             print_lines(j, "principals", &lines);
         }
-        SshCmd::Confirm { state } => {
-            let on = state == Toggle::On;
-            ctx.publish(&|view| ssh::confirm_entry(view, on))?;
-            // A running agent here takes the policy at once; others at their next sync.
-            ctx.nudge_agent();
-            eprintln!(
-                "mesh: Mesh keys {} before each use",
-                if on {
-                    "now ask (SSH_ASKPASS)"
-                } else {
-                    "no longer ask"
-                }
-            );
-            emit(j, json!({ "confirm": on }), "");
-        }
+        SshCmd::Confirm { state } => confirm(ctx, state == Toggle::On)?,
         SshCmd::Hosts { action } => hosts(ctx.home(), action, j)?,
-        SshCmd::Principals { names, validity } => {
-            // A login name the entry refuses keeps its message, with a hint.
-            let bad = std::cell::RefCell::new(None);
-            ctx.publish(&|view| {
-                ssh::principals_entry(view, &names, validity).inspect_err(|e| {
-                    if let PluginError::BadInput(m) = e {
-                        *bad.borrow_mut() = Some(m.clone());
-                    }
-                })
-            })
-            .map_err(|e| match bad.take() {
-                Some(m) => CommandError::new(
-                    m,
-                    Some("give each login name as its own argument: `mesh ssh principals root deploy`".into()),
-                ),
-                None => e,
-            })?;
-            let p = with_view(ctx, |_, view| ssh::policy(view).map_err(err))?;
-            eprintln!(
-                "mesh: certificates are now for {} and valid {} s",
-                p.principals.join(","),
-                p.validity
-            );
-            emit(j, to_json(&p)?, "");
-        }
+        SshCmd::Principals { names, validity } => principals(ctx, &names, validity)?,
         SshCmd::Policy(SshPolicyCmd::Forwarding {
             sign,
             login,
@@ -139,6 +101,62 @@ pub fn run(ctx: &dyn CommandContext, cmd: SshCmd) -> Result<(), CommandError> {
             reset,
         )?,
     }
+    Ok(())
+}
+
+/// `mesh ssh confirm on|off` (administrators).
+fn confirm(ctx: &dyn CommandContext, on: bool) -> Result<(), CommandError> {
+    use crate::channel as ssh;
+    let j = ctx.json();
+    ctx.publish(&|view| ssh::confirm_entry(view, on))?;
+    // A running agent here takes the policy at once; others at their next sync.
+    ctx.nudge_agent();
+    eprintln!(
+        "mesh: Mesh keys {} before each use",
+        if on {
+            "now ask (SSH_ASKPASS)"
+        } else {
+            "no longer ask"
+        }
+    );
+    emit(j, json!({ "confirm": on }), "");
+    Ok(())
+}
+
+/// `mesh ssh principals NAME…` (administrators).
+fn principals(
+    ctx: &dyn CommandContext,
+    names: &[String],
+    validity: Option<u64>,
+) -> Result<(), CommandError> {
+    use crate::channel as ssh;
+    let j = ctx.json();
+    // A login name the entry refuses keeps its message, with a hint.
+    let bad = std::cell::RefCell::new(None);
+    ctx.publish(&|view| {
+        ssh::principals_entry(view, names, validity).inspect_err(|e| {
+            if let PluginError::BadInput(m) = e {
+                *bad.borrow_mut() = Some(m.clone());
+            }
+        })
+    })
+    .map_err(|e| match bad.take() {
+        Some(m) => CommandError::new(
+            m,
+            Some(
+                "give each login name as its own argument: `mesh ssh principals root deploy`"
+                    .into(),
+            ),
+        ),
+        None => e,
+    })?;
+    let p = with_view(ctx, |_, view| ssh::policy(view).map_err(err))?;
+    eprintln!(
+        "mesh: certificates are now for {} and valid {} s",
+        p.principals.join(","),
+        p.validity
+    );
+    emit(j, to_json(&p)?, "");
     Ok(())
 }
 
