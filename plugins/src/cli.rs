@@ -6,7 +6,23 @@
 use std::io::{Read, Write};
 use std::path::Path;
 
-use crate::{CommandError, PluginError};
+use crate::{AccountView, CommandContext, CommandError, DeviceHost, PluginError};
+
+/// [`CommandContext::with_view`] for a closure that runs once and returns
+/// a value (what most subcommands print).
+pub fn with_view<T>(
+    ctx: &dyn CommandContext,
+    f: impl FnOnce(&dyn DeviceHost, &AccountView) -> Result<T, CommandError>,
+) -> Result<T, CommandError> {
+    let (mut f, mut out) = (Some(f), None);
+    ctx.with_view(&mut |dh, view| {
+        if let Some(f) = f.take() {
+            out = Some(f(dh, view)?);
+        }
+        Ok(())
+    })?;
+    out.ok_or_else(|| CommandError::new("the host did not run the command", None))
+}
 
 /// Print a result: JSON when asked, else the text (nothing when empty).
 pub fn emit(json: bool, value: serde_json::Value, text: &str) {

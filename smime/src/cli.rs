@@ -6,7 +6,9 @@
 use std::path::{Path, PathBuf};
 
 use clap::{FromArgMatches, Subcommand};
-use mesh_plugins::cli::{emit, read_input as read_opt, read_to_string, write_atomic, write_opt};
+use mesh_plugins::cli::{
+    emit, read_input as read_opt, read_to_string, with_view, write_atomic, write_opt,
+};
 use mesh_plugins::{ChannelCommand, CommandContext, CommandError, PluginError};
 use serde_json::json;
 
@@ -162,21 +164,6 @@ fn err(e: PluginError) -> CommandError {
 
 fn hinted(message: impl Into<String>, hint: &str) -> CommandError {
     CommandError::new(message, Some(hint.into()))
-}
-
-/// [`CommandContext::with_view`] for a closure that runs once and returns a value.
-fn with_view<T>(
-    ctx: &dyn CommandContext,
-    f: impl FnOnce(&dyn mesh_plugins::DeviceHost, &mesh_plugins::AccountView) -> Result<T, CommandError>,
-) -> Result<T, CommandError> {
-    let (mut f, mut out) = (Some(f), None);
-    ctx.with_view(&mut |dh, view| {
-        if let Some(f) = f.take() {
-            out = Some(f(dh, view)?);
-        }
-        Ok(())
-    })?;
-    out.ok_or_else(|| CommandError::new("the host did not run the command", None))
 }
 
 /// Run `mesh smime …`.

@@ -1,6 +1,6 @@
 //! Running `mesh ssh …`: what each subcommand prints or writes.
 
-use mesh_plugins::cli::{emit, print_line, write_atomic};
+use mesh_plugins::cli::{emit, print_line, with_view, write_atomic};
 use mesh_plugins::command::Lookup;
 use mesh_plugins::{CommandContext, CommandError, PluginError};
 use serde_json::json;
@@ -346,19 +346,4 @@ fn server<'a>(account: &'a str, portal: &'a str, cache: Option<&'a std::path::Pa
         cache,
         max_stale: 0,
     }
-}
-
-/// [`CommandContext::with_view`] for a closure that runs once and returns a value.
-fn with_view<T>(
-    ctx: &dyn CommandContext,
-    f: impl FnOnce(&dyn mesh_plugins::DeviceHost, &mesh_plugins::AccountView) -> Result<T, CommandError>,
-) -> Result<T, CommandError> {
-    let (mut f, mut out) = (Some(f), None);
-    ctx.with_view(&mut |dh, view| {
-        if let Some(f) = f.take() {
-            out = Some(f(dh, view)?);
-        }
-        Ok(())
-    })?;
-    out.ok_or_else(|| CommandError::new("the host did not run the command", None))
 }
