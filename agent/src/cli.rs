@@ -5,9 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use mesh_core::udf;
-
-mod channels;
-pub(crate) use channels::*;
+// Shared with the channels' subcommands (`mesh ssh principals --validity`).
+pub(crate) use mesh_plugins::cli::parse_duration;
 
 /// Environment variables, in `--help` and the manual page.
 const ENVIRONMENT: &str = "Environment:
@@ -89,18 +88,9 @@ pub(crate) enum Command {
     /// The background agent: ssh-agent socket, control socket, sync.
     #[command(subcommand)]
     Agent(AgentCmd),
-    /// SSH: this device's key and certificate, and what servers use.
-    #[command(subcommand)]
-    Ssh(SshCmd),
     /// ssh-agent(1) on the Mesh agent: the same options, output and COMMAND mode.
     #[command(name = "ssh-agent")]
     SshAgent(SshAgentArgs),
-    /// S/MIME: the account's CA and this device's signing certificate.
-    #[command(subcommand)]
-    Smime(SmimeCmd),
-    /// OpenPGP: the account's certificate, this device's secrets, GnuPG.
-    #[command(subcommand)]
-    Pgp(PgpCmd),
     /// Print a shell completion script.
     // Listed after the channels' own commands (agent/src/channel_cli.rs).
     #[command(display_order = 900)]
@@ -478,44 +468,6 @@ fn role_arg() -> impl clap::builder::TypedValueParser<Value = RoleArg> {
         .try_map(|s| mesh_core::objects::Role::parse(&s).map(RoleArg))
 }
 
-/// Where a server finds the account, and how long a cached answer serves.
-#[derive(Debug, clap::Args)]
-pub(crate) struct LookupArgs {
-    /// The account's profile UDF (pinned: everything is verified up to it).
-    #[arg(long)]
-    pub account: String,
-    /// The portal's URL.
-    #[arg(long)]
-    pub portal: String,
-    /// Keep the last verified answer here, for when the portal is unreachable.
-    #[arg(long)]
-    pub cache: Option<PathBuf>,
-    /// How old a cached answer may be before this fails closed.
-    #[arg(long, default_value = "1h", value_parser = parse_duration)]
-    pub max_stale: u64,
-}
-
-impl LookupArgs {
-    pub(crate) fn lookup(&self) -> mesh_agent::servers::Lookup<'_> {
-        mesh_agent::servers::Lookup {
-            profile_udf: &self.account,
-            portal: &self.portal,
-            cache: self.cache.as_deref(),
-            max_stale: self.max_stale,
-        }
-    }
-}
-
-/// A switch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub(crate) enum Toggle {
-    /// Enabled.
-    On,
-    /// Disabled.
-    Off,
-}
-
-/// "90", "30s", "10m", "2h", "7d" as seconds.
 /// `mesh account heartbeat`'s argument: a duration, or no promise.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Heartbeat(pub Option<u64>);
@@ -525,23 +477,6 @@ fn parse_heartbeat(s: &str) -> std::result::Result<Heartbeat, String> {
         return Ok(Heartbeat(None));
     }
     parse_duration(s).map(|d| Heartbeat(Some(d)))
-}
-
-pub(crate) fn parse_duration(s: &str) -> std::result::Result<u64, String> {
-    let s = s.trim();
-    let (num, mult) = match s.char_indices().last() {
-        Some((i, 's')) => (&s[..i], 1),
-        Some((i, 'm')) => (&s[..i], 60),
-        Some((i, 'h')) => (&s[..i], 3600),
-        Some((i, 'd')) => (&s[..i], 86400),
-        _ => (s, 1),
-    };
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("'{s}' is not a duration (e.g. 90s, 10m, 2h, 7d)"))?;
-    n.checked_mul(mult)
-        .filter(|v| *v > 0)
-        .ok_or_else(|| format!("'{s}' is not a usable duration (a positive number with s, m, h or d: 90s, 30m, 1h, 2d)"))
 }
 
 /// `--since`: an RFC 3339 time, or `@` and a checkpoint serial.

@@ -7,6 +7,7 @@
 
 pub mod agent_log;
 pub mod channel_cli;
+pub mod channel_host;
 pub mod daemon;
 pub mod git_signers;
 pub mod hardening;

@@ -27,7 +27,7 @@ mod cli;
 mod commands;
 
 use cli::{Cli, Command};
-use commands::{account, agent, audit, device, local, pgp, smime, ssh, ssh_agent};
+use commands::{account, agent, audit, device, local, ssh_agent};
 
 fn main() -> ExitCode {
     // Before anything can read a secret (agent/src/hardening.rs).
@@ -128,10 +128,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Sync => local::sync(&home, j),
         Command::Audit(a) => audit::run(&home, a, j),
         Command::Agent(a) => agent::run(&home, a, j),
-        Command::Ssh(s) => ssh::run(&home, s, j),
         Command::SshAgent(a) => ssh_agent::run(&home, a),
-        Command::Pgp(c) => pgp::run(&home, c, j),
-        Command::Smime(c) => smime::run(&home, c, j),
         Command::Completions { shell } => local::completions(shell),
         Command::Man { output } => local::man(output),
     }

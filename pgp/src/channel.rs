@@ -152,6 +152,11 @@ impl Plugin for PgpPlugin {
     fn wipe(&self, device: &dyn DeviceHost) -> Result<Vec<String>> {
         crate::gnupg::wipe(device)
     }
+
+    /// `mesh pgp …` (pgp/src/cli.rs).
+    fn command(&self) -> Option<&dyn mesh_plugins::ChannelCommand> {
+        Some(&crate::cli::PgpCommand)
+    }
 }
 
 /// A device's signing subkey: issued once; wrapped again (same secret,

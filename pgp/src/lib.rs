@@ -17,11 +17,12 @@
 //! entries the channel owns and reads them from a verified view;
 //! [`channel`] is the channel (the `Plugin` impl: what to publish);
 //! [`export`] makes this device's secret export; [`gnupg`] provisions GnuPG
-//! homes, keeps them current and wipes them.
+//! homes, keeps them current and wipes them; [`cli`] is `mesh pgp`.
 #![forbid(unsafe_code)]
 
 pub mod cert;
 pub mod channel;
+pub mod cli;
 pub mod entries;
 pub mod export;
 pub mod gnupg;

@@ -27,6 +27,7 @@
 //! the channel drives.
 #![forbid(unsafe_code)]
 
+pub mod cli;
 pub mod command;
 pub mod error;
 // The template channel (read it first to write one); compiled for docs,

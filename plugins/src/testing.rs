@@ -48,6 +48,10 @@ use mesh_core::portal::{AccessEntry, AccessList, DeviceState};
 
 use crate::{AccountView, AppEntry, DeviceHost, Event, Plugin, PluginError};
 
+// A fake host for channels' subcommands (`mesh CHANNEL …`).
+mod context;
+pub use context::FakeContext;
+
 /// The test account's address.
 pub const ADDRESS: &str = "alice@example.com";
 

@@ -150,6 +150,11 @@ impl Plugin for SmimePlugin {
     fn wipe(&self, device: &dyn DeviceHost) -> Result<Vec<String>> {
         crate::nss::wipe(device)
     }
+
+    /// `mesh smime …` (smime/src/cli.rs).
+    fn command(&self) -> Option<&dyn mesh_plugins::ChannelCommand> {
+        Some(&crate::cli::SmimeCommand)
+    }
 }
 
 /// Certify every active `smime` device's signing key that has no

@@ -13,11 +13,13 @@
 //!   verified view; [`channel`]: the `Plugin` impl (what to publish);
 //! - [`device`]: what a device does with them (export, sign, open);
 //!   [`nss`]: NSS databases (Thunderbird); [`mail`], [`message`],
-//!   [`mime`], [`ber`], [`decrypt`], [`verify`]: S/MIME messages (CMS).
+//!   [`mime`], [`ber`], [`decrypt`], [`verify`]: S/MIME messages (CMS);
+//! - [`cli`]: `mesh smime`, the channel's subcommand.
 #![forbid(unsafe_code)]
 
 pub mod ber;
 pub mod channel;
+pub mod cli;
 pub mod decrypt;
 pub mod device;
 pub mod entries;

@@ -182,6 +182,11 @@ impl Plugin for SshPlugin {
         }
         out
     }
+
+    /// `mesh ssh …` (ssh-agent/src/cli.rs).
+    fn command(&self) -> Option<&dyn mesh_plugins::ChannelCommand> {
+        Some(&crate::cli::SshCommand)
+    }
 }
 
 /// What the KRL revokes: every revoked device's key and certificate

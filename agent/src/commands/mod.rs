@@ -7,10 +7,7 @@ pub(crate) mod audit;
 pub(crate) mod channel;
 pub(crate) mod device;
 pub(crate) mod local;
-pub(crate) mod pgp;
 pub(crate) mod secrets;
-pub(crate) mod smime;
-pub(crate) mod ssh;
 pub(crate) mod ssh_agent;
 
 use std::io::{Read, Write};
@@ -18,7 +15,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use mesh_account::device::DeviceError;
-use mesh_account::store::{self, Store, StoreError};
+use mesh_account::store::{Store, StoreError};
 use mesh_account::{AccountError, StoreHost};
 use mesh_core::objects::Role;
 use mesh_core::Error as CoreError;
@@ -144,22 +141,6 @@ pub(crate) fn emit(json_mode: bool, value: serde_json::Value, text: &str) {
         out!("{value}");
     } else if !text.is_empty() {
         out!("{text}");
-    }
-}
-
-/// A file's bytes, or standard input.
-pub(crate) fn read_opt(file: Option<&std::path::Path>) -> Result<Vec<u8>> {
-    match file {
-        Some(f) => read_input(&f.to_path_buf()),
-        None => read_input(&PathBuf::from("-")),
-    }
-}
-
-/// Bytes to a file (atomically) or to standard output.
-pub(crate) fn write_opt(file: Option<&std::path::Path>, data: &[u8]) -> Result<()> {
-    match file {
-        Some(f) => Ok(store::write_atomic(f, data)?),
-        None => print_bytes(data),
     }
 }
 
