@@ -1,6 +1,6 @@
 use std::collections::BTreeMap;
 
-use mesh_core::audit::{Decision, Kind};
+use mesh_core::audit::Decision;
 
 use super::*;
 
@@ -35,14 +35,9 @@ fn rec(seq: u64) -> Record {
         seq,
         time: 1_800_000_000,
         key: "SHA256:k".into(),
-        kind: Kind::Sshsig,
-        user: None,
-        host_key: None,
-        namespace: Some("git".into()),
-        hops: Vec::new(),
         process: None,
         decision: Decision::Allowed,
-        extra: BTreeMap::new(),
+        detail: BTreeMap::from([("Namespace".to_string(), "git".into())]),
     }
 }
 

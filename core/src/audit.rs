@@ -46,20 +46,6 @@ pub type Link = [u8; 32];
 /// The link before the first record.
 pub const GENESIS: Link = [0; 32];
 
-/// What kind of signature the agent was asked for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Kind {
-    /// A login: the session-bind named the host key.
-    Login,
-    /// An SSHSIG signature (git, `ssh-keygen -Y sign`).
-    Sshsig,
-    /// Anything else (an unbound login of an older client).
-    Other,
-    /// A kind a newer agent wrote.
-    #[serde(other)]
-    Unknown,
-}
-
 /// What the agent decided.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Decision {
@@ -74,8 +60,10 @@ pub enum Decision {
     Unknown,
 }
 
-/// One signature request and its outcome. Fields a newer agent adds are
-/// kept in `extra` and ignored.
+/// One signature request and its outcome. What the request was is the
+/// signing channel's to say (`detail`: for SSH, its kind, user, host key,
+/// namespace and hops, `mesh_ssh::audit`); fields a newer agent adds are
+/// kept there too.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
     /// Position in the device's chain, from 0.
@@ -84,33 +72,18 @@ pub struct Record {
     /// Seconds since the Unix epoch.
     #[serde(rename = "Time")]
     pub time: u64,
-    /// The key's SHA-256 fingerprint (`SHA256:…`).
+    /// The key's fingerprint (as its channel writes it).
     #[serde(rename = "Key")]
     pub key: String,
-    /// What was asked.
-    #[serde(rename = "Kind")]
-    pub kind: Kind,
-    /// Login: the user name in the request.
-    #[serde(rename = "User", default, skip_serializing_if = "Option::is_none")]
-    pub user: Option<String>,
-    /// Login: the destination's host key fingerprint.
-    #[serde(rename = "HostKey", default, skip_serializing_if = "Option::is_none")]
-    pub host_key: Option<String>,
-    /// SSHSIG: the namespace.
-    #[serde(rename = "Namespace", default, skip_serializing_if = "Option::is_none")]
-    pub namespace: Option<String>,
-    /// Forwarded hops, nearest first (host key fingerprints).
-    #[serde(rename = "Hops", default, skip_serializing_if = "Vec::is_empty")]
-    pub hops: Vec<String>,
     /// The calling program, from the socket's peer (`pid exe`).
     #[serde(rename = "Process", default, skip_serializing_if = "Option::is_none")]
     pub process: Option<String>,
     /// The agent's decision.
     #[serde(rename = "Decision")]
     pub decision: Decision,
-    /// Fields of a newer agent.
+    /// The channel's account of the request, and fields of newer agents.
     #[serde(flatten)]
-    pub extra: BTreeMap<String, serde_json::Value>,
+    pub detail: BTreeMap<String, serde_json::Value>,
 }
 
 /// The link after `record` (its exact bytes) following `prev`.

@@ -4,7 +4,8 @@
 //! parsed and hands it to an [`AuditSink`], which must not block: the sink
 //! (the host) numbers, chains and writes it off the sign path.
 
-use mesh_core::audit::{Decision, Kind, Record};
+use mesh_core::audit::{Decision, Record};
+use serde::{Deserialize, Serialize};
 use ssh_key::HashAlg;
 
 use crate::dest::{self, Connection};
@@ -24,6 +25,51 @@ pub trait AuditSink: Send + Sync {
     fn flush(&self) {}
 }
 
+/// What kind of signature the agent was asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Kind {
+    /// A login (a userauth request).
+    Login,
+    /// An SSHSIG signature (git, `ssh-keygen -Y sign`).
+    Sshsig,
+    /// Anything else.
+    Other,
+    /// A kind a newer agent wrote.
+    #[serde(other)]
+    Unknown,
+}
+
+/// What the SSH channel says of a request in its record (the record's
+/// channel members, PROTOCOL.md §16).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Detail {
+    /// What was asked.
+    #[serde(rename = "Kind")]
+    pub kind: Kind,
+    /// A login's user name.
+    #[serde(rename = "User", default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// The destination's host key: from the hostbound request, else the
+    /// connection's last local session-bind.
+    #[serde(rename = "HostKey", default, skip_serializing_if = "Option::is_none")]
+    pub host_key: Option<String>,
+    /// An SSHSIG signature's namespace.
+    #[serde(rename = "Namespace", default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// The forwarded hops, nearest first (`unknown` for a bind that failed).
+    #[serde(rename = "Hops", default, skip_serializing_if = "Vec::is_empty")]
+    pub hops: Vec<String>,
+}
+
+impl Detail {
+    /// The SSH members of a record (`None`: not an SSH record).
+    pub fn of(record: &Record) -> Option<Detail> {
+        let map: serde_json::Map<String, serde_json::Value> =
+            record.detail.clone().into_iter().collect();
+        serde_json::from_value(serde_json::Value::Object(map)).ok()
+    }
+}
+
 /// One signature request for a key the agent holds, and the outcome.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SignEvent {
@@ -31,17 +77,8 @@ pub struct SignEvent {
     pub time: u64,
     /// The key's SHA-256 fingerprint (the plain key of a certificate).
     pub key: String,
-    /// What was asked.
-    pub kind: Kind,
-    /// A login's user name.
-    pub user: Option<String>,
-    /// The destination's host key: from the hostbound request, else the
-    /// connection's last local session-bind.
-    pub host_key: Option<String>,
-    /// An SSHSIG signature's namespace.
-    pub namespace: Option<String>,
-    /// The forwarded hops, nearest first (`unknown` for a bind that failed).
-    pub hops: Vec<String>,
+    /// What the request was.
+    pub detail: Detail,
     /// The requesting program (`pid exe`), when the system says.
     pub program: Option<std::sync::Arc<str>>,
     /// The decision.
@@ -92,15 +129,17 @@ impl SignEvent {
         SignEvent {
             time,
             key,
-            kind,
-            user: login.as_ref().map(|l| text(l.user)),
-            host_key: login
-                .as_ref()
-                .and_then(|l| l.hostkey.as_ref())
-                .or(local)
-                .map(fp),
-            namespace,
-            hops,
+            detail: Detail {
+                kind,
+                user: login.as_ref().map(|l| text(l.user)),
+                host_key: login
+                    .as_ref()
+                    .and_then(|l| l.hostkey.as_ref())
+                    .or(local)
+                    .map(fp),
+                namespace,
+                hops,
+            },
             program: conn.program(),
             decision,
         }
@@ -108,18 +147,17 @@ impl SignEvent {
 
     /// The log's record of it, at `seq`.
     pub fn record(self, seq: u64) -> Record {
+        let detail = match serde_json::to_value(&self.detail) {
+            Ok(serde_json::Value::Object(m)) => m.into_iter().collect(),
+            _ => Default::default(),
+        };
         Record {
             seq,
             time: self.time,
             key: self.key,
-            kind: self.kind,
-            user: self.user,
-            host_key: self.host_key,
-            namespace: self.namespace,
-            hops: self.hops,
             process: self.program.map(|p| p.to_string()),
             decision: self.decision,
-            extra: Default::default(),
+            detail,
         }
     }
 }

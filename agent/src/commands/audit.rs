@@ -9,8 +9,9 @@ use anyhow::{Context, Result};
 use mesh_account::audit_log;
 use mesh_account::audit_sync::{self, DeviceLog};
 use mesh_account::store::Store;
-use mesh_core::audit::{Decision, Kind, Record};
+use mesh_core::audit::{Decision, Record};
 use mesh_core::objects::Role;
+use mesh_ssh::audit::{Detail, Kind};
 use serde_json::json;
 
 use super::{emit, hinted};
@@ -185,15 +186,29 @@ fn line(r: &Record) -> String {
         Decision::Refused => "refused",
         Decision::Unknown => "?",
     };
-    let what = match r.kind {
-        Kind::Login => format!(
+    // The SSH channel's account of the request (the only channel that
+    // logs signatures today).
+    let d = Detail::of(r);
+    let what = match &d {
+        Some(Detail {
+            kind: Kind::Login,
+            user,
+            host_key,
+            ..
+        }) => format!(
             "login {}@{}",
-            r.user.as_deref().unwrap_or("?"),
-            r.host_key.as_deref().unwrap_or("unbound")
+            user.as_deref().unwrap_or("?"),
+            host_key.as_deref().unwrap_or("unbound")
         ),
-        Kind::Sshsig => format!("sshsig {}", r.namespace.as_deref().unwrap_or("?")),
-        Kind::Other => "other".into(),
-        Kind::Unknown => "?".into(),
+        Some(Detail {
+            kind: Kind::Sshsig,
+            namespace,
+            ..
+        }) => format!("sshsig {}", namespace.as_deref().unwrap_or("?")),
+        Some(Detail {
+            kind: Kind::Other, ..
+        }) => "other".into(),
+        _ => "?".into(),
     };
     let mut s = format!(
         "{} {:>6} {decision:9} {what} key {}",
@@ -201,8 +216,8 @@ fn line(r: &Record) -> String {
         r.seq,
         r.key
     );
-    if !r.hops.is_empty() {
-        s.push_str(&format!(" via {}", r.hops.join(",")));
+    if let Some(d) = d.filter(|d| !d.hops.is_empty()) {
+        s.push_str(&format!(" via {}", d.hops.join(",")));
     }
     if let Some(p) = &r.process {
         s.push_str(&format!(" by {p}"));

@@ -5,12 +5,12 @@
 
 use std::sync::{Arc, Mutex};
 
-use mesh_core::audit::{Decision, Kind};
+use mesh_core::audit::Decision;
 use zeroize::Zeroizing;
 
 use super::super::test_support::*;
 use super::super::{Agent, Connection};
-use crate::audit::{AuditSink, SignEvent};
+use crate::audit::{AuditSink, Kind, SignEvent};
 use crate::wire::{self, put_string, KeyReply};
 
 #[derive(Default)]
@@ -151,17 +151,18 @@ fn each_request_on_a_held_key_is_reported_with_its_decision() {
             assert_eq!(sign(&agent, &mut conn, &key, &data).await, signs, "{what}");
             let got = sink.0.lock().expect("sink").pop().expect(what);
             assert_eq!(got.key, host_fp(KEY), "{what}");
+            let d = &got.detail;
             assert_eq!(
                 (
-                    got.kind,
-                    got.user.as_deref(),
-                    got.host_key,
-                    got.namespace.as_deref()
+                    d.kind,
+                    d.user.as_deref(),
+                    d.host_key.clone(),
+                    d.namespace.as_deref()
                 ),
                 (kind, user, host, ns),
                 "{what}"
             );
-            assert_eq!((got.hops, got.decision), (hops, decision), "{what}");
+            assert_eq!((d.hops.clone(), got.decision), (hops, decision), "{what}");
         }
         // A key the agent does not hold: nothing to report.
         assert!(!sign(&agent, &mut Connection::default(), &pub_blob(99), &login).await);
