@@ -83,7 +83,7 @@ pub(crate) enum Command {
     Device(DeviceCmd),
     /// Pull what changed at the portal, verify it, and act on it.
     Sync,
-    /// Every signature this device's agent made or refused (its audit log).
+    /// The log of every signature the agents made or refused (administrators: every device's).
     Audit(AuditArgs),
     /// The background agent: ssh-agent socket, control socket, sync.
     #[command(subcommand)]
