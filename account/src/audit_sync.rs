@@ -206,6 +206,68 @@ fn seal(
     })
 }
 
+/// What this device sent, and whether the portal still holds it.
+#[derive(Debug)]
+pub struct OwnCheck {
+    /// Batches the portal acknowledged.
+    pub sent_batches: u64,
+    /// Records they carry (the log's records before the first unsent one).
+    pub sent_records: u64,
+    /// Records the portal's store covers, from the first, without a gap.
+    pub held_records: u64,
+    /// The first thing wrong with the portal's store, if anything.
+    pub fault: Option<String>,
+}
+
+/// Check that the portal holds every batch this device sent, in order and
+/// without a gap: what it cannot open, it can still count. A portal that
+/// dropped the newest batches (which no administrator can tell from a
+/// device that has not sent them yet) is caught here.
+pub fn check_own(store: &Store) -> Result<OwnCheck, AuditError> {
+    let a = crate::account(store).map_err(account_err)?;
+    let home = store.home();
+    let sent: Sent = read_json(&home.join(SENT))?.unwrap_or_default();
+    let keys = device_keys(store).map_err(account_err)?;
+    let me = device_udf(store).map_err(account_err)?;
+    let client = Client::new(&a.portal).map_err(account_err)?;
+    let entries = download(&client, &a, (&me, &keys.authenticate), &me)?;
+    let mut held = 0u64;
+    let mut fault = None;
+    for (n, (index, data)) in entries.iter().enumerate() {
+        let stored: Option<Stored> = serde_json::from_value(data.clone()).ok();
+        let why = match stored {
+            _ if *index != n as u64 + 1 => Some(format!("batch {} is missing (dropped)", n + 1)),
+            None => Some(format!("batch {index} is not a stored batch (changed)")),
+            Some(s) if s.first != held => Some(format!(
+                "batch {index} starts at record {}, not {held} (changed or reordered)",
+                s.first
+            )),
+            Some(s) => {
+                held += s.count;
+                None
+            }
+        };
+        if why.is_some() {
+            fault = why;
+            break;
+        }
+    }
+    if fault.is_none() && (entries.len() as u64) < sent.index {
+        fault = Some(format!(
+            "the portal holds {} of the {} batches this device sent: records {held}..{} are missing (dropped)",
+            entries.len(),
+            sent.index,
+            sent.next
+        ));
+    }
+    Ok(OwnCheck {
+        sent_batches: sent.index,
+        sent_records: sent.next,
+        held_records: held,
+        fault,
+    })
+}
+
 /// One device's log as the portal holds it.
 #[derive(Debug)]
 pub struct DeviceLog {

@@ -228,8 +228,13 @@ pub(crate) async fn download(State(st): State<AppState>, body: Bytes) -> ApiResu
     let d: p::DownloadRequest = from_value("download request", &req.body)?;
     check_select(&d.select, |s| store::ALL.contains(&s) || is_audit(s))?;
     for sel in &d.select {
-        let admin_only =
-            sel.store == store::INBOUND || sel.store == store::LOCAL || is_audit(&sel.store);
+        // A device reads its own audit store (to check the portal holds
+        // what it sent; it cannot open the batches); others' are the
+        // administrators'.
+        let own = sel.store == mesh_core::audit::store_of(&m.device.device_udf);
+        let admin_only = sel.store == store::INBOUND
+            || sel.store == store::LOCAL
+            || (is_audit(&sel.store) && !own);
         if admin_only && !m.device.roles.contains(&Role::ADMIN) {
             return Err(ApiError::forbidden(format!(
                 "only administrators read the {} spool",

@@ -225,13 +225,44 @@ fn line(r: &Record) -> String {
     s
 }
 
+/// This device's log file, and what the portal holds of what it sent
+/// (when the device is a member: the portal's answer is counted, since
+/// only administrators can open it).
 fn verify_local(home: &Path, json_mode: bool) -> Result<()> {
     let (bytes, head) = audit_log::read(home, 0)?;
     let head = data_encoding::HEXLOWER.encode(&head);
+    let store = Store::open(home, false)?;
+    let member = matches!(
+        mesh_account::account(&store),
+        Ok(a) if a.membership == mesh_account::Membership::Member
+    );
+    let own = if member {
+        Some(audit_sync::check_own(&store).map_err(|e| {
+            let hint = e.hint().unwrap_or_default();
+            hinted(e.to_string(), hint)
+        })?)
+    } else {
+        None
+    };
+    let mut text = format!("{} records chain from the first; head {head}", bytes.len());
+    if let Some(o) = &own {
+        text.push_str(&format!(
+            "\nthe portal holds {} of the {} records sent",
+            o.held_records, o.sent_records
+        ));
+    }
     emit(
         json_mode,
-        json!({"records": bytes.len(), "head": head}),
-        &format!("{} records chain from the first; head {head}", bytes.len()),
+        json!({"records": bytes.len(), "head": head,
+               "sent": own.as_ref().map(|o| o.sent_records),
+               "held": own.as_ref().map(|o| o.held_records)}),
+        &text,
     );
-    Ok(())
+    match own.and_then(|o| o.fault) {
+        None => Ok(()),
+        Some(f) => Err(hinted(
+            format!("the portal does not hold what this device sent: {f}"),
+            "the portal (or its database) dropped or changed this device's audit batches; its own log is intact here",
+        )),
+    }
 }

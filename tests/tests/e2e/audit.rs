@@ -263,3 +263,60 @@ fn mesh_ssh_agent_on_a_mesh_home_logs_too_and_one_agent_writes_the_log() {
         Some(1)
     );
 }
+
+/// What `mesh audit verify --local` says on a device: success, and its
+/// output (the JSON on success, the error on failure).
+fn own_verify(dev: &Device) -> (bool, Value, String) {
+    let o = dev.run(&["--json", "audit", "verify", "--local"]);
+    let v = serde_json::from_slice(&o.stdout).unwrap_or(Value::Null);
+    (
+        o.status.success(),
+        v,
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_device_finds_its_newest_batch_dropped_which_administrators_cannot_tell() {
+    let dir = Scratch::new("audit-own");
+    let portal = PortalProc::start(&dir.path("portal"));
+    let admin = Device::create_account(&dir.0, "alice@example.com", &portal.url);
+    let phone = Device::new(&dir.0, "phone");
+    phone.join(&admin, "alice@example.com", &portal.url, "phone");
+    let key = dir.path("phone.pub");
+    std::fs::write(&key, phone.ok(&["ssh", "public-key"])).expect("pub");
+    let agent = RunningAgent::start(&phone);
+    for n in 1..=2u64 {
+        assert!(sign_with(&key, &dir.path(&format!("f{n}")), &agent));
+        assert!(
+            eventually(20, || own_verify(&phone).1["held"] == n),
+            "batch {n}: {:?}",
+            own_verify(&phone)
+        );
+    }
+    let (ok, v, err) = own_verify(&phone);
+    assert!(ok, "{v} {err}");
+    assert_eq!(
+        (v["sent"].as_u64(), v["records"].as_u64()),
+        (Some(2), Some(2))
+    );
+    drop(agent);
+    // The portal's database loses the phone's newest batch.
+    let store = format!(
+        "Audit:{}",
+        phone.json(&["account", "show"])["device"]
+            .as_str()
+            .expect("udf")
+    );
+    let del = "DELETE FROM entries WHERE store = $1 AND idx = 2";
+    assert_eq!(portal.db.execute(del, &[Val::from(&store)]), 1);
+    // An administrator sees a whole chain of one record: nothing to tell.
+    assert!(portal_verify(&admin).0, "{}", portal_verify(&admin).1);
+    // The phone knows it sent two.
+    let (ok, _, err) = own_verify(&phone);
+    assert!(!ok, "a dropped newest batch went unseen");
+    assert!(
+        err.contains("holds 1 of the 2 batches") && err.contains("dropped"),
+        "{err}"
+    );
+}
