@@ -80,14 +80,33 @@ pub struct AuditLog {
     head: Link,
 }
 
-/// The whole records of a log and where the last one ends.
+/// A place in the log: the byte offset of a line, its seq, and the link
+/// before it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Position {
+    /// Byte offset of the line.
+    pub offset: u64,
+    /// Its record's seq.
+    pub seq: u64,
+    /// The link before it.
+    pub head: Link,
+}
+
+impl Default for Position {
+    fn default() -> Position {
+        Position {
+            offset: 0,
+            seq: 0,
+            head: GENESIS,
+        }
+    }
+}
+
+/// The records kept by a scan and where it stopped (after the last whole
+/// line it read).
 struct Scan {
     records: Vec<Vec<u8>>,
-    head: Link,
-    /// Bytes of whole lines.
-    good: u64,
-    /// Whole records.
-    count: u64,
+    end: Position,
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> AuditLogError + '_ {
@@ -97,28 +116,48 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> AuditLogError + '_ {
     }
 }
 
-fn scan(path: &Path, keep: impl Fn(u64) -> bool) -> Result<Scan, AuditLogError> {
+/// How much a scan keeps: records and their bytes (at least one record).
+#[derive(Clone, Copy, Debug)]
+pub struct Take {
+    /// Records, at most.
+    pub records: usize,
+    /// Bytes of records, at most (a first record larger than this is
+    /// still taken).
+    pub bytes: usize,
+}
+
+impl Take {
+    /// Everything.
+    pub const ALL: Take = Take {
+        records: usize::MAX,
+        bytes: usize::MAX,
+    };
+}
+
+/// Read the log from `at`, keeping records from seq `keep_from` on, until
+/// `take` is full (or the end, or before a torn last line).
+fn scan(path: &Path, at: Position, keep_from: u64, take: Take) -> Result<Scan, AuditLogError> {
     let mut s = Scan {
         records: Vec::new(),
-        head: GENESIS,
-        good: 0,
-        count: 0,
+        end: at,
     };
-    let file = match File::open(path) {
+    let mut file = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(s),
         Err(e) => return Err(io(path)(e)),
     };
+    std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(at.offset)).map_err(io(path))?;
     let mut r = BufReader::new(file);
     let mut line = Vec::new();
-    let mut seq = 0u64;
-    loop {
+    let mut kept = 0usize;
+    while s.records.len() < take.records {
         line.clear();
         let n = r.read_until(b'\n', &mut line).map_err(io(path))?;
         if n == 0 || line.last() != Some(&b'\n') {
             // The end, or a torn last line: the log goes on before it.
-            return Ok(s);
+            break;
         }
+        let seq = s.end.seq;
         let damaged = |detail: String| AuditLogError::Damaged {
             path: path.to_path_buf(),
             seq,
@@ -132,14 +171,21 @@ fn scan(path: &Path, keep: impl Fn(u64) -> bool) -> Result<Scan, AuditLogError> 
         if rec.seq != seq {
             return Err(damaged(format!("it says it is record {}", rec.seq)));
         }
-        s.head = audit::link(&s.head, &bytes);
-        s.good += n as u64;
-        if keep(seq) {
+        let end = Position {
+            offset: s.end.offset + n as u64,
+            seq: seq + 1,
+            head: audit::link(&s.end.head, &bytes),
+        };
+        if seq >= keep_from {
+            if !s.records.is_empty() && kept + bytes.len() > take.bytes {
+                break;
+            }
+            kept += bytes.len();
             s.records.push(bytes);
         }
-        seq += 1;
-        s.count = seq;
+        s.end = end;
     }
+    Ok(s)
 }
 
 impl AuditLog {
@@ -147,7 +193,7 @@ impl AuditLog {
     /// off a torn last line.
     pub fn open(home: &Path) -> Result<AuditLog, AuditLogError> {
         let path = home.join(FILE);
-        let s = scan(&path, |_| false)?;
+        let s = scan(&path, Position::default(), u64::MAX, Take::ALL)?;
         let mut opts = OpenOptions::new();
         opts.create(true).append(true);
         #[cfg(unix)]
@@ -157,14 +203,14 @@ impl AuditLog {
         if file.try_lock().is_err() {
             return Err(AuditLogError::Busy(path));
         }
-        if file.metadata().map_err(io(&path))?.len() != s.good {
-            file.set_len(s.good).map_err(io(&path))?;
+        if file.metadata().map_err(io(&path))?.len() != s.end.offset {
+            file.set_len(s.end.offset).map_err(io(&path))?;
         }
         Ok(AuditLog {
             path,
             file,
-            next: s.count,
-            head: s.head,
+            next: s.end.seq,
+            head: s.end.head,
         })
     }
 
@@ -203,8 +249,21 @@ impl AuditLog {
 /// the chain's link after the last whole record. For readers: a line being
 /// written is not read.
 pub fn read(home: &Path, from: u64) -> Result<(Vec<Vec<u8>>, Link), AuditLogError> {
-    let s = scan(&home.join(FILE), |seq| seq >= from)?;
-    Ok((s.records, s.head))
+    let s = scan(&home.join(FILE), Position::default(), from, Take::ALL)?;
+    Ok((s.records, s.end.head))
+}
+
+/// The records `take` allows from `at` (a position an earlier read
+/// returned), skipping those before seq `keep_from`, and the position after
+/// them: a sender reads on from where it stopped, not the whole log.
+pub fn read_at(
+    home: &Path,
+    at: Position,
+    keep_from: u64,
+    take: Take,
+) -> Result<(Vec<Vec<u8>>, Position), AuditLogError> {
+    let s = scan(&home.join(FILE), at, keep_from, take)?;
+    Ok((s.records, s.end))
 }
 
 #[cfg(test)]

@@ -151,3 +151,47 @@ fn a_second_writer_is_refused_while_the_first_holds_the_log() {
     drop(first);
     assert_eq!(write(&h, 1).next_seq(), 2);
 }
+
+#[test]
+fn reading_on_from_a_position_gives_what_a_whole_read_gives_within_its_take() {
+    let h = home();
+    drop(write(&h, 7));
+    let (whole, head) = read(&h, 0).expect("read");
+    let one = whole[0].len();
+    // Slices of at most two records, or of at most two records' bytes.
+    for take in [
+        Take {
+            records: 2,
+            bytes: usize::MAX,
+        },
+        Take {
+            records: usize::MAX,
+            bytes: 2 * one + 1,
+        },
+    ] {
+        let mut at = Position::default();
+        let mut got = Vec::new();
+        loop {
+            let (records, end) = read_at(&h, at, 0, take).expect("read_at");
+            if records.is_empty() {
+                assert_eq!(end, at, "nothing read, nowhere moved");
+                break;
+            }
+            assert!(records.len() <= 2, "{take:?}");
+            got.extend(records);
+            at = end;
+        }
+        assert_eq!((got.clone(), at.head, at.seq), (whole.clone(), head, 7));
+    }
+    // A position kept across appends reads on from there.
+    let at = read_at(&h, Position::default(), 0, Take::ALL)
+        .expect("read")
+        .1;
+    drop(write(&h, 2));
+    let (more, end) = read_at(&h, at, 0, Take::ALL).expect("read");
+    assert_eq!((more.len(), end.seq), (2, 9));
+    assert_eq!(end.head, read(&h, 0).expect("read").1);
+    // From the start, skipping what was sent (a sender that kept no offset).
+    let (tail, _) = read_at(&h, Position::default(), 7, Take::ALL).expect("read");
+    assert_eq!(tail, more);
+}
