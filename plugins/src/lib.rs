@@ -43,6 +43,7 @@ pub mod view;
 pub use command::{ChannelCommand, CommandContext, CommandError};
 pub use error::PluginError;
 pub use host::DeviceHost;
+pub use mesh_core::held::Held;
 pub use view::{AccountView, DeviceEntry};
 
 use mesh_core::objects::{AccountKeys, Role, Slot};
@@ -112,6 +113,19 @@ impl AppEntry {
     }
 }
 
+/// Entries a channel asks the portal to hold for one device
+/// ([`Plugin::held`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeldBatch {
+    /// The device UDF whose store they go to.
+    pub device: String,
+    /// The entries, each with the time from which the portal releases it.
+    pub entries: Vec<mesh_core::held::Held>,
+    /// Application entries that record the batch as sent, published in
+    /// the event's transaction once the portal holds it.
+    pub record: Vec<AppEntry>,
+}
+
 /// What channels claim in the account profile when the account is created
 /// (the profile is signed once, by the root key).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -174,6 +188,23 @@ pub trait Plugin: std::fmt::Debug + Send + Sync {
         view: &AccountView,
         admin: &AccountKeys,
     ) -> Result<Vec<AppEntry>, PluginError>;
+
+    /// Administrator side, after [`Plugin::entries`]: entries for the
+    /// portal to hold and hand one device only from a time on (PROTOCOL.md
+    /// §17), e.g. certificates for coming windows that must not reach the
+    /// device before their window. The host sends them (an administrator's
+    /// `Hold`) before the event's transaction, and puts each batch's
+    /// `record` entries (what says they were sent) in that transaction: a
+    /// failure sends them again rather than skips them. The data must
+    /// authenticate itself: the portal is trusted only for the timing.
+    fn held(
+        &self,
+        _event: &Event,
+        _view: &AccountView,
+        _admin: &AccountKeys,
+    ) -> Result<Vec<HeldBatch>, PluginError> {
+        Ok(Vec::new())
+    }
 
     /// Check the entries this channel owns (beyond the administrator
     /// signature the view already checked).

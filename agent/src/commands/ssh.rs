@@ -134,7 +134,50 @@ pub(crate) fn run(home: &std::path::Path, cmd: SshCmd, j: bool) -> Result<()> {
             reset,
             j,
         )?,
+        SshCmd::Policy(SshPolicyCmd::CertLifetime { lifetime, ahead }) => {
+            cert_lifetime(home, lifetime.map(|l| l.0), ahead, j)?
+        }
     }
+    Ok(())
+}
+
+/// `mesh ssh policy cert-lifetime`: show it, or publish a change
+/// (`lifetime` `Some(None)`: off).
+fn cert_lifetime(
+    home: &std::path::Path,
+    lifetime: Option<Option<u64>>,
+    ahead: Option<u64>,
+    j: bool,
+) -> Result<()> {
+    use mesh_ssh::channel as ssh;
+    if let Some(l) = lifetime {
+        let mut store = Store::open(home, false)?;
+        mesh_account::admin::publish(&mut store, &mesh_agent::host(), |view| {
+            ssh::cert_lifetime_entry(view, l, ahead)
+        })
+        .map_err(|e| match e {
+            mesh_account::AccountError::Plugin(mesh_plugins::PluginError::BadInput(m)) => hinted(
+                m,
+                "give a window of 10m or more: `mesh ssh policy cert-lifetime 24h`",
+            ),
+            e => e.into(),
+        })?;
+        drop(store);
+        let _ = mesh_agent::daemon::query(home, "sync");
+    }
+    let p = with_view(home, |_, view| Ok(ssh::policy(view)?))?;
+    let text = match p.cert_lifetime {
+        Some(l) => format!(
+            "certificates for windows of {l} s, issued {} s ahead and released by the portal at each window",
+            p.cert_ahead.unwrap_or(mesh_ssh::windows::DEFAULT_AHEAD)
+        ),
+        None => format!("certificates valid {} s (no short-lived windows)", p.validity),
+    };
+    emit(
+        j,
+        json!({ "cert_lifetime": p.cert_lifetime, "cert_ahead": p.cert_ahead, "validity": p.validity }),
+        &text,
+    );
     Ok(())
 }
 
