@@ -189,25 +189,55 @@ fn later(home: &Path, args: &[&str]) -> Output {
         .expect("faketime mesh")
 }
 
+/// libfaketime's multithreaded library (the portal runs threads).
+fn faketime_library() -> String {
+    std::fs::read_dir("/usr/lib")
+        .expect("/usr/lib")
+        .filter_map(|e| e.ok())
+        .map(|e| e.path().join("faketime/libfaketimeMT.so.1"))
+        .find(|p| p.is_file())
+        .expect("libfaketimeMT.so.1 (package faketime)")
+        .display()
+        .to_string()
+}
+
 const CERT: &str = "ssh-ed25519-cert-v01@openssh.com ";
 
-/// Every certificate anywhere under `dir` (what a copy of a home holds).
+/// Every certificate anywhere under `dir` (what a copy of a home holds),
+/// also inside base64 (signed envelopes carry their payload so).
 fn certs_in(dir: &Path, out: &mut Vec<Certificate>) {
     for e in std::fs::read_dir(dir).expect("dir").flatten() {
         let path = e.path();
         if path.is_dir() {
             certs_in(&path, out);
-            continue;
+        } else {
+            certs_of(&std::fs::read(&path).unwrap_or_default(), 0, out);
         }
-        let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap_or_default()).to_string();
-        for (at, _) in text.match_indices(CERT) {
-            let b64: String = text[at + CERT.len()..]
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || "+/=".contains(*c))
-                .collect();
-            if let Ok(c) = Certificate::from_openssh(&format!("{CERT}{b64}")) {
-                out.push(c);
-            }
+    }
+}
+
+fn certs_of(bytes: &[u8], depth: usize, out: &mut Vec<Certificate>) {
+    let text = String::from_utf8_lossy(bytes).to_string();
+    for (at, _) in text.match_indices(CERT) {
+        let b64: String = text[at + CERT.len()..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || "+/=".contains(*c))
+            .collect();
+        if let Ok(c) = Certificate::from_openssh(&format!("{CERT}{b64}")) {
+            out.push(c);
+        }
+    }
+    if depth > 3 {
+        return;
+    }
+    let b64 = |c: char| c.is_ascii_alphanumeric() || "+/=_-".contains(c);
+    for token in text.split(|c: char| !b64(c)).filter(|t| t.len() >= 64) {
+        let t = token.trim_end_matches('=');
+        let decoded = data_encoding::BASE64URL_NOPAD
+            .decode(t.as_bytes())
+            .or_else(|_| data_encoding::BASE64_NOPAD.decode(t.as_bytes()));
+        if let Ok(d) = decoded {
+            certs_of(&d, depth + 1, out);
         }
     }
 }
@@ -327,7 +357,11 @@ fn short_lived_certificates_are_released_one_window_at_a_time() {
 
     // A window later (the portal's clock and b's): the next is released.
     portal.kill();
-    let portal = PortalProc::start_under_on(&["faketime", "-f", "+10m"], &data, &listen, &[]);
+    // Under libfaketime itself (the `faketime` wrapper forks: a kill would
+    // leave the portal running).
+    let preload = format!("LD_PRELOAD={}", faketime_library());
+    let portal =
+        PortalProc::start_under_on(&["env", &preload, "FAKETIME=+10m"], &data, &listen, &[]);
     let o = later(&b.home, &["sync"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let o = later(&b.home, &["ssh", "cert"]);
@@ -340,5 +374,28 @@ fn short_lived_certificates_are_released_one_window_at_a_time() {
         next.valid_before()
     );
     assert!(next.valid_before() > served.valid_before());
+    portal.kill();
+
+    // Back on time: b is revoked. Its coming windows' certificates, which
+    // no KRL names by serial, are refused by the KRL's entry for its key
+    // (ssh-keygen -Q and sshd share the check), and b reads nothing more.
+    let portal = PortalProc::start_on(&data, &listen, &[]);
+    a.ok(&["device", "revoke", "phone"]);
+    let krl = dir.path("revoked.krl");
+    a.ok(&["ssh", "krl", "--output", krl.to_str().expect("p")]);
+    let last = stored.last().expect("a held window");
+    let future = dir.path("future-cert.pub");
+    std::fs::write(&future, last.data["Certificate"].as_str().expect("line")).expect("w");
+    let q = Command::new("ssh-keygen")
+        .arg("-Q")
+        .arg("-f")
+        .arg(&krl)
+        .arg(&future)
+        .output()
+        .expect("ssh-keygen -Q");
+    let said = String::from_utf8_lossy(&q.stdout);
+    assert!(said.contains("REVOKED"), "{said}");
+    let e = released(&url, &mb, 0).expect_err("a revoked device's Released");
+    assert!(e.starts_with(p::code::DEVICE_REVOKED), "{e}");
     portal.kill();
 }
