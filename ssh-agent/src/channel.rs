@@ -63,8 +63,12 @@ impl Plugin for SshPlugin {
         } else {
             format!("; {}", p.forwarding.describe())
         };
+        let windows = p
+            .cert_lifetime
+            .map(|l| format!("; certificates for windows of {l} s"))
+            .unwrap_or_default();
         Some(format!(
-            "ssh principals {}{confirm}{forwarding}",
+            "ssh principals {}{confirm}{forwarding}{windows}",
             p.principals.join(",")
         ))
     }
@@ -395,11 +399,17 @@ pub fn identities(device: &dyn DeviceHost, view: &AccountView) -> Result<Vec<Mes
     let public = mesh_public(&key);
     let entry = device_cert(view, device.device_udf(), &public)?.map(|(c, _)| c);
     let cert = windows::current(device, view, &public, entry)?;
+    let pol = policy(view)?;
+    // With short-lived certificates `ssh-add -l` shows when this one ends.
+    let until = match (&cert, pol.cert_lifetime) {
+        (Some(c), Some(_)) => format!(", certificate until {}", windows::utc(c.valid_before())),
+        _ => String::new(),
+    };
     Ok(vec![MeshIdentity {
         key,
         cert,
-        comment: format!("{}@{} (mesh)", device.device_name(), view.address),
-        confirm: policy(view)?.confirm,
+        comment: format!("{}@{} (mesh{until})", device.device_name(), view.address),
+        confirm: pol.confirm,
     }])
 }
 

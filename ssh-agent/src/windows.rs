@@ -283,3 +283,49 @@ pub(crate) fn current(
         .max_by_key(|c| c.valid_before());
     Ok(best.or(entry))
 }
+
+/// `secs` as `YYYY-MM-DDTHH:MM:SSZ` (the civil calendar, UTC).
+pub fn utc(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Days to civil date (H. Hinnant's algorithm), from 1970-01-01.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_are_aligned_and_overlap() {
+        assert_eq!(window_of(1_000, 600), (600, 1_200));
+        assert_eq!(window_of(1_200, 600), (1_200, 1_800));
+        assert_eq!(overlap(600), 150);
+        assert_eq!(overlap(86_400), 3_600);
+        assert_eq!(window_serial("D", 600), window_serial("D", 600));
+        assert_ne!(window_serial("D", 600), window_serial("D", 1_200));
+        assert_ne!(window_serial("D", 600), window_serial("E", 600));
+        assert!(window_serial("D", 600) < 1 << 63);
+    }
+
+    #[test]
+    fn utc_is_the_civil_date() {
+        assert_eq!(utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(utc(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(utc(1_796_679_000), "2026-12-07T21:30:00Z");
+    }
+}

@@ -176,17 +176,18 @@ fn hold_and_released_refuse_what_is_not_theirs(backend: Backend) {
 }
 mesh_tests::on_both_backends!(hold_and_released_refuse_what_is_not_theirs);
 
-/// `mesh ARGS` on `home`, its clock a window on.
+/// `mesh ARGS` on `home`, its clock a window on (libfaketime preloaded:
+/// the `faketime` wrapper's semaphores collide between parallel tests).
 fn later(home: &Path, args: &[&str]) -> Output {
-    Command::new("faketime")
-        .args(["-f", "+10m"])
-        .arg(workspace_bin("mesh"))
+    Command::new(workspace_bin("mesh"))
         .arg("--home")
         .arg(home)
         .args(args)
+        .env("LD_PRELOAD", faketime_library())
+        .env("FAKETIME", "+10m")
         .env("MESH_KEYSTORE", "file")
         .output()
-        .expect("faketime mesh")
+        .expect("mesh under libfaketime")
 }
 
 /// libfaketime's multithreaded library (the portal runs threads).
@@ -255,6 +256,137 @@ fn window_end(t: u64) -> u64 {
     t - t % L + L
 }
 
+/// The agent serves the certificate of the window now, no longer; sshd
+/// with only `TrustedUserCAKeys` takes it.
+fn served_now(dir: &Scratch, a: &Device, b: &Device, t0: u64) -> Certificate {
+    let ag = RunningAgent::start(b);
+    let listed = String::from_utf8_lossy(&ssh_add(&ag.sock, &["-L"]).stdout).to_string();
+    let served = cert_of(&listed);
+    let line = served.to_openssh().expect("line");
+    let mut keygen = Command::new("ssh-keygen")
+        .args(["-L", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("ssh-keygen -L");
+    use std::io::Write;
+    let mut stdin = keygen.stdin.take().expect("stdin");
+    stdin.write_all(line.as_bytes()).expect("write");
+    drop(stdin);
+    let shown =
+        String::from_utf8_lossy(&keygen.wait_with_output().expect("out").stdout).to_string();
+    assert!(shown.contains("Valid: from"), "{shown}");
+    assert!(served.valid_before() > t0, "{shown}");
+    assert!(
+        served.valid_before() <= t0 + L + OVERLAP + 5,
+        "a certificate beyond its window: {shown}"
+    );
+    let l = String::from_utf8_lossy(&ssh_add(&ag.sock, &["-l"]).stdout).to_string();
+    let until = mesh_ssh::windows::utc(served.valid_before());
+    assert!(l.contains(&format!("certificate until {until}")), "{l}");
+    let ca = dir.path("ca.pub");
+    std::fs::write(&ca, a.ok(&["ssh", "ca"])).expect("ca");
+    let sshd = Sshd::start(
+        &dir.path("sshd"),
+        &[
+            "AuthorizedKeysFile none".into(),
+            format!("TrustedUserCAKeys {}", ca.display()),
+        ],
+    );
+    let cert_b = dir.path("b-cert.pub");
+    std::fs::write(&cert_b, &line).expect("cert");
+    assert!(
+        sshd.logs_in(&ag.sock, &cert_b),
+        "b logs in with its window's certificate"
+    );
+    served
+}
+
+/// A copy of b's home holds no certificate of b's beyond this window.
+fn home_holds_no_later_window(b: &Device, served: &Certificate, t0: u64) {
+    let mut found = Vec::new();
+    certs_in(&b.home, &mut found);
+    let mine: Vec<&Certificate> = found
+        .iter()
+        .filter(|c| c.public_key() == served.public_key())
+        .collect();
+    assert!(!mine.is_empty(), "b's certificate is somewhere in its home");
+    for c in &mine {
+        assert!(
+            c.valid_before() <= t0 + L + OVERLAP + 5,
+            "b holds {}",
+            c.valid_before()
+        );
+    }
+}
+
+/// The portal holds b's coming windows and released none early; returns
+/// what it holds.
+fn portal_withholds(portal: &PortalProc, mb: &Member, t0: u64) -> Vec<Held> {
+    let r = released(&portal.url, mb, 0).expect("released");
+    assert!(r.entries.iter().all(|e| e.not_before <= t0 + 5), "{r:?}");
+    let store = held::store_of(&mb.device);
+    let rows = portal.db.query(
+        "SELECT data FROM entries WHERE store = $1",
+        &[Val::from(&store)],
+    );
+    let stored: Vec<Held> = rows
+        .iter()
+        .map(|r| serde_json::from_str(&r[0].text()).expect("held"))
+        .collect();
+    assert!(
+        stored.iter().filter(|h| h.not_before > t0 + 5).count() >= 2,
+        "{stored:?}"
+    );
+    assert!(r.entries.len() < stored.len());
+    stored
+}
+
+/// A window later (the portal's clock and b's): the next is released
+/// and is the one b serves.
+fn next_window_released(data: &Path, listen: &str, b: &Device, served: &Certificate) {
+    // Under libfaketime itself (the `faketime` wrapper forks: a kill would
+    // leave the portal running).
+    let preload = format!("LD_PRELOAD={}", faketime_library());
+    let portal = PortalProc::start_under_on(&["env", &preload, "FAKETIME=+10m"], data, listen, &[]);
+    let o = later(&b.home, &["sync"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = later(&b.home, &["ssh", "cert"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let next = cert_of(&String::from_utf8_lossy(&o.stdout));
+    let end = window_end(mesh_account::client::now() + L);
+    assert!(
+        next.valid_before() == end || next.valid_before() == end + L,
+        "served to {} at {end}",
+        next.valid_before()
+    );
+    assert!(next.valid_before() > served.valid_before());
+    portal.kill();
+}
+
+/// b is revoked: its coming windows' certificates, which no KRL names by
+/// serial, are refused by the KRL's entry for its key (ssh-keygen -Q and
+/// sshd share the check), and b reads nothing more.
+fn revoked(dir: &Scratch, portal: &PortalProc, a: &Device, mb: &Member, stored: &[Held]) {
+    a.ok(&["device", "revoke", "phone"]);
+    let krl = dir.path("revoked.krl");
+    a.ok(&["ssh", "krl", "--output", krl.to_str().expect("p")]);
+    let last = stored.last().expect("a held window");
+    let future = dir.path("future-cert.pub");
+    std::fs::write(&future, last.data["Certificate"].as_str().expect("line")).expect("w");
+    let q = Command::new("ssh-keygen")
+        .arg("-Q")
+        .arg("-f")
+        .arg(&krl)
+        .arg(&future)
+        .output()
+        .expect("ssh-keygen -Q");
+    let said = String::from_utf8_lossy(&q.stdout);
+    assert!(said.contains("REVOKED"), "{said}");
+    let e = released(&portal.url, mb, 0).expect_err("a revoked device's Released");
+    assert!(e.starts_with(p::code::DEVICE_REVOKED), "{e}");
+}
+
 #[test]
 fn short_lived_certificates_are_released_one_window_at_a_time() {
     if !can_run_sshd() || !require_tool("faketime") {
@@ -279,123 +411,13 @@ fn short_lived_certificates_are_released_one_window_at_a_time() {
     b.ok(&["sync"]);
     let t0 = mesh_account::client::now();
     let mb = member(&b);
-
-    // The agent serves the certificate of the window now, no longer.
-    let ag = RunningAgent::start(&b);
-    let listed = String::from_utf8_lossy(&ssh_add(&ag.sock, &["-L"]).stdout).to_string();
-    let served = cert_of(&listed);
-    let mut keygen = Command::new("ssh-keygen")
-        .args(["-L", "-f", "-"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("ssh-keygen -L");
-    use std::io::Write;
-    keygen
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(served.to_openssh().expect("line").as_bytes())
-        .expect("write");
-    let shown =
-        String::from_utf8_lossy(&keygen.wait_with_output().expect("out").stdout).to_string();
-    assert!(shown.contains("Valid: from"), "{shown}");
-    assert!(served.valid_before() > t0, "{shown}");
-    assert!(
-        served.valid_before() <= t0 + L + OVERLAP + 5,
-        "a certificate beyond its window: {shown}"
-    );
-    let ca = dir.path("ca.pub");
-    std::fs::write(&ca, a.ok(&["ssh", "ca"])).expect("ca");
-    let sshd = Sshd::start(
-        &dir.path("sshd"),
-        &[
-            "AuthorizedKeysFile none".into(),
-            format!("TrustedUserCAKeys {}", ca.display()),
-        ],
-    );
-    let cert_b = dir.path("b-cert.pub");
-    std::fs::write(&cert_b, served.to_openssh().expect("line")).expect("cert");
-    assert!(
-        sshd.logs_in(&ag.sock, &cert_b),
-        "b logs in with its window's certificate"
-    );
-    drop(ag);
-
-    // A copy of b's home holds no certificate of b's beyond this window.
-    let mut found = Vec::new();
-    certs_in(&b.home, &mut found);
-    let mine: Vec<&Certificate> = found
-        .iter()
-        .filter(|c| c.public_key() == served.public_key())
-        .collect();
-    assert!(!mine.is_empty(), "b's certificate is somewhere in its home");
-    for c in &mine {
-        assert!(
-            c.valid_before() <= t0 + L + OVERLAP + 5,
-            "b holds {}",
-            c.valid_before()
-        );
-    }
-    // The portal holds b's coming windows and released none early.
-    let r = released(&url, &mb, 0).expect("released");
-    assert!(r.entries.iter().all(|e| e.not_before <= t0 + 5), "{r:?}");
-    let store = held::store_of(&mb.device);
-    let rows = portal.db.query(
-        "SELECT data FROM entries WHERE store = $1",
-        &[Val::from(&store)],
-    );
-    let stored: Vec<Held> = rows
-        .iter()
-        .map(|r| serde_json::from_str(&r[0].text()).expect("held"))
-        .collect();
-    assert!(
-        stored.iter().filter(|h| h.not_before > t0 + 5).count() >= 2,
-        "{stored:?}"
-    );
-    assert!(r.entries.len() < stored.len());
-
-    // A window later (the portal's clock and b's): the next is released.
+    let served = served_now(&dir, &a, &b, t0);
+    home_holds_no_later_window(&b, &served, t0);
+    let stored = portal_withholds(&portal, &mb, t0);
     portal.kill();
-    // Under libfaketime itself (the `faketime` wrapper forks: a kill would
-    // leave the portal running).
-    let preload = format!("LD_PRELOAD={}", faketime_library());
-    let portal =
-        PortalProc::start_under_on(&["env", &preload, "FAKETIME=+10m"], &data, &listen, &[]);
-    let o = later(&b.home, &["sync"]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let o = later(&b.home, &["ssh", "cert"]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let next = cert_of(&String::from_utf8_lossy(&o.stdout));
-    let end = window_end(mesh_account::client::now() + L);
-    assert!(
-        next.valid_before() == end || next.valid_before() == end + L,
-        "served to {} at {end}",
-        next.valid_before()
-    );
-    assert!(next.valid_before() > served.valid_before());
-    portal.kill();
-
-    // Back on time: b is revoked. Its coming windows' certificates, which
-    // no KRL names by serial, are refused by the KRL's entry for its key
-    // (ssh-keygen -Q and sshd share the check), and b reads nothing more.
+    next_window_released(&data, &listen, &b, &served);
+    // Back on time.
     let portal = PortalProc::start_on(&data, &listen, &[]);
-    a.ok(&["device", "revoke", "phone"]);
-    let krl = dir.path("revoked.krl");
-    a.ok(&["ssh", "krl", "--output", krl.to_str().expect("p")]);
-    let last = stored.last().expect("a held window");
-    let future = dir.path("future-cert.pub");
-    std::fs::write(&future, last.data["Certificate"].as_str().expect("line")).expect("w");
-    let q = Command::new("ssh-keygen")
-        .arg("-Q")
-        .arg("-f")
-        .arg(&krl)
-        .arg(&future)
-        .output()
-        .expect("ssh-keygen -Q");
-    let said = String::from_utf8_lossy(&q.stdout);
-    assert!(said.contains("REVOKED"), "{said}");
-    let e = released(&url, &mb, 0).expect_err("a revoked device's Released");
-    assert!(e.starts_with(p::code::DEVICE_REVOKED), "{e}");
+    revoked(&dir, &portal, &a, &mb, &stored);
     portal.kill();
 }
