@@ -224,6 +224,13 @@ pub trait Plugin: std::fmt::Debug + Send + Sync {
         Ok(Vec::new())
     }
 
+    /// Device side: a time from which this channel needs [`Plugin::apply`]
+    /// again even when the account does not move (a held entry due from
+    /// the portal); the host's periodic sync then runs every channel.
+    fn due(&self, _device: &dyn DeviceHost) -> Option<u64> {
+        None
+    }
+
     /// The device was revoked (the host checked the signed proof): remove
     /// every secret this channel put anywhere. Returns what it removed.
     fn wipe(&self, _device: &dyn DeviceHost) -> Result<Actions, PluginError> {

@@ -150,6 +150,11 @@ impl Plugin for SshPlugin {
         windows::held(view, admin)
     }
 
+    /// The next window's certificate is due from the portal.
+    fn due(&self, device: &dyn DeviceHost) -> Option<u64> {
+        windows::due(device)
+    }
+
     /// Nothing to install (the agent serves the certificate from the
     /// view), but a sync says when this device's certificate changed: new
     /// login names, a new CA, a renewal; and keeps the short-lived

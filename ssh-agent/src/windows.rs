@@ -219,7 +219,10 @@ fn kept(device: &dyn DeviceHost) -> (u64, Vec<String>) {
 
 /// Device side: read what the portal released since the last read,
 /// keep the certificates that verify and have not expired, drop the
-/// expired ones. Returns what it did.
+/// expired ones, and note when the next window's is due (the host runs
+/// the channel again then, even when the account does not move). A
+/// released certificate that does not verify (issued for a key or login
+/// names since replaced) is skipped and said. Returns what it did.
 pub(crate) fn fetch(
     device: &dyn DeviceHost,
     view: &AccountView,
@@ -227,7 +230,11 @@ pub(crate) fn fetch(
 ) -> Result<Vec<String>> {
     let pol = crate::entries::policy(view)?;
     let (mut cursor, mut certs) = kept(device);
-    if pol.cert_lifetime.is_none() && certs.is_empty() {
+    let lifetime = pol.cert_lifetime.filter(|l| *l >= MIN_LIFETIME);
+    if lifetime.is_none()
+        && certs.is_empty()
+        && device.local("ssh").is_none_or(|r| r.get("Due").is_none())
+    {
         return Ok(Vec::new());
     }
     let t = now();
@@ -236,13 +243,16 @@ pub(crate) fn fetch(
         let page = device.released(cursor)?;
         for r in &page.entries {
             cursor = cursor.max(r.index);
-            let c = verify(view, &pol, key, &r.data)?;
-            if c.valid_before() > t {
-                actions.push(format!(
-                    "SSH certificate for the window to {} released",
-                    c.valid_before()
-                ));
-                certs.push(c.to_openssh().map_err(internal)?);
+            match verify(view, &pol, key, &r.data) {
+                Ok(c) if c.valid_before() > t => {
+                    actions.push(format!(
+                        "SSH certificate for the window until {} released",
+                        utc(c.valid_before())
+                    ));
+                    certs.push(c.to_openssh().map_err(internal)?);
+                }
+                Ok(_) => {}
+                Err(e) => actions.push(format!("skipped released entry {}: {e}", r.index)),
             }
         }
         if !page.partial || page.entries.is_empty() {
@@ -250,13 +260,35 @@ pub(crate) fn fetch(
         }
     }
     certs.retain(|l| Certificate::from_openssh(l).is_ok_and(|c| c.valid_before() > t));
+    // The next window's certificate is released an overlap before the
+    // latest one this device holds ends.
+    let entry = crate::entries::device_cert(view, device.device_udf(), key)
+        .ok()
+        .flatten()
+        .map(|(c, _)| c.valid_before());
+    let latest = certs
+        .iter()
+        .filter_map(|l| Certificate::from_openssh(l).ok().map(|c| c.valid_before()))
+        .chain(entry)
+        .max();
+    let due = lifetime.map(|l| latest.unwrap_or(t).saturating_sub(overlap(l)));
     let mut rec = device.local("ssh").unwrap_or_else(|| serde_json::json!({}));
     if let Some(o) = rec.as_object_mut() {
         o.insert("Released".into(), cursor.into());
         o.insert("Held".into(), serde_json::json!(certs));
+        match due {
+            Some(d) => o.insert("Due".into(), d.into()),
+            None => o.remove("Due"),
+        };
     }
     device.set_local("ssh", Some(&rec))?;
     Ok(actions)
+}
+
+/// When this device's channel needs a pass for the next window's
+/// certificate (see [`fetch`]).
+pub(crate) fn due(device: &dyn DeviceHost) -> Option<u64> {
+    device.local("ssh")?.get("Due")?.as_u64()
 }
 
 /// The certificate to serve now: of `entry` (the `ssh-cert:` entry) and
@@ -329,3 +361,7 @@ mod tests {
         assert_eq!(utc(1_796_679_000), "2026-12-07T21:30:00Z");
     }
 }
+
+#[cfg(test)]
+#[path = "windows_tests.rs"]
+mod channel_tests;
