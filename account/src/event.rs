@@ -4,6 +4,7 @@
 
 use mesh_core::authority::AdminEpoch;
 use mesh_core::envelope::Signed;
+use mesh_core::held::{self, Hold};
 use mesh_core::objects::{
     ct as oct, AccountKeys, CatalogedApplication, CatalogedDevice, Role, RootKeys,
 };
@@ -82,6 +83,7 @@ pub(crate) fn event_updates(
     admin: &AccountKeys,
     root: Option<&RootKeys>,
     mut d: Draft,
+    holds: Option<&mut Vec<Hold>>,
 ) -> Result<Vec<StoreUpdate>> {
     let next_keys = d.next_keys.take();
     let heartbeat = d.heartbeat;
@@ -127,6 +129,9 @@ pub(crate) fn event_updates(
                 apps.push(e);
             }
         }
+        if let Some(holds) = holds {
+            held_batches(host, event, (view, &mut next), signer, &mut apps, holds)?;
+        }
     }
     let mut updates = Vec::new();
     if let Some(env) = d.access {
@@ -163,6 +168,61 @@ pub(crate) fn event_updates(
     Ok(updates)
 }
 
+/// The channels' held entries for the state after `event` (only in an
+/// administrator's own event, which sends them before its transaction):
+/// the Hold requests go to `holds`, what records them to `apps`. Only for
+/// devices the portal's access list has before the event (a device this
+/// event adds gets its entries at the next pass).
+fn held_batches(
+    host: &Host,
+    event: &Event,
+    (before, next): (&AccountView, &mut AccountView),
+    signer: &AccountKeys,
+    apps: &mut Vec<AppEntry>,
+    holds: &mut Vec<Hold>,
+) -> Result<()> {
+    for pl in host.plugins() {
+        let batches = pl.held(event, next, signer)?;
+        for b in batches
+            .into_iter()
+            .filter(|b| before.entry(&b.device).is_some())
+        {
+            for e in b.record {
+                next.put_app(e.uid.clone(), e.data.clone());
+                apps.push(e);
+            }
+            // A Hold carries at most MAX_ENTRIES.
+            for chunk in b.entries.chunks(held::MAX_ENTRIES) {
+                holds.push(Hold {
+                    device: b.device.clone(),
+                    entries: chunk.to_vec(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Send the held entries of an event (before its transaction, which
+/// records them as sent: a failure sends them again, never skips them).
+fn send_holds(
+    client: &Client,
+    (dev_udf, auth): (&str, &mesh_core::keys::SigningKey),
+    profile_udf: &str,
+    holds: Vec<Hold>,
+) -> std::result::Result<(), ClientError> {
+    for h in holds {
+        client.signed::<held::HoldAck>(
+            held::TX_HOLD,
+            profile_udf,
+            dev_udf,
+            serde_json::to_value(h).unwrap_or_default(),
+            auth,
+        )?;
+    }
+    Ok(())
+}
+
 /// Run an administrator's event as one portal transaction: build it from
 /// the freshly synced state, add every channel's entries, transact; on
 /// Conflict, sync again and rebuild. No update of another administrator is
@@ -195,12 +255,17 @@ pub(crate) fn admin_event_on<T>(
         let (a, view) = s.view(host)?;
         let (draft, out) = build(a, view, &admin)?;
         let access = draft.access.clone();
-        let updates = event_updates(host, a, view, &admin, None, draft)?;
+        let mut holds = Vec::new();
+        let updates = event_updates(host, a, view, &admin, None, draft, Some(&mut holds))?;
         if updates.is_empty() {
             return Ok((out, s));
         }
         let client = Client::new(&s.state().portal)?;
         let me = (device_udf(store)?, device_keys(store)?.authenticate);
+        if let Err(e) = send_holds(&client, (&me.0, &me.1), &s.state().profile_udf, holds) {
+            let mut a = s.into_state();
+            return Err(handle_revoked(store, host, &mut a, e));
+        }
         let mut a = s.into_state();
         match transact(&client, (&me.0, &me.1), &a, updates) {
             Ok(_) => {

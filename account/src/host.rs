@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use mesh_core::held::{self, ReleasedResponse};
 use mesh_core::objects::{AccountKeys, DeviceBaseKeys, DeviceKeys, Role, Slot};
 use mesh_plugins::{AccountView, Actions, DeviceHost, Plugin, PluginError};
 
@@ -173,6 +174,22 @@ impl DeviceHost for StoreHost<'_> {
                 _ => Ok(()),
             },
         }
+    }
+
+    fn released(&self, index: u64) -> std::result::Result<ReleasedResponse, PluginError> {
+        let portal = |e: String| PluginError::Portal(e);
+        let a = account(self.store).map_err(|e| portal(e.to_string()))?;
+        let key = device_keys(self.store).map_err(|e| self.key_error(e.to_string()))?;
+        let client = crate::client::Client::new(&a.portal).map_err(|e| portal(e.to_string()))?;
+        client
+            .signed(
+                held::TX_RELEASED,
+                &a.profile_udf,
+                &self.udf,
+                serde_json::to_value(held::ReleasedRequest { index }).unwrap_or_default(),
+                &key.authenticate,
+            )
+            .map_err(|e| portal(e.to_string()))
     }
 }
 

@@ -186,7 +186,7 @@ pub fn create(
     };
     let bind = p::BindRequest {
         profile: profile_env,
-        updates: crate::event::event_updates(host, &a, &view, &admin, None, draft)?,
+        updates: crate::event::event_updates(host, &a, &view, &admin, None, draft, None)?,
         invite,
     };
     let dev_udf = device_udf(store)?;

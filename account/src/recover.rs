@@ -154,7 +154,7 @@ pub fn recover(
     let (draft, keys) = override_draft(store, host, &root, &a, &next, overrides, before)?;
     let view = host.view(&a)?;
     let t = p::TransactRequest {
-        updates: crate::event::event_updates(host, &a, &view, &current, Some(&root), draft)?,
+        updates: crate::event::event_updates(host, &a, &view, &current, Some(&root), draft, None)?,
     };
     let _: p::TransactResponse = client.signed(
         tx::TRANSACT,

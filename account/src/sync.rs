@@ -30,6 +30,17 @@ pub enum Converge {
 /// runs one anyway (certificates renew days before they expire).
 pub const RECONVERGE: u64 = 3600;
 
+/// Whether a channel asked for a pass by now ([`mesh_plugins::Plugin::due`]).
+fn channels_due(store: &Store, host: &Host) -> bool {
+    let Ok(dh) = crate::host::StoreHost::new(store) else {
+        return false;
+    };
+    let t = crate::client::now();
+    host.plugins()
+        .iter()
+        .any(|p| p.due(&dh).is_some_and(|d| t >= d))
+}
+
 /// `mesh sync`: complete a pending connection, download and verify what is
 /// new, (administrators) accept requests that carry a valid PIN and publish
 /// what the channels need, then let every channel bring this device up to
@@ -49,7 +60,8 @@ pub fn sync_with(store: &mut Store, host: &Host, converge: Converge) -> Result<S
             let heartbeat_due = h.heartbeat_due.is_some_and(|t| crate::client::now() >= t);
             let quiet = !heartbeat_due
                 && quick_view_of(store, &h).is_ok_and(|q| matches!(q.changed(0), Ok(false)))
-                && mark::current(store, &h.indices);
+                && mark::current(store, &h.indices)
+                && !channels_due(store, host);
             if quiet {
                 report.skipped = true;
                 return Ok(report);
@@ -72,6 +84,7 @@ pub fn sync_with(store: &mut Store, host: &Host, converge: Converge) -> Result<S
         && unchanged
         && !beat_due
         && mark::current(store, &a.indices)
+        && !channels_due(store, host)
     {
         report.skipped = true;
         return Ok(report);

@@ -19,6 +19,7 @@ pub mod derive;
 pub mod envelope;
 mod error;
 pub mod freshness;
+pub mod held;
 pub mod history;
 pub mod invite;
 pub mod keys;

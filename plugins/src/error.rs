@@ -46,6 +46,9 @@ pub enum PluginError {
         /// Where it is missing.
         detail: String,
     },
+    /// The portal could not be asked, or refused (a held entry's release).
+    #[error("the portal: {0}")]
+    Portal(String),
     /// A bug or a limit of the channel's own code.
     #[error("{0}")]
     Internal(String),
@@ -60,6 +63,7 @@ impl PluginError {
             }
             PluginError::Tool { hint, .. } if !hint.is_empty() => (*hint).into(),
             PluginError::NotFound(_) => "an administrator's `mesh sync` publishes it; then run `mesh sync` here".into(),
+            PluginError::Portal(_) => "nothing was changed here; the next sync asks again".into(),
             PluginError::Wiped => "this home was revoked; join again with a new home".into(),
             PluginError::NoSlotKey { .. } => "a client without this channel made the device or its connection: when the device's profile has the key, an administrator's `mesh device rotate` adds it to the connection; else join again from a new home with this client".into(),
             _ => return None,

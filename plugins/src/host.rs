@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use mesh_core::held::ReleasedResponse;
 use mesh_core::objects::{DeviceBaseKeys, DeviceKeys};
 
 use crate::PluginError;
@@ -30,4 +31,11 @@ pub trait DeviceHost {
     /// Replace (or, with `None`, remove) the channel's local record, atomically.
     fn set_local(&self, plugin: &str, value: Option<&serde_json::Value>)
         -> Result<(), PluginError>;
+
+    /// This device's held entries the portal released after `index`
+    /// (PROTOCOL.md §17), one page; a host without a portal has none.
+    /// Their data is as the administrator gave it, unverified.
+    fn released(&self, _index: u64) -> Result<ReleasedResponse, PluginError> {
+        Ok(ReleasedResponse::default())
+    }
 }

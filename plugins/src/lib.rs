@@ -45,6 +45,7 @@ pub use command::{ChannelCommand, CommandContext, CommandError};
 pub use error::PluginError;
 pub use host::DeviceHost;
 pub use mesh_core::claims::Claims;
+pub use mesh_core::held::Held;
 pub use view::{AccountView, DeviceEntry};
 
 use mesh_core::objects::{AccountKeys, Role, Slot};
@@ -114,6 +115,19 @@ impl AppEntry {
     }
 }
 
+/// Entries a channel asks the portal to hold for one device
+/// ([`Plugin::held`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeldBatch {
+    /// The device UDF whose store they go to.
+    pub device: String,
+    /// The entries, each with the time from which the portal releases it.
+    pub entries: Vec<mesh_core::held::Held>,
+    /// Application entries that record the batch as sent, published in
+    /// the event's transaction once the portal holds it.
+    pub record: Vec<AppEntry>,
+}
+
 /// What one plugin did on a device, for the report a command prints.
 pub type Actions = Vec<String>;
 
@@ -171,6 +185,23 @@ pub trait Plugin: std::fmt::Debug + Send + Sync {
         admin: &AccountKeys,
     ) -> Result<Vec<AppEntry>, PluginError>;
 
+    /// Administrator side, after [`Plugin::entries`]: entries for the
+    /// portal to hold and hand one device only from a time on (PROTOCOL.md
+    /// §17), e.g. certificates for coming windows that must not reach the
+    /// device before their window. The host sends them (an administrator's
+    /// `Hold`) before the event's transaction, and puts each batch's
+    /// `record` entries (what says they were sent) in that transaction: a
+    /// failure sends them again rather than skips them. The data must
+    /// authenticate itself: the portal is trusted only for the timing.
+    fn held(
+        &self,
+        _event: &Event,
+        _view: &AccountView,
+        _admin: &AccountKeys,
+    ) -> Result<Vec<HeldBatch>, PluginError> {
+        Ok(Vec::new())
+    }
+
     /// Check the entries this channel owns (beyond the administrator
     /// signature the view already checked).
     fn verify(&self, _view: &AccountView) -> Result<(), PluginError> {
@@ -187,6 +218,13 @@ pub trait Plugin: std::fmt::Debug + Send + Sync {
     /// the view. Returns what it did.
     fn apply(&self, _device: &dyn DeviceHost, _view: &AccountView) -> Result<Actions, PluginError> {
         Ok(Vec::new())
+    }
+
+    /// Device side: a time from which this channel needs [`Plugin::apply`]
+    /// again even when the account does not move (a held entry due from
+    /// the portal); the host's periodic sync then runs every channel.
+    fn due(&self, _device: &dyn DeviceHost) -> Option<u64> {
+        None
     }
 
     /// The device was revoked (the host checked the signed proof): remove

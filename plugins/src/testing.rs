@@ -66,6 +66,8 @@ pub struct FakeDevice {
     activation: Seed,
     epoch: u32,
     local: Mutex<BTreeMap<String, serde_json::Value>>,
+    // What a portal holds for it (Hold), released by the clock.
+    held: Mutex<Vec<mesh_core::held::Held>>,
 }
 
 impl std::fmt::Debug for FakeDevice {
@@ -106,6 +108,13 @@ impl FakeDevice {
     /// Its key epoch (0 until [`TestAccount::rotate`]).
     pub fn epoch(&self) -> u32 {
         self.epoch
+    }
+
+    /// Hold `entries` for it, as a portal's Hold does (PROTOCOL.md §17).
+    pub fn hold(&self, entries: &[mesh_core::held::Held]) {
+        if let Ok(mut h) = self.held.lock() {
+            h.extend_from_slice(entries);
+        }
     }
 
     /// Its local records (what channels recorded with `set_local`).
@@ -160,6 +169,32 @@ impl DeviceHost for FakeDevice {
             None => m.remove(plugin),
         };
         Ok(())
+    }
+
+    /// As a portal's Released: the entries after `index` whose time has
+    /// come, up to the first that has not.
+    fn released(&self, index: u64) -> Result<mesh_core::held::ReleasedResponse, PluginError> {
+        let held = self
+            .held
+            .lock()
+            .map_err(|_| PluginError::Internal("a test poisoned the held entries".into()))?;
+        let t = crate::now();
+        let entries = held
+            .iter()
+            .enumerate()
+            .map(|(i, h)| (i as u64 + 1, h))
+            .skip_while(|(i, _)| *i <= index)
+            .take_while(|(_, h)| h.not_before <= t)
+            .map(|(i, h)| mesh_core::held::Released {
+                index: i,
+                not_before: h.not_before,
+                data: h.data.clone(),
+            })
+            .collect();
+        Ok(mesh_core::held::ReleasedResponse {
+            entries,
+            partial: false,
+        })
     }
 }
 
@@ -321,6 +356,7 @@ impl TestAccount {
             activation,
             epoch: 0,
             local: Mutex::new(BTreeMap::new()),
+            held: Mutex::new(Vec::new()),
         }
     }
 

@@ -12,6 +12,7 @@ pub mod api;
 mod audit;
 mod changes;
 pub mod conn;
+mod held;
 mod history;
 pub mod invite;
 pub mod limits;

@@ -69,6 +69,14 @@ pub fn router(
             post(crate::audit::append).layer(small(mesh_core::audit::MAX_BODY)),
         )
         .route(
+            "/mesh/v1/Hold",
+            post(crate::held::hold).layer(small(mesh_core::held::MAX_BODY)),
+        )
+        .route(
+            "/mesh/v1/Released",
+            post(crate::held::released).layer(small(p::MAX_SMALL_BODY)),
+        )
+        .route(
             "/mesh/v1/Public",
             post(crate::stores::public).layer(small(p::MAX_SMALL_BODY)),
         )

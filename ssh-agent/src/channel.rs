@@ -9,7 +9,9 @@ use std::sync::Arc;
 use mesh_core::keys::KeyData as MeshKey;
 use mesh_core::objects::{AccountKeys, Role, Slot};
 use mesh_core::portal::DeviceState;
-use mesh_plugins::{now, AccountView, AppEntry, Claims, DeviceHost, Event, Plugin, PluginError};
+use mesh_plugins::{
+    now, AccountView, AppEntry, Claims, DeviceHost, Event, HeldBatch, Plugin, PluginError,
+};
 use ssh_key::public::KeyData;
 
 use crate::agent::{mesh_public, MeshIdentity};
@@ -21,6 +23,7 @@ pub use crate::entries::{
 use crate::entries::{cert_uid, device_cert, internal};
 use crate::forward::ForwardPolicy;
 use crate::sshd::SshdAnswer;
+use crate::windows;
 
 type Result<T> = std::result::Result<T, PluginError>;
 
@@ -63,8 +66,12 @@ impl Plugin for SshPlugin {
         } else {
             format!("; {}", p.forwarding.describe())
         };
+        let windows = p
+            .cert_lifetime
+            .map(|l| format!("; certificates for windows of {l} s"))
+            .unwrap_or_default();
         Some(format!(
-            "ssh principals {}{confirm}{forwarding}",
+            "ssh principals {}{confirm}{forwarding}{windows}",
             p.principals.join(",")
         ))
     }
@@ -82,6 +89,11 @@ impl Plugin for SshPlugin {
     fn entries(&self, _: &Event, view: &AccountView, admin: &AccountKeys) -> Result<Vec<AppEntry>> {
         let pol = policy(view)?;
         let t = now();
+        // Short-lived certificates: the current window's (windows.rs).
+        let window = pol
+            .cert_lifetime
+            .filter(|l| *l >= windows::MIN_LIFETIME)
+            .map(|l| (windows::window_of(t, l).0, l));
         let mut out = Vec::new();
         let ca = admin.online_ed25519(CA_KEY);
         for (e, d) in view.active(&ROLE) {
@@ -91,25 +103,47 @@ impl Plugin for SshPlugin {
             let current = device_cert(view, &e.device_udf, &key).ok().flatten();
             let fresh = current.as_ref().is_some_and(|(c, _)| {
                 let life = c.valid_before().saturating_sub(c.valid_after());
-                c.valid_principals() == pol.principals.as_slice() && c.valid_before() > t + life / 3
+                c.valid_principals() == pol.principals.as_slice()
+                    && match window {
+                        Some((start, l)) => c.valid_before() == start + l,
+                        None => c.valid_before() > t + life / 3,
+                    }
             });
             if fresh {
                 continue;
             }
-            let serial = random_serial();
-            let c = cert::issue(
-                &ca,
-                &CertRequest {
-                    key,
-                    serial,
-                    key_id: format!("{}@{}", e.name, view.address),
-                    principals: pol.principals.clone(),
-                    // Five minutes of slack for clocks that disagree.
-                    valid_after: t.saturating_sub(300),
-                    valid_before: t + pol.validity,
-                },
-            )
-            .map_err(internal)?;
+            let key_id = format!("{}@{}", e.name, view.address);
+            let (c, serial) = match window {
+                Some(w) => {
+                    let c = windows::issue_window(
+                        admin,
+                        &e.device_udf,
+                        key_id,
+                        &key,
+                        &pol.principals,
+                        w,
+                    )?;
+                    let serial = c.serial();
+                    (c, serial)
+                }
+                None => {
+                    let serial = random_serial();
+                    let c = cert::issue(
+                        &ca,
+                        &CertRequest {
+                            key,
+                            serial,
+                            key_id,
+                            principals: pol.principals.clone(),
+                            // Five minutes of slack for clocks that disagree.
+                            valid_after: t.saturating_sub(300),
+                            valid_before: t + pol.validity,
+                        },
+                    )
+                    .map_err(internal)?;
+                    (c, serial)
+                }
+            };
             let entry = SshCertEntry {
                 device_udf: e.device_udf.clone(),
                 certificate: c.to_openssh().map_err(internal)?,
@@ -121,31 +155,48 @@ impl Plugin for SshPlugin {
         Ok(out)
     }
 
+    /// The certificates for coming windows of short-lived certificates,
+    /// held at the portal until their window (windows.rs).
+    fn held(&self, _: &Event, view: &AccountView, admin: &AccountKeys) -> Result<Vec<HeldBatch>> {
+        windows::held(view, admin)
+    }
+
+    /// The next window's certificate is due from the portal.
+    fn due(&self, device: &dyn DeviceHost) -> Option<u64> {
+        windows::due(device)
+    }
+
     /// Nothing to install (the agent serves the certificate from the
     /// view), but a sync says when this device's certificate changed: new
-    /// login names, a new CA, a renewal.
+    /// login names, a new CA, a renewal; and keeps the short-lived
+    /// certificates the portal released.
     fn apply(&self, device: &dyn DeviceHost, view: &AccountView) -> Result<Vec<String>> {
         let Ok(key) = my_key(device, view) else {
             return Ok(Vec::new());
         };
+        let mut out = windows::fetch(device, view, &key)?;
         let Some((cert, serial)) = device_cert(view, device.device_udf(), &key)? else {
-            return Ok(Vec::new());
+            return Ok(out);
         };
-        let seen = device
-            .local("ssh")
-            .and_then(|v| v.get("CertificateSerial")?.as_u64());
-        if seen == Some(serial) {
-            return Ok(Vec::new());
+        let mut rec = device.local("ssh").unwrap_or_else(|| serde_json::json!({}));
+        if rec.get("CertificateSerial").and_then(|v| v.as_u64()) == Some(serial) {
+            return Ok(out);
         }
-        device.set_local(
-            "ssh",
-            Some(&serde_json::json!({ "CertificateSerial": serial })),
-        )?;
-        let days = cert.valid_before().saturating_sub(now()) / 86_400;
-        Ok(vec![format!(
-            "new SSH certificate for {} (serial {serial}, valid {days} more days)",
+        if let Some(o) = rec.as_object_mut() {
+            o.insert("CertificateSerial".into(), serial.into());
+        }
+        device.set_local("ssh", Some(&rec))?;
+        let left = cert.valid_before().saturating_sub(now());
+        let left = if left >= 2 * 86_400 {
+            format!("{} more days", left / 86_400)
+        } else {
+            format!("{} more minutes", left / 60)
+        };
+        out.push(format!(
+            "new SSH certificate for {} (serial {serial}, valid {left})",
             cert.valid_principals().join(",")
-        )])
+        ));
+        Ok(out)
     }
 
     fn describe(&self, event: &Event, before: &AccountView, after: &AccountView) -> Vec<String> {
@@ -312,6 +363,27 @@ pub fn forwarding_entry(
     Ok(vec![AppEntry::public(APP_SSH, &pol)])
 }
 
+/// The policy entry with short-lived certificates of `lifetime` seconds
+/// issued `ahead` seconds ahead (`None`: off, back to `Validity`).
+pub fn cert_lifetime_entry(
+    view: &AccountView,
+    lifetime: Option<u64>,
+    ahead: Option<u64>,
+) -> Result<Vec<AppEntry>> {
+    if let Some(l) = lifetime.filter(|l| *l < windows::MIN_LIFETIME) {
+        return Err(PluginError::BadInput(format!(
+            "a certificate lifetime of {l} s is shorter than the shortest, {} s",
+            windows::MIN_LIFETIME
+        )));
+    }
+    let pol = SshPolicy {
+        cert_lifetime: lifetime,
+        cert_ahead: lifetime.and(ahead),
+        ..policy(view)?
+    };
+    Ok(vec![AppEntry::public(APP_SSH, &pol)])
+}
+
 /// The identities the agent serves for this device: its SSH key and
 /// certificate, when it is an active member with the ssh role.
 pub fn identities(device: &dyn DeviceHost, view: &AccountView) -> Result<Vec<MeshIdentity>> {
@@ -342,12 +414,20 @@ pub fn identities(device: &dyn DeviceHost, view: &AccountView) -> Result<Vec<Mes
         }
         Some(_) => {}
     }
-    let cert = device_cert(view, device.device_udf(), &mesh_public(&key))?.map(|(c, _)| c);
+    let public = mesh_public(&key);
+    let entry = device_cert(view, device.device_udf(), &public)?.map(|(c, _)| c);
+    let cert = windows::current(device, view, &public, entry)?;
+    let pol = policy(view)?;
+    // With short-lived certificates `ssh-add -l` shows when this one ends.
+    let until = match (&cert, pol.cert_lifetime) {
+        (Some(c), Some(_)) => format!(", certificate until {}", windows::utc(c.valid_before())),
+        _ => String::new(),
+    };
     Ok(vec![MeshIdentity {
         key,
         cert,
-        comment: format!("{}@{} (mesh)", device.device_name(), view.address),
-        confirm: policy(view)?.confirm,
+        comment: format!("{}@{} (mesh{until})", device.device_name(), view.address),
+        confirm: pol.confirm,
     }])
 }
 
@@ -373,7 +453,8 @@ pub fn public_key_line(device: &dyn DeviceHost, view: &AccountView) -> Result<St
 /// This device's certificate line.
 pub fn cert_line(device: &dyn DeviceHost, view: &AccountView) -> Result<String> {
     let key = my_key(device, view)?;
-    let (c, _) = device_cert(view, device.device_udf(), &key)?.ok_or_else(|| {
+    let entry = device_cert(view, device.device_udf(), &key)?.map(|(c, _)| c);
+    let c = windows::current(device, view, &key, entry)?.ok_or_else(|| {
         PluginError::NotFound("no certificate yet: an administrator's sync issues it".into())
     })?;
     c.to_openssh().map_err(internal)

@@ -170,6 +170,26 @@ pub enum SshPolicyCmd {
         #[arg(long)]
         reset: bool,
     },
+    /// Short-lived certificates: one per window of LIFETIME (e.g. 24h, at least 10m), the coming ones held at the portal until their window; `off`: back to the validity. No argument: show it.
+    CertLifetime {
+        /// The window length (e.g. 24h), or off.
+        #[arg(value_parser = parse_lifetime)]
+        lifetime: Option<LifetimeArg>,
+        /// How far ahead windows are issued (default 7d).
+        #[arg(long, value_parser = parse_duration, requires = "lifetime")]
+        ahead: Option<u64>,
+    },
+}
+
+/// A certificate lifetime, or off.
+#[derive(Debug, Clone, Copy)]
+pub struct LifetimeArg(pub Option<u64>);
+
+fn parse_lifetime(s: &str) -> Result<LifetimeArg, String> {
+    if s == "off" {
+        return Ok(LifetimeArg(None));
+    }
+    parse_duration(s).map(|d| LifetimeArg(Some(d)))
 }
 
 /// What an agent does with a request the forwarding policy covers.

@@ -55,6 +55,19 @@ pub struct SshPolicy {
     /// ignore it; a missing one is the default).
     #[serde(rename = "Forwarding", default)]
     pub forwarding: ForwardPolicy,
+    /// Short-lived certificates: each device's certificates are issued
+    /// for consecutive windows of this many seconds, the coming ones held
+    /// at the portal until their window (PROTOCOL.md §17). Older clients
+    /// ignore it and keep `Validity`.
+    #[serde(
+        rename = "CertLifetime",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub cert_lifetime: Option<u64>,
+    /// How far ahead of now those windows are issued, in seconds.
+    #[serde(rename = "CertAhead", default, skip_serializing_if = "Option::is_none")]
+    pub cert_ahead: Option<u64>,
 }
 
 /// A device's certificate (application entry `ssh-cert:<device UDF>`).
@@ -86,6 +99,8 @@ pub fn policy(view: &AccountView) -> Result<SshPolicy> {
         validity: DEFAULT_VALIDITY,
         confirm: false,
         forwarding: ForwardPolicy::default(),
+        cert_lifetime: None,
+        cert_ahead: None,
     }))
 }
 

@@ -20,6 +20,7 @@ pub mod pkcs11;
 pub mod server;
 pub mod sk;
 pub mod sshd;
+pub mod windows;
 pub mod wire;
 
 pub use channel::SshPlugin;

@@ -100,7 +100,54 @@ pub fn run(ctx: &dyn CommandContext, cmd: SshCmd) -> Result<(), CommandError> {
             destination,
             reset,
         )?,
+        SshCmd::Policy(SshPolicyCmd::CertLifetime { lifetime, ahead }) => {
+            cert_lifetime(ctx, lifetime.map(|l| l.0), ahead)?
+        }
     }
+    Ok(())
+}
+
+/// `mesh ssh policy cert-lifetime`: show it, or publish a change
+/// (`lifetime` `Some(None)`: off).
+fn cert_lifetime(
+    ctx: &dyn CommandContext,
+    lifetime: Option<Option<u64>>,
+    ahead: Option<u64>,
+) -> Result<(), CommandError> {
+    use crate::channel as ssh;
+    if let Some(l) = lifetime {
+        // A lifetime the entry refuses keeps its message, with a hint.
+        let bad = std::cell::RefCell::new(None);
+        ctx.publish(&|view| {
+            ssh::cert_lifetime_entry(view, l, ahead).inspect_err(|e| {
+                if let PluginError::BadInput(m) = e {
+                    *bad.borrow_mut() = Some(m.clone());
+                }
+            })
+        })
+        .map_err(|e| match bad.take() {
+            Some(m) => CommandError::new(
+                m,
+                Some("give a window of 10m or more: `mesh ssh policy cert-lifetime 24h`".into()),
+            ),
+            None => e,
+        })?;
+        // A running agent here takes the policy at once; others at their next sync.
+        ctx.nudge_agent();
+    }
+    let p = with_view(ctx, |_, view| ssh::policy(view).map_err(err))?;
+    let text = match p.cert_lifetime {
+        Some(l) => format!(
+            "certificates for windows of {l} s, issued {} s ahead and released by the portal at each window",
+            p.cert_ahead.unwrap_or(crate::windows::DEFAULT_AHEAD)
+        ),
+        None => format!("certificates valid {} s (no short-lived windows)", p.validity),
+    };
+    emit(
+        ctx.json(),
+        json!({ "cert_lifetime": p.cert_lifetime, "cert_ahead": p.cert_ahead, "validity": p.validity }),
+        &text,
+    );
     Ok(())
 }
 

@@ -38,5 +38,6 @@ mod ssh_dest;
 mod ssh_forward;
 mod ssh_hosts;
 mod ssh_keys;
+mod ssh_windows;
 mod state;
 mod tls;
