@@ -76,8 +76,13 @@ impl AuditLogError {
 pub struct AuditLog {
     path: PathBuf,
     file: File,
+    /// Where the next record goes (counting those not yet written).
     next: u64,
     head: Link,
+    /// Lines appended since the last [`AuditLog::sync`], and the log as it
+    /// stood on disk then (to come back to when a write fails).
+    buf: Vec<u8>,
+    on_disk: Position,
 }
 
 /// A place in the log: the byte offset of a line, its seq, and the link
@@ -211,6 +216,8 @@ impl AuditLog {
             file,
             next: s.end.seq,
             head: s.end.head,
+            buf: Vec::new(),
+            on_disk: s.end,
         })
     }
 
@@ -224,24 +231,50 @@ impl AuditLog {
         self.head
     }
 
-    /// Append `record` (which must carry [`AuditLog::next_seq`]).
+    /// Append `record` (which must carry [`AuditLog::next_seq`]); it is
+    /// written with the others of its burst at [`AuditLog::sync`].
     pub fn append(&mut self, record: &Record) -> Result<(), AuditLogError> {
         debug_assert_eq!(record.seq, self.next);
         let bytes = serde_json::to_vec(record).unwrap_or_default();
         if bytes.len() > MAX_RECORD {
             return Err(AuditLogError::TooLarge(bytes.len()));
         }
-        let mut line = BASE64.encode(&bytes).into_bytes();
-        line.push(b'\n');
-        self.file.write_all(&line).map_err(io(&self.path))?;
+        let at = self.buf.len();
+        self.buf.resize(at + BASE64.encode_len(bytes.len()), 0);
+        BASE64.encode_mut(&bytes, &mut self.buf[at..]);
+        self.buf.push(b'\n');
         self.head = audit::link(&self.head, &bytes);
         self.next += 1;
         Ok(())
     }
 
-    /// Flush what was appended to the disk.
-    pub fn sync(&self) -> Result<(), AuditLogError> {
-        self.file.sync_data().map_err(io(&self.path))
+    /// Write what was appended, in one write, and flush it to the disk.
+    /// When the write fails, the log is as it was before the burst (a part
+    /// written is cut off) and the burst's records are lost, said by the
+    /// error: the next ones take their numbers, so the chain stays whole.
+    pub fn sync(&mut self) -> Result<(), AuditLogError> {
+        let wrote = self
+            .file
+            .write_all(&self.buf)
+            .and_then(|()| self.file.sync_data());
+        match wrote {
+            Ok(()) => {
+                self.on_disk = Position {
+                    offset: self.on_disk.offset + self.buf.len() as u64,
+                    seq: self.next,
+                    head: self.head,
+                };
+                self.buf.clear();
+                Ok(())
+            }
+            Err(e) => {
+                let _ = self.file.set_len(self.on_disk.offset);
+                self.next = self.on_disk.seq;
+                self.head = self.on_disk.head;
+                self.buf.clear();
+                Err(io(&self.path)(e))
+            }
+        }
     }
 }
 

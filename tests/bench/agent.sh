@@ -22,6 +22,7 @@ W=$(mktemp -d /tmp/mesh-bench.XXXXXX)
 PP=""; OP=""
 cleanup() {
   "$M" --home "$W/a" agent stop >/dev/null 2>&1 || true
+  "$M" --home "$W/b" agent stop >/dev/null 2>&1 || true
   [ -n "$OP" ] && kill "$OP" 2>/dev/null || true
   [ -n "$PP" ] && kill "$PP" 2>/dev/null || true
   rm -rf "$W"
@@ -30,8 +31,10 @@ trap cleanup EXIT
 export MESH_KEYSTORE=file
 "$P" serve --listen 127.0.0.1:0 --data "$W/portal" > "$W/url" 2>/dev/null & PP=$!
 for _ in $(seq 100); do [ -s "$W/url" ] && break; sleep 0.05; done
-"$M" --home "$W/a" account create bench@example.com --portal "$(cat "$W/url")" \
-  --recovery "$W/kit-1,$W/kit-2,$W/kit-3" >/dev/null 2>"$W/create.log" || { cat "$W/create.log" >&2; exit 1; }
+for h in a b; do
+  "$M" --home "$W/$h" account create "bench-$h@example.com" --portal "$(cat "$W/url")" \
+    --recovery "$W/kit-$h-1,$W/kit-$h-2,$W/kit-$h-3" >/dev/null 2>"$W/create.log" || { cat "$W/create.log" >&2; exit 1; }
+done
 sock_of() { python3 -c 'import json,sys; print(json.load(sys.stdin)["ssh_auth_sock"])'; }
 load() { # load NAME SOCK CLIENTS: one line of means
   python3 "$LOAD" --sock "$2" -n "$N" -c "$3" -r "$RUNS" --key-type ssh-ed25519 --json |
@@ -43,11 +46,11 @@ print("%-10s c=%d  %6.0f req/s  p50 %6.0f us  p99 %6.0f us  errors %d  (runs: %s
     sys.argv[1], int(sys.argv[2]), mean("rps"), mean("p50_us"), mean("p99_us"),
     sum(r["errors"] for r in rs), ", ".join("%.0f" % r["rps"] for r in rs)))' "$1" "$3"
 }
-# The agent with its signature audit log off first (issue 25: logging may
-# cost at most 10 % of the signing rate), then as users run it (log on).
-OFF_SOCK=$("$M" --home "$W/a" --json agent start --audit off 2>/dev/null | sock_of)
-for c in 1 8; do load mesh-nolog "$OFF_SOCK" "$c"; done
-"$M" --home "$W/a" agent stop >/dev/null 2>&1
+# Beside the agent as users run it (home a: every signature in its audit
+# log), the same agent with the log off (home b, another account): issue
+# 25 allows the log at most 10 % of the signing rate, measured here in
+# turns within the same run.
+OFF_SOCK=$("$M" --home "$W/b" --json agent start --audit off 2>/dev/null | sock_of)
 MESH_SOCK=$("$M" --home "$W/a" --json agent start 2>/dev/null | sock_of)
 MESH_PID=$("$M" --home "$W/a" --json agent status | python3 -c 'import json,sys; print(json.load(sys.stdin)["pid"])')
 eval "$(ssh-agent -s -a "$W/openssh.sock")" >/dev/null; OP=$SSH_AGENT_PID
@@ -58,9 +61,11 @@ echo "mesh agent idle RSS after start: $(rss "$MESH_PID") kB"
 echo "OpenSSH ssh-agent RSS after start: $(rss "$OP") kB"
 for c in 1 8; do
   load openssh "$W/openssh.sock" "$c"
+  load mesh-nolog "$OFF_SOCK" "$c"
   load mesh "$MESH_SOCK" "$c"
 done
-echo "audit log after the load: $("$M" --home "$W/a" --json audit verify | python3 -c 'import json,sys; print(json.load(sys.stdin)["records"])') records, $(stat -c %s "$W/a/audit.log") bytes"
+"$M" --home "$W/b" agent stop >/dev/null 2>&1
+echo "audit log after the load: $("$M" --home "$W/a" --json audit verify --local | python3 -c 'import json,sys; print(json.load(sys.stdin)["records"])') records, $(stat -c %s "$W/a/audit.log") bytes"
 echo "mesh agent RSS after the load: $(rss "$MESH_PID") kB"
 t0=$(awk '{print $14+$15}' "/proc/$MESH_PID/stat")
 sleep "$IDLE"
