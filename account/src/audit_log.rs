@@ -85,6 +85,20 @@ pub struct AuditLog {
     on_disk: Position,
 }
 
+/// A record's number, and that the members every record has are there,
+/// read without copying the rest.
+#[derive(serde::Deserialize)]
+struct SeqOnly {
+    #[serde(rename = "Seq")]
+    seq: u64,
+    #[serde(rename = "Time")]
+    _time: u64,
+    #[serde(rename = "Key")]
+    _key: serde::de::IgnoredAny,
+    #[serde(rename = "Decision")]
+    _decision: serde::de::IgnoredAny,
+}
+
 /// A place in the log: the byte offset of a line, its seq, and the link
 /// before it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -171,7 +185,9 @@ fn scan(path: &Path, at: Position, keep_from: u64, take: Take) -> Result<Scan, A
         let bytes = BASE64
             .decode(&line[..line.len() - 1])
             .map_err(|e| damaged(format!("not base64 ({e})")))?;
-        let rec: Record =
+        // Its number is all a reader needs here (what it says is the
+        // channel's, checked where it is shown).
+        let rec: SeqOnly =
             serde_json::from_slice(&bytes).map_err(|e| damaged(format!("not a record ({e})")))?;
         if rec.seq != seq {
             return Err(damaged(format!("it says it is record {}", rec.seq)));
@@ -249,15 +265,22 @@ impl AuditLog {
     }
 
     /// Write what was appended, in one write, and flush it to the disk.
-    /// When the write fails, the log is as it was before the burst (a part
-    /// written is cut off) and the burst's records are lost, said by the
-    /// error: the next ones take their numbers, so the chain stays whole.
     pub fn sync(&mut self) -> Result<(), AuditLogError> {
-        let wrote = self
-            .file
-            .write_all(&self.buf)
-            .and_then(|()| self.file.sync_data());
-        match wrote {
+        self.write()?;
+        self.file.sync_data().map_err(io(&self.path))
+    }
+
+    /// Write what was appended, in one write (readers see it; a crash of
+    /// the system, not of the agent, may still lose it until
+    /// [`AuditLog::sync`]). When the write fails, the log is as it was
+    /// before the burst (a part written is cut off) and the burst's records
+    /// are lost, said by the error: the next ones take their numbers, so
+    /// the chain stays whole.
+    pub fn write(&mut self) -> Result<(), AuditLogError> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        match self.file.write_all(&self.buf) {
             Ok(()) => {
                 self.on_disk = Position {
                     offset: self.on_disk.offset + self.buf.len() as u64,

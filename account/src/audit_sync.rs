@@ -29,10 +29,10 @@ const SENT: &str = "audit.sent";
 /// The batch being sent, exactly as it goes.
 const PENDING: &str = "audit.pending";
 /// Records per batch, at most.
-const PER_BATCH: usize = 256;
-/// Bytes of records per batch, at most: sealed and in base64 it stays
-/// well under the portal's bound on an Audit request.
-const BATCH_BYTES: usize = audit::MAX_BODY / 4;
+const PER_BATCH: usize = audit::MAX_BATCH;
+/// Bytes of records per batch, at most: sealed and in base64 (twice) it
+/// stays under the portal's bound on an Audit request.
+const BATCH_BYTES: usize = audit::MAX_BODY / 3;
 /// Pages of one device's store a reader follows, at most.
 const MAX_PAGES: usize = 4096;
 

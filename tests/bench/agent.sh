@@ -57,7 +57,8 @@ eval "$(ssh-agent -s -a "$W/openssh.sock")" >/dev/null; OP=$SSH_AGENT_PID
 ssh-keygen -q -t ed25519 -N '' -f "$W/k"; SSH_AUTH_SOCK="$W/openssh.sock" ssh-add -q "$W/k"
 
 rss() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
-echo "mesh agent idle RSS after start: $(rss "$MESH_PID") kB"
+OFF_PID=$("$M" --home "$W/b" --json agent status | python3 -c 'import json,sys; print(json.load(sys.stdin)["pid"])')
+echo "mesh agent idle RSS after start: $(rss "$MESH_PID") kB (with the audit log off: $(rss "$OFF_PID") kB)"
 echo "OpenSSH ssh-agent RSS after start: $(rss "$OP") kB"
 for c in 1 8; do
   load openssh "$W/openssh.sock" "$c"
