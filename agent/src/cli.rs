@@ -111,9 +111,9 @@ pub(crate) enum Command {
 #[derive(Debug, clap::Args)]
 #[command(args_conflicts_with_subcommands = true)]
 pub(crate) struct AuditArgs {
-    /// Only records of the last DURATION (e.g. 90s, 30m, 24h, 7d).
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
-    pub since: Option<u64>,
+    /// Only records since TIME: an RFC 3339 time (2026-12-07T09:00:00Z) or a DURATION ago (90s, 30m, 24h, 7d).
+    #[arg(long, value_name = "TIME|DURATION", value_parser = parse_audit_since)]
+    pub since: Option<AuditSince>,
     /// Only this device's records (by its name); administrators see every device's.
     #[arg(long, value_name = "NAME")]
     pub device: Option<String>,
@@ -477,6 +477,38 @@ fn parse_heartbeat(s: &str) -> std::result::Result<Heartbeat, String> {
         return Ok(Heartbeat(None));
     }
     parse_duration(s).map(|d| Heartbeat(Some(d)))
+}
+
+/// `mesh audit --since`: a time, or how long ago.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AuditSince {
+    /// Seconds since the Unix epoch.
+    Time(u64),
+    /// Seconds before now.
+    Ago(u64),
+}
+
+impl AuditSince {
+    /// The time it names, given the time now.
+    pub(crate) fn at(self, now: u64) -> u64 {
+        match self {
+            AuditSince::Time(t) => t,
+            AuditSince::Ago(d) => now.saturating_sub(d),
+        }
+    }
+}
+
+fn parse_audit_since(s: &str) -> Result<AuditSince, String> {
+    if let Ok(d) = parse_duration(s) {
+        return Ok(AuditSince::Ago(d));
+    }
+    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .map_err(|_| {
+            format!("'{s}' is neither an RFC 3339 time (2026-12-07T09:00:00Z) nor a duration (24h)")
+        })?;
+    u64::try_from(t.unix_timestamp())
+        .map(AuditSince::Time)
+        .map_err(|_| format!("'{s}' is before 1970"))
 }
 
 /// `--since`: an RFC 3339 time, or `@` and a checkpoint serial.

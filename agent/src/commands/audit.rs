@@ -15,7 +15,7 @@ use mesh_ssh::audit::{Detail, Kind};
 use serde_json::json;
 
 use super::{emit, hinted};
-use crate::cli::{AuditArgs, AuditCmd};
+use crate::cli::{AuditArgs, AuditCmd, AuditSince};
 
 pub(crate) fn run(home: &Path, args: AuditArgs, json_mode: bool) -> Result<()> {
     let local = match &args.command {
@@ -56,12 +56,12 @@ fn local_records(home: &Path) -> Result<Vec<Record>> {
         .collect()
 }
 
-fn since(records: &[Record], since: Option<u64>) -> Vec<&Record> {
-    let from = since.map_or(0, |s| mesh_account::client::now().saturating_sub(s));
+fn since(records: &[Record], since: Option<AuditSince>) -> Vec<&Record> {
+    let from = since.map_or(0, |s| s.at(mesh_account::client::now()));
     records.iter().filter(|r| r.time >= from).collect()
 }
 
-fn show(records: &[Record], within: Option<u64>, json_mode: bool) -> Result<()> {
+fn show(records: &[Record], within: Option<AuditSince>, json_mode: bool) -> Result<()> {
     let shown = since(records, within);
     if json_mode {
         emit(true, serde_json::to_value(&shown)?, "");
@@ -109,7 +109,7 @@ fn portal_logs(home: &Path, device: &Option<String>) -> Result<Vec<DeviceLog>> {
 fn show_all(
     home: &Path,
     device: &Option<String>,
-    within: Option<u64>,
+    within: Option<AuditSince>,
     json_mode: bool,
 ) -> Result<()> {
     let logs = portal_logs(home, device)?;

@@ -246,6 +246,17 @@ fn mesh_ssh_agent_on_a_mesh_home_logs_too_and_one_agent_writes_the_log() {
     let all = dev.json(&["audit", "--local"]);
     let all = all.as_array().expect("records");
     assert_eq!(all.len(), 1, "{all:?}");
+    // --since takes a time or a duration ago.
+    let count = |since: &str| {
+        dev.json(&["audit", "--local", "--since", since])
+            .as_array()
+            .map(Vec::len)
+    };
+    assert_eq!(count("2000-01-01T00:00:00Z"), Some(1));
+    assert_eq!(count("1h"), Some(1));
+    assert_eq!(count("2100-01-01T00:00:00Z"), Some(0));
+    let bad = dev.fails(&["audit", "--since", "yesterday"]);
+    assert!(bad.contains("neither an RFC 3339 time"), "{bad}");
     assert_eq!(
         (&all[0]["Kind"], &all[0]["Namespace"]),
         (&Value::from("Sshsig"), &Value::from("file"))
