@@ -33,8 +33,6 @@ const PER_BATCH: usize = audit::MAX_BATCH;
 /// Bytes of records per batch, at most: sealed and in base64 (twice) it
 /// stays under the portal's bound on an Audit request.
 const BATCH_BYTES: usize = audit::MAX_BODY / 3;
-/// Pages of one device's store a reader follows, at most.
-const MAX_PAGES: usize = 4096;
 
 /// What went wrong.
 #[derive(Debug, thiserror::Error)]
@@ -45,9 +43,9 @@ pub enum AuditError {
     /// The device's log file.
     #[error(transparent)]
     Log(#[from] AuditLogError),
-    /// A portal that keeps saying "more" and brings nothing new.
-    #[error("the portal's audit store of device {0} says more entries follow but brings none past index {1}")]
-    Endless(String, u64),
+    /// A portal that would keep a read going for ever.
+    #[error(transparent)]
+    Pager(#[from] crate::pager::PagerError),
 }
 
 impl AuditError {
@@ -56,9 +54,7 @@ impl AuditError {
         match self {
             AuditError::Account(e) => e.hint(),
             AuditError::Log(e) => e.hint(),
-            AuditError::Endless(..) => Some(
-                "the portal is at fault; nothing was changed here. Try again, or ask the portal's operator".into(),
-            ),
+            AuditError::Pager(e) => Some(e.hint()),
         }
     }
 }
@@ -349,7 +345,8 @@ fn open(
     Ok(signed)
 }
 
-/// Every entry of a device's audit store, in index order, page by page.
+/// Every entry of a device's audit store, in index order, through the one
+/// bounded pager every paged read uses.
 fn download(
     client: &Client,
     a: &AccountState,
@@ -357,43 +354,46 @@ fn download(
     device: &str,
 ) -> Result<Vec<(u64, serde_json::Value)>, AuditError> {
     let store = audit::store_of(device);
-    let mut out = Vec::new();
-    let mut at = 0;
-    for _ in 0..MAX_PAGES {
-        let r: p::DownloadResponse = client
-            .signed(
-                tx::DOWNLOAD,
-                &a.profile_udf,
-                me,
-                serde_json::to_value(p::DownloadRequest {
-                    select: vec![StoreIndex {
-                        store: store.clone(),
-                        index: at,
-                    }],
-                    changes: false,
-                })
-                .unwrap_or_default(),
-                key,
-            )
-            .map_err(account_err)?;
-        let Some(u) = r.updates.into_iter().find(|u| u.store == store) else {
-            return Ok(out);
-        };
-        let before = at;
-        for e in u.entries {
-            if e.index > at {
-                at = e.index;
-                out.push((e.index, e.envelope));
+    let pager = crate::pager::Pager::new(&a.portal, &format!("a read of {store}"));
+    let mut out: Vec<(u64, serde_json::Value)> = Vec::new();
+    pager.read(
+        &mut out,
+        |o| {
+            vec![StoreIndex {
+                store: store.clone(),
+                index: o.last().map_or(0, |(i, _)| *i),
+            }]
+        },
+        |_, select| {
+            client
+                .signed(
+                    tx::DOWNLOAD,
+                    &a.profile_udf,
+                    me,
+                    serde_json::to_value(p::DownloadRequest {
+                        select: select.to_vec(),
+                        changes: false,
+                    })
+                    .unwrap_or_default(),
+                    key,
+                )
+                .map_err(account_err)
+        },
+        |o, page| {
+            // Entries in index order past what is held; a portal's repeats
+            // and entries out of order are left out (the pager then sees
+            // that nothing moved).
+            for u in page.updates.into_iter().filter(|u| u.store == store) {
+                for e in u.entries {
+                    if e.index > o.last().map_or(0, |(i, _)| *i) {
+                        o.push((e.index, e.envelope));
+                    }
+                }
             }
-        }
-        if !u.partial {
-            return Ok(out);
-        }
-        if at == before {
-            return Err(AuditError::Endless(device.to_string(), at));
-        }
-    }
-    Err(AuditError::Endless(device.to_string(), at))
+            Ok(())
+        },
+    )?;
+    Ok(out)
 }
 
 #[cfg(test)]

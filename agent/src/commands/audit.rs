@@ -39,6 +39,14 @@ pub(crate) fn run(home: &Path, args: AuditArgs, json_mode: bool) -> Result<()> {
     }
 }
 
+/// The error, with its hint when it has one.
+fn with_hint(e: audit_sync::AuditError) -> anyhow::Error {
+    match e.hint() {
+        Some(h) => hinted(e.to_string(), h),
+        None => anyhow::anyhow!("{e}"),
+    }
+}
+
 fn is_admin(home: &Path) -> Result<bool> {
     let store = Store::open(home, false)?;
     Ok(match mesh_account::account(&store) {
@@ -85,14 +93,7 @@ fn show(records: &[Record], within: Option<AuditSince>, json_mode: bool) -> Resu
 
 fn portal_logs(home: &Path, device: &Option<String>) -> Result<Vec<DeviceLog>> {
     let mut store = Store::open(home, false)?;
-    let logs = audit_sync::read_all(&mut store).map_err(|e| {
-        let hint = e.hint();
-        let err = anyhow::anyhow!("{e}");
-        match hint {
-            Some(h) => hinted(err.to_string(), h),
-            None => err,
-        }
-    })?;
+    let logs = audit_sync::read_all(&mut store).map_err(with_hint)?;
     let logs: Vec<DeviceLog> = logs
         .into_iter()
         .filter(|l| device.as_ref().is_none_or(|d| *d == l.name))
@@ -237,10 +238,7 @@ fn verify_local(home: &Path, json_mode: bool) -> Result<()> {
         Ok(a) if a.membership == mesh_account::Membership::Member
     );
     let own = if member {
-        Some(audit_sync::check_own(&store).map_err(|e| {
-            let hint = e.hint().unwrap_or_default();
-            hinted(e.to_string(), hint)
-        })?)
+        Some(audit_sync::check_own(&store).map_err(with_hint)?)
     } else {
         None
     };

@@ -171,7 +171,16 @@ fn a_portal_that_says_more_for_ever_is_refused_by_every_paged_read() {
         "account", "recover", ADDR, "--portal", l, "--name", "spare", "--from", &kit[0], "--from",
         &kit[1],
     ];
+    // The device's own count first: the rotation below leaves its keys
+    // behind the portal's until it syncs.
     let cases = vec![
+        Case {
+            name: "a device's count of its own audit log",
+            lie: ALL,
+            dev: &c,
+            args: vec!["audit", "verify", "--local"],
+            read: "a read of Audit:",
+        },
         Case {
             name: "a device's sync",
             lie: ALL,
@@ -257,6 +266,13 @@ fn a_portal_that_says_more_for_ever_is_refused_by_every_paged_read() {
             dev: &server,
             args: [&["ssh", "ca", "--output", &ca][..], &look].concat(),
             read: "the public read of the checkpoints",
+        },
+        Case {
+            name: "an administrator's read of the audit logs",
+            lie: ALL,
+            dev: &a,
+            args: vec!["audit", "verify"],
+            read: "a read of Audit:",
         },
         Case {
             name: "allowed-signers",
