@@ -223,6 +223,19 @@ fn dev_name(dev: &Device) -> String {
 
 mesh_tests::on_both_backends!(a_portal_that_drops_or_changes_a_batch_is_named_by_audit_verify);
 
+/// How many `mesh ssh-agent` serving children of `home` run.
+fn serving(home: &Path) -> usize {
+    let home = home.display().to_string();
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains("--serve-child") && c.contains(&home))
+        .count()
+}
+
 #[test]
 fn mesh_ssh_agent_on_a_mesh_home_logs_too_and_one_agent_writes_the_log() {
     let dir = Scratch::new("audit-ssh-agent");
@@ -237,15 +250,21 @@ fn mesh_ssh_agent_on_a_mesh_home_logs_too_and_one_agent_writes_the_log() {
         key.display(),
         file.display()
     );
-    // COMMAND mode: the agent exits with the command, its record written.
+    // COMMAND mode: the agent exits after the command (the kernel tells
+    // it), writing its record as it goes.
     let o = dev
         .command(&["ssh-agent", "sh", "-c", &sign])
         .output()
         .expect("run");
     assert!(o.status.success(), "{o:?}");
-    let all = dev.json(&["audit", "--local"]);
+    let local = || dev.json(&["audit", "--local"]);
+    assert!(
+        eventually(5, || local().as_array().map(Vec::len) == Some(1)),
+        "{}",
+        local()
+    );
+    let all = local();
     let all = all.as_array().expect("records");
-    assert_eq!(all.len(), 1, "{all:?}");
     // --since takes a time or a duration ago.
     let count = |since: &str| {
         dev.json(&["audit", "--local", "--since", since])
@@ -269,10 +288,13 @@ fn mesh_ssh_agent_on_a_mesh_home_logs_too_and_one_agent_writes_the_log() {
         .output()
         .expect("run");
     assert!(o.status.success(), "{o:?}");
-    assert_eq!(
-        dev.json(&["audit", "--local"]).as_array().map(Vec::len),
-        Some(1)
+    // Once that agent has exited (and would have written), the log still
+    // holds one record.
+    assert!(
+        eventually(5, || serving(&dev.home) == 0),
+        "the COMMAND's agent did not exit"
     );
+    assert_eq!(local().as_array().map(Vec::len), Some(1));
 }
 
 /// What `mesh audit verify --local` says on a device: success, and its
