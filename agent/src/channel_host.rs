@@ -22,22 +22,13 @@ fn err(e: AccountError) -> CommandError {
     CommandError::of(&e, hint)
 }
 
-fn lookup<'a>(l: &Lookup<'a>) -> crate::servers::Lookup<'a> {
-    crate::servers::Lookup {
-        profile_udf: l.profile_udf,
-        portal: l.portal,
-        cache: l.cache,
-        max_stale: l.max_stale,
-    }
-}
-
 fn json(v: &impl serde::Serialize) -> serde_json::Value {
     serde_json::to_value(v).unwrap_or_default()
 }
 
 impl ServerReads for Servers {
     fn public_view(&self, l: &Lookup<'_>) -> Result<AccountView, CommandError> {
-        crate::servers::public_view(&lookup(l)).map_err(err)
+        crate::servers::public_view(l).map_err(err)
     }
 
     fn authorized_keys(
@@ -45,7 +36,7 @@ impl ServerReads for Servers {
         l: &Lookup<'_>,
         user: Option<&str>,
     ) -> Result<Vec<String>, CommandError> {
-        crate::servers::authorized_keys(&lookup(l), user).map_err(err)
+        crate::servers::authorized_keys(l, user).map_err(err)
     }
 
     fn authorized_principals(
@@ -54,7 +45,7 @@ impl ServerReads for Servers {
         user: &str,
         cert: &str,
     ) -> Result<Vec<String>, CommandError> {
-        crate::servers::authorized_principals(&lookup(l), user, cert).map_err(err)
+        crate::servers::authorized_principals(l, user, cert).map_err(err)
     }
 
     fn fetch_ca(&self, l: &Lookup<'_>, output: &Path) -> Result<Fetched, CommandError> {

@@ -276,18 +276,9 @@ pub fn check_profile_udf(text: &str) -> Result<()> {
 }
 
 /// Where a server looks the account up, and how long a cached answer
-/// may serve while the portal is away.
-#[derive(Debug, Clone, Copy)]
-pub struct Lookup<'a> {
-    /// The pinned profile UDF.
-    pub profile_udf: &'a str,
-    /// The portal's URL.
-    pub portal: &'a str,
-    /// The cache directory, if any.
-    pub cache: Option<&'a Path>,
-    /// Seconds a cached answer may serve.
-    pub max_stale: u64,
-}
+/// may serve while the portal is away (the SDK's, which channels' server
+/// subcommands fill in).
+pub use mesh_plugins::command::Lookup;
 
 /// The portal, or the account's witness, could not be reached: a cached
 /// answer may serve for a bounded time (what either would have refused is

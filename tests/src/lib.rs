@@ -52,6 +52,19 @@ pub fn require_tool(tool: &str) -> bool {
     found
 }
 
+/// libfaketime's multithreaded library (`LD_PRELOAD` for a process that
+/// runs threads, as the agent and the portal do).
+pub fn faketime_library() -> String {
+    std::fs::read_dir("/usr/lib")
+        .expect("/usr/lib")
+        .filter_map(|e| e.ok())
+        .map(|e| e.path().join("faketime/libfaketimeMT.so.1"))
+        .find(|p| p.is_file())
+        .expect("libfaketimeMT.so.1 (package faketime)")
+        .display()
+        .to_string()
+}
+
 /// A fresh scratch directory, removed on drop.
 #[derive(Debug)]
 pub struct Scratch(pub PathBuf);

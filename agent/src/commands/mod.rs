@@ -97,20 +97,8 @@ pub(crate) fn hint_of(e: &anyhow::Error) -> Option<String> {
     // A file the user named could not be read or written.
     e.chain()
         .find_map(|c| c.downcast_ref::<std::io::Error>())
-        .and_then(|io| io_hint(io.kind()))
+        .and_then(|io| mesh_plugins::command::io_hint(io.kind()))
         .map(str::to_string)
-}
-
-/// What to do about a file that could not be used.
-fn io_hint(kind: std::io::ErrorKind) -> Option<&'static str> {
-    use std::io::ErrorKind as K;
-    Some(match kind {
-        K::NotFound => "check the path: no such file or directory",
-        K::PermissionDenied => "check the file's permissions: this user must be able to read it (or write, for an output)",
-        K::IsADirectory => "give a file, not a directory",
-        K::AlreadyExists => "choose another path, or remove the one in the way",
-        _ => return None,
-    })
 }
 
 /// Run `f` with this device's verified view of its account.

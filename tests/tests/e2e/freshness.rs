@@ -12,7 +12,8 @@
 use std::process::{Command, Output};
 
 use mesh_tests::{
-    free_port, require_tool, workspace_bin, Device, PortalProc, RunningAgent, Scratch,
+    faketime_library, free_port, require_tool, workspace_bin, Device, PortalProc, RunningAgent,
+    Scratch,
 };
 
 const ADDR: &str = "alice@example.com";
@@ -29,18 +30,6 @@ fn later(home: &std::path::Path, args: &[&str]) -> Output {
         .env("MESH_KEYSTORE", "file")
         .output()
         .expect("faketime mesh")
-}
-
-/// libfaketime's multithreaded library (the agent runs threads).
-fn faketime_library() -> String {
-    std::fs::read_dir("/usr/lib")
-        .expect("/usr/lib")
-        .filter_map(|e| e.ok())
-        .map(|e| e.path().join("faketime/libfaketimeMT.so.1"))
-        .find(|p| p.is_file())
-        .expect("libfaketimeMT.so.1 (package faketime)")
-        .display()
-        .to_string()
 }
 
 fn refused_as_stale(o: &Output, what: &str) {

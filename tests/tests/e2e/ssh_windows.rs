@@ -9,8 +9,8 @@ use std::process::{Command, Output};
 use mesh_core::held::{self, Held, Hold, ReleasedResponse};
 use mesh_core::portal as p;
 use mesh_tests::{
-    can_run_sshd, free_port, require_tool, ssh_add, workspace_bin, Backend, Device, PortalProc,
-    RunningAgent, Scratch, Sshd, Val,
+    can_run_sshd, faketime_library, free_port, require_tool, ssh_add, workspace_bin, Backend,
+    Device, PortalProc, RunningAgent, Scratch, Sshd, Val,
 };
 use ssh_key::Certificate;
 
@@ -188,18 +188,6 @@ fn later(home: &Path, args: &[&str]) -> Output {
         .env("MESH_KEYSTORE", "file")
         .output()
         .expect("mesh under libfaketime")
-}
-
-/// libfaketime's multithreaded library (the portal runs threads).
-fn faketime_library() -> String {
-    std::fs::read_dir("/usr/lib")
-        .expect("/usr/lib")
-        .filter_map(|e| e.ok())
-        .map(|e| e.path().join("faketime/libfaketimeMT.so.1"))
-        .find(|p| p.is_file())
-        .expect("libfaketimeMT.so.1 (package faketime)")
-        .display()
-        .to_string()
 }
 
 const CERT: &str = "ssh-ed25519-cert-v01@openssh.com ";
