@@ -53,6 +53,7 @@ pub(crate) fn command() -> clap::Command {
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Start Mesh on an embedded default: a local portal, an account and two devices.
+    #[cfg(feature = "quickstart")]
     Quickstart {
         /// Where the demo portal and device homes live.
         #[arg(long, default_value = "mesh-quickstart", value_name = "DIR")]

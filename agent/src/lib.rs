@@ -11,6 +11,7 @@ pub mod channel_host;
 pub mod daemon;
 pub mod git_signers;
 pub mod hardening;
+#[cfg(feature = "quickstart")]
 pub mod quickstart;
 pub mod recovery;
 pub mod server_cache;

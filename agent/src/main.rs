@@ -27,6 +27,8 @@ mod cli;
 mod commands;
 
 use cli::{Cli, Command};
+#[cfg(feature = "quickstart")]
+use commands::quickstart;
 use commands::{account, agent, audit, device, local, ssh_agent};
 
 fn main() -> ExitCode {
@@ -114,12 +116,13 @@ fn run(cli: Cli) -> Result<()> {
         .unwrap_or_else(mesh_account::store::default_home);
     let j = cli.json;
     match cli.command {
+        #[cfg(feature = "quickstart")]
         Command::Quickstart {
             dir,
             listen,
             address,
             once,
-        } => local::quickstart(&dir, listen, &address, once, j),
+        } => quickstart::quickstart(&dir, listen, &address, once, j),
         Command::Status => local::status(&home, j),
         Command::Hash(h) => local::hash(h, j),
         Command::Key(k) => local::key(k, j),

@@ -7,6 +7,8 @@ pub(crate) mod audit;
 pub(crate) mod channel;
 pub(crate) mod device;
 pub(crate) mod local;
+#[cfg(feature = "quickstart")]
+pub(crate) mod quickstart;
 pub(crate) mod secrets;
 pub(crate) mod ssh_agent;
 
