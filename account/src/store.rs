@@ -170,8 +170,22 @@ impl Backend {
     /// A sentence for `mesh status`.
     pub fn describe(self) -> &'static str {
         match self {
+            Backend::Os if cfg!(windows) => "the store key is in Windows Credential Manager",
+            Backend::Os if cfg!(target_os = "linux") => {
+                "the store key is in the OS keyring (Secret Service)"
+            }
             Backend::Os => "the store key is in the OS keyring",
             Backend::File => "the store key is in a 0600 file in the home",
+        }
+    }
+
+    /// The store that holds the key, by its platform's name.
+    pub fn store_name(self) -> &'static str {
+        match self {
+            Backend::Os if cfg!(windows) => "Windows Credential Manager",
+            Backend::Os if cfg!(target_os = "linux") => "Secret Service",
+            Backend::Os => "OS keyring",
+            Backend::File => "file",
         }
     }
 }
@@ -272,9 +286,14 @@ pub fn default_home() -> PathBuf {
     if let Some(h) = std::env::var_os("MESH_HOME") {
         return PathBuf::from(h);
     }
-    directories::ProjectDirs::from("org", "Mesh", "mesh")
-        .map(|d| d.data_dir().to_path_buf())
-        .unwrap_or_else(|| PathBuf::from(".mesh"))
+    // Windows: %LOCALAPPDATA%\Mesh, which does not roam (a roaming
+    // profile would copy the sealed store to a server).
+    #[cfg(windows)]
+    let dir = directories::BaseDirs::new().map(|d| d.data_local_dir().join("Mesh"));
+    #[cfg(not(windows))]
+    let dir =
+        directories::ProjectDirs::from("org", "Mesh", "mesh").map(|d| d.data_dir().to_path_buf());
+    dir.unwrap_or_else(|| PathBuf::from(".mesh"))
 }
 
 pub fn make_private_dir(path: &Path) -> Result<(), StoreError> {
@@ -287,6 +306,8 @@ pub fn make_private_dir(path: &Path) -> Result<(), StoreError> {
 }
 
 fn check_private(path: &Path) -> Result<(), StoreError> {
+    #[cfg(not(unix))]
+    let _ = path;
     #[cfg(unix)]
     {
         let mode = fs::metadata(path).map_err(io(path))?.permissions().mode() & 0o777;
@@ -378,11 +399,22 @@ fn keyring_entry(store_id: &str) -> Result<keyring_core::Entry, StoreError> {
         keyring_core::Entry::new(KEYRING_SERVICE, store_id)
             .map_err(|e| StoreError::NoKeyring(e.to_string()))
     }
-    #[cfg(not(target_os = "linux"))]
+    // Windows Credential Manager: a generic credential of this user.
+    #[cfg(windows)]
+    {
+        if keyring_core::get_default_store().is_none() {
+            let store = windows_native_keyring_store::Store::new()
+                .map_err(|e| StoreError::NoKeyring(e.to_string()))?;
+            keyring_core::set_default_store(store);
+        }
+        keyring_core::Entry::new(KEYRING_SERVICE, store_id)
+            .map_err(|e| StoreError::NoKeyring(e.to_string()))
+    }
+    #[cfg(not(any(target_os = "linux", windows)))]
     {
         let _ = store_id;
         Err(StoreError::NoKeyring(
-            "this build has an OS keyring backend only for Linux (Secret Service)".into(),
+            "this build has an OS keyring backend only for Linux (Secret Service) and Windows (Credential Manager)".into(),
         ))
     }
 }

@@ -91,6 +91,7 @@ pub(crate) enum Command {
     Agent(AgentCmd),
     /// ssh-agent(1) on the Mesh agent: the same options, output and COMMAND mode.
     #[command(name = "ssh-agent")]
+    #[cfg(unix)]
     SshAgent(SshAgentArgs),
     /// Print a shell completion script.
     // Listed after the channels' own commands (agent/src/channel_cli.rs).

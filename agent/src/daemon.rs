@@ -7,10 +7,10 @@
 //! (`$XDG_RUNTIME_DIR/mesh/<home hash>/`, else `<home>/run/`, else, when
 //! that path is too long for a socket, `/tmp/mesh-<uid>/<home hash>/`), and
 //! a connection from another user is closed unanswered.
-//! Unix only: `SSH_AUTH_SOCK` is a filesystem path; tokio's Unix sockets
-//! and `peer_cred` do what the control channel needs.
+//! On Windows the same two endpoints are named pipes
+//! (`\\.\pipe\openssh-ssh-agent`, where Windows' OpenSSH looks, or
+//! `MESH_SSH_AGENT_PIPE`), for this user only (daemon/endpoint.rs).
 
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -18,8 +18,7 @@ use std::time::{Duration, SystemTime};
 use mesh_ssh::agent::Agent;
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{UnixListener, UnixStream};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::sync::{Notify, RwLock, Semaphore};
 
 use mesh_account::store::Store;
@@ -55,6 +54,9 @@ pub enum DaemonError {
     /// Did not exit.
     #[error("the agent did not stop: {0}")]
     Stop(String),
+    /// The ssh-agent pipe is another program's (Windows).
+    #[error("the pipe {0} is already served by another program")]
+    PipeTaken(String),
     /// This home was revoked from its account.
     #[error("this device was revoked from {0}; its keys were wiped and the agent will not start")]
     Revoked(String),
@@ -74,6 +76,7 @@ impl DaemonError {
             DaemonError::Revoked(_) => {
                 Some("join the account again from a new home (`mesh device request` with another --home)".into())
             }
+            DaemonError::PipeTaken(_) => Some(pipe_hint()),
             DaemonError::Start(_) => {
                 Some("see the log in the agent's runtime directory (`mesh agent status`)".into())
             }
@@ -104,17 +107,43 @@ pub struct Paths {
 /// `/proc/self`, whose files belong to root since `mesh` is not dumpable
 /// (agent/src/hardening.rs; only the directory keeps the user's uid).
 pub(crate) fn my_uid() -> u32 {
-    rustix::process::getuid().as_raw()
+    mesh_plugins::platform::my_uid()
+}
+
+/// Who else serves the pipe: Windows' own agent service, when its process
+/// runs, is named.
+fn pipe_hint() -> String {
+    let mut hint = String::new();
+    if windows_ssh_agent_runs() {
+        hint.push_str("Windows' OpenSSH Authentication Agent service (ssh-agent.exe) is running: stop and disable it (`Stop-Service ssh-agent; Set-Service ssh-agent -StartupType Disabled` as administrator); ");
+    }
+    hint.push_str("`mesh agent stop` stops another Mesh agent; MESH_SSH_AGENT_PIPE=\\\\.\\pipe\\NAME serves another pipe");
+    hint
+}
+
+#[cfg(windows)]
+fn windows_ssh_agent_runs() -> bool {
+    let mut sys = sysinfo::System::new();
+    sys.refresh_processes(sysinfo::ProcessesToUpdate::All, true);
+    let found = sys
+        .processes_by_exact_name("ssh-agent.exe".as_ref())
+        .next()
+        .is_some();
+    found
+}
+
+#[cfg(not(windows))]
+fn windows_ssh_agent_runs() -> bool {
+    false
 }
 
 fn private_dir(path: &Path) -> Result<(), DaemonError> {
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
+    let mut b = mesh_plugins::platform::private_dir_builder();
+    b.recursive(true)
         .create(path)
         .map_err(io(format!("creating {}", path.display())))?;
     let m = std::fs::symlink_metadata(path).map_err(io(path.display().to_string()))?;
-    if !m.is_dir() || m.uid() != my_uid() || m.permissions().mode() & 0o077 != 0 {
+    if !m.is_dir() || !mesh_plugins::platform::owned_private(&m) {
         return Err(DaemonError::Unsafe(path.to_path_buf()));
     }
     Ok(())
@@ -140,8 +169,18 @@ pub fn paths(home: &Path) -> Paths {
     } else {
         std::env::temp_dir()
             .join(format!("mesh-{}", my_uid()))
-            .join(tag)
+            .join(&tag)
     };
+    #[cfg(windows)]
+    return Paths {
+        ssh: std::env::var_os("MESH_SSH_AGENT_PIPE")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(r"\\.\pipe\openssh-ssh-agent")),
+        control: PathBuf::from(format!(r"\\.\pipe\mesh-{tag}-control")),
+        log: dir.join("agent.log"),
+        dir,
+    };
+    #[cfg(not(windows))]
     Paths {
         ssh: dir.join("ssh-agent.sock"),
         control: dir.join("control.sock"),
@@ -199,6 +238,7 @@ struct ControlRequest {
 }
 
 mod audit;
+mod endpoint;
 mod sync;
 use sync::{forwarding, identities, sync_loop};
 
@@ -217,8 +257,8 @@ fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
-async fn control(stream: UnixStream, shared: Arc<Shared>) {
-    let (r, mut w) = stream.into_split();
+async fn control<S: AsyncRead + AsyncWrite + Unpin>(stream: S, shared: Arc<Shared>) {
+    let (r, mut w) = tokio::io::split(stream);
     let mut line = String::new();
     let mut reader = BufReader::new(r.take(4096));
     if reader.read_line(&mut line).await.is_err() {
@@ -249,20 +289,6 @@ async fn control(stream: UnixStream, shared: Arc<Shared>) {
         _ => serde_json::json!({"error": "unknown command"}),
     };
     let _ = w.write_all(format!("{answer}\n").as_bytes()).await;
-}
-
-fn bind(path: &Path) -> Result<UnixListener, DaemonError> {
-    if path.exists() {
-        // A socket left by an agent that died; one that answers means a live agent.
-        if std::os::unix::net::UnixStream::connect(path).is_ok() {
-            return Err(DaemonError::Running(0));
-        }
-        std::fs::remove_file(path).map_err(io(format!("removing {}", path.display())))?;
-    }
-    let l = UnixListener::bind(path).map_err(io(format!("binding {}", path.display())))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-        .map_err(io(format!("chmod {}", path.display())))?;
-    Ok(l)
 }
 
 /// A revoked home serves nothing: refuse to start.
@@ -466,8 +492,8 @@ pub fn run(home: &Path, opts: Options) -> Result<(), DaemonError> {
         let agent = Arc::new(agent);
         agent.set_mesh_identities(initial).await;
         agent.set_forwarding(forwarding).await;
-        let ssh = bind(&p.ssh)?;
-        let ctl = bind(&p.control)?;
+        let ssh = endpoint::bind(&p.ssh)?;
+        let ctl = endpoint::bind(&p.control)?;
         let shared = Arc::new(Shared {
             agent,
             status: RwLock::new(Status {
@@ -495,7 +521,7 @@ pub fn run(home: &Path, opts: Options) -> Result<(), DaemonError> {
                 shared.clone(),
             ))
         });
-        let reaper = tokio::spawn(crate::ssh_agent_cmd::reap(shared.agent.clone()));
+        let reaper = tokio::spawn(reap(shared.agent.clone()));
         let hosts = crate::ssh_hosts::spawn(home, shared.agent.clone());
         serve(&ssh, &ctl, &shared).await;
         // What was signed up to now is logged before the agent goes.
@@ -509,8 +535,8 @@ pub fn run(home: &Path, opts: Options) -> Result<(), DaemonError> {
         if let Some(h) = hosts {
             h.abort();
         }
-        let _ = std::fs::remove_file(&p.ssh);
-        let _ = std::fs::remove_file(&p.control);
+        endpoint::remove(&p.ssh);
+        endpoint::remove(&p.control);
         drop(lock);
         // A revoked agent said why it exits (what it wiped).
         if !shared.status.read().await.revoked {
@@ -525,40 +551,25 @@ pub fn run(home: &Path, opts: Options) -> Result<(), DaemonError> {
 }
 
 /// Accept on both sockets until stopped (SIGTERM, SIGINT or a stop request).
-async fn serve(ssh: &UnixListener, ctl: &UnixListener, shared: &Arc<Shared>) {
-    let uid = my_uid();
+async fn serve(ssh: &endpoint::Listener, ctl: &endpoint::Listener, shared: &Arc<Shared>) {
     let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
-            s.recv().await;
-        } else {
-            std::future::pending::<()>().await;
-        }
-    };
+    let term = terminated();
     tokio::pin!(term);
     let stopped = shared.stop.notified();
     tokio::pin!(stopped);
     loop {
         tokio::select! {
-            r = ssh.accept() => {
-                let Ok((stream, _)) = r else { continue };
-                // Another user's process gets nothing, not even an answer.
-                if stream.peer_cred().map(|c| c.uid()).ok() != Some(uid) {
-                    continue;
-                }
+            r = endpoint::accept(ssh) => {
+                let Some((stream, conn)) = r else { continue };
                 let Ok(permit) = limit.clone().try_acquire_owned() else { continue };
                 let agent = shared.agent.clone();
                 tokio::spawn(async move {
-                    mesh_ssh::server::serve_unix(stream, agent).await;
+                    mesh_ssh::server::serve_conn(stream, agent, conn).await;
                     drop(permit);
                 });
             }
-            r = ctl.accept() => {
-                let Ok((stream, _)) = r else { continue };
-                if stream.peer_cred().map(|c| c.uid()).ok() != Some(uid) {
-                    continue;
-                }
+            r = endpoint::accept(ctl) => {
+                let Some((stream, _)) = r else { continue };
                 tokio::spawn(control(stream, shared.clone()));
             }
             _ = &mut stopped => break,
@@ -568,13 +579,32 @@ async fn serve(ssh: &UnixListener, ctl: &UnixListener, shared: &Arc<Shared>) {
     }
 }
 
+/// Drop keys whose lifetime ended, when it ends, not at the next request:
+/// their secrets leave memory on time (and certificates at their
+/// `valid_before`).
+pub(crate) async fn reap(agent: Arc<Agent>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        agent.expire().await;
+    }
+}
+
+/// Resolves at SIGTERM (Unix); never elsewhere.
+async fn terminated() {
+    #[cfg(unix)]
+    if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        s.recv().await;
+        return;
+    }
+    std::future::pending::<()>().await;
+}
+
 /// Ask the running agent of `home`.
 pub fn query(home: &Path, command: &str) -> Result<Status, DaemonError> {
     use std::io::{BufRead, Write};
     let p = paths(home);
-    let mut s =
-        std::os::unix::net::UnixStream::connect(&p.control).map_err(|_| DaemonError::NotRunning)?;
-    s.set_read_timeout(Some(Duration::from_secs(60))).ok();
+    let mut s = endpoint::connect(&p.control).map_err(|_| DaemonError::NotRunning)?;
     s.write_all(format!("{}\n", serde_json::json!({"command": command})).as_bytes())
         .map_err(io("control socket"))?;
     let mut line = String::new();
@@ -610,7 +640,6 @@ fn lock_holder(home: &Path) -> Option<u32> {
 /// Start the agent in the background; return once its socket accepts connections.
 pub fn start(home: &Path, exe: &Path, opts: Options) -> Result<Status, DaemonError> {
     let interval = opts.interval;
-    use std::os::unix::process::CommandExt;
     refuse_revoked(home)?;
     if let Ok(s) = query(home, "status") {
         return Err(DaemonError::Running(s.pid));
@@ -620,15 +649,13 @@ pub fn start(home: &Path, exe: &Path, opts: Options) -> Result<Status, DaemonErr
     }
     let p = paths(home);
     private_dir(&p.dir)?;
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(&p.log)
-        .map_err(io(format!("opening {}", p.log.display())))?;
+    let log =
+        mesh_plugins::platform::private_file(std::fs::OpenOptions::new().create(true).append(true))
+            .open(&p.log)
+            .map_err(io(format!("opening {}", p.log.display())))?;
     let log2 = log.try_clone().map_err(io("log"))?;
-    let mut child = std::process::Command::new(exe)
-        .arg("--home")
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg("--home")
         .arg(home)
         .args([
             "agent",
@@ -640,15 +667,13 @@ pub fn start(home: &Path, exe: &Path, opts: Options) -> Result<Status, DaemonErr
         ])
         .stdin(std::process::Stdio::null())
         .stdout(log)
-        .stderr(log2)
-        // Its own process group: a Ctrl-C in the starting shell does not reach it.
-        .process_group(0)
-        .spawn()
-        .map_err(io("starting the agent"))?;
+        .stderr(log2);
+    detach(&mut cmd);
+    let mut child = cmd.spawn().map_err(io("starting the agent"))?;
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     loop {
         if let Ok(s) = query(home, "status") {
-            if std::os::unix::net::UnixStream::connect(&p.ssh).is_ok() {
+            if endpoint::answering(&p.ssh) {
                 return Ok(s);
             }
         }
@@ -665,13 +690,33 @@ pub fn start(home: &Path, exe: &Path, opts: Options) -> Result<Status, DaemonErr
     }
 }
 
+/// Its own process group (a Ctrl-C in the starting shell does not reach
+/// it); on Windows, no console of its own and a new process group.
+fn detach(cmd: &mut std::process::Command) {
+    #[cfg(unix)]
+    std::os::unix::process::CommandExt::process_group(cmd, 0);
+    #[cfg(windows)]
+    {
+        const DETACHED_PROCESS: u32 = 0x0000_0008;
+        const CREATE_NEW_PROCESS_GROUP: u32 = 0x0000_0200;
+        std::os::windows::process::CommandExt::creation_flags(
+            cmd,
+            DETACHED_PROCESS | CREATE_NEW_PROCESS_GROUP,
+        );
+    }
+}
+
 /// Stop the running agent; return once its process has exited.
 pub fn stop(home: &Path) -> Result<(), DaemonError> {
     let pid = query(home, "status")?.pid;
     query(home, "stop")?;
     let p = paths(home);
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while alive(pid) || lock_holder(home).is_some() || p.control.exists() || p.ssh.exists() {
+    while alive(pid)
+        || lock_holder(home).is_some()
+        || endpoint::present(&p.control)
+        || endpoint::present(&p.ssh)
+    {
         if std::time::Instant::now() > deadline {
             return Err(DaemonError::Stop(format!(
                 "pid {pid} still runs after 10 s"

@@ -16,7 +16,10 @@
 //!   A root (or `CAP_SYS_PTRACE`) attacker is not stopped: nothing in the
 //!   process can stop them.
 //!
-//! Both through `rustix` (the workspace forbids `unsafe`).
+//! Both through `rustix` (the workspace forbids `unsafe`). On Windows
+//! neither exists and this build sets nothing: a same-user debugger or
+//! Windows Error Reporting can read the agent's memory there (docs/DESIGN.md,
+//! "Platforms", says so).
 
 /// A protection that could not be put in place.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +41,13 @@ impl HardeningError {
 }
 
 /// Forbid core dumps and, on Linux, make this process undumpable.
+#[cfg(not(unix))]
+pub fn harden() -> Result<(), HardeningError> {
+    Ok(())
+}
+
+/// Forbid core dumps and, on Linux, make this process undumpable.
+#[cfg(unix)]
 pub fn harden() -> Result<(), HardeningError> {
     use rustix::process::{setrlimit, Resource, Rlimit};
     setrlimit(
@@ -54,7 +64,7 @@ pub fn harden() -> Result<(), HardeningError> {
     Ok(())
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod tests {
     /// In this (test) process: the limits read back as set.
     #[test]

@@ -16,6 +16,7 @@ pub mod quickstart;
 pub mod recovery;
 pub mod server_cache;
 pub mod servers;
+#[cfg(unix)]
 pub mod ssh_agent_cmd;
 pub mod ssh_hosts;
 

@@ -29,7 +29,9 @@ mod commands;
 use cli::{Cli, Command};
 #[cfg(feature = "quickstart")]
 use commands::quickstart;
-use commands::{account, agent, audit, device, local, ssh_agent};
+#[cfg(unix)]
+use commands::ssh_agent;
+use commands::{account, agent, audit, device, local};
 
 fn main() -> ExitCode {
     // Before anything can read a secret (agent/src/hardening.rs).
@@ -131,6 +133,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Sync => local::sync(&home, j),
         Command::Audit(a) => audit::run(&home, a, j),
         Command::Agent(a) => agent::run(&home, a, j),
+        #[cfg(unix)]
         Command::SshAgent(a) => ssh_agent::run(&home, a),
         Command::Completions { shell } => local::completions(shell),
         Command::Man { output } => local::man(output),

@@ -11,7 +11,6 @@
 //! what it is and how to use it, as a paper key does.
 
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use mesh_account::AccountError;
@@ -278,16 +277,12 @@ fn write_share(dir: &Path, path: &Path, text: &str, written: &mut Written) -> Re
         .take_while(|a| !a.as_os_str().is_empty() && !a.exists())
         .map(Path::to_path_buf)
         .collect();
-    std::fs::DirBuilder::new()
+    mesh_plugins::platform::private_dir_builder()
         .recursive(true)
-        .mode(0o700)
         .create(dir)
         .map_err(io(dir))?;
     written.made.extend(missing.into_iter().rev());
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
+    mesh_plugins::platform::private_file(std::fs::OpenOptions::new().write(true).create_new(true))
         .open(path)
         .and_then(|mut f| {
             written.files.push(path.to_path_buf());

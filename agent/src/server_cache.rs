@@ -96,15 +96,13 @@ fn damaged(f: &Path, detail: impl std::fmt::Display) -> AccountError {
 /// The cache file `f`, if there is one: refused when it or its directory
 /// is not this user's or others can write it.
 pub fn open(f: &Path) -> Result<Option<Opened>> {
-    use std::os::unix::fs::MetadataExt;
     let Ok(meta) = std::fs::metadata(f) else {
         return Ok(None);
     };
     let dir = f.parent().unwrap_or(Path::new("."));
-    let uid = crate::daemon::my_uid();
     for (path, m) in [(dir, std::fs::metadata(dir).ok()), (f, Some(meta))] {
         let Some(m) = m else { continue };
-        if m.uid() != uid || m.mode() & 0o022 != 0 {
+        if !mesh_plugins::platform::owned_unwritable_by_others(&m) {
             return Err(AccountError::usage(
                 format!(
                     "the cache {} is writable by others or not owned by this user: not reading it",

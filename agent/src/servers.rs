@@ -574,12 +574,10 @@ pub fn fetch_ca(
 /// Replace a file sshd reads (KRL, CA) atomically, readable by all.
 pub(crate) fn write_public(output: &Path, bytes: &[u8]) -> Result<()> {
     mesh_account::store::write_atomic(output, bytes)?;
-    std::fs::set_permissions(output, std::os::unix::fs::PermissionsExt::from_mode(0o644)).map_err(
-        |e| {
-            AccountError::Store(mesh_account::store::StoreError::Io {
-                path: output.to_path_buf(),
-                source: e,
-            })
-        },
-    )
+    mesh_plugins::platform::set_mode(output, 0o644).map_err(|e| {
+        AccountError::Store(mesh_account::store::StoreError::Io {
+            path: output.to_path_buf(),
+            source: e,
+        })
+    })
 }

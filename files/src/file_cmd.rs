@@ -3,7 +3,6 @@
 //! next to it and renamed once every chunk has authenticated.
 
 use std::io::{BufReader, Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use mesh_plugins::{AccountView, DeviceHost, PluginError};
@@ -95,12 +94,11 @@ fn write_atomic(
         data_encoding::HEXLOWER.encode(&rnd)
     ));
     let io = || PluginError::io(path.display());
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(io())?;
+    let file = mesh_plugins::platform::private_file(
+        std::fs::OpenOptions::new().write(true).create_new(true),
+    )
+    .open(&tmp)
+    .map_err(io())?;
     let result = (|| {
         let mut w = std::io::BufWriter::with_capacity(age_file::CHUNK, file);
         f(&mut w)?;

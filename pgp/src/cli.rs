@@ -207,7 +207,7 @@ fn install_elsewhere(
 /// (served as `openpgpkey.<domain>`), each with its `policy` file.
 /// Returns both certificate paths, direct first.
 pub fn write_wkd(view: &AccountView, root: &Path) -> Result<[PathBuf; 2], CommandError> {
-    use std::os::unix::fs::PermissionsExt;
+    use mesh_plugins::platform::set_mode;
     let (name, cert) = crate::gnupg::wkd(view).map_err(err)?;
     let domain = view
         .address
@@ -227,7 +227,7 @@ pub fn write_wkd(view: &AccountView, root: &Path) -> Result<[PathBuf; 2], Comman
         let path = hu.join(&name);
         for (f, data) in [(base.join("policy"), &b""[..]), (path.clone(), &cert[..])] {
             write_atomic(&f, data)?;
-            std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).map_err(io)?;
+            set_mode(&f, 0o644).map_err(io)?;
         }
         paths.push(path);
     }
@@ -238,7 +238,7 @@ pub fn write_wkd(view: &AccountView, root: &Path) -> Result<[PathBuf; 2], Comman
         &advanced,
         &advanced.join("hu"),
     ] {
-        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).map_err(io)?;
+        set_mode(d, 0o755).map_err(io)?;
     }
     let [d, a]: [PathBuf; 2] = paths
         .try_into()

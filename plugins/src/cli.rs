@@ -90,7 +90,6 @@ pub fn write_opt(file: Option<&Path>, data: &[u8]) -> Result<(), CommandError> {
 /// Write `data` to `path` atomically, as the host writes its home: a new
 /// 0600 file next to it, synced, renamed over `path`, the directory synced.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), CommandError> {
-    use std::os::unix::fs::OpenOptionsExt;
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let mut rnd = [0u8; 6];
@@ -98,11 +97,9 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), CommandError> {
     let tmp = dir.join(format!(".{name}.{}.tmp", hex(&rnd)));
     let result = (|| {
         // Errors name the file being replaced, never the temporary one.
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
+        let mut f =
+            crate::platform::private_file(std::fs::OpenOptions::new().write(true).create_new(true))
+                .open(&tmp)?;
         f.write_all(data)?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)?;

@@ -35,6 +35,7 @@ pub mod error;
 #[cfg(any(test, doc, feature = "testing"))]
 pub mod example;
 pub mod host;
+pub mod platform;
 pub mod shared;
 // Test doubles for channels' unit tests (the `testing` feature).
 #[cfg(any(test, doc, feature = "testing"))]

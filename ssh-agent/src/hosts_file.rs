@@ -6,7 +6,6 @@
 //! side (load at start, reload when another process changed it) is the
 //! host's (`mesh_agent::ssh_hosts`).
 
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::hosts::{HostMap, HostsError, Op};
@@ -58,9 +57,18 @@ pub fn path(home: &Path) -> PathBuf {
 pub type Seen = Option<(u64, i64, i64)>;
 
 pub fn seen(home: &Path) -> Seen {
-    std::fs::metadata(path(home))
-        .ok()
-        .map(|m| (m.ino(), m.mtime(), m.mtime_nsec()))
+    let m = std::fs::metadata(path(home)).ok()?;
+    // The inode tells a replaced file on Unix; the time alone elsewhere.
+    #[cfg(unix)]
+    let ino = std::os::unix::fs::MetadataExt::ino(&m);
+    #[cfg(not(unix))]
+    let ino = 0;
+    let t = m
+        .modified()
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    Some((ino, t.as_secs() as i64, i64::from(t.subsec_nanos())))
 }
 
 /// The map in the file (empty when there is none).
@@ -80,13 +88,14 @@ pub fn load(home: &Path) -> Result<HostMap, HostsFileError> {
 /// agent's learning must not stop on it), refused otherwise.
 pub fn update(home: &Path, ops: &[Op], repair: bool) -> Result<(HostMap, Seen), HostsFileError> {
     let lock_path = home.join("ssh-hosts.lock");
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .open(&lock_path)
-        .map_err(io(format!("opening {}", lock_path.display())))?;
+    let lock = mesh_plugins::platform::private_file(
+        std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true),
+    )
+    .open(&lock_path)
+    .map_err(io(format!("opening {}", lock_path.display())))?;
     lock.lock()
         .map_err(io(format!("locking {}", lock_path.display())))?;
     let mut map = match load(home) {

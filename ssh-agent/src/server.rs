@@ -98,6 +98,7 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(stream: S, agent: Arc<Agen
 
 /// Serve a Unix socket connection, knowing its peer (batch confirmation
 /// groups requests by the requesting program).
+#[cfg(unix)]
 pub async fn serve_unix(stream: tokio::net::UnixStream, agent: Arc<Agent>) {
     let conn = match stream.peer_cred() {
         Ok(c) => Connection::with_peer(crate::dest::Peer {

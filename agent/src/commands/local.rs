@@ -35,6 +35,7 @@ pub(crate) fn status(home: &std::path::Path, j: bool) -> Result<()> {
         json!({
             "home": home,
             "keystore": store.backend().name(),
+            "key_store": store.backend().store_name(),
             "device": dev.map(|d| &d.udf),
             "name": dev.map(|d| &d.name),
         }),
@@ -147,10 +148,7 @@ fn man_pages(cmd: &clap::Command, name: &str, dir: &Path) -> Result<usize> {
     let mut page = Vec::new();
     clap_mangen::Man::new(cmd.clone().name(name.to_string())).render(&mut page)?;
     store::write_atomic(&dir.join(format!("{name}.1")), &page)?;
-    std::fs::set_permissions(
-        dir.join(format!("{name}.1")),
-        std::os::unix::fs::PermissionsExt::from_mode(0o644),
-    )?;
+    mesh_plugins::platform::set_mode(&dir.join(format!("{name}.1")), 0o644)?;
     let mut n = 1;
     for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
         n += man_pages(sub, &format!("{name}-{}", sub.get_name()), dir)?;

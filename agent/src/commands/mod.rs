@@ -10,6 +10,7 @@ pub(crate) mod local;
 #[cfg(feature = "quickstart")]
 pub(crate) mod quickstart;
 pub(crate) mod secrets;
+#[cfg(unix)]
 pub(crate) mod ssh_agent;
 
 use std::io::{Read, Write};
@@ -86,6 +87,7 @@ pub(crate) fn hint_of(e: &anyhow::Error) -> Option<String> {
         if let Some(d) = cause.downcast_ref::<mesh_agent::daemon::DaemonError>() {
             return d.hint();
         }
+        #[cfg(unix)]
         if let Some(s) = cause.downcast_ref::<mesh_agent::ssh_agent_cmd::SshAgentError>() {
             return s.hint();
         }

@@ -92,12 +92,18 @@ pub(crate) fn read_lines(from: Option<&Path>, what: &str) -> Result<Zeroizing<Ve
     Ok(lines)
 }
 
-/// Standard input, unbuffered: a duplicate of descriptor 0.
+/// Standard input, unbuffered: a duplicate of descriptor 0 (of the
+/// standard input handle on Windows).
 fn raw_stdin() -> std::io::Result<std::fs::File> {
-    use std::os::fd::AsFd;
-    Ok(std::fs::File::from(
-        std::io::stdin().as_fd().try_clone_to_owned()?,
-    ))
+    #[cfg(unix)]
+    use std::os::fd::AsFd as AsRaw;
+    #[cfg(windows)]
+    use std::os::windows::io::AsHandle as AsRaw;
+    #[cfg(unix)]
+    let owned = std::io::stdin().as_fd().try_clone_to_owned()?;
+    #[cfg(windows)]
+    let owned = std::io::stdin().as_handle().try_clone_to_owned()?;
+    Ok(std::fs::File::from(owned))
 }
 
 /// Read (a terminal gives a line per read) until a blank line, the end, or

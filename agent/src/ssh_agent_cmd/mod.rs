@@ -24,7 +24,6 @@ use std::time::Duration;
 
 use mesh_ssh::options::{AgentOptions, FingerprintHash};
 
-pub(crate) use serve::reap;
 pub use serve::{bind, serve, Cleanup, ServeMode};
 pub use spawn::{make_socket_dir, spawn_child, ChildArgs, READY};
 

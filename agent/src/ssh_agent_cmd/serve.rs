@@ -108,7 +108,7 @@ pub fn serve(
             );
         }
         ready();
-        let reaper = tokio::spawn(reap(agent.clone()));
+        let reaper = tokio::spawn(crate::daemon::reap(agent.clone()));
         let hosts = crate::ssh_hosts::spawn(home, agent.clone());
         let r = accept_loop(&listener, &agent, mode, parent, feed.as_ref()).await;
         // What was signed up to now is logged before the agent goes.
@@ -147,17 +147,6 @@ fn watch_parent(parent: u32) -> Result<(), SshAgentError> {
 
 fn parent_is(pid: u32) -> bool {
     rustix::process::getppid().map(|p| p.as_raw_nonzero().get().unsigned_abs()) == Some(pid)
-}
-
-/// Drop keys whose lifetime ended, when it ends, not at the next request:
-/// their secrets leave memory on time (and certificates at their
-/// `valid_before`).
-pub(crate) async fn reap(agent: Arc<Agent>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    loop {
-        tick.tick().await;
-        agent.expire().await;
-    }
 }
 
 async fn accept_loop(

@@ -357,8 +357,7 @@ fn allowed_signers_out(
         return Ok(());
     };
     write_atomic(out, w.text.as_bytes())?;
-    std::fs::set_permissions(out, std::os::unix::fs::PermissionsExt::from_mode(0o644))
-        .map_err(|e| CommandError::of(&e, None))?;
+    mesh_plugins::platform::set_mode(out, 0o644).map_err(|e| CommandError::of(&e, None))?;
     eprintln!(
         "mesh: wrote {} ({} device keys, {} CA keys)",
         out.display(),
