@@ -51,6 +51,16 @@ pub enum DaemonError {
     /// Did not come up.
     #[error("the agent did not start: {0}")]
     Start(String),
+    /// Exited at once, saying why.
+    #[error("the agent did not start: {error} (it exited with {status})")]
+    Exited {
+        /// Its exit status.
+        status: String,
+        /// Its error.
+        error: String,
+        /// Its hint.
+        hint: Option<String>,
+    },
     /// Did not exit.
     #[error("the agent did not stop: {0}")]
     Stop(String),
@@ -77,6 +87,7 @@ impl DaemonError {
                 Some("join the account again from a new home (`mesh device request` with another --home)".into())
             }
             DaemonError::PipeTaken(_) => Some(pipe_hint()),
+            DaemonError::Exited { hint, .. } => hint.clone(),
             DaemonError::Start(_) => {
                 Some("see the log in the agent's runtime directory (`mesh agent status`)".into())
             }
@@ -654,6 +665,7 @@ pub fn start(home: &Path, exe: &Path, opts: Options) -> Result<Status, DaemonErr
             .open(&p.log)
             .map_err(io(format!("opening {}", p.log.display())))?;
     let log2 = log.try_clone().map_err(io("log"))?;
+    let log_start = log.metadata().map(|m| m.len()).unwrap_or(0);
     let mut cmd = std::process::Command::new(exe);
     cmd.arg("--home")
         .arg(home)
@@ -678,7 +690,14 @@ pub fn start(home: &Path, exe: &Path, opts: Options) -> Result<Status, DaemonErr
             }
         }
         if let Ok(Some(status)) = child.try_wait() {
-            return Err(DaemonError::Start(format!("it exited with {status}")));
+            return Err(match child_error(&p.log, log_start) {
+                Some((error, hint)) => DaemonError::Exited {
+                    status: status.to_string(),
+                    error,
+                    hint,
+                },
+                None => DaemonError::Start(format!("it exited with {status}")),
+            });
         }
         if std::time::Instant::now() > deadline {
             return Err(DaemonError::Start(
@@ -688,6 +707,19 @@ pub fn start(home: &Path, exe: &Path, opts: Options) -> Result<Status, DaemonErr
         // Waiting for the child's socket to appear.
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// The error (and hint) the agent printed to its log since `from`, without
+/// their prefixes, each cut at 300 characters.
+fn child_error(log: &Path, from: u64) -> Option<(String, Option<String>)> {
+    let text = std::fs::read(log).ok()?;
+    let from = usize::try_from(from).ok()?.min(text.len());
+    let tail = String::from_utf8_lossy(&text[from..]);
+    let short = |l: &str| l.chars().take(300).collect::<String>();
+    let mut lines = tail.lines();
+    let error = lines.find_map(|l| l.strip_prefix("mesh: error: ").map(short))?;
+    let hint = lines.find_map(|l| l.strip_prefix("hint: ").map(short));
+    Some((error, hint))
 }
 
 /// Its own process group (a Ctrl-C in the starting shell does not reach

@@ -12,8 +12,10 @@ pub mod liar;
 pub mod pg;
 pub mod proxy;
 pub mod raw;
+pub mod wine;
 
 pub use pg::{Backend, PortalDb, Val};
+pub use wine::Wine;
 
 /// Path of a workspace binary next to the running test executable
 /// (`target/<profile>/NAME`). `cargo test --workspace` builds the `mesh`

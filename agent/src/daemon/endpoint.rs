@@ -107,6 +107,11 @@ mod imp {
     /// second agent, or Windows' own `ssh-agent` service, already holding
     /// the name is named in the error.
     pub(crate) fn bind(path: &Path) -> Result<Listener, DaemonError> {
+        // The first-instance flag refuses a second server on Windows; Wine
+        // does not enforce it, so a server that answers is asked first.
+        if answering(path) {
+            return Err(DaemonError::PipeTaken(path.display().to_string()));
+        }
         let sid = me()?;
         // Protected DACL: full access for this user's SID, no one else.
         let sddl = format!("D:P(A;;GA;;;{})", &*sid);
