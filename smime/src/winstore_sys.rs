@@ -114,6 +114,10 @@ impl Backend for Windows {
         };
         cert.set_friendly_name(&item.name)
             .map_err(|e| AddError::Failed(failed("naming the certificate", e)))?;
+        // Wine's CERT_STORE_ADD_REPLACE_EXISTING keeps the stored
+        // certificate's properties (an epoch's name stays "current" after
+        // it retires): what is there goes first; its key container stays.
+        delete(item.store, &thumbprint(&item.cert)).map_err(AddError::Failed)?;
         let mut store = open(item.store).map_err(AddError::Failed)?;
         store
             .add_cert(&cert, CertAdd::ReplaceExisting)

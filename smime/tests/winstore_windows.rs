@@ -8,7 +8,7 @@
 
 use mesh_core::objects::Role;
 use mesh_plugins::testing::TestAccount;
-use mesh_plugins::{Event, Plugin};
+use mesh_plugins::{DeviceHost, Event, Plugin};
 use mesh_smime::winstore::{self, thumbprint, Key, Store};
 use mesh_smime::SmimePlugin;
 use schannel::cert_store::CertStore;
@@ -20,11 +20,20 @@ fn look(store: Store, thumb: &str) -> Option<bool> {
     Some(found.private_key().silent(true).acquire().is_ok())
 }
 
+/// The friendly name of the certificate with this thumbprint in CurrentUser\My.
+fn name(thumb: &str) -> Option<String> {
+    let st = CertStore::open_current_user("My").expect("open the store");
+    let found = st.certs().find(|c| thumbprint(c.to_der()) == thumb)?;
+    found.friendly_name().ok()
+}
+
 #[test]
 fn install_puts_the_keys_in_my_and_the_ca_in_root_and_wipe_takes_them_out() {
     let mut account = TestAccount::new(&[&SmimePlugin as &dyn Plugin]);
     let laptop = account.join("laptop", &[Role::ADMIN, mesh_smime::entries::ROLE]);
     account.sync(&SmimePlugin, &Event::Created).expect("create");
+    let phone = account.join("phone", &[mesh_smime::entries::ROLE]);
+    account.sync(&SmimePlugin, &Event::Periodic).expect("join");
     let view = account.view();
     let plan = winstore::plan(&laptop, &view).expect("plan");
 
@@ -47,6 +56,27 @@ fn install_puts_the_keys_in_my_and_the_ca_in_root_and_wipe_takes_them_out() {
         }
     }
     println!("installed {:?}, left out {:?}", out.installed, out.skipped);
+
+    // A revocation elsewhere rotates the encryption key: the next sync
+    // adds the new epoch and renames the old one, whose key old mail needs.
+    account.revoke(&phone);
+    let event = Event::Revoked {
+        device: phone.device_udf().into(),
+    };
+    account.sync(&SmimePlugin, &event).expect("revoke");
+    let lines = SmimePlugin.apply(&laptop, &account.view()).expect("sync");
+    assert!(lines[0].contains("updated"), "{lines:?}");
+    let plan = winstore::plan(&laptop, &account.view()).expect("plan");
+    let rsa: Vec<_> = plan
+        .iter()
+        .filter(|i| matches!(i.key, Key::Rsa(_)))
+        .collect();
+    assert_eq!(rsa.len(), 2);
+    for item in rsa {
+        let thumb = thumbprint(&item.cert);
+        assert_eq!(look(Store::My, &thumb), Some(true), "{item:?}");
+        assert_eq!(name(&thumb).as_deref(), Some(item.name.as_str()));
+    }
 
     let removed = SmimePlugin.wipe(&laptop).expect("wipe");
     assert_eq!(removed.len(), 1, "{removed:?}");
