@@ -94,6 +94,9 @@ fn from_pfx(item: &Item, pkcs8: &Zeroizing<Vec<u8>>) -> std::result::Result<Cert
 
 impl Backend for Windows {
     fn add(&mut self, item: &Item) -> std::result::Result<(), AddError> {
+        if present(item).map_err(AddError::Failed)? {
+            return Ok(());
+        }
         let new = |e| AddError::Failed(failed("the certificate", e));
         let cert = match &item.key {
             Key::None => CertContext::new(&item.cert).map_err(new)?,
@@ -132,6 +135,19 @@ impl Backend for Windows {
         }
         Ok(())
     }
+}
+
+/// Whether the store already holds the item as it should be: the same
+/// certificate under the same name, with a key that opens if it has one.
+/// Then nothing is touched (on Windows, each change to `Root` asks the
+/// user to confirm it).
+fn present(item: &Item) -> Result<bool> {
+    let Some(c) = find(&open(item.store)?, &thumbprint(&item.cert)) else {
+        return Ok(false);
+    };
+    let named = c.friendly_name().ok().as_deref() == Some(item.name.as_str());
+    let keyed = matches!(item.key, Key::None) || c.private_key().silent(true).acquire().is_ok();
+    Ok(named && keyed)
 }
 
 /// Delete a certificate from a store, and check from a fresh handle that
