@@ -144,11 +144,19 @@ impl Plugin for SmimePlugin {
     }
 
     fn apply(&self, device: &dyn DeviceHost, view: &AccountView) -> Result<Vec<String>> {
-        crate::nss::refresh(device, view)
+        let mut out = crate::nss::refresh(device, view)?;
+        out.extend(crate::winstore::refresh(device, view)?);
+        Ok(out)
     }
 
+    /// Both stores are emptied even if one fails: a revoked device's keys
+    /// must not stay in the other.
     fn wipe(&self, device: &dyn DeviceHost) -> Result<Vec<String>> {
-        crate::nss::wipe(device)
+        let nss = crate::nss::wipe(device);
+        let win = crate::winstore::wipe(device);
+        let mut out = nss?;
+        out.extend(win?);
+        Ok(out)
     }
 
     /// `mesh smime …` (smime/src/cli.rs).

@@ -42,11 +42,17 @@ pub enum SmimeCmd {
         #[arg(long)]
         encryption: bool,
     },
-    /// Import this device's S/MIME keys and the CA (trusted for e-mail) into an NSS database, as Thunderbird keeps one.
+    /// Import this device's S/MIME keys and the CA (trusted for e-mail) into an NSS database, as Thunderbird keeps one, or into the Windows certificate store (Outlook).
+    ///
+    /// Every sync keeps what was installed current; a revocation removes it.
+    #[command(group(clap::ArgGroup::new("target").required(true).multiple(true)))]
     Install {
         /// The NSS database directory (Thunderbird's profile directory).
-        #[arg(long)]
-        nssdb: PathBuf,
+        #[arg(long, group = "target")]
+        nssdb: Option<PathBuf>,
+        /// The current user's Windows certificate store: the keys in CurrentUser\My (non-exportable), the CA in CurrentUser\Root.
+        #[arg(long, group = "target")]
+        windows_store: bool,
     },
     /// Sign a message with this device's signing key: multipart/signed (RFC 8551) by default.
     ///
@@ -250,8 +256,57 @@ pub fn run(ctx: &dyn CommandContext, cmd: SmimeCmd) -> Result<(), CommandError> 
             report_signers(&opened);
             write_opt(output.as_deref(), &opened.content)
         }),
+        SmimeCmd::Install {
+            nssdb,
+            windows_store,
+        } => with_view(ctx, |dh, view| install(dh, view, nssdb, windows_store, j)),
         c => other(ctx, c, j),
     }
+}
+
+/// `mesh smime install`: into an NSS database, the Windows store, or both.
+fn install(
+    dh: &dyn mesh_plugins::DeviceHost,
+    view: &mesh_plugins::AccountView,
+    nssdb: Option<PathBuf>,
+    windows_store: bool,
+    j: bool,
+) -> Result<(), CommandError> {
+    let mut report = serde_json::Map::new();
+    let mut lines = Vec::new();
+    if let Some(nssdb) = nssdb {
+        let slow = Slow::after(
+            std::time::Duration::from_secs(1),
+            format!(
+                "mesh: importing into the NSS database {} (certutil, pk12util)…",
+                nssdb.display()
+            ),
+        );
+        crate::nss::install(dh, view, &nssdb).map_err(err)?;
+        drop(slow);
+        eprintln!(
+            "mesh: installed the S/MIME keys and the CA into {}",
+            nssdb.display()
+        );
+        report.insert("nssdb".into(), json!(nssdb.display().to_string()));
+        lines.push(nssdb.display().to_string());
+    }
+    if windows_store {
+        let out = crate::winstore::install(dh, view).map_err(err)?;
+        for name in &out.installed {
+            eprintln!("mesh: installed {name} in the Windows certificate store");
+        }
+        for why in &out.skipped {
+            eprintln!("mesh: warning: not installed in the Windows certificate store: {why}");
+        }
+        report.insert(
+            "windows_store".into(),
+            json!({"installed": out.installed, "skipped": out.skipped}),
+        );
+        lines.push("windows-store".into());
+    }
+    emit(j, serde_json::Value::Object(report), &lines.join("\n"));
+    Ok(())
 }
 
 /// A mail error, with its hint.
@@ -294,7 +349,8 @@ fn other(ctx: &dyn CommandContext, c: SmimeCmd, j: bool) -> Result<(), CommandEr
             SmimeCmd::Sign { .. }
             | SmimeCmd::Verify { .. }
             | SmimeCmd::Encrypt { .. }
-            | SmimeCmd::Decrypt { .. } => {
+            | SmimeCmd::Decrypt { .. }
+            | SmimeCmd::Install { .. } => {
                 unreachable!("handled above")
             }
             SmimeCmd::Csr => ("csr", crate::device::csr(dh, view).map_err(err)?),
@@ -303,22 +359,6 @@ fn other(ctx: &dyn CommandContext, c: SmimeCmd, j: bool) -> Result<(), CommandEr
                 let n = crate::device::import_cert(dh, &pem).map_err(err)?;
                 eprintln!("mesh: imported {n}; `mesh smime cert` now prints it");
                 ("imported", n)
-            }
-            SmimeCmd::Install { nssdb } => {
-                let slow = Slow::after(
-                    std::time::Duration::from_secs(1),
-                    format!(
-                        "mesh: importing into the NSS database {} (certutil, pk12util)…",
-                        nssdb.display()
-                    ),
-                );
-                crate::nss::install(dh, view, &nssdb).map_err(err)?;
-                drop(slow);
-                eprintln!(
-                    "mesh: installed the S/MIME keys and the CA into {}",
-                    nssdb.display()
-                );
-                ("nssdb", nssdb.display().to_string())
             }
             SmimeCmd::Crl { output } => {
                 let pem = crate::device::crl_pem(view).map_err(err)?;

@@ -82,3 +82,33 @@ fn an_empty_password_file_is_refused_with_a_hint() {
     assert!(e.hint().is_some_and(|h| h.contains("first line")));
     assert!(!out.exists(), "nothing written");
 }
+
+#[test]
+fn install_takes_an_nss_database_the_windows_store_or_both_and_needs_one() {
+    let e = SmimeCommand
+        .command()
+        .try_get_matches_from(["smime", "install"])
+        .expect_err("no target");
+    assert_eq!(e.kind(), clap::error::ErrorKind::MissingRequiredArgument);
+    let m = parse(&["smime", "install", "--windows-store", "--nssdb", "d"]);
+    let Ok(SmimeCmd::Install {
+        nssdb,
+        windows_store,
+    }) = SmimeCmd::from_arg_matches(&m)
+    else {
+        panic!("install");
+    };
+    assert_eq!((nssdb, windows_store), (Some(PathBuf::from("d")), true));
+}
+
+#[cfg(not(windows))]
+#[test]
+fn install_windows_store_on_another_system_fails_with_a_hint_and_installs_nothing() {
+    let (account, laptop) = created();
+    let ctx = FakeContext::new(&laptop, account.view(), true);
+    let m = parse(&["smime", "install", "--windows-store"]);
+    let e = SmimeCommand.run(&m, &ctx).expect_err("not Windows");
+    assert!(e.to_string().contains("not built for Windows"), "{e}");
+    assert!(e.hint().is_some_and(|h| h.contains("mesh.exe")));
+    assert!(!laptop.records().contains_key("smime-winstore"));
+}

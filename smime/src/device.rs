@@ -302,7 +302,7 @@ pub fn encrypt(
 }
 
 /// This device's S/MIME signing key: its slot, from the device's seed.
-fn signing_key(device: &dyn DeviceHost) -> Result<p256::ecdsa::SigningKey> {
+pub(crate) fn signing_key(device: &dyn DeviceHost) -> Result<p256::ecdsa::SigningKey> {
     Ok(device.base_keys()?.p256(&SLOT)?)
 }
 

@@ -12,7 +12,8 @@
 //! - [`entries`]: the Application entries the channel owns, read from a
 //!   verified view; [`channel`]: the `Plugin` impl (what to publish);
 //! - [`device`]: what a device does with them (export, sign, open);
-//!   [`nss`]: NSS databases (Thunderbird); [`mail`], [`message`],
+//!   [`nss`]: NSS databases (Thunderbird); [`winstore`]: the Windows
+//!   certificate store (Outlook); [`mail`], [`message`],
 //!   [`mime`], [`ber`], [`decrypt`], [`verify`]: S/MIME messages (CMS);
 //! - [`cli`]: `mesh smime`, the channel's subcommand.
 #![forbid(unsafe_code)]
@@ -29,6 +30,9 @@ pub mod mime;
 pub mod nss;
 mod rejection;
 pub mod verify;
+pub mod winstore;
+#[cfg(windows)]
+mod winstore_sys;
 pub mod x509;
 
 pub use channel::SmimePlugin;
