@@ -92,6 +92,9 @@ pub(crate) enum Command {
     /// ssh-agent(1) on the Mesh agent: the same options, output and COMMAND mode.
     #[command(name = "ssh-agent")]
     SshAgent(SshAgentArgs),
+    /// Relay one ssh-agent connection between standard input/output and the agent (the Windows half of the WSL bridge).
+    #[command(name = "ssh-agent-relay")]
+    SshAgentRelay(SshAgentRelayArgs),
     /// Print a shell completion script.
     // Listed after the channels' own commands (agent/src/channel_cli.rs).
     #[command(display_order = 900)]
@@ -428,6 +431,9 @@ pub(crate) enum AgentCmd {
     Status,
     /// Print `SSH_AUTH_SOCK=…; export SSH_AUTH_SOCK;` for `eval`.
     Env,
+    /// Inside WSL: an SSH_AUTH_SOCK whose connections reach the Mesh agent on Windows.
+    #[cfg(unix)]
+    WslBridge(WslBridgeArgs),
 }
 
 /// On or off.
@@ -592,4 +598,41 @@ pub(crate) struct SshAgentArgs {
         value_name = "COMMAND"
     )]
     pub command: Vec<std::ffi::OsString>,
+}
+
+/// `mesh ssh-agent-relay` (issue 26): one ssh-agent connection, carried
+/// between standard input/output and the agent's endpoint until either
+/// side closes. `mesh agent wsl-bridge` runs it on Windows (through WSL's
+/// interop) once per connection. Bytes are copied, not parsed: the agent
+/// checks every message.
+#[derive(Debug, clap::Args)]
+pub(crate) struct SshAgentRelayArgs {
+    /// The agent's endpoint (default: on Windows the named pipe
+    /// \\.\pipe\openssh-ssh-agent, elsewhere $SSH_AUTH_SOCK).
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<std::ffi::OsString>,
+}
+
+/// `mesh agent wsl-bridge` (issue 26): inside WSL, a Unix socket for
+/// SSH_AUTH_SOCK whose every connection runs the relay command (by
+/// default `mesh.exe ssh-agent-relay`, which WSL starts on Windows) and
+/// copies bytes both ways, so ssh in WSL uses the keys of the Mesh agent
+/// on Windows. Prints `SSH_AUTH_SOCK=…; export SSH_AUTH_SOCK;` once it
+/// listens (or JSON with --json) and serves in the foreground until
+/// SIGTERM or Ctrl-C, then removes its socket. Only connections from this
+/// user are served; the socket is 0600 in a directory no one else can
+/// write, and a stale one is replaced only if nothing answers on it.
+#[cfg(unix)]
+#[derive(Debug, clap::Args)]
+pub(crate) struct WslBridgeArgs {
+    /// The socket to listen on (default: $XDG_RUNTIME_DIR/mesh/wsl-ssh-agent.sock, else HOME/run/wsl-ssh-agent.sock).
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// The relay to run for each connection, split into words as a shell splits them.
+    #[arg(long, value_name = "COMMAND", default_value = mesh_agent::wsl_bridge::DEFAULT_RELAY)]
+    pub relay: String,
+    /// Connections served at once; past it new ones are closed (each is a relay process).
+    #[arg(long, value_name = "N", default_value_t = mesh_agent::wsl_bridge::DEFAULT_MAX_CONNECTIONS,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_connections: u16,
 }

@@ -29,7 +29,7 @@ mod commands;
 use cli::{Cli, Command};
 #[cfg(feature = "quickstart")]
 use commands::quickstart;
-use commands::{account, agent, audit, device, local, ssh_agent};
+use commands::{account, agent, audit, device, local, ssh_agent, wsl};
 
 fn main() -> ExitCode {
     // Before anything can read a secret (agent/src/hardening.rs).
@@ -132,6 +132,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Audit(a) => audit::run(&home, a, j),
         Command::Agent(a) => agent::run(&home, a, j),
         Command::SshAgent(a) => ssh_agent::run(&home, a),
+        Command::SshAgentRelay(a) => wsl::relay(a),
         Command::Completions { shell } => local::completions(shell),
         Command::Man { output } => local::man(output),
     }
