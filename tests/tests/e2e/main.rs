@@ -41,3 +41,4 @@ mod ssh_keys;
 mod ssh_windows;
 mod state;
 mod tls;
+mod wsl_bridge;
