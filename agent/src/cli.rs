@@ -93,6 +93,13 @@ pub(crate) enum Command {
     #[command(name = "ssh-agent")]
     SshAgent(SshAgentArgs),
     /// Relay one ssh-agent connection between standard input/output and the agent (the Windows half of the WSL bridge).
+    ///
+    /// Copies standard input to the agent's endpoint and the agent's
+    /// answers to standard output until either side closes: one ssh-agent
+    /// connection per process. `mesh agent wsl-bridge` inside WSL runs it on
+    /// Windows (`mesh.exe ssh-agent-relay`, through WSL's interop) for each
+    /// connection. Bytes are copied, not parsed: the agent checks every
+    /// message, as for any client.
     #[command(name = "ssh-agent-relay")]
     SshAgentRelay(SshAgentRelayArgs),
     /// Print a shell completion script.
@@ -432,6 +439,20 @@ pub(crate) enum AgentCmd {
     /// Print `SSH_AUTH_SOCK=…; export SSH_AUTH_SOCK;` for `eval`.
     Env,
     /// Inside WSL: an SSH_AUTH_SOCK whose connections reach the Mesh agent on Windows.
+    ///
+    /// Listens on a Unix socket; each connection runs the relay command (by
+    /// default `mesh.exe ssh-agent-relay`, which WSL's interop starts on
+    /// Windows, where it opens the agent's pipe \\.\pipe\openssh-ssh-agent)
+    /// and copies bytes both ways; the relay is killed when the connection
+    /// closes, and its standard error is passed on, prefixed. Prints
+    /// `SSH_AUTH_SOCK=…; export SSH_AUTH_SOCK;` once it listens (JSON with
+    /// --json) and serves in the foreground until SIGTERM or Ctrl-C, then
+    /// removes its socket.
+    ///
+    /// The socket is 0600 and its directory must be writable by this user
+    /// alone (a missing one is made 0700); another user's socket, or one
+    /// something answers on, is refused; a stale one of this user's is
+    /// replaced. Only this user's connections are served.
     #[cfg(unix)]
     WslBridge(WslBridgeArgs),
 }
@@ -600,11 +621,7 @@ pub(crate) struct SshAgentArgs {
     pub command: Vec<std::ffi::OsString>,
 }
 
-/// `mesh ssh-agent-relay` (issue 26): one ssh-agent connection, carried
-/// between standard input/output and the agent's endpoint until either
-/// side closes. `mesh agent wsl-bridge` runs it on Windows (through WSL's
-/// interop) once per connection. Bytes are copied, not parsed: the agent
-/// checks every message.
+/// `mesh ssh-agent-relay` (issue 26).
 #[derive(Debug, clap::Args)]
 pub(crate) struct SshAgentRelayArgs {
     /// The agent's endpoint (default: on Windows the named pipe
@@ -613,15 +630,7 @@ pub(crate) struct SshAgentRelayArgs {
     pub socket: Option<std::ffi::OsString>,
 }
 
-/// `mesh agent wsl-bridge` (issue 26): inside WSL, a Unix socket for
-/// SSH_AUTH_SOCK whose every connection runs the relay command (by
-/// default `mesh.exe ssh-agent-relay`, which WSL starts on Windows) and
-/// copies bytes both ways, so ssh in WSL uses the keys of the Mesh agent
-/// on Windows. Prints `SSH_AUTH_SOCK=…; export SSH_AUTH_SOCK;` once it
-/// listens (or JSON with --json) and serves in the foreground until
-/// SIGTERM or Ctrl-C, then removes its socket. Only connections from this
-/// user are served; the socket is 0600 in a directory no one else can
-/// write, and a stale one is replaced only if nothing answers on it.
+/// `mesh agent wsl-bridge` (issue 26).
 #[cfg(unix)]
 #[derive(Debug, clap::Args)]
 pub(crate) struct WslBridgeArgs {

@@ -46,7 +46,20 @@ impl Bridge {
     /// Start a bridge on `sock` with `relay`; returns once it printed its
     /// environment line (it binds first), checking that line.
     pub(crate) fn start(home: &Path, sock: &Path, relay: &str, extra: &[&str]) -> Bridge {
-        let mut child = bridge_cmd(home, sock, relay, extra)
+        let (b, line) = Bridge::spawn(bridge_cmd(home, sock, relay, extra));
+        assert_eq!(
+            line,
+            format!("SSH_AUTH_SOCK={}; export SSH_AUTH_SOCK;\n", sock.display()),
+            "{}",
+            b.log()
+        );
+        b
+    }
+
+    /// Start `c` (a `mesh agent wsl-bridge`); returns with the first line
+    /// it printed.
+    fn spawn(mut c: Command) -> (Bridge, String) {
+        let mut child = c
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -63,14 +76,7 @@ impl Bridge {
         BufReader::new(child.stdout.take().expect("stdout"))
             .read_line(&mut line)
             .expect("the bridge's first line");
-        let b = Bridge { child, err };
-        assert_eq!(
-            line,
-            format!("SSH_AUTH_SOCK={}; export SSH_AUTH_SOCK;\n", sock.display()),
-            "{}",
-            b.log()
-        );
-        b
+        (Bridge { child, err }, line)
     }
 
     /// What it said on standard error so far.
@@ -115,15 +121,14 @@ impl Drop for Bridge {
     }
 }
 
+/// `mesh agent wsl-bridge` on `sock` (the default socket when empty).
 fn bridge_cmd(home: &Path, sock: &Path, relay: &str, extra: &[&str]) -> Command {
     let mut c = Command::new(workspace_bin("mesh"));
-    c.arg("--home")
-        .arg(home)
-        .args(["agent", "wsl-bridge", "--socket"])
-        .arg(sock)
-        .args(["--relay", relay])
-        .args(extra)
-        .stdin(Stdio::null());
+    c.arg("--home").arg(home).args(["agent", "wsl-bridge"]);
+    if !sock.as_os_str().is_empty() {
+        c.arg("--socket").arg(sock);
+    }
+    c.args(["--relay", relay]).args(extra).stdin(Stdio::null());
     c
 }
 
@@ -326,8 +331,36 @@ fn wsl_bridge_refuses_socket_paths_others_control_or_something_serves() {
     // A stale socket of this user's (nothing answers) is replaced.
     let stale = private("stale").join("s");
     drop(std::os::unix::net::UnixListener::bind(&stale).expect("bind"));
-    let b = Bridge::start(&home, &stale, &relay, &[]);
+    let (b, line) = Bridge::spawn(bridge_cmd(&home, &stale, &relay, &["--json"]));
+    let v: serde_json::Value = serde_json::from_str(&line).expect(&line);
+    assert_eq!(v["ssh_auth_sock"], stale.display().to_string(), "{v}");
+    assert_eq!(v["pid"], b.child.id(), "{v}");
+    assert_eq!(v["max_connections"], 64, "{v}");
+    assert_eq!(v["relay"][1], "ssh-agent-relay", "{v}");
     assert!(UnixStream::connect(&stale).is_ok(), "{}", b.log());
+
+    // Without --socket: $XDG_RUNTIME_DIR/mesh/wsl-ssh-agent.sock, the
+    // directory made 0700.
+    let runtime = private("runtime");
+    let mut c = bridge_cmd(&home, Path::new(""), &relay, &[]);
+    c.env("XDG_RUNTIME_DIR", &runtime);
+    let (d, line) = Bridge::spawn(c);
+    let default = runtime.join("mesh/wsl-ssh-agent.sock");
+    assert_eq!(
+        line,
+        format!(
+            "SSH_AUTH_SOCK={}; export SSH_AUTH_SOCK;\n",
+            default.display()
+        ),
+        "{}",
+        d.log()
+    );
+    let mode = std::fs::metadata(runtime.join("mesh"))
+        .expect("dir")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o700);
+    assert!(UnixStream::connect(&default).is_ok(), "{}", d.log());
 
     // A relay that is not there is said at start, naming it.
     let missing = "/nonexistent/mesh.exe ssh-agent-relay";
