@@ -473,3 +473,55 @@ fn wsl_bridge_refuses_connections_past_its_cap() {
         bridge.log()
     );
 }
+
+/// Another user's connection is closed unanswered and logged, even with
+/// the socket and its directory opened up to everyone; this user's is
+/// still served.
+#[test]
+fn wsl_bridge_closes_other_users_connections() {
+    if my_uid() != 0 {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "another user's connection needs root under CI=true"
+        );
+        eprintln!("skipping: another user's connection needs root");
+        return;
+    }
+    if !require_tool("setpriv") {
+        return;
+    }
+    let dir = Scratch::new("wsl-peer");
+    let agent_sock = dir.path("agent.sock");
+    let _agent = PlainAgent::start(&dir.path("agent-home"), &agent_sock);
+    let sock = dir.path("wsl/s");
+    let bridge = Bridge::start(&dir.path("home"), &sock, &linux_relay(&agent_sock), &[]);
+    let open = |p: &Path, m: u32| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).expect("chmod");
+    };
+    open(&dir.0, 0o755);
+    open(&dir.path("wsl"), 0o755);
+    open(&sock, 0o666);
+    let o = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-c"])
+        .arg(format!(
+            "import socket,sys\ns=socket.socket(socket.AF_UNIX)\ns.settimeout(10)\ns.connect({:?})\n\
+             try:\n s.sendall(bytes([0,0,0,1,11]))\n d=s.recv(10)\nexcept (ConnectionResetError, BrokenPipeError):\n d=b''\n\
+             sys.exit(0 if d==b'' else 1)",
+            sock.to_str().expect("path")
+        ))
+        .output()
+        .expect("setpriv");
+    assert!(
+        o.status.success(),
+        "another user got an answer: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        eventually(10, || bridge
+            .log()
+            .contains("refused a connection from uid Some(65534)")),
+        "{}",
+        bridge.log()
+    );
+    assert_eq!(ask_new(&sock), Some(ANSWER), "{}", bridge.log());
+}
