@@ -6,7 +6,9 @@
 //! the agent, one connection past the cap.
 //!
 //! The relay comes from one function ([`RelayFor`]): here the Linux
-//! `mesh` binary; a Wine variant runs `wine64 mesh.exe ssh-agent-relay`.
+//! `mesh` binary. A Wine variant (`wine mesh.exe ssh-agent-relay` to an
+//! agent on Wine's named pipe) builds its own [`Through`] and calls
+//! [`Through::check`]: the same bridge, the same ssh-add and login.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -240,35 +242,67 @@ pub(crate) fn carries_ssh_add_and_an_ssh_login(relay: RelayFor) {
     let direct = agent.identities();
     assert!(direct.contains("(ED25519-CERT)"), "{direct}");
 
-    let sock = dir.path("wsl/agent.sock");
-    let bridge = Bridge::start(&dir.path("wsl-home"), &sock, &relay(&agent.sock), &[]);
-    let mode = |p: &Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o777;
-    assert_eq!((mode(&dir.path("wsl")), mode(&sock)), (0o700, 0o600));
-    let mut listed = String::new();
-    assert!(
-        eventually(20, || {
-            let o = ssh_add(&sock, &["-l"]);
-            listed = String::from_utf8_lossy(&o.stdout).into_owned();
-            o.status.success() && listed == direct
-        }),
-        "through the bridge: {listed}\ndirect: {direct}\n{}",
-        bridge.log()
-    );
-    assert!(
-        sshd.logs_in(&sock, &cert),
-        "ssh through the bridge\n{}",
-        bridge.log()
-    );
-    assert!(sshd.log_has("Accepted certificate ID \"laptop@alice@example.com\""));
-    // Every relay ended with its client.
-    assert!(eventually(10, || bridge.relays() == 0), "{}", bridge.log());
+    let through = Through {
+        relay: relay(&agent.sock),
+        listed: &|l: &str| l == direct,
+        sshd: &sshd,
+        identity: &cert,
+        accepted: "Accepted certificate ID \"laptop@alice@example.com\"",
+    };
+    through.check(&dir.path("wsl"));
+}
 
-    let status = bridge.stop();
-    assert!(status.success(), "{status}");
-    assert!(
-        !sock.exists(),
-        "the socket is removed when the bridge stops"
-    );
+/// What a bridge must carry: `ssh-add -l` (its output judged by
+/// `listed`) and an ssh login with `identity`, through `relay`. The
+/// Linux test and a Wine variant (its own agent, its own relay) share it.
+pub(crate) struct Through<'a> {
+    /// The relay command line.
+    pub relay: String,
+    /// Whether `ssh-add -l`'s output through the bridge is the agent's.
+    pub listed: &'a dyn Fn(&str) -> bool,
+    /// A server that accepts `identity`.
+    pub sshd: &'a Sshd,
+    /// The public key or certificate to log in with.
+    pub identity: &'a Path,
+    /// What sshd logs for that login.
+    pub accepted: &'a str,
+}
+
+impl Through<'_> {
+    /// Start a bridge on a socket in `dir` and check it all: the socket's
+    /// modes, `ssh-add -l`, the login, every relay gone after its client,
+    /// and the socket removed at SIGTERM.
+    pub(crate) fn check(&self, dir: &Path) {
+        let sock = dir.join("agent.sock");
+        let bridge = Bridge::start(&dir.join("home"), &sock, &self.relay, &[]);
+        let mode = |p: &Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o777;
+        assert_eq!((mode(dir), mode(&sock)), (0o700, 0o600));
+        let mut listed = String::new();
+        assert!(
+            eventually(30, || {
+                let o = ssh_add(&sock, &["-l"]);
+                listed = String::from_utf8_lossy(&o.stdout).into_owned();
+                o.status.success() && (self.listed)(&listed)
+            }),
+            "through the bridge: {listed}\n{}",
+            bridge.log()
+        );
+        assert!(
+            self.sshd.logs_in(&sock, self.identity),
+            "ssh through the bridge\n{}",
+            bridge.log()
+        );
+        assert!(self.sshd.log_has(self.accepted));
+        // Every relay ended with its client.
+        assert!(eventually(10, || bridge.relays() == 0), "{}", bridge.log());
+
+        let status = bridge.stop();
+        assert!(status.success(), "{status}");
+        assert!(
+            !sock.exists(),
+            "the socket is removed when the bridge stops"
+        );
+    }
 }
 
 /// Socket paths the bridge refuses, each with its reason and a hint, and
