@@ -93,6 +93,16 @@ pub(crate) enum Command {
     #[command(name = "ssh-agent")]
     #[cfg(unix)]
     SshAgent(SshAgentArgs),
+    /// Relay one ssh-agent connection between standard input/output and the agent (the Windows half of the WSL bridge).
+    ///
+    /// Copies standard input to the agent's endpoint and the agent's
+    /// answers to standard output until either side closes: one ssh-agent
+    /// connection per process. `mesh agent wsl-bridge` inside WSL runs it on
+    /// Windows (`mesh.exe ssh-agent-relay`, through WSL's interop) for each
+    /// connection. Bytes are copied, not parsed: the agent checks every
+    /// message, as for any client.
+    #[command(name = "ssh-agent-relay")]
+    SshAgentRelay(SshAgentRelayArgs),
     /// Print a shell completion script.
     // Listed after the channels' own commands (agent/src/channel_cli.rs).
     #[command(display_order = 900)]
@@ -429,6 +439,23 @@ pub(crate) enum AgentCmd {
     Status,
     /// Print `SSH_AUTH_SOCK=…; export SSH_AUTH_SOCK;` for `eval`.
     Env,
+    /// Inside WSL: an SSH_AUTH_SOCK whose connections reach the Mesh agent on Windows.
+    ///
+    /// Listens on a Unix socket; each connection runs the relay command (by
+    /// default `mesh.exe ssh-agent-relay`, which WSL's interop starts on
+    /// Windows, where it opens the agent's pipe \\.\pipe\openssh-ssh-agent)
+    /// and copies bytes both ways; the relay is killed when the connection
+    /// closes, and its standard error is passed on, prefixed. Prints
+    /// `SSH_AUTH_SOCK=…; export SSH_AUTH_SOCK;` once it listens (JSON with
+    /// --json) and serves in the foreground until SIGTERM or Ctrl-C, then
+    /// removes its socket.
+    ///
+    /// The socket is 0600 and its directory must be writable by this user
+    /// alone (a missing one is made 0700); another user's socket, or one
+    /// something answers on, is refused; a stale one of this user's is
+    /// replaced. Only this user's connections are served.
+    #[cfg(unix)]
+    WslBridge(WslBridgeArgs),
 }
 
 /// On or off.
@@ -593,4 +620,29 @@ pub(crate) struct SshAgentArgs {
         value_name = "COMMAND"
     )]
     pub command: Vec<std::ffi::OsString>,
+}
+
+/// `mesh ssh-agent-relay` (issue 26).
+#[derive(Debug, clap::Args)]
+pub(crate) struct SshAgentRelayArgs {
+    /// The agent's endpoint (default: on Windows the named pipe
+    /// \\.\pipe\openssh-ssh-agent, elsewhere $SSH_AUTH_SOCK).
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<std::ffi::OsString>,
+}
+
+/// `mesh agent wsl-bridge` (issue 26).
+#[cfg(unix)]
+#[derive(Debug, clap::Args)]
+pub(crate) struct WslBridgeArgs {
+    /// The socket to listen on (default: $XDG_RUNTIME_DIR/mesh/wsl-ssh-agent.sock, else HOME/run/wsl-ssh-agent.sock).
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// The relay to run for each connection, split into words as a shell splits them.
+    #[arg(long, value_name = "COMMAND", default_value = mesh_agent::wsl_bridge::DEFAULT_RELAY)]
+    pub relay: String,
+    /// Connections served at once; past it new ones are closed (each is a relay process).
+    #[arg(long, value_name = "N", default_value_t = mesh_agent::wsl_bridge::DEFAULT_MAX_CONNECTIONS,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_connections: u16,
 }

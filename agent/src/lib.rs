@@ -18,7 +18,10 @@ pub mod server_cache;
 pub mod servers;
 #[cfg(unix)]
 pub mod ssh_agent_cmd;
+pub mod ssh_agent_relay;
 pub mod ssh_hosts;
+#[cfg(unix)]
+pub mod wsl_bridge;
 
 pub use mesh_account as account;
 

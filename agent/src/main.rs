@@ -31,7 +31,7 @@ use cli::{Cli, Command};
 use commands::quickstart;
 #[cfg(unix)]
 use commands::ssh_agent;
-use commands::{account, agent, audit, device, local};
+use commands::{account, agent, audit, device, local, wsl};
 
 fn main() -> ExitCode {
     // Before anything can read a secret (agent/src/hardening.rs).
@@ -135,6 +135,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Agent(a) => agent::run(&home, a, j),
         #[cfg(unix)]
         Command::SshAgent(a) => ssh_agent::run(&home, a),
+        Command::SshAgentRelay(a) => wsl::relay(a),
         Command::Completions { shell } => local::completions(shell),
         Command::Man { output } => local::man(output),
     }

@@ -64,6 +64,8 @@ pub(crate) fn run(home: &std::path::Path, cmd: AgentCmd, j: bool) -> Result<()> 
                 &format!("SSH_AUTH_SOCK={}; export SSH_AUTH_SOCK;", p.ssh.display()),
             );
         }
+        #[cfg(unix)]
+        AgentCmd::WslBridge(a) => super::wsl::bridge(home, a, j)?,
     }
     Ok(())
 }

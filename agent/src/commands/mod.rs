@@ -12,6 +12,7 @@ pub(crate) mod quickstart;
 pub(crate) mod secrets;
 #[cfg(unix)]
 pub(crate) mod ssh_agent;
+pub(crate) mod wsl;
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -90,6 +91,13 @@ pub(crate) fn hint_of(e: &anyhow::Error) -> Option<String> {
         #[cfg(unix)]
         if let Some(s) = cause.downcast_ref::<mesh_agent::ssh_agent_cmd::SshAgentError>() {
             return s.hint();
+        }
+        if let Some(r) = cause.downcast_ref::<mesh_agent::ssh_agent_relay::RelayError>() {
+            return r.hint();
+        }
+        #[cfg(unix)]
+        if let Some(w) = cause.downcast_ref::<mesh_agent::wsl_bridge::WslBridgeError>() {
+            return w.hint();
         }
         if let Some(a) = cause.downcast_ref::<mesh_account::audit_log::AuditLogError>() {
             return a.hint();

@@ -42,3 +42,4 @@ mod ssh_windows;
 mod state;
 mod tls;
 mod wine;
+mod wsl_bridge;
