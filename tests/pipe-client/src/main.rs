@@ -8,6 +8,8 @@
 //! ```text
 //! mesh-pipe-client ENDPOINT list             one OpenSSH line per identity
 //! mesh-pipe-client ENDPOINT sign N NAMESPACE SSHSIG (armored) of stdin by identity N
+//! mesh-pipe-client certs STORE               Windows: `KEY NAME` per certificate of
+//!                                            CurrentUser\STORE (KEY: 1 when its private key opens)
 //! ```
 
 use std::io::{Read, Write};
@@ -33,6 +35,11 @@ fn main() {
 
 fn run() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
+    if let [_, c, store] = args.as_slice() {
+        if c == "certs" {
+            return certs(store);
+        }
+    }
     let (endpoint, command) = match args.as_slice() {
         [_, e, c, ..] => (e.as_str(), c.as_str()),
         _ => return Err("usage: mesh-pipe-client ENDPOINT list|sign N NAMESPACE".into()),
@@ -137,4 +144,20 @@ fn connect(endpoint: &str) -> Result<impl ReadWrite> {
     use interprocess::local_socket::traits::Stream as _;
     use interprocess::local_socket::{GenericFilePath, Stream, ToFsName};
     Ok(Stream::connect(endpoint.to_fs_name::<GenericFilePath>()?)?)
+}
+
+#[cfg(windows)]
+fn certs(store: &str) -> Result<()> {
+    let st = schannel::cert_store::CertStore::open_current_user(store)?;
+    for c in st.certs() {
+        let keyed = c.private_key().silent(true).acquire().is_ok();
+        let name = c.friendly_name().unwrap_or_default();
+        println!("{} {name}", u8::from(keyed));
+    }
+    Ok(())
+}
+
+#[cfg(not(windows))]
+fn certs(_store: &str) -> Result<()> {
+    Err("certificate stores are Windows'".into())
 }

@@ -93,6 +93,31 @@ fn a_windows_home_serves_its_keys_on_the_pipe_until_revoked() {
         .expect("ssh-keygen");
     assert!(verify.status.success(), "{verify:?}");
 
+    // Outlook's store: the account's encryption certificate with a key
+    // that opens in CurrentUser\My, the CA in CurrentUser\Root. The
+    // device's P-256 signing key is left out under Wine, whose PKCS#12
+    // import takes RSA keys only, and the install says so.
+    let o = wine.mesh(&home, &["smime", "install", "--windows-store"]);
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(o.status.success(), "{said}");
+    assert!(said.contains("ECDSA P-256"), "{said}");
+    let my = certs(&wine, "My");
+    assert!(
+        my.iter()
+            .any(|(k, n)| *k && n.contains(ADDR) && n.contains("encryption")),
+        "{my:?}"
+    );
+    let root = certs(&wine, "Root");
+    assert!(
+        root.iter()
+            .any(|(_, n)| n == &format!("{ADDR} (Mesh personal CA)")),
+        "{root:?}"
+    );
+
     // A second agent on the same pipe is refused, saying why.
     let other = Wine::path(&dir.path("win2"));
     let o = wine.mesh(&other, &["agent", "start"]);
@@ -115,6 +140,16 @@ fn a_windows_home_serves_its_keys_on_the_pipe_until_revoked() {
         eventually(30, || wine.mesh_credentials().is_empty()),
         "the Credential Manager entry is still there"
     );
+    assert!(
+        eventually(30, || !certs(&wine, "My")
+            .iter()
+            .any(|(_, n)| n.contains(ADDR))),
+        "the revoked device's certificates are still in CurrentUser\\My"
+    );
+    assert!(
+        !certs(&wine, "Root").iter().any(|(_, n)| n.contains(ADDR)),
+        "the account's CA is still trusted"
+    );
     let o = wine.mesh(&home, &["agent", "start"]);
     assert!(!o.status.success());
     assert!(
@@ -122,4 +157,16 @@ fn a_windows_home_serves_its_keys_on_the_pipe_until_revoked() {
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
+}
+
+/// `(key opens, friendly name)` of each certificate in CurrentUser\STORE,
+/// read by the Windows-built client.
+fn certs(wine: &Wine, store: &str) -> Vec<(bool, String)> {
+    let o = wine.output(wine.command("mesh-pipe-client.exe", &["certs", store]), b"");
+    assert!(o.status.success(), "{o:?}");
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(k, n)| (k == "1", n.to_string()))
+        .collect()
 }
