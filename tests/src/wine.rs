@@ -125,6 +125,17 @@ impl Wine {
         self.output(self.command("mesh-pipe-client.exe", &a), input)
     }
 
+    /// `mesh.exe ssh-agent-relay` under this prefix, as one command line
+    /// for `mesh agent wsl-bridge --relay` (WSL would run `mesh.exe
+    /// ssh-agent-relay` through its interop instead).
+    pub fn relay_command(&self) -> String {
+        format!(
+            "env WINEPREFIX='{}' WINEDEBUG=-all wine '{}' ssh-agent-relay",
+            self.prefix.display(),
+            self.bin.join("mesh.exe").display()
+        )
+    }
+
     /// The generic credentials Mesh keeps in this prefix's Credential
     /// Manager (Wine keeps them in the registry; `reg query` reads them
     /// through the wineserver, not from a file it may not have flushed).

@@ -3,7 +3,9 @@
 //! serves its key and certificate on the named pipe Windows' OpenSSH uses,
 //! and is cut off by a revocation from a Linux administrator.
 
-use mesh_tests::{eventually, Device, PortalProc, Scratch, Wine};
+use mesh_tests::{can_run_sshd, eventually, Device, PortalProc, Scratch, Sshd, Wine};
+
+use crate::wsl_bridge::Through;
 
 const ADDR: &str = "alice@example.com";
 const PIPE: &str = r"\\.\pipe\openssh-ssh-agent";
@@ -11,6 +13,8 @@ const PIPE: &str = r"\\.\pipe\openssh-ssh-agent";
 /// The Linux administrator's account, and a Windows home joined to it by PIN.
 fn joined(dir: &Scratch, portal: &PortalProc, wine: &Wine) -> (Device, String) {
     let a = Device::create_account(&dir.0, ADDR, &portal.url);
+    // Certificates for "root", the user the login tests log in as.
+    a.ok(&["ssh", "principals", "root", "alice"]);
     let pin = a.json(&["device", "pin"])["pin"]
         .as_str()
         .expect("pin")
@@ -169,4 +173,49 @@ fn certs(wine: &Wine, store: &str) -> Vec<(bool, String)> {
         .filter_map(|l| l.split_once(' '))
         .map(|(k, n)| (k == "1", n.to_string()))
         .collect()
+}
+
+/// WSL's bridge on Linux, its relay `mesh.exe ssh-agent-relay` under Wine:
+/// a real `ssh-add -l` lists the Windows agent's key and certificate, and
+/// a real `ssh` logs in to a loopback sshd with them.
+#[test]
+fn the_wsl_bridge_reaches_the_windows_agent_through_the_relay() {
+    if !can_run_sshd() {
+        return;
+    }
+    let dir = Scratch::new("wine-bridge");
+    let Some(wine) = Wine::new(&dir.0) else {
+        return;
+    };
+    let portal = PortalProc::start(&dir.path("portal"));
+    let (a, home) = joined(&dir, &portal, &wine);
+    let ca = dir.path("ca.pub");
+    std::fs::write(&ca, a.ok(&["ssh", "ca"])).expect("ca");
+    let sshd = Sshd::start(
+        &dir.path("sshd"),
+        &[
+            "AuthorizedKeysFile none".into(),
+            format!("TrustedUserCAKeys {}", ca.display()),
+        ],
+    );
+    wine.mesh_ok(&home, &["agent", "start"]);
+    let listed = wine.pipe_client(PIPE, &["list"], b"");
+    assert!(listed.status.success(), "{listed:?}");
+    let cert_line = String::from_utf8_lossy(&listed.stdout)
+        .lines()
+        .find(|l| l.starts_with("ssh-ed25519-cert-v01@openssh.com "))
+        .expect("certificate")
+        .to_string();
+    let cert = dir.path("win-cert.pub");
+    std::fs::write(&cert, format!("{cert_line}\n")).expect("cert");
+
+    let through = Through {
+        relay: wine.relay_command(),
+        listed: &|l: &str| l.lines().count() == 2 && l.contains("(ED25519-CERT)"),
+        sshd: &sshd,
+        identity: &cert,
+        accepted: "Accepted certificate ID \"win@alice@example.com\"",
+    };
+    through.check(&dir.path("wsl"));
+    wine.mesh_ok(&home, &["agent", "stop"]);
 }
