@@ -174,6 +174,7 @@ impl Backend {
             Backend::Os if cfg!(target_os = "linux") => {
                 "the store key is in the OS keyring (Secret Service)"
             }
+            Backend::Os if cfg!(target_os = "macos") => "the store key is in the macOS Keychain",
             Backend::Os => "the store key is in the OS keyring",
             Backend::File => "the store key is in a 0600 file in the home",
         }
@@ -184,6 +185,7 @@ impl Backend {
         match self {
             Backend::Os if cfg!(windows) => "Windows Credential Manager",
             Backend::Os if cfg!(target_os = "linux") => "Secret Service",
+            Backend::Os if cfg!(target_os = "macos") => "macOS Keychain",
             Backend::Os => "OS keyring",
             Backend::File => "file",
         }
@@ -410,11 +412,23 @@ fn keyring_entry(store_id: &str) -> Result<keyring_core::Entry, StoreError> {
         keyring_core::Entry::new(KEYRING_SERVICE, store_id)
             .map_err(|e| StoreError::NoKeyring(e.to_string()))
     }
-    #[cfg(not(any(target_os = "linux", windows)))]
+    // macOS: the login Keychain (compile-checked only where Apple's SDK is
+    // missing; README, "Platforms").
+    #[cfg(target_os = "macos")]
+    {
+        if keyring_core::get_default_store().is_none() {
+            let store = apple_native_keyring_store::keychain::Store::new()
+                .map_err(|e| StoreError::NoKeyring(e.to_string()))?;
+            keyring_core::set_default_store(store);
+        }
+        keyring_core::Entry::new(KEYRING_SERVICE, store_id)
+            .map_err(|e| StoreError::NoKeyring(e.to_string()))
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
     {
         let _ = store_id;
         Err(StoreError::NoKeyring(
-            "this build has an OS keyring backend only for Linux (Secret Service) and Windows (Credential Manager)".into(),
+            "this build has an OS keyring backend only for Linux (Secret Service), Windows (Credential Manager) and macOS (Keychain)".into(),
         ))
     }
 }

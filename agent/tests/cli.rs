@@ -1,6 +1,7 @@
 //! CLI tests of the `mesh` binary: the commands of the foundation issue,
 //! their output on stdout, their errors (`mesh: error:` plus `hint:`) on
 //! stderr, and their exit codes.
+#![cfg(unix)]
 
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};

@@ -8,6 +8,7 @@
 //! limit, so that a limit of 0 is `mesh`'s doing, not the environment's.
 //! Run as root, the daemon and the reader both run as `nobody` (root's
 //! CAP_SYS_PTRACE passes every such check).
+#![cfg(unix)]
 
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
