@@ -304,6 +304,9 @@ pub fn make_private_dir(path: &Path) -> Result<(), StoreError> {
     #[cfg(unix)]
     b.mode(0o700);
     b.create(path).map_err(io(path))?;
+    // Windows: the home's own DACL, for its owner only, inherited by the
+    // store, its key file (MESH_KEYSTORE=file) and everything else in it.
+    mesh_plugins::platform::restrict_to_owner(path).map_err(io(path))?;
     check_private(path)
 }
 

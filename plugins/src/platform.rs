@@ -44,6 +44,56 @@ pub fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
     }
 }
 
+/// The DACL a private directory gets on Windows: protected (nothing
+/// inherited from above), one entry, full access for `owner` (a SID),
+/// inherited by every file and directory made in it.
+pub fn owner_only_sddl(owner: &str) -> String {
+    format!("D:P(A;OICI;FA;;;{owner})")
+}
+
+/// Windows: give `path` [`owner_only_sddl`] for its owner, the user who
+/// made it (the file key store's home: no other user, and not the Users
+/// group a parent may admit); Unix: nothing, its mode does it.
+pub fn restrict_to_owner(path: &Path) -> std::io::Result<()> {
+    #[cfg(windows)]
+    {
+        use windows_permissions::constants::{SeObjectType, SecurityInformation};
+        use windows_permissions::wrappers::{
+            ConvertSidToStringSid, ConvertStringSecurityDescriptorToSecurityDescriptor,
+            GetNamedSecurityInfo, GetSecurityDescriptorDacl, GetSecurityDescriptorOwner,
+            SetNamedSecurityInfo,
+        };
+        // The owner by SID, not the Owner Rights alias: Wine maps a DACL to
+        // Unix modes and knows SIDs, not the alias.
+        let current = GetNamedSecurityInfo(
+            path.as_os_str(),
+            SeObjectType::SE_FILE_OBJECT,
+            SecurityInformation::Owner,
+        )?;
+        let owner = GetSecurityDescriptorOwner(&current)?
+            .ok_or_else(|| std::io::Error::other("the directory has no owner"))?;
+        let owner = ConvertSidToStringSid(owner)?;
+        let sddl = owner_only_sddl(&owner.to_string_lossy());
+        let sd = ConvertStringSecurityDescriptorToSecurityDescriptor(sddl.as_str())?;
+        let dacl = GetSecurityDescriptorDacl(&sd)?
+            .ok_or_else(|| std::io::Error::other("the owner-only descriptor has no DACL"))?;
+        SetNamedSecurityInfo(
+            path.as_os_str(),
+            SeObjectType::SE_FILE_OBJECT,
+            SecurityInformation::Dacl | SecurityInformation::ProtectedDacl,
+            None,
+            None,
+            Some(dacl),
+            None,
+        )
+    }
+    #[cfg(not(windows))]
+    {
+        let _ = path;
+        Ok(())
+    }
+}
+
 /// This process's user id (0 where there is none: Windows).
 pub fn my_uid() -> u32 {
     #[cfg(unix)]

@@ -3,7 +3,9 @@
 //! the end-to-end tests reach the Windows agent through the pipe the way
 //! Windows' OpenSSH does. It speaks the agent protocol
 //! (draft-miller-ssh-agent: "SSH_AGENTC_REQUEST_IDENTITIES",
-//! "SSH_AGENTC_SIGN_REQUEST") and nothing more.
+//! "SSH_AGENTC_SIGN_REQUEST") and nothing more of it; on Windows it also
+//! reads, for the tests, what a Windows program sees of the user's
+//! certificate stores.
 //!
 //! ```text
 //! mesh-pipe-client ENDPOINT list             one OpenSSH line per identity
