@@ -219,3 +219,39 @@ fn the_wsl_bridge_reaches_the_windows_agent_through_the_relay() {
     through.check(&dir.path("wsl"));
     wine.mesh_ok(&home, &["agent", "stop"]);
 }
+
+/// Windows' own agent service holding the pipe is named in the error,
+/// with what to do: here a stand-in, a process named `ssh-agent.exe` (a
+/// copy of `mesh.exe`) serving `\\.\pipe\openssh-ssh-agent`.
+#[test]
+fn a_pipe_held_by_windows_ssh_agent_service_is_named() {
+    let dir = Scratch::new("wine-service");
+    let Some(wine) = Wine::new(&dir.0) else {
+        return;
+    };
+    let bin = mesh_tests::wine::windows_bin_dir();
+    let fake = dir.path("ssh-agent.exe");
+    std::fs::copy(bin.join("mesh.exe"), &fake).expect("copy");
+    std::fs::copy(
+        bin.join("bcryptprimitives.dll"),
+        dir.path("bcryptprimitives.dll"),
+    )
+    .expect("copy the shim");
+    let held = Wine::path(&dir.path("service-home"));
+    let o = wine.output(
+        wine.command(&fake.display().to_string(), &["--home", &held, "agent", "start"]),
+        b"",
+    );
+    assert!(o.status.success(), "{o:?}");
+
+    let home = Wine::path(&dir.path("win"));
+    let o = wine.mesh(&home, &["agent", "start"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert!(err.contains("already served by another program"), "{err}");
+    assert!(
+        err.contains("OpenSSH Authentication Agent service (ssh-agent.exe) is running"),
+        "{err}"
+    );
+    assert!(err.contains("Stop-Service ssh-agent"), "{err}");
+}
