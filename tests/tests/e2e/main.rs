@@ -43,5 +43,6 @@ mod ssh_windows;
 mod state;
 mod tls;
 mod wine;
+mod wine_gpg;
 mod wine_install;
 mod wsl_bridge;

@@ -9,7 +9,7 @@ const ADDR: &str = "alice@example.com";
 const PIPE: &str = r"\\.\pipe\openssh-ssh-agent";
 
 /// The Linux administrator's account, and a Windows home joined to it by PIN.
-fn joined(dir: &Scratch, portal: &PortalProc, wine: &Wine) -> (Device, String) {
+pub(crate) fn joined(dir: &Scratch, portal: &PortalProc, wine: &Wine) -> (Device, String) {
     let a = Device::create_account(&dir.0, ADDR, &portal.url);
     let pin = a.json(&["device", "pin"])["pin"]
         .as_str()
