@@ -97,6 +97,16 @@ fn install_writes_one_verified_unit_for_this_binary_and_home_and_uninstall_remov
     assert_eq!(r["action"], "unchanged", "{r}");
     assert_eq!(units(&dir).len(), 1);
 
+    // Mesh's unit for this home from a binary since moved: updated to this one.
+    std::fs::write(
+        unit,
+        text.replace(&*exe.to_string_lossy(), "/opt/old mesh/mesh"),
+    )
+    .expect("old");
+    let r = json(&mesh(&dir, &home, &["--json", "agent", "install"]));
+    assert_eq!(r["action"], "updated", "{r}");
+    assert_eq!(std::fs::read_to_string(unit).expect("unit"), text);
+
     // Another home: its own unit beside the first.
     let other = dir.path("other");
     json(&mesh(&dir, &other, &["--json", "agent", "install"]));

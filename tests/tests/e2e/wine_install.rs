@@ -50,6 +50,14 @@ fn install_registers_one_run_value_that_starts_the_agent_at_logon_and_uninstall_
     assert_eq!(r["action"], "unchanged", "{r}");
     assert_eq!(run_values(&wine).len(), 1, "{:?}", run_values(&wine));
 
+    // Mesh's value for this home from a mesh.exe since moved: updated.
+    let old = format!(r#""C:\Old Mesh\mesh.exe" --home "{home}" agent start"#);
+    let o = wine.program(&["reg", "add", RUN, "/v", &name, "/d", &old, "/f"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r = json(&wine.mesh_ok(&home, &["--json", "agent", "install"]));
+    assert_eq!(r["action"], "updated", "{r}");
+    assert_eq!(run_values(&wine), values, "the current mesh.exe again");
+
     // A logon: wineboot runs the Run values, and the agent comes up.
     let o = wine.program(&["wineboot"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
