@@ -185,26 +185,53 @@ pub fn install(t: &Target) -> Result<Report, AutostartError> {
     if action != Action::Unchanged {
         write_file(&path, &text)?;
     }
-    let mut steps = vec![vec!["daemon-reload"], vec!["enable", "--now", &name]];
-    if action == Action::Updated {
-        // The running agent is the old binary's.
-        steps.push(vec!["try-restart", &name]);
-    }
-    let todo = reachable().and_then(|()| steps.iter().try_for_each(|s| systemctl(s)));
+    let todo = match reachable() {
+        Ok(()) => enable(t, &name, action),
+        Err(why) => Some(not_enabled(&name, &why)),
+    };
     Ok(Report {
         action,
         mechanism: MECHANISM,
         location: path.display().to_string(),
         command: exec_start(&text).unwrap_or_default().to_string(),
-        active: Some(todo.is_ok()),
-        todo: todo.err().map(|why| {
-            format!(
-                "systemctl --user could not enable it ({why}): in your login session, run \
-                 `systemctl --user daemon-reload && systemctl --user enable --now {name}`"
-            )
-        }),
+        active: Some(todo.is_none()),
+        todo,
         name,
     })
+}
+
+fn not_enabled(name: &str, why: &str) -> String {
+    format!(
+        "systemctl --user could not enable it ({why}): in your login session, run \
+         `systemctl --user daemon-reload && systemctl --user enable --now {name}`"
+    )
+}
+
+/// Enable the unit, and start it unless an agent started by hand already
+/// serves this home (the unit's would be refused, and restarted every few
+/// seconds); what is left to do, if anything.
+fn enable(t: &Target, name: &str, action: Action) -> Option<String> {
+    let by_hand = crate::daemon::query(&t.home, "status").is_ok()
+        && systemctl(&["is-active", "--quiet", name]).is_err();
+    let mut steps = vec![vec!["daemon-reload"]];
+    if by_hand {
+        steps.push(vec!["enable", name]);
+    } else {
+        steps.push(vec!["enable", "--now", name]);
+        if action == Action::Updated {
+            // The running agent is the old binary's.
+            steps.push(vec!["try-restart", name]);
+        }
+    }
+    match steps.iter().try_for_each(|s| systemctl(s)) {
+        Err(why) => Some(not_enabled(name, &why)),
+        Ok(()) if by_hand => Some(format!(
+            "an agent started by hand already runs for this home, so the unit is enabled but \
+             not started: it starts at the next logon, or now after `mesh agent stop` with \
+             `systemctl --user start {name}`"
+        )),
+        Ok(()) => None,
+    }
 }
 
 /// Disable and stop the unit where systemd is reachable, and remove it.

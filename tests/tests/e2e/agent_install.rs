@@ -10,14 +10,22 @@ use std::process::{Command, Output};
 
 use mesh_tests::{require_tool, workspace_bin, Scratch};
 
-/// `mesh --home HOME [--json] ARGS` with the scratch config and runtime dirs.
+/// `mesh --home HOME [--json] ARGS` with the scratch config and runtime
+/// dirs (and `dir/bin` first on PATH, where a test puts a `systemctl`).
 fn mesh(dir: &Scratch, home: &Path, args: &[&str]) -> Output {
+    let path = std::env::join_paths(
+        std::iter::once(dir.path("bin")).chain(std::env::split_paths(
+            &std::env::var_os("PATH").unwrap_or_default(),
+        )),
+    )
+    .expect("PATH");
     Command::new(workspace_bin("mesh"))
         .arg("--home")
         .arg(home)
         .args(args)
         .env("XDG_CONFIG_HOME", dir.path("config"))
         .env("XDG_RUNTIME_DIR", dir.path("run"))
+        .env("PATH", path)
         .env_remove("DBUS_SESSION_BUS_ADDRESS")
         .env_remove("MESH_HOME")
         .output()
@@ -156,4 +164,70 @@ fn a_unit_of_the_same_name_that_is_not_meshs_is_neither_replaced_nor_removed() {
             "{cmd} left it"
         );
     }
+}
+
+/// A reachable user manager: no systemd user instance runs in these
+/// containers, so a stand-in `systemctl` logs what it is asked (and says
+/// no unit is active). Install enables and starts the unit; with an agent
+/// started by hand already serving the home it enables it only (the
+/// unit's agent would be refused and restarted every few seconds) and
+/// says so; uninstall disables and stops it.
+#[test]
+fn with_a_user_manager_install_enables_now_unless_an_agent_already_runs() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = Scratch::new("agent-install-systemctl");
+    std::fs::create_dir_all(dir.path("run")).expect("run dir");
+    std::fs::create_dir_all(dir.path("bin")).expect("bin dir");
+    let log = dir.path("systemctl.log");
+    let stub = dir.path("bin/systemctl");
+    std::fs::write(
+        &stub,
+        format!(
+            "#!/bin/sh\necho \"$*\" >> '{}'\n[ \"$2\" = is-active ] && exit 3\nexit 0\n",
+            log.display()
+        ),
+    )
+    .expect("stub");
+    std::fs::set_permissions(&stub, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let home = dir.path("home");
+    let calls = || {
+        let c = std::fs::read_to_string(&log).unwrap_or_default();
+        let _ = std::fs::remove_file(&log);
+        c
+    };
+
+    let o = mesh(&dir, &home, &["--json", "agent", "install"]);
+    let r = json(&o);
+    let name = r["name"].as_str().expect("name").to_string();
+    assert_eq!(r["active"], true, "{r}");
+    assert!(
+        o.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let c = calls();
+    assert!(c.contains(&format!("--user enable --now {name}\n")), "{c}");
+    json(&mesh(&dir, &home, &["--json", "agent", "uninstall"]));
+    let c = calls();
+    assert!(c.contains(&format!("--user disable --now {name}\n")), "{c}");
+
+    // An agent started by hand serves the home: enabled, not started.
+    std::fs::create_dir_all(&home).expect("home");
+    std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    let o = mesh(&dir, &home, &["agent", "start"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = mesh(&dir, &home, &["--json", "agent", "install"]);
+    mesh(&dir, &home, &["agent", "stop"]);
+    let r = json(&o);
+    assert_eq!(r["active"], false, "{r}");
+    let c = calls();
+    assert!(
+        c.contains(&format!("--user enable {name}\n")) && !c.contains("--now"),
+        "{c}"
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("hint:") && err.contains("already runs"),
+        "{err}"
+    );
 }
