@@ -288,6 +288,11 @@ pub fn default_home() -> PathBuf {
     if let Some(h) = std::env::var_os("MESH_HOME") {
         return PathBuf::from(h);
     }
+    platform_home()
+}
+
+/// The platform's home directory, whatever MESH_HOME says.
+pub fn platform_home() -> PathBuf {
     // Windows: %LOCALAPPDATA%\Mesh, which does not roam (a roaming
     // profile would copy the sealed store to a server).
     #[cfg(windows)]

@@ -439,6 +439,20 @@ pub(crate) enum AgentCmd {
     Status,
     /// Print `SSH_AUTH_SOCK=…; export SSH_AUTH_SOCK;` for `eval`.
     Env,
+    /// Start the agent at logon (this user; no administrator rights).
+    ///
+    /// Linux: a systemd user unit in $XDG_CONFIG_HOME/systemd/user running
+    /// `mesh --home HOME agent run`, enabled and started with `systemctl
+    /// --user` where a user manager is reachable (else it says what to run).
+    /// Windows: the value "Mesh agent" under
+    /// HKCU\Software\Microsoft\Windows\CurrentVersion\Run running
+    /// `mesh.exe --home HOME agent start`. macOS: a launchd agent in
+    /// ~/Library/LaunchAgents. A home other than the default gets its own
+    /// registration. Installing again updates it (e.g. the binary moved);
+    /// one of the same name that is not Mesh's for this home is refused.
+    Install,
+    /// Remove what `mesh agent install` registered (and stop its agent, under systemd).
+    Uninstall,
     /// Inside WSL: an SSH_AUTH_SOCK whose connections reach the Mesh agent on Windows.
     ///
     /// Listens on a Unix socket; each connection runs the relay command (by

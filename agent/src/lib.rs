@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod agent_log;
+pub mod autostart;
 pub mod channel_cli;
 pub mod channel_host;
 pub mod daemon;

@@ -159,8 +159,18 @@ pub fn run(ctx: &dyn CommandContext, c: PgpCmd) -> Result<(), CommandError> {
                     ),
                     (_, e) => err(e),
                 })?;
-                eprintln!("mesh: imported the account's certificate {fpr} and this device's secrets into GnuPG");
-                emit(j, json!({"fingerprint": fpr}), &fpr);
+                let gnupghome = gnupghome.or_else(crate::gpg_exe::default_home);
+                let gpg = crate::gpg_exe::program();
+                eprintln!(
+                    "mesh: imported the account's certificate {fpr} and this device's secrets into GnuPG ({}, home {})",
+                    gpg.to_string_lossy(),
+                    gnupghome.as_deref().map_or("GnuPG's default".into(), |h| h.display().to_string())
+                );
+                emit(
+                    j,
+                    json!({"fingerprint": fpr, "gpg": gpg.to_string_lossy(), "gnupghome": gnupghome}),
+                    &fpr,
+                );
             }
         }
         Ok(())

@@ -48,7 +48,10 @@ fn save(device: &dyn DeviceHost, r: &Record) -> Result<()> {
 }
 
 /// What to do when gpg fails or is missing.
+#[cfg(not(windows))]
 const GPG_HINT: &str = "install GnuPG (apt-get install gnupg) and check the GnuPG home";
+#[cfg(windows)]
+const GPG_HINT: &str = "install Gpg4win (https://www.gpg4win.org/), or put gpg.exe on PATH, and check the GnuPG home (%APPDATA%\\gnupg, or GNUPGHOME)";
 
 fn gpg(home: Option<&Path>, args: &[&str], input: &[u8]) -> Result<String> {
     use std::io::Write;
@@ -57,7 +60,8 @@ fn gpg(home: Option<&Path>, args: &[&str], input: &[u8]) -> Result<String> {
         detail,
         hint: GPG_HINT,
     };
-    let mut c = std::process::Command::new("gpg");
+    // On Windows, Gpg4win's gpg.exe: PATH, then the registry (gpg_exe.rs).
+    let mut c = std::process::Command::new(crate::gpg_exe::program());
     if let Some(h) = home {
         c.arg("--homedir").arg(h);
     }

@@ -26,6 +26,7 @@ pub mod cli;
 pub mod entries;
 pub mod export;
 pub mod gnupg;
+pub mod gpg_exe;
 
 pub use cert::{
     armor, build, encryption_subkey, primary_key, retire, signing_subkey, PgpError, Revocation,

@@ -152,6 +152,15 @@ impl Wine {
             .collect()
     }
 
+    /// One of Wine's own programs (`reg`, `wineboot`) in this prefix.
+    pub fn program(&self, args: &[&str]) -> Output {
+        let mut c = Command::new("wine");
+        c.args(args)
+            .env("WINEPREFIX", &self.prefix)
+            .env("WINEDEBUG", "-all");
+        self.output(c, b"")
+    }
+
     /// A Windows path for `p` (Wine's drive Z: is the Linux root).
     pub fn path(p: &Path) -> String {
         format!("Z:{}", p.display()).replace('/', "\\")

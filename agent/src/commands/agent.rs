@@ -66,6 +66,45 @@ pub(crate) fn run(home: &std::path::Path, cmd: AgentCmd, j: bool) -> Result<()> 
         }
         #[cfg(unix)]
         AgentCmd::WslBridge(a) => super::wsl::bridge(home, a, j)?,
+        AgentCmd::Install => autostart(home, true, j)?,
+        AgentCmd::Uninstall => autostart(home, false, j)?,
+    }
+    Ok(())
+}
+
+/// `mesh agent install` (`install`) or `mesh agent uninstall`: the report
+/// on stdout, what is left to do on stderr.
+fn autostart(home: &std::path::Path, install: bool, j: bool) -> Result<()> {
+    use mesh_agent::autostart::{self as a, Action};
+    let exe = std::env::current_exe().context("locating the mesh binary")?;
+    let t = a::Target::new(&exe, home)?;
+    let r = if install {
+        a::install(&t)?
+    } else {
+        a::uninstall(&t)?
+    };
+    let what = format!("{} {}", r.mechanism, r.name);
+    let text = match r.action {
+        Action::Installed => format!("installed {what} ({}): runs {}", r.location, r.command),
+        Action::Updated => format!("updated {what} ({}): runs {}", r.location, r.command),
+        Action::Unchanged => format!(
+            "already installed: {what} ({}): runs {}",
+            r.location, r.command
+        ),
+        Action::Removed => format!("removed {what} ({})", r.location),
+        Action::NotInstalled => format!("nothing to remove: no {what} ({})", r.location),
+    };
+    emit(j, serde_json::to_value(&r)?, &text);
+    if let Some(todo) = &r.todo {
+        eprintln!(
+            "mesh: {}",
+            if install {
+                "registered, but not started now"
+            } else {
+                "removed, but not stopped"
+            }
+        );
+        eprintln!("hint: {todo}");
     }
     Ok(())
 }

@@ -92,6 +92,9 @@ pub(crate) fn hint_of(e: &anyhow::Error) -> Option<String> {
         if let Some(s) = cause.downcast_ref::<mesh_agent::ssh_agent_cmd::SshAgentError>() {
             return s.hint();
         }
+        if let Some(a) = cause.downcast_ref::<mesh_agent::autostart::AutostartError>() {
+            return a.hint();
+        }
         if let Some(r) = cause.downcast_ref::<mesh_agent::ssh_agent_relay::RelayError>() {
             return r.hint();
         }

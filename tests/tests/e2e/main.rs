@@ -10,6 +10,7 @@
 
 mod admin;
 mod age_interop;
+mod agent_install;
 mod audit;
 mod connections;
 mod core;
@@ -42,4 +43,6 @@ mod ssh_windows;
 mod state;
 mod tls;
 mod wine;
+mod wine_gpg;
+mod wine_install;
 mod wsl_bridge;

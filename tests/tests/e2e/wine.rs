@@ -11,7 +11,7 @@ const ADDR: &str = "alice@example.com";
 const PIPE: &str = r"\\.\pipe\openssh-ssh-agent";
 
 /// The Linux administrator's account, and a Windows home joined to it by PIN.
-fn joined(dir: &Scratch, portal: &PortalProc, wine: &Wine) -> (Device, String) {
+pub(crate) fn joined(dir: &Scratch, portal: &PortalProc, wine: &Wine) -> (Device, String) {
     let a = Device::create_account(&dir.0, ADDR, &portal.url);
     // Certificates for "root", the user the login tests log in as.
     a.ok(&["ssh", "principals", "root", "alice"]);
