@@ -399,42 +399,29 @@ pub(crate) fn sync_dir_of(dir: &Path) {
 }
 
 fn keyring_entry(store_id: &str) -> Result<keyring_core::Entry, StoreError> {
+    if keyring_core::get_default_store().is_none() {
+        keyring_core::set_default_store(os_store()?);
+    }
+    keyring_core::Entry::new(KEYRING_SERVICE, store_id)
+        .map_err(|e| StoreError::NoKeyring(e.to_string()))
+}
+
+type OsStore = std::sync::Arc<keyring_core::api::CredentialStore>;
+
+/// This platform's credential store: Secret Service (Linux), Credential
+/// Manager (Windows: a generic credential of this user), the login
+/// Keychain (macOS: compile-checked only where Apple's SDK is missing).
+fn os_store() -> Result<OsStore, StoreError> {
+    let no = |e: keyring_core::Error| StoreError::NoKeyring(e.to_string());
     #[cfg(target_os = "linux")]
-    {
-        if keyring_core::get_default_store().is_none() {
-            let store = zbus_secret_service_keyring_store::Store::new()
-                .map_err(|e| StoreError::NoKeyring(e.to_string()))?;
-            keyring_core::set_default_store(store);
-        }
-        keyring_core::Entry::new(KEYRING_SERVICE, store_id)
-            .map_err(|e| StoreError::NoKeyring(e.to_string()))
-    }
-    // Windows Credential Manager: a generic credential of this user.
+    return Ok(zbus_secret_service_keyring_store::Store::new().map_err(no)?);
     #[cfg(windows)]
-    {
-        if keyring_core::get_default_store().is_none() {
-            let store = windows_native_keyring_store::Store::new()
-                .map_err(|e| StoreError::NoKeyring(e.to_string()))?;
-            keyring_core::set_default_store(store);
-        }
-        keyring_core::Entry::new(KEYRING_SERVICE, store_id)
-            .map_err(|e| StoreError::NoKeyring(e.to_string()))
-    }
-    // macOS: the login Keychain (compile-checked only where Apple's SDK is
-    // missing; README, "Platforms").
+    return Ok(windows_native_keyring_store::Store::new().map_err(no)?);
     #[cfg(target_os = "macos")]
-    {
-        if keyring_core::get_default_store().is_none() {
-            let store = apple_native_keyring_store::keychain::Store::new()
-                .map_err(|e| StoreError::NoKeyring(e.to_string()))?;
-            keyring_core::set_default_store(store);
-        }
-        keyring_core::Entry::new(KEYRING_SERVICE, store_id)
-            .map_err(|e| StoreError::NoKeyring(e.to_string()))
-    }
+    return Ok(apple_native_keyring_store::keychain::Store::new().map_err(no)?);
     #[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
     {
-        let _ = store_id;
+        let _ = no;
         Err(StoreError::NoKeyring(
             "this build has an OS keyring backend only for Linux (Secret Service), Windows (Credential Manager) and macOS (Keychain)".into(),
         ))

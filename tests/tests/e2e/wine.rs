@@ -239,7 +239,10 @@ fn a_pipe_held_by_windows_ssh_agent_service_is_named() {
     .expect("copy the shim");
     let held = Wine::path(&dir.path("service-home"));
     let o = wine.output(
-        wine.command(&fake.display().to_string(), &["--home", &held, "agent", "start"]),
+        wine.command(
+            &fake.display().to_string(),
+            &["--home", &held, "agent", "start"],
+        ),
         b"",
     );
     assert!(o.status.success(), "{o:?}");
