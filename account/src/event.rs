@@ -69,6 +69,7 @@ fn app_envelope(e: &AppEntry, admin: &AccountKeys) -> Signed {
     let entry = CatalogedApplication {
         uid: e.uid.clone(),
         data: e.data.clone(),
+        serve: None,
     };
     Signed::sign_object(oct::CATALOGED_APPLICATION, &entry, &admin.admin_sign)
 }

@@ -31,6 +31,7 @@ pub mod portal;
 pub mod profile;
 pub mod replica;
 pub mod role;
+pub mod serve;
 pub mod shamir;
 pub mod slot;
 pub mod udf;

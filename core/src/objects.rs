@@ -521,8 +521,8 @@ pub struct CatalogedDevice {
 
 /// An application's entry in the account's application catalog (schema
 /// `CatalogedApplication`): public, per-application data the plugins share.
+/// Members a newer writer adds are ignored (the signature covers the bytes).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct CatalogedApplication {
     /// Unique id, e.g. `ssh`, `pgp`, `smime`.
     #[serde(rename = "Uid")]
@@ -530,6 +530,10 @@ pub struct CatalogedApplication {
     /// Application-defined, public JSON (e.g. SSH principals).
     #[serde(rename = "Data")]
     pub data: serde_json::Value,
+    /// What the portal serves for the account (PROTOCOL.md §18): only in
+    /// Published entries; absent, the entry's bytes are as before.
+    #[serde(rename = "Serve", default, skip_serializing_if = "Option::is_none")]
+    pub serve: Option<crate::serve::Serve>,
 }
 
 #[cfg(test)]

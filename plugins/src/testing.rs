@@ -392,6 +392,7 @@ impl TestAccount {
             let app = CatalogedApplication {
                 uid: e.uid.clone(),
                 data: e.data.clone(),
+                serve: None,
             };
             let signed =
                 Signed::sign_object(oct::CATALOGED_APPLICATION, &app, &self.admin.admin_sign);

@@ -485,6 +485,7 @@ mod tests {
         let app = |data: serde_json::Value| CatalogedApplication {
             uid: "ssh".into(),
             data,
+            serve: None,
         };
         let env = Signed::sign_object(
             oct::CATALOGED_APPLICATION,

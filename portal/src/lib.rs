@@ -16,6 +16,7 @@ mod held;
 mod history;
 pub mod invite;
 pub mod limits;
+mod pki;
 mod rate;
 pub mod server;
 mod state;

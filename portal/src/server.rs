@@ -80,6 +80,13 @@ pub fn router(
             "/mesh/v1/Public",
             post(crate::stores::public).layer(small(p::MAX_SMALL_BODY)),
         )
+        // What an account's Published entries serve (PROTOCOL.md §18).
+        .route("/pki/{udf}/{name}", get(crate::pki::file))
+        .route("/pki/{udf}/ocsp/{*req}", get(crate::pki::ocsp_get))
+        .route(
+            "/pki/{udf}/ocsp",
+            post(crate::pki::ocsp_post).layer(small(crate::pki::MAX_OCSP_REQUEST)),
+        )
         .layer(DefaultBodyLimit::max(p::MAX_BODY))
         .layer(axum::middleware::map_response(close_unread))
         .layer(axum::middleware::from_fn(move |req, next| {

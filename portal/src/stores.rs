@@ -60,12 +60,33 @@ pub(crate) fn check_append(
                     .map_err(|e| ApiError::bad(e.to_string()))?;
                 responses.push((r.request_id, serde_json::to_string(env).unwrap_or_default()));
             }
+            if store_name == store::PUBLISHED {
+                check_serve(env)?;
+            }
         }
         other => {
             return Err(ApiError::forbidden(format!(
                 "devices cannot write the {other} store"
             )))
         }
+    }
+    Ok(())
+}
+
+/// A Published entry's `Serve` member (PROTOCOL.md §18) is checked whole:
+/// one bad member refuses the transaction, so that the index the storage
+/// keeps from it (`storage::served`) holds only what the account signed.
+fn check_serve(env: &Signed) -> Result<(), ApiError> {
+    if env.content_type != mesh_core::ct::CATALOGED_APPLICATION {
+        return Ok(());
+    }
+    let app: mesh_core::objects::CatalogedApplication = env
+        .unverified_object("published entry")
+        .map_err(|e| ApiError::bad(format!("Published entry: {e}")))?;
+    if let Some(serve) = app.serve {
+        serve
+            .check()
+            .map_err(|e| ApiError::bad(format!("Published entry {}: {e}", app.uid)))?;
     }
     Ok(())
 }

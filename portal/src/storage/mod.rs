@@ -10,11 +10,13 @@ mod migrate_packed;
 mod packed;
 mod pg_schema;
 mod postgres;
+mod served;
 mod sqlite;
 
 use self::packed::{Packed, Row};
 
 pub use self::postgres::{redact, Postgres};
+pub use self::served::{ServedAnswer, ServedFile};
 pub use self::sqlite::Sqlite;
 
 /// Most bytes of entries one answer carries, beyond the first entry of
@@ -312,6 +314,17 @@ pub trait Storage: Send + Sync + 'static {
         responses: &[(String, String)],
         revokes: bool,
     ) -> Result<Vec<(String, u64)>, StorageError>;
+    /// A file the account's Published entries serve (PROTOCOL.md §18);
+    /// every append (and bind) keeps the index in its transaction.
+    fn served_file(&self, account: &str, name: &str) -> Result<Option<ServedFile>, StorageError>;
+    /// The OCSP answer the account's Published entries serve for an issuer
+    /// key hash and serial (lowercase hex, §18).
+    fn served_ocsp(
+        &self,
+        account: &str,
+        issuer_key_hash: &str,
+        serial: &str,
+    ) -> Result<Option<ServedAnswer>, StorageError>;
     /// Append `data` to a device's audit store (`store`, `Audit:<device>`)
     /// at index `expected + 1` (a `Conflict` when the store is elsewhere),
     /// within [`Limits::max_audit_bytes`] for all of the account's audit

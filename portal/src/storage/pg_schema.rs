@@ -66,10 +66,18 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE entries ADD COLUMN whole_len BIGINT;",
 ];
 
-/// The newest schema version this binary knows: the steps, then 4 when
-/// every account's access lists are stored as changes (`migrate_packed`,
-/// one transaction per account, after the steps).
-pub(crate) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64 + 1;
+/// The version that says every account's access lists are stored as
+/// changes (`migrate_packed`, one transaction per account, after the steps).
+const PACKED: i64 = MIGRATIONS.len() as i64 + 1;
+
+/// Steps after [`PACKED`]: version `PACKED + 1 + n` is `LATER[n]`.
+const LATER: &[&str] = &[
+    // 5: the served index (PROTOCOL.md §18); an older portal would not keep it.
+    super::served::POSTGRES,
+];
+
+/// The newest schema version this binary knows.
+pub(crate) const SCHEMA_VERSION: i64 = PACKED + LATER.len() as i64;
 
 /// Create the tables, or bring them up to date; refuse a newer schema.
 /// Several processes starting at once migrate one after the other (an
@@ -102,15 +110,33 @@ pub(super) fn migrate(c: &mut Client) -> Result<(), OpenError> {
             .map_err(StorageError::from)?;
     }
     tx.commit().map_err(StorageError::from)?;
-    if version < SCHEMA_VERSION {
+    if version < PACKED {
         // Each account under its own lock: other processes serve meanwhile.
         super::migrate_packed::postgres(c)?;
-        c.execute(
-            "INSERT INTO mesh_schema (version) SELECT $1 WHERE NOT EXISTS
-                 (SELECT 1 FROM mesh_schema WHERE version = $1)",
-            &[&SCHEMA_VERSION],
-        )
-        .map_err(StorageError::from)?;
+        record(c, PACKED)?;
     }
+    for (n, step) in LATER.iter().enumerate() {
+        let v = PACKED + 1 + i64::try_from(n).unwrap_or(i64::MAX);
+        if version < v {
+            let mut tx = c.transaction().map_err(StorageError::from)?;
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_MIGRATE])
+                .map_err(StorageError::from)?;
+            // Idempotent (IF NOT EXISTS): another process may have run it.
+            tx.batch_execute(step).map_err(StorageError::from)?;
+            record(&mut tx, v)?;
+            tx.commit().map_err(StorageError::from)?;
+        }
+    }
+    Ok(())
+}
+
+/// Record that the schema is at `version` (once).
+fn record(c: &mut impl ::postgres::GenericClient, version: i64) -> Result<(), StorageError> {
+    c.execute(
+        "INSERT INTO mesh_schema (version) SELECT $1 WHERE NOT EXISTS
+             (SELECT 1 FROM mesh_schema WHERE version = $1)",
+        &[&version],
+    )
+    .map_err(StorageError::from)?;
     Ok(())
 }

@@ -37,8 +37,8 @@ use mesh_core::portal::store::{ACCESS, INBOUND};
 
 use super::packed::{self, Row};
 use super::{
-    AccountRecord, Append, ChangeFn, Limits, OpenError, Page, RequestRecord, Storage, StorageError,
-    StoreRead,
+    AccountRecord, Append, ChangeFn, Limits, OpenError, Page, RequestRecord, ServedAnswer,
+    ServedFile, Storage, StorageError, StoreRead,
 };
 
 /// Most connections one portal process opens (PostgreSQL's default
@@ -377,6 +377,7 @@ fn append_in(
         None
     };
     let (last_idx, last) = last.map_or((0, None), |(i, d)| (i, serde_json::from_str(&d).ok()));
+    super::served::postgres_upsert(tx, account, updates)?;
     let updates = &packed::pack_appends(updates, last, last_idx);
     let added = super::bytes_within_quota(used, updates, max_bytes)?;
     tx.execute(
@@ -560,6 +561,19 @@ impl Storage for Postgres {
             }
             Ok(out)
         })
+    }
+
+    fn served_file(&self, account: &str, name: &str) -> Result<Option<ServedFile>, StorageError> {
+        self.with(|c| super::served::postgres_file(&mut **c, account, name))
+    }
+
+    fn served_ocsp(
+        &self,
+        account: &str,
+        key: &str,
+        serial: &str,
+    ) -> Result<Option<ServedAnswer>, StorageError> {
+        self.with(|c| super::served::postgres_ocsp(&mut **c, account, key, serial))
     }
 
     fn append_audit(

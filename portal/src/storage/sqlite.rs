@@ -16,7 +16,8 @@ use mesh_core::portal::store::{ACCESS, INBOUND};
 
 use super::packed::{self, Row};
 use super::{
-    AccountRecord, Append, Limits, OpenError, Page, RequestRecord, Storage, StorageError, StoreRead,
+    AccountRecord, Append, Limits, OpenError, Page, RequestRecord, ServedAnswer, ServedFile,
+    Storage, StorageError, StoreRead,
 };
 
 /// The embedded SQLite store: a small pool of connections to one WAL file.
@@ -40,8 +41,9 @@ pub struct Sqlite {
 /// the first file, 2 added per-account byte counts and the applied serials,
 /// 3 moved the Inbound store into the pool of connection requests, 4 gave
 /// entries a `whole_len` (access lists stored as changes: older portals
-/// cannot read them), 5 says every account's lists are (`migrate_packed`).
-pub(crate) const SCHEMA_VERSION: i64 = 5;
+/// cannot read them), 5 says every account's lists are (`migrate_packed`),
+/// 6 added the served index (`served`; an older portal would not keep it).
+pub(crate) const SCHEMA_VERSION: i64 = 6;
 
 /// Bring a file to [`SCHEMA_VERSION`]; refuse one a newer portal wrote.
 /// Idempotent: every step checks what is there first.
@@ -56,6 +58,8 @@ fn migrate(c: &Connection) -> Result<(), OpenError> {
         });
     }
     c.execute_batch(SCHEMA).map_err(StorageError::from)?;
+    c.execute_batch(super::served::SQLITE)
+        .map_err(StorageError::from)?;
     add_bytes(c)?;
     pool_requests(c)?;
     if version < SCHEMA_VERSION {
@@ -386,6 +390,7 @@ fn append_in(
         None
     };
     let (last_idx, last) = last.map_or((0, None), |(i, d)| (i, serde_json::from_str(&d).ok()));
+    super::served::sqlite_upsert(tx, account, updates)?;
     let updates = &packed::pack_appends(updates, last, last_idx);
     let added = super::bytes_within_quota(u(used), updates, max_bytes)?;
     tx.execute(
@@ -531,6 +536,19 @@ impl Storage for Sqlite {
             tx.commit()?;
             Ok(out)
         })
+    }
+
+    fn served_file(&self, account: &str, name: &str) -> Result<Option<ServedFile>, StorageError> {
+        self.with(|c| super::served::sqlite_file(c, account, name))
+    }
+
+    fn served_ocsp(
+        &self,
+        account: &str,
+        key: &str,
+        serial: &str,
+    ) -> Result<Option<ServedAnswer>, StorageError> {
+        self.with(|c| super::served::sqlite_ocsp(c, account, key, serial))
     }
 
     fn append_audit(

@@ -9,6 +9,7 @@ use mesh_tests::{Backend, Device, PortalProc, Scratch};
 mod audit;
 mod flood;
 mod invite;
+mod pki;
 mod reads;
 mod refused;
 mod stored;

@@ -16,7 +16,7 @@ use mesh_tests::{Backend, Device, PortalDb, PortalProc, Scratch};
 use super::ADDR;
 
 /// The administrator's online keys (the file keystore of the tests).
-fn online_keys(d: &Device, profile_udf: &str) -> AccountKeys {
+pub(super) fn online_keys(d: &Device, profile_udf: &str) -> AccountKeys {
     std::env::set_var("MESH_KEYSTORE", "file");
     let seeds = Store::open(&d.home, false)
         .expect("store")
@@ -82,7 +82,12 @@ fn revoke_of(a: &Device, udf: &str) -> Revoke {
 }
 
 /// Post a Transact of `updates` as device `a`; the status and the answer.
-fn transact(portal: &str, a: &Device, udf: &str, updates: Vec<StoreUpdate>) -> (u16, String) {
+pub(super) fn transact(
+    portal: &str,
+    a: &Device,
+    udf: &str,
+    updates: Vec<StoreUpdate>,
+) -> (u16, String) {
     let keys =
         mesh_account::state::device_keys(&Store::open(&a.home, false).expect("a")).expect("keys");
     let dev = a.json(&["account", "show"])["device"]
