@@ -196,3 +196,75 @@ pub(super) fn postgres_ocsp(
     )?
     .map(|r| (u(r.get(0)), r.get(1))))
 }
+
+#[cfg(test)]
+mod tests {
+    use mesh_core::objects::{AccountKeys, RootKeys};
+    use mesh_core::serve::{Serve, ServedOcsp};
+
+    use super::super::{AccountRecord, Sqlite, Storage, StorageError};
+    use super::*;
+
+    const KEY: &str = "0123456789abcdef0123456789abcdef01234567";
+
+    fn entry(keys: &AccountKeys, der: &[u8]) -> String {
+        let app = CatalogedApplication {
+            uid: "status".into(),
+            data: serde_json::json!({}),
+            serve: Some(Serve {
+                ocsp: vec![ServedOcsp {
+                    issuer_key_hash: KEY.into(),
+                    serial: "1f".into(),
+                    next_update: 7,
+                    response: data_encoding::BASE64.encode(der),
+                }],
+                ..Default::default()
+            }),
+        };
+        let env = Signed::sign_object(mesh_core::ct::CATALOGED_APPLICATION, &app, &keys.admin_sign);
+        serde_json::to_string(&env).expect("json")
+    }
+
+    fn published(expected: u64, data: String) -> Vec<Append> {
+        vec![Append {
+            store: PUBLISHED.into(),
+            expected: Some(expected),
+            entries: vec![data],
+        }]
+    }
+
+    /// The index moves with the append's transaction: a refused append
+    /// (here a conflict) leaves it as it was; a later answer replaces one.
+    #[test]
+    fn the_index_follows_the_appends_transaction() {
+        let dir = std::env::temp_dir().join(format!("mesh-served-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let db = Sqlite::open(&dir).expect("open");
+        let keys = AccountKeys::generate(&RootKeys::generate().profile_udf());
+        let rec = AccountRecord {
+            udf: "MA".into(),
+            address: "a@example.com".into(),
+            profile: "{}".into(),
+        };
+        db.bind(&rec, &[]).expect("bind");
+        db.append("MA", &published(0, entry(&keys, b"\x30\x01")), &[], false)
+            .expect("append");
+        let got = db.served_ocsp("MA", KEY, "1f").expect("read");
+        assert_eq!(got, Some((7, b"\x30\x01".to_vec())));
+        let r = db.append("MA", &published(0, entry(&keys, b"\x30\x02")), &[], false);
+        assert!(matches!(r, Err(StorageError::Conflict { .. })), "{r:?}");
+        let got = db.served_ocsp("MA", KEY, "1f").expect("read");
+        assert_eq!(
+            got,
+            Some((7, b"\x30\x01".to_vec())),
+            "a refused append changes nothing"
+        );
+        db.append("MA", &published(1, entry(&keys, b"\x30\x03")), &[], false)
+            .expect("append");
+        let got = db.served_ocsp("MA", KEY, "1f").expect("read");
+        assert_eq!(got, Some((7, b"\x30\x03".to_vec())), "the latest wins");
+        assert_eq!(db.served_ocsp("MB", KEY, "1f").expect("read"), None);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
