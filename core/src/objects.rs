@@ -530,8 +530,10 @@ pub struct CatalogedApplication {
     /// Application-defined, public JSON (e.g. SSH principals).
     #[serde(rename = "Data")]
     pub data: serde_json::Value,
-    /// What the portal serves for the account (PROTOCOL.md §18): only in
-    /// Published entries; absent, the entry's bytes are as before.
+    /// What the portal serves for the account (PROTOCOL.md §18), the first
+    /// design's place: writers put it in `Data.Serve` instead, which clients
+    /// before issue 28 parse ([`crate::serve::of`] reads both). Absent, the
+    /// entry's bytes are as before.
     #[serde(rename = "Serve", default, skip_serializing_if = "Option::is_none")]
     pub serve: Option<crate::serve::Serve>,
 }

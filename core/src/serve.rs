@@ -1,5 +1,6 @@
 //! What a portal serves on an account's behalf (PROTOCOL.md §18): the
-//! optional `Serve` member of a Published `CatalogedApplication` entry.
+//! optional `Serve` member of a Published `CatalogedApplication` entry's
+//! `Data` ([`of`]).
 //! The account signs the entry; the portal only indexes and serves its
 //! bytes (files by name, OCSP answers by issuer key hash and serial), so
 //! it can at worst withhold them. Sans-io: the checks here are the whole
@@ -201,6 +202,25 @@ impl ServedOcsp {
             next_update: self.next_update,
             response,
         })
+    }
+}
+
+/// The `Serve` member of an entry: `Data.Serve` (what writers use: a
+/// client before issue 28 reads any `Data`, but refuses an entry with a
+/// top-level member it does not know) or the top-level `Serve` (read the
+/// same); both at once is refused as ambiguous.
+pub fn of(app: &crate::objects::CatalogedApplication) -> Result<Option<Serve>, ServeError> {
+    let inner = match app.data.get("Serve") {
+        Some(v) => Some(
+            Serve::deserialize(v).map_err(|e| bad(format!("Data.Serve does not parse: {e}")))?,
+        ),
+        None => None,
+    };
+    match (inner, app.serve.clone()) {
+        (Some(_), Some(_)) => Err(bad(
+            "the entry has both Data.Serve and a top-level Serve; write Data.Serve only".into(),
+        )),
+        (inner, top) => Ok(inner.or(top)),
     }
 }
 

@@ -245,3 +245,51 @@ fn serial_keys_drop_leading_zeros() {
     assert_eq!(serial_hex(&[0x00]), "0");
     assert_eq!(serial_hex(&[0x0a, 0x00]), "a00");
 }
+
+/// What a client before issue 28 parses (`deny_unknown_fields` then).
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct Pre28 {
+    #[serde(rename = "Uid")]
+    uid: String,
+    #[serde(rename = "Data")]
+    data: serde_json::Value,
+}
+
+#[test]
+fn data_serve_is_read_and_parses_in_clients_before_issue_28() {
+    let serve = Serve {
+        ocsp: vec![answer("1f")],
+        ..Default::default()
+    };
+    let inner = CatalogedApplication {
+        uid: "status".into(),
+        data: serde_json::json!({ "Serve": serve }),
+        serve: None,
+    };
+    let top = CatalogedApplication {
+        uid: "status".into(),
+        data: serde_json::json!({}),
+        serve: Some(serve.clone()),
+    };
+    assert_eq!(of(&inner).expect("reads"), Some(serve.clone()));
+    assert_eq!(of(&top).expect("reads"), Some(serve.clone()));
+    let old = |a: &CatalogedApplication| {
+        serde_json::from_str::<Pre28>(&serde_json::to_string(a).expect("json")).is_ok()
+    };
+    assert!(old(&inner), "a client before issue 28 reads Data.Serve");
+    assert!(!old(&top), "and refuses a top-level Serve");
+    let both = CatalogedApplication {
+        serve: Some(serve),
+        ..inner
+    };
+    assert!(matches!(of(&both), Err(ServeError::Malformed(_))));
+    let broken = CatalogedApplication {
+        uid: "status".into(),
+        data: serde_json::json!({"Serve": {"Ocsp": "no"}}),
+        serve: None,
+    };
+    let e = of(&broken).expect_err("refused");
+    assert!(e.to_string().contains("Data.Serve"), "{e}");
+}

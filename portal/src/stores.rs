@@ -83,10 +83,11 @@ fn check_serve(env: &Signed) -> Result<(), ApiError> {
     let app: mesh_core::objects::CatalogedApplication = env
         .unverified_object("published entry")
         .map_err(|e| ApiError::bad(format!("Published entry: {e}")))?;
-    if let Some(serve) = app.serve {
-        serve
-            .check()
-            .map_err(|e| ApiError::bad(format!("Published entry {}: {e}", app.uid)))?;
+    let bad = |e: mesh_core::serve::ServeError| {
+        ApiError::bad(format!("Published entry {}: {e}", app.uid))
+    };
+    if let Some(serve) = mesh_core::serve::of(&app).map_err(bad)? {
+        serve.check().map_err(bad)?;
     }
     Ok(())
 }

@@ -25,7 +25,7 @@ pub(super) fn of(updates: &[Append]) -> Vec<Checked> {
         .filter_map(|e| {
             let env: Signed = serde_json::from_str(e).ok()?;
             let app: CatalogedApplication = env.unverified_object("published entry").ok()?;
-            app.serve?.check().ok()
+            mesh_core::serve::of(&app).ok()??.check().ok()
         })
         .collect()
 }

@@ -165,15 +165,30 @@ fn http(
     (status, head, got[end + 4..].to_vec())
 }
 
+/// Where an entry carries its Serve member: `Data.Serve` (what writers
+/// use) or the top-level member (read the same).
+#[derive(Clone, Copy)]
+enum At {
+    Data,
+    Top,
+}
+
 /// Append one Published entry carrying `serve` (and its checkpoint) as
 /// the administrator `a`: the status and the answer.
-fn publish(portal: &str, a: &Device, udf: &str, serve: Serve) -> (u16, String) {
+fn publish(portal: &str, a: &Device, udf: &str, serve: Serve, at: At) -> (u16, String) {
     let state = mesh_account::account(&Store::open(&a.home, false).expect("a")).expect("a");
     let keys = online_keys(a, udf);
-    let app = CatalogedApplication {
-        uid: "status-test".into(),
-        data: serde_json::json!({}),
-        serve: Some(serve),
+    let app = match at {
+        At::Data => CatalogedApplication {
+            uid: "status-test".into(),
+            data: serde_json::json!({ "Serve": serve }),
+            serve: None,
+        },
+        At::Top => CatalogedApplication {
+            uid: "status-test".into(),
+            data: serde_json::json!({}),
+            serve: Some(serve),
+        },
     };
     let published = StoreUpdate {
         store: st::PUBLISHED.into(),
@@ -249,7 +264,7 @@ fn the_portal_serves_what_published_entries_carry(backend: Backend) {
         }],
         ocsp: vec![answer(&key, "8f01020304", next, &stored)],
     };
-    let (code, out) = publish(&portal.url, &a, &udf, serve);
+    let (code, out) = publish(&portal.url, &a, &udf, serve, At::Data);
     assert_eq!(code, 200, "{out}");
     // The administrator's state follows: each refused transaction below
     // would otherwise be one the portal accepts.
@@ -306,13 +321,13 @@ fn the_portal_serves_what_published_entries_carry(backend: Backend) {
     hostile_requests(&portal, &udf, &certs, &req);
     refused_serves(&portal, &a, &udf, &key, &stored);
 
-    // The latest answer for a certificate wins.
+    // The latest answer for a certificate wins (a top-level member is read too).
     let newer = [0x30, 0x03, 0x0a, 0x01, 0x00];
     let serve = Serve {
         ocsp: vec![answer(&key, "8f01020304", next, &newer)],
         ..Default::default()
     };
-    assert_eq!(publish(&portal.url, &a, &udf, serve).0, 200);
+    assert_eq!(publish(&portal.url, &a, &udf, serve, At::Top).0, 200);
     let (_, _, body) = http(
         &portal.url,
         "POST",
@@ -524,11 +539,13 @@ fn refused_serves(portal: &PortalProc, a: &Device, udf: &str, key: &str, der: &[
     let entries = "SELECT COUNT(*) FROM entries WHERE store = 'Published'";
     let before = (count(entries), count("SELECT COUNT(*) FROM served_ocsp"));
     for (what, serve, says) in cases {
-        let (code, out) = publish(&portal.url, a, udf, serve);
-        assert_eq!(code, 400, "{what}: {out}");
-        assert!(out.contains(says), "{what}: {out}");
-        let after = (count(entries), count("SELECT COUNT(*) FROM served_ocsp"));
-        assert_eq!(after, before, "{what}: nothing stored, nothing indexed");
+        for at in [At::Data, At::Top] {
+            let (code, out) = publish(&portal.url, a, udf, serve.clone(), at);
+            assert_eq!(code, 400, "{what}: {out}");
+            assert!(out.contains(says), "{what}: {out}");
+            let after = (count(entries), count("SELECT COUNT(*) FROM served_ocsp"));
+            assert_eq!(after, before, "{what}: nothing stored, nothing indexed");
+        }
     }
 }
 
