@@ -56,6 +56,11 @@ fn random_serial() -> u64 {
     u64::from_be_bytes(sn) >> 1
 }
 
+/// Where correspondents check this account's certificates: its portal.
+pub(crate) fn status_urls(view: &AccountView) -> crate::x509::StatusUrls {
+    crate::x509::StatusUrls::at(&view.profile.service, &view.profile_udf)
+}
+
 fn secs(t: u64) -> i64 {
     i64::try_from(t).unwrap_or(i64::MAX)
 }
@@ -197,6 +202,7 @@ fn signing_entries(view: &AccountView, ca: &P256Signer) -> Result<Vec<AppEntry>>
                 serial,
                 not_before: secs(t) - 300,
                 not_after: secs(t + SIGNING_VALIDITY),
+                urls: Some(status_urls(view)),
             },
         )
         .map_err(internal)?;
@@ -242,6 +248,7 @@ fn new_epoch(view: &AccountView, ca: &P256Signer, epoch: u32, to: &Targets) -> R
             serial,
             not_before: secs(t) - 300,
             not_after: secs(t + SIGNING_VALIDITY),
+            urls: Some(status_urls(view)),
         },
         epoch,
     )
