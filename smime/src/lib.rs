@@ -30,6 +30,7 @@ pub mod mime;
 pub mod nss;
 pub mod ocsp;
 mod rejection;
+pub mod status;
 pub mod verify;
 pub mod winstore;
 #[cfg(windows)]

@@ -120,6 +120,33 @@ pub fn response(
     })
 }
 
+/// Whether `ca` signed the certificate (the CAs of all epochs share one
+/// subject name: only the signature tells them apart).
+pub fn issued_by(ca: &P256Signer, cert_der: &[u8]) -> bool {
+    use p256::ecdsa::signature::Verifier;
+    let Ok(cert) = Certificate::from_der(cert_der) else {
+        return false;
+    };
+    let (Ok(tbs), Some(sig)) = (cert.tbs_certificate.to_der(), cert.signature.as_bytes()) else {
+        return false;
+    };
+    let Ok(sig) = p256::ecdsa::DerSignature::from_bytes(sig) else {
+        return false;
+    };
+    ca.key().verifying_key().verify(&tbs, &sig).is_ok()
+}
+
+/// A certificate's notBefore, seconds since the Unix epoch.
+pub fn not_before(cert_der: &[u8]) -> Result<u64, SmimeError> {
+    let cert = Certificate::from_der(cert_der).map_err(bad)?;
+    Ok(cert
+        .tbs_certificate
+        .validity
+        .not_before
+        .to_unix_duration()
+        .as_secs())
+}
+
 #[cfg(test)]
 #[path = "ocsp_tests.rs"]
-mod tests;
+pub(crate) mod tests;

@@ -145,6 +145,17 @@ impl RsaPublic {
     }
 }
 
+impl RsaPublic {
+    /// The key a certificate certifies (PKCS#1 RSAPublicKey, its
+    /// subjectPublicKey): a certificate issued again for the same key.
+    pub fn of_certificate(cert_der: &[u8]) -> Result<RsaPublic, SmimeError> {
+        use rsa::pkcs1::DecodeRsaPublicKey;
+        let raw = certificate_key(cert_der)?;
+        rsa::RsaPublicKey::from_pkcs1_der(&raw).map_err(|_| SmimeError::BadKey)?;
+        Ok(RsaPublic(raw))
+    }
+}
+
 impl PublicKeyData for RsaPublic {
     fn der_bytes(&self) -> &[u8] {
         &self.0
