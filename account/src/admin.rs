@@ -495,7 +495,6 @@ pub fn set_heartbeat(store: &mut Store, host: &Host, every: Option<u64>) -> Resu
                     uid: freshness::UID.into(),
                     data: data.clone(),
                     public: true,
-                    serve: None,
                 }],
                 event: Some(Event::Periodic),
                 // A promise starts kept.

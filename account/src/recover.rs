@@ -414,7 +414,6 @@ fn before(raw: &Raw, since: Since, host: &Host, a: &AccountState) -> Result<Befo
                     uid: app.uid.clone(),
                     data: app.data,
                     public,
-                    serve: None,
                 };
                 latest.insert(app.uid, entry);
             }

@@ -95,11 +95,6 @@ pub struct AppEntry {
     /// For servers too (the Published store).
     #[serde(default)]
     pub public: bool,
-    /// What the portal serves of a Published entry (its `Serve` member,
-    /// PROTOCOL.md §12): files and pre-signed OCSP answers, JSON. The
-    /// host signs it into the entry with the rest.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub serve: Option<serde_json::Value>,
 }
 
 impl AppEntry {
@@ -109,7 +104,6 @@ impl AppEntry {
             uid: uid.into(),
             data: serde_json::to_value(data).unwrap_or_default(),
             public: false,
-            serve: None,
         }
     }
 
@@ -118,18 +112,6 @@ impl AppEntry {
         AppEntry {
             public: true,
             ..AppEntry::new(uid, data)
-        }
-    }
-
-    /// A Published entry with what the portal serves of it (`Serve`).
-    pub fn served<T: Serialize, S: Serialize>(
-        uid: impl Into<String>,
-        data: &T,
-        serve: &S,
-    ) -> AppEntry {
-        AppEntry {
-            serve: Some(serde_json::to_value(serve).unwrap_or_default()),
-            ..AppEntry::public(uid, data)
         }
     }
 }

@@ -81,7 +81,9 @@ pub fn reissue_entry(view: &AccountView) -> Result<Vec<AppEntry>> {
 }
 
 /// `Data` of the `smime-status` entry: what an administrator's sync reads
-/// to know when to re-sign (the portal reads `Serve` only).
+/// to know when to re-sign, and `Serve`, what the portal serves (it reads
+/// `Data.Serve` of any Published entry, PROTOCOL.md §18: a member clients
+/// before issue 28 ignore, where a new top-level member would be refused).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatusData {
     /// The earliest nextUpdate of the answers (seconds since the Unix epoch).
@@ -90,6 +92,9 @@ pub struct StatusData {
     /// The validity they were signed with.
     #[serde(rename = "Validity")]
     pub validity: u64,
+    /// What the portal serves.
+    #[serde(rename = "Serve", default)]
+    pub serve: Serve,
 }
 
 // TODO(issue 28): switch to mesh-core's `Serve` type when the portal
@@ -189,8 +194,9 @@ pub fn status_entry(
             next_update
         },
         validity,
+        serve,
     };
-    Ok(Some(AppEntry::served(APP_STATUS, &data, &serve)))
+    Ok(Some(AppEntry::public(APP_STATUS, &data)))
 }
 
 fn secs(t: u64) -> i64 {

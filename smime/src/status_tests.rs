@@ -24,7 +24,9 @@ fn serve_of(out: &[AppEntry]) -> Serve {
         .find(|e| e.uid == APP_STATUS)
         .unwrap_or_else(|| panic!("no {APP_STATUS} in {:?}", uids(out)));
     assert!(e.public, "a Published entry");
-    serde_json::from_value(e.serve.clone().expect("Serve")).expect("the plan's names")
+    serde_json::from_value::<crate::status::StatusData>(e.data.clone())
+        .expect("the plan's names")
+        .serve
 }
 
 fn signing_pem(view: &AccountView, d: &FakeDevice) -> String {
@@ -133,6 +135,7 @@ fn answers_past_half_their_validity_are_signed_again() {
     let old = StatusData {
         next_update: now() + DEFAULT_OCSP_VALIDITY / 2 - 60,
         validity: DEFAULT_OCSP_VALIDITY,
+        serve: Serve::default(),
     };
     account.publish(&[AppEntry::public(APP_STATUS, &old)]);
     let out = account
