@@ -56,6 +56,11 @@ fn random_serial() -> u64 {
     u64::from_be_bytes(sn) >> 1
 }
 
+/// Where correspondents check this account's certificates: its portal.
+pub(crate) fn status_urls(view: &AccountView) -> crate::x509::StatusUrls {
+    crate::x509::StatusUrls::at(&view.profile.service, &view.profile_udf)
+}
+
 fn secs(t: u64) -> i64 {
     i64::try_from(t).unwrap_or(i64::MAX)
 }
@@ -99,7 +104,13 @@ impl Plugin for SmimePlugin {
         for e in &out {
             next.put_app(e.uid.clone(), e.data.clone());
         }
-        out.extend(crl_entry(&next, &ca, rotated)?);
+        if let Some(crl) = crl_entry(&next, &ca, rotated)? {
+            next.put_app(crl.uid.clone(), crl.data.clone());
+            out.push(crl);
+        }
+        // What correspondents check, in the same transaction as what changed.
+        let changed = !out.is_empty();
+        out.extend(crate::status::status_entry(&next, &ca, changed)?);
         Ok(out)
     }
 
@@ -165,10 +176,23 @@ impl Plugin for SmimePlugin {
     }
 }
 
+/// Whether `mesh smime reissue` asks for this certificate again: issued
+/// (notBefore + 5 min) before the request.
+fn reissue_due(pem: &str, reissue: Option<u64>) -> bool {
+    let Some(r) = reissue else {
+        return false;
+    };
+    crate::x509::pem_to_der(pem)
+        .ok()
+        .and_then(|d| crate::ocsp::not_before(&d).ok())
+        .is_some_and(|nb| nb + 300 < r)
+}
+
 /// Certify every active `smime` device's signing key that has no
-/// certificate for its key yet.
+/// certificate for its key yet (or one issued before `mesh smime reissue`).
 fn signing_entries(view: &AccountView, ca: &P256Signer) -> Result<Vec<AppEntry>> {
     let t = now();
+    let reissue = crate::status::policy(view)?.reissue;
     let mut out = Vec::new();
     for (e, d) in view.active(&ROLE) {
         let sec1 = d.profile.slots.bytes(SLOT.name);
@@ -179,10 +203,11 @@ fn signing_entries(view: &AccountView, ca: &P256Signer) -> Result<Vec<AppEntry>>
         };
         let key_b64 = mesh_core::b64::encode(&sec1);
         let uid = format!("smime-cert:{}", e.device_udf);
-        if view
-            .app::<SmimeCert>(&uid)?
-            .is_some_and(|c| c.key == key_b64 && c.admin_epoch == view.profile.epoch())
-        {
+        if view.app::<SmimeCert>(&uid)?.is_some_and(|c| {
+            c.key == key_b64
+                && c.admin_epoch == view.profile.epoch()
+                && !reissue_due(&c.certificate, reissue)
+        }) {
             continue;
         }
         let public = P256Public::new(&sec1)
@@ -197,6 +222,7 @@ fn signing_entries(view: &AccountView, ca: &P256Signer) -> Result<Vec<AppEntry>>
                 serial,
                 not_before: secs(t) - 300,
                 not_after: secs(t + SIGNING_VALIDITY),
+                urls: Some(status_urls(view)),
             },
         )
         .map_err(internal)?;
@@ -242,6 +268,7 @@ fn new_epoch(view: &AccountView, ca: &P256Signer, epoch: u32, to: &Targets) -> R
             serial,
             not_before: secs(t) - 300,
             not_after: secs(t + SIGNING_VALIDITY),
+            urls: Some(status_urls(view)),
         },
         epoch,
     )
@@ -257,6 +284,35 @@ fn new_epoch(view: &AccountView, ca: &P256Signer, epoch: u32, to: &Targets) -> R
             holders,
         },
     ))
+}
+
+/// The current encryption certificate issued again for the same key (a
+/// new serial, the status addresses): holders keep the key they have.
+fn reissued(view: &AccountView, ca: &P256Signer, e: &SmimeEncryption) -> Result<AppEntry> {
+    let der = crate::x509::pem_to_der(&e.certificate).map_err(internal)?;
+    let public = crate::x509::RsaPublic::of_certificate(&der).map_err(internal)?;
+    let serial = random_serial();
+    let t = now();
+    let certificate = crate::x509::encryption_certificate(
+        ca,
+        &public,
+        &SigningCert {
+            address: &view.address,
+            device_name: "encryption",
+            serial,
+            not_before: secs(t) - 300,
+            not_after: secs(t + SIGNING_VALIDITY),
+            urls: Some(status_urls(view)),
+        },
+        e.epoch,
+    )
+    .map_err(internal)?;
+    let next = SmimeEncryption {
+        serial,
+        certificate,
+        ..e.clone()
+    };
+    Ok(AppEntry::new(format!("smime-enc:{}", e.epoch), &next))
 }
 
 /// The shared encryption key by the shared-key policy. Returns the entries
@@ -280,7 +336,12 @@ fn encryption_entries(
         }
     }
     let held = shared::holders_of(&last.holders, &last.key, &targets);
+    let reissue = crate::status::policy(view)?.reissue;
     let rotated = match shared::plan_current(&held, &targets) {
+        Plan::Keep if reissue_due(&last.certificate, reissue) => {
+            out.push(reissued(view, ca, last)?);
+            false
+        }
         Plan::Keep => false,
         Plan::Rewrap(to) => {
             out.push(rewrap(last, admin, &to)?);

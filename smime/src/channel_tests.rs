@@ -8,6 +8,7 @@ use mesh_plugins::testing::{uids, FakeDevice, TestAccount};
 use mesh_plugins::DeviceHost;
 
 use super::*;
+use crate::status::APP_STATUS;
 
 fn sorted(v: &[&str]) -> Vec<String> {
     let mut v: Vec<String> = v.iter().map(|s| s.to_string()).collect();
@@ -55,7 +56,7 @@ fn created() -> (TestAccount, FakeDevice) {
     let laptop = account.join("laptop", &[Role::ADMIN, ROLE]);
     let out = account.sync(&SmimePlugin, &Event::Created).expect("create");
     let laptop_cert = cert_uid(&laptop);
-    let want = sorted(&[APP_SMIME, APP_CRL, &laptop_cert, "smime-enc:0"]);
+    let want = sorted(&[APP_SMIME, APP_CRL, APP_STATUS, &laptop_cert, "smime-enc:0"]);
     assert_eq!(uids(&out), want);
     (account, laptop)
 }
@@ -99,7 +100,10 @@ fn a_joining_device_gets_a_certificate_and_the_same_key() {
     let out = account.sync(&SmimePlugin, &event).expect("join");
     // The CRL follows the access list's serial.
     let phone_cert = cert_uid(&phone);
-    assert_eq!(uids(&out), sorted(&[APP_CRL, &phone_cert, "smime-enc:0"]));
+    assert_eq!(
+        uids(&out),
+        sorted(&[APP_CRL, APP_STATUS, &phone_cert, "smime-enc:0"])
+    );
     let view = account.view();
     assert_eq!(signing_cert(&view, &laptop).serial, before);
     assert_eq!(opens(&view, &phone), vec![0]);
@@ -127,7 +131,7 @@ fn a_revoked_device_is_in_the_crl_and_the_key_rotates() {
         device: phone.device_udf().into(),
     };
     let out = account.sync(&SmimePlugin, &event).expect("revoke");
-    assert_eq!(uids(&out), sorted(&[APP_CRL, "smime-enc:1"]));
+    assert_eq!(uids(&out), sorted(&[APP_CRL, APP_STATUS, "smime-enc:1"]));
     let view = account.view();
     let (number, mut revoked) = crl(&view);
     revoked.sort();
@@ -154,7 +158,7 @@ fn a_rotated_device_keeps_its_certificate_and_gets_the_key_again() {
     };
     let out = account.sync(&SmimePlugin, &event).expect("rotate");
     // Its signing key is its own (not rotated): the same certificate.
-    assert_eq!(uids(&out), sorted(&[APP_CRL, "smime-enc:0"]));
+    assert_eq!(uids(&out), sorted(&[APP_CRL, APP_STATUS, "smime-enc:0"]));
     let view = account.view();
     assert_eq!(signing_cert(&view, &phone).serial, before);
     assert_eq!(opens(&view, &phone), vec![0]);

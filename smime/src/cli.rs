@@ -152,6 +152,22 @@ pub enum SmimeCmd {
         #[arg(long, value_enum, default_value_t = P12Arg::Modern)]
         profile: P12Arg,
     },
+    /// Issue this account's certificates again now (administrators): every device's signing certificate and the shared encryption certificate (same key, a new certificate), with the OCSP and CRL addresses correspondents check.
+    Reissue,
+    /// Show or set the account's S/MIME policy (administrators set it).
+    #[command(subcommand)]
+    Policy(SmimePolicyCmd),
+}
+
+/// `mesh smime policy`.
+#[derive(Debug, Subcommand)]
+pub enum SmimePolicyCmd {
+    /// How long each pre-signed OCSP answer is valid (default 24h, from 1h to 7d): a portal that withholds a revocation can serve the older `good` answer that long. No argument: show it.
+    OcspValidity {
+        /// e.g. 24h, 2d.
+        #[arg(value_parser = mesh_plugins::cli::parse_duration)]
+        duration: Option<u64>,
+    },
 }
 
 /// PKCS#12 encodings a user can ask for.
@@ -260,8 +276,48 @@ pub fn run(ctx: &dyn CommandContext, cmd: SmimeCmd) -> Result<(), CommandError> 
             nssdb,
             windows_store,
         } => with_view(ctx, |dh, view| install(dh, view, nssdb, windows_store, j)),
+        SmimeCmd::Reissue => reissue(ctx),
+        SmimeCmd::Policy(SmimePolicyCmd::OcspValidity { duration }) => ocsp_validity(ctx, duration),
         c => other(ctx, c, j),
     }
+}
+
+/// `mesh smime reissue`: the policy entry asks, the plugin issues in the
+/// same transaction.
+fn reissue(ctx: &dyn CommandContext) -> Result<(), CommandError> {
+    ctx.publish(&|view| crate::status::reissue_entry(view))?;
+    ctx.nudge_agent();
+    eprintln!(
+        "mesh: issued the S/MIME certificates again; devices install them at their next sync"
+    );
+    emit(ctx.json(), json!({ "reissued": true }), "reissued");
+    Ok(())
+}
+
+/// `mesh smime policy ocsp-validity`: show it, or publish a change.
+fn ocsp_validity(ctx: &dyn CommandContext, secs: Option<u64>) -> Result<(), CommandError> {
+    if let Some(secs) = secs {
+        // A validity out of bounds keeps its message, with a hint.
+        let bad = std::cell::RefCell::new(None);
+        ctx.publish(&|view| {
+            crate::status::validity_entry(view, secs).inspect_err(|e| {
+                if let PluginError::BadInput(m) = e {
+                    *bad.borrow_mut() = Some(m.clone());
+                }
+            })
+        })
+        .map_err(|e| match bad.take() {
+            Some(m) => hinted(m, "e.g. `mesh smime policy ocsp-validity 24h`"),
+            None => e,
+        })?;
+    }
+    let p = with_view(ctx, |_, view| crate::status::policy(view).map_err(err))?;
+    emit(
+        ctx.json(),
+        json!({ "ocsp_validity": p.validity() }),
+        &format!("OCSP answers valid {} s", p.validity()),
+    );
+    Ok(())
 }
 
 /// `mesh smime install`: into an NSS database, the Windows store, or both.
@@ -350,7 +406,9 @@ fn other(ctx: &dyn CommandContext, c: SmimeCmd, j: bool) -> Result<(), CommandEr
             | SmimeCmd::Verify { .. }
             | SmimeCmd::Encrypt { .. }
             | SmimeCmd::Decrypt { .. }
-            | SmimeCmd::Install { .. } => {
+            | SmimeCmd::Install { .. }
+            | SmimeCmd::Reissue
+            | SmimeCmd::Policy(_) => {
                 unreachable!("handled above")
             }
             SmimeCmd::Csr => ("csr", crate::device::csr(dh, view).map_err(err)?),

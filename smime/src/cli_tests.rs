@@ -112,3 +112,31 @@ fn install_windows_store_on_another_system_fails_with_a_hint_and_installs_nothin
     assert!(e.hint().is_some_and(|h| h.contains("mesh.exe")));
     assert!(!laptop.records().contains_key("smime-winstore"));
 }
+
+#[test]
+fn policy_ocsp_validity_publishes_the_policy_and_refuses_out_of_bounds() {
+    let (account, laptop) = created();
+    let ctx = FakeContext::new(&laptop, account.view(), true);
+    let m = parse(&["smime", "policy", "ocsp-validity", "2d"]);
+    SmimeCommand.run(&m, &ctx).expect("2d");
+    let published = ctx.published();
+    assert_eq!(published.len(), 1, "one policy entry");
+    assert_eq!(published[0].uid, crate::status::APP_POLICY);
+    assert_eq!(published[0].data["OcspValidity"], 2 * 86400);
+    let m = parse(&["smime", "policy", "ocsp-validity", "10m"]);
+    let e = SmimeCommand.run(&m, &ctx).expect_err("too short");
+    assert!(e.to_string().contains("out of bounds"), "{e}");
+    assert!(e.hint().is_some_and(|h| h.contains("ocsp-validity 24h")));
+}
+
+#[test]
+fn reissue_publishes_the_request_in_the_policy() {
+    let (account, laptop) = created();
+    let ctx = FakeContext::new(&laptop, account.view(), true);
+    SmimeCommand
+        .run(&parse(&["smime", "reissue"]), &ctx)
+        .expect("reissue");
+    let published = ctx.published();
+    assert_eq!(published.len(), 1);
+    assert!(published[0].data["Reissue"].as_u64().is_some());
+}

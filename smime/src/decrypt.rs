@@ -342,6 +342,7 @@ mod tests {
                 serial,
                 not_before: 1_790_000_000,
                 not_after: 1_890_000_000,
+                urls: None,
             },
             epoch,
         )

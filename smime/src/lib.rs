@@ -28,7 +28,9 @@ pub mod mail;
 pub mod message;
 pub mod mime;
 pub mod nss;
+pub mod ocsp;
 mod rejection;
+pub mod status;
 pub mod verify;
 pub mod winstore;
 #[cfg(windows)]
@@ -40,4 +42,5 @@ pub use x509::{
     ca_certificate, certificate_key, crl, csr, encryption_certificate, encryption_name,
     new_encryption_key, pem_certificates, pem_to_der, pkcs12, signing_certificate, signing_name,
     P12Entry, P12Profile, P256Public, P256Signer, Revoked, RsaPublic, SigningCert, SmimeError,
+    StatusUrls,
 };

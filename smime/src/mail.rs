@@ -328,6 +328,7 @@ mod tests {
             serial,
             not_before: now - 86_400,
             not_after: now + 100 * 365 * 86_400,
+            urls: None,
         };
         let public = device.verifying_key().to_encoded_point(false);
         let cert = crate::x509::signing_certificate(

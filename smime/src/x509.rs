@@ -56,6 +56,11 @@ impl P256Signer {
             .to_vec();
         P256Signer { key, public }
     }
+
+    /// The key (OCSP answers sign through `signature`'s traits, not rcgen's).
+    pub(crate) fn key(&self) -> &p256::ecdsa::SigningKey {
+        &self.key
+    }
 }
 
 impl PublicKeyData for P256Signer {
@@ -140,6 +145,17 @@ impl RsaPublic {
     }
 }
 
+impl RsaPublic {
+    /// The key a certificate certifies (PKCS#1 RSAPublicKey, its
+    /// subjectPublicKey): a certificate issued again for the same key.
+    pub fn of_certificate(cert_der: &[u8]) -> Result<RsaPublic, SmimeError> {
+        use rsa::pkcs1::DecodeRsaPublicKey;
+        let raw = certificate_key(cert_der)?;
+        rsa::RsaPublicKey::from_pkcs1_der(&raw).map_err(|_| SmimeError::BadKey)?;
+        Ok(RsaPublic(raw))
+    }
+}
+
 impl PublicKeyData for RsaPublic {
     fn der_bytes(&self) -> &[u8] {
         &self.0
@@ -173,6 +189,50 @@ pub struct SigningCert<'a> {
     pub not_before: i64,
     /// Seconds since the Unix epoch.
     pub not_after: i64,
+    /// Where correspondents check it (absent: certificates issued without).
+    pub urls: Option<StatusUrls>,
+}
+
+/// Where a certificate's status is served (PROTOCOL.md §12): the AIA OCSP
+/// responder and the CRL distribution point, at the account's portal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusUrls {
+    /// `<portal>/pki/<ProfileUdf>/ocsp`.
+    pub ocsp: String,
+    /// `<portal>/pki/<ProfileUdf>/smime.crl`.
+    pub crl: String,
+}
+
+impl StatusUrls {
+    /// The addresses for the account `profile_udf` served by `portal`.
+    pub fn at(portal: &str, profile_udf: &str) -> StatusUrls {
+        let base = format!("{}/pki/{profile_udf}", portal.trim_end_matches('/'));
+        StatusUrls {
+            ocsp: format!("{base}/ocsp"),
+            crl: format!("{base}/smime.crl"),
+        }
+    }
+}
+
+/// id-pe-authorityInfoAccess (RFC 5280 §4.2.2.1).
+const OID_AIA: &[u64] = &[1, 3, 6, 1, 5, 5, 7, 1, 1];
+
+/// id-ad-ocsp (RFC 5280 §4.2.2.1).
+const ID_AD_OCSP: der::oid::ObjectIdentifier =
+    der::oid::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1");
+
+/// The AIA extension's value: one id-ad-ocsp access description.
+fn aia(ocsp: &str) -> Result<Vec<u8>, SmimeError> {
+    use der::Encode;
+    use x509_cert::ext::pkix::{name::GeneralName, AccessDescription, AuthorityInfoAccessSyntax};
+    let bad = |e: der::Error| SmimeError::Cms(format!("AIA: {e}"));
+    let aia = AuthorityInfoAccessSyntax(vec![AccessDescription {
+        access_method: ID_AD_OCSP,
+        access_location: GeneralName::UniformResourceIdentifier(
+            der::asn1::Ia5String::new(ocsp).map_err(bad)?,
+        ),
+    }]);
+    aia.to_der().map_err(bad)
 }
 
 /// A device's S/MIME signing certificate (PEM), issued by the CA.
@@ -250,6 +310,15 @@ fn email_params(
         .map_err(|_| SmimeError::Time(c.not_before))?;
     p.not_after = time::OffsetDateTime::from_unix_timestamp(c.not_after)
         .map_err(|_| SmimeError::Time(c.not_after))?;
+    if let Some(u) = &c.urls {
+        p.crl_distribution_points = vec![rcgen::CrlDistributionPoint {
+            uris: vec![u.crl.clone()],
+        }];
+        p.custom_extensions = vec![rcgen::CustomExtension::from_oid_content(
+            OID_AIA,
+            aia(&u.ocsp)?,
+        )];
+    }
     Ok(p)
 }
 

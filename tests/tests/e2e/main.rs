@@ -25,6 +25,7 @@ mod host;
 mod hostile;
 mod mail;
 mod multiproc;
+mod ocsp;
 mod openssh_regress;
 mod pager;
 mod pgp;

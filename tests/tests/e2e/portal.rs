@@ -9,7 +9,7 @@ use mesh_tests::{Backend, Device, PortalProc, Scratch};
 mod audit;
 mod flood;
 mod invite;
-mod pki;
+pub(crate) mod pki;
 mod reads;
 mod refused;
 mod stored;

@@ -457,6 +457,7 @@ pub(super) fn vouches_for_nothing(
             serial: 7,
             not_before: now - 300,
             not_after: now + 86400,
+            urls: None,
         },
     )
     .expect("mint");

@@ -136,7 +136,7 @@ fn request(dir: &Path, cert: &str, extra: &[&str]) -> Vec<u8> {
 }
 
 /// One HTTP/1.1 exchange: status, headers (lowercase names), body.
-fn http(
+pub(crate) fn http(
     url: &str,
     method: &str,
     path: &str,
