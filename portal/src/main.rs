@@ -111,7 +111,7 @@ struct Serve {
     #[arg(long, default_value_t = Limits::default().max_accounts)]
     max_accounts: u64,
     /// Most bytes of entries one account may hold (connection requests
-    /// from others are not counted; a revocation may pass it by an eighth).
+    /// from others are not counted; a revocation may pass it by an eighth, at least 64 KiB).
     #[arg(long, default_value_t = Limits::default().max_account_bytes)]
     max_account_bytes: u64,
     /// Most bytes of the devices' signature audit logs one account may

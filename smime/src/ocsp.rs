@@ -80,7 +80,10 @@ pub fn key_hash(ca: &Certificate) -> Vec<u8> {
 
 /// The CA's answer for `cert_der` (which it issued) valid from `now` for
 /// `valid_for` seconds: thisUpdate and producedAt `now`, nextUpdate
-/// `now + valid_for`, the CA certificate attached.
+/// `now + valid_for`. No certificate is attached: the issuing CA signs
+/// itself (RFC 6960 §4.2.2.2), so a client verifies with the issuer it
+/// holds, and an attached copy would double each answer and with it the
+/// revocation's transaction, which must fit the portal's reserve.
 pub fn response(
     ca: &P256Signer,
     ca_der: &[u8],
@@ -110,7 +113,7 @@ pub fn response(
     let mut key = ca.key().clone();
     let signed = OcspResponseBuilder::new(responder)
         .with_single_response(single)
-        .sign::<_, p256::ecdsa::DerSignature>(&mut key, Some(vec![ca_cert]), gtime(now)?)
+        .sign::<_, p256::ecdsa::DerSignature>(&mut key, None, gtime(now)?)
         .map_err(bad)?;
     Ok(Answer {
         issuer_key_hash: data_encoding::HEXLOWER.encode(&hash),

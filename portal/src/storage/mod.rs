@@ -95,14 +95,21 @@ impl Default for Limits {
     }
 }
 
+/// The least a revocation may pass an account's byte quota by.
+pub const REVOCATION_RESERVE_FLOOR: u64 = 64 << 10;
+
 impl Limits {
     /// The quota of a transaction: a revocation may use a reserve above
     /// the limit (an eighth of it), so that an account that filled its
     /// quota can still revoke a stolen device.
     pub(crate) fn account_bytes(&self, revokes: bool) -> u64 {
         if revokes {
-            self.max_account_bytes
-                .saturating_add(self.max_account_bytes / 8)
+            // An eighth, and at least what a small account's revocation
+            // writes (new keys wrapped to each holder, certificates, the
+            // CRL and the OCSP answers signed ahead: about 20 KB for two
+            // devices).
+            let reserve = (self.max_account_bytes / 8).max(REVOCATION_RESERVE_FLOOR);
+            self.max_account_bytes.saturating_add(reserve)
         } else {
             self.max_account_bytes
         }
@@ -467,7 +474,25 @@ pub fn open(backend: &Backend, limits: Limits) -> Result<std::sync::Arc<dyn Stor
 
 #[cfg(test)]
 mod tests {
-    use super::Page;
+    use super::{Limits, Page, REVOCATION_RESERVE_FLOOR};
+
+    /// A revocation may pass the quota by an eighth, and by at least the
+    /// floor; nothing else passes it.
+    #[test]
+    fn a_revocation_has_a_reserve_of_an_eighth_and_at_least_the_floor() {
+        let at = |max: u64| Limits {
+            max_account_bytes: max,
+            ..Limits::default()
+        };
+        for (max, reserve) in [
+            (1000, REVOCATION_RESERVE_FLOOR),
+            (64 << 10, REVOCATION_RESERVE_FLOOR),
+            (8 << 20, 1 << 20),
+        ] {
+            assert_eq!(at(max).account_bytes(false), max, "{max}");
+            assert_eq!(at(max).account_bytes(true), max + reserve, "{max}");
+        }
+    }
 
     /// A page takes entries by their sizes before any is read: each store
     /// its first entry at least, then what fits in the budget left.
