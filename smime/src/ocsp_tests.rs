@@ -4,7 +4,13 @@ use super::*;
 use crate::x509::{P256Public, SigningCert};
 
 /// openssl on PATH (a failure under CI=true, else the test is skipped).
+/// A Windows build of these tests (run under Wine in CI for the
+/// certificate store) has no openssl peer: the Linux run checks with it.
 pub(crate) fn have_openssl() -> bool {
+    if cfg!(windows) {
+        eprintln!("skipping: the openssl peer runs on the Linux side");
+        return false;
+    }
     let found = std::process::Command::new("openssl")
         .arg("version")
         .output()
