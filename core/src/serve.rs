@@ -274,8 +274,9 @@ fn is_lower_hex(s: &str) -> bool {
     s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
-/// Standard base64 first, then the URL-safe alphabet, padded or not.
-fn decode(s: &str) -> Result<Vec<u8>, data_encoding::DecodeError> {
+/// Standard base64 first, then the URL-safe alphabet, padded or not (what
+/// `Serve` members and RFC 6960 Appendix A.1 GET requests carry).
+pub fn decode(s: &str) -> Result<Vec<u8>, data_encoding::DecodeError> {
     use data_encoding::{BASE64, BASE64URL, BASE64URL_NOPAD, BASE64_NOPAD};
     let b = s.as_bytes();
     BASE64

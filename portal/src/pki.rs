@@ -72,7 +72,7 @@ pub(crate) async fn ocsp_get(
     if encoded.len() > MAX_GET {
         return ocsp_der(MALFORMED, None);
     }
-    let der = decode_b64(encoded.trim_start_matches('/'));
+    let der = mesh_core::serve::decode(encoded.trim_start_matches('/')).ok();
     match der {
         Some(der) => answer(&st, udf, &der).await,
         None => ocsp_der(MALFORMED, None),
@@ -137,18 +137,6 @@ pub(crate) fn cert_id(der: &[u8]) -> Option<(Option<String>, String)> {
     let key = (id.hash_algorithm.oid == SHA1)
         .then(|| data_encoding::HEXLOWER.encode(id.issuer_key_hash.as_bytes()));
     Some((key, serial))
-}
-
-/// Standard base64 (what RFC 6960 Appendix A.1 says), or URL-safe.
-fn decode_b64(s: &str) -> Option<Vec<u8>> {
-    use data_encoding::{BASE64, BASE64URL, BASE64URL_NOPAD, BASE64_NOPAD};
-    let b = s.as_bytes();
-    BASE64
-        .decode(b)
-        .or_else(|_| BASE64_NOPAD.decode(b))
-        .or_else(|_| BASE64URL.decode(b))
-        .or_else(|_| BASE64URL_NOPAD.decode(b))
-        .ok()
 }
 
 /// An OCSP answer; with `max_age`, cacheable that long (until the

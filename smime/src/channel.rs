@@ -257,22 +257,8 @@ fn new_epoch(view: &AccountView, ca: &P256Signer, epoch: u32, to: &Targets) -> R
     let k = crate::x509::new_encryption_key().map_err(internal)?;
     let pkcs8 = Zeroizing::new(k.to_pkcs8_der().map_err(internal)?.as_bytes().to_vec());
     let serial = random_serial();
-    let t = now();
     let public = crate::x509::RsaPublic::new(&k.to_public_key()).map_err(internal)?;
-    let certificate = crate::x509::encryption_certificate(
-        ca,
-        &public,
-        &SigningCert {
-            address: &view.address,
-            device_name: "encryption",
-            serial,
-            not_before: secs(t) - 300,
-            not_after: secs(t + SIGNING_VALIDITY),
-            urls: Some(status_urls(view)),
-        },
-        epoch,
-    )
-    .map_err(internal)?;
+    let certificate = encryption_certificate(view, ca, &public, serial, epoch)?;
     let (key, holders) = shared::wrap(CT_SMIME_KEY, &pkcs8, to)?;
     Ok(AppEntry::new(
         format!("smime-enc:{epoch}"),
@@ -286,16 +272,19 @@ fn new_epoch(view: &AccountView, ca: &P256Signer, epoch: u32, to: &Targets) -> R
     ))
 }
 
-/// The current encryption certificate issued again for the same key (a
-/// new serial, the status addresses): holders keep the key they have.
-fn reissued(view: &AccountView, ca: &P256Signer, e: &SmimeEncryption) -> Result<AppEntry> {
-    let der = crate::x509::pem_to_der(&e.certificate).map_err(internal)?;
-    let public = crate::x509::RsaPublic::of_certificate(&der).map_err(internal)?;
-    let serial = random_serial();
+/// The shared encryption certificate of `epoch` for `public`, valid from
+/// now, with the status addresses.
+fn encryption_certificate(
+    view: &AccountView,
+    ca: &P256Signer,
+    public: &crate::x509::RsaPublic,
+    serial: u64,
+    epoch: u32,
+) -> Result<String> {
     let t = now();
-    let certificate = crate::x509::encryption_certificate(
+    crate::x509::encryption_certificate(
         ca,
-        &public,
+        public,
         &SigningCert {
             address: &view.address,
             device_name: "encryption",
@@ -304,9 +293,18 @@ fn reissued(view: &AccountView, ca: &P256Signer, e: &SmimeEncryption) -> Result<
             not_after: secs(t + SIGNING_VALIDITY),
             urls: Some(status_urls(view)),
         },
-        e.epoch,
+        epoch,
     )
-    .map_err(internal)?;
+    .map_err(internal)
+}
+
+/// The current encryption certificate issued again for the same key (a
+/// new serial, the status addresses): holders keep the key they have.
+fn reissued(view: &AccountView, ca: &P256Signer, e: &SmimeEncryption) -> Result<AppEntry> {
+    let der = crate::x509::pem_to_der(&e.certificate).map_err(internal)?;
+    let public = crate::x509::RsaPublic::of_certificate(&der).map_err(internal)?;
+    let serial = random_serial();
+    let certificate = encryption_certificate(view, ca, &public, serial, e.epoch)?;
     let next = SmimeEncryption {
         serial,
         certificate,

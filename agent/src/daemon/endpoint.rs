@@ -96,8 +96,8 @@ mod imp {
         sys.process(pid)?.user_id().cloned()
     }
 
-    fn me() -> Result<sysinfo::Uid, DaemonError> {
-        user_of(std::process::id()).ok_or_else(|| DaemonError::Io {
+    fn me() -> Result<&'static sysinfo::Uid, DaemonError> {
+        my_user().ok_or_else(|| DaemonError::Io {
             what: "reading this process's user".into(),
             source: std::io::Error::other("no token"),
         })
@@ -114,7 +114,7 @@ mod imp {
         }
         let sid = me()?;
         // Protected DACL: full access for this user's SID, no one else.
-        let sddl = format!("D:P(A;;GA;;;{})", &*sid);
+        let sddl = format!("D:P(A;;GA;;;{})", &**sid);
         let wide: Vec<u16> = sddl.encode_utf16().chain(std::iter::once(0)).collect();
         let wide = widestring::U16CStr::from_slice(&wide).map_err(|e| DaemonError::Io {
             what: "the pipe's security descriptor".into(),
